@@ -1,0 +1,414 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-cmk data path: AES-XTS with a plain64 IV, one crypto request per
+ * encryption sector, byte for byte what dm-crypt's aes-xts-plain64 writes.
+ *
+ * Reads are remapped to the backing device as they are and decrypted in
+ * place when they complete.  Writes are encrypted into bounce pages, which
+ * go to the backing device in a bio of their own.  Everything a bio needs
+ * lives in its per-bio data (struct cmk_io plus one skcipher request) or
+ * comes from mempools, so the I/O path never depends on an allocation that
+ * can fail.
+ *
+ * A bio takes a reference on the key only while doing its cryptography
+ * (see cmk_key_get()), never while it waits for the backing device, so a
+ * wipe waits at most for the crypto work of the bios already under way.
+ */
+
+#include <linux/blkdev.h>
+#include <linux/scatterlist.h>
+#include <crypto/skcipher.h>
+
+#include "compat.h"
+#include "dm-cmk.h"
+
+/* Largest write encrypted in one go; its bounce pages fit one bio. */
+#define CMK_MAX_WRITE_SECTORS ((BIO_MAX_VECS << PAGE_SHIFT) >> SECTOR_SHIFT)
+
+/**
+ * struct cmk_io - per-bio state, in the bio's per-bio data
+ * @ct: the target
+ * @bio: the bio device-mapper gave to cmk_map()
+ * @clone: for writes, the bio carrying the ciphertext
+ * @key: the key, held only during cryptography
+ * @iter_in: what is left to encrypt or decrypt in @bio
+ * @iter_out: where the next sector's ciphertext goes in @clone
+ * @sector: IV sector of the next encryption sector, in 512-byte units
+ * @end_io: for reads, @bio's completion handler, restored before ending it
+ * @private: for reads, @bio's bi_private, restored likewise
+ * @status: result so far
+ * @work: runs the crypto step in the target's workqueue
+ * @iv: IV of the request in flight
+ * @sg_in: source of the request in flight
+ * @sg_out: destination of the request in flight
+ *
+ * The skcipher request follows at &cmk_target.req_offset.
+ */
+struct cmk_io {
+	struct cmk_target *ct;
+	struct bio *bio;
+	struct bio *clone;
+	struct cmk_key *key;
+	struct bvec_iter iter_in;
+	struct bvec_iter iter_out;
+	u64 sector;
+	bio_end_io_t *end_io;
+	void *private;
+	blk_status_t status;
+	struct work_struct work;
+	u8 iv[CMK_IV_SIZE] __aligned(__alignof__(u64));
+	struct scatterlist sg_in;
+	struct scatterlist sg_out;
+};
+
+unsigned int cmk_io_data_size(struct cmk_target *ct, unsigned int reqsize)
+{
+	ct->req_offset = ALIGN(sizeof(struct cmk_io), CRYPTO_MINALIGN);
+	return ALIGN(ct->req_offset + sizeof(struct skcipher_request) + reqsize,
+		     ARCH_KMALLOC_MINALIGN);
+}
+
+static inline struct skcipher_request *cmk_io_req(struct cmk_io *io)
+{
+	return (void *)io + io->ct->req_offset;
+}
+
+static void cmk_crypt_step(struct cmk_io *io);
+
+static void cmk_read_finish(struct cmk_io *io)
+{
+	struct bio *bio = io->bio;
+
+	bio->bi_end_io = io->end_io;
+	bio->bi_private = io->private;
+	bio->bi_status = io->status;
+	bio_endio(bio);
+}
+
+static void cmk_free_bounce(struct cmk_io *io, struct bio *clone)
+{
+	struct bio_vec *bv;
+	struct bvec_iter_all iter;
+
+	bio_for_each_segment_all(bv, clone, iter)
+		mempool_free(bv->bv_page, &io->ct->page_pool);
+}
+
+static void cmk_write_endio(struct bio *clone)
+{
+	struct cmk_io *io = clone->bi_private;
+	struct cmk_slot *slot = io->ct->slot;
+	blk_status_t status = clone->bi_status;
+
+	cmk_free_bounce(io, clone);
+	bio_put(clone);
+	if (status)
+		atomic64_inc(&slot->io_errors);
+	else
+		atomic64_inc(&slot->writes);
+	io->bio->bi_status = status;
+	bio_endio(io->bio);
+}
+
+/* All sectors are done (or one failed): hand the bio on. */
+static void cmk_crypt_finish(struct cmk_io *io)
+{
+	struct cmk_slot *slot = io->ct->slot;
+
+	cmk_key_put(io->key);
+	io->key = NULL;
+	if (io->status)
+		atomic64_inc(&slot->io_errors);
+
+	if (bio_data_dir(io->bio) == READ) {
+		if (!io->status)
+			atomic64_inc(&slot->reads);
+		cmk_read_finish(io);
+		return;
+	}
+	if (io->status) {
+		cmk_free_bounce(io, io->clone);
+		bio_put(io->clone);
+		io->bio->bi_status = io->status;
+		bio_endio(io->bio);
+		return;
+	}
+	submit_bio_noacct(io->clone);
+}
+
+static void cmk_crypt_advance(struct cmk_io *io)
+{
+	unsigned int len = io->ct->sector_size;
+
+	bio_advance_iter(io->bio, &io->iter_in, len);
+	if (io->clone)
+		bio_advance_iter(io->clone, &io->iter_out, len);
+	io->sector += len >> SECTOR_SHIFT;
+}
+
+static void cmk_crypt_work(struct work_struct *work)
+{
+	cmk_crypt_step(container_of(work, struct cmk_io, work));
+}
+
+/*
+ * Completion of a request that went asynchronous.  -EINPROGRESS only says
+ * a backlogged request has started; the real completion follows.  Carry on
+ * in the workqueue, not in the crypto driver's completion context.
+ */
+static void cmk_crypt_async_done(CMK_ASYNC_ARG, int err)
+{
+	struct cmk_io *io = cmk_async_data(arg);
+
+	if (err == -EINPROGRESS)
+		return;
+	if (err) {
+		io->status = BLK_STS_IOERR;
+		io->iter_in.bi_size = 0;
+	} else {
+		cmk_crypt_advance(io);
+	}
+	INIT_WORK(&io->work, cmk_crypt_work);
+	queue_work(io->ct->wq, &io->work);
+}
+
+/*
+ * Encrypt or decrypt the rest of the bio, one encryption sector per
+ * request.  Returns early when a request goes asynchronous; its completion
+ * calls back in here.
+ */
+static void cmk_crypt_step(struct cmk_io *io)
+{
+	struct cmk_target *ct = io->ct;
+	struct skcipher_request *req = cmk_io_req(io);
+	bool write = bio_data_dir(io->bio) == WRITE;
+	unsigned int len = ct->sector_size;
+	struct bio_vec in, out;
+	u64 iv_sector;
+	int ret;
+
+	while (io->iter_in.bi_size) {
+		in = bio_iter_iovec(io->bio, io->iter_in);
+		if (unlikely(in.bv_len < len || in.bv_offset & (len - 1) ||
+			     io->iter_in.bi_size & (len - 1))) {
+			/* io_hints promise sector-aligned segments. */
+			DMERR_LIMIT("%s: misaligned bio segment",
+				    ct->slot->name);
+			io->status = BLK_STS_IOERR;
+			break;
+		}
+		sg_init_table(&io->sg_in, 1);
+		sg_set_page(&io->sg_in, in.bv_page, len, in.bv_offset);
+		if (write) {
+			out = bio_iter_iovec(io->clone, io->iter_out);
+			sg_init_table(&io->sg_out, 1);
+			sg_set_page(&io->sg_out, out.bv_page, len,
+				    out.bv_offset);
+		}
+
+		iv_sector = io->sector;
+		if (test_bit(CMK_IV_LARGE_SECTORS, &ct->flags))
+			iv_sector >>= ct->sector_shift;
+		memset(io->iv, 0, sizeof(io->iv));
+		*(__le64 *)io->iv = cpu_to_le64(iv_sector);
+
+		skcipher_request_set_tfm(req, io->key->tfm);
+		skcipher_request_set_callback(req, CRYPTO_TFM_REQ_MAY_BACKLOG,
+					      cmk_crypt_async_done, io);
+		skcipher_request_set_crypt(req, &io->sg_in,
+					   write ? &io->sg_out : &io->sg_in,
+					   len, io->iv);
+		ret = write ? crypto_skcipher_encrypt(req) :
+			      crypto_skcipher_decrypt(req);
+		if (ret == -EINPROGRESS || ret == -EBUSY)
+			return;
+		if (ret) {
+			DMERR_LIMIT("%s: crypto error %d", ct->slot->name, ret);
+			io->status = BLK_STS_IOERR;
+			break;
+		}
+		cmk_crypt_advance(io);
+	}
+	cmk_crypt_finish(io);
+}
+
+/* Refuse a bio because the slot holds no usable key. */
+static void cmk_refuse(struct cmk_target *ct)
+{
+	struct cmk_slot *slot = ct->slot;
+
+	cmk_slot_note_refused(slot);
+	DMERR_LIMIT("%s: I/O refused, device is %s", slot->name,
+		    cmk_state_name(READ_ONCE(slot->state)));
+}
+
+/* Start decrypting a read that completed. */
+static void cmk_read_crypt(struct cmk_io *io)
+{
+	io->key = cmk_key_get(io->ct->slot);
+	if (!io->key) {
+		cmk_refuse(io->ct);
+		io->status = BLK_STS_IOERR;
+		cmk_read_finish(io);
+		return;
+	}
+	cmk_crypt_step(io);
+}
+
+static void cmk_read_work(struct work_struct *work)
+{
+	cmk_read_crypt(container_of(work, struct cmk_io, work));
+}
+
+static void cmk_read_endio(struct bio *bio)
+{
+	struct cmk_io *io = bio->bi_private;
+	struct cmk_target *ct = io->ct;
+
+	if (bio->bi_status) {
+		atomic64_inc(&ct->slot->io_errors);
+		io->status = bio->bi_status;
+		cmk_read_finish(io);
+		return;
+	}
+	if (test_bit(CMK_NO_READ_WORKQUEUE, &ct->flags) &&
+	    !in_hardirq() && !irqs_disabled()) {
+		cmk_read_crypt(io);
+		return;
+	}
+	INIT_WORK(&io->work, cmk_read_work);
+	queue_work(ct->wq, &io->work);
+}
+
+/*
+ * Get bounce pages for a write.  Try without waiting first; if that fails,
+ * wait for the pool, one bio at a time, so that two bios can never each
+ * hold part of the reserve the other needs.
+ */
+static void cmk_alloc_bounce(struct cmk_io *io, unsigned int size)
+{
+	struct cmk_target *ct = io->ct;
+	unsigned int nr = DIV_ROUND_UP(size, PAGE_SIZE);
+	gfp_t gfp = GFP_NOWAIT | __GFP_NOWARN;
+	bool locked = false;
+	struct bio *clone;
+	struct page *page;
+	unsigned int i, len;
+
+retry:
+	clone = bio_alloc_bioset(ct->dev->bdev, nr, io->bio->bi_opf,
+				 GFP_NOIO, &ct->bs);
+	for (i = 0; i < nr; i++) {
+		page = mempool_alloc(&ct->page_pool, gfp);
+		if (!page) {
+			cmk_free_bounce(io, clone);
+			bio_put(clone);
+			mutex_lock(&ct->bounce_lock);
+			locked = true;
+			gfp = GFP_NOIO;
+			goto retry;
+		}
+		len = min_t(unsigned int, size - i * PAGE_SIZE, PAGE_SIZE);
+		__bio_add_page(clone, page, len, 0);
+	}
+	if (locked)
+		mutex_unlock(&ct->bounce_lock);
+
+	clone->bi_iter.bi_sector = ct->start + io->sector - ct->iv_offset;
+	clone->bi_ioprio = io->bio->bi_ioprio;
+	clone->bi_private = io;
+	clone->bi_end_io = cmk_write_endio;
+	bio_clone_blkg_association(clone, io->bio);
+	io->clone = clone;
+	io->iter_out = clone->bi_iter;
+}
+
+static void cmk_write_crypt(struct cmk_io *io)
+{
+	/* Allocate first: the key reference is held only for the crypto. */
+	cmk_alloc_bounce(io, io->iter_in.bi_size);
+	io->key = cmk_key_get(io->ct->slot);
+	if (!io->key) {
+		cmk_refuse(io->ct);
+		cmk_free_bounce(io, io->clone);
+		bio_put(io->clone);
+		io->bio->bi_status = BLK_STS_IOERR;
+		bio_endio(io->bio);
+		return;
+	}
+	cmk_crypt_step(io);
+}
+
+static void cmk_write_work(struct work_struct *work)
+{
+	cmk_write_crypt(container_of(work, struct cmk_io, work));
+}
+
+static int cmk_map_passthrough(struct dm_target *ti, struct bio *bio)
+{
+	struct cmk_target *ct = ti->private;
+
+	bio_set_dev(bio, ct->dev->bdev);
+	if (bio_sectors(bio))
+		bio->bi_iter.bi_sector = ct->start +
+			dm_target_offset(ti, bio->bi_iter.bi_sector);
+	return DM_MAPIO_REMAPPED;
+}
+
+int cmk_map(struct dm_target *ti, struct bio *bio)
+{
+	struct cmk_target *ct = ti->private;
+	struct cmk_io *io;
+	sector_t sector;
+
+	/* An empty flush carries no data; a discard only if allowed. */
+	if (unlikely(bio->bi_opf & REQ_PREFLUSH) && !bio_has_data(bio))
+		return cmk_map_passthrough(ti, bio);
+	if (bio_op(bio) == REQ_OP_DISCARD) {
+		if (!test_bit(CMK_ALLOW_DISCARDS, &ct->flags))
+			return DM_MAPIO_KILL;
+		return cmk_map_passthrough(ti, bio);
+	}
+	if (unlikely(bio_op(bio) != REQ_OP_READ &&
+		     bio_op(bio) != REQ_OP_WRITE))
+		return DM_MAPIO_KILL;
+
+	if (unlikely(READ_ONCE(ct->slot->state) != DM_CMK_STATE_ACTIVE)) {
+		cmk_refuse(ct);
+		return DM_MAPIO_KILL;
+	}
+
+	if (bio_data_dir(bio) == WRITE &&
+	    bio_sectors(bio) > CMK_MAX_WRITE_SECTORS)
+		dm_accept_partial_bio(bio, CMK_MAX_WRITE_SECTORS);
+
+	sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
+	if (unlikely(sector & ((ct->sector_size >> SECTOR_SHIFT) - 1) ||
+		     bio->bi_iter.bi_size & (ct->sector_size - 1)))
+		return DM_MAPIO_KILL;
+
+	io = dm_per_bio_data(bio, ti->per_io_data_size);
+	io->ct = ct;
+	io->bio = bio;
+	io->clone = NULL;
+	io->key = NULL;
+	io->iter_in = bio->bi_iter;
+	io->sector = sector + ct->iv_offset;
+	io->status = BLK_STS_OK;
+
+	if (bio_data_dir(bio) == READ) {
+		io->end_io = bio->bi_end_io;
+		io->private = bio->bi_private;
+		bio->bi_end_io = cmk_read_endio;
+		bio->bi_private = io;
+		return cmk_map_passthrough(ti, bio);
+	}
+
+	if (test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags)) {
+		cmk_write_crypt(io);
+	} else {
+		INIT_WORK(&io->work, cmk_write_work);
+		queue_work(ct->wq, &io->work);
+	}
+	return DM_MAPIO_SUBMITTED;
+}

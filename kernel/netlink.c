@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The "dm-cmk" generic netlink family: the only way keys enter the kernel.
+ *
+ * Every operation needs CAP_NET_ADMIN and works only in the initial network
+ * namespace (block devices are global).  Attributes are validated strictly
+ * against one policy; the key must be exactly DM_CMK_KEY_LEN bytes and is
+ * zeroed in the request as soon as it has been used.
+ */
+
+#include <net/genetlink.h>
+#include <crypto/algapi.h>
+
+#include "dm-cmk.h"
+
+static const struct nla_policy cmk_policy[DM_CMK_A_MAX + 1] = {
+	[DM_CMK_A_NAME] = { .type = NLA_NUL_STRING, .len = DM_CMK_NAME_MAX },
+	[DM_CMK_A_KEY] = NLA_POLICY_EXACT_LEN(DM_CMK_KEY_LEN),
+	[DM_CMK_A_GENERATION] = { .type = NLA_U64 },
+	[DM_CMK_A_LEASE_MS] = { .type = NLA_U32 },
+	[DM_CMK_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, DM_CMK_F_ALL),
+	[DM_CMK_A_REASON] = NLA_POLICY_MAX(NLA_U32, DM_CMK_REASON_MAX),
+};
+
+static struct genl_family cmk_family;
+
+/* Find the slot named in the request, or explain why not. */
+static struct cmk_slot *cmk_nl_slot(struct genl_info *info)
+{
+	struct nlattr *attr = info->attrs[DM_CMK_A_NAME];
+	struct cmk_slot *slot;
+
+	if (GENL_REQ_ATTR_CHECK(info, DM_CMK_A_NAME))
+		return ERR_PTR(-EINVAL);
+	if (!cmk_name_valid(nla_data(attr))) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attr,
+				    "key name must be 1 to 64 characters of [A-Za-z0-9._:-]");
+		return ERR_PTR(-EINVAL);
+	}
+	slot = cmk_slot_find(nla_data(attr));
+	if (!slot) {
+		NL_SET_ERR_MSG_ATTR(info->extack, attr,
+				    "no dm-cmk device uses this key name");
+		return ERR_PTR(-ENODEV);
+	}
+	return slot;
+}
+
+/*
+ * May @slot take a lease of @lease_ms?  0 asks for no lease at all, which
+ * the table must allow.  Return: 0 or -ERANGE.
+ */
+static int cmk_nl_lease_check(struct cmk_slot *slot, u32 lease_ms,
+			      struct netlink_ext_ack *extack)
+{
+	if (lease_ms == 0 && !slot->allow_no_lease) {
+		NL_SET_ERR_MSG(extack,
+			       "lease 0 (no lease) needs the table option allow_no_lease");
+		return -ERANGE;
+	}
+	if (lease_ms > slot->lease_max_ms) {
+		NL_SET_ERR_MSG(extack,
+			       "lease is longer than the table option lease_ms allows");
+		return -ERANGE;
+	}
+	return 0;
+}
+
+static bool cmk_nl_all(struct genl_info *info)
+{
+	struct nlattr *attr = info->attrs[DM_CMK_A_FLAGS];
+
+	return attr && (nla_get_u32(attr) & DM_CMK_F_ALL);
+}
+
+static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *key_attr = info->attrs[DM_CMK_A_KEY];
+	struct nlattr *gen_attr = info->attrs[DM_CMK_A_GENERATION];
+	struct cmk_slot *slot;
+	u8 *key = NULL;
+	u32 lease_ms;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, DM_CMK_A_KEY) ||
+	    GENL_REQ_ATTR_CHECK(info, DM_CMK_A_LEASE_MS)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	key = nla_data(key_attr);
+	lease_ms = nla_get_u32(info->attrs[DM_CMK_A_LEASE_MS]);
+
+	if (!crypto_memneq(key, key + DM_CMK_KEY_LEN / 2, DM_CMK_KEY_LEN / 2)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, key_attr,
+				    "the two halves of an XTS key must differ");
+		ret = -EINVAL;
+		goto out;
+	}
+
+	mutex_lock(&cmk_mutex);
+	slot = cmk_nl_slot(info);
+	if (IS_ERR(slot)) {
+		ret = PTR_ERR(slot);
+		goto unlock;
+	}
+	ret = cmk_nl_lease_check(slot, lease_ms, info->extack);
+	if (ret)
+		goto unlock;
+	ret = cmk_slot_install(slot, key, gen_attr ? nla_get_u64(gen_attr) : 0,
+			       lease_ms);
+	if (ret)
+		NL_SET_ERR_MSG(info->extack, "the crypto API refused the key");
+unlock:
+	mutex_unlock(&cmk_mutex);
+out:
+	/* Wipe the key in the request on every path. */
+	if (key_attr)
+		memzero_explicit(nla_data(key_attr), nla_len(key_attr));
+	return ret;
+}
+
+static int cmk_nl_key_wipe(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *reason_attr = info->attrs[DM_CMK_A_REASON];
+	enum dm_cmk_reason reason = DM_CMK_REASON_REQUESTED;
+	struct cmk_slot *slot;
+	int ret = 0;
+
+	if (reason_attr)
+		reason = nla_get_u32(reason_attr);
+
+	mutex_lock(&cmk_mutex);
+	if (cmk_nl_all(info)) {
+		cmk_wipe_all(reason);
+	} else {
+		slot = cmk_nl_slot(info);
+		if (IS_ERR(slot))
+			ret = PTR_ERR(slot);
+		else
+			cmk_slot_wipe(slot, reason);
+	}
+	mutex_unlock(&cmk_mutex);
+	return ret;
+}
+
+static int cmk_nl_lease_renew(struct sk_buff *skb, struct genl_info *info)
+{
+	struct nlattr *lease_attr = info->attrs[DM_CMK_A_LEASE_MS];
+	struct cmk_slot *slot;
+	u32 lease_ms;
+	int ret = 0;
+
+	if (GENL_REQ_ATTR_CHECK(info, DM_CMK_A_LEASE_MS))
+		return -EINVAL;
+	lease_ms = nla_get_u32(lease_attr);
+
+	mutex_lock(&cmk_mutex);
+	if (cmk_nl_all(info)) {
+		/* Renew every key that is live; skip the others. */
+		list_for_each_entry(slot, &cmk_slots, node) {
+			if (slot->state != DM_CMK_STATE_ACTIVE ||
+			    cmk_nl_lease_check(slot, lease_ms, NULL))
+				continue;
+			cmk_slot_renew(slot, lease_ms);
+		}
+		goto unlock;
+	}
+
+	slot = cmk_nl_slot(info);
+	if (IS_ERR(slot)) {
+		ret = PTR_ERR(slot);
+		goto unlock;
+	}
+	ret = cmk_nl_lease_check(slot, lease_ms, info->extack);
+	if (ret)
+		goto unlock;
+	ret = cmk_slot_renew(slot, lease_ms);
+	if (ret)
+		NL_SET_ERR_MSG(info->extack,
+			       "the device holds no key; install one with KEY_SET");
+unlock:
+	mutex_unlock(&cmk_mutex);
+	return ret;
+}
+
+/* Describe @slot in a message; never includes key material. */
+static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
+		       u32 seq, int flags, u8 cmd)
+{
+	enum dm_cmk_state state = slot->state;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, portid, seq, &cmk_family, flags, cmd);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_string(skb, DM_CMK_A_NAME, slot->name) ||
+	    nla_put_string(skb, DM_CMK_A_DEVICE, dm_device_name(slot->md)) ||
+	    nla_put_u32(skb, DM_CMK_A_STATE, state) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
+			      DM_CMK_A_PAD) ||
+	    nla_put_u32(skb, DM_CMK_A_LEASE_MAX_MS, slot->lease_max_ms) ||
+	    nla_put_u32(skb, DM_CMK_A_SECTOR_SIZE, slot->sector_size) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_READS,
+			      atomic64_read(&slot->reads), DM_CMK_A_PAD) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_WRITES,
+			      atomic64_read(&slot->writes), DM_CMK_A_PAD) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_IO_ERRORS,
+			      atomic64_read(&slot->io_errors), DM_CMK_A_PAD) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_REFUSED,
+			      atomic64_read(&slot->refused), DM_CMK_A_PAD))
+		goto cancel;
+	if (state == DM_CMK_STATE_ACTIVE && !slot->lease_forever &&
+	    nla_put_u32(skb, DM_CMK_A_LEASE_LEFT_MS,
+			cmk_slot_lease_left_ms(slot)))
+		goto cancel;
+	if (state == DM_CMK_STATE_WIPED &&
+	    nla_put_u32(skb, DM_CMK_A_REASON, slot->wipe_reason))
+		goto cancel;
+	genlmsg_end(skb, hdr);
+	return 0;
+
+cancel:
+	genlmsg_cancel(skb, hdr);
+	return -EMSGSIZE;
+}
+
+static int cmk_nl_get(struct sk_buff *skb, struct genl_info *info)
+{
+	struct cmk_slot *slot;
+	struct sk_buff *msg;
+	int ret;
+
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+
+	mutex_lock(&cmk_mutex);
+	slot = cmk_nl_slot(info);
+	if (IS_ERR(slot))
+		ret = PTR_ERR(slot);
+	else
+		ret = cmk_nl_fill(msg, slot, info->snd_portid, info->snd_seq,
+				  0, DM_CMK_CMD_GET);
+	mutex_unlock(&cmk_mutex);
+
+	if (ret) {
+		nlmsg_free(msg);
+		return ret;
+	}
+	return genlmsg_reply(msg, info);
+}
+
+/* cb->args[0] holds the id of the next slot to report. */
+static int cmk_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct cmk_slot *slot;
+
+	mutex_lock(&cmk_mutex);
+	list_for_each_entry(slot, &cmk_slots, node) {
+		if (slot->id < cb->args[0])
+			continue;
+		if (cmk_nl_fill(skb, slot, NETLINK_CB(cb->skb).portid,
+				cb->nlh->nlmsg_seq, NLM_F_MULTI,
+				DM_CMK_CMD_GET))
+			break;
+		cb->args[0] = slot->id + 1;
+	}
+	mutex_unlock(&cmk_mutex);
+	return skb->len;
+}
+
+/**
+ * cmk_netlink_notify() - tell the "events" group about a key event
+ * @slot: the device
+ * @event: what happened
+ * @reason: why a key was wiped (%DM_CMK_EVENT_KEY_WIPED only)
+ *
+ * Context: process context, cmk_mutex held.
+ */
+void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
+			enum dm_cmk_reason reason)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	lockdep_assert_held(&cmk_mutex);
+
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &cmk_family, 0, DM_CMK_CMD_EVENT);
+	if (!hdr)
+		goto fail;
+	if (nla_put_u32(skb, DM_CMK_A_EVENT, event) ||
+	    nla_put_string(skb, DM_CMK_A_NAME, slot->name) ||
+	    nla_put_string(skb, DM_CMK_A_DEVICE, dm_device_name(slot->md)) ||
+	    nla_put_u32(skb, DM_CMK_A_STATE, slot->state) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
+			      DM_CMK_A_PAD))
+		goto fail;
+	if (event == DM_CMK_EVENT_KEY_WIPED &&
+	    nla_put_u32(skb, DM_CMK_A_REASON, reason))
+		goto fail;
+	genlmsg_end(skb, hdr);
+	genlmsg_multicast(&cmk_family, skb, 0, 0, GFP_KERNEL);
+	return;
+
+fail:
+	nlmsg_free(skb);
+}
+
+static const struct genl_small_ops cmk_ops[] = {
+	{
+		.cmd = DM_CMK_CMD_KEY_SET,
+		.doit = cmk_nl_key_set,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = DM_CMK_CMD_KEY_WIPE,
+		.doit = cmk_nl_key_wipe,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = DM_CMK_CMD_LEASE_RENEW,
+		.doit = cmk_nl_lease_renew,
+		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = DM_CMK_CMD_GET,
+		.doit = cmk_nl_get,
+		.dumpit = cmk_nl_dump,
+		.flags = GENL_ADMIN_PERM,
+	},
+};
+
+static const struct genl_multicast_group cmk_mcgrps[] = {
+	{ .name = DM_CMK_MCGRP_EVENTS },
+};
+
+static struct genl_family cmk_family __ro_after_init = {
+	.name = DM_CMK_GENL_NAME,
+	.version = DM_CMK_GENL_VERSION,
+	.maxattr = DM_CMK_A_MAX,
+	.policy = cmk_policy,
+	.netnsok = false,
+	.module = THIS_MODULE,
+	.small_ops = cmk_ops,
+	.n_small_ops = ARRAY_SIZE(cmk_ops),
+	.mcgrps = cmk_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(cmk_mcgrps),
+};
+
+int __init cmk_netlink_init(void)
+{
+	return genl_register_family(&cmk_family);
+}
+
+void cmk_netlink_exit(void)
+{
+	genl_unregister_family(&cmk_family);
+}
+MODULE_ALIAS_GENL_FAMILY(DM_CMK_GENL_NAME);
