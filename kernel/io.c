@@ -25,6 +25,12 @@
 /* Largest write encrypted in one go; its bounce pages fit one bio. */
 #define CMK_MAX_WRITE_SECTORS ((BIO_MAX_VECS << PAGE_SHIFT) >> SECTOR_SHIFT)
 
+enum cmk_phase {
+	CMK_PHASE_READ,		/* read completed: start decrypting */
+	CMK_PHASE_WRITE,	/* write mapped: start encrypting */
+	CMK_PHASE_CONTINUE,	/* an async request completed: go on */
+};
+
 /**
  * struct cmk_io - per-bio state, in the bio's per-bio data
  * @ct: the target
@@ -37,7 +43,8 @@
  * @end_io: for reads, @bio's completion handler, restored before ending it
  * @private: for reads, @bio's bi_private, restored likewise
  * @status: result so far
- * @work: runs the crypto step in the target's workqueue
+ * @phase: what @work does next, &enum cmk_phase
+ * @work: runs the next phase in the target's workqueue
  * @iv: IV of the request in flight
  * @sg_in: source of the request in flight
  * @sg_out: destination of the request in flight
@@ -55,6 +62,7 @@ struct cmk_io {
 	bio_end_io_t *end_io;
 	void *private;
 	blk_status_t status;
+	enum cmk_phase phase;
 	struct work_struct work;
 	u8 iv[CMK_IV_SIZE] __aligned(__alignof__(u64));
 	struct scatterlist sg_in;
@@ -74,6 +82,31 @@ static inline struct skcipher_request *cmk_io_req(struct cmk_io *io)
 }
 
 static void cmk_crypt_step(struct cmk_io *io);
+static void cmk_read_crypt(struct cmk_io *io);
+static void cmk_write_crypt(struct cmk_io *io);
+
+static void cmk_io_work(struct work_struct *work)
+{
+	struct cmk_io *io = container_of(work, struct cmk_io, work);
+
+	switch (io->phase) {
+	case CMK_PHASE_READ:
+		cmk_read_crypt(io);
+		break;
+	case CMK_PHASE_WRITE:
+		cmk_write_crypt(io);
+		break;
+	case CMK_PHASE_CONTINUE:
+		cmk_crypt_step(io);
+		break;
+	}
+}
+
+static void cmk_io_queue(struct cmk_io *io, enum cmk_phase phase)
+{
+	io->phase = phase;
+	queue_work(io->ct->wq, &io->work);
+}
 
 static void cmk_read_finish(struct cmk_io *io)
 {
@@ -146,11 +179,6 @@ static void cmk_crypt_advance(struct cmk_io *io)
 	io->sector += len >> SECTOR_SHIFT;
 }
 
-static void cmk_crypt_work(struct work_struct *work)
-{
-	cmk_crypt_step(container_of(work, struct cmk_io, work));
-}
-
 /*
  * Completion of a request that went asynchronous.  -EINPROGRESS only says
  * a backlogged request has started; the real completion follows.  Carry on
@@ -168,8 +196,7 @@ static void cmk_crypt_async_done(CMK_ASYNC_ARG, int err)
 	} else {
 		cmk_crypt_advance(io);
 	}
-	INIT_WORK(&io->work, cmk_crypt_work);
-	queue_work(io->ct->wq, &io->work);
+	cmk_io_queue(io, CMK_PHASE_CONTINUE);
 }
 
 /*
@@ -255,11 +282,6 @@ static void cmk_read_crypt(struct cmk_io *io)
 	cmk_crypt_step(io);
 }
 
-static void cmk_read_work(struct work_struct *work)
-{
-	cmk_read_crypt(container_of(work, struct cmk_io, work));
-}
-
 static void cmk_read_endio(struct bio *bio)
 {
 	struct cmk_io *io = bio->bi_private;
@@ -276,8 +298,7 @@ static void cmk_read_endio(struct bio *bio)
 		cmk_read_crypt(io);
 		return;
 	}
-	INIT_WORK(&io->work, cmk_read_work);
-	queue_work(ct->wq, &io->work);
+	cmk_io_queue(io, CMK_PHASE_READ);
 }
 
 /*
@@ -339,11 +360,6 @@ static void cmk_write_crypt(struct cmk_io *io)
 	cmk_crypt_step(io);
 }
 
-static void cmk_write_work(struct work_struct *work)
-{
-	cmk_write_crypt(container_of(work, struct cmk_io, work));
-}
-
 static int cmk_map_passthrough(struct dm_target *ti, struct bio *bio)
 {
 	struct cmk_target *ct = ti->private;
@@ -395,6 +411,7 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	io->iter_in = bio->bi_iter;
 	io->sector = sector + ct->iv_offset;
 	io->status = BLK_STS_OK;
+	INIT_WORK(&io->work, cmk_io_work);
 
 	if (bio_data_dir(bio) == READ) {
 		io->end_io = bio->bi_end_io;
@@ -404,11 +421,9 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 		return cmk_map_passthrough(ti, bio);
 	}
 
-	if (test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags)) {
+	if (test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags))
 		cmk_write_crypt(io);
-	} else {
-		INIT_WORK(&io->work, cmk_write_work);
-		queue_work(ct->wq, &io->work);
-	}
+	else
+		cmk_io_queue(io, CMK_PHASE_WRITE);
 	return DM_MAPIO_SUBMITTED;
 }
