@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# dm-cmk top-level Makefile.
+#
+#   make [all]          module for the default kernel (Debian 6.1), agent,
+#                       kselftests
+#   make modules-all    module for every installed Debian kernel, no warnings
+#   make deps           install the Debian packages we need (idempotent)
+#   make lint           checkpatch --strict, kernel-doc, sparse, W=1 builds
+#   make guest-test     run the kselftests in QEMU (KVER=<kver>|all)
+#   make check          all of the above; ends with "N passed, N failed"
+#
+# KVER=<kver> picks the kernel (default: the installed Debian 6.1);
+# KDIR=<dir> overrides its build tree.  Kernels are discovered from
+# /boot/vmlinuz-* that have /lib/modules/<kver>/build; the host's running
+# kernel is never used.
+
+TOP := $(CURDIR)
+BUILD := $(TOP)/build
+
+# Debian kernels with headers, oldest first.
+KVERS := $(shell scripts/kvers.sh)
+
+ifdef KDIR
+KVER ?= $(shell cat $(KDIR)/include/config/kernel.release 2>/dev/null)
+endif
+KVER ?= $(firstword $(filter 6.1.%,$(KVERS)) $(KVERS))
+KDIR ?= /lib/modules/$(KVER)/build
+
+# Headers borrowed from Debian's linux-source-6.1 at build time.
+KSRC := $(BUILD)/ksrc/linux-source-6.1
+KSRC_STAMP := $(BUILD)/ksrc/.stamp
+KSFT_INC := $(KSRC)/tools/testing/selftests
+TESTMGR_H := $(KSRC)/crypto/testmgr.h
+KSFT_OUT := $(BUILD)/tests/kselftest
+
+HAVE_AGENT := $(wildcard agent/Makefile)
+HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
+
+.PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
+	check clean help
+
+all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
+
+module:
+	@test -n "$(KVER)" || { echo "no Debian kernel headers found: run 'make deps'"; exit 1; }
+	scripts/kbuild.sh --kdir $(KDIR) $(KVER)
+	@echo "  built $(BUILD)/kmod/$(KVER)/kernel/dm-cmk.ko"
+
+modules-all:
+	@test -n "$(KVERS)" || { echo "no Debian kernel headers found: run 'make deps'"; exit 1; }
+	@set -e; for k in $(KVERS); do \
+		echo "  KBUILD  $$k"; \
+		scripts/kbuild.sh --werror $$k; \
+	done
+
+agent:
+	$(MAKE) -C agent all
+
+$(KSRC_STAMP):
+	scripts/ksrc.sh $(BUILD)/ksrc
+
+ksrc: $(KSRC_STAMP)
+
+kselftest: $(KSRC_STAMP)
+	$(MAKE) -C tests/kselftest KSFT_INC=$(KSFT_INC) TESTMGR_H=$(TESTMGR_H) \
+		OUTPUT=$(KSFT_OUT) UAPI_INC=$(TOP)/include/uapi
+
+deps:
+	scripts/deps.sh
+
+lint: $(KSRC_STAMP)
+	scripts/lint.sh
+
+# KVER=all (the default) runs every installed Debian kernel in turn.
+guest-test:
+	scripts/qemu/run-all.sh $(if $(filter command line,$(origin KVER)),$(KVER),all)
+
+check:
+	scripts/check.sh
+
+clean:
+	rm -rf $(BUILD)
+	$(if $(HAVE_AGENT),-$(MAKE) -C agent clean)
+	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean OUTPUT=$(KSFT_OUT))
+
+help:
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install every Debian 12 package dm-cmk needs to build, lint and test.
+# Idempotent: when everything is present it returns at once (one
+# dpkg-query), otherwise it runs apt-get update + install for the missing
+# packages only.  Must run as root (or have nothing to install).
+set -euo pipefail
+
+pkgs=(
+	# toolchain and kernel builds (6.1 and 6.12 images + headers; the 6.12
+	# headers pull in pahole for module BTF)
+	build-essential pkg-config kmod
+	linux-image-amd64 linux-headers-amd64
+	linux-image-6.12-amd64 linux-headers-6.12-amd64
+	# checkpatch.pl, kernel-doc, kselftest_harness.h, crypto/testmgr.h
+	linux-source-6.1 xz-utils perl
+	sparse
+	# QEMU guest runner: initramfs from host files
+	qemu-system-x86 busybox-static dmsetup fio cpio gzip zstd
+	# agent
+	libdevmapper-dev libssl-dev libcurl4-openssl-dev libnl-genl-3-dev
+	libmnl-dev libjson-c-dev
+	# agent unit tests
+	libcmocka-dev
+)
+
+missing=()
+# dpkg-query prints one line per known package; anything not "installed"
+# (or unknown to dpkg, which makes it print to stderr) is missing.
+status=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${pkgs[@]}" 2>/dev/null || true)
+for p in "${pkgs[@]}"; do
+	if ! grep -qx "$p installed" <<<"$status"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages and not root; run as root: apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null

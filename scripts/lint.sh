@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Static checks of the kernel module, one TAP line each:
+#
+#   lint_checkpatch_strict   checkpatch.pl --strict on kernel/ and the UAPI header
+#   lint_kernel_doc          kernel-doc finds no malformed comment
+#   build_noWarn_<x.y>       W=1 -Werror build for each Debian kernel
+#   lint_sparse_<x.y>        sparse (C=2) reports nothing in our sources
+#
+# checkpatch.pl and kernel-doc come from Debian's linux-source-6.1 tarball
+# (scripts/ksrc.sh extracts them into build/ksrc/ once).  Full logs go to
+# build/results/lint/.  Exit status 0 only if every check passed.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+logs=$top/build/results/lint
+mkdir -p "$logs"
+
+n=0
+failed=0
+result() {	# result RC NAME LOG
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n $2"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n $2"
+		# The first lines of the problem, so a red CI explains itself.
+		grep -v '^\s*$' "$3" | head -n 25 | sed 's/^/#   /'
+		echo "#   full log: $3"
+	fi
+}
+
+if ! scripts/ksrc.sh "$top/build/ksrc" >"$logs/ksrc.log" 2>&1; then
+	cat "$logs/ksrc.log" >&2
+	result 1 lint_ksrc_extract "$logs/ksrc.log"
+	echo "1..$n"
+	exit 1
+fi
+ksrc=$top/build/ksrc/linux-source-6.1
+
+files=()
+for f in kernel/*.c kernel/*.h include/uapi/linux/dm-cmk.h; do
+	[ -f "$f" ] && files+=("$f")
+done
+
+# checkpatch: any ERROR, WARNING or CHECK fails (its exit status says so).
+log=$logs/checkpatch.log
+if [ ${#files[@]} -eq 0 ]; then
+	echo "no kernel sources found" >"$log"
+	rc=1
+else
+	perl "$ksrc/scripts/checkpatch.pl" --strict --no-tree --show-types \
+		--terse -f "${files[@]}" >"$log" 2>&1
+	rc=$?
+fi
+result $rc lint_checkpatch_strict "$log"
+
+# kernel-doc: the comments that claim to be kernel-doc must parse.
+log=$logs/kernel-doc.log
+perl "$ksrc/scripts/kernel-doc" -none "${files[@]}" >"$log" 2>&1
+rc=$?
+if grep -qE 'warning|error' "$log"; then
+	rc=1
+fi
+result $rc lint_kernel_doc "$log"
+
+mapfile -t kvers < <(scripts/kvers.sh)
+if [ ${#kvers[@]} -eq 0 ]; then
+	echo "no Debian kernel headers installed (run 'make deps')" >"$logs/kvers.log"
+	result 1 lint_kernels_installed "$logs/kvers.log"
+fi
+for k in "${kvers[@]}"; do
+	short=$(echo "$k" | cut -d. -f1-2)
+	log=$logs/build-$k.log
+	scripts/kbuild.sh --werror "$k" >"$log" 2>&1
+	rc=$?
+	result $rc "build_noWarn_$short" "$log"
+
+	log=$logs/sparse-$k.log
+	scripts/kbuild.sh --sparse "$k" >"$log" 2>&1
+	rc=$?
+	result $rc "lint_sparse_$short" "$log"
+done
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot a Debian kernel in QEMU (TCG) with a busybox initramfs, run the
+# kselftests inside it and give one verdict.
+#
+# Usage: scripts/qemu/run-guest.sh --kver KVER [--timeout S] [--test-timeout S]
+#            [--out DIR] [--fio] [--net-fwd GUESTPORT=HOSTPORT]...
+#            [--add SRC[:DST]]... [--show-console] [TEST...]
+#
+#   --kver KVER         a kernel with /boot/vmlinuz-KVER and modules
+#   --timeout S         bound on the whole guest run (default 900)
+#   --test-timeout S    bound on each test binary inside the guest (600)
+#   --out DIR           results directory (default build/results/KVER)
+#   --fio               put fio (and its ~80 MB of libraries) in the guest
+#   --net-fwd G=H       give the guest a NIC (10.0.2.15/24) whose connections
+#                       to 10.0.2.100:G reach 127.0.0.1:H on the host (needs
+#                       nc, package netcat-openbsd).  QEMU's user network
+#                       with restrict=on: the guest reaches nothing else.
+#                       The "cmd:" guestfwd form is used on purpose: the
+#                       plain "tcp:" form hangs after the first connection.
+#   --add SRC[:DST]     extra file for the guest (ELF: with its libraries)
+#   --show-console      copy the guest console to stderr while it runs
+#   TEST...             test binaries (default: build/tests/kselftest/*)
+#
+# Output: TAP on stdout (also DIR/tap.txt), test names prefixed with the
+# kernel's major.minor ("6.1:"), and one "# verdict" line that names the
+# reason when the run fails.  DIR keeps console.log (kernel log, ttyS0),
+# results.log (test output, ttyS1) and the initramfs.  Exit status 0 only
+# when every TAP line is "ok".
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+
+kver=
+timeout=${GUEST_TIMEOUT:-900}
+test_timeout=${GUEST_TEST_TIMEOUT:-600}
+out=
+show_console=0
+mk_args=()
+fwds=()
+tests=()
+
+die() { echo "run-guest: $*" >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kver) kver=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--test-timeout) test_timeout=$2; shift 2 ;;
+	--out) out=$2; shift 2 ;;
+	--fio) mk_args+=(--fio); shift ;;
+	--net-fwd) fwds+=("$2"); shift 2 ;;
+	--add) mk_args+=(--add "$2"); shift 2 ;;
+	--show-console) show_console=1; shift ;;
+	-h|--help) sed -n '3,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-*) die "unknown option $1" ;;
+	*) tests+=("$(realpath "$1")"); shift ;;
+	esac
+done
+[ -n "$kver" ] || die "--kver is required"
+out=${out:-$top/build/results/$kver}
+short=$(echo "$kver" | cut -d. -f1-2)
+kernel=/boot/vmlinuz-$kver
+
+mkdir -p "$out"
+out=$(realpath "$out")
+console=$out/console.log
+results=$out/results.log
+tap=$out/tap.txt
+initrd=$out/initramfs.cpio.zst
+rm -f "$console" "$results" "$tap"
+
+n=0
+failed=0
+first_fail=
+say() {		# one line to stdout and to tap.txt
+	printf '%s\n' "$*"
+	printf '%s\n' "$*" >>"$tap"
+}
+emit() {	# emit ok|not-ok NAME [DIAGNOSTIC]
+	local st=$1 name=$2 diag=${3:-}
+	n=$((n + 1))
+	if [ "$st" = ok ]; then
+		say "ok $n $short:$name"
+	else
+		failed=$((failed + 1))
+		say "not ok $n $short:$name"
+		[ -n "$diag" ] && say "#   $diag"
+		[ -n "$first_fail" ] || first_fail="$short:$name${diag:+ ($diag)}"
+	fi
+	return 0
+}
+verdict() {
+	say "# verdict $kver: $*"
+	say "1..$n"
+}
+
+if [ ! -r "$kernel" ]; then
+	emit not-ok guest_run_complete "no kernel image $kernel"
+	verdict "FAIL: no kernel image $kernel"
+	exit 1
+fi
+
+t0=$(date +%s.%N)
+if [ ${#fwds[@]} -gt 0 ]; then
+	mk_args+=(--net)
+fi
+if ! "$here/mkinitramfs.sh" --kver "$kver" --out "$initrd" "${mk_args[@]}" \
+	"${tests[@]}" 2>"$out/mkinitramfs.log"; then
+	while IFS= read -r l; do say "# $l"; done <"$out/mkinitramfs.log"
+	emit not-ok guest_run_complete "initramfs build failed, see $out/mkinitramfs.log"
+	verdict "FAIL: initramfs build failed"
+	exit 1
+fi
+while IFS= read -r l; do say "# $l"; done <"$out/mkinitramfs.log"
+t1=$(date +%s.%N)
+
+cmdline="console=ttyS0 panic_on_warn=1 panic=-1 oops=panic softlockup_panic=1"
+cmdline+=" hung_task_panic=1 cmk.timeout=$test_timeout"
+
+qemu=(qemu-system-x86_64
+	-accel tcg -cpu max -smp 2 -m 2048
+	-nographic -nodefaults -no-user-config -no-reboot -monitor none
+	-kernel "$kernel" -initrd "$initrd"
+	-serial "file:$console"		# ttyS0: kernel log
+	-serial "file:$results"		# ttyS1: test results
+)
+if [ ${#fwds[@]} -gt 0 ]; then
+	# Guest 10.0.2.15/24; each forward maps 10.0.2.100:G -> 127.0.0.1:H.
+	netdev="user,id=n0,restrict=on"
+	for f in "${fwds[@]}"; do
+		netdev+=",guestfwd=tcp:10.0.2.100:${f%%=*}-cmd:nc 127.0.0.1 ${f#*=}"
+	done
+	qemu+=(-netdev "$netdev" -device virtio-net-pci,netdev=n0)
+	cmdline+=" cmk.net=1"
+fi
+qemu+=(-append "$cmdline")
+
+tail_pid=
+if [ "$show_console" = 1 ]; then
+	: >"$console"
+	tail -F -n +1 "$console" >&2 2>/dev/null &
+	tail_pid=$!
+fi
+set +e
+timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null >"$out/qemu.log" 2>&1
+qrc=$?
+set -e
+[ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
+t2=$(date +%s.%N)
+touch "$console" "$results"
+
+# The serial line may add CRs.
+tr -d '\r' <"$results" >"$results.tmp" && mv "$results.tmp" "$results"
+tr -d '\r' <"$console" >"$console.tmp" && mv "$console.tmp" "$console"
+
+# --- per-test results --------------------------------------------------
+
+# Module loads done by /init: dm-cmk must load.
+rc=$(sed -n 's/^### modprobe dm-cmk rc=\([0-9]*\)$/\1/p' "$results" | head -n 1)
+if [ "$rc" = 0 ]; then
+	emit ok guest_modprobe_dm_cmk
+elif [ -n "$rc" ]; then
+	emit not-ok guest_modprobe_dm_cmk "modprobe dm-cmk exited $rc"
+	while IFS= read -r l; do say "#   $l"; done < <(grep -m 5 '^modprobe: ' "$results")
+else
+	emit not-ok guest_modprobe_dm_cmk "the guest never got to load dm-cmk"
+fi
+
+# Each test binary's section: re-number its result lines, prefix them with
+# the kernel and binary name, and check that it ran to completion.
+cur=
+plan=
+seen=0
+while IFS= read -r line; do
+	case $line in
+	"### begin "*)
+		cur=${line#\#\#\# begin }
+		plan=
+		seen=0
+		;;
+	"### end "*)
+		rest=${line#\#\#\# end }
+		name=${rest%% *}
+		trc=$(echo "$rest" | sed -n 's/.* rc=\([0-9]*\).*/\1/p')
+		left=$(echo "$rest" | sed -n 's/.* leftover=\([0-9]*\).*/\1/p')
+		why=
+		if [ "$trc" = 124 ] || [ "$trc" = 143 ]; then
+			why="timed out after ${test_timeout}s"
+		elif [ -n "$trc" ] && [ "$trc" -gt 128 ]; then
+			why="killed by signal $((trc - 128))"
+		elif [ -z "$plan" ]; then
+			why="printed no TAP plan (rc=$trc)"
+		elif [ "$seen" -ne "$plan" ]; then
+			why="planned $plan tests, reported $seen (rc=$trc)"
+		elif [ "${left:-0}" -gt 0 ]; then
+			why="left $left device-mapper device(s) behind"
+		fi
+		if [ -z "$why" ]; then
+			emit ok "$name:ran_to_completion"
+		else
+			emit not-ok "$name:ran_to_completion" "$why"
+		fi
+		cur=
+		;;
+	*)
+		[ -n "$cur" ] || continue
+		if [ -z "$plan" ] && [[ $line =~ ^1\.\.([0-9]+) ]]; then
+			plan=${BASH_REMATCH[1]}
+		elif [[ $line =~ ^(not\ )?ok\ [0-9]+\ (.*)$ ]]; then
+			seen=$((seen + 1))
+			if [ -z "${BASH_REMATCH[1]}" ]; then
+				emit ok "$cur:${BASH_REMATCH[2]}"
+			else
+				emit not-ok "$cur:${BASH_REMATCH[2]}" \
+					"see $results, section $cur"
+			fi
+		fi
+		;;
+	esac
+done <"$results"
+if [ -n "$cur" ]; then
+	emit not-ok "$cur:ran_to_completion" "never finished (guest died or timed out while it ran)"
+fi
+
+# --- guest-level verdict ------------------------------------------------
+
+reason=
+# Kernel log lines that mean the kernel is broken.  The command line and
+# /init's own markers are not searched (they name options and tests).
+splat_re='WARNING:|BUG:|Oops|Kernel panic|general protection fault|lockdep|possible circular locking|KASAN|UBSAN|hung_task|blocked for more than|soft lockup|rcu_sched self-detected stall|rcu: INFO'
+grep -v -i -e 'command line:' -e 'cmk-guest: ' "$console" >"$out/console.search" || true
+splat=$(grep -m 1 -E "$splat_re" "$out/console.search" || true)
+# The test that was running at the first splat, from /init's kmsg markers.
+during=$(awk -v re="$splat_re" '
+	/[Cc]ommand line:/ { next }
+	/cmk-guest: begin / { t = $0; sub(/.*cmk-guest: begin /, "", t); next }
+	/cmk-guest: end / { t = ""; next }
+	$0 ~ re { print t; exit }' "$console")
+
+if grep -q '^### done' "$results"; then
+	emit ok guest_run_complete
+elif [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+	reason="guest timed out after ${timeout}s"
+	emit not-ok guest_run_complete "$reason"
+elif [ -n "$splat" ]; then
+	reason="guest died${during:+ during $during}: $splat"
+	emit not-ok guest_run_complete "$reason"
+else
+	reason="guest stopped without the done marker (qemu rc=$qrc, see $out/qemu.log)"
+	emit not-ok guest_run_complete "$reason"
+fi
+
+if [ -z "$splat" ]; then
+	emit ok guest_no_kernel_splat
+else
+	emit not-ok guest_no_kernel_splat "${during:+during $during: }$splat (see $console)"
+	while IFS= read -r l; do say "#     $l"; done < <(grep -m 1 -E -A 24 "$splat_re" "$out/console.search")
+	[ -n "$reason" ] || reason="kernel splat${during:+ during $during}: $splat"
+fi
+
+taint=$(sed -n 's/^### tainted \([0-9]*\)$/\1/p' "$results")
+if [ -z "$taint" ]; then
+	emit not-ok guest_taint_clean "no taint value (the run did not finish)"
+elif [ $((taint & ~(4096 | 8192))) -eq 0 ]; then
+	emit ok guest_taint_clean
+else
+	emit not-ok guest_taint_clean "tainted=$taint (bits other than O=4096, E=8192)"
+	[ -n "$reason" ] || reason="kernel tainted $taint"
+fi
+
+boot=$(sed -n 's/^### init \([0-9.]*\)$/\1/p' "$results")
+build_s=$(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")
+run_s=$(awk "BEGIN{printf \"%.1f\", $t2 - $t1}")
+say "# $kver: initramfs ${build_s}s, guest ${run_s}s wall (/init reached at ${boot:-?}s guest uptime)"
+
+if [ "$failed" -eq 0 ]; then
+	verdict "PASS ($n ok, guest ${run_s}s)"
+	exit 0
+fi
+if [ -z "$reason" ]; then
+	reason="$failed test(s) failed, first: $first_fail"
+fi
+verdict "FAIL: $reason"
+exit 1
