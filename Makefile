@@ -64,7 +64,7 @@ ksrc: $(KSRC_STAMP)
 
 kselftest: $(KSRC_STAMP)
 	$(MAKE) -C tests/kselftest KSFT_INC=$(KSFT_INC) TESTMGR_H=$(TESTMGR_H) \
-		OUTPUT=$(KSFT_OUT) UAPI_INC=$(TOP)/include/uapi
+		O=$(KSFT_OUT)
 
 deps:
 	scripts/deps.sh
@@ -82,7 +82,7 @@ check:
 clean:
 	rm -rf $(BUILD)
 	$(if $(HAVE_AGENT),-$(MAKE) -C agent clean)
-	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean OUTPUT=$(KSFT_OUT))
+	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean O=$(KSFT_OUT))
 
 help:
 	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'

@@ -211,11 +211,14 @@ while IFS= read -r line; do
 			plan=${BASH_REMATCH[1]}
 		elif [[ $line =~ ^(not\ )?ok\ [0-9]+\ (.*)$ ]]; then
 			seen=$((seen + 1))
+			# "bin:fixture.test", or just "fixture.test" when
+			# the harness already names it after the binary.
+			tname=${BASH_REMATCH[2]}
+			case $tname in "$cur".*) ;; *) tname=$cur:$tname ;; esac
 			if [ -z "${BASH_REMATCH[1]}" ]; then
-				emit ok "$cur:${BASH_REMATCH[2]}"
+				emit ok "$tname"
 			else
-				emit not-ok "$cur:${BASH_REMATCH[2]}" \
-					"see $results, section $cur"
+				emit not-ok "$tname" "see $results, section $cur"
 			fi
 		fi
 		;;

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Everything `make check` runs, and the one verdict at the end.
+#
+# Usage: scripts/check.sh [--no-deps] [--kver KVER|all]
+#        scripts/check.sh --sum [FILE.tap...]   (only sum TAP files)
+#
+# Suites, in order (each one runs even if an earlier one failed, so a red
+# run shows everything that is wrong):
+#   deps            scripts/deps.sh (apt-get, only when something is missing)
+#   build_modules   the module for every Debian kernel, no warnings
+#   build_agent     make -C agent all                 (if agent/Makefile)
+#   build_kselftest make kselftest                    (if tests/kselftest/Makefile)
+#   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
+#   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
+#   guest_<kver>    the kselftests in QEMU, for every Debian kernel
+#
+# Each suite's raw output is build/results/<suite>.log and its TAP lines
+# build/results/<suite>.tap.  A suite that fails without a "not ok" line of
+# its own (a build error, a crash) gets one, so its failure is counted.
+# The last line is "N passed, N failed"; the exit status is non-zero if
+# anything failed or if no test ran at all.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+results=$top/build/results
+mkdir -p "$results"
+
+make_cmd=${MAKE:-make}
+deps=1
+kver=all
+sum_only=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--no-deps) deps=0; shift ;;
+	--kver) kver=$2; shift 2 ;;
+	--sum) sum_only=1; shift; break ;;
+	*) echo "check: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+# tap_lines FILE: the TAP result lines of FILE (only top-level ones).
+tap_lines() {
+	grep -E '^(not )?ok\b' "$1" 2>/dev/null || true
+}
+
+# sum FILES...: print the failing lines and the final verdict.
+sum() {
+	local pass=0 fail=0 skip=0 f
+	local all
+	all=$(for f in "$@"; do tap_lines "$f"; done)
+	if [ -n "$all" ]; then
+		skip=$(grep -ciE '^(not )?ok\b.*#\s*(SKIP|TODO)' <<<"$all")
+		pass=$(grep -E '^ok\b' <<<"$all" | grep -vciE '#\s*(SKIP|TODO)')
+		fail=$(grep -E '^not ok\b' <<<"$all" | grep -vciE '#\s*(SKIP|TODO)')
+	fi
+	echo
+	if [ "$fail" -gt 0 ]; then
+		echo "Failed:"
+		for f in "$@"; do
+			grep -E '^not ok\b' "$f" 2>/dev/null | grep -viE '#\s*(SKIP|TODO)' |
+				sed "s|^|  $(basename "$f" .tap): |"
+		done
+	fi
+	if [ "$skip" -gt 0 ]; then
+		echo "Skipped or TODO: $skip"
+		grep -hiE '^(not )?ok\b.*#\s*(SKIP|TODO)' "$@" 2>/dev/null | sed 's/^/  /' | head -n 20
+	fi
+	echo "$pass passed, $fail failed"
+	[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
+}
+
+if [ "$sum_only" = 1 ]; then
+	if [ $# -eq 0 ]; then
+		set -- "$results"/*.tap
+	fi
+	sum "$@"
+	exit $?
+fi
+
+suites=()
+
+# run_suite NAME KIND CMD...
+#   KIND "build": no TAP of its own; one line "ok/not ok NAME" from its rc.
+#   KIND "tap":   its TAP lines count; a non-zero rc without any "not ok",
+#                 or no result line at all, adds "not ok NAME_...".
+run_suite() {
+	local name=$1 kind=$2
+	shift 2
+	local log=$results/$name.log tap=$results/$name.tap rc t0 t1 nok nfail
+	suites+=("$tap")
+	echo "== $name: $*"
+	t0=$(date +%s)
+	"$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	t1=$(date +%s)
+	if [ "$kind" = build ]; then
+		if [ "$rc" -eq 0 ]; then
+			echo "ok 1 $name" >"$tap"
+		else
+			echo "not ok 1 $name # rc=$rc, log: $log" >"$tap"
+		fi
+	else
+		tap_lines "$log" >"$tap"
+		nok=$(grep -cE '^ok\b' "$tap")
+		nfail=$(grep -cE '^not ok\b' "$tap")
+		if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
+			echo "not ok $((nok + 1)) ${name}_exit_status # rc=$rc, log: $log" >>"$tap"
+		elif [ "$nok" -eq 0 ] && [ "$nfail" -eq 0 ]; then
+			echo "not ok 1 ${name}_ran_no_tests # log: $log" >>"$tap"
+		fi
+	fi
+	nok=$(grep -cE '^ok\b' "$tap")
+	nfail=$(grep -cE '^not ok\b' "$tap")
+	echo "   $nok ok, $nfail not ok, $((t1 - t0))s"
+	if [ "$nfail" -gt 0 ]; then
+		# The failing lines with their diagnostics, or the log's tail.
+		if [ "$kind" = build ] || ! grep -qE '^not ok\b' "$log"; then
+			tail -n 30 "$log" | sed 's/^/   | /'
+		else
+			awk '/^not ok/ { p = 1; print; next }
+			     /^(ok|not ok) / { p = 0 }
+			     p && /^#/ { print }' "$log" | head -n 60 | sed 's/^/   | /'
+		fi
+	fi
+	return 0
+}
+
+start=$(date +%s)
+rm -f "$results"/*.tap
+
+if [ "$deps" = 1 ]; then
+	run_suite deps build "$make_cmd" -s deps
+fi
+run_suite build_modules build "$make_cmd" -s modules-all
+if [ -f agent/Makefile ]; then
+	run_suite build_agent build "$make_cmd" -C agent all
+fi
+if [ -f tests/kselftest/Makefile ]; then
+	run_suite build_kselftest build "$make_cmd" kselftest
+fi
+run_suite lint tap scripts/lint.sh
+if [ -f agent/Makefile ]; then
+	CMOCKA_MESSAGE_OUTPUT=TAP run_suite agent_unit tap \
+		env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
+fi
+
+if [ "$kver" = all ]; then
+	mapfile -t kvers < <(scripts/kvers.sh)
+else
+	kvers=("$kver")
+fi
+if [ ${#kvers[@]} -eq 0 ]; then
+	echo "not ok 1 guest_kernels_installed # no Debian kernel with headers" >"$results/guest.tap"
+	suites+=("$results/guest.tap")
+fi
+for k in "${kvers[@]}"; do
+	run_suite "guest_$k" tap scripts/qemu/run-guest.sh --kver "$k"
+	grep -h '^# verdict' "$results/guest_$k.log" | sed 's/^# /   /'
+done
+
+echo "== total $(($(date +%s) - start))s; logs in $results/"
+sum "${suites[@]}"
