@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * config.h - /etc/cmk/agent.conf.
+ *
+ * INI-like, one setting per line, '#' or ';' starts a comment line:
+ *
+ *   [agent]
+ *   kek_envelope = /etc/cmk/kek.json
+ *   check_interval_s = 30
+ *   jitter_pct = 10
+ *   lease_ms = 60000
+ *   grace_s = 300
+ *   policy = wipe                  # wipe | poweroff | none
+ *   audit_log = /var/log/cmk/audit.log
+ *   syslog = yes
+ *   boot_deadline_s = 60
+ *   metrics_path = /var/lib/prometheus/node-exporter/cmk.prom
+ *
+ *   [provider "local"]             # settings of one provider, checked
+ *                                  # against that provider's own list
+ *   [device "pgtemp"]
+ *   backing = /dev/nvme1n1
+ *   dm_name = cmk-pgtemp
+ *   key_name = pgtemp
+ *   mode = ephemeral               # ephemeral | persistent
+ *   sector_size = 4096
+ *   options = no_read_workqueue no_write_workqueue
+ *
+ * Strict: unknown sections or keys, bad values, duplicate keys, sections
+ * or device names all fail with "file:line: message".  The full reference
+ * is in Documentation/formats.rst.
+ */
+#ifndef CMK_CONFIG_H
+#define CMK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "header.h"
+#include "provider.h"
+
+#define CMK_CONFIG_MAX_SIZE	(256 * 1024)
+#define CMK_CONFIG_MAX_LINE	4096
+#define CMK_NAME_MAX		64	/* == DM_CMK_NAME_MAX */
+#define CMK_DM_NAME_MAX		127
+
+/*
+ * enum cmk_policy - what the agent does beyond wiping
+ * @CMK_POLICY_WIPE: after grace_s of transient KMS failures, wipe the keys
+ *	(fail closed).  Default.
+ * @CMK_POLICY_POWEROFF: like wipe, then power the VM off; also after a
+ *	definitive revocation.
+ * @CMK_POLICY_NONE: after grace_s of transient failures, keep keys and
+ *	leases (fail open; audited).  Definitive revocations still wipe.
+ */
+enum cmk_policy {
+	CMK_POLICY_WIPE,
+	CMK_POLICY_POWEROFF,
+	CMK_POLICY_NONE,
+};
+
+/* Device table options (bit set). */
+enum {
+	CMK_OPT_IV_LARGE_SECTORS = 1U << 0,
+	CMK_OPT_ALLOW_DISCARDS = 1U << 1,
+	CMK_OPT_NO_READ_WORKQUEUE = 1U << 2,
+	CMK_OPT_NO_WRITE_WORKQUEUE = 1U << 3,
+};
+
+struct cmk_config_provider {
+	char name[CMK_PROVIDER_NAME_MAX];
+	struct cmk_kv *kv;	/* strings owned by the config */
+	size_t n;
+	int line;
+};
+
+struct cmk_config_device {
+	char name[CMK_NAME_MAX + 1];
+	char *backing;
+	char dm_name[CMK_DM_NAME_MAX + 1];
+	char key_name[CMK_NAME_MAX + 1];
+	enum cmk_mode mode;
+	uint32_t sector_size;
+	unsigned int options;
+	int line;
+};
+
+struct cmk_config {
+	char *kek_envelope;
+	uint32_t check_interval_s;
+	uint32_t jitter_pct;
+	uint32_t lease_ms;
+	uint32_t grace_s;
+	uint32_t boot_deadline_s;
+	enum cmk_policy policy;
+	char *audit_log;
+	bool syslog;
+	char *metrics_path;	/* NULL: no metrics */
+
+	struct cmk_config_provider *providers;
+	size_t n_providers;
+	struct cmk_config_device *devices;
+	size_t n_devices;
+};
+
+#define CMK_CONFIG_PATH		"/etc/cmk/agent.conf"
+
+int cmk_config_parse(const char *text, size_t len, const char *name,
+		     struct cmk_config *c, struct cmk_err *e);
+int cmk_config_load(const char *path, struct cmk_config *c, struct cmk_err *e);
+void cmk_config_free(struct cmk_config *c);
+
+const char *cmk_policy_name(enum cmk_policy p);
+
+/* cmk_config_provider() - the [provider "name"] section, or NULL. */
+const struct cmk_config_provider *
+cmk_config_provider(const struct cmk_config *c, const char *name);
+
+/*
+ * cmk_device_table_options() - "<#opt> opt..." for the dm table line
+ * (sector_size:4096 and the option flags), or "" if there are none.
+ */
+int cmk_device_table_options(const struct cmk_config_device *d, char *out,
+			     size_t size);
+
+/* cmk_key_name_valid() - [A-Za-z0-9._:-]{1,64} */
+bool cmk_key_name_valid(const char *s);
+
+#endif /* CMK_CONFIG_H */

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dm.c - create, inspect and remove dm-cmk devices through libdevmapper.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libdevmapper.h>
+
+#include "dm.h"
+
+int cmk_dm_format_table(const struct cmk_dm_table *t, char *buf, size_t len,
+			struct cmk_err *e)
+{
+	char opts[160] = "";
+	unsigned int nopts = 0;
+	size_t used = 0;
+	int n;
+
+#define CMK_OPT(cond, ...)						\
+	do {								\
+		if ((cond) && used < sizeof(opts)) {			\
+			used += snprintf(opts + used, sizeof(opts) - used, \
+					 " " __VA_ARGS__);		\
+			nopts++;					\
+		}							\
+	} while (0)
+	CMK_OPT(t->sector_size && t->sector_size != 512, "sector_size:%u",
+		t->sector_size);
+	CMK_OPT(t->allow_discards, "allow_discards");
+	CMK_OPT(t->no_read_workqueue, "no_read_workqueue");
+	CMK_OPT(t->no_write_workqueue, "no_write_workqueue");
+	CMK_OPT(t->lease_max_ms, "lease_ms:%u", t->lease_max_ms);
+#undef CMK_OPT
+
+	n = snprintf(buf, len, "aes-xts-plain64 %s %llu %s %llu", t->key_name,
+		     (unsigned long long)t->iv_offset, t->backing,
+		     (unsigned long long)t->offset);
+	if (n >= 0 && (size_t)n < len && nopts)
+		n += snprintf(buf + n, len - n, " %u%s", nopts, opts);
+	if (n < 0 || (size_t)n >= len || used >= sizeof(opts))
+		return cmk_errf(e, -ENAMETOOLONG,
+				"device-mapper table for %s is too long",
+				t->key_name);
+	return 0;
+}
+
+/*
+ * Wait for udev when it runs; otherwise (a minimal initramfs) let
+ * libdevmapper create the /dev/mapper node itself.
+ */
+static bool cmk_dm_udev(void)
+{
+	bool udev = access("/run/udev/control", F_OK) == 0;
+
+	dm_udev_set_sync_support(udev);
+	return udev;
+}
+
+static int cmk_dm_run(struct dm_task *dmt, const char *what, const char *name,
+		      struct cmk_err *e)
+{
+	uint32_t cookie = 0;
+	bool udev = cmk_dm_udev();
+	int ok;
+
+	if (udev && !dm_task_set_cookie(dmt, &cookie, 0))
+		return cmk_errf(e, -ENOMEM, "device-mapper: cannot set a udev cookie for %s",
+				name);
+	ok = dm_task_run(dmt);
+	if (udev)
+		dm_udev_wait(cookie);
+	if (!ok)
+		return cmk_errf(e, -EIO,
+				"device-mapper: %s of %s failed (the kernel log says why: dmesg | grep device-mapper)",
+				what, name);
+	return 0;
+}
+
+int cmk_dm_create(const char *name, const struct cmk_dm_table *t,
+		  struct cmk_err *e)
+{
+	struct dm_task *dmt;
+	char params[512];
+	int ret;
+
+	ret = cmk_dm_format_table(t, params, sizeof(params), e);
+	if (ret)
+		return ret;
+	dmt = dm_task_create(DM_DEVICE_CREATE);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	if (!dm_task_set_name(dmt, name) ||
+	    !dm_task_add_target(dmt, 0, t->length, "cmk", params)) {
+		ret = cmk_errf(e, -EINVAL, "device-mapper: bad name or table for %s",
+			       name);
+		goto out;
+	}
+	ret = cmk_dm_run(dmt, "create", name, e);
+out:
+	dm_task_destroy(dmt);
+	return ret;
+}
+
+int cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e)
+{
+	struct dm_task *dmt;
+	struct dm_info info;
+	int ret = 0;
+
+	*exists = false;
+	dmt = dm_task_create(DM_DEVICE_INFO);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
+	    !dm_task_get_info(dmt, &info)) {
+		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
+		goto out;
+	}
+	*exists = info.exists;
+out:
+	dm_task_destroy(dmt);
+	return ret;
+}
+
+int cmk_dm_remove(const char *name, struct cmk_err *e)
+{
+	struct dm_task *dmt;
+	bool exists;
+	int ret;
+
+	ret = cmk_dm_exists(name, &exists, e);
+	if (ret)
+		return ret;
+	if (!exists)
+		return cmk_errf(e, -ENXIO, "device-mapper: no device named %s", name);
+	dmt = dm_task_create(DM_DEVICE_REMOVE);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	/* A just-closed device may still be held open briefly by udev. */
+	if (!dm_task_set_name(dmt, name) || !dm_task_retry_remove(dmt)) {
+		ret = cmk_errf(e, -EINVAL, "device-mapper: bad device name %s", name);
+		goto out;
+	}
+	ret = cmk_dm_run(dmt, "remove", name, e);
+out:
+	dm_task_destroy(dmt);
+	return ret;
+}

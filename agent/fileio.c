@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * fileio.c - file helpers (see fileio.h).
+ */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int cmk_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
+		  struct cmk_err *e)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, ret;
+
+	*bufp = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cmk_errf(e, -errno, "%s: cannot open: %s", path,
+				strerror(errno));
+	buf = malloc(max + 1);
+	if (!buf) {
+		ret = cmk_errf(e, -ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf + len, max + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = cmk_errf(e, -errno, "%s: read failed: %s", path,
+				       strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max) {
+			ret = cmk_errf(e, -EFBIG,
+				       "%s: larger than %zu bytes; is this the right file?",
+				       path, max);
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	*bufp = buf;
+	*lenp = len;
+	buf = NULL;
+	ret = 0;
+out:
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+int cmk_write_file_atomic(const char *path, const void *data, size_t len,
+			  mode_t mode, struct cmk_err *e)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	int fd = -1, dfd = -1, ret;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp) ||
+	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return cmk_errf(e, -ENAMETOOLONG, "%s: path too long", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return cmk_errf(e, -errno,
+				"%s: cannot create temporary file next to it: %s",
+				path, strerror(errno));
+	if (fchmod(fd, mode)) {
+		ret = cmk_errf(e, -errno, "%s: chmod failed: %s", tmp,
+			       strerror(errno));
+		goto out_unlink;
+	}
+	ret = cmk_pwrite_full(fd, data, len, 0, tmp, e);
+	if (ret)
+		goto out_unlink;
+	if (fsync(fd)) {
+		ret = cmk_errf(e, -errno, "%s: fsync failed: %s", tmp,
+			       strerror(errno));
+		goto out_unlink;
+	}
+	if (close(fd)) {
+		fd = -1;
+		ret = cmk_errf(e, -errno, "%s: close failed: %s", tmp,
+			       strerror(errno));
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path)) {
+		ret = cmk_errf(e, -errno, "%s: rename from %s failed: %s", path,
+			       tmp, strerror(errno));
+		goto out_unlink;
+	}
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd)) {
+		ret = cmk_errf(e, -errno,
+			       "%s: written, but fsync of its directory failed: %s",
+			       path, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return ret;
+	}
+	close(dfd);
+	return 0;
+
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return ret;
+}
+
+int cmk_pread_full(int fd, void *buf, size_t len, off_t off,
+		   const char *what, struct cmk_err *e)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done,
+				  off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return cmk_errf(e, -errno, "%s: read of %zu bytes at %lld failed: %s",
+					what, len, (long long)off, strerror(errno));
+		if (n == 0)
+			return cmk_errf(e, -ENOSPC,
+					"%s: too small: need %lld bytes, ends at %lld",
+					what, (long long)(off + (off_t)len),
+					(long long)(off + (off_t)done));
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int cmk_pwrite_full(int fd, const void *buf, size_t len, off_t off,
+		    const char *what, struct cmk_err *e)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
+				   off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return cmk_errf(e, n < 0 ? -errno : -EIO,
+					"%s: write of %zu bytes at %lld failed: %s",
+					what, len, (long long)off,
+					n < 0 ? strerror(errno) : "no progress");
+		done += (size_t)n;
+	}
+	return 0;
+}

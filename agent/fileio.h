@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * fileio.h - file helpers: whole-file reads with a size limit, atomic
+ * replacement (temporary file + fsync + rename + directory fsync), and
+ * full pread/pwrite loops.
+ */
+#ifndef CMK_FILEIO_H
+#define CMK_FILEIO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/*
+ * cmk_read_file() - read all of @path (at most @max bytes) into a
+ * malloc'd, NUL-terminated buffer.  A larger file is an error.
+ */
+int cmk_read_file(const char *path, size_t max, char **buf, size_t *len,
+		  struct cmk_err *e);
+
+/*
+ * cmk_write_file_atomic() - replace @path with @len bytes of @data so that
+ * a crash leaves either the old or the new contents: write "<path>.tmp.XXXXXX"
+ * in the same directory with @mode, fsync it, rename it over @path, fsync
+ * the directory.
+ */
+int cmk_write_file_atomic(const char *path, const void *data, size_t len,
+			  mode_t mode, struct cmk_err *e);
+
+/* cmk_pread_full() / cmk_pwrite_full() - loop until all bytes moved. */
+int cmk_pread_full(int fd, void *buf, size_t len, off_t off,
+		   const char *what, struct cmk_err *e);
+int cmk_pwrite_full(int fd, const void *buf, size_t len, off_t off,
+		    const char *what, struct cmk_err *e);
+
+#endif /* CMK_FILEIO_H */

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * genl.h - client of the kernel's "dm-cmk" generic netlink family.
+ *
+ * The only way the agent hands keys to the kernel.  Requests that carry a
+ * key are built in locked secret memory and wiped after sending.  Kernel
+ * errors come back as a negative errno with the kernel's extended-ACK
+ * message in the struct cmk_err.
+ */
+#ifndef CMK_GENL_H
+#define CMK_GENL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/dm-cmk.h>
+
+#include "err.h"
+#include "secret.h"
+
+struct cmk_genl;
+
+/**
+ * struct cmk_dev_info - one device as the kernel reports it (GET)
+ * @name: key_name
+ * @device: name of the mapped device
+ * @state: &enum dm_cmk_state
+ * @generation: generation of the installed key
+ * @has_lease: @lease_left_ms is meaningful
+ * @lease_left_ms: time until the kernel wipes the key by itself
+ * @lease_max_ms: longest lease the table accepts
+ * @sector_size: encryption sector size
+ * @reason: why the key was wiped (state WIPED only), &enum dm_cmk_reason
+ * @reads: bios read
+ * @writes: bios written
+ * @io_errors: bios failed
+ * @refused: bios refused for lack of a key
+ */
+struct cmk_dev_info {
+	char name[DM_CMK_NAME_MAX + 1];
+	char device[128];
+	uint32_t state;
+	uint64_t generation;
+	bool has_lease;
+	uint32_t lease_left_ms;
+	uint32_t lease_max_ms;
+	uint32_t sector_size;
+	uint32_t reason;
+	uint64_t reads;
+	uint64_t writes;
+	uint64_t io_errors;
+	uint64_t refused;
+};
+
+typedef int (*cmk_genl_dump_cb)(const struct cmk_dev_info *info, void *arg);
+
+/* cmk_genl_open() - connect and resolve the family (loads no module). */
+int cmk_genl_open(struct cmk_genl **out, struct cmk_err *e);
+void cmk_genl_close(struct cmk_genl **g);
+
+/* cmk_genl_key_set() - install @key (DM_CMK_KEY_LEN bytes) for @name. */
+int cmk_genl_key_set(struct cmk_genl *g, const char *name,
+		     const struct cmk_secret *key, uint64_t generation,
+		     uint32_t lease_ms, struct cmk_err *e);
+
+/* cmk_genl_key_wipe() - wipe the key of @name, or every key if NULL. */
+int cmk_genl_key_wipe(struct cmk_genl *g, const char *name,
+		      enum dm_cmk_reason reason, struct cmk_err *e);
+
+/* cmk_genl_lease_renew() - renew @name's lease, or every lease if NULL. */
+int cmk_genl_lease_renew(struct cmk_genl *g, const char *name,
+			 uint32_t lease_ms, struct cmk_err *e);
+
+/* cmk_genl_get() - state of @name; -ENODEV if no device uses it. */
+int cmk_genl_get(struct cmk_genl *g, const char *name,
+		 struct cmk_dev_info *info, struct cmk_err *e);
+
+/* cmk_genl_dump() - call @cb for every dm-cmk device. */
+int cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
+		  struct cmk_err *e);
+
+const char *cmk_state_str(uint32_t state);
+const char *cmk_wipe_reason_str(uint32_t reason);
+
+#endif /* CMK_GENL_H */

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * provider.c - provider registry and the generic call layer (see provider.h).
+ */
+#include "provider.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "provider_local.h"
+
+/* The registry: add a provider by adding its ops here. */
+static const struct cmk_provider_ops *const registry[] = {
+	&cmk_provider_local_ops,
+};
+
+#define N_PROVIDERS (sizeof(registry) / sizeof(registry[0]))
+
+struct cmk_provider {
+	const struct cmk_provider_ops *ops;
+	void *priv;
+};
+
+const struct cmk_provider_ops *cmk_provider_find(const char *name)
+{
+	for (size_t i = 0; i < N_PROVIDERS; i++)
+		if (strcmp(registry[i]->name, name) == 0)
+			return registry[i];
+	return NULL;
+}
+
+const char *cmk_provider_names(void)
+{
+	static char names[256];
+
+	if (!names[0]) {
+		for (size_t i = 0; i < N_PROVIDERS; i++) {
+			if (i)
+				strncat(names, ", ", sizeof(names) - strlen(names) - 1);
+			strncat(names, registry[i]->name,
+				sizeof(names) - strlen(names) - 1);
+		}
+	}
+	return names;
+}
+
+int cmk_provider_setting_ok(const struct cmk_provider_ops *ops, const char *key)
+{
+	for (const char *const *s = ops->settings; s && *s; s++)
+		if (strcmp(*s, key) == 0)
+			return 1;
+	return 0;
+}
+
+int cmk_provider_open(const char *name, const struct cmk_kv *kv, size_t n,
+		      struct cmk_provider **pp, struct cmk_err *e)
+{
+	const struct cmk_provider_ops *ops = cmk_provider_find(name);
+	struct cmk_provider *p;
+	int ret;
+
+	*pp = NULL;
+	if (!ops)
+		return cmk_errf(e, -ENOENT,
+				"provider \"%s\" is unknown; known providers: %s",
+				name, cmk_provider_names());
+	for (size_t i = 0; i < n; i++)
+		if (!cmk_provider_setting_ok(ops, kv[i].key))
+			return cmk_errf(e, -EINVAL,
+					"provider \"%s\": unknown setting \"%s\"",
+					name, kv[i].key);
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return cmk_errf(e, -ENOMEM, "provider \"%s\": out of memory", name);
+	p->ops = ops;
+	if (ops->open) {
+		ret = ops->open(kv, n, &p->priv, e);
+		if (ret) {
+			free(p);
+			return ret;
+		}
+	}
+	*pp = p;
+	return 0;
+}
+
+void cmk_provider_close(struct cmk_provider **pp)
+{
+	struct cmk_provider *p = *pp;
+
+	if (!p)
+		return;
+	if (p->ops->close)
+		p->ops->close(p->priv);
+	free(p);
+	*pp = NULL;
+}
+
+const char *cmk_provider_name(const struct cmk_provider *p)
+{
+	return p->ops->name;
+}
+
+const struct cmk_provider_ops *cmk_provider_ops(const struct cmk_provider *p)
+{
+	return p->ops;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A failure without a class would be neither retried nor revoked on. */
+static int classify(int ret, struct cmk_err *e)
+{
+	if (ret && e && e->cls == CMK_EC_NONE) {
+		e->cls = CMK_EC_LOCAL;
+		e->reason = CMK_R_LOCAL;
+	}
+	if (ret > 0)
+		ret = -EIO;
+	return ret;
+}
+
+static void call_start(struct cmk_kms_call *call, struct cmk_err *e)
+{
+	if (call)
+		memset(call, 0, sizeof(*call));
+	cmk_err_clear(e);
+}
+
+int cmk_provider_wrap(struct cmk_provider *p, const char *key_ref,
+		      const struct cmk_secret *plain,
+		      const struct cmk_encctx *ctx, unsigned char **wrapped,
+		      size_t *wrapped_len, struct cmk_kms_call *call,
+		      struct cmk_err *e)
+{
+	long t0 = now_ms();
+	int ret;
+
+	call_start(call, e);
+	*wrapped = NULL;
+	*wrapped_len = 0;
+	ret = p->ops->wrap(p->priv, key_ref, plain, ctx, wrapped, wrapped_len,
+			   call, e);
+	if (call)
+		call->latency_ms = now_ms() - t0;
+	if (ret) {
+		free(*wrapped);
+		*wrapped = NULL;
+		*wrapped_len = 0;
+	}
+	return classify(ret, e);
+}
+
+int cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
+			const unsigned char *wrapped, size_t wrapped_len,
+			const struct cmk_encctx *ctx, struct cmk_secret **plain,
+			struct cmk_kms_call *call, struct cmk_err *e)
+{
+	long t0 = now_ms();
+	int ret;
+
+	call_start(call, e);
+	*plain = NULL;
+	ret = p->ops->unwrap(p->priv, key_ref, wrapped, wrapped_len, ctx,
+			     plain, call, e);
+	if (call)
+		call->latency_ms = now_ms() - t0;
+	if (ret)
+		cmk_secret_free(plain);
+	return classify(ret, e);
+}
+
+int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
+		       const unsigned char *wrapped, size_t wrapped_len,
+		       const struct cmk_encctx *ctx, struct cmk_kms_call *call,
+		       struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *plain = NULL;
+	long t0 = now_ms();
+	int ret;
+
+	call_start(call, e);
+	if (p->ops->check)
+		ret = p->ops->check(p->priv, key_ref, wrapped, wrapped_len, ctx,
+				    call, e);
+	else
+		ret = p->ops->unwrap(p->priv, key_ref, wrapped, wrapped_len,
+				     ctx, &plain, call, e);
+	if (call)
+		call->latency_ms = now_ms() - t0;
+	return classify(ret, e);
+}

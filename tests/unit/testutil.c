@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * testutil.c - helpers and libc wrappers for the unit tests (testutil.h).
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+long tu_pwrite_budget = -1;
+int tu_getrandom_fixed;
+int tu_getrandom_calls;
+bool tu_munmap_inspect;
+int tu_munmap_count;
+bool tu_munmap_data_zero;
+
+ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
+ssize_t __real_getrandom(void *buf, size_t n, unsigned int flags);
+ssize_t __wrap_getrandom(void *buf, size_t n, unsigned int flags);
+int __real_munmap(void *addr, size_t len);
+int __wrap_munmap(void *addr, size_t len);
+
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	ssize_t w;
+
+	if (tu_pwrite_budget < 0)
+		return __real_pwrite(fd, buf, n, off);
+	if (tu_pwrite_budget == 0) {
+		errno = EIO;
+		return -1;
+	}
+	if ((long)n > tu_pwrite_budget)
+		n = (size_t)tu_pwrite_budget;
+	w = __real_pwrite(fd, buf, n, off);
+	if (w > 0)
+		tu_pwrite_budget -= w;
+	return w;
+}
+
+ssize_t __wrap_getrandom(void *buf, size_t n, unsigned int flags)
+{
+	tu_getrandom_calls++;
+	if (tu_getrandom_fixed > 0) {
+		tu_getrandom_fixed--;
+		memset(buf, 0x5a, n);
+		return (ssize_t)n;
+	}
+	return __real_getrandom(buf, n, flags);
+}
+
+int __wrap_munmap(void *addr, size_t len)
+{
+	if (tu_munmap_inspect) {
+		size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+		const unsigned char *p = (const unsigned char *)addr + pg;
+		unsigned char acc = 0;
+
+		/* data pages lie between the two guard pages */
+		for (size_t i = 0; i < len - 2 * pg; i++)
+			acc |= p[i];
+		tu_munmap_data_zero = acc == 0;
+		tu_munmap_count++;
+	}
+	return __real_munmap(addr, len);
+}
+
+static char tmpdir[256];
+
+int tu_setup_tmpdir(void **state)
+{
+	const char *base = getenv("TMPDIR");
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/cmk-unit.XXXXXX", base ? base : "/tmp");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	tu_pwrite_budget = -1;
+	tu_getrandom_fixed = 0;
+	tu_munmap_inspect = false;
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int tu_teardown_tmpdir(void **state)
+{
+	(void)state;
+	tu_pwrite_budget = -1;
+	tu_getrandom_fixed = 0;
+	tu_munmap_inspect = false;
+	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_tmpdir(void)
+{
+	return tmpdir;
+}
+
+const char *tu_path(const char *name)
+{
+	static char bufs[4][512];
+	static int next;
+	char *b = bufs[next++ % 4];
+
+	snprintf(b, 512, "%s/%s", tmpdir, name);
+	return b;
+}
+
+void tu_write_file(const char *path, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(fchmod(fd, mode), 0);
+	close(fd);
+}
+
+char *tu_read_file(const char *path, size_t *lenp)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long len;
+
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)len + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+	buf[len] = '\0';
+	fclose(f);
+	if (lenp)
+		*lenp = (size_t)len;
+	return buf;
+}
+
+void _tu_assert_contains(const char *hay, const char *needle, const char *file,
+			 int line)
+{
+	if (!hay || !strstr(hay, needle)) {
+		print_error("%s:%d: expected \"%s\" in \"%s\"\n", file, line,
+			    needle, hay ? hay : "(null)");
+		_fail(file, line);
+	}
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * testutil.h - shared helpers for the agent's cmocka unit tests.
+ *
+ * The test binaries are linked with -Wl,--wrap for a few libc calls made
+ * by the library, so tests can inject faults and observe side effects
+ * without hooks in production code:
+ *
+ *   pwrite     tu_pwrite_budget >= 0 lets that many more bytes through,
+ *              then writes fail with EIO (a crash in the middle of a write)
+ *   getrandom  the next tu_getrandom_fixed calls return a constant pattern
+ *              (a broken RNG), tu_getrandom_calls counts calls
+ *   munmap     with tu_munmap_inspect set, records whether the data pages
+ *              of a secret's mapping were all zero at unmap time
+ */
+#ifndef CMK_TESTUTIL_H
+#define CMK_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <cmocka.h>
+
+extern long tu_pwrite_budget;		/* -1: unlimited */
+extern int tu_getrandom_fixed;
+extern int tu_getrandom_calls;
+extern bool tu_munmap_inspect;
+extern int tu_munmap_count;
+extern bool tu_munmap_data_zero;
+
+/* A fresh temporary directory per test, removed by tu_teardown_tmpdir. */
+int tu_setup_tmpdir(void **state);
+int tu_teardown_tmpdir(void **state);
+const char *tu_tmpdir(void);
+/* tu_path() - "<tmpdir>/<name>" in a static rotating buffer. */
+const char *tu_path(const char *name);
+
+/* Write/read whole files (test-only, abort on failure). */
+void tu_write_file(const char *path, const void *data, size_t len, mode_t mode);
+char *tu_read_file(const char *path, size_t *len);
+
+/* assert that haystack contains needle, printing both on failure */
+#define assert_contains(hay, needle) \
+	_tu_assert_contains((hay), (needle), __FILE__, __LINE__)
+void _tu_assert_contains(const char *hay, const char *needle, const char *file,
+			 int line);
+
+#endif
