@@ -18,6 +18,8 @@ pkgs=(
 	sparse
 	# QEMU guest runner: initramfs from host files
 	qemu-system-x86 busybox-static dmsetup fio cpio gzip zstd
+	# guest -> host TCP forwarding (run-guest.sh --net-fwd)
+	netcat-openbsd
 	# agent
 	libdevmapper-dev libssl-dev libcurl4-openssl-dev libnl-genl-3-dev
 	libmnl-dev libjson-c-dev

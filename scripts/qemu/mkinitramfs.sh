@@ -16,7 +16,7 @@
 #   /sbin/dmsetup           plus the libraries ldd lists, as for every binary
 #   /usr/bin/fio            with --fio (~80 MB of libraries; off by default)
 #   /lib/modules/KVER/      dm-mod dm-crypt brd null_blk xts aesni_intel
-#                           loop dm-flakey (+ virtio_net with --net) with
+#                           loop dm-flakey (+ virtio_pci, virtio_net with --net) with
 #                           their dependencies, our dm-cmk.ko in updates/,
 #                           then depmod
 #   /tests/kselftest/       TEST... or every executable in --tests DIR
@@ -60,7 +60,7 @@ done
 [ -n "$out" ] || die "--out is required"
 [ -d "/lib/modules/$kver/kernel" ] || die "no modules for $kver in /lib/modules"
 kmod_ko=${kmod_ko:-$top/build/kmod/$kver/kernel/dm-cmk.ko}
-[ "$net" = 1 ] && modules+=(virtio_net)
+[ "$net" = 1 ] && modules+=(virtio_pci virtio_net)
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/cmk-initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT
