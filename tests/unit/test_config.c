@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * test_config.c - /etc/cmk/agent.conf parser.  Oracle: the documented
+ * format; every rejection must carry "file:line:" of the offending line.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define AGENT "[agent]\nkek_envelope = /etc/cmk/kek.json\n"
+
+static int parse(const char *text, struct cmk_config *c, struct cmk_err *e)
+{
+	return cmk_config_parse(text, strlen(text), "agent.conf", c, e);
+}
+
+static void expect_error(const char *text, const char *where, const char *what)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+
+	if (parse(text, &c, &e) == 0) {
+		cmk_config_free(&c);
+		fail_msg("accepted:\n%s", text);
+	}
+	assert_contains(e.msg, where);
+	assert_contains(e.msg, what);
+}
+
+static void config_full_example_parses(void **state)
+{
+	static const char text[] =
+		"# dm-cmk agent\n"
+		"[agent]\n"
+		"kek_envelope = /etc/cmk/kek.json\n"
+		"check_interval_s = 20\n"
+		"jitter_pct = 5\n"
+		"lease_ms = 45000\n"
+		"grace_s = 120\n"
+		"policy = poweroff\n"
+		"audit_log = /var/log/cmk/audit.log\n"
+		"syslog = no\n"
+		"boot_deadline_s = 30\n"
+		"metrics_path = /var/lib/node/cmk.prom\n"
+		"\n"
+		"[provider \"local\"]\n"
+		"\n"
+		"[device \"pgtemp\"]\n"
+		"  backing = /dev/nvme1n1  \n"
+		"dm_name = pg-temp\n"
+		"key_name = pg.temp:1\n"
+		"mode = ephemeral\n"
+		"sector_size = 4096\n"
+		"options = no_read_workqueue no_write_workqueue allow_discards\n"
+		"; second device with defaults\n"
+		"[device \"wal\"]\n"
+		"backing = /dev/vdb\n"
+		"mode = persistent\n";
+	struct cmk_config c;
+	struct cmk_err e;
+	char opts[128];
+
+	(void)state;
+	if (parse(text, &c, &e))
+		fail_msg("%s", e.msg);
+	assert_string_equal(c.kek_envelope, "/etc/cmk/kek.json");
+	assert_int_equal(c.check_interval_s, 20);
+	assert_int_equal(c.jitter_pct, 5);
+	assert_int_equal(c.lease_ms, 45000);
+	assert_int_equal(c.grace_s, 120);
+	assert_int_equal(c.policy, CMK_POLICY_POWEROFF);
+	assert_false(c.syslog);
+	assert_int_equal(c.boot_deadline_s, 30);
+	assert_string_equal(c.metrics_path, "/var/lib/node/cmk.prom");
+	assert_int_equal(c.n_providers, 1);
+	assert_non_null(cmk_config_provider(&c, "local"));
+	assert_int_equal(c.n_devices, 2);
+	assert_string_equal(c.devices[0].backing, "/dev/nvme1n1");
+	assert_string_equal(c.devices[0].dm_name, "pg-temp");
+	assert_string_equal(c.devices[0].key_name, "pg.temp:1");
+	assert_int_equal(c.devices[0].mode, CMK_MODE_EPHEMERAL);
+	assert_int_equal(c.devices[0].line, 16);
+	assert_int_equal(cmk_device_table_options(&c.devices[0], opts, sizeof(opts)), 0);
+	assert_string_equal(opts, "4 sector_size:4096 allow_discards no_read_workqueue no_write_workqueue");
+	assert_string_equal(c.devices[1].dm_name, "cmk-wal");
+	assert_string_equal(c.devices[1].key_name, "wal");
+	assert_int_equal(c.devices[1].mode, CMK_MODE_PERSISTENT);
+	assert_int_equal(c.devices[1].sector_size, 4096);
+	cmk_config_free(&c);
+}
+
+static void config_defaults_applied(void **state)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+	struct cmk_config_device d = { .sector_size = 512 };
+	char opts[64];
+
+	(void)state;
+	assert_int_equal(parse(AGENT, &c, &e), 0);
+	assert_int_equal(c.check_interval_s, 30);
+	assert_int_equal(c.jitter_pct, 10);
+	assert_int_equal(c.lease_ms, 60000);
+	assert_int_equal(c.grace_s, 300);
+	assert_int_equal(c.policy, CMK_POLICY_WIPE);
+	assert_true(c.syslog);
+	assert_string_equal(c.audit_log, "/var/log/cmk/audit.log");
+	assert_null(c.metrics_path);
+	assert_int_equal(c.n_devices, 0);
+	cmk_config_free(&c);
+	assert_int_equal(cmk_device_table_options(&d, opts, sizeof(opts)), 0);
+	assert_string_equal(opts, "");
+}
+
+static void config_unknown_key_rejected_with_line(void **state)
+{
+	(void)state;
+	expect_error(AGENT "lease = 5\n", "agent.conf:3:", "unknown key \"lease\"");
+	expect_error(AGENT "[device \"d\"]\nbacking = /dev/x\nmode = ephemeral\nlease_ms = 1\n",
+		     "agent.conf:6:", "unknown key \"lease_ms\" in [device]");
+	expect_error(AGENT "[provider \"local\"]\nregion = eu\n", "agent.conf:4:",
+		     "unknown key \"region\" for provider \"local\"");
+}
+
+static void config_unknown_section_rejected_with_line(void **state)
+{
+	(void)state;
+	expect_error(AGENT "\n[agnet]\n", "agent.conf:4:", "unknown section [agnet]");
+	expect_error(AGENT "[provider \"aws2\"]\n", "agent.conf:3:", "unknown provider \"aws2\"");
+	expect_error(AGENT "[device]\n", "agent.conf:3:", "needs a name");
+	expect_error(AGENT "[device pg]\n", "agent.conf:3:", "double quotes");
+	expect_error(AGENT "[device \"a b\"]\n", "agent.conf:3:", "must match");
+	expect_error(AGENT "[agent \"x\"]\n", "agent.conf:3:", "takes no name");
+	expect_error("kek_envelope = /x\n", "agent.conf:1:", "outside of any section");
+	expect_error(AGENT "[device \"d\"\n", "agent.conf:3:", "must end with ']'");
+}
+
+static void config_duplicates_rejected_with_lines(void **state)
+{
+	(void)state;
+	expect_error(AGENT "grace_s = 1\ngrace_s = 2\n", "agent.conf:4:",
+		     "duplicate key \"grace_s\" (first at line 3)");
+	expect_error(AGENT "[agent]\n", "agent.conf:3:", "duplicate [agent] section (first at line 1)");
+	expect_error(AGENT "[device \"d\"]\nbacking = /dev/a\nmode = ephemeral\n"
+		     "[device \"d\"]\n", "agent.conf:6:", "duplicate [device \"d\"] (first at line 3)");
+	expect_error(AGENT "[provider \"local\"]\n[provider \"local\"]\n", "agent.conf:4:",
+		     "duplicate [provider \"local\"]");
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/a\nmode = ephemeral\n"
+		     "[device \"b\"]\nbacking = /dev/b\nmode = ephemeral\nkey_name = a\n",
+		     "agent.conf:6:", "same key_name as device \"a\" (line 3)");
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/a\nmode = ephemeral\n"
+		     "[device \"b\"]\nbacking = /dev/a\nmode = ephemeral\n",
+		     "agent.conf:6:", "same backing");
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/a\nmode = ephemeral\n"
+		     "[device \"b\"]\nbacking = /dev/b\nmode = ephemeral\ndm_name = cmk-a\n",
+		     "agent.conf:6:", "same dm_name");
+}
+
+static void config_bad_values_rejected_with_line(void **state)
+{
+	static const struct { const char *line, *what; } agent_bad[] = {
+		{ "check_interval_s = 0", "out of range 1..86400" },
+		{ "check_interval_s = -1", "not a non-negative integer" },
+		{ "check_interval_s = +5", "not a non-negative integer" },
+		{ "check_interval_s = 12abc", "not a non-negative integer" },
+		{ "check_interval_s = 99999999999999999999999", "not a non-negative integer" },
+		{ "jitter_pct = 51", "out of range 0..50" },
+		{ "lease_ms = 999", "out of range 1000..600000" },
+		{ "policy = maybe", "not one of wipe, poweroff, none" },
+		{ "syslog = true", "not one of no, yes" },
+		{ "audit_log = relative.log", "not an absolute path" },
+		{ "grace_s =", "empty value" },
+		{ "Grace_s = 1", "bad key" },
+		{ "= 1", "missing key" },
+		{ "just words", "expected \"key = value\"" },
+	};
+	static const struct { const char *line, *what; } dev_bad[] = {
+		{ "mode = temp", "not one of ephemeral, persistent" },
+		{ "sector_size = 1024", "sector_size must be 512 or 4096" },
+		{ "sector_size = 8192", "out of range 512..4096" },
+		{ "options = fast", "unknown option \"fast\"" },
+		{ "options = allow_discards allow_discards", "given twice" },
+		{ "key_name = has space", "must match [A-Za-z0-9._:-]{1,64}" },
+		{ "key_name = " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		  "must match" },
+		{ "dm_name = ../x", "must match" },
+	};
+	char text[512], where[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(agent_bad) / sizeof(agent_bad[0]); i++) {
+		snprintf(text, sizeof(text), AGENT "%s\n", agent_bad[i].line);
+		expect_error(text, "agent.conf:3:", agent_bad[i].what);
+	}
+	for (size_t i = 0; i < sizeof(dev_bad) / sizeof(dev_bad[0]); i++) {
+		bool is_mode = strncmp(dev_bad[i].line, "mode", 4) == 0;
+
+		snprintf(text, sizeof(text),
+			 AGENT "[device \"d\"]\nbacking = /dev/x\n%s\n%s\n",
+			 is_mode ? "# no mode yet" : "mode = ephemeral", dev_bad[i].line);
+		snprintf(where, sizeof(where), "agent.conf:%d:", 6);
+		expect_error(text, where, dev_bad[i].what);
+	}
+}
+
+static void config_missing_required_rejected(void **state)
+{
+	(void)state;
+	expect_error("[agent]\ncheck_interval_s = 5\n", "agent.conf:1:",
+		     "missing required key \"kek_envelope\"");
+	expect_error(AGENT "[device \"d\"]\nmode = ephemeral\n\n[device \"e\"]\n",
+		     "agent.conf:3:", "missing required key \"backing\"");
+	expect_error(AGENT "[device \"d\"]\nbacking = /dev/x\n", "agent.conf:3:",
+		     "missing required key \"mode\"");
+	expect_error("# nothing\n", "agent.conf", "missing [agent] section");
+}
+
+static void config_lease_must_outlive_check_interval(void **state)
+{
+	(void)state;
+	/* 60 s interval + 10 % jitter = 66 s > 60 s lease */
+	expect_error(AGENT "check_interval_s = 60\nlease_ms = 60000\n", "agent.conf:4:",
+		     "must exceed the longest check interval (66000 ms");
+}
+
+static void config_rejects_nul_and_control_characters(void **state)
+{
+	static const char text[] = "[agent]\nkek_envelope = /a\0b\n";
+	struct cmk_config c;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(cmk_config_parse(text, sizeof(text) - 1, "agent.conf", &c, &e),
+			 -EINVAL);
+	assert_contains(e.msg, "agent.conf:2: NUL byte");
+	expect_error("[agent]\nkek_envelope = /a\x1b[31m\n", "agent.conf:2:", "control character");
+}
+
+static void config_load_from_file(void **state)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+
+	(void)state;
+	tu_write_file(tu_path("agent.conf"), AGENT "grace_s = 9\n", strlen(AGENT) + 12, 0600);
+	assert_int_equal(cmk_config_load(tu_path("agent.conf"), &c, &e), 0);
+	assert_int_equal(c.grace_s, 9);
+	cmk_config_free(&c);
+	assert_int_equal(cmk_config_load(tu_path("missing.conf"), &c, &e), -ENOENT);
+	assert_contains(e.msg, "missing.conf");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(config_full_example_parses),
+		cmocka_unit_test(config_defaults_applied),
+		cmocka_unit_test(config_unknown_key_rejected_with_line),
+		cmocka_unit_test(config_unknown_section_rejected_with_line),
+		cmocka_unit_test(config_duplicates_rejected_with_lines),
+		cmocka_unit_test(config_bad_values_rejected_with_line),
+		cmocka_unit_test(config_missing_required_rejected),
+		cmocka_unit_test(config_lease_must_outlive_check_interval),
+		cmocka_unit_test(config_rejects_nul_and_control_characters),
+		cmocka_unit_test(config_load_from_file),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, tu_setup_tmpdir,
+					   tu_teardown_tmpdir);
+}
