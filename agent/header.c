@@ -396,7 +396,7 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 		     const struct cmk_secret *dek, struct cmk_err *e)
 {
 	uint8_t old[2][CMK_HDR_SIZE], buf[CMK_HDR_SIZE], back[CMK_HDR_SIZE];
-	struct cmk_header hh[2];
+	struct cmk_header hh[2], check;
 	struct cmk_header_status st;
 	uint64_t size, seq = 0;
 	int ret, first;
@@ -422,6 +422,10 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 	if (ret)
 		return ret;
 	cmk_header_encode(h, buf);
+	/* Never put on disk what a reader would refuse. */
+	ret = cmk_header_decode(buf, "being written", &check, e);
+	if (ret)
+		return ret;
 
 	/* Never overwrite the copy a reader would pick before the other is durable. */
 	first = st.chosen == 0 ? 1 : 0;

@@ -33,7 +33,7 @@ const struct cmk_provider_ops *cmk_provider_find(const char *name)
 
 const char *cmk_provider_names(void)
 {
-	static char names[256];
+	static _Thread_local char names[256];
 
 	if (!names[0]) {
 		for (size_t i = 0; i < N_PROVIDERS; i++) {

@@ -530,6 +530,24 @@ static void header_init_rejects_bad_parameters(void **state)
 			 -EINVAL);
 }
 
+static void header_write_refuses_invalid_fields(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h, r;
+	struct cmk_err e;
+
+	assert_int_equal(cmk_header_init(&h, CMK_MODE_EPHEMERAL, 4096, fx->kek_id, 1, &e), 0);
+	h.mode = 7;
+	assert_int_equal(cmk_header_write(fx->fd, &h, fx->kek, fx->dek, &e), -EUCLEAN);
+	assert_contains(e.msg, "field mode: 7");
+	h.mode = CMK_MODE_EPHEMERAL;
+	h.cipher[20] = 'x';
+	assert_int_equal(cmk_header_write(fx->fd, &h, fx->kek, fx->dek, &e), -EUCLEAN);
+	assert_contains(e.msg, "field cipher");
+	/* nothing reached the device */
+	assert_int_equal(cmk_header_read(fx->fd, &r, NULL, &e), -ENODATA);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -551,6 +569,7 @@ int main(void)
 		T(header_equal_halves_dek_refused),
 		T(header_unsupported_version_named),
 		T(header_init_rejects_bad_parameters),
+		T(header_write_refuses_invalid_fields),
 	};
 
 	return cmocka_run_group_tests_name("header", tests, NULL, NULL);
