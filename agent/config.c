@@ -603,3 +603,23 @@ int cmk_device_table_options(const struct cmk_config_device *d, char *out,
 		return -ENOSPC;
 	return 0;
 }
+
+int cmk_device_table_line(const struct cmk_config_device *d, uint64_t dev_bytes,
+			  char *out, size_t size)
+{
+	uint64_t per = d->sector_size / 512, len;
+	char opts[256];
+	int n;
+
+	if (dev_bytes < (uint64_t)CMK_HDR_AREA + d->sector_size)
+		return -ENOSPC;
+	len = (dev_bytes - CMK_HDR_AREA) / 512 / per * per;
+	if (cmk_device_table_options(d, opts, sizeof(opts)))
+		return -ENOSPC;
+	n = snprintf(out, size, "0 %llu cmk %s %s 0 %s %d%s%s",
+		     (unsigned long long)len, CMK_HDR_CIPHER, d->key_name,
+		     d->backing, CMK_HDR_DATA_OFFSET, opts[0] ? " " : "", opts);
+	if (n < 0 || (size_t)n >= size)
+		return -ENOSPC;
+	return 0;
+}

@@ -125,6 +125,16 @@ cmk_config_provider(const struct cmk_config *c, const char *name);
 int cmk_device_table_options(const struct cmk_config_device *d, char *out,
 			     size_t size);
 
+/*
+ * cmk_device_table_line() - the dm-cmk table line for @d on a backing
+ * device of @dev_bytes bytes:
+ *   "0 <len> cmk aes-xts-plain64 <key_name> 0 <backing> 2048 [<#opt> ...]"
+ * <len> covers everything after the 1 MiB header, rounded down to whole
+ * encryption sectors.  -ENOSPC if no data sector fits or @out is short.
+ */
+int cmk_device_table_line(const struct cmk_config_device *d, uint64_t dev_bytes,
+			  char *out, size_t size);
+
 /* cmk_key_name_valid() - [A-Za-z0-9._:-]{1,64} */
 bool cmk_key_name_valid(const char *s);
 

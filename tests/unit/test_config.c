@@ -255,6 +255,30 @@ static void config_load_from_file(void **state)
 	assert_contains(e.msg, "missing.conf");
 }
 
+static void config_table_line_matches_contract(void **state)
+{
+	struct cmk_config_device d = {
+		.key_name = "pgtemp", .sector_size = 4096,
+		.options = CMK_OPT_NO_READ_WORKQUEUE,
+	};
+	char line[512];
+
+	(void)state;
+	d.backing = "/dev/vdb";
+	/* 1 MiB header + 10 MiB + 3 stray 512-byte sectors */
+	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
+					       sizeof(line)), 0);
+	assert_string_equal(line, "0 20480 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048 "
+			    "2 sector_size:4096 no_read_workqueue");
+	d.sector_size = 512;
+	d.options = 0;
+	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
+					       sizeof(line)), 0);
+	assert_string_equal(line, "0 20483 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048");
+	assert_int_equal(cmk_device_table_line(&d, 1 << 20, line, sizeof(line)), -ENOSPC);
+	assert_int_equal(cmk_device_table_line(&d, 4 << 20, line, 20), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +292,7 @@ int main(void)
 		cmocka_unit_test(config_lease_must_outlive_check_interval),
 		cmocka_unit_test(config_rejects_nul_and_control_characters),
 		cmocka_unit_test(config_load_from_file),
+		cmocka_unit_test(config_table_line_matches_contract),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, tu_setup_tmpdir,
