@@ -472,6 +472,35 @@ static void envelope_check_disabled_is_definitive(void **state)
 	assert_contains(call.request_id, "local-");
 }
 
+/* Random byte edits of a valid envelope: parsing never crashes or leaks. */
+static void envelope_random_mutations_handled(void **state)
+{
+	struct fx *fx = *state;
+	size_t len = strlen(fx->json);
+	char *buf = malloc(len + 1);
+	unsigned int seed = 12345, accepted = 0;
+
+	assert_non_null(buf);
+	for (int i = 0; i < 3000; i++) {
+		struct cmk_envelope r;
+		struct cmk_err e;
+		int edits = 1 + (int)(rand_r(&seed) % 3);
+
+		memcpy(buf, fx->json, len + 1);
+		for (int k = 0; k < edits; k++)
+			buf[rand_r(&seed) % len] = (char)(rand_r(&seed) % 256);
+		if (cmk_envelope_parse(buf, len, "m.json", &r, &e) == 0) {
+			accepted++;
+			cmk_envelope_free(&r);
+		} else {
+			assert_true(e.msg[0] != '\0');
+		}
+	}
+	free(buf);
+	/* most edits must be caught; a few land in harmless spots */
+	assert_true(accepted < 3000 / 4);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -492,6 +521,7 @@ int main(void)
 		T(envelope_previous_version_must_be_lower),
 		T(envelope_rewrap_to_new_cmk_keeps_kek),
 		T(envelope_check_disabled_is_definitive),
+		T(envelope_random_mutations_handled),
 	};
 
 	return cmocka_run_group_tests_name("envelope", tests, NULL, NULL);

@@ -530,6 +530,32 @@ static void header_init_rejects_bad_parameters(void **state)
 			 -EINVAL);
 }
 
+/*
+ * Every single-bit change anywhere before the checksum, with the checksum
+ * recomputed by the forger, is refused by decode or by the GCM tag.
+ */
+static void header_any_forged_bit_rejected(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h, r;
+	struct cmk_secret *dek = NULL;
+	uint8_t good[CMK_HDR_SIZE], bad[CMK_HDR_SIZE];
+	struct cmk_err e;
+
+	format(fx, CMK_MODE_PERSISTENT, &h);
+	read_raw(fx->fd, 0, good);
+	for (size_t i = 0; i < CMK_HDR_OFF_CHECKSUM; i++) {
+		memcpy(bad, good, sizeof(bad));
+		bad[i] ^= (uint8_t)(1u << (i % 8));
+		fix_checksum(bad);
+		if (cmk_header_decode(bad, "A", &r, &e) == 0 &&
+		    cmk_header_unwrap_dek(&r, fx->kek, &dek, &e) == 0) {
+			cmk_secret_free(&dek);
+			fail_msg("forged bit at byte %zu accepted", i);
+		}
+	}
+}
+
 static void header_write_refuses_invalid_fields(void **state)
 {
 	struct fx *fx = *state;
@@ -570,6 +596,7 @@ int main(void)
 		T(header_unsupported_version_named),
 		T(header_init_rejects_bad_parameters),
 		T(header_write_refuses_invalid_fields),
+		T(header_any_forged_bit_rejected),
 	};
 
 	return cmocka_run_group_tests_name("header", tests, NULL, NULL);
