@@ -107,7 +107,7 @@ if [ "$sparse" = 1 ]; then
 		exit 1
 	fi
 elif [ "$werror" = 1 ] && grep -i 'warning:' "$log" >&2; then
-	echo "kbuild: $kver: compiler warnings, full log: $log" >&2
+	echo "kbuild: $kver: build warnings, full log: $log" >&2
 	exit 1
 fi
 if [ ! -f "$out/kernel/dm-cmk.ko" ]; then
