@@ -15,7 +15,7 @@ pkgs=(
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	# checkpatch.pl, kernel-doc, kselftest_harness.h, crypto/testmgr.h
 	linux-source-6.1 xz-utils perl
-	sparse
+	sparse shellcheck
 	# QEMU guest runner: initramfs from host files
 	qemu-system-x86 busybox-static dmsetup fio cpio gzip zstd
 	# guest -> host TCP forwarding (run-guest.sh --net-fwd)

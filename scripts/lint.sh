@@ -5,6 +5,7 @@
 #
 #   lint_checkpatch_strict   checkpatch.pl --strict on kernel/ and the UAPI header
 #   lint_kernel_doc          kernel-doc finds no malformed comment
+#   lint_shellcheck          shellcheck on scripts/ and .ci/run
 #   build_noWarn_<x.y>       W=1 -Werror build for each Debian kernel
 #   lint_sparse_<x.y>        sparse (C=2) reports nothing in our sources
 #
@@ -66,6 +67,18 @@ if grep -qE 'warning|error' "$log"; then
 	rc=1
 fi
 result $rc lint_kernel_doc "$log"
+
+# The build, lint and guest scripts themselves, through shellcheck.
+log=$logs/shellcheck.log
+if command -v shellcheck >/dev/null; then
+	shellcheck -S warning -x scripts/*.sh scripts/qemu/*.sh .ci/run >"$log" 2>&1 &&
+		shellcheck -S warning -s sh scripts/qemu/init >>"$log" 2>&1
+	rc=$?
+else
+	echo "shellcheck not installed (run 'make deps')" >"$log"
+	rc=1
+fi
+result $rc lint_shellcheck "$log"
 
 mapfile -t kvers < <(scripts/kvers.sh)
 if [ ${#kvers[@]} -eq 0 ]; then

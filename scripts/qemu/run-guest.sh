@@ -133,7 +133,7 @@ if [ ${#fwds[@]} -gt 0 ]; then
 	for f in "${fwds[@]}"; do
 		netdev+=",guestfwd=tcp:10.0.2.100:${f%%=*}-cmd:nc 127.0.0.1 ${f#*=}"
 	done
-	qemu+=(-netdev "$netdev" -device virtio-net-pci,netdev=n0)
+	qemu+=(-netdev "$netdev" -device "virtio-net-pci,netdev=n0")
 	cmdline+=" cmk.net=1"
 fi
 qemu+=(-append "$cmdline")
