@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * device.c - boot paths from envelope and header to a DEK (see device.h).
+ */
+#include "device.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "keys.h"
+
+static int fresh_header(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+			uint32_t sector_size, const struct cmk_header *old,
+			struct cmk_header *h, struct cmk_secret **dekp,
+			struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
+	int ret;
+
+	ret = cmk_header_init(h, mode, sector_size, k->env->kek_id,
+			      k->env->cur.kek_version, e);
+	if (ret)
+		return ret;
+	if (old)
+		memcpy(h->device_uuid, old->device_uuid, CMK_UUID_LEN);
+	ret = cmk_dek_generate(&dek, e);
+	if (ret)
+		return ret;
+	ret = cmk_header_write(fd, h, k->cur, dek, e);
+	if (ret)
+		return ret;
+	*dekp = dek;
+	dek = NULL;
+	return 0;
+}
+
+int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
+			       uint32_t sector_size, struct cmk_header *h,
+			       struct cmk_secret **dek, struct cmk_err *e)
+{
+	struct cmk_header old;
+	struct cmk_err re;
+	int ret;
+
+	*dek = NULL;
+	ret = cmk_header_read(fd, &old, NULL, &re);
+	if (ret == 0 && old.mode != CMK_MODE_EPHEMERAL)
+		return cmk_errf(e, -EEXIST,
+				"device holds a persistent dm-cmk header; refusing to re-key it as ephemeral (that would destroy its data)");
+	if (ret != 0 && ret != -ENODATA && ret != -EUCLEAN &&
+	    ret != -EPROTONOSUPPORT) {
+		if (e)
+			*e = re;
+		return ret;
+	}
+	/* Unreadable or damaged ephemeral headers just get a new one. */
+	return fresh_header(fd, k, CMK_MODE_EPHEMERAL, sector_size,
+			    ret == 0 && old.sector_size == sector_size ? &old : NULL,
+			    h, dek, e);
+}
+
+int cmk_device_format_persistent(int fd, const struct cmk_keks *k,
+				 uint32_t sector_size, bool force,
+				 struct cmk_header *h, struct cmk_secret **dek,
+				 struct cmk_err *e)
+{
+	struct cmk_header old;
+	struct cmk_err re;
+	int ret;
+
+	*dek = NULL;
+	ret = cmk_header_read(fd, &old, NULL, &re);
+	if (ret != -ENODATA && !force)
+		return cmk_errf(e, -EEXIST,
+				"device already has a dm-cmk header%s; formatting would destroy its data",
+				ret ? " (damaged)" : "");
+	ret = cmk_header_zero_area(fd, e);
+	if (ret)
+		return ret;
+	return fresh_header(fd, k, CMK_MODE_PERSISTENT, sector_size, NULL, h,
+			    dek, e);
+}
+
+int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
+			       struct cmk_header *h, struct cmk_secret **dek,
+			       struct cmk_err *e)
+{
+	const struct cmk_envelope *env = k->env;
+	const struct cmk_secret *kek = NULL;
+	char hid[CMK_UUID_STR], eid[CMK_UUID_STR];
+	int ret;
+
+	*dek = NULL;
+	ret = cmk_header_read(fd, h, NULL, e);
+	if (ret)
+		return ret;
+	if (h->mode != CMK_MODE_PERSISTENT)
+		return cmk_errf(e, -EINVAL,
+				"device header is ephemeral: its data does not survive a reboot; configure the device as ephemeral");
+	cmk_uuid_format(h->kek_id, hid);
+	cmk_uuid_format(env->kek_id, eid);
+	if (memcmp(h->kek_id, env->kek_id, CMK_UUID_LEN))
+		return cmk_errf(e, -EKEYREJECTED,
+				"device header names KEK %s, but the envelope holds KEK %s: wrong envelope for this device",
+				hid, eid);
+	if (h->kek_version == env->cur.kek_version)
+		kek = k->cur;
+	else if (env->has_prev && h->kek_version == env->prev.kek_version)
+		kek = k->prev;
+	if (!kek)
+		return cmk_errf(e, -EKEYREJECTED,
+				"device header needs KEK %s version %u, the envelope has version %u%s%s",
+				hid, h->kek_version, env->cur.kek_version,
+				env->has_prev ? " and a previous version" : "",
+				env->has_prev && !k->prev ? " (not unwrapped)" : "");
+	return cmk_header_unwrap_dek(h, kek, dek, e);
+}
