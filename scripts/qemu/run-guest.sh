@@ -6,7 +6,8 @@
 #
 # Usage: scripts/qemu/run-guest.sh --kver KVER [--timeout S] [--test-timeout S]
 #            [--out DIR] [--fio] [--net-fwd GUESTPORT=HOSTPORT]...
-#            [--add SRC[:DST]]... [--show-console] [TEST...]
+#            [--add SRC[:DST]]... [--module NAME]... [--show-console]
+#            [TEST...]
 #
 #   --kver KVER         a kernel with /boot/vmlinuz-KVER and modules
 #   --timeout S         bound on the whole guest run (default 900)
@@ -20,6 +21,8 @@
 #                       The "cmd:" guestfwd form is used on purpose: the
 #                       plain "tcp:" form hangs after the first connection.
 #   --add SRC[:DST]     extra file for the guest (ELF: with its libraries)
+#   --module NAME       extra kernel module (and its dependencies) for the
+#                       guest's /lib/modules; tests modprobe it themselves
 #   --show-console      copy the guest console to stderr while it runs
 #   TEST...             test binaries (default: build/tests/kselftest/*)
 #
@@ -53,8 +56,9 @@ while [ $# -gt 0 ]; do
 	--fio) mk_args+=(--fio); shift ;;
 	--net-fwd) fwds+=("$2"); shift 2 ;;
 	--add) mk_args+=(--add "$2"); shift 2 ;;
+	--module) mk_args+=(--module "$2"); shift 2 ;;
 	--show-console) show_console=1; shift ;;
-	-h|--help) sed -n '3,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) tests+=("$(realpath "$1")"); shift ;;
 	esac
