@@ -85,6 +85,7 @@ struct setting {
 static const struct setting agent_settings[] = {
 	{ .key = "kek_envelope", .kind = K_PATH, .off = A(kek_envelope), .required = true },
 	UINT("check_interval_s", A(check_interval_s), 1, 86400),
+	UINT("check_interval_ms", A(check_interval_ms), 100, 86400000),
 	UINT("jitter_pct", A(jitter_pct), 0, 50),
 	UINT("lease_ms", A(lease_ms), 1000, 600000),
 	UINT("grace_s", A(grace_s), 0, 86400),
@@ -93,6 +94,7 @@ static const struct setting agent_settings[] = {
 	OF("audit_log", K_PATH, A(audit_log)),
 	ENUM("syslog", A(syslog), bool_names),
 	OF("metrics_path", K_PATH, A(metrics_path)),
+	OF("state_dir", K_PATH, A(state_dir)),
 	{ .key = NULL }
 };
 
@@ -124,6 +126,8 @@ struct parser {
 	int seen[MAX_SETTINGS];			/* line of first setting, 0 = unset */
 	int agent_line;
 	int lease_line;		/* where lease_ms was set, for validate() */
+	int interval_s_line;	/* where check_interval_s was set */
+	int interval_ms_line;	/* where check_interval_ms was set */
 };
 
 #define PERR(p, code, fmt, ...) \
@@ -419,6 +423,10 @@ static int parse_setting(struct parser *p, char *s)
 		p->seen[i] = p->line;
 		if (p->sec == S_AGENT && strcmp(key, "lease_ms") == 0)
 			p->lease_line = p->line;
+		if (p->sec == S_AGENT && strcmp(key, "check_interval_s") == 0)
+			p->interval_s_line = p->line;
+		if (p->sec == S_AGENT && strcmp(key, "check_interval_ms") == 0)
+			p->interval_ms_line = p->line;
 		return set_value(p, &p->table[i], val);
 	}
 	return PERR(p, -EINVAL, "unknown key \"%s\" in [%s]", key,
@@ -433,8 +441,17 @@ static int validate(struct parser *p)
 
 	if (!p->agent_line)
 		return cmk_errf(p->e, -EINVAL, "%s: missing [agent] section", p->name);
+	/* One interval, in one unit: two would leave the reader guessing. */
+	if (p->interval_s_line && p->interval_ms_line)
+		return cmk_errf(p->e, -EINVAL,
+				"%s:%d: check_interval_ms and check_interval_s (line %d) both set; keep one",
+				p->name, p->interval_ms_line, p->interval_s_line);
+	if (!p->interval_ms_line)
+		c->check_interval_ms = c->check_interval_s * 1000;
+	else
+		c->check_interval_s = (c->check_interval_ms + 999) / 1000;
 	/* A lease must outlive the longest gap between two checks. */
-	worst = (uint64_t)c->check_interval_s * 1000 * (100 + c->jitter_pct) / 100;
+	worst = (uint64_t)c->check_interval_ms * (100 + c->jitter_pct) / 100;
 	if (c->lease_ms <= worst)
 		return cmk_errf(p->e, -EINVAL,
 				"%s:%d: lease_ms %u must exceed the longest check interval (%llu ms with jitter), or keys expire between checks",
@@ -483,7 +500,8 @@ int cmk_config_parse(const char *text, size_t len, const char *name,
 
 	set_defaults(c);
 	c->audit_log = strdup("/var/log/cmk/audit.log");
-	if (!c->audit_log)
+	c->state_dir = strdup(CMK_STATE_DIR);
+	if (!c->audit_log || !c->state_dir)
 		return cmk_errf(e, -ENOMEM, "%s: out of memory", name);
 	if (len > CMK_CONFIG_MAX_SIZE) {
 		ret = cmk_errf(e, -EFBIG, "%s: larger than %d bytes", name,
@@ -554,6 +572,7 @@ void cmk_config_free(struct cmk_config *c)
 	free(c->kek_envelope);
 	free(c->audit_log);
 	free(c->metrics_path);
+	free(c->state_dir);
 	for (size_t i = 0; i < c->n_providers; i++) {
 		for (size_t j = 0; j < c->providers[i].n; j++) {
 			free((char *)c->providers[i].kv[j].key);

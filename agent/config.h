@@ -6,7 +6,7 @@
  *
  *   [agent]
  *   kek_envelope = /etc/cmk/kek.json
- *   check_interval_s = 30
+ *   check_interval_s = 30          # or check_interval_ms = 250 (one of them)
  *   jitter_pct = 10
  *   lease_ms = 60000
  *   grace_s = 300
@@ -15,6 +15,7 @@
  *   syslog = yes
  *   boot_deadline_s = 60
  *   metrics_path = /var/lib/prometheus/node-exporter/cmk.prom
+ *   state_dir = /run/cmk           # agent.json, revoked/<device>
  *
  *   [provider "local"]             # settings of one provider, checked
  *                                  # against that provider's own list
@@ -89,7 +90,8 @@ struct cmk_config_device {
 
 struct cmk_config {
 	char *kek_envelope;
-	uint32_t check_interval_s;
+	uint32_t check_interval_s;	/* rounded up if set in ms */
+	uint32_t check_interval_ms;	/* always valid after parsing */
 	uint32_t jitter_pct;
 	uint32_t lease_ms;
 	uint32_t grace_s;
@@ -98,6 +100,7 @@ struct cmk_config {
 	char *audit_log;
 	bool syslog;
 	char *metrics_path;	/* NULL: no metrics */
+	char *state_dir;	/* agent state file and revoke markers */
 
 	struct cmk_config_provider *providers;
 	size_t n_providers;
@@ -106,6 +109,7 @@ struct cmk_config {
 };
 
 #define CMK_CONFIG_PATH		"/etc/cmk/agent.conf"
+#define CMK_STATE_DIR		"/run/cmk"
 
 int cmk_config_parse(const char *text, size_t len, const char *name,
 		     struct cmk_config *c, struct cmk_err *e);

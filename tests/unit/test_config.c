@@ -228,6 +228,47 @@ static void config_lease_must_outlive_check_interval(void **state)
 		     "must exceed the longest check interval (66000 ms");
 }
 
+static void config_check_interval_ms_parses(void **state)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+	const char *t = AGENT "check_interval_ms = 250\nlease_ms = 2000\nstate_dir = /tmp/cmk-st\n";
+
+	(void)state;
+	assert_int_equal(parse(t, &c, &e), 0);
+	assert_int_equal(c.check_interval_ms, 250);
+	assert_int_equal(c.check_interval_s, 1);	/* rounded up */
+	assert_string_equal(c.state_dir, "/tmp/cmk-st");
+	cmk_config_free(&c);
+	/* seconds still work and define the millisecond value */
+	assert_int_equal(parse(AGENT "check_interval_s = 7\n", &c, &e), 0);
+	assert_int_equal(c.check_interval_ms, 7000);
+	assert_string_equal(c.state_dir, "/run/cmk");
+	cmk_config_free(&c);
+	/* defaults: 30 s */
+	assert_int_equal(parse(AGENT, &c, &e), 0);
+	assert_int_equal(c.check_interval_ms, 30000);
+	cmk_config_free(&c);
+}
+
+static void config_check_interval_ms_validated(void **state)
+{
+	(void)state;
+	expect_error(AGENT "check_interval_ms = 99\n", "agent.conf:3:",
+		     "out of range 100..86400000");
+	expect_error(AGENT "check_interval_ms = 86400001\n", "agent.conf:3:",
+		     "out of range 100..86400000");
+	expect_error(AGENT "check_interval_ms = 1.5\n", "agent.conf:3:",
+		     "not a non-negative integer");
+	expect_error(AGENT "check_interval_s = 1\ncheck_interval_ms = 500\n",
+		     "agent.conf:4:", "check_interval_ms and check_interval_s (line 3) both set");
+	/* 1000 ms + 10 % jitter = 1100 ms > 1000 ms lease */
+	expect_error(AGENT "check_interval_ms = 1000\nlease_ms = 1000\n", "agent.conf:4:",
+		     "must exceed the longest check interval (1100 ms");
+	expect_error(AGENT "state_dir = run/cmk\n", "agent.conf:3:",
+		     "not an absolute path");
+}
+
 static void config_rejects_nul_and_control_characters(void **state)
 {
 	static const char text[] = "[agent]\nkek_envelope = /a\0b\n";
@@ -290,6 +331,8 @@ int main(void)
 		cmocka_unit_test(config_bad_values_rejected_with_line),
 		cmocka_unit_test(config_missing_required_rejected),
 		cmocka_unit_test(config_lease_must_outlive_check_interval),
+		cmocka_unit_test(config_check_interval_ms_parses),
+		cmocka_unit_test(config_check_interval_ms_validated),
 		cmocka_unit_test(config_rejects_nul_and_control_characters),
 		cmocka_unit_test(config_load_from_file),
 		cmocka_unit_test(config_table_line_matches_contract),
