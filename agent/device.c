@@ -81,9 +81,9 @@ int cmk_device_format_persistent(int fd, const struct cmk_keks *k,
 			    dek, e);
 }
 
-int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
-			       struct cmk_header *h, struct cmk_secret **dek,
-			       struct cmk_err *e)
+int cmk_device_reopen(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+		      struct cmk_header *h, struct cmk_secret **dek,
+		      struct cmk_err *e)
 {
 	const struct cmk_envelope *env = k->env;
 	const struct cmk_secret *kek = NULL;
@@ -94,9 +94,10 @@ int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
 	ret = cmk_header_read(fd, h, NULL, e);
 	if (ret)
 		return ret;
-	if (h->mode != CMK_MODE_PERSISTENT)
+	if (h->mode != mode)
 		return cmk_errf(e, -EINVAL,
-				"device header is ephemeral: its data does not survive a reboot; configure the device as ephemeral");
+				"device header is %s but the device is configured %s; fix the configuration (re-formatting destroys the data)",
+				cmk_mode_name(h->mode), cmk_mode_name(mode));
 	cmk_uuid_format(h->kek_id, hid);
 	cmk_uuid_format(env->kek_id, eid);
 	if (memcmp(h->kek_id, env->kek_id, CMK_UUID_LEN))
@@ -114,4 +115,21 @@ int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
 				env->has_prev ? " and a previous version" : "",
 				env->has_prev && !k->prev ? " (not unwrapped)" : "");
 	return cmk_header_unwrap_dek(h, kek, dek, e);
+}
+
+int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
+			       struct cmk_header *h, struct cmk_secret **dek,
+			       struct cmk_err *e)
+{
+	struct cmk_header peek;
+	int ret;
+
+	*dek = NULL;
+	ret = cmk_header_read(fd, &peek, NULL, e);
+	if (ret)
+		return ret;
+	if (peek.mode != CMK_MODE_PERSISTENT)
+		return cmk_errf(e, -EINVAL,
+				"device header is ephemeral: its data does not survive a reboot; configure the device as ephemeral");
+	return cmk_device_reopen(fd, k, CMK_MODE_PERSISTENT, h, dek, e);
 }

@@ -50,6 +50,17 @@ int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
 			       struct cmk_err *e);
 
 /*
+ * cmk_device_reopen() - read the header of @fd WITHOUT rewriting it, check
+ * it is of @mode and names this envelope's KEK, and unwrap its DEK.  The
+ * restore path: a running ephemeral device must keep its DEK (re-keying
+ * would shred it), so this is how it gets its key back after a revoke,
+ * a lease expiry or an agent restart.
+ */
+int cmk_device_reopen(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+		      struct cmk_header *h, struct cmk_secret **dek,
+		      struct cmk_err *e);
+
+/*
  * cmk_device_format_persistent() - first format of a persistent device
  * (refused if it already has a header, valid or not, unless @force).
  */

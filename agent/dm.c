@@ -11,42 +11,6 @@
 
 #include "dm.h"
 
-int cmk_dm_format_table(const struct cmk_dm_table *t, char *buf, size_t len,
-			struct cmk_err *e)
-{
-	char opts[160] = "";
-	unsigned int nopts = 0;
-	size_t used = 0;
-	int n;
-
-#define CMK_OPT(cond, ...)						\
-	do {								\
-		if ((cond) && used < sizeof(opts)) {			\
-			used += snprintf(opts + used, sizeof(opts) - used, \
-					 " " __VA_ARGS__);		\
-			nopts++;					\
-		}							\
-	} while (0)
-	CMK_OPT(t->sector_size && t->sector_size != 512, "sector_size:%u",
-		t->sector_size);
-	CMK_OPT(t->allow_discards, "allow_discards");
-	CMK_OPT(t->no_read_workqueue, "no_read_workqueue");
-	CMK_OPT(t->no_write_workqueue, "no_write_workqueue");
-	CMK_OPT(t->lease_max_ms, "lease_ms:%u", t->lease_max_ms);
-#undef CMK_OPT
-
-	n = snprintf(buf, len, "aes-xts-plain64 %s %llu %s %llu", t->key_name,
-		     (unsigned long long)t->iv_offset, t->backing,
-		     (unsigned long long)t->offset);
-	if (n >= 0 && (size_t)n < len && nopts)
-		n += snprintf(buf + n, len - n, " %u%s", nopts, opts);
-	if (n < 0 || (size_t)n >= len || used >= sizeof(opts))
-		return cmk_errf(e, -ENAMETOOLONG,
-				"device-mapper table for %s is too long",
-				t->key_name);
-	return 0;
-}
-
 /*
  * Wait for udev when it runs; otherwise (a minimal initramfs) let
  * libdevmapper create the /dev/mapper node itself.
@@ -72,6 +36,8 @@ static int cmk_dm_run(struct dm_task *dmt, const char *what, const char *name,
 	ok = dm_task_run(dmt);
 	if (udev)
 		dm_udev_wait(cookie);
+	else
+		dm_task_update_nodes();	/* create/remove /dev/mapper/<name> now */
 	if (!ok)
 		return cmk_errf(e, -EIO,
 				"device-mapper: %s of %s failed (the kernel log says why: dmesg | grep device-mapper)",
@@ -79,21 +45,22 @@ static int cmk_dm_run(struct dm_task *dmt, const char *what, const char *name,
 	return 0;
 }
 
-int cmk_dm_create(const char *name, const struct cmk_dm_table *t,
-		  struct cmk_err *e)
+int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 {
+	unsigned long long start, len;
 	struct dm_task *dmt;
-	char params[512];
-	int ret;
+	char target[16];
+	int pos = 0, ret;
 
-	ret = cmk_dm_format_table(t, params, sizeof(params), e);
-	if (ret)
-		return ret;
+	if (sscanf(table, "%llu %llu %15s %n", &start, &len, target, &pos) != 3 ||
+	    !pos || !table[pos])
+		return cmk_errf(e, -EINVAL,
+				"device-mapper: malformed table line for %s", name);
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt)
 		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
 	if (!dm_task_set_name(dmt, name) ||
-	    !dm_task_add_target(dmt, 0, t->length, "cmk", params)) {
+	    !dm_task_add_target(dmt, start, len, target, table + pos)) {
 		ret = cmk_errf(e, -EINVAL, "device-mapper: bad name or table for %s",
 			       name);
 		goto out;
