@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * volume.h - what cmk-agent and cmkctl do to one configured device.
+ *
+ *  open     boot path: ephemeral devices get a fresh DEK and header (the
+ *           previous boot's data is shredded), persistent ones unwrap the
+ *           DEK from their header; the dm-cmk device is created if absent
+ *           (sealed), the DEK is pushed with KEY_SET (lease from the
+ *           config, generation = header sequence) and wiped from memory.
+ *           If the dm device already exists (agent restart, cmkctl open
+ *           of a running device) open does a restore instead: a running
+ *           ephemeral device is never re-keyed.
+ *  restore  re-read the header WITHOUT rewriting it, unwrap the DEK, push
+ *           it again (after a revoke is undone, a lease expiry, a suspend,
+ *           an agent restart).
+ *  close    KEY_WIPE, then remove the dm device.
+ *  wipe     KEY_WIPE with a reason (revoke, KMS unreachable).
+ *
+ * Every key operation writes one audit line.  Key bytes never leave
+ * struct cmk_secret; a DEK lives from the header unwrap to the KEY_SET.
+ *
+ * Operator revocation (cmkctl revoke) leaves a marker file
+ * <state_dir>/revoked/<device name>; while it exists nothing restores the
+ * device.  cmkctl open clears it.
+ */
+#ifndef CMK_VOLUME_H
+#define CMK_VOLUME_H
+
+#include <stdbool.h>
+
+#include <linux/dm-cmk.h>
+
+#include "audit.h"
+#include "config.h"
+#include "device.h"
+#include "envelope.h"
+#include "err.h"
+#include "genl.h"
+#include "provider.h"
+
+/**
+ * struct cmk_kekset - the KEK envelope and its unwrapped KEK versions
+ * @env: parsed envelope (from the config's kek_envelope path)
+ * @p: the provider the envelope names
+ * @cur: current KEK (NULL while sealed: after a revoke)
+ * @prev: previous KEK during a rotation, else NULL
+ */
+struct cmk_kekset {
+	struct cmk_envelope env;
+	struct cmk_provider *p;
+	struct cmk_secret *cur;
+	struct cmk_secret *prev;
+	bool loaded;
+};
+
+void cmk_kekset_init(struct cmk_kekset *ks);
+
+/*
+ * cmk_kekset_load() - (re)read @cfg's kek_envelope, open its provider and
+ * unwrap the current (and previous) KEK.  One audit line per KMS call.  On
+ * failure @ks holds no KEK; e->cls says definitive or transient.
+ */
+int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
+		    struct cmk_audit *audit, struct cmk_err *e);
+
+/*
+ * cmk_kekset_check() - a real unwrap of the current wrapped KEK under the
+ * CMK, result wiped (works while @ks holds no plain KEK).  Audited.
+ */
+int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
+		     long *latency_ms, struct cmk_err *e);
+
+/* cmk_kekset_forget() - wipe the plain KEKs, keep the envelope. */
+void cmk_kekset_forget(struct cmk_kekset *ks);
+void cmk_kekset_free(struct cmk_kekset *ks);
+
+/* What the operations below need. */
+struct cmk_volume_ctx {
+	const struct cmk_config *cfg;
+	struct cmk_genl *genl;
+	struct cmk_audit *audit;	/* may be NULL */
+	struct cmk_kekset *keks;	/* for open and restore */
+};
+
+/* cmk_volume_find() - a configured device by name, dm_name or key_name. */
+const struct cmk_config_device *cmk_volume_find(const struct cmk_config *cfg,
+						const char *name);
+
+/*
+ * cmk_volume_open() - see above.  *@restored (optional) says whether the
+ * device already existed and was restored rather than opened fresh.
+ */
+int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		    bool *restored, struct cmk_err *e);
+int cmk_volume_restore(struct cmk_volume_ctx *v,
+		       const struct cmk_config_device *d, struct cmk_err *e);
+int cmk_volume_close(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		     struct cmk_err *e);
+int cmk_volume_wipe(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		    enum dm_cmk_reason reason, struct cmk_err *e);
+/* cmk_volume_renew() - LEASE_RENEW; -ENOKEY when the kernel has no key. */
+int cmk_volume_renew(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		     struct cmk_err *e);
+
+/* Operator revocation markers (<state_dir>/revoked/<name>). */
+bool cmk_volume_revoked(const struct cmk_config *cfg,
+			const struct cmk_config_device *d);
+int cmk_volume_mark_revoked(const struct cmk_config *cfg,
+			    const struct cmk_config_device *d, struct cmk_err *e);
+int cmk_volume_clear_revoked(const struct cmk_config *cfg,
+			     const struct cmk_config_device *d, struct cmk_err *e);
+
+/* cmk_volume_audit() - one audit line about @d (@e NULL on success). */
+void cmk_volume_audit(struct cmk_volume_ctx *v, const char *event,
+		      const struct cmk_config_device *d, const char *message,
+		      const struct cmk_err *e, bool important);
+
+#endif /* CMK_VOLUME_H */
