@@ -100,7 +100,7 @@ fail:
 }
 
 int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
-		     long *latency_ms, struct cmk_err *e)
+		     bool log_success, long *latency_ms, struct cmk_err *e)
 {
 	struct cmk_kms_call call;
 	int ret;
@@ -111,7 +111,8 @@ int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
 	ret = cmk_envelope_check(ks->p, &ks->env, &call, e);
 	if (latency_ms)
 		*latency_ms = call.latency_ms;
-	audit_kms(audit, &ks->env.cur, "check", &call, ret ? e : NULL);
+	if (ret || log_success)
+		audit_kms(audit, &ks->env.cur, "check", &call, ret ? e : NULL);
 	return ret;
 }
 

@@ -65,10 +65,12 @@ int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
 
 /*
  * cmk_kekset_check() - a real unwrap of the current wrapped KEK under the
- * CMK, result wiped (works while @ks holds no plain KEK).  Audited.
+ * CMK, result wiped (works while @ks holds no plain KEK).  Failures are
+ * always audited, successes only with @log_success (a check every 250 ms
+ * would otherwise flood the log).
  */
 int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
-		     long *latency_ms, struct cmk_err *e);
+		     bool log_success, long *latency_ms, struct cmk_err *e);
 
 /* cmk_kekset_forget() - wipe the plain KEKs, keep the envelope. */
 void cmk_kekset_forget(struct cmk_kekset *ks);

@@ -22,7 +22,7 @@ pkgs=(
 	netcat-openbsd
 	# agent
 	libdevmapper-dev libssl-dev libcurl4-openssl-dev libnl-genl-3-dev
-	libmnl-dev libjson-c-dev
+	libmnl-dev libjson-c-dev libsystemd-dev
 	# agent unit tests
 	libcmocka-dev
 )

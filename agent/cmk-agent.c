@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cmk-agent.c - the dm-cmk key agent (daemon).
+ *
+ *   cmk-agent [--config FILE] [--no-poweroff]
+ *
+ * Boot: read the config, harden the process, unseal the KEK (retrying a
+ * KMS that cannot be reached until boot_deadline_s), open every configured
+ * device, tell systemd READY=1.  Then one real CMK check every
+ * check_interval (+ jitter) with the consequences agentloop.c decides.
+ * Documentation/cmk-agent.rst is the manual.
+ *
+ * SIGTERM/SIGINT end the agent WITHOUT wiping kernel keys: restarting or
+ * upgrading the agent must not interrupt database I/O, and the kernel
+ * wipes every key by itself when its lease runs out, so an agent that is
+ * gone (stopped, killed, crashed) cannot extend a key's life past
+ * lease_ms.  SIGHUP runs a check now.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <systemd/sd-daemon.h>
+
+#include "agentloop.h"
+#include "audit.h"
+#include "codec.h"
+#include "config.h"
+#include "dm.h"
+#include "fileio.h"
+#include "genl.h"
+#include "secret.h"
+#include "volume.h"
+
+/* Success lines for CMK checks: at most one per this many ms. */
+#define CHECK_LOG_EVERY_MS	60000
+
+enum dev_status {
+	DEV_PENDING,		/* not opened yet (or open failed) */
+	DEV_OPEN,		/* opened by this agent */
+	DEV_OPERATOR_REVOKED,	/* cmkctl revoke marker present */
+	DEV_GONE,		/* removed behind our back (cmkctl close) */
+};
+
+struct agent {
+	struct cmk_config cfg;
+	struct cmk_audit *audit;
+	struct cmk_genl *genl;
+	struct cmk_kekset keks;
+	struct cmk_volume_ctx vol;
+	struct cmk_loop loop;
+	enum dev_status *dev;
+	char (*dev_msg)[CMK_ERR_MSG_MAX];
+	bool no_poweroff;
+	uint64_t last_check_log_ms;
+	long last_latency_ms;
+	time_t last_check_wall;
+	char state_path[4096];
+};
+
+static void note(void *ctx, const char *event, const char *msg,
+		 const struct cmk_err *e)
+{
+	struct agent *a = ctx;
+
+	cmk_volume_audit(&a->vol, event, NULL, msg,
+			 e && e->cls != CMK_EC_NONE ? e : NULL,
+			 !strcmp(event, "revoke"));
+	fprintf(stderr, "cmk-agent: %s: %s%s%s\n", event, msg,
+		e && e->cls != CMK_EC_NONE ? ": " : "",
+		e && e->cls != CMK_EC_NONE ? e->msg : "");
+}
+
+static uint64_t now_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(void *ctx, uint64_t ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	(void)ctx;
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static uint32_t rnd(void *ctx)
+{
+	uint32_t r = 0;
+
+	(void)ctx;
+	if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+		r = (uint32_t)now_ms(NULL) * 2654435761u;
+	return r;
+}
+
+static int check(void *ctx, struct cmk_err *e)
+{
+	struct agent *a = ctx;
+	uint64_t now = now_ms(NULL);
+	bool log_ok = now - a->last_check_log_ms >= CHECK_LOG_EVERY_MS ||
+		      a->loop.state != CMK_LS_ACTIVE;
+	int ret;
+
+	ret = cmk_kekset_check(&a->keks, a->audit, log_ok, &a->last_latency_ms, e);
+	a->last_check_wall = time(NULL);
+	if (!ret && log_ok)
+		a->last_check_log_ms = now;
+	return ret;
+}
+
+static int unseal(void *ctx, struct cmk_err *e)
+{
+	struct agent *a = ctx;
+
+	return cmk_kekset_load(&a->keks, &a->cfg, a->audit, e);
+}
+
+static void forget(void *ctx)
+{
+	struct agent *a = ctx;
+
+	cmk_kekset_forget(&a->keks);
+}
+
+static void set_msg(struct agent *a, size_t i, const char *msg)
+{
+	snprintf(a->dev_msg[i], sizeof(a->dev_msg[i]), "%s", msg);
+}
+
+/* Open (boot) or restore one device; the device status follows. */
+static int bring_up(struct agent *a, size_t i, struct cmk_err *e)
+{
+	const struct cmk_config_device *d = &a->cfg.devices[i];
+	bool restored;
+	int ret;
+
+	if (cmk_volume_revoked(&a->cfg, d)) {
+		if (a->dev[i] != DEV_OPERATOR_REVOKED)
+			cmk_volume_audit(&a->vol, "restore", d,
+					 "skipped: revoked by the operator (cmkctl open clears it)",
+					 NULL, false);
+		a->dev[i] = DEV_OPERATOR_REVOKED;
+		set_msg(a, i, "revoked by the operator");
+		return 0;
+	}
+	if (a->dev[i] == DEV_OPEN || a->dev[i] == DEV_OPERATOR_REVOKED) {
+		bool exists;
+
+		/* Opened once: restore if still there, never re-create. */
+		ret = cmk_dm_exists(d->dm_name, &exists, e);
+		if (ret)
+			return ret;
+		if (!exists) {
+			a->dev[i] = DEV_GONE;
+			set_msg(a, i, "device-mapper device removed");
+			cmk_volume_audit(&a->vol, "restore", d,
+					 "skipped: device-mapper device is gone (cmkctl close?)",
+					 NULL, false);
+			return 0;
+		}
+		ret = cmk_volume_restore(&a->vol, d, e);
+	} else {
+		ret = cmk_volume_open(&a->vol, d, &restored, e);
+	}
+	if (ret) {
+		set_msg(a, i, e->msg);
+		return ret;
+	}
+	a->dev[i] = DEV_OPEN;
+	set_msg(a, i, "");
+	return 0;
+}
+
+static int maintain(void *ctx, bool restore, struct cmk_err *e)
+{
+	struct agent *a = ctx;
+	int first = 0;
+
+	for (size_t i = 0; i < a->cfg.n_devices; i++) {
+		const struct cmk_config_device *d = &a->cfg.devices[i];
+		struct cmk_err de;
+		int ret = 0;
+
+		if (a->dev[i] == DEV_GONE)
+			continue;
+		if (a->dev[i] == DEV_OPEN && !cmk_volume_revoked(&a->cfg, d)) {
+			ret = cmk_volume_renew(&a->vol, d, &de);
+			if (!ret)
+				continue;
+			if (ret != -ENOKEY && ret != -ENODEV)
+				goto fail;
+			/* The kernel lost the key: lease expiry, suspend, vmfork. */
+		}
+		if (!restore)
+			continue;
+		if (a->dev[i] == DEV_OPERATOR_REVOKED && cmk_volume_revoked(&a->cfg, d))
+			continue;
+		ret = bring_up(a, i, &de);
+		if (!ret)
+			continue;
+		/* The envelope may have rotated under us: re-read it once. */
+		if (ret == -EKEYREJECTED && !cmk_kekset_load(&a->keks, &a->cfg, a->audit, &de))
+			ret = bring_up(a, i, &de);
+		if (!ret)
+			continue;
+fail:
+		if (!first) {
+			first = ret;
+			*e = de;
+		}
+	}
+	return first;
+}
+
+static int wipe(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e)
+{
+	struct agent *a = ctx;
+	int first = 0;
+
+	for (size_t i = 0; i < a->cfg.n_devices; i++) {
+		struct cmk_err de;
+		int ret = cmk_volume_wipe(&a->vol, &a->cfg.devices[i], reason, &de);
+
+		if (ret && ret != -ENODEV && !first) {
+			first = ret;
+			*e = de;
+		}
+	}
+	return first;
+}
+
+static void action(void *ctx)
+{
+	struct agent *a = ctx;
+
+	if (a->no_poweroff) {
+		note(a, "poweroff", "policy poweroff: suppressed by --no-poweroff", NULL);
+		return;
+	}
+	note(a, "poweroff", "policy poweroff: powering the machine off", NULL);
+	sync();
+	reboot(RB_POWER_OFF);
+	/* Still here (no CAP_SYS_BOOT?): keys are wiped anyway. */
+	note(a, "poweroff", "reboot(RB_POWER_OFF) failed; keys stay wiped", NULL);
+}
+
+static const struct cmk_loop_ops agent_ops = {
+	.check = check, .unseal = unseal, .forget = forget,
+	.maintain = maintain, .wipe = wipe, .action = action, .note = note,
+	.now_ms = now_ms, .sleep_ms = sleep_ms, .random = rnd,
+};
+
+/* ---- state file -------------------------------------------------------------- */
+
+static const char *dev_status_name(enum dev_status s)
+{
+	static const char *const n[] = { "pending", "open", "revoked-by-operator", "gone" };
+
+	return n[s];
+}
+
+static void add_time(json_object *o, const char *k, time_t t)
+{
+	char s[CMK_TIME_STR];
+
+	if (t && !cmk_time_format(t, s))
+		json_object_object_add(o, k, json_object_new_string(s));
+}
+
+static void write_state(struct agent *a)
+{
+	json_object *o = json_object_new_object(), *c, *k, *devs;
+	const struct cmk_loop *l = &a->loop;
+	char id[CMK_UUID_STR];
+	const char *text;
+	struct cmk_err e;
+
+	json_object_object_add(o, "state", json_object_new_string(cmk_loop_state_name(l->state)));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	add_time(o, "updated", time(NULL));
+	json_object_object_add(o, "kek_held", json_object_new_boolean(a->keks.cur != NULL));
+	c = json_object_new_object();
+	add_time(c, "time", a->last_check_wall);
+	json_object_object_add(c, "result", json_object_new_string(
+		!l->checks ? "none" : l->last_result ? "failure" : "success"));
+	if (l->checks && l->last_result) {
+		json_object_object_add(c, "error_class", json_object_new_string(
+			cmk_err_class_name(l->last_err.cls)));
+		json_object_object_add(c, "reason", json_object_new_string(
+			cmk_reason_name(l->last_err.reason)));
+		json_object_object_add(c, "message", json_object_new_string(l->last_err.msg));
+	}
+	json_object_object_add(c, "latency_ms", json_object_new_int64(a->last_latency_ms));
+	json_object_object_add(c, "checks", json_object_new_int64((int64_t)l->checks));
+	json_object_object_add(c, "consecutive_failures", json_object_new_int((int)l->fails));
+	json_object_object_add(o, "last_check", c);
+	k = json_object_new_object();
+	if (a->keks.loaded) {
+		cmk_uuid_format(a->keks.env.kek_id, id);
+		json_object_object_add(k, "id", json_object_new_string(id));
+		json_object_object_add(k, "version", json_object_new_int((int)a->keks.env.cur.kek_version));
+		json_object_object_add(k, "rotation_in_progress", json_object_new_boolean(a->keks.env.has_prev));
+		json_object_object_add(k, "provider", json_object_new_string(a->keks.env.cur.provider));
+		json_object_object_add(k, "key_ref", json_object_new_string(a->keks.env.cur.key_ref));
+	}
+	json_object_object_add(o, "kek", k);
+	c = json_object_new_object();
+	json_object_object_add(c, "check_interval_ms", json_object_new_int((int)a->cfg.check_interval_ms));
+	json_object_object_add(c, "lease_ms", json_object_new_int((int)a->cfg.lease_ms));
+	json_object_object_add(c, "grace_s", json_object_new_int((int)a->cfg.grace_s));
+	json_object_object_add(c, "policy", json_object_new_string(cmk_policy_name(a->cfg.policy)));
+	json_object_object_add(o, "config", c);
+	devs = json_object_new_array();
+	for (size_t i = 0; i < a->cfg.n_devices; i++) {
+		const struct cmk_config_device *d = &a->cfg.devices[i];
+		json_object *dj = json_object_new_object();
+
+		json_object_object_add(dj, "name", json_object_new_string(d->name));
+		json_object_object_add(dj, "dm_name", json_object_new_string(d->dm_name));
+		json_object_object_add(dj, "key_name", json_object_new_string(d->key_name));
+		json_object_object_add(dj, "backing", json_object_new_string(d->backing));
+		json_object_object_add(dj, "mode", json_object_new_string(cmk_mode_name(d->mode)));
+		json_object_object_add(dj, "status", json_object_new_string(dev_status_name(a->dev[i])));
+		if (a->dev_msg[i][0])
+			json_object_object_add(dj, "message", json_object_new_string(a->dev_msg[i]));
+		json_object_array_add(devs, dj);
+	}
+	json_object_object_add(o, "devices", devs);
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+					      JSON_C_TO_STRING_NOSLASHESCAPE);
+	mkdir(a->cfg.state_dir, 0755);
+	if (cmk_write_file_atomic(a->state_path, text, strlen(text), 0644, &e))
+		fprintf(stderr, "cmk-agent: state file: %s\n", e.msg);
+	json_object_put(o);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static int usage(void)
+{
+	fputs("usage: cmk-agent [--config FILE] [--no-poweroff]\n"
+	      "exit: 0 stopped by a signal, 1 error, 2 KMS refused at boot,\n"
+	      "      3 KMS unreachable until boot_deadline_s\n", stderr);
+	return 1;
+}
+
+static int exit_code(const struct cmk_err *e)
+{
+	return e->cls == CMK_EC_DEFINITIVE ? 2 : e->cls == CMK_EC_TRANSIENT ? 3 : 1;
+}
+
+static int run(struct agent *a)
+{
+	struct pollfd pfd;
+	sigset_t set;
+	uint64_t delay;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pfd.fd = signalfd(-1, &set, SFD_CLOEXEC);
+	pfd.events = POLLIN;
+	if (pfd.fd < 0) {
+		fprintf(stderr, "cmk-agent: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+	delay = a->cfg.check_interval_ms;
+	for (;;) {
+		struct signalfd_siginfo si;
+		int n = poll(&pfd, 1, (int)delay);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && read(pfd.fd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo != SIGHUP) {
+				note(a, "stop", "signal: exiting; kernel keys stay until their lease ends",
+				     NULL);
+				break;
+			}
+			note(a, "check", "SIGHUP: checking now", NULL);
+		}
+		delay = cmk_loop_step(&a->loop);
+		write_state(a);
+		sd_notifyf(0, "STATUS=%s, %lu checks", cmk_loop_state_name(a->loop.state),
+			   a->loop.checks);
+	}
+	close(pfd.fd);
+	sd_notify(0, "STOPPING=1");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "no-poweroff", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf = CMK_CONFIG_PATH;
+	struct agent a;
+	struct cmk_err e;
+	sigset_t set;
+	uint64_t t0;
+	int c, ret = 1, opened = 0;
+
+	memset(&a, 0, sizeof(a));
+	cmk_kekset_init(&a.keks);
+	t0 = now_ms(NULL);
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'n':
+			a.no_poweroff = true;
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (optind != argc)
+		return usage();
+	/* Signals are read from a signalfd; block them from the start. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	if (cmk_harden_process(&e) || cmk_config_load(conf, &a.cfg, &e)) {
+		fprintf(stderr, "cmk-agent: %s\n", e.msg);
+		return 1;
+	}
+	snprintf(a.state_path, sizeof(a.state_path), "%s/agent.json", a.cfg.state_dir);
+	a.dev = calloc(a.cfg.n_devices + 1, sizeof(*a.dev));
+	a.dev_msg = calloc(a.cfg.n_devices + 1, sizeof(*a.dev_msg));
+	if (!a.dev || !a.dev_msg) {
+		fprintf(stderr, "cmk-agent: out of memory\n");
+		goto out;
+	}
+	if (cmk_audit_open(a.cfg.audit_log, a.cfg.syslog, "cmk-agent", &a.audit, &e) ||
+	    cmk_genl_open(&a.genl, &e)) {
+		fprintf(stderr, "cmk-agent: %s\n", e.msg);
+		goto out;
+	}
+	a.vol.cfg = &a.cfg;
+	a.vol.genl = a.genl;
+	a.vol.audit = a.audit;
+	a.vol.keks = &a.keks;
+	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
+	sd_notify(0, "STATUS=unsealing the KEK");
+	if (cmk_loop_boot(&a.loop, &e)) {
+		fprintf(stderr, "cmk-agent: cannot unseal the KEK: %s\n", e.msg);
+		cmk_volume_audit(&a.vol, "boot", NULL, NULL, &e, true);
+		ret = exit_code(&e);
+		goto out;
+	}
+	for (size_t i = 0; i < a.cfg.n_devices; i++) {
+		if (bring_up(&a, i, &e)) {
+			fprintf(stderr, "cmk-agent: %s\n", e.msg);
+			continue;
+		}
+		opened += a.dev[i] == DEV_OPEN;
+	}
+	write_state(&a);
+	fprintf(stderr, "cmk-agent: %d of %zu devices usable %llu ms after start; checking every %u ms\n",
+		opened, a.cfg.n_devices, (unsigned long long)(now_ms(NULL) - t0),
+		a.cfg.check_interval_ms);
+	sd_notifyf(0, "READY=1\nSTATUS=active, %d of %zu devices", opened, a.cfg.n_devices);
+	ret = run(&a);
+out:
+	cmk_kekset_free(&a.keks);
+	cmk_genl_close(&a.genl);
+	cmk_audit_close(&a.audit);
+	free(a.dev);
+	free(a.dev_msg);
+	cmk_config_free(&a.cfg);
+	return ret;
+}
