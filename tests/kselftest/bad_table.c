@@ -14,8 +14,10 @@
 #define DM_NAME		CMK_DM_PREFIX "bad"
 #define DM_OTHER	CMK_DM_PREFIX "bad-other"
 
-#define NAME65 "k234567890123456789012345678901234567890123456789012345678901234"
-#define NAME64 "k23456789012345678901234567890123456789012345678901234567890123"
+#define NAME65 "k2345678901234567890123456789012345678901234567890123456789012345"
+#define NAME64 "k234567890123456789012345678901234567890123456789012345678901234"
+_Static_assert(sizeof(NAME65) == DM_CMK_NAME_MAX + 2, "65 characters");
+_Static_assert(sizeof(NAME64) == DM_CMK_NAME_MAX + 1, "64 characters");
 
 FIXTURE(bad_table) {
 	char mark[96];
@@ -63,12 +65,12 @@ FIXTURE_VARIANT_ADD(bad_table, key_name_that_looks_like_a_key) {
 
 FIXTURE_VARIANT_ADD(bad_table, missing_offset) {
 	.table = "0 16384 cmk aes-xts-plain64 k 0 /dev/ram0",
-	.words = "argument|args",
+	.words = "argument|args|<dev_path> <offset>",
 };
 
 FIXTURE_VARIANT_ADD(bad_table, missing_everything) {
 	.table = "0 16384 cmk aes-xts-plain64",
-	.words = "argument|args",
+	.words = "argument|args|<dev_path> <offset>",
 };
 
 FIXTURE_VARIANT_ADD(bad_table, bad_iv_offset) {

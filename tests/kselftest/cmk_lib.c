@@ -39,6 +39,9 @@
 #ifndef NETLINK_CAP_ACK
 #define NETLINK_CAP_ACK 10
 #endif
+#ifndef NLMSGERR_ATTR_MISS_TYPE
+#define NLMSGERR_ATTR_MISS_TYPE 5
+#endif
 #ifndef NLM_F_CAPPED
 #define NLM_F_CAPPED 0x100
 #endif
@@ -165,7 +168,7 @@ void cmk_table_crypt(char *buf, size_t sz, const struct cmk_table *t,
 		     t->cipher ? t->cipher : "aes-xts-plain64", hex,
 		     (unsigned long long)t->iv_offset, t->dev,
 		     (unsigned long long)t->offset);
-	memset(hex, 0, sizeof(hex));
+	explicit_bzero(hex, sizeof(hex));
 	if (t->opts && count_words(t->opts) && n > 0 && (size_t)n < sz)
 		snprintf(buf + n, sz - n, " %d %s", count_words(t->opts),
 			 t->opts);
@@ -654,7 +657,7 @@ bool cmk_contains_key(const void *hay, size_t haylen, const uint8_t *key)
 		found = memmem(hay, haylen, hex, 2 * half) ||
 			memmem(hay, haylen, hex + 2 * half, 2 * half);
 	}
-	memset(hex, 0, sizeof(hex));
+	explicit_bzero(hex, sizeof(hex));
 	return found;
 }
 
@@ -679,6 +682,9 @@ static int extack_attr_cb(const struct nlattr *attr, void *data)
 	if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG && x->ext &&
 	    x->extsz && mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
 		snprintf(x->ext, x->extsz, "%s", mnl_attr_get_str(attr));
+	if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MISS_TYPE &&
+	    mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		x->nl->miss_type = mnl_attr_get_u32(attr);
 	return MNL_CB_OK;
 }
 
@@ -885,6 +891,7 @@ static int transact(struct cmk_nl *nl, struct nlmsghdr *nlh, struct xact *x)
 	ctl[NLMSG_DONE] = cb_done;
 	if (x->ext && x->extsz)
 		x->ext[0] = '\0';
+	nl->miss_type = 0;
 	if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	buf = malloc(bufsz);
@@ -999,7 +1006,7 @@ int cmk_nl_request(struct cmk_nl *nl, const struct cmk_req *req,
 		mnl_attr_put_u32(nlh, req->extra_type, 0x5a5a5a5a);
 	err = transact(nl, nlh, &x);
 	/* the request may have carried a key */
-	memset(buf, 0, sizeof(buf));
+	explicit_bzero(buf, sizeof(buf));
 	return err;
 }
 
@@ -1285,6 +1292,10 @@ int cmk_nullb_create(const char *cfgname, unsigned int size_mb, bool discard,
 		cmk_nullb_destroy(cfgname);
 		return err;
 	}
+	/* newer kernels name the disk after the configfs item */
+	snprintf(path, pathsz, "/dev/%s", cfgname);
+	if (!access(path, F_OK))
+		return 0;
 	snprintf(path, pathsz, "/dev/nullb%s", idx);
 	return access(path, F_OK) ? -ENODEV : 0;
 }

@@ -150,6 +150,8 @@ struct cmk_nl {
 	uint32_t events_group;
 	uint32_t portid;
 	uint32_t seq;
+	/* NLMSGERR_ATTR_MISS_TYPE of the last request's error, or 0 */
+	uint32_t miss_type;
 	/* received but not yet consumed messages (events socket) */
 	char *rbuf;
 	size_t rlen, roff;

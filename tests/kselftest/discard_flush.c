@@ -26,7 +26,7 @@
 #define AREA_OFF	(1 << 20)
 #define AREA_LEN	(1 << 20)
 
-FIXTURE(discard) {
+FIXTURE(discard_flush) {
 	struct cmk_nl nl;
 	uint8_t key[DM_CMK_KEY_LEN];
 	char backing[64];
@@ -34,7 +34,7 @@ FIXTURE(discard) {
 	unsigned char *plain;
 };
 
-FIXTURE_SETUP(discard)
+FIXTURE_SETUP(discard_flush)
 {
 	int err;
 
@@ -51,7 +51,7 @@ FIXTURE_SETUP(discard)
 	cmk_fill(self->plain, AREA_LEN, 82);
 }
 
-FIXTURE_TEARDOWN(discard)
+FIXTURE_TEARDOWN(discard_flush)
 {
 	free(self->plain);
 	cmk_nl_close(&self->nl);
@@ -60,7 +60,7 @@ FIXTURE_TEARDOWN(discard)
 }
 
 static void create(struct __test_metadata *_metadata,
-		   FIXTURE_DATA(discard) *self, const char *opts)
+		   FIXTURE_DATA(discard_flush) *self, const char *opts)
 {
 	struct cmk_table t = {
 		.len = DEV_SECTORS, .key_name = KEY_NAME, .dev = self->backing,
@@ -114,7 +114,7 @@ static bool all_zero(const unsigned char *p, size_t n)
 	return true;
 }
 
-TEST_F(discard, discard_reaches_backing_device_with_allow_discards)
+TEST_F(discard_flush, discard_reaches_backing_device_with_allow_discards)
 {
 	unsigned char *raw = cmk_alloc(AREA_LEN);
 	char val[64];
@@ -140,7 +140,7 @@ TEST_F(discard, discard_reaches_backing_device_with_allow_discards)
 	free(raw);
 }
 
-TEST_F(discard, discard_refused_without_allow_discards)
+TEST_F(discard_flush, discard_refused_without_allow_discards)
 {
 	unsigned char *raw = cmk_alloc(AREA_LEN), *raw2 = cmk_alloc(AREA_LEN);
 	unsigned char *back = cmk_alloc(AREA_LEN);
@@ -167,7 +167,7 @@ TEST_F(discard, discard_refused_without_allow_discards)
 	free(back);
 }
 
-TEST_F(discard, flush_succeeds_while_active)
+TEST_F(discard_flush, flush_succeeds_while_active)
 {
 	unsigned char *back = cmk_alloc(AREA_LEN);
 	char val[64];
@@ -194,7 +194,7 @@ TEST_F(discard, flush_succeeds_while_active)
 	free(back);
 }
 
-TEST_F(discard, empty_flush_succeeds_while_sealed_and_wiped)
+TEST_F(discard_flush, empty_flush_succeeds_while_sealed_and_wiped)
 {
 	char val[64];
 	int fd;

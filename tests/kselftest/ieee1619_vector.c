@@ -26,30 +26,30 @@ _Static_assert(sizeof(XTS10_CTEXT) == 512 + 1, "XTS-AES 10 ciphertext");
 #define KEY_NAME	"ieee1619"
 #define DEV_SECTORS	2048ULL
 
-FIXTURE(ieee1619) {
+FIXTURE(ieee1619_vector) {
 	struct cmk_nl nl;
 	char path[128];
 };
 
-FIXTURE_VARIANT(ieee1619) {
+FIXTURE_VARIANT(ieee1619_vector) {
 	uint64_t sector;	/* mapped sector that holds data unit 0xff */
 	uint64_t offset;	/* data offset on the backing device */
 	bool dmcrypt;		/* run the vector through dm-crypt instead */
 };
 
-FIXTURE_VARIANT_ADD(ieee1619, cmk_sector0) {
+FIXTURE_VARIANT_ADD(ieee1619_vector, cmk_sector0) {
 	.sector = 0, .offset = 0,
 };
 
-FIXTURE_VARIANT_ADD(ieee1619, cmk_sector37_offset100) {
+FIXTURE_VARIANT_ADD(ieee1619_vector, cmk_sector37_offset100) {
 	.sector = 37, .offset = 100,
 };
 
-FIXTURE_VARIANT_ADD(ieee1619, dmcrypt_sector37_offset100) {
+FIXTURE_VARIANT_ADD(ieee1619_vector, dmcrypt_sector37_offset100) {
 	.sector = 37, .offset = 100, .dmcrypt = true,
 };
 
-FIXTURE_SETUP(ieee1619)
+FIXTURE_SETUP(ieee1619_vector)
 {
 	struct cmk_table t = {
 		.len = DEV_SECTORS, .key_name = KEY_NAME,
@@ -70,14 +70,14 @@ FIXTURE_SETUP(ieee1619)
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
 }
 
-FIXTURE_TEARDOWN(ieee1619)
+FIXTURE_TEARDOWN(ieee1619_vector)
 {
 	cmk_nl_close(&self->nl);
 	cmk_dm_remove(DM_NAME);
 }
 
 /* Encrypt: plaintext in through the target, known ciphertext on disk. */
-TEST_F(ieee1619, xts_aes_10_encrypt)
+TEST_F(ieee1619_vector, xts_aes_10_encrypt)
 {
 	const off_t raw_off = (off_t)((variant->offset + variant->sector) *
 				      CMK_SECTOR);
@@ -92,7 +92,7 @@ TEST_F(ieee1619, xts_aes_10_encrypt)
 }
 
 /* Decrypt: known ciphertext on disk, plaintext out through the target. */
-TEST_F(ieee1619, xts_aes_10_decrypt)
+TEST_F(ieee1619_vector, xts_aes_10_decrypt)
 {
 	const off_t raw_off = (off_t)((variant->offset + variant->sector) *
 				      CMK_SECTOR);
@@ -107,7 +107,7 @@ TEST_F(ieee1619, xts_aes_10_decrypt)
 }
 
 /* The neighbouring sector is another data unit: another ciphertext. */
-TEST_F(ieee1619, next_sector_is_next_data_unit)
+TEST_F(ieee1619_vector, next_sector_is_next_data_unit)
 {
 	const off_t raw_off = (off_t)((variant->offset + variant->sector + 1) *
 				      CMK_SECTOR);

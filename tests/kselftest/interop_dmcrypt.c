@@ -12,14 +12,14 @@
  */
 #include "cmk_test.h"
 
-#define DATA_SECTORS	8192ULL			/* 4 MiB of data */
+#define DATA_SECTORS	4096ULL			/* 2 MiB of data */
 #define DATA_BYTES	(DATA_SECTORS * CMK_SECTOR)
 
 #define CMK_DM		CMK_DM_PREFIX "io-cmk"
 #define CRYPT_DM	CMK_DM_PREFIX "io-crypt"
 #define KEY_NAME	"interop"
 
-FIXTURE(interop) {
+FIXTURE(interop_dmcrypt) {
 	struct cmk_nl nl;
 	struct cmk_table t;
 	uint8_t key[DM_CMK_KEY_LEN];
@@ -27,48 +27,48 @@ FIXTURE(interop) {
 	size_t raw_bytes;		/* offset area + data area */
 };
 
-FIXTURE_VARIANT(interop) {
+FIXTURE_VARIANT(interop_dmcrypt) {
 	const char *opts;
 	uint64_t offset;		/* sectors */
 	uint64_t iv_offset;		/* sectors */
 };
 
-FIXTURE_VARIANT_ADD(interop, sector512) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512) {
 	.opts = NULL,
 };
 
-FIXTURE_VARIANT_ADD(interop, sector4096) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector4096) {
 	.opts = "sector_size:4096",
 };
 
-FIXTURE_VARIANT_ADD(interop, sector4096_iv_large_sectors) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector4096_iv_large_sectors) {
 	.opts = "sector_size:4096 iv_large_sectors",
 };
 
-FIXTURE_VARIANT_ADD(interop, sector512_offset_and_iv_offset) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512_offset_and_iv_offset) {
 	.opts = NULL, .offset = 2049, .iv_offset = 987654321,
 };
 
-FIXTURE_VARIANT_ADD(interop, sector4096_offset_and_iv_offset) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector4096_offset_and_iv_offset) {
 	.opts = "sector_size:4096", .offset = 4104, .iv_offset = 8000024,
 };
 
-FIXTURE_VARIANT_ADD(interop, sector4096_iv_large_offset_and_iv_offset) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector4096_iv_large_offset_and_iv_offset) {
 	.opts = "sector_size:4096 iv_large_sectors", .offset = 8,
 	.iv_offset = 123456,
 };
 
 /* sector + iv_offset wraps around 2^64: dm-crypt computes modulo 2^64 */
-FIXTURE_VARIANT_ADD(interop, sector512_iv_offset_wraps) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512_iv_offset_wraps) {
 	.opts = NULL, .iv_offset = 18446744073709551608ULL,
 };
 
-FIXTURE_VARIANT_ADD(interop, sector512_no_workqueues) {
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512_no_workqueues) {
 	.opts = "no_read_workqueue no_write_workqueue", .offset = 1,
 	.iv_offset = 5,
 };
 
-FIXTURE_SETUP(interop)
+FIXTURE_SETUP(interop_dmcrypt)
 {
 	unsigned char *pre;
 
@@ -97,7 +97,7 @@ FIXTURE_SETUP(interop)
 	cmk_fill(self->plain, DATA_BYTES, 0xabcdef);
 }
 
-FIXTURE_TEARDOWN(interop)
+FIXTURE_TEARDOWN(interop_dmcrypt)
 {
 	free(self->plain);
 	cmk_nl_close(&self->nl);
@@ -106,7 +106,7 @@ FIXTURE_TEARDOWN(interop)
 }
 
 static int create_cmk(struct __test_metadata *_metadata,
-		      FIXTURE_DATA(interop) *self, const char *dev)
+		      FIXTURE_DATA(interop_dmcrypt) *self, const char *dev)
 {
 	struct cmk_table t = self->t;
 
@@ -117,7 +117,7 @@ static int create_cmk(struct __test_metadata *_metadata,
 }
 
 static int create_crypt(struct __test_metadata *_metadata,
-			FIXTURE_DATA(interop) *self, const char *dev)
+			FIXTURE_DATA(interop_dmcrypt) *self, const char *dev)
 {
 	struct cmk_table t = self->t;
 
@@ -147,7 +147,7 @@ static int write_plain(const char *dm, const unsigned char *plain)
 	return err;
 }
 
-TEST_F(interop, ciphertext_equals_dmcrypt)
+TEST_F(interop_dmcrypt, ciphertext_equals_dmcrypt)
 {
 	unsigned char *a = cmk_alloc(self->raw_bytes);
 	unsigned char *b = cmk_alloc(self->raw_bytes);
@@ -175,7 +175,7 @@ TEST_F(interop, ciphertext_equals_dmcrypt)
 	free(b);
 }
 
-TEST_F(interop, dmcrypt_reads_what_cmk_wrote)
+TEST_F(interop_dmcrypt, dmcrypt_reads_what_cmk_wrote)
 {
 	unsigned char *back = cmk_alloc(DATA_BYTES);
 	char path[128];
@@ -193,7 +193,7 @@ TEST_F(interop, dmcrypt_reads_what_cmk_wrote)
 	free(back);
 }
 
-TEST_F(interop, cmk_reads_what_dmcrypt_wrote)
+TEST_F(interop_dmcrypt, cmk_reads_what_dmcrypt_wrote)
 {
 	unsigned char *back = cmk_alloc(DATA_BYTES);
 	char path[128];

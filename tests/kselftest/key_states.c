@@ -20,7 +20,7 @@
 #define DEV_SECTORS	16384ULL	/* 8 MiB */
 #define IO_BYTES	65536
 
-FIXTURE(states) {
+FIXTURE(key_states) {
 	struct cmk_nl nl;
 	struct cmk_table t;
 	uint8_t key[DM_CMK_KEY_LEN];
@@ -28,7 +28,7 @@ FIXTURE(states) {
 	unsigned char *raw_before;	/* backing bytes at creation */
 };
 
-FIXTURE_SETUP(states)
+FIXTURE_SETUP(key_states)
 {
 	CMK_SETUP_CLEAN();
 	ASSERT_NL_OPEN(&self->nl);
@@ -46,7 +46,7 @@ FIXTURE_SETUP(states)
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
 }
 
-FIXTURE_TEARDOWN(states)
+FIXTURE_TEARDOWN(key_states)
 {
 	free(self->raw_before);
 	cmk_nl_close(&self->nl);
@@ -59,7 +59,7 @@ FIXTURE_TEARDOWN(states)
  * is untouched by the refused writes.
  */
 static void expect_io_refused(struct __test_metadata *_metadata,
-			      FIXTURE_DATA(states) *self)
+			      FIXTURE_DATA(key_states) *self)
 {
 	unsigned char *buf = cmk_alloc(IO_BYTES), *raw = cmk_alloc(IO_BYTES);
 
@@ -78,7 +78,7 @@ static void expect_io_refused(struct __test_metadata *_metadata,
 	free(raw);
 }
 
-TEST_F(states, new_device_is_sealed_and_refuses_io)
+TEST_F(key_states, new_device_is_sealed_and_refuses_io)
 {
 	struct cmk_status st;
 	struct cmk_info in;
@@ -98,7 +98,7 @@ TEST_F(states, new_device_is_sealed_and_refuses_io)
 	ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_SEALED);
 }
 
-TEST_F(states, key_set_activates_device)
+TEST_F(key_states, key_set_activates_device)
 {
 	unsigned char *buf = cmk_alloc(IO_BYTES), *back = cmk_alloc(IO_BYTES);
 	struct cmk_status st;
@@ -134,7 +134,7 @@ TEST_F(states, key_set_activates_device)
 	free(back);
 }
 
-TEST_F(states, key_wipe_refuses_io_until_key_set_restores_data)
+TEST_F(key_states, key_wipe_refuses_io_until_key_set_restores_data)
 {
 	unsigned char *buf = cmk_alloc(IO_BYTES), *back = cmk_alloc(IO_BYTES);
 	char ext[256];
@@ -174,13 +174,13 @@ TEST_F(states, key_wipe_refuses_io_until_key_set_restores_data)
 }
 
 /* The UAPI: wiping a device that holds no key succeeds; it stays unusable. */
-TEST_F(states, key_wipe_without_key_succeeds)
+TEST_F(key_states, key_wipe_without_key_succeeds)
 {
 	ASSERT_KEY_WIPE(&self->nl, KEY_NAME);
 	expect_io_refused(_metadata, self);
 }
 
-TEST_F(states, lease_renew_of_sealed_device_is_enokey)
+TEST_F(key_states, lease_renew_of_sealed_device_is_enokey)
 {
 	char ext[256];
 
@@ -190,7 +190,7 @@ TEST_F(states, lease_renew_of_sealed_device_is_enokey)
 }
 
 /* "dmsetup table" prints the table line back (options in any order). */
-TEST_F(states, table_is_printed_back)
+TEST_F(key_states, table_is_printed_back)
 {
 	char out[1024], dev[64], devnum[32], opts[256], key_name[80];
 	char cipher[64], type[16];
@@ -227,7 +227,7 @@ TEST_F(states, table_is_printed_back)
  * with --showkeys), status, info; GET doit and dump replies; the kernel
  * log written while the key was pushed, used and wiped.
  */
-TEST_F(states, key_bytes_never_shown)
+TEST_F(key_states, key_bytes_never_shown)
 {
 	char out[4096], mark[96];
 	unsigned char *buf = cmk_alloc(4096);

@@ -14,19 +14,19 @@
 #define KEY_NAME	"module-key"
 #define MODNAME		"dm_cmk"
 
-FIXTURE(module) {
+FIXTURE(module_unload) {
 	uint8_t key[DM_CMK_KEY_LEN];
 	char path[128];
 };
 
-FIXTURE_SETUP(module)
+FIXTURE_SETUP(module_unload)
 {
 	CMK_SETUP_CLEAN();
 	cmk_key_make(self->key, 101);
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
 }
 
-FIXTURE_TEARDOWN(module)
+FIXTURE_TEARDOWN(module_unload)
 {
 	cmk_dm_remove(DM_NAME);
 	if (!cmk_module_loaded(MODNAME))
@@ -35,7 +35,7 @@ FIXTURE_TEARDOWN(module)
 
 /* Create a device, push a key, write and read a block. */
 static void use_device(struct __test_metadata *_metadata,
-		       FIXTURE_DATA(module) *self)
+		       FIXTURE_DATA(module_unload) *self)
 {
 	struct cmk_table t = {
 		.len = 8192, .key_name = KEY_NAME, .dev = CMK_RAM(0),
@@ -54,7 +54,7 @@ static void use_device(struct __test_metadata *_metadata,
 	cmk_nl_close(&nl);
 }
 
-TEST_F(module, unload_refused_while_device_exists)
+TEST_F(module_unload, unload_refused_while_device_exists)
 {
 	int err;
 
@@ -68,7 +68,7 @@ TEST_F(module, unload_refused_while_device_exists)
 	use_device(_metadata, self);
 }
 
-TEST_F_TIMEOUT(module, unload_and_reload_without_devices, 60)
+TEST_F_TIMEOUT(module_unload, unload_and_reload_without_devices, 60)
 {
 	int err;
 

@@ -23,13 +23,13 @@ static const char *const rams[NDEV] = {
 	CMK_RAM(0), CMK_RAM(1), CMK_RAM(2), CMK_RAM(3),
 };
 
-FIXTURE(multi) {
+FIXTURE(multi_device) {
 	struct cmk_nl nl;
 	uint8_t key[NDEV][DM_CMK_KEY_LEN];
 	char path[NDEV][128];
 };
 
-FIXTURE_SETUP(multi)
+FIXTURE_SETUP(multi_device)
 {
 	int i;
 
@@ -46,7 +46,7 @@ FIXTURE_SETUP(multi)
 	}
 }
 
-FIXTURE_TEARDOWN(multi)
+FIXTURE_TEARDOWN(multi_device)
 {
 	int i;
 
@@ -78,7 +78,7 @@ static int dump_cb(const struct cmk_info *in, void *arg)
 	return 0;
 }
 
-TEST_F(multi, dump_lists_every_device_once)
+TEST_F(multi_device, dump_lists_every_device_once)
 {
 	struct seen s;
 	char ext[256];
@@ -116,7 +116,7 @@ static int leak_cb(const struct cmk_info *in, void *arg)
 	return 0;
 }
 
-TEST_F(multi, dump_never_contains_keys)
+TEST_F(multi_device, dump_never_contains_keys)
 {
 	struct leak_ctx c = { .keys = self->key };
 	int i;
@@ -129,7 +129,7 @@ TEST_F(multi, dump_never_contains_keys)
 	EXPECT_EQ(0, c.leaks) TH_LOG("dump replies contain key bytes");
 }
 
-TEST_F(multi, key_wipe_all_wipes_every_device)
+TEST_F(multi_device, key_wipe_all_wipes_every_device)
 {
 	unsigned char buf[4096];
 	char ext[256];
@@ -149,7 +149,7 @@ TEST_F(multi, key_wipe_all_wipes_every_device)
 	}
 }
 
-TEST_F(multi, key_wipe_one_leaves_others_active)
+TEST_F(multi_device, key_wipe_one_leaves_others_active)
 {
 	unsigned char buf[4096];
 	int i;
@@ -168,7 +168,7 @@ TEST_F(multi, key_wipe_one_leaves_others_active)
 	}
 }
 
-TEST_F(multi, lease_renew_all_extends_every_live_lease)
+TEST_F(multi_device, lease_renew_all_extends_every_live_lease)
 {
 	unsigned char buf[4096];
 	struct cmk_info in;
@@ -192,7 +192,7 @@ TEST_F(multi, lease_renew_all_extends_every_live_lease)
 				     0, true));
 }
 
-TEST_F(multi, keys_are_per_device)
+TEST_F(multi_device, keys_are_per_device)
 {
 	unsigned char a[4096], b[4096];
 	int i;

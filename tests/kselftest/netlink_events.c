@@ -15,14 +15,14 @@
 #define KEY_NAME	"events-key"
 #define WAIT_MS		20000
 
-FIXTURE(events) {
+FIXTURE(netlink_events) {
 	struct cmk_nl nl;
 	struct cmk_nl ev;
 	uint8_t key[DM_CMK_KEY_LEN];
 	char path[128];
 };
 
-FIXTURE_SETUP(events)
+FIXTURE_SETUP(netlink_events)
 {
 	struct cmk_table t = {
 		.len = 8192, .key_name = KEY_NAME, .dev = CMK_RAM(0),
@@ -39,7 +39,7 @@ FIXTURE_SETUP(events)
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
 }
 
-FIXTURE_TEARDOWN(events)
+FIXTURE_TEARDOWN(netlink_events)
 {
 	cmk_nl_close(&self->ev);
 	cmk_nl_close(&self->nl);
@@ -52,7 +52,7 @@ FIXTURE_TEARDOWN(events)
 				 KEY_NAME, strerror(-__e));		\
 } while (0)
 
-TEST_F(events, key_set_emits_key_installed)
+TEST_F(netlink_events, key_set_emits_key_installed)
 {
 	struct cmk_info in;
 
@@ -66,7 +66,7 @@ TEST_F(events, key_set_emits_key_installed)
 		TH_LOG("KEY_INSTALLED event carries the key");
 }
 
-TEST_F(events, key_wipe_emits_key_wiped_with_reason)
+TEST_F(netlink_events, key_wipe_emits_key_wiped_with_reason)
 {
 	struct cmk_info in;
 	char ext[256];
@@ -79,7 +79,7 @@ TEST_F(events, key_wipe_emits_key_wiped_with_reason)
 	EXPECT_EQ((uint32_t)DM_CMK_REASON_REVOKED, in.reason);
 }
 
-TEST_F(events, key_wipe_all_emits_reason_given)
+TEST_F(netlink_events, key_wipe_all_emits_reason_given)
 {
 	struct cmk_info in;
 	char ext[256];
@@ -93,7 +93,7 @@ TEST_F(events, key_wipe_all_emits_reason_given)
 	EXPECT_EQ((uint32_t)DM_CMK_REASON_KMS_UNREACHABLE, in.reason);
 }
 
-TEST_F_TIMEOUT(events, lease_expiry_emits_key_wiped_lease_expired, 90)
+TEST_F_TIMEOUT(netlink_events, lease_expiry_emits_key_wiped_lease_expired, 90)
 {
 	struct cmk_info in;
 	int e;
@@ -107,7 +107,7 @@ TEST_F_TIMEOUT(events, lease_expiry_emits_key_wiped_lease_expired, 90)
 	EXPECT_EQ((uint32_t)DM_CMK_REASON_LEASE_EXPIRED, in.reason);
 }
 
-TEST_F(events, io_on_wiped_device_emits_io_refused)
+TEST_F(netlink_events, io_on_wiped_device_emits_io_refused)
 {
 	unsigned char buf[4096];
 	struct cmk_info in;
@@ -120,7 +120,7 @@ TEST_F(events, io_on_wiped_device_emits_io_refused)
 		EXPECT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state);
 }
 
-TEST_F(events, io_on_sealed_device_emits_io_refused)
+TEST_F(netlink_events, io_on_sealed_device_emits_io_refused)
 {
 	unsigned char buf[4096];
 	struct cmk_info in;
@@ -132,7 +132,7 @@ TEST_F(events, io_on_sealed_device_emits_io_refused)
 }
 
 /* Each event names its own device: a second device's events do not mix. */
-TEST_F(events, events_name_the_right_device)
+TEST_F(netlink_events, events_name_the_right_device)
 {
 	struct cmk_table t = {
 		.len = 8192, .key_name = "events-other", .dev = CMK_RAM(1),

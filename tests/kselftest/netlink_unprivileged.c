@@ -16,14 +16,14 @@
 #define DM_NAME		CMK_DM_PREFIX "perm"
 #define KEY_NAME	"perm-key"
 
-FIXTURE(unprivileged) {
+FIXTURE(netlink_unprivileged) {
 	struct cmk_nl nl;
 	uint8_t key[DM_CMK_KEY_LEN];
 	char path[128];
 	unsigned char data[4096];
 };
 
-FIXTURE_SETUP(unprivileged)
+FIXTURE_SETUP(netlink_unprivileged)
 {
 	struct cmk_table t = {
 		.len = 8192, .key_name = KEY_NAME, .dev = CMK_RAM(0),
@@ -40,7 +40,7 @@ FIXTURE_SETUP(unprivileged)
 				   0, true));
 }
 
-FIXTURE_TEARDOWN(unprivileged)
+FIXTURE_TEARDOWN(netlink_unprivileged)
 {
 	cmk_nl_close(&self->nl);
 	cmk_dm_remove(DM_NAME);
@@ -99,7 +99,7 @@ static const int no_sys_admin[] = { CAP_SYS_ADMIN };
 
 /* The device is untouched: still active, same generation, same data. */
 static void expect_unchanged(struct __test_metadata *_metadata,
-			     FIXTURE_DATA(unprivileged) *self)
+			     FIXTURE_DATA(netlink_unprivileged) *self)
 {
 	unsigned char back[4096];
 	struct cmk_info in;
@@ -111,7 +111,7 @@ static void expect_unchanged(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, memcmp(back, self->data, sizeof(back)));
 }
 
-TEST_F(unprivileged, key_set_without_cap_net_admin_eperm)
+TEST_F(netlink_unprivileged, key_set_without_cap_net_admin_eperm)
 {
 	uint8_t other[DM_CMK_KEY_LEN];
 	struct cmk_req r = {
@@ -125,7 +125,7 @@ TEST_F(unprivileged, key_set_without_cap_net_admin_eperm)
 	expect_unchanged(_metadata, self);
 }
 
-TEST_F(unprivileged, key_wipe_without_cap_net_admin_eperm)
+TEST_F(netlink_unprivileged, key_wipe_without_cap_net_admin_eperm)
 {
 	struct cmk_req r = { .cmd = DM_CMK_CMD_KEY_WIPE, .name = KEY_NAME };
 
@@ -133,7 +133,7 @@ TEST_F(unprivileged, key_wipe_without_cap_net_admin_eperm)
 	expect_unchanged(_metadata, self);
 }
 
-TEST_F(unprivileged, key_wipe_all_without_cap_net_admin_eperm)
+TEST_F(netlink_unprivileged, key_wipe_all_without_cap_net_admin_eperm)
 {
 	struct cmk_req r = { .cmd = DM_CMK_CMD_KEY_WIPE, .has_flags = true,
 			     .flags = DM_CMK_F_ALL };
@@ -142,7 +142,7 @@ TEST_F(unprivileged, key_wipe_all_without_cap_net_admin_eperm)
 	expect_unchanged(_metadata, self);
 }
 
-TEST_F(unprivileged, lease_renew_without_cap_net_admin_eperm)
+TEST_F(netlink_unprivileged, lease_renew_without_cap_net_admin_eperm)
 {
 	struct cmk_req r = { .cmd = DM_CMK_CMD_LEASE_RENEW, .name = KEY_NAME,
 			     .has_lease = true, .lease_ms = 1000 };
@@ -155,14 +155,14 @@ TEST_F(unprivileged, lease_renew_without_cap_net_admin_eperm)
 	EXPECT_LT(1000U, in.lease_left_ms);
 }
 
-TEST_F(unprivileged, get_without_cap_net_admin_eperm)
+TEST_F(netlink_unprivileged, get_without_cap_net_admin_eperm)
 {
 	struct cmk_req r = { .cmd = DM_CMK_CMD_GET, .name = KEY_NAME };
 
 	EXPECT_EQ(-EPERM, run_without_caps(&r, no_admin, 2));
 }
 
-TEST_F(unprivileged, get_dump_without_cap_net_admin_eperm)
+TEST_F(netlink_unprivileged, get_dump_without_cap_net_admin_eperm)
 {
 	struct cmk_req r = { .cmd = DM_CMK_CMD_GET, .dump = true };
 
@@ -170,7 +170,7 @@ TEST_F(unprivileged, get_dump_without_cap_net_admin_eperm)
 }
 
 /* Positive control: CAP_NET_ADMIN alone is enough. */
-TEST_F(unprivileged, cap_net_admin_without_cap_sys_admin_suffices)
+TEST_F(netlink_unprivileged, cap_net_admin_without_cap_sys_admin_suffices)
 {
 	struct cmk_req get = { .cmd = DM_CMK_CMD_GET, .name = KEY_NAME };
 	struct cmk_req renew = { .cmd = DM_CMK_CMD_LEASE_RENEW,

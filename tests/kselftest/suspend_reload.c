@@ -14,7 +14,7 @@
 #define KEY_NAME	"suspend-key"
 #define DATA_BYTES	(256 * 1024)
 
-FIXTURE(suspend) {
+FIXTURE(suspend_reload) {
 	struct cmk_nl nl;
 	struct cmk_table t;
 	uint8_t key[DM_CMK_KEY_LEN];
@@ -22,7 +22,7 @@ FIXTURE(suspend) {
 	unsigned char *data;
 };
 
-FIXTURE_SETUP(suspend)
+FIXTURE_SETUP(suspend_reload)
 {
 	CMK_SETUP_CLEAN();
 	ASSERT_NL_OPEN(&self->nl);
@@ -40,7 +40,7 @@ FIXTURE_SETUP(suspend)
 				   true));
 }
 
-FIXTURE_TEARDOWN(suspend)
+FIXTURE_TEARDOWN(suspend_reload)
 {
 	free(self->data);
 	cmk_nl_close(&self->nl);
@@ -49,7 +49,7 @@ FIXTURE_TEARDOWN(suspend)
 
 /* Still active with generation 17, and the data reads back. */
 static void expect_key_kept(struct __test_metadata *_metadata,
-			    FIXTURE_DATA(suspend) *self)
+			    FIXTURE_DATA(suspend_reload) *self)
 {
 	unsigned char *back = cmk_alloc(DATA_BYTES);
 	struct cmk_info in;
@@ -65,7 +65,7 @@ static void expect_key_kept(struct __test_metadata *_metadata,
 	free(back);
 }
 
-TEST_F(suspend, suspend_resume_keeps_key_and_data)
+TEST_F(suspend_reload, suspend_resume_keeps_key_and_data)
 {
 	ASSERT_EQ(0, cmk_dm_suspend(DM_NAME));
 	ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_ACTIVE);
@@ -73,7 +73,7 @@ TEST_F(suspend, suspend_resume_keeps_key_and_data)
 	expect_key_kept(_metadata, self);
 }
 
-TEST_F(suspend, reload_same_key_name_keeps_key)
+TEST_F(suspend_reload, reload_same_key_name_keeps_key)
 {
 	struct cmk_table t = self->t;
 	char line[512], out[1024], table[1024];
@@ -96,7 +96,7 @@ TEST_F(suspend, reload_same_key_name_keeps_key)
 		EXPECT_EQ(300000U, in.lease_max_ms);
 }
 
-TEST_F(suspend, reload_while_suspended_keeps_key)
+TEST_F(suspend_reload, reload_while_suspended_keeps_key)
 {
 	char line[512], out[1024];
 
@@ -108,7 +108,7 @@ TEST_F(suspend, reload_while_suspended_keeps_key)
 	expect_key_kept(_metadata, self);
 }
 
-TEST_F(suspend, wipe_while_suspended_holds_after_resume)
+TEST_F(suspend_reload, wipe_while_suspended_holds_after_resume)
 {
 	unsigned char buf[4096];
 
@@ -126,7 +126,7 @@ TEST_F(suspend, wipe_while_suspended_holds_after_resume)
  * name has no key (I/O fails) until one is pushed for it, and the old name
  * is gone with the old table.
  */
-TEST_F(suspend, reload_other_key_name_starts_sealed)
+TEST_F(suspend_reload, reload_other_key_name_starts_sealed)
 {
 	struct cmk_table t = self->t;
 	unsigned char buf[4096];

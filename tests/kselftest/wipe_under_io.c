@@ -180,30 +180,30 @@ static void *worker_fn(void *arg)
 	return NULL;
 }
 
-FIXTURE(wipe_io) {
+FIXTURE(wipe_under_io) {
 	struct cmk_nl nl;
 	uint8_t key[DM_CMK_KEY_LEN];
 	char path[128];
 	struct hammer *h;
 };
 
-FIXTURE_VARIANT(wipe_io) {
+FIXTURE_VARIANT(wipe_under_io) {
 	const char *opts;
 };
 
-FIXTURE_VARIANT_ADD(wipe_io, sector512) {
+FIXTURE_VARIANT_ADD(wipe_under_io, sector512) {
 	.opts = NULL,
 };
 
-FIXTURE_VARIANT_ADD(wipe_io, sector4096) {
+FIXTURE_VARIANT_ADD(wipe_under_io, sector4096) {
 	.opts = "sector_size:4096",
 };
 
-FIXTURE_VARIANT_ADD(wipe_io, sector512_no_workqueues) {
+FIXTURE_VARIANT_ADD(wipe_under_io, sector512_no_workqueues) {
 	.opts = "no_read_workqueue no_write_workqueue",
 };
 
-FIXTURE_SETUP(wipe_io)
+FIXTURE_SETUP(wipe_under_io)
 {
 	struct cmk_table t = {
 		.len = NBLK * BLK / 512, .key_name = KEY_NAME,
@@ -235,14 +235,14 @@ FIXTURE_SETUP(wipe_io)
 	free(all);
 }
 
-FIXTURE_TEARDOWN(wipe_io)
+FIXTURE_TEARDOWN(wipe_under_io)
 {
 	free(self->h);
 	cmk_nl_close(&self->nl);
 	cmk_dm_remove(DM_NAME);
 }
 
-TEST_F_TIMEOUT(wipe_io, wipe_during_io_fails_cleanly_and_keeps_data, 180)
+TEST_F_TIMEOUT(wipe_under_io, wipe_during_io_fails_cleanly_and_keeps_data, 180)
 {
 	struct worker w[NTHREADS];
 	struct hammer *h = self->h;
