@@ -10,10 +10,15 @@
  *   cmkctl format --kek FILE --mode ephemeral|persistent
  *                 [--sector-size 512|4096] [--force] DEVICE
  *   cmkctl local-key create|enable|disable|destroy|status FILE
+ *   cmkctl [--config FILE] open DEVICE | close DEVICE | status [--json]
+ *   cmkctl [--config FILE] revoke [--device NAME]
+ *   cmkctl [--config FILE] kek rewrap [--key-ref REF] | kek rotate
  *
  * Exit status: 0 success; 1 usage or local error; 2 the KMS refused
  * (definitive: disabled, destroyed, denied, not found); 3 the KMS could not
- * be reached (transient); 4 no valid header / not formatted.
+ * be reached (transient); 4 no valid header / not formatted; 5 the kernel
+ * or device-mapper refused (module not loaded, no such device, netlink
+ * error).  Documentation/cmkctl.rst is the manual.
  * Never prints key material, wrapped or not.
  */
 #include <errno.h>
@@ -25,8 +30,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
+#include "audit.h"
+#include "config.h"
+#include "dm.h"
 #include "envelope.h"
+#include "fileio.h"
+#include "genl.h"
 #include "header.h"
+#include "volume.h"
 #include "keys.h"
 #include "provider.h"
 #include "provider_local.h"
@@ -37,7 +50,10 @@ enum {
 	EXIT_DEFINITIVE = 2,
 	EXIT_TRANSIENT = 3,
 	EXIT_NO_HEADER = 4,
+	EXIT_KERNEL = 5,
 };
+
+static const char *config_path = CMK_CONFIG_PATH;
 
 static int fail(const struct cmk_err *e)
 {
@@ -61,7 +77,14 @@ static int usage(void)
 	      "  cmkctl header dump DEVICE\n"
 	      "  cmkctl format --kek FILE --mode ephemeral|persistent [--sector-size 512|4096] [--force] DEVICE\n"
 	      "  cmkctl local-key create|enable|disable|destroy|status FILE\n"
-	      "exit: 0 ok, 1 error, 2 KMS refused, 3 KMS unreachable, 4 no valid header\n",
+	      "  cmkctl [--config FILE] open DEVICE\n"
+	      "  cmkctl [--config FILE] close DEVICE\n"
+	      "  cmkctl [--config FILE] status [--json]\n"
+	      "  cmkctl [--config FILE] revoke [--device NAME]\n"
+	      "  cmkctl [--config FILE] kek rewrap [--key-ref REF]\n"
+	      "  cmkctl [--config FILE] kek rotate\n"
+	      "exit: 0 ok, 1 error, 2 KMS refused, 3 KMS unreachable, 4 no valid header,\n"
+	      "      5 kernel or device-mapper refused\n",
 	      stderr);
 	return EXIT_LOCAL;
 }
@@ -391,6 +414,479 @@ static int local_key(int argc, char **argv)
 	return usage();
 }
 
+/* ---- device verbs (need the config) ------------------------------------------------ */
+
+struct ctl {
+	struct cmk_config cfg;
+	struct cmk_audit *audit;
+	struct cmk_genl *genl;
+	struct cmk_kekset keks;
+	struct cmk_volume_ctx vol;
+	bool cfg_loaded;
+};
+
+static int fail_kernel(const struct cmk_err *e)
+{
+	fprintf(stderr, "cmkctl: %s\n", e->msg);
+	return EXIT_KERNEL;
+}
+
+/* Load the config, open the audit log and (if @genl) the netlink client. */
+static int ctl_setup(struct ctl *c, bool genl)
+{
+	struct cmk_err e;
+
+	memset(c, 0, sizeof(*c));
+	cmk_kekset_init(&c->keks);
+	if (cmk_config_load(config_path, &c->cfg, &e)) {
+		fprintf(stderr, "cmkctl: %s\n", e.msg);
+		return EXIT_LOCAL;
+	}
+	c->cfg_loaded = true;
+	if (cmk_audit_open(c->cfg.audit_log, c->cfg.syslog, "cmkctl", &c->audit, &e)) {
+		fprintf(stderr, "cmkctl: %s\n", e.msg);
+		return EXIT_LOCAL;
+	}
+	if (genl && cmk_genl_open(&c->genl, &e))
+		return fail_kernel(&e);
+	c->vol.cfg = &c->cfg;
+	c->vol.genl = c->genl;
+	c->vol.audit = c->audit;
+	c->vol.keks = &c->keks;
+	return 0;
+}
+
+static void ctl_done(struct ctl *c)
+{
+	cmk_kekset_free(&c->keks);
+	cmk_genl_close(&c->genl);
+	cmk_audit_close(&c->audit);
+	if (c->cfg_loaded)
+		cmk_config_free(&c->cfg);
+}
+
+static const struct cmk_config_device *ctl_device(struct ctl *c, const char *name)
+{
+	const struct cmk_config_device *d = cmk_volume_find(&c->cfg, name);
+
+	if (!d)
+		fprintf(stderr, "cmkctl: no device \"%s\" in %s (give its section name, dm_name or key_name)\n",
+			name, config_path);
+	return d;
+}
+
+/* Exit code for a failed volume operation. */
+static int fail_volume(const struct cmk_err *e, int ret)
+{
+	if (e->cls == CMK_EC_DEFINITIVE || e->cls == CMK_EC_TRANSIENT)
+		return fail(e);
+	if (ret == -ENODATA || ret == -EUCLEAN)
+		return fprintf(stderr, "cmkctl: %s\n", e->msg), EXIT_NO_HEADER;
+	if (ret == -ENODEV || ret == -ENOENT || ret == -EPERM || ret == -ENXIO ||
+	    ret == -EIO || ret == -EINVAL || ret == -ERANGE)
+		return fail_kernel(e);
+	return fail(e);
+}
+
+static int do_open(int argc, char **argv)
+{
+	const struct cmk_config_device *d;
+	struct cmk_err e;
+	struct ctl c;
+	bool restored;
+	int ret;
+
+	if (argc != 2)
+		return usage();
+	ret = ctl_setup(&c, true);
+	if (ret)
+		goto out;
+	ret = EXIT_LOCAL;
+	d = ctl_device(&c, argv[1]);
+	if (!d)
+		goto out;
+	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	/* An explicit open ends an operator revocation. */
+	if (cmk_volume_clear_revoked(&c.cfg, d, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	ret = cmk_volume_open(&c.vol, d, &restored, &e);
+	cmk_kekset_forget(&c.keks);
+	if (ret) {
+		ret = fail_volume(&e, ret);
+		goto out;
+	}
+	printf("%s: /dev/mapper/%s %s (%s)\n", d->name, d->dm_name,
+	       restored ? "key restored" : "opened", cmk_mode_name(d->mode));
+	ret = 0;
+out:
+	ctl_done(&c);
+	return ret;
+}
+
+static int do_close(int argc, char **argv)
+{
+	const struct cmk_config_device *d;
+	struct cmk_err e;
+	struct ctl c;
+	int ret;
+
+	if (argc != 2)
+		return usage();
+	ret = ctl_setup(&c, true);
+	if (ret)
+		goto out;
+	ret = EXIT_LOCAL;
+	d = ctl_device(&c, argv[1]);
+	if (!d)
+		goto out;
+	ret = cmk_volume_close(&c.vol, d, &e);
+	if (ret) {
+		ret = fail_volume(&e, ret);
+		goto out;
+	}
+	printf("%s: key wiped, /dev/mapper/%s removed\n", d->name, d->dm_name);
+	ret = 0;
+out:
+	ctl_done(&c);
+	return ret;
+}
+
+static int do_revoke(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmk_config_device *one = NULL;
+	const char *name = NULL;
+	struct cmk_err e;
+	struct ctl c;
+	int ch, ret, wiped = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'd')
+			return usage();
+		name = optarg;
+	}
+	if (optind != argc)
+		return usage();
+	ret = ctl_setup(&c, true);
+	if (ret)
+		goto out;
+	ret = EXIT_LOCAL;
+	if (name && !(one = ctl_device(&c, name)))
+		goto out;
+	ret = 0;
+	for (size_t i = 0; i < c.cfg.n_devices; i++) {
+		const struct cmk_config_device *d = &c.cfg.devices[i];
+		int r;
+
+		if (one && d != one)
+			continue;
+		/* Marker first: the agent must not restore in between. */
+		if (cmk_volume_mark_revoked(&c.cfg, d, &e)) {
+			ret = fail(&e);
+			continue;
+		}
+		r = cmk_volume_wipe(&c.vol, d, DM_CMK_REASON_REVOKED, &e);
+		if (r == -ENODEV) {
+			printf("%s: not open (marked revoked)\n", d->name);
+			continue;
+		}
+		if (r) {
+			ret = fail_kernel(&e);
+			continue;
+		}
+		printf("%s: key wiped (revoked); run \"cmkctl open %s\" to restore\n",
+		       d->name, d->name);
+		wiped++;
+	}
+	cmk_volume_audit(&c.vol, "revoke", one, "operator break-glass revoke (cmkctl revoke)",
+			 NULL, true);
+	(void)wiped;
+out:
+	ctl_done(&c);
+	return ret;
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+struct status_ctx {
+	bool json;
+	json_object *arr;
+	int n;
+};
+
+static int status_dev(const struct cmk_dev_info *i, void *arg)
+{
+	struct status_ctx *s = arg;
+	char lease[32] = "-";
+
+	if (s->json) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "key_name", json_object_new_string(i->name));
+		json_object_object_add(o, "device", json_object_new_string(i->device));
+		json_object_object_add(o, "state", json_object_new_string(cmk_state_str(i->state)));
+		json_object_object_add(o, "generation", json_object_new_int64((int64_t)i->generation));
+		if (i->has_lease)
+			json_object_object_add(o, "lease_left_ms", json_object_new_int64(i->lease_left_ms));
+		json_object_object_add(o, "lease_max_ms", json_object_new_int64(i->lease_max_ms));
+		json_object_object_add(o, "sector_size", json_object_new_int64(i->sector_size));
+		if (i->state == DM_CMK_STATE_WIPED)
+			json_object_object_add(o, "wipe_reason",
+					       json_object_new_string(cmk_wipe_reason_str(i->reason)));
+		json_object_object_add(o, "reads", json_object_new_int64((int64_t)i->reads));
+		json_object_object_add(o, "writes", json_object_new_int64((int64_t)i->writes));
+		json_object_object_add(o, "io_errors", json_object_new_int64((int64_t)i->io_errors));
+		json_object_object_add(o, "refused", json_object_new_int64((int64_t)i->refused));
+		json_object_array_add(s->arr, o);
+		return 0;
+	}
+	if (!s->n++)
+		printf("%-16s %-16s %-7s %10s %10s %10s %10s %8s %8s\n", "KEY_NAME", "DEVICE",
+		       "STATE", "GENERATION", "LEASE_LEFT", "READS", "WRITES", "ERRORS",
+		       "REFUSED");
+	if (i->has_lease)
+		snprintf(lease, sizeof(lease), "%u.%03us", i->lease_left_ms / 1000,
+			 i->lease_left_ms % 1000);
+	printf("%-16s %-16s %-7s %10llu %10s %10llu %10llu %8llu %8llu%s%s\n", i->name,
+	       i->device, cmk_state_str(i->state), (unsigned long long)i->generation, lease,
+	       (unsigned long long)i->reads, (unsigned long long)i->writes,
+	       (unsigned long long)i->io_errors, (unsigned long long)i->refused,
+	       i->state == DM_CMK_STATE_WIPED ? "  wiped: " : "",
+	       i->state == DM_CMK_STATE_WIPED ? cmk_wipe_reason_str(i->reason) : "");
+	return 0;
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, k, &v))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+static int do_status(int argc, char **argv)
+{
+	struct status_ctx s = { 0 };
+	json_object *agent = NULL, *out = NULL, *kek, *chk;
+	char path[4096], *text = NULL;
+	struct cmk_err e;
+	struct ctl c;
+	size_t len;
+	int ret, kret;
+
+	if (argc == 2 && !strcmp(argv[1], "--json"))
+		s.json = true;
+	else if (argc != 1)
+		return usage();
+	ret = ctl_setup(&c, false);
+	if (ret)
+		goto out;
+	snprintf(path, sizeof(path), "%s/agent.json", c.cfg.state_dir);
+	if (!cmk_read_file(path, 1 << 20, &text, &len, &e))
+		agent = json_tokener_parse(text);
+	s.arr = json_object_new_array();
+	kret = cmk_genl_open(&c.genl, &e);
+	if (!kret)
+		kret = cmk_genl_dump(c.genl, status_dev, &s, &e);
+	if (s.json) {
+		out = json_object_new_object();
+		json_object_object_add(out, "kernel", s.arr);
+		s.arr = NULL;
+		if (kret)
+			json_object_object_add(out, "kernel_error", json_object_new_string(e.msg));
+		json_object_object_add(out, "agent", agent);
+		agent = NULL;
+		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
+						    JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else {
+		if (kret)
+			printf("kernel: %s\n", e.msg);
+		else if (!s.n)
+			printf("kernel: no dm-cmk devices\n");
+		if (!agent) {
+			printf("agent: no state in %s (not running?)\n", path);
+		} else {
+			json_object_object_get_ex(agent, "kek", &kek);
+			json_object_object_get_ex(agent, "last_check", &chk);
+			printf("agent: %s (pid %s, updated %s)\n", jstr(agent, "state"),
+			       jstr(agent, "pid"), jstr(agent, "updated"));
+			printf("  KEK %s version %s (%s %s)\n", jstr(kek, "id"),
+			       jstr(kek, "version"), jstr(kek, "provider"), jstr(kek, "key_ref"));
+			printf("  last check %s: %s%s%s (%s ms, %s checks)\n", jstr(chk, "time"),
+			       jstr(chk, "result"), jstr(chk, "message") ? ": " : "",
+			       jstr(chk, "message") ? jstr(chk, "message") : "",
+			       jstr(chk, "latency_ms"), jstr(chk, "checks"));
+		}
+	}
+	ret = 0;
+out:
+	json_object_put(s.arr);
+	json_object_put(agent);
+	json_object_put(out);
+	free(text);
+	ctl_done(&c);
+	return ret;
+}
+
+/* ---- kek rewrap / rotate -------------------------------------------------------------- */
+
+static int kek_rewrap(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key-ref", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmk_config_provider *pc;
+	const char *key_ref = NULL;
+	struct cmk_provider *p = NULL;
+	struct cmk_envelope env;
+	struct cmk_kms_call call;
+	struct cmk_err e;
+	struct ctl c;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'k')
+			return usage();
+		key_ref = optarg;
+	}
+	if (optind != argc)
+		return usage();
+	cmk_envelope_init(&env);
+	ret = ctl_setup(&c, false);
+	if (ret)
+		goto out;
+	pc = NULL;
+	if (cmk_envelope_read(c.cfg.kek_envelope, &env, &e) ||
+	    ((pc = cmk_config_provider(&c.cfg, env.cur.provider)), 0) ||
+	    cmk_provider_open(env.cur.provider, pc ? pc->kv : NULL, pc ? pc->n : 0, &p, &e) ||
+	    cmk_envelope_rewrap(p, p, key_ref, NULL, &env, &call, &e) ||
+	    cmk_envelope_write(c.cfg.kek_envelope, &env, &e)) {
+		cmk_volume_audit(&c.vol, "rotation", NULL, NULL, &e, true);
+		ret = fail(&e);
+		goto out;
+	}
+	cmk_volume_audit(&c.vol, "rotation", NULL, "KEK re-wrapped under the CMK (kek rewrap)",
+			 NULL, true);
+	printf("%s: KEK version %u%s re-wrapped under %s; device headers unchanged\n",
+	       c.cfg.kek_envelope, env.cur.kek_version,
+	       env.has_prev ? " (and the previous version)" : "", env.cur.key_ref);
+	ret = 0;
+out:
+	cmk_provider_close(&p);
+	cmk_envelope_free(&env);
+	ctl_done(&c);
+	return ret;
+}
+
+/*
+ * KEK rotation: (1) a new KEK version, the old one kept as "previous", is
+ * written to the envelope first, so every header stays readable whatever
+ * happens next; (2) each header's DEK is re-wrapped under the new KEK (data
+ * and DEK unchanged, I/O goes on); (3) only when all headers are done is
+ * the previous version dropped.  Running it again resumes (2)-(3).
+ */
+static int kek_rotate(int argc, char **argv)
+{
+	const char *envp;
+	struct cmk_secret *newk = NULL;
+	struct cmk_kms_call call;
+	struct cmk_err e;
+	struct ctl c;
+	int ret, left = 0;
+	uint32_t newv, oldv;
+
+	(void)argv;
+	if (argc != 1)
+		return usage();
+	ret = ctl_setup(&c, false);
+	if (ret)
+		goto out;
+	envp = c.cfg.kek_envelope;
+	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	if (!c.keks.env.has_prev) {
+		if (cmk_envelope_rotate(c.keks.p, &c.keks.env, &newk, &call, &e) ||
+		    cmk_envelope_write(envp, &c.keks.env, &e)) {
+			cmk_secret_free(&newk);
+			cmk_volume_audit(&c.vol, "rotation", NULL, NULL, &e, true);
+			ret = fail(&e);
+			goto out;
+		}
+		/* cur is now the new KEK, prev the old one. */
+		c.keks.prev = c.keks.cur;
+		c.keks.cur = newk;
+		printf("%s: new KEK version %u (previous version %u kept until all headers are re-wrapped)\n",
+		       envp, c.keks.env.cur.kek_version, c.keks.env.prev.kek_version);
+	} else {
+		printf("%s: resuming the rotation to KEK version %u\n", envp,
+		       c.keks.env.cur.kek_version);
+	}
+	newv = c.keks.env.cur.kek_version;
+	oldv = c.keks.env.prev.kek_version;
+	for (size_t i = 0; i < c.cfg.n_devices; i++) {
+		const struct cmk_config_device *d = &c.cfg.devices[i];
+		struct cmk_header h;
+		int fd = open(d->backing, O_RDWR | O_CLOEXEC);
+
+		if (fd < 0) {
+			fprintf(stderr, "cmkctl: %s: cannot open %s: %s\n", d->name, d->backing,
+				strerror(errno));
+			left++;
+			continue;
+		}
+		ret = cmk_header_read(fd, &h, NULL, &e);
+		if (ret == -ENODATA) {
+			printf("%s: no header yet (will be written under version %u)\n", d->name, newv);
+		} else if (!ret && h.kek_version == newv) {
+			printf("%s: already under KEK version %u\n", d->name, newv);
+		} else if (ret || h.kek_version != oldv ||
+			   cmk_header_rewrap(fd, c.keks.prev, c.keks.cur, c.keks.env.kek_id,
+					     newv, &h, &e)) {
+			if (!ret && h.kek_version != oldv)
+				snprintf(e.msg, sizeof(e.msg), "header is under KEK version %u, neither %u nor %u",
+					 h.kek_version, oldv, newv);
+			fprintf(stderr, "cmkctl: %s (%s): %s\n", d->name, d->backing, e.msg);
+			cmk_volume_audit(&c.vol, "rotation", d, NULL, &e, true);
+			left++;
+		} else {
+			printf("%s: DEK re-wrapped under KEK version %u (header sequence %llu)\n",
+			       d->name, newv, (unsigned long long)h.sequence);
+			cmk_volume_audit(&c.vol, "rotation", d, "header re-wrapped under the new KEK",
+					 NULL, true);
+		}
+		close(fd);
+	}
+	ret = 0;
+	if (left) {
+		fprintf(stderr, "cmkctl: %d device(s) not re-wrapped; the envelope keeps KEK version %u. Fix them and run \"cmkctl kek rotate\" again to finish.\n",
+			left, oldv);
+		ret = EXIT_LOCAL;
+		goto out;
+	}
+	cmk_envelope_finish_rotation(&c.keks.env);
+	if (cmk_envelope_write(envp, &c.keks.env, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	cmk_volume_audit(&c.vol, "rotation", NULL, "KEK rotation finished", NULL, true);
+	printf("%s: rotation finished, KEK version %u only\n", envp, newv);
+out:
+	ctl_done(&c);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct cmk_err e;
@@ -398,6 +894,17 @@ int main(int argc, char **argv)
 	if (cmk_harden_process(&e)) {
 		fprintf(stderr, "cmkctl: %s\n", e.msg);
 		return EXIT_LOCAL;
+	}
+	if (argc >= 3 && (!strcmp(argv[1], "--config") || !strcmp(argv[1], "-c"))) {
+		config_path = argv[2];
+		argv[2] = argv[0];
+		argc -= 2;
+		argv += 2;
+	} else if (argc >= 2 && !strncmp(argv[1], "--config=", 9)) {
+		config_path = argv[1] + 9;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
 	}
 	if (argc < 2)
 		return usage();
@@ -408,8 +915,20 @@ int main(int argc, char **argv)
 			return kek_info(argc - 2, argv + 2);
 		if (!strcmp(argv[2], "check"))
 			return kek_check(argc - 2, argv + 2);
+		if (!strcmp(argv[2], "rewrap"))
+			return kek_rewrap(argc - 2, argv + 2);
+		if (!strcmp(argv[2], "rotate"))
+			return kek_rotate(argc - 2, argv + 2);
 		return usage();
 	}
+	if (!strcmp(argv[1], "open"))
+		return do_open(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "close"))
+		return do_close(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return do_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "revoke"))
+		return do_revoke(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "header"))
 		return header_dump(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "format"))
