@@ -14,6 +14,7 @@
 #include <linux/atomic.h>
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-ioctl.h>
 #include <linux/list.h>
 #include <linux/mempool.h>
 #include <linux/mutex.h>
@@ -56,6 +57,7 @@ enum cmk_slot_flags {
  * @id: creation number, the dump cursor
  * @name: the key_name from the table
  * @md: the mapped device whose targets use this slot
+ * @dev_name: @md's name when the slot was created (md->name is major:minor)
  * @targets: number of targets attached
  * @state: &enum dm_cmk_state
  * @keys: the two key objects, see &struct cmk_key
@@ -86,6 +88,7 @@ struct cmk_slot {
 	u64 id;
 	char name[DM_CMK_NAME_MAX + 1];
 	struct mapped_device *md;
+	char dev_name[DM_NAME_LEN];
 	unsigned int targets;
 	enum dm_cmk_state state;
 	struct cmk_key keys[2];

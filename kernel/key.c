@@ -343,6 +343,9 @@ static struct cmk_slot *cmk_slot_create(const char *name,
 		return ERR_PTR(-ENOMEM);
 	strscpy(slot->name, name, sizeof(slot->name));
 	slot->md = md;
+	/* Not under dm's hash locks here, unlike in a destructor. */
+	if (dm_copy_name_and_uuid(md, slot->dev_name, NULL))
+		strscpy(slot->dev_name, dm_device_name(md), sizeof(slot->dev_name));
 	slot->state = DM_CMK_STATE_SEALED;
 	INIT_DELAYED_WORK(&slot->lease_work, cmk_lease_work);
 	INIT_WORK(&slot->refused_work, cmk_refused_work);
@@ -388,7 +391,7 @@ int cmk_slot_attach(struct cmk_target *ct, const char *name,
 	slot = cmk_slot_find(name);
 	if (slot && slot->md != md) {
 		DMERR("key_name %s is already used by device %s",
-		      name, dm_device_name(slot->md));
+		      name, slot->dev_name);
 		*error = "key_name is already used by another mapped device";
 		ret = -EBUSY;
 		goto out;

@@ -24,13 +24,26 @@ static const struct nla_policy cmk_policy[DM_CMK_A_MAX + 1] = {
 
 static struct genl_family cmk_family;
 
+/*
+ * Like GENL_REQ_ATTR_CHECK(), which only reports the missing attribute's
+ * type, but with a message a person can read.
+ */
+#define CMK_NL_REQUIRE(info, attr, msg) ({				\
+	struct genl_info *__cmk_info = (info);				\
+	bool __missing = GENL_REQ_ATTR_CHECK(__cmk_info, attr);		\
+	if (__missing)							\
+		NL_SET_ERR_MSG(__cmk_info->extack, msg);		\
+	__missing;							\
+})
+
 /* Find the slot named in the request, or explain why not. */
 static struct cmk_slot *cmk_nl_slot(struct genl_info *info)
 {
 	struct nlattr *attr = info->attrs[DM_CMK_A_NAME];
 	struct cmk_slot *slot;
 
-	if (GENL_REQ_ATTR_CHECK(info, DM_CMK_A_NAME))
+	if (CMK_NL_REQUIRE(info, DM_CMK_A_NAME,
+			   "missing attribute: NAME (or FLAGS=ALL where allowed)"))
 		return ERR_PTR(-EINVAL);
 	if (!cmk_name_valid(nla_data(attr))) {
 		NL_SET_ERR_MSG_ATTR(info->extack, attr,
@@ -82,8 +95,9 @@ static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 	u32 lease_ms;
 	int ret;
 
-	if (GENL_REQ_ATTR_CHECK(info, DM_CMK_A_KEY) ||
-	    GENL_REQ_ATTR_CHECK(info, DM_CMK_A_LEASE_MS)) {
+	if (CMK_NL_REQUIRE(info, DM_CMK_A_KEY, "missing attribute: KEY") ||
+	    CMK_NL_REQUIRE(info, DM_CMK_A_LEASE_MS,
+			   "missing attribute: LEASE_MS")) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -150,7 +164,8 @@ static int cmk_nl_lease_renew(struct sk_buff *skb, struct genl_info *info)
 	u32 lease_ms;
 	int ret = 0;
 
-	if (GENL_REQ_ATTR_CHECK(info, DM_CMK_A_LEASE_MS))
+	if (CMK_NL_REQUIRE(info, DM_CMK_A_LEASE_MS,
+			   "missing attribute: LEASE_MS"))
 		return -EINVAL;
 	lease_ms = nla_get_u32(lease_attr);
 
@@ -194,7 +209,7 @@ static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 	if (!hdr)
 		return -EMSGSIZE;
 	if (nla_put_string(skb, DM_CMK_A_NAME, slot->name) ||
-	    nla_put_string(skb, DM_CMK_A_DEVICE, dm_device_name(slot->md)) ||
+	    nla_put_string(skb, DM_CMK_A_DEVICE, slot->dev_name) ||
 	    nla_put_u32(skb, DM_CMK_A_STATE, state) ||
 	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
 			      DM_CMK_A_PAD) ||
@@ -293,7 +308,7 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 		goto fail;
 	if (nla_put_u32(skb, DM_CMK_A_EVENT, event) ||
 	    nla_put_string(skb, DM_CMK_A_NAME, slot->name) ||
-	    nla_put_string(skb, DM_CMK_A_DEVICE, dm_device_name(slot->md)) ||
+	    nla_put_string(skb, DM_CMK_A_DEVICE, slot->dev_name) ||
 	    nla_put_u32(skb, DM_CMK_A_STATE, slot->state) ||
 	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
 			      DM_CMK_A_PAD))

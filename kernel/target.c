@@ -20,6 +20,7 @@
 #include "dm-cmk.h"
 
 #define CMK_MIN_IOS 64
+#define CMK_USAGE "Not enough arguments: expected <cipher> <key_name> <iv_offset> <dev_path> <offset>"
 
 static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 			     struct dm_arg_set *as)
@@ -29,7 +30,6 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 	};
 	unsigned int count, value;
 	const char *opt;
-	char dummy;
 	int ret;
 
 	if (!as->argc)
@@ -54,14 +54,16 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 			set_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags);
 		} else if (!strcasecmp(opt, "allow_no_lease")) {
 			set_bit(CMK_ALLOW_NO_LEASE, &ct->flags);
-		} else if (sscanf(opt, "sector_size:%u%c", &value, &dummy) == 1) {
-			if (value != 512 && value != 4096) {
+		} else if (str_has_prefix(opt, "sector_size:")) {
+			if (kstrtouint(opt + strlen("sector_size:"), 10, &value) ||
+			    (value != 512 && value != 4096)) {
 				ti->error = "Invalid sector_size: expected 512 or 4096";
 				return -EINVAL;
 			}
 			ct->sector_size = value;
-		} else if (sscanf(opt, "lease_ms:%u%c", &value, &dummy) == 1) {
-			if (value == 0 || value > CMK_LEASE_MAX_MS_LIMIT) {
+		} else if (str_has_prefix(opt, "lease_ms:")) {
+			if (kstrtouint(opt + strlen("lease_ms:"), 10, &value) ||
+			    value == 0 || value > CMK_LEASE_MAX_MS_LIMIT) {
 				ti->error = "Invalid lease_ms: expected 1 to 86400000";
 				return -EINVAL;
 			}
@@ -106,7 +108,7 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	int ret;
 
 	if (argc < 5) {
-		ti->error = "Expected <cipher> <key_name> <iv_offset> <dev_path> <offset>";
+		ti->error = CMK_USAGE;
 		return -EINVAL;
 	}
 
