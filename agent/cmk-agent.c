@@ -67,8 +67,42 @@ struct agent {
 	uint64_t last_check_log_ms;
 	long last_latency_ms;
 	time_t last_check_wall;
+	struct stat env_st;	/* the envelope file as last loaded */
 	char state_path[4096];
 };
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Load the envelope into a fresh KEK set and adopt it only on success, so
+ * a failed reload never leaves the agent without the KEK it had.  The
+ * unwrap is a real CMK decrypt: it is a check too.
+ */
+static int reload(struct agent *a, struct cmk_err *e)
+{
+	struct cmk_kekset ks;
+	struct stat st;
+	int ret;
+
+	cmk_kekset_init(&ks);
+	if (stat(a->cfg.kek_envelope, &st))
+		memset(&st, 0, sizeof(st));
+	ret = cmk_kekset_load(&ks, &a->cfg, a->audit, e);
+	if (ret) {
+		cmk_kekset_free(&ks);
+		return ret;
+	}
+	cmk_kekset_free(&a->keks);
+	a->keks = ks;		/* moves the envelope and the secrets */
+	a->env_st = st;
+	return 0;
+}
 
 static void note(void *ctx, const char *event, const char *msg,
 		 const struct cmk_err *e)
@@ -117,8 +151,24 @@ static int check(void *ctx, struct cmk_err *e)
 	uint64_t now = now_ms(NULL);
 	bool log_ok = now - a->last_check_log_ms >= CHECK_LOG_EVERY_MS ||
 		      a->loop.state != CMK_LS_ACTIVE;
+	struct stat st;
 	int ret;
 
+	/*
+	 * The envelope changed on disk (cmkctl kek rewrap / rotate): check
+	 * the new one, by unwrapping it, so a CMK retired by a re-wrap is not
+	 * checked (and revoked on) forever.
+	 */
+	if (!stat(a->cfg.kek_envelope, &st) && !same_file(&st, &a->env_st)) {
+		uint64_t t = now_ms(NULL);
+
+		ret = reload(a, e);
+		a->last_latency_ms = (long)(now_ms(NULL) - t);
+		a->last_check_wall = time(NULL);
+		if (!ret)
+			note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
+		return ret;
+	}
 	ret = cmk_kekset_check(&a->keks, a->audit, log_ok, &a->last_latency_ms, e);
 	a->last_check_wall = time(NULL);
 	if (!ret && log_ok)
@@ -130,7 +180,7 @@ static int unseal(void *ctx, struct cmk_err *e)
 {
 	struct agent *a = ctx;
 
-	return cmk_kekset_load(&a->keks, &a->cfg, a->audit, e);
+	return reload(a, e);
 }
 
 static void forget(void *ctx)
@@ -217,7 +267,7 @@ static int maintain(void *ctx, bool restore, struct cmk_err *e)
 		if (!ret)
 			continue;
 		/* The envelope may have rotated under us: re-read it once. */
-		if (ret == -EKEYREJECTED && !cmk_kekset_load(&a->keks, &a->cfg, a->audit, &de))
+		if (ret == -EKEYREJECTED && !reload(a, &de))
 			ret = bring_up(a, i, &de);
 		if (!ret)
 			continue;
@@ -344,7 +394,7 @@ static void write_state(struct agent *a)
 		json_object_array_add(devs, dj);
 	}
 	json_object_object_add(o, "devices", devs);
-	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 					      JSON_C_TO_STRING_NOSLASHESCAPE);
 	mkdir(a->cfg.state_dir, 0755);
 	if (cmk_write_file_atomic(a->state_path, text, strlen(text), 0644, &e))

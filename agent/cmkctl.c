@@ -705,7 +705,7 @@ static int do_status(int argc, char **argv)
 			json_object_object_add(out, "kernel_error", json_object_new_string(e.msg));
 		json_object_object_add(out, "agent", agent);
 		agent = NULL;
-		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY |
+		puts(json_object_to_json_string_ext(out, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 						    JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
 		if (kret)
