@@ -77,6 +77,9 @@ guest-test: modules-all $(if $(HAVE_KSFT),kselftest)
 check:
 	scripts/check.sh
 
+demo: deps all
+	scripts/demo.sh --kver $(KVER)
+
 clean:
 	rm -rf $(BUILD)
 	$(if $(HAVE_AGENT),-$(MAKE) -C agent clean)

@@ -18,6 +18,8 @@ pkgs=(
 	sparse shellcheck
 	# QEMU guest runner: initramfs from host files
 	qemu-system-x86 busybox-static dmsetup fio cpio gzip zstd
+	# make demo and the integration tests: mkfs.ext4 in the guest
+	e2fsprogs
 	# guest -> host TCP forwarding (run-guest.sh --net-fwd)
 	netcat-openbsd
 	# agent
