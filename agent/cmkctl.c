@@ -447,12 +447,22 @@ static int ctl_setup(struct ctl *c, bool genl)
 		fprintf(stderr, "cmkctl: %s\n", e.msg);
 		return EXIT_LOCAL;
 	}
-	if (genl && cmk_genl_open(&c->genl, &e))
-		return fail_kernel(&e);
 	c->vol.cfg = &c->cfg;
-	c->vol.genl = c->genl;
 	c->vol.audit = c->audit;
 	c->vol.keks = &c->keks;
+	if (genl && cmk_genl_open(&c->genl, &e))
+		return fail_kernel(&e);
+	c->vol.genl = c->genl;
+	return 0;
+}
+
+static int ctl_genl(struct ctl *c)
+{
+	struct cmk_err e;
+
+	if (cmk_genl_open(&c->genl, &e))
+		return fail_kernel(&e);
+	c->vol.genl = c->genl;
 	return 0;
 }
 
@@ -498,12 +508,15 @@ static int do_open(int argc, char **argv)
 
 	if (argc != 2)
 		return usage();
-	ret = ctl_setup(&c, true);
+	ret = ctl_setup(&c, false);
 	if (ret)
 		goto out;
 	ret = EXIT_LOCAL;
 	d = ctl_device(&c, argv[1]);
 	if (!d)
+		goto out;
+	ret = ctl_genl(&c);
+	if (ret)
 		goto out;
 	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
 		ret = fail(&e);
@@ -537,12 +550,15 @@ static int do_close(int argc, char **argv)
 
 	if (argc != 2)
 		return usage();
-	ret = ctl_setup(&c, true);
+	ret = ctl_setup(&c, false);
 	if (ret)
 		goto out;
 	ret = EXIT_LOCAL;
 	d = ctl_device(&c, argv[1]);
 	if (!d)
+		goto out;
+	ret = ctl_genl(&c);
+	if (ret)
 		goto out;
 	ret = cmk_volume_close(&c.vol, d, &e);
 	if (ret) {
@@ -575,13 +591,15 @@ static int do_revoke(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage();
-	ret = ctl_setup(&c, true);
+	ret = ctl_setup(&c, false);
 	if (ret)
 		goto out;
 	ret = EXIT_LOCAL;
 	if (name && !(one = ctl_device(&c, name)))
 		goto out;
-	ret = 0;
+	ret = ctl_genl(&c);
+	if (ret)
+		goto out;
 	for (size_t i = 0; i < c.cfg.n_devices; i++) {
 		const struct cmk_config_device *d = &c.cfg.devices[i];
 		int r;

@@ -3,7 +3,10 @@
 #
 # cmkctl end to end on files, TAP output.  Usage: cmkctl_test.sh CMKCTL
 # Oracles: documented exit codes (0 ok, 1 error, 2 KMS refused, 3 KMS
-# unreachable, 4 no valid header), and grep for key material in all output.
+# unreachable, 4 no valid header, 5 kernel refused), the headers and
+# envelope as "header dump" / "kek info" show them after rotations, and
+# grep for key material in all output.  The verbs that need the dm-cmk
+# module run in the QEMU guest (guest_agent.sh); here only their refusals.
 set -u
 ctl=$(realpath "$1")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/cmkctl-test.XXXXXX")
@@ -25,7 +28,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..9"
+echo "1..15"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -82,6 +85,98 @@ if run 0 header dump dev.img && grep -q 'copy A         invalid: header copy A: 
 	ok cmkctl_header_dump_reports_each_copy
 else
 	notok cmkctl_header_dump_reports_each_copy "see above"
+fi
+
+# ---- verbs that use the agent configuration ----
+truncate -s 4M d1.img d2.img
+run 0 format --kek kek.json --mode persistent d1.img >/dev/null
+run 0 format --kek kek.json --mode ephemeral d2.img >/dev/null
+cat >agent.conf <<EOF
+[agent]
+kek_envelope = $dir/kek.json
+check_interval_ms = 250
+lease_ms = 5000
+audit_log = $dir/audit.log
+syslog = no
+state_dir = $dir/run
+
+[device "d1"]
+backing = $dir/d1.img
+mode = persistent
+
+[device "d2"]
+backing = $dir/d2.img
+mode = ephemeral
+EOF
+
+if run 0 --config agent.conf kek rotate && grep -q 'rotation finished, KEK version 2 only' last &&
+   run 0 header dump d1.img && grep -q 'kek_version    2' last &&
+   grep -q 'sequence       2' last &&
+   run 0 header dump d2.img && grep -q 'kek_version    2' last &&
+   run 0 kek info kek.json && grep -q 'kek_version    2' last &&
+   ! grep -q previous last && grep -q '"event":"rotation"' audit.log; then
+	ok cmkctl_kek_rotate_rewraps_every_header
+else
+	notok cmkctl_kek_rotate_rewraps_every_header "see above"
+fi
+
+cp agent.conf agent3.conf
+printf '\n[device "d3"]\nbacking = %s/d3.img\nmode = persistent\n' "$dir" >>agent3.conf
+if run 1 --config agent3.conf kek rotate && grep -q 'd3: cannot open' last &&
+   grep -q 'keeps KEK version 2' last &&
+   run 0 kek info kek.json && grep -q 'previous (rotation in progress)' last &&
+   run 0 header dump d1.img && grep -q 'kek_version    3' last &&
+   truncate -s 4M d3.img && run 0 format --kek kek.json --mode persistent d3.img &&
+   run 0 --config agent3.conf kek rotate && grep -q 'resuming' last &&
+   grep -q 'd1: already under KEK version 3' last &&
+   run 0 kek info kek.json && ! grep -q previous last; then
+	ok cmkctl_kek_rotate_keeps_previous_until_all_done
+else
+	notok cmkctl_kek_rotate_keeps_previous_until_all_done "see above"
+fi
+
+if run 0 local-key create cmk2.key &&
+   run 0 --config agent.conf kek rewrap --key-ref "$dir/cmk2.key" &&
+   run 0 kek info kek.json && grep -q "key_ref        $dir/cmk2.key" last &&
+   run 0 local-key disable cmk.key && run 0 kek check kek.json &&
+   run 0 local-key enable cmk.key &&
+   run 0 header dump d1.img && grep -q 'kek_version    3' last &&
+   run 0 --config agent.conf kek rewrap --key-ref "$dir/cmk.key" &&
+   run 0 local-key disable cmk2.key && run 0 kek check kek.json; then
+	ok cmkctl_kek_rewrap_moves_kek_to_new_cmk
+else
+	notok cmkctl_kek_rewrap_moves_kek_to_new_cmk "see above"
+fi
+
+if run 1 --config agent.conf open nosuch && grep -q 'no device "nosuch" in agent.conf' last &&
+   run 1 --config agent.conf close nosuch && run 1 --config agent.conf revoke --device nosuch &&
+   run 1 --config missing.conf status && grep -q 'missing.conf' last; then
+	ok cmkctl_unknown_device_or_config_exits_1
+else
+	notok cmkctl_unknown_device_or_config_exits_1 "see above"
+fi
+
+if run 0 --config agent.conf status && grep -q '^kernel: ' last &&
+   grep -q 'agent: no state' last &&
+   run 0 --config agent.conf status --json &&
+   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["agent"] is None and isinstance(d["kernel"], list)' last; then
+	ok cmkctl_status_without_kernel_or_agent
+else
+	notok cmkctl_status_without_kernel_or_agent "see above"
+fi
+
+mkdir -p run
+cat >run/agent.json <<EOF
+{ "state": "revoked", "pid": 42, "updated": "2026-11-27T21:00:00Z",
+  "kek": { "id": "k-id", "version": 3, "provider": "local", "key_ref": "/k" },
+  "last_check": { "time": "2026-11-27T21:00:00Z", "result": "failure",
+                  "message": "key disabled", "latency_ms": 2, "checks": 7 } }
+EOF
+if run 0 --config agent.conf status && grep -q 'agent: revoked (pid 42' last &&
+   grep -q 'KEK k-id version 3' last && grep -q 'failure: key disabled' last; then
+	ok cmkctl_status_shows_agent_state_file
+else
+	notok cmkctl_status_shows_agent_state_file "see above"
 fi
 
 if run 0 local-key destroy cmk.key && run 2 kek check kek.json && grep -q 'key destroyed' last &&
