@@ -80,6 +80,9 @@ check:
 demo: deps all
 	scripts/demo.sh --kver $(KVER)
 
+integration-test: all
+	tests/integration/run.sh --kver $(KVER)
+
 clean:
 	rm -rf $(BUILD)
 	$(if $(HAVE_AGENT),-$(MAKE) -C agent clean)

@@ -15,6 +15,7 @@
 #   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
+#   integration     tests/integration/run.sh: agent + kernel in QEMU (6.1)
 #
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
 # build/results/<suite>.tap.  A suite that fails without a "not ok" line of
@@ -161,5 +162,6 @@ for k in "${kvers[@]}"; do
 	grep -h '^# verdict' "$results/guest_$k.log" | sed 's/^# /   /'
 done
 
+run_suite integration tap tests/integration/run.sh
 echo "== total $(($(date +%s) - start))s; logs in $results/"
 sum "${suites[@]}"
