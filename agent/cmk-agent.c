@@ -44,7 +44,7 @@
 #include "secret.h"
 #include "volume.h"
 
-/* Success lines for CMK checks: at most one per this many ms. */
+/* Audit lines of unchanged CMK check outcomes: one per this many ms. */
 #define CHECK_LOG_EVERY_MS	60000
 
 enum dev_status {
@@ -65,8 +65,11 @@ struct agent {
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
 	uint64_t last_check_log_ms;
+	int last_logged_ret;		/* of the last check written to audit */
+	enum cmk_reason last_logged_reason;
 	long last_latency_ms;
 	time_t last_check_wall;
+	time_t last_success_wall;
 	struct stat env_st;	/* the envelope file as last loaded */
 	char state_path[4096];
 };
@@ -149,9 +152,9 @@ static int check(void *ctx, struct cmk_err *e)
 {
 	struct agent *a = ctx;
 	uint64_t now = now_ms(NULL);
-	bool log_ok = now - a->last_check_log_ms >= CHECK_LOG_EVERY_MS ||
-		      a->loop.state != CMK_LS_ACTIVE;
+	struct cmk_kms_call call;
 	struct stat st;
+	bool log;
 	int ret;
 
 	/*
@@ -169,10 +172,23 @@ static int check(void *ctx, struct cmk_err *e)
 			note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
 		return ret;
 	}
-	ret = cmk_kekset_check(&a->keks, a->audit, log_ok, &a->last_latency_ms, e);
+	ret = cmk_kekset_check(&a->keks, NULL, false, &call, e);
+	a->last_latency_ms = call.latency_ms;
 	a->last_check_wall = time(NULL);
-	if (!ret && log_ok)
+	/*
+	 * One line per check would be 4 lines a second at 250 ms: log when
+	 * the outcome (or the reason of a failure) changes, and otherwise
+	 * once a minute.
+	 */
+	log = now - a->last_check_log_ms >= CHECK_LOG_EVERY_MS ||
+	      (ret != 0) != (a->last_logged_ret != 0) ||
+	      (ret && e->reason != a->last_logged_reason);
+	if (log) {
+		cmk_kekset_audit_check(&a->keks, a->audit, &call, ret ? e : NULL);
 		a->last_check_log_ms = now;
+		a->last_logged_ret = ret;
+		a->last_logged_reason = ret ? e->reason : CMK_R_NONE;
+	}
 	return ret;
 }
 
@@ -402,6 +418,69 @@ static void write_state(struct agent *a)
 	json_object_put(o);
 }
 
+/*
+ * node_exporter textfile (metrics_path): the same facts as the state file,
+ * plus each device's kernel state and lease.  Never keys.
+ */
+static void write_metrics(struct agent *a)
+{
+	static const enum cmk_loop_state states[] = {
+		CMK_LS_STARTING, CMK_LS_ACTIVE, CMK_LS_DEGRADED, CMK_LS_FAIL_OPEN,
+		CMK_LS_UNREACHABLE, CMK_LS_REVOKED,
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	struct cmk_err e;
+	FILE *f;
+
+	if (!a->cfg.metrics_path)
+		return;
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return;
+	fprintf(f, "# HELP cmk_agent_state Agent state (1 for the current one).\n"
+		"# TYPE cmk_agent_state gauge\n");
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		fprintf(f, "cmk_agent_state{state=\"%s\"} %d\n",
+			cmk_loop_state_name(states[i]), a->loop.state == states[i]);
+	fprintf(f, "# HELP cmk_agent_last_check_timestamp_seconds Time of the last CMK check.\n"
+		"# TYPE cmk_agent_last_check_timestamp_seconds gauge\n"
+		"cmk_agent_last_check_timestamp_seconds %lld\n",
+		(long long)a->last_check_wall);
+	if (a->last_success_wall)
+		fprintf(f, "# HELP cmk_agent_last_success_timestamp_seconds Time of the last successful CMK check.\n"
+			"# TYPE cmk_agent_last_success_timestamp_seconds gauge\n"
+			"cmk_agent_last_success_timestamp_seconds %lld\n",
+			(long long)a->last_success_wall);
+	fprintf(f, "# HELP cmk_agent_kms_latency_milliseconds Latency of the last KMS call.\n"
+		"# TYPE cmk_agent_kms_latency_milliseconds gauge\n"
+		"cmk_agent_kms_latency_milliseconds %ld\n"
+		"# HELP cmk_agent_consecutive_failures Failed CMK checks in a row.\n"
+		"# TYPE cmk_agent_consecutive_failures gauge\n"
+		"cmk_agent_consecutive_failures %u\n"
+		"# HELP cmk_agent_checks_total CMK checks since start.\n"
+		"# TYPE cmk_agent_checks_total counter\n"
+		"cmk_agent_checks_total %lu\n",
+		a->last_latency_ms, a->loop.fails, a->loop.checks);
+	fprintf(f, "# HELP cmk_device_lease_left_milliseconds Time until the kernel wipes the key.\n"
+		"# TYPE cmk_device_lease_left_milliseconds gauge\n");
+	for (size_t i = 0; i < a->cfg.n_devices; i++) {
+		const struct cmk_config_device *d = &a->cfg.devices[i];
+		struct cmk_dev_info info;
+
+		if (cmk_genl_get(a->genl, d->key_name, &info, &e))
+			continue;
+		fprintf(f, "cmk_device_lease_left_milliseconds{device=\"%s\"} %u\n",
+			d->name, info.has_lease ? info.lease_left_ms : 0);
+		fprintf(f, "cmk_device_active{device=\"%s\"} %d\n", d->name,
+			info.state == DM_CMK_STATE_ACTIVE);
+	}
+	if (fclose(f) == 0 &&
+	    cmk_write_file_atomic(a->cfg.metrics_path, buf, len, 0644, &e))
+		fprintf(stderr, "cmk-agent: metrics: %s\n", e.msg);
+	free(buf);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 static int usage(void)
@@ -449,7 +528,10 @@ static int run(struct agent *a)
 			note(a, "check", "SIGHUP: checking now", NULL);
 		}
 		delay = cmk_loop_step(&a->loop);
+		if (!a->loop.last_result)
+			a->last_success_wall = a->last_check_wall;
 		write_state(a);
+		write_metrics(a);
 		sd_notifyf(0, "STATUS=%s, %lu checks", cmk_loop_state_name(a->loop.state),
 			   a->loop.checks);
 	}
@@ -474,6 +556,7 @@ int main(int argc, char **argv)
 	int c, ret = 1, opened = 0;
 
 	memset(&a, 0, sizeof(a));
+	a.last_logged_ret = -1;		/* the first check is logged */
 	cmk_kekset_init(&a.keks);
 	t0 = now_ms(NULL);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -532,7 +615,9 @@ int main(int argc, char **argv)
 		}
 		opened += a.dev[i] == DEV_OPEN;
 	}
+	a.last_success_wall = time(NULL);	/* the unseal was a CMK call */
 	write_state(&a);
+	write_metrics(&a);
 	fprintf(stderr, "cmk-agent: %d of %zu devices usable %llu ms after start; checking every %u ms\n",
 		opened, a.cfg.n_devices, (unsigned long long)(now_ms(NULL) - t0),
 		a.cfg.check_interval_ms);

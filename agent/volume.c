@@ -100,20 +100,30 @@ fail:
 }
 
 int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
-		     bool log_success, long *latency_ms, struct cmk_err *e)
+		     bool log_success, struct cmk_kms_call *callp,
+		     struct cmk_err *e)
 {
 	struct cmk_kms_call call;
 	int ret;
 
-	if (!ks->loaded || !ks->p)
-		return cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
 	memset(&call, 0, sizeof(call));
-	ret = cmk_envelope_check(ks->p, &ks->env, &call, e);
-	if (latency_ms)
-		*latency_ms = call.latency_ms;
-	if (ret || log_success)
+	if (!ks->loaded || !ks->p)
+		ret = cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
+	else
+		ret = cmk_envelope_check(ks->p, &ks->env, &call, e);
+	if (callp)
+		*callp = call;
+	if (ks->loaded && (ret || log_success))
 		audit_kms(audit, &ks->env.cur, "check", &call, ret ? e : NULL);
 	return ret;
+}
+
+void cmk_kekset_audit_check(const struct cmk_kekset *ks, struct cmk_audit *audit,
+			    const struct cmk_kms_call *call,
+			    const struct cmk_err *e)
+{
+	if (ks->loaded)
+		audit_kms(audit, &ks->env.cur, "check", call, e);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */

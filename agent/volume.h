@@ -65,12 +65,19 @@ int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
 
 /*
  * cmk_kekset_check() - a real unwrap of the current wrapped KEK under the
- * CMK, result wiped (works while @ks holds no plain KEK).  Failures are
- * always audited, successes only with @log_success (a check every 250 ms
- * would otherwise flood the log).
+ * CMK, result wiped (works while @ks holds no plain KEK).  With @audit,
+ * failures are always audited and successes only with @log_success; a
+ * caller that rate-limits passes NULL and uses cmk_kekset_audit_check().
+ * @call (optional) gets latency and request id.
  */
 int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
-		     bool log_success, long *latency_ms, struct cmk_err *e);
+		     bool log_success, struct cmk_kms_call *call,
+		     struct cmk_err *e);
+
+/* cmk_kekset_audit_check() - the audit line of a check done with @audit NULL. */
+void cmk_kekset_audit_check(const struct cmk_kekset *ks, struct cmk_audit *audit,
+			    const struct cmk_kms_call *call,
+			    const struct cmk_err *e);
 
 /* cmk_kekset_forget() - wipe the plain KEKs, keep the envelope. */
 void cmk_kekset_forget(struct cmk_kekset *ks);

@@ -43,6 +43,7 @@ grace_s = 30
 policy = wipe
 audit_log = /var/log/cmk/audit.log
 syslog = no
+metrics_path = /run/cmk/cmk.prom
 
 [device "scratch"]
 backing = /dev/ram0
@@ -65,6 +66,7 @@ t io_read_back_plaintext readback
 dd if=/dev/ram0 of=/tmp/raw bs=4096 skip=256 count=64 2>/dev/null
 t backing_holds_ciphertext sh -c '! cmp -s /tmp/pat /tmp/raw'
 t state_file_active grep -q '"state": *"active"' /run/cmk/agent.json
+t metrics_textfile grep -q 'cmk_agent_state{state="active"} 1' /run/cmk/cmk.prom
 t cmkctl_status cmkctl --config /etc/cmk/agent.conf status
 sed 's/^/# /' /tmp/t.out
 
@@ -83,6 +85,17 @@ t state_file_revoked grep -q '"state": *"revoked"' /run/cmk/agent.json
 cmkctl local-key enable /etc/cmk/cmk.key >/dev/null
 t agent_restores_after_enable wait_state active 5000
 t data_readable_after_restore readback
+
+# lease expiry while the agent is frozen, then restore when it runs again
+kill -STOP $apid
+t lease_expiry_wipes_while_agent_frozen wait_state wiped 15000
+t lease_expiry_reason sh -c 'cmkctl --config /etc/cmk/agent.conf status | grep -q lease_expired'
+kill -CONT $apid
+t agent_restores_after_lease_expiry wait_state active 5000
+t data_readable_after_lease_expiry readback
+kill -HUP $apid
+usleep 300000
+t sighup_checks_now grep -q 'SIGHUP' /var/log/cmk/audit.log
 
 # agent restart: keys stay, then the new agent restores without re-keying
 kill -TERM $apid; wait $apid
@@ -128,6 +141,18 @@ t data_readable_after_cmk_rotation readback
 t status_json sh -c 'cmkctl --config /etc/cmk/agent.conf status --json > /tmp/st.json && grep -q "\"generation\"" /tmp/st.json && grep -q "\"kek\"" /tmp/st.json'
 sed 's/^/# /' /tmp/st.json | head -30
 
+kill -TERM $apid; wait $apid
+
+# policy poweroff (suppressed by --no-poweroff): wipe, then the action
+sed 's/^policy = wipe/policy = poweroff/' /etc/cmk/agent.conf > /etc/cmk/poweroff.conf
+cmk-agent --config /etc/cmk/poweroff.conf --no-poweroff 2>>/tmp/agent.err &
+apid=$!
+t poweroff_agent_active wait_state active 10000
+cmkctl local-key disable /etc/cmk/cmk2.key >/dev/null
+t poweroff_policy_wipes wait_state wiped 5000
+usleep 300000
+t poweroff_action_audited grep -q 'suppressed by --no-poweroff' /var/log/cmk/audit.log
+cmkctl local-key enable /etc/cmk/cmk2.key >/dev/null
 kill -TERM $apid; wait $apid
 t cmkctl_close cmkctl --config /etc/cmk/agent.conf close scratch
 t device_removed sh -c '! dmsetup info cmk-scratch'
