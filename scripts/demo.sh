@@ -13,6 +13,7 @@
 # Every claim is checked; the last line says PASS or FAIL, and the exit
 # status is non-zero on any failure, including a guest that never got
 # there (the reason is shown).  Results: build/results/demo-KVER/.
+# DEMO_TIMEOUT=<s> bounds the guest run (default 600).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,7 +23,7 @@ kver=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kver) kver=$2; shift 2 ;;
-	-h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "demo: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -49,7 +50,7 @@ mkdir -p "$out"
 rm -f "$out/results.log"
 mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
 helpers=$top/build/tests/integration
-args=(--kver "$kver" --out "$out" --timeout 600 --test-timeout 400
+args=(--kver "$kver" --out "$out" --timeout "${DEMO_TIMEOUT:-600}" --test-timeout 400
 	--module ext4
 	--add "agent/build/cmk-agent:/usr/sbin/cmk-agent"
 	--add "agent/build/cmkctl:/usr/sbin/cmkctl"
