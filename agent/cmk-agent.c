@@ -44,6 +44,9 @@
 #include "secret.h"
 #include "volume.h"
 
+/* A device that failed to open or restore is retried after this long. */
+#define DEVICE_RETRY_MS		10000
+
 /* Audit lines of unchanged CMK check outcomes: one per this many ms. */
 #define CHECK_LOG_EVERY_MS	60000
 
@@ -62,6 +65,7 @@ struct agent {
 	struct cmk_volume_ctx vol;
 	struct cmk_loop loop;
 	enum dev_status *dev;
+	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
 	uint64_t last_check_log_ms;
@@ -279,14 +283,18 @@ static int maintain(void *ctx, bool restore, struct cmk_err *e)
 			continue;
 		if (a->dev[i] == DEV_OPERATOR_REVOKED && cmk_volume_revoked(&a->cfg, d))
 			continue;
-		ret = bring_up(a, i, &de);
-		if (!ret)
+		/* A device that failed is retried slowly: no audit flood. */
+		if (now_ms(NULL) < a->retry_at[i])
 			continue;
+		ret = bring_up(a, i, &de);
 		/* The envelope may have rotated under us: re-read it once. */
 		if (ret == -EKEYREJECTED && !reload(a, &de))
 			ret = bring_up(a, i, &de);
-		if (!ret)
+		if (!ret) {
+			a->retry_at[i] = 0;
 			continue;
+		}
+		a->retry_at[i] = now_ms(NULL) + DEVICE_RETRY_MS;
 fail:
 		if (!first) {
 			first = ret;
@@ -587,7 +595,8 @@ int main(int argc, char **argv)
 	snprintf(a.state_path, sizeof(a.state_path), "%s/agent.json", a.cfg.state_dir);
 	a.dev = calloc(a.cfg.n_devices + 1, sizeof(*a.dev));
 	a.dev_msg = calloc(a.cfg.n_devices + 1, sizeof(*a.dev_msg));
-	if (!a.dev || !a.dev_msg) {
+	a.retry_at = calloc(a.cfg.n_devices + 1, sizeof(*a.retry_at));
+	if (!a.dev || !a.dev_msg || !a.retry_at) {
 		fprintf(stderr, "cmk-agent: out of memory\n");
 		goto out;
 	}
@@ -611,6 +620,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < a.cfg.n_devices; i++) {
 		if (bring_up(&a, i, &e)) {
 			fprintf(stderr, "cmk-agent: %s\n", e.msg);
+			a.retry_at[i] = now_ms(NULL) + DEVICE_RETRY_MS;
 			continue;
 		}
 		opened += a.dev[i] == DEV_OPEN;
@@ -629,6 +639,7 @@ out:
 	cmk_audit_close(&a.audit);
 	free(a.dev);
 	free(a.dev_msg);
+	free(a.retry_at);
 	cmk_config_free(&a.cfg);
 	return ret;
 }
