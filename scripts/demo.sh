@@ -23,7 +23,7 @@ kver=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kver) kver=$2; shift 2 ;;
-	-h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "demo: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -106,5 +106,5 @@ if [ "$rc" -ne 0 ] || [ -n "$failed" ] || [ "$steps" -eq 0 ]; then
 	reason=${verdict#FAIL: }
 	fail "${reason:-the guest run failed (rc=$rc), see $out/} (${wall}s)"
 fi
-echo "   $times"
-echo "dm-cmk demo: PASS - $steps checks on $kver in ${wall}s: no plaintext on disk, revoke wiped the key, restore brought the data back, reboot shredded it"
+wipe_ms=$(echo "$times" | sed -n 's/.*demo_revoke_to_wiped_ms=\([0-9]*\).*/\1/p')
+echo "dm-cmk demo: PASS - $steps checks on $kver in ${wall}s: no plaintext on disk, revoke wiped the key in ${wipe_ms:-?} ms, restore brought the data back, reboot shredded it"
