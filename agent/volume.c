@@ -54,7 +54,12 @@ static void audit_kms(struct cmk_audit *a, const struct cmk_kek_wrap *w,
 		.latency_ms = call ? call->latency_ms : -1,
 		.request_id = call && call->request_id[0] ? call->request_id : NULL,
 		.message = e ? e->msg : NULL,
-		.important = e && e->cls == CMK_EC_DEFINITIVE,
+		/*
+		 * Not fsync'd here: a definitive answer is followed at once by
+		 * the KEY_WIPE, whose own (important) line syncs the file; an
+		 * fsync before the wipe would only delay it.
+		 */
+		.important = false,
 	};
 	struct cmk_err ae;
 
