@@ -259,6 +259,8 @@ static int bring_up(struct agent *a, size_t i, struct cmk_err *e)
 	return 0;
 }
 
+static bool genl_stale(struct agent *a, int ret);
+
 static int maintain(void *ctx, bool restore, struct cmk_err *e)
 {
 	struct agent *a = ctx;
@@ -273,6 +275,8 @@ static int maintain(void *ctx, bool restore, struct cmk_err *e)
 			continue;
 		if (a->dev[i] == DEV_OPEN && !cmk_volume_revoked(&a->cfg, d)) {
 			ret = cmk_volume_renew(&a->vol, d, &de);
+			if (genl_stale(a, ret))
+				ret = cmk_volume_renew(&a->vol, d, &de);
 			if (!ret)
 				continue;
 			if (ret != -ENOKEY && ret != -ENODEV)
@@ -304,6 +308,28 @@ fail:
 	return first;
 }
 
+/*
+ * The family id is resolved once; a reloaded dm-cmk module gets a new one
+ * and the old id answers ENOENT / EOPNOTSUPP.  Reconnect and say so.
+ */
+static bool genl_stale(struct agent *a, int ret)
+{
+	struct cmk_genl *g = NULL;
+	struct cmk_err e;
+
+	if (ret != -ENOENT && ret != -EOPNOTSUPP)
+		return false;
+	if (cmk_genl_open(&g, &e)) {
+		note(a, "netlink", "reconnect to the dm-cmk family failed", &e);
+		return false;
+	}
+	cmk_genl_close(&a->genl);
+	a->genl = g;
+	a->vol.genl = g;
+	note(a, "netlink", "dm-cmk family re-resolved (module reloaded?)", NULL);
+	return true;
+}
+
 static int wipe(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e)
 {
 	struct agent *a = ctx;
@@ -312,6 +338,9 @@ static int wipe(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e)
 	for (size_t i = 0; i < a->cfg.n_devices; i++) {
 		struct cmk_err de;
 		int ret = cmk_volume_wipe(&a->vol, &a->cfg.devices[i], reason, &de);
+
+		if (genl_stale(a, ret))
+			ret = cmk_volume_wipe(&a->vol, &a->cfg.devices[i], reason, &de);
 
 		if (ret && ret != -ENODEV && !first) {
 			first = ret;
