@@ -96,7 +96,7 @@ median() {
 
 # it_setup [LEASE_MS] [CHECK_INTERVAL_MS]: key file, envelope, agent.conf.
 it_setup() {
-	lease=${1:-3000}
+	lease=${1:-5000}
 	interval=${2:-200}
 	rm -rf "$T"
 	mkdir -p "$T/state" "$MNT"
