@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * http.c - libcurl wrapper with timeouts and jittered retries (see http.h).
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Append to a buffer that may hold secrets: wipe the old one on regrowth. */
+static int grow_append(char **buf, size_t *len, size_t *cap, const char *d,
+		       size_t n, size_t max)
+{
+	if (*len + n + 1 > max)
+		return -1;
+	if (*len + n + 1 > *cap) {
+		size_t nc = *cap ? *cap : 1024;
+		char *nb;
+
+		while (nc < *len + n + 1)
+			nc *= 2;
+		nb = malloc(nc);
+		if (!nb)
+			return -1;
+		if (*buf) {
+			memcpy(nb, *buf, *len);
+			OPENSSL_cleanse(*buf, *cap);
+			free(*buf);
+		}
+		*buf = nb;
+		*cap = nc;
+	}
+	memcpy(*buf + *len, d, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+static size_t on_body(char *d, size_t sz, size_t nm, void *arg)
+{
+	struct cmk_http_response *r = arg;
+
+	if (grow_append(&r->body, &r->body_len, &r->body_cap, d, sz * nm,
+			CMK_HTTP_MAX_BODY))
+		return 0;	/* makes curl fail with CURLE_WRITE_ERROR */
+	return sz * nm;
+}
+
+struct hdr_state {
+	struct cmk_http_response *r;
+	size_t cap;
+};
+
+static size_t on_header(char *d, size_t sz, size_t nm, void *arg)
+{
+	struct hdr_state *h = arg;
+	size_t n = sz * nm;
+
+	/* A new status line (after 100 Continue, or a retry) starts over. */
+	if (n >= 5 && memcmp(d, "HTTP/", 5) == 0)
+		h->r->hdrs_len = 0;
+	if (grow_append(&h->r->hdrs, &h->r->hdrs_len, &h->cap, d, n,
+			CMK_HTTP_MAX_HEADERS))
+		return 0;
+	return n;
+}
+
+const char *cmk_http_header(const struct cmk_http_response *r,
+			    const char *name, char *buf, size_t len)
+{
+	size_t nl = strlen(name);
+	const char *p = r->hdrs;
+
+	if (!p || !len)
+		return NULL;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (ll > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1, *end = p + ll;
+
+			while (v < end && (*v == ' ' || *v == '\t'))
+				v++;
+			while (end > v && (end[-1] == '\r' || end[-1] == ' ' ||
+					   end[-1] == '\t'))
+				end--;
+			if ((size_t)(end - v) >= len)
+				return NULL;
+			memcpy(buf, v, (size_t)(end - v));
+			buf[end - v] = '\0';
+			return buf;
+		}
+		if (!eol)
+			break;
+		p = eol + 1;
+	}
+	return NULL;
+}
+
+void cmk_http_response_free(struct cmk_http_response *r)
+{
+	if (r->body) {
+		OPENSSL_cleanse(r->body, r->body_cap);
+		free(r->body);
+	}
+	free(r->hdrs);
+	memset(r, 0, sizeof(*r));
+}
+
+enum cmk_reason cmk_http_retry_default(const struct cmk_http_response *r,
+				       void *arg)
+{
+	(void)arg;
+	if (r->status == 429)
+		return CMK_R_THROTTLED;
+	if (r->status >= 500 && r->status <= 599)
+		return CMK_R_UNAVAILABLE;
+	return CMK_R_NONE;
+}
+
+static long dflt(long v, long d)
+{
+	return v > 0 ? v : d;
+}
+
+long cmk_http_backoff_ms(const struct cmk_http_opts *o, int attempt)
+{
+	long base = dflt(o->backoff_base_ms, 100);
+	long cap = dflt(o->backoff_cap_ms, 2000);
+	long ceil = base;
+	unsigned int r = 0;
+
+	for (int i = 1; i < attempt && ceil < cap; i++)
+		ceil *= 2;
+	if (ceil > cap)
+		ceil = cap;
+	/* Full jitter: uniform in [ceil/2, ceil], never zero. */
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (unsigned int)time(NULL);
+	return ceil / 2 + (long)(r % (unsigned int)(ceil / 2 + 1));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static bool line_ok(const char *s)
+{
+	return s && !strpbrk(s, "\r\n");
+}
+
+static void slist_free_wiped(struct curl_slist *l)
+{
+	for (struct curl_slist *i = l; i; i = i->next)
+		OPENSSL_cleanse(i->data, strlen(i->data));
+	curl_slist_free_all(l);
+}
+
+static int build_headers(const struct cmk_http_request *req,
+			 struct curl_slist **out, struct cmk_err *e)
+{
+	struct curl_slist *l = NULL, *n;
+
+	*out = NULL;
+	for (size_t i = 0; i < req->n_headers + 1; i++) {
+		const char *name = i < req->n_headers ? req->headers[i].name : "Expect";
+		const char *value = i < req->n_headers ? req->headers[i].value : "";
+		size_t len;
+		char *line;
+
+		if (!line_ok(name) || !line_ok(value) || !*name ||
+		    strchr(name, ':')) {
+			slist_free_wiped(l);
+			return cmk_errf(e, -EINVAL,
+					"http: header \"%s\" has a bad name or value",
+					name ? name : "(null)");
+		}
+		len = strlen(name) + strlen(value) + 3;
+		line = malloc(len);
+		if (!line) {
+			slist_free_wiped(l);
+			return cmk_errf(e, -ENOMEM, "http: out of memory");
+		}
+		/* "Name:" with nothing after it would delete the header. */
+		snprintf(line, len, "%s:%s%s", name, *value ? " " : "", value);
+		n = curl_slist_append(l, line);
+		OPENSSL_cleanse(line, len);
+		free(line);
+		if (!n) {
+			slist_free_wiped(l);
+			return cmk_errf(e, -ENOMEM, "http: out of memory");
+		}
+		l = n;
+	}
+	*out = l;
+	return 0;
+}
+
+static enum cmk_reason curl_reason(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		return CMK_R_TIMEOUT;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+	case CURLE_OUT_OF_MEMORY:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_FAILED_INIT:
+	case CURLE_NOT_BUILT_IN:
+	case CURLE_UNKNOWN_OPTION:
+		return CMK_R_LOCAL;
+	default:
+		/* connect, resolve, reset, TLS, empty reply, oversize reply */
+		return CMK_R_NETWORK;
+	}
+}
+
+static CURL *make_handle(const struct cmk_http_opts *o,
+			 const struct cmk_http_request *req,
+			 struct curl_slist *hl, struct cmk_http_response *resp,
+			 struct hdr_state *hs, char *errbuf)
+{
+	CURL *c = curl_easy_init();
+	CURLcode rc = CURLE_OK;
+
+	if (!c)
+		return NULL;
+#define SET(opt, val) do { if (rc == CURLE_OK) rc = curl_easy_setopt(c, opt, val); } while (0)
+	SET(CURLOPT_URL, req->url);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_ERRORBUFFER, errbuf);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_CONNECTTIMEOUT_MS, dflt(o->connect_timeout_ms, 3000));
+	SET(CURLOPT_TIMEOUT_MS, dflt(o->timeout_ms, 10000));
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_USERAGENT, "dm-cmk-agent/1");
+	SET(CURLOPT_HTTPHEADER, hl);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, resp);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, hs);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
+	if (o->ca_bundle)
+		SET(CURLOPT_CAINFO, o->ca_bundle);
+	if (o->no_proxy) {
+		SET(CURLOPT_PROXY, "");
+		SET(CURLOPT_NOPROXY, "*");
+	}
+	if (strcmp(req->method, "GET") == 0) {
+		SET(CURLOPT_HTTPGET, 1L);
+	} else {
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		SET(CURLOPT_POSTFIELDS, req->body_len ? req->body : (const void *)"");
+		if (strcmp(req->method, "POST") != 0)
+			SET(CURLOPT_CUSTOMREQUEST, req->method);
+	}
+#undef SET
+	if (rc != CURLE_OK) {
+		curl_easy_cleanup(c);
+		return NULL;
+	}
+	return c;
+}
+
+int cmk_http_do(const struct cmk_http_opts *o,
+		const struct cmk_http_request *req, cmk_http_retry_fn retry,
+		void *retry_arg, struct cmk_http_response *resp,
+		struct cmk_err *e)
+{
+	int max = o->max_attempts > 0 ? o->max_attempts : 3;
+	struct curl_slist *hl = NULL;
+	struct hdr_state hs = { resp, 0 };
+	char errbuf[CURL_ERROR_SIZE];
+	int ret;
+
+	memset(resp, 0, sizeof(*resp));
+	if (max > 10)
+		max = 10;
+	if (!retry)
+		retry = cmk_http_retry_default;
+	if (!req->method || !req->url)
+		return cmk_errf(e, -EINVAL, "http: no method or URL");
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK)
+		return cmk_errf(e, -EIO, "http: libcurl initialisation failed");
+	ret = build_headers(req, &hl, e);
+	if (ret)
+		return ret;
+
+	for (int attempt = 1;; attempt++) {
+		enum cmk_reason why;
+		CURLcode rc;
+		CURL *c;
+
+		/* Each attempt starts from an empty answer. */
+		if (resp->body)
+			OPENSSL_cleanse(resp->body, resp->body_cap);
+		resp->body_len = 0;
+		resp->hdrs_len = 0;
+		resp->status = 0;
+		resp->attempts = attempt;
+		errbuf[0] = '\0';
+		c = make_handle(o, req, hl, resp, &hs, errbuf);
+		if (!c) {
+			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
+				       req->url);
+			break;
+		}
+		rc = curl_easy_perform(c);
+		if (rc == CURLE_OK)
+			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+		curl_easy_cleanup(c);
+		if (resp->body == NULL && rc == CURLE_OK &&
+		    grow_append(&resp->body, &resp->body_len, &resp->body_cap,
+				"", 0, CMK_HTTP_MAX_BODY)) {
+			ret = cmk_errf(e, -ENOMEM, "http: out of memory");
+			break;
+		}
+		if (rc == CURLE_OK) {
+			why = retry(resp, retry_arg);
+			if (cmk_reason_class(why) != CMK_EC_TRANSIENT ||
+			    attempt >= max) {
+				ret = 0;
+				break;
+			}
+		} else {
+			why = curl_reason(rc);
+			if (why == CMK_R_LOCAL) {
+				ret = cmk_errf(e, -EINVAL, "http: %s %s: %s",
+					       req->method, req->url,
+					       errbuf[0] ? errbuf : curl_easy_strerror(rc));
+				break;
+			}
+			if (attempt >= max) {
+				ret = cmk_err_kms(e, why,
+						  "%s %s failed after %d attempt%s: %s",
+						  req->method, req->url, attempt,
+						  attempt == 1 ? "" : "s",
+						  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+				break;
+			}
+		}
+		sleep_ms(cmk_http_backoff_ms(o, attempt));
+	}
+	slist_free_wiped(hl);
+	if (ret)
+		cmk_http_response_free(resp);
+	return ret;
+}
