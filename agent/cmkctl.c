@@ -3,6 +3,8 @@
  * cmkctl.c - operator CLI for dm-cmk (first verbs; thin over libcmk).
  *
  *   cmkctl kek create --provider local --key-ref FILE --out kek.json
+ *   cmkctl kek create --provider aws --key-id ARN --out kek.json
+ *                     [--set region=...] [--set endpoint=...]
  *                     [--context key=value]... [--force]
  *   cmkctl kek info FILE
  *   cmkctl kek check FILE
@@ -72,6 +74,7 @@ static int usage(void)
 {
 	fputs("usage:\n"
 	      "  cmkctl kek create --provider NAME --key-ref REF --out FILE [--context k=v]... [--force]\n"
+	      "                    [--set SETTING=VALUE]...   (provider settings, as in agent.conf)\n"
 	      "  cmkctl kek info FILE\n"
 	      "  cmkctl kek check FILE\n"
 	      "  cmkctl header dump DEVICE\n"
@@ -114,6 +117,8 @@ static int kek_create(int argc, char **argv)
 		{ "provider", required_argument, NULL, 'p' },
 		{ "key-ref", required_argument, NULL, 'k' },
 		{ "key-file", required_argument, NULL, 'k' },
+		{ "key-id", required_argument, NULL, 'k' },
+		{ "set", required_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "context", required_argument, NULL, 'c' },
 		{ "force", no_argument, NULL, 'f' },
@@ -125,6 +130,8 @@ static int kek_create(int argc, char **argv)
 	struct cmk_encctx ctx;
 	struct cmk_kms_call call;
 	struct cmk_err e;
+	struct cmk_kv kv[16];
+	size_t nkv = 0;
 	bool force = false;
 	int c, ret = EXIT_LOCAL;
 	char id[CMK_UUID_STR];
@@ -145,6 +152,17 @@ static int kek_create(int argc, char **argv)
 		case 'f':
 			force = true;
 			break;
+		case 's': {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || nkv == sizeof(kv) / sizeof(kv[0])) {
+				fprintf(stderr, "cmkctl: --set wants setting=value (at most 16)\n");
+				goto out;
+			}
+			*eq = '\0';
+			kv[nkv++] = (struct cmk_kv){ optarg, eq + 1, 0 };
+			break;
+		}
 		case 'c': {
 			char *eq = strchr(optarg, '=');
 
@@ -173,7 +191,7 @@ static int kek_create(int argc, char **argv)
 			out);
 		goto out;
 	}
-	if (cmk_provider_open(provider, NULL, 0, &p, &e) ||
+	if (cmk_provider_open(provider, kv, nkv, &p, &e) ||
 	    cmk_envelope_create(p, key_ref, &ctx, &env, NULL, &call, &e) ||
 	    cmk_envelope_write(out, &env, &e)) {
 		ret = fail(&e);
