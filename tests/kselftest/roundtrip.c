@@ -40,10 +40,6 @@ FIXTURE_VARIANT_ADD(roundtrip, sector4096_iv_large_sectors) {
 	.opts = "sector_size:4096 iv_large_sectors", .sector_size = 4096,
 };
 
-FIXTURE_VARIANT_ADD(roundtrip, sector512_no_workqueues) {
-	.opts = "no_read_workqueue no_write_workqueue", .sector_size = 512,
-};
-
 FIXTURE_VARIANT_ADD(roundtrip, sector4096_no_workqueues) {
 	.opts = "sector_size:4096 no_read_workqueue no_write_workqueue",
 	.sector_size = 4096,
