@@ -77,8 +77,8 @@ guest-test: modules-all $(if $(HAVE_KSFT),kselftest)
 check:
 	scripts/check.sh
 
-demo: deps all
-	scripts/demo.sh --kver $(KVER)
+demo: deps
+	$(MAKE) all && scripts/demo.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
 
 integration-test: all
 	tests/integration/run.sh --kver $(KVER)
