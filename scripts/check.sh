@@ -14,6 +14,7 @@
 #   build_kselftest make kselftest                    (if tests/kselftest/Makefile)
 #   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
+#   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
 #   integration     tests/integration/run.sh: agent + kernel in QEMU (6.1)
 #
@@ -146,6 +147,9 @@ run_suite lint tap scripts/lint.sh
 if [ -f agent/Makefile ]; then
 	CMOCKA_MESSAGE_OUTPUT=TAP run_suite agent_unit tap \
 		env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
+fi
+if [ -x tests/kms/aws_moto.sh ]; then
+	run_suite kms_aws tap tests/kms/aws_moto.sh
 fi
 
 if [ "$kver" = all ]; then

@@ -27,6 +27,8 @@ pkgs=(
 	libmnl-dev libjson-c-dev libsystemd-dev
 	# agent unit tests
 	libcmocka-dev
+	# tests/kms (a TLS certificate for the custom CA bundle test)
+	openssl
 )
 
 missing=()

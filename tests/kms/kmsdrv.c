@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmsdrv.c - drives one provider of the agent library from a script, for
+ * the tests against real KMS peers in tests/kms.  One long-lived process,
+ * so credential caching and refresh (IMDS) behave as in cmk-agent.
+ *
+ * usage: kmsdrv PROVIDER ENVELOPE [setting=value]...
+ * then one command per line on stdin, one answer line on stdout:
+ *   check            -> "ok <ms> <request id>" | "err <class> <reason> <message>"
+ *   unwrap           -> the same, for an unwrap whose KEK is wiped at once
+ *   bench N          -> "bench n=N median_ms=M p90_ms=P max_ms=X" (N unwraps)
+ *   rewrap KEYREF    -> re-wrap the envelope under KEYREF and write it back
+ *   reload           -> re-read the envelope file
+ * Never prints key material.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "provider.h"
+#include "secret.h"
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void report(int ret, const struct cmk_kms_call *call,
+		   const struct cmk_err *e)
+{
+	if (ret)
+		printf("err %s %s %s\n", cmk_err_class_name(e->cls),
+		       cmk_reason_name(e->reason), e->msg);
+	else
+		printf("ok %ld %s\n", call->latency_ms,
+		       call->request_id[0] ? call->request_id : "-");
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	struct cmk_kv kv[32];
+	struct cmk_provider *p = NULL;
+	struct cmk_envelope env;
+	struct cmk_kms_call call;
+	struct cmk_err e;
+	char line[4096];
+	size_t n = 0;
+	int ret;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: kmsdrv PROVIDER ENVELOPE [k=v]...\n");
+		return 2;
+	}
+	if (cmk_harden_process(&e)) {
+		fprintf(stderr, "kmsdrv: %s\n", e.msg);
+		return 1;
+	}
+	for (int i = 3; i < argc && n < 32; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (!eq) {
+			fprintf(stderr, "kmsdrv: %s is not k=v\n", argv[i]);
+			return 2;
+		}
+		*eq = '\0';
+		kv[n++] = (struct cmk_kv){ argv[i], eq + 1, 0 };
+	}
+	cmk_envelope_init(&env);
+	if (cmk_provider_open(argv[1], kv, n, &p, &e) ||
+	    cmk_envelope_read(argv[2], &env, &e)) {
+		fprintf(stderr, "kmsdrv: %s\n", e.msg);
+		return 1;
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		line[strcspn(line, "\n")] = '\0';
+		memset(&call, 0, sizeof(call));
+		if (strcmp(line, "check") == 0) {
+			ret = cmk_envelope_check(p, &env, &call, &e);
+			report(ret, &call, &e);
+		} else if (strcmp(line, "unwrap") == 0) {
+			CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
+
+			ret = cmk_envelope_unwrap(p, &env, false, &kek, &call, &e);
+			report(ret, &call, &e);
+		} else if (strncmp(line, "bench ", 6) == 0) {
+			int k = atoi(line + 6), bad = 0;
+			long *t = calloc(k > 0 ? (size_t)k : 1, sizeof(long));
+
+			for (int i = 0; t && i < k; i++) {
+				CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
+				long t0 = now_ms();
+
+				if (cmk_envelope_unwrap(p, &env, false, &kek, &call, &e))
+					bad++;
+				t[i] = now_ms() - t0;
+			}
+			if (t && k > 0) {
+				qsort(t, (size_t)k, sizeof(long), cmp_long);
+				printf("bench n=%d failed=%d median_ms=%ld p90_ms=%ld max_ms=%ld\n",
+				       k, bad, t[k / 2], t[k * 9 / 10], t[k - 1]);
+			} else {
+				printf("err local local bad count\n");
+			}
+			fflush(stdout);
+			free(t);
+		} else if (strncmp(line, "rewrap ", 7) == 0) {
+			ret = cmk_envelope_rewrap(p, p, line + 7, NULL, &env, &call, &e);
+			if (!ret)
+				ret = cmk_envelope_write(argv[2], &env, &e);
+			report(ret, &call, &e);
+		} else if (strcmp(line, "reload") == 0) {
+			cmk_envelope_free(&env);
+			cmk_envelope_init(&env);
+			ret = cmk_envelope_read(argv[2], &env, &e);
+			report(ret, &call, &e);
+		} else if (strcmp(line, "quit") == 0) {
+			break;
+		} else {
+			printf("err local local unknown command\n");
+			fflush(stdout);
+		}
+	}
+	cmk_envelope_free(&env);
+	cmk_provider_close(&p);
+	return 0;
+}
