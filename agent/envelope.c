@@ -549,6 +549,50 @@ int cmk_envelope_check(struct cmk_provider *p, const struct cmk_envelope *env,
 				  &w->ctx, call, e);
 }
 
+/*
+ * Re-wrap inside the KMS (provider rewrap hook, e.g. AWS ReEncrypt): the
+ * KEK never reaches this host during the rewrap.  The result is proven by
+ * a check (a real unwrap whose result is wiped) before it is accepted, so
+ * a bad answer can never replace a working envelope.
+ */
+static int rewrap_in_kms(struct cmk_provider *p, const struct cmk_kek_wrap *old,
+			 const char *key_ref, const struct cmk_encctx *ctx,
+			 struct cmk_kek_wrap *w, struct cmk_kms_call *call,
+			 struct cmk_err *e)
+{
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	if (!key_ref || !*key_ref || strlen(key_ref) > CMK_KEY_REF_MAX)
+		return cmk_errf(e, -EINVAL, "envelope: key reference must be 1..%d characters",
+				CMK_KEY_REF_MAX);
+	w->kek_version = old->kek_version;
+	snprintf(w->provider, sizeof(w->provider), "%s", cmk_provider_name(p));
+	w->created = time(NULL);
+	w->key_ref = strdup(key_ref);
+	if (!w->key_ref)
+		return cmk_errf(e, -ENOMEM, "envelope: out of memory");
+	ret = cmk_encctx_copy(&w->ctx, ctx, e);
+	if (!ret)
+		ret = cmk_provider_rewrap(p, old->key_ref, old->wrapped,
+					  old->wrapped_len, &old->ctx, key_ref,
+					  ctx, &w->wrapped, &w->wrapped_len,
+					  call, e);
+	if (!ret && (w->wrapped_len < cmk_provider_ops(p)->wrapped_kek_min ||
+		     w->wrapped_len > cmk_provider_ops(p)->wrapped_kek_max))
+		ret = cmk_errf(e, -EPROTO,
+			       "provider \"%s\" returned a wrapped KEK of unexpected length %zu",
+			       cmk_provider_name(p), w->wrapped_len);
+	if (!ret)
+		ret = cmk_provider_check(p, key_ref, w->wrapped, w->wrapped_len,
+					 ctx, call, e);
+	if (ret) {
+		cmk_err_prefix(e, "re-wrapping KEK version %u", old->kek_version);
+		wrap_free(w);
+	}
+	return ret;
+}
+
 int cmk_envelope_rewrap(struct cmk_provider *from, struct cmk_provider *to,
 			const char *key_ref, const struct cmk_encctx *ctx,
 			struct cmk_envelope *env, struct cmk_kms_call *call,
@@ -562,6 +606,16 @@ int cmk_envelope_rewrap(struct cmk_provider *from, struct cmk_provider *to,
 	for (int i = 0; i < 2 && old[i]; i++) {
 		CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
 
+		if (from == to && cmk_provider_ops(from)->rewrap &&
+		    strcmp(old[i]->provider, cmk_provider_name(from)) == 0) {
+			ret = rewrap_in_kms(from, old[i],
+					    key_ref ? key_ref : old[i]->key_ref,
+					    ctx ? ctx : &old[i]->ctx, &nw[i], call, e);
+			if (ret)
+				goto out;
+			done = i + 1;
+			continue;
+		}
 		ret = unwrap_one(from, old[i], &kek, call, e);
 		if (ret)
 			goto out;

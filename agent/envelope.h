@@ -102,7 +102,9 @@ int cmk_envelope_check(struct cmk_provider *p, const struct cmk_envelope *env,
  * cmk_envelope_rewrap() - CMK rotation: unwrap every KEK version in the
  * envelope with @from and wrap it again with @to under @key_ref (NULL:
  * keep) and @ctx (NULL: keep).  KEK bytes and versions do not change, so
- * device headers need no change.  On failure @env is unchanged.
+ * device headers need no change.  On failure @env is unchanged.  When
+ * @from == @to and the provider has a rewrap hook (AWS ReEncrypt), the
+ * KEK is re-wrapped inside the KMS and the result proven by a check.
  */
 int cmk_envelope_rewrap(struct cmk_provider *from, struct cmk_provider *to,
 			const char *key_ref, const struct cmk_encctx *ctx,

@@ -200,3 +200,32 @@ int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
 		call->latency_ms = now_ms() - t0;
 	return classify(ret, e);
 }
+
+int cmk_provider_rewrap(struct cmk_provider *p, const char *from_ref,
+			const unsigned char *wrapped, size_t wrapped_len,
+			const struct cmk_encctx *from_ctx, const char *to_ref,
+			const struct cmk_encctx *to_ctx, unsigned char **out,
+			size_t *out_len, struct cmk_kms_call *call,
+			struct cmk_err *e)
+{
+	long t0 = now_ms();
+	int ret;
+
+	call_start(call, e);
+	*out = NULL;
+	*out_len = 0;
+	if (!p->ops->rewrap)
+		return classify(cmk_errf(e, -EOPNOTSUPP,
+					 "provider \"%s\" cannot re-wrap inside the KMS",
+					 p->ops->name), e);
+	ret = p->ops->rewrap(p->priv, from_ref, wrapped, wrapped_len, from_ctx,
+			     to_ref, to_ctx, out, out_len, call, e);
+	if (call)
+		call->latency_ms = now_ms() - t0;
+	if (ret) {
+		free(*out);
+		*out = NULL;
+		*out_len = 0;
+	}
+	return classify(ret, e);
+}

@@ -70,6 +70,17 @@ struct cmk_provider_ops {
 		     const unsigned char *wrapped, size_t wrapped_len,
 		     const struct cmk_encctx *ctx, struct cmk_kms_call *call,
 		     struct cmk_err *e);
+	/*
+	 * Optional: wrap again under @to_ref / @to_ctx what was wrapped under
+	 * @from_ref / @from_ctx, without the plaintext leaving the KMS (AWS
+	 * ReEncrypt).  NULL: cmk_envelope_rewrap() unwraps and wraps.
+	 */
+	int (*rewrap)(void *priv, const char *from_ref,
+		      const unsigned char *wrapped, size_t wrapped_len,
+		      const struct cmk_encctx *from_ctx, const char *to_ref,
+		      const struct cmk_encctx *to_ctx, unsigned char **out,
+		      size_t *out_len, struct cmk_kms_call *call,
+		      struct cmk_err *e);
 };
 
 struct cmk_provider;
@@ -107,5 +118,12 @@ int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
 		       const unsigned char *wrapped, size_t wrapped_len,
 		       const struct cmk_encctx *ctx, struct cmk_kms_call *call,
 		       struct cmk_err *e);
+/* -EOPNOTSUPP (local) when the provider has no rewrap hook. */
+int cmk_provider_rewrap(struct cmk_provider *p, const char *from_ref,
+			const unsigned char *wrapped, size_t wrapped_len,
+			const struct cmk_encctx *from_ctx, const char *to_ref,
+			const struct cmk_encctx *to_ctx, unsigned char **out,
+			size_t *out_len, struct cmk_kms_call *call,
+			struct cmk_err *e);
 
 #endif /* CMK_PROVIDER_H */

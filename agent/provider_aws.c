@@ -820,6 +820,42 @@ out:
 	return ret;
 }
 
+/* ReEncrypt: the KEK is decrypted and encrypted again inside KMS only. */
+static int aws_rewrap(void *priv, const char *from_ref,
+		      const unsigned char *wrapped, size_t wrapped_len,
+		      const struct cmk_encctx *from_ctx, const char *to_ref,
+		      const struct cmk_encctx *to_ctx, unsigned char **out,
+		      size_t *out_len, struct cmk_kms_call *call,
+		      struct cmk_err *e)
+{
+	struct aws *a = priv;
+	struct json_object *req = NULL, *resp = NULL;
+	int ret;
+
+	if (!from_ref || !*from_ref)
+		return cmk_errf(e, -EINVAL, "aws: empty source key reference");
+	/* A pinned key_id constrains where KEKs go, not where they come from. */
+	ret = check_ref(a, to_ref, e);
+	if (ret)
+		return ret;
+	req = json_object_new_object();
+	if (!req || add_blob(req, "CiphertextBlob", wrapped, wrapped_len) ||
+	    add_str(req, "SourceKeyId", from_ref) ||
+	    add_ctx(req, "SourceEncryptionContext", from_ctx) ||
+	    add_str(req, "DestinationKeyId", to_ref) ||
+	    add_ctx(req, "DestinationEncryptionContext", to_ctx)) {
+		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
+		goto out;
+	}
+	ret = kms_call(a, "ReEncrypt", from_ref, req, &resp, call, e);
+	if (!ret)
+		ret = get_blob(resp, "ReEncrypt", from_ref, out, out_len, e);
+out:
+	cmk_json_put_wiped(req);
+	cmk_json_put_wiped(resp);
+	return ret;
+}
+
 const struct cmk_provider_ops cmk_provider_aws_ops = {
 	.name = "aws",
 	.settings = aws_settings,
@@ -829,4 +865,5 @@ const struct cmk_provider_ops cmk_provider_aws_ops = {
 	.close = aws_close,
 	.wrap = aws_wrap,
 	.unwrap = aws_unwrap,
+	.rewrap = aws_rewrap,
 };

@@ -109,7 +109,7 @@ jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 AS="setup"
 allow_all='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
-agent_pol='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt","kms:ReEncryptFrom","kms:ReEncryptTo","kms:DescribeKey","sts:GetSessionToken"],"Resource":"*"}]}'
+agent_pol='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:DescribeKey","sts:GetSessionToken"],"Resource":"*"}]}'
 {
 	awsc iam create-user --user-name admin >/dev/null &&
 	awsc iam put-user-policy --user-name admin --policy-name all --policy-document "$allow_all" &&
@@ -354,6 +354,24 @@ check aws_invalid_signature_recorded_answer_is_definitive drv_is check "err defi
 echo pass >"$T/mode"
 check aws_through_fault_proxy_passes drv_is check "ok *"
 drv_stop
+
+# ---- CMK rotation inside KMS: ReEncrypt, never Decrypt + Encrypt here -----------
+cp "$kek" "$T/kek-rot.json"
+: >"$T/fault.log"
+EP=$FAULT agent drv_start "$T/kek-rot.json"
+check aws_rewrap_with_reencrypt drv_is "rewrap $key2" "ok *"
+drv_stop
+check aws_rewrap_sent_reencrypt_not_encrypt bash -c "grep -q 'target=TrentService.ReEncrypt' $T/fault.log && ! grep -q 'target=TrentService.Encrypt' $T/fault.log"
+check aws_rewrapped_envelope_names_new_key grep -q "\"key_ref\": \"$key2\"" "$T/kek-rot.json"
+jq_ "d['wrapped_kek']" <"$T/kek-rot.json" | base64 -d >"$T/rot.bin"
+check aws_rewrapped_decrypts_with_aws_cli_under_new_key bash -c "
+	AWS_ACCESS_KEY_ID=$agent_ak AWS_SECRET_ACCESS_KEY=$agent_sk AWS_DEFAULT_REGION=us-east-1 \
+	aws --endpoint-url $MOTO kms decrypt --ciphertext-blob fileb://$T/rot.bin --key-id $key2 \
+		--encryption-context service=pg,cluster=c-42 --query KeyId --output text >$T/last 2>&1 &&
+	grep -qx '$key2' $T/last"
+check aws_rewrapped_envelope_unseals_under_new_key bash -c "
+	$(declare -f agent rc_is); T=$T agent_ak=$agent_ak agent_sk=$agent_sk MOTO=$MOTO
+	rc_is 0 agent $cmkctl kek check $T/kek-rot.json && grep -q 'under $key2' $T/last"
 EP=http://127.0.0.1:$(free_port) agent drv_start "$kek" max_attempts=2
 check aws_connection_refused_is_transient drv_is check "err transient network *"
 drv_stop
