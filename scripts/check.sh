@@ -17,6 +17,7 @@
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
 #   integration     tests/integration/run.sh: agent + kernel in QEMU (6.1)
+#   kms_aws_guest   tests/kms/aws_guest.sh: agent in QEMU vs moto on the host
 #
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
 # build/results/<suite>.tap.  A suite that fails without a "not ok" line of
@@ -167,5 +168,8 @@ for k in "${kvers[@]}"; do
 done
 
 run_suite integration tap tests/integration/run.sh
+if [ -x tests/kms/aws_guest.sh ]; then
+	run_suite kms_aws_guest tap tests/kms/aws_guest.sh
+fi
 echo "== total $(($(date +%s) - start))s; logs in $results/"
 sum "${suites[@]}"

@@ -16,6 +16,12 @@
       recorded AWS-format error of that name, hangs, or resets the
       connection.  Also works as a forward proxy (absolute request URI).
 
+  fakes.py control PORTFILE LOG CMDDIR
+      GET /NAME runs the script CMDDIR/NAME (NAME is [a-z_]+) and answers
+      200 with its output when it exits 0, else 500.  Lets a test inside
+      the QEMU guest ask the host to change IAM policies at a moment it
+      chooses, so it can time what follows with its own clock.
+
 Each server writes the port it bound to PORTFILE, then one line per
 request to LOG.  Written for these tests; the recorded answers follow the
 AWS KMS JSON 1.1 wire format (status, x-amzn-ErrorType, {"__type",
@@ -182,6 +188,25 @@ def fault(portfile, log, upstream, modefile, tls):
     serve(H, '127.0.0.1', portfile, tls)
 
 
+def control(portfile, log, cmddir):
+    import re
+    import subprocess
+    lg = Log(log)
+
+    class H(Quiet):
+        def do_GET(self):
+            name = self.path.strip('/')
+            script = os.path.join(cmddir, name)
+            if not re.fullmatch('[a-z_]+', name) or not os.path.isfile(script):
+                lg.write(f'GET {self.path} unknown')
+                return self.answer(404, b'no such action\n')
+            r = subprocess.run(['bash', script], capture_output=True, timeout=120)
+            lg.write(f'GET {self.path} rc={r.returncode}')
+            self.answer(200 if r.returncode == 0 else 500, r.stdout + r.stderr)
+
+    serve(H, '127.0.0.1', portfile, None)
+
+
 def serve(handler, bind, portfile, tls):
     class S(http.server.ThreadingHTTPServer):
         daemon_threads = True
@@ -204,6 +229,8 @@ def main():
     if a[0] == 'imds':
         bind = a[a.index('--bind') + 1] if '--bind' in a else '127.0.0.1'
         imds(a[1], a[2], a[3], bind)
+    elif a[0] == 'control':
+        control(a[1], a[2], a[3])
     elif a[0] == 'fault':
         tls = a[a.index('--tls') + 1:a.index('--tls') + 3] if '--tls' in a else None
         fault(a[1], a[2], a[3], a[4], tls)

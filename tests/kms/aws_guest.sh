@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The whole system with AWS KMS: cmk-agent in the QEMU guest, moto (IAM
+# auth on) on the host, reached through guestfwd; the host revokes with
+# the aws CLI when the guest test asks (control port), the guest times
+# revoke-to-wipe.  See tests/kms/guest/aws_guest_revoke_restore.
+#
+# Usage: tests/kms/aws_guest.sh [--kver KVER]     Output: TAP (the guest
+# runner's).  Stops every server it starts.  Needs a built cmk-agent.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cd "$top" || exit 1
+kver=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kver) kver=$2; shift 2 ;;
+	*) echo "aws_guest: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+if [ -z "$kver" ]; then
+	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
+	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
+fi
+
+T=$(mktemp -d /tmp/cmk-kms-guest.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	[ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+	echo "not ok 1 $1"
+	echo "# $2"
+	echo "1..1"
+	exit 1
+}
+
+for v in $(env | sed -n 's/^\(AWS_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY
+export HOME=$T/home AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
+mkdir -p "$HOME" "$T/ctl"
+
+make -s -C agent all >"$T/build.log" 2>&1 || fail aws_guest_agent_builds "$(tail -5 "$T/build.log")"
+make -s -C tests/integration O="$top/build/tests/integration" >"$T/build.log" 2>&1 ||
+	fail aws_guest_helpers_build "$(tail -5 "$T/build.log")"
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+start() {
+	setsid "${@:2}" >"$T/$1.out" 2>&1 &
+	pids+=("$!")
+}
+
+moto_port=$(free_port)
+INITIAL_NO_AUTH_ACTION_COUNT=6 start moto moto_server -H 127.0.0.1 -p "$moto_port"
+MOTO=http://127.0.0.1:$moto_port
+for _ in $(seq 1 200); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break
+	sleep 0.1
+done
+aws_as() {  # aws_as AK SK ARGS...
+	AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_DEFAULT_REGION=us-east-1 \
+		aws --endpoint-url "$MOTO" "${@:3}"
+}
+jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+allow_all='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+agent_pol='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]}'
+S=(AKIASETUP0000000000 setup)
+{
+	aws_as "${S[@]}" iam create-user --user-name admin >/dev/null &&
+	aws_as "${S[@]}" iam put-user-policy --user-name admin --policy-name all --policy-document "$allow_all" &&
+	aws_as "${S[@]}" iam create-access-key --user-name admin >"$T/admin.json" &&
+	aws_as "${S[@]}" iam create-user --user-name agent >/dev/null &&
+	aws_as "${S[@]}" iam create-access-key --user-name agent >"$T/agent.json" &&
+	aws_as "${S[@]}" iam put-user-policy --user-name agent --policy-name kms --policy-document "$agent_pol"
+} >"$T/setup.log" 2>&1 || fail aws_guest_moto_setup "$(tail -c 400 "$T/setup.log")"
+admin_ak=$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/admin.json")
+admin_sk=$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/admin.json")
+agent_ak=$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/agent.json")
+agent_sk=$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/agent.json")
+key=$(aws_as "$admin_ak" "$admin_sk" kms create-key | jq_ "d['KeyMetadata']['Arn']") ||
+	fail aws_guest_moto_setup "kms create-key as admin failed"
+
+AWS_ACCESS_KEY_ID=$agent_ak AWS_SECRET_ACCESS_KEY=$agent_sk AWS_REGION=us-east-1 \
+AWS_ENDPOINT_URL_KMS=$MOTO agent/build/cmkctl kek create --provider aws --key-id "$key" \
+	--context service=integration --out "$T/kek.json" >"$T/kek.log" 2>&1 ||
+	fail aws_guest_kek_create "$(cat "$T/kek.log")"
+printf 'AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n' "$agent_ak" "$agent_sk" >"$T/aws.env"
+
+# What the guest may ask the host to do.
+deny='{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}'
+echo 'echo pong' >"$T/ctl/ping"
+printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam put-user-policy --user-name agent --policy-name deny --policy-document %q\n' \
+	"$admin_ak" "$admin_sk" "$MOTO" "$deny" >"$T/ctl/deny"
+printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam delete-user-policy --user-name agent --policy-name deny\n' \
+	"$admin_ak" "$admin_sk" "$MOTO" >"$T/ctl/allow"
+start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
+for _ in $(seq 1 300); do [ -s "$T/ctl.port" ] && break; sleep 0.1; done
+[ -s "$T/ctl.port" ] || fail aws_guest_control_server "$(cat "$T/control.out")"
+
+helpers=$top/build/tests/integration
+scripts/qemu/run-guest.sh --kver "$kver" --out "$top/build/results/kms-aws-guest-$kver" \
+	--timeout "${GUEST_TIMEOUT:-600}" --test-timeout 400 \
+	--net-fwd "8080=$moto_port" --net-fwd "8081=$(cat "$T/ctl.port")" \
+	--add agent/build/cmk-agent:/usr/sbin/cmk-agent \
+	--add agent/build/cmkctl:/usr/sbin/cmkctl \
+	--add "$helpers/cmk-oracle:/usr/bin/cmk-oracle" \
+	--add tests/integration/lib.sh:/usr/lib/cmk-test/lib.sh \
+	--add "$T/kek.json:/etc/cmk-test/kek.json" \
+	--add "$T/aws.env:/etc/cmk-test/aws.env" \
+	"$here/guest/aws_guest_revoke_restore"
+rc=$?
+echo "# host control log: $(tr '\n' ';' <"$T/ctl.log")"
+exit $rc
