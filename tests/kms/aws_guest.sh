@@ -4,7 +4,10 @@
 # The whole system with AWS KMS: cmk-agent in the QEMU guest, moto (IAM
 # auth on) on the host, reached through guestfwd; the host revokes with
 # the aws CLI when the guest test asks (control port), the guest times
-# revoke-to-wipe.  See tests/kms/guest/aws_guest_revoke_restore.
+# revoke-to-wipe.  The guest's KMS traffic goes through the fault proxy of
+# fakes.py, so the guest can also ask for throttling (transient errors:
+# keys kept within grace_s, wiped after it).  See
+# tests/kms/guest/aws_guest_revoke_restore.
 #
 # Usage: tests/kms/aws_guest.sh [--kver KVER]     Output: TAP (the guest
 # runner's).  Stops every server it starts.  Needs a built cmk-agent.
@@ -106,14 +109,32 @@ printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east
 	"$admin_ak" "$admin_sk" "$MOTO" "$deny" >"$T/ctl/deny"
 printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam delete-user-policy --user-name agent --policy-name deny\n' \
 	"$admin_ak" "$admin_sk" "$MOTO" >"$T/ctl/allow"
+# throttle / pass: switch the fault proxy, and return only once the agent's
+# next request has seen the new mode (so the guest knows it took effect).
+for m in throttle pass; do
+	cat >"$T/ctl/$m" <<CTL_END
+n=\$(grep -c '^$m ' '$T/fault.log')
+echo $m >'$T/mode'
+for _ in \$(seq 1 300); do
+	[ "\$(grep -c '^$m ' '$T/fault.log')" -gt "\$n" ] && exit 0
+	sleep 0.1
+done
+exit 1
+CTL_END
+done
+echo pass >"$T/mode"
+: >"$T/fault.log"
+start fault python3 "$here/fakes.py" fault "$T/fault.port" "$T/fault.log" "127.0.0.1:$moto_port" "$T/mode"
 start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
+for _ in $(seq 1 300); do [ -s "$T/fault.port" ] && break; sleep 0.1; done
+[ -s "$T/fault.port" ] || fail aws_guest_fault_proxy "$(cat "$T/fault.out")"
 for _ in $(seq 1 300); do [ -s "$T/ctl.port" ] && break; sleep 0.1; done
 [ -s "$T/ctl.port" ] || fail aws_guest_control_server "$(cat "$T/control.out")"
 
 helpers=$top/build/tests/integration
 scripts/qemu/run-guest.sh --kver "$kver" --out "$top/build/results/kms-aws-guest-$kver" \
 	--timeout "${GUEST_TIMEOUT:-600}" --test-timeout 400 \
-	--net-fwd "8080=$moto_port" --net-fwd "8081=$(cat "$T/ctl.port")" \
+	--net-fwd "8080=$(cat "$T/fault.port")" --net-fwd "8081=$(cat "$T/ctl.port")" \
 	--add agent/build/cmk-agent:/usr/sbin/cmk-agent \
 	--add agent/build/cmkctl:/usr/sbin/cmkctl \
 	--add "$helpers/cmk-oracle:/usr/bin/cmk-oracle" \
