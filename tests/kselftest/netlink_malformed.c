@@ -97,29 +97,29 @@ TEST_F(netlink_malformed, key_set_well_formed_accepted)
 	ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_ACTIVE);
 }
 
-TEST_F(netlink_malformed, key_set_key_of_63_bytes_einval)
+TEST_F(netlink_malformed, key_set_key_of_63_bytes_erange)
 {
 	struct cmk_req r = key_set_req(self);
 
 	r.key_len = 63;
-	expect_refused(_metadata, self, &r, EINVAL);
+	expect_refused(_metadata, self, &r, ERANGE);
 }
 
-TEST_F(netlink_malformed, key_set_key_of_65_bytes_einval)
+TEST_F(netlink_malformed, key_set_key_of_65_bytes_erange)
 {
 	struct cmk_req r = key_set_req(self);
 
 	r.key_len = 65;
-	expect_refused(_metadata, self, &r, EINVAL);
+	expect_refused(_metadata, self, &r, ERANGE);
 }
 
-TEST_F(netlink_malformed, key_set_key_of_32_bytes_einval)
+TEST_F(netlink_malformed, key_set_key_of_32_bytes_erange)
 {
 	/* an AES-128-XTS key is not accepted as a short AES-256 one */
 	struct cmk_req r = key_set_req(self);
 
 	r.key_len = 32;
-	expect_refused(_metadata, self, &r, EINVAL);
+	expect_refused(_metadata, self, &r, ERANGE);
 }
 
 TEST_F(netlink_malformed, key_set_without_key_einval)
@@ -267,7 +267,8 @@ TEST_F(netlink_malformed, refused_key_set_keeps_active_key)
 	cmk_dm_path(path, sizeof(path), DM_NAME);
 	cmk_fill(buf, sizeof(buf), 44);
 	ASSERT_EQ(0, cmk_dev_write(path, buf, sizeof(buf), 0, true));
-	EXPECT_EQ(-EINVAL, cmk_nl_request(&self->nl, &r, NULL, NULL,
+	/* the netlink policy refuses a wrong-length key with ERANGE */
+	EXPECT_EQ(-ERANGE, cmk_nl_request(&self->nl, &r, NULL, NULL,
 					  self->ext, sizeof(self->ext)));
 	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
 	EXPECT_EQ((uint32_t)DM_CMK_STATE_ACTIVE, in.state);
