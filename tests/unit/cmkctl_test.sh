@@ -6,7 +6,8 @@
 # unreachable, 4 no valid header, 5 kernel refused), the headers and
 # envelope as "header dump" / "kek info" show them after rotations, and
 # grep for key material in all output.  The verbs that need the dm-cmk
-# module run in the QEMU guest (guest_agent.sh); here only their refusals.
+# module run in the QEMU guest (tests/integration/agent_lifecycle); here
+# only their refusals.
 set -u
 ctl=$(realpath "$1")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/cmkctl-test.XXXXXX")
