@@ -16,7 +16,8 @@
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
-#   integration     tests/integration/run.sh: agent + kernel in QEMU (6.1)
+#   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
+#                   for every Debian kernel
 #   kms_aws_guest   tests/kms/aws_guest.sh: agent in QEMU vs moto on the host
 #
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
@@ -167,7 +168,9 @@ for k in "${kvers[@]}"; do
 	grep -h '^# verdict' "$results/guest_$k.log" | sed 's/^# /   /'
 done
 
-run_suite integration tap tests/integration/run.sh
+for k in "${kvers[@]}"; do
+	run_suite "integration_$k" tap tests/integration/run.sh --kver "$k"
+done
 if [ -x tests/kms/aws_guest.sh ]; then
 	run_suite kms_aws_guest tap tests/kms/aws_guest.sh
 fi
