@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench.sh - "make bench": dm-cmk against dm-linear, dm-crypt and the raw
+# kernel xts(aes) cipher, in one QEMU (TCG) guest run per kernel, on brd
+# and memory-backed null_blk.  See Documentation/benchmarks.rst.
+#
+# Environment:
+#   KVER=<kver>|all   kernel(s) to boot (default: the installed Debian 6.1)
+#   BENCH_RUNS=N      repeats of every point (default 3)
+#   BENCH_TIME=S      fio runtime per point in seconds (default 1)
+#   BENCH_RAMP=T      fio ramp_time per point (default 100ms)
+#   BENCH_QUICK=1     smoke run: brd only, 1 run, 0.5 s points, 1 agent run
+#   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists
+#   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
+#
+# Output: the ratio table on stdout (also DIR/table.txt), DIR/results.json,
+# DIR/*.png, and per kernel the guest's logs in DIR/<kver>/.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+cd "$top"
+
+die() {
+	echo "bench: error: $*" >&2
+	exit 1
+}
+trap 'rc=$?; [ $rc -eq 0 ] || echo "bench: failed (exit $rc) at line $LINENO; see the messages above" >&2' EXIT
+
+runs=${BENCH_RUNS:-3}
+runtime=${BENCH_TIME:-1}
+ramp=${BENCH_RAMP:-100ms}
+devs=${BENCH_DEVS:-brd nullb}
+configs=${BENCH_CONFIGS:-linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k}
+agent_runs=5
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	runs=${BENCH_RUNS:-1}
+	runtime=${BENCH_TIME:-0.5}
+	ramp=${BENCH_RAMP:-50ms}
+	devs=${BENCH_DEVS:-brd}
+	agent_runs=1
+fi
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
+
+# --- dependencies and builds ----------------------------------------------
+
+scripts/deps.sh || die "scripts/deps.sh could not install the packages (run 'make deps' as root)"
+for t in fio gnuplot python3 qemu-system-x86_64; do
+	command -v "$t" >/dev/null || die "$t not found (run 'make deps')"
+done
+
+all_kvers=$(scripts/kvers.sh)
+[ -n "$all_kvers" ] || die "no Debian kernel with headers found: run 'make deps'"
+case ${KVER:-} in
+"") kvers=$(echo "$all_kvers" | grep -m 1 '^6\.1\.' || echo "$all_kvers" | head -n 1) ;;
+all) kvers=$all_kvers ;;
+*) kvers=$KVER
+   echo "$all_kvers" | grep -qx "$KVER" || die "kernel $KVER is not installed with headers (have: $(echo $all_kvers))" ;;
+esac
+
+echo "bench: building (module, agent, bench helper)"
+for k in $kvers; do
+	make -s module KVER="$k" >/dev/null || die "module build for $k failed"
+done
+agent_args=()
+if [ -f agent/Makefile ]; then
+	if make -s -C agent all >/dev/null 2>&1; then
+		agent_args=(--add agent/build/cmk-agent:/usr/bin/cmk-agent
+			    --add agent/build/cmkctl:/usr/bin/cmkctl)
+	else
+		echo "bench: agent build failed; agent timings skipped" >&2
+		agent_runs=0
+	fi
+else
+	agent_runs=0
+fi
+make -s -C tests/bench >/dev/null || die "tests/bench build failed"
+
+# --- guest runs -------------------------------------------------------------
+
+out=${BENCH_OUT:-$top/build/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+out=$(realpath "$out")
+conf=$out/cmk-bench.conf
+cat >"$conf" <<EOF
+RUNS=$runs
+RUNTIME=$runtime
+RAMP=$ramp
+DEVS="$devs"
+CONFIGS="$configs"
+AGENT_RUNS=$agent_runs
+SIZE_MB=64
+EOF
+
+# A generous bound: 16 fio points per (device, config, run) plus setup.
+ndev=$(echo "$devs" | wc -w)
+ncfg=$(echo "$configs" | wc -w)
+tsec=${runtime%.*}; tsec=$((${tsec:-0} + 1))
+bound=$((runs * ndev * ncfg * (16 * (tsec + 1) + 15) + 600))
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+others=$(pgrep -c qemu-system || true)
+start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+t0=$(date +%s)
+echo "bench: $runs run(s) x {$devs} x {$configs}, ${runtime}s per fio point (ramp $ramp)"
+echo "bench: host load average $load, other QEMUs running: $others; results in $out"
+for k in $kvers; do
+	echo "bench: guest $k (up to ${bound}s)"
+	set +e
+	scripts/qemu/run-guest.sh --kver "$k" --fio --module algif_skcipher \
+		--timeout "$bound" --test-timeout "$bound" --out "$out/$k" \
+		--add build/bench-bin/cmk_bench:/usr/bin/cmk_bench \
+		--add "$conf:/etc/cmk-bench.conf" "${agent_args[@]}" \
+		tests/bench/guest_bench.sh >"$out/$k/runner.tap" 2>&1
+	rc=$?
+	set -e
+	if [ $rc -ne 0 ]; then
+		echo "bench: the guest run for $k reported problems (exit $rc):" >&2
+		grep -E '^(not ok|#)' "$out/$k/runner.tap" | head -n 20 >&2 || true
+		grep -q '^BENCH fio' "$out/$k/results.log" 2>/dev/null ||
+			die "no fio results from the $k guest; see $out/$k/"
+	fi
+done
+wall=$(($(date +%s) - t0))
+
+python3 "$here/report.py" --out "$out" --start "$start" --wall "$wall" \
+	--load "$load" --others "$others" $kvers | tee "$out/table.txt"
+ln -sfn "$out" "$top/build/bench/latest"
+echo "bench: done in ${wall}s: $out/results.json, $out/table.txt, $out/*.png"

@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+#
+# report.py - turn the "BENCH ..." lines of the bench guest(s) into
+# results.json, the ratio table (stdout) and gnuplot PNG charts.
+#
+#   report.py --out DIR [--start T --wall S --load L --others N] KVER...
+#
+# Reads DIR/<kver>/results.log for each kernel.  Medians of the repeats are
+# compared; the spread is (max - min) / median over the repeats.
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+CRYPT_BEST = ("crypt-nowq", "crypt-4k", "crypt-nowq-4k")
+CMK = ("cmk", "cmk-4k", "cmk-nowq", "cmk-nowq-4k")
+DEV_NAME = {"brd": "brd ramdisk", "nullb": "null_blk memory_backed=1"}
+
+
+def fail(msg):
+    print("bench: report: error: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def parse(path):
+    info, cipher, fio, agent = {}, {}, {}, []
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError as e:
+        fail("cannot read %s: %s" % (path, e))
+    for line in lines:
+        f = line.split()
+        if len(f) < 2 or f[0] != "BENCH":
+            continue
+        try:
+            if f[1] == "info":
+                info[f[2]] = " ".join(f[3:])
+            elif f[1] == "cipher":
+                key = "%sB-%sthr" % (f[2], f[3])
+                c = cipher.setdefault(key, {"size": int(f[2]),
+                                            "threads": int(f[3]),
+                                            "mib_s": [], "driver": f[6]})
+                c["mib_s"].append(float(f[5]))
+            elif f[1] == "fio":
+                dev, cfg, _run, wl = f[2], f[3], f[4], f[5]
+                p = fio.setdefault(dev, {}).setdefault(cfg, {}).setdefault(
+                    wl, {"kib_s": [], "iops": []})
+                p["kib_s"].append(int(f[6]))
+                p["iops"].append(int(f[7]))
+            elif f[1] == "agent":
+                agent.append({"boot_to_usable_ms": int(f[3]),
+                              "revoke_to_wipe_ms": int(f[4])})
+        except (IndexError, ValueError):
+            print("bench: report: skipping malformed line: " + line,
+                  file=sys.stderr)
+    return info, cipher, fio, agent
+
+
+def metric(wl, p):
+    """Seq workloads in MiB/s, random ones in IOPS."""
+    return [v / 1024 for v in p["kib_s"]] if wl.startswith("seq") \
+        else [float(v) for v in p["iops"]]
+
+
+def stats(vals):
+    if not vals:
+        return None
+    med = statistics.median(vals)
+    spread = (max(vals) - min(vals)) / med if med else 0.0
+    return {"median": med, "min": min(vals), "max": max(vals),
+            "spread": spread, "n": len(vals)}
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def fmt_r(r):
+    return "   -  " if r is None else "%6.2f" % r
+
+
+def wl_order(wl):
+    return (not wl.startswith("seq"), wl)
+
+
+def analyse(kver, info, cipher, fio, agent):
+    vcpus = int(info.get("vcpus", "2"))
+    raw1 = {}
+    for c in cipher.values():
+        if c["threads"] == 1:
+            raw1[c["size"]] = statistics.median(c["mib_s"])
+    summary = {}
+    for dev, cfgs in fio.items():
+        sd = summary.setdefault(dev, {})
+        for cfg, wls in cfgs.items():
+            for wl, p in wls.items():
+                s = stats(metric(wl, p))
+                s["mib_s_median"] = statistics.median(p["kib_s"]) / 1024
+                sd.setdefault(wl, {})[cfg] = s
+    ratios = {}
+    for dev, wls in summary.items():
+        for wl, cfgs in wls.items():
+            med = {c: s["median"] for c, s in cfgs.items()}
+            best = [c for c in CRYPT_BEST if c in med]
+            bestc = max(best, key=lambda c: med[c]) if best else None
+            for cmk in CMK:
+                if cmk not in med:
+                    continue
+                raw = raw1.get(4096 if cmk.endswith("4k") else 512)
+                r = {
+                    "vs_crypt_default": ratio(med[cmk], med.get("crypt")),
+                    "vs_crypt_best": ratio(med[cmk], med.get(bestc)),
+                    "crypt_best_config": bestc,
+                    "vs_raw_cipher_x_vcpus": ratio(
+                        cfgs[cmk]["mib_s_median"],
+                        raw * vcpus if raw else None),
+                    "vs_linear": ratio(med[cmk], med.get("linear")),
+                }
+                ratios.setdefault(dev, {}).setdefault(wl, {})[cmk] = r
+    ag = None
+    if agent:
+        ag = {k: stats([a[k] for a in agent if a[k] >= 0])
+              for k in ("boot_to_usable_ms", "revoke_to_wipe_ms")}
+    return {"info": info, "vcpus": vcpus, "raw_cipher": cipher,
+            "summary": summary, "ratios": ratios, "agent_raw": agent,
+            "agent": ag}
+
+
+def print_tables(kver, res, out):
+    w = out.write
+    info = res["info"]
+    w("\n=== kernel %s, %s vCPUs, %s run(s) per point, %ss fio (ramp %s) "
+      "===\n" % (kver, res["vcpus"], info.get("runs", "?"),
+                 info.get("runtime", "?"), info.get("ramp", "?")))
+    w("raw xts(aes) via AF_ALG (MiB/s, median [spread]):\n")
+    for k in sorted(res["raw_cipher"], key=lambda k: (
+            res["raw_cipher"][k]["size"], res["raw_cipher"][k]["threads"])):
+        c = res["raw_cipher"][k]
+        s = stats(c["mib_s"])
+        w("  %5d B  %d thread(s)  %8.1f  [%3.0f%%]  %s\n" % (
+            c["size"], c["threads"], s["median"], 100 * s["spread"],
+            c["driver"]))
+    for dev, wls in sorted(res["summary"].items()):
+        cfgs = [c for c in ("linear", "crypt") + CRYPT_BEST + CMK
+                if any(c in v for v in wls.values())]
+        w("\n-- %s: medians (seq: MiB/s, rand: IOPS) [spread %%] --\n"
+          % DEV_NAME.get(dev, dev))
+        w("%-20s" % "workload" + "".join("%16s" % c for c in cfgs) + "\n")
+        for wl in sorted(wls, key=wl_order):
+            row = "%-20s" % wl
+            for c in cfgs:
+                s = wls[wl].get(c)
+                row += "%16s" % ("-" if s is None else "%.0f [%2.0f%%]" % (
+                    s["median"], 100 * s["spread"]))
+            w(row + "\n")
+        rat = res["ratios"].get(dev, {})
+        w("\n-- %s: ratios (>1 means dm-cmk is faster) --\n"
+          % DEV_NAME.get(dev, dev))
+        w("%-20s| %-31s | %s\n" % (
+            "", "dm-cmk default", "best dm-cmk option set"))
+        hdr = "%7s%7s%8s%8s" % ("/crypt", "/best", "/rawxN", "/linear")
+        w("%-20s| %s | %-12s%s\n" % ("workload", hdr, "set", hdr))
+        for wl in sorted(rat, key=wl_order):
+            r = rat[wl]
+            d = r.get("cmk", {})
+            meds = {c: wls[wl][c]["median"] for c in r}
+            bc = max(meds, key=meds.get)
+            b = r[bc]
+
+            def four(x):
+                return "%7s%7s%8s%8s" % tuple(
+                    fmt_r(x.get(k)).strip() if x.get(k) is not None else "-"
+                    for k in ("vs_crypt_default", "vs_crypt_best",
+                              "vs_raw_cipher_x_vcpus", "vs_linear"))
+            w("%-20s| %s | %-12s%s\n" % (wl, four(d), bc, four(b)))
+    if res["agent"]:
+        a = res["agent"]
+        w("\nagent (local provider, check_interval_ms 200), %d run(s):\n"
+          % len(res["agent_raw"]))
+        for k in ("boot_to_usable_ms", "revoke_to_wipe_ms"):
+            s = a[k]
+            if s:
+                w("  %-20s median %5.0f ms  (min %d, max %d)\n" % (
+                    k, s["median"], s["min"], s["max"]))
+
+
+def gnuplot(outdir, kver, res):
+    made = []
+    for dev, wls in sorted(res["summary"].items()):
+        cfgs = [c for c in ("linear", "crypt") + CRYPT_BEST + CMK
+                if any(c in v for v in wls.values())]
+        for kind, unit in (("seq", "MiB/s"), ("rand", "IOPS")):
+            rows = sorted(wl for wl in wls if wl.startswith(kind))
+            if not rows:
+                continue
+            base = "%s-%s-%s" % (kver, dev, kind)
+            dat = os.path.join(outdir, base + ".dat")
+            with open(dat, "w") as f:
+                f.write("workload " + " ".join(cfgs) + "\n")
+                for wl in rows:
+                    f.write(wl + " " + " ".join(
+                        "%.1f" % wls[wl][c]["median"] if c in wls[wl]
+                        else "0" for c in cfgs) + "\n")
+            png = os.path.join(outdir, base + ".png")
+            plot = ", ".join(
+                "'%s' using %d:xtic(1) title columnheader" % (dat, i + 2)
+                for i in range(len(cfgs)))
+            script = "\n".join([
+                "set terminal pngcairo size 1400,600 noenhanced"
+                if gp_has_cairo() else "set terminal png size 1400,600",
+                "set output '%s'" % png,
+                "set title '%s on %s: medians (QEMU TCG guest; compare "
+                "ratios, not absolute values)' noenhanced" % (kver, dev),
+                "set style data histograms",
+                "set style histogram clustered gap 1",
+                "set style fill solid 0.8 border -1",
+                "set key outside right top",
+                "set ylabel '%s'" % unit,
+                "set yrange [0:*]",
+                "set xtics rotate by -30 noenhanced",
+                "set grid ytics",
+                "plot " + plot, ""])
+            r = subprocess.run(["gnuplot"], input=script, text=True,
+                               capture_output=True)
+            if r.returncode:
+                print("bench: report: gnuplot failed for %s: %s"
+                      % (png, r.stderr.strip()), file=sys.stderr)
+            else:
+                made.append(os.path.basename(png))
+    return made
+
+
+_cairo = None
+
+
+def gp_has_cairo():
+    global _cairo
+    if _cairo is None:
+        r = subprocess.run(["gnuplot", "-e", "set terminal"], text=True,
+                           capture_output=True)
+        _cairo = "pngcairo" in (r.stdout + r.stderr)
+    return _cairo
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--start", default="")
+    ap.add_argument("--wall", default="")
+    ap.add_argument("--load", default="")
+    ap.add_argument("--others", default="")
+    ap.add_argument("kvers", nargs="+")
+    a = ap.parse_args()
+    doc = {"started": a.start, "wall_s": a.wall,
+           "host": {"loadavg_at_start": a.load,
+                    "other_qemus_at_start": a.others,
+                    "nproc": os.cpu_count()},
+           "note": "QEMU TCG guest: absolute numbers mean little; compare "
+                   "ratios within one run",
+           "kernels": {}}
+    out = sys.stdout
+    out.write("NOTE: QEMU TCG guest (no KVM). Absolute numbers mean little; "
+              "the ratios, measured in the same run, are what matter.\n")
+    if a.load:
+        out.write("host load average at start: %s; other QEMUs running: %s"
+                  "\n" % (a.load, a.others))
+    for k in a.kvers:
+        info, cipher, fio, agent = parse(
+            os.path.join(a.out, k, "results.log"))
+        if not fio:
+            print("bench: report: no fio results for %s (see %s)"
+                  % (k, os.path.join(a.out, k)), file=sys.stderr)
+            continue
+        res = analyse(k, info, cipher, fio, agent)
+        res["charts"] = gnuplot(a.out, k, res)
+        doc["kernels"][k] = res
+        print_tables(k, res, out)
+    if not doc["kernels"]:
+        fail("no results at all")
+    out.write("\n/crypt = dm-cmk / dm-crypt default; /best = dm-cmk / the "
+              "better of dm-crypt no_*_workqueue and sector_size:4096;\n"
+              "/rawxN = dm-cmk MiB/s / (one-thread AF_ALG xts(aes) at the "
+              "same sector size x vCPUs); /linear = dm-cmk / dm-linear.\n")
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()

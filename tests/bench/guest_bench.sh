@@ -1,0 +1,236 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# guest_bench.sh - the in-guest half of "make bench" (scripts/bench/bench.sh
+# is the host half).  Runs inside the QEMU guest as a test executable and
+# prints TAP plus machine-readable result lines that the host parses:
+#
+#   BENCH cipher <size> <threads> <run> <MiB/s> <driver>
+#   BENCH fio <dev> <config> <run> <workload> <KiB/s> <IOPS>
+#   BENCH agent <run> <boot_to_usable_ms> <revoke_to_wipe_ms>
+#   BENCH info <key> <value>
+#
+# Settings come from /etc/cmk-bench.conf (shell variables, written by the
+# host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB.  Every dm
+# device this script creates is removed again.
+set -u
+RUNS=3 RUNTIME=1 RAMP=100ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
+CONFIGS="linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k"
+# shellcheck disable=SC1091
+[ -r /etc/cmk-bench.conf ] && . /etc/cmk-bench.conf
+
+n=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+nok() { n=$((n + 1)); echo "not ok $n $1"; shift; for l in "$@"; do echo "# $l"; done; }
+ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+DM=cmkb-dev
+sectors=$((SIZE_MB * 2048))
+
+echo "BENCH info kernel $(uname -r)"
+echo "BENCH info vcpus $(nproc)"
+echo "BENCH info runs $RUNS"
+echo "BENCH info runtime $RUNTIME"
+echo "BENCH info ramp $RAMP"
+
+# One random key for the whole run, shared by dm-crypt and dm-cmk so both
+# do the same work; it lives on tmpfs in a throw-away guest and is never
+# printed.
+umask 077
+dd if=/dev/urandom of=/run/bench.key bs=64 count=1 2>/dev/null
+keyhex=$(od -An -v -tx1 /run/bench.key | tr -d ' \n')
+
+# --- backing devices ------------------------------------------------------
+
+backing() {
+	case $1 in
+	brd) echo /dev/ram0 ;;
+	nullb) echo /dev/nullb0 ;;
+	esac
+}
+for d in $DEVS; do
+	case $d in
+	nullb)
+		# memory-backed null_blk (DESIGN.md §8)
+		if modprobe null_blk nr_devices=1 memory_backed=1 gb=1 \
+			queue_mode=2 irqmode=0 >/tmp/nb.err 2>&1 &&
+			[ -b /dev/nullb0 ]; then
+			ok "bench_nullb_loaded"
+		else
+			nok "bench_nullb_loaded" "$(cat /tmp/nb.err)"
+			DEVS=$(echo "$DEVS" | sed 's/nullb//')
+			continue
+		fi ;;
+	esac
+	# Allocate every backing page now, so reads in every config hit
+	# real memory rather than brd's/null_blk's holes.
+	dd if=/dev/zero of="$(backing "$d")" bs=1M count="$SIZE_MB" \
+		oflag=direct 2>/dev/null
+done
+
+# --- raw cipher -----------------------------------------------------------
+
+cipher_ok=1
+for r in $(seq 1 "$RUNS"); do
+	for sz in 512 4096; do
+		for th in 1 "$(nproc)"; do
+			if out=$(cmk_bench cipher "$sz" "$RUNTIME" "$th" 2>&1); then
+				# shellcheck disable=SC2086
+				set -- $out
+				echo "BENCH cipher $sz $th $r ${4#mib_s=} ${5#driver=}"
+			else
+				cipher_ok=0
+				echo "# $out"
+			fi
+		done
+	done
+done
+if [ "$cipher_ok" = 1 ]; then ok bench_raw_cipher; else nok bench_raw_cipher "cmk_bench cipher failed (is algif_skcipher in the guest?)"; fi
+
+# --- fio ------------------------------------------------------------------
+
+jobfile=/tmp/bench.fio
+{
+	echo "[global]"
+	echo "filename=/dev/mapper/$DM"
+	echo "ioengine=libaio"
+	echo "direct=1"
+	echo "time_based=1"
+	echo "runtime=$RUNTIME"
+	echo "ramp_time=$RAMP"
+	echo "group_reporting=1"
+	echo "randrepeat=0"
+	for rw in write read; do
+		for bs in 1m 128k; do
+			for qd in 1 32; do
+				printf '[seq%s-%s-qd%s]\nstonewall\nnew_group\nrw=%s\nbs=%s\niodepth=%s\n' \
+					"$rw" "$bs" "$qd" "$rw" "$bs" "$qd"
+			done
+		done
+	done
+	for rw in write read; do
+		for qd in 1 32; do
+			for j in 1 2; do
+				printf '[rand%s-4k-qd%s-j%s]\nstonewall\nnew_group\nrw=rand%s\nbs=4k\niodepth=%s\nnumjobs=%s\n' \
+					"$rw" "$qd" "$j" "$rw" "$qd" "$j"
+			done
+		done
+	done
+} >"$jobfile"
+
+table() {	# table CONFIG DEVICE
+	case $1 in
+	linear) echo "0 $sectors linear $2 0" ;;
+	crypt) echo "0 $sectors crypt aes-xts-plain64 $keyhex 0 $2 0" ;;
+	crypt-nowq) echo "0 $sectors crypt aes-xts-plain64 $keyhex 0 $2 0 2 no_read_workqueue no_write_workqueue" ;;
+	crypt-4k) echo "0 $sectors crypt aes-xts-plain64 $keyhex 0 $2 0 1 sector_size:4096" ;;
+	crypt-nowq-4k) echo "0 $sectors crypt aes-xts-plain64 $keyhex 0 $2 0 3 no_read_workqueue no_write_workqueue sector_size:4096" ;;
+	cmk) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0" ;;
+	cmk-4k) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 1 sector_size:4096" ;;
+	cmk-nowq) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 2 no_read_workqueue no_write_workqueue" ;;
+	cmk-nowq-4k) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 3 no_read_workqueue no_write_workqueue sector_size:4096" ;;
+	*) return 1 ;;
+	esac
+}
+
+fio_fail=
+for r in $(seq 1 "$RUNS"); do
+	for d in $DEVS; do
+		dev=$(backing "$d")
+		for c in $CONFIGS; do
+			if ! table "$c" "$dev" | dmsetup create "$DM" --noudevsync >/tmp/dm.err 2>&1; then
+				fio_fail="$fio_fail $d/$c:create"
+				echo "# dmsetup create $c on $dev: $(cat /tmp/dm.err)"
+				continue
+			fi
+			dmsetup mknodes "$DM" 2>/dev/null
+			case $c in
+			cmk*)
+				if ! cmk_bench setkey bench /run/bench.key >/tmp/dm.err 2>&1; then
+					fio_fail="$fio_fail $d/$c:setkey"
+					echo "# $(cat /tmp/dm.err)"
+					dmsetup remove "$DM"
+					continue
+				fi ;;
+			esac
+			if fio --output-format=terse --terse-version=3 "$jobfile" \
+				>/tmp/fio.out 2>/tmp/fio.err; then
+				awk -F';' -v d="$d" -v c="$c" -v r="$r" 'NF > 50 {
+					bw = $7 + $48; io = $8 + $49
+					printf "BENCH fio %s %s %s %s %d %d\n", d, c, r, $3, bw, io
+				}' /tmp/fio.out
+			else
+				fio_fail="$fio_fail $d/$c:fio"
+				sed 's/^/# fio: /' /tmp/fio.err | head -n 5
+			fi
+			dmsetup remove "$DM" >/tmp/dm.err 2>&1 ||
+				{ sleep 1; dmsetup remove "$DM"; }
+		done
+	done
+done
+if [ -z "$fio_fail" ]; then ok bench_fio_all_configs; else nok bench_fio_all_configs "failed:$fio_fail"; fi
+
+# --- agent: boot -> usable, revoke -> wipe -----------------------------------
+
+st() { dmsetup status cmk-scratch 2>/dev/null | awk '{ print $4 }'; }
+wait_state() {	# wait_state STATE TIMEOUT_MS
+	end=$(($(ms) + $2))
+	while [ "$(ms)" -lt "$end" ]; do
+		[ "$(st)" = "$1" ] && return 0
+		usleep 10000
+	done
+	return 1
+}
+if [ "$AGENT_RUNS" -gt 0 ] && command -v cmk-agent >/dev/null; then
+	mkdir -p /etc/cmk /run/cmk /var/log/cmk
+	cmkctl local-key create /etc/cmk/cmk.key >/dev/null &&
+	cmkctl kek create --provider local --key-ref /etc/cmk/cmk.key \
+		--out /etc/cmk/kek.json >/dev/null
+	cat >/etc/cmk/agent.conf <<EOF
+[agent]
+kek_envelope = /etc/cmk/kek.json
+check_interval_ms = 200
+lease_ms = 5000
+grace_s = 30
+policy = wipe
+audit_log = /var/log/cmk/audit.log
+syslog = no
+metrics_path = /run/cmk/cmk.prom
+
+[device "scratch"]
+backing = /dev/ram3
+dm_name = cmk-scratch
+key_name = scratch
+mode = ephemeral
+sector_size = 4096
+EOF
+	agent_fail=
+	for r in $(seq 1 "$AGENT_RUNS"); do
+		rm -f /run/cmk/* 2>/dev/null
+		t0=$(ms)
+		cmk-agent --config /etc/cmk/agent.conf --no-poweroff 2>/tmp/agent.err &
+		apid=$!
+		if ! wait_state active 30000; then
+			agent_fail="$agent_fail $r:open"
+			sed 's/^/# agent: /' /tmp/agent.err | tail -n 5
+			kill "$apid"; wait "$apid"
+			dmsetup remove cmk-scratch 2>/dev/null
+			continue
+		fi
+		up=$(($(ms) - t0))
+		t0=$(ms)
+		cmkctl local-key disable /etc/cmk/cmk.key >/dev/null
+		if wait_state wiped 10000; then
+			wipe=$(($(ms) - t0))
+		else
+			wipe=-1
+			agent_fail="$agent_fail $r:wipe"
+		fi
+		echo "BENCH agent $r $up $wipe"
+		kill "$apid"; wait "$apid"
+		cmkctl local-key enable /etc/cmk/cmk.key >/dev/null
+		dmsetup remove cmk-scratch 2>/dev/null
+	done
+	if [ -z "$agent_fail" ]; then ok bench_agent_timings; else nok bench_agent_timings "failed:$agent_fail"; fi
+fi
+
+echo "1..$n"
