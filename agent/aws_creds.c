@@ -498,6 +498,11 @@ int cmk_aws_imds_get(struct cmk_aws_cred_src *s, time_t now, const char *path,
 		return ret;
 	if (r.status == 401)
 		cmk_aws_creds_invalidate(s);	/* token expired: fetch a new one */
+	if (r.status == 404) {
+		ret = cmk_errf(e, -ENOENT, "IMDS GET %s: not found", path);
+		cmk_http_response_free(&r);
+		return ret;
+	}
 	if (r.status != 200) {
 		ret = cmk_err_kms(e, r.status >= 500 || r.status == 401 ?
 				  CMK_R_UNAVAILABLE : CMK_R_NETWORK,
@@ -532,10 +537,14 @@ static int from_imds(struct cmk_aws_cred_src *s, time_t now,
 				s->profile);
 	ret = cmk_aws_imds_get(s, now, "/latest/meta-data/iam/security-credentials/",
 			       &roles, e);
+	if (ret == -ENOENT)
+		cmk_errf(e, ret, "IMDS: this instance has no IAM role (attach an instance profile)");
 	if (ret)
 		goto out;
 	n = strcspn(roles, "\r\n");
-	if (n == 0 || n >= sizeof(role) || memchr(roles, '/', n)) {
+	/* IAM role names: [A-Za-z0-9+=,.@_-]; it goes into a URL path. */
+	if (n == 0 || n >= sizeof(role) ||
+	    strspn(roles, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-") < n) {
 		ret = cmk_errf(e, -ENOENT,
 			       "IMDS: this instance has no IAM role (attach an instance profile)");
 		goto out;
