@@ -203,4 +203,26 @@ static inline const char *cmk_state_name(enum dm_cmk_state state)
 	return "unknown";
 }
 
+static inline const char *cmk_reason_name(enum dm_cmk_reason reason)
+{
+	switch (reason) {
+	case DM_CMK_REASON_REQUESTED:
+		return "requested";
+	case DM_CMK_REASON_REVOKED:
+		return "revoked";
+	case DM_CMK_REASON_LEASE_EXPIRED:
+		return "lease expired";
+	case DM_CMK_REASON_SUSPEND:
+		return "suspend";
+	case DM_CMK_REASON_VMFORK:
+		return "VM fork";
+	case DM_CMK_REASON_DESTROY:
+		return "device removed";
+	case DM_CMK_REASON_KMS_UNREACHABLE:
+		return "KMS unreachable";
+	default:
+		return "unknown";
+	}
+}
+
 #endif /* DM_CMK_H */

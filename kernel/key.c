@@ -236,7 +236,7 @@ void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason)
 	cancel_delayed_work(&slot->lease_work);
 	cmk_key_retire(old);
 
-	DMINFO("%s: key wiped (reason %u)", slot->name, reason);
+	DMINFO("%s: key wiped (%s)", slot->name, cmk_reason_name(reason));
 	cmk_netlink_notify(slot, DM_CMK_EVENT_KEY_WIPED, reason);
 }
 
