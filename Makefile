@@ -9,6 +9,8 @@
 #   make lint           checkpatch --strict, kernel-doc, sparse, W=1 builds
 #   make guest-test     run the kselftests in QEMU (KVER=<kver>|all)
 #   make check          all of the above; ends with "N passed, N failed"
+#   make bench          dm-cmk vs dm-crypt/linear/raw cipher in QEMU (not a
+#                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
 #
 # KVER=<kver> picks the kernel (default: the installed Debian 6.1);
 # KDIR=<dir> overrides its build tree.  Kernels are discovered from
@@ -37,7 +39,7 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help
+	check clean help bench
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -77,6 +79,11 @@ guest-test: modules-all $(if $(HAVE_KSFT),kselftest)
 check:
 	scripts/check.sh
 
+# Timings, not tests: never part of 'make check'.  See
+# Documentation/benchmarks.rst.
+bench:
+	KVER=$(if $(filter command line,$(origin KVER)),$(KVER),$${KVER:-}) scripts/bench/bench.sh
+
 demo: deps
 	$(MAKE) all && scripts/demo.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
 
@@ -89,4 +96,4 @@ clean:
 	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean O=$(KSFT_OUT))
 
 help:
-	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'

@@ -26,7 +26,7 @@ die() {
 	echo "bench: error: $*" >&2
 	exit 1
 }
-trap 'rc=$?; [ $rc -eq 0 ] || echo "bench: failed (exit $rc) at line $LINENO; see the messages above" >&2' EXIT
+trap 'rc=$?; [ $rc -eq 0 ] || echo "bench: failed (exit $rc); see the messages above" >&2' EXIT
 
 runs=${BENCH_RUNS:-3}
 runtime=${BENCH_TIME:-1}
@@ -107,6 +107,7 @@ echo "bench: $runs run(s) x {$devs} x {$configs}, ${runtime}s per fio point (ram
 echo "bench: host load average $load, other QEMUs running: $others; results in $out"
 for k in $kvers; do
 	echo "bench: guest $k (up to ${bound}s)"
+	mkdir -p "$out/$k"
 	set +e
 	scripts/qemu/run-guest.sh --kver "$k" --fio --module algif_skcipher \
 		--timeout "$bound" --test-timeout "$bound" --out "$out/$k" \

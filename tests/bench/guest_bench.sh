@@ -9,6 +9,7 @@
 #   BENCH fio <dev> <config> <run> <workload> <KiB/s> <IOPS>
 #   BENCH agent <run> <boot_to_usable_ms> <revoke_to_wipe_ms>
 #   BENCH info <key> <value>
+#   BENCH time <phase> <ms>           wall time of a phase, for tuning
 #
 # Settings come from /etc/cmk-bench.conf (shell variables, written by the
 # host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB.  Every dm
@@ -70,8 +71,9 @@ done
 # --- raw cipher -----------------------------------------------------------
 
 cipher_ok=1
+tc=$(ms)
 for r in $(seq 1 "$RUNS"); do
-	for sz in 512 4096; do
+	for sz in 512 4096 65536; do
 		for th in 1 "$(nproc)"; do
 			if out=$(cmk_bench cipher "$sz" "$RUNTIME" "$th" 2>&1); then
 				# shellcheck disable=SC2086
@@ -84,6 +86,7 @@ for r in $(seq 1 "$RUNS"); do
 		done
 	done
 done
+echo "BENCH time cipher $(($(ms) - tc))"
 if [ "$cipher_ok" = 1 ]; then ok bench_raw_cipher; else nok bench_raw_cipher "cmk_bench cipher failed (is algif_skcipher in the guest?)"; fi
 
 # --- fio ------------------------------------------------------------------
@@ -137,6 +140,7 @@ for r in $(seq 1 "$RUNS"); do
 	for d in $DEVS; do
 		dev=$(backing "$d")
 		for c in $CONFIGS; do
+			tc=$(ms)
 			if ! table "$c" "$dev" | dmsetup create "$DM" --noudevsync >/tmp/dm.err 2>&1; then
 				fio_fail="$fio_fail $d/$c:create"
 				echo "# dmsetup create $c on $dev: $(cat /tmp/dm.err)"
@@ -164,6 +168,7 @@ for r in $(seq 1 "$RUNS"); do
 			fi
 			dmsetup remove "$DM" >/tmp/dm.err 2>&1 ||
 				{ sleep 1; dmsetup remove "$DM"; }
+			echo "BENCH time fio-$d-$c-$r $(($(ms) - tc))"
 		done
 	done
 done
@@ -204,6 +209,7 @@ mode = ephemeral
 sector_size = 4096
 EOF
 	agent_fail=
+	tc=$(ms)
 	for r in $(seq 1 "$AGENT_RUNS"); do
 		rm -f /run/cmk/* 2>/dev/null
 		t0=$(ms)
@@ -230,6 +236,7 @@ EOF
 		cmkctl local-key enable /etc/cmk/cmk.key >/dev/null
 		dmsetup remove cmk-scratch 2>/dev/null
 	done
+	echo "BENCH time agent $(($(ms) - tc))"
 	if [ -z "$agent_fail" ]; then ok bench_agent_timings; else nok bench_agent_timings "failed:$agent_fail"; fi
 fi
 
