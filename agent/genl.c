@@ -199,7 +199,16 @@ int cmk_genl_open(struct cmk_genl **out, struct cmk_err *e)
 	}
 	/* Extended ACK messages tell the operator what the kernel refused. */
 	mnl_socket_setsockopt(g->sock, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(g->sock, NETLINK_CAP_ACK, &one, sizeof(one));
+	/*
+	 * Without NETLINK_CAP_ACK an error ACK echoes the whole request back,
+	 * and a refused KEY_SET carries the key: refuse to run without it.
+	 */
+	if (mnl_socket_setsockopt(g->sock, NETLINK_CAP_ACK, &one, sizeof(one)) < 0) {
+		ret = cmk_errf(e, -errno,
+			       "netlink: cannot set NETLINK_CAP_ACK (%s): error replies would echo key material; refusing",
+			       strerror(errno));
+		goto fail;
+	}
 	if (mnl_socket_bind(g->sock, 0, MNL_SOCKET_AUTOPID) < 0) {
 		ret = cmk_errf(e, -errno, "netlink: bind failed: %s", strerror(errno));
 		goto fail;
