@@ -350,11 +350,28 @@ bool cmk_volume_revoked(const struct cmk_config *cfg,
 	return access(path, F_OK) == 0 || errno != ENOENT;
 }
 
+/*
+ * fsync_dir() - make a directory's entries durable.  A revoke marker that a
+ * crash can take away would let the agent restore keys the operator revoked.
+ */
+static int fsync_dir(const char *dir, struct cmk_err *e)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0)
+		return cmk_errf(e, -errno, "cannot open %s: %s", dir, strerror(errno));
+	if (fsync(fd))
+		ret = cmk_errf(e, -errno, "fsync of %s failed: %s", dir, strerror(errno));
+	close(fd);
+	return ret;
+}
+
 int cmk_volume_mark_revoked(const struct cmk_config *cfg,
 			    const struct cmk_config_device *d, struct cmk_err *e)
 {
 	char path[4096], dir[4096];
-	int fd;
+	int fd, ret;
 
 	snprintf(dir, sizeof(dir), "%s/revoked", cfg->state_dir);
 	if (marker_path(cfg, d, path, sizeof(path)))
@@ -369,21 +386,39 @@ int cmk_volume_mark_revoked(const struct cmk_config *cfg,
 	if (fd < 0)
 		return cmk_errf(e, -errno, "cannot create revoke marker %s: %s", path,
 				strerror(errno));
-	fsync(fd);
+	if (fsync(fd)) {
+		ret = cmk_errf(e, -errno, "revoke marker %s: fsync failed: %s", path,
+			       strerror(errno));
+		close(fd);
+		return ret;
+	}
 	close(fd);
-	return 0;
+	/*
+	 * The marker's entry lives in revoked/, revoked/'s in state_dir.  Both
+	 * directories are synced every time (also when they already existed: an
+	 * earlier run may have crashed between mkdir and fsync).
+	 */
+	ret = fsync_dir(dir, e);
+	if (!ret)
+		ret = fsync_dir(cfg->state_dir, e);
+	return ret;
 }
 
 int cmk_volume_clear_revoked(const struct cmk_config *cfg,
 			     const struct cmk_config_device *d, struct cmk_err *e)
 {
-	char path[4096];
+	char path[4096], dir[4096];
 
 	if (marker_path(cfg, d, path, sizeof(path)))
 		return cmk_errf(e, -ENAMETOOLONG, "state_dir %s: path too long",
 				cfg->state_dir);
-	if (unlink(path) && errno != ENOENT)
+	if (unlink(path)) {
+		if (errno == ENOENT)
+			return 0;
 		return cmk_errf(e, -errno, "cannot remove revoke marker %s: %s", path,
 				strerror(errno));
-	return 0;
+	}
+	/* Durable like the marker itself: a restore must not come back revoked. */
+	snprintf(dir, sizeof(dir), "%s/revoked", cfg->state_dir);
+	return fsync_dir(dir, e);
 }

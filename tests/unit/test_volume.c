@@ -149,6 +149,35 @@ static void volume_revoke_marker_set_and_cleared(void **state)
 	rmdir(tu_path("run"));
 }
 
+/*
+ * A marker is only durable once its directory entry and revoked/'s entry in
+ * state_dir are on disk: both directories must be fsync'd, and revoked/
+ * again after the marker is removed.
+ */
+static void volume_revoke_marker_is_durable(void **state)
+{
+	const struct cmk_config_device *d = &cfg.devices[0];
+	struct cmk_err e;
+
+	(void)state;
+	tu_fsync_count = 0;
+	tu_fsync_record = true;
+	assert_int_equal(cmk_volume_mark_revoked(&cfg, d, &e), 0);
+	tu_fsync_record = false;
+	assert_true(tu_fsynced(tu_path("run/revoked/pgtemp")));
+	assert_true(tu_fsynced(tu_path("run/revoked")));
+	assert_true(tu_fsynced(tu_path("run")));
+
+	tu_fsync_count = 0;
+	tu_fsync_record = true;
+	assert_int_equal(cmk_volume_clear_revoked(&cfg, d, &e), 0);
+	tu_fsync_record = false;
+	assert_true(tu_fsynced(tu_path("run/revoked")));
+	assert_false(cmk_volume_revoked(&cfg, d));
+	rmdir(tu_path("run/revoked"));
+	rmdir(tu_path("run"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +187,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_kekset_check_without_envelope_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_find_by_name_dm_name_or_key_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_set_and_cleared, setup, teardown),
+		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("volume", tests, NULL, NULL);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@ int tu_getrandom_calls;
 bool tu_munmap_inspect;
 int tu_munmap_count;
 bool tu_munmap_data_zero;
+bool tu_fsync_record;
+char tu_fsync_paths[TU_FSYNC_MAX][PATH_MAX];
+int tu_fsync_count;
 
 ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
@@ -27,6 +31,37 @@ ssize_t __real_getrandom(void *buf, size_t n, unsigned int flags);
 ssize_t __wrap_getrandom(void *buf, size_t n, unsigned int flags);
 int __real_munmap(void *addr, size_t len);
 int __wrap_munmap(void *addr, size_t len);
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+
+int __wrap_fsync(int fd)
+{
+	char link[64];
+	ssize_t n;
+	int ret = __real_fsync(fd);
+
+	if (ret || !tu_fsync_record || tu_fsync_count >= TU_FSYNC_MAX)
+		return ret;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, tu_fsync_paths[tu_fsync_count], PATH_MAX - 1);
+	if (n > 0) {
+		tu_fsync_paths[tu_fsync_count][n] = '\0';
+		tu_fsync_count++;
+	}
+	return ret;
+}
+
+bool tu_fsynced(const char *path)
+{
+	char real[PATH_MAX];
+
+	if (!realpath(path, real))
+		return false;
+	for (int i = 0; i < tu_fsync_count; i++)
+		if (!strcmp(tu_fsync_paths[i], real))
+			return true;
+	return false;
+}
 
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
 {

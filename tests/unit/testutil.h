@@ -12,6 +12,8 @@
  *              (a broken RNG), tu_getrandom_calls counts calls
  *   munmap     with tu_munmap_inspect set, records whether the data pages
  *              of a secret's mapping were all zero at unmap time
+ *   fsync      with tu_fsync_record set, records the path of every fd that
+ *              was fsync'd successfully (tu_fsynced() asks for one)
  */
 #ifndef CMK_TESTUTIL_H
 #define CMK_TESTUTIL_H
@@ -31,6 +33,11 @@ extern int tu_getrandom_calls;
 extern bool tu_munmap_inspect;
 extern int tu_munmap_count;
 extern bool tu_munmap_data_zero;
+#define TU_FSYNC_MAX 64
+extern bool tu_fsync_record;
+extern int tu_fsync_count;
+/* tu_fsynced() - was @path (resolved with realpath) fsync'd while recording? */
+bool tu_fsynced(const char *path);
 
 /* A fresh temporary directory per test, removed by tu_teardown_tmpdir. */
 int tu_setup_tmpdir(void **state);
