@@ -24,6 +24,10 @@ static const char *const mode_names[] = {
 	"", "ephemeral", "persistent", NULL,	/* index = enum cmk_mode */
 };
 
+static const char *const format_names[] = {
+	"auto", "always", NULL,			/* index = enum cmk_format */
+};
+
 static const char *const bool_names[] = { "no", "yes", NULL };
 
 static const char *const option_names[] = {
@@ -105,6 +109,7 @@ static const struct setting device_settings[] = {
 	{ .key = "mode", .kind = K_ENUM, .off = D(mode), .names = mode_names, .required = true },
 	UINT("sector_size", D(sector_size), 512, 4096),
 	OF("options", K_OPTIONS, D(options)),
+	ENUM("format", D(format), format_names),
 	{ .key = NULL }
 };
 
@@ -257,6 +262,10 @@ static int end_section(struct parser *p)
 			return cmk_errf(p->e, -EINVAL,
 					"%s:%d: sector_size must be 512 or 4096",
 					p->name, seen_line(p, "sector_size"));
+		if (d->format != CMK_FORMAT_AUTO && d->mode != CMK_MODE_EPHEMERAL)
+			return cmk_errf(p->e, -EINVAL,
+					"%s:%d: format = always applies to ephemeral devices only (persistent devices are formatted with cmkctl format)",
+					p->name, seen_line(p, "format"));
 	}
 	return 0;
 }

@@ -26,6 +26,7 @@
  *   mode = ephemeral               # ephemeral | persistent
  *   sector_size = 4096
  *   options = no_read_workqueue no_write_workqueue
+ *   format = auto                  # ephemeral only: auto | always
  *
  * Strict: unknown sections or keys, bad values, duplicate keys, sections
  * or device names all fail with "file:line: message".  The full reference
@@ -70,6 +71,18 @@ enum {
 	CMK_OPT_NO_WRITE_WORKQUEUE = 1U << 3,
 };
 
+/*
+ * enum cmk_format - when an ephemeral device may be re-keyed at boot
+ * @CMK_FORMAT_AUTO: only with evidence that it is ours: an ephemeral
+ *	header (valid or damaged) or an all-zero first 1 MiB.  Default.
+ * @CMK_FORMAT_ALWAYS: also over unknown data (DANGEROUS: a wrong "backing"
+ *	path destroys whatever that device holds).
+ */
+enum cmk_format {
+	CMK_FORMAT_AUTO,
+	CMK_FORMAT_ALWAYS,
+};
+
 struct cmk_config_provider {
 	char name[CMK_PROVIDER_NAME_MAX];
 	struct cmk_kv *kv;	/* strings owned by the config */
@@ -85,6 +98,7 @@ struct cmk_config_device {
 	enum cmk_mode mode;
 	uint32_t sector_size;
 	unsigned int options;
+	enum cmk_format format;
 	int line;
 };
 

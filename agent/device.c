@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "codec.h"
+#include "fileio.h"
 #include "keys.h"
 
 static int fresh_header(int fd, const struct cmk_keks *k, enum cmk_mode mode,
@@ -34,16 +36,71 @@ static int fresh_header(int fd, const struct cmk_keks *k, enum cmk_mode mode,
 	return 0;
 }
 
+/* Is the whole 1 MiB header area zero (a fresh, never-used disk)? */
+static int header_area_zero(int fd, bool *zero, struct cmk_err *e)
+{
+	uint8_t buf[65536];
+	int ret;
+
+	*zero = false;
+	for (off_t off = 0; off < CMK_HDR_AREA; off += (off_t)sizeof(buf)) {
+		uint8_t acc = 0;
+
+		ret = cmk_pread_full(fd, buf, sizeof(buf), off, "device header area", e);
+		if (ret)
+			return ret;
+		for (size_t i = 0; i < sizeof(buf); i++)
+			acc |= buf[i];
+		if (acc)
+			return 0;
+	}
+	*zero = true;
+	return 0;
+}
+
+/*
+ * What the damaged copies of a header claim to be: the mode field of every
+ * copy that has the magic and this version, checksum or not.
+ */
+static int damaged_modes(int fd, bool *ephemeral, bool *persistent,
+			 struct cmk_err *e)
+{
+	static const off_t off[2] = { CMK_HDR_COPY_A, CMK_HDR_COPY_B };
+	uint8_t b[CMK_HDR_SIZE];
+	int ret;
+
+	*ephemeral = *persistent = false;
+	for (int i = 0; i < 2; i++) {
+		ret = cmk_pread_full(fd, b, sizeof(b), off[i], "device header", e);
+		if (ret)
+			return ret;
+		if (memcmp(b + CMK_HDR_OFF_MAGIC, CMK_HDR_MAGIC, 8) ||
+		    cmk_get_le32(b + CMK_HDR_OFF_VERSION) != CMK_HDR_VERSION)
+			continue;
+		switch (cmk_get_le32(b + CMK_HDR_OFF_MODE)) {
+		case CMK_MODE_EPHEMERAL:
+			*ephemeral = true;
+			break;
+		case CMK_MODE_PERSISTENT:
+			*persistent = true;
+			break;
+		}
+	}
+	return 0;
+}
+
 int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
-			       uint32_t sector_size, struct cmk_header *h,
-			       struct cmk_secret **dek, struct cmk_err *e)
+			       uint32_t sector_size, bool force,
+			       struct cmk_header *h, struct cmk_secret **dek,
+			       struct cmk_err *e)
 {
 	struct cmk_header old;
 	struct cmk_err re;
-	int ret;
+	bool eph, pers, zero;
+	int ret, rd;
 
 	*dek = NULL;
-	ret = cmk_header_read(fd, &old, NULL, &re);
+	ret = rd = cmk_header_read(fd, &old, NULL, &re);
 	if (ret == 0 && old.mode != CMK_MODE_EPHEMERAL)
 		return cmk_errf(e, -EEXIST,
 				"device holds a persistent dm-cmk header; refusing to re-key it as ephemeral (that would destroy its data)");
@@ -53,9 +110,34 @@ int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
 			*e = re;
 		return ret;
 	}
-	/* Unreadable or damaged ephemeral headers just get a new one. */
+	/*
+	 * Re-keying shreds whatever the device holds, so it needs positive
+	 * evidence that the device is ours and ephemeral: a valid ephemeral
+	 * header, a damaged one that still says ephemeral, or an all-zero
+	 * header area (a fresh disk).  A typo in "backing" must not destroy
+	 * a file system or a persistent volume.
+	 */
+	if (ret == -EUCLEAN || ret == -EPROTONOSUPPORT) {
+		ret = damaged_modes(fd, &eph, &pers, e);
+		if (ret)
+			return ret;
+		if (pers)
+			return cmk_errf(e, -EEXIST,
+					"not re-keyed: damaged persistent dm-cmk header (re-keying would destroy its data); check backing and mode");
+		if (!eph && !force)
+			return cmk_errf(e, -EEXIST,
+					"not re-keyed: damaged dm-cmk header that does not say ephemeral; check backing, or set format = always");
+	} else if (ret == -ENODATA && !force) {
+		ret = header_area_zero(fd, &zero, e);
+		if (ret)
+			return ret;
+		if (!zero)
+			return cmk_errf(e, -EEXIST,
+					"not re-keyed: no dm-cmk header and the first 1 MiB is not zero (a file system?); check backing, or if it is scratch, zero its first 1 MiB or set format = always");
+	}
+	/* Damaged ephemeral headers and fresh disks just get a new one. */
 	return fresh_header(fd, k, CMK_MODE_EPHEMERAL, sector_size,
-			    ret == 0 && old.sector_size == sector_size ? &old : NULL,
+			    !rd && old.sector_size == sector_size ? &old : NULL,
 			    h, dek, e);
 }
 

@@ -36,10 +36,18 @@ struct cmk_keks {
  * return the new DEK.  @sector_size is used when the device has no valid
  * header yet; an existing ephemeral header keeps its UUID and sector size
  * only if @sector_size matches (a changed config reformats).
+ *
+ * Re-keying destroys the device's data, so it happens only with positive
+ * evidence that the device is an ephemeral dm-cmk device: a valid ephemeral
+ * header, a damaged copy whose mode field still says ephemeral, or a first
+ * 1 MiB that is all zero (a fresh disk).  Anything else fails with -EEXIST
+ * and says why, unless @force ("format = always"); a valid or damaged
+ * persistent header is refused even then.
  */
 int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
-			       uint32_t sector_size, struct cmk_header *h,
-			       struct cmk_secret **dek, struct cmk_err *e);
+			       uint32_t sector_size, bool force,
+			       struct cmk_header *h, struct cmk_secret **dek,
+			       struct cmk_err *e);
 
 /*
  * cmk_device_open_persistent() - read and check the header of @fd and

@@ -263,7 +263,9 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		goto out;
 	}
 	if (d->mode == CMK_MODE_EPHEMERAL)
-		ret = cmk_device_rekey_ephemeral(fd, &k, d->sector_size, &h, &dek, e);
+		ret = cmk_device_rekey_ephemeral(fd, &k, d->sector_size,
+						 d->format == CMK_FORMAT_ALWAYS,
+						 &h, &dek, e);
 	else
 		ret = cmk_device_open_persistent(fd, &k, &h, &dek, e);
 	if (ret) {

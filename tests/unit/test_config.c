@@ -296,6 +296,27 @@ static void config_load_from_file(void **state)
 	assert_contains(e.msg, "missing.conf");
 }
 
+static void config_device_format(void **state)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(parse(AGENT "[device \"a\"]\nbacking = /dev/x\nmode = ephemeral\n"
+			       "[device \"b\"]\nbacking = /dev/y\nmode = ephemeral\nformat = always\n"
+			       "[device \"c\"]\nbacking = /dev/z\nmode = persistent\nformat = auto\n",
+			       &c, &e), 0);
+	assert_int_equal(c.n_devices, 3);
+	assert_int_equal(c.devices[0].format, CMK_FORMAT_AUTO);	/* default */
+	assert_int_equal(c.devices[1].format, CMK_FORMAT_ALWAYS);
+	assert_int_equal(c.devices[2].format, CMK_FORMAT_AUTO);
+	cmk_config_free(&c);
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/x\nmode = ephemeral\nformat = yes\n",
+		     "agent.conf:6", "not one of auto, always");
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/x\nmode = persistent\nformat = always\n",
+		     "agent.conf:6", "ephemeral devices only");
+}
+
 static void config_table_line_matches_contract(void **state)
 {
 	struct cmk_config_device d = {
@@ -336,6 +357,7 @@ int main(void)
 		cmocka_unit_test(config_rejects_nul_and_control_characters),
 		cmocka_unit_test(config_load_from_file),
 		cmocka_unit_test(config_table_line_matches_contract),
+		cmocka_unit_test(config_device_format),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, tu_setup_tmpdir,

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "device.h"
 #include "keys.h"
 #include "provider_local.h"
@@ -67,9 +68,9 @@ static void device_ephemeral_rekey_shreds_previous_boot(void **state)
 	uint8_t copy1[CMK_HDR_SIZE];
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, &h1, &d1, &e), 0);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h1, &d1, &e), 0);
 	assert_int_equal(pread(fx->fd, copy1, sizeof(copy1), 0), CMK_HDR_SIZE);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, &h2, &d2, &e), 0);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h2, &d2, &e), 0);
 	assert_false(cmk_secret_equal(d1, d2));
 	assert_memory_equal(h1.device_uuid, h2.device_uuid, 16);
 	assert_memory_not_equal(h1.boot_id, h2.boot_id, 16);
@@ -98,12 +99,82 @@ static void device_ephemeral_refuses_persistent_header(void **state)
 
 	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 512, false, &h, &d, &e), 0);
 	cmk_secret_free(&d);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 512, &h, &d, &e), -EEXIST);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 512, false, &h, &d, &e), -EEXIST);
 	assert_contains(e.msg, "persistent");
 	assert_null(d);
 }
 
-static void device_ephemeral_replaces_damaged_header(void **state)
+static void device_ephemeral_replaces_damaged_ephemeral_header(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	uint8_t junk[CMK_HDR_SIZE];
+	struct cmk_err e;
+
+	/* magic, version and mode "ephemeral", but no valid checksum */
+	memset(junk, 0, sizeof(junk));
+	memcpy(junk, CMK_HDR_MAGIC, 8);
+	cmk_put_le32(junk + CMK_HDR_OFF_VERSION, CMK_HDR_VERSION);
+	cmk_put_le32(junk + CMK_HDR_OFF_MODE, CMK_MODE_EPHEMERAL);
+	memset(junk + 2048, 0xee, 64);
+	assert_int_equal(pwrite(fx->fd, junk, sizeof(junk), 0), CMK_HDR_SIZE);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), 0);
+	assert_int_equal(h.mode, CMK_MODE_EPHEMERAL);
+	cmk_secret_free(&d);
+}
+
+/* Write @len bytes of @c at @off. */
+static void fill(int fd, off_t off, int c, size_t len)
+{
+	uint8_t b[4096];
+
+	memset(b, c, sizeof(b));
+	for (size_t done = 0; done < len; done += sizeof(b))
+		assert_int_equal(pwrite(fd, b, sizeof(b), off + (off_t)done), sizeof(b));
+}
+
+static void assert_untouched(int fd, off_t off, int c, size_t len)
+{
+	uint8_t b[4096];
+
+	for (size_t done = 0; done < len; done += sizeof(b)) {
+		assert_int_equal(pread(fd, b, sizeof(b), off + (off_t)done), sizeof(b));
+		for (size_t i = 0; i < sizeof(b); i++)
+			assert_int_equal(b[i], c);
+	}
+}
+
+static void device_ephemeral_refuses_unknown_data(void **state)
+{
+	/* where a file system or other data could sit in the header area */
+	static const off_t where[] = { 0, 1024, 65536, CMK_HDR_AREA - 4096 };
+	struct fx *fx = *state;
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	struct cmk_err e;
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		assert_int_equal(ftruncate(fx->fd, 0), 0);
+		assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+		fill(fx->fd, where[i], 0x53, 4096);
+		assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false,
+							    &h, &d, &e), -EEXIST);
+		assert_contains(e.msg, "not zero");
+		assert_contains(e.msg, "format = always");
+		assert_null(d);
+		assert_untouched(fx->fd, where[i], 0x53, 4096);
+		assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -ENODATA);
+	}
+	/* format = always: the operator said this disk is scratch */
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, true, &h, &d, &e), 0);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), 0);
+	cmk_secret_free(&d);
+}
+
+static void device_ephemeral_refuses_damaged_foreign_header(void **state)
 {
 	struct fx *fx = *state;
 	struct cmk_header h;
@@ -112,11 +183,42 @@ static void device_ephemeral_replaces_damaged_header(void **state)
 	struct cmk_err e;
 
 	memset(junk, 0, sizeof(junk));
-	memcpy(junk, "DMCMKHDR", 8);	/* magic but nothing valid */
+	memcpy(junk, CMK_HDR_MAGIC, 8);	/* magic but no mode */
 	assert_int_equal(pwrite(fx->fd, junk, sizeof(junk), 0), CMK_HDR_SIZE);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, &h, &d, &e), 0);
-	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), 0);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h, &d, &e),
+			 -EEXIST);
+	assert_contains(e.msg, "does not say ephemeral");
+	assert_null(d);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, true, &h, &d, &e), 0);
 	cmk_secret_free(&d);
+}
+
+static void device_ephemeral_refuses_damaged_persistent_header(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	uint8_t b[CMK_HDR_SIZE];
+	struct cmk_err e;
+
+	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	/* damage both copies' checksums */
+	for (off_t off = 0; off <= 65536; off += 65536) {
+		assert_int_equal(pread(fx->fd, b, sizeof(b), off), CMK_HDR_SIZE);
+		b[CMK_HDR_OFF_CHECKSUM] ^= 1;
+		assert_int_equal(pwrite(fx->fd, b, sizeof(b), off), CMK_HDR_SIZE);
+	}
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
+	/* refused even with format = always */
+	for (int force = 0; force <= 1; force++) {
+		assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, force,
+							    &h, &d, &e), -EEXIST);
+		assert_contains(e.msg, "damaged persistent");
+		assert_null(d);
+	}
+	assert_int_equal(pread(fx->fd, b, sizeof(b), 0), CMK_HDR_SIZE);
+	assert_int_equal(cmk_get_le32(b + CMK_HDR_OFF_MODE), CMK_MODE_PERSISTENT);
 }
 
 static void device_persistent_open_returns_same_dek(void **state)
@@ -195,7 +297,7 @@ static void device_persistent_open_refuses_ephemeral_header(void **state)
 	struct cmk_secret *d = NULL;
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, &h, &d, &e), 0);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
 	cmk_secret_free(&d);
 	assert_int_equal(cmk_device_open_persistent(fx->fd, &fx->k, &h, &d, &e), -EINVAL);
 	assert_contains(e.msg, "ephemeral");
@@ -208,7 +310,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(device_ephemeral_rekey_shreds_previous_boot),
 		T(device_ephemeral_refuses_persistent_header),
-		T(device_ephemeral_replaces_damaged_header),
+		T(device_ephemeral_replaces_damaged_ephemeral_header),
+		T(device_ephemeral_refuses_unknown_data),
+		T(device_ephemeral_refuses_damaged_foreign_header),
+		T(device_ephemeral_refuses_damaged_persistent_header),
 		T(device_persistent_open_returns_same_dek),
 		T(device_persistent_open_refuses_other_kek),
 		T(device_persistent_open_during_kek_rotation),
