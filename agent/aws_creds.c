@@ -6,6 +6,7 @@
 #include "aws_creds.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,16 @@ struct json_object *cmk_json_parse_wiped(const char *s, size_t len)
 
 	if (!tok)
 		return NULL;
+	/*
+	 * Size the tokener's buffer for the whole text first: growing it while
+	 * a string is read would leave pieces of that string in freed memory.
+	 */
+	if (len >= INT_MAX - 16 || !tok->pb ||
+	    printbuf_memset(tok->pb, 0, 0, (int)len + 1) < 0) {
+		json_tokener_free(tok);
+		return NULL;
+	}
+	printbuf_reset(tok->pb);
 	o = json_tokener_parse_ex(tok, s, (int)len);
 	if (o && json_tokener_get_parse_end(tok) != len) {
 		json_object_put(o);	/* trailing data */
@@ -68,16 +79,9 @@ struct json_object *cmk_json_parse_wiped(const char *s, size_t len)
 
 void cmk_json_put_wiped(struct json_object *o)
 {
-	size_t n = 0;
-	const char *s;
-
 	if (!o)
 		return;
 	wipe_strings(o);
-	/* A serialisation made earlier lives in the object's own buffer. */
-	s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &n);
-	if (s)
-		OPENSSL_cleanse((char *)s, n);
 	json_object_put(o);
 }
 

@@ -121,9 +121,11 @@ int cmk_aws_imds_parse(const char *json, size_t len, struct cmk_aws_creds *c,
 int cmk_aws_creds_from_env(struct cmk_aws_creds *c, struct cmk_err *e);
 
 /*
- * JSON that may hold secrets: parse with a tokener whose buffer is wiped,
- * and release with every string value (and the serialisation buffer)
- * wiped first.
+ * JSON that may hold secrets (a KMS answer's Plaintext, IMDS credentials):
+ * parse with a tokener whose buffer is sized up front (no regrowth leaves
+ * copies behind) and wiped, and release with every string value wiped.
+ * Never serialise an object holding a secret with json-c: its output
+ * buffer grows by realloc (see the Encrypt request in provider_aws.c).
  */
 struct json_object *cmk_json_parse_wiped(const char *s, size_t len);
 void cmk_json_put_wiped(struct json_object *o);

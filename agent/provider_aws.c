@@ -547,8 +547,9 @@ static int kms_error(struct aws *a, const char *op, const char *key_ref,
 			   err.message[0] ? ": " : "", err.message);
 }
 
+/* One signed POST of @body (JSON) as TrentService.@op; *resp on HTTP 200. */
 static int kms_call(struct aws *a, const char *op, const char *key_ref,
-		    struct json_object *req, struct json_object **resp,
+		    const char *body, size_t body_len, struct json_object **resp,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
@@ -557,8 +558,6 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 	struct cmk_http_response r = { 0 };
 	struct retry_arg ra = { false };
 	char host[300], path[256], target[64], rid[CMK_REQUEST_ID_MAX];
-	const char *body;
-	size_t body_len = 0;
 	int ret;
 
 	*resp = NULL;
@@ -573,10 +572,6 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 		cmk_err_prefix(e, "aws kms %s %s: credentials", op, key_ref);
 		return ret;
 	}
-	body = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN,
-						  &body_len);
-	if (!body)
-		return cmk_errf(e, -ENOMEM, "aws: out of memory");
 	snprintf(target, sizeof(target), "TrentService.%s", op);
 	{
 		struct cmk_nv sh[] = {
@@ -639,6 +634,21 @@ out:
 	cmk_sigv4_out_free(&sig);
 	cmk_http_response_free(&r);
 	return ret;
+}
+
+/* kms_call() for a request object that holds no secret. */
+static int kms_json_call(struct aws *a, const char *op, const char *key_ref,
+			 struct json_object *req, struct json_object **resp,
+			 struct cmk_kms_call *call, struct cmk_err *e)
+{
+	size_t n = 0;
+	const char *body = json_object_to_json_string_length(req,
+							      JSON_C_TO_STRING_PLAIN, &n);
+
+	*resp = NULL;
+	if (!body)
+		return cmk_errf(e, -ENOMEM, "aws: out of memory");
+	return kms_call(a, op, key_ref, body, n, resp, call, e);
 }
 
 /* ---- JSON helpers --------------------------------------------------------------- */
@@ -723,15 +733,23 @@ static int get_blob(struct json_object *o, const char *op, const char *key_ref,
 
 /* ---- operations ------------------------------------------------------------------ */
 
+/*
+ * The Encrypt request carries the KEK (base64).  json-c builds the request
+ * around a placeholder of the same length, and the KEK is put in place in
+ * a locked copy: it never passes through json-c's growing buffers.
+ */
 static int aws_wrap(void *priv, const char *key_ref,
 		    const struct cmk_secret *plain, const struct cmk_encctx *ctx,
 		    unsigned char **wrapped, size_t *wrapped_len,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
-	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL;
+	static const char field[] = "{\"Plaintext\":\"";
+	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL, *body = NULL;
 	struct aws *a = priv;
 	struct json_object *req = NULL, *resp = NULL;
-	size_t n = cmk_secret_len(plain);
+	size_t n = cmk_secret_len(plain), bl, tl = 0;
+	const char *tmpl;
+	char *hole = NULL;
 	int ret;
 
 	ret = check_ref(a, key_ref, e);
@@ -739,22 +757,43 @@ static int aws_wrap(void *priv, const char *key_ref,
 		return ret;
 	if (n == 0 || n > 4096)
 		return cmk_errf(e, -EINVAL, "aws: Encrypt takes 1..4096 bytes");
-	/* base64 of the plaintext, in locked memory until json-c copies it */
-	ret = cmk_secret_new(&b64, 4 * ((n + 2) / 3) + 1, e);
+	bl = 4 * ((n + 2) / 3);
+	ret = cmk_secret_new(&b64, bl + 1, e);
 	if (ret)
 		return ret;
 	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
+	hole = malloc(bl + 1);
+	if (!hole)
+		return cmk_errf(e, -ENOMEM, "aws: out of memory");
+	memset(hole, '*', bl);
+	hole[bl] = '\0';
+	/* Plaintext first: json-c keeps insertion order, so it opens the text. */
 	req = json_object_new_object();
-	if (!req || add_str(req, "KeyId", key_ref) ||
-	    add_str(req, "Plaintext", (const char *)cmk_secret_cdata(b64)) ||
+	if (!req || add_str(req, "Plaintext", hole) ||
+	    add_str(req, "KeyId", key_ref) ||
 	    add_ctx(req, "EncryptionContext", ctx)) {
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
 	}
-	ret = kms_call(a, "Encrypt", key_ref, req, &resp, call, e);
+	tmpl = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &tl);
+	if (!tmpl || tl < sizeof(field) - 1 + bl + 1 ||
+	    memcmp(tmpl, field, sizeof(field) - 1) ||
+	    memcmp(tmpl + sizeof(field) - 1, hole, bl) ||
+	    tmpl[sizeof(field) - 1 + bl] != '"') {
+		ret = cmk_errf(e, -EPROTO, "aws: unexpected JSON layout for Encrypt");
+		goto out;
+	}
+	ret = cmk_secret_new(&body, tl + 1, e);
+	if (ret)
+		goto out;
+	memcpy(cmk_secret_data(body), tmpl, tl);
+	memcpy(cmk_secret_data(body) + sizeof(field) - 1, cmk_secret_cdata(b64), bl);
+	ret = kms_call(a, "Encrypt", key_ref, (const char *)cmk_secret_cdata(body),
+		       tl, &resp, call, e);
 	if (!ret)
 		ret = get_blob(resp, "Encrypt", key_ref, wrapped, wrapped_len, e);
 out:
+	free(hole);
 	cmk_json_put_wiped(req);
 	cmk_json_put_wiped(resp);
 	return ret;
@@ -781,7 +820,7 @@ static int aws_unwrap(void *priv, const char *key_ref,
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
 	}
-	ret = kms_call(a, "Decrypt", key_ref, req, &resp, call, e);
+	ret = kms_json_call(a, "Decrypt", key_ref, req, &resp, call, e);
 	if (ret)
 		goto out;
 	/* With a key ARN, the key KMS used must be that key. */
@@ -847,7 +886,7 @@ static int aws_rewrap(void *priv, const char *from_ref,
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
 	}
-	ret = kms_call(a, "ReEncrypt", from_ref, req, &resp, call, e);
+	ret = kms_json_call(a, "ReEncrypt", from_ref, req, &resp, call, e);
 	if (!ret)
 		ret = get_blob(resp, "ReEncrypt", from_ref, out, out_len, e);
 out:
