@@ -36,6 +36,8 @@
  * @users: one reference per bio doing cryptography with @tfm, plus the
  *	slot's own while the key is published; killed when the key is retired
  * @drained: completed when @users reaches zero after a kill
+ * @deadline: jiffies at which the lease runs out, 0 for no lease; part of
+ *	the key so that a reader that got the key sees its lease
  *
  * Each slot owns two of these and alternates between them, so a new key
  * can be published before the old one has drained.  Neither allocates on
@@ -45,6 +47,7 @@ struct cmk_key {
 	struct crypto_skcipher *tfm;
 	struct percpu_ref users;
 	struct completion drained;
+	unsigned long deadline;
 };
 
 enum cmk_slot_flags {
@@ -66,11 +69,11 @@ enum cmk_slot_flags {
  * @reqsize: skcipher request context size of @keys' transforms
  * @generation: caller-chosen generation of the installed key
  * @wipe_reason: why the key was last wiped, &enum dm_cmk_reason
- * @lease_forever: the installed key has no lease
- * @lease_deadline: jiffies at which the installed key expires
- * @lease_max_ms: largest lease accepted (table option lease_ms)
- * @allow_no_lease: table option allow_no_lease
- * @sector_size: encryption sector size of the attached targets
+ * @lease_max_ms: largest lease accepted: the smallest lease_ms of the
+ *	attached targets, so loading a laxer table cannot relax the live one
+ * @allow_no_lease: every attached target has allow_no_lease
+ * @sector_size: encryption sector size of the first attached target
+ * @target_list: the attached targets (&cmk_target.slot_node)
  * @lease_work: wipes the key when its lease runs out
  * @refused_work: sends the IO_REFUSED event outside the I/O path
  * @flags: &enum cmk_slot_flags
@@ -79,9 +82,8 @@ enum cmk_slot_flags {
  * @io_errors: bios failed by the backing device or by crypto
  * @refused: bios refused because no key was installed
  *
- * All fields but the counters, @active and the lease deadline are changed
- * only under cmk_mutex; the I/O path reads @active under RCU and the lease
- * deadline with READ_ONCE().
+ * All fields but the counters and @active are changed only under
+ * cmk_mutex; the I/O path reads @active under RCU.
  */
 struct cmk_slot {
 	struct list_head node;
@@ -97,11 +99,10 @@ struct cmk_slot {
 	unsigned int reqsize;
 	u64 generation;
 	enum dm_cmk_reason wipe_reason;
-	bool lease_forever;
-	unsigned long lease_deadline;
 	u32 lease_max_ms;
 	bool allow_no_lease;
 	unsigned int sector_size;
+	struct list_head target_list;
 	struct delayed_work lease_work;
 	struct work_struct refused_work;
 	unsigned long flags;
@@ -129,6 +130,7 @@ enum cmk_target_flags {
  * @flags: &enum cmk_target_flags
  * @lease_max_ms: table option lease_ms
  * @slot: the key slot of this target's key_name
+ * @slot_node: entry in the slot's target list
  * @req_offset: offset of the skcipher request in the per-bio data
  * @wq: crypto workqueue; also continues requests that went asynchronous
  * @page_pool: bounce pages for the ciphertext of writes
@@ -144,6 +146,7 @@ struct cmk_target {
 	unsigned long flags;
 	u32 lease_max_ms;
 	struct cmk_slot *slot;
+	struct list_head slot_node;
 	unsigned int req_offset;
 	struct workqueue_struct *wq;
 	mempool_t page_pool;
@@ -166,7 +169,7 @@ int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
 void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason);
 int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms);
 void cmk_wipe_all(enum dm_cmk_reason reason);
-u32 cmk_slot_lease_left_ms(struct cmk_slot *slot);
+bool cmk_slot_lease_left(struct cmk_slot *slot, u32 *left_ms);
 
 struct cmk_key *cmk_key_get(struct cmk_slot *slot);
 

@@ -317,8 +317,10 @@ static void cmk_alloc_bounce(struct cmk_io *io, unsigned int size)
 	unsigned int i, len;
 
 retry:
-	clone = bio_alloc_bioset(ct->dev->bdev, nr, io->bio->bi_opf,
-				 GFP_NOIO, &ct->bs);
+	/* Nobody polls for the clone: dm polls the bio it was given. */
+	clone = bio_alloc_bioset(ct->dev->bdev, nr,
+				 io->bio->bi_opf & ~REQ_POLLED, GFP_NOIO,
+				 &ct->bs);
 	for (i = 0; i < nr; i++) {
 		page = mempool_alloc(&ct->page_pool, gfp);
 		if (!page) {

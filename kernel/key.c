@@ -67,7 +67,7 @@ static void cmk_key_scrub(struct cmk_key *key)
 	} while (!crypto_memneq(junk, junk + DM_CMK_KEY_LEN / 2,
 				DM_CMK_KEY_LEN / 2));
 	if (crypto_skcipher_setkey(key->tfm, junk, sizeof(junk)))
-		DMERR("could not overwrite a key schedule; freeing it instead");
+		DMERR("could not overwrite a key schedule: it stays until the device is removed");
 	memzero_explicit(junk, sizeof(junk));
 }
 
@@ -117,6 +117,13 @@ static void cmk_key_retire(struct cmk_key *key)
 	cmk_key_scrub(key);
 }
 
+static bool cmk_key_expired(struct cmk_key *key)
+{
+	unsigned long deadline = READ_ONCE(key->deadline);
+
+	return deadline && time_after_eq(jiffies, deadline);
+}
+
 /**
  * cmk_key_get() - take a reference on the usable key of a slot
  * @slot: the slot
@@ -138,8 +145,7 @@ struct cmk_key *cmk_key_get(struct cmk_slot *slot)
 		return NULL;
 
 	/* Enforce the lease here too, in case the lease work runs late. */
-	if (!READ_ONCE(slot->lease_forever) &&
-	    time_after_eq(jiffies, READ_ONCE(slot->lease_deadline))) {
+	if (cmk_key_expired(key)) {
 		cmk_key_put(key);
 		mod_delayed_work(cmk_wq, &slot->lease_work, 0);
 		return NULL;
@@ -147,21 +153,28 @@ struct cmk_key *cmk_key_get(struct cmk_slot *slot)
 	return key;
 }
 
-static void cmk_set_lease(struct cmk_slot *slot, u32 lease_ms)
+/* Give @key a lease of @lease_ms from now (0: none), and arm the wipe. */
+static void cmk_set_lease(struct cmk_slot *slot, struct cmk_key *key,
+			  u32 lease_ms)
 {
-	WRITE_ONCE(slot->lease_forever, lease_ms == 0);
+	unsigned long deadline;
+
 	if (lease_ms == 0) {
+		WRITE_ONCE(key->deadline, 0);
 		cancel_delayed_work(&slot->lease_work);
 		return;
 	}
-	WRITE_ONCE(slot->lease_deadline, jiffies + msecs_to_jiffies(lease_ms));
+	/* One word, read once: 0 is reserved for "no lease". */
+	deadline = jiffies + msecs_to_jiffies(lease_ms);
+	WRITE_ONCE(key->deadline, deadline ? deadline : 1);
 	mod_delayed_work(cmk_wq, &slot->lease_work, msecs_to_jiffies(lease_ms));
 }
 
-static bool cmk_lease_expired(struct cmk_slot *slot)
+/* The published key, or NULL.  Context: cmk_mutex held. */
+static struct cmk_key *cmk_slot_key(struct cmk_slot *slot)
 {
-	return !slot->lease_forever &&
-	       time_after_eq(jiffies, slot->lease_deadline);
+	return rcu_dereference_protected(slot->active,
+					 lockdep_is_held(&cmk_mutex));
 }
 
 /**
@@ -194,12 +207,15 @@ int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
 	}
 	percpu_ref_reinit(&new->users);
 
-	cmk_set_lease(slot, lease_ms);
+	/* The lease is set before the key is published: readers see both. */
+	cmk_set_lease(slot, new, lease_ms);
 	old = rcu_replace_pointer(slot->active, new,
 				  lockdep_is_held(&cmk_mutex));
 	slot->next ^= 1;
 	slot->generation = generation;
 	WRITE_ONCE(slot->state, DM_CMK_STATE_ACTIVE);
+	/* A refusal not yet reported is stale now: don't send it after this. */
+	cancel_work(&slot->refused_work);
 	clear_bit(CMK_SLOT_REFUSED_SENT, &slot->flags);
 
 	if (old)
@@ -252,35 +268,51 @@ void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason)
  */
 int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms)
 {
-	lockdep_assert_held(&cmk_mutex);
+	struct cmk_key *key = cmk_slot_key(slot);
 
-	if (slot->state != DM_CMK_STATE_ACTIVE)
+	if (!key)
 		return -ENOKEY;
-	if (cmk_lease_expired(slot)) {
+	if (cmk_key_expired(key)) {
 		cmk_slot_wipe(slot, DM_CMK_REASON_LEASE_EXPIRED);
 		return -ENOKEY;
 	}
-	cmk_set_lease(slot, lease_ms);
+	cmk_set_lease(slot, key, lease_ms);
 	return 0;
 }
 
-u32 cmk_slot_lease_left_ms(struct cmk_slot *slot)
+/**
+ * cmk_slot_lease_left() - time left on the lease of the published key
+ * @slot: the slot
+ * @left_ms: set to the milliseconds left (0 once run out)
+ *
+ * Return: false if the slot holds no key or its key has no lease.
+ */
+bool cmk_slot_lease_left(struct cmk_slot *slot, u32 *left_ms)
 {
-	unsigned long deadline = READ_ONCE(slot->lease_deadline);
-	unsigned long now = jiffies;
+	unsigned long deadline = 0, now = jiffies;
+	struct cmk_key *key;
 
-	if (time_after_eq(now, deadline))
-		return 0;
-	return jiffies_to_msecs(deadline - now);
+	rcu_read_lock();
+	key = rcu_dereference(slot->active);
+	if (key)
+		deadline = READ_ONCE(key->deadline);
+	rcu_read_unlock();
+	if (!deadline)
+		return false;
+	*left_ms = time_after_eq(now, deadline) ? 0 :
+		   jiffies_to_msecs(deadline - now);
+	return true;
 }
 
 static void cmk_lease_work(struct work_struct *work)
 {
 	struct cmk_slot *slot = container_of(to_delayed_work(work),
 					     struct cmk_slot, lease_work);
+	struct cmk_key *key;
 
 	mutex_lock(&cmk_mutex);
-	if (slot->state == DM_CMK_STATE_ACTIVE && cmk_lease_expired(slot))
+	key = cmk_slot_key(slot);
+	if (key && cmk_key_expired(key))
 		cmk_slot_wipe(slot, DM_CMK_REASON_LEASE_EXPIRED);
 	mutex_unlock(&cmk_mutex);
 }
@@ -347,6 +379,7 @@ static struct cmk_slot *cmk_slot_create(const char *name,
 	if (dm_copy_name_and_uuid(md, slot->dev_name, NULL))
 		strscpy(slot->dev_name, dm_device_name(md), sizeof(slot->dev_name));
 	slot->state = DM_CMK_STATE_SEALED;
+	INIT_LIST_HEAD(&slot->target_list);
 	INIT_DELAYED_WORK(&slot->lease_work, cmk_lease_work);
 	INIT_WORK(&slot->refused_work, cmk_refused_work);
 	atomic64_set(&slot->reads, 0);
@@ -368,6 +401,28 @@ static struct cmk_slot *cmk_slot_create(const char *name,
 	return slot;
 }
 
+/*
+ * The lease policy of a slot is the strictest of its targets', so that
+ * loading a laxer table (which may never be resumed) cannot relax the live
+ * one.  A stricter table takes effect at once: fail closed.
+ */
+static void cmk_slot_update_policy(struct cmk_slot *slot)
+{
+	struct cmk_target *ct;
+
+	slot->lease_max_ms = CMK_LEASE_MAX_MS_LIMIT;
+	slot->allow_no_lease = true;
+	list_for_each_entry(ct, &slot->target_list, slot_node) {
+		slot->lease_max_ms = min(slot->lease_max_ms, ct->lease_max_ms);
+		if (!test_bit(CMK_ALLOW_NO_LEASE, &ct->flags))
+			slot->allow_no_lease = false;
+	}
+	ct = list_first_entry_or_null(&slot->target_list, struct cmk_target,
+				      slot_node);
+	if (ct)
+		slot->sector_size = ct->sector_size;
+}
+
 /**
  * cmk_slot_attach() - attach a new target to the slot of @name
  * @ct: the target; its options are already parsed
@@ -377,7 +432,8 @@ static struct cmk_slot *cmk_slot_create(const char *name,
  *
  * Targets of one mapped device that name the same key share its slot, which
  * is how a table reload keeps the key.  Another mapped device may not use a
- * key_name already in use.
+ * key_name already in use.  The slot's lease policy becomes the strictest of
+ * its targets' (see cmk_slot_update_policy()).
  *
  * Return: 0 or a negative errno.
  */
@@ -407,9 +463,8 @@ int cmk_slot_attach(struct cmk_target *ct, const char *name,
 		}
 	}
 	slot->targets++;
-	slot->lease_max_ms = ct->lease_max_ms;
-	slot->allow_no_lease = test_bit(CMK_ALLOW_NO_LEASE, &ct->flags);
-	slot->sector_size = ct->sector_size;
+	list_add_tail(&ct->slot_node, &slot->target_list);
+	cmk_slot_update_policy(slot);
 	ct->slot = slot;
 out:
 	mutex_unlock(&cmk_mutex);
@@ -427,10 +482,13 @@ void cmk_slot_detach(struct cmk_target *ct)
 	ct->slot = NULL;
 
 	mutex_lock(&cmk_mutex);
+	list_del(&ct->slot_node);
 	last = --slot->targets == 0;
 	if (last) {
 		cmk_slot_wipe(slot, DM_CMK_REASON_DESTROY);
 		list_del(&slot->node);
+	} else {
+		cmk_slot_update_policy(slot);
 	}
 	mutex_unlock(&cmk_mutex);
 
@@ -445,6 +503,12 @@ static int cmk_pm_notify(struct notifier_block *nb, unsigned long action,
 			 void *data)
 {
 	if (action == PM_HIBERNATION_PREPARE || action == PM_SUSPEND_PREPARE) {
+		/*
+		 * Hibernation calls us before it syncs, and suspend may be
+		 * told not to sync: write dirty data out while the keys can
+		 * still encrypt it, or it would fail with EIO.
+		 */
+		ksys_sync_helper();
 		mutex_lock(&cmk_mutex);
 		cmk_wipe_all(DM_CMK_REASON_SUSPEND);
 		mutex_unlock(&cmk_mutex);

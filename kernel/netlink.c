@@ -142,6 +142,13 @@ static int cmk_nl_key_wipe(struct sk_buff *skb, struct genl_info *info)
 
 	if (reason_attr)
 		reason = nla_get_u32(reason_attr);
+	if (reason != DM_CMK_REASON_REQUESTED &&
+	    reason != DM_CMK_REASON_REVOKED &&
+	    reason != DM_CMK_REASON_KMS_UNREACHABLE) {
+		NL_SET_ERR_MSG_ATTR(info->extack, reason_attr,
+				    "this wipe reason is reserved for the kernel");
+		return -EINVAL;
+	}
 
 	mutex_lock(&cmk_mutex);
 	if (cmk_nl_all(info)) {
@@ -203,6 +210,7 @@ static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 		       u32 seq, int flags, u8 cmd)
 {
 	enum dm_cmk_state state = slot->state;
+	u32 lease_left;
 	void *hdr;
 
 	hdr = genlmsg_put(skb, portid, seq, &cmk_family, flags, cmd);
@@ -224,9 +232,8 @@ static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 	    nla_put_u64_64bit(skb, DM_CMK_A_REFUSED,
 			      atomic64_read(&slot->refused), DM_CMK_A_PAD))
 		goto cancel;
-	if (state == DM_CMK_STATE_ACTIVE && !slot->lease_forever &&
-	    nla_put_u32(skb, DM_CMK_A_LEASE_LEFT_MS,
-			cmk_slot_lease_left_ms(slot)))
+	if (cmk_slot_lease_left(slot, &lease_left) &&
+	    nla_put_u32(skb, DM_CMK_A_LEASE_LEFT_MS, lease_left))
 		goto cancel;
 	if (state == DM_CMK_STATE_WIPED &&
 	    nla_put_u32(skb, DM_CMK_A_REASON, slot->wipe_reason))
@@ -349,7 +356,7 @@ static const struct genl_small_ops cmk_ops[] = {
 };
 
 static const struct genl_multicast_group cmk_mcgrps[] = {
-	{ .name = DM_CMK_MCGRP_EVENTS },
+	{ .name = DM_CMK_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_NET_ADMIN },
 };
 
 static struct genl_family cmk_family __ro_after_init = {
@@ -358,6 +365,8 @@ static struct genl_family cmk_family __ro_after_init = {
 	.maxattr = DM_CMK_A_MAX,
 	.policy = cmk_policy,
 	.netnsok = false,
+	/* cmk_mutex serialises us; don't hold genl_mutex through a drain. */
+	.parallel_ops = true,
 	.module = THIS_MODULE,
 	.small_ops = cmk_ops,
 	.n_small_ops = ARRAY_SIZE(cmk_ops),

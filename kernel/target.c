@@ -219,12 +219,13 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 	enum dm_cmk_state state = READ_ONCE(slot->state);
 	unsigned int sz = 0;
 	unsigned int nopts;
+	u32 lease_left;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
 		DMEMIT("%s %llu ", cmk_state_name(state), slot->generation);
-		if (state == DM_CMK_STATE_ACTIVE && !READ_ONCE(slot->lease_forever))
-			DMEMIT("%u", cmk_slot_lease_left_ms(slot));
+		if (cmk_slot_lease_left(slot, &lease_left))
+			DMEMIT("%u", lease_left);
 		else
 			DMEMIT("-");
 		DMEMIT(" %lld %lld %lld %lld",
