@@ -41,6 +41,45 @@ static int state_path(const char *key, char out[PATH_MAX], struct cmk_err *e)
 	return 0;
 }
 
+/*
+ * open_regular() - open @path for reading without blocking or following a
+ * symlink, and only if it is a regular file owned by us: a FIFO planted as
+ * the key or state file must not hang the agent (no checks, no renewals).
+ * Returns the fd (blocking again), or -errno with the reason in @e:
+ * -EINVAL not a regular file, -EACCES another owner, -ELOOP a symlink.
+ */
+static int open_regular(const char *path, struct stat *sb, struct cmk_err *e)
+{
+	int fd, fl, ret;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cmk_errf(e, -errno, "%s", errno == ELOOP ?
+				"is a symbolic link (refused)" : strerror(errno));
+	if (fstat(fd, sb)) {
+		ret = cmk_errf(e, -errno, "fstat failed: %s", strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		ret = cmk_errf(e, -EINVAL, "not a regular file");
+		goto fail;
+	}
+	if (sb->st_uid != geteuid()) {
+		ret = cmk_errf(e, -EACCES, "owned by uid %u, not by this user (uid %u)",
+			       (unsigned int)sb->st_uid, (unsigned int)geteuid());
+		goto fail;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+		ret = cmk_errf(e, -errno, "fcntl failed: %s", strerror(errno));
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return ret;
+}
+
 static void make_request_id(struct cmk_kms_call *call)
 {
 	unsigned char r[8] = { 0 };
@@ -57,33 +96,45 @@ static void make_request_id(struct cmk_kms_call *call)
 int cmk_local_key_get_state(const char *path, enum cmk_local_state *state,
 			    struct cmk_err *e)
 {
-	char sp[PATH_MAX], *buf = NULL;
-	size_t len;
-	int ret;
+	char sp[PATH_MAX], buf[65];
+	struct cmk_err tmp;
+	struct stat sb;
+	size_t len = 0;
+	int fd, ret;
 
 	ret = state_path(path, sp, e);
 	if (ret)
 		return ret;
-	if (access(sp, F_OK) && errno == ENOENT) {
+	fd = open_regular(sp, &sb, &tmp);
+	if (fd == -ENOENT) {
 		*state = CMK_LOCAL_ENABLED;
 		return 0;
 	}
-	ret = cmk_read_file(sp, 64, &buf, &len, e);
+	if (fd < 0)
+		return cmk_errf(e, fd, "%s: %s", sp, tmp.msg);
+	if (sb.st_size >= (off_t)sizeof(buf)) {
+		close(fd);
+		return cmk_errf(e, -EFBIG, "%s: larger than %zu bytes; is this the right file?",
+				sp, sizeof(buf) - 1);
+	}
+	len = (size_t)sb.st_size;
+	ret = cmk_pread_full(fd, buf, len, 0, sp, e);
+	close(fd);
 	if (ret)
 		return ret;
+	buf[len] = '\0';
+	if (strlen(buf) != len)
+		len = strlen(buf);
 	while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
 		buf[--len] = '\0';
-	ret = cmk_errf(e, -EINVAL,
-		       "%s: state is not one of enabled, disabled, destroyed", sp);
 	for (int i = CMK_LOCAL_ENABLED; i <= CMK_LOCAL_DESTROYED; i++) {
 		if (strcmp(buf, state_names[i]) == 0) {
 			*state = (enum cmk_local_state)i;
-			cmk_err_clear(e);
-			ret = 0;
+			return 0;
 		}
 	}
-	free(buf);
-	return ret;
+	return cmk_errf(e, -EINVAL,
+			"%s: state is not one of enabled, disabled, destroyed", sp);
 }
 
 /*
@@ -114,16 +165,14 @@ static int load_key(const char *path, struct cmk_secret **key,
 		return cmk_err_kms(e, CMK_R_DESTROYED,
 				   "local key %s: key destroyed; data under it is unrecoverable",
 				   path);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, &sb, &tmp);
+	if (fd == -EACCES)
+		return cmk_err_kms(e, CMK_R_DENIED, "local key %s: %s", path,
+				   tmp.msg);
 	if (fd < 0)
 		return cmk_err_kms(e, CMK_R_NOT_FOUND,
-				   "local key %s: not found or unreadable: %s",
-				   path, strerror(errno));
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		ret = cmk_err_kms(e, CMK_R_NOT_FOUND,
-				  "local key %s: not found: not a regular file", path);
-		goto out;
-	}
+				   "local key %s: not found or unusable: %s", path,
+				   tmp.msg);
 	if (sb.st_mode & 077) {
 		ret = cmk_err_kms(e, CMK_R_DENIED,
 				  "local key %s: refusing a key file readable by group or others; chmod 600 it",

@@ -324,6 +324,60 @@ static void local_bad_state_file_fails_closed(void **state)
 	free(w);
 }
 
+/*
+ * A FIFO or symlink as key or state file is refused at once.  Opening a FIFO
+ * for reading blocks until a writer appears: the alarm turns such a hang
+ * into a failure of this test instead of a stuck test run.
+ */
+static void local_fifo_or_symlink_refused_without_blocking(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_secret *out = NULL;
+	enum cmk_local_state st;
+	char sp[600], real[600];
+	unsigned char *w;
+	size_t wl;
+	struct cmk_err e;
+
+	wrap(fx, &w, &wl);
+	alarm(20);
+	snprintf(sp, sizeof(sp), "%s.state", fx->key);
+	assert_int_equal(mkfifo(sp, 0600), 0);
+	assert_true(cmk_local_key_get_state(fx->key, &st, &e) < 0);
+	assert_contains(e.msg, "not a regular file");
+	assert_true(cmk_provider_unwrap(fx->p, fx->key, w, wl, &fx->ctx, &out,
+					NULL, &e) < 0);
+	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+	assert_null(out);
+	assert_int_equal(unlink(sp), 0);
+
+	/* the key file itself a FIFO */
+	snprintf(real, sizeof(real), "%s.real", fx->key);
+	assert_int_equal(rename(fx->key, real), 0);
+	assert_int_equal(mkfifo(fx->key, 0600), 0);
+	assert_int_equal(cmk_provider_unwrap(fx->p, fx->key, w, wl, &fx->ctx,
+					     &out, NULL, &e), -ENOKEY);
+	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+	assert_contains(e.msg, "not a regular file");
+	assert_int_equal(unlink(fx->key), 0);
+
+	/* a symlink to the real key file */
+	assert_int_equal(symlink(real, fx->key), 0);
+	assert_int_equal(cmk_provider_unwrap(fx->p, fx->key, w, wl, &fx->ctx,
+					     &out, NULL, &e), -ENOKEY);
+	assert_contains(e.msg, "symbolic link");
+	assert_null(out);
+	assert_int_equal(unlink(fx->key), 0);
+
+	/* back to a regular file: works again */
+	assert_int_equal(rename(real, fx->key), 0);
+	assert_int_equal(cmk_provider_unwrap(fx->p, fx->key, w, wl, &fx->ctx,
+					     &out, NULL, &e), 0);
+	alarm(0);
+	cmk_secret_free(&out);
+	free(w);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -338,6 +392,7 @@ int main(void)
 		T(local_missing_key_is_not_found),
 		T(local_unsafe_key_file_denied),
 		T(local_key_create_is_private_and_exclusive),
+		T(local_fifo_or_symlink_refused_without_blocking),
 		T(local_bad_state_file_fails_closed),
 	};
 
