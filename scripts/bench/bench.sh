@@ -8,9 +8,9 @@
 # Environment:
 #   KVER=<kver>|all   kernel(s) to boot (default: the installed Debian 6.1)
 #   BENCH_RUNS=N      repeats of every point (default 3)
-#   BENCH_TIME=S      fio runtime per point in seconds (default 1)
-#   BENCH_RAMP=T      fio ramp_time per point (default 100ms)
-#   BENCH_QUICK=1     smoke run: brd only, 1 run, 0.5 s points, 1 agent run
+#   BENCH_TIME=T      fio runtime per point (default 500ms)
+#   BENCH_RAMP=T      fio ramp_time per point (default 50ms)
+#   BENCH_QUICK=1     smoke run: brd only, 1 run, 300 ms points, 1 agent run
 #   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
 #
@@ -29,15 +29,15 @@ die() {
 trap 'rc=$?; [ $rc -eq 0 ] || echo "bench: failed (exit $rc); see the messages above" >&2' EXIT
 
 runs=${BENCH_RUNS:-3}
-runtime=${BENCH_TIME:-1}
-ramp=${BENCH_RAMP:-100ms}
+runtime=${BENCH_TIME:-500ms}
+ramp=${BENCH_RAMP:-50ms}
 devs=${BENCH_DEVS:-brd nullb}
 configs=${BENCH_CONFIGS:-linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k}
 agent_runs=5
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	runs=${BENCH_RUNS:-1}
-	runtime=${BENCH_TIME:-0.5}
-	ramp=${BENCH_RAMP:-50ms}
+	runtime=${BENCH_TIME:-300ms}
+	ramp=${BENCH_RAMP:-20ms}
 	devs=${BENCH_DEVS:-brd}
 	agent_runs=1
 fi
@@ -93,17 +93,21 @@ AGENT_RUNS=$agent_runs
 SIZE_MB=64
 EOF
 
-# A generous bound: 16 fio points per (device, config, run) plus setup.
+# A generous bound: 16 fio runs per (device, config, repeat), each ~2-3 s
+# plus its runtime under TCG, and setup.
 ndev=$(echo "$devs" | wc -w)
 ncfg=$(echo "$configs" | wc -w)
-tsec=${runtime%.*}; tsec=$((${tsec:-0} + 1))
-bound=$((runs * ndev * ncfg * (16 * (tsec + 1) + 15) + 600))
+case $runtime in
+*ms) tsec=1 ;;
+*) tsec=${runtime%%[.s]*}; tsec=$((${tsec:-0} + 1)) ;;
+esac
+bound=$((runs * ndev * ncfg * 16 * (tsec + 5) + 600))
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 others=$(pgrep -c qemu-system || true)
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 t0=$(date +%s)
-echo "bench: $runs run(s) x {$devs} x {$configs}, ${runtime}s per fio point (ramp $ramp)"
+echo "bench: $runs run(s) x {$devs} x {$configs}, fio runtime $runtime per point (ramp $ramp)"
 echo "bench: host load average $load, other QEMUs running: $others; results in $out"
 for k in $kvers; do
 	echo "bench: guest $k (up to ${bound}s)"

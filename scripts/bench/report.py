@@ -137,7 +137,7 @@ def analyse(kver, info, cipher, fio, agent):
 def print_tables(kver, res, out):
     w = out.write
     info = res["info"]
-    w("\n=== kernel %s, %s vCPUs, %s run(s) per point, %ss fio (ramp %s) "
+    w("\n=== kernel %s, %s vCPUs, %s run(s) per point, fio runtime %s (ramp %s) "
       "===\n" % (kver, res["vcpus"], info.get("runs", "?"),
                  info.get("runtime", "?"), info.get("ramp", "?")))
     w("raw xts(aes) via AF_ALG (MiB/s, median [spread]):\n")
