@@ -5,6 +5,7 @@
 #include "header.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -441,6 +442,15 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 			return cmk_errf(e, -errno, "%s: fsync failed: %s", what,
 					strerror(errno));
 	}
+	/*
+	 * Read back from the device, not from the page cache that still holds
+	 * what we wrote.  posix_fadvise(DONTNEED) drops the (now clean) cached
+	 * pages of a regular file and of a block device alike; BLKFLSBUF is
+	 * not used: it needs CAP_SYS_ADMIN, and some RAM-disk drivers used to
+	 * free their contents on it.  Best effort: if the cache cannot be
+	 * dropped, the comparison still catches a write the kernel refused.
+	 */
+	(void)posix_fadvise(fd, 0, CMK_HDR_AREA, POSIX_FADV_DONTNEED);
 	for (int i = 0; i < 2; i++) {
 		ret = cmk_pread_full(fd, back, CMK_HDR_SIZE, copy_off[i],
 				     "device header", e);

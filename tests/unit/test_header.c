@@ -215,6 +215,20 @@ static void header_sequence_increments_and_nonce_changes(void **state)
 	assert_dek(&r, fx->kek, fx->dek);
 }
 
+/*
+ * The read-back check after a write must see the device, not the page
+ * cache that still holds what was just written: the cache is dropped first.
+ */
+static void header_write_reads_back_past_the_page_cache(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h;
+
+	tu_fadvise_dontneed = 0;
+	format(fx, CMK_MODE_EPHEMERAL, &h);
+	assert_true(tu_fadvise_dontneed >= 1);
+}
+
 static void header_blank_device_is_not_formatted(void **state)
 {
 	struct fx *fx = *state;
@@ -583,6 +597,7 @@ int main(void)
 		T(header_roundtrip_persistent),
 		T(header_bytes_match_spec_independent_decrypt),
 		T(header_sequence_increments_and_nonce_changes),
+		T(header_write_reads_back_past_the_page_cache),
 		T(header_blank_device_is_not_formatted),
 		T(header_both_copies_corrupt_rejected),
 		T(header_higher_sequence_wins),

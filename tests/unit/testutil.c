@@ -24,6 +24,7 @@ bool tu_munmap_data_zero;
 bool tu_fsync_record;
 char tu_fsync_paths[TU_FSYNC_MAX][PATH_MAX];
 int tu_fsync_count;
+int tu_fadvise_dontneed;
 
 ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
@@ -31,6 +32,8 @@ ssize_t __real_getrandom(void *buf, size_t n, unsigned int flags);
 ssize_t __wrap_getrandom(void *buf, size_t n, unsigned int flags);
 int __real_munmap(void *addr, size_t len);
 int __wrap_munmap(void *addr, size_t len);
+int __real_posix_fadvise(int fd, off_t off, off_t len, int advice);
+int __wrap_posix_fadvise(int fd, off_t off, off_t len, int advice);
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
 
@@ -48,6 +51,15 @@ int __wrap_fsync(int fd)
 		tu_fsync_paths[tu_fsync_count][n] = '\0';
 		tu_fsync_count++;
 	}
+	return ret;
+}
+
+int __wrap_posix_fadvise(int fd, off_t off, off_t len, int advice)
+{
+	int ret = __real_posix_fadvise(fd, off, len, advice);
+
+	if (!ret && advice == POSIX_FADV_DONTNEED)
+		tu_fadvise_dontneed++;
 	return ret;
 }
 

@@ -14,6 +14,7 @@
  *              of a secret's mapping were all zero at unmap time
  *   fsync      with tu_fsync_record set, records the path of every fd that
  *              was fsync'd successfully (tu_fsynced() asks for one)
+ *   posix_fadvise  tu_fadvise_dontneed counts successful POSIX_FADV_DONTNEED
  */
 #ifndef CMK_TESTUTIL_H
 #define CMK_TESTUTIL_H
@@ -36,6 +37,7 @@ extern bool tu_munmap_data_zero;
 #define TU_FSYNC_MAX 64
 extern bool tu_fsync_record;
 extern int tu_fsync_count;
+extern int tu_fadvise_dontneed;
 /* tu_fsynced() - was @path (resolved with realpath) fsync'd while recording? */
 bool tu_fsynced(const char *path);
 
