@@ -10,11 +10,12 @@
  * check_interval (+ jitter) with the consequences agentloop.c decides.
  * Documentation/cmk-agent.rst is the manual.
  *
- * SIGTERM/SIGINT end the agent WITHOUT wiping kernel keys: restarting or
+ * SIGTERM/SIGINT/SIGQUIT end the agent WITHOUT wiping kernel keys: restarting or
  * upgrading the agent must not interrupt database I/O, and the kernel
  * wipes every key by itself when its lease runs out, so an agent that is
  * gone (stopped, killed, crashed) cannot extend a key's life past
- * lease_ms.  SIGHUP runs a check now.
+ * lease_ms.  SIGHUP runs a check now.  SIGPIPE, SIGXFSZ, SIGUSR1 and
+ * SIGUSR2 are ignored.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -533,16 +534,47 @@ static int exit_code(const struct cmk_err *e)
 	return e->cls == CMK_EC_DEFINITIVE ? 2 : e->cls == CMK_EC_TRANSIENT ? 3 : 1;
 }
 
+/* The signals read from the signalfd: SIGHUP checks, the others stop. */
+static void handled_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGQUIT);
+	sigaddset(set, SIGHUP);
+}
+
+/*
+ * A signal whose default action kills the process would end the agent
+ * without its exit path (secrets wiped, "stop" audited, STOPPING=1): ignore
+ * the ones nobody should use to stop it.  SIGPIPE: stderr or the syslog
+ * socket may be a closed pipe, and then write() fails with EPIPE instead.
+ * SIGXFSZ: an audit log over RLIMIT_FSIZE fails with EFBIG.  SIGUSR1/2:
+ * not used, a stray kill must not stop the checks.  SIGTERM, SIGINT,
+ * SIGQUIT and SIGHUP are blocked and read from a signalfd.
+ */
+static void setup_signals(void)
+{
+	static const int ignored[] = { SIGPIPE, SIGXFSZ, SIGUSR1, SIGUSR2 };
+	struct sigaction sa;
+	sigset_t set;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		sigaction(ignored[i], &sa, NULL);
+	handled_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static int run(struct agent *a)
 {
 	struct pollfd pfd;
 	sigset_t set;
 	uint64_t delay;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
+	handled_signals(&set);
 	pfd.fd = signalfd(-1, &set, SFD_CLOEXEC);
 	pfd.events = POLLIN;
 	if (pfd.fd < 0) {
@@ -588,7 +620,6 @@ int main(int argc, char **argv)
 	const char *conf = CMK_CONFIG_PATH;
 	struct agent a;
 	struct cmk_err e;
-	sigset_t set;
 	uint64_t t0;
 	int c, ret = 1, opened = 0;
 
@@ -611,11 +642,7 @@ int main(int argc, char **argv)
 	if (optind != argc)
 		return usage();
 	/* Signals are read from a signalfd; block them from the start. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	setup_signals();
 
 	if (cmk_harden_process(&e) || cmk_config_load(conf, &a.cfg, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
