@@ -70,12 +70,17 @@ done
 
 # --- raw cipher -----------------------------------------------------------
 
+# cmk_bench wants seconds; fio's RUNTIME may be "500ms" or "2" / "2s".
+case $RUNTIME in
+*ms) csec=$(awk -v t="${RUNTIME%ms}" 'BEGIN { printf "%.3f", t / 1000 }') ;;
+*) csec=${RUNTIME%s} ;;
+esac
 cipher_ok=1
 tc=$(ms)
 for r in $(seq 1 "$RUNS"); do
 	for sz in 512 4096 65536; do
 		for th in 1 "$(nproc)"; do
-			if out=$(cmk_bench cipher "$sz" "$RUNTIME" "$th" 2>&1); then
+			if out=$(cmk_bench cipher "$sz" "$csec" "$th" 2>&1); then
 				# shellcheck disable=SC2086
 				set -- $out
 				echo "BENCH cipher $sz $th $r ${4#mib_s=} ${5#driver=}"
