@@ -182,4 +182,42 @@ TEST_F(netlink_unprivileged, cap_net_admin_without_cap_sys_admin_suffices)
 	expect_unchanged(_metadata, self);
 }
 
+/* In a child without @drop capabilities, join "events"; 0 or -errno. */
+static int subscribe_without_caps(const int *drop, int ndrop)
+{
+	int pipefd[2], res = 1000, status;
+	pid_t pid;
+
+	if (pipe(pipefd))
+		return 1001;
+	pid = fork();
+	if (pid < 0)
+		return 1002;
+	if (pid == 0) {
+		struct cmk_nl nl;
+		int r;
+
+		close(pipefd[0]);
+		r = cmk_drop_caps(drop, ndrop);
+		if (!r)
+			r = cmk_nl_open(&nl) ? 1003 : cmk_nl_subscribe(&nl);
+		if (write(pipefd[1], &r, sizeof(r)) != sizeof(r))
+			_exit(2);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	if (read(pipefd[0], &res, sizeof(res)) != sizeof(res))
+		res = 1004;
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	return res;
+}
+
+/* Events name devices and wipe reasons: they are for admins only too. */
+TEST_F(netlink_unprivileged, events_subscribe_without_cap_net_admin_eperm)
+{
+	EXPECT_EQ(-EPERM, subscribe_without_caps(no_admin, 2));
+	EXPECT_EQ(0, subscribe_without_caps(no_sys_admin, 1));
+}
+
 TEST_HARNESS_MAIN
