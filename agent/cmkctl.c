@@ -247,11 +247,37 @@ static int kek_info(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Open provider @name with the settings of its [provider "NAME"] section
+ * when a config file exists (--config, or the default path); without one,
+ * with none (the provider then uses its environment).  @cfg must outlive
+ * the provider: free it with cmk_config_free() if *@loaded.
+ */
+static int ctl_provider_open(const char *name, struct cmk_config *cfg,
+			     bool *loaded, struct cmk_provider **p,
+			     struct cmk_err *e)
+{
+	const struct cmk_config_provider *pc = NULL;
+	int ret;
+
+	*loaded = false;
+	if (access(config_path, F_OK) == 0) {
+		ret = cmk_config_load(config_path, cfg, e);
+		if (ret)
+			return ret;
+		*loaded = true;
+		pc = cmk_config_provider(cfg, name);
+	}
+	return cmk_provider_open(name, pc ? pc->kv : NULL, pc ? pc->n : 0, p, e);
+}
+
 static int kek_check(int argc, char **argv)
 {
 	struct cmk_provider *p = NULL;
 	struct cmk_envelope env;
 	struct cmk_kms_call call;
+	struct cmk_config cfg;
+	bool cfg_loaded;
 	struct cmk_err e;
 	int ret;
 
@@ -259,7 +285,7 @@ static int kek_check(int argc, char **argv)
 		return usage();
 	if (cmk_envelope_read(argv[1], &env, &e))
 		return fail(&e);
-	if (cmk_provider_open(env.cur.provider, NULL, 0, &p, &e) ||
+	if (ctl_provider_open(env.cur.provider, &cfg, &cfg_loaded, &p, &e) ||
 	    cmk_envelope_check(p, &env, &call, &e)) {
 		ret = fail(&e);
 	} else {
@@ -269,6 +295,8 @@ static int kek_check(int argc, char **argv)
 		ret = 0;
 	}
 	cmk_provider_close(&p);
+	if (cfg_loaded)
+		cmk_config_free(&cfg);
 	cmk_envelope_free(&env);
 	return ret;
 }
@@ -334,11 +362,12 @@ static int do_format(int argc, char **argv)
 	const char *kek_path = NULL, *dev;
 	struct cmk_provider *p = NULL;
 	struct cmk_envelope env;
+	struct cmk_config cfg;
 	struct cmk_header h;
 	struct cmk_err e;
 	enum cmk_mode mode = 0;
 	unsigned long sector = 4096;
-	bool force = false;
+	bool force = false, cfg_loaded = false;
 	int c, fd = -1, ret = EXIT_LOCAL;
 
 	cmk_envelope_init(&env);
@@ -375,7 +404,7 @@ static int do_format(int argc, char **argv)
 		goto out;
 	}
 	if (cmk_envelope_read(kek_path, &env, &e) ||
-	    cmk_provider_open(env.cur.provider, NULL, 0, &p, &e) ||
+	    ctl_provider_open(env.cur.provider, &cfg, &cfg_loaded, &p, &e) ||
 	    cmk_envelope_unwrap(p, &env, false, &kek, NULL, &e) ||
 	    cmk_header_init(&h, mode, (uint32_t)sector, env.kek_id,
 			    env.cur.kek_version, &e) ||
@@ -391,6 +420,8 @@ static int do_format(int argc, char **argv)
 out:
 	close(fd);
 	cmk_provider_close(&p);
+	if (cfg_loaded)
+		cmk_config_free(&cfg);
 	cmk_envelope_free(&env);
 	return ret;
 }
