@@ -534,6 +534,24 @@ static const struct cmk_config_device *ctl_device(struct ctl *c, const char *nam
 	return d;
 }
 
+/*
+ * The common start of a verb on one configured device: load the config,
+ * find @name in it and connect to the kernel.  Return: 0 or an exit code;
+ * the caller runs ctl_done() in either case.
+ */
+static int ctl_setup_device(struct ctl *c, const char *name,
+			    const struct cmk_config_device **d)
+{
+	int ret = ctl_setup(c, false);
+
+	if (ret)
+		return ret;
+	*d = ctl_device(c, name);
+	if (!*d)
+		return EXIT_LOCAL;
+	return ctl_genl(c);
+}
+
 /* Exit code for a failed volume operation. */
 static int fail_volume(const struct cmk_err *e, int ret)
 {
@@ -557,14 +575,7 @@ static int do_open(int argc, char **argv)
 
 	if (argc != 2)
 		return usage();
-	ret = ctl_setup(&c, false);
-	if (ret)
-		goto out;
-	ret = EXIT_LOCAL;
-	d = ctl_device(&c, argv[1]);
-	if (!d)
-		goto out;
-	ret = ctl_genl(&c);
+	ret = ctl_setup_device(&c, argv[1], &d);
 	if (ret)
 		goto out;
 	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
@@ -599,14 +610,7 @@ static int do_close(int argc, char **argv)
 
 	if (argc != 2)
 		return usage();
-	ret = ctl_setup(&c, false);
-	if (ret)
-		goto out;
-	ret = EXIT_LOCAL;
-	d = ctl_device(&c, argv[1]);
-	if (!d)
-		goto out;
-	ret = ctl_genl(&c);
+	ret = ctl_setup_device(&c, argv[1], &d);
 	if (ret)
 		goto out;
 	ret = cmk_volume_close(&c.vol, d, &e);
