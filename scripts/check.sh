@@ -18,7 +18,12 @@
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
 #   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
 #                   for every Debian kernel
+#   kms_<p>         tests/kms/<p>.sh for p in azure gcp kmip pkcs11: the
+#                   provider against its emulator or real server on the host
 #   kms_aws_guest   tests/kms/aws_guest.sh: agent in QEMU vs moto on the host
+#   kms_<p>_guest   tests/kms/<p>_guest.sh: the same for the other providers
+#   boot_debian     tests/boot/run.sh: a debootstrapped Debian guest with
+#                   systemd and cloud-init brings the ephemeral disk up
 #
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
 # build/results/<suite>.tap.  A suite that fails without a "not ok" line of
@@ -153,6 +158,13 @@ fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
 fi
+# Other providers against their real peers or emulators on the host:
+# tests/kms/<provider>.sh, TAP on stdout.
+for p in azure gcp kmip pkcs11; do
+	if [ -x "tests/kms/$p.sh" ]; then
+		run_suite "kms_$p" tap "tests/kms/$p.sh"
+	fi
+done
 
 if [ "$kver" = all ]; then
 	mapfile -t kvers < <(scripts/kvers.sh)
@@ -173,6 +185,15 @@ for k in "${kvers[@]}"; do
 done
 if [ -x tests/kms/aws_guest.sh ]; then
 	run_suite kms_aws_guest tap tests/kms/aws_guest.sh
+fi
+for p in azure gcp kmip pkcs11; do
+	if [ -x "tests/kms/${p}_guest.sh" ]; then
+		run_suite "kms_${p}_guest" tap "tests/kms/${p}_guest.sh"
+	fi
+done
+# A real Debian guest (systemd, cloud-init, the module through make install).
+if [ -x tests/boot/run.sh ]; then
+	run_suite boot_debian tap tests/boot/run.sh
 fi
 echo "== total $(($(date +%s) - start))s; logs in $results/"
 sum "${suites[@]}"

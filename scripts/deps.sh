@@ -31,6 +31,14 @@ pkgs=(
 	libcmocka-dev
 	# tests/kms (a TLS certificate for the custom CA bundle test)
 	openssl
+	# tests/kms: Azure SDK for Python (conformance of the Key Vault
+	# emulator), PyKMIP server and client, SoftHSM2 + pkcs11-tool, the
+	# PKCS#11 header from p11-kit
+	python3-azure python3-pykmip softhsm2 opensc libp11-kit-dev
+	# tests/boot: a real Debian guest image, the module through DKMS
+	debootstrap dkms
+	# make bench: memory pressure while fio runs
+	stress-ng
 )
 
 missing=()
