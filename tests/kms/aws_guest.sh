@@ -13,8 +13,9 @@
 # runner's).  Stops every server it starts.  Needs a built cmk-agent.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/kms/lib.sh
+source "$(dirname "$0")/lib.sh"
+kms_init aws-guest
 cd "$top" || exit 1
 kver=
 while [ $# -gt 0 ]; do
@@ -27,20 +28,6 @@ if [ -z "$kver" ]; then
 	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
 	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
 fi
-
-T=$(mktemp -d /tmp/cmk-kms-guest.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 fail() {
 	echo "not ok 1 $1"
@@ -58,41 +45,9 @@ make -s -C agent all >"$T/build.log" 2>&1 || fail aws_guest_agent_builds "$(tail
 make -s -C tests/integration O="$top/build/tests/integration" >"$T/build.log" 2>&1 ||
 	fail aws_guest_helpers_build "$(tail -5 "$T/build.log")"
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-start() {
-	setsid "${@:2}" >"$T/$1.out" 2>&1 &
-	pids+=("$!")
-}
-
-moto_port=$(free_port)
-INITIAL_NO_AUTH_ACTION_COUNT=6 start moto moto_server -H 127.0.0.1 -p "$moto_port"
-MOTO=http://127.0.0.1:$moto_port
-for _ in $(seq 1 200); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break
-	sleep 0.1
-done
-aws_as() {  # aws_as AK SK ARGS...
-	AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_DEFAULT_REGION=us-east-1 \
-		aws --endpoint-url "$MOTO" "${@:3}"
-}
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-allow_all='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+moto_start "$MOTO_SETUP_CALLS"
 agent_pol='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]}'
-S=(AKIASETUP0000000000 setup)
-{
-	aws_as "${S[@]}" iam create-user --user-name admin >/dev/null &&
-	aws_as "${S[@]}" iam put-user-policy --user-name admin --policy-name all --policy-document "$allow_all" &&
-	aws_as "${S[@]}" iam create-access-key --user-name admin >"$T/admin.json" &&
-	aws_as "${S[@]}" iam create-user --user-name agent >/dev/null &&
-	aws_as "${S[@]}" iam create-access-key --user-name agent >"$T/agent.json" &&
-	aws_as "${S[@]}" iam put-user-policy --user-name agent --policy-name kms --policy-document "$agent_pol"
-} >"$T/setup.log" 2>&1 || fail aws_guest_moto_setup "$(tail -c 400 "$T/setup.log")"
-admin_ak=$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/admin.json")
-admin_sk=$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/admin.json")
-agent_ak=$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/agent.json")
-agent_sk=$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/agent.json")
+moto_users "$agent_pol" || fail aws_guest_moto_setup "$(tail -c 400 "$T/last")"
 key=$(aws_as "$admin_ak" "$admin_sk" kms create-key | jq_ "d['KeyMetadata']['Arn']") ||
 	fail aws_guest_moto_setup "kms create-key as admin failed"
 
@@ -124,12 +79,10 @@ CTL_END
 done
 echo pass >"$T/mode"
 : >"$T/fault.log"
-start fault python3 "$here/fakes.py" fault "$T/fault.port" "$T/fault.log" "127.0.0.1:$moto_port" "$T/mode"
-start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
-for _ in $(seq 1 300); do [ -s "$T/fault.port" ] && break; sleep 0.1; done
-[ -s "$T/fault.port" ] || fail aws_guest_fault_proxy "$(cat "$T/fault.out")"
-for _ in $(seq 1 300); do [ -s "$T/ctl.port" ] && break; sleep 0.1; done
-[ -s "$T/ctl.port" ] || fail aws_guest_control_server "$(cat "$T/control.out")"
+kms_start fault python3 "$here/fakes.py" fault "$T/fault.port" "$T/fault.log" "127.0.0.1:$moto_port" "$T/mode"
+kms_start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
+wait_file "$T/fault.port" || fail aws_guest_fault_proxy "$(cat "$T/fault.out")"
+wait_file "$T/ctl.port" || fail aws_guest_control_server "$(cat "$T/control.out")"
 
 helpers=$top/build/tests/integration
 scripts/qemu/run-guest.sh --kver "$kver" --out "$top/build/results/kms-aws-guest-$kver" \

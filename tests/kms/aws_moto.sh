@@ -16,41 +16,11 @@
 # botocore, openssl, and a built agent (make -C agent).
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-T=$(mktemp -d /tmp/cmk-kms-aws.XXXXXX)
-pids=()
-n=0
-failed=0
-
-cleanup() {
-	exec 7>&- 2>/dev/null
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {   # ok NAME [comment]
-	n=$((n + 1)); echo "ok $n $1${2:+ # $2}"
-}
-nok() {  # nok NAME why
-	n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; echo "# $2"
-}
-check() {  # check NAME CONDITION-CMD... ; diagnostics from $T/last
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name" "$(tail -c 600 "$T/last" 2>/dev/null | tr '\n' ' ')"; fi
-}
-die() {
-	nok "$1" "$2"
-	echo "1..$n"
-	exit 1
-}
+# shellcheck source=tests/kms/lib.sh
+source "$(dirname "$0")/lib.sh"
+kms_init aws
+# fd 7 feeds the kmsdrv coprocess below: close it before stopping servers.
+trap 'exec 7>&- 2>/dev/null; kms_cleanup' EXIT
 
 # Nothing from the caller's environment may leak into the agent or CLI.
 for v in $(env | sed -n 's/^\(AWS_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
@@ -71,29 +41,8 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
 	>"$T/build.log" 2>&1 || die aws_kmsdrv_builds "$(tail -5 "$T/build.log")"
 cmkctl=$top/agent/build/cmkctl
 
-# wait_file FILE: until it exists (servers write their port there)
-wait_file() {
-	for _ in $(seq 1 300); do [ -s "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-start() {  # start NAME CMD... : own session, so the whole group can be stopped
-	setsid "${@:2}" >"$T/$1.out" 2>&1 &
-	pids+=("$!")
-	eval "${1}_pid=$!"
-}
-
 # ---- moto with IAM auth after the setup calls -----------------------------
-SETUP_CALLS=7
-moto_port=$(free_port)
-INITIAL_NO_AUTH_ACTION_COUNT=$SETUP_CALLS start moto moto_server -H 127.0.0.1 -p "$moto_port"
-MOTO=http://127.0.0.1:$moto_port
-for _ in $(seq 1 200); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break
-	sleep 0.1
-done
+moto_start "$MOTO_SETUP_CALLS"
 
 awsc() {  # aws CLI against moto as $AS (admin|agent|setup)
 	local ak sk
@@ -105,24 +54,12 @@ awsc() {  # aws CLI against moto as $AS (admin|agent|setup)
 	AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk AWS_DEFAULT_REGION=us-east-1 \
 		aws --endpoint-url "$MOTO" "$@"
 }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-AS="setup"
-allow_all='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 agent_pol='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt","kms:ReEncrypt*","kms:DescribeKey","sts:GetSessionToken"],"Resource":"*"}]}'
-{
-	awsc iam create-user --user-name admin >/dev/null &&
-	awsc iam put-user-policy --user-name admin --policy-name all --policy-document "$allow_all" &&
-	awsc iam create-access-key --user-name admin >"$T/admin.json" &&
-	awsc iam create-user --user-name agent >/dev/null &&
-	awsc iam create-access-key --user-name agent >"$T/agent.json" &&
-	awsc iam put-user-policy --user-name agent --policy-name kms --policy-document "$agent_pol" &&
-	awsc kms create-key --description "dm-cmk test CMK" >"$T/key1.json"
-} >"$T/last" 2>&1 || die aws_moto_setup "$(tail -c 600 "$T/last")"
-admin_ak=$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/admin.json")
-admin_sk=$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/admin.json")
-agent_ak=$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/agent.json")
-agent_sk=$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/agent.json")
+moto_users "$agent_pol" || die aws_moto_setup "$(tail -c 600 "$T/last")"
+AS="admin"
+awsc kms create-key --description "dm-cmk test CMK" >"$T/key1.json" 2>"$T/last" ||
+	die aws_moto_setup "$(tail -c 600 "$T/last")"
 key1=$(jq_ "d['KeyMetadata']['Arn']" <"$T/key1.json")
 
 # The oracle that auth is on: moto itself refuses an unknown key id.
@@ -285,14 +222,14 @@ PY
 imds_creds 3600
 : >"$T/imds.log"
 # 127.0.0.2: loopback, but not the address the KMS endpoint uses (see proxy test)
-start imds python3 "$here/fakes.py" imds "$T/imds.port" "$T/imds.log" "$T/imds-creds.json" --bind 127.0.0.2
+kms_start imds python3 "$here/fakes.py" imds "$T/imds.port" "$T/imds.log" "$T/imds-creds.json" --bind 127.0.0.2
 wait_file "$T/imds.port" || die aws_imds_server_starts "$(cat "$T/imds.out")"
 IMDS=http://127.0.0.2:$(cat "$T/imds.port")
 
 # A proxy in the environment: used for KMS, never for the metadata service.
 : >"$T/fault.log"
 echo pass >"$T/mode"
-start fault python3 "$here/fakes.py" fault "$T/fault.port" "$T/fault.log" "127.0.0.1:$moto_port" "$T/mode"
+kms_start fault python3 "$here/fakes.py" fault "$T/fault.port" "$T/fault.log" "127.0.0.1:$moto_port" "$T/mode"
 wait_file "$T/fault.port" || die aws_fault_proxy_starts "$(cat "$T/fault.out")"
 FAULT=http://127.0.0.1:$(cat "$T/fault.port")
 
@@ -389,7 +326,7 @@ awsc kms enable-key --key-id "$key1" >"$T/last" 2>&1
 # ---- custom CA bundle ----------------------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.pem" -days 2 \
 	-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >"$T/last" 2>&1
-start tls python3 "$here/fakes.py" fault "$T/tls.port" "$T/tls.log" "127.0.0.1:$moto_port" "$T/mode" --tls "$T/tls.pem" "$T/tls.key"
+kms_start tls python3 "$here/fakes.py" fault "$T/tls.port" "$T/tls.log" "127.0.0.1:$moto_port" "$T/mode" --tls "$T/tls.pem" "$T/tls.key"
 wait_file "$T/tls.port" || die aws_tls_proxy_starts "$(cat "$T/tls.out")"
 TLS=https://127.0.0.1:$(cat "$T/tls.port")
 EP=$TLS agent drv_start "$kek" "ca_bundle=$T/tls.pem"
