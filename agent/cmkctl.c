@@ -4,6 +4,8 @@
  *
  *   cmkctl kek create --provider local --key-ref FILE --out kek.json
  *   cmkctl kek create --provider aws --key-id ARN --out kek.json
+ *   cmkctl kek create --provider gcp --key-ref projects/P/locations/L/keyRings/R/cryptoKeys/K
+ *                     --out kek.json
  *                     [--set region=...] [--set endpoint=...]
  *                     [--context key=value]... [--force]
  *   cmkctl kek info FILE

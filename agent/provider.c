@@ -10,12 +10,14 @@
 #include <time.h>
 
 #include "provider_aws.h"
+#include "provider_gcp.h"
 #include "provider_local.h"
 
 /* The registry: add a provider by adding its ops here. */
 static const struct cmk_provider_ops *const registry[] = {
 	&cmk_provider_local_ops,
 	&cmk_provider_aws_ops,
+	&cmk_provider_gcp_ops,
 };
 
 #define N_PROVIDERS (sizeof(registry) / sizeof(registry[0]))

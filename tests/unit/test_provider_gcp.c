@@ -1,0 +1,522 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * test_provider_gcp.c - the gcp provider without a network: CRC32C,
+ * error classification, key names, settings, the service-account key,
+ * the signed JWT, token answers and the refresh rule.
+ * Oracles: RFC 3720 B.4 for CRC32C; Cloud KMS error answers written here
+ * from the documented google.rpc.Status JSON shape ({"error": {"code",
+ * "message", "status"}}) with the messages Cloud KMS gives, each with the
+ * class the design requires (Documentation/gcp.rst); for the JWT, an
+ * RS256 verification with the public half of a key made by the test and
+ * the claims RFC 7523 and Google's token endpoint require.  Against a
+ * live peer (the emulator held to gcloud): tests/kms/gcp.sh.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include "crc32c.h"
+#include "gcp_auth.h"
+#include "provider.h"
+#include "provider_gcp.h"
+
+/* ---- CRC32C ------------------------------------------------------------------ */
+
+static void gcp_crc32c_rfc3720_vectors(void **state)
+{
+	unsigned char b[32];
+
+	(void)state;
+	memset(b, 0, sizeof(b));
+	assert_int_equal(cmk_crc32c(0, b, 32), 0x8A9136AA);
+	memset(b, 0xff, sizeof(b));
+	assert_int_equal(cmk_crc32c(0, b, 32), 0x62A8AB43);
+	for (int i = 0; i < 32; i++)
+		b[i] = (unsigned char)i;
+	assert_int_equal(cmk_crc32c(0, b, 32), 0x46DD794E);
+	for (int i = 0; i < 32; i++)
+		b[i] = (unsigned char)(31 - i);
+	assert_int_equal(cmk_crc32c(0, b, 32), 0x113FDB5C);
+	assert_int_equal(cmk_crc32c(0, "123456789", 9), 0xE3069283);
+	assert_int_equal(cmk_crc32c(0, "", 0), 0);
+	/* continuing over pieces is the same as one pass */
+	assert_int_equal(cmk_crc32c(cmk_crc32c(0, "1234", 4), "56789", 5), 0xE3069283);
+}
+
+/* ---- classification ------------------------------------------------------------ */
+
+struct rec {
+	const char *name;
+	long status;
+	const char *body;
+	enum cmk_reason want;
+	const char *want_status;
+};
+
+#define KEY "projects/p1/locations/global/keyRings/r1/cryptoKeys/k1"
+#define ST(code, status, msg) \
+	"{\"error\":{\"code\":" #code ",\"message\":\"" msg "\",\"status\":\"" status "\"}}"
+
+static const struct rec recs[] = {
+	{ "version_disabled", 400,
+	  ST(400, "FAILED_PRECONDITION", KEY "/cryptoKeyVersions/1 is not enabled, current state is: DISABLED."),
+	  CMK_R_DISABLED, "FAILED_PRECONDITION" },
+	{ "version_destroyed", 400,
+	  ST(400, "FAILED_PRECONDITION", KEY "/cryptoKeyVersions/1 is not enabled, current state is: DESTROYED."),
+	  CMK_R_DESTROYED, "FAILED_PRECONDITION" },
+	{ "version_destroy_scheduled", 400,
+	  ST(400, "FAILED_PRECONDITION", KEY "/cryptoKeyVersions/1 is not enabled, current state is: DESTROY_SCHEDULED."),
+	  CMK_R_DESTROYED, "FAILED_PRECONDITION" },
+	{ "permission_denied", 403,
+	  ST(403, "PERMISSION_DENIED", "Permission 'cloudkms.cryptoKeyVersions.useToDecrypt' denied on resource '" KEY "' (or it may not exist)."),
+	  CMK_R_DENIED, "PERMISSION_DENIED" },
+	{ "not_found", 404, ST(404, "NOT_FOUND", KEY " not found."),
+	  CMK_R_NOT_FOUND, "NOT_FOUND" },
+	{ "unauthenticated", 401,
+	  ST(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."),
+	  CMK_R_DENIED, "UNAUTHENTICATED" },
+	{ "decryption_failed", 400,
+	  ST(400, "INVALID_ARGUMENT", "Decryption failed: verify that 'name' refers to the correct CryptoKey."),
+	  CMK_R_INVALID_CIPHERTEXT, "INVALID_ARGUMENT" },
+	{ "checksum_mismatch_is_transient", 400,
+	  ST(400, "INVALID_ARGUMENT", "The checksum in field ciphertext_crc32c did not match the data in field ciphertext."),
+	  CMK_R_UNAVAILABLE, "INVALID_ARGUMENT" },
+	{ "other_invalid_argument_is_local", 400,
+	  ST(400, "INVALID_ARGUMENT", "Invalid value at 'ciphertext' (TYPE_BYTES), Base64 decoding failed"),
+	  CMK_R_LOCAL, "INVALID_ARGUMENT" },
+	{ "unavailable", 503, ST(503, "UNAVAILABLE", "The service is currently unavailable."),
+	  CMK_R_UNAVAILABLE, "UNAVAILABLE" },
+	{ "resource_exhausted", 429,
+	  ST(429, "RESOURCE_EXHAUSTED", "Quota exceeded for quota metric 'Cryptographic requests' and limit 'Cryptographic requests per minute'"),
+	  CMK_R_THROTTLED, "RESOURCE_EXHAUSTED" },
+	{ "internal", 500, ST(500, "INTERNAL", "Internal error encountered."),
+	  CMK_R_UNAVAILABLE, "INTERNAL" },
+	{ "deadline_exceeded", 504, ST(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
+	  CMK_R_TIMEOUT, "DEADLINE_EXCEEDED" },
+	{ "status_wins_over_http_code", 500, ST(400, "FAILED_PRECONDITION", "x is not enabled"),
+	  CMK_R_DISABLED, "FAILED_PRECONDITION" },
+	{ "html_502", 502, "<html><body>502 Bad Gateway</body></html>", CMK_R_UNAVAILABLE, "" },
+	{ "empty_429", 429, "", CMK_R_THROTTLED, "" },
+	{ "html_404_is_wrong_endpoint", 404, "<!DOCTYPE html><html>Error 404 (Not Found)!!1</html>",
+	  CMK_R_LOCAL, "" },
+	{ "forbidden_no_body", 403, "", CMK_R_DENIED, "" },
+	{ "unknown_status_5xx", 503, ST(503, "SOMETHING_NEW", ""), CMK_R_UNAVAILABLE, "SOMETHING_NEW" },
+	{ "truncated_json_400", 400, "{\"error\":{\"status\":", CMK_R_LOCAL, "" },
+	{ "success", 200, "{\"plaintext\":\"AAAA\"}", CMK_R_NONE, "" },
+};
+
+static void gcp_errors_classified_from_status_bodies(void **state)
+{
+	int bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+		const struct rec *r = &recs[i];
+		struct cmk_gcp_error err;
+		enum cmk_reason got;
+
+		got = cmk_gcp_classify(r->status, r->body, strlen(r->body), &err);
+		if (got != r->want || strcmp(err.status, r->want_status)) {
+			print_message("# %s: got %s/%s, want %s/%s\n", r->name,
+				      cmk_reason_name(got), err.status,
+				      cmk_reason_name(r->want), r->want_status);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
+/* The class the agent acts on, for the codes the design names. */
+static void gcp_definitive_and_transient_classes(void **state)
+{
+	static const char *const definitive[] = {
+		"FAILED_PRECONDITION", "PERMISSION_DENIED", "NOT_FOUND", NULL,
+	};
+	static const char *const transient[] = {
+		"UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL", "DEADLINE_EXCEEDED", NULL,
+	};
+	char body[160];
+
+	(void)state;
+	for (const char *const *c = definitive; *c; c++) {
+		snprintf(body, sizeof(body), "{\"error\":{\"code\":400,\"status\":\"%s\"}}", *c);
+		assert_int_equal(cmk_reason_class(cmk_gcp_classify(400, body, strlen(body), NULL)),
+				 CMK_EC_DEFINITIVE);
+	}
+	for (const char *const *c = transient; *c; c++) {
+		snprintf(body, sizeof(body), "{\"error\":{\"code\":500,\"status\":\"%s\"}}", *c);
+		assert_int_equal(cmk_reason_class(cmk_gcp_classify(500, body, strlen(body), NULL)),
+				 CMK_EC_TRANSIENT);
+	}
+	for (long s = 500; s <= 599; s++)
+		assert_int_equal(cmk_reason_class(cmk_gcp_classify(s, "", 0, NULL)),
+				 CMK_EC_TRANSIENT);
+}
+
+static void gcp_error_text_is_sanitised(void **state)
+{
+	const char *body = "{\"error\":{\"status\":\"PERMISSION\\u001b_DENIED\\n\",\"message\":\"a\\u0007b\\nc\"}}";
+	struct cmk_gcp_error err;
+
+	(void)state;
+	cmk_gcp_classify(403, body, strlen(body), &err);
+	for (const char *c = err.status; *c; c++)
+		assert_true(*c > ' ' && *c < 0x7f);
+	for (const char *c = err.message; *c; c++)
+		assert_true(*c >= ' ' && *c < 0x7f);
+}
+
+static void gcp_key_names(void **state)
+{
+	(void)state;
+	assert_true(cmk_gcp_key_name_ok(KEY));
+	assert_true(cmk_gcp_key_name_ok("projects/my-proj_1/locations/europe-west1/keyRings/ring-a/cryptoKeys/cmk_1"));
+	assert_false(cmk_gcp_key_name_ok(KEY "/cryptoKeyVersions/1"));
+	assert_false(cmk_gcp_key_name_ok("projects/p/locations/l/keyRings/r"));
+	assert_false(cmk_gcp_key_name_ok("projects//locations/l/keyRings/r/cryptoKeys/k"));
+	assert_false(cmk_gcp_key_name_ok("projects/p/locations/l/keyRings/r/cryptoKeys/k:decrypt"));
+	assert_false(cmk_gcp_key_name_ok("projects/p/locations/l/keyRings/../cryptoKeys/k"));
+	assert_false(cmk_gcp_key_name_ok("projects/p/locations/l/keyRings/r/cryptoKeys/k?x=1"));
+	assert_false(cmk_gcp_key_name_ok("arn:aws:kms:us-east-1:1:key/x"));
+	assert_false(cmk_gcp_key_name_ok(""));
+}
+
+/* ---- a service-account key made by the test ------------------------------------ */
+
+static EVP_PKEY *test_rsa(void)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+
+	assert_non_null(k);
+	return k;
+}
+
+/* The JSON key file Google hands out, around @k's private key. */
+static char *sa_json(EVP_PKEY *k, const char *type, const char *token_uri)
+{
+	struct json_object *o = json_object_new_object();
+	BIO *b = BIO_new(BIO_s_mem());
+	char *pem, *out;
+	long n;
+
+	assert_int_equal(PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL), 1);
+	n = BIO_get_mem_data(b, &pem);
+	json_object_object_add(o, "type", json_object_new_string(type));
+	json_object_object_add(o, "project_id", json_object_new_string("p1"));
+	json_object_object_add(o, "private_key_id",
+			       json_object_new_string("0123456789abcdef0123456789abcdef01234567"));
+	json_object_object_add(o, "private_key", json_object_new_string_len(pem, (int)n));
+	json_object_object_add(o, "client_email",
+			       json_object_new_string("cmk-agent@p1.iam.gserviceaccount.com"));
+	json_object_object_add(o, "client_id", json_object_new_string("1234567890"));
+	json_object_object_add(o, "token_uri", json_object_new_string(token_uri));
+	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+	json_object_put(o);
+	BIO_free(b);
+	return out;
+}
+
+/* base64url (no padding) -> bytes; test-side decoder, not the library's. */
+static unsigned char *unb64url(const char *s, size_t n, size_t *out_len)
+{
+	size_t m = (n + 3) / 4 * 4;
+	char *t = calloc(1, m + 1);
+	unsigned char *out = calloc(1, m);
+	int r;
+
+	for (size_t i = 0; i < m; i++)
+		t[i] = i < n ? (s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i]) : '=';
+	r = EVP_DecodeBlock(out, (unsigned char *)t, (int)m);
+	assert_true(r >= 0);
+	*out_len = (size_t)r - (m - n);
+	free(t);
+	return out;
+}
+
+static void gcp_sa_key_jwt_verifies_with_public_key(void **state)
+{
+	EVP_PKEY *k = test_rsa();
+	char *js = sa_json(k, "service_account", "https://oauth2.example.test/token");
+	struct cmk_gcp_sa_key sa;
+	struct cmk_secret *jwt = NULL;
+	struct cmk_err e;
+	const char *j, *d1, *d2;
+	unsigned char *hdr, *cl, *sig;
+	size_t hl, cll, sl;
+	struct json_object *h, *c, *v;
+	EVP_MD_CTX *md;
+
+	(void)state;
+	assert_int_equal(cmk_gcp_sa_key_parse(js, strlen(js), &sa, &e), 0);
+	assert_string_equal(sa.client_email, "cmk-agent@p1.iam.gserviceaccount.com");
+	assert_string_equal(sa.token_uri, "https://oauth2.example.test/token");
+	assert_int_equal(cmk_gcp_jwt_sign(&sa, CMK_GCP_SCOPE, 1700000000, &jwt, &e), 0);
+	j = (const char *)cmk_secret_cdata(jwt);
+	d1 = strchr(j, '.');
+	assert_non_null(d1);
+	d2 = strchr(d1 + 1, '.');
+	assert_non_null(d2);
+	assert_null(strchr(d2 + 1, '.'));
+	assert_null(strpbrk(j, "+/= \n"));	/* base64url, no padding */
+	hdr = unb64url(j, (size_t)(d1 - j), &hl);
+	cl = unb64url(d1 + 1, (size_t)(d2 - d1 - 1), &cll);
+	sig = unb64url(d2 + 1, strlen(d2 + 1), &sl);
+	h = json_tokener_parse((char *)hdr);
+	c = json_tokener_parse((char *)cl);
+	assert_non_null(h);
+	assert_non_null(c);
+	assert_true(json_object_object_get_ex(h, "alg", &v));
+	assert_string_equal(json_object_get_string(v), "RS256");
+	assert_true(json_object_object_get_ex(h, "kid", &v));
+	assert_string_equal(json_object_get_string(v), "0123456789abcdef0123456789abcdef01234567");
+	assert_true(json_object_object_get_ex(c, "iss", &v));
+	assert_string_equal(json_object_get_string(v), "cmk-agent@p1.iam.gserviceaccount.com");
+	assert_true(json_object_object_get_ex(c, "aud", &v));
+	assert_string_equal(json_object_get_string(v), "https://oauth2.example.test/token");
+	assert_true(json_object_object_get_ex(c, "scope", &v));
+	assert_string_equal(json_object_get_string(v), "https://www.googleapis.com/auth/cloudkms");
+	assert_true(json_object_object_get_ex(c, "iat", &v));
+	assert_int_equal(json_object_get_int64(v), 1700000000);
+	assert_true(json_object_object_get_ex(c, "exp", &v));
+	assert_int_equal(json_object_get_int64(v), 1700000000 + 3600);
+	/* RS256 = RSASSA-PKCS1-v1_5 with SHA-256 over "header.claims" */
+	assert_int_equal(sl, 256);
+	md = EVP_MD_CTX_new();
+	assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k), 1);
+	assert_int_equal(EVP_DigestVerify(md, sig, sl, (const unsigned char *)j,
+					  (size_t)(d2 - j)), 1);
+	/* and a flipped bit in the claims does not verify */
+	EVP_MD_CTX_free(md);
+	{
+		char *t = strdup(j);
+
+		t[(d1 - j) + 3] ^= 1;
+		md = EVP_MD_CTX_new();
+		assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, k), 1);
+		assert_int_not_equal(EVP_DigestVerify(md, sig, sl, (const unsigned char *)t,
+						      (size_t)(d2 - j)), 1);
+		EVP_MD_CTX_free(md);
+		free(t);
+	}
+	json_object_put(h);
+	json_object_put(c);
+	free(hdr);
+	free(cl);
+	free(sig);
+	cmk_secret_free(&jwt);
+	cmk_gcp_sa_key_free(&sa);
+	free(js);
+	EVP_PKEY_free(k);
+}
+
+static void gcp_sa_key_bad_files_refused(void **state)
+{
+	EVP_PKEY *k = test_rsa();
+	char *user = sa_json(k, "authorized_user", "https://oauth2.example.test/token");
+	char *ftp = sa_json(k, "service_account", "ftp://x/token");
+	const char *nokey = "{\"type\":\"service_account\",\"client_email\":\"a@b\",\"private_key_id\":\"1\",\"token_uri\":\"https://x\"}";
+	const char *badpem = "{\"type\":\"service_account\",\"client_email\":\"a@b\",\"private_key_id\":\"1\",\"token_uri\":\"https://x\",\"private_key\":\"-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n\"}";
+	struct cmk_gcp_sa_key sa;
+	struct cmk_err e;
+
+	(void)state;
+	assert_true(cmk_gcp_sa_key_parse(user, strlen(user), &sa, &e) < 0);
+	assert_contains(e.msg, "service_account");
+	assert_true(cmk_gcp_sa_key_parse(ftp, strlen(ftp), &sa, &e) < 0);
+	assert_contains(e.msg, "token_uri");
+	assert_true(cmk_gcp_sa_key_parse(nokey, strlen(nokey), &sa, &e) < 0);
+	assert_contains(e.msg, "missing");
+	assert_true(cmk_gcp_sa_key_parse(badpem, strlen(badpem), &sa, &e) < 0);
+	assert_contains(e.msg, "private_key");
+	assert_true(cmk_gcp_sa_key_parse("{", 1, &sa, &e) < 0);
+	/* nothing of the key in a message */
+	assert_null(strstr(e.msg, "BEGIN"));
+	free(user);
+	free(ftp);
+	EVP_PKEY_free(k);
+}
+
+/* ---- token answers and the refresh rule ------------------------------------------ */
+
+static void gcp_token_answers(void **state)
+{
+	const char *good = "{\"access_token\":\"ya29.c.abc-DEF_123\",\"expires_in\":3599,\"token_type\":\"Bearer\"}";
+	const char *str_ttl = "{\"access_token\":\"t\",\"expires_in\":\"120\"}";
+	const char *bad[] = {
+		"{\"access_token\":\"\",\"expires_in\":3599}",
+		"{\"access_token\":\"a b\",\"expires_in\":3599}",
+		"{\"access_token\":\"t\",\"expires_in\":0}",
+		"{\"access_token\":\"t\"}",
+		"{\"access_token\":\"t\",\"expires_in\":3599,\"token_type\":\"MAC\"}",
+		"[]", NULL,
+	};
+	struct cmk_secret *b = NULL;
+	struct cmk_err e;
+	time_t exp = 0;
+
+	(void)state;
+	assert_int_equal(cmk_gcp_token_parse(good, strlen(good), 1000, &b, &exp, &e), 0);
+	assert_string_equal((const char *)cmk_secret_cdata(b), "Bearer ya29.c.abc-DEF_123");
+	assert_int_equal(exp, 1000 + 3599);
+	cmk_secret_free(&b);
+	assert_int_equal(cmk_gcp_token_parse(str_ttl, strlen(str_ttl), 0, &b, &exp, &e), 0);
+	assert_int_equal(exp, 120);
+	cmk_secret_free(&b);
+	for (const char **s = bad; *s; s++) {
+		assert_true(cmk_gcp_token_parse(*s, strlen(*s), 0, &b, &exp, &e) < 0);
+		assert_null(b);
+	}
+}
+
+static void gcp_token_refreshed_before_expiry(void **state)
+{
+	struct cmk_gcp_token_src s;
+	struct cmk_err e;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_true(cmk_gcp_token_needs_refresh(&s, 0));	/* none yet */
+	assert_int_equal(cmk_secret_new(&s.bearer, 8, &e), 0);
+	/* an hour's token: refreshed in its last 5 minutes */
+	s.issued = 1000;
+	s.exp = 1000 + 3600;
+	assert_false(cmk_gcp_token_needs_refresh(&s, 1000));
+	assert_false(cmk_gcp_token_needs_refresh(&s, 1000 + 3600 - 301));
+	assert_true(cmk_gcp_token_needs_refresh(&s, 1000 + 3600 - 300));
+	/* a short one: in its second half, never only at expiry */
+	s.exp = 1000 + 8;
+	assert_false(cmk_gcp_token_needs_refresh(&s, 1003));
+	assert_true(cmk_gcp_token_needs_refresh(&s, 1004));
+	/* a 401 marks it stale */
+	cmk_gcp_token_invalidate(&s);
+	assert_true(cmk_gcp_token_needs_refresh(&s, 1000));
+	cmk_secret_free(&s.bearer);
+}
+
+/* ---- settings ---------------------------------------------------------------------- */
+
+static void gcp_settings_checked_at_open(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_err e;
+	EVP_PKEY *k = test_rsa();
+	char *js = sa_json(k, "service_account", "https://127.0.0.1:1/token");
+	struct cmk_kv bad_cred = { "credentials", "gcloud", 1 };
+	struct cmk_kv bad_ep = { "endpoint", "ftp://kms", 1 };
+	struct cmk_kv bad_name = { "key_name", KEY "/cryptoKeyVersions/2", 1 };
+	struct cmk_kv bad_ca = { "ca_bundle", "/nonexistent/ca.pem", 1 };
+	struct cmk_kv bad_to = { "timeout_ms", "0", 1 };
+	struct cmk_kv bad_acct = { "service_account", "a/../b", 1 };
+	struct cmk_kv sa_missing[] = { { "credentials", "service_account", 1 },
+				       { "service_account_key", "/nonexistent/key.json", 2 } };
+	struct cmk_kv unknown = { "private_key", "x", 1 };
+	struct cmk_kv md[] = { { "credentials", "metadata", 1 },
+			       { "metadata_endpoint", "http://127.0.0.1:9", 2 },
+			       { "key_name", KEY, 3 } };
+	struct cmk_kv sa[2] = { { "credentials", "service_account", 1 },
+				{ "service_account_key", NULL, 2 } };
+
+	(void)state;
+	tu_setup_tmpdir(state);
+	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+	assert_non_null(cmk_provider_find("gcp"));
+	assert_true(cmk_provider_open("gcp", &bad_cred, 1, &p, &e) < 0);
+	assert_contains(e.msg, "credentials");
+	assert_true(cmk_provider_open("gcp", &bad_ep, 1, &p, &e) < 0);
+	assert_contains(e.msg, "endpoint");
+	assert_true(cmk_provider_open("gcp", &bad_name, 1, &p, &e) < 0);
+	assert_contains(e.msg, "key_name");
+	assert_true(cmk_provider_open("gcp", &bad_ca, 1, &p, &e) < 0);
+	assert_contains(e.msg, "ca_bundle");
+	assert_true(cmk_provider_open("gcp", &bad_to, 1, &p, &e) < 0);
+	assert_contains(e.msg, "timeout_ms");
+	assert_true(cmk_provider_open("gcp", &bad_acct, 1, &p, &e) < 0);
+	assert_contains(e.msg, "service_account");
+	assert_true(cmk_provider_open("gcp", sa_missing, 2, &p, &e) < 0);
+	assert_contains(e.msg, "/nonexistent/key.json");
+	assert_true(cmk_provider_open("gcp", &unknown, 1, &p, &e) < 0);
+	assert_contains(e.msg, "unknown setting");
+	assert_int_equal(cmk_provider_open("gcp", md, 3, &p, &e), 0);
+	cmk_provider_close(&p);
+	tu_write_file(tu_path("sa.json"), js, strlen(js), 0600);
+	sa[1].value = tu_path("sa.json");
+	assert_int_equal(cmk_provider_open("gcp", sa, 2, &p, &e), 0);
+	cmk_provider_close(&p);
+	/* auto picks the key file named by GOOGLE_APPLICATION_CREDENTIALS */
+	setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json", 1);
+	assert_true(cmk_provider_open("gcp", NULL, 0, &p, &e) < 0);
+	assert_contains(e.msg, "/nonexistent/adc.json");
+	unsetenv("GOOGLE_APPLICATION_CREDENTIALS");
+	free(js);
+	EVP_PKEY_free(k);
+	tu_teardown_tmpdir(state);
+}
+
+/* A pinned key_name refuses envelopes under another key, before any call. */
+static void gcp_pinned_key_name_refuses_other_keys(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_err e;
+	struct cmk_kv kv[] = { { "credentials", "metadata", 1 },
+			       { "metadata_endpoint", "http://127.0.0.1:9", 2 },
+			       { "key_name", KEY, 3 } };
+	struct cmk_secret *plain = NULL;
+	unsigned char w[64] = { 1 };
+
+	(void)state;
+	assert_int_equal(cmk_provider_open("gcp", kv, 3, &p, &e), 0);
+	assert_true(cmk_provider_unwrap(p, "projects/p1/locations/global/keyRings/r1/cryptoKeys/other",
+					w, sizeof(w), NULL, &plain, NULL, &e) < 0);
+	assert_int_equal(e.cls, CMK_EC_LOCAL);
+	assert_contains(e.msg, "pins key_name");
+	assert_true(cmk_provider_unwrap(p, "alias/x", w, sizeof(w), NULL, &plain, NULL, &e) < 0);
+	assert_contains(e.msg, "not a CryptoKey name");
+	assert_null(plain);
+	cmk_provider_close(&p);
+}
+
+/* Nothing listens on port 9: transient (network), never a revocation. */
+static void gcp_metadata_unreachable_is_transient(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_err e;
+	struct cmk_kv kv[] = { { "credentials", "metadata", 1 },
+			       { "metadata_endpoint", "http://127.0.0.1:9", 2 } };
+	struct cmk_secret *plain = NULL;
+	unsigned char w[64] = { 1 };
+
+	(void)state;
+	assert_int_equal(cmk_provider_open("gcp", kv, 2, &p, &e), 0);
+	assert_true(cmk_provider_unwrap(p, KEY, w, sizeof(w), NULL, &plain, NULL, &e) < 0);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_contains(e.msg, "metadata server");
+	cmk_provider_close(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(gcp_crc32c_rfc3720_vectors),
+		cmocka_unit_test(gcp_errors_classified_from_status_bodies),
+		cmocka_unit_test(gcp_definitive_and_transient_classes),
+		cmocka_unit_test(gcp_error_text_is_sanitised),
+		cmocka_unit_test(gcp_key_names),
+		cmocka_unit_test(gcp_sa_key_jwt_verifies_with_public_key),
+		cmocka_unit_test(gcp_sa_key_bad_files_refused),
+		cmocka_unit_test(gcp_token_answers),
+		cmocka_unit_test(gcp_token_refreshed_before_expiry),
+		cmocka_unit_test(gcp_settings_checked_at_open),
+		cmocka_unit_test(gcp_pinned_key_name_refuses_other_keys),
+		cmocka_unit_test(gcp_metadata_unreachable_is_transient),
+	};
+
+	return cmocka_run_group_tests_name("provider_gcp", tests, NULL, NULL);
+}
