@@ -6,6 +6,7 @@
  *   cmkctl kek create --provider aws --key-id ARN --out kek.json
  *   cmkctl kek create --provider gcp --key-ref projects/P/locations/L/keyRings/R/cryptoKeys/K
  *                     --out kek.json
+ *   cmkctl kek create --provider pkcs11 --key-ref 'pkcs11:token=T;object=L?module-path=/m.so' --out kek.json
  *                     [--set region=...] [--set endpoint=...]
  *                     [--context key=value]... [--force]
  *   cmkctl kek info FILE

@@ -12,12 +12,14 @@
 #include "provider_aws.h"
 #include "provider_gcp.h"
 #include "provider_local.h"
+#include "provider_pkcs11.h"
 
 /* The registry: add a provider by adding its ops here. */
 static const struct cmk_provider_ops *const registry[] = {
 	&cmk_provider_local_ops,
 	&cmk_provider_aws_ops,
 	&cmk_provider_gcp_ops,
+	&cmk_provider_pkcs11_ops,
 };
 
 #define N_PROVIDERS (sizeof(registry) / sizeof(registry[0]))
