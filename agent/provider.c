@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "provider_aws.h"
+#include "provider_azure.h"
 #include "provider_gcp.h"
 #include "provider_local.h"
 #include "provider_pkcs11.h"
@@ -20,6 +21,7 @@ static const struct cmk_provider_ops *const registry[] = {
 	&cmk_provider_aws_ops,
 	&cmk_provider_gcp_ops,
 	&cmk_provider_pkcs11_ops,
+	&cmk_provider_azure_ops,
 };
 
 #define N_PROVIDERS (sizeof(registry) / sizeof(registry[0]))

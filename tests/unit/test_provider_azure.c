@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * test_provider_azure.c - the azure provider without a network: Key Vault
+ * and token-service error classification, key URLs, the envelope bytes,
+ * the WWW-Authenticate challenge, token parsing and refresh timing,
+ * settings.
+ * Oracle for classification: Key Vault answers written here from the
+ * documented error shape ({"error":{"code","message","innererror":
+ * {"code"}}}), IMDS and Entra ID token answers from their documented
+ * shapes, each with the class the design requires (Documentation/
+ * azure.rst).  The challenge rules follow azure-keyvault-keys'
+ * http_challenge.py and challenge_auth_policy.py.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "azure_auth.h"
+#include "provider.h"
+#include "provider_azure.h"
+
+struct rec {
+	const char *name;
+	long status;
+	const char *body;
+	enum cmk_reason want;
+	const char *want_code;
+};
+
+static const struct rec recs[] = {
+	{ "key_disabled", 403,
+	  "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Operation unwrapKey is not allowed on a disabled key.\",\"innererror\":{\"code\":\"KeyDisabled\"}}}",
+	  CMK_R_DISABLED, "Forbidden" },
+	{ "forbidden_by_rbac", 403,
+	  "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Caller is not authorized to perform action on resource.\\r\\nAction: 'Microsoft.KeyVault/vaults/keys/unwrap/action'\",\"innererror\":{\"code\":\"ForbiddenByRbac\"}}}",
+	  CMK_R_DENIED, "Forbidden" },
+	{ "access_policy_denied", 403,
+	  "{\"error\":{\"code\":\"Forbidden\",\"message\":\"The user, group or application does not have keys unwrapKey permission on key vault 'v'.\",\"innererror\":{\"code\":\"AccessDenied\"}}}",
+	  CMK_R_DENIED, "Forbidden" },
+	{ "forbidden_plain", 403, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"no\"}}",
+	  CMK_R_DENIED, "Forbidden" },
+	{ "key_not_found", 404,
+	  "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with (name/id) cmk was not found in this key vault.\"}}",
+	  CMK_R_NOT_FOUND, "KeyNotFound" },
+	{ "not_found_no_body", 404, "", CMK_R_NOT_FOUND, "" },
+	{ "being_deleted", 409,
+	  "{\"error\":{\"code\":\"Conflict\",\"message\":\"Key is currently being deleted.\",\"innererror\":{\"code\":\"ObjectIsBeingDeleted\"}}}",
+	  CMK_R_DESTROYED, "Conflict" },
+	{ "bad_ciphertext", 400,
+	  "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Invalid parameter: value\"}}",
+	  CMK_R_INVALID_CIPHERTEXT, "BadParameter" },
+	{ "throttled", 429,
+	  "{\"error\":{\"code\":\"Throttled\",\"message\":\"Request was not processed because too many requests were received.\"}}",
+	  CMK_R_THROTTLED, "Throttled" },
+	{ "throttled_no_body", 429, "", CMK_R_THROTTLED, "" },
+	{ "service_unavailable", 503,
+	  "{\"error\":{\"code\":\"ServiceUnavailable\",\"message\":\"The service is unavailable.\"}}",
+	  CMK_R_UNAVAILABLE, "ServiceUnavailable" },
+	{ "internal_500", 500, "{\"error\":{\"code\":\"InternalServerError\"}}",
+	  CMK_R_UNAVAILABLE, "InternalServerError" },
+	{ "bad_gateway_html", 502, "<html><body>502 Bad Gateway</body></html>",
+	  CMK_R_UNAVAILABLE, "" },
+	/* A 5xx is never a revocation, whatever its body says. */
+	{ "5xx_with_forbidden_body", 503, "{\"error\":{\"code\":\"Forbidden\"}}",
+	  CMK_R_UNAVAILABLE, "Forbidden" },
+	{ "gateway_timeout", 504, "{\"error\":{\"code\":\"GatewayTimeout\"}}",
+	  CMK_R_TIMEOUT, "GatewayTimeout" },
+	{ "unauthorized", 401,
+	  "{\"error\":{\"code\":\"Unauthorized\",\"message\":\"AKV10000: Request is missing a Bearer or PoP token.\"}}",
+	  CMK_R_DENIED, "Unauthorized" },
+	{ "redirect_is_network", 302, "", CMK_R_NETWORK, "" },
+	{ "unknown_400_is_local", 400, "{\"error\":{\"code\":\"SomethingNew\"}}",
+	  CMK_R_LOCAL, "SomethingNew" },
+	{ "garbage_400_is_local", 400, "{\"error\":", CMK_R_LOCAL, "" },
+	{ "success", 200, "{\"kid\":\"x\",\"value\":\"AAAA\"}", CMK_R_NONE, "" },
+};
+
+static void azure_errors_classified_from_recorded_answers(void **state)
+{
+	int bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+		const struct rec *r = &recs[i];
+		struct cmk_azure_error err;
+		enum cmk_reason got;
+
+		got = cmk_azure_classify(r->status, r->body, strlen(r->body), &err);
+		if (got != r->want || strcmp(err.code, r->want_code)) {
+			print_message("# %s: got %s/%s, want %s/%s\n", r->name,
+				      cmk_reason_name(got), err.code,
+				      cmk_reason_name(r->want), r->want_code);
+			bad++;
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
+static void azure_error_fields_are_printable(void **state)
+{
+	struct cmk_azure_error err;
+
+	(void)state;
+	static const char body[] =
+		"{\"error\":{\"code\":\"Forb\\nidden\",\"message\":\"a\\u0001b\",\"innererror\":{\"code\":\"KeyDisabled\"}}}";
+
+	cmk_azure_classify(403, body, strlen(body), &err);
+	assert_string_equal(err.code, "Forb?idden");
+	assert_string_equal(err.message, "a?b");
+	assert_string_equal(err.inner, "KeyDisabled");
+}
+
+static void azure_key_url_parse(void **state)
+{
+	struct cmk_azure_key k;
+	struct cmk_err e;
+	static const char *const bad[] = {
+		"http://v.vault.azure.net/keys/k",		/* not https */
+		"https://v.vault.azure.net/secrets/k",
+		"https://v.vault.azure.net/keys/",
+		"https://v.vault.azure.net/keys/k_1",
+		"https://v.vault.azure.net/keys/k/v-1",
+		"https://v.vault.azure.net/keys/k/v/wrapkey",
+		"https://user@v.vault.azure.net/keys/k",
+		"https://v.vault.azure.net/keys/k?api-version=7.4",
+		"https:///keys/k",
+		"",
+	};
+
+	(void)state;
+	assert_int_equal(cmk_azure_key_parse("https://pg-cmk.vault.azure.net/keys/disk-kek", &k, &e), 0);
+	assert_string_equal(k.vault, "https://pg-cmk.vault.azure.net");
+	assert_string_equal(k.host, "pg-cmk.vault.azure.net");
+	assert_string_equal(k.name, "disk-kek");
+	assert_string_equal(k.version, "");
+	assert_int_equal(cmk_azure_key_parse("https://127.0.0.1:8443/keys/k1/0123456789abcdef0123456789abcdef/",
+					     &k, &e), 0);
+	assert_string_equal(k.vault, "https://127.0.0.1:8443");
+	assert_string_equal(k.host, "127.0.0.1");
+	assert_string_equal(k.version, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(cmk_azure_key_parse("https://[::1]:8443/keys/k1", &k, &e), 0);
+	assert_string_equal(k.host, "::1");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (cmk_azure_key_parse(bad[i], &k, &e) == 0)
+			fail_msg("accepted %s", bad[i]);
+		assert_true(strlen(e.msg) > 0);
+	}
+}
+
+static void azure_blob_roundtrip_and_corruption(void **state)
+{
+	unsigned char ct[72], *b = NULL;
+	const unsigned char *c;
+	char ver[CMK_AZURE_VERSION_MAX + 1];
+	enum cmk_azure_alg alg;
+	size_t bl = 0, cl = 0;
+	struct cmk_err e;
+
+	(void)state;
+	memset(ct, 0xa5, sizeof(ct));
+	assert_int_equal(cmk_azure_blob_pack(CMK_AZURE_ALG_A256KW, "abc123", ct, sizeof(ct),
+					     &b, &bl, &e), 0);
+	assert_int_equal(bl, 3 + 6 + sizeof(ct));
+	assert_int_equal(b[0], 1);
+	assert_int_equal(b[1], 2);
+	assert_int_equal(cmk_azure_blob_unpack(b, bl, &alg, ver, &c, &cl, &e), 0);
+	assert_int_equal(alg, CMK_AZURE_ALG_A256KW);
+	assert_string_equal(ver, "abc123");
+	assert_int_equal(cl, sizeof(ct));
+	assert_memory_equal(c, ct, sizeof(ct));
+	/* format, algorithm, version length and characters are all checked */
+	b[0] = 2;
+	assert_int_not_equal(cmk_azure_blob_unpack(b, bl, &alg, ver, &c, &cl, &e), 0);
+	b[0] = 1;
+	b[1] = 7;
+	assert_int_not_equal(cmk_azure_blob_unpack(b, bl, &alg, ver, &c, &cl, &e), 0);
+	b[1] = 2;
+	b[2] = (unsigned char)bl;
+	assert_int_not_equal(cmk_azure_blob_unpack(b, bl, &alg, ver, &c, &cl, &e), 0);
+	b[2] = 6;
+	b[4] = '/';
+	assert_int_not_equal(cmk_azure_blob_unpack(b, bl, &alg, ver, &c, &cl, &e), 0);
+	assert_int_not_equal(cmk_azure_blob_unpack(b, 3, &alg, ver, &c, &cl, &e), 0);
+	free(b);
+	b = NULL;
+	assert_int_not_equal(cmk_azure_blob_pack(CMK_AZURE_ALG_AUTO, "v", ct, 8, &b, &bl, &e), 0);
+	assert_int_not_equal(cmk_azure_blob_pack(CMK_AZURE_ALG_RSA_OAEP_256, "", ct, 8, &b, &bl, &e), 0);
+	assert_null(b);
+}
+
+/* Challenge headers as Key Vault and Managed HSM send them. */
+static void azure_challenge_parse(void **state)
+{
+	struct cmk_azure_challenge c;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(cmk_azure_challenge_parse(
+		"Bearer authorization=\"https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47\", resource=\"https://vault.azure.net\"",
+		&c, &e), 0);
+	assert_string_equal(c.authorization,
+			    "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47");
+	assert_string_equal(c.tenant, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+	assert_string_equal(c.resource, "https://vault.azure.net");
+	/* scope wins over resource, "/.default" dropped; authorization_uri */
+	assert_int_equal(cmk_azure_challenge_parse(
+		"Bearer authorization_uri=\"https://login.windows.net/t1/\", resource=\"https://other\", scope=\"https://managedhsm.azure.net/.default\"",
+		&c, &e), 0);
+	assert_string_equal(c.resource, "https://managedhsm.azure.net");
+	assert_string_equal(c.tenant, "t1");
+	assert_int_not_equal(cmk_azure_challenge_parse("Basic realm=\"x\"", &c, &e), 0);
+	assert_int_not_equal(cmk_azure_challenge_parse("Bearer resource=\"https://vault.azure.net\"",
+						       &c, &e), 0);
+	assert_contains(e.msg, "authorization");
+	assert_int_not_equal(cmk_azure_challenge_parse("Bearer authorization=\"https://l/t\"",
+						       &c, &e), 0);
+	assert_int_not_equal(cmk_azure_challenge_parse(
+		"Bearer authorization=\"https://l/t\", resource=\"http://vault.azure.net\"", &c, &e), 0);
+	assert_int_not_equal(cmk_azure_challenge_parse(NULL, &c, &e), 0);
+}
+
+static void azure_challenge_resource_must_be_a_parent_domain(void **state)
+{
+	(void)state;
+	assert_true(cmk_azure_challenge_resource_ok("pg.vault.azure.net", "https://vault.azure.net"));
+	assert_true(cmk_azure_challenge_resource_ok("PG.Vault.Azure.NET", "https://vault.azure.net/"));
+	assert_true(cmk_azure_challenge_resource_ok("h.managedhsm.azure.net",
+						    "https://managedhsm.azure.net"));
+	assert_false(cmk_azure_challenge_resource_ok("vault.azure.net", "https://vault.azure.net"));
+	assert_false(cmk_azure_challenge_resource_ok("evilvault.azure.net", "https://vault.azure.net"));
+	assert_false(cmk_azure_challenge_resource_ok("pg.vault.azure.net", "https://graph.microsoft.com"));
+	assert_false(cmk_azure_challenge_resource_ok("127.0.0.1", "https://vault.azure.net"));
+	assert_false(cmk_azure_challenge_resource_ok("pg.vault.azure.net", "vault.azure.net"));
+}
+
+static void azure_token_answers_parsed(void **state)
+{
+	struct cmk_azure_token t = { 0 };
+	struct cmk_err e;
+	/* IMDS: strings, expires_on absolute */
+	static const char imds[] =
+		"{\"access_token\":\"eyJ0eXAi.eyJhdWQi.sig\",\"client_id\":\"c\",\"expires_in\":\"86399\","
+		"\"expires_on\":\"1700086400\",\"ext_expires_in\":\"86399\",\"not_before\":\"1700000000\","
+		"\"resource\":\"https://vault.azure.net\",\"token_type\":\"Bearer\"}";
+	/* Entra ID v2: expires_in a number */
+	static const char aad[] =
+		"{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,\"access_token\":\"abc.def.ghi\"}";
+
+	(void)state;
+	assert_int_equal(cmk_azure_token_parse(imds, strlen(imds), 1700000000, &t, &e), 0);
+	assert_int_equal(t.expires_on, 1700086400);
+	assert_int_equal(cmk_secret_len(t.token), strlen("eyJ0eXAi.eyJhdWQi.sig"));
+	assert_memory_equal(cmk_secret_cdata(t.token), "eyJ0eXAi.eyJhdWQi.sig", 21);
+	assert_int_equal(cmk_azure_token_parse(aad, strlen(aad), 1000, &t, &e), 0);
+	assert_int_equal(t.expires_on, 1000 + 3599);
+	assert_int_equal(t.obtained, 1000);
+	cmk_azure_token_free(&t);
+	assert_int_not_equal(cmk_azure_token_parse("{\"expires_in\":1}", 16, 0, &t, &e), 0);
+	assert_int_not_equal(cmk_azure_token_parse("{\"access_token\":\"a b\",\"expires_in\":5}",
+						   36, 0, &t, &e), 0);
+	assert_int_not_equal(cmk_azure_token_parse("{\"access_token\":\"ab\",\"token_type\":\"pop\",\"expires_in\":5}",
+						   52, 0, &t, &e), 0);
+	assert_int_not_equal(cmk_azure_token_parse("{\"access_token\":\"ab\"}", 21, 0, &t, &e), 0);
+	assert_contains(e.msg, "expires");
+	assert_null(t.token);
+}
+
+/* Refreshed 300 s early, or at half-life for short tokens: never late. */
+static void azure_token_refresh_before_expiry(void **state)
+{
+	struct cmk_azure_token t = { 0 };
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(cmk_secret_new(&t.token, 4, &e), 0);
+	t.obtained = 1000;
+	t.expires_on = 1000 + 3600;
+	assert_true(cmk_azure_token_fresh(&t, 1000));
+	assert_true(cmk_azure_token_fresh(&t, 1000 + 3600 - 301));
+	assert_false(cmk_azure_token_fresh(&t, 1000 + 3600 - 300));
+	t.expires_on = 1000 + 20;
+	assert_true(cmk_azure_token_fresh(&t, 1009));
+	assert_false(cmk_azure_token_fresh(&t, 1010));
+	t.expires_on = 1000 + 1;
+	assert_false(cmk_azure_token_fresh(&t, 1000));
+	cmk_azure_token_free(&t);
+	assert_false(cmk_azure_token_fresh(&t, 0));
+}
+
+static void azure_token_errors_classified(void **state)
+{
+	char code[64], msg[128];
+
+	(void)state;
+	/* IMDS: 410 upgrading, 404 identity not ready, 429, 5xx: transient */
+	assert_int_equal(cmk_azure_token_classify(true, 410, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_UNAVAILABLE);
+	assert_int_equal(cmk_azure_token_classify(true, 404, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_UNAVAILABLE);
+	assert_int_equal(cmk_azure_token_classify(true, 429, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_THROTTLED);
+	assert_int_equal(cmk_azure_token_classify(true, 503, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_UNAVAILABLE);
+	/* IMDS 400: no such identity on this VM: the operator's problem */
+	static const char no_id[] =
+		"{\"error\":\"invalid_request\",\"error_description\":\"Identity not found\"}";
+	assert_int_equal(cmk_azure_token_classify(true, 400, no_id, strlen(no_id),
+						  code, sizeof(code), msg, sizeof(msg)), CMK_R_LOCAL);
+	assert_string_equal(code, "invalid_request");
+	assert_string_equal(msg, "Identity not found");
+	/* Entra ID: the service principal rejected */
+	static const char bad_secret[] =
+		"{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret provided.\",\"error_codes\":[7000215]}";
+	assert_int_equal(cmk_azure_token_classify(false, 401, bad_secret, strlen(bad_secret),
+						  code, sizeof(code), msg, sizeof(msg)), CMK_R_DENIED);
+	assert_string_equal(code, "invalid_client");
+	assert_int_equal(cmk_azure_token_classify(false, 400,
+		"{\"error\":\"unauthorized_client\"}", 31, code, sizeof(code), msg, sizeof(msg)),
+		CMK_R_DENIED);
+	assert_int_equal(cmk_azure_token_classify(false, 400,
+		"{\"error\":\"invalid_scope\"}", 25, code, sizeof(code), msg, sizeof(msg)),
+		CMK_R_LOCAL);
+	assert_int_equal(cmk_azure_token_classify(false, 503, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_UNAVAILABLE);
+	assert_int_equal(cmk_azure_token_classify(false, 429, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_THROTTLED);
+	assert_int_equal(cmk_azure_token_classify(false, 200, "", 0, code, sizeof(code), msg, sizeof(msg)),
+			 CMK_R_NONE);
+}
+
+static int open_with(const char *const *kv, size_t n, struct cmk_provider **p,
+		     struct cmk_err *e)
+{
+	struct cmk_kv s[16];
+
+	for (size_t i = 0; i < n; i++)
+		s[i] = (struct cmk_kv){ kv[2 * i], kv[2 * i + 1], 0 };
+	return cmk_provider_open("azure", s, n, p, e);
+}
+
+static void azure_settings_checked(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_err e;
+
+	(void)state;
+	unsetenv("AZURE_CLIENT_SECRET");
+	unsetenv("AZURE_CLIENT_ID");
+	unsetenv("AZURE_TENANT_ID");
+	assert_non_null(cmk_provider_find("azure"));
+	assert_int_equal(open_with(NULL, 0, &p, &e), 0);
+	cmk_provider_close(&p);
+	{
+		static const char *const kv[] = { "region", "x" };
+
+		assert_int_not_equal(open_with(kv, 1, &p, &e), 0);
+		assert_contains(e.msg, "unknown setting");
+	}
+	{
+		static const char *const kv[] = { "algorithm", "RSA1_5" };
+
+		assert_int_not_equal(open_with(kv, 1, &p, &e), 0);
+		assert_contains(e.msg, "RSA-OAEP-256");
+	}
+	{
+		static const char *const kv[] = { "credentials", "service_principal",
+						  "client_id", "app" };
+
+		assert_int_not_equal(open_with(kv, 2, &p, &e), 0);
+		assert_contains(e.msg, "tenant_id");
+	}
+	{
+		static const char *const kv[] = { "credentials", "service_principal",
+						  "client_id", "app", "tenant_id", "t" };
+
+		assert_int_not_equal(open_with(kv, 3, &p, &e), 0);
+		assert_contains(e.msg, "client secret");
+	}
+	{
+		static const char *const kv[] = { "credentials", "certificate" };
+
+		assert_int_not_equal(open_with(kv, 1, &p, &e), 0);
+	}
+	{
+		static const char *const kv[] = { "authority", "http://login.example" };
+
+		assert_int_not_equal(open_with(kv, 1, &p, &e), 0);
+		assert_contains(e.msg, "https");
+	}
+	{
+		static const char *const kv[] = { "verify_challenge_resource", "maybe" };
+
+		assert_int_not_equal(open_with(kv, 1, &p, &e), 0);
+	}
+	assert_null(p);
+}
+
+/* The service principal's secret is read from a file and never echoed. */
+static void azure_client_secret_file(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_err e;
+	static const char *kv[8] = { "credentials", "service_principal", "client_id", "app",
+				     "tenant_id", "t", "client_secret_file", NULL };
+
+	(void)state;
+	tu_write_file(tu_path("secret"), "s3cr3t-value\n", 13, 0600);
+	kv[7] = tu_path("secret");
+	assert_int_equal(open_with(kv, 4, &p, &e), 0);
+	cmk_provider_close(&p);
+	kv[7] = tu_path("missing");
+	assert_int_not_equal(open_with(kv, 4, &p, &e), 0);
+	assert_contains(e.msg, "client_secret_file");
+}
+
+/* No network call is made for a key reference that is not a key URL. */
+static void azure_bad_key_ref_is_local(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *kek = NULL, *out = NULL;
+	unsigned char *w = NULL;
+	size_t wl = 0;
+	struct cmk_err e;
+	static const unsigned char blob[] = { 1, 1, 1, 'v', 1, 2, 3, 4 };
+
+	(void)state;
+	assert_int_equal(open_with(NULL, 0, &p, &e), 0);
+	assert_int_equal(cmk_secret_random(&kek, 32, &e), 0);
+	assert_int_not_equal(cmk_provider_wrap(p, "http://v.vault.azure.net/keys/k", kek, NULL,
+					       &w, &wl, NULL, &e), 0);
+	assert_int_equal(e.cls, CMK_EC_LOCAL);
+	assert_null(w);
+	/* a versioned key_ref must name the version that wrapped */
+	assert_int_not_equal(cmk_provider_unwrap(p, "https://v.vault.azure.net/keys/k/other",
+						 blob, sizeof(blob), NULL, &out, NULL, &e), 0);
+	assert_int_equal(e.cls, CMK_EC_LOCAL);
+	assert_contains(e.msg, "version v");
+	assert_null(out);
+	cmk_secret_free(&kek);
+	cmk_provider_close(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(azure_errors_classified_from_recorded_answers),
+		cmocka_unit_test(azure_error_fields_are_printable),
+		cmocka_unit_test(azure_key_url_parse),
+		cmocka_unit_test(azure_blob_roundtrip_and_corruption),
+		cmocka_unit_test(azure_challenge_parse),
+		cmocka_unit_test(azure_challenge_resource_must_be_a_parent_domain),
+		cmocka_unit_test(azure_token_answers_parsed),
+		cmocka_unit_test(azure_token_refresh_before_expiry),
+		cmocka_unit_test(azure_token_errors_classified),
+		cmocka_unit_test(azure_settings_checked),
+		cmocka_unit_test_setup_teardown(azure_client_secret_file, tu_setup_tmpdir,
+						tu_teardown_tmpdir),
+		cmocka_unit_test(azure_bad_key_ref_is_local),
+	};
+
+	return cmocka_run_group_tests_name("provider_azure", tests, NULL, NULL);
+}
