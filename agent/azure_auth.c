@@ -417,8 +417,8 @@ int cmk_azure_auth_init(struct cmk_azure_auth *a, const char *mode,
 		ret = load_secret(a, secret_file, e);
 		if (ret)
 			goto out;
-		snprintf(a->source, sizeof(a->source), "service principal %s in tenant %s",
-			 a->client_id, a->tenant_id);
+		snprintf(a->source, sizeof(a->source), "service principal %s",
+			 a->client_id);
 	} else if (a->client_id[0]) {
 		snprintf(a->source, sizeof(a->source), "managed identity %s", a->client_id);
 	} else {
@@ -464,11 +464,12 @@ static int token_error(struct cmk_azure_auth *a, bool imds,
 
 	why = cmk_azure_token_classify(imds, r->status, r->body, r->body_len,
 				       code, sizeof(code), msg, sizeof(msg));
+	/* Most useful first: the message may be cut at CMK_ERR_MSG_MAX. */
 	return cmk_err_kms(e, why, "%s token for %s: %s, HTTP %ld%s%s%s",
 			   imds ? "IMDS" : "Entra ID", a->source,
 			   code[0] ? code : "error", r->status,
-			   why == CMK_R_DENIED ? ": the service principal was rejected, fix its secret or role" : "",
-			   msg[0] ? ": " : "", msg);
+			   msg[0] ? ": " : "", msg,
+			   why == CMK_R_DENIED ? " (fix the service principal's secret or role)" : "");
 }
 
 static int fetch_imds(struct cmk_azure_auth *a, time_t now, const char *resource,
@@ -625,7 +626,7 @@ int cmk_azure_token_get(struct cmk_azure_auth *a, time_t now,
 	if (ret) {
 		cmk_azure_token_free(&t);
 		/* Refresh failed, but the token we have still works: use it. */
-		if (same && a->cur.token && now + 5 < a->cur.expires_on &&
+		if (same && a->cur.token && now + 2 < a->cur.expires_on &&
 		    cmk_reason_class(e->reason) == CMK_EC_TRANSIENT) {
 			*tok = a->cur.token;
 			return 0;

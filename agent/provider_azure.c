@@ -519,7 +519,7 @@ static void request_id(const struct cmk_http_response *r, struct cmk_kms_call *c
 		clean(rid, strlen(rid), call->request_id, sizeof(call->request_id), false);
 }
 
-static int kv_error(struct azure *a, const char *op, const char *url,
+static int kv_error(struct azure *a, const char *op, const char *what,
 		    const struct cmk_http_response *r, struct cmk_err *e)
 {
 	struct cmk_azure_error err;
@@ -529,8 +529,8 @@ static int kv_error(struct azure *a, const char *op, const char *url,
 	if (why == CMK_R_NONE)
 		why = CMK_R_LOCAL;
 	/* Most useful first: the message may be cut at CMK_ERR_MSG_MAX. */
-	return cmk_err_kms(e, why, "azure keyvault %s %s: %s%s%s%s, HTTP %ld (%s)%s%s",
-			   op, url, err.code[0] ? err.code : "error",
+	return cmk_err_kms(e, why, "azure %s %s: %s%s%s%s, HTTP %ld (%s)%s%s",
+			   op, what, err.code[0] ? err.code : "error",
 			   err.inner[0] ? " (" : "", err.inner,
 			   err.inner[0] ? ")" : "", r->status, a->auth.source,
 			   err.message[0] ? ": " : "", err.message);
@@ -547,12 +547,12 @@ static int take_challenge(struct azure *a, const struct cmk_azure_key *k,
 	ret = cmk_azure_challenge_parse(cmk_http_header(r, "WWW-Authenticate", hdr,
 							sizeof(hdr)), &ch, e);
 	if (ret) {
-		cmk_err_prefix(e, "azure keyvault %s", k->vault);
+		cmk_err_prefix(e, "azure %s", k->vault);
 		return ret;
 	}
 	if (a->verify_resource && !cmk_azure_challenge_resource_ok(k->host, ch.resource))
 		return cmk_errf(e, -EPERM,
-				"azure keyvault %s: the challenge asks for a token for %s, which is not a domain of %s; refusing (verify_challenge_resource = no only for test emulators)",
+				"azure %s: the challenge asks for a token for %s, which is not a domain of %s; refusing (verify_challenge_resource = no only for test emulators)",
 				k->vault, ch.resource, k->host);
 	a->ch = ch;
 	snprintf(a->ch_vault, sizeof(a->ch_vault), "%s", k->vault);
@@ -565,8 +565,8 @@ static int take_challenge(struct azure *a, const struct cmk_azure_key *k,
  * the vault answers 401 with the authority and resource to use.
  */
 static int discover(struct azure *a, const struct cmk_azure_key *k,
-		    const char *op, const char *url, struct cmk_kms_call *call,
-		    struct cmk_err *e)
+		    const char *op, const char *url, const char *what,
+		    struct cmk_kms_call *call, struct cmk_err *e)
 {
 	struct cmk_nv h[] = {
 		{ "Content-Type", "application/json" },
@@ -578,18 +578,18 @@ static int discover(struct azure *a, const struct cmk_azure_key *k,
 
 	ret = cmk_http_do(&a->http, &req, NULL, NULL, &r, e);
 	if (ret) {
-		cmk_err_prefix(e, "azure keyvault %s %s", op, url);
+		cmk_err_prefix(e, "azure %s %s", op, what);
 		return ret;
 	}
 	request_id(&r, call);
 	if (r.status == 401)
 		ret = take_challenge(a, k, &r, e);
 	else if (r.status >= 300)
-		ret = kv_error(a, op, url, &r, e);
+		ret = kv_error(a, op, what, &r, e);
 	else
 		ret = cmk_errf(e, -EPROTO,
-			       "azure keyvault %s %s: HTTP %ld to a request without a token; expected a 401 challenge",
-			       op, url, r.status);
+			       "azure %s %s: HTTP %ld to a request without a token; expected a 401 challenge",
+			       op, what, r.status);
 	cmk_http_response_free(&r);
 	return ret;
 }
@@ -601,7 +601,7 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 		   struct cmk_kms_call *call, struct cmk_err *e)
 {
 	struct cmk_http_response r = { 0 };
-	char url[600], cid[CMK_UUID_STR];
+	char url[600], what[520], cid[CMK_UUID_STR];
 	uint8_t uuid[CMK_UUID_LEN];
 	int ret = 0;
 
@@ -610,11 +610,14 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 			     k->vault, k->name, version, op,
 			     CMK_AZURE_API_VERSION) >= sizeof(url))
 		return cmk_errf(e, -EINVAL, "azure: key URL too long");
+	/* Messages name the key version, not the whole request URL. */
+	snprintf(what, sizeof(what), "%s/keys/%s%s%s", k->vault, k->name,
+		 version[0] ? "/" : "", version);
 	if (cmk_uuid_generate(uuid, e))
 		return -EIO;
 	cmk_uuid_format(uuid, cid);
 	if (!a->have_ch || strcmp(a->ch_vault, k->vault)) {
-		ret = discover(a, k, op, url, call, e);
+		ret = discover(a, k, op, url, what, call, e);
 		if (ret)
 			return ret;
 	}
@@ -626,7 +629,7 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 		ret = cmk_azure_token_get(&a->auth, time(NULL), a->ch.resource,
 					  a->ch.tenant, &tok, e);
 		if (ret) {
-			cmk_err_prefix(e, "azure keyvault %s %s", op, url);
+			cmk_err_prefix(e, "azure %s %s", op, what);
 			return ret;
 		}
 		tl = cmk_secret_len(tok);
@@ -647,7 +650,7 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 			ret = cmk_http_do(&a->http, &req, NULL, NULL, &r, e);
 		}
 		if (ret) {
-			cmk_err_prefix(e, "azure keyvault %s %s", op, url);
+			cmk_err_prefix(e, "azure %s %s", op, what);
 			return ret;
 		}
 		request_id(&r, call);
@@ -664,7 +667,7 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 			return ret;
 	}
 	if (r.status != 200) {
-		ret = kv_error(a, op, url, &r, e);
+		ret = kv_error(a, op, what, &r, e);
 		goto out;
 	}
 	*resp = cmk_json_parse_wiped(r.body, r.body_len);
@@ -672,7 +675,7 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 		cmk_json_put_wiped(*resp);
 		*resp = NULL;
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "azure keyvault %s %s: the answer is not a JSON object", op, url);
+				  "azure %s %s: the answer is not a JSON object", op, what);
 	}
 out:
 	cmk_http_response_free(&r);
@@ -717,12 +720,12 @@ static int kid_version(const struct cmk_azure_key *k, const char *op,
 	if (!kid || strncasecmp(kid, k->vault, vl) || strncmp(kid + vl, "/keys/", 6) ||
 	    strncmp(kid + vl + 6, k->name, nl) || kid[vl + 6 + nl] != '/')
 		return cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				   "azure keyvault %s %s/keys/%s: the answer names key %.150s",
+				   "azure %s %s/keys/%s: the answer names key %.150s",
 				   op, k->vault, k->name, kid ? kid : "(none)");
 	v = kid + vl + 7 + nl;
 	if (!seg_ok(v, strlen(v), CMK_AZURE_VERSION_MAX, false))
 		return cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				   "azure keyvault %s %s/keys/%s: the answer's kid has a bad version",
+				   "azure %s %s/keys/%s: the answer's kid has a bad version",
 				   op, k->vault, k->name);
 	snprintf(out, CMK_AZURE_VERSION_MAX + 1, "%s", v);
 	return 0;
@@ -819,14 +822,14 @@ static int azure_wrap(void *priv, const char *key_ref,
 		goto out;
 	if (k.version[0] && strcmp(ver, k.version)) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "azure keyvault wrapkey %s: the answer names version %s",
+				  "azure wrapkey %s: the answer names version %s",
 				  key_ref, ver);
 		goto out;
 	}
 	v = jstr(resp, "value", &vl);
 	if (!v || b64url_decode(v, vl, &ct, e)) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "azure keyvault wrapkey %s: the answer has no valid value", key_ref);
+				  "azure wrapkey %s: the answer has no valid value", key_ref);
 		goto out;
 	}
 	ret = cmk_azure_blob_pack(alg, ver, cmk_secret_cdata(ct), cmk_secret_len(ct),
@@ -890,7 +893,7 @@ static int azure_unwrap(void *priv, const char *key_ref,
 		goto out;
 	if (strcmp(got, ver)) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "azure keyvault unwrapkey %s: the answer names version %s, not %s",
+				  "azure unwrapkey %s: the answer names version %s, not %s",
 				  key_ref, got, ver);
 		goto out;
 	}
@@ -898,7 +901,7 @@ static int azure_unwrap(void *priv, const char *key_ref,
 	if (!v || b64url_decode(v, vl, &msg, e) ||
 	    (ml = cmk_secret_len(msg)) <= DIGEST_LEN || ml > KEK_MAX + DIGEST_LEN) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "azure keyvault unwrapkey %s: the answer has no valid value",
+				  "azure unwrapkey %s: the answer has no valid value",
 				  key_ref);
 		goto out;
 	}
@@ -907,7 +910,7 @@ static int azure_unwrap(void *priv, const char *key_ref,
 		goto out;
 	if (CRYPTO_memcmp(cmk_secret_cdata(msg) + ml - DIGEST_LEN, d, DIGEST_LEN)) {
 		ret = cmk_err_kms(e, CMK_R_INVALID_CIPHERTEXT,
-				  "azure keyvault unwrapkey %s: the KEK was wrapped with another encryption context (the envelope's context was changed, or the wrapped KEK belongs to another envelope)",
+				  "azure unwrapkey %s: the KEK was wrapped with another encryption context (the envelope's context was changed, or the wrapped KEK belongs to another envelope)",
 				  key_ref);
 		goto out;
 	}

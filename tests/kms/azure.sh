@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The azure provider against a Key Vault emulator held to the real client.
+#
+# 1. tests/kms/azure_emu.py serves Key Vault (HTTPS, a test CA and server
+#    certificate made here with openssl), IMDS and Entra ID token endpoints
+#    on 127.0.0.1.  It is first checked with the Azure SDK for Python that
+#    users run (Debian's python3-azure, /usr/bin/python3): challenge auth,
+#    key creation, wrap/unwrap with RSA-OAEP-256 and A256KW, error shapes
+#    (tests/kms/azure_sdk.py).
+# 2. Only then is the agent tested against it: cmkctl and tests/kms/kmsdrv
+#    (one long-lived provider, like cmk-agent).  Oracles: the SDK unwraps
+#    what the agent wrapped, and recomputes the context binding from the
+#    documented canonical encoding; the emulator's log and counters (what
+#    went over the wire, tokens issued, expired tokens presented).
+#
+# Usage: tests/kms/azure.sh       Output: TAP.  Every server it starts is
+# stopped on exit.  Needs: /usr/bin/python3 with python3-azure, openssl,
+# curl, and a built agent (make -C agent).
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+T=$(mktemp -d /tmp/cmk-kms-azure.XXXXXX)
+PY=/usr/bin/python3
+pids=()
+n=0
+failed=0
+t_start=$(date +%s)
+
+cleanup() {
+	exec 7>&- 2>/dev/null
+	for p in "${pids[@]}"; do
+		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	[ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() {   # ok NAME [comment]
+	n=$((n + 1)); echo "ok $n $1${2:+ # $2}"
+}
+nok() {  # nok NAME why
+	n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; echo "# $2"
+}
+check() {  # check NAME CONDITION-CMD... ; diagnostics from $T/last
+	local name=$1; shift
+	if "$@"; then ok "$name"; else nok "$name" "$(tail -c 600 "$T/last" 2>/dev/null | tr '\n' ' ')"; fi
+}
+die() {
+	nok "$1" "$2"
+	echo "1..$n"
+	exit 1
+}
+
+# Nothing from the caller's environment may leak into the agent or the SDK.
+for v in $(env | sed -n 's/^\(AZURE_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY ALL_PROXY all_proxy
+export HOME=$T/home
+mkdir -p "$HOME"
+
+for c in openssl curl "$PY"; do
+	command -v "$c" >/dev/null || die azure_prerequisites "$c not found"
+done
+"$PY" -c 'import azure.keyvault.keys.crypto, cryptography' 2>"$T/last" ||
+	die azure_prerequisites "python3-azure not importable by $PY: $(cat "$T/last")"
+make -s -C "$top/agent" all >"$T/build.log" 2>&1 || die azure_agent_builds "$(tail -5 "$T/build.log")"
+mkdir -p "$top/build/tests/kms"
+drvbin=$top/build/tests/kms/kmsdrv-azure
+# shellcheck disable=SC2046
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
+	-I"$top/include/uapi" -o "$drvbin" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
+	$(pkg-config --libs libcrypto json-c libmnl devmapper libcurl) \
+	>"$T/build.log" 2>&1 || die azure_kmsdrv_builds "$(tail -5 "$T/build.log")"
+cmkctl=$top/agent/build/cmkctl
+
+wait_file() {
+	for _ in $(seq 1 300); do [ -s "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+start() {  # start NAME CMD... : own session, so the whole group can be stopped
+	setsid "${@:2}" >"$T/$1.out" 2>&1 &
+	pids+=("$!")
+}
+
+# ---- a test CA and the emulator's certificate -------------------------------------
+{
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" \
+		-days 2 -subj "/CN=dm-cmk test CA" &&
+	openssl req -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.csr" \
+		-subj /CN=127.0.0.1 &&
+	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$T/ext" &&
+	openssl x509 -req -in "$T/tls.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
+		-CAcreateserial -days 2 -extfile "$T/ext" -out "$T/tls.pem"
+} >"$T/last" 2>&1 || die azure_test_ca "$(tail -c 400 "$T/last")"
+CA=$T/ca.pem
+
+TENANT=00000000-0000-0000-0000-0000000c0ffe
+mkdir -p "$T/emu"
+start emu "$PY" "$here/azure_emu.py" "$T/emu" --cert "$T/tls.pem" --key "$T/tls.key" \
+	--tenant "$TENANT" --log "$T/emu.log"
+for f in kv imds admin; do
+	wait_file "$T/emu/$f.port" || die azure_emulator_starts "$(cat "$T/emu.out")"
+done
+VAULT=https://127.0.0.1:$(cat "$T/emu/kv.port")
+IMDS=http://127.0.0.1:$(cat "$T/emu/imds.port")
+ADMIN=http://127.0.0.1:$(cat "$T/emu/admin.port")
+adm() {  # adm ACTION JSON
+	curl -sS --max-time 30 -X POST -d "$2" "$ADMIN/$1"
+}
+stat_() {  # stat_ COUNTER
+	adm stats '{}' | "$PY" -c "import json,sys; print(json.load(sys.stdin)['$1'])"
+}
+
+# ---- 1. the emulator, held to the Azure SDK for Python ---------------------------
+t0=$(date +%s)
+timeout 300 "$PY" "$here/azure_sdk.py" "$VAULT" "$ADMIN" "$CA" "$TENANT" "$T/emu.log" \
+	>"$T/sdk.tap" 2>"$T/sdk.err"
+sdk_rc=$?
+while IFS= read -r line; do
+	case $line in
+	"ok "*) ok "${line#ok }" ;;
+	"not ok "*) r=${line#not ok }; nok "${r%% # *}" "${r#* # }" ;;
+	esac
+done <"$T/sdk.tap"
+[ -s "$T/sdk.tap" ] || nok azure_sdk_conformance_ran "exit $sdk_rc: $(tail -c 600 "$T/sdk.err")"
+echo "# Azure SDK conformance: $(($(date +%s) - t0)) s, $(grep -c '^ok' "$T/sdk.tap") checks passed"
+[ "$sdk_rc" -eq 0 ] || die azure_emulator_passes_sdk_before_agent_tests "the agent is not tested against an emulator the SDK disagrees with"
+
+# ---- 2. the agent against the emulator --------------------------------------------
+{
+	adm key_create '{"name":"cmk","kty":"RSA"}' &&
+	adm key_create '{"name":"hsm","kty":"oct-HSM"}' &&
+	adm key_create '{"name":"other","kty":"RSA"}' &&
+	adm grant '{"principal":"system","actions":["wrapKey","unwrapKey"]}' &&
+	adm identity '{"client_id":"uai-1"}' &&
+	adm grant '{"principal":"uai-1","actions":["wrapKey","unwrapKey"]}' &&
+	adm sp '{"client_id":"app-1","secret":"s3cr3t+/=&x"}' &&
+	adm grant '{"principal":"app-1","actions":["wrapKey","unwrapKey"]}'
+} >"$T/last" 2>&1 || die azure_emulator_setup "$(cat "$T/last")"
+KEY=$VAULT/keys/cmk
+BASE=(imds_endpoint="$IMDS" ca_bundle="$CA" verify_challenge_resource=no)
+sets() { for s in "${BASE[@]}"; do printf -- '--set\0%s\0' "$s"; done; }
+rc_is() {  # rc_is WANT CMD... (output in $T/last)
+	local want=$1 rc
+	shift
+	"$@" >"$T/last" 2>&1
+	rc=$?
+	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
+}
+last_has() { grep -q -- "$1" "$T/last"; }
+
+kek=$T/kek.json
+mapfile -d '' S < <(sets)
+check azure_kek_create_provisions_envelope bash -c "
+	$(declare -f rc_is); T=$T
+	rc_is 0 $cmkctl kek create --provider azure --key-ref $KEY ${S[*]@Q} \
+		--context service=pg --context cluster=c-42 --out $kek &&
+	grep -q '\"provider\": \"azure\"' $kek && grep -q '\"key_ref\": \"$KEY\"' $kek"
+check azure_kek_create_first_request_bodiless_then_token bash -c "
+	grep '^kv POST /keys/cmk/' $T/emu.log | head -1 | grep -q 'len=0 principal=- auth=none status=401' &&
+	grep '^kv POST /keys/cmk//wrapkey' $T/emu.log | tail -1 | grep -q 'principal=system auth=ok status=200'"
+
+# Oracle: the SDK unwraps the agent's envelope and finds KEK || SHA-256 of
+# the canonical context (encoded here from Documentation/formats.rst).
+sdk_unwrap() {  # sdk_unwrap ENVELOPE KEYTYPE -> prints "ok" or why not
+	"$PY" - "$1" "$2" "$VAULT" "$ADMIN" "$CA" <<'PY'
+import base64, hashlib, json, struct, sys, urllib.request
+from azure.core.credentials import AccessToken
+from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
+env, kty, vault, admin, ca = sys.argv[1:]
+e = json.load(open(env))
+w = e.get('current', e)
+blob = base64.b64decode(w['wrapped_kek'])
+assert blob[0] == 1, 'format'
+alg = {1: KeyWrapAlgorithm.rsa_oaep_256, 2: KeyWrapAlgorithm.aes_256}[blob[1]]
+ver = blob[3:3 + blob[2]].decode()
+ct = blob[3 + blob[2]:]
+t = json.load(urllib.request.urlopen(urllib.request.Request(
+    admin + '/token', data=b'{}', method='POST')))
+cred = type('C', (), {'get_token': lambda self, *s, **k: AccessToken(t['token'], t['expires_on'])})()
+c = CryptographyClient(f"{w['key_ref']}/{ver}", cred, verify_challenge_resource=False,
+                       connection_verify=ca)
+plain = c.unwrap_key(alg, ct).key
+ctx = w.get('encryption_context', {})
+canon = b'CMKCTX01' + struct.pack('<I', len(ctx))
+for k in sorted(ctx, key=lambda s: s.encode()):
+    for s in (k.encode(), ctx[k].encode()):
+        canon += struct.pack('<I', len(s)) + s
+assert len(plain) == 64, len(plain)
+assert plain[32:] == hashlib.sha256(canon).digest(), 'context digest'
+print('ok')
+PY
+}
+check azure_envelope_unwraps_with_azure_sdk_and_binds_context bash -c "
+	$(declare -f sdk_unwrap); PY=$PY VAULT=$VAULT ADMIN=$ADMIN CA=$CA
+	sdk_unwrap $kek RSA >$T/last 2>&1 && grep -qx ok $T/last"
+
+cat >"$T/agent.conf" <<EOF
+[agent]
+kek_envelope = $kek
+
+[provider "azure"]
+imds_endpoint = $IMDS
+ca_bundle = $CA
+verify_challenge_resource = no
+EOF
+check azure_kek_check_with_config rc_is 0 "$cmkctl" --config "$T/agent.conf" kek check "$kek"
+# Without verify_challenge_resource = no: 127.0.0.1 is not a subdomain of
+# vault.azure.net, so the agent must refuse to get a token for it.
+check azure_challenge_resource_verified_by_default bash -c "
+	$(declare -f rc_is last_has); T=$T
+	rc_is 1 $cmkctl kek create --provider azure --key-ref $KEY --set imds_endpoint=$IMDS \
+		--set ca_bundle=$CA --out $T/never.json && last_has 'not a domain of 127.0.0.1' &&
+	test ! -e $T/never.json"
+
+# ---- the long-lived driver -------------------------------------------------------
+drv_start() {  # drv_start ENVELOPE [k=v]...
+	rm -f "$T/drv.in" "$T/drv.out"
+	mkfifo "$T/drv.in"
+	"$drvbin" azure "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
+	drv_pid=$!
+	pids+=("$drv_pid")
+	exec 7<>"$T/drv.in"
+	drv_n=0
+	drv_wait
+}
+drv_wait() {
+	drv_n=$((drv_n + 1))
+	for _ in $(seq 1 1200); do
+		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
+		kill -0 "$drv_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	R=$(sed -n "${drv_n}p" "$T/drv.out")
+	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
+}
+drv() { echo "$1" >&7; drv_wait; }
+drv_stop() {
+	echo quit >&7
+	exec 7>&-
+	wait "$drv_pid" 2>/dev/null
+}
+# shellcheck disable=SC2254 # $2 is a glob on purpose
+is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
+drv_is() { drv "$1"; is "$R" "$2"; }
+
+tok0=$(stat_ tokens_issued)
+drv_start "$kek" "${BASE[@]}"
+drv "bench 20"
+if is "$R" "bench n=20 failed=0 *"; then ok azure_unseal_latency_measured "$R"; else nok azure_unseal_latency_measured "$R"; fi
+echo "# unseal (Key Vault unwrapkey through the provider, emulator on loopback, TLS): $R"
+check azure_token_cached_across_calls test "$(($(stat_ tokens_issued) - tok0))" -eq 1
+check azure_check_passes drv_is check "ok *"
+
+# ---- the key owner says no: definitive -------------------------------------------------
+adm key_enable '{"name":"cmk","enabled":false}' >/dev/null
+check azure_disabled_key_is_definitive drv_is check "err definitive disabled *Forbidden (KeyDisabled), HTTP 403*"
+check azure_disabled_key_cmkctl_exit_2 rc_is 2 "$cmkctl" --config "$T/agent.conf" kek check "$kek"
+# Azure still wraps with a disabled key: a wrap-based check would miss this.
+check azure_disabled_key_still_wraps rc_is 0 "$cmkctl" kek create --provider azure \
+	--key-ref "$KEY" "${S[@]}" --out "$T/kek-disabled.json"
+adm key_enable '{"name":"cmk","enabled":true}' >/dev/null
+check azure_enabled_again_restored drv_is check "ok *"
+
+adm grant '{"principal":"system","actions":["wrapKey"]}' >/dev/null
+check azure_role_removed_is_definitive drv_is check "err definitive denied *Forbidden (ForbiddenByRbac), HTTP 403*"
+adm grant '{"principal":"system","actions":["wrapKey","unwrapKey"]}' >/dev/null
+check azure_role_restored drv_is check "ok *"
+
+adm key_delete '{"name":"cmk"}' >/dev/null
+check azure_deleted_key_is_definitive drv_is check "err definitive not_found *KeyNotFound, HTTP 404*"
+adm key_recover '{"name":"cmk"}' >/dev/null
+check azure_recovered_key_restored drv_is check "ok *"
+
+# ---- Key Vault cannot answer now: transient, retried ------------------------------------
+: >"$T/emu.log"
+adm fault '{"mode":"throttle"}' >/dev/null
+check azure_throttled_is_transient drv_is check "err transient throttled *Throttled, HTTP 429*"
+check azure_throttled_retried_3_times test "$(grep -c 'unwrapkey.*status=429' "$T/emu.log")" -eq 3
+adm fault '{"mode":"unavailable"}' >/dev/null
+check azure_503_is_transient drv_is check "err transient unavailable *ServiceUnavailable, HTTP 503*"
+adm fault '{"mode":"pass"}' >/dev/null
+check azure_answers_again drv_is check "ok *"
+# IMDS failing while the cached token is valid: no effect at all.
+adm fault '{"mode":"imds_410"}' >/dev/null
+check azure_imds_410_with_valid_cached_token drv_is check "ok *"
+adm fault '{"mode":"pass"}' >/dev/null
+drv_stop
+
+# ---- tokens: refreshed before expiry, never a gap -------------------------------------------
+adm token_lifetime '{"seconds":4}' >/dev/null
+tok0=$(stat_ tokens_issued)
+exp0=$(stat_ expired_token_requests)
+drv_start "$kek" "${BASE[@]}"
+bad=0
+for _ in $(seq 1 10); do
+	drv check
+	is "$R" "ok *" || bad=$((bad + 1))
+	sleep 0.7
+done
+tokd=$(($(stat_ tokens_issued) - tok0))
+echo "# 10 checks over ~7 s with 4 s tokens: $tokd tokens fetched"
+check azure_short_tokens_every_check_passes test "$bad" -eq 0
+check azure_token_refreshed_before_expiry test "$tokd" -ge 3
+check azure_no_expired_token_ever_sent test "$(stat_ expired_token_requests)" -eq "$exp0"
+# Refresh due (past half-life) but IMDS failing: the still-valid token is used.
+adm token_lifetime '{"seconds":8}' >/dev/null
+drv_stop
+drv_start "$kek" "${BASE[@]}"
+drv check
+sleep 4.5
+adm fault '{"mode":"imds_500"}' >/dev/null
+check azure_refresh_failure_keeps_valid_token drv_is check "ok *"
+sleep 4
+check azure_expired_token_and_imds_down_is_transient drv_is check "err transient unavailable *IMDS*"
+adm fault '{"mode":"pass"}' >/dev/null
+check azure_imds_back_token_fetched drv_is check "ok *"
+drv_stop
+adm token_lifetime '{"seconds":3600}' >/dev/null
+
+# ---- other identities -------------------------------------------------------------------------
+: >"$T/emu.log"
+check azure_user_assigned_identity bash -c "
+	$(declare -f rc_is); T=$T
+	rc_is 0 $cmkctl kek create --provider azure --key-ref $KEY ${S[*]@Q} --set client_id=uai-1 \
+		--out $T/kek-uai.json &&
+	grep -q 'imds GET /metadata/identity/oauth2/token len=0 principal=uai-1 auth=- status=200' $T/emu.log &&
+	grep -q 'wrapkey len=[0-9]* principal=uai-1 auth=ok status=200' $T/emu.log"
+check azure_unknown_user_assigned_identity_is_local bash -c "
+	$(declare -f rc_is last_has); T=$T
+	rc_is 1 $cmkctl kek create --provider azure --key-ref $KEY ${S[*]@Q} --set client_id=nope \
+		--out $T/never.json && last_has 'Identity not found'"
+
+printf 's3cr3t+/=&x\n' >"$T/sp.secret"
+chmod 600 "$T/sp.secret"
+SP=(credentials=service_principal client_id=app-1 tenant_id="$TENANT"
+    client_secret_file="$T/sp.secret" authority="$VAULT")
+: >"$T/emu.log"
+drv_start "$kek" "${BASE[@]}" "${SP[@]}"
+check azure_service_principal_client_credentials drv_is check "ok *"
+check azure_service_principal_token_from_entra_endpoint grep -q "^kv POST /$TENANT/oauth2/v2.0/token len=[0-9]* principal=app-1" "$T/emu.log"
+drv_stop
+printf 'wrong\n' >"$T/sp.wrong"
+drv_start "$kek" "${BASE[@]}" credentials=service_principal client_id=app-1 \
+	tenant_id="$TENANT" client_secret_file="$T/sp.wrong" authority="$VAULT"
+check azure_service_principal_bad_secret_is_definitive drv_is check "err definitive denied *invalid_client*AADSTS7000215*"
+check azure_secret_never_in_messages bash -c "! grep -q -e s3cr3t -e wrong -e 'emu\\.' $T/drv.out $T/drv.err"
+drv_stop
+drv_start "$kek" "${BASE[@]}" credentials=service_principal client_id=app-1 \
+	tenant_id=11111111-2222-3333-4444-555555555555 client_secret_file="$T/sp.secret" authority="$VAULT"
+check azure_service_principal_other_tenant_refused drv_is check "err local local *challenge names tenant $TENANT*"
+drv_stop
+
+# ---- Managed HSM: A256KW ---------------------------------------------------------------------
+check azure_a256kw_envelope_create_and_check bash -c "
+	$(declare -f rc_is); T=$T
+	rc_is 0 $cmkctl kek create --provider azure --key-ref $VAULT/keys/hsm ${S[*]@Q} \
+		--set algorithm=A256KW --context service=pg --out $T/kek-hsm.json &&
+	rc_is 0 $cmkctl --config $T/agent.conf kek check $T/kek-hsm.json"
+check azure_a256kw_envelope_unwraps_with_azure_sdk bash -c "
+	$(declare -f sdk_unwrap); PY=$PY VAULT=$VAULT ADMIN=$ADMIN CA=$CA
+	sdk_unwrap $T/kek-hsm.json oct >$T/last 2>&1 && grep -qx ok $T/last"
+
+# ---- envelope tampering: the context binding ---------------------------------------------------
+python3 - "$kek" "$T/kek-ctx.json" "$T/kek-bits.json" <<'PY'
+import base64, json, sys
+e = json.load(open(sys.argv[1]))
+c = json.loads(json.dumps(e))
+w = c.get('current', c)
+w['encryption_context']['cluster'] = 'c-43'
+json.dump(c, open(sys.argv[2], 'w'))
+t = json.loads(json.dumps(e))
+w = t.get('current', t)
+b = bytearray(base64.b64decode(w['wrapped_kek'])); b[-5] ^= 1
+w['wrapped_kek'] = base64.b64encode(bytes(b)).decode()
+json.dump(t, open(sys.argv[3], 'w'))
+PY
+check azure_encryption_context_mismatch_refused bash -c "
+	$(declare -f rc_is last_has); T=$T
+	rc_is 2 $cmkctl --config $T/agent.conf kek check $T/kek-ctx.json &&
+	last_has 'another encryption context'"
+check azure_tampered_wrapped_kek_refused rc_is 2 "$cmkctl" --config "$T/agent.conf" kek check "$T/kek-bits.json"
+
+# ---- key rotation in Key Vault: the version that wrapped unwraps --------------------------------
+adm key_rotate '{"name":"cmk"}' >/dev/null
+check azure_old_envelope_unwraps_after_key_rotation rc_is 0 "$cmkctl" --config "$T/agent.conf" kek check "$kek"
+v1=$(python3 -c "import base64,json,sys; e=json.load(open('$kek')); w=e.get('current',e); b=base64.b64decode(w['wrapped_kek']); print(b[3:3+b[2]].decode())")
+check azure_versioned_key_ref_pins_version bash -c "
+	$(declare -f rc_is last_has); T=$T
+	rc_is 0 $cmkctl kek create --provider azure --key-ref $KEY/$v1 ${S[*]@Q} --out $T/kek-v1.json &&
+	grep -q 'wrapkey len=[0-9]* principal=system' $T/emu.log &&
+	grep -q 'POST /keys/cmk/$v1/wrapkey' $T/emu.log"
+
+# ---- TLS ---------------------------------------------------------------------------------------
+drv_start "$kek" imds_endpoint="$IMDS" verify_challenge_resource=no max_attempts=1
+check azure_untrusted_certificate_refused drv_is check "err transient network *"
+drv_stop
+adm key_delete '{"name":"cmk"}' >/dev/null
+adm key_purge '{"name":"cmk"}' >/dev/null
+check azure_purged_key_stays_not_found rc_is 2 "$cmkctl" --config "$T/agent.conf" kek check "$kek"
+
+echo "# suite wall time: $(($(date +%s) - t_start)) s"
+echo "1..$n"
+[ "$failed" -eq 0 ]
