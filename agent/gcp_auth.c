@@ -161,7 +161,7 @@ int cmk_gcp_jwt_sign(const struct cmk_gcp_sa_key *k, const char *scope,
 	    json_object_object_add(hdr, "kid", json_object_new_string(k->key_id)) ||
 	    json_object_object_add(cl, "iss", json_object_new_string(k->client_email)) ||
 	    json_object_object_add(cl, "scope", json_object_new_string(scope)) ||
-	    json_object_object_add(cl, "aud", json_object_new_string(k->token_uri)) ||
+	    json_object_object_add(cl, "aud", json_object_new_string(CMK_GCP_TOKEN_AUD)) ||
 	    json_object_object_add(cl, "iat", json_object_new_int64((int64_t)now)) ||
 	    json_object_object_add(cl, "exp",
 				   json_object_new_int64((int64_t)now + CMK_GCP_JWT_LIFETIME_S)))

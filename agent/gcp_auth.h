@@ -6,11 +6,14 @@
  *
  *  service_account  a service-account JSON key file (setting
  *                   service_account_key, else GOOGLE_APPLICATION_CREDENTIALS):
- *                   a JWT {iss: client_email, scope, aud: token_uri, iat,
- *                   exp: iat + 3600} signed RS256 with the key's private
+ *                   a JWT {iss: client_email, scope, aud, iat, exp: iat +
+ *                   3600} signed RS256 with the key's private
  *                   key (OpenSSL), header kid = private_key_id, POSTed to
  *                   the key's token_uri as grant_type
- *                   urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523);
+ *                   urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523).
+ *                   aud is always CMK_GCP_TOKEN_AUD, whatever token_uri is:
+ *                   Google documents it so, and google-auth (gcloud) does
+ *                   the same;
  *  metadata         the GCE metadata server (setting metadata_endpoint, else
  *                   http://$GCE_METADATA_HOST, else http://169.254.169.254):
  *                   GET /computeMetadata/v1/instance/service-accounts/
@@ -44,6 +47,7 @@
 
 #define CMK_GCP_REFRESH_S	300	/* refresh at most this early */
 #define CMK_GCP_JWT_LIFETIME_S	3600	/* Google's maximum */
+#define CMK_GCP_TOKEN_AUD	"https://oauth2.googleapis.com/token"
 #define CMK_GCP_SCOPE		"https://www.googleapis.com/auth/cloudkms"
 #define CMK_GCP_METADATA_DEFAULT "http://169.254.169.254"
 #define CMK_GCP_EMAIL_MAX	256

@@ -314,16 +314,22 @@ static int kms_error(struct gcp *g, const char *op, const char *key_ref,
 
 	why = cmk_gcp_classify(r->status, r->body, r->body_len, &err);
 	if (!strcmp(err.status, "UNAUTHENTICATED"))
-		advice = ": Cloud KMS rejected the agent's access token";
+		advice = "; Cloud KMS rejected the agent's access token";
 	else if (!strcmp(err.status, "PERMISSION_DENIED"))
-		advice = ": grant roles/cloudkms.cryptoKeyEncrypterDecrypter on the key";
+		advice = "; grant roles/cloudkms.cryptoKeyEncrypterDecrypter on the key";
 	else if (why == CMK_R_DISABLED)
-		advice = ": the key version is disabled; enable it to restore access";
-	/* Most useful first: the Google message may be cut at CMK_ERR_MSG_MAX. */
-	return cmk_err_kms(e, why, "gcp kms %s %s: %s, HTTP %ld%s (%s)%s%s", op,
-			   key_ref, err.status[0] ? err.status : "error", r->status,
-			   advice, g->tok.source, err.message[0] ? ": " : "",
-			   err.message);
+		advice = "; enable the key version to restore access";
+	/*
+	 * Most useful first: Google's message names the key version and its
+	 * state; the key is only repeated when it does not.  The whole may be
+	 * cut at CMK_ERR_MSG_MAX.
+	 */
+	return cmk_err_kms(e, why, "gcp kms %s%s%s: %s HTTP %ld%s%s%s [%s]", op,
+			   strstr(err.message, key_ref) ? "" : " ",
+			   strstr(err.message, key_ref) ? "" : key_ref,
+			   err.status[0] ? err.status : "error", r->status,
+			   err.message[0] ? ": " : "", err.message, advice,
+			   g->tok.source);
 }
 
 /*

@@ -279,8 +279,9 @@ static void gcp_sa_key_jwt_verifies_with_public_key(void **state)
 	assert_string_equal(json_object_get_string(v), "0123456789abcdef0123456789abcdef01234567");
 	assert_true(json_object_object_get_ex(c, "iss", &v));
 	assert_string_equal(json_object_get_string(v), "cmk-agent@p1.iam.gserviceaccount.com");
+	/* Google's documented audience, whatever token_uri says (as google-auth) */
 	assert_true(json_object_object_get_ex(c, "aud", &v));
-	assert_string_equal(json_object_get_string(v), "https://oauth2.example.test/token");
+	assert_string_equal(json_object_get_string(v), "https://oauth2.googleapis.com/token");
 	assert_true(json_object_object_get_ex(c, "scope", &v));
 	assert_string_equal(json_object_get_string(v), "https://www.googleapis.com/auth/cloudkms");
 	assert_true(json_object_object_get_ex(c, "iat", &v));
