@@ -119,6 +119,7 @@ struct p11mod {
 	char *path;
 	void *dl;
 	CK_FUNCTION_LIST_PTR f;
+	bool owned;		/* our C_Initialize did it: ours to C_Finalize */
 	int refs;
 	struct p11mod *next;
 };
@@ -134,7 +135,9 @@ static CK_RV mod_initialize(struct p11mod *m)
 	memset(&args, 0, sizeof(args));
 	args.flags = CKF_OS_LOCKING_OK;
 	rv = m->f->C_Initialize(&args);
-	/* Another user in this process (p11-kit, a second provider) got there first. */
+	if (rv == CKR_OK)
+		m->owned = true;
+	/* Another user of the module in this process got there first. */
 	return rv == CKR_CRYPTOKI_ALREADY_INITIALIZED ? CKR_OK : rv;
 }
 
@@ -231,7 +234,8 @@ static void mod_put(struct p11mod *m)
 				*pp = m->next;
 				break;
 			}
-		m->f->C_Finalize(NULL);
+		if (m->owned)
+			m->f->C_Finalize(NULL);
 		dlclose(m->dl);
 		free(m->path);
 		free(m);

@@ -217,6 +217,27 @@ static void p11_module_initialised_with_os_locking_once(void **state)
 	free(w2);
 }
 
+/* Another user initialised the module first: it is theirs to finalise. */
+static void p11_module_initialised_by_another_user_not_finalised(void **state)
+{
+	struct fx *fx = *state;
+	CK_RV (*gfl)(CK_FUNCTION_LIST_PTR_PTR);
+	CK_FUNCTION_LIST_PTR f;
+	CK_C_INITIALIZE_ARGS args = { .flags = CKF_OS_LOCKING_OK };
+	int fin;
+
+	cmk_provider_close(&fx->p);
+	fin = st->n_finalize;
+	*(void **)&gfl = dlsym(dl, "C_GetFunctionList");
+	assert_int_equal(gfl(&f), CKR_OK);
+	assert_int_equal(f->C_Initialize(&args), CKR_OK);
+	assert_int_equal(cmk_provider_open("pkcs11", NULL, 0, &fx->p, NULL), 0);
+	unwrap_ok(fx);
+	cmk_provider_close(&fx->p);
+	assert_int_equal(st->n_finalize, fin);
+	assert_int_equal(f->C_Finalize(NULL), CKR_OK);
+}
+
 /* ---- sessions ------------------------------------------------------------------- */
 
 static void p11_session_reused_across_calls(void **state)
@@ -598,6 +619,7 @@ int main(void)
 		T(p11_wrapped_format_decrypts_with_openssl),
 		T(p11_two_wraps_use_fresh_ivs),
 		T(p11_module_initialised_with_os_locking_once),
+		T(p11_module_initialised_by_another_user_not_finalised),
 		T(p11_session_reused_across_calls),
 		T(p11_session_handle_invalid_reopened_and_retried),
 		T(p11_device_error_once_is_retried_on_new_session),
