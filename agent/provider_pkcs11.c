@@ -163,6 +163,15 @@ static int mod_get(const char *path, struct p11mod **out, struct cmk_err *e)
 			       path, strerror(errno));
 	else if (!S_ISREG(st.st_mode))
 		ret = cmk_errf(e, -EINVAL, "pkcs11: module %s is not a regular file", path);
+	/* It will run inside the agent: only root (or the agent's user) may change it. */
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		ret = cmk_errf(e, -EPERM,
+			       "pkcs11: module %s is writable by group or others (mode %04o); refusing to load it",
+			       path, (unsigned int)(st.st_mode & 07777));
+	else if (st.st_uid != 0 && st.st_uid != geteuid())
+		ret = cmk_errf(e, -EPERM,
+			       "pkcs11: module %s is owned by uid %u, not root; refusing to load it",
+			       path, (unsigned int)st.st_uid);
 	if (ret)
 		goto out;
 	m = calloc(1, sizeof(*m));

@@ -519,6 +519,29 @@ static void p11_missing_module_is_local_and_named(void **state)
 	assert_non_null(strstr(e.msg, "/nonexistent/libhsm.so"));
 }
 
+static void p11_module_writable_by_others_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_provider *p = NULL;
+	CMK_SECRET_AUTO struct cmk_secret *out = NULL;
+	char cmd[2 * PATH_MAX + 16], r[PATH_MAX + 64];
+	struct cmk_err e;
+
+	assert_int_equal(tu_setup_tmpdir(NULL), 0);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", modpath, tu_path("m.so"));
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(chmod(tu_path("m.so"), 0666), 0);
+	snprintf(r, sizeof(r), "pkcs11:object=kek?module-path=%s", tu_path("m.so"));
+	assert_int_equal(cmk_provider_open("pkcs11", NULL, 0, &p, &e), 0);
+	assert_int_not_equal(cmk_provider_unwrap(p, r, fx->w, fx->wl, &fx->ctx, &out,
+						 NULL, &e), 0);
+	assert_int_equal(e.cls, CMK_EC_LOCAL);
+	if (!strstr(e.msg, "writable by group or others"))
+		fail_msg("%s", e.msg);
+	cmk_provider_close(&p);
+	tu_teardown_tmpdir(NULL);
+}
+
 static void p11_no_module_anywhere_is_local(void **state)
 {
 	struct fx *fx = *state;
@@ -639,6 +662,7 @@ int main(void)
 		T(p11_no_pin_is_local_and_names_the_sources),
 		T(p11_pin_file_setting_and_its_checks),
 		T(p11_missing_module_is_local_and_named),
+		T(p11_module_writable_by_others_refused),
 		T(p11_no_module_anywhere_is_local),
 		T(p11_module_setting_must_agree_with_uri),
 		T(p11_library_attributes_matched),
