@@ -88,16 +88,22 @@ int cmk_azure_token_parse(const char *json, size_t len, time_t now,
 		ret = cmk_errf(e, -EPROTO, "the token answer's token_type is not Bearer");
 		goto out;
 	}
-	if (json_time(o, "expires_on", &on)) {
-		if (on <= 0) {
-			ret = cmk_errf(e, -EPROTO, "the token answer's expires_on is not a time");
+	/*
+	 * expires_in first: counted on our own clock from when the answer
+	 * came, it is immune to skew between this machine and the token
+	 * service (a VM's clock after a resume, a guest's RTC); expires_on
+	 * (absolute) only when there is nothing else.
+	 */
+	if (json_time(o, "expires_in", &in) && in > 0 && in < 10L * 365 * 86400) {
+		on = (long long)now + in;
+	} else if (json_time(o, "expires_on", &on) && on > 0) {
+		if (on <= (long long)now) {
+			ret = cmk_errf(e, -EPROTO, "the token answer's expires_on is in the past");
 			goto out;
 		}
-	} else if (json_time(o, "expires_in", &in) && in > 0 && in < 10L * 365 * 86400) {
-		on = (long long)now + in;
 	} else {
 		ret = cmk_errf(e, -EPROTO,
-			       "the token answer has neither expires_on nor expires_in");
+			       "the token answer has neither expires_in nor expires_on");
 		goto out;
 	}
 	cmk_secret_free(&t->token);

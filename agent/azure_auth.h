@@ -118,8 +118,9 @@ void cmk_azure_token_invalidate(struct cmk_azure_auth *a);
 
 /*
  * cmk_azure_token_parse() - an IMDS or AAD token answer: access_token,
- * and expires_on (Unix time, number or string) or expires_in (seconds,
- * number or string).  Fills @t (resource left alone).
+ * and expires_in (seconds from @now, number or string; preferred: immune
+ * to clock skew) or else expires_on (Unix time).  Fills @t (resource left
+ * alone).
  */
 int cmk_azure_token_parse(const char *json, size_t len, time_t now,
 			  struct cmk_azure_token *t, struct cmk_err *e);

@@ -251,7 +251,10 @@ static void azure_token_answers_parsed(void **state)
 
 	(void)state;
 	assert_int_equal(cmk_azure_token_parse(imds, strlen(imds), 1700000000, &t, &e), 0);
-	assert_int_equal(t.expires_on, 1700086400);
+	/* expires_in wins: counted on our clock, whatever the server's says */
+	assert_int_equal(t.expires_on, 1700000000 + 86399);
+	assert_int_equal(cmk_azure_token_parse(imds, strlen(imds), 1700000500, &t, &e), 0);
+	assert_int_equal(t.expires_on, 1700000500 + 86399);
 	assert_int_equal(cmk_secret_len(t.token), strlen("eyJ0eXAi.eyJhdWQi.sig"));
 	assert_memory_equal(cmk_secret_cdata(t.token), "eyJ0eXAi.eyJhdWQi.sig", 21);
 	assert_int_equal(cmk_azure_token_parse(aad, strlen(aad), 1000, &t, &e), 0);
@@ -263,6 +266,12 @@ static void azure_token_answers_parsed(void **state)
 						   36, 0, &t, &e), 0);
 	assert_int_not_equal(cmk_azure_token_parse("{\"access_token\":\"ab\",\"token_type\":\"pop\",\"expires_in\":5}",
 						   52, 0, &t, &e), 0);
+	assert_int_equal(cmk_azure_token_parse("{\"access_token\":\"ab\",\"expires_on\":\"2000\"}",
+					       41, 1000, &t, &e), 0);
+	assert_int_equal(t.expires_on, 2000);
+	cmk_azure_token_free(&t);
+	assert_int_not_equal(cmk_azure_token_parse("{\"access_token\":\"ab\",\"expires_on\":\"999\"}",
+						   40, 1000, &t, &e), 0);
 	assert_int_not_equal(cmk_azure_token_parse("{\"access_token\":\"ab\"}", 21, 0, &t, &e), 0);
 	assert_contains(e.msg, "expires");
 	assert_null(t.token);
