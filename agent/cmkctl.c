@@ -7,6 +7,7 @@
  *   cmkctl kek create --provider gcp --key-ref projects/P/locations/L/keyRings/R/cryptoKeys/K
  *                     --out kek.json
  *   cmkctl kek create --provider pkcs11 --key-ref 'pkcs11:token=T;object=L?module-path=/m.so' --out kek.json
+ *   cmkctl kek create --provider azure --key-ref https://VAULT.vault.azure.net/keys/NAME --out kek.json
  *                     [--set region=...] [--set endpoint=...]
  *                     [--context key=value]... [--force]
  *   cmkctl kek info FILE
