@@ -287,6 +287,12 @@ adm fault '{"mode":"unavailable"}' >/dev/null
 check azure_503_is_transient drv_is check "err transient unavailable *ServiceUnavailable, HTTP 503*"
 adm fault '{"mode":"pass"}' >/dev/null
 check azure_answers_again drv_is check "ok *"
+# A token Key Vault no longer accepts: 401, the challenge read again, one
+# new token, the request retried once.
+tok0=$(stat_ tokens_issued)
+adm revoke_tokens '{}' >/dev/null
+check azure_rejected_token_refetched_and_retried_once drv_is check "ok *"
+check azure_rejected_token_one_new_token test "$(($(stat_ tokens_issued) - tok0))" -eq 1
 # IMDS failing while the cached token is valid: no effect at all.
 adm fault '{"mode":"imds_410"}' >/dev/null
 check azure_imds_410_with_valid_cached_token drv_is check "ok *"
@@ -396,6 +402,23 @@ check azure_versioned_key_ref_pins_version bash -c "
 	rc_is 0 $cmkctl kek create --provider azure --key-ref $KEY/$v1 ${S[*]@Q} --out $T/kek-v1.json &&
 	grep -q 'wrapkey len=[0-9]* principal=system' $T/emu.log &&
 	grep -q 'POST /keys/cmk/$v1/wrapkey' $T/emu.log"
+
+# ---- CMK rotation to another key: unwrap, then wrap (Key Vault has no re-wrap) ----
+cp "$kek" "$T/kek-rot.json"
+drv_start "$T/kek-rot.json" "${BASE[@]}"
+check azure_rewrap_to_another_key drv_is "rewrap $VAULT/keys/other" "ok *"
+drv_stop
+check azure_rewrapped_envelope_names_new_key grep -q "\"key_ref\": \"$VAULT/keys/other\"" "$T/kek-rot.json"
+check azure_rewrapped_envelope_unseals rc_is 0 "$cmkctl" --config "$T/agent.conf" kek check "$T/kek-rot.json"
+
+# ---- proxies: from the environment for Key Vault, never for IMDS ----------------------
+dead=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+check azure_imds_never_through_proxy rc_is 0 env http_proxy="http://127.0.0.1:$dead" \
+	HTTP_PROXY="http://127.0.0.1:$dead" "$cmkctl" --config "$T/agent.conf" kek check "$kek"
+check azure_key_vault_through_environment_proxy bash -c "
+	$(declare -f rc_is last_has); T=$T
+	rc_is 3 env https_proxy=http://127.0.0.1:$dead $cmkctl --config $T/agent.conf kek check $kek &&
+	last_has $dead"
 
 # ---- TLS ---------------------------------------------------------------------------------------
 drv_start "$kek" imds_endpoint="$IMDS" verify_challenge_resource=no max_attempts=1

@@ -43,7 +43,8 @@ DIR/imds.port and DIR/admin.port once listening):
     key_enable {name, [version], enabled}, key_delete {name},
     key_purge {name}, key_recover {name}, grant {principal, actions[]},
     sp {client_id, secret}, identity {client_id}, fault {mode},
-    token_lifetime {seconds}, stats {} -> counters.
+    token_lifetime {seconds}, revoke_tokens {} (every issued token becomes
+    unknown: 401 with a fresh challenge), stats {} -> counters.
 
 Principals: "system" (system-assigned identity), a user-assigned client_id,
 a service principal's client_id, or "admin" (tokens from admin "token").
@@ -464,6 +465,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(200, {})
             if op == 'token_lifetime':
                 st.lifetime = int(a['seconds'])
+                return self.send_json(200, {})
+            if op == 'revoke_tokens':
+                st.tokens.clear()
                 return self.send_json(200, {})
             if op == 'stats':
                 return self.send_json(200, st.stats)
