@@ -12,6 +12,7 @@
 #include "provider_aws.h"
 #include "provider_azure.h"
 #include "provider_gcp.h"
+#include "provider_kmip.h"
 #include "provider_local.h"
 #include "provider_pkcs11.h"
 
@@ -22,6 +23,7 @@ static const struct cmk_provider_ops *const registry[] = {
 	&cmk_provider_gcp_ops,
 	&cmk_provider_pkcs11_ops,
 	&cmk_provider_azure_ops,
+	&cmk_provider_kmip_ops,
 };
 
 #define N_PROVIDERS (sizeof(registry) / sizeof(registry[0]))
