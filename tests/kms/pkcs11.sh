@@ -40,7 +40,7 @@ drvbin=$top/build/tests/kms/kmsdrv
 # shellcheck disable=SC2046
 if ! cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
 	-I"$top/include/uapi" -o "$drvbin.$$" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
-	$(pkg-config --libs libcrypto json-c libmnl devmapper libcurl) >"$T/build.log" 2>&1; then
+	$(pkg-config --libs $(sed -n "s/^PKGS[[:space:]]*:=//p" "$top/agent/Makefile")) >"$T/build.log" 2>&1; then
 	die pkcs11_kmsdrv_builds "$(tail -5 "$T/build.log")"
 fi
 mv "$drvbin.$$" "$drvbin"
