@@ -360,6 +360,21 @@ check gcp_untrusted_certificate_refused_transient bash -c "
 	env -u CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE GOOGLE_APPLICATION_CREDENTIALS=$T/sa.json \
 		$cmkctl kek check $kek >$T/last 2>&1; test \$? -eq 3"
 
+# ---- key rotation: a new primary version, the KEK re-wrapped under it --------------
+cp "$kek" "$T/kek-rot.json"
+{
+	emu_admin POST "/v1/$KEY/cryptoKeyVersions" '{}' &&
+	emu_admin POST "/v1/$KEY:updatePrimaryVersion" '{"cryptoKeyVersionId": "2"}'
+} >"$T/last" 2>&1
+drv_start "$T/kek-rot.json" credentials=metadata "metadata_endpoint=$MD"
+check gcp_rewrap_under_new_primary_version drv_is "rewrap $KEY" "ok *"
+emu_admin PATCH "/v1/$KEY/cryptoKeyVersions/1?updateMask=state" '{"state":"DISABLED"}' >"$T/last"
+# Oracle: with the old version disabled, only the re-wrapped envelope unseals.
+check gcp_rewrapped_envelope_unseals_with_old_version_disabled drv_is check "ok *"
+check gcp_old_envelope_refused_with_old_version_disabled rc_is 2 agent "$cmkctl" kek check "$kek"
+emu_admin PATCH "/v1/$KEY/cryptoKeyVersions/1?updateMask=state" '{"state":"ENABLED"}' >"$T/last"
+drv_stop
+
 # ---- the service-account key deleted: the token endpoint says invalid_grant -------------
 emu_admin DELETE "/v1/projects/-/serviceAccounts/$SA/keys/$SA_KID" >"$T/last"
 emu_admin POST /emu/config '{"revoke_tokens": true}' >/dev/null
