@@ -117,6 +117,9 @@ int cmk_azure_key_parse(const char *url, struct cmk_azure_key *k,
 	if (ver && !seg_ok(ver, vl, CMK_AZURE_VERSION_MAX, false))
 		return cmk_errf(e, -EINVAL,
 				"azure: key version in \"%s\" must be letters and digits", url);
+	/* Key Vault's kid carries no default port: neither do we. */
+	if (hl > 4 && !strncmp(h + hl - 4, ":443", 4))
+		hl -= 4;
 	snprintf(k->vault, sizeof(k->vault), "https://%.*s", (int)hl, h);
 	/* Host without the port (brackets kept off an IPv6 literal). */
 	if (h[0] == '[') {

@@ -141,6 +141,10 @@ static void azure_key_url_parse(void **state)
 	assert_string_equal(k.vault, "https://127.0.0.1:8443");
 	assert_string_equal(k.host, "127.0.0.1");
 	assert_string_equal(k.version, "0123456789abcdef0123456789abcdef");
+	/* the default port is dropped, as in the kid Key Vault returns */
+	assert_int_equal(cmk_azure_key_parse("https://pg.vault.azure.net:443/keys/k1", &k, &e), 0);
+	assert_string_equal(k.vault, "https://pg.vault.azure.net");
+	assert_string_equal(k.host, "pg.vault.azure.net");
 	assert_int_equal(cmk_azure_key_parse("https://[::1]:8443/keys/k1", &k, &e), 0);
 	assert_string_equal(k.host, "::1");
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
