@@ -223,6 +223,7 @@ check azure_challenge_resource_verified_by_default bash -c "
 drv_start() {  # drv_start ENVELOPE [k=v]...
 	rm -f "$T/drv.in" "$T/drv.out"
 	mkfifo "$T/drv.in"
+	: >"$T/drv.out"	# exists before the driver opens it (drv_wait counts lines)
 	"$drvbin" azure "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
 	drv_pid=$!
 	pids+=("$drv_pid")
