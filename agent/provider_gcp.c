@@ -603,9 +603,6 @@ static int gcp_wrap(void *priv, const char *key_ref,
 				  key_ref);
 		goto out;
 	}
-	if (call)
-		snprintf(call->request_id, sizeof(call->request_id), "%.120s",
-			 name + kl + 1);
 out:
 	free(hole);
 	free(aad);
