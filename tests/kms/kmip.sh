@@ -76,90 +76,12 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
 	die kmip_kmsdrv_builds "$(tail -5 "$T/build.log")"
 cmkctl=$top/agent/build/cmkctl
 
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=tests/kms/kmip_lib.sh
+. "$here/kmip_lib.sh"
+kmip_pki >"$T/last" 2>&1 || die kmip_test_certificates "$(tail -c 600 "$T/last")"
+kmip_server_conf
+kmip_server_start || die kmip_pykmip_server_starts "$(tail -c 800 "$T/server.out" "$T/server.log" 2>/dev/null)"
 
-# ---- certificates ----------------------------------------------------------
-C=$T/pki
-mkdir -p "$C"
-mkca() {  # mkca NAME
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.pem" \
-		-days 2 -subj "/CN=dm-cmk test $1" -addext basicConstraints=critical,CA:TRUE \
-		-addext keyUsage=critical,keyCertSign,cRLSign
-}
-issue() {  # issue NAME CA CN EKU [SAN]
-	openssl req -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.csr" -subj "/CN=$3" &&
-	printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n%s' \
-		"$4" "${5:+subjectAltName=$5}" >"$C/$1.ext" &&
-	openssl x509 -req -in "$C/$1.csr" -CA "$C/$2.pem" -CAkey "$C/$2.key" -CAcreateserial \
-		-days 2 -out "$C/$1.pem" -extfile "$C/$1.ext"
-}
-{
-	mkca ca && mkca otherca &&
-	issue server ca 127.0.0.1 serverAuth IP:127.0.0.1 &&
-	issue agent ca cmk-agent clientAuth &&
-	issue admin ca key-owner clientAuth &&
-	issue stranger otherca cmk-agent clientAuth &&
-	issue otherserver otherca 127.0.0.1 serverAuth IP:127.0.0.1
-} >"$T/last" 2>&1 || die kmip_test_certificates "$(tail -c 600 "$T/last")"
-chmod 600 "$C"/*.key
-
-# ---- pykmip-server -----------------------------------------------------------
-port=$(free_port)
-mkdir -p "$T/policies"
-policy() {  # policy GET-RIGHT: who may use keys under policy "cmk" (Encrypt/Decrypt check GET)
-	cat >"$T/policies/cmk.json.tmp" <<EOF
-{"cmk": {"preset": {"SYMMETRIC_KEY": {
-	"GET": "$1", "GET_ATTRIBUTES": "ALLOW_ALL", "LOCATE": "ALLOW_ALL",
-	"GET_ATTRIBUTE_LIST": "ALLOW_ALL", "ACTIVATE": "ALLOW_OWNER",
-	"REVOKE": "ALLOW_OWNER", "DESTROY": "ALLOW_OWNER"}}}}
-EOF
-	mv "$T/policies/cmk.json.tmp" "$T/policies/cmk.json"
-}
-policy ALLOW_ALL
-cat >"$T/server.conf" <<EOF
-[server]
-hostname=127.0.0.1
-port=$port
-certificate_path=$C/server.pem
-key_path=$C/server.key
-ca_path=$C/ca.pem
-auth_suite=TLS1.2
-policy_path=$T/policies
-enable_tls_client_auth=True
-logging_level=INFO
-database_path=$T/pykmip.db
-EOF
-# Up = listening and the policy directory loaded (a second after listening).
-server_start() {
-	local loads t0
-	loads=$(grep -c "Loading policy: cmk" "$T/server.log" 2>/dev/null)
-	setsid "$PY" /usr/bin/pykmip-server -f "$T/server.conf" -l "$T/server.log" \
-		>"$T/server.out" 2>&1 &
-	server_pid=$!
-	pids+=("$server_pid")
-	t0=$(date +%s%N)
-	for _ in $(seq 1 600); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
-		[ "$(grep -c "Loading policy: cmk" "$T/server.log" 2>/dev/null)" -gt "${loads:-0}" ] && {
-			echo "# pykmip-server up in $((($(date +%s%N) - t0) / 1000000)) ms"
-			return 0
-		}
-		kill -0 "$server_pid" 2>/dev/null || return 1
-		sleep 0.1
-	done
-	return 1
-}
-server_stop() {
-	kill -- "-$server_pid" 2>/dev/null
-	wait "$server_pid" 2>/dev/null
-}
-server_start || die kmip_pykmip_server_starts "$(tail -c 800 "$T/server.out" "$T/server.log" 2>/dev/null)"
-
-admin() {  # admin COMMAND ARGS... as the key owner
-	"$PY" "$here/kmip_admin.py" "$T" "$port" "$C/admin.pem" "$C/admin.key" "$C/ca.pem" "$@"
-}
 {
 	admin create cmk-1 cmk && admin create cmk-2 cmk && admin create cmk-3 cmk &&
 	admin create owner-only
@@ -313,10 +235,10 @@ done
 # ---- access policy: Permission Denied is definitive, and restorable ---------------------
 drv_start "$kek" "${S[@]}"
 check kmip_check_passes_before_policy_change drv_is check "ok *"
-policy DISALLOW_ALL
+kmip_policy DISALLOW_ALL
 check kmip_policy_deny_is_definitive_denied until_is check "err definitive denied *Permission Denied*key state Active*"
 check kmip_policy_deny_cmkctl_exit_2 rc_is 2 "${kenv[@]}" "$cmkctl" kek check "$kek"
-policy ALLOW_ALL
+kmip_policy ALLOW_ALL
 check kmip_policy_restored_access_back until_is check "ok *"
 
 # ---- rotation: unwrap + wrap under another CMK ------------------------------------------
@@ -370,10 +292,10 @@ admin create cmk-5 cmk >"$T/last" 2>&1
 "$cmkctl" kek create --provider kmip --key-ref cmk-5 "${sets[@]}" --out "$T/kek5.json" >"$T/last" 2>&1
 drv_start "$T/kek5.json" "${S[@]}" max_attempts=2 connect_timeout_ms=2000 timeout_ms=5000
 check kmip_check_passes_before_server_stops drv_is check "ok *"
-server_stop
+kmip_server_stop
 check kmip_server_down_is_transient drv_is check "err transient network *cannot connect*"
 check kmip_server_down_cmkctl_exit_3 rc_is 3 "${kenv[@]}" "$cmkctl" kek check "$T/kek5.json"
-if server_start; then
+if kmip_server_start; then
 	check kmip_server_back_provider_reconnects drv_is check "ok *"
 else
 	nok kmip_server_back_provider_reconnects "pykmip-server did not restart: $(tail -c 400 "$T/server.out")"
