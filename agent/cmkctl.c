@@ -8,6 +8,8 @@
  *                     --out kek.json
  *   cmkctl kek create --provider pkcs11 --key-ref 'pkcs11:token=T;object=L?module-path=/m.so' --out kek.json
  *   cmkctl kek create --provider azure --key-ref https://VAULT.vault.azure.net/keys/NAME --out kek.json
+ *   cmkctl kek create --provider kmip --key-ref NAME --set server=HOST[:PORT]
+ *                     --set client_cert=PEM --set client_key=PEM --set ca_bundle=PEM --out kek.json
  *                     [--set region=...] [--set endpoint=...]
  *                     [--context key=value]... [--force]
  *   cmkctl kek info FILE
