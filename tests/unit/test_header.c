@@ -408,11 +408,19 @@ static void torn_sweep(struct fx *fx, const uint8_t pristine[2][CMK_HDR_SIZE],
 			assert_int_equal(ret, 0);
 		if (cmk_header_read(fx->fd, &r, NULL, &e))
 			fail_msg("torn after %zu bytes: device lost: %s", budgets[i], e.msg);
+		/*
+		 * A copy cut short may still be whole: when the bytes never
+		 * written (the end of the SHA-256 checksum) happen to equal the old ones,
+		 * about once in 256 runs for the 4095-byte cut.  Then it is the
+		 * new header, intact; what must never happen is losing both.
+		 */
 		if (budgets[i] >= CMK_HDR_SIZE) {
 			assert_int_equal(r.sequence, old_seq + 1);
 			assert_dek(&r, fx->kek, new_dek);
 		} else if (r.sequence == old_seq) {
 			assert_dek(&r, fx->kek, old_dek);
+		} else if (r.sequence == old_seq + 1) {
+			assert_dek(&r, fx->kek, new_dek);
 		} else {
 			fail_msg("torn after %zu bytes: sequence %llu", budgets[i],
 				 (unsigned long long)r.sequence);
