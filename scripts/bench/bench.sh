@@ -93,8 +93,8 @@ AGENT_RUNS=$agent_runs
 SIZE_MB=64
 EOF
 
-# A generous bound: 16 fio runs per (device, config, repeat), each ~2-3 s
-# plus its runtime under TCG, and setup.
+# A generous bound: one fio run of 16 workloads per (device, config,
+# repeat), each workload ~0.5 s plus its runtime under TCG, and setup.
 ndev=$(echo "$devs" | wc -w)
 ncfg=$(echo "$configs" | wc -w)
 case $runtime in
@@ -131,5 +131,6 @@ wall=$(($(date +%s) - t0))
 
 python3 "$here/report.py" --out "$out" --start "$start" --wall "$wall" \
 	--load "$load" --others "$others" $kvers | tee "$out/table.txt"
+mkdir -p "$top/build/bench"
 ln -sfn "$out" "$top/build/bench/latest"
 echo "bench: done in ${wall}s: $out/results.json, $out/table.txt, $out/*.png"
