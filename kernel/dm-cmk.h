@@ -118,6 +118,7 @@ enum cmk_target_flags {
 	CMK_NO_READ_WORKQUEUE,
 	CMK_NO_WRITE_WORKQUEUE,
 	CMK_ALLOW_NO_LEASE,
+	CMK_FORCE_WORKQUEUE,
 };
 
 /**
@@ -133,6 +134,8 @@ enum cmk_target_flags {
  * @slot_node: entry in the slot's target list
  * @req_offset: offset of the skcipher request in the per-bio data
  * @wq: crypto workqueue; also continues requests that went asynchronous
+ * @inflight: data bios mapped and not yet completed, for the choice
+ *	between inline crypto and @wq (see io.c)
  * @page_pool: bounce pages for the ciphertext of writes
  * @bs: bios carrying that ciphertext
  * @bounce_lock: serialises blocking bounce page allocation, see io.c
@@ -149,6 +152,7 @@ struct cmk_target {
 	struct list_head slot_node;
 	unsigned int req_offset;
 	struct workqueue_struct *wq;
+	atomic_t inflight;
 	mempool_t page_pool;
 	struct bio_set bs;
 	struct mutex bounce_lock;	/* one blocking bounce allocation at a time */

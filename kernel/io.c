@@ -25,6 +25,9 @@
 /* Largest write encrypted in one go; its bounce pages fit one bio. */
 #define CMK_MAX_WRITE_SECTORS ((BIO_MAX_VECS << PAGE_SHIFT) >> SECTOR_SHIFT)
 
+/* Largest bio whose crypto is done inline by default, see cmk_inline(). */
+#define CMK_INLINE_MAX_BYTES (128 * 1024)
+
 enum cmk_phase {
 	CMK_PHASE_READ,		/* read completed: start decrypting */
 	CMK_PHASE_WRITE,	/* write mapped: start encrypting */
@@ -108,14 +111,45 @@ static void cmk_io_queue(struct cmk_io *io, enum cmk_phase phase)
 	queue_work(io->ct->wq, &io->work);
 }
 
+/*
+ * Where to do a bio's crypto when the table leaves the choice to dm-cmk:
+ * inline (in the submitter's context for writes, the completion's for
+ * reads) or in the target's workqueue.  A small bio is done inline: for
+ * 4 KiB I/O the hop to a worker costs more than the cipher, and with
+ * several submitters each already runs on its own CPU.  A large bio, or
+ * any bio while more bios are in flight than there are CPUs, goes to the
+ * workqueue, which spreads the crypto over idle CPUs while the submitter
+ * goes on.  Documentation/benchmarks.rst has the measurements.
+ */
+static bool cmk_inline(struct cmk_io *io, enum cmk_target_flags no_wq)
+{
+	struct cmk_target *ct = io->ct;
+
+	if (test_bit(no_wq, &ct->flags))
+		return true;
+	if (test_bit(CMK_FORCE_WORKQUEUE, &ct->flags))
+		return false;
+	return io->iter_in.bi_size <= CMK_INLINE_MAX_BYTES &&
+	       atomic_read(&ct->inflight) <= num_online_cpus();
+}
+
+/* Complete the bio dm-cmk was given; @io is gone after this. */
+static void cmk_bio_done(struct cmk_io *io, blk_status_t status)
+{
+	struct bio *bio = io->bio;
+
+	atomic_dec(&io->ct->inflight);
+	bio->bi_status = status;
+	bio_endio(bio);
+}
+
 static void cmk_read_finish(struct cmk_io *io)
 {
 	struct bio *bio = io->bio;
 
 	bio->bi_end_io = io->end_io;
 	bio->bi_private = io->private;
-	bio->bi_status = io->status;
-	bio_endio(bio);
+	cmk_bio_done(io, io->status);
 }
 
 static void cmk_free_bounce(struct cmk_io *io, struct bio *clone)
@@ -139,8 +173,7 @@ static void cmk_write_endio(struct bio *clone)
 		atomic64_inc(&slot->io_errors);
 	else
 		atomic64_inc(&slot->writes);
-	io->bio->bi_status = status;
-	bio_endio(io->bio);
+	cmk_bio_done(io, status);
 }
 
 /* All sectors are done (or one failed): hand the bio on. */
@@ -162,8 +195,7 @@ static void cmk_crypt_finish(struct cmk_io *io)
 	if (io->status) {
 		cmk_free_bounce(io, io->clone);
 		bio_put(io->clone);
-		io->bio->bi_status = io->status;
-		bio_endio(io->bio);
+		cmk_bio_done(io, io->status);
 		return;
 	}
 	submit_bio_noacct(io->clone);
@@ -293,8 +325,8 @@ static void cmk_read_endio(struct bio *bio)
 		cmk_read_finish(io);
 		return;
 	}
-	if (test_bit(CMK_NO_READ_WORKQUEUE, &ct->flags) &&
-	    !in_hardirq() && !irqs_disabled()) {
+	if (!in_hardirq() && !irqs_disabled() &&
+	    cmk_inline(io, CMK_NO_READ_WORKQUEUE)) {
 		cmk_read_crypt(io);
 		return;
 	}
@@ -355,8 +387,7 @@ static void cmk_write_crypt(struct cmk_io *io)
 		cmk_refuse(io->ct);
 		cmk_free_bounce(io, io->clone);
 		bio_put(io->clone);
-		io->bio->bi_status = BLK_STS_IOERR;
-		bio_endio(io->bio);
+		cmk_bio_done(io, BLK_STS_IOERR);
 		return;
 	}
 	cmk_crypt_step(io);
@@ -414,6 +445,7 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	io->sector = sector + ct->iv_offset;
 	io->status = BLK_STS_OK;
 	INIT_WORK(&io->work, cmk_io_work);
+	atomic_inc(&ct->inflight);
 
 	if (bio_data_dir(bio) == READ) {
 		io->end_io = bio->bi_end_io;
@@ -423,7 +455,7 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 		return cmk_map_passthrough(ti, bio);
 	}
 
-	if (test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags))
+	if (cmk_inline(io, CMK_NO_WRITE_WORKQUEUE))
 		cmk_write_crypt(io);
 	else
 		cmk_io_queue(io, CMK_PHASE_WRITE);

@@ -26,7 +26,7 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 			     struct dm_arg_set *as)
 {
 	static const struct dm_arg _args[] = {
-		{0, 7, "Invalid number of optional parameters"},
+		{0, 8, "Invalid number of optional parameters"},
 	};
 	unsigned int count, value;
 	const char *opt;
@@ -52,6 +52,8 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 			set_bit(CMK_NO_READ_WORKQUEUE, &ct->flags);
 		} else if (!strcasecmp(opt, "no_write_workqueue")) {
 			set_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags);
+		} else if (!strcasecmp(opt, "force_workqueue")) {
+			set_bit(CMK_FORCE_WORKQUEUE, &ct->flags);
 		} else if (!strcasecmp(opt, "allow_no_lease")) {
 			set_bit(CMK_ALLOW_NO_LEASE, &ct->flags);
 		} else if (str_has_prefix(opt, "sector_size:")) {
@@ -72,6 +74,12 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 			ti->error = "Unknown optional parameter";
 			return -EINVAL;
 		}
+	}
+	if (test_bit(CMK_FORCE_WORKQUEUE, &ct->flags) &&
+	    (test_bit(CMK_NO_READ_WORKQUEUE, &ct->flags) ||
+	     test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags))) {
+		ti->error = "force_workqueue conflicts with no_*_workqueue";
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -243,6 +251,7 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 			test_bit(CMK_ALLOW_DISCARDS, &ct->flags) +
 			test_bit(CMK_NO_READ_WORKQUEUE, &ct->flags) +
 			test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags) +
+			test_bit(CMK_FORCE_WORKQUEUE, &ct->flags) +
 			test_bit(CMK_ALLOW_NO_LEASE, &ct->flags) +
 			(ct->sector_size != SECTOR_SIZE) +
 			(ct->lease_max_ms != CMK_LEASE_MAX_MS_DEFAULT);
@@ -259,6 +268,8 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(" no_read_workqueue");
 		if (test_bit(CMK_NO_WRITE_WORKQUEUE, &ct->flags))
 			DMEMIT(" no_write_workqueue");
+		if (test_bit(CMK_FORCE_WORKQUEUE, &ct->flags))
+			DMEMIT(" force_workqueue");
 		if (ct->lease_max_ms != CMK_LEASE_MAX_MS_DEFAULT)
 			DMEMIT(" lease_ms:%u", ct->lease_max_ms);
 		if (test_bit(CMK_ALLOW_NO_LEASE, &ct->flags))
@@ -304,7 +315,7 @@ static void cmk_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type cmk_target = {
 	.name = "cmk",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.module = THIS_MODULE,
 	.ctr = cmk_ctr,
 	.dtr = cmk_dtr,

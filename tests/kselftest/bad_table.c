@@ -135,6 +135,12 @@ FIXTURE_VARIANT_ADD(bad_table, lease_ms_not_a_number) {
 	.words = "lease",
 };
 
+FIXTURE_VARIANT_ADD(bad_table, force_and_no_workqueue) {
+	.table = "0 16384 cmk aes-xts-plain64 k 0 /dev/ram0 0 "
+		 "2 force_workqueue no_read_workqueue",
+	.words = "force_workqueue",
+};
+
 FIXTURE_SETUP(bad_table)
 {
 	CMK_SETUP_CLEAN();
@@ -182,6 +188,11 @@ FIXTURE_VARIANT_ADD(good_table, all_options) {
 		 "7 sector_size:4096 iv_large_sectors allow_discards "
 		 "no_read_workqueue no_write_workqueue lease_ms:1000 "
 		 "allow_no_lease",
+};
+
+FIXTURE_VARIANT_ADD(good_table, force_workqueue) {
+	.table = "0 16384 cmk aes-xts-plain64 k 0 /dev/ram0 0 "
+		 "2 sector_size:4096 force_workqueue",
 };
 
 FIXTURE_VARIANT_ADD(good_table, key_name_of_64_chars) {

@@ -156,10 +156,38 @@ void cmk_table_cmk(char *buf, size_t sz, const struct cmk_table *t)
 			 t->opts);
 }
 
+/*
+ * dm-cmk's options in dm-crypt's words: force_workqueue is dm-crypt's
+ * default behaviour, so dm-crypt gets the options without it.
+ */
+static void crypt_opts(char *buf, size_t sz, const char *opts)
+{
+	const char *w = opts, *e;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	while (w && *w) {
+		while (isspace((unsigned char)*w))
+			w++;
+		for (e = w; *e && !isspace((unsigned char)*e); e++)
+			;
+		if (e > w && !(e - w == 15 && !strncmp(w, "force_workqueue", 15)) &&
+		    len + (size_t)(e - w) + 2 < sz) {
+			if (len)
+				buf[len++] = ' ';
+			memcpy(buf + len, w, e - w);
+			len += e - w;
+			buf[len] = '\0';
+		}
+		w = e;
+	}
+}
+
 void cmk_table_crypt(char *buf, size_t sz, const struct cmk_table *t,
 		     const uint8_t *key)
 {
 	char hex[2 * DM_CMK_KEY_LEN + 1];
+	char opts[256];
 	int n;
 
 	cmk_hex(hex, key, DM_CMK_KEY_LEN, false);
@@ -169,9 +197,9 @@ void cmk_table_crypt(char *buf, size_t sz, const struct cmk_table *t,
 		     (unsigned long long)t->iv_offset, t->dev,
 		     (unsigned long long)t->offset);
 	explicit_bzero(hex, sizeof(hex));
-	if (t->opts && count_words(t->opts) && n > 0 && (size_t)n < sz)
-		snprintf(buf + n, sz - n, " %d %s", count_words(t->opts),
-			 t->opts);
+	crypt_opts(opts, sizeof(opts), t->opts);
+	if (count_words(opts) && n > 0 && (size_t)n < sz)
+		snprintf(buf + n, sz - n, " %d %s", count_words(opts), opts);
 }
 
 void cmk_dm_path(char *buf, size_t sz, const char *name)

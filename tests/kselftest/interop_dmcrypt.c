@@ -36,7 +36,8 @@ FIXTURE_VARIANT(interop_dmcrypt) {
 /*
  * 512 and 4096-byte sectors, iv_large_sectors, non-zero offset and
  * iv_offset (in 512-byte units, also with 4096-byte sectors), an iv_offset
- * that wraps, and inline crypto.
+ * that wraps, inline crypto forced, the workqueue forced, and (by
+ * default) dm-cmk's own choice between them per bio.
  */
 FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512) {
 	.opts = NULL,
@@ -63,6 +64,15 @@ FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512_iv_offset_wraps) {
 FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512_no_workqueues) {
 	.opts = "no_read_workqueue no_write_workqueue", .offset = 1,
 	.iv_offset = 5,
+};
+
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector512_force_workqueue) {
+	.opts = "force_workqueue", .offset = 3, .iv_offset = 77,
+};
+
+FIXTURE_VARIANT_ADD(interop_dmcrypt, sector4096_force_workqueue) {
+	.opts = "sector_size:4096 force_workqueue", .offset = 8,
+	.iv_offset = 64,
 };
 
 FIXTURE_SETUP(interop_dmcrypt)

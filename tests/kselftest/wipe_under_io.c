@@ -203,6 +203,10 @@ FIXTURE_VARIANT_ADD(wipe_under_io, sector512_no_workqueues) {
 	.opts = "no_read_workqueue no_write_workqueue",
 };
 
+FIXTURE_VARIANT_ADD(wipe_under_io, sector512_force_workqueue) {
+	.opts = "force_workqueue",
+};
+
 FIXTURE_SETUP(wipe_under_io)
 {
 	struct cmk_table t = {
