@@ -8,11 +8,15 @@
 # Environment:
 #   KVER=<kver>|all   kernel(s) to boot (default: the installed Debian 6.1)
 #   BENCH_RUNS=N      repeats of every point (default 3)
-#   BENCH_TIME=T      fio runtime per point (default 500ms)
+#   BENCH_TIME=T      fio runtime per point (default 400ms)
 #   BENCH_RAMP=T      fio ramp_time per point (default 50ms)
 #   BENCH_QUICK=1     smoke run: brd only, 1 run, 300 ms points, 1 agent run
 #   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
+#   BENCH_MOTO_RUNS=N runs of tests/kms/aws_guest.sh (agent with the AWS
+#                     provider against moto) for its boot -> usable and
+#                     revoke -> wipe times (default 2, 0 in BENCH_QUICK;
+#                     skipped when moto or the AWS provider is missing)
 #
 # Output: the ratio table on stdout (also DIR/table.txt), DIR/results.json,
 # DIR/*.png, and per kernel the guest's logs in DIR/<kver>/.
@@ -29,17 +33,19 @@ die() {
 trap 'rc=$?; [ $rc -eq 0 ] || echo "bench: failed (exit $rc); see the messages above" >&2' EXIT
 
 runs=${BENCH_RUNS:-3}
-runtime=${BENCH_TIME:-500ms}
+runtime=${BENCH_TIME:-400ms}
 ramp=${BENCH_RAMP:-50ms}
 devs=${BENCH_DEVS:-brd nullb}
 configs=${BENCH_CONFIGS:-linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k}
 agent_runs=5
+moto_runs=${BENCH_MOTO_RUNS:-2}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	runs=${BENCH_RUNS:-1}
 	runtime=${BENCH_TIME:-300ms}
 	ramp=${BENCH_RAMP:-20ms}
 	devs=${BENCH_DEVS:-brd}
 	agent_runs=1
+	moto_runs=${BENCH_MOTO_RUNS:-0}
 fi
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
 
@@ -127,6 +133,25 @@ for k in $kvers; do
 			die "no fio results from the $k guest; see $out/$k/"
 	fi
 done
+
+# The agent against moto: tests/kms/aws_guest.sh already times boot ->
+# usable and revoke -> wipe in its guest (one sample each per run); reuse
+# it rather than a second copy of its moto and IAM setup.
+if [ "$moto_runs" -gt 0 ] && [ -x tests/kms/aws_guest.sh ] &&
+   [ ${#agent_args[@]} -gt 0 ]; then
+	mk=$(echo "$kvers" | head -n 1)
+	for r in $(seq 1 "$moto_runs"); do
+		echo "bench: agent with moto, run $r of $moto_runs ($mk)"
+		if tests/kms/aws_guest.sh --kver "$mk" >"$out/moto-$r.tap" 2>&1; then
+			up=$(sed -n 's/.*agent start -> device usable: \([0-9]*\) ms.*/\1/p' "$out/moto-$r.tap" | head -n 1)
+			wp=$(sed -n 's/.*revoke-to-wipe: \([0-9]*\) ms after the Deny.*/\1/p' "$out/moto-$r.tap" | head -n 1)
+			[ -n "$up" ] && [ -n "$wp" ] && echo "BENCH moto $r $up $wp" >>"$out/moto.log"
+		else
+			echo "bench: tests/kms/aws_guest.sh failed or skipped (see $out/moto-$r.tap)" >&2
+			grep -q '# SKIP' "$out/moto-$r.tap" && break
+		fi
+	done
+fi
 wall=$(($(date +%s) - t0))
 
 python3 "$here/report.py" --out "$out" --start "$start" --wall "$wall" \

@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 CRYPT_BEST = ("crypt-nowq", "crypt-4k", "crypt-nowq-4k")
-CMK = ("cmk", "cmk-4k", "cmk-nowq", "cmk-nowq-4k")
+CMK = ("cmk", "cmk-4k", "cmk-nowq", "cmk-nowq-4k", "cmk-wq", "cmk-wq-4k")
 DEV_NAME = {"brd": "brd ramdisk", "nullb": "null_blk memory_backed=1"}
 
 
@@ -60,6 +60,24 @@ def parse(path):
             print("bench: report: skipping malformed line: " + line,
                   file=sys.stderr)
     return info, cipher, fio, agent
+
+
+def parse_moto(path):
+    """BENCH moto <run> <boot_to_usable_ms> <revoke_to_wipe_ms> lines."""
+    runs = []
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError:
+        return runs
+    for line in lines:
+        f = line.split()
+        if len(f) == 5 and f[:2] == ["BENCH", "moto"]:
+            try:
+                runs.append({"boot_to_usable_ms": int(f[3]),
+                             "revoke_to_wipe_ms": int(f[4])})
+            except ValueError:
+                pass
+    return runs
 
 
 def metric(wl, p):
@@ -123,6 +141,11 @@ def analyse(kver, info, cipher, fio, agent):
                         cfgs[cmk]["mib_s_median"],
                         raw * vcpus if raw else None),
                     "vs_linear": ratio(med[cmk], med.get("linear")),
+                    # dm-cmk's own choice of inline crypto or workqueue
+                    # against the workqueue for every bio
+                    "vs_force_workqueue": ratio(
+                        med[cmk], med.get(cmk.replace("cmk", "cmk-wq", 1)
+                                          if "nowq" not in cmk else None)),
                 }
                 ratios.setdefault(dev, {}).setdefault(wl, {})[cmk] = r
     ag = None
@@ -181,6 +204,16 @@ def print_tables(kver, res, out):
                     for k in ("vs_crypt_default", "vs_crypt_best",
                               "vs_raw_cipher_x_vcpus", "vs_linear"))
             w("%-20s| %s | %-12s%s\n" % (wl, four(d), bc, four(b)))
+        if any(r.get("cmk", {}).get("vs_force_workqueue") is not None
+               for r in rat.values()):
+            w("\n-- %s: dm-cmk's per-bio choice / force_workqueue (the "
+              "behaviour before it) --\n" % DEV_NAME.get(dev, dev))
+            w("%-20s%12s%12s\n" % ("workload", "cmk/wq", "cmk-4k/wq-4k"))
+            for wl in sorted(rat, key=wl_order):
+                w("%-20s%12s%12s\n" % (wl, *(
+                    fmt_r(rat[wl].get(c, {}).get("vs_force_workqueue")).strip()
+                    if rat[wl].get(c, {}).get("vs_force_workqueue")
+                    is not None else "-" for c in ("cmk", "cmk-4k"))))
     if res["agent"]:
         a = res["agent"]
         w("\nagent (local provider, check_interval_ms 200), %d run(s):\n"
@@ -289,6 +322,20 @@ def main():
               "better of dm-crypt no_*_workqueue and sector_size:4096;\n"
               "/rawxN = dm-cmk MiB/s / (best one-thread AF_ALG xts(aes) "
               "rate, 64 KiB requests, x vCPUs); /linear = dm-cmk / dm-linear.\n")
+    moto = parse_moto(os.path.join(a.out, "moto.log"))
+    if moto:
+        doc["agent_moto_raw"] = moto
+        doc["agent_moto"] = {k: stats([m[k] for m in moto if m[k] >= 0])
+                             for k in ("boot_to_usable_ms",
+                                       "revoke_to_wipe_ms")}
+        out.write("\nagent (AWS provider against moto on the host, via "
+                  "guestfwd; tests/kms/aws_guest.sh), %d run(s):\n"
+                  % len(moto))
+        for k in ("boot_to_usable_ms", "revoke_to_wipe_ms"):
+            st = doc["agent_moto"][k]
+            if st:
+                out.write("  %-20s median %5.0f ms  (min %d, max %d)\n" % (
+                    k, st["median"], st["min"], st["max"]))
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(doc, f, indent=1, sort_keys=True)
 

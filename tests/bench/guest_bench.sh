@@ -15,7 +15,7 @@
 # host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB.  Every dm
 # device this script creates is removed again.
 set -u
-RUNS=3 RUNTIME=500ms RAMP=50ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
+RUNS=3 RUNTIME=400ms RAMP=50ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
 CONFIGS="linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k"
 # shellcheck disable=SC1091
 [ -r /etc/cmk-bench.conf ] && . /etc/cmk-bench.conf
@@ -153,6 +153,8 @@ table() {	# table CONFIG DEVICE
 	cmk-4k) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 1 sector_size:4096" ;;
 	cmk-nowq) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 2 no_read_workqueue no_write_workqueue" ;;
 	cmk-nowq-4k) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 3 no_read_workqueue no_write_workqueue sector_size:4096" ;;
+	cmk-wq) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 1 force_workqueue" ;;
+	cmk-wq-4k) echo "0 $sectors cmk aes-xts-plain64 bench 0 $2 0 2 force_workqueue sector_size:4096" ;;
 	*) return 1 ;;
 	esac
 }
