@@ -58,4 +58,7 @@ args=(--kver "$kver" --out "$top/build/results/integration-$kver"
 	--add "$here/lib.sh:/usr/lib/cmk-test/lib.sh"
 	--add "$mkfs:/sbin/mkfs.ext4")
 [ -f /etc/mke2fs.conf ] && args+=(--add /etc/mke2fs.conf)
+# agent_io_memory_pressure runs stress-ng next to the I/O (skips without).
+stress=$(command -v stress-ng || true)
+[ -n "$stress" ] && args+=(--add "$stress:/usr/bin/stress-ng")
 exec scripts/qemu/run-guest.sh "${args[@]}" "${tests[@]}"
