@@ -288,6 +288,17 @@ emu_admin POST /emu/fault '{"mode": "UNAVAILABLE", "count": 1}' >/dev/null
 check gcp_unavailable_once_then_succeeds drv_is check "ok *"
 emu_admin POST /emu/fault '{"mode": "bad_crc", "count": -1}' >/dev/null
 check gcp_corrupted_answer_crc32c_refused_transient drv_is check "err transient unavailable *plaintextCrc32c*"
+# Encrypt answers the agent must not turn into an envelope.
+emu_admin POST /emu/fault '{"mode": "unverified", "count": -1}' >/dev/null
+check gcp_encrypt_answer_without_verified_crc32c_refused bash -c "
+	$(declare -f agent rc_is last_has); T=$T
+	rc_is 3 agent $cmkctl kek create --provider gcp --key-ref $KEY --out $T/kek-x.json &&
+	last_has 'did not confirm the CRC32C' && test ! -e $T/kek-x.json"
+emu_admin POST /emu/fault '{"mode": "other_key", "count": -1}' >/dev/null
+check gcp_encrypt_answer_naming_another_key_refused bash -c "
+	$(declare -f agent rc_is last_has); T=$T
+	rc_is 1 agent $cmkctl kek create --provider gcp --key-ref $KEY --out $T/kek-x.json &&
+	last_has 'names key version' && test ! -e $T/kek-x.json"
 emu_admin POST /emu/fault '{"mode": "hang", "count": -1}' >/dev/null
 check gcp_hang_is_transient_timeout drv_is check "err transient timeout *"
 emu_admin POST /emu/fault '{"mode": "none"}' >/dev/null

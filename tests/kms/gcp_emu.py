@@ -62,7 +62,9 @@ The emulator's own control plane, /emu/... on the KMS port (tests only):
   POST /emu/fault  {"mode": M, "count": N}  the next N (-1: all) encrypt/
       decrypt calls answer M: UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL,
       DEADLINE_EXCEEDED (as Status errors), "bad_crc" (a 200 answer whose
-      CRC32C does not match), "hang" (no answer for 30 s); mode "none" ends it.
+      CRC32C does not match), "unverified" (an encrypt answer without the
+      verified*Crc32c flags), "other_key" (an encrypt answer naming a
+      version of another key), "hang" (no answer for 30 s); "none" ends it.
   POST /emu/metadata {"up": bool}  the metadata server answers, or 503.
 
 usage: gcp_emu.py --cert PEM --key PEM --ports FILE --log FILE
@@ -387,6 +389,11 @@ def kms_request(st, method, path, query, body, principal, log):
                 if fault == 'bad_crc':
                     f = 'ciphertextCrc32c' if op == 'encrypt' else 'plaintextCrc32c'
                     out[f] = str((int(out[f]) + 1) & 0xFFFFFFFF)
+                if fault == 'unverified' and op == 'encrypt':
+                    out.pop('verifiedPlaintextCrc32c', None)
+                    out.pop('verifiedAdditionalAuthenticatedDataCrc32c', None)
+                if fault == 'other_key' and op == 'encrypt':
+                    out['name'] = name + '-other/cryptoKeyVersions/1'
                 if fault == 'hang':
                     log['hang'] = True
                 return 200, out
