@@ -416,7 +416,7 @@ static int tls_error(struct kmip *k, const char *during, int ssl_err,
 		reason = why;
 	if (strstr(reason, "alert"))
 		return cmk_err_kms(e, CMK_R_NETWORK,
-				   "kmip %s: the server refused the TLS session during %s (%s): check that it trusts the issuer of client_cert %s and that the certificate is valid",
+				   "kmip %s: the server refused the TLS session during %s (%s): check client_cert %s (issuer trusted by the server, validity, extended key usage clientAuth)",
 				   k->where, during, reason, k->cert);
 	return cmk_err_kms(e, CMK_R_NETWORK, "kmip %s: TLS failed during %s: %s",
 			   k->where, during, reason);
@@ -564,11 +564,19 @@ static int negotiate(struct kmip *k, struct cmk_err *e)
 		ret = exchange(k, req, len, KMIP_OP_DISCOVER_VERSIONS, &rbuf, &r, e);
 	if (ret)
 		return ret;
+	/*
+	 * The first request of a session is where a server refuses the
+	 * client's identity (PyKMIP: Authentication Not Successful for a
+	 * certificate without clientAuth).
+	 */
 	if (r.status != KMIP_STATUS_SUCCESS)
-		return cmk_err_kms(e, cmk_kmip_classify(r.status, r.reason) == CMK_R_UNAVAILABLE ?
-				   CMK_R_UNAVAILABLE : CMK_R_LOCAL,
-				   "kmip %s Discover Versions: %s: %s", k->where,
-				   cmk_kmip_reason_name(r.reason), r.message);
+		return cmk_err_kms(e, cmk_kmip_classify(r.status, r.reason),
+				   "kmip %s Discover Versions: %s%s%s%s", k->where,
+				   cmk_kmip_reason_name(r.reason),
+				   r.message[0] ? ": " : "", r.message,
+				   r.reason == KMIP_RR_AUTH_NOT_SUCCESSFUL ||
+				   r.reason == KMIP_RR_PERMISSION_DENIED ?
+				   " (check client_cert: extended key usage clientAuth, and the server's access rules)" : "");
 	if (cmk_kmip_discover_result(&r, got, 8, &n))
 		return cmk_err_kms(e, CMK_R_UNAVAILABLE,
 				   "kmip %s Discover Versions: malformed answer", k->where);

@@ -179,6 +179,15 @@ check kmip_client_cert_from_unknown_ca_refused bash -c "
 		CMK_KMIP_CLIENT_KEY=$C/stranger.key CMK_KMIP_CA_BUNDLE=$C/ca.pem \
 		$cmkctl kek check $kek &&
 	last_has 'refused the TLS session' && last_has 'client_cert $C/stranger.pem'"
+drv_stop
+drv_start "$kek" "server=127.0.0.1:$port" "client_cert=$C/noclientauth.pem" \
+	"client_key=$C/noclientauth.key" "ca_bundle=$C/ca.pem"
+# (OpenSSL in pykmip-server refuses it in the handshake, before PyKMIP's
+# own extended key usage check could answer Authentication Not Successful.)
+check kmip_client_cert_not_for_client_auth_refused drv_is check \
+	"err transient network *refused the TLS session*unsupported certificate*clientAuth*"
+drv_stop
+drv_start "$kek" "${S[@]}"
 check kmip_client_key_not_matching_cert_is_local_error bash -c "
 	$(declare -f rc_is last_has); T=$T
 	rc_is 1 env CMK_KMIP_SERVER=127.0.0.1:$port CMK_KMIP_CLIENT_CERT=$C/agent.pem \

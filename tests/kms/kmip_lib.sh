@@ -9,7 +9,8 @@
 # shellcheck disable=SC2154 # here, T, PY: set by the caller
 #
 #   kmip_pki                 CA, server (IP:127.0.0.1), agent, key owner,
-#                            and a stranger and a server from another CA
+#                            a stranger and a server from another CA, and
+#                            a client certificate without clientAuth
 #   kmip_server_conf         server.conf on a free port, policy allows
 #   kmip_policy GET-RIGHT    policy "cmk": GET (what Encrypt and Decrypt
 #                            check) for ALLOW_ALL or DISALLOW_ALL
@@ -42,6 +43,7 @@ kmip_pki() {
 	issue admin ca key-owner clientAuth &&
 	issue stranger otherca cmk-agent clientAuth &&
 	issue otherserver otherca 127.0.0.1 serverAuth IP:127.0.0.1 &&
+	issue noclientauth ca cmk-agent serverAuth &&
 	chmod 600 "$C"/*.key
 }
 
