@@ -295,9 +295,10 @@ static int kek_check(int argc, char **argv)
 	    cmk_envelope_check(p, &env, &call, &e)) {
 		ret = fail(&e);
 	} else {
-		printf("ok: KEK version %u unwraps under %s (%ld ms, request %s)\n",
+		/* Not every KMS names its requests (Cloud KMS does not). */
+		printf("ok: KEK version %u unwraps under %s (%ld ms%s%s)\n",
 		       env.cur.kek_version, env.cur.key_ref, call.latency_ms,
-		       call.request_id);
+		       call.request_id[0] ? ", request " : "", call.request_id);
 		ret = 0;
 	}
 	cmk_provider_close(&p);
