@@ -88,17 +88,26 @@ done
 exit 1
 CTL_END
 done
+# stop / start: a KMIP server outage (transient errors: grace_s applies):
+# the guest reaches the server through tcp_gate.py, which cuts every
+# connection while its mode file says "down".
+echo up >"$T/gate.mode"
+setsid "$PY" "$here/tcp_gate.py" "$T/gate.port" "$port" "$T/gate.mode" >"$T/gate.out" 2>&1 &
+pids+=("$!")
+printf 'echo down >%q\n' "$T/gate.mode" >"$T/ctl/stop"
+printf 'echo up >%q\n' "$T/gate.mode" >"$T/ctl/start"
 printf '%q %q %q %q %q %q %q revoke cmk-guest\n' "$PY" "$here/kmip_admin.py" "$T" "$port" \
 	"$C/admin.pem" "$C/admin.key" "$C/ca.pem" >"$T/ctl/revoke"
 setsid "$PY" "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl" >"$T/control.out" 2>&1 &
 pids+=("$!")
-for _ in $(seq 1 300); do [ -s "$T/ctl.port" ] && break; sleep 0.1; done
+for _ in $(seq 1 300); do [ -s "$T/ctl.port" ] && [ -s "$T/gate.port" ] && break; sleep 0.1; done
 [ -s "$T/ctl.port" ] || fail kmip_guest_control_server "$(cat "$T/control.out")"
+[ -s "$T/gate.port" ] || fail kmip_guest_tcp_gate "$(cat "$T/gate.out")"
 
 helpers=$top/build/tests/integration
 scripts/qemu/run-guest.sh --kver "$kver" --out "$top/build/results/kms-kmip-guest-$kver" \
 	--timeout "${GUEST_TIMEOUT:-600}" --test-timeout 400 \
-	--net-fwd "8080=$port" --net-fwd "8081=$(cat "$T/ctl.port")" \
+	--net-fwd "8080=$(cat "$T/gate.port")" --net-fwd "8081=$(cat "$T/ctl.port")" \
 	--add agent/build/cmk-agent:/usr/sbin/cmk-agent \
 	--add agent/build/cmkctl:/usr/sbin/cmkctl \
 	--add "$helpers/cmk-oracle:/usr/bin/cmk-oracle" \
