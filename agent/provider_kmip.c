@@ -410,6 +410,16 @@ static int tls_error(struct kmip *k, const char *during, int ssl_err,
 				   k->where, X509_verify_cert_error_string(vr),
 				   k->server_name);
 	}
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+	/* OpenSSL 3: the peer closed without a TLS alert (or a proxy did). */
+	if (err && ERR_GET_LIB(err) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+		ERR_clear_error();
+		return cmk_err_kms(e, CMK_R_NETWORK,
+				   "kmip %s: connection closed during %s: is the KMIP server running and reachable?",
+				   k->where, during);
+	}
+#endif
 	reason = err ? ERR_reason_error_string(err) : NULL;
 	ssl_why(why, sizeof(why));
 	if (!reason || !*reason)

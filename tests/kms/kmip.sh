@@ -127,6 +127,7 @@ check kmip_negotiated_with_discover_versions grep -q "Processing operation: Disc
 drv_start() {  # drv_start ENVELOPE [k=v]...
 	rm -f "$T/drv.in" "$T/drv.out"
 	mkfifo "$T/drv.in"
+	: >"$T/drv.out"		# before the driver: drv_wait counts its lines
 	"$drvbin" kmip "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
 	drv_pid=$!
 	pids+=("$drv_pid")
@@ -319,6 +320,17 @@ sleep 0.3
 drv_start "$T/kek5.json" "server=127.0.0.1:$hang_port" "client_cert=$C/agent.pem" \
 	"client_key=$C/agent.key" "ca_bundle=$C/ca.pem" timeout_ms=700 max_attempts=1
 check kmip_server_silent_is_transient_timeout drv_is check "err transient timeout *"
+drv_stop
+# A listener that closes every connection at once (what QEMU's guestfwd
+# does when nothing listens behind it): transient, with a hint.
+close_port=$(free_port)
+setsid "$PY" -c "import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', $close_port)); s.listen(8)
+while True: s.accept()[0].close()" >/dev/null 2>&1 &
+pids+=("$!")
+sleep 0.3
+drv_start "$T/kek5.json" "server=127.0.0.1:$close_port" "client_cert=$C/agent.pem" \
+	"client_key=$C/agent.key" "ca_bundle=$C/ca.pem" max_attempts=1
+check kmip_connection_closed_in_handshake_is_transient drv_is check "err transient network *connection * during the TLS handshake*"
 drv_stop
 
 # ---- secrets stay out of every line we print ---------------------------------------------
