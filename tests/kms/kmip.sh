@@ -74,6 +74,18 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
 	-I"$top/include/uapi" -o "$drvbin" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
 	$(pkg-config --libs $pkgs) >"$T/build.log" 2>&1 ||
 	die kmip_kmsdrv_builds "$(tail -5 "$T/build.log")"
+# The same driver over the ASan/UBSan build of the library (make -C agent
+# test builds it): every provider path below runs under the sanitizers;
+# the plain one is kept for the latency figures.
+drvasan=$top/build/tests/kms/kmsdrv-kmip-asan
+# shellcheck disable=SC2046,SC2086
+{ make -s -C "$top/agent" build/test/libcmk-test.a &&
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined \
+	-fno-omit-frame-pointer -fno-sanitize-recover=all -I"$top/agent" -I"$top/include/uapi" \
+	-o "$drvasan" "$here/kmsdrv.c" "$top/agent/build/test/libcmk-test.a" $(pkg-config --libs $pkgs)
+} >"$T/build.log" 2>&1 || die kmip_kmsdrv_asan_builds "$(tail -5 "$T/build.log")"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cmkctl=$top/agent/build/cmkctl
 
 # shellcheck source=tests/kms/kmip_lib.sh
@@ -128,7 +140,7 @@ drv_start() {  # drv_start ENVELOPE [k=v]...
 	rm -f "$T/drv.in" "$T/drv.out"
 	mkfifo "$T/drv.in"
 	: >"$T/drv.out"		# before the driver: drv_wait counts its lines
-	"$drvbin" kmip "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
+	"${DRV:-$drvasan}" kmip "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
 	drv_pid=$!
 	pids+=("$drv_pid")
 	exec 7<>"$T/drv.in"
@@ -146,10 +158,11 @@ drv_wait() {
 	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
 }
 drv() { echo "$1" >&7; drv_wait; }
-drv_stop() {
+drv_stop() {  # the driver's stderr is kept for the sanitizer verdict
 	echo quit >&7
 	exec 7>&-
-	wait "$drv_pid" 2>/dev/null
+	wait "$drv_pid" 2>/dev/null || echo "# driver exit status $?" >>"$T/drv.err"
+	cat "$T/drv.err" >>"$T/drv-all.err"
 }
 # shellcheck disable=SC2254 # $2 is a glob on purpose
 is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
@@ -164,7 +177,7 @@ until_is() {
 	is "$R" "$2"
 }
 
-drv_start "$kek" "${S[@]}"
+DRV=$drvbin drv_start "$kek" "${S[@]}"
 drv "bench 20"
 if is "$R" "bench n=20 failed=0 *"; then
 	ok kmip_unseal_latency_measured "$R"
@@ -341,6 +354,11 @@ k5b64=$(printf %s "$kek5" | xxd -r -p | base64)
 cat "$T/drv.out" "$T/drv.err" "$T/last" >"$T/all-outputs" 2>/dev/null
 check kmip_no_key_material_in_outputs bash -c "
 	[ ${#kek5} -eq 64 ] && ! grep -qi -e '$kek5' -e '$k5b64' $T/all-outputs"
+
+# ---- every driver run above under ASan/UBSan: clean ---------------------------------------
+check kmip_provider_paths_sanitizer_clean bash -c "
+	! grep -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' -e 'runtime error' \
+		-e 'driver exit status' $T/drv-all.err >$T/last"
 
 # ---- the TTLV decoder under libFuzzer, 5 s (make -C agent fuzz for longer) -----------
 if command -v clang >/dev/null; then
