@@ -68,8 +68,10 @@ enum {
 	KMIP_OP_DECRYPT			= 0x20,
 };
 
-enum { KMIP_STATUS_SUCCESS = 0, KMIP_STATUS_FAILED = 1,
-       KMIP_STATUS_PENDING = 2, KMIP_STATUS_UNDONE = 3 };
+enum {
+	KMIP_STATUS_SUCCESS = 0, KMIP_STATUS_FAILED, KMIP_STATUS_PENDING,
+	KMIP_STATUS_UNDONE,
+};
 
 /* Result Reason values used in classification (9.1.3.2.29) */
 enum {

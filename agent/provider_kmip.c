@@ -176,6 +176,16 @@ static int dup_setting(char **dst, const char *v, struct cmk_err *e)
 	return *dst ? 0 : cmk_errf(e, -ENOMEM, "kmip: out of memory");
 }
 
+/* An unset setting from the environment variable @name, if that is set. */
+static int env_setting(char **dst, const char *name, struct cmk_err *e)
+{
+	const char *v = env_nonempty(name);
+
+	if (*dst || !v)
+		return 0;
+	return dup_setting(dst, v, e);
+}
+
 static int make_ctx(struct kmip *k, struct cmk_err *e)
 {
 	char why[256];
@@ -261,12 +271,9 @@ static int kmip_open(const struct cmk_kv *kv, size_t n, void **priv,
 	/* Without settings (cmkctl with no config file): the environment. */
 	if (!server)
 		server = env_nonempty("CMK_KMIP_SERVER");
-	if (!k->cert && (v = env_nonempty("CMK_KMIP_CLIENT_CERT")))
-		ret = dup_setting(&k->cert, v, e);
-	if (!ret && !k->key && (v = env_nonempty("CMK_KMIP_CLIENT_KEY")))
-		ret = dup_setting(&k->key, v, e);
-	if (!ret && !k->ca && (v = env_nonempty("CMK_KMIP_CA_BUNDLE")))
-		ret = dup_setting(&k->ca, v, e);
+	ret = env_setting(&k->cert, "CMK_KMIP_CLIENT_CERT", e) ||
+	      env_setting(&k->key, "CMK_KMIP_CLIENT_KEY", e) ||
+	      env_setting(&k->ca, "CMK_KMIP_CA_BUNDLE", e) ? -ENOMEM : 0;
 	if (ret)
 		goto out;
 	if (!server) {
