@@ -11,6 +11,9 @@
 #   make check          all of the above; ends with "N passed, N failed"
 #   make bench          dm-cmk vs dm-crypt/linear/raw cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
+#   make install        agent, units, module, docs (DESTDIR=, PREFIX=/usr,
+#                       INSTALL_MODULE=updates|dkms|none; see
+#                       Documentation/deployment.rst)
 #
 # KVER=<kver> picks the kernel (default: the installed Debian 6.1);
 # KDIR=<dir> overrides its build tree.  Kernels are discovered from
@@ -39,7 +42,7 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench
+	check clean help bench install
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -90,10 +93,63 @@ demo: deps
 integration-test: all
 	tests/integration/run.sh --kver $(KVER)
 
+# ---- install ----------------------------------------------------------------
+# DESTDIR is a staging root (an image, a package); PREFIX the program prefix.
+# INSTALL_MODULE=updates: the module built for KVER into
+#   /lib/modules/KVER/updates/ (then depmod);
+# dkms: the module's source into /usr/src/dm-cmk-VERSION with dkms.conf
+#   (then "dkms install dm-cmk/VERSION" builds it for every kernel);
+# none: no module.
+DESTDIR ?=
+PREFIX ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/dm-cmk
+INSTALL_MODULE ?= updates
+VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+INSTALL ?= install
+
+install: $(if $(filter updates,$(INSTALL_MODULE)),module) agent
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/dm-cmk \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 0755 agent/build/cmk-agent agent/build/cmkctl $(DESTDIR)$(SBINDIR)/
+	$(INSTALL) -m 0755 scripts/systemd/cmk-ephemeral $(DESTDIR)$(LIBEXECDIR)/dm-cmk/
+	for u in cmk-agent.service cmk-ephemeral@.service; do \
+		sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/usr/libexec/|$(LIBEXECDIR)/|g' \
+			-e 's|/usr/share/doc/dm-cmk/|$(DOCDIR)/|g' \
+			scripts/systemd/$$u >$(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	$(INSTALL) -m 0644 README.md Documentation/*.rst $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 scripts/cloud-init/cloud-config.yaml scripts/cloud-init/agent.conf \
+		scripts/cloud-init/ephemeral.conf scripts/systemd/database-drop-in.conf \
+		$(DESTDIR)$(DOCDIR)/examples/
+ifeq ($(INSTALL_MODULE),updates)
+	$(INSTALL) -d $(DESTDIR)/lib/modules/$(KVER)/updates
+	$(INSTALL) -m 0644 $(BUILD)/kmod/$(KVER)/kernel/dm-cmk.ko \
+		$(DESTDIR)/lib/modules/$(KVER)/updates/
+	@if [ -z "$(DESTDIR)" ] || [ -f $(DESTDIR)/lib/modules/$(KVER)/modules.order ]; then \
+		echo "  DEPMOD  $(KVER)"; depmod $(if $(DESTDIR),-b $(DESTDIR)) $(KVER); \
+	else \
+		echo "  (no kernel $(KVER) under $(DESTDIR): run depmod $(KVER) on the target)"; \
+	fi
+else ifeq ($(INSTALL_MODULE),dkms)
+	$(INSTALL) -d $(DESTDIR)/usr/src/dm-cmk-$(VERSION)/kernel \
+		$(DESTDIR)/usr/src/dm-cmk-$(VERSION)/include/uapi/linux
+	$(INSTALL) -m 0644 dkms.conf Kbuild $(DESTDIR)/usr/src/dm-cmk-$(VERSION)/
+	$(INSTALL) -m 0644 kernel/Kbuild kernel/*.c kernel/*.h \
+		$(DESTDIR)/usr/src/dm-cmk-$(VERSION)/kernel/
+	$(INSTALL) -m 0644 include/uapi/linux/dm-cmk.h \
+		$(DESTDIR)/usr/src/dm-cmk-$(VERSION)/include/uapi/linux/
+else ifneq ($(INSTALL_MODULE),none)
+	$(error INSTALL_MODULE must be updates, dkms or none)
+endif
+
 clean:
 	rm -rf $(BUILD)
 	$(if $(HAVE_AGENT),-$(MAKE) -C agent clean)
 	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean O=$(KSFT_OUT))
 
 help:
-	@sed -n '3,19p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,22p' Makefile | sed 's/^# \{0,1\}//'

@@ -36,7 +36,7 @@ pkgs=(
 	# PKCS#11 header from p11-kit
 	python3-azure python3-pykmip softhsm2 opensc libp11-kit-dev
 	# tests/boot: a real Debian guest image, the module through DKMS
-	debootstrap dkms
+	debootstrap dkms genisoimage
 	# make bench: memory pressure while fio runs
 	stress-ng
 )
