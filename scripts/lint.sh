@@ -71,8 +71,9 @@ result $rc lint_kernel_doc "$log"
 # The build, lint and guest scripts themselves, through shellcheck.
 log=$logs/shellcheck.log
 if command -v shellcheck >/dev/null; then
-	shellcheck -S warning -x scripts/*.sh scripts/qemu/*.sh .ci/run >"$log" 2>&1 &&
-		shellcheck -S warning -s sh scripts/qemu/init >>"$log" 2>&1
+	shellcheck -S warning -x scripts/*.sh scripts/qemu/*.sh tests/boot/*.sh tests/boot/guest/*.sh \
+		.ci/run >"$log" 2>&1 &&
+		shellcheck -S warning -s sh scripts/qemu/init scripts/systemd/cmk-ephemeral >>"$log" 2>&1
 	rc=$?
 else
 	echo "shellcheck not installed (run 'make deps')" >"$log"
