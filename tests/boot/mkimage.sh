@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build (or find in the cache) the Debian bookworm root tree the boot test
+# runs: debootstrap minbase + systemd, udev, cloud-init, ifupdown, the
+# agent's runtime libraries and the Debian kernel package of KVER (the
+# same kernel whose headers our module is built against, so it loads).
+#
+# Usage: tests/boot/mkimage.sh --kver KVER [--cache DIR]
+# Prints the path of the cached tree (DIR/<hash>/root) on stdout.  The hash
+# covers the package list, this script, the mirror, debootstrap's version
+# and KVER, so a change in any of them builds a new tree; older trees are
+# removed.  Never modify the cached tree: copy it (tests/boot/run.sh does).
+# Needs root (debootstrap chroots) and network access to the mirror.
+set -euo pipefail
+
+kver=
+cache=${CMK_BOOT_CACHE:-/var/cache/dm-cmk/boot}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kver) kver=$2; shift 2 ;;
+	--cache) cache=$2; shift 2 ;;
+	*) echo "mkimage: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+[ -n "$kver" ] || { echo "mkimage: --kver is required" >&2; exit 2; }
+
+# The mirror the host's apt uses (deb822 or one-line sources).
+mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/* *$/\1/p; s/^deb *\(http[^ ]*debian\)\/* bookworm .*/\1/p' \
+	/etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | head -n 1 || true)
+mirror=${CMK_DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
+
+pkgs=(
+	systemd systemd-sysv udev dbus kmod
+	cloud-init python3-cffi-backend
+	ifupdown iproute2 netbase
+	e2fsprogs dmsetup util-linux
+	# cmk-agent and cmkctl at run time
+	libssl3 libcurl4 libjson-c5 libmnl0 libdevmapper1.02.1 libsystemd0
+	# what the kernel package needs (it comes from the host's apt below:
+	# bookworm-security, which debootstrap does not read)
+	linux-base initramfs-tools zstd
+)
+
+dbs_ver=$(dpkg-query -W -f='${Version}' debootstrap)
+key=$( {
+	printf '%s\n' "${pkgs[@]}" "$mirror" "$dbs_ver" "$kver"
+	cat "$0"
+} | sha256sum | cut -c1-16)
+dir=$cache/$key
+if [ -f "$dir/done" ] && [ -d "$dir/root" ]; then
+	echo "$dir/root"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "mkimage: building the image needs root (debootstrap)" >&2
+	exit 1
+fi
+mkdir -p "$cache"
+# One builder at a time; other trees of this cache are stale.
+exec 9>"$cache/.lock"
+flock 9
+if [ -f "$dir/done" ]; then
+	echo "$dir/root"
+	exit 0
+fi
+for old in "$cache"/*/; do
+	[ "${old%/}" = "$dir" ] || rm -rf "${old:?}"
+done
+rm -rf "$dir"
+mkdir -p "$dir"
+include=$(IFS=,; echo "${pkgs[*]}")
+t0=$(date +%s)
+echo "mkimage: debootstrap bookworm from $mirror into $dir/root" >&2
+if ! debootstrap --variant=minbase --include="$include" bookworm "$dir/root" "$mirror" \
+	>"$dir/debootstrap.log" 2>&1; then
+	tail -n 30 "$dir/debootstrap.log" >&2
+	echo "mkimage: debootstrap failed, log: $dir/debootstrap.log" >&2
+	exit 1
+fi
+root=$dir/root
+# The kernel package of exactly KVER, through the host's apt sources.
+mkdir -p "$root/tmp/kernel"
+if ! (cd "$root/tmp/kernel" && apt-get download "linux-image-$kver") >>"$dir/debootstrap.log" 2>&1 ||
+   ! chroot "$root" sh -c 'dpkg -i /tmp/kernel/*.deb' >>"$dir/debootstrap.log" 2>&1; then
+	tail -n 30 "$dir/debootstrap.log" >&2
+	echo "mkimage: installing linux-image-$kver failed, log: $dir/debootstrap.log" >&2
+	exit 1
+fi
+rm -rf "$root/tmp/kernel"
+# Small, and nothing of the host leaks in.
+rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+echo "cmk-guest" >"$root/etc/hostname"
+: >"$root/etc/machine-id"
+# Serial console login is not needed; the test reads ttyS1.
+ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
+# cloud-init: only the NoCloud seed, no network probing of other clouds.
+printf 'datasource_list: [ NoCloud, None ]\n' >"$root/etc/cloud/cloud.cfg.d/90-cmk-test.cfg"
+if [ ! -f "$root/boot/vmlinuz-$kver" ] || [ ! -f "$root/boot/initrd.img-$kver" ]; then
+	echo "mkimage: $root/boot has no vmlinuz/initrd.img for $kver" >&2
+	exit 1
+fi
+touch "$dir/done"
+echo "mkimage: built in $(($(date +%s) - t0)) s" >&2
+echo "$root"
