@@ -16,6 +16,8 @@ pkgs=(
 	# checkpatch.pl, kernel-doc, kselftest_harness.h, crypto/testmgr.h
 	linux-source-6.1 xz-utils perl
 	sparse shellcheck
+	# Documentation/*.rst syntax (scripts/lint.sh)
+	python3-docutils
 	# QEMU guest runner: initramfs from host files
 	qemu-system-x86 busybox-static dmsetup fio cpio gzip zstd
 	# make demo and the integration tests: mkfs.ext4 in the guest

@@ -5,7 +5,8 @@
 #
 #   lint_checkpatch_strict   checkpatch.pl --strict on kernel/ and the UAPI header
 #   lint_kernel_doc          kernel-doc finds no malformed comment
-#   lint_shellcheck          shellcheck on scripts/ and .ci/run
+#   lint_shellcheck          shellcheck on scripts/, the test scripts and .ci/run
+#   lint_docs                every Documentation/*.rst parses (docutils), no warning
 #   build_noWarn_<x.y>       W=1 -Werror build for each Debian kernel
 #   lint_sparse_<x.y>        sparse (C=2) reports nothing in our sources
 #
@@ -72,7 +73,7 @@ result $rc lint_kernel_doc "$log"
 log=$logs/shellcheck.log
 if command -v shellcheck >/dev/null; then
 	shellcheck -S warning -x scripts/*.sh scripts/qemu/*.sh tests/boot/*.sh tests/boot/guest/*.sh \
-		.ci/run >"$log" 2>&1 &&
+		tests/kms/*.sh tests/integration/*.sh .ci/run >"$log" 2>&1 &&
 		shellcheck -S warning -s sh scripts/qemu/init scripts/systemd/cmk-ephemeral >>"$log" 2>&1
 	rc=$?
 else
@@ -80,6 +81,24 @@ else
 	rc=1
 fi
 result $rc lint_shellcheck "$log"
+
+# Documentation: a table cell past its column or an unclosed literal is an
+# rst error that renders as garbage; docutils reports both.
+log=$logs/docs.log
+/usr/bin/python3 - Documentation/*.rst >"$log" 2>&1 <<'PY'
+import sys
+import docutils.core
+for path in sys.argv[1:]:
+    with open(path) as f:
+        docutils.core.publish_doctree(
+            f.read(), source_path=path,
+            settings_overrides={"report_level": 2, "halt_level": 5})
+PY
+rc=$?
+if [ -s "$log" ]; then
+	rc=1
+fi
+result $rc lint_docs "$log"
 
 mapfile -t kvers < <(scripts/kvers.sh)
 if [ ${#kvers[@]} -eq 0 ]; then
