@@ -27,6 +27,7 @@
 
 /* Largest bio whose crypto is done inline by default, see cmk_inline(). */
 #define CMK_INLINE_MAX_BYTES (128 * 1024)
+#define CMK_INLINE_MAX_SECTORS (CMK_INLINE_MAX_BYTES >> SECTOR_SHIFT)
 
 enum cmk_phase {
 	CMK_PHASE_READ,		/* read completed: start decrypting */
@@ -427,8 +428,20 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_KILL;
 	}
 
-	if (bio_data_dir(bio) == WRITE &&
-	    bio_sectors(bio) > CMK_MAX_WRITE_SECTORS)
+	/*
+	 * When dm-cmk chooses where the crypto runs, a large bio is cut into
+	 * pieces it would do inline: the first pieces are then encrypted by
+	 * the submitter while the others, in flight beyond the CPU count, go
+	 * to the workqueue, so one bio's crypto uses every CPU instead of
+	 * one worker.  Pieces of 128 KiB are whole encryption sectors.
+	 */
+	if (bio_sectors(bio) > CMK_INLINE_MAX_SECTORS &&
+	    !test_bit(CMK_FORCE_WORKQUEUE, &ct->flags) &&
+	    !test_bit(bio_data_dir(bio) == WRITE ? CMK_NO_WRITE_WORKQUEUE :
+		      CMK_NO_READ_WORKQUEUE, &ct->flags))
+		dm_accept_partial_bio(bio, CMK_INLINE_MAX_SECTORS);
+	else if (bio_data_dir(bio) == WRITE &&
+		 bio_sectors(bio) > CMK_MAX_WRITE_SECTORS)
 		dm_accept_partial_bio(bio, CMK_MAX_WRITE_SECTORS);
 
 	sector = dm_target_offset(ti, bio->bi_iter.bi_sector);
