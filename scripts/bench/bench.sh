@@ -15,7 +15,7 @@
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
 #   BENCH_MOTO_RUNS=N runs of tests/kms/aws_guest.sh (agent with the AWS
 #                     provider against moto) for its boot -> usable and
-#                     revoke -> wipe times (default 2, 0 in BENCH_QUICK;
+#                     revoke -> wipe times (default 3, 0 in BENCH_QUICK;
 #                     skipped when moto or the AWS provider is missing)
 #
 # Output: the ratio table on stdout (also DIR/table.txt), DIR/results.json,
@@ -38,7 +38,7 @@ ramp=${BENCH_RAMP:-50ms}
 devs=${BENCH_DEVS:-brd nullb}
 configs=${BENCH_CONFIGS:-linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k}
 agent_runs=5
-moto_runs=${BENCH_MOTO_RUNS:-2}
+moto_runs=${BENCH_MOTO_RUNS:-3}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	runs=${BENCH_RUNS:-1}
 	runtime=${BENCH_TIME:-300ms}
@@ -143,8 +143,10 @@ if [ "$moto_runs" -gt 0 ] && [ -x tests/kms/aws_guest.sh ] &&
 	for r in $(seq 1 "$moto_runs"); do
 		echo "bench: agent with moto, run $r of $moto_runs ($mk)"
 		if tests/kms/aws_guest.sh --kver "$mk" >"$out/moto-$r.tap" 2>&1; then
-			up=$(sed -n 's/.*agent start -> device usable: \([0-9]*\) ms.*/\1/p' "$out/moto-$r.tap" | head -n 1)
-			wp=$(sed -n 's/.*revoke-to-wipe: \([0-9]*\) ms after the Deny.*/\1/p' "$out/moto-$r.tap" | head -n 1)
+			# its diagnostics are in the guest's log, not in the TAP
+			cp build/results/kms-aws-guest-"$mk"/results.log "$out/moto-$r.log"
+			up=$(sed -n 's/.*agent start -> device usable: \([0-9]*\) ms.*/\1/p' "$out/moto-$r.log" | head -n 1)
+			wp=$(sed -n 's/.*revoke-to-wipe: \([0-9]*\) ms after the Deny.*/\1/p' "$out/moto-$r.log" | head -n 1)
 			[ -n "$up" ] && [ -n "$wp" ] && echo "BENCH moto $r $up $wp" >>"$out/moto.log"
 		else
 			echo "bench: tests/kms/aws_guest.sh failed or skipped (see $out/moto-$r.tap)" >&2

@@ -18,6 +18,13 @@ import sys
 
 CRYPT_BEST = ("crypt-nowq", "crypt-4k", "crypt-nowq-4k")
 CMK = ("cmk", "cmk-4k", "cmk-nowq", "cmk-nowq-4k", "cmk-wq", "cmk-wq-4k")
+# One colour per configuration: greys/greens for the baselines, warm
+# colours for dm-cmk.
+COLOURS = {"linear": "#7f7f7f", "crypt": "#1b7837", "crypt-nowq": "#5aae61",
+           "crypt-4k": "#a6dba0", "crypt-nowq-4k": "#d9f0d3",
+           "cmk": "#d7301f", "cmk-4k": "#fc8d59", "cmk-nowq": "#762a83",
+           "cmk-nowq-4k": "#c2a5cf", "cmk-wq": "#2166ac",
+           "cmk-wq-4k": "#92c5de"}
 DEV_NAME = {"brd": "brd ramdisk", "nullb": "null_blk memory_backed=1"}
 
 
@@ -244,8 +251,9 @@ def gnuplot(outdir, kver, res):
                         else "0" for c in cfgs) + "\n")
             png = os.path.join(outdir, base + ".png")
             plot = ", ".join(
-                "'%s' using %d:xtic(1) title columnheader" % (dat, i + 2)
-                for i in range(len(cfgs)))
+                "'%s' using %d:xtic(1) title columnheader lc rgb '%s'"
+                % (dat, i + 2, COLOURS.get(c, "#000000"))
+                for i, c in enumerate(cfgs))
             script = "\n".join([
                 "set terminal pngcairo size 1400,600 noenhanced"
                 if gp_has_cairo() else "set terminal png size 1400,600",
