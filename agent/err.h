@@ -17,7 +17,8 @@
 
 #include <stddef.h>
 
-#define CMK_ERR_MSG_MAX 256
+/* Room for a cloud's own explanation (an IAM denial with two ARNs). */
+#define CMK_ERR_MSG_MAX 512
 
 /**
  * enum cmk_err_class - how the caller should react to an error
