@@ -18,72 +18,9 @@
 
 #include "codec.h"
 #include "fileio.h"
+#include "json_secret.h"
 
 #define CRED_FILE_MAX	(256 * 1024)
-
-/* ---- JSON with secrets ---------------------------------------------------- */
-
-static void wipe_strings(struct json_object *o)
-{
-	if (!o)
-		return;
-	switch (json_object_get_type(o)) {
-	case json_type_string:
-		OPENSSL_cleanse((char *)json_object_get_string(o),
-				(size_t)json_object_get_string_len(o));
-		break;
-	case json_type_object: {
-		json_object_object_foreach(o, k, v) {
-			(void)k;
-			wipe_strings(v);
-		}
-		break;
-	}
-	case json_type_array:
-		for (size_t i = 0; i < json_object_array_length(o); i++)
-			wipe_strings(json_object_array_get_idx(o, i));
-		break;
-	default:
-		break;
-	}
-}
-
-struct json_object *cmk_json_parse_wiped(const char *s, size_t len)
-{
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *o;
-
-	if (!tok)
-		return NULL;
-	/*
-	 * Size the tokener's buffer for the whole text first: growing it while
-	 * a string is read would leave pieces of that string in freed memory.
-	 */
-	if (len >= INT_MAX - 16 || !tok->pb ||
-	    printbuf_memset(tok->pb, 0, 0, (int)len + 1) < 0) {
-		json_tokener_free(tok);
-		return NULL;
-	}
-	printbuf_reset(tok->pb);
-	o = json_tokener_parse_ex(tok, s, (int)len);
-	if (o && json_tokener_get_parse_end(tok) != len) {
-		json_object_put(o);	/* trailing data */
-		o = NULL;
-	}
-	/* The tokener keeps the last string it read (maybe a key). */
-	if (tok->pb && tok->pb->buf)
-		OPENSSL_cleanse(tok->pb->buf, (size_t)tok->pb->size);
-	json_tokener_free(tok);
-	return o;
-}
-
-void cmk_json_put_wiped(struct json_object *o)
-{
-	if (!o)
-		return;
-	wipe_strings(o);
-	json_object_put(o);
-}
 
 /* ---- credentials ------------------------------------------------------------ */
 

@@ -40,7 +40,6 @@
 #define CMK_AWS_IMDS_DEFAULT6	"http://[fd00:ec2::254]"
 #define CMK_AWS_IMDS_TOKEN_TTL	21600
 
-struct json_object;
 
 struct cmk_aws_creds {
 	char access_key_id[CMK_AWS_AKID_MAX + 1];
@@ -119,15 +118,5 @@ int cmk_aws_imds_parse(const char *json, size_t len, struct cmk_aws_creds *c,
 
 /* cmk_aws_creds_from_env() - -ENOENT if AWS_ACCESS_KEY_ID is not set. */
 int cmk_aws_creds_from_env(struct cmk_aws_creds *c, struct cmk_err *e);
-
-/*
- * JSON that may hold secrets (a KMS answer's Plaintext, IMDS credentials):
- * parse with a tokener whose buffer is sized up front (no regrowth leaves
- * copies behind) and wiped, and release with every string value wiped.
- * Never serialise an object holding a secret with json-c: its output
- * buffer grows by realloc (see the Encrypt request in provider_aws.c).
- */
-struct json_object *cmk_json_parse_wiped(const char *s, size_t len);
-void cmk_json_put_wiped(struct json_object *o);
 
 #endif /* CMK_AWS_CREDS_H */

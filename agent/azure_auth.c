@@ -16,8 +16,9 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
-#include "aws_creds.h"		/* cmk_json_parse_wiped(), cmk_json_put_wiped() */
+#include "json_secret.h"
 #include "fileio.h"
+#include "settings.h"
 
 #define SECRET_FILE_MAX	4096
 
@@ -302,13 +303,6 @@ bool cmk_azure_challenge_resource_ok(const char *vault_host, const char *resourc
 
 /* ---- sources ------------------------------------------------------------------ */
 
-static const char *env_nonempty(const char *n)
-{
-	const char *v = getenv(n);
-
-	return v && *v ? v : NULL;
-}
-
 static int copy_setting(char *dst, size_t len, const char *what, const char *v,
 			struct cmk_err *e)
 {
@@ -329,7 +323,7 @@ static int copy_setting(char *dst, size_t len, const char *what, const char *v,
 static int load_secret(struct cmk_azure_auth *a, const char *file,
 		       struct cmk_err *e)
 {
-	const char *env = env_nonempty("AZURE_CLIENT_SECRET");
+	const char *env = cmk_env_nonempty("AZURE_CLIENT_SECRET");
 	char *buf = NULL;
 	size_t n = 0;
 	int ret;
@@ -372,7 +366,7 @@ int cmk_azure_auth_init(struct cmk_azure_auth *a, const char *mode,
 
 	memset(a, 0, sizeof(*a));
 	if (!mode)
-		mode = (secret_file || env_nonempty("AZURE_CLIENT_SECRET")) ?
+		mode = (secret_file || cmk_env_nonempty("AZURE_CLIENT_SECRET")) ?
 		       "service_principal" : "managed_identity";
 	if (!strcmp(mode, "managed_identity"))
 		a->mode = CMK_AZURE_CRED_MANAGED_IDENTITY;
@@ -383,11 +377,11 @@ int cmk_azure_auth_init(struct cmk_azure_auth *a, const char *mode,
 				"azure: credentials = \"%s\": use managed_identity or service_principal",
 				mode);
 	if (!client_id)
-		client_id = env_nonempty("AZURE_CLIENT_ID");
+		client_id = cmk_env_nonempty("AZURE_CLIENT_ID");
 	if (!tenant_id)
-		tenant_id = env_nonempty("AZURE_TENANT_ID");
+		tenant_id = cmk_env_nonempty("AZURE_TENANT_ID");
 	if (!authority)
-		authority = env_nonempty("AZURE_AUTHORITY_HOST");
+		authority = cmk_env_nonempty("AZURE_AUTHORITY_HOST");
 	if (!authority)
 		authority = CMK_AZURE_AUTHORITY_DEFAULT;
 	if (!imds)

@@ -18,7 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "aws_creds.h"	/* cmk_json_parse_wiped(), cmk_json_put_wiped() */
+#include "json_secret.h"
 #include "fileio.h"
 
 #define KEY_FILE_MAX	(64 * 1024)

@@ -17,9 +17,11 @@
 #include <openssl/evp.h>
 
 #include "aws_creds.h"
+#include "json_secret.h"
 #include "codec.h"
 #include "http.h"
 #include "sigv4.h"
+#include "settings.h"
 
 static const char *const aws_settings[] = {
 	"region", "endpoint", "key_id", "profile", "credentials",
@@ -275,41 +277,6 @@ static int split_url(const char *url, char *host, size_t hl, char *path,
 
 /* ---- open/close ----------------------------------------------------------------- */
 
-static int parse_bool(const char *k, const char *v, bool *out, struct cmk_err *e)
-{
-	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) {
-		*out = true;
-		return 0;
-	}
-	if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) {
-		*out = false;
-		return 0;
-	}
-	return cmk_errf(e, -EINVAL, "aws: %s = \"%s\" is not yes or no", k, v);
-}
-
-static int parse_long(const char *k, const char *v, long lo, long hi, long *out,
-		      struct cmk_err *e)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		return cmk_errf(e, -ERANGE, "aws: %s = \"%s\" is out of range %ld..%ld",
-				k, v, lo, hi);
-	*out = x;
-	return 0;
-}
-
-static const char *env_nonempty(const char *n)
-{
-	const char *v = getenv(n);
-
-	return v && *v ? v : NULL;
-}
-
 static void aws_close(void *priv)
 {
 	struct aws *a = priv;
@@ -335,9 +302,9 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return cmk_errf(e, -ENOMEM, "aws: out of memory");
-	if ((v = env_nonempty("AWS_USE_FIPS_ENDPOINT")))
+	if ((v = cmk_env_nonempty("AWS_USE_FIPS_ENDPOINT")))
 		a->fips = strcasecmp(v, "true") == 0;
-	if ((v = env_nonempty("AWS_USE_DUALSTACK_ENDPOINT")))
+	if ((v = cmk_env_nonempty("AWS_USE_DUALSTACK_ENDPOINT")))
 		a->dualstack = strcasecmp(v, "true") == 0;
 	for (size_t i = 0; i < n && !ret; i++) {
 		const char *k = kv[i].key;
@@ -356,33 +323,33 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 		else if (!strcmp(k, "ca_bundle"))
 			ca = v;
 		else if (!strcmp(k, "imds_ipv6"))
-			ret = parse_bool(k, v, &imds6, e);
+			ret = cmk_setting_bool("aws", k, v, &imds6, e);
 		else if (!strcmp(k, "fips"))
-			ret = parse_bool(k, v, &a->fips, e);
+			ret = cmk_setting_bool("aws", k, v, &a->fips, e);
 		else if (!strcmp(k, "dualstack"))
-			ret = parse_bool(k, v, &a->dualstack, e);
+			ret = cmk_setting_bool("aws", k, v, &a->dualstack, e);
 		else if (!strcmp(k, "key_id")) {
 			free(a->key_id);
 			a->key_id = strdup(v);
 			if (!a->key_id)
 				ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		} else if (!strcmp(k, "connect_timeout_ms")) {
-			ret = parse_long(k, v, 100, 60000, &x, e);
+			ret = cmk_setting_long("aws", k, v, 100, 60000, &x, e);
 			a->http.connect_timeout_ms = x;
 		} else if (!strcmp(k, "timeout_ms")) {
-			ret = parse_long(k, v, 100, 300000, &x, e);
+			ret = cmk_setting_long("aws", k, v, 100, 300000, &x, e);
 			a->http.timeout_ms = x;
 		} else if (!strcmp(k, "max_attempts")) {
-			ret = parse_long(k, v, 1, 10, &x, e);
+			ret = cmk_setting_long("aws", k, v, 1, 10, &x, e);
 			a->http.max_attempts = (int)x;
 		}
 	}
 	if (ret)
 		goto out;
 	if (!region)
-		region = env_nonempty("AWS_REGION");
+		region = cmk_env_nonempty("AWS_REGION");
 	if (!region)
-		region = env_nonempty("AWS_DEFAULT_REGION");
+		region = cmk_env_nonempty("AWS_DEFAULT_REGION");
 	if (region) {
 		if (!region_ok(region)) {
 			ret = cmk_errf(e, -EINVAL, "aws: region \"%s\" is not a region name",
@@ -392,9 +359,9 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 		snprintf(a->region, sizeof(a->region), "%s", region);
 	}
 	if (!endpoint)
-		endpoint = env_nonempty("AWS_ENDPOINT_URL_KMS");
+		endpoint = cmk_env_nonempty("AWS_ENDPOINT_URL_KMS");
 	if (!endpoint)
-		endpoint = env_nonempty("AWS_ENDPOINT_URL");
+		endpoint = cmk_env_nonempty("AWS_ENDPOINT_URL");
 	if (endpoint) {
 		char h[300], p[256];
 
@@ -414,7 +381,7 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 			goto out;
 	}
 	if (!ca)
-		ca = env_nonempty("AWS_CA_BUNDLE");
+		ca = cmk_env_nonempty("AWS_CA_BUNDLE");
 	if (ca) {
 		if (access(ca, R_OK)) {
 			ret = cmk_errf(e, -ENOENT, "aws: ca_bundle %s is not readable", ca);
@@ -733,23 +700,16 @@ static int get_blob(struct json_object *o, const char *op, const char *key_ref,
 
 /* ---- operations ------------------------------------------------------------------ */
 
-/*
- * The Encrypt request carries the KEK (base64).  json-c builds the request
- * around a placeholder of the same length, and the KEK is put in place in
- * a locked copy: it never passes through json-c's growing buffers.
- */
+/* The Encrypt request carries the KEK (base64): see cmk_json_secret_body(). */
 static int aws_wrap(void *priv, const char *key_ref,
 		    const struct cmk_secret *plain, const struct cmk_encctx *ctx,
 		    unsigned char **wrapped, size_t *wrapped_len,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
-	static const char field[] = "{\"Plaintext\":\"";
 	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL, *body = NULL;
 	struct aws *a = priv;
 	struct json_object *req = NULL, *resp = NULL;
 	size_t n = cmk_secret_len(plain), bl, tl = 0;
-	const char *tmpl;
-	char *hole = NULL;
 	int ret;
 
 	ret = check_ref(a, key_ref, e);
@@ -762,38 +722,21 @@ static int aws_wrap(void *priv, const char *key_ref,
 	if (ret)
 		return ret;
 	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
-	hole = malloc(bl + 1);
-	if (!hole)
-		return cmk_errf(e, -ENOMEM, "aws: out of memory");
-	memset(hole, '*', bl);
-	hole[bl] = '\0';
-	/* Plaintext first: json-c keeps insertion order, so it opens the text. */
 	req = json_object_new_object();
-	if (!req || add_str(req, "Plaintext", hole) ||
-	    add_str(req, "KeyId", key_ref) ||
+	if (!req || add_str(req, "KeyId", key_ref) ||
 	    add_ctx(req, "EncryptionContext", ctx)) {
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
 	}
-	tmpl = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &tl);
-	if (!tmpl || tl < sizeof(field) - 1 + bl + 1 ||
-	    memcmp(tmpl, field, sizeof(field) - 1) ||
-	    memcmp(tmpl + sizeof(field) - 1, hole, bl) ||
-	    tmpl[sizeof(field) - 1 + bl] != '"') {
-		ret = cmk_errf(e, -EPROTO, "aws: unexpected JSON layout for Encrypt");
-		goto out;
-	}
-	ret = cmk_secret_new(&body, tl + 1, e);
+	ret = cmk_json_secret_body("Plaintext", b64, bl, req, &body, &tl,
+				   "aws Encrypt", e);
 	if (ret)
 		goto out;
-	memcpy(cmk_secret_data(body), tmpl, tl);
-	memcpy(cmk_secret_data(body) + sizeof(field) - 1, cmk_secret_cdata(b64), bl);
 	ret = kms_call(a, "Encrypt", key_ref, (const char *)cmk_secret_cdata(body),
 		       tl, &resp, call, e);
 	if (!ret)
 		ret = get_blob(resp, "Encrypt", key_ref, wrapped, wrapped_len, e);
 out:
-	free(hole);
 	cmk_json_put_wiped(req);
 	cmk_json_put_wiped(resp);
 	return ret;

@@ -19,11 +19,12 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-#include "aws_creds.h"		/* cmk_json_parse_wiped(), cmk_json_put_wiped() */
+#include "json_secret.h"
 #include "azure_auth.h"
 #include "codec.h"
 #include "encctx.h"
 #include "http.h"
+#include "settings.h"
 
 #define DIGEST_LEN	SHA256_DIGEST_LENGTH
 #define KEK_MAX		512
@@ -385,34 +386,6 @@ static int b64url_decode(const char *s, size_t n, struct cmk_secret **out,
 
 /* ---- open/close ------------------------------------------------------------------ */
 
-static int parse_bool(const char *k, const char *v, bool *out, struct cmk_err *e)
-{
-	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) {
-		*out = true;
-		return 0;
-	}
-	if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) {
-		*out = false;
-		return 0;
-	}
-	return cmk_errf(e, -EINVAL, "azure: %s = \"%s\" is not yes or no", k, v);
-}
-
-static int parse_long(const char *k, const char *v, long lo, long hi, long *out,
-		      struct cmk_err *e)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		return cmk_errf(e, -ERANGE, "azure: %s = \"%s\" is out of range %ld..%ld",
-				k, v, lo, hi);
-	*out = x;
-	return 0;
-}
-
 static void azure_close(void *priv)
 {
 	struct azure *a = priv;
@@ -456,7 +429,7 @@ static int azure_open(const struct cmk_kv *kv, size_t n, void **priv,
 		else if (!strcmp(k, "ca_bundle"))
 			ca = v;
 		else if (!strcmp(k, "verify_challenge_resource"))
-			ret = parse_bool(k, v, &a->verify_resource, e);
+			ret = cmk_setting_bool("azure", k, v, &a->verify_resource, e);
 		else if (!strcmp(k, "algorithm")) {
 			if (!strcmp(v, "auto"))
 				a->alg = CMK_AZURE_ALG_AUTO;
@@ -469,13 +442,13 @@ static int azure_open(const struct cmk_kv *kv, size_t n, void **priv,
 					       "azure: algorithm = \"%s\": use auto, RSA-OAEP-256 or A256KW",
 					       v);
 		} else if (!strcmp(k, "connect_timeout_ms")) {
-			ret = parse_long(k, v, 100, 60000, &x, e);
+			ret = cmk_setting_long("azure", k, v, 100, 60000, &x, e);
 			a->http.connect_timeout_ms = x;
 		} else if (!strcmp(k, "timeout_ms")) {
-			ret = parse_long(k, v, 100, 300000, &x, e);
+			ret = cmk_setting_long("azure", k, v, 100, 300000, &x, e);
 			a->http.timeout_ms = x;
 		} else if (!strcmp(k, "max_attempts")) {
-			ret = parse_long(k, v, 1, 10, &x, e);
+			ret = cmk_setting_long("azure", k, v, 1, 10, &x, e);
 			a->http.max_attempts = (int)x;
 		}
 	}
@@ -765,7 +738,6 @@ static int azure_wrap(void *priv, const char *key_ref,
 		      unsigned char **wrapped, size_t *wrapped_len,
 		      struct cmk_kms_call *call, struct cmk_err *e)
 {
-	static const char field[] = "{\"value\":\"";
 	CMK_SECRET_AUTO struct cmk_secret *msg = NULL, *b64 = NULL, *body = NULL,
 					  *ct = NULL;
 	char ver[CMK_AZURE_VERSION_MAX + 1];
@@ -774,8 +746,7 @@ static int azure_wrap(void *priv, const char *key_ref,
 	struct json_object *req = NULL, *resp = NULL;
 	size_t n = cmk_secret_len(plain), bl = 0, tl = 0, vl = 0;
 	enum cmk_azure_alg alg;
-	const char *tmpl, *v;
-	char *hole = NULL;
+	const char *v;
 	int ret;
 
 	ret = cmk_azure_key_parse(key_ref, &k, e);
@@ -792,30 +763,15 @@ static int azure_wrap(void *priv, const char *key_ref,
 	      b64url_encode(cmk_secret_cdata(msg), n + DIGEST_LEN, &b64, &bl, e);
 	if (ret)
 		return ret;
-	hole = malloc(bl + 1);
-	if (!hole)
-		return cmk_errf(e, -ENOMEM, "azure: out of memory");
-	memset(hole, '*', bl);
-	hole[bl] = '\0';
 	req = json_object_new_object();
-	if (!req || add_str(req, "value", hole) ||
-	    add_str(req, "alg", cmk_azure_alg_name(alg))) {
+	if (!req || add_str(req, "alg", cmk_azure_alg_name(alg))) {
 		ret = cmk_errf(e, -ENOMEM, "azure: out of memory");
 		goto out;
 	}
-	tmpl = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &tl);
-	if (!tmpl || tl < sizeof(field) - 1 + bl + 1 ||
-	    memcmp(tmpl, field, sizeof(field) - 1) ||
-	    memcmp(tmpl + sizeof(field) - 1, hole, bl) ||
-	    tmpl[sizeof(field) - 1 + bl] != '"') {
-		ret = cmk_errf(e, -EPROTO, "azure: unexpected JSON layout for wrapkey");
-		goto out;
-	}
-	ret = cmk_secret_new(&body, tl + 1, e);
+	ret = cmk_json_secret_body("value", b64, bl, req, &body, &tl,
+				   "azure wrapkey", e);
 	if (ret)
 		goto out;
-	memcpy(cmk_secret_data(body), tmpl, tl);
-	memcpy(cmk_secret_data(body) + sizeof(field) - 1, cmk_secret_cdata(b64), bl);
 	ret = kv_call(a, &k, k.version, "wrapkey", cmk_secret_cdata(body), tl, &resp,
 		      call, e);
 	if (ret)
@@ -838,7 +794,6 @@ static int azure_wrap(void *priv, const char *key_ref,
 	ret = cmk_azure_blob_pack(alg, ver, cmk_secret_cdata(ct), cmk_secret_len(ct),
 				  wrapped, wrapped_len, e);
 out:
-	free(hole);
 	cmk_json_put_wiped(req);
 	cmk_json_put_wiped(resp);
 	return ret;

@@ -19,11 +19,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "aws_creds.h"	/* cmk_json_parse_wiped(), cmk_json_put_wiped() */
+#include "json_secret.h"
 #include "codec.h"
 #include "crc32c.h"
 #include "gcp_auth.h"
 #include "http.h"
+#include "settings.h"
 
 static const char *const gcp_settings[] = {
 	"key_name", "endpoint", "credentials", "service_account_key",
@@ -161,28 +162,6 @@ int cmk_gcp_key_name_ok(const char *ref)
 
 /* ---- open/close --------------------------------------------------------------- */
 
-static int parse_long(const char *k, const char *v, long lo, long hi, long *out,
-		      struct cmk_err *e)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		return cmk_errf(e, -ERANGE, "gcp: %s = \"%s\" is out of range %ld..%ld",
-				k, v, lo, hi);
-	*out = x;
-	return 0;
-}
-
-static const char *env_nonempty(const char *n)
-{
-	const char *v = getenv(n);
-
-	return v && *v ? v : NULL;
-}
-
 static void gcp_close(void *priv)
 {
 	struct gcp *g = priv;
@@ -255,13 +234,13 @@ static int gcp_open(const struct cmk_kv *kv, size_t n, void **priv,
 			if (!g->key_name)
 				ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
 		} else if (!strcmp(k, "connect_timeout_ms")) {
-			ret = parse_long(k, v, 100, 60000, &x, e);
+			ret = cmk_setting_long("gcp", k, v, 100, 60000, &x, e);
 			g->http.connect_timeout_ms = x;
 		} else if (!strcmp(k, "timeout_ms")) {
-			ret = parse_long(k, v, 100, 300000, &x, e);
+			ret = cmk_setting_long("gcp", k, v, 100, 300000, &x, e);
 			g->http.timeout_ms = x;
 		} else if (!strcmp(k, "max_attempts")) {
-			ret = parse_long(k, v, 1, 10, &x, e);
+			ret = cmk_setting_long("gcp", k, v, 1, 10, &x, e);
 			g->http.max_attempts = (int)x;
 		}
 	}
@@ -269,12 +248,12 @@ static int gcp_open(const struct cmk_kv *kv, size_t n, void **priv,
 		goto out;
 	/* The variable gcloud reads, so both talk to the same endpoint. */
 	if (!endpoint)
-		endpoint = env_nonempty("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS");
+		endpoint = cmk_env_nonempty("CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS");
 	ret = set_endpoint(g, endpoint ? endpoint : CMK_GCP_ENDPOINT_DEFAULT, e);
 	if (ret)
 		goto out;
 	if (!ca)
-		ca = env_nonempty("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE");
+		ca = cmk_env_nonempty("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE");
 	if (ca) {
 		if (access(ca, R_OK)) {
 			ret = cmk_errf(e, -ENOENT, "gcp: ca_bundle %s is not readable", ca);
@@ -513,14 +492,12 @@ static int gcp_wrap(void *priv, const char *key_ref,
 		    unsigned char **wrapped, size_t *wrapped_len,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
-	static const char field[] = "{\"plaintext\":\"";
 	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL, *body = NULL;
 	struct gcp *g = priv;
 	struct json_object *req = NULL, *resp = NULL;
 	unsigned char *aad = NULL;
 	size_t n = cmk_secret_len(plain), bl, tl = 0, aad_len = 0, kl;
-	const char *tmpl, *name, *ct;
-	char *hole = NULL;
+	const char *name, *ct;
 	uint32_t crc;
 	int ret;
 
@@ -538,35 +515,17 @@ static int gcp_wrap(void *priv, const char *key_ref,
 	if (ret)
 		goto out;
 	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
-	hole = malloc(bl + 1);
-	if (!hole) {
-		ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
-		goto out;
-	}
-	memset(hole, '*', bl);
-	hole[bl] = '\0';
-	/* plaintext first: json-c keeps insertion order, so it opens the text. */
 	req = json_object_new_object();
-	if (!req || add_str(req, "plaintext", hole) ||
-	    add_crc(req, "plaintextCrc32c", cmk_secret_cdata(plain), n) ||
+	if (!req || add_crc(req, "plaintextCrc32c", cmk_secret_cdata(plain), n) ||
 	    add_blob(req, "additionalAuthenticatedData", aad, aad_len) ||
 	    add_crc(req, "additionalAuthenticatedDataCrc32c", aad, aad_len)) {
 		ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
 		goto out;
 	}
-	tmpl = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &tl);
-	if (!tmpl || tl < sizeof(field) - 1 + bl + 1 ||
-	    memcmp(tmpl, field, sizeof(field) - 1) ||
-	    memcmp(tmpl + sizeof(field) - 1, hole, bl) ||
-	    tmpl[sizeof(field) - 1 + bl] != '"') {
-		ret = cmk_errf(e, -EPROTO, "gcp: unexpected JSON layout for encrypt");
-		goto out;
-	}
-	ret = cmk_secret_new(&body, tl + 1, e);
+	ret = cmk_json_secret_body("plaintext", b64, bl, req, &body, &tl,
+				   "gcp encrypt", e);
 	if (ret)
 		goto out;
-	memcpy(cmk_secret_data(body), tmpl, tl);
-	memcpy(cmk_secret_data(body) + sizeof(field) - 1, cmk_secret_cdata(b64), bl);
 	ret = kms_call(g, "encrypt", key_ref, (const char *)cmk_secret_cdata(body),
 		       tl, &resp, e);
 	if (ret)
@@ -604,7 +563,6 @@ static int gcp_wrap(void *priv, const char *key_ref,
 		goto out;
 	}
 out:
-	free(hole);
 	free(aad);
 	cmk_json_put_wiped(req);
 	cmk_json_put_wiped(resp);

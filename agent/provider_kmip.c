@@ -35,6 +35,7 @@
 #include "kmip.h"
 #include "secret.h"
 #include "ttlv.h"
+#include "settings.h"
 
 static const char *const kmip_settings[] = {
 	"server", "client_cert", "client_key", "ca_bundle", "server_name",
@@ -60,21 +61,6 @@ struct kmip {
 };
 
 /* ---- settings ------------------------------------------------------------ */
-
-static int parse_long(const char *k, const char *v, long lo, long hi, long *out,
-		      struct cmk_err *e)
-{
-	char *end;
-	long x;
-
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < lo || x > hi)
-		return cmk_errf(e, -ERANGE, "kmip: %s = \"%s\" is out of range %ld..%ld",
-				k, v, lo, hi);
-	*out = x;
-	return 0;
-}
 
 /* "host", "host:port", "[v6]", "[v6]:port" */
 static int split_server(struct kmip *k, const char *s, struct cmk_err *e)
@@ -122,13 +108,6 @@ static int split_server(struct kmip *k, const char *s, struct cmk_err *e)
 bad:
 	return cmk_errf(e, -EINVAL,
 			"kmip: server = \"%s\" is not host[:port] (IPv6 as [addr]:port)", s);
-}
-
-static const char *env_nonempty(const char *n)
-{
-	const char *v = getenv(n);
-
-	return v && *v ? v : NULL;
 }
 
 /* The first OpenSSL error on this thread's queue, as text; clears it. */
@@ -179,7 +158,7 @@ static int dup_setting(char **dst, const char *v, struct cmk_err *e)
 /* An unset setting from the environment variable @name, if that is set. */
 static int env_setting(char **dst, const char *name, struct cmk_err *e)
 {
-	const char *v = env_nonempty(name);
+	const char *v = cmk_env_nonempty(name);
 
 	if (*dst || !v)
 		return 0;
@@ -258,11 +237,11 @@ static int kmip_open(const struct cmk_kv *kv, size_t n, void **priv,
 		else if (!strcmp(key, "ca_bundle"))
 			ret = dup_setting(&k->ca, v, e);
 		else if (!strcmp(key, "connect_timeout_ms"))
-			ret = parse_long(key, v, 100, 60000, &k->connect_timeout_ms, e);
+			ret = cmk_setting_long("kmip", key, v, 100, 60000, &k->connect_timeout_ms, e);
 		else if (!strcmp(key, "timeout_ms"))
-			ret = parse_long(key, v, 100, 300000, &k->timeout_ms, e);
+			ret = cmk_setting_long("kmip", key, v, 100, 300000, &k->timeout_ms, e);
 		else if (!strcmp(key, "max_attempts")) {
-			ret = parse_long(key, v, 1, 10, &x, e);
+			ret = cmk_setting_long("kmip", key, v, 1, 10, &x, e);
 			k->max_attempts = (int)x;
 		}
 	}
@@ -270,7 +249,7 @@ static int kmip_open(const struct cmk_kv *kv, size_t n, void **priv,
 		goto out;
 	/* Without settings (cmkctl with no config file): the environment. */
 	if (!server)
-		server = env_nonempty("CMK_KMIP_SERVER");
+		server = cmk_env_nonempty("CMK_KMIP_SERVER");
 	ret = env_setting(&k->cert, "CMK_KMIP_CLIENT_CERT", e) ||
 	      env_setting(&k->key, "CMK_KMIP_CLIENT_KEY", e) ||
 	      env_setting(&k->ca, "CMK_KMIP_CA_BUNDLE", e) ? -ENOMEM : 0;
