@@ -31,15 +31,7 @@ mkdir -p "$HOME"
 for c in moto_server aws python3 openssl; do
 	command -v "$c" >/dev/null || die aws_prerequisites "$c not found"
 done
-make -s -C "$top/agent" all >"$T/build.log" 2>&1 || die aws_agent_builds "$(tail -5 "$T/build.log")"
-mkdir -p "$top/build/tests/kms"
-drvbin=$top/build/tests/kms/kmsdrv
-# shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
-	-I"$top/include/uapi" -o "$drvbin" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
-	$(pkg-config --libs $(sed -n "s/^PKGS[[:space:]]*:=//p" "$top/agent/Makefile")) \
-	>"$T/build.log" 2>&1 || die aws_kmsdrv_builds "$(tail -5 "$T/build.log")"
-cmkctl=$top/agent/build/cmkctl
+kms_build aws
 
 # ---- moto with IAM auth after the setup calls -----------------------------
 moto_start "$MOTO_SETUP_CALLS"
@@ -74,14 +66,6 @@ agent() {
 	AWS_ACCESS_KEY_ID=${AK:-$agent_ak} AWS_SECRET_ACCESS_KEY=${SK:-$agent_sk} \
 	AWS_REGION=us-east-1 AWS_ENDPOINT_URL_KMS=${EP:-$MOTO} "$@"
 }
-rc_is() {  # rc_is WANT CMD... (output in $T/last)
-	local want=$1 rc
-	shift
-	"$@" >"$T/last" 2>&1
-	rc=$?
-	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
-}
-last_has() { grep -q -- "$1" "$T/last"; }
 
 # ---- envelope and unseal -----------------------------------------------------
 kek=$T/kek.json
@@ -106,36 +90,6 @@ check aws_cli_without_context_refused bash -c "
 check aws_unseal_kek_check rc_is 0 agent "$cmkctl" kek check "$kek"
 
 # ---- the long-lived driver -------------------------------------------------------
-drv_start() {  # drv_start ENVELOPE [k=v]... (environment from the caller)
-	rm -f "$T/drv.in" "$T/drv.out"
-	mkfifo "$T/drv.in"
-	"$drvbin" aws "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
-	drv_pid=$!
-	pids+=("$drv_pid")
-	exec 7<>"$T/drv.in"
-	drv_n=0
-	drv_wait
-}
-drv_wait() {
-	drv_n=$((drv_n + 1))
-	for _ in $(seq 1 600); do
-		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
-		kill -0 "$drv_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	R=$(sed -n "${drv_n}p" "$T/drv.out")
-	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
-}
-# drv COMMAND: one request to the driver; its answer line is in $R
-drv() { echo "$1" >&7; drv_wait; }
-drv_stop() {
-	echo quit >&7
-	exec 7>&-
-	wait "$drv_pid" 2>/dev/null
-}
-# shellcheck disable=SC2254 # $2 is a glob on purpose
-is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
-drv_is() { drv "$1"; is "$R" "$2"; }
 
 EP=$MOTO agent drv_start "$kek"
 drv "bench 20"

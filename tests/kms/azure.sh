@@ -20,43 +20,13 @@
 # curl, and a built agent (make -C agent).
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-T=$(mktemp -d /tmp/cmk-kms-azure.XXXXXX)
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/lib.sh"
+kms_init azure
+# fd 7 feeds the kmsdrv coprocess: close it before stopping servers.
+trap 'exec 7>&- 2>/dev/null; kms_cleanup' EXIT
 PY=/usr/bin/python3
-pids=()
-n=0
-failed=0
 t_start=$(date +%s)
-
-cleanup() {
-	exec 7>&- 2>/dev/null
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {   # ok NAME [comment]
-	n=$((n + 1)); echo "ok $n $1${2:+ # $2}"
-}
-nok() {  # nok NAME why
-	n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; echo "# $2"
-}
-check() {  # check NAME CONDITION-CMD... ; diagnostics from $T/last
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name" "$(tail -c 600 "$T/last" 2>/dev/null | tr '\n' ' ')"; fi
-}
-die() {
-	nok "$1" "$2"
-	echo "1..$n"
-	exit 1
-}
 
 # Nothing from the caller's environment may leak into the agent or the SDK.
 for v in $(env | sed -n 's/^\(AZURE_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
@@ -69,24 +39,7 @@ for c in openssl curl "$PY"; do
 done
 "$PY" -c 'import azure.keyvault.keys.crypto, cryptography' 2>"$T/last" ||
 	die azure_prerequisites "python3-azure not importable by $PY: $(cat "$T/last")"
-make -s -C "$top/agent" all >"$T/build.log" 2>&1 || die azure_agent_builds "$(tail -5 "$T/build.log")"
-mkdir -p "$top/build/tests/kms"
-drvbin=$top/build/tests/kms/kmsdrv-azure
-# shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
-	-I"$top/include/uapi" -o "$drvbin" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
-	$(pkg-config --libs $(sed -n "s/^PKGS[[:space:]]*:=//p" "$top/agent/Makefile")) \
-	>"$T/build.log" 2>&1 || die azure_kmsdrv_builds "$(tail -5 "$T/build.log")"
-cmkctl=$top/agent/build/cmkctl
-
-wait_file() {
-	for _ in $(seq 1 300); do [ -s "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-start() {  # start NAME CMD... : own session, so the whole group can be stopped
-	setsid "${@:2}" >"$T/$1.out" 2>&1 &
-	pids+=("$!")
-}
+kms_build azure
 
 # ---- a test CA and the emulator's certificate -------------------------------------
 {
@@ -102,7 +55,7 @@ CA=$T/ca.pem
 
 TENANT=00000000-0000-0000-0000-0000000c0ffe
 mkdir -p "$T/emu"
-start emu "$PY" "$here/azure_emu.py" "$T/emu" --cert "$T/tls.pem" --key "$T/tls.key" \
+kms_start emu "$PY" "$here/azure_emu.py" "$T/emu" --cert "$T/tls.pem" --key "$T/tls.key" \
 	--tenant "$TENANT" --log "$T/emu.log"
 for f in kv imds admin; do
 	wait_file "$T/emu/$f.port" || die azure_emulator_starts "$(cat "$T/emu.out")"
@@ -146,14 +99,6 @@ echo "# Azure SDK conformance: $(($(date +%s) - t0)) s, $(grep -c '^ok' "$T/sdk.
 KEY=$VAULT/keys/cmk
 BASE=(imds_endpoint="$IMDS" ca_bundle="$CA" verify_challenge_resource=no)
 sets() { for s in "${BASE[@]}"; do printf -- '--set\0%s\0' "$s"; done; }
-rc_is() {  # rc_is WANT CMD... (output in $T/last)
-	local want=$1 rc
-	shift
-	"$@" >"$T/last" 2>&1
-	rc=$?
-	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
-}
-last_has() { grep -q -- "$1" "$T/last"; }
 
 kek=$T/kek.json
 mapfile -d '' S < <(sets)
@@ -220,36 +165,6 @@ check azure_challenge_resource_verified_by_default bash -c "
 	test ! -e $T/never.json"
 
 # ---- the long-lived driver -------------------------------------------------------
-drv_start() {  # drv_start ENVELOPE [k=v]...
-	rm -f "$T/drv.in" "$T/drv.out"
-	mkfifo "$T/drv.in"
-	: >"$T/drv.out"	# exists before the driver opens it (drv_wait counts lines)
-	"$drvbin" azure "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
-	drv_pid=$!
-	pids+=("$drv_pid")
-	exec 7<>"$T/drv.in"
-	drv_n=0
-	drv_wait
-}
-drv_wait() {
-	drv_n=$((drv_n + 1))
-	for _ in $(seq 1 1200); do
-		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
-		kill -0 "$drv_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	R=$(sed -n "${drv_n}p" "$T/drv.out")
-	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
-}
-drv() { echo "$1" >&7; drv_wait; }
-drv_stop() {
-	echo quit >&7
-	exec 7>&-
-	wait "$drv_pid" 2>/dev/null
-}
-# shellcheck disable=SC2254 # $2 is a glob on purpose
-is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
-drv_is() { drv "$1"; is "$R" "$2"; }
 
 tok0=$(stat_ tokens_issued)
 drv_start "$kek" "${BASE[@]}"

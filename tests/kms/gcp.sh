@@ -47,15 +47,7 @@ for c in gcloud python3 openssl curl; do
 	command -v "$c" >/dev/null || die gcp_prerequisites "$c not found"
 done
 python3 -c 'import cryptography' 2>/dev/null || die gcp_prerequisites "python3 has no cryptography module"
-make -s -C "$top/agent" all >"$T/build.log" 2>&1 || die gcp_agent_builds "$(tail -5 "$T/build.log")"
-mkdir -p "$top/build/tests/kms"
-drvbin=$top/build/tests/kms/kmsdrv
-# shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
-	-I"$top/include/uapi" -o "$drvbin" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
-	$(pkg-config --libs $(sed -n "s/^PKGS[[:space:]]*:=//p" "$top/agent/Makefile")) \
-	>"$T/build.log" 2>&1 || die gcp_kmsdrv_builds "$(tail -5 "$T/build.log")"
-cmkctl=$top/agent/build/cmkctl
+kms_build gcp
 
 # ---- test CA, server certificate, service-account key ------------------------
 {
@@ -111,14 +103,6 @@ emu_admin() {
 }
 gc() {  # gcloud as the admin (access-token file); output in $T/last
 	gcloud --access-token-file="$T/admin.tok" "$@" >"$T/last" 2>&1
-}
-last_has() { grep -q -- "$1" "$T/last"; }
-rc_is() {  # rc_is WANT CMD... (output in $T/last)
-	local want=$1 rc
-	shift
-	"$@" >"$T/last" 2>&1
-	rc=$?
-	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
 }
 kflags=(--location global --keyring cmk --key kek)
 
@@ -211,35 +195,6 @@ check gcp_agent_decrypt_sends_crc32c_and_aad grep -q \
 	":decrypt principal=serviceAccount:$SA status=200 crc=ct,aad aad_len=$aad_len" "$T/emu.log"
 
 # ---- the long-lived driver -----------------------------------------------------------
-drv_start() {  # drv_start ENVELOPE [k=v]... (environment from the caller)
-	rm -f "$T/drv.in" "$T/drv.out"
-	mkfifo "$T/drv.in"
-	"$drvbin" gcp "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
-	drv_pid=$!
-	pids+=("$drv_pid")
-	exec 7<>"$T/drv.in"
-	drv_n=0
-	drv_wait
-}
-drv_wait() {
-	drv_n=$((drv_n + 1))
-	for _ in $(seq 1 900); do
-		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
-		kill -0 "$drv_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	R=$(sed -n "${drv_n}p" "$T/drv.out")
-	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
-}
-drv() { echo "$1" >&7; drv_wait; }
-drv_stop() {
-	echo quit >&7
-	exec 7>&-
-	wait "$drv_pid" 2>/dev/null
-}
-# shellcheck disable=SC2254 # $2 is a glob on purpose
-is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
-drv_is() { drv "$1"; is "$R" "$2"; }
 count() { grep -c -- "$1" "$T/emu.log"; }
 
 export CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE	# the agent reads it as its CA bundle

@@ -19,43 +19,13 @@
 # a built agent (make -C agent).
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-T=$(mktemp -d /tmp/cmk-kms-kmip.XXXXXX)
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/lib.sh"
+kms_init kmip
+# fd 7 feeds the kmsdrv coprocess: close it before stopping servers.
+trap 'exec 7>&- 2>/dev/null; kms_cleanup' EXIT
 PY=/usr/bin/python3
-pids=()
-n=0
-failed=0
 t_start=$(date +%s%N)
-
-cleanup() {
-	exec 7>&- 2>/dev/null
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ok() {   # ok NAME [comment]
-	n=$((n + 1)); echo "ok $n $1${2:+ # $2}"
-}
-nok() {  # nok NAME why
-	n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n $1"; echo "# $2"
-}
-check() {  # check NAME CONDITION-CMD... ; diagnostics from $T/last
-	local name=$1; shift
-	if "$@"; then ok "$name"; else nok "$name" "$(tail -c 600 "$T/last" 2>/dev/null | tr '\n' ' ')"; fi
-}
-die() {
-	nok "$1" "$2"
-	echo "1..$n"
-	exit 1
-}
 
 unset CMK_KMIP_SERVER CMK_KMIP_CLIENT_CERT CMK_KMIP_CLIENT_KEY CMK_KMIP_CA_BUNDLE
 export HOME=$T/home
@@ -65,15 +35,9 @@ for c in "$PY" /usr/bin/pykmip-server openssl; do
 	[ -x "$c" ] || command -v "$c" >/dev/null || die kmip_prerequisites "$c not found"
 done
 "$PY" -c 'import kmip' 2>"$T/last" || die kmip_prerequisites "python3-pykmip: $(cat "$T/last")"
-make -s -C "$top/agent" all >"$T/build.log" 2>&1 || die kmip_agent_builds "$(tail -5 "$T/build.log")"
-mkdir -p "$top/build/tests/kms"
-drvbin=$top/build/tests/kms/kmsdrv-kmip
+kms_build kmip
+drvplain=$drvbin
 pkgs=$(sed -n 's/^PKGS[[:space:]]*:=//p' "$top/agent/Makefile")
-# shellcheck disable=SC2046,SC2086
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
-	-I"$top/include/uapi" -o "$drvbin" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
-	$(pkg-config --libs $pkgs) >"$T/build.log" 2>&1 ||
-	die kmip_kmsdrv_builds "$(tail -5 "$T/build.log")"
 # The same driver over the ASan/UBSan build of the library (make -C agent
 # test builds it): every provider path below runs under the sanitizers;
 # the plain one is kept for the latency figures.
@@ -84,9 +48,9 @@ cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefi
 	-fno-omit-frame-pointer -fno-sanitize-recover=all -I"$top/agent" -I"$top/include/uapi" \
 	-o "$drvasan" "$here/kmsdrv.c" "$top/agent/build/test/libcmk-test.a" $(pkg-config --libs $pkgs)
 } >"$T/build.log" 2>&1 || die kmip_kmsdrv_asan_builds "$(tail -5 "$T/build.log")"
+drvbin=$drvasan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-cmkctl=$top/agent/build/cmkctl
 
 # shellcheck source=tests/kms/kmip_lib.sh
 . "$here/kmip_lib.sh"
@@ -105,14 +69,6 @@ sets=()
 for s in "${S[@]}"; do sets+=(--set "$s"); done
 kenv=(env "CMK_KMIP_SERVER=127.0.0.1:$port" "CMK_KMIP_CLIENT_CERT=$C/agent.pem"
 	"CMK_KMIP_CLIENT_KEY=$C/agent.key" "CMK_KMIP_CA_BUNDLE=$C/ca.pem")
-rc_is() {  # rc_is WANT CMD... (output in $T/last)
-	local want=$1 rc
-	shift
-	"$@" >"$T/last" 2>&1
-	rc=$?
-	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
-}
-last_has() { grep -q -- "$1" "$T/last"; }
 jq_() { "$PY" -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # ---- envelope and unseal -----------------------------------------------------
@@ -136,37 +92,6 @@ check kmip_unseal_kek_check rc_is 0 "${kenv[@]}" "$cmkctl" kek check "$kek"
 check kmip_negotiated_with_discover_versions grep -q "Processing operation: DiscoverVersions" "$T/server.log"
 
 # ---- the long-lived driver -------------------------------------------------------
-drv_start() {  # drv_start ENVELOPE [k=v]...
-	rm -f "$T/drv.in" "$T/drv.out"
-	mkfifo "$T/drv.in"
-	: >"$T/drv.out"		# before the driver: drv_wait counts its lines
-	"${DRV:-$drvasan}" kmip "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
-	drv_pid=$!
-	pids+=("$drv_pid")
-	exec 7<>"$T/drv.in"
-	drv_n=0
-	drv_wait
-}
-drv_wait() {
-	drv_n=$((drv_n + 1))
-	for _ in $(seq 1 900); do
-		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
-		kill -0 "$drv_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	R=$(sed -n "${drv_n}p" "$T/drv.out")
-	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
-}
-drv() { echo "$1" >&7; drv_wait; }
-drv_stop() {  # the driver's stderr is kept for the sanitizer verdict
-	echo quit >&7
-	exec 7>&-
-	wait "$drv_pid" 2>/dev/null || echo "# driver exit status $?" >>"$T/drv.err"
-	cat "$T/drv.err" >>"$T/drv-all.err"
-}
-# shellcheck disable=SC2254 # $2 is a glob on purpose
-is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
-drv_is() { drv "$1"; is "$R" "$2"; }
 # until_is CMD GLOB: retry (policy reloads take the server a second or two)
 until_is() {
 	for _ in $(seq 1 40); do
@@ -177,7 +102,7 @@ until_is() {
 	is "$R" "$2"
 }
 
-DRV=$drvbin drv_start "$kek" "${S[@]}"
+DRV=$drvplain drv_start "$kek" "${S[@]}"
 drv "bench 20"
 if is "$R" "bench n=20 failed=0 *"; then
 	ok kmip_unseal_latency_measured "$R"

@@ -123,3 +123,73 @@ moto_users() {
 
 # MOTO_SETUP_CALLS: how many unauthenticated calls moto_users makes.
 MOTO_SETUP_CALLS=6
+
+# kms_build NAME: build the agent (cmkctl) and tests/kms/kmsdrv linked with
+# it as build/tests/kms/kmsdrv-NAME (one per suite: suites may run side by
+# side); sets $drvbin, $cmkctl and DRV_PROVIDER=NAME.  Dies (TAP) on error.
+kms_build() {
+	local pkgs
+	make -s -C "$top/agent" all >"$T/build.log" 2>&1 ||
+		die "$1_agent_builds" "$(tail -5 "$T/build.log")"
+	mkdir -p "$top/build/tests/kms"
+	drvbin=$top/build/tests/kms/kmsdrv-$1
+	pkgs=$(sed -n 's/^PKGS[[:space:]]*:=//p' "$top/agent/Makefile")
+	# shellcheck disable=SC2046,SC2086
+	cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
+		-I"$top/include/uapi" -o "$drvbin.$$" "$here/kmsdrv.c" \
+		"$top/agent/build/libcmk.a" $(pkg-config --libs $pkgs) >"$T/build.log" 2>&1 &&
+		mv "$drvbin.$$" "$drvbin" ||
+		die "$1_kmsdrv_builds" "$(tail -5 "$T/build.log")"
+	cmkctl=$top/agent/build/cmkctl
+	DRV_PROVIDER=$1
+}
+
+# The kmsdrv driver: one long-lived provider, like cmk-agent, one request
+# per line on fd 7 and one answer line each.  drv_start ENVELOPE [k=v]...
+# starts ${DRV:-$drvbin} for $DRV_PROVIDER (environment from the caller).
+drv_start() {
+	rm -f "$T/drv.in" "$T/drv.out"
+	mkfifo "$T/drv.in"
+	: >"$T/drv.out"		# before the driver: drv_wait counts its lines
+	"${DRV:-$drvbin}" "$DRV_PROVIDER" "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
+	drv_pid=$!
+	pids+=("$drv_pid")
+	exec 7<>"$T/drv.in"
+	drv_n=0
+	drv_wait
+}
+# drv_wait: the next answer line (60 s at most) in $R; it and the driver's
+# stderr in $T/last.
+drv_wait() {
+	local _
+	drv_n=$((drv_n + 1))
+	for _ in $(seq 1 1200); do
+		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
+		kill -0 "$drv_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	R=$(sed -n "${drv_n}p" "$T/drv.out")
+	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
+}
+# drv COMMAND: one request to the driver; its answer line is in $R
+drv() { echo "$1" >&7; drv_wait; }
+# drv_stop: ends the driver; its stderr is kept in $T/drv-all.err (for
+# sanitizer verdicts), with its exit status if that was not 0.
+drv_stop() {
+	echo quit >&7
+	exec 7>&-
+	wait "$drv_pid" 2>/dev/null || echo "# driver exit status $?" >>"$T/drv.err"
+	cat "$T/drv.err" >>"$T/drv-all.err"
+}
+# shellcheck disable=SC2254 # $2 is a glob on purpose
+is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
+drv_is() { drv "$1"; is "$R" "$2"; }
+# rc_is WANT CMD...: CMD exits WANT (output in $T/last)
+rc_is() {
+	local want=$1 rc
+	shift
+	"$@" >"$T/last" 2>&1
+	rc=$?
+	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
+}
+last_has() { grep -q -- "$1" "$T/last"; }

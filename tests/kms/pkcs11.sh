@@ -34,17 +34,7 @@ done
 [ -n "$MOD" ] || die pkcs11_prerequisites "libsofthsm2.so not found (package libsofthsm2)"
 python3 -c 'import cryptography' 2>/dev/null || die pkcs11_prerequisites "python3-cryptography missing"
 
-make -s -C "$top/agent" all >"$T/build.log" 2>&1 || die pkcs11_agent_builds "$(tail -5 "$T/build.log")"
-mkdir -p "$top/build/tests/kms"
-drvbin=$top/build/tests/kms/kmsdrv
-# shellcheck disable=SC2046
-if ! cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -g -I"$top/agent" \
-	-I"$top/include/uapi" -o "$drvbin.$$" "$here/kmsdrv.c" "$top/agent/build/libcmk.a" \
-	$(pkg-config --libs $(sed -n "s/^PKGS[[:space:]]*:=//p" "$top/agent/Makefile")) >"$T/build.log" 2>&1; then
-	die pkcs11_kmsdrv_builds "$(tail -5 "$T/build.log")"
-fi
-mv "$drvbin.$$" "$drvbin"
-cmkctl=$top/agent/build/cmkctl
+kms_build pkcs11
 
 # ---- the token -----------------------------------------------------------------
 PIN=4711-pin-$$
@@ -75,14 +65,6 @@ uri() {  # uri OBJECT [extra path attrs] [extra query]: the key reference
 KREF=$(uri kek "id=%01" "pin-source=file:$T/pin")
 EREF=$(uri escrowed "" "pin-source=file:$T/pin")
 
-rc_is() {  # rc_is WANT CMD... (output in $T/last)
-	local want=$1 rc
-	shift
-	"$@" >"$T/last" 2>&1
-	rc=$?
-	[ "$rc" -eq "$want" ] || { echo "exit $rc, wanted $want" >>"$T/last"; return 1; }
-}
-last_has() { grep -q -- "$1" "$T/last"; }
 last_lacks() { ! grep -q -- "$1" "$T/last"; }
 
 # ---- envelopes and unseal --------------------------------------------------------
@@ -132,36 +114,6 @@ python3 "$T/gcm.py" encrypt "$ekek" "$T/escrow.key" "$T/foreign.json" 2>"$T/last
 check pkcs11_independently_wrapped_kek_unseals rc_is 0 "$cmkctl" kek check "$T/foreign.json"
 
 # ---- the long-lived driver ------------------------------------------------------
-drv_start() {  # drv_start ENVELOPE [k=v]...
-	rm -f "$T/drv.in" "$T/drv.out"
-	mkfifo "$T/drv.in"
-	"$drvbin" pkcs11 "$@" <"$T/drv.in" >"$T/drv.out" 2>"$T/drv.err" &
-	drv_pid=$!
-	pids+=("$drv_pid")
-	exec 7<>"$T/drv.in"
-	drv_n=0
-	drv_wait
-}
-drv_wait() {
-	local _
-	drv_n=$((drv_n + 1))
-	for _ in $(seq 1 600); do
-		[ "$(wc -l <"$T/drv.out")" -ge "$drv_n" ] && break
-		kill -0 "$drv_pid" 2>/dev/null || break
-		sleep 0.05
-	done
-	R=$(sed -n "${drv_n}p" "$T/drv.out")
-	{ echo "$R"; cat "$T/drv.err"; } >"$T/last"
-}
-drv() { echo "$1" >&7; drv_wait; }
-drv_stop() {
-	echo quit >&7
-	exec 7>&-
-	wait "$drv_pid" 2>/dev/null
-}
-# shellcheck disable=SC2254 # $2 is a glob on purpose
-is() { case $1 in $2) return 0 ;; *) echo "got: $1" >>"$T/last"; return 1 ;; esac; }
-drv_is() { drv "$1"; is "$R" "$2"; }
 
 drv_start "$kek"
 drv "bench 50"
