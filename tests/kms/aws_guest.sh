@@ -29,13 +29,6 @@ if [ -z "$kver" ]; then
 	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
 fi
 
-fail() {
-	echo "not ok 1 $1"
-	echo "# $2"
-	echo "1..1"
-	exit 1
-}
-
 for v in $(env | sed -n 's/^\(AWS_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY
 export HOME=$T/home AWS_EC2_METADATA_DISABLED=true AWS_PAGER=

@@ -18,8 +18,9 @@
 # /usr/bin/python3 with python3-cryptography, openssl, curl.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/lib.sh"
+kms_init azure-guest
 cd "$top" || exit 1
 kver=
 while [ $# -gt 0 ]; do
@@ -32,27 +33,6 @@ if [ -z "$kver" ]; then
 	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
 	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
 fi
-
-T=$(mktemp -d /tmp/cmk-kms-azure-guest.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "not ok 1 $1"
-	echo "# $2"
-	echo "1..1"
-	exit 1
-}
 
 for v in $(env | sed -n 's/^\(AZURE_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY
@@ -72,17 +52,8 @@ make -s -C tests/integration O="$top/build/tests/integration" >"$T/build.log" 2>
 		-CAcreateserial -days 2 -extfile "$T/ext" -out "$T/tls.pem"
 } >"$T/ca.log" 2>&1 || fail azure_guest_test_ca "$(tail -c 400 "$T/ca.log")"
 
-start() {
-	setsid "${@:2}" >"$T/$1.out" 2>&1 &
-	pids+=("$!")
-}
-wait_file() {
-	for _ in $(seq 1 300); do [ -s "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-
 : >"$T/emu.log"
-start emu /usr/bin/python3 "$here/azure_emu.py" "$T/emu" --cert "$T/tls.pem" \
+kms_start emu /usr/bin/python3 "$here/azure_emu.py" "$T/emu" --cert "$T/tls.pem" \
 	--key "$T/tls.key" --log "$T/emu.log"
 for f in kv imds admin; do
 	wait_file "$T/emu/$f.port" || fail azure_guest_emulator_starts "$(cat "$T/emu.out")"
@@ -127,7 +98,7 @@ done
 exit 1
 CTL_END
 done
-start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
+kms_start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
 wait_file "$T/ctl.port" || fail azure_guest_control_server "$(cat "$T/control.out")"
 
 helpers=$top/build/tests/integration

@@ -15,8 +15,9 @@
 # python3 with cryptography, openssl, curl.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/lib.sh"
+kms_init gcp-guest
 cd "$top" || exit 1
 kver=
 while [ $# -gt 0 ]; do
@@ -30,28 +31,6 @@ if [ -z "$kver" ]; then
 	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
 fi
 
-T=$(mktemp -d /tmp/cmk-kms-gcp-guest.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "not ok 1 $1"
-	echo "# $2"
-	echo "1..1"
-	exit 1
-}
-
 for v in $(env | sed -n 's/^\(CLOUDSDK_[A-Z_]*\|GOOGLE_[A-Z_]*\|GCE_[A-Z_]*\)=.*/\1/p'); do
 	unset "$v"
 done
@@ -63,16 +42,6 @@ make -s -C agent all >"$T/build.log" 2>&1 || fail gcp_guest_agent_builds "$(tail
 make -s -C tests/integration O="$top/build/tests/integration" >"$T/build.log" 2>&1 ||
 	fail gcp_guest_helpers_build "$(tail -5 "$T/build.log")"
 python3 -c 'import cryptography' 2>/dev/null || fail gcp_guest_prerequisites "python3 has no cryptography module"
-
-start() {
-	setsid "${@:2}" >"$T/$1.out" 2>&1 &
-	pids+=("$!")
-}
-wait_file() {
-	for _ in $(seq 1 300); do [ -s "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 # Test CA; the server certificate names the address the guest dials too.
 {
@@ -92,7 +61,7 @@ ADMIN=user:admin@example.com
 ADMIN_TOK=admin-token-guest-0123456789
 : >"$T/emu.log"
 # Metadata tokens live 6 s: the agent refreshes them every few seconds.
-start emu python3 "$here/gcp_emu.py" --cert "$T/srv.pem" --key "$T/srv.key" \
+kms_start emu python3 "$here/gcp_emu.py" --cert "$T/srv.pem" --key "$T/srv.key" \
 	--ports "$T/ports.json" --log "$T/emu.log" --token "$ADMIN_TOK=$ADMIN" \
 	--owner "$ADMIN" --metadata-account "$VM_SA" --token-lifetime 6 --destroy-after 3
 wait_file "$T/ports.json" || fail gcp_guest_emulator_starts "$(cat "$T/emu.out")"
@@ -151,7 +120,7 @@ done
 cat >"$T/ctl/tokens" <<CTL_END
 echo "metadata_tokens=\$(grep -c '^MD GET .*flavor=Google' '$T/emu.log') unauthenticated=\$(grep -c 'status=401' '$T/emu.log') decrypts=\$(grep -c ':decrypt principal=.* status=200' '$T/emu.log')"
 CTL_END
-start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
+kms_start control python3 "$here/fakes.py" control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
 wait_file "$T/ctl.port" || fail gcp_guest_control_server "$(cat "$T/control.out")"
 
 helpers=$top/build/tests/integration

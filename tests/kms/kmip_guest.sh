@@ -13,8 +13,9 @@
 # built agent.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/lib.sh"
+kms_init kmip-guest
 cd "$top" || exit 1
 PY=/usr/bin/python3
 kver=
@@ -28,28 +29,6 @@ if [ -z "$kver" ]; then
 	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
 	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
 fi
-
-T=$(mktemp -d /tmp/cmk-kmip-guest.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "not ok 1 $1"
-	echo "# $2"
-	echo "1..1"
-	exit 1
-}
 
 unset CMK_KMIP_SERVER CMK_KMIP_CLIENT_CERT CMK_KMIP_CLIENT_KEY CMK_KMIP_CA_BUNDLE
 export HOME=$T/home

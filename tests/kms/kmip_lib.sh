@@ -18,10 +18,6 @@
 #   kmip_server_stop
 #   admin COMMAND ARGS...    tests/kms/kmip_admin.py as the key owner
 
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 mkca() {  # mkca NAME
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$C/$1.key" -out "$C/$1.pem" \
 		-days 2 -subj "/CN=dm-cmk test $1" -addext basicConstraints=critical,CA:TRUE \

@@ -19,8 +19,9 @@
 # runner's).  Needs softhsm2, opensc and a built cmk-agent.
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/lib.sh"
+kms_init pkcs11-guest
 cd "$top" || exit 1
 kver=
 while [ $# -gt 0 ]; do
@@ -33,18 +34,6 @@ if [ -z "$kver" ]; then
 	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
 	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
 fi
-
-T=$(mktemp -d /tmp/cmk-kms-pkcs11-guest.XXXXXX)
-cleanup() { [ -n "${KEEP:-}" ] || rm -rf "$T"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "not ok 1 $1"
-	echo "# $2"
-	echo "1..1"
-	exit 1
-}
 
 unset CMK_PKCS11_PIN SOFTHSM2_CONF
 MOD=
