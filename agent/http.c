@@ -16,6 +16,8 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "settings.h"
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
 
@@ -371,4 +373,23 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	if (ret)
 		cmk_http_response_free(resp);
 	return ret;
+}
+
+int cmk_http_setting(const char *who, const char *k, const char *v,
+		     struct cmk_http_opts *o, struct cmk_err *e)
+{
+	long x;
+	int ret;
+
+	if (!strcmp(k, "connect_timeout_ms"))
+		return cmk_setting_long(who, k, v, 100, 60000, &o->connect_timeout_ms, e);
+	if (!strcmp(k, "timeout_ms"))
+		return cmk_setting_long(who, k, v, 100, 300000, &o->timeout_ms, e);
+	if (!strcmp(k, "max_attempts")) {
+		ret = cmk_setting_long(who, k, v, 1, 10, &x, e);
+		if (!ret)
+			o->max_attempts = (int)x;
+		return ret;
+	}
+	return cmk_errf(e, -EINVAL, "%s: %s is not an HTTP setting", who, k);
 }

@@ -52,6 +52,15 @@ struct cmk_http_opts {
 	bool no_proxy;
 };
 
+/*
+ * cmk_http_setting() - apply the provider setting @k = @v to @o, for the
+ * HTTP settings every cloud provider takes: connect_timeout_ms (100..60000),
+ * timeout_ms (100..300000), max_attempts (1..10).  @who names the provider
+ * in errors.  -EINVAL for any other key.
+ */
+int cmk_http_setting(const char *who, const char *k, const char *v,
+		     struct cmk_http_opts *o, struct cmk_err *e);
+
 struct cmk_http_request {
 	const char *method;		/* GET, PUT, POST, ... */
 	const char *url;

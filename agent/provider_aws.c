@@ -296,7 +296,6 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 		   *mode = NULL, *imds = NULL, *ca = NULL, *v;
 	bool imds6 = false;
 	struct aws *a;
-	long x;
 	int ret = 0;
 
 	a = calloc(1, sizeof(*a));
@@ -333,15 +332,8 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 			a->key_id = strdup(v);
 			if (!a->key_id)
 				ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
-		} else if (!strcmp(k, "connect_timeout_ms")) {
-			ret = cmk_setting_long("aws", k, v, 100, 60000, &x, e);
-			a->http.connect_timeout_ms = x;
-		} else if (!strcmp(k, "timeout_ms")) {
-			ret = cmk_setting_long("aws", k, v, 100, 300000, &x, e);
-			a->http.timeout_ms = x;
-		} else if (!strcmp(k, "max_attempts")) {
-			ret = cmk_setting_long("aws", k, v, 1, 10, &x, e);
-			a->http.max_attempts = (int)x;
+		} else {
+			ret = cmk_http_setting("aws", k, v, &a->http, e);
 		}
 	}
 	if (ret)

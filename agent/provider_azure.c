@@ -403,7 +403,6 @@ static int azure_open(const struct cmk_kv *kv, size_t n, void **priv,
 	const char *mode = NULL, *cid = NULL, *tid = NULL, *sfile = NULL,
 		   *auth = NULL, *imds = NULL, *ca = NULL, *v;
 	struct azure *a;
-	long x;
 	int ret = 0;
 
 	a = calloc(1, sizeof(*a));
@@ -441,15 +440,8 @@ static int azure_open(const struct cmk_kv *kv, size_t n, void **priv,
 				ret = cmk_errf(e, -EINVAL,
 					       "azure: algorithm = \"%s\": use auto, RSA-OAEP-256 or A256KW",
 					       v);
-		} else if (!strcmp(k, "connect_timeout_ms")) {
-			ret = cmk_setting_long("azure", k, v, 100, 60000, &x, e);
-			a->http.connect_timeout_ms = x;
-		} else if (!strcmp(k, "timeout_ms")) {
-			ret = cmk_setting_long("azure", k, v, 100, 300000, &x, e);
-			a->http.timeout_ms = x;
-		} else if (!strcmp(k, "max_attempts")) {
-			ret = cmk_setting_long("azure", k, v, 1, 10, &x, e);
-			a->http.max_attempts = (int)x;
+		} else {
+			ret = cmk_http_setting("azure", k, v, &a->http, e);
 		}
 	}
 	if (ret)

@@ -200,7 +200,6 @@ static int gcp_open(const struct cmk_kv *kv, size_t n, void **priv,
 	const char *endpoint = NULL, *mode = NULL, *keyfile = NULL, *md = NULL,
 		   *account = NULL, *ca = NULL, *v;
 	struct gcp *g;
-	long x;
 	int ret = 0;
 
 	g = calloc(1, sizeof(*g));
@@ -233,15 +232,8 @@ static int gcp_open(const struct cmk_kv *kv, size_t n, void **priv,
 			g->key_name = strdup(v);
 			if (!g->key_name)
 				ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
-		} else if (!strcmp(k, "connect_timeout_ms")) {
-			ret = cmk_setting_long("gcp", k, v, 100, 60000, &x, e);
-			g->http.connect_timeout_ms = x;
-		} else if (!strcmp(k, "timeout_ms")) {
-			ret = cmk_setting_long("gcp", k, v, 100, 300000, &x, e);
-			g->http.timeout_ms = x;
-		} else if (!strcmp(k, "max_attempts")) {
-			ret = cmk_setting_long("gcp", k, v, 1, 10, &x, e);
-			g->http.max_attempts = (int)x;
+		} else {
+			ret = cmk_http_setting("gcp", k, v, &g->http, e);
 		}
 	}
 	if (ret)

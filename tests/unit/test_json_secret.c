@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * test_json_secret.c - request bodies that carry a secret, wiped JSON
- * parsing, and provider setting values.  Oracles: hand-written JSON text
+ * parsing, and provider setting values (generic and HTTP).  Oracles: hand-written JSON text
  * and json-c parsing the body back.
  */
 #include "testutil.h"
@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "http.h"
 #include "json_secret.h"
 #include "secret.h"
 #include "settings.h"
@@ -120,6 +121,25 @@ static void settings_parse_and_name_the_key(void **state)
 	assert_contains(e.msg, "aws: fips = \"maybe\" is not yes or no");
 }
 
+static void http_settings_apply_and_refuse(void **state)
+{
+	struct cmk_http_opts o = { 0 };
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(cmk_http_setting("azure", "connect_timeout_ms", "1500", &o, &e), 0);
+	assert_int_equal(cmk_http_setting("azure", "timeout_ms", "20000", &o, &e), 0);
+	assert_int_equal(cmk_http_setting("azure", "max_attempts", "5", &o, &e), 0);
+	assert_int_equal(o.connect_timeout_ms, 1500);
+	assert_int_equal(o.timeout_ms, 20000);
+	assert_int_equal(o.max_attempts, 5);
+	assert_int_equal(cmk_http_setting("azure", "max_attempts", "11", &o, &e), -ERANGE);
+	assert_contains(e.msg, "azure: max_attempts = \"11\" is out of range 1..10");
+	assert_int_equal(o.max_attempts, 5);
+	assert_int_equal(cmk_http_setting("azure", "timeout_ms", "99", &o, &e), -ERANGE);
+	assert_int_equal(cmk_http_setting("azure", "vault", "x", &o, &e), -EINVAL);
+}
+
 static void env_nonempty_treats_empty_as_unset(void **state)
 {
 	(void)state;
@@ -139,6 +159,7 @@ int main(void)
 		cmocka_unit_test(secret_body_refuses_unexpected_layout),
 		cmocka_unit_test(parse_wiped_refuses_trailing_data),
 		cmocka_unit_test(settings_parse_and_name_the_key),
+		cmocka_unit_test(http_settings_apply_and_refuse),
 		cmocka_unit_test(env_nonempty_treats_empty_as_unset),
 	};
 
