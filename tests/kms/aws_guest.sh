@@ -17,17 +17,7 @@ set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 kms_init aws-guest
 cd "$top" || exit 1
-kver=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--kver) kver=$2; shift 2 ;;
-	*) echo "aws_guest: unknown argument $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$kver" ]; then
-	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
-	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
-fi
+guest_args aws_guest "$@"
 
 for v in $(env | sed -n 's/^\(AWS_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY

@@ -19,17 +19,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 kms_init gcp-guest
 cd "$top" || exit 1
-kver=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--kver) kver=$2; shift 2 ;;
-	*) echo "gcp_guest: unknown argument $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$kver" ]; then
-	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
-	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
-fi
+guest_args gcp_guest "$@"
 
 for v in $(env | sed -n 's/^\(CLOUDSDK_[A-Z_]*\|GOOGLE_[A-Z_]*\|GCE_[A-Z_]*\)=.*/\1/p'); do
 	unset "$v"

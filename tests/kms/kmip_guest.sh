@@ -18,17 +18,7 @@ set -uo pipefail
 kms_init kmip-guest
 cd "$top" || exit 1
 PY=/usr/bin/python3
-kver=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--kver) kver=$2; shift 2 ;;
-	*) echo "kmip_guest: unknown argument $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$kver" ]; then
-	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
-	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
-fi
+guest_args kmip_guest "$@"
 
 unset CMK_KMIP_SERVER CMK_KMIP_CLIENT_CERT CMK_KMIP_CLIENT_KEY CMK_KMIP_CA_BUNDLE
 export HOME=$T/home

@@ -202,3 +202,21 @@ fail() {
 	echo "1..1"
 	exit 1
 }
+
+# guest_args NAME "$@": the guest suites' one option, --kver KVER; sets
+# $kver (default: the Debian 6.1 kernel, else the first one installed).
+guest_args() {
+	local name=$1
+	shift
+	kver=
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--kver) kver=$2; shift 2 ;;
+		*) echo "$name: unknown argument $1" >&2; exit 2 ;;
+		esac
+	done
+	if [ -z "$kver" ]; then
+		kver=$("$top/scripts/kvers.sh" | grep '^6\.1\.' | head -n 1 || true)
+		[ -n "$kver" ] || kver=$("$top/scripts/kvers.sh" | head -n 1)
+	fi
+}

@@ -23,17 +23,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 kms_init pkcs11-guest
 cd "$top" || exit 1
-kver=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--kver) kver=$2; shift 2 ;;
-	*) echo "pkcs11_guest: unknown argument $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$kver" ]; then
-	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
-	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
-fi
+guest_args pkcs11_guest "$@"
 
 unset CMK_PKCS11_PIN SOFTHSM2_CONF
 MOD=
