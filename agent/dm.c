@@ -45,30 +45,10 @@ static int cmk_dm_run(struct dm_task *dmt, const char *what, const char *name,
 	return 0;
 }
 
-/* The device with no table: nothing for udev to look at yet. */
-static int cmk_dm_create_empty(const char *name, struct cmk_err *e)
-{
-	struct dm_task *dmt;
-	int ret;
-
-	dmt = dm_task_create(DM_DEVICE_CREATE);
-	if (!dmt)
-		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
-	if (!dm_task_set_name(dmt, name)) {
-		ret = cmk_errf(e, -EINVAL, "device-mapper: bad device name %s", name);
-		goto out;
-	}
-	ret = cmk_dm_run(dmt, "create", name, e);
-out:
-	dm_task_destroy(dmt);
-	return ret;
-}
-
 int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 {
 	unsigned long long start, len;
 	struct dm_task *dmt;
-	struct cmk_err re;
 	char target[16];
 	int pos = 0, ret;
 
@@ -76,55 +56,17 @@ int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 	    !pos || !table[pos])
 		return cmk_errf(e, -EINVAL,
 				"device-mapper: malformed table line for %s", name);
-	ret = cmk_dm_create_empty(name, e);
-	if (ret)
-		return ret;
-	/* Load the inactive table: the target is constructed, not live. */
-	dmt = dm_task_create(DM_DEVICE_RELOAD);
-	if (!dmt) {
-		ret = cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
-		goto undo;
-	}
+	dmt = dm_task_create(DM_DEVICE_CREATE);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
 	if (!dm_task_set_name(dmt, name) ||
 	    !dm_task_add_target(dmt, start, len, target, table + pos)) {
 		ret = cmk_errf(e, -EINVAL, "device-mapper: bad name or table for %s",
 			       name);
-	} else if (!dm_task_run(dmt)) {
-		ret = cmk_errf(e, -EIO,
-			       "device-mapper: loading the table of %s failed (the kernel log says why: dmesg | grep device-mapper)",
-			       name);
+		goto out;
 	}
-	dm_task_destroy(dmt);
-	if (!ret)
-		return 0;
-undo:
-	cmk_dm_remove(name, &re);	/* the first error is the one to report */
-	return ret;
-}
-
-int cmk_dm_go_live(const char *name, struct cmk_err *e)
-{
-	struct dm_task *dmt;
-	struct dm_info info;
-	int ret = 0;
-
-	dmt = dm_task_create(DM_DEVICE_INFO);
-	if (!dmt)
-		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
-	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
-	    !dm_task_get_info(dmt, &info) || !info.exists)
-		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
-	dm_task_destroy(dmt);
-	/* Live already (an operator's suspend is theirs to undo). */
-	if (ret || info.live_table || !info.inactive_table)
-		return ret;
-	dmt = dm_task_create(DM_DEVICE_RESUME);
-	if (!dmt)
-		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
-	if (!dm_task_set_name(dmt, name))
-		ret = cmk_errf(e, -EINVAL, "device-mapper: bad device name %s", name);
-	else
-		ret = cmk_dm_run(dmt, "resume", name, e);
+	ret = cmk_dm_run(dmt, "create", name, e);
+out:
 	dm_task_destroy(dmt);
 	return ret;
 }

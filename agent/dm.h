@@ -13,20 +13,12 @@
 #include "err.h"
 
 /*
- * cmk_dm_create() - create device @name with the one-target @table line
- * "<start> <len> cmk <params...>", as cmk_device_table_line() (config.h)
- * builds it - the only place a table is written.  The table is loaded but
- * not live: the key slot exists (KEY_SET works), while udev and blkid see
- * an empty device and never probe a sealed one.  cmk_dm_go_live() follows
- * once the key is in.
+ * cmk_dm_create() - create and resume device @name (sealed until KEY_SET)
+ * with the one-target @table line "<start> <len> cmk <params...>", as
+ * cmk_device_table_line() (config.h) builds it - the only place a table is
+ * written.
  */
 int cmk_dm_create(const char *name, const char *table, struct cmk_err *e);
-
-/*
- * cmk_dm_go_live() - make the loaded table of @name live (resume) if it is
- * not yet; nothing to do for a live device.
- */
-int cmk_dm_go_live(const char *name, struct cmk_err *e);
 
 /* cmk_dm_remove() - remove device @name; -ENXIO if it does not exist. */
 int cmk_dm_remove(const char *name, struct cmk_err *e);

@@ -221,14 +221,7 @@ int cmk_volume_restore(struct cmk_volume_ctx *v,
 		cmk_volume_audit(v, "restore", d, NULL, e, true);
 		return ret;
 	}
-	ret = push_key(v, d, dek, &h, "restore", e);
-	if (ret)
-		return ret;
-	/* An agent stopped between loading the table and going live. */
-	ret = cmk_dm_go_live(d->dm_name, e);
-	if (ret)
-		cmk_err_prefix(e, "device %s", d->name);
-	return ret;
+	return push_key(v, d, dek, &h, "restore", e);
 }
 
 int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
@@ -291,15 +284,6 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		goto out;
 	}
 	ret = push_key(v, d, dek, &h, "open", e);
-	if (!ret)
-		ret = cmk_dm_go_live(d->dm_name, e);
-	if (ret) {
-		struct cmk_err re;
-
-		/* Never leave a half-made device behind. */
-		cmk_err_prefix(e, "device %s", d->name);
-		cmk_dm_remove(d->dm_name, &re);
-	}
 out:
 	if (fd >= 0)
 		close(fd);
