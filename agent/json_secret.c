@@ -12,6 +12,8 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
+#include "codec.h"
+
 static void wipe_strings(struct json_object *o)
 {
 	if (!o)
@@ -122,5 +124,39 @@ nomem:
 out:
 	json_object_put(req);
 	free(hole);
+	return ret;
+}
+
+const char *cmk_json_str(struct json_object *o, const char *k, size_t *len)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	if (len)
+		*len = (size_t)json_object_get_string_len(v);
+	return json_object_get_string(v);
+}
+
+int cmk_json_add_str(struct json_object *o, const char *k, const char *v)
+{
+	struct json_object *s = json_object_new_string(v);
+
+	if (!s || json_object_object_add(o, k, s))
+		return -ENOMEM;
+	return 0;
+}
+
+int cmk_json_add_b64(struct json_object *o, const char *k,
+		     const unsigned char *d, size_t n)
+{
+	char *b64 = NULL;
+	int ret;
+
+	if (cmk_b64_encode(d, n, &b64, NULL))
+		return -ENOMEM;
+	ret = cmk_json_add_str(o, k, b64);
+	free(b64);
 	return ret;
 }

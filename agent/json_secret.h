@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * json_secret.h - JSON that may hold secrets (a KMS answer's plaintext,
- * cloud credentials and tokens, a request carrying a KEK).
+ * json_secret.h - JSON of KMS requests and answers, which may hold secrets
+ * (a KMS answer's plaintext, cloud credentials and tokens, a request
+ * carrying a KEK).
  *
  * json-c's buffers grow by realloc, which leaves copies of what they held
  * in freed memory.  So: parse with a tokener whose buffer is sized up front
@@ -42,5 +43,13 @@ int cmk_json_secret_body(const char *name, const struct cmk_secret *value,
 			 size_t value_len, struct json_object *rest,
 			 struct cmk_secret **body, size_t *body_len,
 			 const char *what, struct cmk_err *e);
+
+/* The string member @k of @o (its length in *@len if @len), or NULL. */
+const char *cmk_json_str(struct json_object *o, const char *k, size_t *len);
+
+/* Add member @k = string @v (or base64 of @d[0..@n)) to @o; -ENOMEM. */
+int cmk_json_add_str(struct json_object *o, const char *k, const char *v);
+int cmk_json_add_b64(struct json_object *o, const char *k,
+		     const unsigned char *d, size_t n);
 
 #endif /* CMK_JSON_SECRET_H */

@@ -612,18 +612,6 @@ static int kms_json_call(struct aws *a, const char *op, const char *key_ref,
 
 /* ---- JSON helpers --------------------------------------------------------------- */
 
-static const char *jstr(struct json_object *o, const char *k, size_t *len)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	if (len)
-		*len = (size_t)json_object_get_string_len(v);
-	return json_object_get_string(v);
-}
-
 static int add_ctx(struct json_object *req, const char *name,
 		   const struct cmk_encctx *ctx)
 {
@@ -639,28 +627,6 @@ static int add_ctx(struct json_object *req, const char *name,
 					   json_object_new_string(ctx->pairs[i].value)))
 			return -ENOMEM;
 	return 0;
-}
-
-static int add_str(struct json_object *o, const char *k, const char *v)
-{
-	struct json_object *s = json_object_new_string(v);
-
-	if (!s || json_object_object_add(o, k, s))
-		return -ENOMEM;
-	return 0;
-}
-
-static int add_blob(struct json_object *o, const char *k,
-		    const unsigned char *d, size_t n)
-{
-	char *b64 = NULL;
-	int ret;
-
-	if (cmk_b64_encode(d, n, &b64, NULL))
-		return -ENOMEM;
-	ret = add_str(o, k, b64);
-	free(b64);
-	return ret;
 }
 
 static int check_ref(struct aws *a, const char *key_ref, struct cmk_err *e)
@@ -679,7 +645,7 @@ static int check_ref(struct aws *a, const char *key_ref, struct cmk_err *e)
 static int get_blob(struct json_object *o, const char *op, const char *key_ref,
 		    unsigned char **out, size_t *out_len, struct cmk_err *e)
 {
-	const char *b = jstr(o, "CiphertextBlob", NULL);
+	const char *b = cmk_json_str(o, "CiphertextBlob", NULL);
 	struct cmk_err tmp;
 
 	if (!b || cmk_b64_decode(b, out, out_len, &tmp) || *out_len == 0 ||
@@ -715,7 +681,7 @@ static int aws_wrap(void *priv, const char *key_ref,
 		return ret;
 	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
 	req = json_object_new_object();
-	if (!req || add_str(req, "KeyId", key_ref) ||
+	if (!req || cmk_json_add_str(req, "KeyId", key_ref) ||
 	    add_ctx(req, "EncryptionContext", ctx)) {
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
@@ -749,8 +715,8 @@ static int aws_unwrap(void *priv, const char *key_ref,
 	if (ret)
 		return ret;
 	req = json_object_new_object();
-	if (!req || add_blob(req, "CiphertextBlob", wrapped, wrapped_len) ||
-	    add_str(req, "KeyId", key_ref) ||
+	if (!req || cmk_json_add_b64(req, "CiphertextBlob", wrapped, wrapped_len) ||
+	    cmk_json_add_str(req, "KeyId", key_ref) ||
 	    add_ctx(req, "EncryptionContext", ctx)) {
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
@@ -759,7 +725,7 @@ static int aws_unwrap(void *priv, const char *key_ref,
 	if (ret)
 		goto out;
 	/* With a key ARN, the key KMS used must be that key. */
-	kid = jstr(resp, "KeyId", NULL);
+	kid = cmk_json_str(resp, "KeyId", NULL);
 	if (!strncmp(key_ref, "arn:", 4) && strstr(key_ref, ":key/") &&
 	    (!kid || strcmp(kid, key_ref))) {
 		ret = cmk_errf(e, -EPROTO,
@@ -767,7 +733,7 @@ static int aws_unwrap(void *priv, const char *key_ref,
 			       key_ref, kid ? kid : "(none)");
 		goto out;
 	}
-	p = jstr(resp, "Plaintext", &pl);
+	p = cmk_json_str(resp, "Plaintext", &pl);
 	if (!p || pl == 0 || pl % 4 || pl > 8192) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
 				  "aws kms Decrypt %s: the answer has no valid Plaintext",
@@ -813,10 +779,10 @@ static int aws_rewrap(void *priv, const char *from_ref,
 	if (ret)
 		return ret;
 	req = json_object_new_object();
-	if (!req || add_blob(req, "CiphertextBlob", wrapped, wrapped_len) ||
-	    add_str(req, "SourceKeyId", from_ref) ||
+	if (!req || cmk_json_add_b64(req, "CiphertextBlob", wrapped, wrapped_len) ||
+	    cmk_json_add_str(req, "SourceKeyId", from_ref) ||
 	    add_ctx(req, "SourceEncryptionContext", from_ctx) ||
-	    add_str(req, "DestinationKeyId", to_ref) ||
+	    cmk_json_add_str(req, "DestinationKeyId", to_ref) ||
 	    add_ctx(req, "DestinationEncryptionContext", to_ctx)) {
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;

@@ -699,27 +699,6 @@ static int kid_version(const struct cmk_azure_key *k, const char *op,
 	return 0;
 }
 
-static const char *jstr(struct json_object *o, const char *k, size_t *len)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	if (len)
-		*len = (size_t)json_object_get_string_len(v);
-	return json_object_get_string(v);
-}
-
-static int add_str(struct json_object *o, const char *k, const char *v)
-{
-	struct json_object *s = json_object_new_string(v);
-
-	if (!s || json_object_object_add(o, k, s))
-		return -ENOMEM;
-	return 0;
-}
-
 /*
  * wrapkey carries KEK || digest (base64url).  As in provider_aws.c: json-c
  * lays the request out around a placeholder of the same length, and the
@@ -756,7 +735,7 @@ static int azure_wrap(void *priv, const char *key_ref,
 	if (ret)
 		return ret;
 	req = json_object_new_object();
-	if (!req || add_str(req, "alg", cmk_azure_alg_name(alg))) {
+	if (!req || cmk_json_add_str(req, "alg", cmk_azure_alg_name(alg))) {
 		ret = cmk_errf(e, -ENOMEM, "azure: out of memory");
 		goto out;
 	}
@@ -768,7 +747,7 @@ static int azure_wrap(void *priv, const char *key_ref,
 		      call, e);
 	if (ret)
 		goto out;
-	ret = kid_version(&k, "wrapkey", jstr(resp, "kid", NULL), ver, e);
+	ret = kid_version(&k, "wrapkey", cmk_json_str(resp, "kid", NULL), ver, e);
 	if (ret)
 		goto out;
 	if (k.version[0] && strcmp(ver, k.version)) {
@@ -777,7 +756,7 @@ static int azure_wrap(void *priv, const char *key_ref,
 				  key_ref, ver);
 		goto out;
 	}
-	v = jstr(resp, "value", &vl);
+	v = cmk_json_str(resp, "value", &vl);
 	if (!v || b64url_decode(v, vl, &ct, e)) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
 				  "azure wrapkey %s: the answer has no valid value", key_ref);
@@ -820,8 +799,8 @@ static int azure_unwrap(void *priv, const char *key_ref,
 	if (ret)
 		return ret;
 	req = json_object_new_object();
-	if (!req || add_str(req, "alg", cmk_azure_alg_name(alg)) ||
-	    add_str(req, "value", (const char *)cmk_secret_cdata(b64))) {
+	if (!req || cmk_json_add_str(req, "alg", cmk_azure_alg_name(alg)) ||
+	    cmk_json_add_str(req, "value", (const char *)cmk_secret_cdata(b64))) {
 		ret = cmk_errf(e, -ENOMEM, "azure: out of memory");
 		goto out;
 	}
@@ -838,7 +817,7 @@ static int azure_unwrap(void *priv, const char *key_ref,
 	}
 	if (ret)
 		goto out;
-	ret = kid_version(&k, "unwrapkey", jstr(resp, "kid", NULL), got, e);
+	ret = kid_version(&k, "unwrapkey", cmk_json_str(resp, "kid", NULL), got, e);
 	if (ret)
 		goto out;
 	if (strcmp(got, ver)) {
@@ -847,7 +826,7 @@ static int azure_unwrap(void *priv, const char *key_ref,
 				  key_ref, got, ver);
 		goto out;
 	}
-	v = jstr(resp, "value", &vl);
+	v = cmk_json_str(resp, "value", &vl);
 	if (!v || b64url_decode(v, vl, &msg, e) ||
 	    (ml = cmk_secret_len(msg)) <= DIGEST_LEN || ml > KEK_MAX + DIGEST_LEN) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,

@@ -366,18 +366,6 @@ static int kms_call(struct gcp *g, const char *op, const char *key_ref,
 
 /* ---- JSON helpers --------------------------------------------------------------- */
 
-static const char *jstr(struct json_object *o, const char *k, size_t *len)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	if (len)
-		*len = (size_t)json_object_get_string_len(v);
-	return json_object_get_string(v);
-}
-
 static bool jtrue(struct json_object *o, const char *k)
 {
 	struct json_object *v;
@@ -417,34 +405,12 @@ static bool jcrc(struct json_object *o, const char *k, uint32_t *out)
 	return true;
 }
 
-static int add_str(struct json_object *o, const char *k, const char *v)
-{
-	struct json_object *s = json_object_new_string(v);
-
-	if (!s || json_object_object_add(o, k, s))
-		return -ENOMEM;
-	return 0;
-}
-
-static int add_blob(struct json_object *o, const char *k,
-		    const unsigned char *d, size_t n)
-{
-	char *b64 = NULL;
-	int ret;
-
-	if (cmk_b64_encode(d, n, &b64, NULL))
-		return -ENOMEM;
-	ret = add_str(o, k, b64);
-	free(b64);
-	return ret;
-}
-
 static int add_crc(struct json_object *o, const char *k, const void *d, size_t n)
 {
 	char s[16];
 
 	snprintf(s, sizeof(s), "%" PRIu32, cmk_crc32c(0, d, n));
-	return add_str(o, k, s);
+	return cmk_json_add_str(o, k, s);
 }
 
 static int check_ref(struct gcp *g, const char *key_ref, struct cmk_err *e)
@@ -509,7 +475,7 @@ static int gcp_wrap(void *priv, const char *key_ref,
 	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
 	req = json_object_new_object();
 	if (!req || add_crc(req, "plaintextCrc32c", cmk_secret_cdata(plain), n) ||
-	    add_blob(req, "additionalAuthenticatedData", aad, aad_len) ||
+	    cmk_json_add_b64(req, "additionalAuthenticatedData", aad, aad_len) ||
 	    add_crc(req, "additionalAuthenticatedDataCrc32c", aad, aad_len)) {
 		ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
 		goto out;
@@ -530,7 +496,7 @@ static int gcp_wrap(void *priv, const char *key_ref,
 				  key_ref);
 		goto out;
 	}
-	name = jstr(resp, "name", NULL);
+	name = cmk_json_str(resp, "name", NULL);
 	kl = strlen(key_ref);
 	if (!name || strncmp(name, key_ref, kl) ||
 	    strncmp(name + kl, "/cryptoKeyVersions/", 19)) {
@@ -539,7 +505,7 @@ static int gcp_wrap(void *priv, const char *key_ref,
 			       key_ref, name ? name : "(none)");
 		goto out;
 	}
-	ct = jstr(resp, "ciphertext", NULL);
+	ct = cmk_json_str(resp, "ciphertext", NULL);
 	if (!ct || cmk_b64_decode(ct, wrapped, wrapped_len, NULL) ||
 	    *wrapped_len == 0 || *wrapped_len > CMK_GCP_CIPHERTEXT_MAX) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
@@ -582,9 +548,9 @@ static int gcp_unwrap(void *priv, const char *key_ref,
 	if (ret)
 		return ret;
 	req = json_object_new_object();
-	if (!req || add_blob(req, "ciphertext", wrapped, wrapped_len) ||
+	if (!req || cmk_json_add_b64(req, "ciphertext", wrapped, wrapped_len) ||
 	    add_crc(req, "ciphertextCrc32c", wrapped, wrapped_len) ||
-	    add_blob(req, "additionalAuthenticatedData", aad, aad_len) ||
+	    cmk_json_add_b64(req, "additionalAuthenticatedData", aad, aad_len) ||
 	    add_crc(req, "additionalAuthenticatedDataCrc32c", aad, aad_len)) {
 		ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
 		goto out;
@@ -602,7 +568,7 @@ static int gcp_unwrap(void *priv, const char *key_ref,
 	}
 	if (ret)
 		goto out;
-	p = jstr(resp, "plaintext", &pl);
+	p = cmk_json_str(resp, "plaintext", &pl);
 	if (!p || pl == 0 || pl % 4 || pl > 8192) {
 		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
 				  "gcp kms decrypt %s: the answer has no valid plaintext",

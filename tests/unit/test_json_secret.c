@@ -82,6 +82,26 @@ static void secret_body_refuses_unexpected_layout(void **state)
 	cmk_secret_free(&v);
 }
 
+static void json_helpers_read_and_add(void **state)
+{
+	struct json_object *o = json_object_new_object();
+	const char *v;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(cmk_json_add_str(o, "name", "k1"), 0);
+	assert_int_equal(cmk_json_add_b64(o, "blob", (const unsigned char *)"foo", 3), 0);
+	json_object_object_add(o, "n", json_object_new_int(3));
+	v = cmk_json_str(o, "blob", &len);
+	assert_non_null(v);
+	assert_string_equal(v, "Zm9v");
+	assert_int_equal(len, 4);
+	assert_string_equal(cmk_json_str(o, "name", NULL), "k1");
+	assert_null(cmk_json_str(o, "n", NULL));	/* not a string */
+	assert_null(cmk_json_str(o, "missing", NULL));
+	json_object_put(o);
+}
+
 static void parse_wiped_refuses_trailing_data(void **state)
 {
 	static const char ok[] = "{\"Plaintext\":\"QUJD\"}";
@@ -157,6 +177,7 @@ int main(void)
 		cmocka_unit_test(secret_body_puts_value_first),
 		cmocka_unit_test(secret_body_without_rest),
 		cmocka_unit_test(secret_body_refuses_unexpected_layout),
+		cmocka_unit_test(json_helpers_read_and_add),
 		cmocka_unit_test(parse_wiped_refuses_trailing_data),
 		cmocka_unit_test(settings_parse_and_name_the_key),
 		cmocka_unit_test(http_settings_apply_and_refuse),
