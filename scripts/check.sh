@@ -55,6 +55,20 @@ tap_lines() {
 	grep -E '^(not )?ok\b' "$1" 2>/dev/null || true
 }
 
+# why LOG: the diagnostic lines ("# ...") around each "not ok" in LOG:
+# kselftest prints them before the result, run-guest.sh after it.
+why() {
+	[ -f "$1" ] || return 0
+	awk 'function flush() { for (i = (n > 6 ? n - 6 : 0); i < n; i++)
+					print "    " substr(d[i % 6], 1, 200); n = 0 }
+	     /^#/ { if (after-- > 0) print "    " substr($0, 1, 200);
+		    else d[n++ % 6] = $0
+		    next }
+	     /^not ok/ && !/#[ \t]*(SKIP|TODO)/ {
+		print "  why: " $0; flush(); after = 6; next }
+	     /^(ok|not ok)/ { n = 0; after = 0 }' "$1"
+}
+
 # sum FILES...: print the failing lines and the final verdict.
 sum() {
 	local pass=0 fail=0 skip=0 f
@@ -72,6 +86,10 @@ sum() {
 			grep -E '^not ok\b' "$f" 2>/dev/null | grep -viE '#\s*(SKIP|TODO)' |
 				sed "s|^|  $(basename "$f" .tap): |"
 		done
+		# CI shows only the end of this output: repeat why, briefly.
+		for f in "$@"; do
+			why "${f%.tap}.log"
+		done | head -n 24
 	fi
 	if [ "$skip" -gt 0 ]; then
 		echo "Skipped or TODO: $skip"

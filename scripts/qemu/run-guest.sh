@@ -178,10 +178,12 @@ fi
 cur=
 plan=
 seen=0
+diags=()
 while IFS= read -r line; do
 	case $line in
 	"### begin "*)
 		cur=${line#\#\#\# begin }
+		diags=()
 		plan=
 		seen=0
 		;;
@@ -223,7 +225,13 @@ while IFS= read -r line; do
 				emit ok "$tname"
 			else
 				emit not-ok "$tname" "see $results, section $cur"
+				for l in "${diags[@]}"; do say "#   $l"; done
 			fi
+			diags=()
+		elif [[ $line =~ ^#\ (.*)$ ]]; then
+			# the test's last words before its result
+			diags+=("${BASH_REMATCH[1]:0:200}")
+			[ ${#diags[@]} -le 6 ] || diags=("${diags[@]:1}")
 		fi
 		;;
 	esac
