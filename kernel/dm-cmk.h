@@ -136,6 +136,7 @@ enum cmk_target_flags {
  * @wq: crypto workqueue; also continues requests that went asynchronous
  * @inflight: data bios mapped and not yet completed, for the choice
  *	between inline crypto and @wq (see io.c)
+ * @queued: bios waiting in @wq for a worker to start on them
  * @page_pool: bounce pages for the ciphertext of writes
  * @bs: bios carrying that ciphertext
  * @bounce_lock: serialises blocking bounce page allocation, see io.c
@@ -153,6 +154,7 @@ struct cmk_target {
 	unsigned int req_offset;
 	struct workqueue_struct *wq;
 	atomic_t inflight;
+	atomic_t queued;
 	mempool_t page_pool;
 	struct bio_set bs;
 	struct mutex bounce_lock;	/* one blocking bounce allocation at a time */

@@ -25,9 +25,12 @@
 /* Largest write encrypted in one go; its bounce pages fit one bio. */
 #define CMK_MAX_WRITE_SECTORS ((BIO_MAX_VECS << PAGE_SHIFT) >> SECTOR_SHIFT)
 
-/* Largest bio whose crypto is done inline by default, see cmk_inline(). */
-#define CMK_INLINE_MAX_BYTES (128 * 1024)
-#define CMK_INLINE_MAX_SECTORS (CMK_INLINE_MAX_BYTES >> SECTOR_SHIFT)
+/*
+ * Larger bios are cut into pieces of this size (whole encryption sectors)
+ * when dm-cmk chooses where the crypto runs, see cmk_inline().
+ */
+#define CMK_PIECE_BYTES (64 * 1024)
+#define CMK_PIECE_SECTORS (CMK_PIECE_BYTES >> SECTOR_SHIFT)
 
 enum cmk_phase {
 	CMK_PHASE_READ,		/* read completed: start decrypting */
@@ -93,6 +96,7 @@ static void cmk_io_work(struct work_struct *work)
 {
 	struct cmk_io *io = container_of(work, struct cmk_io, work);
 
+	atomic_dec(&io->ct->queued);
 	switch (io->phase) {
 	case CMK_PHASE_READ:
 		cmk_read_crypt(io);
@@ -109,29 +113,41 @@ static void cmk_io_work(struct work_struct *work)
 static void cmk_io_queue(struct cmk_io *io, enum cmk_phase phase)
 {
 	io->phase = phase;
+	atomic_inc(&io->ct->queued);
 	queue_work(io->ct->wq, &io->work);
 }
 
 /*
  * Where to do a bio's crypto when the table leaves the choice to dm-cmk:
  * inline (in the submitter's context for writes, the completion's for
- * reads) or in the target's workqueue.  A small bio is done inline: for
- * 4 KiB I/O the hop to a worker costs more than the cipher, and with
- * several submitters each already runs on its own CPU.  A large bio, or
- * any bio while more bios are in flight than there are CPUs, goes to the
- * workqueue, which spreads the crypto over idle CPUs while the submitter
- * goes on.  Documentation/benchmarks.rst has the measurements.
+ * reads) or in the target's workqueue.
+ *
+ * A bio smaller than a piece is done inline: for 4 KiB I/O the hop to a
+ * worker costs more than the cipher, and with several submitters each
+ * already runs on its own CPU.  It goes to the workqueue only while more
+ * bios are in flight than there are CPUs.
+ *
+ * Larger bios arrive cut into pieces (cmk_map()).  A piece goes to the
+ * workqueue while fewer pieces wait there than there are other CPUs, and
+ * is done inline once the workers are behind.  So one large bio, or a
+ * stream of them from one submitter, keeps every CPU encrypting, with the
+ * submitter taking the share its own fio or database work leaves it, even
+ * on a device that completes bios before submit_bio() returns (brd,
+ * null_blk), where the in-flight count never shows the queue depth.
+ * Documentation/benchmarks.rst has the measurements and profiles.
  */
 static bool cmk_inline(struct cmk_io *io, enum cmk_target_flags no_wq)
 {
 	struct cmk_target *ct = io->ct;
+	unsigned int cpus = num_online_cpus();
 
 	if (test_bit(no_wq, &ct->flags))
 		return true;
 	if (test_bit(CMK_FORCE_WORKQUEUE, &ct->flags))
 		return false;
-	return io->iter_in.bi_size <= CMK_INLINE_MAX_BYTES &&
-	       atomic_read(&ct->inflight) <= num_online_cpus();
+	if (io->iter_in.bi_size >= CMK_PIECE_BYTES)
+		return atomic_read(&ct->queued) >= cpus - 1;
+	return atomic_read(&ct->inflight) <= cpus;
 }
 
 /* Complete the bio dm-cmk was given; @io is gone after this. */
@@ -428,18 +444,12 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_KILL;
 	}
 
-	/*
-	 * When dm-cmk chooses where the crypto runs, a large bio is cut into
-	 * pieces it would do inline: the first pieces are then encrypted by
-	 * the submitter while the others, in flight beyond the CPU count, go
-	 * to the workqueue, so one bio's crypto uses every CPU instead of
-	 * one worker.  Pieces of 128 KiB are whole encryption sectors.
-	 */
-	if (bio_sectors(bio) > CMK_INLINE_MAX_SECTORS &&
+	/* When dm-cmk chooses where the crypto runs: pieces, see cmk_inline() */
+	if (bio_sectors(bio) > CMK_PIECE_SECTORS &&
 	    !test_bit(CMK_FORCE_WORKQUEUE, &ct->flags) &&
 	    !test_bit(bio_data_dir(bio) == WRITE ? CMK_NO_WRITE_WORKQUEUE :
 		      CMK_NO_READ_WORKQUEUE, &ct->flags))
-		dm_accept_partial_bio(bio, CMK_INLINE_MAX_SECTORS);
+		dm_accept_partial_bio(bio, CMK_PIECE_SECTORS);
 	else if (bio_data_dir(bio) == WRITE &&
 		 bio_sectors(bio) > CMK_MAX_WRITE_SECTORS)
 		dm_accept_partial_bio(bio, CMK_MAX_WRITE_SECTORS);

@@ -27,8 +27,8 @@ pkgs=(
 	# agent
 	libdevmapper-dev libssl-dev libcurl4-openssl-dev libnl-genl-3-dev
 	libmnl-dev libjson-c-dev libsystemd-dev
-	# make bench: charts
-	gnuplot-nox
+	# make bench: charts, and perf for the in-guest profiles
+	gnuplot-nox linux-perf
 	# agent unit tests
 	libcmocka-dev
 	# tests/kms (a TLS certificate for the custom CA bundle test)

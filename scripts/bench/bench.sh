@@ -12,6 +12,7 @@
 #   BENCH_RAMP=T      fio ramp_time per point (default 50ms)
 #   BENCH_QUICK=1     smoke run: brd only, 1 run, 300 ms points, 1 agent run
 #   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists
+#   BENCH_PROFILE=0   skip the perf profiles (default 1; 0 in BENCH_QUICK)
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
 #   BENCH_MOTO_RUNS=N runs of tests/kms/aws_guest.sh (agent with the AWS
 #                     provider against moto) for its boot -> usable and
@@ -46,7 +47,9 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	devs=${BENCH_DEVS:-brd}
 	agent_runs=1
 	moto_runs=${BENCH_MOTO_RUNS:-0}
+	profile=${BENCH_PROFILE:-0}
 fi
+profile=${profile:-${BENCH_PROFILE:-1}}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
 
 # --- dependencies and builds ----------------------------------------------
@@ -97,7 +100,14 @@ DEVS="$devs"
 CONFIGS="$configs"
 AGENT_RUNS=$agent_runs
 SIZE_MB=64
+PROFILE=$profile
 EOF
+prof_args=()
+if [ "$profile" = 1 ]; then
+	# Debian's perf, the same binary for both guest kernels
+	perf=$(command -v perf) || die "perf not found (run 'make deps': linux-perf)"
+	prof_args=(--add "$perf:/usr/bin/perf")
+fi
 
 # A generous bound: one fio run of 16 workloads per (device, config,
 # repeat), each workload ~0.5 s plus its runtime under TCG, and setup.
@@ -122,7 +132,7 @@ for k in $kvers; do
 	scripts/qemu/run-guest.sh --kver "$k" --fio --module algif_skcipher \
 		--timeout "$bound" --test-timeout "$bound" --out "$out/$k" \
 		--add build/bench-bin/cmk_bench:/usr/bin/cmk_bench \
-		--add "$conf:/etc/cmk-bench.conf" "${agent_args[@]}" \
+		--add "$conf:/etc/cmk-bench.conf" "${agent_args[@]}" "${prof_args[@]}" \
 		tests/bench/guest_bench.sh >"$out/$k/runner.tap" 2>&1
 	rc=$?
 	set -e

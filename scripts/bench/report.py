@@ -87,6 +87,57 @@ def parse_moto(path):
     return runs
 
 
+def parse_prof(path):
+    """BENCH prof <dev> <cfg> <wl> (mib_s V | cat NAME PCT | sym PCT SYM)."""
+    prof = {}
+    try:
+        lines = open(path, errors="replace").read().splitlines()
+    except OSError:
+        return prof
+    for line in lines:
+        f = line.split()
+        if len(f) < 7 or f[:2] != ["BENCH", "prof"]:
+            continue
+        p = prof.setdefault("%s %s %s" % (f[2], f[3], f[4]),
+                            {"dev": f[2], "config": f[3], "workload": f[4],
+                             "mib_s": None, "cat": {}, "top": []})
+        try:
+            if f[5] == "mib_s":
+                p["mib_s"] = float(f[6])
+            elif f[5] == "cat" and len(f) == 8:
+                p["cat"][f[6]] = float(f[7])
+            elif f[5] == "sym" and len(f) == 8:
+                p["top"].append([float(f[6]), f[7]])
+        except ValueError:
+            continue
+    return prof
+
+
+def print_prof(kver, prof, out, path):
+    """The category table on @out, every profile's top symbols in @path."""
+    cats = ("idle", "cipher", "copy", "fio", "kernel")
+    out.write("\n-- where the CPU time goes: perf cpu-clock samples of the "
+              "whole guest, brd, 2 s each; %% of all vCPU time --\n")
+    out.write("%-22s %-11s %7s" % ("workload", "config", "MiB/s")
+              + "".join(" %7s" % c for c in cats) + "\n")
+    with open(path, "w") as top:
+        for key in sorted(prof, key=lambda k: (prof[k]["workload"],
+                                               prof[k]["config"])):
+            p = prof[key]
+            out.write("%-22s %-11s %7s" % (
+                p["workload"], p["config"],
+                "%.1f" % p["mib_s"] if p["mib_s"] is not None else "-")
+                + "".join(" %6.1f%%" % p["cat"].get(c, 0.0) for c in cats)
+                + "\n")
+            top.write("== %s %s %s (kernel %s)\n" % (
+                p["dev"], p["config"], p["workload"], kver))
+            for pct, sym in p["top"]:
+                top.write("  %6.2f%%  %s\n" % (pct, sym))
+    out.write("idle: a vCPU with nothing to run; cipher: AES/XTS code; copy: "
+              "page clearing and copying;\nfio: user space.  Top symbols "
+              "per profile: %s\n" % os.path.relpath(path))
+
+
 def metric(wl, p):
     """Seq workloads in MiB/s, random ones in IOPS."""
     return [v / 1024 for v in p["kib_s"]] if wl.startswith("seq") \
@@ -322,8 +373,12 @@ def main():
             continue
         res = analyse(k, info, cipher, fio, agent)
         res["charts"] = gnuplot(a.out, k, res)
+        res["profiles"] = parse_prof(os.path.join(a.out, k, "results.log"))
         doc["kernels"][k] = res
         print_tables(k, res, out)
+        if res["profiles"]:
+            print_prof(k, res["profiles"], out,
+                       os.path.join(a.out, k, "profiles.txt"))
     if not doc["kernels"]:
         fail("no results at all")
     out.write("\n/crypt = dm-cmk / dm-crypt default; /best = dm-cmk / the "

@@ -8,14 +8,20 @@
 #   BENCH cipher <size> <threads> <run> <MiB/s> <driver>
 #   BENCH fio <dev> <config> <run> <workload> <KiB/s> <IOPS>
 #   BENCH agent <run> <boot_to_usable_ms> <revoke_to_wipe_ms>
+#   BENCH prof <dev> <config> <workload> mib_s <MiB/s>
+#   BENCH prof <dev> <config> <workload> cat <idle|cipher|copy|fio|kernel> <%>
+#   BENCH prof <dev> <config> <workload> sym <%> <symbol>
 #   BENCH info <key> <value>
 #   BENCH time <phase> <ms>           wall time of a phase, for tuning
 #
 # Settings come from /etc/cmk-bench.conf (shell variables, written by the
-# host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB.  Every dm
+# host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB PROFILE.  Every dm
 # device this script creates is removed again.
 set -u
 RUNS=3 RUNTIME=400ms RAMP=50ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
+PROFILE=1
+PROF_CONFIGS="crypt crypt-nowq cmk"
+PROF_WORKLOADS="seqwrite-1m-qd32 seqread-128k-qd1 randread-4k-qd32-j1"
 CONFIGS="linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k"
 # shellcheck disable=SC1091
 [ -r /etc/cmk-bench.conf ] && . /etc/cmk-bench.conf
@@ -198,6 +204,64 @@ for r in $(seq 1 "$RUNS"); do
 	done
 done
 if [ -z "$fio_fail" ]; then ok bench_fio_all_configs; else nok bench_fio_all_configs "failed:$fio_fail"; fi
+
+# --- profiles -------------------------------------------------------------
+
+# Where the guest's CPU time goes while one workload runs: perf samples the
+# whole guest on cpu-clock (TCG has no PMU), 2 s per workload on brd.  The
+# categories sum every sampled symbol: idle is the idle task (a vCPU with
+# nothing to do), cipher the AES/XTS code, copy the page clearing and
+# copying (brd's and the bounce pages'), fio the user-space samples.
+prof_one() {	# prof_one CONFIG WORKLOAD
+	if ! perf record -q -o /tmp/prof.data -a -F 499 -- \
+		fio --output-format=terse --terse-version=3 /tmp/prof.fio \
+		>/tmp/fio.out 2>/tmp/prof.err; then
+		echo "# perf/fio: $(tail -n 2 /tmp/prof.err)"
+		return 1
+	fi
+	awk -F';' -v p="BENCH prof brd $1 $2" 'NF > 50 {
+		printf "%s mib_s %.1f\n", p, ($7 + $48) / 1024 }' /tmp/fio.out
+	perf report -i /tmp/prof.data --stdio --no-children --sort comm,sym \
+		2>/dev/null | awk -v p="BENCH prof brd $1 $2" '
+		$1 ~ /%$/ {
+			pct = $1 + 0; comm = $2; kind = $3; sym = $4
+			if (comm == "swapper") c = "idle"
+			else if (kind == "[.]") c = "fio"
+			else if (sym ~ /aes|xts|gf128/) c = "cipher"
+			else if (sym ~ /clear_page|memcpy|memset|copy_user|copy_page|brd_do_bvec|rep_movs/) c = "copy"
+			else c = "kernel"
+			cat[c] += pct
+			if (comm != "swapper") s[sym] += pct
+		}
+		END {
+			n = split("idle cipher copy fio kernel", order, " ")
+			for (i = 1; i <= n; i++)
+				printf "%s cat %s %.1f\n", p, order[i], cat[order[i]]
+			for (k in s) printf "%s sym %.2f %s\n", p, s[k], k
+		}' | sort -t' ' -k1,6 -k7,7nr | awk '$6 != "sym" || ++n[$5] <= 12'
+}
+if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && echo " $DEVS " | grep -q ' brd '; then
+	tc=$(ms)
+	prof_fail=
+	for c in $PROF_CONFIGS; do
+		if ! table "$c" /dev/ram0 | dmsetup create "$DM" --noudevsync >/tmp/dm.err 2>&1; then
+			prof_fail="$prof_fail $c:create"
+			continue
+		fi
+		dmsetup mknodes "$DM" 2>/dev/null
+		case $c in
+		cmk*) cmk_bench setkey bench /run/bench.key >/tmp/dm.err 2>&1 ||
+			prof_fail="$prof_fail $c:setkey" ;;
+		esac
+		for wl in $PROF_WORKLOADS; do
+			WORKLOADS=$wl RUNTIME=2s RAMP=100ms jobfile >/tmp/prof.fio
+			prof_one "$c" "$wl" || prof_fail="$prof_fail $c/$wl"
+		done
+		dmsetup remove "$DM" >/dev/null 2>&1 || { sleep 1; dmsetup remove "$DM"; }
+	done
+	echo "BENCH time profiles $(($(ms) - tc))"
+	if [ -z "$prof_fail" ]; then ok bench_profiles; else nok bench_profiles "failed:$prof_fail"; fi
+fi
 
 # --- agent: boot -> usable, revoke -> wipe -----------------------------------
 
