@@ -117,7 +117,7 @@ def print_prof(kver, prof, out, path):
     """The category table on @out, every profile's top symbols in @path."""
     cats = ("idle", "cipher", "copy", "fio", "kernel")
     out.write("\n-- where the CPU time goes: perf cpu-clock samples of the "
-              "whole guest, brd, 2 s each; %% of all vCPU time --\n")
+              "whole guest, brd, 2 s each; % of all vCPU time --\n")
     out.write("%-22s %-11s %7s" % ("workload", "config", "MiB/s")
               + "".join(" %7s" % c for c in cats) + "\n")
     with open(path, "w") as top:
