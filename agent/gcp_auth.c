@@ -24,18 +24,6 @@
 #define KEY_FILE_MAX	(64 * 1024)
 #define TOKEN_MAX	4096
 
-static const char *jget(struct json_object *o, const char *k, size_t *len)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, k, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	if (len)
-		*len = (size_t)json_object_get_string_len(v);
-	return json_object_get_string(v);
-}
-
 static bool printable(const char *s)
 {
 	for (; *s; s++)
@@ -66,16 +54,16 @@ int cmk_gcp_sa_key_parse(const char *json, size_t len, struct cmk_gcp_sa_key *k,
 		ret = cmk_errf(e, -EBADMSG, "not a JSON object");
 		goto out;
 	}
-	type = jget(o, "type", NULL);
+	type = cmk_json_str(o, "type", NULL);
 	if (!type || strcmp(type, "service_account")) {
 		ret = cmk_errf(e, -EINVAL, "\"type\" is \"%.40s\", not \"service_account\"",
 			       type ? type : "");
 		goto out;
 	}
-	email = jget(o, "client_email", NULL);
-	kid = jget(o, "private_key_id", NULL);
-	uri = jget(o, "token_uri", NULL);
-	pem = jget(o, "private_key", &pem_len);
+	email = cmk_json_str(o, "client_email", NULL);
+	kid = cmk_json_str(o, "private_key_id", NULL);
+	uri = cmk_json_str(o, "token_uri", NULL);
+	pem = cmk_json_str(o, "private_key", &pem_len);
 	if (!email || !kid || !uri || !pem) {
 		ret = cmk_errf(e, -EINVAL,
 			       "client_email, private_key_id, private_key or token_uri is missing");
@@ -232,8 +220,8 @@ int cmk_gcp_token_parse(const char *json, size_t len, time_t now,
 		ret = cmk_errf(e, -EBADMSG, "the token answer is not a JSON object");
 		goto out;
 	}
-	tok = jget(o, "access_token", &tl);
-	type = jget(o, "token_type", NULL);
+	tok = cmk_json_str(o, "access_token", &tl);
+	type = cmk_json_str(o, "token_type", NULL);
 	if (!tok || tl == 0 || tl > TOKEN_MAX || memchr(tok, '\0', tl) ||
 	    strcspn(tok, " \t\r\n\"") != tl) {
 		ret = cmk_errf(e, -EBADMSG, "the token answer has no valid access_token");
@@ -393,8 +381,8 @@ static int token_error(const struct cmk_gcp_token_src *s,
 	char code[64] = "", msg[160] = "";
 
 	if (o && json_object_is_type(o, json_type_object)) {
-		err = jget(o, "error", NULL);
-		desc = jget(o, "error_description", NULL);
+		err = cmk_json_str(o, "error", NULL);
+		desc = cmk_json_str(o, "error_description", NULL);
 	}
 	if (err)
 		snprintf(code, sizeof(code), "%s", err);
