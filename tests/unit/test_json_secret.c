@@ -17,19 +17,9 @@
 #include "secret.h"
 #include "settings.h"
 
-static struct cmk_secret *secret_of(const char *s)
-{
-	struct cmk_secret *x = NULL;
-	struct cmk_err e;
-
-	assert_int_equal(cmk_secret_new(&x, strlen(s), &e), 0);
-	memcpy(cmk_secret_data(x), s, strlen(s));
-	return x;
-}
-
 static void secret_body_puts_value_first(void **state)
 {
-	struct cmk_secret *v = secret_of("c2VjcmV0S0VL"), *body = NULL;
+	struct cmk_secret *v = tu_secret_of("c2VjcmV0S0VL"), *body = NULL;
 	struct json_object *rest = json_object_new_object(), *back;
 	struct cmk_err e;
 	size_t len = 0;
@@ -55,7 +45,7 @@ static void secret_body_puts_value_first(void **state)
 
 static void secret_body_without_rest(void **state)
 {
-	struct cmk_secret *v = secret_of("QUJD"), *body = NULL;
+	struct cmk_secret *v = tu_secret_of("QUJD"), *body = NULL;
 	struct cmk_err e;
 	size_t len = 0;
 
@@ -70,7 +60,7 @@ static void secret_body_without_rest(void **state)
 /* A name json-c must escape would shift the value: refused, not mangled. */
 static void secret_body_refuses_unexpected_layout(void **state)
 {
-	struct cmk_secret *v = secret_of("QUJD"), *body = NULL;
+	struct cmk_secret *v = tu_secret_of("QUJD"), *body = NULL;
 	struct cmk_err e;
 	size_t len = 0;
 

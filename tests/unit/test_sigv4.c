@@ -29,16 +29,6 @@ static const char *oracle_path(void)
 	return p ? p : "../tests/unit/sigv4_oracle.py";
 }
 
-static struct cmk_secret *secret_of(const char *s)
-{
-	struct cmk_secret *x = NULL;
-	struct cmk_err e;
-
-	assert_int_equal(cmk_secret_new(&x, strlen(s), &e), 0);
-	memcpy(cmk_secret_data(x), s, strlen(s));
-	return x;
-}
-
 static const char *jstr(struct json_object *o, const char *k)
 {
 	struct json_object *v;
@@ -88,9 +78,9 @@ static int check_case(struct json_object *c, int idx)
 	r.headers = h;
 	r.body = body;
 	r.body_len = body_len;
-	sk = secret_of(jstr(c, "secret"));
+	sk = tu_secret_of(jstr(c, "secret"));
 	if (jstr(c, "token"))
-		tok = secret_of(jstr(c, "token"));
+		tok = tu_secret_of(jstr(c, "token"));
 	k.access_key_id = jstr(c, "akid");
 	k.secret_key = sk;
 	k.session_token = tok;
@@ -148,7 +138,7 @@ static void sigv4_matches_botocore_on_generated_requests(void **state)
 static int sign_simple(const char *secret, const char *token, const char *hval,
 		       char **auth)
 {
-	struct cmk_secret *sk = secret_of(secret), *tok = token ? secret_of(token) : NULL;
+	struct cmk_secret *sk = tu_secret_of(secret), *tok = token ? tu_secret_of(token) : NULL;
 	struct cmk_nv h[] = { { "Host", "kms.us-east-1.amazonaws.com" },
 			      { "X-Thing", hval } };
 	struct cmk_sigv4_request r = { .method = "POST", .path = "/",
@@ -189,7 +179,7 @@ static void sigv4_signature_depends_on_secret_token_and_values(void **state)
 
 static void sigv4_rejects_bad_input(void **state)
 {
-	struct cmk_secret *sk = secret_of("s");
+	struct cmk_secret *sk = tu_secret_of("s");
 	struct cmk_nv nohost[] = { { "X-A", "1" } };
 	struct cmk_nv badname[] = { { "Host", "h" }, { "Bad Name", "1" } };
 	struct cmk_sigv4_request r = { .method = "POST", .path = "/",

@@ -15,6 +15,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "secret.h"
+
 long tu_pwrite_budget = -1;
 int tu_getrandom_fixed;
 int tu_getrandom_calls;
@@ -206,4 +208,14 @@ void _tu_assert_contains(const char *hay, const char *needle, const char *file,
 			    needle, hay ? hay : "(null)");
 		_fail(file, line);
 	}
+}
+
+struct cmk_secret *tu_secret_of(const char *s)
+{
+	struct cmk_secret *x = NULL;
+	struct cmk_err e;
+
+	assert_int_equal(cmk_secret_new(&x, strlen(s), &e), 0);
+	memcpy(cmk_secret_data(x), s, strlen(s));
+	return x;
 }

@@ -52,6 +52,10 @@ const char *tu_path(const char *name);
 void tu_write_file(const char *path, const void *data, size_t len, mode_t mode);
 char *tu_read_file(const char *path, size_t *len);
 
+/* tu_secret_of() - a new secret holding the bytes of @s (without its NUL) */
+struct cmk_secret;
+struct cmk_secret *tu_secret_of(const char *s);
+
 /* assert that haystack contains needle, printing both on failure */
 #define assert_contains(hay, needle) \
 	_tu_assert_contains((hay), (needle), __FILE__, __LINE__)
