@@ -40,6 +40,7 @@ devs=${BENCH_DEVS:-brd nullb}
 configs=${BENCH_CONFIGS:-linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k}
 agent_runs=5
 moto_runs=${BENCH_MOTO_RUNS:-3}
+profile=${BENCH_PROFILE:-1}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	runs=${BENCH_RUNS:-1}
 	runtime=${BENCH_TIME:-300ms}
@@ -49,7 +50,6 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	moto_runs=${BENCH_MOTO_RUNS:-0}
 	profile=${BENCH_PROFILE:-0}
 fi
-profile=${profile:-${BENCH_PROFILE:-1}}
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
 
 # --- dependencies and builds ----------------------------------------------

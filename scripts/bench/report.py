@@ -34,7 +34,7 @@ def fail(msg):
 
 
 def parse(path):
-    info, cipher, fio, agent = {}, {}, {}, []
+    info, cipher, fio, agent, prof = {}, {}, {}, [], {}
     try:
         lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
@@ -63,10 +63,21 @@ def parse(path):
             elif f[1] == "agent":
                 agent.append({"boot_to_usable_ms": int(f[3]),
                               "revoke_to_wipe_ms": int(f[4])})
+            elif f[1] == "prof":
+                # prof <dev> <cfg> <wl> (mib_s V | cat NAME PCT | sym PCT SYM)
+                p = prof.setdefault(" ".join(f[2:5]), {
+                    "dev": f[2], "config": f[3], "workload": f[4],
+                    "mib_s": None, "cat": {}, "top": []})
+                if f[5] == "mib_s":
+                    p["mib_s"] = float(f[6])
+                elif f[5] == "cat":
+                    p["cat"][f[6]] = float(f[7])
+                elif f[5] == "sym":
+                    p["top"].append([float(f[6]), f[7]])
         except (IndexError, ValueError):
             print("bench: report: skipping malformed line: " + line,
                   file=sys.stderr)
-    return info, cipher, fio, agent
+    return info, cipher, fio, agent, prof
 
 
 def parse_moto(path):
@@ -85,32 +96,6 @@ def parse_moto(path):
             except ValueError:
                 pass
     return runs
-
-
-def parse_prof(path):
-    """BENCH prof <dev> <cfg> <wl> (mib_s V | cat NAME PCT | sym PCT SYM)."""
-    prof = {}
-    try:
-        lines = open(path, errors="replace").read().splitlines()
-    except OSError:
-        return prof
-    for line in lines:
-        f = line.split()
-        if len(f) < 7 or f[:2] != ["BENCH", "prof"]:
-            continue
-        p = prof.setdefault("%s %s %s" % (f[2], f[3], f[4]),
-                            {"dev": f[2], "config": f[3], "workload": f[4],
-                             "mib_s": None, "cat": {}, "top": []})
-        try:
-            if f[5] == "mib_s":
-                p["mib_s"] = float(f[6])
-            elif f[5] == "cat" and len(f) == 8:
-                p["cat"][f[6]] = float(f[7])
-            elif f[5] == "sym" and len(f) == 8:
-                p["top"].append([float(f[6]), f[7]])
-        except ValueError:
-            continue
-    return prof
 
 
 def print_prof(kver, prof, out, path):
@@ -365,7 +350,7 @@ def main():
         out.write("host load average at start: %s; other QEMUs running: %s"
                   "\n" % (a.load, a.others))
     for k in a.kvers:
-        info, cipher, fio, agent = parse(
+        info, cipher, fio, agent, prof = parse(
             os.path.join(a.out, k, "results.log"))
         if not fio:
             print("bench: report: no fio results for %s (see %s)"
@@ -373,7 +358,7 @@ def main():
             continue
         res = analyse(k, info, cipher, fio, agent)
         res["charts"] = gnuplot(a.out, k, res)
-        res["profiles"] = parse_prof(os.path.join(a.out, k, "results.log"))
+        res["profiles"] = prof
         doc["kernels"][k] = res
         print_tables(k, res, out)
         if res["profiles"]:

@@ -254,7 +254,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && echo " $DEVS " | grep -q 
 			prof_fail="$prof_fail $c:setkey" ;;
 		esac
 		for wl in $PROF_WORKLOADS; do
-			WORKLOADS=$wl RUNTIME=2s RAMP=100ms jobfile >/tmp/prof.fio
+			(WORKLOADS=$wl RUNTIME=2s RAMP=100ms; jobfile) >/tmp/prof.fio
 			prof_one "$c" "$wl" || prof_fail="$prof_fail $c/$wl"
 		done
 		dmsetup remove "$DM" >/dev/null 2>&1 || { sleep 1; dmsetup remove "$DM"; }
