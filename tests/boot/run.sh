@@ -31,43 +31,16 @@
 # KEEP=1 keeps the work directory.  Needs root (debootstrap, dkms).
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
+# The KMS suites' library: temp dir and servers stopped on exit (kms_init,
+# kms_start), --kver (guest_args), moto with IAM (moto_start, moto_users),
+# ok, aws_as, jq_, wait_file.  Its check is replaced below by one that
+# prints the failed command's output.
+# shellcheck source=tests/kms/lib.sh
+. "$(dirname "$0")/../kms/lib.sh"
+kms_init boot
 cd "$top" || exit 1
-kver=
-while [ $# -gt 0 ]; do
-	case $1 in
-	--kver) kver=$2; shift 2 ;;
-	*) echo "boot: unknown argument $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$kver" ]; then
-	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
-	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
-fi
+guest_args boot "$@"
 
-T=$(mktemp -d /tmp/cmk-boot.XXXXXX)
-pids=()
-# shellcheck disable=SC2317 # called by the EXIT trap
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	if [ -n "${KEEP:-}" ]; then
-		echo "# kept $T" >&2
-	else
-		rm -rf "$T"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n $1"; }
 not_ok() {
 	n=$((n + 1))
 	failed=1
@@ -210,41 +183,13 @@ for v in $(env | sed -n 's/^\(AWS_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY
 export HOME=$T/home AWS_EC2_METADATA_DISABLED=true AWS_PAGER=
 mkdir -p "$HOME" "$T/ctl"
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-start() {
-	setsid "${@:2}" >"$T/$1.out" 2>&1 &
-	pids+=("$!")
-}
-wait_file() {
-	for _ in $(seq 1 300); do [ -s "$1" ] && return 0; sleep 0.1; done
-	return 1
-}
-moto_port=$(free_port)
-INITIAL_NO_AUTH_ACTION_COUNT=6 start moto moto_server -H 127.0.0.1 -p "$moto_port"
-MOTO=http://127.0.0.1:$moto_port
-for _ in $(seq 1 300); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break
-	sleep 0.1
-done
-aws_as() {  # aws_as AK SK ARGS...
-	AWS_ACCESS_KEY_ID=$1 AWS_SECRET_ACCESS_KEY=$2 AWS_DEFAULT_REGION=us-east-1 \
-		aws --endpoint-url "$MOTO" "${@:3}"
-}
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-allow_all='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+moto_start "$MOTO_SETUP_CALLS"
 role_pol='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}]}'
 trust='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::123456789012:user/admin","arn:aws:iam::123456789012:root"]},"Action":"sts:AssumeRole"}]}'
 deny='{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}'
-S=(AKIASETUP0000000000 setup)
-{
-	aws_as "${S[@]}" iam create-user --user-name admin >/dev/null &&
-	aws_as "${S[@]}" iam put-user-policy --user-name admin --policy-name all --policy-document "$allow_all" &&
-	aws_as "${S[@]}" iam create-access-key --user-name admin >"$T/admin.json"
-} >"$T/setup.log" 2>&1 || bail boot_moto_setup "$(tail -c 400 "$T/setup.log")"
-A=("$(jq_ "d['AccessKey']['AccessKeyId']" <"$T/admin.json")"
-   "$(jq_ "d['AccessKey']['SecretAccessKey']" <"$T/admin.json")")
+# admin (the agent user moto_users also makes is not used here)
+moto_users "$role_pol" || bail boot_moto_setup "$(tail -c 400 "$T/last")"
+A=("$admin_ak" "$admin_sk")
 {
 	aws_as "${A[@]}" iam create-role --role-name agent-role --assume-role-policy-document "$trust" &&
 	aws_as "${A[@]}" iam put-role-policy --role-name agent-role --policy-name kms --policy-document "$role_pol" &&
@@ -285,8 +230,8 @@ check boot_moto_role_deny_is_definitive bash -c "
 printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam put-role-policy --role-name agent-role --policy-name deny --policy-document %q\n' \
 	"${A[0]}" "${A[1]}" "$MOTO" "$deny" >"$T/ctl/deny"
 : >"$T/imds.log"
-start imds python3 tests/kms/fakes.py imds "$T/imds.port" "$T/imds.log" "$T/imds-creds.json"
-start control python3 tests/kms/fakes.py control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
+kms_start imds python3 tests/kms/fakes.py imds "$T/imds.port" "$T/imds.log" "$T/imds-creds.json"
+kms_start control python3 tests/kms/fakes.py control "$T/ctl.port" "$T/ctl.log" "$T/ctl"
 wait_file "$T/imds.port" || bail boot_imds_fake_starts "$(cat "$T/imds.out")"
 wait_file "$T/ctl.port" || bail boot_control_server_starts "$(cat "$T/control.out")"
 

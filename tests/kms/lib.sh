@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # shellcheck shell=bash disable=SC2034  # sets variables for its callers
 #
-# Shared by the host-side KMS test scripts (tests/kms/*.sh): a private temp
-# dir, servers started in their own session and always stopped, free
-# loopback ports, TAP output, and moto with IAM authorisation on.
+# Shared by the KMS test scripts (tests/kms/*.sh) and tests/boot/run.sh: a
+# private temp dir, servers started in their own session and always
+# stopped, free loopback ports, TAP output, and moto with IAM authorisation
+# on.
 #
 #   source "$here/lib.sh"; kms_init NAME
 #
@@ -30,7 +31,11 @@ kms_cleanup() {
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null
 	done
-	[ -n "${KEEP:-}" ] || rm -rf "$T"
+	if [ -n "${KEEP:-}" ]; then
+		echo "# kept $T" >&2
+	else
+		rm -rf "$T"
+	fi
 }
 
 # kms_start NAME CMD...: run CMD in its own session (so its whole process
