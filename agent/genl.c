@@ -49,6 +49,7 @@ const char *cmk_wipe_reason_str(uint32_t reason)
 		[DM_CMK_REASON_VMFORK] = "vmfork",
 		[DM_CMK_REASON_DESTROY] = "destroy",
 		[DM_CMK_REASON_KMS_UNREACHABLE] = "kms_unreachable",
+		[DM_CMK_REASON_POLICY] = "policy",
 	};
 
 	if (reason < sizeof(names) / sizeof(names[0]) && names[reason])

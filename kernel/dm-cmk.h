@@ -229,6 +229,8 @@ static inline const char *cmk_reason_name(enum dm_cmk_reason reason)
 		return "device removed";
 	case DM_CMK_REASON_KMS_UNREACHABLE:
 		return "KMS unreachable";
+	case DM_CMK_REASON_POLICY:
+		return "table policy";
 	default:
 		return "unknown";
 	}

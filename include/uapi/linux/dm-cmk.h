@@ -5,7 +5,10 @@
  * This header is the userspace API of the "dm-cmk" generic netlink family.
  * Keys are installed, renewed and wiped only through this family; the
  * device-mapper table names a key by its key_name and never carries key
- * bytes.  Every command needs CAP_NET_ADMIN in the initial network namespace.
+ * bytes.  KEY_SET, KEY_WIPE, LEASE_RENEW and the "events" group need
+ * CAP_SYS_ADMIN in the initial user namespace, like the device-mapper
+ * ioctls; GET needs CAP_NET_ADMIN.  The family exists only in the initial
+ * network namespace.
  */
 #ifndef _UAPI_LINUX_DM_CMK_H
 #define _UAPI_LINUX_DM_CMK_H
@@ -24,9 +27,12 @@
 /**
  * enum dm_cmk_cmd - commands of the dm-cmk generic netlink family
  * @DM_CMK_CMD_UNSPEC: unused
- * @DM_CMK_CMD_KEY_SET: install or replace the key of one device.
+ * @DM_CMK_CMD_KEY_SET: install the key of one device, or renew it.
  *	Requires %DM_CMK_A_NAME, %DM_CMK_A_KEY and %DM_CMK_A_LEASE_MS;
- *	%DM_CMK_A_GENERATION is optional (default 0).
+ *	%DM_CMK_A_GENERATION is optional (default 0).  The first key a device
+ *	takes binds it: every later KEY_SET must carry the same key, or fails
+ *	with EKEYREJECTED.  Refused with EBUSY while the system is suspending,
+ *	hibernating or resuming.
  * @DM_CMK_CMD_KEY_WIPE: wipe the key of %DM_CMK_A_NAME, or of every device
  *	when %DM_CMK_A_FLAGS has %DM_CMK_F_ALL.  %DM_CMK_A_REASON is optional.
  *	Wiping a device that holds no key succeeds.  The reply is sent after
@@ -73,6 +79,12 @@ enum dm_cmk_cmd {
  * @DM_CMK_A_IO_ERRORS: u64, bios failed by the backing device or crypto
  * @DM_CMK_A_REFUSED: u64, bios refused because the device held no key
  * @DM_CMK_A_EVENT: u32, &enum dm_cmk_event, in %DM_CMK_CMD_EVENT only
+ * @DM_CMK_A_HOLD_MS: u32, how long I/O waits for a key before it fails
+ *	(the table option hold_ms)
+ * @DM_CMK_A_HELD: u32, bios waiting for a key now
+ * @DM_CMK_A_REJECTED: u64, KEY_SETs refused because their key differs from
+ *	the key the device is bound to
+ * @DM_CMK_A_BOUND: flag, present once the device is bound to a key
  * @__DM_CMK_A_MAX: internal
  * @DM_CMK_A_MAX: highest attribute number
  */
@@ -95,6 +107,10 @@ enum dm_cmk_attr {
 	DM_CMK_A_IO_ERRORS,
 	DM_CMK_A_REFUSED,
 	DM_CMK_A_EVENT,
+	DM_CMK_A_HOLD_MS,
+	DM_CMK_A_HELD,
+	DM_CMK_A_REJECTED,
+	DM_CMK_A_BOUND,
 
 	__DM_CMK_A_MAX,
 	DM_CMK_A_MAX = __DM_CMK_A_MAX - 1
@@ -105,10 +121,13 @@ enum dm_cmk_attr {
 
 /**
  * enum dm_cmk_state - key state of a device
- * @DM_CMK_STATE_SEALED: created, no key installed yet; I/O fails with EIO
+ * @DM_CMK_STATE_SEALED: created, no key installed yet; I/O waits up to the
+ *	table's hold_ms for a key, then fails with EIO
  * @DM_CMK_STATE_ACTIVE: key installed and lease valid; I/O is served
- * @DM_CMK_STATE_WIPED: key wiped (revoked, lease expired, ...); I/O fails
- *	with EIO until a new %DM_CMK_CMD_KEY_SET
+ * @DM_CMK_STATE_WIPED: key wiped (revoked, lease expired, ...).  After a
+ *	wipe for %DM_CMK_REASON_REVOKED, %DM_CMK_REASON_REQUESTED or
+ *	%DM_CMK_REASON_DESTROY I/O fails with EIO at once; after any other
+ *	it waits up to hold_ms for %DM_CMK_CMD_KEY_SET, then fails
  */
 enum dm_cmk_state {
 	DM_CMK_STATE_SEALED,
@@ -126,6 +145,8 @@ enum dm_cmk_state {
  * @DM_CMK_REASON_DESTROY: the last target using the key was destroyed
  * @DM_CMK_REASON_KMS_UNREACHABLE: the KMS stayed unreachable past the
  *	agent's grace period
+ * @DM_CMK_REASON_POLICY: a table loaded for the device no longer allows the
+ *	key's lease (no lease, where the new table requires one)
  * @__DM_CMK_REASON_MAX: internal
  * @DM_CMK_REASON_MAX: highest reason code
  */
@@ -137,6 +158,7 @@ enum dm_cmk_reason {
 	DM_CMK_REASON_VMFORK,
 	DM_CMK_REASON_DESTROY,
 	DM_CMK_REASON_KMS_UNREACHABLE,
+	DM_CMK_REASON_POLICY,
 
 	__DM_CMK_REASON_MAX,
 	DM_CMK_REASON_MAX = __DM_CMK_REASON_MAX - 1
@@ -148,11 +170,14 @@ enum dm_cmk_reason {
  * @DM_CMK_EVENT_KEY_WIPED: a key was wiped (%DM_CMK_A_REASON)
  * @DM_CMK_EVENT_IO_REFUSED: I/O was refused because the device holds no
  *	key; sent once per sealed or wiped period
+ * @DM_CMK_EVENT_KEY_REJECTED: a KEY_SET carried a key other than the one
+ *	the device is bound to, and was refused (%DM_CMK_A_REJECTED counts)
  */
 enum dm_cmk_event {
 	DM_CMK_EVENT_KEY_INSTALLED,
 	DM_CMK_EVENT_KEY_WIPED,
 	DM_CMK_EVENT_IO_REFUSED,
+	DM_CMK_EVENT_KEY_REJECTED,
 };
 
 #endif /* _UAPI_LINUX_DM_CMK_H */
