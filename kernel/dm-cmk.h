@@ -4,8 +4,9 @@
  *
  *   target.c   table parsing and the device-mapper target operations
  *   io.c       the encrypted data path
- *   key.c      key slots: install, wipe, leases, and the events that wipe
- *              every key (suspend, VM fork, unload)
+ *   key.c      key slots: install, bind, wipe, leases, table policy, and
+ *              the events that wipe every key (suspend, VM fork)
+ *   hold.c     bios that wait for a key that is only briefly away
  *   netlink.c  the "dm-cmk" generic netlink family
  */
 #ifndef DM_CMK_H
@@ -15,10 +16,12 @@
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
 #include <linux/dm-ioctl.h>
+#include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mempool.h>
 #include <linux/mutex.h>
 #include <linux/percpu-refcount.h>
+#include <linux/spinlock.h>
 #include <linux/workqueue.h>
 #include <uapi/linux/dm-cmk.h>
 
@@ -29,6 +32,9 @@
 #define CMK_IV_SIZE		16
 #define CMK_LEASE_MAX_MS_DEFAULT	600000U
 #define CMK_LEASE_MAX_MS_LIMIT		86400000U
+#define CMK_HOLD_MS_DEFAULT		30000U
+#define CMK_HOLD_MS_LIMIT		600000U
+#define CMK_FINGERPRINT_LEN		32
 
 /**
  * struct cmk_key - one installed key: an AES-XTS transform and its users
@@ -36,8 +42,9 @@
  * @users: one reference per bio doing cryptography with @tfm, plus the
  *	slot's own while the key is published; killed when the key is retired
  * @drained: completed when @users reaches zero after a kill
- * @deadline: jiffies at which the lease runs out, 0 for no lease; part of
- *	the key so that a reader that got the key sees its lease
+ * @deadline: CLOCK_BOOTTIME (coarse) in ns at which the lease runs out, 0
+ *	for no lease; part of the key so that a reader that got the key sees
+ *	its lease.  Boottime, so that time the system slept counts.
  *
  * Each slot owns two of these and alternates between them, so a new key
  * can be published before the old one has drained.  Neither allocates on
@@ -47,7 +54,7 @@ struct cmk_key {
 	struct crypto_skcipher *tfm;
 	struct percpu_ref users;
 	struct completion drained;
-	unsigned long deadline;
+	u64 deadline;
 };
 
 enum cmk_slot_flags {
@@ -55,12 +62,27 @@ enum cmk_slot_flags {
 };
 
 /**
+ * struct cmk_held - a bio waiting for its slot's key, see hold.c
+ * @node: entry in &cmk_slot.held
+ * @until: jiffies at which it gives up and fails; jiffies, not boottime,
+ *	so that time the system slept does not count against it
+ */
+struct cmk_held {
+	struct list_head node;
+	unsigned long until;
+};
+
+/**
  * struct cmk_slot - the key of one key_name, shared by its targets
  * @node: entry in the global slot list, in creation order
- * @id: creation number, the dump cursor
+ * @ref: references: the slot list's, and one per user between a lookup and
+ *	its cmk_slot_put()
+ * @lock: serialises every change of this slot's state, key and targets
+ * @dead: the last target has gone; the slot is off the list
+ * @id: creation number, the cursor of walks and dumps
  * @name: the key_name from the table
  * @md: the mapped device whose targets use this slot
- * @dev_name: @md's name when the slot was created (md->name is major:minor)
+ * @dev_name: @md's name when last looked up (dmsetup rename changes it)
  * @targets: number of targets attached
  * @state: &enum dm_cmk_state
  * @keys: the two key objects, see &struct cmk_key
@@ -69,24 +91,37 @@ enum cmk_slot_flags {
  * @reqsize: skcipher request context size of @keys' transforms
  * @generation: caller-chosen generation of the installed key
  * @wipe_reason: why the key was last wiped, &enum dm_cmk_reason
+ * @bound: the slot has taken a key and takes no other
+ * @fingerprint: HMAC-SHA256 of that key under a per-boot secret (key.c)
  * @lease_max_ms: largest lease accepted: the smallest lease_ms of the
  *	attached targets, so loading a laxer table cannot relax the live one
  * @allow_no_lease: every attached target has allow_no_lease
+ * @hold_ms: the smallest hold_ms of the attached targets (for GET)
  * @sector_size: encryption sector size of the first attached target
  * @target_list: the attached targets (&cmk_target.slot_node)
  * @lease_work: wipes the key when its lease runs out
  * @refused_work: sends the IO_REFUSED event outside the I/O path
+ * @hold_lock: protects @held, @nr_held and @hold_ok
+ * @hold_ok: a bio that finds no key may wait for one (see hold.c)
+ * @held: bios waiting for a key (&cmk_held.node)
+ * @nr_held: entries in @held
+ * @hold_work: fails held bios whose time is up
  * @flags: &enum cmk_slot_flags
  * @reads: bios read and decrypted
  * @writes: bios encrypted and written
  * @io_errors: bios failed by the backing device or by crypto
  * @refused: bios refused because no key was installed
+ * @rejected: KEY_SETs refused because their key was not the bound one
  *
- * All fields but the counters and @active are changed only under
- * cmk_mutex; the I/O path reads @active under RCU.
+ * Fields other than the counters, @active and the hold fields change only
+ * under @lock; the I/O path reads @active under RCU and @state with
+ * READ_ONCE().
  */
 struct cmk_slot {
 	struct list_head node;
+	struct kref ref;
+	struct mutex lock;	/* this slot's state, key and targets */
+	bool dead;
 	u64 id;
 	char name[DM_CMK_NAME_MAX + 1];
 	struct mapped_device *md;
@@ -99,17 +134,26 @@ struct cmk_slot {
 	unsigned int reqsize;
 	u64 generation;
 	enum dm_cmk_reason wipe_reason;
+	bool bound;
+	u8 fingerprint[CMK_FINGERPRINT_LEN];
 	u32 lease_max_ms;
 	bool allow_no_lease;
+	u32 hold_ms;
 	unsigned int sector_size;
 	struct list_head target_list;
 	struct delayed_work lease_work;
 	struct work_struct refused_work;
+	spinlock_t hold_lock;	/* @held, @nr_held, @hold_ok */
+	bool hold_ok;
+	struct list_head held;
+	unsigned int nr_held;
+	struct delayed_work hold_work;
 	unsigned long flags;
 	atomic64_t reads;
 	atomic64_t writes;
 	atomic64_t io_errors;
 	atomic64_t refused;
+	atomic64_t rejected;
 };
 
 enum cmk_target_flags {
@@ -123,6 +167,7 @@ enum cmk_target_flags {
 
 /**
  * struct cmk_target - one dm-cmk target instance (a table line)
+ * @ti: the device-mapper target
  * @dev: the backing device
  * @start: offset of the data on @dev, in 512-byte sectors
  * @iv_offset: added to the sector number to form the IV
@@ -130,18 +175,24 @@ enum cmk_target_flags {
  * @sector_shift: log2(@sector_size / 512)
  * @flags: &enum cmk_target_flags
  * @lease_max_ms: table option lease_ms
+ * @hold_ms: table option hold_ms
  * @slot: the key slot of this target's key_name
  * @slot_node: entry in the slot's target list
  * @req_offset: offset of the skcipher request in the per-bio data
- * @wq: crypto workqueue; also continues requests that went asynchronous
+ * @wq: crypto workqueue: reads to decrypt, writes to encrypt (these may
+ *	wait for bounce pages), bios released from a hold
+ * @cont_wq: continues requests that went asynchronous; never waits for
+ *	memory, so it drains even while every @wq worker waits for pages
  * @inflight: data bios mapped and not yet completed, for the choice
  *	between inline crypto and @wq (see io.c)
  * @queued: bios waiting in @wq for a worker to start on them
  * @page_pool: bounce pages for the ciphertext of writes
+ * @pages: bounce pages allocated beyond @page_pool's reserve, see io.c
  * @bs: bios carrying that ciphertext
  * @bounce_lock: serialises blocking bounce page allocation, see io.c
  */
 struct cmk_target {
+	struct dm_target *ti;
 	struct dm_dev *dev;
 	sector_t start;
 	u64 iv_offset;
@@ -149,25 +200,29 @@ struct cmk_target {
 	unsigned int sector_shift;
 	unsigned long flags;
 	u32 lease_max_ms;
+	u32 hold_ms;
 	struct cmk_slot *slot;
 	struct list_head slot_node;
 	unsigned int req_offset;
 	struct workqueue_struct *wq;
+	struct workqueue_struct *cont_wq;
 	atomic_t inflight;
 	atomic_t queued;
 	mempool_t page_pool;
+	atomic_long_t pages;
 	struct bio_set bs;
 	struct mutex bounce_lock;	/* one blocking bounce allocation at a time */
 };
 
 /* key.c */
-extern struct mutex cmk_mutex;
-extern struct list_head cmk_slots;
+extern struct workqueue_struct *cmk_wq;
 
 int cmk_slot_attach(struct cmk_target *ct, const char *name,
 		    struct mapped_device *md, char **error);
 void cmk_slot_detach(struct cmk_target *ct);
-struct cmk_slot *cmk_slot_find(const char *name);
+struct cmk_slot *cmk_slot_get(const char *name);
+struct cmk_slot *cmk_slot_get_next(u64 id);
+void cmk_slot_put(struct cmk_slot *slot);
 bool cmk_name_valid(const char *name);
 
 int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
@@ -176,8 +231,10 @@ void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason);
 int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms);
 void cmk_wipe_all(enum dm_cmk_reason reason);
 bool cmk_slot_lease_left(struct cmk_slot *slot, u32 *left_ms);
+const char *cmk_slot_dev_name(struct cmk_slot *slot);
 
 struct cmk_key *cmk_key_get(struct cmk_slot *slot);
+bool cmk_slot_usable(struct cmk_slot *slot);
 
 static inline void cmk_key_put(struct cmk_key *key)
 {
@@ -189,9 +246,31 @@ void cmk_slot_note_refused(struct cmk_slot *slot);
 int cmk_key_init(void);
 void cmk_key_exit(void);
 
+/* hold.c */
+enum cmk_hold_result {
+	CMK_HOLD_HELD,		/* queued; cmk_io_unhold() will be called */
+	CMK_HOLD_RETRY,		/* a key is there now: go on */
+	CMK_HOLD_REFUSE,	/* no key and no waiting: fail the bio */
+};
+
+enum cmk_unhold {
+	CMK_UNHOLD_RESUME,	/* the key is back */
+	CMK_UNHOLD_FAIL,	/* time is up, or the key was revoked */
+};
+
+enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
+			      u32 hold_ms);
+void cmk_hold_set_ok(struct cmk_slot *slot, bool ok);
+void cmk_hold_release(struct cmk_slot *slot, enum cmk_unhold how);
+void cmk_hold_expire_work(struct work_struct *work);
+unsigned int cmk_hold_count(struct cmk_slot *slot);
+
 /* io.c */
 unsigned int cmk_io_data_size(struct cmk_target *ct, unsigned int reqsize);
 int cmk_map(struct dm_target *ti, struct bio *bio);
+void cmk_io_unhold(struct cmk_held *h, enum cmk_unhold how);
+int cmk_bounce_pool_init(struct cmk_target *ct);
+void cmk_bounce_pool_exit(struct cmk_target *ct);
 
 /* netlink.c */
 int cmk_netlink_init(void);

@@ -13,9 +13,18 @@
  * A bio takes a reference on the key only while doing its cryptography
  * (see cmk_key_get()), never while it waits for the backing device, so a
  * wipe waits at most for the crypto work of the bios already under way.
+ * A bio that finds no key may wait for one (hold.c), in its per-bio data.
+ *
+ * Forward progress under memory pressure: writes take their bounce pages
+ * before the key, from a per-target mempool whose target may use only its
+ * share of RAM beyond the reserve (cmk_page_alloc()); continuations of
+ * asynchronous crypto run in a workqueue of their own, which never waits
+ * for memory, so the writes whose pages the waiters need can always
+ * finish.
  */
 
 #include <linux/blkdev.h>
+#include <linux/mm.h>
 #include <linux/scatterlist.h>
 #include <crypto/skcipher.h>
 
@@ -33,10 +42,15 @@
 #define CMK_PIECE_SECTORS (CMK_PIECE_BYTES >> SECTOR_SHIFT)
 
 enum cmk_phase {
+	CMK_PHASE_MAP,		/* held before mapping: map it now */
 	CMK_PHASE_READ,		/* read completed: start decrypting */
 	CMK_PHASE_WRITE,	/* write mapped: start encrypting */
 	CMK_PHASE_CONTINUE,	/* an async request completed: go on */
 };
+
+/* Bounce pages beyond the reserves: a share of RAM for all targets. */
+#define CMK_BOUNCE_RAM_PERCENT	2
+static atomic_t cmk_nr_targets = ATOMIC_INIT(0);
 
 /**
  * struct cmk_io - per-bio state, in the bio's per-bio data
@@ -50,8 +64,10 @@ enum cmk_phase {
  * @end_io: for reads, @bio's completion handler, restored before ending it
  * @private: for reads, @bio's bi_private, restored likewise
  * @status: result so far
- * @phase: what @work does next, &enum cmk_phase
+ * @phase: what @work does next, or where a held bio goes on,
+ *	&enum cmk_phase
  * @work: runs the next phase in the target's workqueue
+ * @held: the bio's place while it waits for a key (hold.c)
  * @iv: IV of the request in flight
  * @sg_in: source of the request in flight
  * @sg_out: destination of the request in flight
@@ -71,6 +87,7 @@ struct cmk_io {
 	blk_status_t status;
 	enum cmk_phase phase;
 	struct work_struct work;
+	struct cmk_held held;
 	u8 iv[CMK_IV_SIZE] __aligned(__alignof__(u64));
 	struct scatterlist sg_in;
 	struct scatterlist sg_out;
@@ -91,13 +108,21 @@ static inline struct skcipher_request *cmk_io_req(struct cmk_io *io)
 static void cmk_crypt_step(struct cmk_io *io);
 static void cmk_read_crypt(struct cmk_io *io);
 static void cmk_write_crypt(struct cmk_io *io);
+static void cmk_read_submit(struct cmk_io *io);
 
 static void cmk_io_work(struct work_struct *work)
 {
 	struct cmk_io *io = container_of(work, struct cmk_io, work);
 
-	atomic_dec(&io->ct->queued);
+	if (io->phase != CMK_PHASE_CONTINUE)
+		atomic_dec(&io->ct->queued);
 	switch (io->phase) {
+	case CMK_PHASE_MAP:
+		if (bio_data_dir(io->bio) == READ)
+			cmk_read_submit(io);
+		else
+			cmk_write_crypt(io);
+		break;
 	case CMK_PHASE_READ:
 		cmk_read_crypt(io);
 		break;
@@ -115,6 +140,16 @@ static void cmk_io_queue(struct cmk_io *io, enum cmk_phase phase)
 	io->phase = phase;
 	atomic_inc(&io->ct->queued);
 	queue_work(io->ct->wq, &io->work);
+}
+
+/*
+ * Continue after an asynchronous request, in the workqueue that never
+ * waits for memory (see the top of this file).
+ */
+static void cmk_io_continue(struct cmk_io *io)
+{
+	io->phase = CMK_PHASE_CONTINUE;
+	queue_work(io->ct->cont_wq, &io->work);
 }
 
 /*
@@ -245,7 +280,7 @@ static void cmk_crypt_async_done(CMK_ASYNC_ARG, int err)
 	} else {
 		cmk_crypt_advance(io);
 	}
-	cmk_io_queue(io, CMK_PHASE_CONTINUE);
+	cmk_io_continue(io);
 }
 
 /*
@@ -318,15 +353,60 @@ static void cmk_refuse(struct cmk_target *ct)
 		    cmk_state_name(READ_ONCE(slot->state)));
 }
 
+/*
+ * The slot has no usable key for @io: let it wait for one (it goes on in
+ * @phase when a key comes), or tell the caller to fail it.
+ */
+static enum cmk_hold_result cmk_io_hold(struct cmk_io *io,
+					enum cmk_phase phase)
+{
+	/* Set before it is on the list: a release may come at once. */
+	io->phase = phase;
+	return cmk_hold(io->ct->slot, &io->held, io->ct->hold_ms);
+}
+
+/**
+ * cmk_io_unhold() - a held bio goes on, or fails
+ * @h: the bio's hold entry, off the list
+ * @how: %CMK_UNHOLD_RESUME: queue it to go on where it stopped;
+ *	%CMK_UNHOLD_FAIL: fail it with EIO
+ */
+void cmk_io_unhold(struct cmk_held *h, enum cmk_unhold how)
+{
+	struct cmk_io *io = container_of(h, struct cmk_io, held);
+
+	if (how == CMK_UNHOLD_RESUME) {
+		cmk_io_queue(io, io->phase);
+		return;
+	}
+	cmk_refuse(io->ct);
+	if (io->phase == CMK_PHASE_READ) {
+		io->status = BLK_STS_IOERR;
+		cmk_read_finish(io);
+	} else {
+		/* Not yet mapped, or a write whose bounce pages went back. */
+		cmk_bio_done(io, BLK_STS_IOERR);
+	}
+}
+
 /* Start decrypting a read that completed. */
 static void cmk_read_crypt(struct cmk_io *io)
 {
-	io->key = cmk_key_get(io->ct->slot);
-	if (!io->key) {
-		cmk_refuse(io->ct);
-		io->status = BLK_STS_IOERR;
-		cmk_read_finish(io);
-		return;
+	for (;;) {
+		io->key = cmk_key_get(io->ct->slot);
+		if (io->key)
+			break;
+		switch (cmk_io_hold(io, CMK_PHASE_READ)) {
+		case CMK_HOLD_HELD:
+			return;
+		case CMK_HOLD_REFUSE:
+			cmk_refuse(io->ct);
+			io->status = BLK_STS_IOERR;
+			cmk_read_finish(io);
+			return;
+		case CMK_HOLD_RETRY:
+			break;
+		}
 	}
 	cmk_crypt_step(io);
 }
@@ -397,28 +477,56 @@ retry:
 
 static void cmk_write_crypt(struct cmk_io *io)
 {
-	/* Allocate first: the key reference is held only for the crypto. */
-	cmk_alloc_bounce(io, io->iter_in.bi_size);
-	io->key = cmk_key_get(io->ct->slot);
-	if (!io->key) {
-		cmk_refuse(io->ct);
+	for (;;) {
+		/* Allocate first: the key reference is held only for crypto. */
+		cmk_alloc_bounce(io, io->iter_in.bi_size);
+		io->key = cmk_key_get(io->ct->slot);
+		if (io->key)
+			break;
+		/* No key: don't sit on bounce pages while waiting for one. */
 		cmk_free_bounce(io, io->clone);
 		bio_put(io->clone);
-		cmk_bio_done(io, BLK_STS_IOERR);
-		return;
+		io->clone = NULL;
+		switch (cmk_io_hold(io, CMK_PHASE_WRITE)) {
+		case CMK_HOLD_HELD:
+			return;
+		case CMK_HOLD_REFUSE:
+			cmk_refuse(io->ct);
+			cmk_bio_done(io, BLK_STS_IOERR);
+			return;
+		case CMK_HOLD_RETRY:
+			break;
+		}
 	}
 	cmk_crypt_step(io);
 }
 
-static int cmk_map_passthrough(struct dm_target *ti, struct bio *bio)
+/* Send @bio to the backing device, at the target's offset. */
+static void cmk_remap(struct cmk_target *ct, struct bio *bio)
 {
-	struct cmk_target *ct = ti->private;
-
 	bio_set_dev(bio, ct->dev->bdev);
 	if (bio_sectors(bio))
 		bio->bi_iter.bi_sector = ct->start +
-			dm_target_offset(ti, bio->bi_iter.bi_sector);
-	return DM_MAPIO_REMAPPED;
+			dm_target_offset(ct->ti, bio->bi_iter.bi_sector);
+}
+
+/* A read is decrypted when it completes: hook its completion. */
+static void cmk_read_hook(struct cmk_io *io)
+{
+	struct bio *bio = io->bio;
+
+	io->end_io = bio->bi_end_io;
+	io->private = bio->bi_private;
+	bio->bi_end_io = cmk_read_endio;
+	bio->bi_private = io;
+	cmk_remap(io->ct, bio);
+}
+
+/* A read that waited for the key before it was mapped goes out now. */
+static void cmk_read_submit(struct cmk_io *io)
+{
+	cmk_read_hook(io);
+	submit_bio_noacct(io->bio);
 }
 
 int cmk_map(struct dm_target *ti, struct bio *bio)
@@ -428,21 +536,19 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	sector_t sector;
 
 	/* An empty flush carries no data; a discard only if allowed. */
-	if (unlikely(bio->bi_opf & REQ_PREFLUSH) && !bio_has_data(bio))
-		return cmk_map_passthrough(ti, bio);
+	if (unlikely(bio->bi_opf & REQ_PREFLUSH) && !bio_has_data(bio)) {
+		cmk_remap(ct, bio);
+		return DM_MAPIO_REMAPPED;
+	}
 	if (bio_op(bio) == REQ_OP_DISCARD) {
 		if (!test_bit(CMK_ALLOW_DISCARDS, &ct->flags))
 			return DM_MAPIO_KILL;
-		return cmk_map_passthrough(ti, bio);
+		cmk_remap(ct, bio);
+		return DM_MAPIO_REMAPPED;
 	}
 	if (unlikely(bio_op(bio) != REQ_OP_READ &&
 		     bio_op(bio) != REQ_OP_WRITE))
 		return DM_MAPIO_KILL;
-
-	if (unlikely(READ_ONCE(ct->slot->state) != DM_CMK_STATE_ACTIVE)) {
-		cmk_refuse(ct);
-		return DM_MAPIO_KILL;
-	}
 
 	/* When dm-cmk chooses where the crypto runs: pieces, see cmk_inline() */
 	if (bio_sectors(bio) > CMK_PIECE_SECTORS &&
@@ -468,14 +574,26 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	io->sector = sector + ct->iv_offset;
 	io->status = BLK_STS_OK;
 	INIT_WORK(&io->work, cmk_io_work);
+	INIT_LIST_HEAD(&io->held.node);
 	atomic_inc(&ct->inflight);
 
+	/* No key: wait for one before touching the backing device. */
+	if (unlikely(READ_ONCE(ct->slot->state) != DM_CMK_STATE_ACTIVE)) {
+		switch (cmk_io_hold(io, CMK_PHASE_MAP)) {
+		case CMK_HOLD_HELD:
+			return DM_MAPIO_SUBMITTED;
+		case CMK_HOLD_REFUSE:
+			atomic_dec(&ct->inflight);
+			cmk_refuse(ct);
+			return DM_MAPIO_KILL;
+		case CMK_HOLD_RETRY:
+			break;
+		}
+	}
+
 	if (bio_data_dir(bio) == READ) {
-		io->end_io = bio->bi_end_io;
-		io->private = bio->bi_private;
-		bio->bi_end_io = cmk_read_endio;
-		bio->bi_private = io;
-		return cmk_map_passthrough(ti, bio);
+		cmk_read_hook(io);
+		return DM_MAPIO_REMAPPED;
 	}
 
 	if (cmk_inline(io, CMK_NO_WRITE_WORKQUEUE))
@@ -483,4 +601,62 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	else
 		cmk_io_queue(io, CMK_PHASE_WRITE);
 	return DM_MAPIO_SUBMITTED;
+}
+
+/*
+ * Bounce pages beyond a mempool's reserve come from the page allocator,
+ * up to a share of RAM: 2 % for all targets together, split between them,
+ * and at least one full bio's worth each.  A target over its share waits
+ * for its own pages to come back (mempool_alloc() asks with __GFP_NORETRY
+ * first, then takes from the reserve, then waits), so many writers under
+ * memory pressure cannot eat the memory reclaim needs.
+ */
+static unsigned long cmk_pages_limit(void)
+{
+	unsigned long share = totalram_pages() * CMK_BOUNCE_RAM_PERCENT / 100;
+
+	share /= max(atomic_read(&cmk_nr_targets), 1);
+	return max_t(unsigned long, share, BIO_MAX_VECS);
+}
+
+static void *cmk_page_alloc(gfp_t gfp, void *data)
+{
+	struct cmk_target *ct = data;
+	struct page *page;
+
+	if (unlikely(atomic_long_read(&ct->pages) >= cmk_pages_limit()) &&
+	    (gfp & __GFP_NORETRY))
+		return NULL;
+	page = alloc_page(gfp);
+	if (page)
+		atomic_long_inc(&ct->pages);
+	return page;
+}
+
+static void cmk_page_free(void *page, void *data)
+{
+	struct cmk_target *ct = data;
+
+	__free_page(page);
+	atomic_long_dec(&ct->pages);
+}
+
+int cmk_bounce_pool_init(struct cmk_target *ct)
+{
+	int ret;
+
+	atomic_long_set(&ct->pages, 0);
+	ret = mempool_init(&ct->page_pool, BIO_MAX_VECS, cmk_page_alloc,
+			   cmk_page_free, ct);
+	if (!ret)
+		atomic_inc(&cmk_nr_targets);
+	return ret;
+}
+
+void cmk_bounce_pool_exit(struct cmk_target *ct)
+{
+	if (!mempool_initialized(&ct->page_pool))
+		return;
+	mempool_exit(&ct->page_pool);
+	atomic_dec(&cmk_nr_targets);
 }

@@ -3,7 +3,7 @@
  * dm-cmk key slots: the whole life of a key, from install to wipe.
  *
  * A slot holds the key of one key_name.  Its state moves only through the
- * functions here, each called with cmk_mutex held:
+ * functions here, each called with the slot's own lock held:
  *
  *   SEALED --cmk_slot_install--> ACTIVE --cmk_slot_wipe--> WIPED
  *                                  ^                         |
@@ -15,24 +15,46 @@
  * finishes with the key it started with or fails; it never sees a zero or
  * half-written key.  The transform memory itself is freed with the slot,
  * and the crypto API frees it with kfree_sensitive().
+ *
+ * A slot is bound to the first key it takes: a device's key never changes
+ * in its life (a KEK rotation re-wraps it), so any other key is refused,
+ * whether the slot is active or wiped.  Only a new table, which makes a
+ * new slot, takes a new key.  The slot keeps a keyed fingerprint of its
+ * key (HMAC-SHA256 under a secret drawn when the module loads), never the
+ * key.
+ *
+ * Locking: cmk_slots_lock guards the list of slots and nothing else; it is
+ * never held while a key drains or while memory is allocated with
+ * GFP_KERNEL, so one slot's wipe never stalls another slot's renewal.
+ * Each slot has its own lock, taken after a reference was got from the
+ * list (cmk_slot_get()); slots are freed when their last reference goes.
  */
 
 #include <linux/jiffies.h>
+#include <linux/platform_device.h>
 #include <linux/random.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/suspend.h>
+#include <linux/timekeeping.h>
 #include <crypto/algapi.h>
+#include <crypto/hash.h>
 #include <crypto/skcipher.h>
 
 #include "dm-cmk.h"
 
-/* Serialises every change of slot state, and the slot list. */
-DEFINE_MUTEX(cmk_mutex);
-LIST_HEAD(cmk_slots);
-
-static struct workqueue_struct *cmk_wq;
+/* Guards cmk_slots (membership and order) and cmk_next_id only. */
+static DEFINE_MUTEX(cmk_slots_lock);
+static LIST_HEAD(cmk_slots);
 static u64 cmk_next_id;
+
+struct workqueue_struct *cmk_wq;
+
+/* From PM_*_PREPARE to PM_POST_*: KEY_SET is refused, see cmk_pm_notify(). */
+static bool cmk_sleeping;
+
+/* Keyed with a secret drawn at module load; fingerprints slots' keys. */
+static struct crypto_shash *cmk_fpr_tfm;
 
 bool cmk_name_valid(const char *name)
 {
@@ -48,6 +70,11 @@ bool cmk_name_valid(const char *name)
 			return false;
 	}
 	return true;
+}
+
+static u64 cmk_now_ns(void)
+{
+	return ktime_get_coarse_boottime_ns();
 }
 
 static void cmk_key_release(struct percpu_ref *ref)
@@ -119,9 +146,9 @@ static void cmk_key_retire(struct cmk_key *key)
 
 static bool cmk_key_expired(struct cmk_key *key)
 {
-	unsigned long deadline = READ_ONCE(key->deadline);
+	u64 deadline = READ_ONCE(key->deadline);
 
-	return deadline && time_after_eq(jiffies, deadline);
+	return deadline && cmk_now_ns() >= deadline;
 }
 
 /**
@@ -153,28 +180,62 @@ struct cmk_key *cmk_key_get(struct cmk_slot *slot)
 	return key;
 }
 
+/**
+ * cmk_slot_usable() - does @slot have a published key with lease left?
+ * @slot: the slot
+ *
+ * Context: any.
+ */
+bool cmk_slot_usable(struct cmk_slot *slot)
+{
+	struct cmk_key *key;
+	bool usable;
+
+	rcu_read_lock();
+	key = rcu_dereference(slot->active);
+	usable = key && !cmk_key_expired(key);
+	rcu_read_unlock();
+	return usable;
+}
+
 /* Give @key a lease of @lease_ms from now (0: none), and arm the wipe. */
 static void cmk_set_lease(struct cmk_slot *slot, struct cmk_key *key,
 			  u32 lease_ms)
 {
-	unsigned long deadline;
-
 	if (lease_ms == 0) {
 		WRITE_ONCE(key->deadline, 0);
 		cancel_delayed_work(&slot->lease_work);
 		return;
 	}
-	/* One word, read once: 0 is reserved for "no lease". */
-	deadline = jiffies + msecs_to_jiffies(lease_ms);
-	WRITE_ONCE(key->deadline, deadline ? deadline : 1);
+	WRITE_ONCE(key->deadline, cmk_now_ns() + (u64)lease_ms * NSEC_PER_MSEC);
 	mod_delayed_work(cmk_wq, &slot->lease_work, msecs_to_jiffies(lease_ms));
 }
 
-/* The published key, or NULL.  Context: cmk_mutex held. */
+/* The published key, or NULL.  Context: the slot's lock held. */
 static struct cmk_key *cmk_slot_key(struct cmk_slot *slot)
 {
 	return rcu_dereference_protected(slot->active,
-					 lockdep_is_held(&cmk_mutex));
+					 lockdep_is_held(&slot->lock));
+}
+
+/* The keyed fingerprint of @key that binds a slot to it. */
+static int cmk_fingerprint(const u8 *key, u8 out[CMK_FINGERPRINT_LEN])
+{
+	SHASH_DESC_ON_STACK(desc, cmk_fpr_tfm);
+	int ret;
+
+	desc->tfm = cmk_fpr_tfm;
+	ret = crypto_shash_digest(desc, key, DM_CMK_KEY_LEN, out);
+	shash_desc_zero(desc);
+	return ret;
+}
+
+/* Reasons after which I/O waits for the key instead of failing at once. */
+static bool cmk_reason_holds(enum dm_cmk_reason reason)
+{
+	return reason != DM_CMK_REASON_REVOKED &&
+	       reason != DM_CMK_REASON_REQUESTED &&
+	       reason != DM_CMK_REASON_DESTROY;
 }
 
 /**
@@ -182,75 +243,122 @@ static struct cmk_key *cmk_slot_key(struct cmk_slot *slot)
  * @slot: the slot, in any state
  * @key: %DM_CMK_KEY_LEN bytes whose halves differ; the caller wipes it
  * @generation: caller's generation number, reported by GET
- * @lease_ms: lease, already accepted by cmk_lease_check()
+ * @lease_ms: lease, already accepted by the table's policy
  *
- * Invariant: outside cmk_mutex, @slot->keys[@slot->next] is never published
- * and has no users.  The new key is set on that object and published before
- * the previous key is retired, so replacing a key does not fail I/O.
+ * Invariant: outside the slot's lock, @slot->keys[@slot->next] is never
+ * published and has no users.  The new key is set on that object and
+ * published before the previous key is retired, so replacing a key does
+ * not fail I/O.  A slot takes only the key it was first given.
  *
- * Context: cmk_mutex held.
- * Return: 0, or the crypto API's error; the slot is unchanged on error.
+ * Context: the slot's lock held.
+ * Return: 0; -EBUSY while the system sleeps; -EKEYREJECTED for a key that
+ * is not the bound one; or the crypto API's error.  The slot is unchanged
+ * on error.
  */
 int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
 		     u32 lease_ms)
 {
 	struct cmk_key *new = &slot->keys[slot->next];
+	u8 fpr[CMK_FINGERPRINT_LEN];
 	struct cmk_key *old;
 	int ret;
 
-	lockdep_assert_held(&cmk_mutex);
+	lockdep_assert_held(&slot->lock);
+
+	if (READ_ONCE(cmk_sleeping))
+		return -EBUSY;
+	ret = cmk_fingerprint(key, fpr);
+	if (ret)
+		goto out;
+	if (slot->bound && crypto_memneq(fpr, slot->fingerprint, sizeof(fpr))) {
+		atomic64_inc(&slot->rejected);
+		DMWARN_LIMIT("%s: KEY_SET refused: not the key this device is bound to",
+			     slot->name);
+		cmk_netlink_notify(slot, DM_CMK_EVENT_KEY_REJECTED, 0);
+		ret = -EKEYREJECTED;
+		goto out;
+	}
 
 	ret = crypto_skcipher_setkey(new->tfm, key, DM_CMK_KEY_LEN);
 	if (ret) {
 		cmk_key_scrub(new);
-		return ret;
+		goto out;
 	}
 	percpu_ref_reinit(&new->users);
 
 	/* The lease is set before the key is published: readers see both. */
 	cmk_set_lease(slot, new, lease_ms);
+	/* Should the lease lapse, I/O waits for the next install. */
+	cmk_hold_set_ok(slot, true);
 	old = rcu_replace_pointer(slot->active, new,
-				  lockdep_is_held(&cmk_mutex));
+				  lockdep_is_held(&slot->lock));
 	slot->next ^= 1;
 	slot->generation = generation;
 	WRITE_ONCE(slot->state, DM_CMK_STATE_ACTIVE);
+	if (!slot->bound) {
+		memcpy(slot->fingerprint, fpr, sizeof(fpr));
+		slot->bound = true;
+	}
 	/* A refusal not yet reported is stale now: don't send it after this. */
 	cancel_work(&slot->refused_work);
 	clear_bit(CMK_SLOT_REFUSED_SENT, &slot->flags);
 
 	if (old)
 		cmk_key_retire(old);
+	/* The key is published: what waited for it goes on. */
+	cmk_hold_release(slot, CMK_UNHOLD_RESUME);
 
 	DMINFO("%s: key installed, generation %llu, lease %u ms",
 	       slot->name, generation, lease_ms);
 	cmk_netlink_notify(slot, DM_CMK_EVENT_KEY_INSTALLED, 0);
-	return 0;
+out:
+	memzero_explicit(fpr, sizeof(fpr));
+	return ret;
 }
 
 /**
- * cmk_slot_wipe() - wipe the key of @slot; I/O fails from now on
+ * cmk_slot_wipe() - wipe the key of @slot; I/O waits or fails from now on
  * @slot: the slot
  * @reason: why, reported in the event and the kernel log
  *
  * When this returns, no bio is using the key and its schedule has been
- * overwritten.  A slot without a key is left as it is.
+ * overwritten.  After REVOKED, REQUESTED or DESTROY, bios waiting for a
+ * key fail, and later ones fail at once; after any other reason they wait
+ * for the next install up to their hold_ms.  A slot without a key is left
+ * as it is, except that one of those three reasons ends every wait.
  *
- * Context: cmk_mutex held; sleeps.
+ * Context: the slot's lock held; sleeps.
  */
 void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason)
 {
-	struct cmk_key *old;
+	bool holds = cmk_reason_holds(reason);
+	struct cmk_key *old = cmk_slot_key(slot);
 
-	lockdep_assert_held(&cmk_mutex);
+	lockdep_assert_held(&slot->lock);
 
-	old = rcu_replace_pointer(slot->active, NULL,
-				  lockdep_is_held(&cmk_mutex));
-	if (!old)
+	if (!old) {
+		if (holds || !slot->hold_ok)
+			return;
+		/* No key to wipe, but the customer's "no" ends every wait. */
+		cmk_hold_set_ok(slot, false);
+		cmk_hold_release(slot, CMK_UNHOLD_FAIL);
+		if (reason == DM_CMK_REASON_DESTROY)
+			return;
+		WRITE_ONCE(slot->state, DM_CMK_STATE_WIPED);
+		slot->wipe_reason = reason;
+		cmk_netlink_notify(slot, DM_CMK_EVENT_KEY_WIPED, reason);
 		return;
+	}
+
+	/* Decide the fate of waiting bios before the key is gone. */
+	cmk_hold_set_ok(slot, holds);
 	WRITE_ONCE(slot->state, DM_CMK_STATE_WIPED);
 	slot->wipe_reason = reason;
+	rcu_replace_pointer(slot->active, NULL, lockdep_is_held(&slot->lock));
 	cancel_delayed_work(&slot->lease_work);
 	cmk_key_retire(old);
+	if (!holds)
+		cmk_hold_release(slot, CMK_UNHOLD_FAIL);
 
 	DMINFO("%s: key wiped (%s)", slot->name, cmk_reason_name(reason));
 	cmk_netlink_notify(slot, DM_CMK_EVENT_KEY_WIPED, reason);
@@ -259,11 +367,11 @@ void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason)
 /**
  * cmk_slot_renew() - extend the lease of an ACTIVE slot
  * @slot: the slot
- * @lease_ms: new lease from now, already accepted by cmk_lease_check()
+ * @lease_ms: new lease from now, already accepted by the table's policy
  *
  * A lease that has already run out is not revived: the key is wiped.
  *
- * Context: cmk_mutex held.
+ * Context: the slot's lock held.
  * Return: 0, or -ENOKEY if the slot holds no (live) key.
  */
 int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms)
@@ -289,7 +397,7 @@ int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms)
  */
 bool cmk_slot_lease_left(struct cmk_slot *slot, u32 *left_ms)
 {
-	unsigned long deadline = 0, now = jiffies;
+	u64 deadline = 0, now = cmk_now_ns();
 	struct cmk_key *key;
 
 	rcu_read_lock();
@@ -299,9 +407,28 @@ bool cmk_slot_lease_left(struct cmk_slot *slot, u32 *left_ms)
 	rcu_read_unlock();
 	if (!deadline)
 		return false;
-	*left_ms = time_after_eq(now, deadline) ? 0 :
-		   jiffies_to_msecs(deadline - now);
+	*left_ms = now >= deadline ? 0 :
+		   min_t(u64, div_u64(deadline - now, NSEC_PER_MSEC), U32_MAX);
 	return true;
+}
+
+/**
+ * cmk_slot_dev_name() - the current name of the slot's mapped device
+ * @slot: the slot
+ *
+ * Looked up each time, so that dmsetup rename shows in GET and events;
+ * the last name seen is kept for when the device is being removed.
+ *
+ * Context: the slot's lock held.
+ */
+const char *cmk_slot_dev_name(struct cmk_slot *slot)
+{
+	char name[DM_NAME_LEN];
+
+	lockdep_assert_held(&slot->lock);
+	if (!slot->dead && !dm_copy_name_and_uuid(slot->md, name, NULL))
+		strscpy(slot->dev_name, name, sizeof(slot->dev_name));
+	return slot->dev_name;
 }
 
 static void cmk_lease_work(struct work_struct *work)
@@ -310,11 +437,15 @@ static void cmk_lease_work(struct work_struct *work)
 					     struct cmk_slot, lease_work);
 	struct cmk_key *key;
 
-	mutex_lock(&cmk_mutex);
+	mutex_lock(&slot->lock);
 	key = cmk_slot_key(slot);
 	if (key && cmk_key_expired(key))
 		cmk_slot_wipe(slot, DM_CMK_REASON_LEASE_EXPIRED);
-	mutex_unlock(&cmk_mutex);
+	else if (key && key->deadline)
+		/* The timer counts awake time only: look again later. */
+		mod_delayed_work(cmk_wq, &slot->lease_work,
+				 nsecs_to_jiffies(key->deadline - cmk_now_ns()) + 1);
+	mutex_unlock(&slot->lock);
 }
 
 static void cmk_refused_work(struct work_struct *work)
@@ -322,9 +453,9 @@ static void cmk_refused_work(struct work_struct *work)
 	struct cmk_slot *slot = container_of(work, struct cmk_slot,
 					     refused_work);
 
-	mutex_lock(&cmk_mutex);
+	mutex_lock(&slot->lock);
 	cmk_netlink_notify(slot, DM_CMK_EVENT_IO_REFUSED, 0);
-	mutex_unlock(&cmk_mutex);
+	mutex_unlock(&slot->lock);
 }
 
 /* Count a refused bio; tell userspace once per sealed or wiped period. */
@@ -335,37 +466,75 @@ void cmk_slot_note_refused(struct cmk_slot *slot)
 		queue_work(cmk_wq, &slot->refused_work);
 }
 
-/* Context: cmk_mutex held. */
-void cmk_wipe_all(enum dm_cmk_reason reason)
+/* ---- slot lifetime ------------------------------------------------------ */
+
+static void cmk_slot_release(struct kref *ref)
 {
-	struct cmk_slot *slot;
+	struct cmk_slot *slot = container_of(ref, struct cmk_slot, ref);
 
-	lockdep_assert_held(&cmk_mutex);
-	list_for_each_entry(slot, &cmk_slots, node)
-		cmk_slot_wipe(slot, reason);
-}
-
-/* Context: cmk_mutex held. */
-struct cmk_slot *cmk_slot_find(const char *name)
-{
-	struct cmk_slot *slot;
-
-	lockdep_assert_held(&cmk_mutex);
-	list_for_each_entry(slot, &cmk_slots, node)
-		if (!strcmp(slot->name, name))
-			return slot;
-	return NULL;
-}
-
-static void cmk_slot_free(struct cmk_slot *slot)
-{
+	cancel_delayed_work_sync(&slot->lease_work);
+	cancel_delayed_work_sync(&slot->hold_work);
+	cancel_work_sync(&slot->refused_work);
 	cmk_key_destroy_one(&slot->keys[0]);
 	cmk_key_destroy_one(&slot->keys[1]);
+	memzero_explicit(slot->fingerprint, sizeof(slot->fingerprint));
+	mutex_destroy(&slot->lock);
 	kfree(slot);
 }
 
-static struct cmk_slot *cmk_slot_create(const char *name,
-					struct mapped_device *md)
+/* Drop a reference from cmk_slot_get() or cmk_slot_get_next(). */
+void cmk_slot_put(struct cmk_slot *slot)
+{
+	kref_put(&slot->ref, cmk_slot_release);
+}
+
+/**
+ * cmk_slot_get() - find the slot of @name and take a reference on it
+ * @name: a valid key_name
+ *
+ * The caller takes the slot's lock and must then check &cmk_slot.dead.
+ * Return: the slot, or NULL.
+ */
+struct cmk_slot *cmk_slot_get(const char *name)
+{
+	struct cmk_slot *slot, *found = NULL;
+
+	mutex_lock(&cmk_slots_lock);
+	list_for_each_entry(slot, &cmk_slots, node) {
+		if (!strcmp(slot->name, name)) {
+			kref_get(&slot->ref);
+			found = slot;
+			break;
+		}
+	}
+	mutex_unlock(&cmk_slots_lock);
+	return found;
+}
+
+/**
+ * cmk_slot_get_next() - the first slot whose id is at least @id
+ * @id: cursor; pass the last slot's id + 1 to walk every slot once
+ *
+ * Return: the slot with a reference taken, or NULL at the end.
+ */
+struct cmk_slot *cmk_slot_get_next(u64 id)
+{
+	struct cmk_slot *slot, *found = NULL;
+
+	mutex_lock(&cmk_slots_lock);
+	list_for_each_entry(slot, &cmk_slots, node) {
+		if (slot->id >= id) {
+			kref_get(&slot->ref);
+			found = slot;
+			break;
+		}
+	}
+	mutex_unlock(&cmk_slots_lock);
+	return found;
+}
+
+static struct cmk_slot *cmk_slot_alloc(const char *name,
+				       struct mapped_device *md)
 {
 	struct cmk_slot *slot;
 	int ret;
@@ -373,6 +542,8 @@ static struct cmk_slot *cmk_slot_create(const char *name,
 	slot = kzalloc(sizeof(*slot), GFP_KERNEL);
 	if (!slot)
 		return ERR_PTR(-ENOMEM);
+	kref_init(&slot->ref);
+	mutex_init(&slot->lock);
 	strscpy(slot->name, name, sizeof(slot->name));
 	slot->md = md;
 	/* Not under dm's hash locks here, unlike in a destructor. */
@@ -382,38 +553,84 @@ static struct cmk_slot *cmk_slot_create(const char *name,
 	INIT_LIST_HEAD(&slot->target_list);
 	INIT_DELAYED_WORK(&slot->lease_work, cmk_lease_work);
 	INIT_WORK(&slot->refused_work, cmk_refused_work);
+	spin_lock_init(&slot->hold_lock);
+	INIT_LIST_HEAD(&slot->held);
+	INIT_DELAYED_WORK(&slot->hold_work, cmk_hold_expire_work);
+	/* A new device waits for its first key. */
+	slot->hold_ok = true;
 	atomic64_set(&slot->reads, 0);
 	atomic64_set(&slot->writes, 0);
 	atomic64_set(&slot->io_errors, 0);
 	atomic64_set(&slot->refused, 0);
+	atomic64_set(&slot->rejected, 0);
 
 	ret = cmk_key_init_one(&slot->keys[0]);
 	if (!ret)
 		ret = cmk_key_init_one(&slot->keys[1]);
 	if (ret) {
-		cmk_slot_free(slot);
+		cmk_slot_put(slot);
 		return ERR_PTR(ret);
 	}
 	slot->reqsize = max(crypto_skcipher_reqsize(slot->keys[0].tfm),
 			    crypto_skcipher_reqsize(slot->keys[1].tfm));
-	slot->id = cmk_next_id++;
-	list_add_tail(&slot->node, &cmk_slots);
 	return slot;
+}
+
+/* The tweak values a target uses: [*first, *end). */
+static void cmk_iv_range(const struct cmk_target *ct, u64 *first, u64 *end)
+{
+	*first = ct->iv_offset;
+	*end = ct->iv_offset + ct->ti->len;
+	if (test_bit(CMK_IV_LARGE_SECTORS, &ct->flags)) {
+		*first >>= ct->sector_shift;
+		*end >>= ct->sector_shift;
+	}
+}
+
+/*
+ * Would @ct reuse a tweak of another target of its own table?  Two
+ * targets under one key with overlapping IV ranges encrypt different
+ * blocks with the same key and tweak, which XTS must never do.  Targets
+ * of other tables of the device (the live one during a reload) are the
+ * same blocks, and may overlap.
+ */
+static bool cmk_iv_overlaps(struct cmk_slot *slot, struct cmk_target *ct)
+{
+	struct cmk_target *other;
+	u64 a0, a1, b0, b1;
+
+	cmk_iv_range(ct, &a0, &a1);
+	list_for_each_entry(other, &slot->target_list, slot_node) {
+		if (other->ti->table != ct->ti->table)
+			continue;
+		cmk_iv_range(other, &b0, &b1);
+		if (a0 < b1 && b0 < a1)
+			return true;
+	}
+	return false;
 }
 
 /*
  * The lease policy of a slot is the strictest of its targets', so that
  * loading a laxer table (which may never be resumed) cannot relax the live
- * one.  A stricter table takes effect at once: fail closed.
+ * one.  A stricter table takes effect at once, on the live key too: its
+ * lease is cut to the new maximum, and a key without a lease is wiped if
+ * the new table requires one (fail closed).
+ *
+ * Context: the slot's lock held.
  */
 static void cmk_slot_update_policy(struct cmk_slot *slot)
 {
 	struct cmk_target *ct;
+	struct cmk_key *key;
+	u64 limit;
 
 	slot->lease_max_ms = CMK_LEASE_MAX_MS_LIMIT;
 	slot->allow_no_lease = true;
+	slot->hold_ms = CMK_HOLD_MS_LIMIT;
 	list_for_each_entry(ct, &slot->target_list, slot_node) {
 		slot->lease_max_ms = min(slot->lease_max_ms, ct->lease_max_ms);
+		slot->hold_ms = min(slot->hold_ms, ct->hold_ms);
 		if (!test_bit(CMK_ALLOW_NO_LEASE, &ct->flags))
 			slot->allow_no_lease = false;
 	}
@@ -421,6 +638,68 @@ static void cmk_slot_update_policy(struct cmk_slot *slot)
 				      slot_node);
 	if (ct)
 		slot->sector_size = ct->sector_size;
+
+	key = cmk_slot_key(slot);
+	if (!key)
+		return;
+	if (!key->deadline) {
+		if (!slot->allow_no_lease)
+			cmk_slot_wipe(slot, DM_CMK_REASON_POLICY);
+		return;
+	}
+	limit = cmk_now_ns() + (u64)slot->lease_max_ms * NSEC_PER_MSEC;
+	if (key->deadline > limit) {
+		DMINFO("%s: lease cut to the new table's %u ms", slot->name,
+		       slot->lease_max_ms);
+		cmk_set_lease(slot, key, slot->lease_max_ms);
+	}
+}
+
+/*
+ * The live slot of @name, or a new one on the list, with a reference for
+ * the caller and the slot's lock held.  A slot whose last target is just
+ * going is skipped: it is about to leave the list.
+ */
+static struct cmk_slot *cmk_slot_get_or_create(const char *name,
+					       struct mapped_device *md)
+{
+	struct cmk_slot *slot, *new = NULL;
+
+	for (;;) {
+		slot = cmk_slot_get(name);
+		if (!slot) {
+			if (!new) {
+				new = cmk_slot_alloc(name, md);
+				if (IS_ERR(new))
+					return new;
+			}
+			mutex_lock(&cmk_slots_lock);
+			/* Nobody may have added one meanwhile. */
+			list_for_each_entry(slot, &cmk_slots, node)
+				if (!strcmp(slot->name, name))
+					break;
+			if (list_entry_is_head(slot, &cmk_slots, node)) {
+				new->id = cmk_next_id++;
+				/* The list's reference, and the caller's. */
+				kref_get(&new->ref);
+				list_add_tail(&new->node, &cmk_slots);
+				mutex_unlock(&cmk_slots_lock);
+				mutex_lock(&new->lock);
+				return new;
+			}
+			mutex_unlock(&cmk_slots_lock);
+			continue;
+		}
+		mutex_lock(&slot->lock);
+		if (!slot->dead)
+			break;
+		mutex_unlock(&slot->lock);
+		cmk_slot_put(slot);
+		cond_resched();
+	}
+	if (new)
+		cmk_slot_put(new);
+	return slot;
 }
 
 /**
@@ -432,8 +711,9 @@ static void cmk_slot_update_policy(struct cmk_slot *slot)
  *
  * Targets of one mapped device that name the same key share its slot, which
  * is how a table reload keeps the key.  Another mapped device may not use a
- * key_name already in use.  The slot's lease policy becomes the strictest of
- * its targets' (see cmk_slot_update_policy()).
+ * key_name already in use, and targets of one table may not reuse each
+ * other's tweaks.  The slot's lease policy becomes the strictest of its
+ * targets' (see cmk_slot_update_policy()).
  *
  * Return: 0 or a negative errno.
  */
@@ -443,31 +723,42 @@ int cmk_slot_attach(struct cmk_target *ct, const char *name,
 	struct cmk_slot *slot;
 	int ret = 0;
 
-	mutex_lock(&cmk_mutex);
-	slot = cmk_slot_find(name);
-	if (slot && slot->md != md) {
+	slot = cmk_slot_get_or_create(name, md);
+	if (IS_ERR(slot)) {
+		*error = PTR_ERR(slot) == -ENOMEM ?
+			"Cannot allocate key slot" :
+			"Cannot allocate the xts(aes) transform";
+		return PTR_ERR(slot);
+	}
+	if (slot->md != md) {
 		DMERR("key_name %s is already used by device %s",
-		      name, slot->dev_name);
+		      name, cmk_slot_dev_name(slot));
 		*error = "key_name is already used by another mapped device";
 		ret = -EBUSY;
-		goto out;
+	} else if (cmk_iv_overlaps(slot, ct)) {
+		*error = "key_name and IV range overlap another target of this table";
+		ret = -EINVAL;
 	}
-	if (!slot) {
-		slot = cmk_slot_create(name, md);
-		if (IS_ERR(slot)) {
-			ret = PTR_ERR(slot);
-			*error = ret == -ENOMEM ?
-				"Cannot allocate key slot" :
-				"Cannot allocate the xts(aes) transform";
-			goto out;
-		}
+	if (!ret) {
+		slot->targets++;
+		list_add_tail(&ct->slot_node, &slot->target_list);
+		ct->slot = slot;
+		cmk_slot_update_policy(slot);
 	}
-	slot->targets++;
-	list_add_tail(&ct->slot_node, &slot->target_list);
-	cmk_slot_update_policy(slot);
-	ct->slot = slot;
-out:
-	mutex_unlock(&cmk_mutex);
+	/* A slot made for a target that was refused goes again. */
+	if (!slot->targets) {
+		slot->dead = true;
+		mutex_lock(&cmk_slots_lock);
+		list_del(&slot->node);
+		mutex_unlock(&cmk_slots_lock);
+		mutex_unlock(&slot->lock);
+		cmk_slot_put(slot);	/* the list's */
+	} else {
+		mutex_unlock(&slot->lock);
+	}
+	/* The target keeps the caller's reference while attached. */
+	if (ret)
+		cmk_slot_put(slot);
 	return ret;
 }
 
@@ -481,48 +772,111 @@ void cmk_slot_detach(struct cmk_target *ct)
 		return;
 	ct->slot = NULL;
 
-	mutex_lock(&cmk_mutex);
+	mutex_lock(&slot->lock);
 	list_del(&ct->slot_node);
 	last = --slot->targets == 0;
 	if (last) {
 		cmk_slot_wipe(slot, DM_CMK_REASON_DESTROY);
+		slot->dead = true;
+		mutex_lock(&cmk_slots_lock);
 		list_del(&slot->node);
+		mutex_unlock(&cmk_slots_lock);
 	} else {
 		cmk_slot_update_policy(slot);
 	}
-	mutex_unlock(&cmk_mutex);
+	mutex_unlock(&slot->lock);
 
-	if (last) {
-		cancel_delayed_work_sync(&slot->lease_work);
-		cancel_work_sync(&slot->refused_work);
-		cmk_slot_free(slot);
+	if (last)
+		cmk_slot_put(slot);	/* the list's */
+	cmk_slot_put(slot);		/* the target's */
+}
+
+/**
+ * cmk_wipe_all() - wipe every slot's key
+ * @reason: why
+ *
+ * Each slot is wiped under its own lock only, one after the other.
+ * Context: process context; sleeps.
+ */
+void cmk_wipe_all(enum dm_cmk_reason reason)
+{
+	struct cmk_slot *slot;
+	u64 id = 0;
+
+	while ((slot = cmk_slot_get_next(id))) {
+		id = slot->id + 1;
+		mutex_lock(&slot->lock);
+		if (!slot->dead)
+			cmk_slot_wipe(slot, reason);
+		mutex_unlock(&slot->lock);
+		cmk_slot_put(slot);
 	}
 }
 
+/* ---- system sleep and VM fork ------------------------------------------- */
+
+/*
+ * From the start of a suspend, hibernation or restore until it is over,
+ * no key may be installed: a KMS check that completes in that window must
+ * not put a key back into RAM for S3 or into a hibernation image.
+ *
+ * The keys themselves are wiped later, by cmk_pm_wipe(), once the freezer
+ * has stopped every task: a task waiting for I/O that is held for a key
+ * cannot be frozen, so wiping here, before the freezer, would make the
+ * suspend fail (or, without a hold, fail that I/O).  Until then the PM
+ * core's own sync (suspend, if sync_on_suspend is set; hibernation,
+ * always) writes dirty data under the key.
+ */
 static int cmk_pm_notify(struct notifier_block *nb, unsigned long action,
 			 void *data)
 {
-	if (action == PM_HIBERNATION_PREPARE || action == PM_SUSPEND_PREPARE) {
-		/*
-		 * Hibernation calls us before it syncs, and suspend may be
-		 * told not to sync: write dirty data out while the keys can
-		 * still encrypt it, or it would fail with EIO.
-		 */
-		ksys_sync_helper();
-		mutex_lock(&cmk_mutex);
-		cmk_wipe_all(DM_CMK_REASON_SUSPEND);
-		mutex_unlock(&cmk_mutex);
+	switch (action) {
+	case PM_HIBERNATION_PREPARE:
+	case PM_SUSPEND_PREPARE:
+	case PM_RESTORE_PREPARE:
+		WRITE_ONCE(cmk_sleeping, true);
+		break;
+	case PM_POST_HIBERNATION:
+	case PM_POST_SUSPEND:
+	case PM_POST_RESTORE:
+		WRITE_ONCE(cmk_sleeping, false);
+		break;
 	}
 	return NOTIFY_DONE;
 }
+
+/*
+ * Device PM callback, after the freezer: wipe every key before the system
+ * sleeps (suspend, suspend-to-idle) or before the hibernation image is
+ * taken (freeze) or the machine is powered off.  Writes that come later
+ * wait for the key the agent installs after resume.
+ */
+static int cmk_pm_wipe(struct device *dev)
+{
+	cmk_wipe_all(DM_CMK_REASON_SUSPEND);
+	return 0;
+}
+
+static const struct dev_pm_ops cmk_pm_ops = {
+	.suspend = cmk_pm_wipe,
+	.freeze = cmk_pm_wipe,
+	.poweroff = cmk_pm_wipe,
+};
+
+static struct platform_driver cmk_pm_driver = {
+	.driver = {
+		.name = "dm-cmk",
+		.pm = &cmk_pm_ops,
+	},
+};
+
+static struct platform_device *cmk_pm_dev;
 
 /* A cloned VM must not run on with its parent's keys. */
 static int cmk_vmfork_notify(struct notifier_block *nb, unsigned long action,
 			     void *data)
 {
-	mutex_lock(&cmk_mutex);
 	cmk_wipe_all(DM_CMK_REASON_VMFORK);
-	mutex_unlock(&cmk_mutex);
 	return NOTIFY_DONE;
 }
 
@@ -534,16 +888,52 @@ static struct notifier_block cmk_vmfork_nb = {
 	.notifier_call = cmk_vmfork_notify,
 };
 
+static int cmk_fpr_init(void)
+{
+	u8 secret[32];
+	int ret;
+
+	cmk_fpr_tfm = crypto_alloc_shash("hmac(sha256)", 0, 0);
+	if (IS_ERR(cmk_fpr_tfm)) {
+		ret = PTR_ERR(cmk_fpr_tfm);
+		cmk_fpr_tfm = NULL;
+		return ret;
+	}
+	get_random_bytes(secret, sizeof(secret));
+	ret = crypto_shash_setkey(cmk_fpr_tfm, secret, sizeof(secret));
+	memzero_explicit(secret, sizeof(secret));
+	if (ret) {
+		crypto_free_shash(cmk_fpr_tfm);
+		cmk_fpr_tfm = NULL;
+	}
+	return ret;
+}
+
 int cmk_key_init(void)
 {
 	int ret;
 
+	ret = cmk_fpr_init();
+	if (ret)
+		return ret;
 	cmk_wq = alloc_workqueue("dm-cmk", WQ_UNBOUND | WQ_MEM_RECLAIM, 0);
-	if (!cmk_wq)
-		return -ENOMEM;
-	ret = register_pm_notifier(&cmk_pm_nb);
+	if (!cmk_wq) {
+		ret = -ENOMEM;
+		goto err_fpr;
+	}
+	ret = platform_driver_register(&cmk_pm_driver);
 	if (ret)
 		goto err_wq;
+	cmk_pm_dev = platform_device_register_simple("dm-cmk",
+						     PLATFORM_DEVID_NONE,
+						     NULL, 0);
+	if (IS_ERR(cmk_pm_dev)) {
+		ret = PTR_ERR(cmk_pm_dev);
+		goto err_driver;
+	}
+	ret = register_pm_notifier(&cmk_pm_nb);
+	if (ret)
+		goto err_dev;
 	ret = register_random_vmfork_notifier(&cmk_vmfork_nb);
 	if (ret)
 		goto err_pm;
@@ -551,8 +941,14 @@ int cmk_key_init(void)
 
 err_pm:
 	unregister_pm_notifier(&cmk_pm_nb);
+err_dev:
+	platform_device_unregister(cmk_pm_dev);
+err_driver:
+	platform_driver_unregister(&cmk_pm_driver);
 err_wq:
 	destroy_workqueue(cmk_wq);
+err_fpr:
+	crypto_free_shash(cmk_fpr_tfm);
 	return ret;
 }
 
@@ -560,6 +956,9 @@ void cmk_key_exit(void)
 {
 	unregister_random_vmfork_notifier(&cmk_vmfork_nb);
 	unregister_pm_notifier(&cmk_pm_nb);
+	platform_device_unregister(cmk_pm_dev);
+	platform_driver_unregister(&cmk_pm_driver);
 	/* Every target holds a module reference, so no slot is left here. */
 	destroy_workqueue(cmk_wq);
+	crypto_free_shash(cmk_fpr_tfm);
 }

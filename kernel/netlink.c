@@ -2,10 +2,13 @@
 /*
  * The "dm-cmk" generic netlink family: the only way keys enter the kernel.
  *
- * Every operation needs CAP_NET_ADMIN and works only in the initial network
- * namespace (block devices are global).  Attributes are validated strictly
- * against one policy; the key must be exactly DM_CMK_KEY_LEN bytes and is
- * zeroed in the request as soon as it has been used.
+ * The family exists only in the initial network namespace (block devices
+ * are global).  Commands that change a key (KEY_SET, KEY_WIPE, LEASE_RENEW)
+ * and the events group need CAP_SYS_ADMIN in the initial user namespace,
+ * like the device-mapper ioctls that create the devices; GET needs
+ * CAP_NET_ADMIN.  Attributes are validated strictly against one policy; the
+ * key must be exactly DM_CMK_KEY_LEN bytes, given once, and every copy of
+ * it in the request is zeroed as soon as the request has been handled.
  */
 
 #include <net/genetlink.h>
@@ -36,8 +39,26 @@ static struct genl_family cmk_family;
 	__missing;							\
 })
 
-/* Find the slot named in the request, or explain why not. */
-static struct cmk_slot *cmk_nl_slot(struct genl_info *info)
+/*
+ * Commands that change a key need what creating the device needed:
+ * CAP_SYS_ADMIN, of both the socket's opener and the sender, in the
+ * initial user namespace.  CAP_NET_ADMIN alone (a network daemon, a
+ * host-network container) is not enough.
+ */
+static int cmk_nl_may_change_keys(struct sk_buff *skb, struct genl_info *info)
+{
+	if (netlink_capable(skb, CAP_SYS_ADMIN))
+		return 0;
+	NL_SET_ERR_MSG(info->extack,
+		       "changing a dm-cmk key needs CAP_SYS_ADMIN in the initial user namespace");
+	return -EPERM;
+}
+
+/*
+ * Find the slot named in the request and lock it, or explain why not.
+ * Release with cmk_nl_slot_unlock().
+ */
+static struct cmk_slot *cmk_nl_slot_lock(struct genl_info *info)
 {
 	struct nlattr *attr = info->attrs[DM_CMK_A_NAME];
 	struct cmk_slot *slot;
@@ -50,13 +71,23 @@ static struct cmk_slot *cmk_nl_slot(struct genl_info *info)
 				    "key name must be 1 to 64 characters of [A-Za-z0-9._:-]");
 		return ERR_PTR(-EINVAL);
 	}
-	slot = cmk_slot_find(nla_data(attr));
-	if (!slot) {
-		NL_SET_ERR_MSG_ATTR(info->extack, attr,
-				    "no dm-cmk device uses this key name");
-		return ERR_PTR(-ENODEV);
+	slot = cmk_slot_get(nla_data(attr));
+	if (slot) {
+		mutex_lock(&slot->lock);
+		if (!slot->dead)
+			return slot;
+		mutex_unlock(&slot->lock);
+		cmk_slot_put(slot);
 	}
-	return slot;
+	NL_SET_ERR_MSG_ATTR(info->extack, attr,
+			    "no dm-cmk device uses this key name");
+	return ERR_PTR(-ENODEV);
+}
+
+static void cmk_nl_slot_unlock(struct cmk_slot *slot)
+{
+	mutex_unlock(&slot->lock);
+	cmk_slot_put(slot);
 }
 
 /*
@@ -86,18 +117,60 @@ static bool cmk_nl_all(struct genl_info *info)
 	return attr && (nla_get_u32(attr) & DM_CMK_F_ALL);
 }
 
+/*
+ * Zero every KEY attribute of the request, and count them: a request
+ * must carry one key, and no copy may stay in the buffer, whichever one
+ * the attribute table points at.
+ */
+static unsigned int cmk_nl_scrub_keys(struct genl_info *info)
+{
+	unsigned int n = 0;
+	struct nlattr *nla;
+	int rem;
+
+	nla_for_each_attr(nla, genlmsg_data(info->genlhdr),
+			  genlmsg_len(info->genlhdr), rem) {
+		if (nla_type(nla) != DM_CMK_A_KEY)
+			continue;
+		memzero_explicit(nla_data(nla), nla_len(nla));
+		n++;
+	}
+	return n;
+}
+
+static unsigned int cmk_nl_count(struct genl_info *info, int type)
+{
+	unsigned int n = 0;
+	struct nlattr *nla;
+	int rem;
+
+	nla_for_each_attr(nla, genlmsg_data(info->genlhdr),
+			  genlmsg_len(info->genlhdr), rem)
+		n += nla_type(nla) == type;
+	return n;
+}
+
 static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr *key_attr = info->attrs[DM_CMK_A_KEY];
 	struct nlattr *gen_attr = info->attrs[DM_CMK_A_GENERATION];
 	struct cmk_slot *slot;
-	u8 *key = NULL;
+	u8 *key;
 	u32 lease_ms;
 	int ret;
 
+	ret = cmk_nl_may_change_keys(skb, info);
+	if (ret)
+		goto out;
 	if (CMK_NL_REQUIRE(info, DM_CMK_A_KEY, "missing attribute: KEY") ||
 	    CMK_NL_REQUIRE(info, DM_CMK_A_LEASE_MS,
 			   "missing attribute: LEASE_MS")) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (cmk_nl_count(info, DM_CMK_A_KEY) != 1) {
+		NL_SET_ERR_MSG(info->extack,
+			       "KEY given more than once: a request carries one key");
 		ret = -EINVAL;
 		goto out;
 	}
@@ -111,25 +184,37 @@ static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 
-	mutex_lock(&cmk_mutex);
-	slot = cmk_nl_slot(info);
+	slot = cmk_nl_slot_lock(info);
 	if (IS_ERR(slot)) {
 		ret = PTR_ERR(slot);
-		goto unlock;
+		goto out;
 	}
 	ret = cmk_nl_lease_check(slot, lease_ms, info->extack);
-	if (ret)
-		goto unlock;
-	ret = cmk_slot_install(slot, key, gen_attr ? nla_get_u64(gen_attr) : 0,
-			       lease_ms);
-	if (ret)
-		NL_SET_ERR_MSG(info->extack, "the crypto API refused the key");
-unlock:
-	mutex_unlock(&cmk_mutex);
+	if (!ret)
+		ret = cmk_slot_install(slot, key,
+				       gen_attr ? nla_get_u64(gen_attr) : 0,
+				       lease_ms);
+	cmk_nl_slot_unlock(slot);
+	switch (ret) {
+	case 0:
+	case -ERANGE:		/* the lease check said why */
+		break;
+	case -EBUSY:
+		NL_SET_ERR_MSG(info->extack,
+			       "the system is suspending or resuming: try again after resume");
+		break;
+	case -EKEYREJECTED:
+		NL_SET_ERR_MSG_ATTR(info->extack, key_attr,
+				    "this device is bound to another key; only a new table takes a new key");
+		break;
+	default:
+		NL_SET_ERR_MSG_ATTR(info->extack, key_attr,
+				    "the crypto API refused the key");
+		break;
+	}
 out:
-	/* Wipe the key in the request on every path. */
-	if (key_attr)
-		memzero_explicit(nla_data(key_attr), nla_len(key_attr));
+	/* Wipe the key in the request on every path, every copy. */
+	cmk_nl_scrub_keys(info);
 	return ret;
 }
 
@@ -138,8 +223,11 @@ static int cmk_nl_key_wipe(struct sk_buff *skb, struct genl_info *info)
 	struct nlattr *reason_attr = info->attrs[DM_CMK_A_REASON];
 	enum dm_cmk_reason reason = DM_CMK_REASON_REQUESTED;
 	struct cmk_slot *slot;
-	int ret = 0;
+	int ret;
 
+	ret = cmk_nl_may_change_keys(skb, info);
+	if (ret)
+		return ret;
 	if (reason_attr)
 		reason = nla_get_u32(reason_attr);
 	if (reason != DM_CMK_REASON_REQUESTED &&
@@ -150,18 +238,16 @@ static int cmk_nl_key_wipe(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 	}
 
-	mutex_lock(&cmk_mutex);
 	if (cmk_nl_all(info)) {
 		cmk_wipe_all(reason);
-	} else {
-		slot = cmk_nl_slot(info);
-		if (IS_ERR(slot))
-			ret = PTR_ERR(slot);
-		else
-			cmk_slot_wipe(slot, reason);
+		return 0;
 	}
-	mutex_unlock(&cmk_mutex);
-	return ret;
+	slot = cmk_nl_slot_lock(info);
+	if (IS_ERR(slot))
+		return PTR_ERR(slot);
+	cmk_slot_wipe(slot, reason);
+	cmk_nl_slot_unlock(slot);
+	return 0;
 }
 
 static int cmk_nl_lease_renew(struct sk_buff *skb, struct genl_info *info)
@@ -169,43 +255,48 @@ static int cmk_nl_lease_renew(struct sk_buff *skb, struct genl_info *info)
 	struct nlattr *lease_attr = info->attrs[DM_CMK_A_LEASE_MS];
 	struct cmk_slot *slot;
 	u32 lease_ms;
-	int ret = 0;
+	u64 id = 0;
+	int ret;
 
+	ret = cmk_nl_may_change_keys(skb, info);
+	if (ret)
+		return ret;
 	if (CMK_NL_REQUIRE(info, DM_CMK_A_LEASE_MS,
 			   "missing attribute: LEASE_MS"))
 		return -EINVAL;
 	lease_ms = nla_get_u32(lease_attr);
 
-	mutex_lock(&cmk_mutex);
 	if (cmk_nl_all(info)) {
 		/* Renew every key that is live; skip the others. */
-		list_for_each_entry(slot, &cmk_slots, node) {
-			if (slot->state != DM_CMK_STATE_ACTIVE ||
-			    cmk_nl_lease_check(slot, lease_ms, NULL))
-				continue;
-			cmk_slot_renew(slot, lease_ms);
+		while ((slot = cmk_slot_get_next(id))) {
+			id = slot->id + 1;
+			mutex_lock(&slot->lock);
+			if (!slot->dead && slot->state == DM_CMK_STATE_ACTIVE &&
+			    !cmk_nl_lease_check(slot, lease_ms, NULL))
+				cmk_slot_renew(slot, lease_ms);
+			cmk_nl_slot_unlock(slot);
 		}
-		goto unlock;
+		return 0;
 	}
 
-	slot = cmk_nl_slot(info);
-	if (IS_ERR(slot)) {
-		ret = PTR_ERR(slot);
-		goto unlock;
-	}
+	slot = cmk_nl_slot_lock(info);
+	if (IS_ERR(slot))
+		return PTR_ERR(slot);
 	ret = cmk_nl_lease_check(slot, lease_ms, info->extack);
-	if (ret)
-		goto unlock;
-	ret = cmk_slot_renew(slot, lease_ms);
-	if (ret)
-		NL_SET_ERR_MSG(info->extack,
-			       "the device holds no key; install one with KEY_SET");
-unlock:
-	mutex_unlock(&cmk_mutex);
+	if (!ret) {
+		ret = cmk_slot_renew(slot, lease_ms);
+		if (ret)
+			NL_SET_ERR_MSG(info->extack,
+				       "the device holds no key; install one with KEY_SET");
+	}
+	cmk_nl_slot_unlock(slot);
 	return ret;
 }
 
-/* Describe @slot in a message; never includes key material. */
+/*
+ * Describe @slot in a message; never includes key material.
+ * Context: the slot's lock held.
+ */
 static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 		       u32 seq, int flags, u8 cmd)
 {
@@ -217,7 +308,7 @@ static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 	if (!hdr)
 		return -EMSGSIZE;
 	if (nla_put_string(skb, DM_CMK_A_NAME, slot->name) ||
-	    nla_put_string(skb, DM_CMK_A_DEVICE, slot->dev_name) ||
+	    nla_put_string(skb, DM_CMK_A_DEVICE, cmk_slot_dev_name(slot)) ||
 	    nla_put_u32(skb, DM_CMK_A_STATE, state) ||
 	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
 			      DM_CMK_A_PAD) ||
@@ -230,7 +321,13 @@ static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 	    nla_put_u64_64bit(skb, DM_CMK_A_IO_ERRORS,
 			      atomic64_read(&slot->io_errors), DM_CMK_A_PAD) ||
 	    nla_put_u64_64bit(skb, DM_CMK_A_REFUSED,
-			      atomic64_read(&slot->refused), DM_CMK_A_PAD))
+			      atomic64_read(&slot->refused), DM_CMK_A_PAD) ||
+	    nla_put_u32(skb, DM_CMK_A_HOLD_MS, slot->hold_ms) ||
+	    nla_put_u32(skb, DM_CMK_A_HELD, cmk_hold_count(slot)) ||
+	    nla_put_u64_64bit(skb, DM_CMK_A_REJECTED,
+			      atomic64_read(&slot->rejected), DM_CMK_A_PAD))
+		goto cancel;
+	if (slot->bound && nla_put_flag(skb, DM_CMK_A_BOUND))
 		goto cancel;
 	if (cmk_slot_lease_left(slot, &lease_left) &&
 	    nla_put_u32(skb, DM_CMK_A_LEASE_LEFT_MS, lease_left))
@@ -256,15 +353,14 @@ static int cmk_nl_get(struct sk_buff *skb, struct genl_info *info)
 	if (!msg)
 		return -ENOMEM;
 
-	mutex_lock(&cmk_mutex);
-	slot = cmk_nl_slot(info);
-	if (IS_ERR(slot))
-		ret = PTR_ERR(slot);
-	else
-		ret = cmk_nl_fill(msg, slot, info->snd_portid, info->snd_seq,
-				  0, DM_CMK_CMD_GET);
-	mutex_unlock(&cmk_mutex);
-
+	slot = cmk_nl_slot_lock(info);
+	if (IS_ERR(slot)) {
+		nlmsg_free(msg);
+		return PTR_ERR(slot);
+	}
+	ret = cmk_nl_fill(msg, slot, info->snd_portid, info->snd_seq, 0,
+			  DM_CMK_CMD_GET);
+	cmk_nl_slot_unlock(slot);
 	if (ret) {
 		nlmsg_free(msg);
 		return ret;
@@ -276,18 +372,18 @@ static int cmk_nl_get(struct sk_buff *skb, struct genl_info *info)
 static int cmk_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct cmk_slot *slot;
+	int ret = 0;
 
-	mutex_lock(&cmk_mutex);
-	list_for_each_entry(slot, &cmk_slots, node) {
-		if (slot->id < cb->args[0])
-			continue;
-		if (cmk_nl_fill(skb, slot, NETLINK_CB(cb->skb).portid,
-				cb->nlh->nlmsg_seq, NLM_F_MULTI,
-				DM_CMK_CMD_GET))
-			break;
-		cb->args[0] = slot->id + 1;
+	while (!ret && (slot = cmk_slot_get_next(cb->args[0]))) {
+		mutex_lock(&slot->lock);
+		if (!slot->dead)
+			ret = cmk_nl_fill(skb, slot, NETLINK_CB(cb->skb).portid,
+					  cb->nlh->nlmsg_seq, NLM_F_MULTI,
+					  DM_CMK_CMD_GET);
+		if (!ret)
+			cb->args[0] = slot->id + 1;
+		cmk_nl_slot_unlock(slot);
 	}
-	mutex_unlock(&cmk_mutex);
 	return skb->len;
 }
 
@@ -297,7 +393,7 @@ static int cmk_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
  * @event: what happened
  * @reason: why a key was wiped (%DM_CMK_EVENT_KEY_WIPED only)
  *
- * Context: process context, cmk_mutex held.
+ * Context: process context, the slot's lock held.
  */
 void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 			enum dm_cmk_reason reason)
@@ -305,7 +401,7 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 	struct sk_buff *skb;
 	void *hdr;
 
-	lockdep_assert_held(&cmk_mutex);
+	lockdep_assert_held(&slot->lock);
 
 	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!skb)
@@ -315,7 +411,7 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 		goto fail;
 	if (nla_put_u32(skb, DM_CMK_A_EVENT, event) ||
 	    nla_put_string(skb, DM_CMK_A_NAME, slot->name) ||
-	    nla_put_string(skb, DM_CMK_A_DEVICE, slot->dev_name) ||
+	    nla_put_string(skb, DM_CMK_A_DEVICE, cmk_slot_dev_name(slot)) ||
 	    nla_put_u32(skb, DM_CMK_A_STATE, slot->state) ||
 	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
 			      DM_CMK_A_PAD))
@@ -332,20 +428,18 @@ fail:
 }
 
 static const struct genl_small_ops cmk_ops[] = {
+	/* These three check CAP_SYS_ADMIN themselves, see above. */
 	{
 		.cmd = DM_CMK_CMD_KEY_SET,
 		.doit = cmk_nl_key_set,
-		.flags = GENL_ADMIN_PERM,
 	},
 	{
 		.cmd = DM_CMK_CMD_KEY_WIPE,
 		.doit = cmk_nl_key_wipe,
-		.flags = GENL_ADMIN_PERM,
 	},
 	{
 		.cmd = DM_CMK_CMD_LEASE_RENEW,
 		.doit = cmk_nl_lease_renew,
-		.flags = GENL_ADMIN_PERM,
 	},
 	{
 		.cmd = DM_CMK_CMD_GET,
@@ -356,7 +450,7 @@ static const struct genl_small_ops cmk_ops[] = {
 };
 
 static const struct genl_multicast_group cmk_mcgrps[] = {
-	{ .name = DM_CMK_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_NET_ADMIN },
+	{ .name = DM_CMK_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_SYS_ADMIN },
 };
 
 static struct genl_family cmk_family __ro_after_init = {
@@ -365,7 +459,7 @@ static struct genl_family cmk_family __ro_after_init = {
 	.maxattr = DM_CMK_A_MAX,
 	.policy = cmk_policy,
 	.netnsok = false,
-	/* cmk_mutex serialises us; don't hold genl_mutex through a drain. */
+	/* Slots have their own locks; don't hold genl_mutex through a drain. */
 	.parallel_ops = true,
 	.module = THIS_MODULE,
 	.small_ops = cmk_ops,

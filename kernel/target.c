@@ -26,7 +26,7 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 			     struct dm_arg_set *as)
 {
 	static const struct dm_arg _args[] = {
-		{0, 8, "Invalid number of optional parameters"},
+		{0, 9, "Invalid number of optional parameters"},
 	};
 	unsigned int count, value;
 	const char *opt;
@@ -70,6 +70,13 @@ static int cmk_parse_options(struct dm_target *ti, struct cmk_target *ct,
 				return -EINVAL;
 			}
 			ct->lease_max_ms = value;
+		} else if (str_has_prefix(opt, "hold_ms:")) {
+			if (kstrtouint(opt + strlen("hold_ms:"), 10, &value) ||
+			    value > CMK_HOLD_MS_LIMIT) {
+				ti->error = "Invalid hold_ms: expected 0 to 600000";
+				return -EINVAL;
+			}
+			ct->hold_ms = value;
 		} else {
 			ti->error = "Unknown optional parameter";
 			return -EINVAL;
@@ -92,9 +99,11 @@ static void cmk_dtr(struct dm_target *ti)
 		return;
 	if (ct->wq)
 		destroy_workqueue(ct->wq);
+	if (ct->cont_wq)
+		destroy_workqueue(ct->cont_wq);
 	cmk_slot_detach(ct);
 	bioset_exit(&ct->bs);
-	mempool_exit(&ct->page_pool);
+	cmk_bounce_pool_exit(ct);
 	mutex_destroy(&ct->bounce_lock);
 	if (ct->dev)
 		dm_put_device(ti, ct->dev);
@@ -126,8 +135,10 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -ENOMEM;
 	}
 	ti->private = ct;
+	ct->ti = ti;
 	ct->sector_size = SECTOR_SIZE;
 	ct->lease_max_ms = CMK_LEASE_MAX_MS_DEFAULT;
+	ct->hold_ms = CMK_HOLD_MS_DEFAULT;
 	mutex_init(&ct->bounce_lock);
 
 	ret = -EINVAL;
@@ -183,7 +194,7 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
-	ret = mempool_init_page_pool(&ct->page_pool, BIO_MAX_VECS, 0);
+	ret = cmk_bounce_pool_init(ct);
 	if (ret) {
 		ti->error = "Cannot allocate bounce page pool";
 		goto bad;
@@ -201,7 +212,10 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	ct->wq = alloc_workqueue("kcmkd/%s", WQ_CPU_INTENSIVE | WQ_MEM_RECLAIM |
 				 WQ_UNBOUND, num_online_cpus(), ct->slot->name);
-	if (!ct->wq) {
+	ct->cont_wq = alloc_workqueue("kcmkd_cont/%s", WQ_CPU_INTENSIVE |
+				      WQ_MEM_RECLAIM | WQ_UNBOUND | WQ_HIGHPRI,
+				      0, ct->slot->name);
+	if (!ct->wq || !ct->cont_wq) {
 		ti->error = "Cannot allocate crypto workqueue";
 		ret = -ENOMEM;
 		goto bad;
@@ -209,6 +223,8 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 
 	ti->per_io_data_size = cmk_io_data_size(ct, ct->slot->reqsize);
 	ti->num_flush_bios = 1;
+	/* Swap on dm-cmk: bound the swap bios in flight, as dm-crypt does. */
+	ti->limit_swap_bios = true;
 	if (test_bit(CMK_ALLOW_DISCARDS, &ct->flags))
 		ti->num_discard_bios = 1;
 	return 0;
@@ -236,11 +252,13 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 			DMEMIT("%u", lease_left);
 		else
 			DMEMIT("-");
-		DMEMIT(" %lld %lld %lld %lld",
+		DMEMIT(" %lld %lld %lld %lld %u %lld",
 		       (long long)atomic64_read(&slot->reads),
 		       (long long)atomic64_read(&slot->writes),
 		       (long long)atomic64_read(&slot->io_errors),
-		       (long long)atomic64_read(&slot->refused));
+		       (long long)atomic64_read(&slot->refused),
+		       cmk_hold_count(slot),
+		       (long long)atomic64_read(&slot->rejected));
 		break;
 
 	case STATUSTYPE_TABLE:
@@ -254,7 +272,8 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 			test_bit(CMK_FORCE_WORKQUEUE, &ct->flags) +
 			test_bit(CMK_ALLOW_NO_LEASE, &ct->flags) +
 			(ct->sector_size != SECTOR_SIZE) +
-			(ct->lease_max_ms != CMK_LEASE_MAX_MS_DEFAULT);
+			(ct->lease_max_ms != CMK_LEASE_MAX_MS_DEFAULT) +
+			(ct->hold_ms != CMK_HOLD_MS_DEFAULT);
 		if (!nopts)
 			break;
 		DMEMIT(" %u", nopts);
@@ -272,6 +291,8 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(" force_workqueue");
 		if (ct->lease_max_ms != CMK_LEASE_MAX_MS_DEFAULT)
 			DMEMIT(" lease_ms:%u", ct->lease_max_ms);
+		if (ct->hold_ms != CMK_HOLD_MS_DEFAULT)
+			DMEMIT(" hold_ms:%u", ct->hold_ms);
 		if (test_bit(CMK_ALLOW_NO_LEASE, &ct->flags))
 			DMEMIT(" allow_no_lease");
 		break;
@@ -315,7 +336,7 @@ static void cmk_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type cmk_target = {
 	.name = "cmk",
-	.version = {1, 1, 0},
+	.version = {1, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = cmk_ctr,
 	.dtr = cmk_dtr,
