@@ -374,15 +374,18 @@ int cmk_dm_status(const char *name, char *out, size_t outsz)
 
 int cmk_status_parse(const char *line, struct cmk_status *st)
 {
-	unsigned long long start, len, gen, r, w, e, ref;
+	unsigned long long start, len, gen, r, w, e, ref, held, rej;
 	char type[16], state[16], lease[32];
 	int n;
 
 	memset(st, 0, sizeof(*st));
-	n = sscanf(line, "%llu %llu %15s %15s %llu %31s %llu %llu %llu %llu",
-		   &start, &len, type, state, &gen, lease, &r, &w, &e, &ref);
-	if (n != 10 || strcmp(type, "cmk"))
+	n = sscanf(line, "%llu %llu %15s %15s %llu %31s %llu %llu %llu %llu %llu %llu",
+		   &start, &len, type, state, &gen, lease, &r, &w, &e, &ref,
+		   &held, &rej);
+	if (n != 12 || strcmp(type, "cmk"))
 		return -EINVAL;
+	st->held = held;
+	st->rejected = rej;
 	st->start = start;
 	st->len = len;
 	snprintf(st->state, sizeof(st->state), "%s", state);
@@ -862,6 +865,19 @@ static int info_attr_cb(const struct nlattr *attr, void *data)
 	case DM_CMK_A_REFUSED:
 		in->refused = u64;
 		break;
+	case DM_CMK_A_HOLD_MS:
+		in->has_hold = len == 4;
+		in->hold_ms = u32;
+		break;
+	case DM_CMK_A_HELD:
+		in->held = u32;
+		break;
+	case DM_CMK_A_REJECTED:
+		in->rejected = u64;
+		break;
+	case DM_CMK_A_BOUND:
+		in->bound = true;
+		break;
 	default:
 		break;
 	}
@@ -1022,6 +1038,8 @@ int cmk_nl_request(struct cmk_nl *nl, const struct cmk_req *req,
 		mnl_attr_put_strz(nlh, DM_CMK_A_NAME, req->name);
 	if (req->key)
 		mnl_attr_put(nlh, DM_CMK_A_KEY, req->key_len, req->key);
+	if (req->key2)
+		mnl_attr_put(nlh, DM_CMK_A_KEY, DM_CMK_KEY_LEN, req->key2);
 	if (req->has_generation)
 		mnl_attr_put_u64(nlh, DM_CMK_A_GENERATION, req->generation);
 	if (req->has_lease)

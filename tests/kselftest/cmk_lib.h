@@ -85,6 +85,8 @@ struct cmk_status {
 	bool has_lease;		/* false when the field is "-" */
 	uint64_t lease_left_ms;
 	uint64_t reads, writes, io_errors, refused;
+	uint64_t held;		/* bios waiting for a key */
+	uint64_t rejected;	/* KEY_SETs refused: not the bound key */
 };
 
 int cmk_status_parse(const char *line, struct cmk_status *st);
@@ -164,9 +166,10 @@ struct cmk_info {
 	char device[128];
 	bool has_state, has_generation, has_lease_left, has_lease_max;
 	bool has_sector_size, has_event, has_reason, has_counters;
+	bool has_hold, bound;
 	uint32_t state, lease_left_ms, lease_max_ms, sector_size;
-	uint32_t event, reason;
-	uint64_t generation, reads, writes, io_errors, refused;
+	uint32_t event, reason, hold_ms, held;
+	uint64_t generation, reads, writes, io_errors, refused, rejected;
 	unsigned char raw[2048];
 	size_t raw_len;
 };
@@ -182,6 +185,7 @@ struct cmk_req {
 	const char *name;
 	const void *key;
 	size_t key_len;
+	const void *key2;	/* a second KEY attribute (DM_CMK_KEY_LEN) */
 	bool has_lease;
 	uint32_t lease_ms;
 	bool has_generation;

@@ -35,7 +35,9 @@ FIXTURE_SETUP(key_states)
 	cmk_key_make(self->key, 3);
 	self->t = (struct cmk_table){
 		.len = DEV_SECTORS, .key_name = KEY_NAME, .iv_offset = 16,
-		.dev = CMK_RAM(0), .offset = 8, .opts = "sector_size:4096",
+		.dev = CMK_RAM(0), .offset = 8,
+		/* refusal at once; waiting for a key is hold.c's subject */
+		.opts = "sector_size:4096 hold_ms:0",
 	};
 	self->raw_before = cmk_alloc(IO_BYTES);
 	ASSERT_NE(NULL, self->raw_before);

@@ -38,6 +38,7 @@ FIXTURE_SETUP(multi_device)
 	for (i = 0; i < NDEV; i++) {
 		struct cmk_table t = {
 			.len = 8192, .key_name = key_names[i], .dev = rams[i],
+			.opts = "hold_ms:0",	/* refuse I/O at once */
 		};
 
 		ASSERT_CMK_CREATE(dm_names[i], &t);

@@ -26,6 +26,7 @@ FIXTURE_SETUP(netlink_events)
 {
 	struct cmk_table t = {
 		.len = 8192, .key_name = KEY_NAME, .dev = CMK_RAM(0),
+		.opts = "hold_ms:0",	/* refuse I/O at once */
 	};
 
 	CMK_SETUP_CLEAN();

@@ -1,17 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * pm_suspend - a system suspend wipes every key before the system sleeps.
+ * sleep_suspend - a system suspend wipes every key before the system
+ * sleeps, no key can be installed while it does, and I/O of that time
+ * waits for the key instead of failing.
  *
  * Oracle: the kernel's own suspend path.  With /sys/power/pm_test set to
- * "freezer", writing "freeze" to /sys/power/state runs the real PM
- * notifier chain (PM_SUSPEND_PREPARE), freezes every task, waits and
- * thaws, without sleeping the machine: dm-cmk's notifier must have wiped
- * the key (state wiped, reason SUSPEND) and I/O must fail until a new
- * KEY_SET, after which the data written before is intact.
+ * "devices", writing "freeze" to /sys/power/state runs the PM notifier
+ * chain (PM_SUSPEND_PREPARE), freezes every task, suspends every device
+ * (dm-cmk wipes its keys there, after the freezer), waits 5 s, and
+ * resumes, without sleeping the machine.  The kernel log gives the order
+ * of events: "Restarting tasks" is printed when tasks thaw, before the
+ * PM_POST_SUSPEND notifiers run.
  */
 #include "cmk_test.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 
 #define DM_NAME		CMK_DM_PREFIX "pm"
 #define KEY_NAME	"pm-key"
@@ -32,53 +36,85 @@ static int write_sysfs(const char *path, const char *value)
 	return err;
 }
 
-FIXTURE(pm_suspend) {
+FIXTURE(sleep_suspend) {
 	struct cmk_nl nl;
-	struct cmk_table t;
 	uint8_t key[DM_CMK_KEY_LEN];
 	char path[128];
+	unsigned char *buf;
 };
 
-FIXTURE_SETUP(pm_suspend)
+FIXTURE_SETUP(sleep_suspend)
 {
 	CMK_SETUP_CLEAN();
 	ASSERT_NL_OPEN(&self->nl);
 	cmk_key_make(self->key, 51);
-	self->t = (struct cmk_table){
-		.len = DEV_SECTORS, .key_name = KEY_NAME,
-		.dev = CMK_RAM(0), .opts = "sector_size:4096",
-	};
-	ASSERT_CMK_CREATE(DM_NAME, &self->t);
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
+	self->buf = cmk_alloc(IO_BYTES);
+	ASSERT_NE(NULL, self->buf);
+	cmk_fill(self->buf, IO_BYTES, 0x5157);
 }
 
-FIXTURE_TEARDOWN(pm_suspend)
+FIXTURE_TEARDOWN(sleep_suspend)
 {
 	write_sysfs("/sys/power/pm_test", "none");
+	free(self->buf);
 	cmk_nl_close(&self->nl);
 	cmk_dm_remove(DM_NAME);
 }
 
-TEST_F_TIMEOUT(pm_suspend, suspend_wipes_key_and_key_set_restores, 120)
+static void create(struct __test_metadata *_metadata, const char *opts)
 {
-	unsigned char *buf = cmk_alloc(IO_BYTES), *back = cmk_alloc(IO_BYTES);
-	struct cmk_info in;
-	int ret;
+	struct cmk_table t = {
+		.len = DEV_SECTORS, .key_name = KEY_NAME, .dev = CMK_RAM(0),
+		.opts = opts,
+	};
 
-	ASSERT_NE(NULL, buf);
-	ASSERT_NE(NULL, back);
-	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 5);
-	cmk_fill(buf, IO_BYTES, 0x5157);
-	ASSERT_EQ(0, cmk_dev_write(self->path, buf, IO_BYTES, 0, true));
+	ASSERT_CMK_CREATE(DM_NAME, &t);
+}
 
-	ret = write_sysfs("/sys/power/pm_test", "freezer");
+/*
+ * One suspend cycle through the device PM callbacks; 0, a skip reason
+ * (> 0) when this kernel has no pm_test, or -errno.
+ */
+static int suspend_cycle(void)
+{
+	int ret = write_sysfs("/sys/power/pm_test", "devices");
+
 	if (ret)
-		SKIP(return, "no /sys/power/pm_test (CONFIG_PM_DEBUG): %s",
-		     strerror(-ret));
-	/* Runs the PM notifiers, freezes and thaws; returns after ~5 s. */
-	ASSERT_EQ(0, write_sysfs("/sys/power/state", "freeze"));
-	ASSERT_EQ(0, write_sysfs("/sys/power/pm_test", "none"));
+		return 1;
+	/* Runs the notifiers and device callbacks; returns after ~5 s. */
+	ret = write_sysfs("/sys/power/state", "freeze");
+	write_sysfs("/sys/power/pm_test", "none");
+	return ret;
+}
 
+#define SUSPEND_CYCLE() do {						\
+	int __r = suspend_cycle();					\
+	if (__r > 0)							\
+		SKIP(return, "no /sys/power/pm_test (CONFIG_PM_DEBUG)");	\
+	ASSERT_EQ(0, __r) TH_LOG("suspend: %s", strerror(-__r));	\
+} while (0)
+
+TEST_F_TIMEOUT(sleep_suspend, sleep_suspend_wipes_key_and_key_set_restores, 120)
+{
+	unsigned char *back = cmk_alloc(IO_BYTES);
+	struct cmk_nl ev;
+	struct cmk_info in;
+
+	ASSERT_NE(NULL, back);
+	create(_metadata, "sector_size:4096 hold_ms:0");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 5);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->buf, IO_BYTES, 0, true));
+	ASSERT_NL_OPEN(&ev);
+	ASSERT_EQ(0, cmk_nl_subscribe(&ev));
+
+	SUSPEND_CYCLE();
+
+	ASSERT_EQ(0, cmk_nl_wait_event(&ev, KEY_NAME, DM_CMK_EVENT_KEY_WIPED,
+				       10000, &in))
+		TH_LOG("no KEY_WIPED event");
+	EXPECT_EQ((uint32_t)DM_CMK_REASON_SUSPEND, in.reason);
+	cmk_nl_close(&ev);
 	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
 	EXPECT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state);
 	ASSERT_TRUE(in.has_reason);
@@ -87,8 +123,136 @@ TEST_F_TIMEOUT(pm_suspend, suspend_wipes_key_and_key_set_restores, 120)
 
 	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 6);
 	ASSERT_EQ(0, cmk_dev_read(self->path, back, IO_BYTES, 0, true));
-	EXPECT_EQ(0, memcmp(buf, back, IO_BYTES));
-	free(buf);
+	EXPECT_EQ(0, memcmp(self->buf, back, IO_BYTES));
+	free(back);
+}
+
+struct spinner {
+	const uint8_t *key;
+	volatile bool stop;
+	unsigned long ok, busy, other;
+	int last_other;
+};
+
+static void *spin_key_set(void *arg)
+{
+	struct spinner *s = arg;
+	struct cmk_nl nl;
+	int ret;
+
+	if (cmk_nl_open(&nl)) {
+		s->other++;
+		return NULL;
+	}
+	while (!s->stop) {
+		ret = cmk_key_set(&nl, KEY_NAME, s->key, CMK_LEASE_LONG, 7,
+				  NULL, 0);
+		if (!ret) {
+			s->ok++;
+		} else if (ret == -EBUSY) {
+			s->busy++;
+		} else {
+			s->other++;
+			s->last_other = ret;
+		}
+	}
+	cmk_nl_close(&nl);
+	return NULL;
+}
+
+/*
+ * A check that completes while the system goes to sleep must not put a
+ * key back: with KEY_SET spinning across a suspend, the kernel log shows
+ * no install between the suspend's wipe and the thaw of tasks, and the
+ * key comes back afterwards.
+ */
+TEST_F_TIMEOUT(sleep_suspend, sleep_no_key_set_between_wipe_and_resume, 180)
+{
+	struct spinner s = { .key = self->key };
+	char mark[96], *log, *wiped, *thaw, *p;
+	pthread_t th;
+	uint64_t end;
+	struct cmk_info in;
+	int installs = 0;
+
+	create(_metadata, "hold_ms:0");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 5);
+	ASSERT_EQ(0, cmk_klog_mark(mark, sizeof(mark)));
+	ASSERT_EQ(0, pthread_create(&th, NULL, spin_key_set, &s));
+	cmk_sleep_ms(300);
+
+	SUSPEND_CYCLE();
+
+	/* the spinner, thawed, installs the key again */
+	end = cmk_now_ms() + 20000;
+	do {
+		cmk_sleep_ms(100);
+		ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	} while (in.state != DM_CMK_STATE_ACTIVE && cmk_now_ms() < end);
+	s.stop = true;
+	pthread_join(th, NULL);
+	TH_LOG("KEY_SET across the suspend: %lu ok, %lu EBUSY, %lu other (last %d)",
+	       s.ok, s.busy, s.other, s.last_other);
+	EXPECT_EQ(0UL, s.other);
+	EXPECT_EQ((uint32_t)DM_CMK_STATE_ACTIVE, in.state);
+
+	log = cmk_klog_since(mark);
+	ASSERT_NE(NULL, log);
+	wiped = strstr(log, KEY_NAME ": key wiped (suspend)");
+	ASSERT_NE(NULL, wiped) TH_LOG("the suspend did not wipe the key");
+	thaw = strstr(wiped, "Restarting tasks");
+	ASSERT_NE(NULL, thaw) TH_LOG("no 'Restarting tasks' after the wipe");
+	for (p = wiped; (p = strstr(p, KEY_NAME ": key installed")) && p < thaw;
+	     p++)
+		installs++;
+	EXPECT_EQ(0, installs)
+		TH_LOG("%d key installs while the system was suspended", installs);
+	free(log);
+}
+
+struct writer {
+	const char *path;
+	const unsigned char *buf;
+	int ret;
+};
+
+static void *write_main(void *arg)
+{
+	struct writer *w = arg;
+
+	w->ret = cmk_dev_write(w->path, w->buf, IO_BYTES, IO_BYTES, true);
+	return NULL;
+}
+
+/*
+ * I/O that comes after the suspend's wipe waits for the key the agent
+ * installs after resume, instead of failing (no lost write, no aborted
+ * journal).
+ */
+TEST_F_TIMEOUT(sleep_suspend, sleep_io_after_resume_waits_for_key, 120)
+{
+	unsigned char *back = cmk_alloc(IO_BYTES);
+	struct writer w = { .path = self->path, .buf = self->buf };
+	struct cmk_info in;
+	pthread_t th;
+
+	ASSERT_NE(NULL, back);
+	create(_metadata, "hold_ms:60000");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 5);
+
+	SUSPEND_CYCLE();
+
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state);
+	ASSERT_EQ(0, pthread_create(&th, NULL, write_main, &w));
+	cmk_sleep_ms(1000);
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ(1U, in.held) TH_LOG("the write did not wait for the key");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 6);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, w.ret) TH_LOG("held write: %s", strerror(-w.ret));
+	ASSERT_EQ(0, cmk_dev_read(self->path, back, IO_BYTES, IO_BYTES, true));
+	EXPECT_EQ(0, memcmp(self->buf, back, IO_BYTES));
 	free(back);
 }
 

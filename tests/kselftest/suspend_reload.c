@@ -29,6 +29,7 @@ FIXTURE_SETUP(suspend_reload)
 	cmk_key_make(self->key, 91);
 	self->t = (struct cmk_table){
 		.len = 16384, .key_name = KEY_NAME, .dev = CMK_RAM(0),
+		.opts = "hold_ms:0",	/* refuse I/O at once */
 	};
 	ASSERT_CMK_CREATE(DM_NAME, &self->t);
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
@@ -80,7 +81,7 @@ TEST_F(suspend_reload, reload_same_key_name_keeps_key)
 	struct cmk_info in;
 
 	/* same key_name, another lease limit */
-	t.opts = "lease_ms:300000";
+	t.opts = "lease_ms:300000 hold_ms:0";
 	cmk_table_cmk(line, sizeof(line), &t);
 	ASSERT_EQ(0, cmk_dm_reload(DM_NAME, line, out, sizeof(out)))
 		TH_LOG("reload: %s", out);

@@ -7,7 +7,8 @@
  * raw key words (for AES-256 the first two round keys are the key itself,
  * and the decryption schedule ends with the first one), as does any plain
  * copy of a key.  Four devices get four keys, which leave in four ways:
- * KEY_WIPE, lease expiry, device removal, replacement by another key.
+ * KEY_WIPE, lease expiry, device removal, re-keying the device (a new
+ * table with a new key_name: a slot only ever takes its first key).
  * While all four are active the scan must find every one of them - the
  * positive control that proves the scanner sees the kernel's key material;
  * after they left, the same scan must find none: not in a tfm, not in a
@@ -22,7 +23,9 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 
 #define MASK		0xa7
 #define NKEY		4
@@ -35,7 +38,7 @@ static const char *kcore_path = "/proc/kcore";
 enum how { BY_KEY_WIPE, BY_LEASE_EXPIRY, BY_DEVICE_REMOVAL, BY_KEY_REPLACE };
 
 static const char *const how_name[NKEY] = {
-	"KEY_WIPE", "lease expiry", "device removal", "key replacement",
+	"KEY_WIPE", "lease expiry", "device removal", "re-keying by a new table",
 };
 static const char *const dm_names[NKEY] = {
 	CMK_DM_PREFIX "mem0", CMK_DM_PREFIX "mem1", CMK_DM_PREFIX "mem2",
@@ -534,6 +537,8 @@ TEST_F_TIMEOUT(wipe_memory, no_key_bytes_in_ram_after_wipe_expiry_removal_replac
 {
 	struct scan_result before, after;
 	uint8_t other[DM_CMK_KEY_LEN];
+	char line[512], out[1024];
+	struct cmk_table t;
 	uint64_t t0, end;
 	struct cmk_info in;
 	int err, k;
@@ -569,9 +574,17 @@ TEST_F_TIMEOUT(wipe_memory, no_key_bytes_in_ram_after_wipe_expiry_removal_replac
 	ASSERT_EQ(0, cmk_lease_renew(&self->nl, key_names[BY_LEASE_EXPIRY],
 				     1500, NULL, 0));
 	ASSERT_DM_REMOVE(dm_names[BY_DEVICE_REMOVAL]);
+	/* A device changes its key only with a new table (a new slot). */
+	t = (struct cmk_table){
+		.len = 8192, .key_name = "memory-3b", .dev = rams[BY_KEY_REPLACE],
+	};
+	cmk_table_cmk(line, sizeof(line), &t);
+	ASSERT_EQ(0, cmk_dm_reload(dm_names[BY_KEY_REPLACE], line, out,
+				   sizeof(out)))
+		TH_LOG("reload %s: %s", dm_names[BY_KEY_REPLACE], out);
+	ASSERT_EQ(0, cmk_dm_resume(dm_names[BY_KEY_REPLACE]));
 	cmk_key_make(other, 112);
-	ASSERT_KEY_SET(&self->nl, key_names[BY_KEY_REPLACE], other,
-		       CMK_LEASE_LONG, 2);
+	ASSERT_KEY_SET(&self->nl, "memory-3b", other, CMK_LEASE_LONG, 2);
 	explicit_bzero(other, sizeof(other));
 	scrub_own_traces();
 	end = cmk_now_ms() + 60000;
@@ -602,6 +615,100 @@ TEST_F_TIMEOUT(wipe_memory, no_key_bytes_in_ram_after_wipe_expiry_removal_replac
 		if (h)
 			log_addrs(_metadata, &after, k);
 	}
+}
+
+/*
+ * authority: keys that the kernel refuses leave nothing behind either.
+ * Oracle: the same RAM scan.  A device is bound to key 0 (live: the
+ * positive control); key 1 is pushed to it and refused (not the bound
+ * key), key 2 is sent twice in one request (refused), and key 3 comes
+ * from a process without CAP_SYS_ADMIN (refused).  Every copy of keys 1
+ * to 3 in the kernel's request buffers must have been zeroed.
+ */
+static void masked_key(uint8_t masked[NQ][QLEN], int k, uint8_t key[DM_CMK_KEY_LEN])
+{
+	int i;
+
+	for (i = 0; i < QLEN; i++) {
+		key[i] = masked[2 * k][i] ^ MASK;
+		key[32 + i] = masked[2 * k + 1][i] ^ MASK;
+	}
+}
+
+TEST_F_TIMEOUT(wipe_memory, authority_refused_keys_leave_no_bytes_in_ram, 300)
+{
+	static const int no_sys_admin[] = { CAP_SYS_ADMIN };
+	struct cmk_table t = {
+		.len = 8192, .key_name = "refused-0", .dev = CMK_RAM(0),
+	};
+	uint8_t masked[NQ][QLEN], key[DM_CMK_KEY_LEN], dup[DM_CMK_KEY_LEN];
+	struct scan_result res;
+	struct cmk_req r;
+	int k, i, err, status;
+	pid_t pid;
+
+	/* the fixture's devices are not this test's subject */
+	for (k = 0; k < NKEY; k++)
+		ASSERT_DM_REMOVE(dm_names[k]);
+	for (k = 0; k < NKEY; k++) {
+		ASSERT_EQ((ssize_t)sizeof(key), getrandom(key, sizeof(key), 0));
+		if (!memcmp(key, key + 32, 32))
+			key[0] ^= 1;
+		for (i = 0; i < QLEN; i++) {
+			masked[2 * k][i] = key[i] ^ MASK;
+			masked[2 * k + 1][i] = key[32 + i] ^ MASK;
+		}
+	}
+	ASSERT_CMK_CREATE(CMK_DM_PREFIX "refused", &t);
+
+	masked_key(masked, 0, key);
+	ASSERT_KEY_SET(&self->nl, "refused-0", key, CMK_LEASE_LONG, 1);
+	masked_key(masked, 1, key);
+	EXPECT_EQ(-EKEYREJECTED, cmk_key_set(&self->nl, "refused-0", key,
+					     CMK_LEASE_LONG, 2, NULL, 0));
+	masked_key(masked, 2, dup);
+	r = (struct cmk_req){
+		.cmd = DM_CMK_CMD_KEY_SET, .name = "refused-0", .key = dup,
+		.key_len = DM_CMK_KEY_LEN, .key2 = dup, .has_lease = true,
+		.lease_ms = CMK_LEASE_LONG,
+	};
+	EXPECT_EQ(-EINVAL, cmk_nl_request(&self->nl, &r, NULL, NULL, NULL, 0));
+	explicit_bzero(dup, sizeof(dup));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct cmk_nl nl;
+		int ret = 100;
+
+		masked_key(masked, 3, key);
+		if (!cmk_drop_caps(no_sys_admin, 1) && !cmk_nl_open(&nl)) {
+			ret = cmk_key_set(&nl, "refused-0", key, CMK_LEASE_LONG,
+					  3, NULL, 0) == -EPERM ? 0 : 101;
+			cmk_nl_close(&nl);
+		}
+		explicit_bzero(key, sizeof(key));
+		scrub_own_traces();
+		_exit(ret);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("the unprivileged KEY_SET was not refused");
+	explicit_bzero(key, sizeof(key));
+	scrub_own_traces();
+
+	err = kcore_scan((const uint8_t (*)[QLEN])masked, &res);
+	ASSERT_EQ(0, err) TH_LOG("/proc/kcore: %s", strerror(-err));
+	TH_LOG("scanned %llu MiB; bound key: %u copies",
+	       (unsigned long long)(res.bytes >> 20), key_hits(&res, 0));
+	ASSERT_LT(0U, key_hits(&res, 0))
+		TH_LOG("the live key was not found: the scan would miss a leak");
+	for (k = 1; k < NKEY; k++) {
+		EXPECT_EQ(0U, key_hits(&res, k))
+			TH_LOG("refused key %d: %u copies in RAM", k,
+			       key_hits(&res, k));
+		if (key_hits(&res, k))
+			log_addrs(_metadata, &res, k);
+	}
+	ASSERT_DM_REMOVE(CMK_DM_PREFIX "refused");
 }
 
 TEST_HARNESS_MAIN

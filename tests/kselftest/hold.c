@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hold - I/O waits for a key that is only briefly away, and only then.
+ *
+ * Oracle: the contract in Documentation/dm-cmk.rst (table option hold_ms).
+ * While a device is sealed, or wiped for a reason other than REVOKED,
+ * REQUESTED or DESTROY (here: an expired lease), a read or write waits up
+ * to hold_ms for a KEY_SET and then goes on as if nothing happened (the
+ * data read back is what was written); if no key comes it fails with EIO,
+ * not before hold_ms.  A KEY_WIPE with REVOKED or REQUESTED fails every
+ * waiting bio at once, and later I/O without waiting.  GET and dmsetup
+ * status count the waiting bios.  The waits are observed from threads
+ * doing direct I/O; times are printed, and only lower bounds (a bio must
+ * not fail before its hold_ms) and generous upper bounds are asserted.
+ */
+#include "cmk_test.h"
+
+#include <pthread.h>
+
+#define DM_NAME		CMK_DM_PREFIX "hold"
+#define KEY_NAME	"hold-key"
+#define IO_BYTES	65536
+#define NIO		16
+
+FIXTURE(hold) {
+	struct cmk_nl nl;
+	uint8_t key[DM_CMK_KEY_LEN];
+	char path[128];
+	unsigned char data[IO_BYTES];
+};
+
+FIXTURE_SETUP(hold)
+{
+	CMK_SETUP_CLEAN();
+	ASSERT_NL_OPEN(&self->nl);
+	cmk_key_make(self->key, 71);
+	cmk_fill(self->data, sizeof(self->data), 72);
+	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
+}
+
+FIXTURE_TEARDOWN(hold)
+{
+	cmk_nl_close(&self->nl);
+	cmk_dm_remove(DM_NAME);
+}
+
+static void create(struct __test_metadata *_metadata, const char *opts)
+{
+	struct cmk_table t = {
+		.len = 16384, .key_name = KEY_NAME, .dev = CMK_RAM(0),
+		.opts = opts,
+	};
+
+	ASSERT_CMK_CREATE(DM_NAME, &t);
+}
+
+/* One direct read or write of IO_BYTES at @off in a thread of its own. */
+struct io_job {
+	pthread_t th;
+	const char *path;
+	bool write;
+	off_t off;
+	const unsigned char *data;	/* written, or expected back */
+	int ret;
+	bool match;
+	uint64_t start_ms, end_ms;
+	volatile bool done;
+};
+
+static void *io_main(void *arg)
+{
+	struct io_job *j = arg;
+	unsigned char *buf = cmk_alloc(IO_BYTES);
+
+	j->start_ms = cmk_now_ms();
+	if (!buf) {
+		j->ret = -ENOMEM;
+	} else if (j->write) {
+		j->ret = cmk_dev_write(j->path, j->data, IO_BYTES, j->off, true);
+	} else {
+		j->ret = cmk_dev_read(j->path, buf, IO_BYTES, j->off, true);
+		j->match = !j->ret && !memcmp(buf, j->data, IO_BYTES);
+	}
+	free(buf);
+	j->end_ms = cmk_now_ms();
+	j->done = true;
+	return NULL;
+}
+
+static int io_start(struct io_job *j, const char *path, bool write, off_t off,
+		    const unsigned char *data)
+{
+	*j = (struct io_job){ .path = path, .write = write, .off = off,
+			      .data = data };
+	return pthread_create(&j->th, NULL, io_main, j);
+}
+
+/* Wait until GET reports @n held bios (or @ms pass); returns the count. */
+static uint32_t wait_held(struct cmk_nl *nl, uint32_t n, unsigned int ms)
+{
+	uint64_t end = cmk_now_ms() + ms;
+	struct cmk_info in = { 0 };
+
+	do {
+		if (cmk_get(nl, KEY_NAME, &in, NULL, 0))
+			return 0;
+		if (in.held >= n)
+			break;
+		cmk_sleep_ms(50);
+	} while (cmk_now_ms() < end);
+	return in.held;
+}
+
+/* Install the key with a short lease, write the data, let the lease run out. */
+static void write_then_expire(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(hold) *self)
+{
+	uint64_t end;
+	struct cmk_info in;
+	int i;
+
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, 1500, 1);
+	for (i = 0; i < NIO; i++)
+		ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES,
+					   (off_t)i * IO_BYTES, true));
+	end = cmk_now_ms() + 60000;
+	do {
+		cmk_sleep_ms(100);
+		ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	} while (in.state != DM_CMK_STATE_WIPED && cmk_now_ms() < end);
+	ASSERT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state);
+	ASSERT_EQ((uint32_t)DM_CMK_REASON_LEASE_EXPIRED, in.reason);
+}
+
+TEST_F(hold, hold_ms_option_parsed_and_bounded)
+{
+	char line[512], out[1024], table[512];
+	struct cmk_table t = {
+		.len = 16384, .key_name = KEY_NAME, .dev = CMK_RAM(0),
+	};
+	static const char *const bad[] = {
+		"hold_ms:600001", "hold_ms:-1", "hold_ms:1e3", "hold_ms:",
+	};
+	struct cmk_info in;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t.opts = bad[i];
+		cmk_table_cmk(line, sizeof(line), &t);
+		EXPECT_NE(0, cmk_dm_create(DM_NAME, line, out, sizeof(out)))
+			TH_LOG("'%s' was accepted", bad[i]);
+		cmk_dm_remove(DM_NAME);
+	}
+	create(_metadata, NULL);
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	ASSERT_TRUE(in.has_hold);
+	EXPECT_EQ(30000U, in.hold_ms) TH_LOG("default hold_ms");
+	ASSERT_DM_REMOVE(DM_NAME);
+	create(_metadata, "hold_ms:600000");
+	ASSERT_EQ(0, cmk_dm_table(DM_NAME, false, table, sizeof(table)));
+	EXPECT_NE(NULL, strstr(table, " hold_ms:600000")) TH_LOG("%s", table);
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ(600000U, in.hold_ms);
+}
+
+/* A new device's first I/O waits for its first key. */
+TEST_F_TIMEOUT(hold, hold_sealed_io_waits_for_first_key, 120)
+{
+	struct io_job w;
+	struct cmk_status st;
+
+	create(_metadata, "hold_ms:60000");
+	ASSERT_EQ(0, io_start(&w, self->path, true, 0, self->data));
+	EXPECT_EQ(1U, wait_held(&self->nl, 1, 20000));
+	ASSERT_EQ(0, cmk_dm_status_get(DM_NAME, &st));
+	EXPECT_EQ(1U, st.held);
+	EXPECT_FALSE(w.done) TH_LOG("a write to a sealed device did not wait");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
+	pthread_join(w.th, NULL);
+	EXPECT_EQ(0, w.ret) TH_LOG("held write: %s", strerror(-w.ret));
+	TH_LOG("write waited %llu ms for the first key",
+	       (unsigned long long)(w.end_ms - w.start_ms));
+	EXPECT_EQ(0U, wait_held(&self->nl, 0, 0));
+}
+
+/* A lapsed lease: reads and writes wait, then go on with the right data. */
+TEST_F_TIMEOUT(hold, hold_lapsed_lease_io_resumes_on_key_set, 180)
+{
+	unsigned char *other = cmk_alloc(IO_BYTES);
+	struct io_job r[NIO], w;
+	uint32_t held;
+	int i;
+
+	ASSERT_NE(NULL, other);
+	create(_metadata, "hold_ms:120000");
+	write_then_expire(_metadata, self);
+	for (i = 0; i < NIO; i++)
+		ASSERT_EQ(0, io_start(&r[i], self->path, false,
+				      (off_t)i * IO_BYTES, self->data));
+	cmk_fill(other, IO_BYTES, 73);
+	ASSERT_EQ(0, io_start(&w, self->path, true, NIO * IO_BYTES, other));
+	held = wait_held(&self->nl, NIO + 1, 30000);
+	EXPECT_EQ((uint32_t)NIO + 1, held);
+	for (i = 0; i < NIO; i++)
+		EXPECT_FALSE(r[i].done) TH_LOG("read %d did not wait", i);
+
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 2);
+	for (i = 0; i < NIO; i++) {
+		pthread_join(r[i].th, NULL);
+		EXPECT_EQ(0, r[i].ret) TH_LOG("read %d: %s", i, strerror(-r[i].ret));
+		EXPECT_TRUE(r[i].match) TH_LOG("read %d returned other data", i);
+	}
+	pthread_join(w.th, NULL);
+	EXPECT_EQ(0, w.ret);
+	/* what waited was written with the key, not lost */
+	ASSERT_EQ(0, cmk_dev_flushbuf(self->path));
+	ASSERT_EQ(0, io_start(&w, self->path, false, NIO * IO_BYTES, other));
+	pthread_join(w.th, NULL);
+	EXPECT_TRUE(w.match);
+	EXPECT_EQ(0U, wait_held(&self->nl, 0, 0));
+	free(other);
+}
+
+/* No key within hold_ms: EIO, and not before hold_ms. */
+TEST_F_TIMEOUT(hold, hold_times_out_with_eio, 120)
+{
+	struct cmk_info in;
+	struct io_job r;
+	uint64_t waited;
+
+	create(_metadata, "hold_ms:3000");
+	write_then_expire(_metadata, self);
+	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
+	pthread_join(r.th, NULL);
+	waited = r.end_ms - r.start_ms;
+	TH_LOG("a read waited %llu ms with hold_ms:3000",
+	       (unsigned long long)waited);
+	EXPECT_EQ(-EIO, r.ret);
+	EXPECT_LE(2900ULL, waited) TH_LOG("it failed before its hold_ms");
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ(0U, in.held);
+	EXPECT_LT(0U, in.refused);
+	/* the device still comes back */
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 2);
+	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
+	pthread_join(r.th, NULL);
+	EXPECT_TRUE(r.match);
+}
+
+/* The customer's "no" (and an operator's close) fail what waits, at once. */
+static void revoke_fails_held(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(hold) *self, uint32_t reason,
+			      bool sealed)
+{
+	unsigned char buf[4096];
+	struct io_job r[NIO];
+	struct cmk_info in;
+	uint64_t t0, slowest = 0;
+	int i, ret;
+
+	create(_metadata, "hold_ms:120000");
+	if (!sealed)
+		write_then_expire(_metadata, self);
+	for (i = 0; i < NIO; i++)
+		ASSERT_EQ(0, io_start(&r[i], self->path, false,
+				      (off_t)i * IO_BYTES, self->data));
+	EXPECT_EQ((uint32_t)NIO, wait_held(&self->nl, NIO, 30000));
+	t0 = cmk_now_ms();
+	ret = cmk_key_wipe(&self->nl, KEY_NAME, reason, NULL, 0);
+	ASSERT_EQ(0, ret);
+	for (i = 0; i < NIO; i++) {
+		pthread_join(r[i].th, NULL);
+		EXPECT_EQ(-EIO, r[i].ret);
+		if (r[i].end_ms - t0 > slowest)
+			slowest = r[i].end_ms - t0;
+	}
+	TH_LOG("held reads failed %llu ms after KEY_WIPE (reason %u)",
+	       (unsigned long long)slowest, reason);
+	/* generous: TCG under load; without the fix they wait 120 s */
+	EXPECT_GT(10000ULL, slowest);
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state);
+	EXPECT_EQ(reason, in.reason);
+	EXPECT_EQ(0U, in.held);
+	/* and new I/O does not wait */
+	t0 = cmk_now_ms();
+	EXPECT_EQ(-EIO, cmk_dev_read(self->path, buf, sizeof(buf), 0, true));
+	TH_LOG("a new read failed after %llu ms",
+	       (unsigned long long)(cmk_now_ms() - t0));
+	EXPECT_GT(10000ULL, cmk_now_ms() - t0);
+}
+
+TEST_F_TIMEOUT(hold, hold_revoke_fails_held_io_at_once, 180)
+{
+	revoke_fails_held(_metadata, self, DM_CMK_REASON_REVOKED, false);
+}
+
+TEST_F_TIMEOUT(hold, hold_requested_wipe_fails_held_io_at_once, 180)
+{
+	revoke_fails_held(_metadata, self, DM_CMK_REASON_REQUESTED, false);
+}
+
+TEST_F_TIMEOUT(hold, hold_revoke_of_sealed_device_fails_held_io, 180)
+{
+	revoke_fails_held(_metadata, self, DM_CMK_REASON_REVOKED, true);
+}
+
+/* KMS_UNREACHABLE (the agent's grace ran out) is not a "no": it waits. */
+TEST_F_TIMEOUT(hold, hold_kms_unreachable_wipe_still_holds, 120)
+{
+	struct io_job r;
+
+	create(_metadata, "hold_ms:60000");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES, 0, true));
+	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
+				  DM_CMK_REASON_KMS_UNREACHABLE, NULL, 0));
+	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
+	EXPECT_EQ(1U, wait_held(&self->nl, 1, 20000));
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 2);
+	pthread_join(r.th, NULL);
+	EXPECT_EQ(0, r.ret);
+	EXPECT_TRUE(r.match);
+}
+
+/* Removing the device ends every wait (nothing can hold its removal). */
+TEST_F_TIMEOUT(hold, hold_device_removal_not_blocked_when_idle, 60)
+{
+	create(_metadata, "hold_ms:600000");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, 1500, 1);
+	cmk_sleep_ms(2500);
+	ASSERT_DM_REMOVE(DM_NAME);
+	EXPECT_FALSE(cmk_dm_exists(DM_NAME));
+}
+
+TEST_HARNESS_MAIN
