@@ -108,6 +108,7 @@ static const struct setting device_settings[] = {
 	OF("key_name", K_NAME, D(key_name)),
 	{ .key = "mode", .kind = K_ENUM, .off = D(mode), .names = mode_names, .required = true },
 	UINT("sector_size", D(sector_size), 512, 4096),
+	UINT("hold_ms", D(hold_ms), 0, 600000),
 	OF("options", K_OPTIONS, D(options)),
 	ENUM("format", D(format), format_names),
 	{ .key = NULL }
@@ -368,6 +369,7 @@ static int parse_section(struct parser *p, char *s)
 		snprintf(d->key_name, sizeof(d->key_name), "%s", name);
 		snprintf(d->dm_name, sizeof(d->dm_name), "cmk-%s", name);
 		d->sector_size = 4096;
+		d->hold_ms = CMK_DEVICE_HOLD_MS;
 		d->line = p->line;
 		p->sec = S_DEVICE;
 		p->obj = d;
@@ -613,6 +615,11 @@ int cmk_device_table_options(const struct cmk_config_device *d, char *out,
 
 	if (d->sector_size != 512) {
 		snprintf(opts, sizeof(opts), " sector_size:%u", d->sector_size);
+		n++;
+	}
+	if (d->hold_ms != CMK_DEVICE_HOLD_MS) {
+		snprintf(opts + strlen(opts), sizeof(opts) - strlen(opts),
+			 " hold_ms:%u", d->hold_ms);
 		n++;
 	}
 	for (int i = 0; option_names[i]; i++) {

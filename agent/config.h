@@ -25,6 +25,7 @@
  *   key_name = pgtemp
  *   mode = ephemeral               # ephemeral | persistent
  *   sector_size = 4096
+ *   hold_ms = 30000                # I/O waits this long for a lost key
  *   options = no_read_workqueue no_write_workqueue
  *   format = auto                  # ephemeral only: auto | always
  *
@@ -46,6 +47,7 @@
 #define CMK_CONFIG_MAX_SIZE	(256 * 1024)
 #define CMK_CONFIG_MAX_LINE	4096
 #define CMK_NAME_MAX		64	/* == DM_CMK_NAME_MAX */
+#define CMK_DEVICE_HOLD_MS	30000	/* the kernel's hold_ms default */
 #define CMK_DM_NAME_MAX		127
 
 /*
@@ -97,6 +99,7 @@ struct cmk_config_device {
 	char key_name[CMK_NAME_MAX + 1];
 	enum cmk_mode mode;
 	uint32_t sector_size;
+	uint32_t hold_ms;
 	unsigned int options;
 	enum cmk_format format;
 	int line;

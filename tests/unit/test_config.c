@@ -91,6 +91,7 @@ static void config_full_example_parses(void **state)
 	assert_string_equal(c.devices[1].key_name, "wal");
 	assert_int_equal(c.devices[1].mode, CMK_MODE_PERSISTENT);
 	assert_int_equal(c.devices[1].sector_size, 4096);
+	assert_int_equal(c.devices[1].hold_ms, CMK_DEVICE_HOLD_MS);
 	cmk_config_free(&c);
 }
 
@@ -98,7 +99,8 @@ static void config_defaults_applied(void **state)
 {
 	struct cmk_config c;
 	struct cmk_err e;
-	struct cmk_config_device d = { .sector_size = 512 };
+	struct cmk_config_device d = { .sector_size = 512,
+					 .hold_ms = CMK_DEVICE_HOLD_MS };
 	char opts[64];
 
 	(void)state;
@@ -321,6 +323,7 @@ static void config_table_line_matches_contract(void **state)
 {
 	struct cmk_config_device d = {
 		.key_name = "pgtemp", .sector_size = 4096,
+		.hold_ms = CMK_DEVICE_HOLD_MS,
 		.options = CMK_OPT_NO_READ_WORKQUEUE,
 	};
 	char line[512];
@@ -337,6 +340,13 @@ static void config_table_line_matches_contract(void **state)
 	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
 					       sizeof(line)), 0);
 	assert_string_equal(line, "0 20483 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048");
+	/* hold_ms only when it is not the kernel's default */
+	d.hold_ms = 0;
+	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
+					       sizeof(line)), 0);
+	assert_string_equal(line, "0 20483 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048 "
+			    "1 hold_ms:0");
+	d.hold_ms = CMK_DEVICE_HOLD_MS;
 	assert_int_equal(cmk_device_table_line(&d, 1 << 20, line, sizeof(line)), -ENOSPC);
 	assert_int_equal(cmk_device_table_line(&d, 4 << 20, line, 20), -ENOSPC);
 }
