@@ -95,9 +95,14 @@ median() {
 # --- setup ---------------------------------------------------------------
 
 # it_setup [LEASE_MS] [CHECK_INTERVAL_MS]: key file, envelope, agent.conf.
+# HOLD_MS (default 2000) is the device's hold_ms: how long I/O waits for a
+# key that is briefly away.  Short, so that a test that checks I/O fails
+# without a key does not wait the default 30 s; HOLD_MS= leaves the
+# kernel's default.
 it_setup() {
 	lease=${1:-5000}
 	interval=${2:-200}
+	hold=${HOLD_MS-2000}
 	rm -rf "$T"
 	mkdir -p "$T/state" "$MNT"
 	chmod 700 "$T"
@@ -128,6 +133,9 @@ backing = $BACKING
 mode = ephemeral
 sector_size = 4096
 EOF
+	if [ -n "$hold" ]; then
+		echo "hold_ms = $hold" >>"$T/agent.conf"
+	fi
 }
 
 # agent_start: run the agent in the background (foreground mode, no

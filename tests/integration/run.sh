@@ -50,7 +50,7 @@ mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
 
 args=(--kver "$kver" --out "$top/build/results/integration-$kver"
 	--timeout "${GUEST_TIMEOUT:-900}" --test-timeout 300
-	--module ext4
+	--module ext4 --fio
 	--add "$agent:/usr/sbin/cmk-agent"
 	--add "$cmkctl:/usr/sbin/cmkctl"
 	--add "$helpers/cmk-oracle:/usr/bin/cmk-oracle"
