@@ -780,7 +780,9 @@ static void request_id(struct p11 *p, struct cmk_kms_call *call)
 /*
  * A generic failure of C_Decrypt itself, after C_DecryptInit accepted the
  * key and the GCM parameters: SoftHSM2 (and others) report a failed tag
- * check this way instead of CKR_ENCRYPTED_DATA_INVALID.
+ * check this way instead of CKR_ENCRYPTED_DATA_INVALID.  But a network
+ * HSM that is failing over answers the same (PKCS#11 2.40: "the requested
+ * function could not be performed"), so this alone proves nothing.
  */
 static bool generic_decrypt_failure(const struct op *o, CK_RV rv)
 {
@@ -789,11 +791,100 @@ static bool generic_decrypt_failure(const struct op *o, CK_RV rv)
 }
 
 /*
+ * The differently shaped call that tells the two apart: a round trip of
+ * random bytes (not secret) under the same key, mechanism and AAD, on the
+ * session the caller just opened.  CKR_OK when the token encrypts and
+ * decrypts with this key right now; otherwise the CK_RV that stopped it
+ * (CKR_FUNCTION_FAILED if the bytes did not come back).
+ */
+static CK_RV probe_roundtrip(struct p11 *p, CK_OBJECT_HANDLE key,
+			     const struct op *o)
+{
+	unsigned char iv[CMK_P11_IV_LEN], pt[32], ct[32 + CMK_P11_TAG_LEN],
+		      back[32 + CMK_P11_TAG_LEN];
+	struct op enc = {
+		.enc = true, .in = pt, .in_len = sizeof(pt), .iv = iv,
+		.aad = o->aad, .aad_len = o->aad_len,
+		.out = ct, .out_len = sizeof(ct),
+	};
+	struct op dec = {
+		.enc = false, .in = ct, .in_len = sizeof(ct), .iv = iv,
+		.aad = o->aad, .aad_len = o->aad_len,
+		.out = back, .out_len = sizeof(back),
+	};
+	CK_RV rv;
+
+	if (getrandom(iv, sizeof(iv), 0) != sizeof(iv) ||
+	    getrandom(pt, sizeof(pt), 0) != sizeof(pt))
+		return CKR_FUNCTION_FAILED;
+	rv = p11_crypt(p, key, &enc);
+	if (rv == CKR_OK && enc.out_len != sizeof(ct))
+		rv = CKR_FUNCTION_FAILED;
+	if (rv == CKR_OK)
+		rv = p11_crypt(p, key, &dec);
+	if (rv == CKR_OK && (dec.out_len != sizeof(pt) ||
+			     CRYPTO_memcmp(back, pt, sizeof(pt))))
+		rv = CKR_FUNCTION_FAILED;
+	OPENSSL_cleanse(back, sizeof(back));
+	OPENSSL_cleanse(pt, sizeof(pt));
+	return rv;
+}
+
+/*
+ * After a generic C_Decrypt failure on two sessions: a third session, the
+ * probe above, and then our ciphertext once more.  Returns 0 when the
+ * unwrap worked after all; otherwise the error: definitive only if the
+ * token decrypts its own round trip with this key but still refuses ours,
+ * transient if the token cannot do the round trip either (failing over).
+ */
+static int confirm_generic(struct p11 *p, const struct cmk_p11uri *u,
+			   struct op *o, size_t room, const char *kd,
+			   CK_RV first, struct cmk_err *e)
+{
+	CK_OBJECT_HANDLE key = 0;
+	CK_ULONG found = 0;
+	char rvb[32], rvb2[32];
+	CK_RV rv;
+	int ret;
+
+	p11_close_session(p);
+	ret = session(p, u, e);
+	if (ret)
+		return ret;
+	rv = find_key(p, u, &key, &found);
+	if (rv == CKR_OK && found != 1)
+		rv = CKR_KEY_HANDLE_INVALID;
+	if (rv == CKR_OK)
+		rv = probe_roundtrip(p, key, o);
+	if (rv != CKR_OK) {
+		p11_close_session(p);
+		return cmk_err_kms(e, CMK_R_UNAVAILABLE,
+				   "pkcs11: token \"%s\" key %s: C_Decrypt failed with %s on two sessions, and a round trip of random bytes under the same key failed too (%s): the token is failing (HSM failover?), not refusing the wrapped key",
+				   p->token, kd, cmk_p11_rv_name(first, rvb, sizeof(rvb)),
+				   cmk_p11_rv_name(rv, rvb2, sizeof(rvb2)));
+	}
+	o->out_len = room;
+	rv = p11_crypt(p, key, o);
+	if (rv == CKR_OK)
+		return 0;
+	if (generic_decrypt_failure(o, rv))
+		return cmk_err_kms(e, CMK_R_INVALID_CIPHERTEXT,
+				   "pkcs11: token \"%s\" key %s: C_Decrypt failed with %s on three sessions while a round trip of random bytes under the same key works: the wrapped key does not decrypt under this key and encryption context",
+				   p->token, kd, cmk_p11_rv_name(rv, rvb, sizeof(rvb)));
+	if (rv_reopen(rv))
+		p11_close_session(p);
+	return cmk_err_kms(e, cmk_p11_reason(rv) == CMK_R_LOCAL ? CMK_R_UNAVAILABLE :
+			   cmk_p11_reason(rv),
+			   "pkcs11: token \"%s\" key %s: C_Decrypt failed: %s", p->token,
+			   kd, cmk_p11_rv_name(rv, rvb, sizeof(rvb)));
+}
+
+/*
  * One call: module, session, key, then C_Encrypt/C_Decrypt.  A session or
  * device error closes the session and the whole sequence runs once more
  * on a new one (slot found again, login again).  So does a generic
  * C_Decrypt failure (above); if it happens again on the fresh session,
- * it is deterministic and taken as the token rejecting the ciphertext.
+ * confirm_generic() decides between a failing token and a refusal.
  */
 static int p11_call(struct p11 *p, const char *key_ref, struct op *o,
 		    struct cmk_kms_call *call, struct cmk_err *e)
@@ -859,9 +950,7 @@ static int p11_call(struct p11 *p, const char *key_ref, struct op *o,
 	if (rv_reopen(rv))
 		p11_close_session(p);
 	if (generic[0] && generic[1]) {
-		ret = cmk_err_kms(e, CMK_R_INVALID_CIPHERTEXT,
-				  "pkcs11: token \"%s\" key %s: C_Decrypt failed with %s on two sessions after C_DecryptInit accepted the key: the wrapped key does not decrypt under this key and encryption context",
-				  p->token, kd, cmk_p11_rv_name(rv, rvb, sizeof(rvb)));
+		ret = confirm_generic(p, &u, o, room, kd, rv, e);
 		goto out;
 	}
 	switch (cmk_p11_reason(rv)) {

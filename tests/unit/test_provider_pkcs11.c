@@ -384,17 +384,74 @@ static void p11_wrong_context_is_definitive_invalid_ciphertext(void **state)
 	cmk_encctx_free(&other);
 }
 
-/* SoftHSM2 reports a tag mismatch as CKR_GENERAL_ERROR. */
+/*
+ * SoftHSM2 reports a tag mismatch as CKR_GENERAL_ERROR: twice on fresh
+ * sessions, then the probe (a round trip of random bytes under the same
+ * key) works and our ciphertext fails a third time: definitive.
+ */
 static void p11_general_error_twice_after_init_is_invalid_ciphertext(void **state)
 {
 	struct fx *fx = *state;
 
 	st->tag_fail_rv = CKR_GENERAL_ERROR;
 	fx->w[fx->wl - 1] ^= 1;
-	expect(fx, CMK_EC_DEFINITIVE, CMK_R_INVALID_CIPHERTEXT, "on two sessions");
-	assert_int_equal(st->n_decrypt, 2);
+	expect(fx, CMK_EC_DEFINITIVE, CMK_R_INVALID_CIPHERTEXT, "round trip of random bytes");
+	/* two attempts, the probe's decrypt, the confirming attempt */
+	assert_int_equal(st->n_decrypt, 4);
+	assert_int_equal(st->n_encrypt, 2);	/* setup's wrap, the probe */
 	fx->w[fx->wl - 1] ^= 1;
 	unwrap_ok(fx);
+}
+
+/*
+ * A network HSM failing over answers CKR_GENERAL_ERROR to two decrypts in
+ * a row and then works again.  Not a revocation: the probe succeeds and so
+ * does the third attempt.  Before the probe this was invalid_ciphertext.
+ */
+static void p11_classify_failover_generic_error_twice_then_back(void **state)
+{
+	struct fx *fx = *state;
+
+	strcpy(st->fail_fn, "C_Decrypt");
+	st->fail_rv = CKR_GENERAL_ERROR;
+	st->fail_count = 2;
+	unwrap_ok(fx);
+	assert_int_equal(st->fail_count, 0);
+}
+
+/*
+ * The same failover lasting longer: CKR_FUNCTION_FAILED for every decrypt,
+ * the probe's too.  The token cannot decrypt anything: transient.
+ */
+static void p11_classify_failover_function_failed_persisting_is_transient(void **state)
+{
+	struct fx *fx = *state;
+
+	strcpy(st->fail_fn, "C_Decrypt");
+	st->fail_rv = CKR_FUNCTION_FAILED;
+	st->fail_count = 1000;
+	expect(fx, CMK_EC_TRANSIENT, CMK_R_UNAVAILABLE, "HSM failover");
+	assert_int_equal(1000 - st->fail_count, 3);	/* two attempts and the probe */
+	st->fail_count = 0;
+	unwrap_ok(fx);
+}
+
+/*
+ * A token that refuses the probe itself (here: C_Encrypt fails once) has
+ * not shown that it can decrypt with this key: not definitive, even for a
+ * wrapped key that really is damaged.
+ */
+static void p11_classify_probe_refused_is_not_definitive(void **state)
+{
+	struct fx *fx = *state;
+
+	st->tag_fail_rv = CKR_GENERAL_ERROR;
+	fx->w[fx->wl - 1] ^= 1;
+	strcpy(st->fail_fn, "C_Encrypt");
+	st->fail_rv = CKR_DEVICE_ERROR;
+	st->fail_count = 1;
+	expect(fx, CMK_EC_TRANSIENT, CMK_R_UNAVAILABLE, "CKR_DEVICE_ERROR");
+	fx->w[fx->wl - 1] ^= 1;
 }
 
 static void p11_general_error_once_is_not_a_revocation(void **state)
@@ -655,6 +712,9 @@ int main(void)
 		T(p11_key_destroyed_between_find_and_use),
 		T(p11_wrong_context_is_definitive_invalid_ciphertext),
 		T(p11_general_error_twice_after_init_is_invalid_ciphertext),
+		T(p11_classify_failover_generic_error_twice_then_back),
+		T(p11_classify_failover_function_failed_persisting_is_transient),
+		T(p11_classify_probe_refused_is_not_definitive),
 		T(p11_general_error_once_is_not_a_revocation),
 		T(p11_malformed_wrapped_key_refused_before_the_token),
 		T(p11_wrong_pin_definitive_and_not_presented_twice),
