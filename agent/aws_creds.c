@@ -506,6 +506,23 @@ out:
 	return ret;
 }
 
+static bool secrets_same(const struct cmk_secret *a, const struct cmk_secret *b)
+{
+	if (!a || !b)
+		return a == b;
+	return cmk_secret_equal(a, b);
+}
+
+/* Same key id, secret and session token (constant time on the secrets). */
+static bool creds_same(const struct cmk_aws_creds *a, const struct cmk_aws_creds *b)
+{
+	bool same = !strcmp(a->access_key_id, b->access_key_id);
+
+	same &= secrets_same(a->secret_key, b->secret_key);
+	same &= secrets_same(a->session_token, b->session_token);
+	return same;
+}
+
 static bool need_refresh(const struct cmk_aws_cred_src *s, time_t now)
 {
 	if (!s->have || s->stale)
@@ -552,10 +569,27 @@ int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
 		}
 		return ret;
 	}
+	if (!s->have || !creds_same(&s->cur, &c))
+		s->changes++;
 	cmk_aws_creds_free(&s->cur);
 	s->cur = c;
 	s->have = true;
 	s->stale = false;
 	*out = &s->cur;
 	return 0;
+}
+
+int cmk_aws_creds_reload(struct cmk_aws_cred_src *s, time_t now, bool *changed,
+			 struct cmk_err *e)
+{
+	const struct cmk_aws_creds *c;
+	unsigned long before = s->changes;
+	int ret;
+
+	*changed = false;
+	cmk_aws_creds_invalidate(s);
+	ret = cmk_aws_creds_get(s, now, &c, e);
+	if (!ret)
+		*changed = s->changes != before;
+	return ret;
 }

@@ -20,6 +20,11 @@
  *     Expiration; when the metadata service cannot be reached, the last good
  *     credentials are kept (KMS decides whether they still work).
  *
+ * Environment and file credentials do not expire: they are read once and
+ * read again when KMS rejects them (cmk_aws_creds_reload()), so a key
+ * rotated in the credentials file is picked up by the first request the
+ * old key fails.
+ *
  * The secret access key and the session token only ever live in
  * struct cmk_secret; file and JSON buffers that held them are wiped.
  */
@@ -69,6 +74,7 @@ struct cmk_aws_cred_src {
 	struct cmk_aws_creds cur;
 	bool have;
 	bool stale;			/* refresh before next use */
+	unsigned long changes;		/* loads that gave other credentials */
 	struct cmk_secret *imds_token;
 	time_t imds_token_exp;
 };
@@ -93,6 +99,18 @@ int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
 
 /* cmk_aws_creds_invalidate() - refetch before the next use (expired token). */
 void cmk_aws_creds_invalidate(struct cmk_aws_cred_src *s);
+
+/*
+ * cmk_aws_creds_reload() - read the credentials from their source again
+ * now, whatever the cache says: KMS rejected the ones in use, and the
+ * file, the environment or IMDS may hold rotated ones.  *@changed says
+ * whether the source gave other credentials than those in use, i.e.
+ * whether one more request can get another answer.  Failures as for
+ * cmk_aws_creds_get() (through a metadata outage the last good
+ * credentials stay, unchanged).
+ */
+int cmk_aws_creds_reload(struct cmk_aws_cred_src *s, time_t now, bool *changed,
+			 struct cmk_err *e);
 
 /* cmk_aws_imds_get() - GET a metadata path with the IMDSv2 token. */
 int cmk_aws_imds_get(struct cmk_aws_cred_src *s, time_t now, const char *path,

@@ -42,7 +42,13 @@ struct aws {
 
 /* ---- error classification ----------------------------------------------------- */
 
-enum kind { K_DEF, K_TRANSIENT, K_CREDS, K_CREDS_EXPIRED };
+/*
+ * K_CONFIRM: the code alone cannot tell the owner's "no" from a failure
+ * (KMSInvalidStateException is "a general failure with many possible
+ * causes" for keys in custom key stores): its reason is provisional and
+ * DescribeKey decides (cmk_aws_key_state_reason()).
+ */
+enum kind { K_DEF, K_TRANSIENT, K_CREDS, K_CREDS_EXPIRED, K_CONFIRM };
 
 static const struct {
 	const char *code;
@@ -51,7 +57,7 @@ static const struct {
 } aws_codes[] = {
 	/* the key owner said no */
 	{ "DisabledException",		CMK_R_DISABLED,		  K_DEF },
-	{ "KMSInvalidStateException",	CMK_R_DISABLED,		  K_DEF },
+	{ "KMSInvalidStateException",	CMK_R_UNAVAILABLE,	  K_CONFIRM },
 	{ "AccessDeniedException",	CMK_R_DENIED,		  K_DEF },
 	{ "AccessDenied",		CMK_R_DENIED,		  K_DEF },
 	{ "NotFoundException",		CMK_R_NOT_FOUND,	  K_DEF },
@@ -162,6 +168,7 @@ enum cmk_reason cmk_aws_classify(long status, const char *error_type,
 	if (!out)
 		out = &tmp;
 	out->code[0] = out->message[0] = '\0';
+	out->confirm = false;
 	if (status >= 200 && status <= 299)
 		return CMK_R_NONE;
 	if (error_type && *error_type)
@@ -193,6 +200,7 @@ enum cmk_reason cmk_aws_classify(long status, const char *error_type,
 	}
 	i = out->code[0] ? code_index(out->code) : -1;
 	if (i >= 0) {
+		out->confirm = aws_codes[i].kind == K_CONFIRM;
 		/* A clock that is off says "Signature expired": not a revocation. */
 		if (aws_codes[i].kind == K_CREDS &&
 		    strcasestr(out->message, "signature expired"))
@@ -215,6 +223,55 @@ static enum kind code_kind(const char *code)
 	int i = code_index(code);
 
 	return i >= 0 ? aws_codes[i].kind : K_DEF;
+}
+
+/* KeyState (DescribeKey) -> reason; the AWS key-state table, aws.rst. */
+static const struct {
+	const char *state;
+	enum cmk_reason reason;
+} key_states[] = {
+	{ "Disabled",			CMK_R_DISABLED },
+	{ "PendingDeletion",		CMK_R_DESTROYED },
+	{ "PendingReplicaDeletion",	CMK_R_DESTROYED },
+	/* imported key material deleted or expired */
+	{ "PendingImport",		CMK_R_DISABLED },
+	/* custom key store intentionally disconnected */
+	{ "Unavailable",		CMK_R_DISABLED },
+	/* usable: the failure was not the key's state */
+	{ "Enabled",			CMK_R_UNAVAILABLE },
+	{ "Creating",			CMK_R_UNAVAILABLE },
+	{ "Updating",			CMK_R_UNAVAILABLE },
+};
+
+enum cmk_reason cmk_aws_key_state_reason(long status, const char *error_type,
+					 const char *body, size_t body_len,
+					 char *state, size_t state_len)
+{
+	struct json_object *o, *md, *v;
+	enum cmk_reason why = CMK_R_UNAVAILABLE;
+	struct cmk_aws_error err;
+
+	if (state_len)
+		state[0] = '\0';
+	if (status != 200) {
+		/* Only "the key is gone" is an answer; anything else confirms nothing. */
+		why = cmk_aws_classify(status, error_type, body, body_len, &err);
+		return why == CMK_R_NOT_FOUND ? CMK_R_NOT_FOUND : CMK_R_UNAVAILABLE;
+	}
+	o = cmk_json_parse_wiped(body, body_len);
+	if (o && json_object_object_get_ex(o, "KeyMetadata", &md) &&
+	    json_object_object_get_ex(md, "KeyState", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		const char *ks = json_object_get_string(v);
+
+		if (state_len)
+			clean_code(ks, strlen(ks), state, state_len);
+		for (size_t i = 0; i < sizeof(key_states) / sizeof(key_states[0]); i++)
+			if (!strcmp(key_states[i].state, ks))
+				why = key_states[i].reason;
+	}
+	cmk_json_put_wiped(o);
+	return why;
 }
 
 /* ---- endpoints ------------------------------------------------------------------ */
@@ -473,24 +530,42 @@ static enum cmk_reason kms_retry(const struct cmk_http_response *r, void *arg)
 	return why;
 }
 
-/* An error answer -> message with advice, and the reason's class. */
-static int kms_error(struct aws *a, const char *op, const char *key_ref,
-		     const struct cmk_http_response *r,
-		     const struct cmk_aws_creds *c, struct cmk_err *e)
+/* Did KMS reject the credentials themselves (not the request)? */
+static bool creds_rejected(const struct cmk_http_response *r)
 {
 	struct cmk_aws_error err;
+	char et[128];
+	enum kind k;
+
+	if (r->status == 200)
+		return false;
+	cmk_aws_classify(r->status, cmk_http_header(r, "x-amzn-ErrorType", et, sizeof(et)),
+			 r->body, r->body_len, &err);
+	k = code_kind(err.code);
+	return k == K_CREDS || k == K_CREDS_EXPIRED;
+}
+
+/*
+ * An error answer -> message with advice, and the reason's class.
+ * @reloaded: the credentials were already read again after this answer.
+ */
+static int kms_error(struct aws *a, const char *op, const char *key_ref,
+		     const struct cmk_http_response *r,
+		     const struct cmk_aws_creds *c, bool reloaded,
+		     struct cmk_aws_error *err, struct cmk_err *e)
+{
 	char et[128];
 	enum cmk_reason why;
 	const char *advice = "";
 
 	why = cmk_aws_classify(r->status,
 			       cmk_http_header(r, "x-amzn-ErrorType", et, sizeof(et)),
-			       r->body, r->body_len, &err);
-	switch (code_kind(err.code)) {
+			       r->body, r->body_len, err);
+	switch (code_kind(err->code)) {
 	case K_CREDS:
-		advice = why == CMK_R_DENIED ?
-			 ": KMS rejected the agent's credentials, fix or rotate them" :
-			 ": check the system clock";
+		advice = why != CMK_R_DENIED ? ": check the system clock" :
+			 reloaded ? ": KMS rejected the agent's credentials, also as read again from their source; fix or rotate them" :
+			 ": KMS rejected the agent's credentials, fix or rotate them";
 		break;
 	case K_CREDS_EXPIRED:
 		advice = ": credentials expired, refreshing them";
@@ -501,9 +576,163 @@ static int kms_error(struct aws *a, const char *op, const char *key_ref,
 	}
 	/* Most useful first: the AWS message may be cut at CMK_ERR_MSG_MAX. */
 	return cmk_err_kms(e, why, "aws kms %s %s: %s, HTTP %ld%s (credentials: %s %s)%s%s",
-			   op, key_ref, err.code[0] ? err.code : "error",
+			   op, key_ref, err->code[0] ? err->code : "error",
 			   r->status, advice, c->source, c->access_key_id,
-			   err.message[0] ? ": " : "", err.message);
+			   err->message[0] ? ": " : "", err->message);
+}
+
+/* Sign @body as TrentService.@op with @c and POST it; any answer in *@r. */
+static int kms_send(struct aws *a, const char *op, const char *host,
+		    const char *path, const struct cmk_aws_creds *c,
+		    const char *body, size_t body_len,
+		    struct cmk_http_response *r, struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
+	struct cmk_sigv4_out sig = { 0 };
+	struct retry_arg ra = { false };
+	char target[64];
+	struct cmk_nv sh[] = {
+		{ "Host", host },
+		{ "Content-Type", "application/x-amz-json-1.1" },
+		{ "X-Amz-Target", target },
+	};
+	struct cmk_sigv4_request sr = {
+		.method = "POST", .path = path, .headers = sh,
+		.n_headers = 3, .body = body, .body_len = body_len,
+	};
+	struct cmk_sigv4_key sk = { c->access_key_id, c->secret_key,
+				    c->session_token };
+	struct cmk_nv hh[6];
+	struct cmk_http_request hr = { "POST", a->endpoint, hh, 5,
+				       body, body_len };
+	int ret;
+
+	snprintf(target, sizeof(target), "TrentService.%s", op);
+	ret = cmk_sigv4_sign(&sr, &sk, a->region, "kms", time(NULL), 0, &sig, e);
+	if (ret)
+		goto out;
+	memcpy(hh, sh, sizeof(sh));
+	hh[3].name = "X-Amz-Date";
+	hh[3].value = sig.amz_date;
+	hh[4].name = "Authorization";
+	hh[4].value = sig.authorization;
+	if (c->session_token) {
+		size_t tl = cmk_secret_len(c->session_token);
+
+		ret = cmk_secret_new(&tokz, tl + 1, e);
+		if (ret)
+			goto out;
+		memcpy(cmk_secret_data(tokz), cmk_secret_cdata(c->session_token), tl);
+		hh[5].name = "X-Amz-Security-Token";
+		hh[5].value = (const char *)cmk_secret_cdata(tokz);
+		hr.n_headers = 6;
+	}
+	ret = cmk_http_do(&a->http, &hr, kms_retry, &ra, r, e);
+out:
+	cmk_sigv4_out_free(&sig);
+	return ret;
+}
+
+/*
+ * One KMS request, answered with any status in *@r.  When KMS rejects the
+ * credentials (a rotated or deleted access key, an expired token), they
+ * are read again from their source and, if that gives other ones, the
+ * request is sent once more before the answer counts.  *@cp: the
+ * credentials of the answer; *@reloaded: they were read again after a
+ * rejection.
+ */
+static int kms_call_raw(struct aws *a, const char *op, const char *key_ref,
+			const char *body, size_t body_len,
+			struct cmk_http_response *r,
+			const struct cmk_aws_creds **cp, bool *reloaded,
+			struct cmk_err *e)
+{
+	char host[300], path[256];
+	bool changed = false;
+	int ret;
+
+	*reloaded = false;
+	memset(r, 0, sizeof(*r));
+	ret = resolve_endpoint(a, key_ref, e);
+	if (ret)
+		return ret;
+	ret = split_url(a->endpoint, host, sizeof(host), path, sizeof(path), e);
+	if (ret)
+		return ret;
+	for (int attempt = 0;; attempt++) {
+		struct cmk_err re;
+
+		ret = cmk_aws_creds_get(&a->creds, time(NULL), cp, e);
+		if (ret) {
+			cmk_err_prefix(e, "aws kms %s %s: credentials", op, key_ref);
+			return ret;
+		}
+		ret = kms_send(a, op, host, path, *cp, body, body_len, r, e);
+		if (ret) {
+			cmk_err_prefix(e, "aws kms %s %s", op, key_ref);
+			return ret;
+		}
+		if (attempt > 0 || !creds_rejected(r))
+			return 0;
+		*reloaded = true;
+		if (cmk_aws_creds_reload(&a->creds, time(NULL), &changed, &re) ||
+		    !changed) {
+			/* Nothing new to try: the answer we have counts. */
+			*cp = &a->creds.cur;
+			return 0;
+		}
+		cmk_http_response_free(r);
+	}
+}
+
+/*
+ * KMSInvalidStateException is ambiguous: ask DescribeKey for the key state
+ * (a call that does not use the key) and let that decide.  @e holds the
+ * first answer's error on entry and the final one on return.
+ */
+static int confirm_key_state(struct aws *a, const char *key_ref,
+			     struct cmk_err *e)
+{
+	const struct cmk_aws_creds *c;
+	struct cmk_http_response r = { 0 };
+	struct json_object *req;
+	char first[CMK_ERR_MSG_MAX], state[48] = "", et[128], what[160];
+	enum cmk_reason why = CMK_R_UNAVAILABLE;
+	struct cmk_err de;
+	const char *body, *advice;
+	bool reloaded;
+	size_t n = 0;
+
+	snprintf(first, sizeof(first), "%s", e->msg);
+	req = json_object_new_object();
+	body = req && !cmk_json_add_str(req, "KeyId", key_ref) ?
+	       json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &n) : NULL;
+	if (!body) {
+		snprintf(what, sizeof(what), "not asked (out of memory)");
+	} else if (kms_call_raw(a, "DescribeKey", key_ref, body, n, &r, &c, &reloaded, &de)) {
+		snprintf(what, sizeof(what), "not answered (%.120s)", de.msg);
+	} else {
+		struct cmk_aws_error derr;
+
+		why = cmk_aws_key_state_reason(r.status,
+					       cmk_http_header(&r, "x-amzn-ErrorType", et, sizeof(et)),
+					       r.body, r.body_len, state, sizeof(state));
+		if (r.status == 200) {
+			snprintf(what, sizeof(what), "KeyState %s", state[0] ? state : "(none)");
+		} else {
+			cmk_aws_classify(r.status, cmk_http_header(&r, "x-amzn-ErrorType", et, sizeof(et)),
+					 r.body, r.body_len, &derr);
+			snprintf(what, sizeof(what), "%s, HTTP %ld",
+				 derr.code[0] ? derr.code : "error", r.status);
+		}
+	}
+	json_object_put(req);
+	cmk_http_response_free(&r);
+	advice = cmk_reason_class(why) == CMK_EC_DEFINITIVE ? "" :
+		 why == CMK_R_UNAVAILABLE && !strcmp(state, "Enabled") ?
+		 ": the KMS key is usable, so the failure is in its custom key store (CloudHSM cluster, external key store proxy or key manager), not a revocation" :
+		 ": the key state is unknown, so this is not taken as a revocation (the agent needs kms:DescribeKey)";
+	return cmk_err_kms(e, why, "%s; DescribeKey: %s%s", first, what, advice);
 }
 
 /* One signed POST of @body (JSON) as TrentService.@op; *resp on HTTP 200. */
@@ -511,74 +740,23 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 		    const char *body, size_t body_len, struct json_object **resp,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
-	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
 	const struct cmk_aws_creds *c;
-	struct cmk_sigv4_out sig = { 0 };
 	struct cmk_http_response r = { 0 };
-	struct retry_arg ra = { false };
-	char host[300], path[256], target[64], rid[CMK_REQUEST_ID_MAX];
+	struct cmk_aws_error err;
+	char rid[CMK_REQUEST_ID_MAX];
+	bool reloaded;
 	int ret;
 
 	*resp = NULL;
-	ret = resolve_endpoint(a, key_ref, e);
+	ret = kms_call_raw(a, op, key_ref, body, body_len, &r, &c, &reloaded, e);
 	if (ret)
-		return ret;
-	ret = split_url(a->endpoint, host, sizeof(host), path, sizeof(path), e);
-	if (ret)
-		return ret;
-	ret = cmk_aws_creds_get(&a->creds, time(NULL), &c, e);
-	if (ret) {
-		cmk_err_prefix(e, "aws kms %s %s: credentials", op, key_ref);
-		return ret;
-	}
-	snprintf(target, sizeof(target), "TrentService.%s", op);
-	{
-		struct cmk_nv sh[] = {
-			{ "Host", host },
-			{ "Content-Type", "application/x-amz-json-1.1" },
-			{ "X-Amz-Target", target },
-		};
-		struct cmk_sigv4_request sr = {
-			.method = "POST", .path = path, .headers = sh,
-			.n_headers = 3, .body = body, .body_len = body_len,
-		};
-		struct cmk_sigv4_key sk = { c->access_key_id, c->secret_key,
-					    c->session_token };
-		struct cmk_nv hh[6];
-		struct cmk_http_request hr = { "POST", a->endpoint, hh, 5,
-					       body, body_len };
-
-		ret = cmk_sigv4_sign(&sr, &sk, a->region, "kms", time(NULL), 0,
-				     &sig, e);
-		if (ret)
-			goto out;
-		memcpy(hh, sh, sizeof(sh));
-		hh[3].name = "X-Amz-Date";
-		hh[3].value = sig.amz_date;
-		hh[4].name = "Authorization";
-		hh[4].value = sig.authorization;
-		if (c->session_token) {
-			size_t tl = cmk_secret_len(c->session_token);
-
-			ret = cmk_secret_new(&tokz, tl + 1, e);
-			if (ret)
-				goto out;
-			memcpy(cmk_secret_data(tokz),
-			       cmk_secret_cdata(c->session_token), tl);
-			hh[5].name = "X-Amz-Security-Token";
-			hh[5].value = (const char *)cmk_secret_cdata(tokz);
-			hr.n_headers = 6;
-		}
-		ret = cmk_http_do(&a->http, &hr, kms_retry, &ra, &r, e);
-	}
-	if (ret) {
-		cmk_err_prefix(e, "aws kms %s %s", op, key_ref);
 		goto out;
-	}
 	if (call && cmk_http_header(&r, "x-amzn-RequestId", rid, sizeof(rid)))
 		snprintf(call->request_id, sizeof(call->request_id), "%s", rid);
 	if (r.status != 200) {
-		ret = kms_error(a, op, key_ref, &r, c, e);
+		ret = kms_error(a, op, key_ref, &r, c, reloaded, &err, e);
+		if (err.confirm)
+			ret = confirm_key_state(a, key_ref, e);
 		goto out;
 	}
 	*resp = cmk_json_parse_wiped(r.body, r.body_len);
@@ -590,7 +768,6 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 				  key_ref);
 	}
 out:
-	cmk_sigv4_out_free(&sig);
 	cmk_http_response_free(&r);
 	return ret;
 }

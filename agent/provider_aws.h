@@ -28,10 +28,14 @@ extern const struct cmk_provider_ops cmk_provider_aws_ops;
  * struct cmk_aws_error - what an AWS error answer said
  * @code: the error code ("AccessDeniedException"), "" if none was found
  * @message: its message, "" if none
+ * @confirm: the code is ambiguous (KMSInvalidStateException): the reason
+ *	returned is provisional (transient) and DescribeKey decides, see
+ *	cmk_aws_key_state_reason()
  */
 struct cmk_aws_error {
 	char code[96];
 	char message[192];
+	bool confirm;
 };
 
 /*
@@ -46,6 +50,20 @@ struct cmk_aws_error {
 enum cmk_reason cmk_aws_classify(long status, const char *error_type,
 				 const char *body, size_t body_len,
 				 struct cmk_aws_error *out);
+
+/*
+ * cmk_aws_key_state_reason() - the reason for an ambiguous error once
+ * DescribeKey answered @status / @body: KeyState Disabled, PendingImport
+ * (key material deleted or expired) and Unavailable (custom key store
+ * disconnected) -> disabled; PendingDeletion, PendingReplicaDeletion ->
+ * destroyed; Enabled, Creating, Updating -> unavailable (the key is fine,
+ * its key store failed).  A DescribeKey error: NotFoundException ->
+ * not_found, anything else -> unavailable (nothing confirmed).  @state
+ * receives the KeyState ("" if none).
+ */
+enum cmk_reason cmk_aws_key_state_reason(long status, const char *error_type,
+					 const char *body, size_t body_len,
+					 char *state, size_t state_len);
 
 /*
  * cmk_aws_endpoint() - the KMS endpoint URL for @region: kms[-fips].REGION.

@@ -14,7 +14,10 @@
       request it reads MODEFILE: "pass" forwards it unchanged (Host header
       included, so SigV4 still verifies), anything else answers with the
       recorded AWS-format error of that name, hangs, or resets the
-      connection.  Also works as a forward proxy (absolute request URI).
+      connection.  "MODE:OP" applies MODE only to KMS operation OP
+      (X-Amz-Target TrentService.OP) and passes the others, so moto still
+      answers e.g. the DescribeKey that confirms an injected Decrypt
+      error.  Also works as a forward proxy (absolute request URI).
 
   fakes.py control PORTFILE LOG CMDDIR
       GET /NAME runs the script CMDDIR/NAME (NAME is [a-z_]+) and answers
@@ -136,7 +139,9 @@ def fault(portfile, log, upstream, modefile, tls):
                 with open(modefile, 'w') as f:
                     f.write('pass\n')
                 mode = 'throttle'
-            if proxied:
+            mode, _, only = mode.partition(':')
+            target = self.headers.get('X-Amz-Target') or ''
+            if proxied or (only and target != 'TrentService.' + only):
                 mode = 'pass'
             lg.write(f'{mode} {self.command} {self.path} '
                      f'target={self.headers.get("X-Amz-Target")}')

@@ -220,6 +220,60 @@ static void chain_named_profile_missing_is_an_error(void **state)
 	unsetenv("AWS_EC2_METADATA_DISABLED");
 }
 
+/*
+ * A rotated key in the shared credentials file: the cache keeps the old
+ * one (file credentials do not expire), cmk_aws_creds_reload() reads the
+ * file again and says that something changed; reloading the same file
+ * again says it did not (no pointless second request).
+ */
+static void credential_reload_sees_rotated_profile_key(void **state)
+{
+	static const char v1[] = "[ops]\naws_access_key_id = AKIAOLD0000000000001\n"
+				 "aws_secret_access_key = old-secret\n";
+	static const char v2[] = "[ops]\naws_access_key_id = AKIANEW0000000000002\n"
+				 "aws_secret_access_key = new-secret\n";
+	static const char v3[] = "[ops]\naws_access_key_id = AKIANEW0000000000002\n"
+				 "aws_secret_access_key = newer-secret\n";
+	struct cmk_aws_cred_src s;
+	const struct cmk_aws_creds *c;
+	struct cmk_err e;
+	bool changed;
+
+	(void)state;
+	tu_write_file(tu_path("credentials"), v1, strlen(v1), 0600);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", tu_path("credentials"), 1);
+	setenv("AWS_CONFIG_FILE", tu_path("noconfig"), 1);
+	setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+	assert_int_equal(cmk_aws_cred_src_init(&s, "profile", "ops", NULL, &e), 0);
+	assert_int_equal(cmk_aws_creds_get(&s, 1000, &c, &e), 0);
+	assert_string_equal(c->access_key_id, "AKIAOLD0000000000001");
+	tu_write_file(tu_path("credentials"), v2, strlen(v2), 0600);
+	/* no expiry: the cache still answers with the old key */
+	assert_int_equal(cmk_aws_creds_get(&s, 1000 + 86400, &c, &e), 0);
+	assert_string_equal(c->access_key_id, "AKIAOLD0000000000001");
+	assert_int_equal(cmk_aws_creds_reload(&s, 1001, &changed, &e), 0);
+	assert_true(changed);
+	assert_int_equal(cmk_aws_creds_get(&s, 1001, &c, &e), 0);
+	assert_string_equal(c->access_key_id, "AKIANEW0000000000002");
+	assert_true(secret_is(c->secret_key, "new-secret"));
+	assert_int_equal(cmk_aws_creds_reload(&s, 1002, &changed, &e), 0);
+	assert_false(changed);
+	/* same key id, new secret: a change too */
+	tu_write_file(tu_path("credentials"), v3, strlen(v3), 0600);
+	assert_int_equal(cmk_aws_creds_reload(&s, 1003, &changed, &e), 0);
+	assert_true(changed);
+	assert_true(secret_is(s.cur.secret_key, "newer-secret"));
+	/* a file broken mid-rotation: an error, the cache keeps the last good */
+	tu_write_file(tu_path("credentials"), "[ops]\naws_access_key_id = A\n", 29, 0600);
+	assert_true(cmk_aws_creds_reload(&s, 1004, &changed, &e) < 0);
+	assert_false(changed);
+	assert_true(secret_is(s.cur.secret_key, "newer-secret"));
+	cmk_aws_cred_src_free(&s);
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	unsetenv("AWS_CONFIG_FILE");
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +285,8 @@ int main(void)
 		cmocka_unit_test(imds_bad_documents_refused),
 		cmocka_unit_test(env_credentials),
 		cmocka_unit_test_setup_teardown(chain_named_profile_missing_is_an_error,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(credential_reload_sees_rotated_profile_key,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 	};
 

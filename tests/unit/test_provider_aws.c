@@ -34,9 +34,10 @@ static const struct rec recs[] = {
 	{ "disabled", 400, "DisabledException:",
 	  "{\"__type\":\"DisabledException\",\"message\":\"" ARN " is disabled.\"}",
 	  CMK_R_DISABLED, "DisabledException" },
+	/* provisional: DescribeKey decides (aws_classify_kms_invalid_state_*) */
 	{ "pending_deletion", 400, NULL,
 	  "{\"__type\":\"KMSInvalidStateException\",\"message\":\"" ARN " is pending deletion.\"}",
-	  CMK_R_DISABLED, "KMSInvalidStateException" },
+	  CMK_R_UNAVAILABLE, "KMSInvalidStateException" },
 	{ "explicit_deny", 400, NULL,
 	  "{\"__type\":\"AccessDeniedException\",\"Message\":\"User: arn:aws:sts::111122223333:assumed-role/pg/i-0 is not authorized to perform: kms:Decrypt on resource: " ARN " with an explicit deny in an identity-based policy\"}",
 	  CMK_R_DENIED, "AccessDeniedException" },
@@ -117,7 +118,7 @@ static void aws_errors_classified_from_recorded_answers(void **state)
 static void aws_definitive_and_transient_classes(void **state)
 {
 	static const char *const definitive[] = {
-		"DisabledException", "KMSInvalidStateException", "AccessDeniedException",
+		"DisabledException", "AccessDeniedException",
 		"AccessDenied", "NotFoundException", "IncorrectKeyException",
 		"InvalidCiphertextException", "SignatureDoesNotMatch",
 		"UnrecognizedClientException", "InvalidSignatureException", NULL,
@@ -142,6 +143,91 @@ static void aws_definitive_and_transient_classes(void **state)
 	for (long s = 500; s <= 599; s++)
 		assert_int_equal(cmk_reason_class(cmk_aws_classify(s, NULL, "", 0, NULL)),
 				 CMK_EC_TRANSIENT);
+}
+
+/*
+ * KMSInvalidStateException is "a general failure with many possible
+ * causes" for keys in custom key stores (the KMSInvalidStateException
+ * reference, the XKS troubleshooting guide): by itself it is never
+ * definitive, and it asks for confirmation.  Bodies in the JSON 1.1 shape
+ * KMS documents; the first is the standard message for a key pending
+ * deletion, the others what a CloudHSM or external key store sends.
+ */
+static void aws_classify_kms_invalid_state_is_not_definitive_alone(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"__type\":\"KMSInvalidStateException\",\"message\":\"" ARN " is pending deletion.\"}",
+		"{\"__type\":\"KMSInvalidStateException\",\"message\":\"The external key store proxy did not respond to the request within the timeout allowed by AWS KMS.\"}",
+		"{\"__type\":\"KMSInvalidStateException\",\"message\":\"The AWS CloudHSM cluster associated with the custom key store does not have any active HSMs.\"}",
+	};
+	struct cmk_aws_error err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		enum cmk_reason r = cmk_aws_classify(400, "KMSInvalidStateException:",
+						     bodies[i], strlen(bodies[i]), &err);
+
+		if (cmk_reason_class(r) == CMK_EC_DEFINITIVE)
+			fail_msg("body %zu classified %s (definitive) without confirmation",
+				 i, cmk_reason_name(r));
+		assert_int_equal(r, CMK_R_UNAVAILABLE);
+		assert_true(err.confirm);
+	}
+	/* Codes that are not ambiguous ask for nothing. */
+	cmk_aws_classify(400, NULL, "{\"__type\":\"DisabledException\"}", 31, &err);
+	assert_false(err.confirm);
+}
+
+/* DescribeKey answers, shaped as the API reference documents them. */
+#define DESCRIBE(state, extra) \
+	"{\"KeyMetadata\":{\"AWSAccountId\":\"111122223333\",\"Arn\":\"" ARN "\"," \
+	"\"CreationDate\":1.499288695918E9,\"Description\":\"\",\"Enabled\":" \
+	"false,\"KeyId\":\"1234abcd-12ab-34cd-56ef-1234567890ab\",\"KeyManager\":" \
+	"\"CUSTOMER\",\"KeyState\":\"" state "\",\"KeyUsage\":\"ENCRYPT_DECRYPT\"," \
+	"\"Origin\":\"AWS_KMS\"" extra "}}"
+
+static void aws_classify_describe_key_confirms_key_state(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum cmk_reason want;
+		const char *want_state;
+	} cases[] = {
+		{ 200, DESCRIBE("Disabled", ""), CMK_R_DISABLED, "Disabled" },
+		{ 200, DESCRIBE("PendingDeletion", ",\"DeletionDate\":1.5E9,\"PendingDeletionWindowInDays\":7"),
+		  CMK_R_DESTROYED, "PendingDeletion" },
+		{ 200, DESCRIBE("PendingReplicaDeletion", ""), CMK_R_DESTROYED, "PendingReplicaDeletion" },
+		{ 200, DESCRIBE("PendingImport", ""), CMK_R_DISABLED, "PendingImport" },
+		{ 200, DESCRIBE("Unavailable", ",\"CustomKeyStoreId\":\"cks-1234567890abcdef0\""),
+		  CMK_R_DISABLED, "Unavailable" },
+		/* the key is fine: its custom key store failed */
+		{ 200, DESCRIBE("Enabled", ",\"CustomKeyStoreId\":\"cks-1234567890abcdef0\",\"Origin\":\"EXTERNAL_KEY_STORE\""),
+		  CMK_R_UNAVAILABLE, "Enabled" },
+		{ 200, DESCRIBE("Creating", ""), CMK_R_UNAVAILABLE, "Creating" },
+		{ 200, DESCRIBE("SomeFutureState", ""), CMK_R_UNAVAILABLE, "SomeFutureState" },
+		{ 200, "{\"KeyMetadata\":{}}", CMK_R_UNAVAILABLE, "" },
+		{ 200, "not json", CMK_R_UNAVAILABLE, "" },
+		{ 400, "{\"__type\":\"NotFoundException\",\"message\":\"Key '" ARN "' does not exist\"}",
+		  CMK_R_NOT_FOUND, "" },
+		/* cannot confirm: never definitive */
+		{ 400, "{\"__type\":\"AccessDeniedException\",\"message\":\"User: x is not authorized to perform: kms:DescribeKey\"}",
+		  CMK_R_UNAVAILABLE, "" },
+		{ 400, "{\"__type\":\"ThrottlingException\"}", CMK_R_UNAVAILABLE, "" },
+		{ 500, "", CMK_R_UNAVAILABLE, "" },
+	};
+	char st[48];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum cmk_reason r = cmk_aws_key_state_reason(cases[i].status, NULL, cases[i].body,
+							     strlen(cases[i].body), st, sizeof(st));
+
+		if (r != cases[i].want || strcmp(st, cases[i].want_state))
+			fail_msg("case %zu: got %s \"%s\", want %s \"%s\"", i,
+				 cmk_reason_name(r), st, cmk_reason_name(cases[i].want),
+				 cases[i].want_state);
+	}
 }
 
 static void aws_error_text_is_sanitised(void **state)
@@ -265,6 +351,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(aws_errors_classified_from_recorded_answers),
 		cmocka_unit_test(aws_definitive_and_transient_classes),
+		cmocka_unit_test(aws_classify_kms_invalid_state_is_not_definitive_alone),
+		cmocka_unit_test(aws_classify_describe_key_confirms_key_state),
 		cmocka_unit_test(aws_error_text_is_sanitised),
 		cmocka_unit_test(aws_endpoint_names),
 		cmocka_unit_test(aws_settings_checked_at_open),
