@@ -320,7 +320,8 @@ static int copy_setting(char *dst, size_t len, const char *what, const char *v,
 	return 0;
 }
 
-static int load_secret(struct cmk_azure_auth *a, const char *file,
+/* The secret from @file (or AZURE_CLIENT_SECRET) into *@out. */
+static int read_secret(const char *file, struct cmk_secret **out,
 		       struct cmk_err *e)
 {
 	const char *env = cmk_env_nonempty("AZURE_CLIENT_SECRET");
@@ -345,15 +346,46 @@ static int load_secret(struct cmk_azure_auth *a, const char *file,
 			       "azure: service_principal needs a client secret: set client_secret_file or AZURE_CLIENT_SECRET");
 		goto out;
 	}
-	ret = cmk_secret_new(&a->client_secret, n, e);
+	ret = cmk_secret_new(out, n, e);
 	if (!ret)
-		memcpy(cmk_secret_data(a->client_secret), file ? buf : env, n);
+		memcpy(cmk_secret_data(*out), file ? buf : env, n);
 out:
 	if (buf) {
 		OPENSSL_cleanse(buf, n);
 		free(buf);
 	}
 	return ret;
+}
+
+static int load_secret(struct cmk_azure_auth *a, const char *file,
+		       struct cmk_err *e)
+{
+	if (file && snprintf(a->secret_file, sizeof(a->secret_file), "%s", file) >=
+		    (int)sizeof(a->secret_file))
+		return cmk_errf(e, -EINVAL, "azure: client_secret_file path too long");
+	return read_secret(file, &a->client_secret, e);
+}
+
+int cmk_azure_auth_reload_secret(struct cmk_azure_auth *a, bool *changed,
+				 struct cmk_err *e)
+{
+	struct cmk_secret *s = NULL;
+	int ret;
+
+	*changed = false;
+	if (a->mode != CMK_AZURE_CRED_SERVICE_PRINCIPAL)
+		return 0;
+	ret = read_secret(a->secret_file[0] ? a->secret_file : NULL, &s, e);
+	if (ret)
+		return ret;
+	if (a->client_secret && cmk_secret_equal(s, a->client_secret)) {
+		cmk_secret_free(&s);
+		return 0;
+	}
+	cmk_secret_free(&a->client_secret);
+	a->client_secret = s;
+	*changed = true;
+	return 0;
 }
 
 int cmk_azure_auth_init(struct cmk_azure_auth *a, const char *mode,
@@ -619,10 +651,20 @@ int cmk_azure_token_get(struct cmk_azure_auth *a, time_t now,
 	}
 	if (strlen(resource) >= sizeof(t.resource))
 		return cmk_errf(e, -EINVAL, "azure: resource %s is too long", resource);
-	if (a->mode == CMK_AZURE_CRED_MANAGED_IDENTITY)
+	if (a->mode == CMK_AZURE_CRED_MANAGED_IDENTITY) {
 		ret = fetch_imds(a, now, resource, &t, e);
-	else
+	} else {
+		bool changed = false;
+		struct cmk_err re;
+
 		ret = fetch_aad(a, now, resource, tenant, &t, e);
+		/* A rotated secret: read it again, ask once more. */
+		if (ret && e->reason == CMK_R_DENIED &&
+		    !cmk_azure_auth_reload_secret(a, &changed, &re) && changed) {
+			cmk_azure_token_free(&t);
+			ret = fetch_aad(a, now, resource, tenant, &t, e);
+		}
+	}
 	if (ret) {
 		cmk_azure_token_free(&t);
 		/* Refresh failed, but the token we have still works: use it. */

@@ -14,7 +14,10 @@
  *          grant_type=client_credentials&client_id=..&client_secret=..
  *          &scope=RESOURCE/.default
  *      The secret is read from client_secret_file (or AZURE_CLIENT_SECRET)
- *      and only ever lives in struct cmk_secret.
+ *      and only ever lives in struct cmk_secret.  When Entra ID rejects it
+ *      (invalid_client, unauthorized_client), it is read again from its
+ *      source and, if it changed (a rotated secret), the token request is
+ *      sent once more before the rejection counts.
  *
  * One token is cached per source.  It is refreshed CMK_AZURE_REFRESH_S
  * before it expires (or, for short-lived tokens, when half its lifetime is
@@ -75,6 +78,7 @@ struct cmk_azure_auth {
 	char authority[CMK_AZURE_URL_MAX];	/* no trailing slash */
 	char imds[CMK_AZURE_URL_MAX];		/* no trailing slash */
 	struct cmk_secret *client_secret;
+	char secret_file[4096];			/* "" : AZURE_CLIENT_SECRET */
 	struct cmk_http_opts http;		/* AAD: https, proxy allowed */
 	struct cmk_http_opts imds_http;		/* IMDS: never a proxy */
 	struct cmk_azure_token cur;
@@ -113,6 +117,15 @@ int cmk_azure_token_get(struct cmk_azure_auth *a, time_t now,
 
 /* cmk_azure_token_invalidate() - fetch a new token on the next call. */
 void cmk_azure_token_invalidate(struct cmk_azure_auth *a);
+
+/*
+ * cmk_azure_auth_reload_secret() - read the service principal's client
+ * secret again from client_secret_file (or AZURE_CLIENT_SECRET); *@changed
+ * says whether it differs from the one in use.  On failure the old one
+ * stays.
+ */
+int cmk_azure_auth_reload_secret(struct cmk_azure_auth *a, bool *changed,
+				 struct cmk_err *e);
 
 /* ---- pure helpers (exposed for unit tests) ------------------------------ */
 

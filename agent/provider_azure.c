@@ -150,7 +150,6 @@ static const struct {
 	{ "KeyDisabled",		CMK_R_DISABLED },
 	{ "ForbiddenByRbac",		CMK_R_DENIED },
 	{ "ForbiddenByPolicy",		CMK_R_DENIED },
-	{ "ForbiddenByFirewall",	CMK_R_DENIED },
 	{ "AccessDenied",		CMK_R_DENIED },
 	{ "Forbidden",			CMK_R_DENIED },
 	{ "Unauthorized",		CMK_R_DENIED },
@@ -159,8 +158,11 @@ static const struct {
 	{ "VaultNotFound",		CMK_R_NOT_FOUND },
 	{ "ObjectIsBeingDeleted",	CMK_R_DESTROYED },
 	{ "ObjectIsDeletedButRecoverable", CMK_R_DESTROYED },
-	{ "BadParameter",		CMK_R_INVALID_CIPHERTEXT },
+	/* provisional: the key's state decides (cmk_azure_key_state_reason()) */
+	{ "BadParameter",		CMK_R_LOCAL },
 	{ "InvalidCiphertext",		CMK_R_INVALID_CIPHERTEXT },
+	/* the vault's network rules refused this address: not about the key */
+	{ "ForbiddenByFirewall",	CMK_R_NETWORK },
 	/* Key Vault could not answer now */
 	{ "Throttled",			CMK_R_THROTTLED },
 	{ "TooManyRequests",		CMK_R_THROTTLED },
@@ -242,8 +244,10 @@ enum cmk_reason cmk_azure_classify(long status, const char *body, size_t len,
 	if (status >= 500)
 		return i >= 0 && cmk_reason_class(kv_codes[i].reason) == CMK_EC_TRANSIENT ?
 		       kv_codes[i].reason : CMK_R_UNAVAILABLE;
-	if (i >= 0)
+	if (i >= 0) {
+		out->confirm = !strcmp(kv_codes[i].code, "BadParameter");
 		return kv_codes[i].reason;
+	}
 	if (status == 401 || status == 403)
 		return CMK_R_DENIED;
 	if (status == 404)
@@ -253,6 +257,75 @@ enum cmk_reason cmk_azure_classify(long status, const char *body, size_t len,
 	if (status >= 300 && status < 400)
 		return CMK_R_NETWORK;	/* a redirecting proxy or portal */
 	return CMK_R_LOCAL;
+}
+
+static bool json_time_past(struct json_object *attrs, const char *k, time_t now,
+			   bool past)
+{
+	struct json_object *v;
+	int64_t t;
+
+	if (!json_object_object_get_ex(attrs, k, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return false;
+	t = json_object_get_int64(v);
+	return past ? t <= (int64_t)now : t > (int64_t)now;
+}
+
+enum cmk_reason cmk_azure_key_state_reason(long status, const char *body,
+					   size_t len, const char *op, time_t now,
+					   char *what, size_t what_len)
+{
+	struct json_object *o = NULL, *attrs, *key, *ops, *v;
+	struct cmk_azure_error err;
+	enum cmk_reason why = CMK_R_LOCAL;
+	const char *w = "enabled";
+
+	if (status != 200) {
+		why = cmk_azure_classify(status, body, len, &err);
+		snprintf(what, what_len, "HTTP %ld %s", status,
+			 err.inner[0] ? err.inner : err.code[0] ? err.code : "error");
+		/* Only "the key is gone" is an answer; nothing else confirms. */
+		return why == CMK_R_NOT_FOUND ? CMK_R_NOT_FOUND : CMK_R_LOCAL;
+	}
+	o = cmk_json_parse_wiped(body, len);
+	if (!o || !json_object_object_get_ex(o, "attributes", &attrs) ||
+	    !json_object_is_type(attrs, json_type_object)) {
+		w = "no attributes in the answer";
+		goto out;
+	}
+	if (json_object_object_get_ex(attrs, "enabled", &v) &&
+	    json_object_is_type(v, json_type_boolean) && !json_object_get_boolean(v)) {
+		why = CMK_R_DISABLED;
+		w = "disabled";
+	} else if (json_time_past(attrs, "exp", now, true)) {
+		why = CMK_R_DISABLED;
+		w = "expired";
+	} else if (json_time_past(attrs, "nbf", now, false)) {
+		why = CMK_R_DISABLED;
+		w = "not yet valid";
+	} else if (json_object_object_get_ex(o, "key", &key) &&
+		   json_object_object_get_ex(key, "key_ops", &ops) &&
+		   json_object_is_type(ops, json_type_array)) {
+		bool found = false;
+
+		for (size_t i = 0; i < json_object_array_length(ops); i++) {
+			struct json_object *op_v = json_object_array_get_idx(ops, i);
+
+			if (json_object_is_type(op_v, json_type_string) &&
+			    !strcmp(json_object_get_string(op_v), op))
+				found = true;
+		}
+		if (!found) {
+			why = CMK_R_DISABLED;
+			w = !strcmp(op, "wrapKey") ? "no wrapKey in key_ops" :
+			    "no unwrapKey in key_ops";
+		}
+	}
+out:
+	snprintf(what, what_len, "%s", w);
+	cmk_json_put_wiped(o);
+	return why;
 }
 
 /* ---- the envelope bytes ------------------------------------------------------------ */
@@ -562,24 +635,28 @@ static int discover(struct azure *a, const struct cmk_azure_key *k,
 	return ret;
 }
 
-/* POST @body to {vault}/keys/NAME/VERSION/@op; *resp (an object) on 200. */
-static int kv_call(struct azure *a, const struct cmk_azure_key *k,
-		   const char *version, const char *op, const void *body,
-		   size_t body_len, struct json_object **resp,
-		   struct cmk_kms_call *call, struct cmk_err *e)
+/*
+ * @method @body to {vault}/keys/NAME[/VERSION][/@op] with a token; any
+ * answer in *@r.  @what (for messages) gets the key version's URL.
+ */
+static int kv_request(struct azure *a, const struct cmk_azure_key *k,
+		      const char *version, const char *method, const char *op,
+		      const void *body, size_t body_len,
+		      struct cmk_http_response *r, char *what, size_t what_len,
+		      struct cmk_kms_call *call, struct cmk_err *e)
 {
-	struct cmk_http_response r = { 0 };
-	char url[600], what[520], cid[CMK_UUID_STR];
+	char url[600], cid[CMK_UUID_STR];
 	uint8_t uuid[CMK_UUID_LEN];
 	int ret = 0;
 
-	*resp = NULL;
-	if ((size_t)snprintf(url, sizeof(url), "%s/keys/%s/%s/%s?api-version=%s",
-			     k->vault, k->name, version, op,
+	memset(r, 0, sizeof(*r));
+	if ((size_t)snprintf(url, sizeof(url), "%s/keys/%s%s%s%s%s?api-version=%s",
+			     k->vault, k->name, version[0] || op[0] ? "/" : "",
+			     version, op[0] ? "/" : "", op,
 			     CMK_AZURE_API_VERSION) >= sizeof(url))
 		return cmk_errf(e, -EINVAL, "azure: key URL too long");
 	/* Messages name the key version, not the whole request URL. */
-	snprintf(what, sizeof(what), "%s/keys/%s%s%s", k->vault, k->name,
+	snprintf(what, what_len, "%s/keys/%s%s%s", k->vault, k->name,
 		 version[0] ? "/" : "", version);
 	if (cmk_uuid_generate(uuid, e))
 		return -EIO;
@@ -613,29 +690,83 @@ static int kv_call(struct azure *a, const struct cmk_azure_key *k,
 				{ "x-ms-client-request-id", cid },
 				{ "Authorization", (const char *)cmk_secret_cdata(bearer) },
 			};
-			struct cmk_http_request req = { "POST", url, h, 4, body, body_len };
+			struct cmk_http_request req = { method, url, h, 4, body, body_len };
 
-			ret = cmk_http_do(&a->http, &req, NULL, NULL, &r, e);
+			ret = cmk_http_do(&a->http, &req, NULL, NULL, r, e);
 		}
 		if (ret) {
 			cmk_err_prefix(e, "azure %s %s", op, what);
 			return ret;
 		}
-		request_id(&r, call);
-		if (r.status != 401 || attempt > 0)
-			break;
+		request_id(r, call);
+		if (r->status != 401 || attempt > 0)
+			return 0;
 		/*
 		 * The token was refused, or the vault moved to another tenant:
 		 * read the new challenge, get a new token, try once more.
 		 */
 		cmk_azure_token_invalidate(&a->auth);
-		ret = take_challenge(a, k, &r, e);
-		cmk_http_response_free(&r);
+		ret = take_challenge(a, k, r, e);
+		cmk_http_response_free(r);
 		if (ret)
 			return ret;
 	}
+}
+
+/*
+ * A plain BadParameter is ambiguous (the request, or the key?): GET the key
+ * version, a call that does not use the key, and let its attributes
+ * decide.  @e holds the first answer's error on entry, the final one on
+ * return.
+ */
+static int confirm_key_state(struct azure *a, const struct cmk_azure_key *k,
+			     const char *version, const char *op,
+			     struct cmk_err *e)
+{
+	struct cmk_http_response r = { 0 };
+	char first[CMK_ERR_MSG_MAX], what[520], state[96];
+	enum cmk_reason why = CMK_R_LOCAL;
+	struct cmk_err ge;
+	const char *advice;
+
+	snprintf(first, sizeof(first), "%s", e->msg);
+	if (kv_request(a, k, version, "GET", "", NULL, 0, &r, what, sizeof(what),
+		       NULL, &ge)) {
+		snprintf(state, sizeof(state), "not answered");
+	} else {
+		why = cmk_azure_key_state_reason(r.status, r.body, r.body_len,
+						 !strcmp(op, "wrapkey") ? "wrapKey" : "unwrapKey",
+						 time(NULL), state, sizeof(state));
+	}
+	cmk_http_response_free(&r);
+	advice = cmk_reason_class(why) == CMK_EC_DEFINITIVE ? "" :
+		 !strcmp(state, "enabled") ?
+		 ": the key is usable, so the vault refused the request itself (a damaged envelope, or an API change), not a revocation" :
+		 ": the key state is unknown, so this is not taken as a revocation (give the agent keys/get, e.g. Key Vault Crypto Service Encryption User)";
+	return cmk_err_kms(e, why, "%s; key: %s%s", first, state, advice);
+}
+
+/* POST @body to {vault}/keys/NAME/VERSION/@op; *resp (an object) on 200. */
+static int kv_call(struct azure *a, const struct cmk_azure_key *k,
+		   const char *version, const char *op, const void *body,
+		   size_t body_len, struct json_object **resp,
+		   struct cmk_kms_call *call, struct cmk_err *e)
+{
+	struct cmk_http_response r = { 0 };
+	struct cmk_azure_error err;
+	char what[520];
+	int ret;
+
+	*resp = NULL;
+	ret = kv_request(a, k, version, "POST", op, body, body_len, &r, what,
+			 sizeof(what), call, e);
+	if (ret)
+		goto out;
 	if (r.status != 200) {
 		ret = kv_error(a, op, what, &r, e);
+		cmk_azure_classify(r.status, r.body, r.body_len, &err);
+		if (err.confirm)
+			ret = confirm_key_state(a, k, version, op, e);
 		goto out;
 	}
 	*resp = cmk_json_parse_wiped(r.body, r.body_len);

@@ -28,7 +28,9 @@
 #ifndef CMK_PROVIDER_AZURE_H
 #define CMK_PROVIDER_AZURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "err.h"
 #include "provider.h"
@@ -74,16 +76,34 @@ struct cmk_azure_error {
 	char code[64];
 	char inner[64];
 	char message[192];
+	bool confirm;
 };
 
 /*
  * cmk_azure_classify() - the reason for a Key Vault answer: known codes
  * (inner code first) as in Documentation/azure.rst, else by status (401,
  * 403 denied, 404 not found, 429 throttled, 5xx unavailable, other 4xx
- * local).  CMK_R_NONE for 2xx.
+ * local).  CMK_R_NONE for 2xx.  A plain 400 BadParameter ("the request is
+ * malformed", and also what a ciphertext that does not decrypt gets) is
+ * local with @out->confirm set: the key's own state decides, see
+ * cmk_azure_key_state_reason().
  */
 enum cmk_reason cmk_azure_classify(long status, const char *body, size_t len,
 				   struct cmk_azure_error *out);
+
+/*
+ * cmk_azure_key_state_reason() - the reason for an ambiguous answer to
+ * operation @op ("unwrapKey", "wrapKey") once GET of the key version
+ * answered @status / @body at time @now: attributes.enabled false, an
+ * "exp" in the past or an "nbf" in the future, or key.key_ops without @op
+ * -> disabled (the key owner made it unusable); 404 -> not_found; a usable
+ * key or any other answer -> local (nothing confirmed: not a revocation).
+ * @what receives a short description ("enabled", "disabled", "expired",
+ * "not yet valid", "no unwrapKey in key_ops", "HTTP 403 ForbiddenByRbac").
+ */
+enum cmk_reason cmk_azure_key_state_reason(long status, const char *body,
+					   size_t len, const char *op, time_t now,
+					   char *what, size_t what_len);
 
 /* The envelope bytes above.  *out is malloc'd. */
 int cmk_azure_blob_pack(enum cmk_azure_alg alg, const char *version,

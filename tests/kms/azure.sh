@@ -194,6 +194,32 @@ check azure_deleted_key_is_definitive drv_is check "err definitive not_found *Ke
 adm key_recover '{"name":"cmk"}' >/dev/null
 check azure_recovered_key_restored drv_is check "ok *"
 
+# ---- ambiguous answers: classified from the docs, confirmed by the key's state ----------
+# ForbiddenByFirewall (the vault's network rules refused this address) is
+# about the network path: transient, no matter what.  A plain 400
+# BadParameter says nothing about the key owner: the provider GETs the key
+# version (the emulator serves its attributes as Key Vault does) and only a
+# key its owner made unusable is definitive.
+adm fault '{"mode":"firewall"}' >/dev/null
+check azure_classify_forbidden_by_firewall_is_transient drv_is check \
+	"err transient network *Forbidden (ForbiddenByFirewall), HTTP 403*"
+adm grant '{"principal":"system","actions":["wrapKey","unwrapKey","get"]}' >/dev/null
+: >"$T/emu.log"
+adm fault '{"mode":"bad_parameter"}' >/dev/null
+check azure_classify_bad_parameter_key_enabled_is_not_revocation drv_is check \
+	"err local local *BadParameter, HTTP 400*key: enabled: the key is usable*not a revocation*"
+check azure_classify_bad_parameter_asked_key_state \
+	grep -q "^kv GET /keys/cmk/[0-9a-f]* len=0 principal=system auth=ok status=200" "$T/emu.log"
+adm key_enable '{"name":"cmk","enabled":false}' >/dev/null
+check azure_classify_bad_parameter_key_disabled_is_definitive drv_is check \
+	"err definitive disabled *BadParameter, HTTP 400*key: disabled*"
+adm key_enable '{"name":"cmk","enabled":true}' >/dev/null
+adm grant '{"principal":"system","actions":["wrapKey","unwrapKey"]}' >/dev/null
+check azure_classify_bad_parameter_unconfirmed_is_not_revocation drv_is check \
+	"err local local *BadParameter, HTTP 400*HTTP 403 ForbiddenByRbac*not taken as a revocation*"
+adm fault '{"mode":"pass"}' >/dev/null
+check azure_classify_answers_again drv_is check "ok *"
+
 # ---- Key Vault cannot answer now: transient, retried ------------------------------------
 : >"$T/emu.log"
 adm fault '{"mode":"throttle"}' >/dev/null
@@ -279,6 +305,41 @@ drv_start "$kek" "${BASE[@]}" credentials=service_principal client_id=app-1 \
 check azure_service_principal_other_tenant_refused drv_is check "err local local *challenge names tenant $TENANT*"
 drv_stop
 
+# ---- rotated client secret: read again, never a revocation -------------------------------
+# Entra ID keeps several secrets per app: add the new one, write it to the
+# file, remove the old one, while one provider keeps checking.  Tokens are
+# revoked after each step so that the next check needs Entra ID again.
+# Oracle: the emulator's token endpoint (it refuses a removed secret).
+rot_secret() {  # rot_secret VALUE: the client secret file, replaced atomically
+	printf '%s\n' "$1" >"$T/sp-rot.tmp" && chmod 600 "$T/sp-rot.tmp" &&
+		mv "$T/sp-rot.tmp" "$T/sp-rot.secret"
+}
+adm sp '{"client_id":"app-1","secret":"rot-one"}' >/dev/null
+rot_secret rot-one
+drv_start "$kek" "${BASE[@]}" credentials=service_principal client_id=app-1 \
+	tenant_id="$TENANT" client_secret_file="$T/sp-rot.secret" authority="$VAULT"
+check azure_credential_rotation_before drv_is check "ok *"
+adm sp '{"client_id":"app-1","secret":"rot-two"}' >/dev/null
+rot_secret rot-two
+adm sp_remove '{"client_id":"app-1","secret":"rot-one"}' >/dev/null
+adm revoke_tokens '{}' >/dev/null
+: >"$T/emu.log"
+check azure_credential_rotation_no_revocation drv_is check "ok *"
+check azure_credential_rotation_old_secret_refused_by_entra bash -c "
+	grep 'oauth2/v2.0/token.*principal=app-1' $T/emu.log | head -1 | grep -q 'status=401' &&
+	grep 'oauth2/v2.0/token.*principal=app-1' $T/emu.log | tail -1 | grep -q 'status=200'"
+# The wrong order: the secret in the file removed before the new one is
+# written.  Definitive; writing the new secret restores without a restart.
+adm sp_remove '{"client_id":"app-1","secret":"rot-two"}' >/dev/null
+adm revoke_tokens '{}' >/dev/null
+check azure_credential_removed_without_replacement_is_definitive drv_is check \
+	"err definitive denied *invalid_client*"
+adm sp '{"client_id":"app-1","secret":"rot-three"}' >/dev/null
+rot_secret rot-three
+check azure_credential_fixed_file_restores_without_restart drv_is check "ok *"
+check azure_credential_rotation_secrets_never_in_messages bash -c "! grep -q rot- $T/drv.out $T/drv.err"
+drv_stop
+
 # ---- Managed HSM: A256KW ---------------------------------------------------------------------
 check azure_a256kw_envelope_create_and_check bash -c "
 	$(declare -f rc_is); T=$T
@@ -307,7 +368,12 @@ check azure_encryption_context_mismatch_refused bash -c "
 	$(declare -f rc_is last_has); T=$T
 	rc_is 2 $cmkctl --config $T/agent.conf kek check $T/kek-ctx.json &&
 	last_has 'another encryption context'"
-check azure_tampered_wrapped_kek_refused rc_is 2 "$cmkctl" --config "$T/agent.conf" kek check "$T/kek-bits.json"
+# Key Vault answers a ciphertext that does not decrypt with a plain
+# BadParameter: refused (exit 1, local), but not a revocation.
+check azure_tampered_wrapped_kek_refused bash -c "
+	$(declare -f rc_is last_has); T=$T
+	rc_is 1 $cmkctl --config $T/agent.conf kek check $T/kek-bits.json &&
+	last_has BadParameter"
 
 # ---- key rotation in Key Vault: the version that wrapped unwraps --------------------------------
 adm key_rotate '{"name":"cmk"}' >/dev/null

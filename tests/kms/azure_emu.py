@@ -27,7 +27,11 @@ DIR/imds.port and DIR/admin.port once listening):
       (wrapkey on a disabled key still works, as in Azure: a public-key op)
       principal without the data action: 403 Forbidden/ForbiddenByRbac
       missing or deleted key: 404 KeyNotFound; bad ciphertext: 400 BadParameter
-      fault "throttle": 429 Throttled + Retry-After; "unavailable": 503
+      fault "throttle": 429 Throttled + Retry-After; "unavailable": 503;
+      "firewall": 403 Forbidden/ForbiddenByFirewall (the vault's network
+      rules refuse the caller's address); "bad_parameter": unwrapkey
+      answers 400 BadParameter "The parameter is incorrect." (GET still
+      works, so the key's state can be read)
     Also the Entra ID token endpoint for service principals:
       POST /{tenant}/oauth2/v2.0/token  (client_credentials; bad secret ->
       401 invalid_client AADSTS7000215)
@@ -42,7 +46,9 @@ DIR/imds.port and DIR/admin.port once listening):
     key_create {name, kty RSA|oct-HSM}, key_rotate {name},
     key_enable {name, [version], enabled}, key_delete {name},
     key_purge {name}, key_recover {name}, grant {principal, actions[]},
-    sp {client_id, secret}, identity {client_id}, fault {mode},
+    sp {client_id, secret} (adds a secret: a service principal may have
+    several, as in Entra ID), sp_remove {client_id, secret},
+    identity {client_id}, fault {mode},
     token_lifetime {seconds}, revoke_tokens {} (every issued token becomes
     unknown: 401 with a fresh challenge), stats {} -> counters.
 
@@ -108,7 +114,7 @@ class State:
         self.keys = {}          # name -> [KeyVersion], current last
         self.deleted = {}       # name -> [KeyVersion]
         self.grants = {'admin': set(DATA_ACTIONS)}
-        self.sps = {}           # client_id -> secret
+        self.sps = {}           # client_id -> set of secrets
         self.identities = {'system'}
         self.tokens = {}        # token -> (principal, resource, expires_on)
         self.lifetime = 3600
@@ -202,7 +208,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if tenant != st.tenant:
             return cid, self.send_json(400, {'error': 'invalid_request',
                                              'error_description': f"AADSTS90002: Tenant '{tenant}' not found."})
-        if cid not in st.sps or not secrets.compare_digest(st.sps[cid], get('client_secret')):
+        given = get('client_secret')
+        if not any(secrets.compare_digest(x, given) for x in st.sps.get(cid, ())):
             return cid, self.send_json(401, {'error': 'invalid_client',
                                              'error_description': 'AADSTS7000215: Invalid client secret provided.',
                                              'error_codes': [7000215]})
@@ -277,6 +284,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 extra=[('Retry-After', '1')])
         if st.fault == 'unavailable':
             return who, 'ok', self.kv_error(503, 'ServiceUnavailable', 'The service is unavailable.')
+        if st.fault == 'firewall':
+            return who, 'ok', self.kv_error(
+                403, 'Forbidden', 'Client address is not authorized and caller is not a trusted '
+                f'service.\r\nClient address: {self.client_address[0]}\r\nCaller: appid={who}\r\n'
+                'Vault: emu;location=local', 'ForbiddenByFirewall')
         return who, 'ok', self.kv_op(who, parts, data)
 
     def allowed(self, who, action):
@@ -395,6 +407,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         alg, value = req.get('alg'), req.get('value')
         if not isinstance(alg, str) or not isinstance(value, str):
             return self.kv_error(400, 'BadParameter', 'Property alg and value are required.')
+        # (the fault first: an answer that does not say why, whatever the key's state)
+        if op == 'unwrapkey' and st.fault == 'bad_parameter':
+            return self.kv_error(400, 'BadParameter', 'The parameter is incorrect.\r\n')
         # Azure refuses private-key operations on a disabled key; wrapping
         # is a public-key operation and still succeeds.
         if op == 'unwrapkey' and not v.enabled:
@@ -455,7 +470,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 st.grants[a['principal']] = set(a['actions'])
                 return self.send_json(200, {})
             if op == 'sp':
-                st.sps[a['client_id']] = a['secret']
+                st.sps.setdefault(a['client_id'], set()).add(a['secret'])
+                return self.send_json(200, {})
+            if op == 'sp_remove':
+                st.sps.get(a['client_id'], set()).discard(a['secret'])
                 return self.send_json(200, {})
             if op == 'identity':
                 st.identities.add(a['client_id'])

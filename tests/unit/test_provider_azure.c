@@ -49,9 +49,10 @@ static const struct rec recs[] = {
 	{ "being_deleted", 409,
 	  "{\"error\":{\"code\":\"Conflict\",\"message\":\"Key is currently being deleted.\",\"innererror\":{\"code\":\"ObjectIsBeingDeleted\"}}}",
 	  CMK_R_DESTROYED, "Conflict" },
+	/* provisional: the key's state decides (azure_classify_bad_parameter_*) */
 	{ "bad_ciphertext", 400,
 	  "{\"error\":{\"code\":\"BadParameter\",\"message\":\"Invalid parameter: value\"}}",
-	  CMK_R_INVALID_CIPHERTEXT, "BadParameter" },
+	  CMK_R_LOCAL, "BadParameter" },
 	{ "throttled", 429,
 	  "{\"error\":{\"code\":\"Throttled\",\"message\":\"Request was not processed because too many requests were received.\"}}",
 	  CMK_R_THROTTLED, "Throttled" },
@@ -97,6 +98,103 @@ static void azure_errors_classified_from_recorded_answers(void **state)
 		}
 	}
 	assert_int_equal(bad, 0);
+}
+
+/*
+ * ForbiddenByFirewall: the vault's network rules refused the caller's
+ * address ("Client address is not authorized and caller is not a trusted
+ * service", Key Vault's common error codes and its network security
+ * guide).  That is about the network path, not the key: transient.  The
+ * body as Key Vault sends it (code Forbidden, inner ForbiddenByFirewall).
+ */
+static void azure_classify_forbidden_by_firewall_is_transient(void **state)
+{
+	static const char body[] =
+		"{\"error\":{\"code\":\"Forbidden\",\"message\":\"Client address is not authorized and caller is not a trusted service.\\r\\nClient address: 203.0.113.7\\r\\nCaller: appid=e4b4fb0b-1a8c-4c1e-9c4b-0f2a1b4f8c11;oid=2c0b6f3a-6e7d-4b1e-8f59-7f3b2d1c0e9a;iss=https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/\\r\\nVault: pg-cmk;location=westeurope\",\"innererror\":{\"code\":\"ForbiddenByFirewall\"}}}";
+	struct cmk_azure_error err;
+	enum cmk_reason r;
+
+	(void)state;
+	r = cmk_azure_classify(403, body, strlen(body), &err);
+	assert_string_equal(err.inner, "ForbiddenByFirewall");
+	if (r != CMK_R_NETWORK)
+		fail_msg("ForbiddenByFirewall classified %s (%s)", cmk_reason_name(r),
+			 cmk_err_class_name(cmk_reason_class(r)));
+	assert_false(err.confirm);
+}
+
+/*
+ * A plain 400 BadParameter ("The parameter is incorrect." is what
+ * unwrapkey answers when the ciphertext does not decrypt under that key
+ * version; "The specified version of the API is not supported" is one too)
+ * says nothing about the key owner: never definitive by itself, and it
+ * asks for the key's state.
+ */
+static void azure_classify_bad_parameter_is_not_definitive_alone(void **state)
+{
+	static const char *const bodies[] = {
+		"{\"error\":{\"code\":\"BadParameter\",\"message\":\"The parameter is incorrect.\\r\\n\"}}",
+		"{\"error\":{\"code\":\"BadParameter\",\"message\":\"The specified version of the API is not supported.\"}}",
+		"{\"error\":{\"code\":\"BadParameter\",\"message\":\"Property alg and value are required.\"}}",
+	};
+	struct cmk_azure_error err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		enum cmk_reason r = cmk_azure_classify(400, bodies[i], strlen(bodies[i]), &err);
+
+		if (cmk_reason_class(r) == CMK_EC_DEFINITIVE)
+			fail_msg("body %zu classified %s (definitive) without confirmation",
+				 i, cmk_reason_name(r));
+		assert_int_equal(r, CMK_R_LOCAL);
+		assert_true(err.confirm);
+	}
+}
+
+/* KeyBundle answers of GET {vault}/keys/NAME/VERSION, as documented. */
+#define BUNDLE(attrs, ops) \
+	"{\"key\":{\"kid\":\"https://pg-cmk.vault.azure.net/keys/cmk/78deebed173b48e48f55abf87ed4cf71\"," \
+	"\"kty\":\"RSA\",\"key_ops\":[" ops "],\"n\":\"nKAwarTrOpzd1hhH4cQ\",\"e\":\"AQAB\"}," \
+	"\"attributes\":{" attrs ",\"created\":1493938410,\"updated\":1493938410," \
+	"\"recoveryLevel\":\"Recoverable+Purgeable\"}}"
+#define ALL_OPS "\"encrypt\",\"decrypt\",\"sign\",\"verify\",\"wrapKey\",\"unwrapKey\""
+
+static void azure_classify_key_get_confirms_state(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum cmk_reason want;
+		const char *want_what;
+	} cases[] = {
+		{ 200, BUNDLE("\"enabled\":true", ALL_OPS), CMK_R_LOCAL, "enabled" },
+		{ 200, BUNDLE("\"enabled\":false", ALL_OPS), CMK_R_DISABLED, "disabled" },
+		{ 200, BUNDLE("\"enabled\":true,\"exp\":1000", ALL_OPS), CMK_R_DISABLED, "expired" },
+		{ 200, BUNDLE("\"enabled\":true,\"exp\":3000", ALL_OPS), CMK_R_LOCAL, "enabled" },
+		{ 200, BUNDLE("\"enabled\":true,\"nbf\":3000", ALL_OPS), CMK_R_DISABLED, "not yet valid" },
+		{ 200, BUNDLE("\"enabled\":true", "\"wrapKey\""), CMK_R_DISABLED,
+		  "no unwrapKey in key_ops" },
+		{ 200, "{}", CMK_R_LOCAL, "no attributes in the answer" },
+		{ 404, "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with (name/id) cmk/78deebed173b48e48f55abf87ed4cf71 was not found in this key vault.\"}}",
+		  CMK_R_NOT_FOUND, "HTTP 404 KeyNotFound" },
+		/* no keys/get permission: nothing confirmed */
+		{ 403, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Caller is not authorized to perform action on resource.\",\"innererror\":{\"code\":\"ForbiddenByRbac\"}}}",
+		  CMK_R_LOCAL, "HTTP 403 ForbiddenByRbac" },
+		{ 503, "", CMK_R_LOCAL, "HTTP 503 error" },
+	};
+	char what[96];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum cmk_reason r = cmk_azure_key_state_reason(cases[i].status, cases[i].body,
+							       strlen(cases[i].body), "unwrapKey",
+							       2000, what, sizeof(what));
+
+		if (r != cases[i].want || strcmp(what, cases[i].want_what))
+			fail_msg("case %zu: got %s \"%s\", want %s \"%s\"", i,
+				 cmk_reason_name(r), what, cmk_reason_name(cases[i].want),
+				 cases[i].want_what);
+	}
 }
 
 static void azure_error_fields_are_printable(void **state)
@@ -429,6 +527,35 @@ static void azure_client_secret_file(void **state)
 	assert_contains(e.msg, "client_secret_file");
 }
 
+/*
+ * A rotated client secret: the file is read again when Entra ID rejects
+ * the old one; cmk_azure_auth_reload_secret() says whether it changed.
+ */
+static void azure_credential_secret_reload_sees_rotated_file(void **state)
+{
+	struct cmk_azure_auth a;
+	struct cmk_err e;
+	bool changed;
+
+	(void)state;
+	tu_write_file(tu_path("secret"), "old-secret\n", 11, 0600);
+	assert_int_equal(cmk_azure_auth_init(&a, "service_principal", "app", "t",
+					     tu_path("secret"), NULL, NULL, NULL, &e), 0);
+	assert_int_equal(cmk_azure_auth_reload_secret(&a, &changed, &e), 0);
+	assert_false(changed);
+	tu_write_file(tu_path("secret"), "new-secret\n", 11, 0600);
+	assert_int_equal(cmk_azure_auth_reload_secret(&a, &changed, &e), 0);
+	assert_true(changed);
+	assert_int_equal(cmk_secret_len(a.client_secret), 10);
+	assert_memory_equal(cmk_secret_cdata(a.client_secret), "new-secret", 10);
+	/* a file emptied mid-rotation: an error, the secret in use stays */
+	tu_write_file(tu_path("secret"), "\n", 1, 0600);
+	assert_true(cmk_azure_auth_reload_secret(&a, &changed, &e) < 0);
+	assert_false(changed);
+	assert_memory_equal(cmk_secret_cdata(a.client_secret), "new-secret", 10);
+	cmk_azure_auth_free(&a);
+}
+
 /* No network call is made for a key reference that is not a key URL. */
 static void azure_bad_key_ref_is_local(void **state)
 {
@@ -460,6 +587,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(azure_errors_classified_from_recorded_answers),
+		cmocka_unit_test(azure_classify_forbidden_by_firewall_is_transient),
+		cmocka_unit_test(azure_classify_bad_parameter_is_not_definitive_alone),
+		cmocka_unit_test(azure_classify_key_get_confirms_state),
 		cmocka_unit_test(azure_error_fields_are_printable),
 		cmocka_unit_test(azure_key_url_parse),
 		cmocka_unit_test(azure_blob_roundtrip_and_corruption),
@@ -471,6 +601,8 @@ int main(void)
 		cmocka_unit_test(azure_settings_checked),
 		cmocka_unit_test_setup_teardown(azure_client_secret_file, tu_setup_tmpdir,
 						tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(azure_credential_secret_reload_sees_rotated_file,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(azure_bad_key_ref_is_local),
 	};
 
