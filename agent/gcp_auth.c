@@ -251,22 +251,17 @@ out:
 
 /* ---- the source ----------------------------------------------------------- */
 
-static int load_sa_key(struct cmk_gcp_token_src *s, struct cmk_err *e)
+/* The key file at s->key_path, parsed into *@k. */
+static int read_sa_key(const struct cmk_gcp_token_src *s, struct cmk_gcp_sa_key *k,
+		       struct cmk_err *e)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	int ret;
 
 	ret = cmk_read_file(s->key_path, KEY_FILE_MAX, &buf, &len, e);
-	if (ret)
-		goto out;
-	ret = cmk_gcp_sa_key_parse(buf, len, &s->sa, e);
-	if (ret)
-		goto out;
-	s->sa_loaded = true;
-	snprintf(s->source, sizeof(s->source), "service account %s (key %.16s)",
-		 s->sa.client_email, s->sa.key_id);
-out:
+	if (!ret)
+		ret = cmk_gcp_sa_key_parse(buf, len, k, e);
 	if (buf) {
 		OPENSSL_cleanse(buf, len);
 		free(buf);
@@ -274,6 +269,51 @@ out:
 	if (ret)
 		cmk_err_prefix(e, "gcp: service-account key %s", s->key_path);
 	return ret;
+}
+
+static void adopt_sa_key(struct cmk_gcp_token_src *s, struct cmk_gcp_sa_key *k)
+{
+	cmk_gcp_sa_key_free(&s->sa);
+	s->sa = *k;
+	memset(k, 0, sizeof(*k));
+	s->sa_loaded = true;
+	snprintf(s->source, sizeof(s->source), "service account %s (key %.16s)",
+		 s->sa.client_email, s->sa.key_id);
+}
+
+static int load_sa_key(struct cmk_gcp_token_src *s, struct cmk_err *e)
+{
+	struct cmk_gcp_sa_key k;
+	int ret;
+
+	ret = read_sa_key(s, &k, e);
+	if (!ret)
+		adopt_sa_key(s, &k);
+	return ret;
+}
+
+int cmk_gcp_token_src_reload_key(struct cmk_gcp_token_src *s, bool *changed,
+				 struct cmk_err *e)
+{
+	struct cmk_gcp_sa_key k;
+	int ret;
+
+	*changed = false;
+	if (s->mode != CMK_GCP_CRED_SERVICE_ACCOUNT)
+		return 0;
+	ret = read_sa_key(s, &k, e);
+	if (ret)
+		return ret;
+	if (s->sa_loaded && !strcmp(k.key_id, s->sa.key_id) &&
+	    !strcmp(k.client_email, s->sa.client_email) &&
+	    !strcmp(k.token_uri, s->sa.token_uri) &&
+	    EVP_PKEY_eq(k.pkey, s->sa.pkey) == 1) {
+		cmk_gcp_sa_key_free(&k);
+		return 0;
+	}
+	adopt_sa_key(s, &k);
+	*changed = true;
+	return 0;
 }
 
 int cmk_gcp_token_src_init(struct cmk_gcp_token_src *s, const char *mode,
@@ -509,10 +549,18 @@ int cmk_gcp_token_get(struct cmk_gcp_token_src *s, time_t now,
 		*bearer = (const char *)cmk_secret_cdata(s->bearer);
 		return 0;
 	}
-	if (s->mode == CMK_GCP_CRED_SERVICE_ACCOUNT)
+	if (s->mode == CMK_GCP_CRED_SERVICE_ACCOUNT) {
+		bool changed = false;
+		struct cmk_err re;
+
 		ret = fetch_sa(s, now, &nb, &exp, e);
-	else
+		/* A rotated key: read the file again, ask once more. */
+		if (ret && e->reason == CMK_R_DENIED &&
+		    !cmk_gcp_token_src_reload_key(s, &changed, &re) && changed)
+			ret = fetch_sa(s, now, &nb, &exp, e);
+	} else {
 		ret = fetch_metadata(s, now, &nb, &exp, e);
+	}
 	if (ret) {
 		/* Through an outage keep using a token that has not expired. */
 		if (s->bearer && !s->stale && now < s->exp &&

@@ -28,7 +28,9 @@
  * token.  When a refresh fails transiently (metadata server or token
  * endpoint unreachable, 5xx, 429) the cached token is used until it
  * actually expires.  A token endpoint that answers invalid_grant (key
- * deleted or disabled, account disabled) is a definitive "denied".
+ * deleted or disabled, account disabled) is a definitive "denied", once
+ * the key file was read again: a rotated key (a new key file in place of
+ * the old one) is picked up and the exchange sent once more.
  *
  * The private key, the signed JWT and the access token only live in
  * struct cmk_secret and OpenSSL's key object; JSON buffers that held them
@@ -114,6 +116,15 @@ int cmk_gcp_token_get(struct cmk_gcp_token_src *s, time_t now,
 
 /* cmk_gcp_token_invalidate() - fetch a new token before the next use. */
 void cmk_gcp_token_invalidate(struct cmk_gcp_token_src *s);
+
+/*
+ * cmk_gcp_token_src_reload_key() - read the service-account key file again;
+ * *@changed says whether it holds another key (id, account or private
+ * key) than the one in use, which it then replaces.  On failure the old
+ * key stays.  A no-op for the metadata server.
+ */
+int cmk_gcp_token_src_reload_key(struct cmk_gcp_token_src *s, bool *changed,
+				 struct cmk_err *e);
 
 /* ---- exposed for unit tests ---------------------------------------------- */
 

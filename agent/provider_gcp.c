@@ -72,6 +72,67 @@ static void clean(const char *in, size_t n, char *out, size_t len, bool space_ok
 	out[n] = '\0';
 }
 
+/* Version states that mean the key owner (or Cloud EKM for them) said no. */
+static enum cmk_reason state_reason(const char *st)
+{
+	static const char *const destroyed[] = {
+		"DESTROYED", "DESTROY_SCHEDULED", "PENDING_EXTERNAL_DESTRUCTION",
+		"EXTERNAL_DESTRUCTION_FAILED",
+	};
+
+	if (!strcmp(st, "DISABLED"))
+		return CMK_R_DISABLED;
+	for (size_t i = 0; i < sizeof(destroyed) / sizeof(destroyed[0]); i++)
+		if (!strcmp(st, destroyed[i]))
+			return CMK_R_DESTROYED;
+	return CMK_R_NONE;
+}
+
+/* The first "...cryptoKeyVersions/N" resource name in @text, into @out. */
+static void find_version(const char *text, char *out, size_t len)
+{
+	static const char name_chars[] =
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-/";
+	const char *p = strstr(text, "/cryptoKeyVersions/"), *b;
+	size_t n;
+
+	if (!p || out[0])
+		return;
+	for (b = p; b > text && b[-1] && strchr(name_chars, b[-1]); b--)
+		;
+	n = (size_t)(p - b) + strlen("/cryptoKeyVersions/");
+	n += strspn(b + n, "0123456789");
+	if (n < len)
+		snprintf(out, len, "%.*s", (int)n, b);
+}
+
+/* A version named by Cloud EKM's google.rpc.PreconditionFailure details. */
+static void ekm_details(struct json_object *err, struct cmk_gcp_error *out)
+{
+	struct json_object *details, *d, *t, *vs, *v, *f;
+
+	if (!json_object_object_get_ex(err, "details", &details) ||
+	    !json_object_is_type(details, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(details); i++) {
+		d = json_object_array_get_idx(details, i);
+		if (!json_object_object_get_ex(d, "@type", &t) ||
+		    !json_object_is_type(t, json_type_string) ||
+		    !strstr(json_object_get_string(t), "google.rpc.PreconditionFailure"))
+			continue;
+		if (!json_object_object_get_ex(d, "violations", &vs) ||
+		    !json_object_is_type(vs, json_type_array))
+			continue;
+		for (size_t j = 0; j < json_object_array_length(vs); j++) {
+			v = json_object_array_get_idx(vs, j);
+			if (json_object_object_get_ex(v, "subject", &f) &&
+			    json_object_is_type(f, json_type_string))
+				find_version(json_object_get_string(f), out->version,
+					     sizeof(out->version));
+		}
+	}
+}
+
 enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 				 struct cmk_gcp_error *out)
 {
@@ -79,10 +140,12 @@ enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 	struct json_object *o = NULL, *err, *v;
 	enum cmk_reason why = CMK_R_NONE;
 	bool found = false;
+	char state[40] = "";
 
 	if (!out)
 		out = &tmp;
-	out->status[0] = out->message[0] = '\0';
+	out->status[0] = out->message[0] = out->version[0] = '\0';
+	out->confirm = false;
 	if (status >= 200 && status <= 299)
 		return CMK_R_NONE;
 	if (body && body_len)
@@ -95,9 +158,20 @@ enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 			clean(json_object_get_string(v), (size_t)json_object_get_string_len(v),
 			      out->status, sizeof(out->status), false);
 		if (json_object_object_get_ex(err, "message", &v) &&
-		    json_object_is_type(v, json_type_string))
-			clean(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+		    json_object_is_type(v, json_type_string)) {
+			const char *m = json_object_get_string(v), *st;
+
+			clean(m, (size_t)json_object_get_string_len(v),
 			      out->message, sizeof(out->message), true);
+			find_version(m, out->version, sizeof(out->version));
+			/* Cloud KMS names a version's state; Cloud EKM's errors do not. */
+			st = strstr(m, "current state is: ");
+			if (st)
+				snprintf(state, sizeof(state), "%.*s",
+					 (int)strspn(st + 18, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_"),
+					 st + 18);
+		}
+		ekm_details(err, out);
 	}
 	cmk_json_put_wiped(o);
 	for (size_t i = 0; i < N_CODES && out->status[0]; i++) {
@@ -107,9 +181,13 @@ enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 		found = true;
 		break;
 	}
-	if (found && why == CMK_R_DISABLED &&
-	    (strstr(out->message, "DESTROYED") || strstr(out->message, "DESTROY_SCHEDULED")))
-		why = CMK_R_DESTROYED;
+	if (found && !strcmp(out->status, "FAILED_PRECONDITION")) {
+		why = state_reason(state);
+		if (why == CMK_R_NONE) {
+			why = CMK_R_UNAVAILABLE;
+			out->confirm = true;
+		}
+	}
 	if (found && !strcmp(out->status, "INVALID_ARGUMENT")) {
 		if (strcasestr(out->message, "checksum"))
 			why = CMK_R_UNAVAILABLE;	/* corrupted on the way */
@@ -127,6 +205,30 @@ enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 	if (status >= 300 && status < 400)
 		return CMK_R_NETWORK;	/* a redirecting proxy or portal */
 	return CMK_R_LOCAL;
+}
+
+enum cmk_reason cmk_gcp_version_state_reason(long status, const char *body,
+					     size_t body_len, char *state,
+					     size_t state_len)
+{
+	struct json_object *o;
+	enum cmk_reason why = CMK_R_UNAVAILABLE;
+	const char *st;
+
+	if (state_len)
+		state[0] = '\0';
+	if (status != 200)
+		return cmk_gcp_classify(status, body, body_len, NULL) == CMK_R_NOT_FOUND ?
+		       CMK_R_NOT_FOUND : CMK_R_UNAVAILABLE;
+	o = cmk_json_parse_wiped(body, body_len);
+	st = o ? cmk_json_str(o, "state", NULL) : NULL;
+	if (st) {
+		clean(st, strlen(st), state, state_len, false);
+		if (state_reason(st) != CMK_R_NONE)
+			why = state_reason(st);
+	}
+	cmk_json_put_wiped(o);
+	return why;
 }
 
 /* ---- names ----------------------------------------------------------------------- */
@@ -272,8 +374,12 @@ out:
 
 static enum cmk_reason kms_retry(const struct cmk_http_response *r, void *arg)
 {
+	struct cmk_gcp_error err;
+	enum cmk_reason why = cmk_gcp_classify(r->status, r->body, r->body_len, &err);
+
 	(void)arg;
-	return cmk_gcp_classify(r->status, r->body, r->body_len, NULL);
+	/* An ambiguous answer is confirmed (confirm_version()), not repeated. */
+	return err.confirm ? CMK_R_NONE : why;
 }
 
 static int kms_error(struct gcp *g, const char *op, const char *key_ref,
@@ -304,23 +410,20 @@ static int kms_error(struct gcp *g, const char *op, const char *key_ref,
 }
 
 /*
- * POST @body to v1/{key_ref}:{op}; *resp on HTTP 200.  A 401 with a
+ * @method @body to @url with a token; any answer in *@r.  A 401 with a
  * cached token gets one more try with a fresh token (revoked or expired
- * early); the second 401 is an answer.
+ * early; a rotated service-account key is read again on the way, see
+ * gcp_auth.h); the second 401 is an answer.
  */
-static int kms_call(struct gcp *g, const char *op, const char *key_ref,
-		    const char *body, size_t body_len, struct json_object **resp,
-		    struct cmk_err *e)
+static int kms_request(struct gcp *g, const char *op, const char *key_ref,
+		       const char *method, const char *url, const char *body,
+		       size_t body_len, struct cmk_http_response *r,
+		       struct cmk_err *e)
 {
-	char url[1024];
-	int ret = 0;
+	int ret;
 
-	*resp = NULL;
-	if ((size_t)snprintf(url, sizeof(url), "%s/v1/%s:%s", g->endpoint, key_ref, op) >=
-	    sizeof(url))
-		return cmk_errf(e, -EINVAL, "gcp: request URL too long");
+	memset(r, 0, sizeof(*r));
 	for (int attempt = 1; attempt <= 2; attempt++) {
-		struct cmk_http_response r = { 0 };
 		const char *bearer;
 
 		ret = cmk_gcp_token_get(&g->tok, time(NULL), &bearer, e);
@@ -333,34 +436,99 @@ static int kms_call(struct gcp *g, const char *op, const char *key_ref,
 				{ "Content-Type", "application/json" },
 				{ "Authorization", bearer },
 			};
-			struct cmk_http_request hr = { "POST", url, hh, 2, body, body_len };
+			struct cmk_http_request hr = { method, url, hh, 2, body, body_len };
 
-			ret = cmk_http_do(&g->http, &hr, kms_retry, NULL, &r, e);
+			ret = cmk_http_do(&g->http, &hr, kms_retry, NULL, r, e);
 		}
 		if (ret) {
 			cmk_err_prefix(e, "gcp kms %s %s", op, key_ref);
 			return ret;
 		}
-		if (r.status == 401 && attempt == 1) {
-			cmk_gcp_token_invalidate(&g->tok);
-			cmk_http_response_free(&r);
-			continue;
-		}
-		if (r.status != 200) {
-			ret = kms_error(g, op, key_ref, &r, e);
-		} else {
-			*resp = cmk_json_parse_wiped(r.body, r.body_len);
-			if (!*resp || !json_object_is_type(*resp, json_type_object)) {
-				cmk_json_put_wiped(*resp);
-				*resp = NULL;
-				ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-						  "gcp kms %s %s: the answer is not a JSON object",
-						  op, key_ref);
-			}
-		}
-		cmk_http_response_free(&r);
-		break;
+		if (r->status != 401 || attempt == 2)
+			break;
+		cmk_gcp_token_invalidate(&g->tok);
+		cmk_http_response_free(r);
 	}
+	return 0;
+}
+
+/*
+ * A FAILED_PRECONDITION that names no state is ambiguous (Cloud EKM: the
+ * external key manager could not be reached, or refused): GET the key
+ * version the answer names, a call that does not use the key, and let its
+ * state decide.  @e holds the first answer's error on entry, the final one
+ * on return.
+ */
+static int confirm_version(struct gcp *g, const char *op, const char *key_ref,
+			   const char *version, struct cmk_err *e)
+{
+	struct cmk_http_response r = { 0 };
+	char first[CMK_ERR_MSG_MAX], url[1024], state[40] = "", what[96];
+	size_t kl = strlen(key_ref);
+	enum cmk_reason why = CMK_R_UNAVAILABLE;
+	struct cmk_err ge;
+	const char *advice;
+
+	snprintf(first, sizeof(first), "%s", e->msg);
+	/* Only a version of this key, named in full. */
+	if (strncmp(version, key_ref, kl) || strncmp(version + kl, "/cryptoKeyVersions/", 19) ||
+	    !version[kl + 19] || version[kl + 19 + strspn(version + kl + 19, "0123456789")]) {
+		snprintf(what, sizeof(what), "the answer names no version of this key");
+	} else if ((size_t)snprintf(url, sizeof(url), "%s/v1/%s", g->endpoint, version) >=
+		   sizeof(url) ||
+		   kms_request(g, op, key_ref, "GET", url, NULL, 0, &r, &ge)) {
+		snprintf(what, sizeof(what), "version %s: not answered", version + kl + 19);
+	} else {
+		why = cmk_gcp_version_state_reason(r.status, r.body, r.body_len, state,
+						   sizeof(state));
+		if (r.status == 200)
+			snprintf(what, sizeof(what), "version %s is %s", version + kl + 19,
+				 state[0] ? state : "(no state)");
+		else
+			snprintf(what, sizeof(what), "version %s: HTTP %ld", version + kl + 19,
+				 r.status);
+	}
+	cmk_http_response_free(&r);
+	advice = cmk_reason_class(why) == CMK_EC_DEFINITIVE ? "" :
+		 !strcmp(state, "ENABLED") ?
+		 ": the key version is enabled, so the external key manager failed, not a revocation" :
+		 ": the version's state is unknown, so this is not taken as a revocation (grant roles/cloudkms.viewer on the key)";
+	return cmk_err_kms(e, why, "%s; %s%s", first, what, advice);
+}
+
+/* POST @body to v1/{key_ref}:{op}; *resp on HTTP 200. */
+static int kms_call(struct gcp *g, const char *op, const char *key_ref,
+		    const char *body, size_t body_len, struct json_object **resp,
+		    struct cmk_err *e)
+{
+	struct cmk_http_response r = { 0 };
+	struct cmk_gcp_error err;
+	char url[1024];
+	int ret = 0;
+
+	*resp = NULL;
+	if ((size_t)snprintf(url, sizeof(url), "%s/v1/%s:%s", g->endpoint, key_ref, op) >=
+	    sizeof(url))
+		return cmk_errf(e, -EINVAL, "gcp: request URL too long");
+	ret = kms_request(g, op, key_ref, "POST", url, body, body_len, &r, e);
+	if (ret)
+		return ret;
+	if (r.status != 200) {
+		ret = kms_error(g, op, key_ref, &r, e);
+		cmk_gcp_classify(r.status, r.body, r.body_len, &err);
+		if (err.confirm)
+			ret = confirm_version(g, op, key_ref, err.version, e);
+	} else {
+		*resp = cmk_json_parse_wiped(r.body, r.body_len);
+		if (!*resp || !json_object_is_type(*resp, json_type_object)) {
+			cmk_json_put_wiped(*resp);
+			*resp = NULL;
+			ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
+					  "gcp kms %s %s: the answer is not a JSON object",
+					  op, key_ref);
+		}
+	}
+	cmk_http_response_free(&r);
 	return ret;
 }
 

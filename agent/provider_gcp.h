@@ -23,6 +23,7 @@
 #ifndef CMK_PROVIDER_GCP_H
 #define CMK_PROVIDER_GCP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -38,17 +39,28 @@ extern const struct cmk_provider_ops cmk_provider_gcp_ops;
  * struct cmk_gcp_error - what a google.rpc.Status error answer said
  * @status: the canonical code name ("FAILED_PRECONDITION"), "" if none
  * @message: its message, "" if none
+ * @confirm: the answer is ambiguous (FAILED_PRECONDITION that names no
+ *	non-enabled state, as Cloud EKM's do): the reason returned is
+ *	provisional (transient) and the key version's state decides, see
+ *	cmk_gcp_version_state_reason()
+ * @version: the CryptoKeyVersion name the answer mentions (message or
+ *	google.rpc.PreconditionFailure details), "" if none
  */
 struct cmk_gcp_error {
 	char status[48];
 	char message[200];
+	bool confirm;
+	char version[320];
 };
 
 /*
  * cmk_gcp_classify() - the reason for an HTTP answer of Cloud KMS, from
  * the body's {"error": {"code", "message", "status"}} (google.rpc.Status
- * in JSON): FAILED_PRECONDITION -> disabled (destroyed when the message
- * says the version is DESTROYED or DESTROY_SCHEDULED), PERMISSION_DENIED
+ * in JSON): FAILED_PRECONDITION whose message names the version's state
+ * ("current state is: X") -> disabled, or destroyed for DESTROYED,
+ * DESTROY_SCHEDULED and the external destruction states; any other
+ * FAILED_PRECONDITION (Cloud EKM's, with google.rpc.PreconditionFailure
+ * details) -> unavailable with @out->confirm set; PERMISSION_DENIED
  * and UNAUTHENTICATED -> denied, NOT_FOUND -> not found, INVALID_ARGUMENT
  * -> invalid ciphertext for "Decryption failed", transient for a checksum
  * mismatch (corruption in transit), local otherwise; UNAVAILABLE,
@@ -60,6 +72,20 @@ struct cmk_gcp_error {
  */
 enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 				 struct cmk_gcp_error *out);
+
+/*
+ * cmk_gcp_version_state_reason() - the reason for an ambiguous answer once
+ * GET of the CryptoKeyVersion answered @status / @body: state DISABLED ->
+ * disabled (Cloud EKM also disables a version whose external key refused
+ * it); DESTROYED, DESTROY_SCHEDULED, PENDING_EXTERNAL_DESTRUCTION,
+ * EXTERNAL_DESTRUCTION_FAILED -> destroyed; ENABLED or anything else ->
+ * unavailable (the version is fine: the external key manager failed).  A
+ * GET error: NOT_FOUND -> not_found, anything else -> unavailable (nothing
+ * confirmed).  @state receives the state ("" if none).
+ */
+enum cmk_reason cmk_gcp_version_state_reason(long status, const char *body,
+					     size_t body_len, char *state,
+					     size_t state_len);
 
 /* cmk_gcp_key_name_ok() - is @ref a CryptoKey resource name (not a version)? */
 int cmk_gcp_key_name_ok(const char *ref);

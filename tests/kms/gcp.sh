@@ -60,12 +60,17 @@ kms_build gcp
 	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$T/srv.ext" &&
 	openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" \
 		-CAcreateserial -out "$T/srv.pem" -days 2 -extfile "$T/srv.ext" &&
-	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/sa.key" &&
-	openssl pkey -in "$T/sa.key" -pubout -out "$T/sa.pub"
+	for k in sa sa2 sa3; do
+		openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$T/$k.key" &&
+			openssl pkey -in "$T/$k.key" -pubout -out "$T/$k.pub" || exit 1
+	done
 } >"$T/last" 2>&1 || die gcp_test_pki "$(tail -c 400 "$T/last")"
 
 SA=cmk-agent@emu-project.iam.gserviceaccount.com
 SA_KID=7f3c9a0d5e2b41c6a8f0e1d2c3b4a5968778695a
+# two more keys of the same account, for the rotation tests
+SA_KID2=8a4dab1e6f3c52d7b9a1f2e3d4c5b6a7988979a6
+SA_KID3=9b5ebc2f7a4d63e8cab2a3f4e5d6c7b8a99a8ab7
 VM_SA=vm-sa@emu-project.iam.gserviceaccount.com
 ADMIN=user:admin@example.com
 echo admin-token-0123456789 >"$T/admin.tok"
@@ -73,14 +78,16 @@ echo admin-token-0123456789 >"$T/admin.tok"
 kms_start emu python3 "$here/gcp_emu.py" --cert "$T/srv.pem" --key "$T/srv.key" \
 	--ports "$T/ports.json" --log "$T/emu.log" \
 	--token "admin-token-0123456789=$ADMIN" --owner "$ADMIN" \
-	--service-account "$SA" "$SA_KID" "$T/sa.pub" --metadata-account "$VM_SA"
+	--service-account "$SA" "$SA_KID" "$T/sa.pub" --service-account "$SA" "$SA_KID2" "$T/sa2.pub" \
+	--service-account "$SA" "$SA_KID3" "$T/sa3.pub" --metadata-account "$VM_SA"
 wait_file "$T/ports.json" || die gcp_emulator_starts "$(cat "$T/emu.out")"
 kms_port=$(jq_ "d['kms']" <"$T/ports.json")
 md_port=$(jq_ "d['metadata']" <"$T/ports.json")
 EMU=https://127.0.0.1:$kms_port
 MD=http://127.0.0.1:$md_port
 # The key file as Google issues it, pointing at the emulator's token endpoint.
-python3 - "$T/sa.key" "$T/sa.json" "$SA" "$SA_KID" "$EMU/token" <<'PY'
+sa_json() {  # sa_json KEY KID OUT
+	python3 - "$1" "$3" "$SA" "$2" "$EMU/token" <<'PY'
 import json, sys
 key, out, email, kid, uri = sys.argv[1:]
 json.dump({"type": "service_account", "project_id": "emu-project",
@@ -91,7 +98,11 @@ json.dump({"type": "service_account", "project_id": "emu-project",
            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
            "universe_domain": "googleapis.com"}, open(out, "w"), indent=2)
 PY
-chmod 600 "$T/sa.json"
+	chmod 600 "$3"
+}
+sa_json "$T/sa.key" "$SA_KID" "$T/sa.json"
+sa_json "$T/sa2.key" "$SA_KID2" "$T/sa2.json"
+sa_json "$T/sa3.key" "$SA_KID3" "$T/sa3.json"
 
 export CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDKMS=$EMU/ CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE=$T/ca.pem
 RING=projects/emu-project/locations/global/keyRings/cmk
@@ -226,6 +237,33 @@ check gcp_version_disabled_cmkctl_exit_2 rc_is 2 agent "$cmkctl" kek check "$kek
 emu_admin PATCH "/v1/$KEY/cryptoKeyVersions/1?updateMask=state" '{"state":"ENABLED"}' >"$T/last"
 check gcp_version_enabled_access_back drv_is check "ok *"
 
+# Cloud EKM: FAILED_PRECONDITION with PreconditionFailure details and no
+# state in the message, for an external key manager that cannot be reached
+# as for one that refused the key.  The provider asks for the version's
+# state (GET, roles/cloudkms.viewer); the emulator's version state is the
+# oracle (Cloud EKM disables the version when the EKM refuses the key).
+bindings() {  # bindings EXTRA: the agent's role, plus EXTRA bindings
+	emu_admin POST "/v1/$KEY:setIamPolicy" "{\"policy\":{\"bindings\":[{\"role\":\"roles/cloudkms.cryptoKeyEncrypterDecrypter\",\"members\":[\"serviceAccount:$VM_SA\",\"serviceAccount:$SA\"]}$1]}}" >"$T/last"
+}
+bindings ",{\"role\":\"roles/cloudkms.viewer\",\"members\":[\"serviceAccount:$SA\"]}"
+: >"$T/emu.log"
+emu_admin POST /emu/fault '{"mode": "ekm_unreachable", "count": -1}' >/dev/null
+check gcp_classify_ekm_unreachable_version_enabled_is_transient drv_is check \
+	"err transient unavailable *FAILED_PRECONDITION*Could not query EKM host*version 1 is ENABLED*not a revocation*"
+check gcp_classify_ekm_asked_version_state \
+	grep -q "^GET /v1/$KEY/cryptoKeyVersions/1 principal=serviceAccount:$SA status=200" "$T/emu.log"
+check gcp_classify_ekm_confirmed_not_repeated test "$(count ':decrypt.*FAILED_PRECONDITION')" -eq 1
+emu_admin POST /emu/fault '{"mode": "ekm_denied", "count": 1}' >/dev/null
+check gcp_classify_ekm_denied_version_disabled_is_definitive drv_is check \
+	"err definitive disabled *Permission was denied*version 1 is DISABLED*"
+emu_admin PATCH "/v1/$KEY/cryptoKeyVersions/1?updateMask=state" '{"state":"ENABLED"}' >"$T/last"
+bindings ""
+emu_admin POST /emu/fault '{"mode": "ekm_unreachable", "count": -1}' >/dev/null
+check gcp_classify_ekm_unconfirmed_is_transient drv_is check \
+	"err transient unavailable *FAILED_PRECONDITION*HTTP 403*not taken as a revocation*"
+emu_admin POST /emu/fault '{"mode": "none"}' >/dev/null
+check gcp_classify_ekm_over drv_is check "ok *"
+
 # Transient Status errors: retried (max_attempts=3), never definitive.
 for m in UNAVAILABLE RESOURCE_EXHAUSTED INTERNAL DEADLINE_EXCEEDED; do
 	before=$(count "status=[0-9]* $m ")
@@ -341,8 +379,33 @@ check gcp_old_envelope_refused_with_old_version_disabled rc_is 2 agent "$cmkctl"
 emu_admin PATCH "/v1/$KEY/cryptoKeyVersions/1?updateMask=state" '{"state":"ENABLED"}' >"$T/last"
 drv_stop
 
-# ---- the service-account key deleted: the token endpoint says invalid_grant -------------
+# ---- a rotated service-account key: read again, never a revocation -------------------
+# The account gets a second key, the file is replaced by it, the old key is
+# deleted, while one provider keeps checking; tokens are revoked so the next
+# check needs the token endpoint.  Oracle: the emulator's token endpoint
+# (invalid_grant for a deleted key).
+cp "$T/sa.json" "$T/sa-rot.json"
+GOOGLE_APPLICATION_CREDENTIALS=$T/sa-rot.json drv_start "$kek"
+check gcp_credential_rotation_before drv_is check "ok *"
+cp "$T/sa2.json" "$T/sa-rot.tmp" && mv "$T/sa-rot.tmp" "$T/sa-rot.json"
 emu_admin DELETE "/v1/projects/-/serviceAccounts/$SA/keys/$SA_KID" >"$T/last"
+emu_admin POST /emu/config '{"revoke_tokens": true}' >/dev/null
+: >"$T/emu.log"
+check gcp_credential_rotation_no_revocation drv_is check "ok *"
+check gcp_credential_rotation_old_key_refused_by_token_endpoint bash -c "
+	grep '^POST /token' $T/emu.log | head -1 | grep -q 'status=400 invalid_grant' &&
+	grep '^POST /token' $T/emu.log | tail -1 | grep -q 'status=200'"
+# The wrong order: the key in the file deleted before the file has the new
+# one.  Definitive; the new key in the file restores without a restart.
+emu_admin DELETE "/v1/projects/-/serviceAccounts/$SA/keys/$SA_KID2" >"$T/last"
+emu_admin POST /emu/config '{"revoke_tokens": true}' >/dev/null
+check gcp_credential_deleted_without_replacement_is_definitive drv_is check \
+	"err definitive denied *invalid_grant*"
+cp "$T/sa3.json" "$T/sa-rot.tmp" && mv "$T/sa-rot.tmp" "$T/sa-rot.json"
+check gcp_credential_fixed_file_restores_without_restart drv_is check "ok *"
+drv_stop
+
+# ---- the service-account key deleted: the token endpoint says invalid_grant -------------
 emu_admin POST /emu/config '{"revoke_tokens": true}' >/dev/null
 check gcp_deleted_service_account_key_is_definitive bash -c "
 	$(declare -f agent rc_is last_has); T=$T

@@ -17,7 +17,8 @@ follows the documented REST shapes (cloudkms.googleapis.com v1):
        -> {plaintext, plaintextCrc32c, usedPrimary, protectionLevel}
   POST v1/projects/P/locations/L/keyRings?keyRingId=R
   POST v1/{keyRing}/cryptoKeys?cryptoKeyId=K   {purpose: ENCRYPT_DECRYPT}
-  GET  v1/{cryptoKey}, GET v1/{cryptoKeyVersion}
+  GET  v1/{cryptoKey}, GET v1/{cryptoKeyVersion} (the latter also for
+       roles/cloudkms.viewer on the key)
   POST v1/{cryptoKey}/cryptoKeyVersions          (a new version)
   POST v1/{cryptoKey}:updatePrimaryVersion       {cryptoKeyVersionId}
   PATCH v1/{cryptoKeyVersion}?updateMask=state   {state: ENABLED|DISABLED}
@@ -61,7 +62,10 @@ The emulator's own control plane, /emu/... on the KMS port (tests only):
       (revoke_tokens: every issued token is refused from now on)
   POST /emu/fault  {"mode": M, "count": N}  the next N (-1: all) encrypt/
       decrypt calls answer M: UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL,
-      DEADLINE_EXCEEDED (as Status errors), "bad_crc" (a 200 answer whose
+      DEADLINE_EXCEEDED (as Status errors), "ekm_unreachable" and
+      "ekm_denied" (decrypt only: Cloud EKM's FAILED_PRECONDITION with
+      PreconditionFailure details; ekm_denied also disables the key version,
+      as Cloud EKM does), "bad_crc" (a 200 answer whose
       CRC32C does not match), "unverified" (an encrypt answer without the
       verified*Crc32c flags), "other_key" (an encrypt answer naming a
       version of another key), "hang" (no answer for 30 s); "none" ends it.
@@ -138,10 +142,11 @@ FAULT_MSG = {
 
 
 class Err(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status, message, details=None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.details = details
 
 
 def b64d(s, field):
@@ -177,10 +182,12 @@ ROLE_PERMS = {
     'roles/cloudkms.cryptoKeyEncrypter': {'encrypt'},
     'roles/cloudkms.cryptoKeyDecrypter': {'decrypt'},
     'roles/cloudkms.admin': {'admin'},
+    'roles/cloudkms.viewer': {'get'},
 }
 PERM_NAME = {'encrypt': 'cloudkms.cryptoKeyVersions.useToEncrypt',
              'decrypt': 'cloudkms.cryptoKeyVersions.useToDecrypt',
-             'admin': 'cloudkms.cryptoKeys.update'}
+             'admin': 'cloudkms.cryptoKeys.update',
+             'get': 'cloudkms.cryptoKeyVersions.get'}
 
 
 def now_rfc3339():
@@ -355,6 +362,39 @@ def decrypt(st, key_name, k, body, log):
             'usedPrimary': n == k['primary'], 'protectionLevel': 'SOFTWARE'}
 
 
+# Cloud EKM failures: FAILED_PRECONDITION with google.rpc.PreconditionFailure
+# details (violation[0]: the Cloud EKM key version, violation[1]: the call to
+# the partner, its type the error domain), as the Cloud EKM error reference
+# documents.  "ekm_denied": the external key manager refused the key, and
+# Cloud EKM disables the key version (as documented); "ekm_unreachable":
+# the EKM could not be queried, the version stays as it is.
+EKM_FAULTS = {
+    'ekm_denied': ('EXTERNAL_PERMISSION_DENIED',
+                   'Permission was denied when accessing the key.'),
+    'ekm_unreachable': ('EXTERNAL_NOT_FOUND', 'Could not query EKM host.'),
+}
+
+
+def ekm_error(st, key_name, k, body, fault):
+    try:
+        ct = base64.b64decode((body or {}).get('ciphertext', ''))
+        n = struct.unpack('>I', ct[1:5])[0]
+    except (ValueError, struct.error, binascii.Error):
+        n = k['primary']
+    v = k['versions'].get(n)
+    domain, msg = EKM_FAULTS[fault]
+    if v and fault == 'ekm_denied' and st.version_state(v) == 'ENABLED':
+        v['state'] = 'DISABLED'
+    vname = f'{key_name}/cryptoKeyVersions/{n}'
+    return Err('FAILED_PRECONDITION', msg, [{
+        '@type': 'type.googleapis.com/google.rpc.PreconditionFailure',
+        'violations': [
+            {'type': 'KEY_VERSION', 'subject': vname,
+             'description': f'The Cloud EKM key version is {st.version_state(v) if v else "unknown"}.'},
+            {'type': domain, 'subject': 'https://ekm.example.test/v0/keys/k1',
+             'description': msg}]}])
+
+
 def allowed(st, key, principal, perm):
     if principal in st.owners:
         return True
@@ -385,6 +425,8 @@ def kms_request(st, method, path, query, body, principal, log):
                 fault = st.fault_take()
                 if fault in FAULT_MSG:
                     raise Err(fault, FAULT_MSG[fault])
+                if fault in EKM_FAULTS and op == 'decrypt':
+                    raise ekm_error(st, name, k, body, fault)
                 out = (encrypt if op == 'encrypt' else decrypt)(st, name, k, body, log)
                 if fault == 'bad_crc':
                     f = 'ciphertextCrc32c' if op == 'encrypt' else 'plaintextCrc32c'
@@ -409,6 +451,18 @@ def kms_request(st, method, path, query, body, principal, log):
                 raise Err('NOT_FOUND', f'{name}/cryptoKeyVersions/{vid} not found.')
             k['primary'] = int(vid)
             return 200, key_json(name, k, st)
+    # reading a version's state: roles/cloudkms.viewer (or an owner)
+    m = re.fullmatch(r'/v1/(' + KEY_RE + r')/cryptoKeyVersions/([0-9]+)', path)
+    if m and method == 'GET' and principal not in st.owners:
+        with st.lock:
+            k = st.keys.get(m.group(1))
+            v = k and k['versions'].get(int(m.group(2)))
+            if not k or not allowed(st, k, principal, 'get'):
+                raise Err('PERMISSION_DENIED', f"Permission '{PERM_NAME['get']}' denied on "
+                          f"resource '{path[4:]}' (or it may not exist).")
+            if not v:
+                raise Err('NOT_FOUND', f'{path[4:]} not found.')
+            return 200, version_json(m.group(1), int(m.group(2)), v, st)
     # administration: owners only
     if principal not in st.owners:
         raise Err('PERMISSION_DENIED', f"Permission denied on resource '{path[4:]}' "
@@ -633,8 +687,10 @@ def make_kms_handler(st, lg, my_url):
                 self.log(path, who, code, info, e.status)
                 extra = [('WWW-Authenticate', 'Bearer realm="https://accounts.google.com/"')] \
                     if code == 401 else []
-                return self.send_json(code, {'error': {'code': code, 'message': e.message,
-                                                       'status': e.status}}, extra)
+                err = {'code': code, 'message': e.message, 'status': e.status}
+                if e.details:
+                    err['details'] = e.details
+                return self.send_json(code, {'error': err}, extra)
 
         def log(self, path, who, status, info, err=''):
             lg.write(f'{self.command} {path} principal={who} status={status}'

@@ -101,8 +101,12 @@ static const struct rec recs[] = {
 	  CMK_R_UNAVAILABLE, "INTERNAL" },
 	{ "deadline_exceeded", 504, ST(504, "DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 	  CMK_R_TIMEOUT, "DEADLINE_EXCEEDED" },
-	{ "status_wins_over_http_code", 500, ST(400, "FAILED_PRECONDITION", "x is not enabled"),
+	{ "status_wins_over_http_code", 500,
+	  ST(400, "FAILED_PRECONDITION", "x is not enabled, current state is: DISABLED."),
 	  CMK_R_DISABLED, "FAILED_PRECONDITION" },
+	/* no state named: provisional, confirmed (gcp_classify_ekm_*) */
+	{ "failed_precondition_without_state", 400, ST(400, "FAILED_PRECONDITION", "x is not enabled"),
+	  CMK_R_UNAVAILABLE, "FAILED_PRECONDITION" },
 	{ "html_502", 502, "<html><body>502 Bad Gateway</body></html>", CMK_R_UNAVAILABLE, "" },
 	{ "empty_429", 429, "", CMK_R_THROTTLED, "" },
 	{ "html_404_is_wrong_endpoint", 404, "<!DOCTYPE html><html>Error 404 (Not Found)!!1</html>",
@@ -138,7 +142,7 @@ static void gcp_errors_classified_from_status_bodies(void **state)
 static void gcp_definitive_and_transient_classes(void **state)
 {
 	static const char *const definitive[] = {
-		"FAILED_PRECONDITION", "PERMISSION_DENIED", "NOT_FOUND", NULL,
+		"PERMISSION_DENIED", "NOT_FOUND", NULL,
 	};
 	static const char *const transient[] = {
 		"UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL", "DEADLINE_EXCEEDED", NULL,
@@ -159,6 +163,98 @@ static void gcp_definitive_and_transient_classes(void **state)
 	for (long s = 500; s <= 599; s++)
 		assert_int_equal(cmk_reason_class(cmk_gcp_classify(s, "", 0, NULL)),
 				 CMK_EC_TRANSIENT);
+}
+
+/*
+ * Cloud EKM answers FAILED_PRECONDITION for failures of the external key
+ * manager, reachable or not, with google.rpc.PreconditionFailure details
+ * (violation[0]: the Cloud EKM key's state, violation[1]: the attempt to
+ * reach the partner, its type the "error domain"), as the Cloud EKM error
+ * reference documents; the messages and domains below are from it, the
+ * violation[0] fields are illustrative.  Never definitive by itself; the
+ * version it names is kept for the confirming GET.  A plain Cloud KMS
+ * FAILED_PRECONDITION that names the version's state is not ambiguous.
+ */
+#define EKM(msg, domain) \
+	"{\"error\":{\"code\":400,\"message\":\"" msg "\",\"status\":\"FAILED_PRECONDITION\"," \
+	"\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.PreconditionFailure\"," \
+	"\"violations\":[{\"type\":\"KEY_VERSION\",\"subject\":\"" KEY "/cryptoKeyVersions/3\"," \
+	"\"description\":\"The Cloud EKM key version is enabled.\"},{\"type\":\"" domain "\"," \
+	"\"subject\":\"https://ekm.example.com/v0/cryptospaces/s1/keys/k1\"," \
+	"\"description\":\"" msg "\"}]}]}}"
+
+static void gcp_classify_ekm_failed_precondition_is_not_definitive_alone(void **state)
+{
+	static const char *const bodies[] = {
+		EKM("Could not query EKM host.", "EXTERNAL_NOT_FOUND"),
+		EKM("Permission was denied when accessing the key.", "EXTERNAL_PERMISSION_DENIED"),
+		EKM("The request to the EKM timed out.", "EXTERNAL_DEADLINE_EXCEEDED"),
+	};
+	static const char plain[] =
+		ST(400, "FAILED_PRECONDITION", KEY "/cryptoKeyVersions/3 is not enabled, current state is: DISABLED.");
+	struct cmk_gcp_error err;
+	enum cmk_reason r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		r = cmk_gcp_classify(400, bodies[i], strlen(bodies[i]), &err);
+		if (cmk_reason_class(r) == CMK_EC_DEFINITIVE)
+			fail_msg("EKM body %zu classified %s (definitive) without confirmation",
+				 i, cmk_reason_name(r));
+		assert_int_equal(r, CMK_R_UNAVAILABLE);
+		assert_true(err.confirm);
+		assert_string_equal(err.version, KEY "/cryptoKeyVersions/3");
+	}
+	r = cmk_gcp_classify(400, plain, strlen(plain), &err);
+	assert_int_equal(r, CMK_R_DISABLED);
+	assert_false(err.confirm);
+	assert_string_equal(err.version, KEY "/cryptoKeyVersions/3");
+}
+
+/* CryptoKeyVersion resources (GET v1/{name}), as the REST reference shows them. */
+#define VERSION(st) \
+	"{\"name\":\"" KEY "/cryptoKeyVersions/3\",\"state\":\"" st "\"," \
+	"\"protectionLevel\":\"EXTERNAL\",\"algorithm\":\"EXTERNAL_SYMMETRIC_ENCRYPTION\"," \
+	"\"createTime\":\"2024-05-02T10:00:00.000000Z\",\"generateTime\":\"2024-05-02T10:00:00.000000Z\"," \
+	"\"externalProtectionLevelOptions\":{\"externalKeyUri\":\"https://ekm.example.com/v0/keys/k1\"}}"
+
+static void gcp_classify_version_get_confirms_state(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum cmk_reason want;
+		const char *want_state;
+	} cases[] = {
+		{ 200, VERSION("ENABLED"), CMK_R_UNAVAILABLE, "ENABLED" },
+		{ 200, VERSION("DISABLED"), CMK_R_DISABLED, "DISABLED" },
+		{ 200, VERSION("DESTROY_SCHEDULED"), CMK_R_DESTROYED, "DESTROY_SCHEDULED" },
+		{ 200, VERSION("DESTROYED"), CMK_R_DESTROYED, "DESTROYED" },
+		{ 200, VERSION("PENDING_EXTERNAL_DESTRUCTION"), CMK_R_DESTROYED,
+		  "PENDING_EXTERNAL_DESTRUCTION" },
+		{ 200, VERSION("EXTERNAL_DESTRUCTION_FAILED"), CMK_R_DESTROYED,
+		  "EXTERNAL_DESTRUCTION_FAILED" },
+		{ 200, VERSION("PENDING_GENERATION"), CMK_R_UNAVAILABLE, "PENDING_GENERATION" },
+		{ 200, "{\"name\":\"x\"}", CMK_R_UNAVAILABLE, "" },
+		{ 404, ST(404, "NOT_FOUND", KEY "/cryptoKeyVersions/3 not found."), CMK_R_NOT_FOUND, "" },
+		/* no cloudkms.cryptoKeyVersions.get: nothing confirmed */
+		{ 403, ST(403, "PERMISSION_DENIED", "Permission 'cloudkms.cryptoKeyVersions.get' denied on resource"),
+		  CMK_R_UNAVAILABLE, "" },
+		{ 503, "", CMK_R_UNAVAILABLE, "" },
+	};
+	char st[40];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum cmk_reason r = cmk_gcp_version_state_reason(cases[i].status, cases[i].body,
+								 strlen(cases[i].body), st,
+								 sizeof(st));
+
+		if (r != cases[i].want || strcmp(st, cases[i].want_state))
+			fail_msg("case %zu: got %s \"%s\", want %s \"%s\"", i,
+				 cmk_reason_name(r), st, cmk_reason_name(cases[i].want),
+				 cases[i].want_state);
+	}
 }
 
 static void gcp_error_text_is_sanitised(void **state)
@@ -345,6 +441,44 @@ static void gcp_sa_key_bad_files_refused(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A rotated service-account key: the file is read again when the token
+ * endpoint refuses the old one (cmk_gcp_token_src_reload_key()); same file
+ * -> unchanged, another private key (even under the same key id) ->
+ * changed, a broken file -> an error and the key in use stays.
+ */
+static void gcp_credential_key_reload_sees_rotated_file(void **state)
+{
+	EVP_PKEY *k1 = test_rsa(), *k2 = test_rsa();
+	char *j1 = sa_json(k1, "service_account", "https://oauth2.example.test/token");
+	char *j2 = sa_json(k2, "service_account", "https://oauth2.example.test/token");
+	struct cmk_gcp_token_src src;
+	struct cmk_err e;
+	bool changed;
+
+	(void)state;
+	tu_write_file(tu_path("sa.json"), j1, strlen(j1), 0600);
+	assert_int_equal(cmk_gcp_token_src_init(&src, "service_account", tu_path("sa.json"),
+						NULL, NULL, NULL, &e), 0);
+	assert_int_equal(cmk_gcp_token_src_reload_key(&src, &changed, &e), 0);
+	assert_false(changed);
+	assert_int_equal(EVP_PKEY_eq(src.sa.pkey, k1), 1);
+	tu_write_file(tu_path("sa.json"), j2, strlen(j2), 0600);
+	assert_int_equal(cmk_gcp_token_src_reload_key(&src, &changed, &e), 0);
+	assert_true(changed);
+	assert_int_equal(EVP_PKEY_eq(src.sa.pkey, k2), 1);
+	tu_write_file(tu_path("sa.json"), "{\"type\":", 8, 0600);
+	assert_true(cmk_gcp_token_src_reload_key(&src, &changed, &e) < 0);
+	assert_false(changed);
+	assert_int_equal(EVP_PKEY_eq(src.sa.pkey, k2), 1);
+	assert_null(strstr(e.msg, "BEGIN"));
+	cmk_gcp_token_src_free(&src);
+	free(j1);
+	free(j2);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+}
+
 /* ---- token answers and the refresh rule ------------------------------------------ */
 
 static void gcp_token_answers(void **state)
@@ -508,10 +642,14 @@ int main(void)
 		cmocka_unit_test(gcp_crc32c_rfc3720_vectors),
 		cmocka_unit_test(gcp_errors_classified_from_status_bodies),
 		cmocka_unit_test(gcp_definitive_and_transient_classes),
+		cmocka_unit_test(gcp_classify_ekm_failed_precondition_is_not_definitive_alone),
+		cmocka_unit_test(gcp_classify_version_get_confirms_state),
 		cmocka_unit_test(gcp_error_text_is_sanitised),
 		cmocka_unit_test(gcp_key_names),
 		cmocka_unit_test(gcp_sa_key_jwt_verifies_with_public_key),
 		cmocka_unit_test(gcp_sa_key_bad_files_refused),
+		cmocka_unit_test_setup_teardown(gcp_credential_key_reload_sees_rotated_file,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(gcp_token_answers),
 		cmocka_unit_test(gcp_token_refreshed_before_expiry),
 		cmocka_unit_test(gcp_settings_checked_at_open),
