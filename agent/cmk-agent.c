@@ -75,41 +75,14 @@ struct agent {
 	long last_latency_ms;
 	time_t last_check_wall;
 	time_t last_success_wall;
-	struct stat env_st;	/* the envelope file as last loaded */
+	struct cmk_kekfile kekfile;	/* the envelope file as last loaded */
 	char state_path[4096];
 };
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-	       a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-/*
- * Load the envelope into a fresh KEK set and adopt it only on success, so
- * a failed reload never leaves the agent without the KEK it had.  The
- * unwrap is a real CMK decrypt: it is a check too.
- */
+/* Load the envelope again; the KEK in hand stays if that fails. */
 static int reload(struct agent *a, struct cmk_err *e)
 {
-	struct cmk_kekset ks;
-	struct stat st;
-	int ret;
-
-	cmk_kekset_init(&ks);
-	if (stat(a->cfg.kek_envelope, &st))
-		memset(&st, 0, sizeof(st));
-	ret = cmk_kekset_load(&ks, &a->cfg, a->audit, e);
-	if (ret) {
-		cmk_kekset_free(&ks);
-		return ret;
-	}
-	cmk_kekset_free(&a->keks);
-	a->keks = ks;		/* moves the envelope and the secrets */
-	a->env_st = st;
-	return 0;
+	return cmk_kekset_reload(&a->keks, &a->kekfile, &a->cfg, a->audit, e);
 }
 
 static void note(void *ctx, const char *event, const char *msg,
@@ -158,28 +131,18 @@ static int check(void *ctx, struct cmk_err *e)
 	struct agent *a = ctx;
 	uint64_t now = now_ms(NULL);
 	struct cmk_kms_call call;
-	struct stat st;
-	bool log;
+	bool log, reloaded;
 	int ret;
 
-	/*
-	 * The envelope changed on disk (cmkctl kek rewrap / rotate): check
-	 * the new one, by unwrapping it, so a CMK retired by a re-wrap is not
-	 * checked (and revoked on) forever.
-	 */
-	if (!stat(a->cfg.kek_envelope, &st) && !same_file(&st, &a->env_st)) {
-		uint64_t t = now_ms(NULL);
-
-		ret = reload(a, e);
-		a->last_latency_ms = (long)(now_ms(NULL) - t);
-		a->last_check_wall = time(NULL);
+	ret = cmk_kekset_check_file(&a->keks, &a->kekfile, &a->cfg, a->audit,
+				    &reloaded, &call, e);
+	a->last_latency_ms = call.latency_ms;
+	a->last_check_wall = time(NULL);
+	if (reloaded) {
 		if (!ret)
 			note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
 		return ret;
 	}
-	ret = cmk_kekset_check(&a->keks, NULL, false, &call, e);
-	a->last_latency_ms = call.latency_ms;
-	a->last_check_wall = time(NULL);
 	/*
 	 * One line per check would be 4 lines a second at 250 ms: log when
 	 * the outcome (or the reason of a failure) changes, and otherwise

@@ -27,6 +27,7 @@
 #define CMK_VOLUME_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 
 #include <linux/dm-cmk.h>
 
@@ -78,6 +79,37 @@ int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
 void cmk_kekset_audit_check(const struct cmk_kekset *ks, struct cmk_audit *audit,
 			    const struct cmk_kms_call *call,
 			    const struct cmk_err *e);
+
+/**
+ * struct cmk_kekfile - the envelope file as a long-lived process follows it
+ * @loaded: the file (device, inode, size, mtime) as last adopted
+ */
+struct cmk_kekfile {
+	struct stat loaded;
+};
+
+/*
+ * cmk_kekset_reload() - load @cfg's envelope into a fresh set and adopt it
+ * only on success, so a failed reload never leaves @ks without the KEK it
+ * had; @f->loaded records the file.
+ */
+int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
+		      const struct cmk_config *cfg, struct cmk_audit *audit,
+		      struct cmk_err *e);
+
+/*
+ * cmk_kekset_check_file() - the agent's periodic CMK check, following the
+ * envelope file: if it changed since @f->loaded (cmkctl kek rewrap /
+ * rotate), load it (its unwrap is the check: a CMK retired by a re-wrap is
+ * not checked, and revoked on, forever); *@reloaded says a reload was
+ * made.  Otherwise a real unwrap of the envelope in memory
+ * (cmk_kekset_check(), not audited: the caller rate-limits that).  @call
+ * gets the latency of whichever was done.
+ */
+int cmk_kekset_check_file(struct cmk_kekset *ks, struct cmk_kekfile *f,
+			  const struct cmk_config *cfg, struct cmk_audit *audit,
+			  bool *reloaded, struct cmk_kms_call *call,
+			  struct cmk_err *e);
 
 /* cmk_kekset_forget() - wipe the plain KEKs, keep the envelope. */
 void cmk_kekset_forget(struct cmk_kekset *ks);
