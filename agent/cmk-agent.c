@@ -131,16 +131,20 @@ static int check(void *ctx, struct cmk_err *e)
 	struct agent *a = ctx;
 	uint64_t now = now_ms(NULL);
 	struct cmk_kms_call call;
+	struct cmk_err bad;
 	bool log, reloaded;
 	int ret;
 
 	ret = cmk_kekset_check_file(&a->keks, &a->kekfile, &a->cfg, a->audit,
-				    &reloaded, &call, e);
+				    &reloaded, &bad, &call, e);
 	a->last_latency_ms = call.latency_ms;
 	a->last_check_wall = time(NULL);
+	if (bad.cls != CMK_EC_NONE)
+		note(a, "kek_reload",
+		     "KEK envelope changed on disk but does not load; still checking the envelope in memory: fix the file",
+		     &bad);
 	if (reloaded) {
-		if (!ret)
-			note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
+		note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
 		return ret;
 	}
 	/*
@@ -163,8 +167,21 @@ static int check(void *ctx, struct cmk_err *e)
 static int unseal(void *ctx, struct cmk_err *e)
 {
 	struct agent *a = ctx;
+	struct cmk_err fe;
+	int ret;
 
-	return reload(a, e);
+	ret = reload(a, e);
+	if (!ret || !a->keks.loaded)
+		return ret;
+	/* The file does not load: the envelope in memory still can. */
+	fe = *e;
+	ret = cmk_kekset_unseal(&a->keks, a->audit, e);
+	if (ret)
+		return ret;
+	note(a, "kek_reload",
+	     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
+	     &fe);
+	return 0;
 }
 
 static void forget(void *ctx)

@@ -67,11 +67,30 @@ static void audit_kms(struct cmk_audit *a, const struct cmk_kek_wrap *w,
 		fprintf(stderr, "cmk: audit: %s\n", ae.msg);
 }
 
+/* Unwrap the current (and previous) KEK of the envelope in @ks. */
+static int unwrap_all(struct cmk_kekset *ks, struct cmk_audit *audit,
+		      struct cmk_err *e)
+{
+	struct cmk_kms_call call;
+	int ret;
+
+	memset(&call, 0, sizeof(call));
+	ret = cmk_envelope_unwrap(ks->p, &ks->env, false, &ks->cur, &call, e);
+	audit_kms(audit, &ks->env.cur, "unwrap", &call, ret ? e : NULL);
+	if (!ret && ks->env.has_prev) {
+		memset(&call, 0, sizeof(call));
+		ret = cmk_envelope_unwrap(ks->p, &ks->env, true, &ks->prev, &call, e);
+		audit_kms(audit, &ks->env.prev, "unwrap", &call, ret ? e : NULL);
+	}
+	if (ret)
+		cmk_kekset_forget(ks);
+	return ret;
+}
+
 int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
 		    struct cmk_audit *audit, struct cmk_err *e)
 {
 	const struct cmk_config_provider *pc;
-	struct cmk_kms_call call;
 	int ret;
 
 	cmk_kekset_free(ks);
@@ -85,22 +104,23 @@ int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
 				pc ? pc->n : 0, &ks->p, e);
 	if (ret)
 		return ret;
-	memset(&call, 0, sizeof(call));
-	ret = cmk_envelope_unwrap(ks->p, &ks->env, false, &ks->cur, &call, e);
-	audit_kms(audit, &ks->env.cur, "unwrap", &call, ret ? e : NULL);
+	ret = unwrap_all(ks, audit, e);
 	if (ret)
-		goto fail;
-	if (ks->env.has_prev) {
-		memset(&call, 0, sizeof(call));
-		ret = cmk_envelope_unwrap(ks->p, &ks->env, true, &ks->prev, &call, e);
-		audit_kms(audit, &ks->env.prev, "unwrap", &call, ret ? e : NULL);
-		if (ret)
-			goto fail;
-	}
-	return 0;
-fail:
-	cmk_err_prefix(e, "KEK envelope %s", cfg->kek_envelope);
+		cmk_err_prefix(e, "KEK envelope %s", cfg->kek_envelope);
+	return ret;
+}
+
+int cmk_kekset_unseal(struct cmk_kekset *ks, struct cmk_audit *audit,
+		      struct cmk_err *e)
+{
+	int ret;
+
+	if (!ks->loaded || !ks->p)
+		return cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
 	cmk_kekset_forget(ks);
+	ret = unwrap_all(ks, audit, e);
+	if (ret)
+		cmk_err_prefix(e, "KEK envelope in memory");
 	return ret;
 }
 
@@ -163,21 +183,26 @@ int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
 
 int cmk_kekset_check_file(struct cmk_kekset *ks, struct cmk_kekfile *f,
 			  const struct cmk_config *cfg, struct cmk_audit *audit,
-			  bool *reloaded, struct cmk_kms_call *call,
-			  struct cmk_err *e)
+			  bool *reloaded, struct cmk_err *bad,
+			  struct cmk_kms_call *call, struct cmk_err *e)
 {
 	struct stat st;
 	long t0;
-	int ret;
 
 	*reloaded = false;
+	cmk_err_clear(bad);
 	memset(call, 0, sizeof(*call));
-	if (!stat(cfg->kek_envelope, &st) && !same_file(&st, &f->loaded)) {
+	if (!stat(cfg->kek_envelope, &st) && !same_file(&st, &f->loaded) &&
+	    !same_file(&st, &f->bad)) {
 		t0 = mono_ms();
-		ret = cmk_kekset_reload(ks, f, cfg, audit, e);
-		call->latency_ms = mono_ms() - t0;
-		*reloaded = true;
-		return ret;
+		if (!cmk_kekset_reload(ks, f, cfg, audit, bad)) {
+			call->latency_ms = mono_ms() - t0;
+			*reloaded = true;
+			return 0;
+		}
+		/* Reported once; a KMS that could not be asked is asked again. */
+		if (bad->cls != CMK_EC_TRANSIENT)
+			f->bad = st;
 	}
 	return cmk_kekset_check(ks, NULL, false, call, e);
 }
