@@ -6,7 +6,8 @@
 # the aws CLI when the guest test asks (control port), the guest times
 # revoke-to-wipe.  The guest's KMS traffic goes through the fault proxy of
 # fakes.py, so the guest can also ask for throttling (transient errors:
-# keys kept within grace_s, wiped after it).  See
+# keys kept within grace_s, wiped after it) and for the agent's access key
+# to be rotated (no wipe).  See
 # tests/kms/guest/aws_guest_revoke_restore.
 #
 # Usage: tests/kms/aws_guest.sh [--kver KVER]     Output: TAP (the guest
@@ -47,6 +48,22 @@ printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east
 	"$admin_ak" "$admin_sk" "$MOTO" "$deny" >"$T/ctl/deny"
 printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam delete-user-policy --user-name agent --policy-name deny\n' \
 	"$admin_ak" "$admin_sk" "$MOTO" >"$T/ctl/allow"
+# rotate_new / rotate_delete_old: the agent user's access key rotated (the
+# new key's id and secret go to the guest, which writes them into the
+# agent's credentials file; they are test credentials of this moto only).
+printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam create-access-key --user-name agent --query "[AccessKey.AccessKeyId, AccessKey.SecretAccessKey]" --output text\n' \
+	"$admin_ak" "$admin_sk" "$MOTO" >"$T/ctl/rotate_new"
+printf 'AWS_ACCESS_KEY_ID=%q AWS_SECRET_ACCESS_KEY=%q AWS_DEFAULT_REGION=us-east-1 aws --endpoint-url %q iam delete-access-key --user-name agent --access-key-id %q\n' \
+	"$admin_ak" "$admin_sk" "$MOTO" "$agent_ak" >"$T/ctl/rotate_delete_old"
+# delete_agent_keys: every access key of the agent user deleted (rotation
+# done in the wrong order: nothing valid left in the agent's file).
+cat >"$T/ctl/delete_agent_keys" <<CTL_END
+export AWS_ACCESS_KEY_ID=$admin_ak AWS_SECRET_ACCESS_KEY=$admin_sk AWS_DEFAULT_REGION=us-east-1
+for k in \$(aws --endpoint-url $MOTO iam list-access-keys --user-name agent \
+		--query 'AccessKeyMetadata[].AccessKeyId' --output text); do
+	aws --endpoint-url $MOTO iam delete-access-key --user-name agent --access-key-id "\$k" || exit 1
+done
+CTL_END
 # throttle / pass: switch the fault proxy, and return only once the agent's
 # next request has seen the new mode (so the guest knows it took effect).
 for m in throttle pass; do
