@@ -14,6 +14,15 @@
  * (disabled, destroyed, denied, not found, ciphertext rejected) means
  * "revoke now"; transient (throttled, 5xx, timeout, network) means "retry
  * within the grace period"; local means the request never reached a KMS.
+ * Two rules every provider keeps (Documentation/kms-errors.rst):
+ *
+ *  - an answer whose documented meaning covers both the key owner's "no"
+ *    and a failing service is confirmed with a second, differently shaped
+ *    call (the key's state, a probe round trip) before it is called
+ *    definitive; unconfirmed, it is transient (or local);
+ *  - an answer that rejects the agent's credentials counts only after the
+ *    credentials were read again from their source and, if they changed,
+ *    the request was sent once more (routine rotation is not a revocation).
  *
  * Providers are a table of struct cmk_provider_ops, looked up by name with
  * cmk_provider_find(); callers never branch on a provider's name.
