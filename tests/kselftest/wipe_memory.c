@@ -118,6 +118,23 @@ static bool match_at(const unsigned char *buf, const uint8_t *masked)
 	return true;
 }
 
+/*
+ * /proc/kcore copies every byte it returns through a page-sized kernel
+ * bounce buffer (kmalloc'd, kfree'd unzeroed).  A read of a live key
+ * leaves a copy there, which a later scan would find in freed slab memory
+ * and blame on dm-cmk.  So every read of a key is followed by a read of a
+ * page known to hold no needle (@clean_fo), which overwrites the buffer.
+ */
+static off_t clean_fo = -1;
+
+static void flush_bounce(int fd, size_t len)
+{
+	static unsigned char junk[4096];
+
+	if (clean_fo >= 0 && pread(fd, junk, len, clean_fo) < 0)
+		clean_fo = -1;
+}
+
 /* Re-read one candidate on its own, so a stale scan buffer cannot count. */
 static bool confirm(int fd, off_t fo, const uint8_t *masked)
 {
@@ -127,10 +144,29 @@ static bool confirm(int fd, off_t fo, const uint8_t *masked)
 
 	if (pread(fd, small, QLEN, fo) != QLEN)
 		return false;
+	flush_bounce(fd, QLEN);
 	hit = match_at(small, masked);
 	/* a live key's bytes: never leave them for a forked child's copy */
 	explicit_bzero(small, sizeof(small));
 	return hit;
+}
+
+/* Does no aligned word of this 4 KiB page start a needle? */
+static bool page_clean(const unsigned char *p, const struct word_table *t)
+{
+	size_t pos;
+
+	for (pos = 0; pos < 4096; pos += 8) {
+		uint64_t w;
+		unsigned int h;
+
+		memcpy(&w, p + pos, 8);
+		w ^= MASK64;
+		for (h = slot_of(w); t->q[h] >= 0; h = (h + 1) % TSIZE)
+			if (t->word[h] == w)
+				return false;
+	}
+	return true;
 }
 
 /* Sorted PFNs of every present page of this process. */
@@ -206,6 +242,7 @@ static int kcore_scan(const uint8_t masked[NQ][QLEN], struct scan_result *res)
 	int fd, err = 0, i;
 
 	memset(res, 0, sizeof(*res));
+	clean_fo = -1;		/* found again: pages change between scans */
 	fd = open(kcore_path, O_RDONLY);
 	if (fd < 0) {
 		err = -errno;
@@ -275,6 +312,9 @@ static int kcore_scan(const uint8_t masked[NQ][QLEN], struct scan_result *res)
 			}
 			len = (size_t)r;
 			res->bytes += len > back ? len - back : 0;
+			if (clean_fo < 0 && !back && len >= 4096 &&
+			    page_clean(buf, t))
+				clean_fo = fo;
 			for (pos = 0; pos + 8 <= len; pos += 8) {
 				uint64_t w;
 				unsigned int h;
@@ -316,6 +356,7 @@ static int kcore_scan(const uint8_t masked[NQ][QLEN], struct scan_result *res)
 		}
 	}
 out:
+	flush_bounce(fd, 4096);
 	close(fd);
 out_free:
 	free(own.pfn);
