@@ -256,9 +256,13 @@ static int cmk_genl_fail(struct cmk_genl *g, struct cmk_err *e, int ret,
 	const char *hint = "";
 
 	if (ret == -EPERM)
-		hint = " (needs CAP_NET_ADMIN)";
+		hint = " (changing a key needs CAP_SYS_ADMIN, reading state CAP_NET_ADMIN)";
 	else if (ret == -ENODEV)
 		hint = " (no dm-cmk device uses this key name)";
+	else if (ret == -EKEYREJECTED)
+		hint = " (the device is bound to another key: its header is not the one it was opened with)";
+	else if (ret == -EBUSY)
+		hint = " (the system is suspending or resuming; retry after resume)";
 	return cmk_errf(e, ret, "kernel refused %s for %s: %s%s%s%s", what,
 			name ? name : "all devices", strerror(-ret),
 			g->ext[0] ? ": " : "", g->ext, hint);
