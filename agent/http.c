@@ -15,15 +15,38 @@
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
+#include "cleanse_alloc.h"
 #include "settings.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
 
+/*
+ * libcurl copies what we send and receive into buffers of its own: the
+ * request head (bearer tokens, SigV4 signatures, IMDS session tokens), the
+ * receive buffer (a KEK in a KMS answer, tokens in a token answer).  Every
+ * one of them is allocated through these functions and wiped when freed.
+ */
 static void curl_init(void)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, cmk_cleanse_malloc,
+					    cmk_cleanse_free, cmk_cleanse_realloc,
+					    cmk_cleanse_strdup, cmk_cleanse_calloc);
+}
+
+/*
+ * OpenSSL decrypts a TLS record in place and keeps the plaintext in its
+ * read buffer until the next record overwrites it: have it wiped as soon
+ * as libcurl has taken the bytes.
+ */
+static CURLcode on_ssl_ctx(CURL *c, void *ssl_ctx, void *arg)
+{
+	(void)c;
+	(void)arg;
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	return CURLE_OK;
 }
 
 /* Append to a buffer that may hold secrets: wipe the old one on regrowth. */
@@ -65,20 +88,15 @@ static size_t on_body(char *d, size_t sz, size_t nm, void *arg)
 	return sz * nm;
 }
 
-struct hdr_state {
-	struct cmk_http_response *r;
-	size_t cap;
-};
-
 static size_t on_header(char *d, size_t sz, size_t nm, void *arg)
 {
-	struct hdr_state *h = arg;
+	struct cmk_http_response *r = arg;
 	size_t n = sz * nm;
 
 	/* A new status line (after 100 Continue, or a retry) starts over. */
 	if (n >= 5 && memcmp(d, "HTTP/", 5) == 0)
-		h->r->hdrs_len = 0;
-	if (grow_append(&h->r->hdrs, &h->r->hdrs_len, &h->cap, d, n,
+		r->hdrs_len = 0;
+	if (grow_append(&r->hdrs, &r->hdrs_len, &r->hdrs_cap, d, n,
 			CMK_HTTP_MAX_HEADERS))
 		return 0;
 	return n;
@@ -123,7 +141,10 @@ void cmk_http_response_free(struct cmk_http_response *r)
 		OPENSSL_cleanse(r->body, r->body_cap);
 		free(r->body);
 	}
-	free(r->hdrs);
+	if (r->hdrs) {
+		OPENSSL_cleanse(r->hdrs, r->hdrs_cap);
+		free(r->hdrs);
+	}
 	memset(r, 0, sizeof(*r));
 }
 
@@ -243,7 +264,7 @@ static enum cmk_reason curl_reason(CURLcode rc)
 static CURL *make_handle(const struct cmk_http_opts *o,
 			 const struct cmk_http_request *req,
 			 struct curl_slist *hl, struct cmk_http_response *resp,
-			 struct hdr_state *hs, char *errbuf)
+			 char *errbuf)
 {
 	CURL *c = curl_easy_init();
 	CURLcode rc = CURLE_OK;
@@ -260,12 +281,19 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_TIMEOUT_MS, dflt(o->timeout_ms, 10000));
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	/*
+	 * HTTP/1.1 only: with HTTP/2, nghttp2 keeps header blocks (the
+	 * Authorization header among them) in memory libcurl's allocators do
+	 * not reach.  One request per connection gains nothing from HTTP/2.
+	 */
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SET(CURLOPT_USERAGENT, "dm-cmk-agent/1");
 	SET(CURLOPT_HTTPHEADER, hl);
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, resp);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
-	SET(CURLOPT_HEADERDATA, hs);
+	SET(CURLOPT_HEADERDATA, resp);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
 	if (o->ca_bundle)
 		SET(CURLOPT_CAINFO, o->ca_bundle);
@@ -296,7 +324,6 @@ int cmk_http_do(const struct cmk_http_opts *o,
 {
 	int max = o->max_attempts > 0 ? o->max_attempts : 3;
 	struct curl_slist *hl = NULL;
-	struct hdr_state hs = { resp, 0 };
 	char errbuf[CURL_ERROR_SIZE];
 	int ret;
 
@@ -322,12 +349,14 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		/* Each attempt starts from an empty answer. */
 		if (resp->body)
 			OPENSSL_cleanse(resp->body, resp->body_cap);
+		if (resp->hdrs)
+			OPENSSL_cleanse(resp->hdrs, resp->hdrs_cap);
 		resp->body_len = 0;
 		resp->hdrs_len = 0;
 		resp->status = 0;
 		resp->attempts = attempt;
 		errbuf[0] = '\0';
-		c = make_handle(o, req, hl, resp, &hs, errbuf);
+		c = make_handle(o, req, hl, resp, errbuf);
 		if (!c) {
 			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
 				       req->url);

@@ -16,9 +16,12 @@
  * CMK_HTTP_MAX_BODY bytes.
  *
  * Request and response bodies may carry key material (a base64 KEK in a
- * KMS response): the response buffer is wiped whenever it is regrown and
- * when it is freed, and so is every header line the caller passed in
- * (a session token travels in one).
+ * KMS response): the response buffers are wiped whenever they are regrown
+ * and when they are freed, and so is every header line the caller passed
+ * in (a session token travels in one).  libcurl's own copies live in
+ * memory from cleanse_alloc.h (wiped when freed), OpenSSL wipes decrypted
+ * records once read (SSL_OP_CLEANSE_PLAINTEXT), and only HTTP/1.1 is
+ * spoken (HTTP/2 header tables live outside libcurl's allocators).
  */
 #ifndef CMK_HTTP_H
 #define CMK_HTTP_H
@@ -83,6 +86,7 @@ struct cmk_http_response {
 	size_t body_cap;
 	char *hdrs;			/* raw header lines of the last answer */
 	size_t hdrs_len;
+	size_t hdrs_cap;
 	int attempts;
 };
 

@@ -4,12 +4,23 @@
  * exponential, jittered, never zero), response header lookup, bad header
  * lines refused before anything is sent.  Oracle: the documented policy
  * in http.h.  Retries against a live peer are in tests/kms.
+ *
+ * One test talks to a one-shot HTTP peer on 127.0.0.1 (a thread here):
+ * libcurl's own buffers, which held a bearer token, a request body and a
+ * response body, are all zero when freed (testutil's free wrapper sees
+ * them once libcurl allocates through cleanse_alloc.h).
  */
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "http.h"
 
@@ -84,6 +95,122 @@ static void http_bad_url_is_local_not_transient(void **state)
 	assert_int_equal(r.attempts, 0);
 }
 
+/* ---- a one-shot HTTP/1.1 peer on 127.0.0.1 (stack memory only) ---------- */
+
+struct peer {
+	int lfd;
+	int port;
+	const char *answer;
+	char got[8192];
+	size_t got_len;
+};
+
+static void *peer_serve(void *arg)
+{
+	struct peer *p = arg;
+	int fd = accept(p->lfd, NULL, NULL);
+	size_t want = 0;
+
+	if (fd < 0)
+		return NULL;
+	/* the request head, then Content-Length bytes of body */
+	while (p->got_len < sizeof(p->got) - 1) {
+		ssize_t n = read(fd, p->got + p->got_len, sizeof(p->got) - 1 - p->got_len);
+		char *end, *cl;
+
+		if (n <= 0)
+			break;
+		p->got_len += (size_t)n;
+		p->got[p->got_len] = '\0';
+		end = strstr(p->got, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(p->got, "\r\nContent-Length:");
+		want = (size_t)(end + 4 - p->got) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+		if (p->got_len >= want)
+			break;
+	}
+	if (write(fd, p->answer, strlen(p->answer)) < 0)
+		p->got_len = 0;
+	close(fd);
+	return NULL;
+}
+
+static void peer_start(struct peer *p, const char *answer, pthread_t *t)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+
+	memset(p, 0, sizeof(*p));
+	p->answer = answer;
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(p->lfd, 4), 0);
+	assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &al), 0);
+	p->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(t, NULL, peer_serve, p), 0);
+}
+
+static void peer_stop(struct peer *p, pthread_t t)
+{
+	pthread_join(t, NULL);
+	close(p->lfd);
+}
+
+/*
+ * Oracle: every block freed while the request runs and its answer is
+ * freed - libcurl's request head (Authorization: Bearer ...), its receive
+ * buffer (the answer with a KEK-like value and a token header) and our
+ * own buffers - is all zero at free time, and libcurl's blocks really
+ * came through the wrapper (dozens of them, not just our own few).
+ */
+static void http_cleanse_curl_buffers_wiped_on_free(void **state)
+{
+	static const char rbody[] = "{\"Plaintext\":\"a2VrLXNlY3JldC1lOTAzYWQyYmI0NmM3ZjE4\"}\n";
+	char answer[512];
+	struct cmk_nv h[] = { { "Authorization", "Bearer tok-secret-8c2d41aa97" } };
+	const char body[] = "{\"CiphertextBlob\":\"body-secret-33e1\"}";
+	struct cmk_http_request req = { "POST", NULL, h, 1, body, sizeof(body) - 1 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+	char url[64];
+	struct peer p;
+	pthread_t t;
+	int ret;
+
+	(void)state;
+	snprintf(answer, sizeof(answer),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		 "X-Token: hdr-secret-5b1f0e7c\r\nContent-Length: %zu\r\n"
+		 "Connection: close\r\n\r\n%s", sizeof(rbody) - 1, rbody);
+	peer_start(&p, answer, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+	req.url = url;
+	tu_free_count = 0;
+	tu_free_nonzero = 0;
+	tu_free_inspect = true;
+	ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+	if (!ret) {
+		assert_int_equal(r.status, 200);
+		assert_contains(r.body, "a2VrLXNlY3JldC1lOTAzYWQyYmI0NmM3ZjE4");
+		cmk_http_response_free(&r);
+	}
+	tu_free_inspect = false;
+	peer_stop(&p, t);
+	if (ret)
+		fail_msg("request failed: %s", e.msg);
+	/* the peer saw the secrets, so libcurl did hold them */
+	assert_contains(p.got, "Authorization: Bearer tok-secret-8c2d41aa97");
+	assert_contains(p.got, "body-secret-33e1");
+	print_message("# %d blocks freed during the call, %d not wiped\n",
+		      (int)tu_free_count, (int)tu_free_nonzero);
+	assert_true(tu_free_count >= 20);
+	assert_int_equal(tu_free_nonzero, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -91,6 +218,7 @@ int main(void)
 		cmocka_unit_test(http_response_header_lookup),
 		cmocka_unit_test(http_header_injection_refused),
 		cmocka_unit_test(http_bad_url_is_local_not_transient),
+		cmocka_unit_test(http_cleanse_curl_buffers_wiped_on_free),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <ftw.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ bool tu_fsync_record;
 char tu_fsync_paths[TU_FSYNC_MAX][PATH_MAX];
 int tu_fsync_count;
 int tu_fadvise_dontneed;
+bool tu_free_inspect;
+_Atomic int tu_free_count;
+_Atomic int tu_free_nonzero;
 
 ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
@@ -38,6 +42,24 @@ int __real_posix_fadvise(int fd, off_t off, off_t len, int advice);
 int __wrap_posix_fadvise(int fd, off_t off, off_t len, int advice);
 int __real_fsync(int fd);
 int __wrap_fsync(int fd);
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+void __wrap_free(void *p)
+{
+	if (tu_free_inspect && p) {
+		const unsigned char *b = p;
+		size_t n = malloc_usable_size(p);
+		unsigned char acc = 0;
+
+		for (size_t i = 0; i < n; i++)
+			acc |= b[i];
+		tu_free_count++;
+		if (acc)
+			tu_free_nonzero++;
+	}
+	__real_free(p);
+}
 
 int __wrap_fsync(int fd)
 {

@@ -15,6 +15,10 @@
  *   fsync      with tu_fsync_record set, records the path of every fd that
  *              was fsync'd successfully (tu_fsynced() asks for one)
  *   posix_fadvise  tu_fadvise_dontneed counts successful POSIX_FADV_DONTNEED
+ *   free       with tu_free_inspect set, counts the blocks the library frees
+ *              (tu_free_count) and those not all zero when freed
+ *              (tu_free_nonzero); libcurl's blocks come through here once
+ *              they are allocated by cleanse_alloc.h
  */
 #ifndef CMK_TESTUTIL_H
 #define CMK_TESTUTIL_H
@@ -38,6 +42,9 @@ extern bool tu_munmap_data_zero;
 extern bool tu_fsync_record;
 extern int tu_fsync_count;
 extern int tu_fadvise_dontneed;
+extern bool tu_free_inspect;
+extern _Atomic int tu_free_count;
+extern _Atomic int tu_free_nonzero;
 /* tu_fsynced() - was @path (resolved with realpath) fsync'd while recording? */
 bool tu_fsynced(const char *path);
 
