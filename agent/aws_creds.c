@@ -299,9 +299,8 @@ int cmk_aws_cred_src_init(struct cmk_aws_cred_src *s, const char *mode,
 	env = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 	if (!imds || !*imds)
 		imds = env && *env ? env : CMK_AWS_IMDS_DEFAULT;
-	if (strncmp(imds, "http://", 7) && strncmp(imds, "https://", 8))
-		return cmk_errf(e, -EINVAL, "imds_endpoint \"%s\" is not an http(s) URL",
-				imds);
+	if (cmk_http_url_check("aws", "imds_endpoint", imds, CMK_URL_METADATA, e))
+		return -EINVAL;
 	if (snprintf(s->imds, sizeof(s->imds), "%s", imds) >= (int)sizeof(s->imds))
 		return cmk_errf(e, -EINVAL, "imds_endpoint too long");
 	n = strlen(s->imds);

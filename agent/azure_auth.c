@@ -431,9 +431,8 @@ int cmk_azure_auth_init(struct cmk_azure_auth *a, const char *mode,
 			       a->authority);
 		goto out;
 	}
-	if (strncmp(a->imds, "http://", 7) && strncmp(a->imds, "https://", 8)) {
-		ret = cmk_errf(e, -EINVAL, "azure: imds_endpoint %s is not an http(s) URL",
-			       a->imds);
+	if (cmk_http_url_check("azure", "imds_endpoint", a->imds, CMK_URL_METADATA, e)) {
+		ret = -EINVAL;
 		goto out;
 	}
 	a->http.ca_bundle = ca_bundle;

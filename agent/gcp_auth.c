@@ -74,11 +74,13 @@ int cmk_gcp_sa_key_parse(const char *json, size_t len, struct cmk_gcp_sa_key *k,
 		ret = cmk_errf(e, -EINVAL, "client_email or private_key_id is malformed");
 		goto out;
 	}
-	if (strlen(uri) >= sizeof(k->token_uri) || !printable(uri) ||
-	    (strncmp(uri, "https://", 8) && strncmp(uri, "http://", 7))) {
+	if (strlen(uri) >= sizeof(k->token_uri) || !printable(uri)) {
 		ret = cmk_errf(e, -EINVAL, "token_uri \"%.100s\" is not an http(s) URL", uri);
 		goto out;
 	}
+	ret = cmk_http_url_check("gcp", "service account key token_uri", uri, CMK_URL_KMS, e);
+	if (ret)
+		goto out;
 	snprintf(k->client_email, sizeof(k->client_email), "%s", email);
 	snprintf(k->key_id, sizeof(k->key_id), "%s", kid);
 	snprintf(k->token_uri, sizeof(k->token_uri), "%s", uri);
@@ -360,9 +362,8 @@ int cmk_gcp_token_src_init(struct cmk_gcp_token_src *s, const char *mode,
 	}
 	if (!metadata || !*metadata)
 		metadata = CMK_GCP_METADATA_DEFAULT;
-	if (strncmp(metadata, "http://", 7) && strncmp(metadata, "https://", 8))
-		return cmk_errf(e, -EINVAL, "gcp: metadata_endpoint \"%s\" is not an http(s) URL",
-				metadata);
+	if (cmk_http_url_check("gcp", "metadata_endpoint", metadata, CMK_URL_METADATA, e))
+		return -EINVAL;
 	if (snprintf(s->metadata, sizeof(s->metadata), "%s", metadata) >=
 	    (int)sizeof(s->metadata))
 		return cmk_errf(e, -EINVAL, "gcp: metadata_endpoint too long");

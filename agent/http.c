@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <arpa/inet.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -241,6 +242,108 @@ static int build_headers(const struct cmk_http_request *req,
 	return 0;
 }
 
+/* ---- where plain http:// may go ---------------------------------------------- */
+
+/* @host: an address (IPv6 without brackets) or a name, as libcurl parsed it. */
+static bool plain_http_ok(const char *host, enum cmk_url_use use)
+{
+	unsigned char a[16];
+	char h[INET6_ADDRSTRLEN + 8];
+	size_t n = strlen(host);
+
+	if (n && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n >= sizeof(h))
+		return !strcasecmp(host, "localhost");
+	memcpy(h, host, n);
+	h[n] = '\0';
+	if (inet_pton(AF_INET, h, a) == 1)
+		return a[0] == 127 ||
+		       (use == CMK_URL_METADATA && a[0] == 169 && a[1] == 254);
+	if (inet_pton(AF_INET6, h, a) == 1) {
+		static const unsigned char lo[16] = { [15] = 1 };
+		static const unsigned char ec2[16] = {
+			0xfd, 0x00, 0x0e, 0xc2, [15] = 0x54, [14] = 0x02,
+		};
+		static const unsigned char v4map[12] = { [10] = 0xff, [11] = 0xff };
+
+		if (!memcmp(a, lo, 16) || (!memcmp(a, v4map, 12) && a[12] == 127))
+			return true;
+		return use == CMK_URL_METADATA &&
+		       ((a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || !memcmp(a, ec2, 16) ||
+			(!memcmp(a, v4map, 12) && a[12] == 169 && a[13] == 254));
+	}
+	if (!strcasecmp(h, "localhost") || !strcasecmp(h, "localhost."))
+		return true;
+	return use == CMK_URL_METADATA &&
+	       (!strcasecmp(h, "metadata.google.internal") ||
+		!strcasecmp(h, "metadata.google.internal."));
+}
+
+static const char *plain_http_rule(enum cmk_url_use use)
+{
+	return use == CMK_URL_KMS ?
+	       "plain http:// only goes to this machine's loopback (127.0.0.0/8, ::1, localhost: test peers); KMS and token requests carry credentials and key material, use https://" :
+	       "plain http:// only goes to loopback or link-local addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254) or metadata.google.internal, where metadata services live; use one of those or https://";
+}
+
+/* Parse @url as libcurl will; *@plain: it is http://. */
+static int url_policy(const char *who, const char *what, const char *url,
+		      enum cmk_url_use use, bool *plain, struct cmk_err *e)
+{
+	char *scheme = NULL, *host = NULL;
+	CURLU *u;
+	int ret = 0;
+
+	*plain = false;
+	pthread_once(&curl_once, curl_init);
+	u = curl_url();
+	if (!u)
+		return cmk_errf(e, -ENOMEM, "%s: out of memory", who);
+	if (!url || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    (strcmp(scheme, "https") && strcmp(scheme, "http"))) {
+		ret = cmk_errf(e, -EINVAL, "%s: %s \"%s\" is not an http(s) URL",
+			       who, what, url ? url : "");
+		goto out;
+	}
+	*plain = !strcmp(scheme, "http");
+	if (*plain && !plain_http_ok(host, use))
+		ret = cmk_errf(e, -EINVAL, "%s: %s %s refused: %s", who, what, url,
+			       plain_http_rule(use));
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ret;
+}
+
+int cmk_http_url_check(const char *who, const char *what, const char *url,
+		       enum cmk_url_use use, struct cmk_err *e)
+{
+	bool plain;
+
+	return url_policy(who, what, url, use, &plain, e);
+}
+
+/*
+ * Plain http:// again at connect time, on the address actually reached:
+ * "localhost" or metadata.google.internal must not resolve elsewhere.
+ */
+static int on_prereq(void *arg, char *peer_ip, char *local_ip, int peer_port,
+		     int local_port)
+{
+	const enum cmk_url_use *use = arg;
+
+	(void)local_ip;
+	(void)peer_port;
+	(void)local_port;
+	return plain_http_ok(peer_ip, *use) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
 static enum cmk_reason curl_reason(CURLcode rc)
 {
 	switch (rc) {
@@ -254,6 +357,7 @@ static enum cmk_reason curl_reason(CURLcode rc)
 	case CURLE_FAILED_INIT:
 	case CURLE_NOT_BUILT_IN:
 	case CURLE_UNKNOWN_OPTION:
+	case CURLE_ABORTED_BY_CALLBACK:	/* on_prereq: plain http elsewhere */
 		return CMK_R_LOCAL;
 	default:
 		/* connect, resolve, reset, TLS, empty reply, oversize reply */
@@ -264,7 +368,7 @@ static enum cmk_reason curl_reason(CURLcode rc)
 static CURL *make_handle(const struct cmk_http_opts *o,
 			 const struct cmk_http_request *req,
 			 struct curl_slist *hl, struct cmk_http_response *resp,
-			 char *errbuf)
+			 const enum cmk_url_use *plain_use, char *errbuf)
 {
 	CURL *c = curl_easy_init();
 	CURLcode rc = CURLE_OK;
@@ -297,9 +401,14 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
 	if (o->ca_bundle)
 		SET(CURLOPT_CAINFO, o->ca_bundle);
-	if (o->no_proxy) {
+	if (o->no_proxy || plain_use) {
+		/* plain http:// stays local: never through a proxy */
 		SET(CURLOPT_PROXY, "");
 		SET(CURLOPT_NOPROXY, "*");
+	}
+	if (plain_use) {
+		SET(CURLOPT_PREREQFUNCTION, on_prereq);
+		SET(CURLOPT_PREREQDATA, (void *)plain_use);
 	}
 	if (strcmp(req->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
@@ -323,7 +432,9 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		struct cmk_err *e)
 {
 	int max = o->max_attempts > 0 ? o->max_attempts : 3;
+	enum cmk_url_use use = o->no_proxy ? CMK_URL_METADATA : CMK_URL_KMS;
 	struct curl_slist *hl = NULL;
+	bool plain;
 	char errbuf[CURL_ERROR_SIZE];
 	int ret;
 
@@ -337,6 +448,9 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK)
 		return cmk_errf(e, -EIO, "http: libcurl initialisation failed");
+	ret = url_policy("http", req->method, req->url, use, &plain, e);
+	if (ret)
+		return ret;
 	ret = build_headers(req, &hl, e);
 	if (ret)
 		return ret;
@@ -356,7 +470,7 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		resp->status = 0;
 		resp->attempts = attempt;
 		errbuf[0] = '\0';
-		c = make_handle(o, req, hl, resp, errbuf);
+		c = make_handle(o, req, hl, resp, plain ? &use : NULL, errbuf);
 		if (!c) {
 			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
 				       req->url);
@@ -381,6 +495,11 @@ int cmk_http_do(const struct cmk_http_opts *o,
 			}
 		} else {
 			why = curl_reason(rc);
+			if (rc == CURLE_ABORTED_BY_CALLBACK) {
+				ret = cmk_errf(e, -EINVAL, "http: %s %s: the name led to an address that is not allowed: %s",
+					       req->method, req->url, plain_http_rule(use));
+				break;
+			}
 			if (why == CMK_R_LOCAL) {
 				ret = cmk_errf(e, -EINVAL, "http: %s %s: %s",
 					       req->method, req->url,

@@ -56,6 +56,31 @@ struct cmk_http_opts {
 };
 
 /*
+ * Where a URL leads decides whether plain http:// may be used for it.
+ * KMS endpoints (and token endpoints) carry credentials and key material:
+ * https://, or http:// only to this machine's loopback (127.0.0.0/8, ::1,
+ * localhost), which is where test peers live.  Metadata endpoints (IMDS,
+ * the GCE metadata server) are plain HTTP by design and are local to the
+ * VM: http:// also to link-local addresses (169.254.0.0/16, fe80::/10),
+ * AWS's fd00:ec2::254 and metadata.google.internal; never to anything
+ * else.  cmk_http_do() applies the rule to every request (metadata when
+ * opts.no_proxy is set), also to the address it actually connects to, so
+ * a name cannot resolve around it.
+ */
+enum cmk_url_use {
+	CMK_URL_KMS,
+	CMK_URL_METADATA,
+};
+
+/*
+ * cmk_http_url_check() - is @url an http(s) URL that @use may talk to?
+ * -EINVAL (local) with a message naming @who and @what ("aws", "endpoint")
+ * and what to do if not.
+ */
+int cmk_http_url_check(const char *who, const char *what, const char *url,
+		       enum cmk_url_use use, struct cmk_err *e);
+
+/*
  * cmk_http_setting() - apply the provider setting @k = @v to @o, for the
  * HTTP settings every cloud provider takes: connect_timeout_ms (100..60000),
  * timeout_ms (100..300000), max_attempts (1..10).  @who names the provider

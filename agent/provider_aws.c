@@ -419,7 +419,8 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 			goto out;
 		}
 		snprintf(a->endpoint, sizeof(a->endpoint), "%s", endpoint);
-		ret = split_url(a->endpoint, h, sizeof(h), p, sizeof(p), e);
+		ret = split_url(a->endpoint, h, sizeof(h), p, sizeof(p), e) ?:
+		      cmk_http_url_check("aws", "endpoint", a->endpoint, CMK_URL_KMS, e);
 		if (ret)
 			goto out;
 		a->endpoint_fixed = true;

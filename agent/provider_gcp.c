@@ -280,8 +280,8 @@ static int set_endpoint(struct gcp *g, const char *ep, struct cmk_err *e)
 {
 	size_t n;
 
-	if (strncmp(ep, "https://", 8) && strncmp(ep, "http://", 7))
-		return cmk_errf(e, -EINVAL, "gcp: endpoint \"%s\" is not an http(s) URL", ep);
+	if (cmk_http_url_check("gcp", "endpoint", ep, CMK_URL_KMS, e))
+		return -EINVAL;
 	if (strpbrk(ep, "?#@ \t") || strlen(ep) >= sizeof(g->endpoint))
 		return cmk_errf(e, -EINVAL,
 				"gcp: endpoint \"%s\" is too long or has a query, fragment or user part",

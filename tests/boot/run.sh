@@ -274,9 +274,9 @@ write_files:
 
       [provider "aws"]
       region = us-east-1
-      endpoint = http://10.0.2.100:8080
+      endpoint = http://127.0.0.1:8080
       credentials = imds
-      imds_endpoint = http://10.0.2.100:8082
+      imds_endpoint = http://127.0.0.1:8082
       timeout_ms = 10000
 
       [device "scratch"]
@@ -290,6 +290,28 @@ write_files:
 EOF
 	indent <"$T/kek.json"
 	cat <<'EOF'
+  # moto and the IMDS fake speak plain HTTP, which the agent sends only to
+  # loopback (KMS) or link-local (metadata) addresses: relay 127.0.0.1:P
+  # to the host's peers at 10.0.2.100:P (guestfwd).
+  - path: /etc/systemd/system/cmk-test-relay@.socket
+    owner: root:root
+    permissions: "0644"
+    content: |
+      [Unit]
+      Description=test relay 127.0.0.1:%i to the host's peer
+      Before=cmk-agent.service
+      [Socket]
+      ListenStream=127.0.0.1:%i
+      [Install]
+      WantedBy=sockets.target
+  - path: /etc/systemd/system/cmk-test-relay@.service
+    owner: root:root
+    permissions: "0644"
+    content: |
+      [Unit]
+      Description=test relay 127.0.0.1:%i to 10.0.2.100:%i
+      [Service]
+      ExecStart=/lib/systemd/systemd-socket-proxyd 10.0.2.100:%i
   - path: /etc/cmk/ephemeral/scratch.conf
     owner: root:root
     permissions: "0644"
@@ -309,6 +331,7 @@ EOF
       AssertPathIsMountPoint=/var/lib/cmktest
 runcmd:
   - [systemctl, daemon-reload]
+  - [systemctl, enable, --now, cmk-test-relay@8080.socket, cmk-test-relay@8082.socket]
   - [systemctl, enable, cmk-agent.service, cmk-ephemeral@scratch.service, cmk-testdb.service]
   - [systemctl, start, --no-block, cmk-testdb.service]
 EOF

@@ -214,9 +214,30 @@ it_diagnostics() {
 	fi
 }
 
+# relay PORT: serve 127.0.0.1:PORT in the guest, each connection forwarded
+# to the host's peer at 10.0.2.100:PORT (guestfwd).  The agent sends plain
+# http:// only to loopback (KMS endpoints) or link-local addresses
+# (metadata), never to another host (agent/http.h), so the tests' plain
+# HTTP peers are reached through this relay, as on the host.
+RELAY_PIDS=
+relay() {
+	nc -ll -p "$1" -e nc 10.0.2.100 "$1" </dev/null >/dev/null 2>&1 &
+	RELAY_PIDS="$RELAY_PIDS $!"
+	_hex=$(printf '%04X' "$1")
+	i=0
+	until grep -q ":$_hex 00000000:0000 0A" /proc/net/tcp || [ $i -ge 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 # it_cleanup: everything the test started or made, in reverse.
 it_cleanup() {
 	agent_stop TERM
+	for p in $RELAY_PIDS; do
+		kill "$p" 2>/dev/null
+	done
+	RELAY_PIDS=
 	umount "$MNT" 2>/dev/null
 	for d in oracle-crypt wrong-key "$DM_NAME"; do
 		dmsetup remove "$d" >/dev/null 2>&1

@@ -5,10 +5,11 @@
  * lines refused before anything is sent.  Oracle: the documented policy
  * in http.h.  Retries against a live peer are in tests/kms.
  *
- * One test talks to a one-shot HTTP peer on 127.0.0.1 (a thread here):
+ * Two tests talk to a one-shot HTTP peer on 127.0.0.1 (a thread here):
  * libcurl's own buffers, which held a bearer token, a request body and a
  * response body, are all zero when freed (testutil's free wrapper sees
- * them once libcurl allocates through cleanse_alloc.h).
+ * them once libcurl allocates through cleanse_alloc.h); and the plain
+ * http:// rule (loopback for KMS endpoints, also link-local for metadata).
  */
 #include "testutil.h"
 
@@ -211,6 +212,78 @@ static void http_cleanse_curl_buffers_wiped_on_free(void **state)
 	assert_int_equal(tu_free_nonzero, 0);
 }
 
+/* Oracle: the rule in http.h, address by address. */
+static void http_plain_url_only_loopback(void **state)
+{
+	static const struct {
+		const char *url;
+		enum cmk_url_use use;
+		bool ok;
+	} cases[] = {
+		{ "https://kms.eu-central-1.amazonaws.com", CMK_URL_KMS, true },
+		{ "https://10.0.2.100:8080", CMK_URL_KMS, true },
+		{ "http://127.0.0.1:4566", CMK_URL_KMS, true },
+		{ "http://127.9.8.7/", CMK_URL_KMS, true },
+		{ "http://[::1]:8080/", CMK_URL_KMS, true },
+		{ "http://localhost:8080", CMK_URL_KMS, true },
+		{ "http://10.0.2.100:8080", CMK_URL_KMS, false },
+		{ "http://kms.eu-central-1.amazonaws.com", CMK_URL_KMS, false },
+		{ "http://169.254.169.254", CMK_URL_KMS, false },
+		{ "http://[fe80::1]/", CMK_URL_KMS, false },
+		{ "http://localhost.evil.example/", CMK_URL_KMS, false },
+		{ "http://127.0.0.1.nip.io/", CMK_URL_KMS, false },
+		{ "http://[::ffff:10.0.0.1]/", CMK_URL_KMS, false },
+		{ "http://169.254.169.254", CMK_URL_METADATA, true },
+		{ "http://[fd00:ec2::254]", CMK_URL_METADATA, true },
+		{ "http://[fe80::a9fe:a9fe]/", CMK_URL_METADATA, true },
+		{ "http://metadata.google.internal", CMK_URL_METADATA, true },
+		{ "http://127.0.0.1:8081", CMK_URL_METADATA, true },
+		{ "http://10.0.2.100:8081", CMK_URL_METADATA, false },
+		{ "http://metadata.evil.example", CMK_URL_METADATA, false },
+		{ "http://[fd00:ec2::253]", CMK_URL_METADATA, false },
+		{ "ftp://127.0.0.1/", CMK_URL_KMS, false },
+		{ "not a url", CMK_URL_KMS, false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cmk_err e;
+		int ret = cmk_http_url_check("test", "endpoint", cases[i].url,
+					     cases[i].use, &e);
+
+		if ((ret == 0) != cases[i].ok)
+			fail_msg("%s (%s): expected %s, got %d: %s", cases[i].url,
+				 cases[i].use == CMK_URL_KMS ? "kms" : "metadata",
+				 cases[i].ok ? "allowed" : "refused", ret, e.msg);
+		if (ret) {
+			assert_int_equal(ret, -EINVAL);
+			assert_int_equal(e.cls, CMK_EC_LOCAL);
+		}
+	}
+}
+
+/*
+ * Oracle: the request to a non-loopback http:// URL never leaves (the
+ * address is a TEST-NET one that nothing answers on); metadata requests
+ * (no_proxy) may go to link-local but not elsewhere.
+ */
+static void http_plain_remote_refused_before_sending(void **state)
+{
+	struct cmk_http_request req = { "GET", "http://192.0.2.7:8080/", NULL, 0, NULL, 0 };
+	struct cmk_http_opts o = { .max_attempts = 1, .connect_timeout_ms = 200 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), -EINVAL);
+	assert_int_equal(e.cls, CMK_EC_LOCAL);
+	assert_contains(e.msg, "only goes to this machine's loopback");
+	assert_int_equal(r.attempts, 0);
+	o.no_proxy = true;
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), -EINVAL);
+	assert_contains(e.msg, "link-local");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +292,8 @@ int main(void)
 		cmocka_unit_test(http_header_injection_refused),
 		cmocka_unit_test(http_bad_url_is_local_not_transient),
 		cmocka_unit_test(http_cleanse_curl_buffers_wiped_on_free),
+		cmocka_unit_test(http_plain_url_only_loopback),
+		cmocka_unit_test(http_plain_remote_refused_before_sending),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
