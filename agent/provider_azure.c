@@ -32,7 +32,8 @@
 static const char *const azure_settings[] = {
 	"credentials", "client_id", "tenant_id", "client_secret_file",
 	"authority", "imds_endpoint", "algorithm", "verify_challenge_resource",
-	"ca_bundle", "connect_timeout_ms", "timeout_ms", "max_attempts", NULL,
+	"ca_bundle", "connect_timeout_ms", "timeout_ms", "max_attempts", "vault",
+	NULL,
 };
 
 struct azure {
@@ -41,6 +42,8 @@ struct azure {
 	char *ca_bundle;
 	enum cmk_azure_alg alg;		/* CMK_AZURE_ALG_AUTO: by host */
 	bool verify_resource;
+	/* Pinned vault ("https://host[:port]"), or "": see check_vault(). */
+	char vault[sizeof(((struct cmk_azure_key *)0)->vault)];
 	/* The challenge of the vault last talked to (the SDK's cache). */
 	bool have_ch;
 	char ch_vault[300];
@@ -457,6 +460,41 @@ static int b64url_decode(const char *s, size_t n, struct cmk_secret **out,
 	return 0;
 }
 
+/* ---- the pinned vault -------------------------------------------------------------- */
+
+/* "vault = https://NAME.vault.azure.net": normalised as key URLs are. */
+static int set_vault(struct azure *a, const char *v, struct cmk_err *e)
+{
+	struct cmk_azure_key k;
+	char url[sizeof(a->vault) + 16];
+	size_t n = strlen(v);
+
+	while (n && v[n - 1] == '/')
+		n--;
+	if (n <= 8 || strncasecmp(v, "https://", 8) || memchr(v + 8, '/', n - 8) ||
+	    (size_t)snprintf(url, sizeof(url), "%.*s/keys/pin", (int)n, v) >= sizeof(url) ||
+	    cmk_azure_key_parse(url, &k, NULL))
+		return cmk_errf(e, -EINVAL,
+				"azure: vault = \"%s\" is not https://VAULT-HOST[:port] (no path)", v);
+	snprintf(a->vault, sizeof(a->vault), "%s", k.vault);
+	return 0;
+}
+
+/*
+ * A managed-identity token for https://vault.azure.net opens every vault
+ * the identity may use: with a pinned vault, a key URL elsewhere (a
+ * replaced envelope, a typo) is refused before any request or token.
+ */
+static int check_vault(const struct azure *a, const struct cmk_azure_key *k,
+		       const char *key_ref, struct cmk_err *e)
+{
+	if (!a->vault[0] || !strcasecmp(a->vault, k->vault))
+		return 0;
+	return cmk_errf(e, -EPERM,
+			"azure: the envelope names key %s, in vault %s, but the configuration pins vault = %s; refusing to send a token or a key to another vault",
+			key_ref, k->vault, a->vault);
+}
+
 /* ---- open/close ------------------------------------------------------------------ */
 
 static void azure_close(void *priv)
@@ -500,6 +538,8 @@ static int azure_open(const struct cmk_kv *kv, size_t n, void **priv,
 			imds = v;
 		else if (!strcmp(k, "ca_bundle"))
 			ca = v;
+		else if (!strcmp(k, "vault"))
+			ret = set_vault(a, v, e);
 		else if (!strcmp(k, "verify_challenge_resource"))
 			ret = cmk_setting_bool("azure", k, v, &a->verify_resource, e);
 		else if (!strcmp(k, "algorithm")) {
@@ -851,7 +891,7 @@ static int azure_wrap(void *priv, const char *key_ref,
 	const char *v;
 	int ret;
 
-	ret = cmk_azure_key_parse(key_ref, &k, e);
+	ret = cmk_azure_key_parse(key_ref, &k, e) ?: check_vault(a, &k, key_ref, e);
 	if (ret)
 		return ret;
 	if (n == 0 || n > KEK_MAX)
@@ -918,7 +958,7 @@ static int azure_unwrap(void *priv, const char *key_ref,
 	const char *v;
 	int ret;
 
-	ret = cmk_azure_key_parse(key_ref, &k, e) ?:
+	ret = cmk_azure_key_parse(key_ref, &k, e) ?: check_vault(a, &k, key_ref, e) ?:
 	      cmk_azure_blob_unpack(wrapped, wrapped_len, &alg, ver, &ct, &ctl, e);
 	if (ret)
 		return ret;
