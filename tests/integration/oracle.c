@@ -18,9 +18,13 @@
  * tests read the data the agent's dm-cmk device wrote through it.  If the
  * oracle computed a wrong key, that read returns garbage and the test fails.
  *
+ * Other secrets the test obtained from a peer it runs (a bearer token the
+ * KMS emulator issued, a KEK the key owner's own client unwrapped) are
+ * given as files: --secret NAME=FILE (the file's bytes, 8..128).
+ *
  * Commands (exit 0 ok, 1 key found / check failed, 2 usage or oracle error):
  *
- *   scan --cmk KEYFILE --kek ENVELOPE [--device DEV]... FILE...
+ *   scan [--cmk KEYFILE] [--kek ENVELOPE] [--device DEV]... [--secret N=F]... FILE...
  *       search each FILE for every key above, raw, as lower/upper-case hex
  *       and as standard and URL-safe base64 (at all three byte alignments,
  *       so a key inside a longer base64 string is found too).  Before
@@ -81,6 +85,7 @@
 #define MAX_KEYS	32
 #define MAX_PATS	(MAX_KEYS * 12)
 #define PAT_MAX		256
+#define SECRET_MAX	128	/* hex fits PAT_MAX; base64 fits the self-check */
 
 struct key {
 	char name[96];
@@ -445,6 +450,8 @@ struct opts {
 	const char *cmk, *kek;
 	char *devs[8];
 	int ndevs;
+	char *secrets[8];
+	int nsecrets;
 };
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -453,6 +460,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		{ "cmk", required_argument, NULL, 'c' },
 		{ "kek", required_argument, NULL, 'k' },
 		{ "device", required_argument, NULL, 'd' },
+		{ "secret", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -468,10 +476,43 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 				return -1;
 			o->devs[o->ndevs++] = optarg;
 			break;
+		case 's':
+			if (o->nsecrets == 8 || !strchr(optarg, '='))
+				return -1;
+			o->secrets[o->nsecrets++] = optarg;
+			break;
 		default: return -1;
 		}
 	}
 	return optind;
+}
+
+/* --secret NAME=FILE: the file's bytes are a key to search for. */
+static int load_secret(const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	struct cmk_secret *s = NULL;
+	struct cmk_err e = { 0 };
+	char name[64];
+	ssize_t n;
+	int fd, ret;
+
+	snprintf(name, sizeof(name), "%.*s", (int)(eq - arg), arg);
+	if (cmk_secret_new(&s, SECRET_MAX + 1, &e))
+		return oerr(name, &e);
+	fd = open(eq + 1, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, cmk_secret_data(s), SECRET_MAX + 1);
+	if (fd >= 0)
+		close(fd);
+	if (n < 8 || n > SECRET_MAX) {
+		fprintf(stderr, "cmk-oracle: --secret %s: %s must hold 8..%d bytes\n",
+			name, eq + 1, SECRET_MAX);
+		cmk_secret_free(&s);
+		return 2;
+	}
+	ret = add_key(name, cmk_secret_cdata(s), (size_t)n);
+	cmk_secret_free(&s);
+	return ret;
 }
 
 /* Every key of @o into keys[]. */
@@ -488,6 +529,8 @@ static int load_all(const struct opts *o)
 		ret = load_kek(o->kek, &env, &kek, &prev);
 	if (!ret && o->ndevs)
 		ret = (o->kek && kek) ? load_devs(o->devs, o->ndevs, &env, kek, prev) : 2;
+	for (int i = 0; !ret && i < o->nsecrets; i++)
+		ret = load_secret(o->secrets[i]);
 	cmk_secret_free(&kek);
 	cmk_secret_free(&prev);
 	cmk_envelope_free(&env);
@@ -499,8 +542,8 @@ static int cmd_scan(int argc, char **argv)
 	struct opts o;
 	int i = parse_opts(argc, argv, &o), ret, worst = 0;
 
-	if (i < 0 || i >= argc || (!o.cmk && !o.kek)) {
-		fprintf(stderr, "usage: cmk-oracle scan --cmk F --kek F [--device D]... FILE...\n");
+	if (i < 0 || i >= argc || (!o.cmk && !o.kek && !o.nsecrets)) {
+		fprintf(stderr, "usage: cmk-oracle scan [--cmk F] [--kek F] [--device D]... [--secret NAME=F]... FILE...\n");
 		return 2;
 	}
 	ret = load_all(&o);

@@ -40,6 +40,9 @@ done
 "$PY" -c 'import azure.keyvault.keys.crypto, cryptography' 2>"$T/last" ||
 	die azure_prerequisites "python3-azure not importable by $PY: $(cat "$T/last")"
 kms_build azure
+make -s -C "$top/tests/integration" O="$top/build/tests/integration" >"$T/build.log" 2>&1 ||
+	die azure_oracle_builds "$(tail -5 "$T/build.log")"
+oracle=$top/build/tests/integration/cmk-oracle
 
 # ---- a test CA and the emulator's certificate -------------------------------------
 {
@@ -115,7 +118,7 @@ check azure_kek_create_first_request_bodiless_then_token bash -c "
 # the canonical context (encoded here from Documentation/formats.rst).
 sdk_unwrap() {  # sdk_unwrap ENVELOPE KEYTYPE -> prints "ok" or why not
 	"$PY" - "$1" "$2" "$VAULT" "$ADMIN" "$CA" <<'PY'
-import base64, hashlib, json, struct, sys, urllib.request
+import base64, hashlib, json, os, struct, sys, urllib.request
 from azure.core.credentials import AccessToken
 from azure.keyvault.keys.crypto import CryptographyClient, KeyWrapAlgorithm
 env, kty, vault, admin, ca = sys.argv[1:]
@@ -139,12 +142,17 @@ for k in sorted(ctx, key=lambda s: s.encode()):
         canon += struct.pack('<I', len(s)) + s
 assert len(plain) == 64, len(plain)
 assert plain[32:] == hashlib.sha256(canon).digest(), 'context digest'
+if os.environ.get('SDK_KEK_OUT'):
+    with open(os.environ['SDK_KEK_OUT'], 'wb') as f:
+        f.write(plain[:32])
 print('ok')
 PY
 }
 check azure_envelope_unwraps_with_azure_sdk_and_binds_context bash -c "
 	$(declare -f sdk_unwrap); PY=$PY VAULT=$VAULT ADMIN=$ADMIN CA=$CA
 	sdk_unwrap $kek RSA >$T/last 2>&1 && grep -qx ok $T/last"
+# The KEK itself, for the memory scan below: unwrapped by the SDK, not by us.
+SDK_KEK_OUT=$T/kek.bin sdk_unwrap "$kek" RSA >/dev/null 2>&1
 
 cat >"$T/agent.conf" <<EOF
 [agent]
@@ -177,6 +185,44 @@ check azure_check_passes drv_is check "ok *"
 # ---- the key owner says no: definitive -------------------------------------------------
 adm key_enable '{"name":"cmk","enabled":false}' >/dev/null
 check azure_disabled_key_is_definitive drv_is check "err definitive disabled *Forbidden (KeyDisabled), HTTP 403*"
+# After that revoke: does the driver's memory, as a core dump would hold
+# it, still contain the KEK (it went through libcurl and OpenSSL in the
+# unwrapkey answers) or the bearer token (in every request head, and in
+# IMDS's answer)?  Oracle: cmk-oracle scan (which first finds every
+# pattern planted in noise) over the snapshot, with the KEK from the SDK
+# and the token from the emulator; positive control: bytes the driver put
+# in a heap block and freed unwiped must be found.
+ctl_mark=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s' "$ctl_mark" | xxd -r -p >"$T/control.bin"
+drv "plant $ctl_mark"
+drv "snapshot $T/drv.snap"
+echo "# driver memory snapshot: $R (bytes, mappings)"
+# every token issued to the VM's identity so far (cmkctl's too): at most 6
+adm tokens '{"principal":"system"}' | "$PY" -c '
+import json, sys
+t = json.load(sys.stdin)["tokens"]
+assert 1 <= len(t) <= 6, t
+for i, tok in enumerate(t):
+    open(sys.argv[1] + ".%d" % i, "w").write(tok)' "$T/token" 2>"$T/last"
+tok_args=()
+for f in "$T"/token.[0-9]; do
+	[ -s "$f" ] && tok_args+=(--secret "bearer_token${f##*.}=$f")
+done
+if [ ! -s "$T/kek.bin" ] || [ ${#tok_args[@]} -eq 0 ] || [ ! -s "$T/drv.snap" ]; then
+	nok azure_cleanse_no_kek_or_token_in_memory_after_revoke "no KEK from the SDK, token or snapshot: $(cat "$T/last")"
+else
+	"$oracle" scan --secret kek="$T/kek.bin" "${tok_args[@]}" \
+		--secret control="$T/control.bin" "$T/drv.snap" >"$T/scan.out" 2>&1
+	sed 's/^/#   /' "$T/scan.out"
+	if ! grep -q '^FOUND control' "$T/scan.out"; then
+		nok azure_cleanse_no_kek_or_token_in_memory_after_revoke "control not found: the snapshot misses freed heap"
+	elif grep -q -e '^FOUND kek' -e '^FOUND bearer_token' "$T/scan.out"; then
+		nok azure_cleanse_no_kek_or_token_in_memory_after_revoke "$(grep -e '^FOUND kek' -e '^FOUND bearer_token' "$T/scan.out" | head -3)"
+	else
+		ok azure_cleanse_no_kek_or_token_in_memory_after_revoke
+	fi
+fi
+rm -f "$T/drv.snap"
 check azure_disabled_key_cmkctl_exit_2 rc_is 2 "$cmkctl" --config "$T/agent.conf" kek check "$kek"
 # Azure still wraps with a disabled key: a wrap-based check would miss this.
 check azure_disabled_key_still_wraps rc_is 0 "$cmkctl" kek create --provider azure \

@@ -50,7 +50,8 @@ DIR/imds.port and DIR/admin.port once listening):
     several, as in Entra ID), sp_remove {client_id, secret},
     identity {client_id}, fault {mode},
     token_lifetime {seconds}, revoke_tokens {} (every issued token becomes
-    unknown: 401 with a fresh challenge), stats {} -> counters.
+    unknown: 401 with a fresh challenge), stats {} -> counters,
+    tokens {principal} -> the tokens issued to it (for memory scans).
 
 Principals: "system" (system-assigned identity), a user-assigned client_id,
 a service principal's client_id, or "admin" (tokens from admin "token").
@@ -489,6 +490,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(200, {})
             if op == 'stats':
                 return self.send_json(200, st.stats)
+            if op == 'tokens':
+                who = a.get('principal', 'system')
+                return self.send_json(200, {'tokens': [t for t, v in st.tokens.items()
+                                                       if v[0] == who]})
         if op == 'token':
             tok, exp = st.issue(a.get('principal', 'admin'), a.get('resource', RESOURCE))
             return self.send_json(200, {'token': tok, 'expires_on': exp})

@@ -11,12 +11,25 @@
  *   bench N          -> "bench n=N median_ms=M p90_ms=P max_ms=X" (N unwraps)
  *   rewrap KEYREF    -> re-wrap the envelope under KEYREF and write it back
  *   reload           -> re-read the envelope file
+ *   snapshot FILE    -> write this process's memory as a core dump would
+ *                       hold it to FILE: "ok <bytes> <mappings>"
+ *   plant HEX        -> decode HEX into a heap block and free it unwiped
+ *                       (the snapshot's positive control: the bytes exist
+ *                       nowhere else, the command line holds only hex)
  * Never prints key material.
+ *
+ * The snapshot is the host-side stand-in for the agent's core dump: every
+ * readable mapping the kernel would dump (private or anonymous, not
+ * MADV_DONTDUMP - "dd" in /proc/self/smaps -, not I/O or PFN maps), read
+ * through /proc/self/mem, including freed heap memory.  Scan it with
+ * cmk-oracle scan --secret NAME=FILE.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "envelope.h"
 #include "provider.h"
@@ -47,6 +60,69 @@ static void report(int ret, const struct cmk_kms_call *call,
 		printf("ok %ld %s\n", call->latency_ms,
 		       call->request_id[0] ? call->request_id : "-");
 	fflush(stdout);
+}
+
+static int dumpable(const char *flags, const char *perms, const char *path)
+{
+	if (perms[0] != 'r' || strstr(flags, " dd") || strstr(flags, " io") ||
+	    strstr(flags, " pf"))
+		return 0;
+	if (!strcmp(path, "[vvar]") || !strcmp(path, "[vsyscall]"))
+		return 0;
+	/* shared file mappings are the file's, not the process's */
+	return perms[3] == 'p' || !path[0] || !strncmp(path, "/dev/zero", 9) ||
+	       !strncmp(path, "/SYSV", 5);
+}
+
+static int snapshot(const char *out, long *bytes, int *maps)
+{
+	static unsigned char buf[1 << 16];
+	char line[512], perms[8], path[256], hdr[512] = "";
+	unsigned long lo = 0, hi = 0;
+	FILE *sm = fopen("/proc/self/smaps", "re");
+	int mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int ret = 0;
+
+	*bytes = 0;
+	*maps = 0;
+	if (!sm || mem < 0 || fd < 0) {
+		ret = -1;
+		goto out;
+	}
+	while (fgets(line, sizeof(line), sm)) {
+		if (strncmp(line, "VmFlags:", 8)) {
+			if (strchr(line, '-') && sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+				snprintf(hdr, sizeof(hdr), "%s", line);
+			continue;
+		}
+		path[0] = '\0';
+		if (sscanf(hdr, "%*x-%*x %7s %*s %*s %*s %255[^\n]", perms, path) < 1 ||
+		    !dumpable(line + 8, perms, path) || hi - lo > (1UL << 32))
+			continue;
+		(*maps)++;
+		for (unsigned long a = lo; a < hi; a += sizeof(buf)) {
+			size_t want = hi - a < sizeof(buf) ? hi - a : sizeof(buf);
+			ssize_t n = pread(mem, buf, want, (off_t)a);
+
+			if (n <= 0)
+				break;
+			if (write(fd, buf, (size_t)n) != n) {
+				ret = -1;
+				goto out;
+			}
+			*bytes += n;
+		}
+	}
+out:
+	memset(buf, 0, sizeof(buf));
+	if (sm)
+		fclose(sm);
+	if (mem >= 0)
+		close(mem);
+	if (fd >= 0 && close(fd))
+		ret = -1;
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -128,6 +204,29 @@ int main(int argc, char **argv)
 			cmk_envelope_init(&env);
 			ret = cmk_envelope_read(argv[2], &env, &e);
 			report(ret, &call, &e);
+		} else if (strncmp(line, "snapshot ", 9) == 0) {
+			long bytes;
+			int maps;
+
+			if (snapshot(line + 9, &bytes, &maps))
+				printf("err local local snapshot failed\n");
+			else
+				printf("ok %ld %d\n", bytes, maps);
+			fflush(stdout);
+		} else if (strncmp(line, "plant ", 6) == 0) {
+			size_t l = strlen(line + 6) / 2;
+			unsigned char *b = calloc(1, 64 + l);
+
+			/* past the bytes free() reuses for its list pointers */
+			for (size_t i = 0; b && i < l; i++) {
+				unsigned int x;
+
+				if (sscanf(line + 6 + 2 * i, "%2x", &x) == 1)
+					b[64 + i] = (unsigned char)x;
+			}
+			free(b);
+			printf("ok 0 -\n");
+			fflush(stdout);
 		} else if (strcmp(line, "quit") == 0) {
 			break;
 		} else {
