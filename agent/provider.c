@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "provider_aws.h"
 #include "provider_azure.h"
 #include "provider_gcp.h"
@@ -126,6 +128,23 @@ static long now_ms(void)
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * The libraries a KMS call runs through (OpenSSL's TLS record and cipher
+ * code, libcurl, json-c) leave what they processed in the stack frames
+ * they used, below ours: a KEK from an answer stayed there until some
+ * later call happened to overwrite it.  Wipe that much stack after every
+ * call.  noinline, so the array lies below the caller's frame.
+ */
+#define STACK_BURN	(64 * 1024)
+
+static __attribute__((noinline)) void burn_stack(void)
+{
+	unsigned char pad[STACK_BURN];
+
+	OPENSSL_cleanse(pad, sizeof(pad));
+	__asm__ volatile("" : : "r"(pad) : "memory");
+}
+
 /* A failure without a class would be neither retried nor revoked on. */
 static int classify(int ret, struct cmk_err *e)
 {
@@ -166,6 +185,7 @@ int cmk_provider_wrap(struct cmk_provider *p, const char *key_ref,
 		*wrapped = NULL;
 		*wrapped_len = 0;
 	}
+	burn_stack();
 	return classify(ret, e);
 }
 
@@ -185,6 +205,7 @@ int cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
 		call->latency_ms = now_ms() - t0;
 	if (ret)
 		cmk_secret_free(plain);
+	burn_stack();
 	return classify(ret, e);
 }
 
@@ -206,6 +227,7 @@ int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
 				     ctx, &plain, call, e);
 	if (call)
 		call->latency_ms = now_ms() - t0;
+	burn_stack();
 	return classify(ret, e);
 }
 
@@ -235,5 +257,6 @@ int cmk_provider_rewrap(struct cmk_provider *p, const char *from_ref,
 		*out = NULL;
 		*out_len = 0;
 	}
+	burn_stack();
 	return classify(ret, e);
 }
