@@ -3,9 +3,15 @@
  * provider_kmip.c - KMIP provider (see provider_kmip.h, Documentation/kmip.rst).
  *
  * Transport: one TCP connection, TLS with a client certificate (OpenSSL's
- * SSL API on the socket), kept open between calls and reopened once when
- * it broke.  Messages: kmip.c; encoding: ttlv.c.  Requests and responses
- * that can hold a KEK live in struct cmk_secret buffers only.
+ * SSL API on a non-blocking socket), kept open between calls and reopened
+ * once when it broke.  Each request has one deadline, timeout_ms, for all
+ * of it: connect, handshake, version negotiation, a reconnect, sending
+ * and the whole answer - a server that trickles bytes cannot stretch it.
+ * A definitive answer (revoked, denied, not found...) closes the
+ * connection: its session keys could read what went over it.
+ * Messages: kmip.c; encoding: ttlv.c.  Requests and responses that can
+ * hold a KEK live in struct cmk_secret buffers only, and OpenSSL wipes
+ * decrypted records once read (SSL_OP_CLEANSE_PLAINTEXT).
  */
 #include "provider_kmip.h"
 
@@ -58,7 +64,24 @@ struct kmip {
 	SSL *ssl;
 	int fd;
 	struct cmk_kmip_version ver;	/* negotiated; 0.0 until then */
+	long deadline_ms;		/* of the request in progress (monotonic) */
 };
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left of the request's deadline (0 when it has passed). */
+static long remaining_ms(const struct kmip *k)
+{
+	long left = k->deadline_ms - mono_ms();
+
+	return left > 0 ? left : 0;
+}
 
 /* ---- settings ------------------------------------------------------------ */
 
@@ -175,6 +198,8 @@ static int make_ctx(struct kmip *k, struct cmk_err *e)
 		return cmk_errf(e, -ENOMEM, "kmip: cannot create a TLS context: %s",
 				ssl_why(why, sizeof(why)));
 	SSL_CTX_set_min_proto_version(k->ctx, TLS1_2_VERSION);
+	/* Decrypted records (a Decrypt answer holds the KEK) wiped once read. */
+	SSL_CTX_set_options(k->ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_verify(k->ctx, SSL_VERIFY_PEER, NULL);
 	if (SSL_CTX_use_certificate_chain_file(k->ctx, k->cert) != 1)
 		return cmk_errf(e, -EINVAL,
@@ -296,7 +321,6 @@ static int tcp_connect(struct kmip *k, struct cmk_err *e)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
 	struct addrinfo *res = NULL, *ai;
-	struct timeval tv = { k->timeout_ms / 1000, (k->timeout_ms % 1000) * 1000 };
 	int gai, err = 0, one = 1;
 	bool timed_out = false;
 
@@ -320,7 +344,8 @@ static int tcp_connect(struct kmip *k, struct cmk_err *e)
 			continue;
 		}
 		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (poll(&pfd, 1, (int)k->connect_timeout_ms) != 1) {
+		if (poll(&pfd, 1, (int)(remaining_ms(k) < k->connect_timeout_ms ?
+					remaining_ms(k) : k->connect_timeout_ms)) != 1) {
 			err = ETIMEDOUT;
 			timed_out = true;
 			close(fd);
@@ -330,9 +355,7 @@ static int tcp_connect(struct kmip *k, struct cmk_err *e)
 			close(fd);
 			continue;
 		}
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		/* Stays non-blocking: every wait is bounded by the deadline. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		k->fd = fd;
 		break;
@@ -418,6 +441,32 @@ static int tls_error(struct kmip *k, const char *during, int ssl_err,
 			   k->where, during, reason);
 }
 
+/*
+ * After an SSL call that did not complete: wait (within the deadline) for
+ * the socket when OpenSSL wants to read or write, else the error.
+ */
+static int tls_wait(struct kmip *k, const char *during, int ssl_err,
+		    struct cmk_err *e)
+{
+	struct pollfd pfd = { .fd = k->fd };
+	long left;
+	int n;
+
+	if (ssl_err != SSL_ERROR_WANT_READ && ssl_err != SSL_ERROR_WANT_WRITE)
+		return tls_error(k, during, ssl_err, e);
+	pfd.events = ssl_err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+	do {
+		left = remaining_ms(k);
+		n = left ? poll(&pfd, 1, (int)left) : 0;
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return 0;
+	ERR_clear_error();
+	return cmk_err_kms(e, CMK_R_TIMEOUT,
+			   "kmip %s: the request did not complete within timeout_ms = %ld (stopped during %s)",
+			   k->where, k->timeout_ms, during);
+}
+
 static int tls_connect(struct kmip *k, struct cmk_err *e)
 {
 	X509_VERIFY_PARAM *vp;
@@ -444,11 +493,12 @@ static int tls_connect(struct kmip *k, struct cmk_err *e)
 		return cmk_errf(e, -EINVAL, "kmip: server_name \"%s\" is not usable",
 				k->server_name);
 	}
-	r = SSL_connect(k->ssl);
-	if (r != 1) {
-		ret = tls_error(k, "the TLS handshake", SSL_get_error(k->ssl, r), e);
-		conn_close(k);
-		return ret;
+	while ((r = SSL_connect(k->ssl)) != 1) {
+		ret = tls_wait(k, "the TLS handshake", SSL_get_error(k->ssl, r), e);
+		if (ret) {
+			conn_close(k);
+			return ret;
+		}
 	}
 	return 0;
 }
@@ -458,10 +508,14 @@ static int write_all(struct kmip *k, const unsigned char *p, size_t n,
 {
 	while (n) {
 		size_t w = 0;
-		int r = SSL_write_ex(k->ssl, p, n, &w);
+		int r = SSL_write_ex(k->ssl, p, n, &w), ret;
 
-		if (r != 1)
-			return tls_error(k, "sending", SSL_get_error(k->ssl, r), e);
+		if (r != 1) {
+			ret = tls_wait(k, "sending", SSL_get_error(k->ssl, r), e);
+			if (ret)
+				return ret;
+			continue;
+		}
 		p += w;
 		n -= w;
 	}
@@ -473,10 +527,14 @@ static int read_all(struct kmip *k, unsigned char *p, size_t n,
 {
 	while (n) {
 		size_t got = 0;
-		int r = SSL_read_ex(k->ssl, p, n, &got);
+		int r = SSL_read_ex(k->ssl, p, n, &got), ret;
 
-		if (r != 1)
-			return tls_error(k, "receiving", SSL_get_error(k->ssl, r), e);
+		if (r != 1) {
+			ret = tls_wait(k, "receiving", SSL_get_error(k->ssl, r), e);
+			if (ret)
+				return ret;
+			continue;
+		}
 		p += got;
 		n -= got;
 	}
@@ -666,6 +724,7 @@ static int call(struct kmip *k, uint32_t op, build_fn build, const void *arg,
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	k->deadline_ms = mono_ms() + k->timeout_ms;
 	ret = call_once(k, op, build, arg, req_cap, rbuf, r, e);
 	if (!sigismember(&old, SIGPIPE)) {
 		sigpending(&pending);
@@ -798,6 +857,17 @@ static int refine_denied(struct kmip *k, uint32_t op, const char *name,
 	return kmip_error(k, op, name, uid, r, e);
 }
 
+/*
+ * The key owner said no (revoked, denied, destroyed, not found): close the
+ * connection.  Its TLS session keys could decrypt every KEK that went over
+ * it, and the next call proves itself on a fresh session anyway.
+ */
+static void drop_if_refused(struct kmip *k, int ret, const struct cmk_err *e)
+{
+	if (ret && e->cls == CMK_EC_DEFINITIVE)
+		conn_close(k);
+}
+
 static int aad_of(const struct cmk_encctx *ctx, unsigned char **aad,
 		  size_t *aadn, struct cmk_err *e)
 {
@@ -879,6 +949,7 @@ static int kmip_wrap(void *priv, const char *key_ref,
 	*wrapped = out;
 	*wrapped_len = sizeof(iv) + ctn + tagn;
 out:
+	drop_if_refused(k, ret, e);
 	free(aad);
 	return ret;
 }
@@ -943,6 +1014,7 @@ static int kmip_unwrap(void *priv, const char *key_ref,
 	if (!ret)
 		memcpy(cmk_secret_data(*plain), pt, ptn);
 out:
+	drop_if_refused(k, ret, e);
 	free(aad);
 	return ret;
 }

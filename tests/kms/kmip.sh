@@ -37,6 +37,9 @@ done
 "$PY" -c 'import kmip' 2>"$T/last" || die kmip_prerequisites "python3-pykmip: $(cat "$T/last")"
 kms_build kmip
 drvplain=$drvbin
+make -s -C "$top/tests/integration" O="$top/build/tests/integration" >"$T/build.log" 2>&1 ||
+	die kmip_oracle_builds "$(tail -5 "$T/build.log")"
+oracle=$top/build/tests/integration/cmk-oracle
 pkgs=$(sed -n 's/^PKGS[[:space:]]*:=//p' "$top/agent/Makefile")
 # The same driver over the ASan/UBSan build of the library (make -C agent
 # test builds it): every provider path below runs under the sanitizers;
@@ -202,11 +205,51 @@ check kmip_rewrapped_envelope_opens_under_second_key bash -c "
 	[ \"\$(admin open-envelope cmk-2 $rot service=pg cluster=c-42 2>$T/last)\" = 32 ]"
 
 # ---- lifecycle: revoked, compromised, destroyed, pre-active --------------------------------
-drv_start "$kek" "${S[@]}"
+# The plain build of the driver here: its memory is snapshot below (the
+# sanitizer runtime's shadow mappings are terabytes).
+DRV=$drvplain drv_start "$kek" "${S[@]}"
 check kmip_check_passes_before_revoke drv_is check "ok *"
+# sockets of the driver: the connection is kept between calls...
+drv_sockets() { find "/proc/$drv_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
+check kmip_connection_kept_between_calls test "$(drv_sockets)" -eq 1
+# (the KEK for the memory scan below, while the key owner can still Get the key)
+admin kek-hex cmk-1 "$wrapped" service=pg cluster=c-42 2>"$T/last.kek" | xxd -r -p >"$T/kek.bin"
+# The driver's memory right after an unwrap (the Decrypt answer is the last
+# TLS record it read) and again after the revoke; plant: the control.
+ctl_mark=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s' "$ctl_mark" | xxd -r -p >"$T/control.bin"
+drv check
+drv "plant $ctl_mark"
+drv "snapshot $T/drv-unwrap.snap"
+echo "# driver memory snapshot after an unwrap: $R (bytes, mappings)"
 admin revoke cmk-1 >"$T/last" 2>&1
 check kmip_revoked_key_state_deactivated bash -c "[ \"\$($(declare -f admin); PY=$PY here=$here T=$T port=$port C=$C; admin state cmk-1)\" = DEACTIVATED ]"
 check kmip_revoked_key_is_definitive_revoked drv_is check "err definitive revoked *Permission Denied*key state Deactivated*"
+# ...and closed on the revocation: its session keys could read the KEK.
+check kmip_revoked_key_drops_connection test "$(drv_sockets)" -eq 0
+# After an unwrap and after the revoke, the KEK (it came back in Decrypt
+# answers over TLS) is nowhere in the driver's memory as a core dump would
+# hold it.  Oracle: cmk-oracle scan with the KEK the key owner's own
+# client opened (kmip_admin.py kek-hex); positive control: bytes the
+# driver freed unwiped on its heap are found in both snapshots.
+drv "plant $ctl_mark"
+drv "snapshot $T/drv.snap"
+echo "# driver memory snapshot after the revoke: $R (bytes, mappings)"
+if [ "$(wc -c <"$T/kek.bin")" -ne 32 ] || [ ! -s "$T/drv.snap" ] || [ ! -s "$T/drv-unwrap.snap" ]; then
+	nok kmip_cleanse_no_kek_in_memory_after_revoke "no KEK from kmip_admin.py or no snapshot: $(cat "$T/last.kek" "$T/last")"
+else
+	"$oracle" scan --secret kek="$T/kek.bin" --secret control="$T/control.bin" \
+		"$T/drv-unwrap.snap" "$T/drv.snap" >"$T/scan.out" 2>&1
+	sed 's/^/#   /' "$T/scan.out"
+	if [ "$(grep -c '^FOUND control raw' "$T/scan.out")" -ne 2 ]; then
+		nok kmip_cleanse_no_kek_in_memory_after_revoke "control not found: the snapshot misses freed heap"
+	elif grep -q '^FOUND kek' "$T/scan.out"; then
+		nok kmip_cleanse_no_kek_in_memory_after_revoke "$(grep '^FOUND kek' "$T/scan.out" | head -3)"
+	else
+		ok kmip_cleanse_no_kek_in_memory_after_revoke
+	fi
+fi
+rm -f "$T/drv.snap" "$T/drv-unwrap.snap"
 check kmip_revoked_key_cmkctl_exit_2 rc_is 2 "${kenv[@]}" "$cmkctl" kek check "$kek"
 drv_stop
 if admin activate cmk-1 >"$T/last" 2>&1; then
@@ -258,6 +301,23 @@ sleep 0.3
 drv_start "$T/kek5.json" "server=127.0.0.1:$hang_port" "client_cert=$C/agent.pem" \
 	"client_key=$C/agent.key" "ca_bundle=$C/ca.pem" timeout_ms=700 max_attempts=1
 check kmip_server_silent_is_transient_timeout drv_is check "err transient timeout *"
+drv_stop
+# A server that answers one byte every 200 ms: each read returns quickly,
+# the whole answer would take 200 s.  One deadline per request (connect,
+# handshake, request, response) ends it at timeout_ms.  Oracle: the call
+# ends, as a timeout, in far less than the trickle takes; the bound (30 s
+# for a 2 s timeout_ms) is that deadline's, generous for a loaded machine.
+kms_start trickle "$PY" "$here/tls_trickle.py" "$T/trickle.port" "$C/server.pem" "$C/server.key"
+wait_file "$T/trickle.port" || die kmip_trickle_peer_starts "$(cat "$T/trickle.out")"
+drv_start "$T/kek5.json" "server=127.0.0.1:$(cat "$T/trickle.port")" "client_cert=$C/agent.pem" \
+	"client_key=$C/agent.key" "ca_bundle=$C/ca.pem" timeout_ms=2000 max_attempts=1
+t0=$(date +%s%N)
+drv check
+t_ms=$((($(date +%s%N) - t0) / 1000000))
+echo "# trickling server, timeout_ms 2000: the call ended after $t_ms ms"
+check kmip_trickling_server_one_deadline_per_call bash -c "
+	$(declare -f is); T=$T
+	is '$R' 'err transient timeout *within timeout_ms = 2000*' && [ $t_ms -lt 30000 ]"
 drv_stop
 # A listener that closes every connection at once (what QEMU's guestfwd
 # does when nothing listens behind it): transient, with a hint.
