@@ -181,19 +181,24 @@ if is "$R" "bench n=20 failed=0 *"; then ok azure_unseal_latency_measured "$R"; 
 echo "# unseal (Key Vault unwrapkey through the provider, emulator on loopback, TLS): $R"
 check azure_token_cached_across_calls test "$(($(stat_ tokens_issued) - tok0))" -eq 1
 check azure_check_passes drv_is check "ok *"
+# (the driver's memory right after an unwrap, for the scan below)
+ctl_mark=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s' "$ctl_mark" | xxd -r -p >"$T/control.bin"
+drv check
+drv "plant $ctl_mark"
+drv "snapshot $T/drv-unwrap.snap"
 
 # ---- the key owner says no: definitive -------------------------------------------------
 adm key_enable '{"name":"cmk","enabled":false}' >/dev/null
 check azure_disabled_key_is_definitive drv_is check "err definitive disabled *Forbidden (KeyDisabled), HTTP 403*"
-# After that revoke: does the driver's memory, as a core dump would hold
-# it, still contain the KEK (it went through libcurl and OpenSSL in the
-# unwrapkey answers) or the bearer token (in every request head, and in
-# IMDS's answer)?  Oracle: cmk-oracle scan (which first finds every
-# pattern planted in noise) over the snapshot, with the KEK from the SDK
-# and the token from the emulator; positive control: bytes the driver put
-# in a heap block and freed unwiped must be found.
-ctl_mark=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf '%s' "$ctl_mark" | xxd -r -p >"$T/control.bin"
+# Right after an unwrap (above) and after that revoke: does the driver's
+# memory, as a core dump would hold it, still contain the KEK (it went
+# through libcurl and OpenSSL in the unwrapkey answers) or the bearer token
+# (in every request head, and in IMDS's answer)?  Oracle: cmk-oracle scan
+# (which first finds every pattern planted in noise) over both snapshots,
+# with the KEK from the SDK and the tokens from the emulator; positive
+# control: bytes the driver put in a heap block and freed unwiped must be
+# found in both.
 drv "plant $ctl_mark"
 drv "snapshot $T/drv.snap"
 echo "# driver memory snapshot: $R (bytes, mappings)"
@@ -208,13 +213,14 @@ tok_args=()
 for f in "$T"/token.[0-9]; do
 	[ -s "$f" ] && tok_args+=(--secret "bearer_token${f##*.}=$f")
 done
-if [ ! -s "$T/kek.bin" ] || [ ${#tok_args[@]} -eq 0 ] || [ ! -s "$T/drv.snap" ]; then
+if [ ! -s "$T/kek.bin" ] || [ ${#tok_args[@]} -eq 0 ] || [ ! -s "$T/drv.snap" ] ||
+   [ ! -s "$T/drv-unwrap.snap" ]; then
 	nok azure_cleanse_no_kek_or_token_in_memory_after_revoke "no KEK from the SDK, token or snapshot: $(cat "$T/last")"
 else
 	"$oracle" scan --secret kek="$T/kek.bin" "${tok_args[@]}" \
-		--secret control="$T/control.bin" "$T/drv.snap" >"$T/scan.out" 2>&1
+		--secret control="$T/control.bin" "$T/drv-unwrap.snap" "$T/drv.snap" >"$T/scan.out" 2>&1
 	sed 's/^/#   /' "$T/scan.out"
-	if ! grep -q '^FOUND control' "$T/scan.out"; then
+	if [ "$(grep -c '^FOUND control raw' "$T/scan.out")" -ne 2 ]; then
 		nok azure_cleanse_no_kek_or_token_in_memory_after_revoke "control not found: the snapshot misses freed heap"
 	elif grep -q -e '^FOUND kek' -e '^FOUND bearer_token' "$T/scan.out"; then
 		nok azure_cleanse_no_kek_or_token_in_memory_after_revoke "$(grep -e '^FOUND kek' -e '^FOUND bearer_token' "$T/scan.out" | head -3)"
@@ -222,7 +228,7 @@ else
 		ok azure_cleanse_no_kek_or_token_in_memory_after_revoke
 	fi
 fi
-rm -f "$T/drv.snap"
+rm -f "$T/drv.snap" "$T/drv-unwrap.snap"
 check azure_disabled_key_cmkctl_exit_2 rc_is 2 "$cmkctl" --config "$T/agent.conf" kek check "$kek"
 # Azure still wraps with a disabled key: a wrap-based check would miss this.
 check azure_disabled_key_still_wraps rc_is 0 "$cmkctl" kek create --provider azure \
