@@ -570,7 +570,8 @@ int cmk_config_load(const char *path, struct cmk_config *c, struct cmk_err *e)
 	int ret;
 
 	set_defaults(c);
-	ret = cmk_read_file(path, CMK_CONFIG_MAX_SIZE, &buf, &len, e);
+	ret = cmk_read_trusted_file(path, CMK_CONFIG_MAX_SIZE, "configuration", &buf,
+				    &len, e);
 	if (ret)
 		return ret;
 	ret = cmk_config_parse(buf, len, path, c, e);

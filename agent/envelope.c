@@ -323,7 +323,8 @@ int cmk_envelope_read(const char *path, struct cmk_envelope *env,
 	int ret;
 
 	cmk_envelope_init(env);
-	ret = cmk_read_file(path, CMK_ENVELOPE_MAX_SIZE, &buf, &len, e);
+	ret = cmk_read_trusted_file(path, CMK_ENVELOPE_MAX_SIZE, "KEK envelope", &buf,
+				    &len, e);
 	if (ret)
 		return ret;
 	ret = cmk_envelope_parse(buf, len, path, env, e);

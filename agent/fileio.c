@@ -8,14 +8,58 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cmk_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
-		  struct cmk_err *e)
+/* Owned by root or us, writable by no one else (a sticky directory may be). */
+static int trusted(const char *path, const struct stat *st, bool dir,
+		   const char *what, struct cmk_err *e)
+{
+	mode_t loose = st->st_mode & (S_IWGRP | S_IWOTH);
+
+	if (st->st_uid != 0 && st->st_uid != geteuid())
+		return cmk_errf(e, -EPERM,
+				"%s %s%s is owned by uid %u, not root (or uid %u, which runs this); refusing it: chown root %s",
+				what, dir ? "directory " : "", path, (unsigned int)st->st_uid,
+				(unsigned int)geteuid(), path);
+	if (loose && !(dir && (st->st_mode & S_ISVTX)))
+		return cmk_errf(e, -EPERM,
+				"%s %s%s is writable by %s (mode %04o): whoever can write it can point the agent at another key; refusing it: chmod go-w %s",
+				what, dir ? "directory " : "", path,
+				loose == (S_IWGRP | S_IWOTH) ? "group and others" :
+				loose == S_IWGRP ? "its group" : "others",
+				(unsigned int)(st->st_mode & 07777), path);
+	return 0;
+}
+
+static int check_trusted(int fd, const char *path, const char *what,
+			 struct cmk_err *e)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (fstat(fd, &st))
+		return cmk_errf(e, -errno, "%s: cannot stat: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return cmk_errf(e, -EINVAL, "%s %s is not a regular file", what, path);
+	ret = trusted(path, &st, false, what, e);
+	if (ret)
+		return ret;
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return cmk_errf(e, -ENAMETOOLONG, "%s: path too long", path);
+	if (stat(dirname(dir), &st))
+		return cmk_errf(e, -errno, "%s: cannot stat its directory: %s", path,
+				strerror(errno));
+	return trusted(dir, &st, true, what, e);
+}
+
+static int read_file(const char *path, size_t max, const char *trust_what,
+		     char **bufp, size_t *lenp, struct cmk_err *e)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -26,6 +70,11 @@ int cmk_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
 	if (fd < 0)
 		return cmk_errf(e, -errno, "%s: cannot open: %s", path,
 				strerror(errno));
+	if (trust_what) {
+		ret = check_trusted(fd, path, trust_what, e);
+		if (ret)
+			goto out;
+	}
 	buf = malloc(max + 1);
 	if (!buf) {
 		ret = cmk_errf(e, -ENOMEM, "%s: out of memory", path);
@@ -60,6 +109,18 @@ out:
 	free(buf);
 	close(fd);
 	return ret;
+}
+
+int cmk_read_file(const char *path, size_t max, char **bufp, size_t *lenp,
+		  struct cmk_err *e)
+{
+	return read_file(path, max, NULL, bufp, lenp, e);
+}
+
+int cmk_read_trusted_file(const char *path, size_t max, const char *what,
+			  char **bufp, size_t *lenp, struct cmk_err *e)
+{
+	return read_file(path, max, what, bufp, lenp, e);
 }
 
 int cmk_write_file_atomic(const char *path, const void *data, size_t len,

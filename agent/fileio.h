@@ -20,6 +20,19 @@ int cmk_read_file(const char *path, size_t max, char **buf, size_t *len,
 		  struct cmk_err *e);
 
 /*
+ * cmk_read_trusted_file() - cmk_read_file() for a file that steers the
+ * agent (agent.conf, the KEK envelope): whoever can write it can point the
+ * agent at another key or KMS.  Refused (-EPERM, the message says what to
+ * fix) unless it is a regular file owned by root or this process's uid and
+ * writable by no one else, in a directory that is owned likewise and not
+ * writable by group or others (unless sticky, as /tmp).  Checked on the
+ * opened file, so a swap between check and read changes nothing.  @what
+ * names the file's role in messages ("configuration", "KEK envelope").
+ */
+int cmk_read_trusted_file(const char *path, size_t max, const char *what,
+			  char **buf, size_t *len, struct cmk_err *e);
+
+/*
  * cmk_write_file_atomic() - replace @path with @len bytes of @data so that
  * a crash leaves either the old or the new contents: write "<path>.tmp.XXXXXX"
  * in the same directory with @mode, fsync it, rename it over @path, fsync
