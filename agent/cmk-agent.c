@@ -431,7 +431,12 @@ static void write_state(struct agent *a)
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 					      JSON_C_TO_STRING_NOSLASHESCAPE);
 	mkdir(a->cfg.state_dir, 0755);
-	if (cmk_write_file_atomic(a->state_path, text, strlen(text), 0644, &e))
+	/*
+	 * 0600: last_check.message quotes the KMS's answer, which can name
+	 * credentials (an access key id, a principal, a client id); cmkctl
+	 * status reads it as root.  The metrics textfile holds no texts.
+	 */
+	if (cmk_write_file_atomic(a->state_path, text, strlen(text), 0600, &e))
 		fprintf(stderr, "cmk-agent: state file: %s\n", e.msg);
 	json_object_put(o);
 }
