@@ -330,8 +330,10 @@ int cmk_http_url_check(const char *who, const char *what, const char *url,
 }
 
 /*
- * Plain http:// again at connect time, on the address actually reached:
- * "localhost" or metadata.google.internal must not resolve elsewhere.
+ * Plain http:// again at connect time, on the address actually reached,
+ * before anything is sent: "localhost" or metadata.google.internal must
+ * not resolve elsewhere, and a proxy from the environment must itself be
+ * on this machine (libcurl reports the proxy's address when it uses one).
  */
 static int on_prereq(void *arg, char *peer_ip, char *local_ip, int peer_port,
 		     int local_port)
@@ -401,8 +403,7 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
 	if (o->ca_bundle)
 		SET(CURLOPT_CAINFO, o->ca_bundle);
-	if (o->no_proxy || plain_use) {
-		/* plain http:// stays local: never through a proxy */
+	if (o->no_proxy) {
 		SET(CURLOPT_PROXY, "");
 		SET(CURLOPT_NOPROXY, "*");
 	}

@@ -64,8 +64,9 @@ struct cmk_http_opts {
  * VM: http:// also to link-local addresses (169.254.0.0/16, fe80::/10),
  * AWS's fd00:ec2::254 and metadata.google.internal; never to anything
  * else.  cmk_http_do() applies the rule to every request (metadata when
- * opts.no_proxy is set), also to the address it actually connects to, so
- * a name cannot resolve around it.
+ * opts.no_proxy is set), also to the address it actually connects to
+ * before sending anything, so neither a name nor a proxy from the
+ * environment can lead plain text off the machine.
  */
 enum cmk_url_use {
 	CMK_URL_KMS,

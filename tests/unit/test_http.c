@@ -20,7 +20,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "http.h"
@@ -284,6 +286,74 @@ static void http_plain_remote_refused_before_sending(void **state)
 	assert_contains(e.msg, "link-local");
 }
 
+/* An IPv4 address of this machine that is not loopback, or false. */
+static bool local_non_loopback(char *buf, size_t len)
+{
+	struct ifaddrs *ifs, *i;
+	bool found = false;
+
+	if (getifaddrs(&ifs))
+		return false;
+	for (i = ifs; i && !found; i = i->ifa_next) {
+		const struct sockaddr_in *a = (const void *)i->ifa_addr;
+
+		if (a && a->sin_family == AF_INET &&
+		    (ntohl(a->sin_addr.s_addr) >> 24) != 127)
+			found = inet_ntop(AF_INET, &a->sin_addr, buf, (socklen_t)len) != NULL;
+	}
+	freeifaddrs(ifs);
+	return found;
+}
+
+/*
+ * Oracle: a plain http:// request to a loopback peer, with http_proxy in
+ * the environment naming a proxy on a non-loopback address (this machine's
+ * own, so the test needs no network), is refused once the proxy's address
+ * is known, and the proxy receives not one byte of it.
+ */
+static void http_plain_via_remote_proxy_refused(void **state)
+{
+	struct cmk_nv h[] = { { "Authorization", "Bearer tok-secret-proxy" } };
+	struct cmk_http_request req = { "GET", "http://127.0.0.1:9/", h, 1, NULL, 0 };
+	struct cmk_http_opts o = { .max_attempts = 1, .connect_timeout_ms = 2000 };
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	struct cmk_http_response r;
+	socklen_t al = sizeof(a);
+	char ip[INET_ADDRSTRLEN], proxy[64], got[256];
+	struct pollfd pfd;
+	struct cmk_err e;
+	int lfd, c, ret;
+	ssize_t n = 0;
+
+	(void)state;
+	if (!local_non_loopback(ip, sizeof(ip)))
+		skip();
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	snprintf(proxy, sizeof(proxy), "http://%s:%d", ip, ntohs(a.sin_port));
+	setenv("http_proxy", proxy, 1);
+	unsetenv("no_proxy");
+	unsetenv("NO_PROXY");
+	ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+	unsetenv("http_proxy");
+	assert_int_equal(ret, -EINVAL);
+	assert_int_equal(e.cls, CMK_EC_LOCAL);
+	assert_contains(e.msg, "not allowed");
+	/* the proxy was connected to, and told nothing */
+	c = accept(lfd, NULL, NULL);
+	if (c >= 0) {
+		pfd = (struct pollfd){ .fd = c, .events = POLLIN };
+		if (poll(&pfd, 1, 500) == 1)
+			n = read(c, got, sizeof(got));
+		close(c);
+	}
+	close(lfd);
+	assert_true(n <= 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +364,7 @@ int main(void)
 		cmocka_unit_test(http_cleanse_curl_buffers_wiped_on_free),
 		cmocka_unit_test(http_plain_url_only_loopback),
 		cmocka_unit_test(http_plain_remote_refused_before_sending),
+		cmocka_unit_test(http_plain_via_remote_proxy_refused),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
