@@ -101,10 +101,13 @@ struct cmk_held {
  * @target_list: the attached targets (&cmk_target.slot_node)
  * @lease_work: wipes the key when its lease runs out
  * @refused_work: sends the IO_REFUSED event outside the I/O path
- * @hold_lock: protects @held, @nr_held and @hold_ok
+ * @hold_lock: protects @held, @nr_held, @hold_next, @hold_ok and
+ *	@hold_requeue
  * @hold_ok: a bio that finds no key may wait for one (see hold.c)
+ * @hold_requeue: a noflush suspend is under way: hand bios back to dm
  * @held: bios waiting for a key (&cmk_held.node)
  * @nr_held: entries in @held
+ * @hold_next: jiffies at which @hold_work is due
  * @hold_work: fails held bios whose time is up
  * @flags: &enum cmk_slot_flags
  * @reads: bios read and decrypted
@@ -143,10 +146,12 @@ struct cmk_slot {
 	struct list_head target_list;
 	struct delayed_work lease_work;
 	struct work_struct refused_work;
-	spinlock_t hold_lock;	/* @held, @nr_held, @hold_ok */
+	spinlock_t hold_lock;	/* the hold fields, see above */
 	bool hold_ok;
+	bool hold_requeue;
 	struct list_head held;
 	unsigned int nr_held;
+	unsigned long hold_next;
 	struct delayed_work hold_work;
 	unsigned long flags;
 	atomic64_t reads;
@@ -226,7 +231,8 @@ void cmk_slot_put(struct cmk_slot *slot);
 bool cmk_name_valid(const char *name);
 
 int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
-		     u32 lease_ms);
+		     u32 lease_ms, s64 epoch);
+u32 cmk_epoch_now(void);
 void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason);
 int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms);
 void cmk_wipe_all(enum dm_cmk_reason reason);
@@ -251,11 +257,13 @@ enum cmk_hold_result {
 	CMK_HOLD_HELD,		/* queued; cmk_io_unhold() will be called */
 	CMK_HOLD_RETRY,		/* a key is there now: go on */
 	CMK_HOLD_REFUSE,	/* no key and no waiting: fail the bio */
+	CMK_HOLD_REQUEUE,	/* noflush suspend: hand it back to dm */
 };
 
 enum cmk_unhold {
 	CMK_UNHOLD_RESUME,	/* the key is back */
 	CMK_UNHOLD_FAIL,	/* time is up, or the key was revoked */
+	CMK_UNHOLD_REQUEUE,	/* noflush suspend: dm re-issues it later */
 };
 
 enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
@@ -263,6 +271,8 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 void cmk_hold_set_ok(struct cmk_slot *slot, bool ok);
 void cmk_hold_release(struct cmk_slot *slot, enum cmk_unhold how);
 void cmk_hold_expire_work(struct work_struct *work);
+void cmk_hold_suspend(struct cmk_slot *slot, bool noflush);
+void cmk_hold_resume(struct cmk_slot *slot);
 unsigned int cmk_hold_count(struct cmk_slot *slot);
 
 /* io.c */

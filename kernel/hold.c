@@ -43,21 +43,26 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 	enum cmk_hold_result ret = CMK_HOLD_REFUSE;
 	unsigned long flags;
 
-	if (!hold_ms)
-		return CMK_HOLD_REFUSE;
-
 	spin_lock_irqsave(&slot->hold_lock, flags);
 	if (cmk_slot_usable(slot)) {
+		/* A key replaced under us: go on, even without a hold. */
 		ret = CMK_HOLD_RETRY;
-	} else if (slot->hold_ok) {
+	} else if (slot->hold_ok && hold_ms && !slot->hold_requeue) {
 		h->until = jiffies + msecs_to_jiffies(hold_ms);
 		list_add_tail(&h->node, &slot->held);
-		/* Arm the expiry for the first entry; later ones re-arm. */
-		if (!slot->nr_held)
+		/*
+		 * The expiry runs for the earliest entry: targets of one
+		 * slot may have different hold_ms.
+		 */
+		if (!slot->nr_held || time_before(h->until, slot->hold_next)) {
+			slot->hold_next = h->until;
 			mod_delayed_work(cmk_wq, &slot->hold_work,
 					 msecs_to_jiffies(hold_ms));
+		}
 		WRITE_ONCE(slot->nr_held, slot->nr_held + 1);
 		ret = CMK_HOLD_HELD;
+	} else if (slot->hold_requeue) {
+		ret = CMK_HOLD_REQUEUE;
 	}
 	spin_unlock_irqrestore(&slot->hold_lock, flags);
 	return ret;
@@ -78,6 +83,7 @@ void cmk_hold_set_ok(struct cmk_slot *slot, bool ok)
 {
 	unsigned long flags;
 
+	lockdep_assert_held(&slot->lock);
 	spin_lock_irqsave(&slot->hold_lock, flags);
 	slot->hold_ok = ok;
 	spin_unlock_irqrestore(&slot->hold_lock, flags);
@@ -102,8 +108,10 @@ static void cmk_hold_take(struct cmk_slot *slot, struct list_head *out,
 		list_move_tail(&h->node, out);
 		WRITE_ONCE(slot->nr_held, slot->nr_held - 1);
 	}
-	if (more)
+	if (more) {
+		slot->hold_next = next;
 		mod_delayed_work(cmk_wq, &slot->hold_work, next - now);
+	}
 	spin_unlock_irqrestore(&slot->hold_lock, flags);
 }
 
@@ -145,6 +153,42 @@ void cmk_hold_expire_work(struct work_struct *work)
 		DMERR_LIMIT("%s: I/O held for the key timed out, device is %s",
 			    slot->name, cmk_state_name(READ_ONCE(slot->state)));
 	cmk_hold_finish(&list, CMK_UNHOLD_FAIL);
+}
+
+/**
+ * cmk_hold_suspend() - a noflush suspend of the slot's device begins
+ * @slot: the slot
+ * @noflush: the suspend is a noflush one
+ *
+ * Device-mapper waits for every bio in flight before a suspend completes,
+ * held ones too.  For a noflush suspend (a table swap that must not lose
+ * I/O, as dm-multipath sees it) held bios are handed back to
+ * device-mapper, which re-issues them after resume, and bios that find no
+ * key until then are handed back at once.  A flushing suspend waits for
+ * held bios as for any other, at most their hold_ms.
+ *
+ * Context: process context.
+ */
+void cmk_hold_suspend(struct cmk_slot *slot, bool noflush)
+{
+	unsigned long flags;
+
+	if (!noflush)
+		return;
+	spin_lock_irqsave(&slot->hold_lock, flags);
+	slot->hold_requeue = true;
+	spin_unlock_irqrestore(&slot->hold_lock, flags);
+	cmk_hold_release(slot, CMK_UNHOLD_REQUEUE);
+}
+
+/* cmk_hold_resume() - the suspend is over (or was undone): hold again. */
+void cmk_hold_resume(struct cmk_slot *slot)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&slot->hold_lock, flags);
+	slot->hold_requeue = false;
+	spin_unlock_irqrestore(&slot->hold_lock, flags);
 }
 
 /* Number of bios waiting for a key now. */

@@ -19,7 +19,7 @@
  * before the key, from a per-target mempool whose target may use only its
  * share of RAM beyond the reserve (cmk_page_alloc()); continuations of
  * asynchronous crypto run in a workqueue of their own, which never waits
- * for memory, so the writes whose pages the waiters need can always
+ * for bounce pages, so the writes whose pages the waiters need can always
  * finish.
  */
 
@@ -250,7 +250,7 @@ static void cmk_crypt_finish(struct cmk_io *io)
 		cmk_bio_done(io, io->status);
 		return;
 	}
-	submit_bio_noacct(io->clone);
+	dm_submit_bio_remap(io->bio, io->clone);
 }
 
 static void cmk_crypt_advance(struct cmk_io *io)
@@ -375,17 +375,22 @@ void cmk_io_unhold(struct cmk_held *h, enum cmk_unhold how)
 {
 	struct cmk_io *io = container_of(h, struct cmk_io, held);
 
+	blk_status_t status = BLK_STS_DM_REQUEUE;
+
 	if (how == CMK_UNHOLD_RESUME) {
 		cmk_io_queue(io, io->phase);
 		return;
 	}
-	cmk_refuse(io->ct);
+	if (how == CMK_UNHOLD_FAIL) {
+		cmk_refuse(io->ct);
+		status = BLK_STS_IOERR;
+	}
 	if (io->phase == CMK_PHASE_READ) {
-		io->status = BLK_STS_IOERR;
+		io->status = status;
 		cmk_read_finish(io);
 	} else {
 		/* Not yet mapped, or a write whose bounce pages went back. */
-		cmk_bio_done(io, BLK_STS_IOERR);
+		cmk_bio_done(io, status);
 	}
 }
 
@@ -402,6 +407,10 @@ static void cmk_read_crypt(struct cmk_io *io)
 		case CMK_HOLD_REFUSE:
 			cmk_refuse(io->ct);
 			io->status = BLK_STS_IOERR;
+			cmk_read_finish(io);
+			return;
+		case CMK_HOLD_REQUEUE:
+			io->status = BLK_STS_DM_REQUEUE;
 			cmk_read_finish(io);
 			return;
 		case CMK_HOLD_RETRY:
@@ -494,6 +503,9 @@ static void cmk_write_crypt(struct cmk_io *io)
 			cmk_refuse(io->ct);
 			cmk_bio_done(io, BLK_STS_IOERR);
 			return;
+		case CMK_HOLD_REQUEUE:
+			cmk_bio_done(io, BLK_STS_DM_REQUEUE);
+			return;
 		case CMK_HOLD_RETRY:
 			break;
 		}
@@ -526,7 +538,7 @@ static void cmk_read_hook(struct cmk_io *io)
 static void cmk_read_submit(struct cmk_io *io)
 {
 	cmk_read_hook(io);
-	submit_bio_noacct(io->bio);
+	dm_submit_bio_remap(io->bio, NULL);
 }
 
 int cmk_map(struct dm_target *ti, struct bio *bio)
@@ -586,6 +598,9 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 			atomic_dec(&ct->inflight);
 			cmk_refuse(ct);
 			return DM_MAPIO_KILL;
+		case CMK_HOLD_REQUEUE:
+			atomic_dec(&ct->inflight);
+			return DM_MAPIO_REQUEUE;
 		case CMK_HOLD_RETRY:
 			break;
 		}
@@ -606,17 +621,20 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 /*
  * Bounce pages beyond a mempool's reserve come from the page allocator,
  * up to a share of RAM: 2 % for all targets together, split between them,
- * and at least one full bio's worth each.  A target over its share waits
+ * and at least CMK_BOUNCE_MIN_PAGES each.  A target over its share waits
  * for its own pages to come back (mempool_alloc() asks with __GFP_NORETRY
  * first, then takes from the reserve, then waits), so many writers under
- * memory pressure cannot eat the memory reclaim needs.
+ * memory pressure cannot eat the memory reclaim needs.  The count
+ * includes the reserve (BIO_MAX_VECS pages), which the limit adds back.
  */
+#define CMK_BOUNCE_MIN_PAGES	(4 * BIO_MAX_VECS)
+
 static unsigned long cmk_pages_limit(void)
 {
 	unsigned long share = totalram_pages() * CMK_BOUNCE_RAM_PERCENT / 100;
 
 	share /= max(atomic_read(&cmk_nr_targets), 1);
-	return max_t(unsigned long, share, BIO_MAX_VECS);
+	return BIO_MAX_VECS + max_t(unsigned long, share, CMK_BOUNCE_MIN_PAGES);
 }
 
 static void *cmk_page_alloc(gfp_t gfp, void *data)

@@ -53,6 +53,9 @@ struct workqueue_struct *cmk_wq;
 /* From PM_*_PREPARE to PM_POST_*: KEY_SET is refused, see cmk_pm_notify(). */
 static bool cmk_sleeping;
 
+/* VM forks seen since load; a KEY_SET may name the one it was made for. */
+static atomic_t cmk_epoch = ATOMIC_INIT(0);
+
 /* Keyed with a secret drawn at module load; fingerprints slots' keys. */
 static struct crypto_shash *cmk_fpr_tfm;
 
@@ -185,6 +188,7 @@ struct cmk_key *cmk_key_get(struct cmk_slot *slot)
  * @slot: the slot
  *
  * Context: any.
+ * Return: true if a bio could take a key now.
  */
 bool cmk_slot_usable(struct cmk_slot *slot)
 {
@@ -230,6 +234,42 @@ static int cmk_fingerprint(const u8 *key, u8 out[CMK_FINGERPRINT_LEN])
 	return ret;
 }
 
+/*
+ * Is @fpr the key of another slot?  A device's key is its own: the same
+ * key on two devices would reuse XTS tweaks across them, and is how a
+ * header copied from one device to another would show here.
+ */
+static bool cmk_fingerprint_in_use(struct cmk_slot *slot, const u8 *fpr)
+{
+	struct cmk_slot *other;
+	bool used = false;
+
+	mutex_lock(&cmk_slots_lock);
+	list_for_each_entry(other, &cmk_slots, node) {
+		/*
+		 * Pairs with the release in cmk_slot_install(): a bound
+		 * slot's fingerprint is complete and never changes.
+		 */
+		if (other != slot && smp_load_acquire(&other->bound) &&
+		    !crypto_memneq(fpr, other->fingerprint, CMK_FINGERPRINT_LEN)) {
+			used = true;
+			break;
+		}
+	}
+	mutex_unlock(&cmk_slots_lock);
+	return used;
+}
+
+/**
+ * cmk_epoch_now() - how many VM forks the kernel has seen since load
+ *
+ * Return: the epoch a key unsealed now belongs to.
+ */
+u32 cmk_epoch_now(void)
+{
+	return atomic_read(&cmk_epoch);
+}
+
 /* Reasons after which I/O waits for the key instead of failing at once. */
 static bool cmk_reason_holds(enum dm_cmk_reason reason)
 {
@@ -244,19 +284,23 @@ static bool cmk_reason_holds(enum dm_cmk_reason reason)
  * @key: %DM_CMK_KEY_LEN bytes whose halves differ; the caller wipes it
  * @generation: caller's generation number, reported by GET
  * @lease_ms: lease, already accepted by the table's policy
+ * @epoch: the VM-fork epoch the key was unsealed in (cmk_epoch_now()), or
+ *	a negative value if the caller does not say
  *
  * Invariant: outside the slot's lock, @slot->keys[@slot->next] is never
  * published and has no users.  The new key is set on that object and
- * published before the previous key is retired, so replacing a key does
- * not fail I/O.  A slot takes only the key it was first given.
+ * published before the previous key is retired, so re-installing a key
+ * does not fail I/O.  A slot takes only the key it was first given, and
+ * no slot takes a key another slot is bound to.
  *
  * Context: the slot's lock held.
- * Return: 0; -EBUSY while the system sleeps; -EKEYREJECTED for a key that
- * is not the bound one; or the crypto API's error.  The slot is unchanged
- * on error.
+ * Return: 0; -EBUSY while the system sleeps; -ESTALE if the VM was forked
+ * since @epoch; -EKEYREJECTED for a key that is not the bound one, or is
+ * another device's; or the crypto API's error.  The slot is unchanged on
+ * error.
  */
 int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
-		     u32 lease_ms)
+		     u32 lease_ms, s64 epoch)
 {
 	struct cmk_key *new = &slot->keys[slot->next];
 	u8 fpr[CMK_FINGERPRINT_LEN];
@@ -267,10 +311,14 @@ int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
 
 	if (READ_ONCE(cmk_sleeping))
 		return -EBUSY;
+	/* The fork's notifier counts before it wipes: see cmk_vmfork_notify(). */
+	if (epoch >= 0 && epoch != (u32)atomic_read(&cmk_epoch))
+		return -ESTALE;
 	ret = cmk_fingerprint(key, fpr);
 	if (ret)
 		goto out;
-	if (slot->bound && crypto_memneq(fpr, slot->fingerprint, sizeof(fpr))) {
+	if (slot->bound ? crypto_memneq(fpr, slot->fingerprint, sizeof(fpr)) :
+			  cmk_fingerprint_in_use(slot, fpr)) {
 		atomic64_inc(&slot->rejected);
 		DMWARN_LIMIT("%s: KEY_SET refused: not the key this device is bound to",
 			     slot->name);
@@ -297,7 +345,8 @@ int cmk_slot_install(struct cmk_slot *slot, const u8 *key, u64 generation,
 	WRITE_ONCE(slot->state, DM_CMK_STATE_ACTIVE);
 	if (!slot->bound) {
 		memcpy(slot->fingerprint, fpr, sizeof(fpr));
-		slot->bound = true;
+		/* Others read the fingerprint once they see it bound. */
+		smp_store_release(&slot->bound, true);
 	}
 	/* A refusal not yet reported is stale now: don't send it after this. */
 	cancel_work(&slot->refused_work);
@@ -337,7 +386,7 @@ void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason)
 	lockdep_assert_held(&slot->lock);
 
 	if (!old) {
-		if (holds || !slot->hold_ok)
+		if (holds || (!slot->hold_ok && slot->wipe_reason == reason))
 			return;
 		/* No key to wipe, but the customer's "no" ends every wait. */
 		cmk_hold_set_ok(slot, false);
@@ -378,6 +427,7 @@ int cmk_slot_renew(struct cmk_slot *slot, u32 lease_ms)
 {
 	struct cmk_key *key = cmk_slot_key(slot);
 
+	lockdep_assert_held(&slot->lock);
 	if (!key)
 		return -ENOKEY;
 	if (cmk_key_expired(key)) {
@@ -420,6 +470,7 @@ bool cmk_slot_lease_left(struct cmk_slot *slot, u32 *left_ms)
  * the last name seen is kept for when the device is being removed.
  *
  * Context: the slot's lock held.
+ * Return: the name, valid while the lock is held.
  */
 const char *cmk_slot_dev_name(struct cmk_slot *slot)
 {
@@ -436,15 +487,16 @@ static void cmk_lease_work(struct work_struct *work)
 	struct cmk_slot *slot = container_of(to_delayed_work(work),
 					     struct cmk_slot, lease_work);
 	struct cmk_key *key;
+	u64 now = cmk_now_ns();
 
 	mutex_lock(&slot->lock);
 	key = cmk_slot_key(slot);
-	if (key && cmk_key_expired(key))
+	if (key && key->deadline && now >= key->deadline)
 		cmk_slot_wipe(slot, DM_CMK_REASON_LEASE_EXPIRED);
 	else if (key && key->deadline)
 		/* The timer counts awake time only: look again later. */
 		mod_delayed_work(cmk_wq, &slot->lease_work,
-				 nsecs_to_jiffies(key->deadline - cmk_now_ns()) + 1);
+				 nsecs_to_jiffies(key->deadline - now) + 1);
 	mutex_unlock(&slot->lock);
 }
 
@@ -454,7 +506,8 @@ static void cmk_refused_work(struct work_struct *work)
 					     refused_work);
 
 	mutex_lock(&slot->lock);
-	cmk_netlink_notify(slot, DM_CMK_EVENT_IO_REFUSED, 0);
+	if (READ_ONCE(slot->state) != DM_CMK_STATE_ACTIVE)
+		cmk_netlink_notify(slot, DM_CMK_EVENT_IO_REFUSED, 0);
 	mutex_unlock(&slot->lock);
 }
 
@@ -472,6 +525,8 @@ static void cmk_slot_release(struct kref *ref)
 {
 	struct cmk_slot *slot = container_of(ref, struct cmk_slot, ref);
 
+	/* Targets are gone, and their bios with them. */
+	WARN_ON_ONCE(!list_empty(&slot->held));
 	cancel_delayed_work_sync(&slot->lease_work);
 	cancel_delayed_work_sync(&slot->hold_work);
 	cancel_work_sync(&slot->refused_work);
@@ -546,7 +601,6 @@ static struct cmk_slot *cmk_slot_alloc(const char *name,
 	mutex_init(&slot->lock);
 	strscpy(slot->name, name, sizeof(slot->name));
 	slot->md = md;
-	/* Not under dm's hash locks here, unlike in a destructor. */
 	if (dm_copy_name_and_uuid(md, slot->dev_name, NULL))
 		strscpy(slot->dev_name, dm_device_name(md), sizeof(slot->dev_name));
 	slot->state = DM_CMK_STATE_SEALED;
@@ -587,24 +641,40 @@ static void cmk_iv_range(const struct cmk_target *ct, u64 *first, u64 *end)
 	}
 }
 
+/* Do @a and @b put the same tweak on the same backing block? */
+static bool cmk_same_layout(const struct cmk_target *a,
+			    const struct cmk_target *b)
+{
+	return a->dev->bdev == b->dev->bdev &&
+	       a->start - a->iv_offset == b->start - b->iv_offset &&
+	       a->sector_size == b->sector_size &&
+	       test_bit(CMK_IV_LARGE_SECTORS, &a->flags) ==
+	       test_bit(CMK_IV_LARGE_SECTORS, &b->flags);
+}
+
 /*
- * Would @ct reuse a tweak of another target of its own table?  Two
- * targets under one key with overlapping IV ranges encrypt different
- * blocks with the same key and tweak, which XTS must never do.  Targets
- * of other tables of the device (the live one during a reload) are the
- * same blocks, and may overlap.
+ * Would @ct reuse a tweak of another target under this key?  Two targets
+ * with overlapping IV ranges encrypt different blocks with the same key
+ * and tweak, which XTS must never do.  Within one table that is always
+ * so.  A target of another table of the device (the live one during a
+ * reload) may overlap only if it maps each tweak to the same block of the
+ * same backing device: then they are the same blocks.
+ *
+ * Context: the slot's lock held.
  */
 static bool cmk_iv_overlaps(struct cmk_slot *slot, struct cmk_target *ct)
 {
 	struct cmk_target *other;
 	u64 a0, a1, b0, b1;
 
+	lockdep_assert_held(&slot->lock);
 	cmk_iv_range(ct, &a0, &a1);
 	list_for_each_entry(other, &slot->target_list, slot_node) {
-		if (other->ti->table != ct->ti->table)
-			continue;
 		cmk_iv_range(other, &b0, &b1);
-		if (a0 < b1 && b0 < a1)
+		if (!(a0 < b1 && b0 < a1))
+			continue;
+		if (other->ti->table == ct->ti->table ||
+		    !cmk_same_layout(ct, other))
 			return true;
 	}
 	return false;
@@ -657,14 +727,18 @@ static void cmk_slot_update_policy(struct cmk_slot *slot)
 
 /*
  * The live slot of @name, or a new one on the list, with a reference for
- * the caller and the slot's lock held.  A slot whose last target is just
- * going is skipped: it is about to leave the list.
+ * the caller and the slot's lock held; *@created tells which.  A new slot
+ * is locked before it goes on the list, so nobody else can see it before
+ * its creator has attached its first target (or taken it off again).  A
+ * slot whose last target is just going is skipped: it is leaving the list.
  */
 static struct cmk_slot *cmk_slot_get_or_create(const char *name,
-					       struct mapped_device *md)
+					       struct mapped_device *md,
+					       bool *created)
 {
 	struct cmk_slot *slot, *new = NULL;
 
+	*created = false;
 	for (;;) {
 		slot = cmk_slot_get(name);
 		if (!slot) {
@@ -673,6 +747,7 @@ static struct cmk_slot *cmk_slot_get_or_create(const char *name,
 				if (IS_ERR(new))
 					return new;
 			}
+			mutex_lock(&new->lock);
 			mutex_lock(&cmk_slots_lock);
 			/* Nobody may have added one meanwhile. */
 			list_for_each_entry(slot, &cmk_slots, node)
@@ -684,10 +759,11 @@ static struct cmk_slot *cmk_slot_get_or_create(const char *name,
 				kref_get(&new->ref);
 				list_add_tail(&new->node, &cmk_slots);
 				mutex_unlock(&cmk_slots_lock);
-				mutex_lock(&new->lock);
+				*created = true;
 				return new;
 			}
 			mutex_unlock(&cmk_slots_lock);
+			mutex_unlock(&new->lock);
 			continue;
 		}
 		mutex_lock(&slot->lock);
@@ -700,6 +776,16 @@ static struct cmk_slot *cmk_slot_get_or_create(const char *name,
 	if (new)
 		cmk_slot_put(new);
 	return slot;
+}
+
+/* Take a slot that its creator could not use off the list again. */
+static void cmk_slot_unlist(struct cmk_slot *slot)
+{
+	lockdep_assert_held(&slot->lock);
+	slot->dead = true;
+	mutex_lock(&cmk_slots_lock);
+	list_del(&slot->node);
+	mutex_unlock(&cmk_slots_lock);
 }
 
 /**
@@ -721,9 +807,10 @@ int cmk_slot_attach(struct cmk_target *ct, const char *name,
 		    struct mapped_device *md, char **error)
 {
 	struct cmk_slot *slot;
+	bool created;
 	int ret = 0;
 
-	slot = cmk_slot_get_or_create(name, md);
+	slot = cmk_slot_get_or_create(name, md, &created);
 	if (IS_ERR(slot)) {
 		*error = PTR_ERR(slot) == -ENOMEM ?
 			"Cannot allocate key slot" :
@@ -736,7 +823,7 @@ int cmk_slot_attach(struct cmk_target *ct, const char *name,
 		*error = "key_name is already used by another mapped device";
 		ret = -EBUSY;
 	} else if (cmk_iv_overlaps(slot, ct)) {
-		*error = "key_name and IV range overlap another target of this table";
+		*error = "key_name and IV range overlap another target (a tweak would be reused)";
 		ret = -EINVAL;
 	}
 	if (!ret) {
@@ -746,11 +833,8 @@ int cmk_slot_attach(struct cmk_target *ct, const char *name,
 		cmk_slot_update_policy(slot);
 	}
 	/* A slot made for a target that was refused goes again. */
-	if (!slot->targets) {
-		slot->dead = true;
-		mutex_lock(&cmk_slots_lock);
-		list_del(&slot->node);
-		mutex_unlock(&cmk_slots_lock);
+	if (ret && created) {
+		cmk_slot_unlist(slot);
 		mutex_unlock(&slot->lock);
 		cmk_slot_put(slot);	/* the list's */
 	} else {
@@ -777,10 +861,7 @@ void cmk_slot_detach(struct cmk_target *ct)
 	last = --slot->targets == 0;
 	if (last) {
 		cmk_slot_wipe(slot, DM_CMK_REASON_DESTROY);
-		slot->dead = true;
-		mutex_lock(&cmk_slots_lock);
-		list_del(&slot->node);
-		mutex_unlock(&cmk_slots_lock);
+		cmk_slot_unlist(slot);
 	} else {
 		cmk_slot_update_policy(slot);
 	}
@@ -863,10 +944,19 @@ static const struct dev_pm_ops cmk_pm_ops = {
 	.poweroff = cmk_pm_wipe,
 };
 
+/* Reboot, power-off, kexec: no key is left for whatever runs next. */
+static void cmk_pm_shutdown(struct platform_device *pdev)
+{
+	cmk_wipe_all(DM_CMK_REASON_DESTROY);
+}
+
 static struct platform_driver cmk_pm_driver = {
+	.shutdown = cmk_pm_shutdown,
 	.driver = {
 		.name = "dm-cmk",
 		.pm = &cmk_pm_ops,
+		/* Unbinding would silently turn the sleep wipe off. */
+		.suppress_bind_attrs = true,
 	},
 };
 
@@ -876,6 +966,12 @@ static struct platform_device *cmk_pm_dev;
 static int cmk_vmfork_notify(struct notifier_block *nb, unsigned long action,
 			     void *data)
 {
+	/*
+	 * Count first: a KEY_SET that holds a slot's lock now either saw the
+	 * old epoch and is wiped below, or comes later and sees the new one
+	 * (and is refused if its key was unsealed before the fork).
+	 */
+	atomic_inc(&cmk_epoch);
 	cmk_wipe_all(DM_CMK_REASON_VMFORK);
 	return NOTIFY_DONE;
 }

@@ -23,6 +23,7 @@ static const struct nla_policy cmk_policy[DM_CMK_A_MAX + 1] = {
 	[DM_CMK_A_LEASE_MS] = { .type = NLA_U32 },
 	[DM_CMK_A_FLAGS] = NLA_POLICY_MASK(NLA_U32, DM_CMK_F_ALL),
 	[DM_CMK_A_REASON] = NLA_POLICY_MAX(NLA_U32, DM_CMK_REASON_MAX),
+	[DM_CMK_A_EPOCH] = { .type = NLA_U32 },
 };
 
 static struct genl_family cmk_family;
@@ -122,20 +123,37 @@ static bool cmk_nl_all(struct genl_info *info)
  * must carry one key, and no copy may stay in the buffer, whichever one
  * the attribute table points at.
  */
-static unsigned int cmk_nl_scrub_keys(struct genl_info *info)
+static unsigned int cmk_nl_scrub_msg(struct genlmsghdr *genlhdr, int len)
 {
 	unsigned int n = 0;
 	struct nlattr *nla;
 	int rem;
 
-	nla_for_each_attr(nla, genlmsg_data(info->genlhdr),
-			  genlmsg_len(info->genlhdr), rem) {
+	nla_for_each_attr(nla, (struct nlattr *)((u8 *)genlhdr + GENL_HDRLEN),
+			  len, rem) {
 		if (nla_type(nla) != DM_CMK_A_KEY)
 			continue;
 		memzero_explicit(nla_data(nla), nla_len(nla));
 		n++;
 	}
 	return n;
+}
+
+static unsigned int cmk_nl_scrub_keys(struct genl_info *info)
+{
+	return cmk_nl_scrub_msg(info->genlhdr, genlmsg_len(info->genlhdr));
+}
+
+/*
+ * A key belongs in KEY_SET only.  Any other request that carries one is
+ * refused, and the key zeroed, so no command leaves key bytes behind.
+ */
+static int cmk_nl_refuse_keys(struct genl_info *info)
+{
+	if (!cmk_nl_scrub_keys(info))
+		return 0;
+	NL_SET_ERR_MSG(info->extack, "KEY belongs in KEY_SET only");
+	return -EINVAL;
 }
 
 static unsigned int cmk_nl_count(struct genl_info *info, int type)
@@ -154,6 +172,7 @@ static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 {
 	struct nlattr *key_attr = info->attrs[DM_CMK_A_KEY];
 	struct nlattr *gen_attr = info->attrs[DM_CMK_A_GENERATION];
+	struct nlattr *epoch_attr = info->attrs[DM_CMK_A_EPOCH];
 	struct cmk_slot *slot;
 	u8 *key;
 	u32 lease_ms;
@@ -193,7 +212,8 @@ static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 	if (!ret)
 		ret = cmk_slot_install(slot, key,
 				       gen_attr ? nla_get_u64(gen_attr) : 0,
-				       lease_ms);
+				       lease_ms,
+				       epoch_attr ? nla_get_u32(epoch_attr) : -1);
 	cmk_nl_slot_unlock(slot);
 	switch (ret) {
 	case 0:
@@ -205,7 +225,11 @@ static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 		break;
 	case -EKEYREJECTED:
 		NL_SET_ERR_MSG_ATTR(info->extack, key_attr,
-				    "this device is bound to another key; only a new table takes a new key");
+				    "not this device's key: a device is bound to its first key, and no device takes another's");
+		break;
+	case -ESTALE:
+		NL_SET_ERR_MSG_ATTR(info->extack, epoch_attr,
+				    "the VM was forked since this key was unsealed: unseal it again");
 		break;
 	default:
 		NL_SET_ERR_MSG_ATTR(info->extack, key_attr,
@@ -225,7 +249,7 @@ static int cmk_nl_key_wipe(struct sk_buff *skb, struct genl_info *info)
 	struct cmk_slot *slot;
 	int ret;
 
-	ret = cmk_nl_may_change_keys(skb, info);
+	ret = cmk_nl_refuse_keys(info) ?: cmk_nl_may_change_keys(skb, info);
 	if (ret)
 		return ret;
 	if (reason_attr)
@@ -258,7 +282,7 @@ static int cmk_nl_lease_renew(struct sk_buff *skb, struct genl_info *info)
 	u64 id = 0;
 	int ret;
 
-	ret = cmk_nl_may_change_keys(skb, info);
+	ret = cmk_nl_refuse_keys(info) ?: cmk_nl_may_change_keys(skb, info);
 	if (ret)
 		return ret;
 	if (CMK_NL_REQUIRE(info, DM_CMK_A_LEASE_MS,
@@ -329,6 +353,8 @@ static int cmk_nl_fill(struct sk_buff *skb, struct cmk_slot *slot, u32 portid,
 		goto cancel;
 	if (slot->bound && nla_put_flag(skb, DM_CMK_A_BOUND))
 		goto cancel;
+	if (nla_put_u32(skb, DM_CMK_A_EPOCH, cmk_epoch_now()))
+		goto cancel;
 	if (cmk_slot_lease_left(slot, &lease_left) &&
 	    nla_put_u32(skb, DM_CMK_A_LEASE_LEFT_MS, lease_left))
 		goto cancel;
@@ -349,6 +375,9 @@ static int cmk_nl_get(struct sk_buff *skb, struct genl_info *info)
 	struct sk_buff *msg;
 	int ret;
 
+	ret = cmk_nl_refuse_keys(info);
+	if (ret)
+		return ret;
 	msg = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
@@ -366,6 +395,23 @@ static int cmk_nl_get(struct sk_buff *skb, struct genl_info *info)
 		return ret;
 	}
 	return genlmsg_reply(msg, info);
+}
+
+/*
+ * A dump request carrying a key: zero it (the request stays in memory for
+ * the whole dump) and refuse.  The request skb is ours to write.
+ */
+static int cmk_nl_dump_start(struct netlink_callback *cb)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)cb->nlh;
+
+	if (nlh->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN)
+		return 0;
+	if (!cmk_nl_scrub_msg(nlmsg_data(nlh),
+			      nlmsg_len(nlh) - GENL_HDRLEN))
+		return 0;
+	NL_SET_ERR_MSG(cb->extack, "KEY belongs in KEY_SET only");
+	return -EINVAL;
 }
 
 /* cb->args[0] holds the id of the next slot to report. */
@@ -403,7 +449,11 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 
 	lockdep_assert_held(&slot->lock);
 
-	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	/*
+	 * NOIO: this runs under the slot's lock, and reclaim must not wait
+	 * for writeback that waits for this slot's key (swap on dm-cmk).
+	 */
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_NOIO);
 	if (!skb)
 		return;
 	hdr = genlmsg_put(skb, 0, 0, &cmk_family, 0, DM_CMK_CMD_EVENT);
@@ -414,20 +464,21 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 	    nla_put_string(skb, DM_CMK_A_DEVICE, cmk_slot_dev_name(slot)) ||
 	    nla_put_u32(skb, DM_CMK_A_STATE, slot->state) ||
 	    nla_put_u64_64bit(skb, DM_CMK_A_GENERATION, slot->generation,
-			      DM_CMK_A_PAD))
+			      DM_CMK_A_PAD) ||
+	    nla_put_u32(skb, DM_CMK_A_EPOCH, cmk_epoch_now()))
 		goto fail;
 	if (event == DM_CMK_EVENT_KEY_WIPED &&
 	    nla_put_u32(skb, DM_CMK_A_REASON, reason))
 		goto fail;
 	genlmsg_end(skb, hdr);
-	genlmsg_multicast(&cmk_family, skb, 0, 0, GFP_KERNEL);
+	genlmsg_multicast(&cmk_family, skb, 0, 0, GFP_NOIO);
 	return;
 
 fail:
 	nlmsg_free(skb);
 }
 
-static const struct genl_small_ops cmk_ops[] = {
+static const struct genl_ops cmk_ops[] = {
 	/* These three check CAP_SYS_ADMIN themselves, see above. */
 	{
 		.cmd = DM_CMK_CMD_KEY_SET,
@@ -444,6 +495,7 @@ static const struct genl_small_ops cmk_ops[] = {
 	{
 		.cmd = DM_CMK_CMD_GET,
 		.doit = cmk_nl_get,
+		.start = cmk_nl_dump_start,
 		.dumpit = cmk_nl_dump,
 		.flags = GENL_ADMIN_PERM,
 	},
@@ -462,8 +514,8 @@ static struct genl_family cmk_family __ro_after_init = {
 	/* Slots have their own locks; don't hold genl_mutex through a drain. */
 	.parallel_ops = true,
 	.module = THIS_MODULE,
-	.small_ops = cmk_ops,
-	.n_small_ops = ARRAY_SIZE(cmk_ops),
+	.ops = cmk_ops,
+	.n_ops = ARRAY_SIZE(cmk_ops),
 	.mcgrps = cmk_mcgrps,
 	.n_mcgrps = ARRAY_SIZE(cmk_mcgrps),
 };

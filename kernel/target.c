@@ -14,6 +14,7 @@
 
 #include <linux/blkdev.h>
 #include <linux/module.h>
+#include <linux/overflow.h>
 #include <linux/slab.h>
 #include <crypto/skcipher.h>
 
@@ -193,6 +194,11 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "Invalid iv_offset: not a multiple of sector_size";
 		goto bad;
 	}
+	/* The IV range must not wrap: tweaks would repeat within the device. */
+	if (check_add_overflow(ct->iv_offset, (u64)ti->len, &value)) {
+		ti->error = "Invalid iv_offset: iv_offset + length overflows";
+		goto bad;
+	}
 
 	ret = cmk_bounce_pool_init(ct);
 	if (ret) {
@@ -301,12 +307,30 @@ static void cmk_status(struct dm_target *ti, status_type_t type,
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
 		DMEMIT(",cipher=%s,key_name=%s,iv_offset=%llu,sector_size=%u",
 		       CMK_CIPHER, slot->name, ct->iv_offset, ct->sector_size);
-		DMEMIT(",iv_large_sectors=%c,allow_discards=%c,state=%s;",
+		DMEMIT(",iv_large_sectors=%c,allow_discards=%c",
 		       test_bit(CMK_IV_LARGE_SECTORS, &ct->flags) ? 'y' : 'n',
-		       test_bit(CMK_ALLOW_DISCARDS, &ct->flags) ? 'y' : 'n',
-		       cmk_state_name(state));
+		       test_bit(CMK_ALLOW_DISCARDS, &ct->flags) ? 'y' : 'n');
+		DMEMIT(",lease_ms=%u,allow_no_lease=%c,hold_ms=%u,state=%s;",
+		       ct->lease_max_ms,
+		       test_bit(CMK_ALLOW_NO_LEASE, &ct->flags) ? 'y' : 'n',
+		       ct->hold_ms, cmk_state_name(state));
 		break;
 	}
+}
+
+/* Suspend, resume: what happens to bios waiting for a key (hold.c). */
+static void cmk_presuspend(struct dm_target *ti)
+{
+	struct cmk_target *ct = ti->private;
+
+	cmk_hold_suspend(ct->slot, dm_noflush_suspending(ti));
+}
+
+static void cmk_resume(struct dm_target *ti)
+{
+	struct cmk_target *ct = ti->private;
+
+	cmk_hold_resume(ct->slot);
 }
 
 static int cmk_iterate_devices(struct dm_target *ti,
@@ -342,6 +366,9 @@ static struct target_type cmk_target = {
 	.dtr = cmk_dtr,
 	.map = cmk_map,
 	.status = cmk_status,
+	.presuspend = cmk_presuspend,
+	.presuspend_undo = cmk_resume,
+	.resume = cmk_resume,
 	.iterate_devices = cmk_iterate_devices,
 	.io_hints = cmk_io_hints,
 };

@@ -31,8 +31,10 @@
  *	Requires %DM_CMK_A_NAME, %DM_CMK_A_KEY and %DM_CMK_A_LEASE_MS;
  *	%DM_CMK_A_GENERATION is optional (default 0).  The first key a device
  *	takes binds it: every later KEY_SET must carry the same key, or fails
- *	with EKEYREJECTED.  Refused with EBUSY while the system is suspending,
- *	hibernating or resuming.
+ *	with EKEYREJECTED, as does a key another device is bound to.  Refused
+ *	with EBUSY while the system is suspending, hibernating or resuming,
+ *	and with ESTALE if %DM_CMK_A_EPOCH is given and the VM was forked
+ *	since.
  * @DM_CMK_CMD_KEY_WIPE: wipe the key of %DM_CMK_A_NAME, or of every device
  *	when %DM_CMK_A_FLAGS has %DM_CMK_F_ALL.  %DM_CMK_A_REASON is optional.
  *	Wiping a device that holds no key succeeds.  The reply is sent after
@@ -85,6 +87,9 @@ enum dm_cmk_cmd {
  * @DM_CMK_A_REJECTED: u64, KEY_SETs refused because their key differs from
  *	the key the device is bound to
  * @DM_CMK_A_BOUND: flag, present once the device is bound to a key
+ * @DM_CMK_A_EPOCH: u32, the number of VM forks the kernel has seen since
+ *	dm-cmk was loaded (GET, events); in KEY_SET (optional), the epoch the
+ *	key was unsealed in: a key unsealed before a fork is refused
  * @__DM_CMK_A_MAX: internal
  * @DM_CMK_A_MAX: highest attribute number
  */
@@ -111,6 +116,7 @@ enum dm_cmk_attr {
 	DM_CMK_A_HELD,
 	DM_CMK_A_REJECTED,
 	DM_CMK_A_BOUND,
+	DM_CMK_A_EPOCH,
 
 	__DM_CMK_A_MAX,
 	DM_CMK_A_MAX = __DM_CMK_A_MAX - 1
