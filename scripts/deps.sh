@@ -18,8 +18,12 @@ pkgs=(
 	sparse shellcheck
 	# Documentation/*.rst syntax (scripts/lint.sh)
 	python3-docutils
-	# QEMU guest runner: initramfs from host files
-	qemu-system-x86 busybox-static dmsetup fio cpio gzip zstd
+	# QEMU guest runner: initramfs from host files; qemu-img for the
+	# snapshot disk and python3 for the QMP client of run-guest.sh
+	# --savevm-restore (tests/kselftest/vmfork.sh)
+	qemu-system-x86 qemu-utils python3 busybox-static dmsetup fio cpio gzip zstd
+	# guest tools (run-guest.sh --tool): capsh for the capability tests
+	libcap2-bin
 	# make demo and the integration tests: mkfs.ext4 in the guest
 	e2fsprogs
 	# guest -> host TCP forwarding (run-guest.sh --net-fwd)
@@ -39,7 +43,7 @@ pkgs=(
 	python3-azure python3-pykmip softhsm2 opensc libp11-kit-dev
 	# tests/boot: a real Debian guest image, the module through DKMS
 	debootstrap dkms genisoimage
-	# make bench: memory pressure while fio runs
+	# make bench and tests/kselftest/pressure.sh: memory pressure
 	stress-ng
 )
 

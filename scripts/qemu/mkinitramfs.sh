@@ -4,8 +4,9 @@
 # Build the test guest's initramfs from the host's own files.
 #
 # Usage: scripts/qemu/mkinitramfs.sh --kver KVER --out FILE
-#            [--kmod KO] [--tests DIR] [--fio] [--net]
-#            [--module NAME]... [--add SRC[:DST]]... [TEST...]
+#            [--kmod KO] [--tests DIR] [--fio] [--net] [--disk]
+#            [--module NAME]... [--add SRC[:DST]]... [--tool NAME]...
+#            [TEST...]
 #
 # Contents:
 #   /init                   scripts/qemu/init
@@ -16,12 +17,15 @@
 #   /sbin/dmsetup           plus the libraries ldd lists, as for every binary
 #   /usr/bin/fio            with --fio (~80 MB of libraries; off by default)
 #   /lib/modules/KVER/      dm-mod dm-crypt brd null_blk xts aesni_intel
-#                           loop dm-flakey (+ virtio_pci, virtio_net with --net) with
+#                           loop dm-flakey (+ virtio_pci, virtio_net with --net,
+#                           virtio_pci, virtio_blk with --disk) with
 #                           their dependencies, our dm-cmk.ko in updates/,
 #                           then depmod
 #   /tests/kselftest/       TEST... or every executable in --tests DIR
 #                           (default build/tests/kselftest)
 #   --add SRC[:DST]         any other file (an ELF brings its libraries)
+#   --tool NAME             the host's program NAME (found in PATH) at the
+#                           same path, with its libraries
 #
 # The archive is cpio newc, zstd-compressed (both Debian kernels have
 # CONFIG_RD_ZSTD).
@@ -36,6 +40,7 @@ kmod_ko=
 tests_dir=$top/build/tests/kselftest
 fio=0
 net=0
+disk=0
 tests=()
 adds=()
 modules=(brd dm-mod dm-crypt null_blk xts aesni_intel loop dm-flakey)
@@ -50,8 +55,14 @@ while [ $# -gt 0 ]; do
 	--tests) tests_dir=$2; shift 2 ;;
 	--fio) fio=1; shift ;;
 	--net) net=1; shift ;;
+	--disk) disk=1; shift ;;
 	--module) modules+=("$2"); shift 2 ;;
 	--add) adds+=("$2"); shift 2 ;;
+	--tool)
+		t=$(PATH=$PATH:/usr/sbin:/sbin command -v "$2") ||
+			die "tool $2 not found on the host (see scripts/deps.sh)"
+		adds+=("$t")
+		shift 2 ;;
 	-*) die "unknown option $1" ;;
 	*) tests+=("$1"); shift ;;
 	esac
@@ -61,6 +72,7 @@ done
 [ -d "/lib/modules/$kver/kernel" ] || die "no modules for $kver in /lib/modules"
 kmod_ko=${kmod_ko:-$top/build/kmod/$kver/kernel/dm-cmk.ko}
 [ "$net" = 1 ] && modules+=(virtio_pci virtio_net)
+[ "$disk" = 1 ] && modules+=(virtio_pci virtio_blk)
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/cmk-initramfs.XXXXXX")
 trap 'rm -rf "$root"' EXIT

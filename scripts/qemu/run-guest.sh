@@ -6,8 +6,10 @@
 #
 # Usage: scripts/qemu/run-guest.sh --kver KVER [--timeout S] [--test-timeout S]
 #            [--out DIR] [--fio] [--net-fwd GUESTPORT=HOSTPORT]...
-#            [--add SRC[:DST]]... [--module NAME]... [--show-console]
-#            [TEST...]
+#            [--add SRC[:DST]]... [--tool NAME]... [--module NAME]...
+#            [--mem MB] [--disk FILE]... [--append ARGS] [--qemu-arg ARG]...
+#            [--qmp SOCKET] [--vmgenid GUID|auto] [--savevm-restore]
+#            [--show-console] [TEST...]
 #
 #   --kver KVER         a kernel with /boot/vmlinuz-KVER and modules
 #   --timeout S         bound on the whole guest run (default 900)
@@ -21,8 +23,29 @@
 #                       The "cmd:" guestfwd form is used on purpose: the
 #                       plain "tcp:" form hangs after the first connection.
 #   --add SRC[:DST]     extra file for the guest (ELF: with its libraries)
+#   --tool NAME         a program from the host's PATH (stress-ng, capsh,
+#                       ...), at the same path in the guest, with its
+#                       libraries; its package belongs in scripts/deps.sh
 #   --module NAME       extra kernel module (and its dependencies) for the
 #                       guest's /lib/modules; tests modprobe it themselves
+#   --mem MB            guest memory (default 2048)
+#   --disk FILE         a virtio-blk drive (the first is /dev/vda, then
+#                       vdb, ...), a scratch disk: cache=unsafe, format
+#                       qcow2 if FILE ends in .qcow2, else raw.  /init
+#                       loads virtio_blk and waits for the drives
+#   --append ARGS       more kernel command line (after the runner's own,
+#                       so it can override e.g. hung_task_panic=0)
+#   --qemu-arg ARG      one more QEMU argument, as it is
+#   --qmp SOCKET        a QMP server on the unix socket SOCKET (no wait)
+#   --vmgenid GUID|auto a vmgenid device (VM generation ID) with that GUID
+#   --savevm-restore    a VM fork: when a test prints "### savevm TAG" on
+#                       its output, the runner stops the guest, saves
+#                       snapshot TAG to the first --disk (which must be a
+#                       .qcow2), ends that QEMU and starts a second one
+#                       with the same devices from the snapshot (-loadvm);
+#                       with --vmgenid the second one gets a new random
+#                       generation ID, as a restored clone of a VM does.
+#                       Adds the result guest_savevm_restore
 #   --show-console      copy the guest console to stderr while it runs
 #   TEST...             test binaries (default: build/tests/kselftest/*)
 #
@@ -44,6 +67,13 @@ show_console=0
 mk_args=()
 fwds=()
 tests=()
+mem=2048
+disks=()
+append=
+qemu_extra=()
+qmp=
+vmgenid=
+savevm_restore=0
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 
@@ -56,9 +86,17 @@ while [ $# -gt 0 ]; do
 	--fio) mk_args+=(--fio); shift ;;
 	--net-fwd) fwds+=("$2"); shift 2 ;;
 	--add) mk_args+=(--add "$2"); shift 2 ;;
+	--tool) mk_args+=(--tool "$2"); shift 2 ;;
 	--module) mk_args+=(--module "$2"); shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--disk) disks+=("$(realpath "$2")"); shift 2 ;;
+	--append) append+=" $2"; shift 2 ;;
+	--qemu-arg) qemu_extra+=("$2"); shift 2 ;;
+	--qmp) qmp=$2; shift 2 ;;
+	--vmgenid) vmgenid=$2; shift 2 ;;
+	--savevm-restore) savevm_restore=1; shift ;;
 	--show-console) show_console=1; shift ;;
-	-h|--help) sed -n '3,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) tests+=("$(realpath "$1")"); shift ;;
 	esac
@@ -68,13 +106,18 @@ out=${out:-$top/build/results/$kver}
 short=$(echo "$kver" | cut -d. -f1-2)
 kernel=/boot/vmlinuz-$kver
 
+if [ "$savevm_restore" = 1 ] && [[ ${disks[0]:-} != *.qcow2 ]]; then
+	die "--savevm-restore needs a first --disk FILE.qcow2 to hold the snapshot"
+fi
+
 mkdir -p "$out"
 out=$(realpath "$out")
+[ "$savevm_restore" = 1 ] && qmp=${qmp:-$out/qmp.sock}
 console=$out/console.log
 results=$out/results.log
 tap=$out/tap.txt
 initrd=$out/initramfs.cpio.zst
-rm -f "$console" "$results" "$tap"
+rm -f "$console" "$results" "$tap" "$out"/qemu*.log "$out/qmp.log"
 
 n=0
 failed=0
@@ -111,6 +154,9 @@ t0=$(date +%s.%N)
 if [ ${#fwds[@]} -gt 0 ]; then
 	mk_args+=(--net)
 fi
+if [ ${#disks[@]} -gt 0 ]; then
+	mk_args+=(--disk)
+fi
 if ! "$here/mkinitramfs.sh" --kver "$kver" --out "$initrd" "${mk_args[@]}" \
 	"${tests[@]}" 2>"$out/mkinitramfs.log"; then
 	while IFS= read -r l; do say "# $l"; done <"$out/mkinitramfs.log"
@@ -123,14 +169,24 @@ t1=$(date +%s.%N)
 
 cmdline="console=ttyS0 panic_on_warn=1 panic=-1 oops=panic softlockup_panic=1"
 cmdline+=" hung_task_panic=1 cmk.timeout=$test_timeout"
+[ ${#disks[@]} -gt 0 ] && cmdline+=" cmk.disks=${#disks[@]}"
 
+# Both serial files are opened for appending (and were removed above), so
+# a guest restored from a snapshot writes on where its parent stopped.
 qemu=(qemu-system-x86_64
-	-accel tcg -cpu max -smp 2 -m 2048
+	-accel tcg -cpu max -smp 2 -m "$mem"
 	-nographic -nodefaults -no-user-config -no-reboot -monitor none
 	-kernel "$kernel" -initrd "$initrd"
-	-serial "file:$console"		# ttyS0: kernel log
-	-serial "file:$results"		# ttyS1: test results
+	-chardev "file,id=ttyS0,path=$console,append=on"
+	-serial chardev:ttyS0		# ttyS0: kernel log
+	-chardev "file,id=ttyS1,path=$results,append=on"
+	-serial chardev:ttyS1		# ttyS1: test results
 )
+for d in "${disks[@]}"; do
+	fmt=raw
+	[[ $d == *.qcow2 ]] && fmt=qcow2
+	qemu+=(-drive "file=$d,format=$fmt,if=virtio,cache=unsafe")
+done
 if [ ${#fwds[@]} -gt 0 ]; then
 	# Guest 10.0.2.15/24; each forward maps 10.0.2.100:G -> 127.0.0.1:H.
 	netdev="user,id=n0,restrict=on"
@@ -140,7 +196,72 @@ if [ ${#fwds[@]} -gt 0 ]; then
 	qemu+=(-netdev "$netdev" -device "virtio-net-pci,netdev=n0")
 	cmdline+=" cmk.net=1"
 fi
-qemu+=(-append "$cmdline")
+[ -n "$qmp" ] && qemu+=(-qmp "unix:$qmp,server=on,wait=off")
+qemu+=("${qemu_extra[@]}")
+qemu+=(-append "$cmdline$append")
+
+gen_args=()
+[ -n "$vmgenid" ] && gen_args=(-device "vmgenid,id=vmgenid0,guid=$vmgenid")
+
+# run_qemu SECONDS LOG [ARG...]: the guest, bounded, with more QEMU args.
+run_qemu() {
+	local limit=$1 log=$2
+	shift 2
+	timeout --kill-after=10 "$limit" "${qemu[@]}" "$@" </dev/null >"$log" 2>&1
+}
+
+# A VM fork (--savevm-restore): run the guest until a test prints
+# "### savevm TAG", snapshot it into the qcow2 disk and end that QEMU, then
+# boot a second QEMU from the snapshot with a new generation ID.  Sets qrc
+# and emits guest_savevm_restore.
+savevm_restore_run() {
+	local deadline=$(($(date +%s) + timeout)) qpid tag="" gen1 gen2 left
+
+	rm -f "$qmp"
+	run_qemu "$timeout" "$out/qemu.log" "${gen_args[@]}" &
+	qpid=$!
+	while kill -0 "$qpid" 2>/dev/null; do
+		[ -f "$results" ] && tag=$(tr -d '\r' <"$results" |
+		      sed -n 's/^### savevm \([A-Za-z0-9_.-]\{1,\}\)$/\1/p' | head -n 1)
+		[ -n "$tag" ] && break
+		sleep 0.2
+	done
+	if [ -z "$tag" ]; then
+		wait "$qpid"
+		qrc=$?
+		emit not-ok guest_savevm_restore "no test printed '### savevm TAG' (qemu rc=$qrc)"
+		return 0
+	fi
+	# Generation IDs as QEMU shows them, for the log.
+	if ! "$here/qmp.py" "$qmp" query-vm-generation-id stop "hmp:savevm $tag" \
+		quit >"$out/qmp.log" 2>&1; then
+		kill "$qpid" 2>/dev/null
+		wait "$qpid"
+		qrc=$?
+		emit not-ok guest_savevm_restore "savevm $tag failed: $(tail -n 1 "$out/qmp.log")"
+		return 0
+	fi
+	wait "$qpid"
+	if [ -n "$vmgenid" ]; then
+		gen1=$(sed -n 's/^query-vm-generation-id -> {"guid": "\(.*\)"}$/\1/p' "$out/qmp.log")
+		gen2=$(cat /proc/sys/kernel/random/uuid)
+		gen_args=(-device "vmgenid,id=vmgenid0,guid=$gen2")
+		say "# snapshot $tag saved; restoring it with vmgenid ${gen1:-?} -> $gen2"
+	else
+		say "# snapshot $tag saved; restoring it"
+	fi
+	left=$((deadline - $(date +%s)))
+	[ "$left" -gt 10 ] || left=10
+	run_qemu "$left" "$out/qemu-restored.log" -loadvm "$tag" "${gen_args[@]}"
+	qrc=$?
+	# QEMU exits 1 only on its own errors (a guest's poweroff or panic,
+	# with -no-reboot, is 0): a snapshot it could not load.
+	if [ "$qrc" = 1 ]; then
+		emit not-ok guest_savevm_restore "loadvm $tag failed: $(head -n 1 "$out/qemu-restored.log")"
+	else
+		emit ok guest_savevm_restore
+	fi
+}
 
 tail_pid=
 if [ "$show_console" = 1 ]; then
@@ -149,8 +270,12 @@ if [ "$show_console" = 1 ]; then
 	tail_pid=$!
 fi
 set +e
-timeout --kill-after=10 "$timeout" "${qemu[@]}" </dev/null >"$out/qemu.log" 2>&1
-qrc=$?
+if [ "$savevm_restore" = 1 ]; then
+	savevm_restore_run
+else
+	run_qemu "$timeout" "$out/qemu.log" "${gen_args[@]}"
+	qrc=$?
+fi
 set -e
 [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
 t2=$(date +%s.%N)
