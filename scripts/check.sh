@@ -16,6 +16,11 @@
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
+#   vmfork_<kver>   tests/kselftest/vmfork.sh: a VM fork (snapshot, then a
+#                   restore with a new vmgenid) wipes the keys (issue 12 s3)
+#   pressure_<kver> tests/kselftest/pressure.sh: a 512 MiB guest with swap
+#                   on a virtio disk, forced async crypto, wipes under load
+#                   (issue 12 s5)
 #   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
 #                   for every Debian kernel
 #   kms_<p>         tests/kms/<p>.sh for p in azure gcp kmip pkcs11: the
@@ -196,6 +201,13 @@ fi
 for k in "${kvers[@]}"; do
 	run_suite "guest_$k" tap scripts/qemu/run-guest.sh --kver "$k"
 	grep -h '^# verdict' "$results/guest_$k.log" | sed 's/^# /   /'
+done
+# Kernel tests that need a guest of their own (tests/kselftest/*.sh).
+for k in "${kvers[@]}"; do
+	for s in vmfork pressure; do
+		run_suite "${s}_$k" tap "tests/kselftest/$s.sh" --kver "$k"
+		grep -h '^# verdict' "$results/${s}_$k.log" | sed 's/^# /   /'
+	done
 done
 
 for k in "${kvers[@]}"; do
