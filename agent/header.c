@@ -226,8 +226,9 @@ int cmk_header_decode(const uint8_t b[CMK_HDR_SIZE], const char *copy,
 		return BAD("field dek_len: %u, expected %d", h->dek_len,
 			   CMK_HDR_DEK_LEN);
 	h->flags = cmk_get_le32(b + CMK_HDR_OFF_FLAGS);
-	if (h->flags != 0)
-		return BAD("field flags: 0x%x, no flags are defined", h->flags);
+	if (h->flags & ~CMK_HDR_F_KNOWN)
+		return BAD("field flags: 0x%x has undefined bits (known: 0x%x); upgrade the agent",
+			   h->flags, CMK_HDR_F_KNOWN);
 	memcpy(h->nonce, b + CMK_HDR_OFF_NONCE, CMK_HDR_NONCE_LEN);
 	memcpy(h->wrapped_dek, b + CMK_HDR_OFF_WRAPPED, CMK_HDR_DEK_LEN);
 	memcpy(h->tag, b + CMK_HDR_OFF_TAG, CMK_HDR_TAG_LEN);

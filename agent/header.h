@@ -23,7 +23,7 @@
  *   112    16  boot_id
  *   128     8  write_time     seconds since the epoch, UTC
  *   136     4  dek_len        64
- *   140     4  flags          0
+ *   140     4  flags          bit 0: iv_large_sectors; others 0
  *   144    12  dek_nonce
  *   156    64  wrapped_dek    AES-256-GCM(KEK, nonce, AAD = bytes 0..155)
  *   220    16  dek_tag
@@ -58,6 +58,13 @@
 #define CMK_HDR_NONCE_LEN	12
 #define CMK_HDR_TAG_LEN		16
 #define CMK_HDR_DEK_LEN		64
+
+/*
+ * Header flags: table options that change what the ciphertext means, so a
+ * device is never mapped with other ones than it was written with.
+ */
+#define CMK_HDR_F_IV_LARGE_SECTORS	(1U << 0)
+#define CMK_HDR_F_KNOWN			CMK_HDR_F_IV_LARGE_SECTORS
 
 /* Field offsets (bytes, within one copy). */
 #define CMK_HDR_OFF_MAGIC	0
@@ -104,7 +111,7 @@ struct cmk_header {
 	uint8_t boot_id[CMK_UUID_LEN];
 	uint64_t write_time;
 	uint32_t dek_len;
-	uint32_t flags;
+	uint32_t flags;		/* CMK_HDR_F_* */
 	uint8_t nonce[CMK_HDR_NONCE_LEN];
 	uint8_t wrapped_dek[CMK_HDR_DEK_LEN];
 	uint8_t tag[CMK_HDR_TAG_LEN];
@@ -133,8 +140,9 @@ const char *cmk_mode_name(uint32_t mode);
 
 /*
  * cmk_header_init() - fresh header fields for a new device: random device
- * UUID and boot id, the fixed cipher, sizes and offsets.  sequence, nonce,
- * wrapped DEK and tag are filled by cmk_header_write().
+ * UUID and boot id, the fixed cipher, sizes and offsets, no flags.
+ * sequence, nonce, wrapped DEK and tag are filled by cmk_header_write();
+ * device.c sets boot_id to the kernel's boot id and the flags.
  */
 int cmk_header_init(struct cmk_header *h, enum cmk_mode mode,
 		    uint32_t sector_size, const uint8_t kek_id[CMK_UUID_LEN],
