@@ -225,3 +225,45 @@ int cmk_pwrite_full(int fd, const void *buf, size_t len, off_t off,
 	}
 	return 0;
 }
+
+int cmk_fsync_dir(const char *dir, struct cmk_err *e)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int ret = 0;
+
+	if (fd < 0)
+		return cmk_errf(e, -errno, "cannot open %s: %s", dir, strerror(errno));
+	if (fsync(fd))
+		ret = cmk_errf(e, -errno, "fsync of %s failed: %s", dir, strerror(errno));
+	close(fd);
+	return ret;
+}
+
+int cmk_mkdir_durable(const char *path, mode_t mode, struct cmk_err *e)
+{
+	char parent[PATH_MAX];
+	struct stat st;
+	int ret;
+
+	if (!stat(path, &st)) {
+		if (!S_ISDIR(st.st_mode))
+			return cmk_errf(e, -ENOTDIR, "%s exists and is not a directory",
+					path);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return cmk_errf(e, -errno, "cannot stat %s: %s", path, strerror(errno));
+	if (snprintf(parent, sizeof(parent), "%s", path) >= (int)sizeof(parent))
+		return cmk_errf(e, -ENAMETOOLONG, "%s: path too long", path);
+	dirname(parent);
+	if (strcmp(parent, path)) {
+		ret = cmk_mkdir_durable(parent, mode, e);
+		if (ret)
+			return ret;
+	}
+	if (mkdir(path, mode) && errno != EEXIST)
+		return cmk_errf(e, -errno, "cannot create %s: %s", path, strerror(errno));
+	/* dirname() of a copy: the buffer above was changed in place. */
+	snprintf(parent, sizeof(parent), "%s", path);
+	return cmk_fsync_dir(dirname(parent), e);
+}

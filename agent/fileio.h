@@ -41,6 +41,16 @@ int cmk_read_trusted_file(const char *path, size_t max, const char *what,
 int cmk_write_file_atomic(const char *path, const void *data, size_t len,
 			  mode_t mode, struct cmk_err *e);
 
+/* cmk_fsync_dir() - make the entries of directory @dir durable. */
+int cmk_fsync_dir(const char *dir, struct cmk_err *e);
+
+/*
+ * cmk_mkdir_durable() - create directory @path with @mode, and its missing
+ * parents, each entry made durable (its parent fsync'd); an existing
+ * directory is fine.
+ */
+int cmk_mkdir_durable(const char *path, mode_t mode, struct cmk_err *e);
+
 /* cmk_pread_full() / cmk_pwrite_full() - loop until all bytes moved. */
 int cmk_pread_full(int fd, void *buf, size_t len, off_t off,
 		   const char *what, struct cmk_err *e);
