@@ -68,7 +68,7 @@ static bool dm_name_valid(const char *s)
 
 /* ---- settings tables ----------------------------------------------------- */
 
-enum kind { K_UINT, K_PATH, K_ENUM, K_NAME, K_DMNAME, K_OPTIONS };
+enum kind { K_UINT, K_PATH, K_ENUM, K_NAME, K_DMNAME, K_OPTIONS, K_UUID };
 
 struct setting {
 	const char *key;
@@ -99,6 +99,7 @@ static const struct setting agent_settings[] = {
 	ENUM("syslog", A(syslog), bool_names),
 	OF("metrics_path", K_PATH, A(metrics_path)),
 	OF("state_dir", K_PATH, A(state_dir)),
+	OF("pin_dir", K_PATH, A(pin_dir)),
 	{ .key = NULL }
 };
 
@@ -111,6 +112,7 @@ static const struct setting device_settings[] = {
 	UINT("hold_ms", D(hold_ms), 0, 600000),
 	OF("options", K_OPTIONS, D(options)),
 	ENUM("format", D(format), format_names),
+	OF("uuid", K_UUID, D(uuid)),
 	{ .key = NULL }
 };
 
@@ -233,8 +235,22 @@ static int set_value(struct parser *p, const struct setting *s, const char *v)
 		}
 		return 0;
 	}
+	case K_UUID:
+		if (cmk_uuid_parse(v, (uint8_t *)(base + s->off)))
+			return PERR(p, -EINVAL,
+				    "%s: \"%s\" is not a UUID (8-4-4-4-12 hex digits, as cmkctl format prints it)",
+				    s->key, v);
+		return 0;
 	}
 	return PERR(p, -EINVAL, "internal error");
+}
+
+static bool seen(const struct parser *p, const char *key)
+{
+	for (int i = 0; p->table && p->table[i].key; i++)
+		if (strcmp(p->table[i].key, key) == 0)
+			return p->seen[i] != 0;
+	return false;
 }
 
 static int seen_line(const struct parser *p, const char *key)
@@ -267,6 +283,11 @@ static int end_section(struct parser *p)
 			return cmk_errf(p->e, -EINVAL,
 					"%s:%d: format = always applies to ephemeral devices only (persistent devices are formatted with cmkctl format)",
 					p->name, seen_line(p, "format"));
+		d->has_uuid = seen(p, "uuid");
+		if (d->has_uuid && d->mode != CMK_MODE_PERSISTENT)
+			return cmk_errf(p->e, -EINVAL,
+					"%s:%d: uuid applies to persistent devices only (an ephemeral device gets a new header every boot)",
+					p->name, seen_line(p, "uuid"));
 	}
 	return 0;
 }
@@ -479,6 +500,9 @@ static int validate(struct parser *p)
 				what = "dm_name";
 			else if (!strcmp(a->backing, b->backing))
 				what = "backing";
+			else if (a->has_uuid && b->has_uuid &&
+				 !memcmp(a->uuid, b->uuid, CMK_UUID_LEN))
+				what = "uuid";
 			if (what)
 				return cmk_errf(p->e, -EINVAL,
 						"%s:%d: device \"%s\" has the same %s as device \"%s\" (line %d)",
@@ -512,7 +536,8 @@ int cmk_config_parse(const char *text, size_t len, const char *name,
 	set_defaults(c);
 	c->audit_log = strdup("/var/log/cmk/audit.log");
 	c->state_dir = strdup(CMK_STATE_DIR);
-	if (!c->audit_log || !c->state_dir)
+	c->pin_dir = strdup(CMK_PIN_DIR);
+	if (!c->audit_log || !c->state_dir || !c->pin_dir)
 		return cmk_errf(e, -ENOMEM, "%s: out of memory", name);
 	if (len > CMK_CONFIG_MAX_SIZE) {
 		ret = cmk_errf(e, -EFBIG, "%s: larger than %d bytes", name,
@@ -585,6 +610,7 @@ void cmk_config_free(struct cmk_config *c)
 	free(c->audit_log);
 	free(c->metrics_path);
 	free(c->state_dir);
+	free(c->pin_dir);
 	for (size_t i = 0; i < c->n_providers; i++) {
 		for (size_t j = 0; j < c->providers[i].n; j++) {
 			free((char *)c->providers[i].kv[j].key);
@@ -638,6 +664,11 @@ int cmk_device_table_options(const struct cmk_config_device *d, char *out,
 	if (snprintf(out, size, "%d%s", n, opts) >= (int)size)
 		return -ENOSPC;
 	return 0;
+}
+
+uint32_t cmk_device_header_flags(const struct cmk_config_device *d)
+{
+	return d->options & CMK_OPT_IV_LARGE_SECTORS ? CMK_HDR_F_IV_LARGE_SECTORS : 0;
 }
 
 int cmk_device_table_line(const struct cmk_config_device *d, uint64_t dev_bytes,

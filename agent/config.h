@@ -15,7 +15,8 @@
  *   syslog = yes
  *   boot_deadline_s = 60
  *   metrics_path = /var/lib/prometheus/node-exporter/cmk.prom
- *   state_dir = /run/cmk           # agent.json, revoked/<device>
+ *   state_dir = /run/cmk           # agent.json, revoked/ and opened/<device>
+ *   pin_dir = /var/lib/cmk/pins    # persistent devices' first-use pins
  *
  *   [provider "local"]             # settings of one provider, checked
  *                                  # against that provider's own list
@@ -28,6 +29,7 @@
  *   hold_ms = 30000                # I/O waits this long for a lost key
  *   options = no_read_workqueue no_write_workqueue
  *   format = auto                  # ephemeral only: auto | always
+ *   uuid = 0f8fad5b-...            # persistent only: the header's device_uuid
  *
  * Strict: unknown sections or keys, bad values, duplicate keys, sections
  * or device names all fail with "file:line: message".  The full reference
@@ -102,6 +104,8 @@ struct cmk_config_device {
 	uint32_t hold_ms;
 	unsigned int options;
 	enum cmk_format format;
+	bool has_uuid;			/* uuid set: pinned by the config */
+	uint8_t uuid[CMK_UUID_LEN];
 	int line;
 };
 
@@ -117,7 +121,8 @@ struct cmk_config {
 	char *audit_log;
 	bool syslog;
 	char *metrics_path;	/* NULL: no metrics */
-	char *state_dir;	/* agent state file and revoke markers */
+	char *state_dir;	/* agent state file, revoke markers, open records */
+	char *pin_dir;		/* persistent: first-use pins of persistent devices */
 
 	struct cmk_config_provider *providers;
 	size_t n_providers;
@@ -127,6 +132,7 @@ struct cmk_config {
 
 #define CMK_CONFIG_PATH		"/etc/cmk/agent.conf"
 #define CMK_STATE_DIR		"/run/cmk"
+#define CMK_PIN_DIR		"/var/lib/cmk/pins"
 
 int cmk_config_parse(const char *text, size_t len, const char *name,
 		     struct cmk_config *c, struct cmk_err *e);
@@ -145,6 +151,12 @@ cmk_config_provider(const struct cmk_config *c, const char *name);
  */
 int cmk_device_table_options(const struct cmk_config_device *d, char *out,
 			     size_t size);
+
+/*
+ * cmk_device_header_flags() - the header flags (CMK_HDR_F_*) the table of
+ * @d implies: a header must carry exactly these to be mapped with it.
+ */
+uint32_t cmk_device_header_flags(const struct cmk_config_device *d);
 
 /*
  * cmk_device_table_line() - the dm-cmk table line for @d on a backing

@@ -113,6 +113,7 @@ static void config_defaults_applied(void **state)
 	assert_true(c.syslog);
 	assert_string_equal(c.audit_log, "/var/log/cmk/audit.log");
 	assert_null(c.metrics_path);
+	assert_string_equal(c.pin_dir, "/var/lib/cmk/pins");
 	assert_int_equal(c.n_devices, 0);
 	cmk_config_free(&c);
 	assert_int_equal(cmk_device_table_options(&d, opts, sizeof(opts)), 0);
@@ -319,6 +320,51 @@ static void config_device_format(void **state)
 		     "agent.conf:6", "ephemeral devices only");
 }
 
+/* A persistent device's uuid: the line cmkctl format prints. */
+static void config_device_uuid(void **state)
+{
+	static const uint8_t want[CMK_UUID_LEN] = {
+		0x0f, 0x8f, 0xad, 0x5b, 0xd9, 0xcb, 0x46, 0x9f,
+		0xa1, 0x65, 0x70, 0x86, 0x77, 0x28, 0x95, 0x0e,
+	};
+	struct cmk_config c;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(parse(AGENT "pin_dir = /srv/pins\n"
+			       "[device \"a\"]\nbacking = /dev/x\nmode = persistent\n"
+			       "uuid = 0F8FAD5B-D9CB-469F-A165-70867728950E\n"
+			       "[device \"b\"]\nbacking = /dev/y\nmode = persistent\n",
+			       &c, &e), 0);
+	assert_string_equal(c.pin_dir, "/srv/pins");
+	assert_true(c.devices[0].has_uuid);
+	assert_memory_equal(c.devices[0].uuid, want, CMK_UUID_LEN);
+	assert_false(c.devices[1].has_uuid);
+	cmk_config_free(&c);
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/x\nmode = persistent\nuuid = 0f8fad5b\n",
+		     "agent.conf:6", "not a UUID");
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/x\nmode = ephemeral\n"
+		     "uuid = 0f8fad5b-d9cb-469f-a165-70867728950e\n",
+		     "agent.conf:6", "persistent devices only");
+	expect_error(AGENT "[device \"a\"]\nbacking = /dev/x\nmode = persistent\n"
+		     "uuid = 0f8fad5b-d9cb-469f-a165-70867728950e\n"
+		     "[device \"b\"]\nbacking = /dev/y\nmode = persistent\n"
+		     "uuid = 0f8fad5b-d9cb-469f-a165-70867728950e\n",
+		     "agent.conf:7", "same uuid as device \"a\"");
+}
+
+/* The header flags follow the table options that change the ciphertext. */
+static void config_header_flags_follow_iv_option(void **state)
+{
+	struct cmk_config_device d = { .sector_size = 4096,
+				       .options = CMK_OPT_NO_READ_WORKQUEUE };
+
+	(void)state;
+	assert_int_equal(cmk_device_header_flags(&d), 0);
+	d.options |= CMK_OPT_IV_LARGE_SECTORS;
+	assert_int_equal(cmk_device_header_flags(&d), CMK_HDR_F_IV_LARGE_SECTORS);
+}
+
 static void config_table_line_matches_contract(void **state)
 {
 	struct cmk_config_device d = {
@@ -368,6 +414,8 @@ int main(void)
 		cmocka_unit_test(config_load_from_file),
 		cmocka_unit_test(config_table_line_matches_contract),
 		cmocka_unit_test(config_device_format),
+		cmocka_unit_test(config_device_uuid),
+		cmocka_unit_test(config_header_flags_follow_iv_option),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, tu_setup_tmpdir,
