@@ -200,7 +200,7 @@ static void set_msg(struct agent *a, size_t i, const char *msg)
 static int bring_up(struct agent *a, size_t i, struct cmk_err *e)
 {
 	const struct cmk_config_device *d = &a->cfg.devices[i];
-	bool restored;
+	enum cmk_volume_how how = CMK_VOLUME_OPENED;
 	int ret;
 
 	if (cmk_volume_revoked(&a->cfg, d)) {
@@ -229,10 +229,13 @@ static int bring_up(struct agent *a, size_t i, struct cmk_err *e)
 		}
 		ret = cmk_volume_restore(&a->vol, d, e);
 	} else {
-		ret = cmk_volume_open(&a->vol, d, &restored, e);
+		ret = cmk_volume_open(&a->vol, d, &how, e);
 	}
 	if (ret) {
 		set_msg(a, i, e->msg);
+		/* Its header was refused, but its live key is kept renewed. */
+		if (how == CMK_VOLUME_RENEWED)
+			a->dev[i] = DEV_OPEN;
 		return ret;
 	}
 	a->dev[i] = DEV_OPEN;
@@ -637,7 +640,8 @@ int main(int argc, char **argv)
 	a.dev = calloc(a.cfg.n_devices + 1, sizeof(*a.dev));
 	a.dev_msg = calloc(a.cfg.n_devices + 1, sizeof(*a.dev_msg));
 	a.retry_at = calloc(a.cfg.n_devices + 1, sizeof(*a.retry_at));
-	if (!a.dev || !a.dev_msg || !a.retry_at) {
+	a.vol.opened = calloc(a.cfg.n_devices + 1, sizeof(*a.vol.opened));
+	if (!a.dev || !a.dev_msg || !a.retry_at || !a.vol.opened) {
 		fprintf(stderr, "cmk-agent: out of memory\n");
 		goto out;
 	}
@@ -681,6 +685,7 @@ out:
 	free(a.dev);
 	free(a.dev_msg);
 	free(a.retry_at);
+	free(a.vol.opened);
 	cmk_config_free(&a.cfg);
 	return ret;
 }

@@ -16,7 +16,7 @@
  *   cmkctl kek check FILE
  *   cmkctl header dump DEVICE
  *   cmkctl format --kek FILE --mode ephemeral|persistent
- *                 [--sector-size 512|4096] [--force] DEVICE
+ *                 [--sector-size 512|4096] [--iv-large-sectors] [--force] DEVICE
  *   cmkctl local-key create|enable|disable|destroy|status FILE
  *   cmkctl [--config FILE] open DEVICE | close DEVICE | status [--json]
  *   cmkctl [--config FILE] revoke [--device NAME]
@@ -26,7 +26,9 @@
  * (definitive: disabled, destroyed, denied, not found); 3 the KMS could not
  * be reached (transient); 4 no valid header / not formatted; 5 the kernel
  * or device-mapper refused (module not loaded, no such device, netlink
- * error).  Documentation/cmkctl.rst is the manual.
+ * error); 6 the device's header was refused (another device's, an earlier
+ * boot's, not what was opened, or not what the configuration says).
+ * Documentation/cmkctl.rst is the manual.
  * Never prints key material, wrapped or not.
  */
 #include <errno.h>
@@ -41,7 +43,9 @@
 #include <json-c/json.h>
 
 #include "audit.h"
+#include "binding.h"
 #include "config.h"
+#include "device.h"
 #include "dm.h"
 #include "envelope.h"
 #include "fileio.h"
@@ -59,6 +63,7 @@ enum {
 	EXIT_TRANSIENT = 3,
 	EXIT_NO_HEADER = 4,
 	EXIT_KERNEL = 5,
+	EXIT_REFUSED = 6,
 };
 
 static const char *config_path = CMK_CONFIG_PATH;
@@ -84,7 +89,8 @@ static int usage(void)
 	      "  cmkctl kek info FILE\n"
 	      "  cmkctl kek check FILE\n"
 	      "  cmkctl header dump DEVICE\n"
-	      "  cmkctl format --kek FILE --mode ephemeral|persistent [--sector-size 512|4096] [--force] DEVICE\n"
+	      "  cmkctl format --kek FILE --mode ephemeral|persistent [--sector-size 512|4096]\n"
+	      "                [--iv-large-sectors] [--force] DEVICE\n"
 	      "  cmkctl local-key create|enable|disable|destroy|status FILE\n"
 	      "  cmkctl [--config FILE] open DEVICE\n"
 	      "  cmkctl [--config FILE] close DEVICE\n"
@@ -93,7 +99,7 @@ static int usage(void)
 	      "  cmkctl [--config FILE] kek rewrap [--key-ref REF]\n"
 	      "  cmkctl [--config FILE] kek rotate\n"
 	      "exit: 0 ok, 1 error, 2 KMS refused, 3 KMS unreachable, 4 no valid header,\n"
-	      "      5 kernel or device-mapper refused\n",
+	      "      5 kernel or device-mapper refused, 6 header refused\n",
 	      stderr);
 	return EXIT_LOCAL;
 }
@@ -346,6 +352,8 @@ static int header_dump(int argc, char **argv)
 	printf("%-14s %s\n", "mode", cmk_mode_name(h.mode));
 	printf("%-14s %s\n", "cipher", h.cipher);
 	printf("%-14s %u\n", "sector_size", h.sector_size);
+	printf("%-14s 0x%x%s\n", "flags", h.flags,
+	       h.flags & CMK_HDR_F_IV_LARGE_SECTORS ? " (iv_large_sectors)" : "");
 	printf("%-14s %llu\n", "data_offset", (unsigned long long)h.data_offset);
 	print_uuid("kek_id", h.kek_id);
 	printf("%-14s %u\n", "kek_version", h.kek_version);
@@ -361,6 +369,7 @@ static int do_format(int argc, char **argv)
 		{ "kek", required_argument, NULL, 'k' },
 		{ "mode", required_argument, NULL, 'm' },
 		{ "sector-size", required_argument, NULL, 's' },
+		{ "iv-large-sectors", no_argument, NULL, 'i' },
 		{ "force", no_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -371,10 +380,14 @@ static int do_format(int argc, char **argv)
 	struct cmk_envelope env;
 	struct cmk_config cfg;
 	struct cmk_header h;
+	struct cmk_keks k;
 	struct cmk_err e;
+	uint8_t boot[CMK_UUID_LEN];
 	enum cmk_mode mode = 0;
 	unsigned long sector = 4096;
+	uint32_t flags = 0;
 	bool force = false, cfg_loaded = false;
+	char u[CMK_UUID_STR];
 	int c, fd = -1, ret = EXIT_LOCAL;
 
 	cmk_envelope_init(&env);
@@ -389,6 +402,9 @@ static int do_format(int argc, char **argv)
 			break;
 		case 's':
 			sector = strtoul(optarg, NULL, 10);
+			break;
+		case 'i':
+			flags |= CMK_HDR_F_IV_LARGE_SECTORS;
 			break;
 		case 'f':
 			force = true;
@@ -405,24 +421,34 @@ static int do_format(int argc, char **argv)
 		fprintf(stderr, "cmkctl: %s: %s\n", dev, strerror(errno));
 		return EXIT_LOCAL;
 	}
+	/* Before any KMS call: a refusal costs nothing. */
 	if (!force && cmk_header_read(fd, &h, NULL, &e) != -ENODATA) {
 		fprintf(stderr, "cmkctl: %s already has a dm-cmk header (or a damaged one); formatting destroys its data (use --force)\n",
 			dev);
 		goto out;
 	}
-	if (cmk_envelope_read(kek_path, &env, &e) ||
+	if (cmk_boot_id(boot, &e) ||
+	    cmk_envelope_read(kek_path, &env, &e) ||
 	    ctl_provider_open(env.cur.provider, &cfg, &cfg_loaded, &p, &e) ||
-	    cmk_envelope_unwrap(p, &env, false, &kek, NULL, &e) ||
-	    cmk_header_init(&h, mode, (uint32_t)sector, env.kek_id,
-			    env.cur.kek_version, &e) ||
-	    cmk_dek_generate(&dek, &e) ||
-	    cmk_header_zero_area(fd, &e) ||
-	    cmk_header_write(fd, &h, kek, dek, &e)) {
+	    cmk_envelope_unwrap(p, &env, false, &kek, NULL, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
-	printf("formatted %s: %s, sector size %u, data at sector %d\n", dev,
-	       cmk_mode_name(h.mode), h.sector_size, CMK_HDR_DATA_OFFSET);
+	k = (struct cmk_keks){ .env = &env, .cur = kek };
+	if (cmk_device_format(fd, &k, mode, (uint32_t)sector, flags, boot, true,
+			      &h, &dek, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	printf("formatted %s: %s, sector size %u%s, data at sector %d\n", dev,
+	       cmk_mode_name(h.mode), h.sector_size,
+	       flags ? ", iv_large_sectors" : "", CMK_HDR_DATA_OFFSET);
+	if (mode == CMK_MODE_PERSISTENT) {
+		/* The line that binds the configured device to this header. */
+		cmk_uuid_format(h.device_uuid, u);
+		printf("add to its [device] section in agent.conf:\n");
+		printf("uuid = %s\n", u);
+	}
 	ret = 0;
 out:
 	close(fd);
@@ -564,6 +590,8 @@ static int fail_volume(const struct cmk_err *e, int ret)
 {
 	if (e->cls == CMK_EC_DEFINITIVE || e->cls == CMK_EC_TRANSIENT)
 		return fail(e);
+	if (ret == -EXDEV || ret == -ESTALE || ret == -EMEDIUMTYPE)
+		return fprintf(stderr, "cmkctl: %s\n", e->msg), EXIT_REFUSED;
 	if (ret == -ENODATA || ret == -EUCLEAN)
 		return fprintf(stderr, "cmkctl: %s\n", e->msg), EXIT_NO_HEADER;
 	if (ret == -ENODEV || ret == -ENOENT || ret == -EPERM || ret == -ENXIO ||
@@ -574,10 +602,15 @@ static int fail_volume(const struct cmk_err *e, int ret)
 
 static int do_open(int argc, char **argv)
 {
+	static const char *const done[] = {
+		[CMK_VOLUME_OPENED] = "opened",
+		[CMK_VOLUME_RESTORED] = "key restored",
+		[CMK_VOLUME_RENEWED] = "key active, lease renewed",
+	};
 	const struct cmk_config_device *d;
+	enum cmk_volume_how how;
 	struct cmk_err e;
 	struct ctl c;
-	bool restored;
 	int ret;
 
 	if (argc != 2)
@@ -594,14 +627,14 @@ static int do_open(int argc, char **argv)
 		ret = fail(&e);
 		goto out;
 	}
-	ret = cmk_volume_open(&c.vol, d, &restored, &e);
+	ret = cmk_volume_open(&c.vol, d, &how, &e);
 	cmk_kekset_forget(&c.keks);
 	if (ret) {
 		ret = fail_volume(&e, ret);
 		goto out;
 	}
-	printf("%s: /dev/mapper/%s %s (%s)\n", d->name, d->dm_name,
-	       restored ? "key restored" : "opened", cmk_mode_name(d->mode));
+	printf("%s: /dev/mapper/%s %s (%s)\n", d->name, d->dm_name, done[how],
+	       cmk_mode_name(d->mode));
 	ret = 0;
 out:
 	ctl_done(&c);
@@ -915,7 +948,8 @@ static int kek_rotate(int argc, char **argv)
 	oldv = c.keks.env.prev.kek_version;
 	for (size_t i = 0; i < c.cfg.n_devices; i++) {
 		const struct cmk_config_device *d = &c.cfg.devices[i];
-		struct cmk_header h;
+		struct cmk_header h, before;
+		bool rewrapped = false;
 		int fd = open(d->backing, O_RDWR | O_CLOEXEC);
 
 		if (fd < 0) {
@@ -929,16 +963,23 @@ static int kek_rotate(int argc, char **argv)
 			printf("%s: no header yet (will be written under version %u)\n", d->name, newv);
 		} else if (!ret && h.kek_version == newv) {
 			printf("%s: already under KEK version %u\n", d->name, newv);
-		} else if (ret || h.kek_version != oldv ||
-			   cmk_header_rewrap(fd, c.keks.prev, c.keks.cur, c.keks.env.kek_id,
-					     newv, &h, &e)) {
-			if (!ret && h.kek_version != oldv)
-				snprintf(e.msg, sizeof(e.msg), "header is under KEK version %u, neither %u nor %u",
-					 h.kek_version, oldv, newv);
+		} else if (!ret && h.kek_version != oldv) {
+			snprintf(e.msg, sizeof(e.msg), "header is under KEK version %u, neither %u nor %u",
+				 h.kek_version, oldv, newv);
+			ret = -EKEYREJECTED;
+		} else if (!ret) {
+			/* The record of what was opened follows the header. */
+			before = h;
+			ret = cmk_header_rewrap(fd, c.keks.prev, c.keks.cur, c.keks.env.kek_id,
+						newv, &h, &e) ?:
+			      cmk_opened_rewrapped(&c.cfg, d, &before, &h, &e);
+			rewrapped = !ret;
+		}
+		if (ret && ret != -ENODATA) {
 			fprintf(stderr, "cmkctl: %s (%s): %s\n", d->name, d->backing, e.msg);
 			cmk_volume_audit(&c.vol, "rotation", d, NULL, &e, true);
 			left++;
-		} else {
+		} else if (rewrapped) {
 			printf("%s: DEK re-wrapped under KEK version %u (header sequence %llu)\n",
 			       d->name, newv, (unsigned long long)h.sequence);
 			cmk_volume_audit(&c.vol, "rotation", d, "header re-wrapped under the new KEK",

@@ -7,24 +7,30 @@
 #include <errno.h>
 #include <string.h>
 
+#include "binding.h"
 #include "codec.h"
 #include "fileio.h"
 #include "keys.h"
 
 static int fresh_header(int fd, const struct cmk_keks *k, enum cmk_mode mode,
-			uint32_t sector_size, const struct cmk_header *old,
-			struct cmk_header *h, struct cmk_secret **dekp,
-			struct cmk_err *e)
+			uint32_t sector_size, uint32_t flags,
+			const uint8_t this_boot[CMK_UUID_LEN],
+			const struct cmk_header *old, struct cmk_header *h,
+			struct cmk_secret **dekp, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
 	int ret;
 
+	if (flags & ~CMK_HDR_F_KNOWN)
+		return cmk_errf(e, -EINVAL, "header: flags 0x%x are not defined", flags);
 	ret = cmk_header_init(h, mode, sector_size, k->env->kek_id,
 			      k->env->cur.kek_version, e);
 	if (ret)
 		return ret;
 	if (old)
 		memcpy(h->device_uuid, old->device_uuid, CMK_UUID_LEN);
+	memcpy(h->boot_id, this_boot, CMK_UUID_LEN);
+	h->flags = flags;
 	ret = cmk_dek_generate(&dek, e);
 	if (ret)
 		return ret;
@@ -90,13 +96,13 @@ static int damaged_modes(int fd, bool *ephemeral, bool *persistent,
 }
 
 int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
-			       uint32_t sector_size, bool force,
-			       struct cmk_header *h, struct cmk_secret **dek,
-			       struct cmk_err *e)
+			       const struct cmk_device_want *w, bool force,
+			       bool new_uuid, struct cmk_header *h,
+			       struct cmk_secret **dek, struct cmk_err *e)
 {
 	struct cmk_header old;
 	struct cmk_err re;
-	bool eph, pers, zero;
+	bool eph, pers, zero, keep;
 	int ret, rd;
 
 	*dek = NULL;
@@ -135,16 +141,21 @@ int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
 			return cmk_errf(e, -EEXIST,
 					"not re-keyed: no dm-cmk header and the first 1 MiB is not zero (a file system?); check backing, or if it is scratch, zero its first 1 MiB or set format = always");
 	}
-	/* Damaged ephemeral headers and fresh disks just get a new one. */
-	return fresh_header(fd, k, CMK_MODE_EPHEMERAL, sector_size,
-			    !rd && old.sector_size == sector_size ? &old : NULL,
-			    h, dek, e);
+	/*
+	 * Damaged ephemeral headers and fresh disks just get a new one.  The
+	 * old header is never unwrapped, whatever boot wrote it.
+	 */
+	keep = !rd && !new_uuid && old.sector_size == w->sector_size &&
+	       old.flags == w->flags;
+	return fresh_header(fd, k, CMK_MODE_EPHEMERAL, w->sector_size, w->flags,
+			    w->this_boot, keep ? &old : NULL, h, dek, e);
 }
 
-int cmk_device_format_persistent(int fd, const struct cmk_keks *k,
-				 uint32_t sector_size, bool force,
-				 struct cmk_header *h, struct cmk_secret **dek,
-				 struct cmk_err *e)
+int cmk_device_format(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+		      uint32_t sector_size, uint32_t flags,
+		      const uint8_t this_boot[CMK_UUID_LEN], bool force,
+		      struct cmk_header *h, struct cmk_secret **dek,
+		      struct cmk_err *e)
 {
 	struct cmk_header old;
 	struct cmk_err re;
@@ -159,13 +170,92 @@ int cmk_device_format_persistent(int fd, const struct cmk_keks *k,
 	ret = cmk_header_zero_area(fd, e);
 	if (ret)
 		return ret;
-	return fresh_header(fd, k, CMK_MODE_PERSISTENT, sector_size, NULL, h,
-			    dek, e);
+	return fresh_header(fd, k, mode, sector_size, flags, this_boot, NULL,
+			    h, dek, e);
 }
 
-int cmk_device_reopen(int fd, const struct cmk_keks *k, enum cmk_mode mode,
-		      struct cmk_header *h, struct cmk_secret **dek,
-		      struct cmk_err *e)
+static const char *iv_name(uint32_t flags)
+{
+	return flags & CMK_HDR_F_IV_LARGE_SECTORS ? "iv_large_sectors" :
+	       "no iv_large_sectors";
+}
+
+/* The header must describe the table the agent builds for the device. */
+static int check_geometry(const struct cmk_header *h,
+			  const struct cmk_device_want *w, struct cmk_err *e)
+{
+	if (h->mode != w->mode)
+		return cmk_errf(e, -EMEDIUMTYPE,
+				"header is %s but the device is configured %s; fix mode in its [device] section (re-formatting destroys the data)",
+				cmk_mode_name(h->mode), cmk_mode_name(w->mode));
+	if (h->sector_size != w->sector_size)
+		return cmk_errf(e, -EMEDIUMTYPE,
+				"header says sector size %u, the configuration %u: mapped with the wrong size it would read garbage and corrupt data on writes; set sector_size = %u in its [device] section",
+				h->sector_size, w->sector_size, h->sector_size);
+	if (h->flags != w->flags)
+		return cmk_errf(e, -EMEDIUMTYPE,
+				"header says %s, the configuration %s: the IVs would differ and data would read as garbage; make options match the header",
+				iv_name(h->flags), iv_name(w->flags));
+	return 0;
+}
+
+int cmk_device_check(const struct cmk_header *h,
+		     const struct cmk_device_want *w, struct cmk_err *e)
+{
+	const struct cmk_opened *o = w->opened;
+	char a[CMK_UUID_STR], b[CMK_UUID_STR];
+	int ret;
+
+	ret = check_geometry(h, w, e);
+	if (ret)
+		return ret;
+	cmk_uuid_format(h->device_uuid, a);
+	if (h->mode == CMK_MODE_PERSISTENT && w->has_pin &&
+	    memcmp(h->device_uuid, w->pin, CMK_UUID_LEN)) {
+		cmk_uuid_format(w->pin, b);
+		return cmk_errf(e, -EXDEV,
+				"its device_uuid %s is not the one the device is pinned to, %s (%s): another device's header, copied here? If the device was re-formatted on purpose, pin it again (cmkctl pin %s)",
+				a, b, w->pin_from ? w->pin_from : "pin", w->name);
+	}
+	/*
+	 * An ephemeral DEK lives for one boot: a header another boot wrote
+	 * (a saved copy written back) is never unwrapped, only replaced at
+	 * the next open.
+	 */
+	if (h->mode == CMK_MODE_EPHEMERAL &&
+	    memcmp(h->boot_id, w->this_boot, CMK_UUID_LEN)) {
+		cmk_uuid_format(h->boot_id, a);
+		cmk_uuid_format(w->this_boot, b);
+		return cmk_errf(e, -ESTALE,
+				"ephemeral header of another boot (boot_id %s, this boot is %s): a saved header written back? It is never unwrapped, only replaced when the device is opened again",
+				a, b);
+	}
+	if (!w->running)
+		return 0;
+	if (!o || !o->valid)
+		return cmk_errf(e, -ESTALE,
+				"the device is running but there is no record of what was opened in this boot to check its header against; close and open it again (an ephemeral device loses its data)");
+	if (memcmp(h->device_uuid, o->device_uuid, CMK_UUID_LEN)) {
+		cmk_uuid_format(o->device_uuid, b);
+		return cmk_errf(e, -EXDEV,
+				"its device_uuid %s is not the one that was opened, %s: another device's header, copied here?",
+				a, b);
+	}
+	if (memcmp(h->boot_id, o->boot_id, CMK_UUID_LEN) ||
+	    h->sequence != o->sequence) {
+		cmk_uuid_format(h->boot_id, a);
+		cmk_uuid_format(o->boot_id, b);
+		return cmk_errf(e, -ESTALE,
+				"it has sequence %llu and boot_id %s, but sequence %llu and boot_id %s were opened: an older header written back?",
+				(unsigned long long)h->sequence, a,
+				(unsigned long long)o->sequence, b);
+	}
+	return 0;
+}
+
+int cmk_device_unwrap(int fd, const struct cmk_keks *k,
+		      const struct cmk_device_want *w, struct cmk_header *h,
+		      struct cmk_secret **dek, struct cmk_err *e)
 {
 	const struct cmk_envelope *env = k->env;
 	const struct cmk_secret *kek = NULL;
@@ -176,10 +266,9 @@ int cmk_device_reopen(int fd, const struct cmk_keks *k, enum cmk_mode mode,
 	ret = cmk_header_read(fd, h, NULL, e);
 	if (ret)
 		return ret;
-	if (h->mode != mode)
-		return cmk_errf(e, -EINVAL,
-				"device header is %s but the device is configured %s; fix the configuration (re-formatting destroys the data)",
-				cmk_mode_name(h->mode), cmk_mode_name(mode));
+	ret = cmk_device_check(h, w, e);
+	if (ret)
+		return ret;
 	cmk_uuid_format(h->kek_id, hid);
 	cmk_uuid_format(env->kek_id, eid);
 	if (memcmp(h->kek_id, env->kek_id, CMK_UUID_LEN))
@@ -197,21 +286,4 @@ int cmk_device_reopen(int fd, const struct cmk_keks *k, enum cmk_mode mode,
 				env->has_prev ? " and a previous version" : "",
 				env->has_prev && !k->prev ? " (not unwrapped)" : "");
 	return cmk_header_unwrap_dek(h, kek, dek, e);
-}
-
-int cmk_device_open_persistent(int fd, const struct cmk_keks *k,
-			       struct cmk_header *h, struct cmk_secret **dek,
-			       struct cmk_err *e)
-{
-	struct cmk_header peek;
-	int ret;
-
-	*dek = NULL;
-	ret = cmk_header_read(fd, &peek, NULL, e);
-	if (ret)
-		return ret;
-	if (peek.mode != CMK_MODE_PERSISTENT)
-		return cmk_errf(e, -EINVAL,
-				"device header is ephemeral: its data does not survive a reboot; configure the device as ephemeral");
-	return cmk_device_reopen(fd, k, CMK_MODE_PERSISTENT, h, dek, e);
 }

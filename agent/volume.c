@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "dm.h"
+#include "fileio.h"
 #include "header.h"
 
 /* ---- KEK set ---------------------------------------------------------------- */
@@ -258,16 +259,220 @@ static struct cmk_keks keks_of(const struct cmk_kekset *ks)
 	return k;
 }
 
+/* ---- what a device is bound to ------------------------------------------------- */
+
+/* The agent's memory of what was opened of @d, or NULL (cmkctl). */
+static struct cmk_opened *memory_of(struct cmk_volume_ctx *v,
+				    const struct cmk_config_device *d)
+{
+	if (!v->opened || d < v->cfg->devices ||
+	    d >= v->cfg->devices + v->cfg->n_devices)
+		return NULL;
+	return &v->opened[d - v->cfg->devices];
+}
+
+/* Remember @h as what was opened of @d: in state_dir and in memory. */
+static int remember(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		    const uint8_t this_boot[CMK_UUID_LEN],
+		    const struct cmk_header *h, struct cmk_err *e)
+{
+	struct cmk_opened o, *mem = memory_of(v, d);
+	int ret;
+
+	cmk_opened_of(h, &o);
+	ret = cmk_opened_write(v->cfg, d, this_boot, &o, e);
+	if (ret)
+		return ret;
+	if (mem)
+		*mem = o;
+	return 0;
+}
+
+static void forget_opened(struct cmk_volume_ctx *v, const struct cmk_config_device *d)
+{
+	struct cmk_opened *mem = memory_of(v, d);
+
+	if (mem)
+		memset(mem, 0, sizeof(*mem));
+}
+
+/*
+ * The record a running device's header must match: the agent's memory; or
+ * the one in state_dir, when there is no memory, or when another cmk
+ * process (cmkctl kek rotate) moved it on: same device_uuid and boot_id, a
+ * higher sequence.  A record only ever moves forward.
+ */
+static int record_of(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		     const uint8_t this_boot[CMK_UUID_LEN], struct cmk_opened *rec,
+		     struct cmk_err *e)
+{
+	struct cmk_opened *mem = memory_of(v, d), disk;
+	int ret;
+
+	ret = cmk_opened_read(v->cfg, d, this_boot, &disk, e);
+	if (!mem || !mem->valid) {
+		*rec = disk;
+		return ret;
+	}
+	*rec = *mem;
+	if (!ret && disk.valid &&
+	    !memcmp(disk.device_uuid, mem->device_uuid, CMK_UUID_LEN) &&
+	    !memcmp(disk.boot_id, mem->boot_id, CMK_UUID_LEN) &&
+	    disk.sequence > mem->sequence)
+		*rec = disk;
+	return 0;
+}
+
+/*
+ * What @d's header must show (device.h).  @running: the mapped device
+ * exists, so @rec gets the record the header must match.
+ */
+static int want_of(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		   bool running, struct cmk_device_want *w, struct cmk_opened *rec,
+		   char *pin_from, size_t n, struct cmk_err *e)
+{
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	memset(rec, 0, sizeof(*rec));
+	w->name = d->name;
+	w->mode = d->mode;
+	w->sector_size = d->sector_size;
+	w->flags = cmk_device_header_flags(d);
+	ret = cmk_boot_id(w->this_boot, e);
+	if (ret)
+		return ret;
+	if (d->mode == CMK_MODE_PERSISTENT) {
+		ret = cmk_pin_read(v->cfg, d, &w->has_pin, w->pin, pin_from, n, e);
+		if (ret)
+			return ret;
+		w->pin_from = pin_from;
+	}
+	w->running = running;
+	if (running) {
+		ret = record_of(v, d, w->this_boot, rec, e);
+		if (ret)
+			return ret;
+		w->opened = rec;
+	}
+	return 0;
+}
+
+/*
+ * Another configured device that presents @uuid in its header, or (with
+ * @claims) is pinned to it; NULL if none.  A device whose backing cannot
+ * be read or holds no valid header presents nothing.
+ */
+static const struct cmk_config_device *
+uuid_elsewhere(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+	       const uint8_t uuid[CMK_UUID_LEN], bool claims)
+{
+	const struct cmk_config *cfg = v->cfg;
+
+	for (size_t i = 0; i < cfg->n_devices; i++) {
+		const struct cmk_config_device *o = &cfg->devices[i];
+		uint8_t pin[CMK_UUID_LEN];
+		struct cmk_header h;
+		struct cmk_err e;
+		bool have;
+		int fd, ret;
+
+		if (o == d)
+			continue;
+		if (claims && o->mode == CMK_MODE_PERSISTENT &&
+		    !cmk_pin_read(cfg, o, &have, pin, NULL, 0, &e) && have &&
+		    !memcmp(pin, uuid, CMK_UUID_LEN))
+			return o;
+		fd = open(o->backing, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ret = cmk_header_read(fd, &h, NULL, &e);
+		close(fd);
+		if (!ret && !memcmp(h.device_uuid, uuid, CMK_UUID_LEN))
+			return o;
+	}
+	return NULL;
+}
+
+/* "Two devices presenting the same uuid are both refused." */
+static int check_unique(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+			const struct cmk_header *h, struct cmk_err *e)
+{
+	const struct cmk_config_device *o = uuid_elsewhere(v, d, h->device_uuid, false);
+	char u[CMK_UUID_STR];
+
+	if (!o)
+		return 0;
+	cmk_uuid_format(h->device_uuid, u);
+	return cmk_errf(e, -EXDEV,
+			"device %s (%s) presents the same device_uuid %s: a header copied from one disk to the other? Both are refused until one of them is restored or re-formatted",
+			o->name, o->backing, u);
+}
+
+/* Trust on first use: pin a persistent device to the header it opened with. */
+static int pin_first_use(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+			 const struct cmk_header *h, struct cmk_err *e)
+{
+	const struct cmk_config_device *o;
+	char u[CMK_UUID_STR], msg[160];
+	int ret;
+
+	cmk_uuid_format(h->device_uuid, u);
+	o = uuid_elsewhere(v, d, h->device_uuid, true);
+	if (o)
+		return cmk_errf(e, -EXDEV,
+				"device %s presents device_uuid %s too, or is pinned to it: a header copied from one disk to the other?",
+				o->name, u);
+	ret = cmk_pin_write(v->cfg, d, h->device_uuid, e);
+	if (ret) {
+		cmk_err_prefix(e, "cannot pin it on first use");
+		return ret;
+	}
+	snprintf(msg, sizeof(msg), "pinned to device_uuid %s on first use", u);
+	cmk_volume_audit(v, "pin", d, msg, NULL, true);
+	return 0;
+}
+
+/*
+ * Name the device in @e; a header refused by the checks of device.h says
+ * so (and whether the device's live key was kept).
+ */
+static void prefix(struct cmk_err *e, const struct cmk_config_device *d, int ret,
+		   bool live)
+{
+	if (ret == -EXDEV || ret == -ESTALE || ret == -EMEDIUMTYPE)
+		cmk_err_prefix(e, "device %s (%s): header refused%s", d->name, d->backing,
+			       live ? ", its live key kept and renewed" : "");
+	else
+		cmk_err_prefix(e, "device %s (%s)%s", d->name, d->backing,
+			       live ? ": key renewed, header not checked" : "");
+}
+
+/* ---- the kernel ------------------------------------------------------------------ */
+
 /* Push @dek for @d and audit it; the caller wipes @dek. */
 static int push_key(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		    const struct cmk_secret *dek, const struct cmk_header *h,
 		    const char *why, struct cmk_err *e)
 {
-	char msg[160];
+	char msg[160], kmsg[CMK_ERR_MSG_MAX];
 	int ret;
 
 	ret = cmk_genl_key_set(v->genl, d->key_name, dek, h->sequence,
 			       v->cfg->lease_ms, e);
+	if (ret == -EKEYREJECTED) {
+		/*
+		 * The kernel binds a device to the first key it was given: this
+		 * header is not the one the device was opened with.  -EXDEV, so
+		 * that nobody takes it for a KEK rotation and reloads the KEK.
+		 */
+		snprintf(kmsg, sizeof(kmsg), "%s", e->msg);
+		ret = cmk_errf(e, -EXDEV,
+			       "device %s: the kernel refused the key (%.200s): the device is bound to the key it was opened with, and this header holds another",
+			       d->name, kmsg);
+		cmk_volume_audit(v, "key_set", d, NULL, e, true);
+		return ret;
+	}
 	if (ret) {
 		cmk_err_prefix(e, "device %s", d->name);
 		cmk_volume_audit(v, "key_set", d, NULL, e, true);
@@ -282,14 +487,86 @@ static int push_key(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 
 /* ---- operations ------------------------------------------------------------------ */
 
-int cmk_volume_restore(struct cmk_volume_ctx *v,
-		       const struct cmk_config_device *d, struct cmk_err *e)
+/*
+ * The kernel still holds the key of running device @d: renew it (never a
+ * second KEY_SET) and check the header against the record.  With no record
+ * (a state_dir that was lost), a header that passes the checks that need
+ * none is adopted as the record.  A refusal leaves the live key alone: it
+ * was verified when it was installed; what is refused is a later unwrap.
+ */
+static int renew_live(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		      struct cmk_err *e)
+{
+	struct cmk_device_want w;
+	struct cmk_opened rec;
+	struct cmk_header h;
+	char from[4200];
+	int fd, ret;
+
+	ret = cmk_volume_renew(v, d, e);
+	if (ret) {
+		cmk_err_prefix(e, "device %s: lease renewal of its active key", d->name);
+		return ret;
+	}
+	fd = open(d->backing, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = cmk_errf(e, -errno, "cannot open it to check the header: %s",
+			       strerror(errno));
+		goto refused;
+	}
+	ret = cmk_header_read(fd, &h, NULL, e);
+	close(fd);
+	if (!ret)
+		ret = want_of(v, d, true, &w, &rec, from, sizeof(from), e);
+	if (ret)
+		goto refused;
+	if (!rec.valid)
+		w.running = false;	/* adopt: only the checks that need no record */
+	ret = cmk_device_check(&h, &w, e) ?: check_unique(v, d, &h, e);
+	if (ret)
+		goto refused;
+	if (rec.valid) {
+		if (memory_of(v, d))
+			*memory_of(v, d) = rec;
+		return 0;
+	}
+	ret = remember(v, d, w.this_boot, &h, e);
+	if (ret)
+		goto refused;
+	cmk_volume_audit(v, "restore", d,
+			 "key active, lease renewed; no record of what was opened: the header passed the checks that need none and was adopted",
+			 NULL, true);
+	return 0;
+refused:
+	prefix(e, d, ret, true);
+	cmk_volume_audit(v, "restore", d, NULL, e, true);
+	return ret;
+}
+
+/* A running device: renew a live key, or push the checked header's DEK again. */
+static int restore_running(struct cmk_volume_ctx *v,
+			   const struct cmk_config_device *d,
+			   enum cmk_volume_how *how, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
 	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_device_want w;
+	struct cmk_dev_info info;
+	struct cmk_opened rec;
 	struct cmk_header h;
+	char from[4200];
 	int fd, ret;
 
+	*how = CMK_VOLUME_RESTORED;
+	ret = cmk_genl_get(v->genl, d->key_name, &info, e);
+	if (ret) {
+		cmk_err_prefix(e, "device %s", d->name);
+		return ret;
+	}
+	if (info.state == DM_CMK_STATE_ACTIVE) {
+		*how = CMK_VOLUME_RENEWED;
+		return renew_live(v, d, e);
+	}
 	if (!k.cur)
 		return cmk_errf(e, -ENOKEY,
 				"device %s: cannot restore, the KEK is not unsealed (is the CMK usable?)",
@@ -298,29 +575,83 @@ int cmk_volume_restore(struct cmk_volume_ctx *v,
 	if (fd < 0)
 		return cmk_errf(e, -errno, "device %s: cannot open backing device %s: %s",
 				d->name, d->backing, strerror(errno));
-	ret = cmk_device_reopen(fd, &k, d->mode, &h, &dek, e);
+	ret = want_of(v, d, true, &w, &rec, from, sizeof(from), e);
+	if (!ret)
+		ret = cmk_device_unwrap(fd, &k, &w, &h, &dek, e);
 	close(fd);
+	if (!ret)
+		ret = check_unique(v, d, &h, e);
+	if (!ret && info.sector_size && info.sector_size != h.sector_size)
+		ret = cmk_errf(e, -EMEDIUMTYPE,
+			       "the running table has sector size %u, the header %u",
+			       info.sector_size, h.sector_size);
 	if (ret) {
-		cmk_err_prefix(e, "device %s (%s)", d->name, d->backing);
+		prefix(e, d, ret, false);
 		cmk_volume_audit(v, "restore", d, NULL, e, true);
 		return ret;
 	}
-	return push_key(v, d, dek, &h, "restore", e);
+	ret = push_key(v, d, dek, &h, "restore", e);
+	if (!ret && memory_of(v, d))
+		*memory_of(v, d) = rec;
+	return ret;
+}
+
+int cmk_volume_restore(struct cmk_volume_ctx *v,
+		       const struct cmk_config_device *d, struct cmk_err *e)
+{
+	enum cmk_volume_how how;
+
+	return restore_running(v, d, &how, e);
+}
+
+/* Open a persistent device that is not running: checks, pin, DEK. */
+static int open_persistent(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+			   int fd, const struct cmk_keks *k, struct cmk_device_want *w,
+			   struct cmk_header *h, struct cmk_secret **dek,
+			   struct cmk_err *e)
+{
+	int ret;
+
+	ret = cmk_device_unwrap(fd, k, w, h, dek, e) ?: check_unique(v, d, h, e);
+	if (!ret && !w->has_pin)
+		ret = pin_first_use(v, d, h, e);
+	if (ret)
+		cmk_secret_free(dek);
+	return ret;
+}
+
+/* Re-key an ephemeral device for this boot. */
+static int open_ephemeral(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+			  int fd, const struct cmk_keks *k, struct cmk_device_want *w,
+			  struct cmk_header *h, struct cmk_secret **dek,
+			  struct cmk_err *e)
+{
+	struct cmk_header old;
+	struct cmk_err re;
+	bool shared;
+
+	/* An old device_uuid that another device presents is not kept. */
+	shared = !cmk_header_read(fd, &old, NULL, &re) &&
+		 uuid_elsewhere(v, d, old.device_uuid, false);
+	return cmk_device_rekey_ephemeral(fd, k, w, d->format == CMK_FORMAT_ALWAYS,
+					  shared, h, dek, e);
 }
 
 int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-		    bool *restored, struct cmk_err *e)
+		    enum cmk_volume_how *howp, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
 	struct cmk_keks k = keks_of(v->keks);
+	enum cmk_volume_how how_local, *how = howp ? howp : &how_local;
+	struct cmk_device_want w;
+	struct cmk_opened rec;
 	struct cmk_header h;
-	char table[512];
+	char table[512], from[4200];
 	uint64_t size;
 	bool exists;
 	int fd = -1, ret;
 
-	if (restored)
-		*restored = false;
+	*how = CMK_VOLUME_OPENED;
 	if (!k.cur)
 		return cmk_errf(e, -ENOKEY, "device %s: the KEK is not unsealed",
 				d->name);
@@ -329,9 +660,7 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		return ret;
 	if (exists) {
 		/* Running device: never re-key (that would shred its data). */
-		if (restored)
-			*restored = true;
-		return cmk_volume_restore(v, d, e);
+		return restore_running(v, d, how, e);
 	}
 	fd = open(d->backing, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -346,14 +675,15 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 			       d->name, d->backing, (unsigned long long)size);
 		goto out;
 	}
+	ret = want_of(v, d, false, &w, &rec, from, sizeof(from), e);
+	if (ret)
+		goto out;
 	if (d->mode == CMK_MODE_EPHEMERAL)
-		ret = cmk_device_rekey_ephemeral(fd, &k, d->sector_size,
-						 d->format == CMK_FORMAT_ALWAYS,
-						 &h, &dek, e);
+		ret = open_ephemeral(v, d, fd, &k, &w, &h, &dek, e);
 	else
-		ret = cmk_device_open_persistent(fd, &k, &h, &dek, e);
+		ret = open_persistent(v, d, fd, &k, &w, &h, &dek, e);
 	if (ret) {
-		cmk_err_prefix(e, "device %s (%s)", d->name, d->backing);
+		prefix(e, d, ret, false);
 		goto out;
 	}
 	if (d->mode == CMK_MODE_EPHEMERAL)
@@ -362,6 +692,9 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 				 NULL, true);
 	close(fd);
 	fd = -1;
+	ret = remember(v, d, w.this_boot, &h, e);
+	if (ret)
+		goto out;
 	ret = cmk_dm_create(d->dm_name, table, e);
 	if (ret) {
 		cmk_err_prefix(e, "device %s", d->name);
@@ -405,6 +738,12 @@ int cmk_volume_close(struct cmk_volume_ctx *v, const struct cmk_config_device *d
 		cmk_err_prefix(e, "device %s (key wiped)", d->name);
 		return ret;
 	}
+	forget_opened(v, d);
+	ret = cmk_opened_clear(v->cfg, d, e);
+	if (ret) {
+		cmk_err_prefix(e, "device %s (key wiped, device removed)", d->name);
+		return ret;
+	}
 	cmk_volume_audit(v, "close", d, "device removed", NULL, false);
 	return 0;
 }
@@ -413,6 +752,55 @@ int cmk_volume_renew(struct cmk_volume_ctx *v, const struct cmk_config_device *d
 		     struct cmk_err *e)
 {
 	return cmk_genl_lease_renew(v->genl, d->key_name, v->cfg->lease_ms, e);
+}
+
+int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		   const uint8_t *uuid, uint8_t out[CMK_UUID_LEN],
+		   struct cmk_err *e)
+{
+	const struct cmk_config_device *o;
+	struct cmk_header h;
+	char u[CMK_UUID_STR], msg[160];
+	int fd, ret;
+
+	if (d->mode != CMK_MODE_PERSISTENT)
+		return cmk_errf(e, -EINVAL,
+				"device %s is ephemeral: its header is new every boot, only persistent devices are pinned",
+				d->name);
+	if (d->has_uuid)
+		return cmk_errf(e, -EINVAL,
+				"device %s is pinned by the uuid setting of its [device] section: change that instead",
+				d->name);
+	if (!uuid) {
+		fd = open(d->backing, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return cmk_errf(e, -errno, "device %s: cannot open backing device %s: %s",
+					d->name, d->backing, strerror(errno));
+		ret = cmk_header_read(fd, &h, NULL, e);
+		close(fd);
+		if (ret) {
+			cmk_err_prefix(e, "device %s (%s)", d->name, d->backing);
+			return ret;
+		}
+		if (h.mode != CMK_MODE_PERSISTENT)
+			return cmk_errf(e, -EMEDIUMTYPE,
+					"device %s (%s): the header is ephemeral, not persistent",
+					d->name, d->backing);
+		uuid = h.device_uuid;
+	}
+	cmk_uuid_format(uuid, u);
+	o = uuid_elsewhere(v, d, uuid, true);
+	if (o)
+		return cmk_errf(e, -EXDEV,
+				"device %s: not pinned: device %s (%s) presents or is pinned to device_uuid %s too",
+				d->name, o->name, o->backing, u);
+	ret = cmk_pin_write(v->cfg, d, uuid, e);
+	if (ret)
+		return ret;
+	memcpy(out, uuid, CMK_UUID_LEN);
+	snprintf(msg, sizeof(msg), "pinned to device_uuid %s by the operator", u);
+	cmk_volume_audit(v, "pin", d, msg, NULL, true);
+	return 0;
 }
 
 /* ---- operator revocation markers --------------------------------------------------- */
@@ -434,23 +822,6 @@ bool cmk_volume_revoked(const struct cmk_config *cfg,
 	if (marker_path(cfg, d, path, sizeof(path)))
 		return true;
 	return access(path, F_OK) == 0 || errno != ENOENT;
-}
-
-/*
- * fsync_dir() - make a directory's entries durable.  A revoke marker that a
- * crash can take away would let the agent restore keys the operator revoked.
- */
-static int fsync_dir(const char *dir, struct cmk_err *e)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int ret = 0;
-
-	if (fd < 0)
-		return cmk_errf(e, -errno, "cannot open %s: %s", dir, strerror(errno));
-	if (fsync(fd))
-		ret = cmk_errf(e, -errno, "fsync of %s failed: %s", dir, strerror(errno));
-	close(fd);
-	return ret;
 }
 
 int cmk_volume_mark_revoked(const struct cmk_config *cfg,
@@ -484,9 +855,9 @@ int cmk_volume_mark_revoked(const struct cmk_config *cfg,
 	 * directories are synced every time (also when they already existed: an
 	 * earlier run may have crashed between mkdir and fsync).
 	 */
-	ret = fsync_dir(dir, e);
+	ret = cmk_fsync_dir(dir, e);
 	if (!ret)
-		ret = fsync_dir(cfg->state_dir, e);
+		ret = cmk_fsync_dir(cfg->state_dir, e);
 	return ret;
 }
 
@@ -506,5 +877,5 @@ int cmk_volume_clear_revoked(const struct cmk_config *cfg,
 	}
 	/* Durable like the marker itself: a restore must not come back revoked. */
 	snprintf(dir, sizeof(dir), "%s/revoked", cfg->state_dir);
-	return fsync_dir(dir, e);
+	return cmk_fsync_dir(dir, e);
 }

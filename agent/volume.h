@@ -2,22 +2,30 @@
 /*
  * volume.h - what cmk-agent and cmkctl do to one configured device.
  *
- *  open     boot path: ephemeral devices get a fresh DEK and header (the
- *           previous boot's data is shredded), persistent ones unwrap the
- *           DEK from their header; the dm-cmk device is created if absent
- *           (sealed), the DEK is pushed with KEY_SET (lease from the
- *           config, generation = header sequence) and wiped from memory.
+ *  open     boot path: ephemeral devices get a fresh DEK and header for
+ *           this boot (the previous boot's data is shredded), persistent
+ *           ones unwrap the DEK from their header once it passes the
+ *           checks of device.h (geometry, pin, no other device presenting
+ *           its device_uuid; the first open pins it); what was opened is
+ *           recorded (binding.h); the dm-cmk device is created (sealed),
+ *           the DEK is pushed with KEY_SET (lease from the config,
+ *           generation = header sequence) and wiped from memory.
  *           If the dm device already exists (agent restart, cmkctl open
  *           of a running device) open does a restore instead: a running
  *           ephemeral device is never re-keyed.
- *  restore  re-read the header WITHOUT rewriting it, unwrap the DEK, push
- *           it again (after a revoke is undone, a lease expiry, a suspend,
- *           an agent restart).
- *  close    KEY_WIPE, then remove the dm device.
+ *  restore  a running device: if the kernel still holds its key, renew the
+ *           lease and check the header against the record (never a second
+ *           KEY_SET); otherwise re-read the header WITHOUT rewriting it,
+ *           require it to match what was opened in this boot, unwrap the
+ *           DEK and push it again (after a revoke is undone, a lease
+ *           expiry, a suspend, an agent restart).
+ *  close    KEY_WIPE, then remove the dm device and its record.
  *  wipe     KEY_WIPE with a reason (revoke, KMS unreachable).
+ *  pin      bind a persistent device to a device_uuid (cmkctl pin).
  *
- * Every key operation writes one audit line.  Key bytes never leave
- * struct cmk_secret; a DEK lives from the header unwrap to the KEY_SET.
+ * Every key operation and every refused header writes one audit line.
+ * Key bytes never leave struct cmk_secret; a DEK lives from the header
+ * unwrap to the KEY_SET.
  *
  * Operator revocation (cmkctl revoke) leaves a marker file
  * <state_dir>/revoked/<device name>; while it exists nothing restores the
@@ -32,6 +40,7 @@
 #include <linux/dm-cmk.h>
 
 #include "audit.h"
+#include "binding.h"
 #include "config.h"
 #include "device.h"
 #include "envelope.h"
@@ -132,12 +141,24 @@ int cmk_kekset_unseal(struct cmk_kekset *ks, struct cmk_audit *audit,
 void cmk_kekset_forget(struct cmk_kekset *ks);
 void cmk_kekset_free(struct cmk_kekset *ks);
 
-/* What the operations below need. */
+/*
+ * What the operations below need.  @opened: the agent's memory of what was
+ * opened, one per configured device (cfg->n_devices), or NULL (cmkctl:
+ * the records in state_dir only).
+ */
 struct cmk_volume_ctx {
 	const struct cmk_config *cfg;
 	struct cmk_genl *genl;
 	struct cmk_audit *audit;	/* may be NULL */
 	struct cmk_kekset *keks;	/* for open and restore */
+	struct cmk_opened *opened;	/* may be NULL */
+};
+
+/* What cmk_volume_open() found and did. */
+enum cmk_volume_how {
+	CMK_VOLUME_OPENED,	/* mapped device created and keyed now */
+	CMK_VOLUME_RESTORED,	/* it was running without a key: key pushed again */
+	CMK_VOLUME_RENEWED,	/* it was running with its key: lease renewed only */
 };
 
 /* cmk_volume_find() - a configured device by name, dm_name or key_name. */
@@ -145,11 +166,15 @@ const struct cmk_config_device *cmk_volume_find(const struct cmk_config *cfg,
 						const char *name);
 
 /*
- * cmk_volume_open() - see above.  *@restored (optional) says whether the
- * device already existed and was restored rather than opened fresh.
+ * cmk_volume_open() - see above.  *@how (optional) says what was done; it
+ * is set on failure too: CMK_VOLUME_RENEWED then means the device's live
+ * key was renewed although its header was refused, so the caller keeps
+ * renewing it (the kernel's key is the one verified when it was
+ * installed; only a new unwrap is refused).
  */
 int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-		    bool *restored, struct cmk_err *e);
+		    enum cmk_volume_how *how, struct cmk_err *e);
+/* cmk_volume_restore() - the restore of a running device (see above). */
 int cmk_volume_restore(struct cmk_volume_ctx *v,
 		       const struct cmk_config_device *d, struct cmk_err *e);
 int cmk_volume_close(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
@@ -159,6 +184,18 @@ int cmk_volume_wipe(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 /* cmk_volume_renew() - LEASE_RENEW; -ENOKEY when the kernel has no key. */
 int cmk_volume_renew(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		     struct cmk_err *e);
+
+/*
+ * cmk_volume_pin() - pin persistent device @d to @uuid, or to the
+ * device_uuid of its current header if @uuid is NULL; @out gets it.
+ * Refused for ephemeral devices, for a device the configuration pins (its
+ * uuid setting wins) and for a uuid another configured device presents or
+ * is pinned to.  The operator's command (cmkctl pin): nothing else changes
+ * a pin once the first open has made it.
+ */
+int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		   const uint8_t *uuid, uint8_t out[CMK_UUID_LEN],
+		   struct cmk_err *e);
 
 /* Operator revocation markers (<state_dir>/revoked/<name>). */
 bool cmk_volume_revoked(const struct cmk_config *cfg,

@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..15"
+echo "1..16"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -56,9 +56,13 @@ else
 	notok cmkctl_header_dump_blank_exits_4 "see above"
 fi
 
+# format prints the uuid line for agent.conf: the header's device_uuid
 if run 0 format --kek kek.json --mode persistent --sector-size 512 dev.img &&
+   line=$(grep '^uuid = ' last) &&
    run 0 header dump dev.img && grep -q 'mode           persistent' last &&
-   grep -q 'sector_size    512' last && grep -q 'copy B         valid, sequence 1' last; then
+   grep -q 'sector_size    512' last && grep -q 'copy B         valid, sequence 1' last &&
+   grep -q "^device_uuid    ${line#uuid = }\$" last && grep -q '^flags          0x0$' last &&
+   grep -q "^boot_id        $(cat /proc/sys/kernel/random/boot_id)\$" last; then
 	ok cmkctl_format_and_dump
 else
 	notok cmkctl_format_and_dump "see above"
@@ -134,6 +138,15 @@ if run 1 --config agent3.conf kek rotate && grep -q 'd3: cannot open' last &&
 	ok cmkctl_kek_rotate_keeps_previous_until_all_done
 else
 	notok cmkctl_kek_rotate_keeps_previous_until_all_done "see above"
+fi
+
+truncate -s 4M iv.img
+if run 0 format --kek kek.json --mode persistent --iv-large-sectors iv.img &&
+   grep -q 'iv_large_sectors' last &&
+   run 0 header dump iv.img && grep -q '^flags          0x1 (iv_large_sectors)$' last; then
+	ok cmkctl_format_records_iv_large_sectors
+else
+	notok cmkctl_format_records_iv_large_sectors "see above"
 fi
 
 if run 0 local-key create cmk2.key &&

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "binding.h"
 #include "codec.h"
 #include "device.h"
 #include "keys.h"
@@ -60,6 +61,46 @@ static int teardown(void **state)
 	return tu_teardown_tmpdir(state);
 }
 
+
+static const uint8_t boot1[CMK_UUID_LEN] = { 0xb0, 0x07, 1 };
+static const uint8_t boot2[CMK_UUID_LEN] = { 0xb0, 0x07, 2 };
+
+/* What the configuration and this machine expect of device "dev". */
+static struct cmk_device_want want(enum cmk_mode mode, uint32_t sector_size)
+{
+	struct cmk_device_want w = {
+		.name = "dev", .mode = mode, .sector_size = sector_size,
+	};
+
+	memcpy(w.this_boot, boot1, CMK_UUID_LEN);
+	return w;
+}
+
+static int rekey(struct fx *fx, uint32_t sector_size, bool force,
+		 struct cmk_header *h, struct cmk_secret **d, struct cmk_err *e)
+{
+	struct cmk_device_want w = want(CMK_MODE_EPHEMERAL, sector_size);
+
+	return cmk_device_rekey_ephemeral(fx->fd, &fx->k, &w, force, false, h, d, e);
+}
+
+static int format_persistent(struct cmk_keks *k, int fd, uint32_t sector_size,
+			     struct cmk_header *h, struct cmk_secret **d,
+			     struct cmk_err *e)
+{
+	return cmk_device_format(fd, k, CMK_MODE_PERSISTENT, sector_size, 0, boot1,
+				 false, h, d, e);
+}
+
+/* A persistent open with no pin yet (first use). */
+static int open_persistent(const struct cmk_keks *k, int fd, struct cmk_header *h,
+			   struct cmk_secret **d, struct cmk_err *e)
+{
+	struct cmk_device_want w = want(CMK_MODE_PERSISTENT, 4096);
+
+	return cmk_device_unwrap(fd, k, &w, h, d, e);
+}
+
 static void device_ephemeral_rekey_shreds_previous_boot(void **state)
 {
 	struct fx *fx = *state;
@@ -68,12 +109,18 @@ static void device_ephemeral_rekey_shreds_previous_boot(void **state)
 	uint8_t copy1[CMK_HDR_SIZE];
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h1, &d1, &e), 0);
+	struct cmk_device_want w2 = want(CMK_MODE_EPHEMERAL, 4096);
+
+	assert_int_equal(rekey(fx, 4096, false, &h1, &d1, &e), 0);
+	assert_memory_equal(h1.boot_id, boot1, 16);	/* the boot that wrote it */
 	assert_int_equal(pread(fx->fd, copy1, sizeof(copy1), 0), CMK_HDR_SIZE);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h2, &d2, &e), 0);
+	/* the next boot */
+	memcpy(w2.this_boot, boot2, CMK_UUID_LEN);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, &w2, false, false,
+						    &h2, &d2, &e), 0);
 	assert_false(cmk_secret_equal(d1, d2));
 	assert_memory_equal(h1.device_uuid, h2.device_uuid, 16);
-	assert_memory_not_equal(h1.boot_id, h2.boot_id, 16);
+	assert_memory_equal(h2.boot_id, boot2, 16);
 	assert_int_equal(h2.sequence, h1.sequence + 1);
 	/* neither on-disk copy still wraps the first boot's DEK */
 	for (off_t off = 0; off <= 65536; off += 65536) {
@@ -97,9 +144,9 @@ static void device_ephemeral_refuses_persistent_header(void **state)
 	struct cmk_secret *d = NULL;
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 512, false, &h, &d, &e), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 512, &h, &d, &e), 0);
 	cmk_secret_free(&d);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 512, false, &h, &d, &e), -EEXIST);
+	assert_int_equal(rekey(fx, 512, false, &h, &d, &e), -EEXIST);
 	assert_contains(e.msg, "persistent");
 	assert_null(d);
 }
@@ -120,7 +167,7 @@ static void device_ephemeral_replaces_damaged_ephemeral_header(void **state)
 	memset(junk + 2048, 0xee, 64);
 	assert_int_equal(pwrite(fx->fd, junk, sizeof(junk), 0), CMK_HDR_SIZE);
 	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	assert_int_equal(rekey(fx, 4096, false, &h, &d, &e), 0);
 	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), 0);
 	assert_int_equal(h.mode, CMK_MODE_EPHEMERAL);
 	cmk_secret_free(&d);
@@ -160,8 +207,7 @@ static void device_ephemeral_refuses_unknown_data(void **state)
 		assert_int_equal(ftruncate(fx->fd, 0), 0);
 		assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
 		fill(fx->fd, where[i], 0x53, 4096);
-		assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false,
-							    &h, &d, &e), -EEXIST);
+		assert_int_equal(rekey(fx, 4096, false, &h, &d, &e), -EEXIST);
 		assert_contains(e.msg, "not zero");
 		assert_contains(e.msg, "format = always");
 		assert_null(d);
@@ -169,7 +215,7 @@ static void device_ephemeral_refuses_unknown_data(void **state)
 		assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -ENODATA);
 	}
 	/* format = always: the operator said this disk is scratch */
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, true, &h, &d, &e), 0);
+	assert_int_equal(rekey(fx, 4096, true, &h, &d, &e), 0);
 	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), 0);
 	cmk_secret_free(&d);
 }
@@ -185,11 +231,11 @@ static void device_ephemeral_refuses_damaged_foreign_header(void **state)
 	memset(junk, 0, sizeof(junk));
 	memcpy(junk, CMK_HDR_MAGIC, 8);	/* magic but no mode */
 	assert_int_equal(pwrite(fx->fd, junk, sizeof(junk), 0), CMK_HDR_SIZE);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h, &d, &e),
+	assert_int_equal(rekey(fx, 4096, false, &h, &d, &e),
 			 -EEXIST);
 	assert_contains(e.msg, "does not say ephemeral");
 	assert_null(d);
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, true, &h, &d, &e), 0);
+	assert_int_equal(rekey(fx, 4096, true, &h, &d, &e), 0);
 	cmk_secret_free(&d);
 }
 
@@ -201,7 +247,7 @@ static void device_ephemeral_refuses_damaged_persistent_header(void **state)
 	uint8_t b[CMK_HDR_SIZE];
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
 	cmk_secret_free(&d);
 	/* damage both copies' checksums */
 	for (off_t off = 0; off <= 65536; off += 65536) {
@@ -212,8 +258,7 @@ static void device_ephemeral_refuses_damaged_persistent_header(void **state)
 	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
 	/* refused even with format = always */
 	for (int force = 0; force <= 1; force++) {
-		assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, force,
-							    &h, &d, &e), -EEXIST);
+		assert_int_equal(rekey(fx, 4096, force, &h, &d, &e), -EEXIST);
 		assert_contains(e.msg, "damaged persistent");
 		assert_null(d);
 	}
@@ -228,11 +273,11 @@ static void device_persistent_open_returns_same_dek(void **state)
 	struct cmk_secret *d = NULL, *d2 = NULL;
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &fx->k, &h, &d, &e), -ENODATA);
-	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
-	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 4096, false, &h, &d2, &e),
+	assert_int_equal(open_persistent(&fx->k, fx->fd, &h, &d, &e), -ENODATA);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d2, &e),
 			 -EEXIST);
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &fx->k, &h, &d2, &e), 0);
+	assert_int_equal(open_persistent(&fx->k, fx->fd, &h, &d2, &e), 0);
 	assert_true(cmk_secret_equal(d, d2));
 	cmk_secret_free(&d);
 	cmk_secret_free(&d2);
@@ -249,13 +294,13 @@ static void device_persistent_open_refuses_other_kek(void **state)
 	struct cmk_secret *kek2 = NULL;
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
 	cmk_secret_free(&d);
 	cmk_encctx_init(&ctx);
 	assert_int_equal(cmk_envelope_create(fx->p, tu_path("cmk.key"), &ctx, &other, &kek2,
 					     NULL, &e), 0);
 	k2 = (struct cmk_keks){ .env = &other, .cur = kek2 };
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &k2, &h, &d, &e), -EKEYREJECTED);
+	assert_int_equal(open_persistent(&k2, fx->fd, &h, &d, &e), -EKEYREJECTED);
 	assert_contains(e.msg, "wrong envelope for this device");
 	cmk_envelope_free(&other);
 	cmk_secret_free(&kek2);
@@ -269,21 +314,21 @@ static void device_persistent_open_during_kek_rotation(void **state)
 	struct cmk_keks k;
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_format_persistent(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
 	assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, &new_kek, NULL, &e), 0);
 	/* header still under version 1: needs the previous KEK */
 	k = (struct cmk_keks){ .env = &fx->env, .cur = new_kek };
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &k, &h, &d2, &e), -EKEYREJECTED);
+	assert_int_equal(open_persistent(&k, fx->fd, &h, &d2, &e), -EKEYREJECTED);
 	assert_contains(e.msg, "version 1");
 	k.prev = fx->kek;
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &k, &h, &d2, &e), 0);
+	assert_int_equal(open_persistent(&k, fx->fd, &h, &d2, &e), 0);
 	assert_true(cmk_secret_equal(d, d2));
 	cmk_secret_free(&d2);
 	/* re-wrap the header: now the current KEK alone opens it */
 	assert_int_equal(cmk_header_rewrap(fx->fd, fx->kek, new_kek, fx->env.kek_id, 2, &h, &e), 0);
 	cmk_envelope_finish_rotation(&fx->env);
 	k.prev = NULL;
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &k, &h, &d2, &e), 0);
+	assert_int_equal(open_persistent(&k, fx->fd, &h, &d2, &e), 0);
 	assert_true(cmk_secret_equal(d, d2));
 	cmk_secret_free(&d);
 	cmk_secret_free(&d2);
@@ -297,11 +342,234 @@ static void device_persistent_open_refuses_ephemeral_header(void **state)
 	struct cmk_secret *d = NULL;
 	struct cmk_err e;
 
-	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, 4096, false, &h, &d, &e), 0);
+	assert_int_equal(rekey(fx, 4096, false, &h, &d, &e), 0);
 	cmk_secret_free(&d);
-	assert_int_equal(cmk_device_open_persistent(fx->fd, &fx->k, &h, &d, &e), -EINVAL);
+	assert_int_equal(open_persistent(&fx->k, fx->fd, &h, &d, &e), -EMEDIUMTYPE);
+	assert_contains(e.msg, "header is ephemeral but the device is configured persistent");
 	assert_contains(e.msg, "ephemeral");
 	assert_null(d);
+}
+
+/*
+ * The issue's repro: two persistent devices under one KEK, A's first MiB
+ * copied onto B.  The copy is authentic under the KEK; only the pin on
+ * B's device_uuid tells it is not B's.  Oracle: the refusal, its message,
+ * no DEK handed out, and B's own header still opening.
+ */
+static void device_adversarial_header_swap_refused_by_pin(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_device_want w = want(CMK_MODE_PERSISTENT, 4096);
+	struct cmk_header ha, hb, h;
+	struct cmk_secret *da = NULL, *db = NULL, *d = NULL;
+	uint8_t area[CMK_HDR_AREA];
+	char ua[CMK_UUID_STR], ub[CMK_UUID_STR];
+	struct cmk_err e;
+	int fdb;
+
+	fdb = open(tu_path("b.img"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fdb >= 0);
+	assert_int_equal(ftruncate(fdb, 2 << 20), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &ha, &da, &e), 0);
+	assert_int_equal(format_persistent(&fx->k, fdb, 4096, &hb, &db, &e), 0);
+	/* B is pinned to its own header's device_uuid */
+	w.has_pin = true;
+	memcpy(w.pin, hb.device_uuid, CMK_UUID_LEN);
+	w.pin_from = "uuid in agent.conf";
+	assert_int_equal(cmk_device_unwrap(fdb, &fx->k, &w, &h, &d, &e), 0);
+	assert_true(cmk_secret_equal(d, db));
+	cmk_secret_free(&d);
+
+	/* the attacker: dd if=A of=B bs=1M count=1 */
+	assert_int_equal(pread(fx->fd, area, sizeof(area), 0), sizeof(area));
+	assert_int_equal(pwrite(fdb, area, sizeof(area), 0), sizeof(area));
+	assert_int_equal(cmk_device_unwrap(fdb, &fx->k, &w, &h, &d, &e), -EXDEV);
+	assert_null(d);
+	cmk_uuid_format(ha.device_uuid, ua);
+	cmk_uuid_format(hb.device_uuid, ub);
+	assert_contains(e.msg, "cmkctl pin dev");
+	assert_contains(e.msg, ua);
+	assert_contains(e.msg, ub);
+	assert_contains(e.msg, "uuid in agent.conf");
+	/* without the pin the copy would hand out A's DEK: the attack is real */
+	w.has_pin = false;
+	assert_int_equal(cmk_device_unwrap(fdb, &fx->k, &w, &h, &d, &e), 0);
+	assert_true(cmk_secret_equal(d, da));
+	cmk_secret_free(&d);
+	cmk_secret_free(&da);
+	cmk_secret_free(&db);
+	close(fdb);
+}
+
+/*
+ * A saved ephemeral header of an earlier boot written back: authentic, but
+ * its boot_id is not this boot's.  Never unwrapped: not by a restore, and
+ * not even with a record that matches it; an open replaces it.
+ */
+static void device_adversarial_previous_boot_header_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_device_want w = want(CMK_MODE_EPHEMERAL, 4096);
+	struct cmk_header h1, h;
+	struct cmk_secret *d1 = NULL, *d = NULL;
+	struct cmk_opened rec;
+	char b1[CMK_UUID_STR];
+	struct cmk_err e;
+
+	/* written by the previous boot (boot2), read in this one (boot1) */
+	memcpy(w.this_boot, boot2, CMK_UUID_LEN);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, &w, false, false,
+						    &h1, &d1, &e), 0);
+	memcpy(w.this_boot, boot1, CMK_UUID_LEN);
+	cmk_opened_of(&h1, &rec);
+	w.running = true;
+	w.opened = &rec;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -ESTALE);
+	assert_null(d);
+	cmk_uuid_format(boot2, b1);
+	assert_contains(e.msg, "another boot");
+	assert_contains(e.msg, b1);
+	w.running = false;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -ESTALE);
+	/* the next open replaces it with this boot's */
+	assert_int_equal(rekey(fx, 4096, false, &h, &d, &e), 0);
+	assert_false(cmk_secret_equal(d, d1));
+	assert_memory_equal(h.boot_id, boot1, 16);
+	cmk_secret_free(&d);
+	cmk_secret_free(&d1);
+}
+
+/*
+ * A rollback inside one boot: the device was re-keyed (closed and opened
+ * again), and the older header of the same boot is written back.  Same
+ * boot_id, same device_uuid; only the record's sequence tells.
+ */
+static void device_adversarial_rollback_within_boot_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_device_want w = want(CMK_MODE_EPHEMERAL, 4096);
+	struct cmk_header h1, h2, h;
+	struct cmk_secret *d1 = NULL, *d2 = NULL, *d = NULL;
+	uint8_t old[2][CMK_HDR_SIZE];
+	struct cmk_opened rec;
+	struct cmk_err e;
+
+	assert_int_equal(rekey(fx, 4096, false, &h1, &d1, &e), 0);
+	assert_int_equal(pread(fx->fd, old[0], CMK_HDR_SIZE, 0), CMK_HDR_SIZE);
+	assert_int_equal(pread(fx->fd, old[1], CMK_HDR_SIZE, 65536), CMK_HDR_SIZE);
+	assert_int_equal(rekey(fx, 4096, false, &h2, &d2, &e), 0);
+	cmk_opened_of(&h2, &rec);
+	w.running = true;
+	w.opened = &rec;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), 0);
+	assert_true(cmk_secret_equal(d, d2));
+	cmk_secret_free(&d);
+
+	assert_int_equal(pwrite(fx->fd, old[0], CMK_HDR_SIZE, 0), CMK_HDR_SIZE);
+	assert_int_equal(pwrite(fx->fd, old[1], CMK_HDR_SIZE, 65536), CMK_HDR_SIZE);
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -ESTALE);
+	assert_null(d);
+	assert_contains(e.msg, "it has sequence 1 ");
+	assert_contains(e.msg, "but sequence 2 ");
+	/* the same header without the record: the one that was rolled back */
+	w.running = false;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), 0);
+	assert_true(cmk_secret_equal(d, d1));
+	cmk_secret_free(&d);
+	cmk_secret_free(&d1);
+	cmk_secret_free(&d2);
+}
+
+/* A running device's header from another device of this boot: uuid differs. */
+static void device_adversarial_running_header_of_other_device_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_device_want w = want(CMK_MODE_EPHEMERAL, 4096);
+	struct cmk_header h1, h;
+	struct cmk_secret *d1 = NULL, *d = NULL;
+	struct cmk_opened rec;
+	struct cmk_err e;
+
+	assert_int_equal(rekey(fx, 4096, false, &h1, &d1, &e), 0);
+	cmk_opened_of(&h1, &rec);
+	rec.device_uuid[0] ^= 1;	/* what was opened was another device */
+	w.running = true;
+	w.opened = &rec;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -EXDEV);
+	assert_contains(e.msg, "device_uuid");
+	assert_null(d);
+	/* and a running device without any record is not trusted either */
+	w.opened = NULL;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -ESTALE);
+	assert_contains(e.msg, "no record");
+	cmk_secret_free(&d1);
+}
+
+/*
+ * Section 4 of the issue: a persistent device formatted with 512-byte
+ * sectors, configured (by default) as 4096, used to open and read garbage.
+ * The header and the table must agree on the sector size and IV options.
+ */
+static void device_sector_size_or_iv_mismatch_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_device_want w = want(CMK_MODE_PERSISTENT, 4096);
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	struct cmk_err e;
+
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 512, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -EMEDIUMTYPE);
+	assert_contains(e.msg, "sector size 512");
+	assert_contains(e.msg, "sector_size = 512");
+	assert_null(d);
+	w.sector_size = 512;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	/* iv_large_sectors in the table, not in the header */
+	w.flags = CMK_HDR_F_IV_LARGE_SECTORS;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -EMEDIUMTYPE);
+	assert_contains(e.msg, "iv_large_sectors");
+	assert_null(d);
+	/* and a header that has it opens only with it */
+	assert_int_equal(cmk_device_format(fx->fd, &fx->k, CMK_MODE_PERSISTENT, 4096,
+					   CMK_HDR_F_IV_LARGE_SECTORS, boot1, true, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	assert_int_equal(h.flags, CMK_HDR_F_IV_LARGE_SECTORS);
+	w.sector_size = 4096;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	w.flags = 0;
+	assert_int_equal(cmk_device_unwrap(fx->fd, &fx->k, &w, &h, &d, &e), -EMEDIUMTYPE);
+	/* an ephemeral re-key writes the configured geometry */
+	assert_int_equal(ftruncate(fx->fd, 0), 0);
+	assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+	w = want(CMK_MODE_EPHEMERAL, 512);
+	w.flags = CMK_HDR_F_IV_LARGE_SECTORS;
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, &w, false, false,
+						    &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), 0);
+	assert_int_equal(h.sector_size, 512);
+	assert_int_equal(h.flags, CMK_HDR_F_IV_LARGE_SECTORS);
+}
+
+/* An ephemeral re-key drops a device_uuid another device presents. */
+static void device_ephemeral_rekey_new_uuid_on_request(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_device_want w = want(CMK_MODE_EPHEMERAL, 4096);
+	struct cmk_header h1, h2;
+	struct cmk_secret *d = NULL;
+	struct cmk_err e;
+
+	assert_int_equal(rekey(fx, 4096, false, &h1, &d, &e), 0);
+	cmk_secret_free(&d);
+	assert_int_equal(cmk_device_rekey_ephemeral(fx->fd, &fx->k, &w, false, true,
+						    &h2, &d, &e), 0);
+	cmk_secret_free(&d);
+	assert_memory_not_equal(h1.device_uuid, h2.device_uuid, 16);
 }
 
 int main(void)
@@ -318,6 +586,12 @@ int main(void)
 		T(device_persistent_open_refuses_other_kek),
 		T(device_persistent_open_during_kek_rotation),
 		T(device_persistent_open_refuses_ephemeral_header),
+		T(device_adversarial_header_swap_refused_by_pin),
+		T(device_adversarial_previous_boot_header_refused),
+		T(device_adversarial_rollback_within_boot_refused),
+		T(device_adversarial_running_header_of_other_device_refused),
+		T(device_sector_size_or_iv_mismatch_refused),
+		T(device_ephemeral_rekey_new_uuid_on_request),
 	};
 
 	return cmocka_run_group_tests_name("device", tests, NULL, NULL);

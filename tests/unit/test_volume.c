@@ -14,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
+#include "binding.h"
 #include "provider_local.h"
 #include "volume.h"
 
@@ -273,6 +276,650 @@ static void volume_revoke_marker_is_durable(void **state)
 	rmdir(tu_path("run"));
 }
 
+/* ---- a fake kernel: dm devices and the dm-cmk family --------------------------- */
+
+struct fake_dev {
+	bool exists;
+	char dm_name[128];
+	char key_name[CMK_NAME_MAX + 1];
+	uint32_t state;
+	uint32_t reason;
+	uint32_t sector_size;
+	bool bound;
+	uint8_t key[DM_CMK_KEY_LEN];
+	uint64_t generation;
+	int key_sets, renews, wipes, rejected;
+};
+
+#define FK_MAX 4
+static struct fake_dev fk[FK_MAX];
+/* Called at the start of GET / KEY_SET: "meanwhile, elsewhere". */
+static void (*fk_on_get)(void);
+static void (*fk_on_key_set)(void);
+
+static struct fake_dev *fk_by_key(const char *key_name)
+{
+	for (int i = 0; i < FK_MAX; i++)
+		if (fk[i].exists && !strcmp(fk[i].key_name, key_name))
+			return &fk[i];
+	return NULL;
+}
+
+static struct fake_dev *fk_by_dm(const char *dm_name)
+{
+	for (int i = 0; i < FK_MAX; i++)
+		if (fk[i].exists && !strcmp(fk[i].dm_name, dm_name))
+			return &fk[i];
+	return NULL;
+}
+
+int __wrap_cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e);
+int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e);
+int __wrap_cmk_dm_remove(const char *name, struct cmk_err *e);
+int __wrap_cmk_genl_get(struct cmk_genl *g, const char *name,
+			struct cmk_dev_info *info, struct cmk_err *e);
+int __wrap_cmk_genl_key_set(struct cmk_genl *g, const char *name,
+			    const struct cmk_secret *key, uint64_t generation,
+			    uint32_t lease_ms, struct cmk_err *e);
+int __wrap_cmk_genl_key_wipe(struct cmk_genl *g, const char *name,
+			     enum dm_cmk_reason reason, struct cmk_err *e);
+int __wrap_cmk_genl_lease_renew(struct cmk_genl *g, const char *name,
+				uint32_t lease_ms, struct cmk_err *e);
+
+int __wrap_cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e)
+{
+	(void)e;
+	*exists = fk_by_dm(name) != NULL;
+	return 0;
+}
+
+int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
+{
+	char key_name[CMK_NAME_MAX + 1];
+
+	for (int i = 0; i < FK_MAX; i++) {
+		struct fake_dev *f = &fk[i];
+
+		if (f->exists)
+			continue;
+		memset(f, 0, sizeof(*f));
+		if (sscanf(table, "%*u %*u cmk %*s %64s", key_name) != 1)
+			return cmk_errf(e, -EINVAL, "fake dm: bad table %s", table);
+		f->exists = true;
+		snprintf(f->dm_name, sizeof(f->dm_name), "%s", name);
+		snprintf(f->key_name, sizeof(f->key_name), "%s", key_name);
+		f->state = DM_CMK_STATE_SEALED;
+		f->sector_size = strstr(table, "sector_size:4096") ? 4096 : 512;
+		return 0;
+	}
+	return cmk_errf(e, -ENOSPC, "fake dm: full");
+}
+
+int __wrap_cmk_dm_remove(const char *name, struct cmk_err *e)
+{
+	struct fake_dev *f = fk_by_dm(name);
+
+	if (!f)
+		return cmk_errf(e, -ENXIO, "fake dm: no %s", name);
+	memset(f, 0, sizeof(*f));
+	return 0;
+}
+
+int __wrap_cmk_genl_get(struct cmk_genl *g, const char *name,
+			struct cmk_dev_info *info, struct cmk_err *e)
+{
+	struct fake_dev *f;
+
+	(void)g;
+	if (fk_on_get)
+		fk_on_get();
+	f = fk_by_key(name);
+	if (!f)
+		return cmk_errf(e, -ENODEV, "fake kernel: no device uses key %s", name);
+	memset(info, 0, sizeof(*info));
+	snprintf(info->name, sizeof(info->name), "%s", name);
+	info->state = f->state;
+	info->reason = f->reason;
+	info->generation = f->generation;
+	info->sector_size = f->sector_size;
+	return 0;
+}
+
+int __wrap_cmk_genl_key_set(struct cmk_genl *g, const char *name,
+			    const struct cmk_secret *key, uint64_t generation,
+			    uint32_t lease_ms, struct cmk_err *e)
+{
+	struct fake_dev *f;
+
+	(void)g;
+	(void)lease_ms;
+	if (fk_on_key_set)
+		fk_on_key_set();
+	f = fk_by_key(name);
+	if (!f)
+		return cmk_errf(e, -ENODEV, "fake kernel: no device uses key %s", name);
+	/* dm-cmk binds a slot to the first key it is given */
+	if (f->bound && memcmp(f->key, cmk_secret_cdata(key), DM_CMK_KEY_LEN)) {
+		f->rejected++;
+		return cmk_errf(e, -EKEYREJECTED, "fake kernel: key differs from the bound key");
+	}
+	memcpy(f->key, cmk_secret_cdata(key), DM_CMK_KEY_LEN);
+	f->bound = true;
+	f->state = DM_CMK_STATE_ACTIVE;
+	f->generation = generation;
+	f->key_sets++;
+	return 0;
+}
+
+int __wrap_cmk_genl_key_wipe(struct cmk_genl *g, const char *name,
+			     enum dm_cmk_reason reason, struct cmk_err *e)
+{
+	struct fake_dev *f = fk_by_key(name);
+
+	(void)g;
+	if (!f)
+		return cmk_errf(e, -ENODEV, "fake kernel: no device uses key %s", name);
+	if (f->state == DM_CMK_STATE_ACTIVE)
+		f->state = DM_CMK_STATE_WIPED;
+	f->reason = reason;
+	f->wipes++;
+	return 0;
+}
+
+int __wrap_cmk_genl_lease_renew(struct cmk_genl *g, const char *name,
+				uint32_t lease_ms, struct cmk_err *e)
+{
+	struct fake_dev *f = fk_by_key(name);
+
+	(void)g;
+	(void)lease_ms;
+	if (!f)
+		return cmk_errf(e, -ENODEV, "fake kernel: no device uses key %s", name);
+	if (f->state != DM_CMK_STATE_ACTIVE)
+		return cmk_errf(e, -ENOKEY, "fake kernel: %s holds no key", name);
+	f->renews++;
+	return 0;
+}
+
+/* The kernel wipes a key by itself (lease expiry, suspend). */
+static void fk_lose_key(const char *key_name)
+{
+	struct fake_dev *f = fk_by_key(key_name);
+
+	assert_non_null(f);
+	f->state = DM_CMK_STATE_WIPED;
+	f->reason = DM_CMK_REASON_LEASE_EXPIRED;
+}
+
+/* ---- fixture: devices pa, pb (persistent) and eph (ephemeral) on images ------------- */
+
+struct vfx {
+	struct cmk_config cfg;
+	struct cmk_audit *audit;
+	struct cmk_kekset keks;
+	struct cmk_opened mem[3];
+	struct cmk_volume_ctx v;
+	uint8_t boot[CMK_UUID_LEN];
+};
+
+static struct vfx vf;
+
+static void appendf(char *buf, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t n, const char *fmt, ...)
+{
+	size_t len = strlen(buf);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf + len, n - len, fmt, ap);
+	va_end(ap);
+}
+
+/* (Re)load the configuration; @pb_extra goes into [device "pb"]. */
+static void vf_config(const char *pb_extra)
+{
+	struct cmk_err e;
+	char text[4096];
+
+	if (vf.v.cfg)
+		cmk_config_free(&vf.cfg);
+	/* (tu_path() rotates four buffers: one call per statement) */
+	snprintf(text, sizeof(text), "[agent]\nkek_envelope = %s\n", tu_path("kek.json"));
+	appendf(text, sizeof(text), "state_dir = %s\n", tu_path("run"));
+	appendf(text, sizeof(text), "pin_dir = %s\n", tu_path("lib/pins"));
+	appendf(text, sizeof(text), "audit_log = %s\nsyslog = no\n", tu_path("audit.log"));
+	appendf(text, sizeof(text), "[device \"pa\"]\nbacking = %s\nmode = persistent\n",
+		tu_path("a.img"));
+	appendf(text, sizeof(text), "[device \"pb\"]\nbacking = %s\nmode = persistent\n%s",
+		tu_path("b.img"), pb_extra ? pb_extra : "");
+	appendf(text, sizeof(text), "[device \"eph\"]\nbacking = %s\nmode = ephemeral\n",
+		tu_path("e.img"));
+	if (cmk_config_parse(text, strlen(text), "agent.conf", &vf.cfg, &e))
+		fail_msg("config: %s", e.msg);
+	vf.v.cfg = &vf.cfg;
+}
+
+static const struct cmk_config_device *dev(const char *name)
+{
+	const struct cmk_config_device *d = cmk_volume_find(&vf.cfg, name);
+
+	assert_non_null(d);
+	return d;
+}
+
+static int vsetup(void **state)
+{
+	static const char *const img[] = { "a.img", "b.img", "e.img" };
+	struct cmk_err e;
+
+	if (setup(state))
+		return -1;
+	memset(&vf, 0, sizeof(vf));
+	memset(fk, 0, sizeof(fk));
+	fk_on_get = fk_on_key_set = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		int fd = open(tu_path(img[i]), O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+		if (fd < 0 || ftruncate(fd, 4 << 20))
+			return -1;
+		close(fd);
+	}
+	vf_config(NULL);
+	cmk_kekset_init(&vf.keks);
+	if (cmk_audit_open(vf.cfg.audit_log, false, "test", &vf.audit, &e) ||
+	    cmk_kekset_load(&vf.keks, &vf.cfg, vf.audit, &e) ||
+	    cmk_boot_id(vf.boot, &e)) {
+		fprintf(stderr, "vsetup: %s\n", e.msg);
+		return -1;
+	}
+	vf.v.audit = vf.audit;
+	vf.v.keks = &vf.keks;
+	vf.v.opened = vf.mem;		/* the agent's memory */
+	return 0;
+}
+
+static int vteardown(void **state)
+{
+	cmk_kekset_free(&vf.keks);
+	cmk_audit_close(&vf.audit);
+	cmk_config_free(&vf.cfg);
+	return teardown(state);
+}
+
+/* cmkctl format --mode persistent on the image of @name. */
+static void format(const char *name, uint32_t sector_size, struct cmk_header *h)
+{
+	struct cmk_keks k = { &vf.keks.env, vf.keks.cur, NULL };
+	struct cmk_secret *dek = NULL;
+	struct cmk_err e;
+	int fd = open(dev(name)->backing, O_RDWR);
+
+	assert_true(fd >= 0);
+	if (cmk_device_format(fd, &k, CMK_MODE_PERSISTENT, sector_size, 0, vf.boot,
+			      true, h, &dek, &e))
+		fail_msg("format %s: %s", name, e.msg);
+	cmk_secret_free(&dek);
+	close(fd);
+}
+
+static void copy_area(const char *from, const char *to, void *save)
+{
+	uint8_t *buf = malloc(CMK_HDR_AREA);
+	int a = open(from, O_RDONLY), b = open(to, O_RDWR);
+
+	assert_non_null(buf);
+	assert_true(a >= 0 && b >= 0);
+	if (save)
+		assert_int_equal(pread(b, save, CMK_HDR_AREA, 0), CMK_HDR_AREA);
+	assert_int_equal(pread(a, buf, CMK_HDR_AREA, 0), CMK_HDR_AREA);
+	assert_int_equal(pwrite(b, buf, CMK_HDR_AREA, 0), CMK_HDR_AREA);
+	close(a);
+	close(b);
+	free(buf);
+}
+
+static void put_area(const char *to, const void *area)
+{
+	int b = open(to, O_RDWR);
+
+	assert_true(b >= 0);
+	assert_int_equal(pwrite(b, area, CMK_HDR_AREA, 0), CMK_HDR_AREA);
+	close(b);
+}
+
+static void get_area(const char *from, void *area)
+{
+	int a = open(from, O_RDONLY);
+
+	assert_true(a >= 0);
+	assert_int_equal(pread(a, area, CMK_HDR_AREA, 0), CMK_HDR_AREA);
+	close(a);
+}
+
+static int open_dev(const char *name, enum cmk_volume_how *how, struct cmk_err *e)
+{
+	return cmk_volume_open(&vf.v, dev(name), how, e);
+}
+
+static void assert_audit(const char *needle)
+{
+	char *log = tu_read_file(tu_path("audit.log"), NULL);
+
+	assert_contains(log, needle);
+	free(log);
+}
+
+/*
+ * The issue's repro, on the persistent path with trust on first use: A and
+ * B opened (and so pinned), B closed, A's first MiB copied onto B, B
+ * opened again.  Before: B was keyed with A's DEK.  Oracle: refused with a
+ * message naming B and both device_uuids; the fake kernel never saw B
+ * again; A's key stays active and is renewed (its header is refused too
+ * while B presents its uuid); an audit line says why; B's own header, put
+ * back, opens (positive control).
+ */
+static void volume_adversarial_header_swap_refused(void **state)
+{
+	struct cmk_header ha, hb;
+	enum cmk_volume_how how;
+	char ua[CMK_UUID_STR], ub[CMK_UUID_STR];
+	uint8_t *saved = malloc(CMK_HDR_AREA);
+	struct fake_dev *fa;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	format("pb", 4096, &hb);
+	assert_int_equal(open_dev("pa", &how, &e), 0);
+	assert_int_equal(how, CMK_VOLUME_OPENED);
+	assert_int_equal(open_dev("pb", &how, &e), 0);
+	assert_int_equal(access(tu_path("lib/pins/pa"), F_OK), 0);
+	assert_int_equal(access(tu_path("lib/pins/pb"), F_OK), 0);
+	assert_int_equal(cmk_volume_close(&vf.v, dev("pb"), &e), 0);
+
+	copy_area(tu_path("a.img"), tu_path("b.img"), saved);
+	assert_int_equal(open_dev("pb", &how, &e), -EXDEV);
+	cmk_uuid_format(ha.device_uuid, ua);
+	cmk_uuid_format(hb.device_uuid, ub);
+	assert_contains(e.msg, "device pb (");
+	assert_contains(e.msg, "): header refused: its device_uuid");
+	assert_contains(e.msg, ua);
+	assert_contains(e.msg, ub);
+	assert_null(fk_by_key("pb"));		/* never mapped, never keyed */
+	assert_audit("\"device\":\"pb\"");
+	assert_audit("header refused: its device_uuid");
+	/*
+	 * The live device A keeps working: its key is renewed, though its
+	 * header is refused too while B presents the same device_uuid.
+	 */
+	fa = fk_by_key("pa");
+	assert_int_equal(fa->state, DM_CMK_STATE_ACTIVE);
+	assert_int_equal(open_dev("pa", &how, &e), -EXDEV);
+	assert_contains(e.msg, "header refused, its live key kept and renewed: device pb");
+	assert_int_equal(how, CMK_VOLUME_RENEWED);
+	assert_int_equal(fa->renews, 1);
+	assert_int_equal(fa->key_sets, 1);
+
+	put_area(tu_path("b.img"), saved);
+	assert_int_equal(open_dev("pb", &how, &e), 0);
+	assert_int_equal(fk_by_key("pb")->generation, hb.sequence);
+	free(saved);
+}
+
+/* The same with B pinned by the uuid line cmkctl format prints. */
+static void volume_adversarial_header_swap_refused_by_config_uuid(void **state)
+{
+	struct cmk_header ha, hb;
+	char line[80], ub[CMK_UUID_STR];
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	format("pb", 4096, &hb);
+	cmk_uuid_format(hb.device_uuid, ub);
+	snprintf(line, sizeof(line), "uuid = %s\n", ub);
+	vf_config(line);
+	copy_area(tu_path("a.img"), tu_path("b.img"), NULL);
+	assert_int_equal(open_dev("pb", NULL, &e), -EXDEV);
+	assert_contains(e.msg, "uuid in its [device] section");
+	assert_null(fk_by_key("pb"));
+	/* no pin file is written for a device the configuration pins */
+	assert_int_not_equal(access(tu_path("lib/pins/pb"), F_OK), 0);
+}
+
+/*
+ * A's header copied onto B before B was ever opened: trust on first use
+ * alone would pin B to A's uuid.  Two devices present one uuid: both are
+ * refused, nothing is pinned; once B is fixed, A opens.
+ */
+static void volume_adversarial_duplicate_uuid_both_refused(void **state)
+{
+	struct cmk_header ha;
+	uint8_t *zero = calloc(1, CMK_HDR_AREA);
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	copy_area(tu_path("a.img"), tu_path("b.img"), NULL);
+	assert_int_equal(open_dev("pb", NULL, &e), -EXDEV);
+	assert_contains(e.msg, "header refused: device pa");
+	assert_int_equal(open_dev("pa", NULL, &e), -EXDEV);
+	assert_contains(e.msg, "header refused: device pb");
+	assert_null(fk_by_key("pa"));
+	assert_null(fk_by_key("pb"));
+	assert_int_not_equal(access(tu_path("lib/pins/pa"), F_OK), 0);
+	assert_int_not_equal(access(tu_path("lib/pins/pb"), F_OK), 0);
+	put_area(tu_path("b.img"), zero);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	free(zero);
+}
+
+/*
+ * Rollback of a running ephemeral device within this boot: opened (H1),
+ * closed, opened again (H2, a new DEK), H1 written back, key lost (lease
+ * expiry).  Before: the restore pushed H1's DEK (on a kernel without key
+ * binding: served under the old key; with it: EKEYREJECTED).  Oracle: no
+ * KEY_SET, the message names the device and both sequences, an audit line;
+ * H2 put back restores (positive control).
+ */
+static void volume_adversarial_rollback_restore_refused(void **state)
+{
+	uint8_t *h1 = malloc(CMK_HDR_AREA), *h2 = malloc(CMK_HDR_AREA);
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	get_area(tu_path("e.img"), h1);
+	assert_int_equal(cmk_volume_close(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	get_area(tu_path("e.img"), h2);
+	f = fk_by_key("eph");
+	assert_int_equal(f->key_sets, 1);
+
+	put_area(tu_path("e.img"), h1);
+	fk_lose_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -ESTALE);
+	assert_contains(e.msg, "device eph (");
+	assert_contains(e.msg, "it has sequence 1 ");
+	assert_contains(e.msg, "but sequence 2 ");
+	assert_int_equal(f->key_sets, 1);
+	assert_int_equal(f->rejected, 0);	/* refused before the kernel */
+	assert_int_equal(f->state, DM_CMK_STATE_WIPED);
+	assert_audit("an older header written back?");
+
+	put_area(tu_path("e.img"), h2);
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(f->key_sets, 2);
+	assert_int_equal(f->state, DM_CMK_STATE_ACTIVE);
+	free(h1);
+	free(h2);
+}
+
+/*
+ * A header of another boot (what a saved copy from the last boot is): the
+ * same device and DEK re-sealed by a boot with another id.  Refused by the
+ * boot id alone, also by cmkctl (no memory, the record in state_dir).
+ */
+static void volume_adversarial_previous_boot_header_refused(void **state)
+{
+	struct cmk_secret *dek = NULL;
+	struct cmk_header h;
+	struct cmk_err e;
+	int fd;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	fd = open(tu_path("e.img"), O_RDWR);
+	assert_int_equal(cmk_header_read(fd, &h, NULL, &e), 0);
+	assert_int_equal(cmk_header_unwrap_dek(&h, vf.keks.cur, &dek, &e), 0);
+	h.boot_id[15] ^= 0x55;		/* the last boot's id */
+	assert_int_equal(cmk_header_write(fd, &h, vf.keks.cur, dek, &e), 0);
+	cmk_secret_free(&dek);
+	close(fd);
+	fk_lose_key("eph");
+	vf.v.opened = NULL;			/* as cmkctl sees it */
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -ESTALE);
+	assert_contains(e.msg, "header refused: ephemeral header of another boot");
+	assert_int_equal(fk_by_key("eph")->key_sets, 1);
+}
+
+/* "When the kernel slot is already active, renew; never KEY_SET again." */
+static void volume_active_key_renewed_never_set_again(void **state)
+{
+	enum cmk_volume_how how;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(open_dev("eph", &how, &e), 0);	/* cmkctl open, agent restart */
+	assert_int_equal(how, CMK_VOLUME_RENEWED);
+	assert_int_equal(f->key_sets, 1);
+	assert_int_equal(f->renews, 2);
+}
+
+/*
+ * An agent restart in the same boot (no memory, the record in state_dir)
+ * finds the running device's header swapped while it was down.  The header
+ * is refused and says so, the live key is still renewed (how RENEWED, so
+ * the agent keeps renewing it); once the key is lost, nothing restores it.
+ */
+static void volume_adversarial_restart_swapped_header_keeps_live_key(void **state)
+{
+	struct cmk_header ha, hb;
+	enum cmk_volume_how how;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	format("pb", 4096, &hb);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	f = fk_by_key("pa");
+	copy_area(tu_path("b.img"), tu_path("a.img"), NULL);
+	memset(vf.mem, 0, sizeof(vf.mem));	/* a new agent process */
+	assert_int_equal(open_dev("pa", &how, &e), -EXDEV);
+	assert_int_equal(how, CMK_VOLUME_RENEWED);
+	assert_contains(e.msg, "device pa");
+	assert_int_equal(f->renews, 1);
+	assert_int_equal(f->state, DM_CMK_STATE_ACTIVE);
+	assert_audit("header refused, its live key kept and renewed");
+	fk_lose_key("pa");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("pa"), &e), -EXDEV);
+	assert_int_equal(f->key_sets, 1);
+}
+
+/*
+ * A KEK rotation (cmkctl kek rotate, another process) re-wraps a running
+ * device's header: sequence + 1, same DEK.  The record follows it, so the
+ * agent's restore accepts it although its memory has the older sequence.
+ */
+static void volume_rotation_moves_the_record_on(void **state)
+{
+	struct cmk_header before, after;
+	struct cmk_err e;
+	int fd;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	fd = open(tu_path("e.img"), O_RDWR);
+	assert_int_equal(cmk_header_read(fd, &before, NULL, &e), 0);
+	assert_int_equal(cmk_header_rewrap(fd, vf.keks.cur, vf.keks.cur, vf.keks.env.kek_id,
+					   vf.keks.env.cur.kek_version, &after, &e), 0);
+	close(fd);
+	assert_int_equal(cmk_opened_rewrapped(&vf.cfg, dev("eph"), &before, &after, &e), 0);
+	fk_lose_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(fk_by_key("eph")->generation, after.sequence);
+	assert_int_equal(vf.mem[2].sequence, after.sequence);
+}
+
+/*
+ * A pin changes only by the operator's command: a device re-formatted on
+ * purpose is refused until cmkctl pin; pin refuses ephemeral devices and a
+ * uuid another device presents.
+ */
+static void volume_pin_changed_only_by_operator(void **state)
+{
+	struct cmk_header ha, ha2, hb;
+	uint8_t got[CMK_UUID_LEN];
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	format("pb", 4096, &hb);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	assert_int_equal(cmk_volume_close(&vf.v, dev("pa"), &e), 0);
+	format("pa", 4096, &ha2);		/* cmkctl format --force */
+	assert_int_equal(open_dev("pa", NULL, &e), -EXDEV);
+	assert_contains(e.msg, "cmkctl pin pa");
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), NULL, got, &e), 0);
+	assert_memory_equal(got, ha2.device_uuid, CMK_UUID_LEN);
+	assert_audit("pinned to device_uuid");
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("eph"), NULL, got, &e), -EINVAL);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), hb.device_uuid, got, &e), -EXDEV);
+	assert_contains(e.msg, "device pb");
+}
+
+/*
+ * The kernel's own line: a slot bound to another key refuses KEY_SET with
+ * EKEYREJECTED.  That is a refused header (-EXDEV, exit 6 in cmkctl), not
+ * a KEK rotation: the agent must not reload the KEK and retry over it.
+ */
+static void volume_kernel_key_rejected_is_a_refused_header(void **state)
+{
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	f->key[0] ^= 1;			/* bound to some other key */
+	fk_lose_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -EXDEV);
+	assert_contains(e.msg, "device eph: the kernel refused the key");
+	assert_int_equal(f->rejected, 1);
+	assert_audit("the kernel refused the key");
+}
+
+/* Issue section 4: formatted with 512-byte sectors, configured 4096. */
+static void volume_sector_size_mismatch_refused(void **state)
+{
+	struct cmk_header h;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 512, &h);
+	assert_int_equal(open_dev("pa", NULL, &e), -EMEDIUMTYPE);
+	assert_contains(e.msg, "sector_size = 512");
+	assert_null(fk_by_key("pa"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +936,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_find_by_name_dm_name_or_key_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_set_and_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
+#define V(f) cmocka_unit_test_setup_teardown(f, vsetup, vteardown)
+		V(volume_adversarial_header_swap_refused),
+		V(volume_adversarial_header_swap_refused_by_config_uuid),
+		V(volume_adversarial_duplicate_uuid_both_refused),
+		V(volume_adversarial_rollback_restore_refused),
+		V(volume_adversarial_previous_boot_header_refused),
+		V(volume_active_key_renewed_never_set_again),
+		V(volume_adversarial_restart_swapped_header_keeps_live_key),
+		V(volume_rotation_moves_the_record_on),
+		V(volume_pin_changed_only_by_operator),
+		V(volume_kernel_key_rejected_is_a_refused_header),
+		V(volume_sector_size_mismatch_refused),
 	};
 
 	return cmocka_run_group_tests_name("volume", tests, NULL, NULL);
