@@ -450,14 +450,33 @@ static void prefix(struct cmk_err *e, const struct cmk_config_device *d, int ret
 
 /* ---- the kernel ------------------------------------------------------------------ */
 
-/* Push @dek for @d and audit it; the caller wipes @dek. */
+/* An operator revoke marker appeared while we were busy: the key stays out. */
+static int revoked_meanwhile(const struct cmk_config_device *d, struct cmk_err *e)
+{
+	return cmk_errf(e, -EKEYREVOKED,
+			"device %s: revoked by the operator (cmkctl revoke) while its key was being restored; the key is not installed (cmkctl open %s restores it)",
+			d->name, d->name);
+}
+
+/*
+ * Push @dek for @d and audit it; the caller wipes @dek.  The operator's
+ * revoke marker is checked right before KEY_SET, and again after it:
+ * cmkctl revoke writes its marker and then wipes, so a marker that lands
+ * between our check and our KEY_SET is seen afterwards, and we wipe too.
+ */
 static int push_key(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		    const struct cmk_secret *dek, const struct cmk_header *h,
 		    const char *why, struct cmk_err *e)
 {
 	char msg[160], kmsg[CMK_ERR_MSG_MAX];
+	struct cmk_err we;
 	int ret;
 
+	if (cmk_volume_revoked(v->cfg, d)) {
+		ret = revoked_meanwhile(d, e);
+		cmk_volume_audit(v, "key_set", d, NULL, e, true);
+		return ret;
+	}
 	ret = cmk_genl_key_set(v->genl, d->key_name, dek, h->sequence,
 			       v->cfg->lease_ms, e);
 	if (ret == -EKEYREJECTED) {
@@ -475,6 +494,16 @@ static int push_key(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 	}
 	if (ret) {
 		cmk_err_prefix(e, "device %s", d->name);
+		cmk_volume_audit(v, "key_set", d, NULL, e, true);
+		return ret;
+	}
+	if (cmk_volume_revoked(v->cfg, d)) {
+		if (cmk_volume_wipe(v, d, DM_CMK_REASON_REVOKED, &we))
+			ret = cmk_errf(e, -EKEYREVOKED,
+				       "device %s: revoked by the operator while its key was being installed, and wiping it again failed: %s",
+				       d->name, we.msg);
+		else
+			ret = revoked_meanwhile(d, e);
 		cmk_volume_audit(v, "key_set", d, NULL, e, true);
 		return ret;
 	}

@@ -29,7 +29,8 @@
  *
  * Operator revocation (cmkctl revoke) leaves a marker file
  * <state_dir>/revoked/<device name>; while it exists nothing restores the
- * device.  cmkctl open clears it.
+ * device, and it is checked again right before and after every KEY_SET.
+ * cmkctl open clears it.
  */
 #ifndef CMK_VOLUME_H
 #define CMK_VOLUME_H

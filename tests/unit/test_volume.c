@@ -833,6 +833,55 @@ static void volume_adversarial_restart_swapped_header_keeps_live_key(void **stat
 	assert_int_equal(f->key_sets, 1);
 }
 
+static void marker_now(void)
+{
+	struct cmk_err e;
+
+	assert_int_equal(cmk_volume_mark_revoked(&vf.cfg, dev("eph"), &e), 0);
+}
+
+/*
+ * The operator-revoke marker is re-checked right before KEY_SET: cmkctl
+ * revoke lands while a restore is under way (here: during its GET).
+ * Before: the restore installed the key the operator had just revoked.
+ */
+static void volume_revoke_marker_rechecked_before_key_set(void **state)
+{
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	fk_lose_key("eph");
+	fk_on_get = marker_now;
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -EKEYREVOKED);
+	fk_on_get = NULL;
+	assert_contains(e.msg, "revoked by the operator");
+	assert_int_equal(f->key_sets, 1);
+	assert_int_equal(f->state, DM_CMK_STATE_WIPED);
+}
+
+/*
+ * The marker lands between that check and the KEY_SET itself (cmkctl
+ * revoke's own wipe came first): the check after KEY_SET wipes again.
+ */
+static void volume_revoke_marker_during_key_set_wipes_again(void **state)
+{
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	fk_lose_key("eph");
+	fk_on_key_set = marker_now;
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -EKEYREVOKED);
+	fk_on_key_set = NULL;
+	assert_int_equal(f->state, DM_CMK_STATE_WIPED);
+	assert_int_equal(f->reason, DM_CMK_REASON_REVOKED);
+}
+
 /*
  * A KEK rotation (cmkctl kek rotate, another process) re-wraps a running
  * device's header: sequence + 1, same DEK.  The record follows it, so the
@@ -944,6 +993,8 @@ int main(void)
 		V(volume_adversarial_previous_boot_header_refused),
 		V(volume_active_key_renewed_never_set_again),
 		V(volume_adversarial_restart_swapped_header_keeps_live_key),
+		V(volume_revoke_marker_rechecked_before_key_set),
+		V(volume_revoke_marker_during_key_set_wipes_again),
 		V(volume_rotation_moves_the_record_on),
 		V(volume_pin_changed_only_by_operator),
 		V(volume_kernel_key_rejected_is_a_refused_header),
