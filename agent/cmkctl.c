@@ -20,6 +20,7 @@
  *   cmkctl local-key create|enable|disable|destroy|status FILE
  *   cmkctl [--config FILE] open DEVICE | close DEVICE | status [--json]
  *   cmkctl [--config FILE] revoke [--device NAME]
+ *   cmkctl [--config FILE] pin DEVICE [--uuid UUID]
  *   cmkctl [--config FILE] kek rewrap [--key-ref REF] | kek rotate
  *
  * Exit status: 0 success; 1 usage or local error; 2 the KMS refused
@@ -96,6 +97,7 @@ static int usage(void)
 	      "  cmkctl [--config FILE] close DEVICE\n"
 	      "  cmkctl [--config FILE] status [--json]\n"
 	      "  cmkctl [--config FILE] revoke [--device NAME]\n"
+	      "  cmkctl [--config FILE] pin DEVICE [--uuid UUID]\n"
 	      "  cmkctl [--config FILE] kek rewrap [--key-ref REF]\n"
 	      "  cmkctl [--config FILE] kek rotate\n"
 	      "exit: 0 ok, 1 error, 2 KMS refused, 3 KMS unreachable, 4 no valid header,\n"
@@ -665,6 +667,52 @@ out:
 	return ret;
 }
 
+/* pin DEVICE [--uuid UUID]: bind a persistent device to a header. */
+static int do_pin(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "uuid", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmk_config_device *d;
+	uint8_t want[CMK_UUID_LEN], got[CMK_UUID_LEN];
+	bool given = false;
+	char u[CMK_UUID_STR];
+	struct cmk_err e;
+	struct ctl c;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'u')
+			return usage();
+		if (cmk_uuid_parse(optarg, want)) {
+			fprintf(stderr, "cmkctl: --uuid: \"%s\" is not a UUID\n", optarg);
+			return EXIT_LOCAL;
+		}
+		given = true;
+	}
+	if (optind != argc - 1)
+		return usage();
+	ret = ctl_setup(&c, false);
+	if (ret)
+		goto out;
+	ret = EXIT_LOCAL;
+	d = ctl_device(&c, argv[optind]);
+	if (!d)
+		goto out;
+	ret = cmk_volume_pin(&c.vol, d, given ? want : NULL, got, &e);
+	if (ret) {
+		ret = ret == -EXDEV || ret == -ENODATA || ret == -EUCLEAN ?
+		      fail_volume(&e, ret) : fail(&e);
+		goto out;
+	}
+	cmk_uuid_format(got, u);
+	printf("%s: pinned to device_uuid %s\n", d->name, u);
+out:
+	ctl_done(&c);
+	return ret;
+}
+
 static int do_revoke(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1048,6 +1096,8 @@ int main(int argc, char **argv)
 		return do_status(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "revoke"))
 		return do_revoke(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "pin"))
+		return do_pin(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "header"))
 		return header_dump(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "format"))

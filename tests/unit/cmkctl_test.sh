@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..16"
+echo "1..17"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -138,6 +138,25 @@ if run 1 --config agent3.conf kek rotate && grep -q 'd3: cannot open' last &&
 	ok cmkctl_kek_rotate_keeps_previous_until_all_done
 else
 	notok cmkctl_kek_rotate_keeps_previous_until_all_done "see above"
+fi
+
+# pin: a persistent device to its header's device_uuid, not to one another
+# device presents; not an ephemeral device; not one agent.conf pins
+u1=$(awk '$1 == "device_uuid" { print $2 }' <("$ctl" header dump d1.img))
+u2=$(awk '$1 == "device_uuid" { print $2 }' <("$ctl" header dump d2.img))
+cp agent.conf agentpin.conf
+printf 'pin_dir = %s/pins\n' "$dir" >pinline
+sed -i "/^state_dir/r pinline" agentpin.conf
+if run 0 --config agentpin.conf pin d1 && grep -q "^d1: pinned to device_uuid $u1\$" last &&
+   grep -q "\"device_uuid\": \"$u1\"" pins/d1 && [ "$(stat -c %a pins/d1)" = 600 ] &&
+   run 6 --config agentpin.conf pin d1 --uuid "$u2" && grep -q 'device d2' last &&
+   run 1 --config agentpin.conf pin d2 && grep -q 'ephemeral' last &&
+   grep -q '"event":"pin"' audit.log &&
+   sed "/^mode = persistent/a uuid = $u1" agentpin.conf >agentuuid.conf &&
+   run 1 --config agentuuid.conf pin d1 && grep -q 'uuid setting' last; then
+	ok cmkctl_pin_binds_persistent_device
+else
+	notok cmkctl_pin_binds_persistent_device "see above"
 fi
 
 truncate -s 4M iv.img
