@@ -35,6 +35,11 @@
  *   crypt NAME --kek ENVELOPE --device DEV
  *       create dm-crypt device NAME over DEV with DEV's current DEK (the
  *       key goes to the kernel in the table and is printed nowhere).
+ *   reseal BOOT_ID --kek ENVELOPE --device DEV
+ *       write DEV's header again with the same device_uuid and DEK, but
+ *       boot_id BOOT_ID: what the agent of that boot wrote, i.e. what a disk
+ *       attacker who saved the header in an earlier boot can write back
+ *       (authentic under the KEK; only the boot id tells).
  *   plant-and-abort --cmk KEYFILE --kek ENVELOPE [--device DEV]...
  *       copy every key, raw and hex, into ordinary heap memory and abort():
  *       the positive control that a core file of a careless process does
@@ -633,6 +638,48 @@ out:
 	return ret;
 }
 
+static int cmd_reseal(int argc, char **argv)
+{
+	struct cmk_secret *kek = NULL, *prev = NULL, *dek = NULL;
+	struct cmk_envelope env;
+	struct cmk_err e = { 0 };
+	struct cmk_header h;
+	uint8_t boot[CMK_UUID_LEN];
+	struct opts o;
+	int i, fd, ret = 2;
+
+	/* argv[1] is BOOT_ID; the options follow it. */
+	i = argc >= 2 ? parse_opts(argc - 1, argv + 1, &o) : -1;
+	if (i < 0 || i != argc - 1 || !o.kek || o.ndevs != 1 ||
+	    cmk_uuid_parse(argv[1], boot)) {
+		fprintf(stderr, "usage: cmk-oracle reseal BOOT_ID --kek F --device D\n");
+		return 2;
+	}
+	cmk_envelope_init(&env);
+	if (load_kek(o.kek, &env, &kek, &prev) ||
+	    dev_dek(o.devs[0], &env, kek, prev, &h, &dek))
+		goto out;
+	fd = open(o.devs[0], O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "cmk-oracle: %s: %s\n", o.devs[0], strerror(errno));
+		goto out;
+	}
+	memcpy(h.boot_id, boot, CMK_UUID_LEN);
+	if (cmk_header_write(fd, &h, h.kek_version == env.cur.kek_version ? kek : prev,
+			     dek, &e))
+		oerr(o.devs[0], &e);
+	else
+		ret = 0;
+	close(fd);
+out:
+	cmk_secret_free(&dek);
+	cmk_secret_free(&kek);
+	cmk_secret_free(&prev);
+	cmk_envelope_free(&env);
+	free_keys();
+	return ret;
+}
+
 static int cmd_plant_and_abort(int argc, char **argv)
 {
 	static const char hexl[] = "0123456789abcdef";
@@ -850,10 +897,12 @@ int main(int argc, char **argv)
 		return cmd_scan(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "crypt") == 0)
 		return cmd_crypt(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "reseal") == 0)
+		return cmd_reseal(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "plant-and-abort") == 0)
 		return cmd_plant_and_abort(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "jsonl") == 0)
 		return cmd_jsonl(argc - 1, argv + 1);
-	fprintf(stderr, "usage: cmk-oracle scan|crypt|plant-and-abort|jsonl ...\n");
+	fprintf(stderr, "usage: cmk-oracle scan|crypt|reseal|plant-and-abort|jsonl ...\n");
 	return 2;
 }
