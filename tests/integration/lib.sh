@@ -21,6 +21,7 @@ DM_DEV=/dev/mapper/$DM_NAME
 MNT=$T/mnt
 AGENT=${AGENT:-/usr/sbin/cmk-agent}
 AGENT_PID=
+AGENT_STARTS=0
 
 # --- TAP ---------------------------------------------------------------
 
@@ -103,6 +104,7 @@ it_setup() {
 	lease=${1:-5000}
 	interval=${2:-200}
 	hold=${HOLD_MS-2000}
+	AGENT_STARTS=0
 	rm -rf "$T"
 	mkdir -p "$T/state" "$MNT"
 	chmod 700 "$T"
@@ -144,6 +146,24 @@ agent_start() {
 	# shellcheck disable=SC2086
 	env $AGENT_ENV "$AGENT" --config "$T/agent.conf" >>"$T/agent.log" 2>&1 &
 	AGENT_PID=$!
+	AGENT_STARTS=$((AGENT_STARTS + 1))
+}
+
+# agent_ready [TIMEOUT_S]: until the agent started last has unsealed the KEK
+# and opened its devices (its "devices usable" line).  A device that is still
+# active from an earlier agent says nothing about the new one: a test that
+# then disables the CMK must not race the new agent's unseal.  Fails if the
+# agent exits first.
+agent_ready() {
+	i=0
+	while [ $i -lt $((${1:-60} * 10)) ]; do
+		[ "$(grep -c 'devices usable' "$T/agent.log" 2>/dev/null)" -ge "$AGENT_STARTS" ] &&
+			return 0
+		kill -0 "$AGENT_PID" 2>/dev/null || return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
 }
 
 # agent_stop [SIGNAL]: stop the agent and wait for it (TERM, then KILL).
