@@ -17,7 +17,7 @@
 #   /sbin/dmsetup           plus the libraries ldd lists, as for every binary
 #   /usr/bin/fio            with --fio (~80 MB of libraries; off by default)
 #   /lib/modules/KVER/      dm-mod dm-crypt brd null_blk xts aesni_intel
-#                           loop dm-flakey (+ virtio_pci, virtio_net with --net,
+#                           loop dm-flakey dm-delay (+ virtio_pci, virtio_net with --net,
 #                           virtio_pci, virtio_blk with --disk) with
 #                           their dependencies, our dm-cmk.ko in updates/,
 #                           then depmod
@@ -43,7 +43,7 @@ net=0
 disk=0
 tests=()
 adds=()
-modules=(brd dm-mod dm-crypt null_blk xts aesni_intel loop dm-flakey)
+modules=(brd dm-mod dm-crypt null_blk xts aesni_intel loop dm-flakey dm-delay)
 
 die() { echo "mkinitramfs: $*" >&2; exit 1; }
 

@@ -878,6 +878,10 @@ static int info_attr_cb(const struct nlattr *attr, void *data)
 	case DM_CMK_A_BOUND:
 		in->bound = true;
 		break;
+	case DM_CMK_A_EPOCH:
+		in->has_epoch = len == 4;
+		in->epoch = u32;
+		break;
 	default:
 		break;
 	}
@@ -1048,6 +1052,8 @@ int cmk_nl_request(struct cmk_nl *nl, const struct cmk_req *req,
 		mnl_attr_put_u32(nlh, DM_CMK_A_FLAGS, req->flags);
 	if (req->has_reason)
 		mnl_attr_put_u32(nlh, DM_CMK_A_REASON, req->reason);
+	if (req->has_epoch)
+		mnl_attr_put_u32(nlh, DM_CMK_A_EPOCH, req->epoch);
 	if (req->extra_type)
 		mnl_attr_put_u32(nlh, req->extra_type, 0x5a5a5a5a);
 	err = transact(nl, nlh, &x);

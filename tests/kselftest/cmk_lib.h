@@ -166,9 +166,9 @@ struct cmk_info {
 	char device[128];
 	bool has_state, has_generation, has_lease_left, has_lease_max;
 	bool has_sector_size, has_event, has_reason, has_counters;
-	bool has_hold, bound;
+	bool has_hold, bound, has_epoch;
 	uint32_t state, lease_left_ms, lease_max_ms, sector_size;
-	uint32_t event, reason, hold_ms, held;
+	uint32_t event, reason, hold_ms, held, epoch;
 	uint64_t generation, reads, writes, io_errors, refused, rejected;
 	unsigned char raw[2048];
 	size_t raw_len;
@@ -186,6 +186,8 @@ struct cmk_req {
 	const void *key;
 	size_t key_len;
 	const void *key2;	/* a second KEY attribute (DM_CMK_KEY_LEN) */
+	bool has_epoch;
+	uint32_t epoch;
 	bool has_lease;
 	uint32_t lease_ms;
 	bool has_generation;

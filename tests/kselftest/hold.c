@@ -323,14 +323,133 @@ TEST_F_TIMEOUT(hold, hold_kms_unreachable_wipe_still_holds, 120)
 	EXPECT_TRUE(r.match);
 }
 
-/* Removing the device ends every wait (nothing can hold its removal). */
-TEST_F_TIMEOUT(hold, hold_device_removal_not_blocked_when_idle, 60)
+/* A device whose lease ran out and holds nothing can still be removed. */
+TEST_F_TIMEOUT(hold, hold_idle_device_removable, 60)
 {
 	create(_metadata, "hold_ms:600000");
 	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, 1500, 1);
 	cmk_sleep_ms(2500);
 	ASSERT_DM_REMOVE(DM_NAME);
 	EXPECT_FALSE(cmk_dm_exists(DM_NAME));
+}
+
+/*
+ * A table swap with a noflush suspend (what LVM and multipath do) while
+ * bios wait for the key: device-mapper takes them back and re-issues them
+ * after resume, where they wait again, and then go on with the key.
+ * Nothing fails, and the suspend does not wait for the hold.
+ */
+TEST_F_TIMEOUT(hold, hold_noflush_reload_requeues_held_io, 180)
+{
+	struct cmk_table t = {
+		.len = 16384, .key_name = KEY_NAME, .dev = CMK_RAM(0),
+		.opts = "hold_ms:120000",
+	};
+	char line[512], out[1024];
+	struct io_job r[4];
+	struct cmk_info in;
+	uint64_t t0;
+	int i;
+
+	create(_metadata, t.opts);
+	write_then_expire(_metadata, self);
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, io_start(&r[i], self->path, false,
+				      (off_t)i * IO_BYTES, self->data));
+	EXPECT_EQ(4U, wait_held(&self->nl, 4, 30000));
+
+	t0 = cmk_now_ms();
+	ASSERT_EQ(0, cmk_run(out, sizeof(out), "dmsetup", "suspend", "--noflush",
+			     "--noudevsync", DM_NAME, NULL))
+		TH_LOG("suspend --noflush: %s", out);
+	TH_LOG("noflush suspend with 4 held bios took %llu ms",
+	       (unsigned long long)(cmk_now_ms() - t0));
+	cmk_table_cmk(line, sizeof(line), &t);
+	ASSERT_EQ(0, cmk_dm_reload(DM_NAME, line, out, sizeof(out)))
+		TH_LOG("reload: %s", out);
+	ASSERT_EQ(0, cmk_dm_resume(DM_NAME));
+	/* re-issued after resume: they wait for the key again */
+	EXPECT_EQ(4U, wait_held(&self->nl, 4, 30000));
+	for (i = 0; i < 4; i++)
+		EXPECT_FALSE(r[i].done) TH_LOG("read %d ended during the swap", i);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 2);
+	for (i = 0; i < 4; i++) {
+		pthread_join(r[i].th, NULL);
+		EXPECT_EQ(0, r[i].ret) TH_LOG("read %d: %s", i, strerror(-r[i].ret));
+		EXPECT_TRUE(r[i].match);
+	}
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ(0U, in.refused);
+}
+
+/* Two segments under one key with different hold_ms: each keeps its own. */
+TEST_F_TIMEOUT(hold, hold_each_target_its_own_hold_ms, 180)
+{
+	char line[512], out[1024];
+	struct io_job lng, shrt;
+	uint64_t waited;
+
+	/* 0..8191: hold 60 s; 8192..16383: hold 2 s; disjoint IV ranges */
+	snprintf(line, sizeof(line),
+		 "0 8192 cmk aes-xts-plain64 %s 0 %s 0 1 hold_ms:60000\n"
+		 "8192 8192 cmk aes-xts-plain64 %s 8192 %s 8192 1 hold_ms:2000",
+		 KEY_NAME, CMK_RAM(0), KEY_NAME, CMK_RAM(0));
+	ASSERT_EQ(0, cmk_dm_create(DM_NAME, line, out, sizeof(out)))
+		TH_LOG("create: %s", out);
+	write_then_expire(_metadata, self);
+	ASSERT_EQ(0, io_start(&lng, self->path, false, 0, self->data));
+	EXPECT_EQ(1U, wait_held(&self->nl, 1, 20000));
+	ASSERT_EQ(0, io_start(&shrt, self->path, false, 8192 * 512, self->data));
+	pthread_join(shrt.th, NULL);
+	waited = shrt.end_ms - shrt.start_ms;
+	TH_LOG("the 2 s segment's read failed after %llu ms",
+	       (unsigned long long)waited);
+	EXPECT_EQ(-EIO, shrt.ret);
+	EXPECT_GT(30000ULL, waited) TH_LOG("it waited for the other segment's hold");
+	EXPECT_FALSE(lng.done) TH_LOG("the 60 s segment's read did not wait");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 2);
+	pthread_join(lng.th, NULL);
+	EXPECT_EQ(0, lng.ret);
+	EXPECT_TRUE(lng.match);
+}
+
+/*
+ * A read that was already at the backing device when the key went away
+ * (dm-delay holds it there for 3 s) waits for the key after it completes,
+ * and is then decrypted with it: the right data, no error.
+ */
+TEST_F_TIMEOUT(hold, hold_read_completed_without_key_waits, 180)
+{
+	char line[512], out[1024];
+	struct cmk_table t = {
+		.len = 16384, .key_name = KEY_NAME,
+		.dev = "/dev/mapper/" CMK_DM_PREFIX "slow", .opts = "hold_ms:60000",
+	};
+	struct io_job r;
+	uint32_t held;
+
+	if (cmk_modprobe("dm-delay"))
+		SKIP(return, "no dm-delay module");
+	snprintf(line, sizeof(line), "0 16384 delay %s 0 3000 %s 0 0",
+		 CMK_RAM(1), CMK_RAM(1));
+	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slow", line, out, sizeof(out)))
+		TH_LOG("dm-delay: %s", out);
+	ASSERT_CMK_CREATE(DM_NAME, &t);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES, 0, true));
+	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
+	cmk_sleep_ms(1000);	/* the read sits in dm-delay now */
+	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
+				  DM_CMK_REASON_KMS_UNREACHABLE, NULL, 0));
+	held = wait_held(&self->nl, 1, 20000);
+	EXPECT_EQ(1U, held) TH_LOG("the completed read did not wait for the key");
+	EXPECT_FALSE(r.done);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 2);
+	pthread_join(r.th, NULL);
+	EXPECT_EQ(0, r.ret) TH_LOG("%s", strerror(-r.ret));
+	EXPECT_TRUE(r.match);
+	ASSERT_DM_REMOVE(DM_NAME);
+	ASSERT_DM_REMOVE(CMK_DM_PREFIX "slow");
 }
 
 TEST_HARNESS_MAIN

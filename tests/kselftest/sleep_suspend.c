@@ -256,4 +256,86 @@ TEST_F_TIMEOUT(sleep_suspend, sleep_io_after_resume_waits_for_key, 120)
 	free(back);
 }
 
+/* Hibernation: the image is taken after the freeze callback wiped keys. */
+TEST_F_TIMEOUT(sleep_suspend, sleep_hibernation_wipes_key_before_image, 180)
+{
+	struct cmk_info in;
+	int ret;
+
+	create(_metadata, "hold_ms:0");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 5);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->buf, IO_BYTES, 0, true));
+	if (write_sysfs("/sys/power/pm_test", "devices"))
+		SKIP(return, "no /sys/power/pm_test");
+	ret = write_sysfs("/sys/power/state", "disk");
+	write_sysfs("/sys/power/pm_test", "none");
+	if (ret == -EPERM || ret == -EINVAL || ret == -ENODEV)
+		SKIP(return, "no hibernation here: %s", strerror(-ret));
+	ASSERT_EQ(0, ret) TH_LOG("hibernation test: %s", strerror(-ret));
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state);
+	EXPECT_EQ((uint32_t)DM_CMK_REASON_SUSPEND, in.reason);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 6);
+}
+
+/*
+ * From PM_HIBERNATION_PREPARE until the end, KEY_SET is refused.  The
+ * window is made long on purpose: hibernation syncs after the notifiers,
+ * and dirty pages on a dm-delay device (3 s per write) make that sync
+ * take seconds while every task still runs.  A thread spinning KEY_SET
+ * must meet EBUSY there, and succeed again after.  (pm_test=freezer: no
+ * device callback runs, so the key itself is not wiped.)
+ */
+TEST_F_TIMEOUT(sleep_suspend, sleep_key_set_refused_from_prepare_to_post, 240)
+{
+	struct spinner s = { .key = self->key };
+	char line[256], out[1024];
+	unsigned char *dirty;
+	unsigned long ok_before, ok_after_return;
+	pthread_t th;
+	int fd, ret;
+
+	if (cmk_modprobe("dm-delay"))
+		SKIP(return, "no dm-delay module");
+	create(_metadata, "hold_ms:0");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 5);
+	snprintf(line, sizeof(line), "0 8192 delay %s 0 0 %s 0 3000",
+		 CMK_RAM(1), CMK_RAM(1));
+	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slowsync", line, out,
+				   sizeof(out)))
+		TH_LOG("dm-delay: %s", out);
+	if (write_sysfs("/sys/power/pm_test", "freezer")) {
+		cmk_dm_remove(CMK_DM_PREFIX "slowsync");
+		SKIP(return, "no /sys/power/pm_test");
+	}
+	ASSERT_EQ(0, pthread_create(&th, NULL, spin_key_set, &s));
+	/* dirty page cache on the slow device, left for the PM core's sync */
+	dirty = cmk_alloc(1 << 20);
+	ASSERT_NE(NULL, dirty);
+	fd = open("/dev/mapper/" CMK_DM_PREFIX "slowsync", O_WRONLY);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1 << 20, write(fd, dirty, 1 << 20));
+	close(fd);
+	free(dirty);
+
+	ok_before = s.ok;
+	ret = write_sysfs("/sys/power/state", "disk");
+	write_sysfs("/sys/power/pm_test", "none");
+	ok_after_return = s.ok;
+	cmk_sleep_ms(500);
+	s.stop = true;
+	pthread_join(th, NULL);
+	cmk_dm_remove(CMK_DM_PREFIX "slowsync");
+	if (ret == -EPERM || ret == -EINVAL || ret == -ENODEV)
+		SKIP(return, "no hibernation here: %s", strerror(-ret));
+	ASSERT_EQ(0, ret) TH_LOG("hibernation test: %s", strerror(-ret));
+	TH_LOG("KEY_SET across the hibernation test: %lu ok (%lu before), %lu EBUSY, %lu other",
+	       s.ok, ok_before, s.busy, s.other);
+	EXPECT_LT(0UL, ok_before);
+	EXPECT_LT(0UL, s.busy) TH_LOG("no KEY_SET was refused during the sleep");
+	EXPECT_LT(ok_after_return, s.ok) TH_LOG("KEY_SET did not work again after");
+	EXPECT_EQ(0UL, s.other);
+	ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_ACTIVE);
+}
+
 TEST_HARNESS_MAIN
