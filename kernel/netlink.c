@@ -213,7 +213,7 @@ static int cmk_nl_key_set(struct sk_buff *skb, struct genl_info *info)
 		ret = cmk_slot_install(slot, key,
 				       gen_attr ? nla_get_u64(gen_attr) : 0,
 				       lease_ms,
-				       epoch_attr ? nla_get_u32(epoch_attr) : -1);
+				       epoch_attr ? (s64)nla_get_u32(epoch_attr) : -1);
 	cmk_nl_slot_unlock(slot);
 	switch (ret) {
 	case 0:
