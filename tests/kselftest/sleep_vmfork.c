@@ -128,7 +128,8 @@ TEST_F_TIMEOUT(sleep_vmfork, wipes_keys, 420)
 {
 	unsigned char *buf = cmk_alloc(IO_BYTES), *back = cmk_alloc(IO_BYTES);
 	char dev[320], mark[96], line[256];
-	struct cmk_info ev;
+	struct cmk_info ev, in;
+	uint32_t epoch;
 	uint64_t t0;
 	int ret;
 
@@ -144,6 +145,9 @@ TEST_F_TIMEOUT(sleep_vmfork, wipes_keys, 420)
 	ASSERT_EQ(0, cmk_dev_read(self->path, back, IO_BYTES, 0, true));
 	ASSERT_EQ(0, memcmp(buf, back, IO_BYTES));
 	ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_ACTIVE);
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	ASSERT_TRUE(in.has_epoch);
+	epoch = in.epoch;
 
 	/* The host snapshots the guest here and restores it as a clone. */
 	ASSERT_EQ(0, cmk_klog_mark(mark, sizeof(mark)));
@@ -174,6 +178,25 @@ TEST_F_TIMEOUT(sleep_vmfork, wipes_keys, 420)
 	ASSERT_STATUS_STATE(DM_NAME, "wiped");
 	ASSERT_EQ(-EIO, cmk_dev_read(self->path, back, IO_BYTES, 0, true))
 		TH_LOG("a read after the VM fork was not refused");
+
+	/*
+	 * The fork counts: a key unsealed in the parent's epoch is refused,
+	 * so an agent's KEY_SET already in flight cannot bring it back.
+	 */
+	ASSERT_TRUE(ev.has_epoch);
+	EXPECT_EQ(epoch + 1, ev.epoch) TH_LOG("the fork did not move the epoch");
+	{
+		struct cmk_req r = {
+			.cmd = DM_CMK_CMD_KEY_SET, .name = KEY_NAME,
+			.key = self->key, .key_len = DM_CMK_KEY_LEN,
+			.has_lease = true, .lease_ms = CMK_LEASE_LONG,
+			.has_epoch = true, .epoch = epoch,
+		};
+
+		EXPECT_EQ(-ESTALE, cmk_nl_request(&self->nl, &r, NULL, NULL,
+						  NULL, 0));
+		ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_WIPED);
+	}
 
 	/* The same key again brings the data back: only the key was gone. */
 	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 8);
