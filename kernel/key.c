@@ -630,15 +630,48 @@ static struct cmk_slot *cmk_slot_alloc(const char *name,
 	return slot;
 }
 
-/* The tweak values a target uses: [*first, *end). */
-static void cmk_iv_range(const struct cmk_target *ct, u64 *first, u64 *end)
+/* The tweak values of a target: up to two inclusive ranges. */
+struct cmk_tweaks {
+	unsigned int n;
+	u64 lo[2], hi[2];
+};
+
+/*
+ * The tweak of a sector is iv_offset + sector, modulo 2^64 as dm-crypt's
+ * plain64 has it, and shifted down by sector_shift with iv_large_sectors
+ * (then modulo 2^(64 - shift)).  A range that wraps is two ranges.
+ */
+static void cmk_iv_tweaks(const struct cmk_target *ct, struct cmk_tweaks *t)
 {
-	*first = ct->iv_offset;
-	*end = ct->iv_offset + ct->ti->len;
-	if (test_bit(CMK_IV_LARGE_SECTORS, &ct->flags)) {
-		*first >>= ct->sector_shift;
-		*end >>= ct->sector_shift;
+	unsigned int shift = test_bit(CMK_IV_LARGE_SECTORS, &ct->flags) ?
+			     ct->sector_shift : 0;
+	u64 top = U64_MAX >> shift;	/* the largest tweak */
+	u64 first = ct->iv_offset >> shift;
+	u64 last = (ct->ti->len >> shift) - 1;	/* count - 1, len > 0 */
+
+	if (last <= top - first) {
+		t->n = 1;
+		t->lo[0] = first;
+		t->hi[0] = first + last;
+	} else {
+		t->n = 2;
+		t->lo[0] = first;
+		t->hi[0] = top;
+		t->lo[1] = 0;
+		t->hi[1] = last - (top - first) - 1;
 	}
+}
+
+static bool cmk_tweaks_meet(const struct cmk_tweaks *a,
+			    const struct cmk_tweaks *b)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < a->n; i++)
+		for (j = 0; j < b->n; j++)
+			if (a->lo[i] <= b->hi[j] && b->lo[j] <= a->hi[i])
+				return true;
+	return false;
 }
 
 /* Do @a and @b put the same tweak on the same backing block? */
@@ -664,14 +697,14 @@ static bool cmk_same_layout(const struct cmk_target *a,
  */
 static bool cmk_iv_overlaps(struct cmk_slot *slot, struct cmk_target *ct)
 {
+	struct cmk_tweaks a, b;
 	struct cmk_target *other;
-	u64 a0, a1, b0, b1;
 
 	lockdep_assert_held(&slot->lock);
-	cmk_iv_range(ct, &a0, &a1);
+	cmk_iv_tweaks(ct, &a);
 	list_for_each_entry(other, &slot->target_list, slot_node) {
-		cmk_iv_range(other, &b0, &b1);
-		if (!(a0 < b1 && b0 < a1))
+		cmk_iv_tweaks(other, &b);
+		if (!cmk_tweaks_meet(&a, &b))
 			continue;
 		if (other->ti->table == ct->ti->table ||
 		    !cmk_same_layout(ct, other))

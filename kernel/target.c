@@ -14,7 +14,6 @@
 
 #include <linux/blkdev.h>
 #include <linux/module.h>
-#include <linux/overflow.h>
 #include <linux/slab.h>
 #include <crypto/skcipher.h>
 
@@ -192,11 +191,6 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	}
 	if (ct->iv_offset & ((ct->sector_size >> SECTOR_SHIFT) - 1)) {
 		ti->error = "Invalid iv_offset: not a multiple of sector_size";
-		goto bad;
-	}
-	/* The IV range must not wrap: tweaks would repeat within the device. */
-	if (check_add_overflow(ct->iv_offset, (u64)ti->len, &value)) {
-		ti->error = "Invalid iv_offset: iv_offset + length overflows";
 		goto bad;
 	}
 
