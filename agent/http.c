@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "cleanse_alloc.h"
+#include "deadline.h"
 #include "settings.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -182,12 +184,32 @@ long cmk_http_backoff_ms(const struct cmk_http_opts *o, int attempt)
 	return ceil / 2 + (long)(r % (unsigned int)(ceil / 2 + 1));
 }
 
+/*
+ * Sleep @ms in short slices, so a cancelled deadline (the agent stopping)
+ * ends the backoff too.
+ */
 static void sleep_ms(long ms)
 {
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (ms > 0 && !cmk_deadline_expired()) {
+		long slice = ms < 100 ? ms : 100;
+		struct timespec ts = { 0, slice * 1000000L };
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		ms -= slice;
+	}
+}
+
+/* libcurl calls this at least once a second: end the transfer at the deadline. */
+static int on_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult,
+		       curl_off_t uln)
+{
+	(void)arg;
+	(void)dlt;
+	(void)dln;
+	(void)ult;
+	(void)uln;
+	return cmk_deadline_expired();
 }
 
 static bool line_ok(const char *s)
@@ -383,8 +405,11 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, dflt(o->connect_timeout_ms, 3000));
-	SET(CURLOPT_TIMEOUT_MS, dflt(o->timeout_ms, 10000));
+	/* The caller's deadline (deadline.h) bounds every attempt too. */
+	SET(CURLOPT_CONNECTTIMEOUT_MS, cmk_deadline_clamp_ms(dflt(o->connect_timeout_ms, 3000)));
+	SET(CURLOPT_TIMEOUT_MS, cmk_deadline_clamp_ms(dflt(o->timeout_ms, 10000)));
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
@@ -459,6 +484,8 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	for (int attempt = 1;; attempt++) {
 		enum cmk_reason why;
 		CURLcode rc;
+		long delay;
+		bool last;
 		CURL *c;
 
 		/* Each attempt starts from an empty answer. */
@@ -471,6 +498,12 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		resp->status = 0;
 		resp->attempts = attempt;
 		errbuf[0] = '\0';
+		if (cmk_deadline_expired()) {
+			ret = cmk_err_kms(e, CMK_R_TIMEOUT,
+					  "%s %s: the check's deadline passed before attempt %d",
+					  req->method, req->url, attempt);
+			break;
+		}
 		c = make_handle(o, req, hl, resp, plain ? &use : NULL, errbuf);
 		if (!c) {
 			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
@@ -487,16 +520,22 @@ int cmk_http_do(const struct cmk_http_opts *o,
 			ret = cmk_errf(e, -ENOMEM, "http: out of memory");
 			break;
 		}
+		/* No retry that could not even start before the deadline. */
+		delay = cmk_http_backoff_ms(o, attempt);
+		last = attempt >= max || cmk_deadline_clamp_ms(LONG_MAX) <= delay;
 		if (rc == CURLE_OK) {
 			why = retry(resp, retry_arg);
-			if (cmk_reason_class(why) != CMK_EC_TRANSIENT ||
-			    attempt >= max) {
+			if (cmk_reason_class(why) != CMK_EC_TRANSIENT || last) {
 				ret = 0;
 				break;
 			}
 		} else {
 			why = curl_reason(rc);
-			if (rc == CURLE_ABORTED_BY_CALLBACK) {
+			/* on_progress() ended it: the deadline passed (or was cancelled). */
+			if (rc == CURLE_ABORTED_BY_CALLBACK && cmk_deadline_expired()) {
+				why = CMK_R_TIMEOUT;
+				last = true;
+			} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
 				ret = cmk_errf(e, -EINVAL, "http: %s %s: the name led to an address that is not allowed: %s",
 					       req->method, req->url, plain_http_rule(use));
 				break;
@@ -507,16 +546,20 @@ int cmk_http_do(const struct cmk_http_opts *o,
 					       errbuf[0] ? errbuf : curl_easy_strerror(rc));
 				break;
 			}
-			if (attempt >= max) {
+			if (last) {
 				ret = cmk_err_kms(e, why,
-						  "%s %s failed after %d attempt%s: %s",
+						  "%s %s failed after %d attempt%s: %s%s",
 						  req->method, req->url, attempt,
 						  attempt == 1 ? "" : "s",
-						  errbuf[0] ? errbuf : curl_easy_strerror(rc));
+						  rc == CURLE_ABORTED_BY_CALLBACK ?
+						  "no answer before the check's deadline" :
+						  errbuf[0] ? errbuf : curl_easy_strerror(rc),
+						  attempt < max ?
+						  " (no time left for another attempt before the check's deadline)" : "");
 				break;
 			}
 		}
-		sleep_ms(cmk_http_backoff_ms(o, attempt));
+		sleep_ms(delay);
 	}
 	slist_free_wiped(hl);
 	if (ret)

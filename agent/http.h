@@ -7,6 +7,11 @@
  * handshake, timeouts, and responses the caller's retry function calls
  * transient, by default 429 and 5xx) are retried with capped exponential
  * backoff and full jitter, up to max_attempts; nothing else is retried.
+ * The calling thread's deadline (deadline.h: one budget for a whole CMK
+ * check) bounds it all: each attempt's timeouts are clamped to what is
+ * left, no retry starts once the backoff would reach it, and a transfer
+ * under way ends (within a second) when it passes or is cancelled; the
+ * failure is then transient, reason timeout.
  *
  * Proxies come from the environment (https_proxy, http_proxy, no_proxy, as
  * libcurl reads them), except with no_proxy set in the options: metadata

@@ -2,8 +2,10 @@
 /*
  * test_http.c - the HTTP wrapper's pure parts: backoff bounds (capped,
  * exponential, jittered, never zero), response header lookup, bad header
- * lines refused before anything is sent.  Oracle: the documented policy
- * in http.h.  Retries against a live peer are in tests/kms.
+ * lines refused before anything is sent, and the calling thread's
+ * deadline bounding a whole call against a peer that accepts and never
+ * answers.  Oracle: the documented policy in http.h.  Retries against a
+ * live peer are in tests/kms.
  *
  * Two tests talk to a one-shot HTTP peer on 127.0.0.1 (a thread here):
  * libcurl's own buffers, which held a bearer token, a request body and a
@@ -25,6 +27,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "deadline.h"
 #include "http.h"
 
 static void http_backoff_is_capped_exponential_with_jitter(void **state)
@@ -354,6 +357,73 @@ static void http_plain_via_remote_proxy_refused(void **state)
 	assert_true(n <= 0);
 }
 
+/*
+ * A peer that accepts connections and never answers: a listening socket
+ * nobody accept()s from (the kernel completes the handshake, the request
+ * is queued, no answer comes).  Fills @url.
+ */
+static int silent_peer(char *url, size_t n)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(url, n, "http://127.0.0.1:%u/", ntohs(sa.sin_port));
+	return fd;
+}
+
+/*
+ * 3 attempts of 10 s each would take 30 s; the thread's deadline (400 ms)
+ * ends the whole call, as a transient timeout.
+ */
+static void http_hang_deadline_bounds_every_attempt(void **state)
+{
+	struct cmk_http_opts o = { .timeout_ms = 10000, .max_attempts = 3 };
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+	char url[64];
+	uint64_t t0, took;
+	int fd = silent_peer(url, sizeof(url));
+
+	(void)state;
+	req.url = url;
+	t0 = cmk_deadline_now_ms();
+	cmk_deadline_set(t0 + 400);
+	assert_true(cmk_http_do(&o, &req, NULL, NULL, &r, &e) < 0);
+	took = cmk_deadline_now_ms() - t0;
+	cmk_deadline_set(0);
+	close(fd);
+	print_message("silent peer, 3 x 10 s attempts, 400 ms deadline: %llu ms\n",
+		      (unsigned long long)took);
+	assert_true(took < 3000);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_int_equal(e.reason, CMK_R_TIMEOUT);
+	assert_null(r.body);
+}
+
+/* A deadline already passed: no attempt at all. */
+static void http_hang_deadline_passed_no_attempt(void **state)
+{
+	struct cmk_http_request req = { "GET", "http://127.0.0.1:1/", NULL, 0, NULL, 0 };
+	struct cmk_http_opts o = { 0 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+
+	(void)state;
+	cmk_deadline_set(cmk_deadline_now_ms() - 1);
+	assert_true(cmk_http_do(&o, &req, NULL, NULL, &r, &e) < 0);
+	cmk_deadline_set(0);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_int_equal(e.reason, CMK_R_TIMEOUT);
+	assert_contains(e.msg, "deadline passed before attempt 1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +435,8 @@ int main(void)
 		cmocka_unit_test(http_plain_url_only_loopback),
 		cmocka_unit_test(http_plain_remote_refused_before_sending),
 		cmocka_unit_test(http_plain_via_remote_proxy_refused),
+		cmocka_unit_test(http_hang_deadline_bounds_every_attempt),
+		cmocka_unit_test(http_hang_deadline_passed_no_attempt),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * deadline.h - one overall time budget for the KMS calls of a check.
+ *
+ * cmk-agent gives every CMK check and every unseal one deadline
+ * (check_timeout_ms), however many HTTP requests, retries, token fetches or
+ * TLS handshakes the provider needs for it.  The deadline belongs to the
+ * thread that runs the job (the agent's KMS worker, worker.h), so no
+ * provider interface has to carry it: code that waits on a KMS reads it.
+ * http.c clamps each attempt's timeouts to what is left and makes no
+ * retry past it; other transports (KMIP over TLS) do the same with
+ * cmk_deadline_left_ms().
+ *
+ * cmk_deadline_cancel_all() ends every such wait in the process at once:
+ * the agent calls it when it stops, so SIGTERM is never held up by a KMS
+ * that does not answer.
+ *
+ * Times are CLOCK_BOOTTIME milliseconds (cmk_deadline_now_ms()): a
+ * deadline that passed while the system was suspended has passed.
+ */
+#ifndef CMK_DEADLINE_H
+#define CMK_DEADLINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* cmk_deadline_now_ms() - CLOCK_BOOTTIME in milliseconds. */
+uint64_t cmk_deadline_now_ms(void);
+
+/* cmk_deadline_set() - this thread's deadline (@at_ms; 0: none). */
+void cmk_deadline_set(uint64_t at_ms);
+
+/* cmk_deadline_get() - this thread's deadline, 0 if none. */
+uint64_t cmk_deadline_get(void);
+
+/*
+ * cmk_deadline_left_ms() - ms until this thread's deadline: -1 when there
+ * is none, 0 when it has passed or every wait was cancelled.
+ */
+long cmk_deadline_left_ms(void);
+
+/* cmk_deadline_expired() - the deadline passed, or waits were cancelled. */
+bool cmk_deadline_expired(void);
+
+/*
+ * cmk_deadline_clamp_ms() - @ms, or what is left of the deadline if that
+ * is less (at least 1, so a clamped timeout never means "no timeout").
+ */
+long cmk_deadline_clamp_ms(long ms);
+
+/*
+ * cmk_deadline_cancel_all() - with @on, every thread's deadline counts as
+ * passed (waits end); with !@on, deadlines count again.
+ */
+void cmk_deadline_cancel_all(bool on);
+
+#endif /* CMK_DEADLINE_H */
