@@ -3,6 +3,8 @@
  * genl.c - client of the kernel's "dm-cmk" generic netlink family (libmnl).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +22,7 @@
 struct cmk_genl {
 	struct mnl_socket *sock;
 	uint16_t family;
+	uint32_t events_group;		/* multicast group id, 0 if none */
 	unsigned int portid;
 	unsigned int seq;
 	char ext[CMK_ERR_MSG_MAX];	/* extended ACK message of the last error */
@@ -159,7 +162,28 @@ static int cmk_genl_talk(struct cmk_genl *g, const struct nlmsghdr *nlh,
 
 struct cmk_family_ctx {
 	uint16_t id;
+	uint32_t events_group;
 };
+
+/* One group of CTRL_ATTR_MCAST_GROUPS: remember the "events" one. */
+static int cmk_mcgrp_attr(const struct nlattr *attr, void *data)
+{
+	const struct nlattr *a;
+	const char *name = NULL;
+	uint32_t id = 0;
+
+	mnl_attr_for_each_nested(a, attr) {
+		if (mnl_attr_get_type(a) == CTRL_ATTR_MCAST_GRP_NAME &&
+		    mnl_attr_validate(a, MNL_TYPE_NUL_STRING) == 0)
+			name = mnl_attr_get_str(a);
+		else if (mnl_attr_get_type(a) == CTRL_ATTR_MCAST_GRP_ID &&
+			 mnl_attr_validate(a, MNL_TYPE_U32) == 0)
+			id = mnl_attr_get_u32(a);
+	}
+	if (name && id && strcmp(name, DM_CMK_MCGRP_EVENTS) == 0)
+		((struct cmk_family_ctx *)data)->events_group = id;
+	return MNL_CB_OK;
+}
 
 static int cmk_family_attr(const struct nlattr *attr, void *data)
 {
@@ -168,6 +192,9 @@ static int cmk_family_attr(const struct nlattr *attr, void *data)
 	if (mnl_attr_get_type(attr) == CTRL_ATTR_FAMILY_ID &&
 	    mnl_attr_validate(attr, MNL_TYPE_U16) == 0)
 		ctx->id = mnl_attr_get_u16(attr);
+	else if (mnl_attr_get_type(attr) == CTRL_ATTR_MCAST_GROUPS &&
+		 mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+		mnl_attr_parse_nested(attr, cmk_mcgrp_attr, ctx);
 	return MNL_CB_OK;
 }
 
@@ -231,6 +258,7 @@ int cmk_genl_open(struct cmk_genl **out, struct cmk_err *e)
 		goto fail;
 	}
 	g->family = fam.id;
+	g->events_group = fam.events_group;
 	*out = g;
 	return 0;
 
@@ -449,4 +477,108 @@ int cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
 	if (ret)
 		return cmk_genl_fail(g, e, ret, "GET (dump)", NULL);
 	return ctx.ret;
+}
+
+int cmk_genl_fd(const struct cmk_genl *g)
+{
+	return mnl_socket_get_fd(g->sock);
+}
+
+int cmk_genl_events_open(struct cmk_genl **out, struct cmk_err *e)
+{
+	struct cmk_genl *g;
+	int ret, fl;
+
+	ret = cmk_genl_open(&g, e);
+	if (ret)
+		return ret;
+	if (!g->events_group) {
+		ret = cmk_errf(e, -ENOENT,
+			       "netlink: the dm-cmk family has no \"%s\" group (module too old?)",
+			       DM_CMK_MCGRP_EVENTS);
+		goto fail;
+	}
+	if (mnl_socket_setsockopt(g->sock, NETLINK_ADD_MEMBERSHIP, &g->events_group,
+				  sizeof(g->events_group)) < 0) {
+		ret = cmk_errf(e, -errno,
+			       "netlink: cannot join the dm-cmk \"%s\" group: %s%s",
+			       DM_CMK_MCGRP_EVENTS, strerror(errno),
+			       errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+		goto fail;
+	}
+	fl = fcntl(cmk_genl_fd(g), F_GETFL);
+	if (fl < 0 || fcntl(cmk_genl_fd(g), F_SETFL, fl | O_NONBLOCK) < 0) {
+		ret = cmk_errf(e, -errno, "netlink: cannot make the events socket non-blocking: %s",
+			       strerror(errno));
+		goto fail;
+	}
+	*out = g;
+	return 0;
+fail:
+	cmk_genl_close(&g);
+	return ret;
+}
+
+struct cmk_event_ctx {
+	struct cmk_genl *g;
+	cmk_genl_event_cb cb;
+	void *arg;
+};
+
+static int cmk_event_attr(const struct nlattr *attr, void *data)
+{
+	struct cmk_event *ev = data;
+
+	if (mnl_attr_get_type(attr) == DM_CMK_A_EVENT) {
+		if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+			ev->event = mnl_attr_get_u32(attr);
+		return MNL_CB_OK;
+	}
+	return cmk_info_attr(attr, &ev->info);
+}
+
+static int cmk_event_msg(const struct nlmsghdr *nlh, void *data)
+{
+	struct cmk_event_ctx *ctx = data;
+	const struct genlmsghdr *gh;
+	struct cmk_event ev;
+
+	if (nlh->nlmsg_type != ctx->g->family ||
+	    nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*gh)))
+		return MNL_CB_OK;
+	gh = mnl_nlmsg_get_payload(nlh);
+	if (gh->cmd != DM_CMK_CMD_EVENT)
+		return MNL_CB_OK;
+	memset(&ev, 0, sizeof(ev));
+	ev.event = UINT32_MAX;
+	mnl_attr_parse(nlh, sizeof(*gh), cmk_event_attr, &ev);
+	if (ev.event != UINT32_MAX && ev.info.name[0])
+		ctx->cb(&ev, ctx->arg);
+	return MNL_CB_OK;
+}
+
+int cmk_genl_events_read(struct cmk_genl *g, cmk_genl_event_cb cb, void *arg,
+			 struct cmk_err *e)
+{
+	struct cmk_event_ctx ctx = { g, cb, arg };
+
+	for (;;) {
+		ssize_t n = recv(cmk_genl_fd(g), g->buf, sizeof(g->buf), MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			if (errno == ENOBUFS)
+				return cmk_errf(e, -ENOBUFS,
+						"netlink: dm-cmk events were lost (socket overrun)");
+			return cmk_errf(e, -errno, "netlink: reading dm-cmk events: %s",
+					strerror(errno));
+		}
+		/* Not a reply to us: portid and sequence are 0. */
+		if (mnl_cb_run(g->buf, (size_t)n, 0, 0, cmk_event_msg, &ctx) < 0)
+			return cmk_errf(e, -EBADMSG, "netlink: malformed dm-cmk event: %s",
+					strerror(errno));
+	}
 }

@@ -54,6 +54,19 @@ struct cmk_dev_info {
 
 typedef int (*cmk_genl_dump_cb)(const struct cmk_dev_info *info, void *arg);
 
+/**
+ * struct cmk_event - one message of the "events" multicast group
+ * @event: &enum dm_cmk_event
+ * @info: the device it is about: name, device, state, generation, and for
+ *	%DM_CMK_EVENT_KEY_WIPED the reason
+ */
+struct cmk_event {
+	uint32_t event;
+	struct cmk_dev_info info;
+};
+
+typedef void (*cmk_genl_event_cb)(const struct cmk_event *ev, void *arg);
+
 /* cmk_genl_open() - connect and resolve the family (loads no module). */
 int cmk_genl_open(struct cmk_genl **out, struct cmk_err *e);
 void cmk_genl_close(struct cmk_genl **g);
@@ -78,6 +91,24 @@ int cmk_genl_get(struct cmk_genl *g, const char *name,
 /* cmk_genl_dump() - call @cb for every dm-cmk device. */
 int cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
 		  struct cmk_err *e);
+
+/*
+ * cmk_genl_events_open() - a socket of its own subscribed to the family's
+ * "events" group (CAP_SYS_ADMIN), non-blocking, for poll().  Only
+ * cmk_genl_events_read(), cmk_genl_fd() and cmk_genl_close() apply to it.
+ */
+int cmk_genl_events_open(struct cmk_genl **out, struct cmk_err *e);
+
+/* cmk_genl_fd() - the socket's file descriptor. */
+int cmk_genl_fd(const struct cmk_genl *g);
+
+/*
+ * cmk_genl_events_read() - call @cb for every event queued on @g, without
+ * waiting.  -ENOBUFS: the socket overran and events were lost; read the
+ * devices' state with GET instead.
+ */
+int cmk_genl_events_read(struct cmk_genl *g, cmk_genl_event_cb cb, void *arg,
+			 struct cmk_err *e);
 
 const char *cmk_state_str(uint32_t state);
 const char *cmk_wipe_reason_str(uint32_t reason);
