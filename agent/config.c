@@ -92,6 +92,7 @@ static const struct setting agent_settings[] = {
 	UINT("check_interval_ms", A(check_interval_ms), 100, 86400000),
 	UINT("jitter_pct", A(jitter_pct), 0, 50),
 	UINT("lease_ms", A(lease_ms), 1000, 600000),
+	UINT("check_timeout_ms", A(check_timeout_ms), CMK_CHECK_TIMEOUT_MIN_MS, 300000),
 	UINT("grace_s", A(grace_s), 0, 86400),
 	UINT("boot_deadline_s", A(boot_deadline_s), 1, 3600),
 	ENUM("policy", A(policy), policy_names),
@@ -136,6 +137,7 @@ struct parser {
 	int lease_line;		/* where lease_ms was set, for validate() */
 	int interval_s_line;	/* where check_interval_s was set */
 	int interval_ms_line;	/* where check_interval_ms was set */
+	int timeout_line;	/* where check_timeout_ms was set */
 };
 
 #define PERR(p, code, fmt, ...) \
@@ -459,6 +461,8 @@ static int parse_setting(struct parser *p, char *s)
 			p->interval_s_line = p->line;
 		if (p->sec == S_AGENT && strcmp(key, "check_interval_ms") == 0)
 			p->interval_ms_line = p->line;
+		if (p->sec == S_AGENT && strcmp(key, "check_timeout_ms") == 0)
+			p->timeout_line = p->line;
 		return set_value(p, &p->table[i], val);
 	}
 	return PERR(p, -EINVAL, "unknown key \"%s\" in [%s]", key,
@@ -469,7 +473,7 @@ static int parse_setting(struct parser *p, char *s)
 static int validate(struct parser *p)
 {
 	struct cmk_config *c = p->c;
-	uint64_t worst;
+	uint64_t worst, budget;
 
 	if (!p->agent_line)
 		return cmk_errf(p->e, -EINVAL, "%s: missing [agent] section", p->name);
@@ -482,13 +486,30 @@ static int validate(struct parser *p)
 		c->check_interval_ms = c->check_interval_s * 1000;
 	else
 		c->check_interval_s = (c->check_interval_ms + 999) / 1000;
-	/* A lease must outlive the longest gap between two checks. */
+	/*
+	 * The timing rule (cmk-agent.rst): the longest time without an answer
+	 * in normal operation - one interval with its jitter, then one check
+	 * up to its deadline - fits in 3/4 of the lease; renewals every 1/4.
+	 */
 	worst = (uint64_t)c->check_interval_ms * (100 + c->jitter_pct) / 100;
-	if (c->lease_ms <= worst)
+	budget = (uint64_t)c->lease_ms * 3 / 4;
+	if (!p->timeout_line) {
+		if (budget < worst + CMK_CHECK_TIMEOUT_MIN_MS)
+			return cmk_errf(p->e, -EINVAL,
+					"%s:%d: lease_ms %u is too short for the check interval: the longest interval (%llu ms with jitter) plus a check (at least %d ms) must fit in 3/4 of the lease (%llu ms); raise lease_ms or shorten the interval",
+					p->name, p->lease_line ? p->lease_line : p->agent_line,
+					c->lease_ms, (unsigned long long)worst,
+					CMK_CHECK_TIMEOUT_MIN_MS, (unsigned long long)budget);
+		c->check_timeout_ms = budget - worst < CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS ?
+				      (uint32_t)(budget - worst) :
+				      CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS;
+	} else if (worst + c->check_timeout_ms > budget) {
 		return cmk_errf(p->e, -EINVAL,
-				"%s:%d: lease_ms %u must exceed the longest check interval (%llu ms with jitter), or keys expire between checks",
-				p->name, p->lease_line ? p->lease_line : p->agent_line,
-				c->lease_ms, (unsigned long long)worst);
+				"%s:%d: check_timeout_ms %u does not fit: the longest check interval (%llu ms with jitter) plus check_timeout_ms must fit in 3/4 of lease_ms %u (%llu ms); raise lease_ms or shorten the interval or the timeout",
+				p->name, p->timeout_line, c->check_timeout_ms,
+				(unsigned long long)worst, c->lease_ms,
+				(unsigned long long)budget);
+	}
 	for (size_t i = 0; i < c->n_devices; i++) {
 		for (size_t j = 0; j < i; j++) {
 			const struct cmk_config_device *a = &c->devices[j], *b = &c->devices[i];

@@ -9,6 +9,7 @@
  *   check_interval_s = 30          # or check_interval_ms = 250 (one of them)
  *   jitter_pct = 10
  *   lease_ms = 60000
+ *   check_timeout_ms = 12000       # default: what the lease leaves
  *   grace_s = 300
  *   policy = wipe                  # wipe | poweroff | none
  *   audit_log = /var/log/cmk/audit.log
@@ -115,6 +116,7 @@ struct cmk_config {
 	uint32_t check_interval_ms;	/* always valid after parsing */
 	uint32_t jitter_pct;
 	uint32_t lease_ms;
+	uint32_t check_timeout_ms;	/* always valid after parsing */
 	uint32_t grace_s;
 	uint32_t boot_deadline_s;
 	enum cmk_policy policy;
@@ -129,6 +131,16 @@ struct cmk_config {
 	struct cmk_config_device *devices;
 	size_t n_devices;
 };
+
+/*
+ * Timing rule, checked at load (cmk-agent.rst, "Timing"): one check
+ * interval with its jitter plus one check's deadline must fit in three
+ * quarters of the lease; leases are renewed every quarter.  Without
+ * check_timeout_ms the deadline is what the lease leaves, at most
+ * CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS.
+ */
+#define CMK_CHECK_TIMEOUT_MIN_MS		100
+#define CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS	30000
 
 #define CMK_CONFIG_PATH		"/etc/cmk/agent.conf"
 #define CMK_STATE_DIR		"/run/cmk"

@@ -226,9 +226,64 @@ static void config_missing_required_rejected(void **state)
 static void config_lease_must_outlive_check_interval(void **state)
 {
 	(void)state;
-	/* 60 s interval + 10 % jitter = 66 s > 60 s lease */
+	/* 60 s interval + 10 % jitter = 66 s > 3/4 of a 60 s lease */
 	expect_error(AGENT "check_interval_s = 60\nlease_ms = 60000\n", "agent.conf:4:",
-		     "must exceed the longest check interval (66000 ms");
+		     "lease_ms 60000 is too short for the check interval: the longest interval (66000 ms with jitter)");
+	/* 30 s + 10 % = 33 s, + 100 ms for a check: more than 3/4 of 44 s */
+	expect_error(AGENT "lease_ms = 44000\n", "agent.conf:3:", "must fit in 3/4 of the lease (33000 ms)");
+}
+
+/*
+ * The timing rule of cmk-agent.rst: interval (+ jitter) + check_timeout_ms
+ * <= 3/4 lease_ms.  Without check_timeout_ms the deadline is what the
+ * lease leaves, at most 30 s.  Oracle: the documented inequality.
+ */
+static void config_hang_check_timeout_derived_from_lease(void **state)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+
+	(void)state;
+	/* defaults: 3/4 * 60000 - 33000 */
+	assert_int_equal(parse(AGENT, &c, &e), 0);
+	assert_int_equal(c.check_timeout_ms, 12000);
+	cmk_config_free(&c);
+	/* the configuration: 3/4 * 8000 - 2000 */
+	assert_int_equal(parse(AGENT "check_interval_s = 2\njitter_pct = 0\nlease_ms = 8000\n",
+			       &c, &e), 0);
+	assert_int_equal(c.check_timeout_ms, 4000);
+	cmk_config_free(&c);
+	/* a long lease: capped */
+	assert_int_equal(parse(AGENT "lease_ms = 600000\n", &c, &e), 0);
+	assert_int_equal(c.check_timeout_ms, 30000);
+	cmk_config_free(&c);
+	/* just enough for the smallest deadline */
+	assert_int_equal(parse(AGENT "check_interval_ms = 650\njitter_pct = 0\nlease_ms = 1000\n",
+			       &c, &e), 0);
+	assert_int_equal(c.check_timeout_ms, 100);
+	cmk_config_free(&c);
+}
+
+static void config_hang_check_timeout_must_fit_lease(void **state)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+	const char *ok = AGENT "check_interval_s = 2\njitter_pct = 0\nlease_ms = 8000\n"
+			       "check_timeout_ms = 4000\n";
+
+	(void)state;
+	assert_int_equal(parse(ok, &c, &e), 0);
+	assert_int_equal(c.check_timeout_ms, 4000);
+	cmk_config_free(&c);
+	/* 2000 + 4001 > 6000 */
+	expect_error(AGENT "check_interval_s = 2\njitter_pct = 0\nlease_ms = 8000\n"
+		     "check_timeout_ms = 4001\n", "agent.conf:6:",
+		     "check_timeout_ms 4001 does not fit: the longest check interval (2000 ms with jitter) plus check_timeout_ms must fit in 3/4 of lease_ms 8000 (6000 ms)");
+	/* the old rule (lease > interval) let a 30 s call starve an 8 s lease */
+	expect_error(AGENT "check_interval_s = 2\nlease_ms = 8000\ncheck_timeout_ms = 30000\n",
+		     "agent.conf:5:", "does not fit");
+	expect_error(AGENT "check_timeout_ms = 99\n", "agent.conf:3:", "out of range 100..300000");
+	expect_error(AGENT "check_timeout_ms = 300001\n", "agent.conf:3:", "out of range 100..300000");
 }
 
 static void config_check_interval_ms_parses(void **state)
@@ -265,9 +320,9 @@ static void config_check_interval_ms_validated(void **state)
 		     "not a non-negative integer");
 	expect_error(AGENT "check_interval_s = 1\ncheck_interval_ms = 500\n",
 		     "agent.conf:4:", "check_interval_ms and check_interval_s (line 3) both set");
-	/* 1000 ms + 10 % jitter = 1100 ms > 1000 ms lease */
+	/* 1000 ms + 10 % jitter = 1100 ms > 3/4 of a 1000 ms lease */
 	expect_error(AGENT "check_interval_ms = 1000\nlease_ms = 1000\n", "agent.conf:4:",
-		     "must exceed the longest check interval (1100 ms");
+		     "the longest interval (1100 ms with jitter)");
 	expect_error(AGENT "state_dir = run/cmk\n", "agent.conf:3:",
 		     "not an absolute path");
 }
@@ -408,6 +463,8 @@ int main(void)
 		cmocka_unit_test(config_bad_values_rejected_with_line),
 		cmocka_unit_test(config_missing_required_rejected),
 		cmocka_unit_test(config_lease_must_outlive_check_interval),
+		cmocka_unit_test(config_hang_check_timeout_derived_from_lease),
+		cmocka_unit_test(config_hang_check_timeout_must_fit_lease),
 		cmocka_unit_test(config_check_interval_ms_parses),
 		cmocka_unit_test(config_check_interval_ms_validated),
 		cmocka_unit_test(config_rejects_nul_and_control_characters),
