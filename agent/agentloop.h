@@ -2,27 +2,66 @@
 /*
  * agentloop.h - the agent's decisions, apart from its I/O.
  *
- * The state machine of cmk-agent: unseal at boot with retries, then one
- * CMK check per step and what follows from its answer.  Everything it does
- * to the world goes through struct cmk_loop_ops, so the unit tests drive it
- * with a fake provider and a fake clock, and cmk-agent.c wires the real
- * KMS, netlink and audit log in.
+ * The state machine of cmk-agent.  It never waits: the KMS calls (a CMK
+ * check, an unseal of the KEK) run as jobs on a worker (ops->start) whose
+ * results come back through cmk_loop_job_done(); everything else it does
+ * to the world (leases, restores, wipes, audit) goes through struct
+ * cmk_loop_ops and returns at once.  The unit tests drive it with a fake
+ * KMS and a fake clock; cmk-agent.c wires in the worker, netlink and audit.
  *
- *   check ok           renew leases; restore keys the kernel lost (lease
- *                      expiry, suspend, agent restart) unless an operator
- *                      revoked the device; after a revoke or a fail-closed
- *                      wipe: unseal the KEK again and restore everything.
+ * Timers (cmk_loop_tick() does what is due and says when to call again):
+ *
+ *   check     one CMK check every check interval (+ jitter) after the last
+ *             answer; after a failure, capped exponential backoff.  One job
+ *             at a time.
+ *   deadline  a job with no answer check_timeout_ms after it started is a
+ *             transient failure (timeout) dated from its start; what it
+ *             answers later is ignored.
+ *   renew     every lease_ms / 4, LEASE_RENEW, whatever the KMS is doing:
+ *             while the KEK is held and the state keeps keys (active,
+ *             degraded within grace_s, fail-open).  A renewal is a local
+ *             decision from the last answer and the grace policy, so a KMS
+ *             call that hangs never lets a lease run out; and it never
+ *             lets a key outlive what the agent itself would keep if it
+ *             died right then: lease_ms after the last yes (active),
+ *             grace_s plus a quarter lease after the first failure
+ *             (degraded).  Only fail-open renews a full lease blindly.
+ *   grace     grace_s after the start of the first failed check of a run of
+ *             failures, the policy applies, answer or no answer.
+ *
+ * Answers:
+ *
+ *   check ok           restore keys the kernel lost (lease expiry, suspend,
+ *                      agent restart) unless an operator revoked the device;
+ *                      without a KEK (after a revoke, a fail-closed wipe or a
+ *                      VM fork) unseal it first, then restore.
  *   definitive error   revoke at once: KEY_WIPE (REVOKED) every device of
  *                      this CMK, wipe the KEK from memory, audit, and power
- *                      off under policy poweroff.  Keep checking, so that a
- *                      re-enabled CMK brings the volumes back.
- *   transient error    retry with capped exponential backoff and jitter;
- *                      within grace_s keep the keys (and renew leases);
- *                      after grace_s follow the policy: wipe / poweroff ->
- *                      KEY_WIPE (KMS_UNREACHABLE) and wipe the KEK; none ->
- *                      keep the keys (audited once), renewing leases.
- *   local error        (not an answer from the KMS) treated as transient:
- *                      it cannot prove a revocation.
+ *                      off under policy poweroff.  Checking goes on, so that
+ *                      a re-enabled CMK brings the volumes back.
+ *   transient error    (or a local error, or no answer by the deadline)
+ *                      within grace_s keep the keys (state degraded); after
+ *                      it: wipe / poweroff -> KEY_WIPE (KMS_UNREACHABLE) and
+ *                      wipe the KEK; none -> keep keys and leases (fail open,
+ *                      audited once).
+ *
+ * Kernel events (cmk_loop_key_wiped()):
+ *
+ *   vmfork             the KEK in memory came from the VM this one was cloned
+ *                      from: forget it, ignore any KMS job begun before, and
+ *                      unseal again (a fresh, audited KMS decrypt) before
+ *                      any key is restored.
+ *   suspend, lease_expired, policy
+ *                      check the CMK at once (ignoring a job begun before)
+ *                      and restore the keys on success: the kernel holds I/O
+ *                      for hold_ms meanwhile.
+ *   a restore refused with EBUSY (a system sleep is under way): check again
+ *                      and restore after CMK_RESTORE_RETRY_MS.
+ *
+ * Boot (state starting): unseal, retrying transient errors (and deadlines)
+ * with capped exponential backoff and jitter until boot_deadline_s; a
+ * definitive or local error fails at once.  Once unsealed, every device is
+ * opened (ops->maintain with restore) and the state is active.
  */
 #ifndef CMK_AGENTLOOP_H
 #define CMK_AGENTLOOP_H
@@ -44,32 +83,41 @@ enum cmk_loop_state {
 	CMK_LS_REVOKED,		/* definitive error: keys and KEK wiped */
 };
 
+/* A KMS job (CMK_JOB_NONE: the worker is idle). */
+enum cmk_job {
+	CMK_JOB_NONE,
+	CMK_JOB_CHECK,		/* a real unwrap of the wrapped KEK, result wiped */
+	CMK_JOB_UNSEAL,		/* unwrap the KEK(s) into locked memory */
+};
+
 /*
  * struct cmk_loop_ops - the world as the loop sees it (@ctx is passed back)
- * @check: a real unwrap of the wrapped KEK under the CMK (result wiped)
- * @unseal: unwrap the KEK(s) into locked memory
+ * @start: begin KMS job @job (@id) with the deadline @deadline_ms; it must
+ *	not wait for it.  The caller reports the end with cmk_loop_job_done(),
+ *	after adopting an unsealed KEK only if cmk_loop_job_wanted() says so.
  * @forget: wipe the KEK(s) from memory
- * @maintain: renew every lease of our devices; with @restore also push
- *	keys again for devices the kernel has no key for (skipping devices an
- *	operator revoked)
+ * @maintain: renew every lease of our devices to @lease_ms from now; with
+ *	@restore (then @lease_ms is the full lease) also push keys again for
+ *	devices the kernel has no key for (skipping devices an operator
+ *	revoked) and open devices not opened yet.  -EBUSY: a KEY_SET was
+ *	refused because a system sleep is under way (try again shortly).
  * @wipe: KEY_WIPE every device of this CMK with @reason
  * @action: the policy's power-off (never returns in production)
  * @note: one audit line about a decision (@e NULL on success)
- * @now_ms: monotonic clock
- * @sleep_ms: used only by cmk_loop_boot()
+ * @now_ms: a clock that counts time suspended (CLOCK_BOOTTIME)
  * @random: uniform 32-bit random number for jitter
  */
 struct cmk_loop_ops {
-	int (*check)(void *ctx, struct cmk_err *e);
-	int (*unseal)(void *ctx, struct cmk_err *e);
+	void (*start)(void *ctx, enum cmk_job job, uint64_t id,
+		      uint64_t deadline_ms);
 	void (*forget)(void *ctx);
-	int (*maintain)(void *ctx, bool restore, struct cmk_err *e);
+	int (*maintain)(void *ctx, bool restore, uint32_t lease_ms,
+			struct cmk_err *e);
 	int (*wipe)(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e);
 	void (*action)(void *ctx);
 	void (*note)(void *ctx, const char *event, const char *msg,
 		     const struct cmk_err *e);
 	uint64_t (*now_ms)(void *ctx);
-	void (*sleep_ms)(void *ctx, uint64_t ms);
 	uint32_t (*random)(void *ctx);
 };
 
@@ -78,36 +126,85 @@ struct cmk_loop {
 	void *ctx;
 	uint32_t interval_ms;
 	uint32_t jitter_pct;
+	uint32_t check_timeout_ms;	/* deadline of every KMS job */
+	uint32_t lease_ms;
+	uint32_t renew_ms;		/* lease_ms / 4 */
 	uint64_t grace_ms;
 	uint64_t boot_deadline_ms;
 	enum cmk_policy policy;
 
 	enum cmk_loop_state state;
 	bool kek_held;
+	int boot_ret;			/* -EINPROGRESS, 0, or why boot failed */
+	struct cmk_err boot_err;
+	uint64_t boot_start_ms;
+	unsigned int boot_tries;
+
+	/* The KMS job under way. */
+	enum cmk_job job;
+	uint64_t job_id;
+	uint64_t job_start_ms;
+	uint64_t job_deadline_ms;
+	bool job_overdue;		/* its deadline passed: counted as failed */
+	bool job_stale;			/* its answer will be ignored */
+	uint64_t next_id;
+
+	uint64_t next_check_ms;		/* next job, when the worker is idle */
+	uint64_t next_renew_ms;
+	bool want_unseal;		/* unseal before any restore */
+	uint64_t fork_ms;		/* a VM fork seen then; jobs before are stale */
+	bool want_restore;		/* the kernel lost keys: restore on success */
+	uint64_t lost_ms;		/* when it did; jobs before are stale */
+
+	uint64_t last_yes_ms;		/* when the last yes came back */
 	unsigned int fails;		/* consecutive failed checks */
-	uint64_t first_fail_ms;		/* start of the current failure run */
+	uint64_t first_fail_ms;		/* start of the first failed check of the run */
 	uint64_t last_check_ms;
 	int last_result;		/* 0 or -errno of the last check */
 	struct cmk_err last_err;
 	unsigned long checks;
+	unsigned long late_answers;	/* answers after their deadline, ignored */
 };
 
 /* Bounds of the retry backoff (ms). */
 #define CMK_BACKOFF_MIN_MS	50
 #define CMK_BACKOFF_BOOT_MAX_MS	5000
+/* A KEY_SET refused with EBUSY (system sleep): check and restore after this. */
+#define CMK_RESTORE_RETRY_MS	250
 
 void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
 		   void *ctx, const struct cmk_config *cfg);
 
 /*
- * cmk_loop_boot() - unseal the KEK, retrying transient errors with capped
- * exponential backoff and jitter until boot_deadline_s.  A definitive or
- * local error fails at once.
+ * cmk_loop_tick() - do what is due now (start a job, count a deadline that
+ * passed, renew leases, end a grace period); returns the ms until the next
+ * call is due.  Call it again after every other cmk_loop_*() call.
  */
-int cmk_loop_boot(struct cmk_loop *l, struct cmk_err *e);
+uint64_t cmk_loop_tick(struct cmk_loop *l);
 
-/* cmk_loop_step() - one check and its consequences; returns ms to wait. */
-uint64_t cmk_loop_step(struct cmk_loop *l);
+/*
+ * cmk_loop_job_wanted() - whether the answer of job @id will be used; if
+ * not (its deadline passed, or an event made it stale), a KEK it unsealed
+ * must be wiped, not adopted.
+ */
+bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id);
+
+/* cmk_loop_job_done() - job @id ended with @ret (@e when it failed). */
+void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
+		       const struct cmk_err *e);
+
+/* cmk_loop_key_wiped() - the kernel wiped one of our keys for @reason. */
+void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason);
+
+/* cmk_loop_check_now() - check the CMK as soon as the worker is idle. */
+void cmk_loop_check_now(struct cmk_loop *l);
+
+/*
+ * cmk_loop_boot_result() - -EINPROGRESS while unsealing at boot, 0 once
+ * booted, else why the boot failed (@e filled; e->cls definitive: the KMS
+ * refused; transient: boot_deadline_s passed).
+ */
+int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e);
 
 /* cmk_loop_backoff_ms() - delay before retry @n (1-based), jitter included. */
 uint64_t cmk_loop_backoff_ms(const struct cmk_loop *l, unsigned int n,

@@ -10,16 +10,25 @@
  * check_interval (+ jitter) with the consequences agentloop.c decides.
  * Documentation/cmk-agent.rst is the manual.
  *
+ * Two threads.  The KMS calls (checks, unseals) run on a worker thread
+ * (worker.h, kmsjob.h), each bounded by check_timeout_ms.  This main thread
+ * never waits on a KMS: it owns the leases (renewed on their own timer),
+ * the kernel's events (dm-cmk "events" group), the systemd watchdog
+ * (WATCHDOG=1 from this loop only, so a stuck loop stops it while a
+ * hanging KMS call does not) and the signals.
+ *
  * SIGTERM/SIGINT/SIGQUIT end the agent WITHOUT wiping kernel keys: restarting or
  * upgrading the agent must not interrupt database I/O, and the kernel
  * wipes every key by itself when its lease runs out, so an agent that is
  * gone (stopped, killed, crashed) cannot extend a key's life past
- * lease_ms.  SIGHUP runs a check now.  SIGPIPE, SIGXFSZ, SIGUSR1 and
- * SIGUSR2 are ignored.
+ * lease_ms.  They are acted on at once, also during boot retries and while
+ * a KMS call hangs.  SIGHUP runs a check now.  SIGPIPE, SIGXFSZ, SIGUSR1
+ * and SIGUSR2 are ignored.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,14 +48,20 @@
 #include "audit.h"
 #include "codec.h"
 #include "config.h"
+#include "deadline.h"
 #include "dm.h"
 #include "fileio.h"
 #include "genl.h"
+#include "kmsjob.h"
 #include "secret.h"
 #include "volume.h"
+#include "worker.h"
 
 /* A device that failed to open or restore is retried after this long. */
 #define DEVICE_RETRY_MS		10000
+
+/* On stop, how long a KMS call may take to notice it was cancelled. */
+#define STOP_WAIT_MS		2000
 
 /* Audit lines of unchanged CMK check outcomes: one per this many ms. */
 #define CHECK_LOG_EVERY_MS	60000
@@ -62,13 +77,20 @@ struct agent {
 	struct cmk_config cfg;
 	struct cmk_audit *audit;
 	struct cmk_genl *genl;
+	struct cmk_genl *events;	/* NULL: none (renewals find lost keys) */
+	/* Replaced or freed only while the worker is idle (kmsjob.h). */
 	struct cmk_kekset keks;
 	struct cmk_volume_ctx vol;
 	struct cmk_loop loop;
+	struct cmk_worker *worker;
+	struct cmk_kms_job job;		/* the worker's while it runs */
+	uint64_t job_id;
 	enum dev_status *dev;
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
+	bool want_reload;		/* the next check loads the envelope */
+	unsigned int lost;		/* bit per reason: keys a renewal found gone */
 	uint64_t last_check_log_ms;
 	int last_logged_ret;		/* of the last check written to audit */
 	enum cmk_reason last_logged_reason;
@@ -78,12 +100,6 @@ struct agent {
 	struct cmk_kekfile kekfile;	/* the envelope file as last loaded */
 	char state_path[4096];
 };
-
-/* Load the envelope again; the KEK in hand stays if that fails. */
-static int reload(struct agent *a, struct cmk_err *e)
-{
-	return cmk_kekset_reload(&a->keks, &a->kekfile, &a->cfg, a->audit, e);
-}
 
 static void note(void *ctx, const char *event, const char *msg,
 		 const struct cmk_err *e)
@@ -98,22 +114,11 @@ static void note(void *ctx, const char *event, const char *msg,
 		e && e->cls != CMK_EC_NONE ? e->msg : "");
 }
 
+/* Time spent suspended counts (grace, intervals), as for kernel leases. */
 static uint64_t now_ms(void *ctx)
 {
-	struct timespec ts;
-
 	(void)ctx;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(void *ctx, uint64_t ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-	(void)ctx;
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+	return cmk_deadline_now_ms();
 }
 
 static uint32_t rnd(void *ctx)
@@ -126,62 +131,83 @@ static uint32_t rnd(void *ctx)
 	return r;
 }
 
-static int check(void *ctx, struct cmk_err *e)
+/* ops->start: hand a check or an unseal to the worker. */
+static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms)
 {
 	struct agent *a = ctx;
-	uint64_t now = now_ms(NULL);
-	struct cmk_kms_call call;
-	struct cmk_err bad;
-	bool log, reloaded;
-	int ret;
+	struct cmk_kms_job *j = &a->job;
+	struct cmk_err e;
 
-	ret = cmk_kekset_check_file(&a->keks, &a->kekfile, &a->cfg, a->audit,
-				    &reloaded, &bad, &call, e);
-	a->last_latency_ms = call.latency_ms;
-	a->last_check_wall = time(NULL);
-	if (bad.cls != CMK_EC_NONE)
-		note(a, "kek_reload",
-		     "KEK envelope changed on disk but does not load; still checking the envelope in memory: fix the file",
-		     &bad);
-	if (reloaded) {
-		note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
-		return ret;
+	memset(j, 0, sizeof(*j));
+	j->kind = job == CMK_JOB_UNSEAL ? CMK_KMS_UNSEAL : CMK_KMS_CHECK;
+	j->cfg = &a->cfg;
+	j->keks = &a->keks;
+	j->audit = a->audit;
+	j->file = a->kekfile;
+	j->reload = a->want_reload;	/* one try per request */
+	a->want_reload = false;
+	a->job_id = id;
+	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms)) {
+		/* Cannot happen (one job at a time); the deadline will say so. */
+		cmk_errf(&e, -EBUSY, "KMS worker still busy");
+		note(a, "check", "KMS job not started", &e);
 	}
-	/*
-	 * One line per check would be 4 lines a second at 250 ms: log when
-	 * the outcome (or the reason of a failure) changes, and otherwise
-	 * once a minute.
-	 */
-	log = now - a->last_check_log_ms >= CHECK_LOG_EVERY_MS ||
-	      (ret != 0) != (a->last_logged_ret != 0) ||
-	      (ret && e->reason != a->last_logged_reason);
-	if (log) {
-		cmk_kekset_audit_check(&a->keks, a->audit, &call, ret ? e : NULL);
-		a->last_check_log_ms = now;
-		a->last_logged_ret = ret;
-		a->last_logged_reason = ret ? e->reason : CMK_R_NONE;
-	}
-	return ret;
 }
 
-static int unseal(void *ctx, struct cmk_err *e)
+/*
+ * The check's audit line.  One line per check would be 4 lines a second at
+ * 250 ms: log when the outcome (or the reason of a failure) changes, and
+ * otherwise once a minute.
+ */
+static void audit_check(struct agent *a, const struct cmk_kms_job *j)
 {
-	struct agent *a = ctx;
-	struct cmk_err fe;
-	int ret;
+	uint64_t now = now_ms(NULL);
+	int ret = j->ret;
 
-	ret = reload(a, e);
-	if (!ret || !a->keks.loaded)
-		return ret;
-	/* The file does not load: the envelope in memory still can. */
-	fe = *e;
-	ret = cmk_kekset_unseal(&a->keks, a->audit, e);
-	if (ret)
-		return ret;
-	note(a, "kek_reload",
-	     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
-	     &fe);
-	return 0;
+	if (now - a->last_check_log_ms < CHECK_LOG_EVERY_MS &&
+	    (ret != 0) == (a->last_logged_ret != 0) &&
+	    (!ret || j->err.reason == a->last_logged_reason))
+		return;
+	cmk_kekset_audit_check(&a->keks, a->audit, &j->call, ret ? &j->err : NULL);
+	a->last_check_log_ms = now;
+	a->last_logged_ret = ret;
+	a->last_logged_reason = ret ? j->err.reason : CMK_R_NONE;
+}
+
+/*
+ * The worker finished a job: adopt a KEK set it loaded if the loop still
+ * wants the answer (else wipe it), audit, and tell the loop.
+ */
+static void job_ended(struct agent *a)
+{
+	struct cmk_kms_job *j = &a->job;
+	bool wanted, reloaded;
+
+	if (!cmk_worker_done(a->worker))
+		return;
+	wanted = cmk_loop_job_wanted(&a->loop, a->job_id);
+	reloaded = j->loaded;
+	/* A bad envelope file is about the file: reported, remembered anyway. */
+	if (j->bad.cls != CMK_EC_NONE)
+		note(a, "kek_reload", j->kind == CMK_KMS_CHECK ?
+		     "KEK envelope changed on disk but does not load; still checking the envelope in memory: fix the file" :
+		     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
+		     &j->bad);
+	if (cmk_kms_job_adopt(j, wanted, &a->keks, &a->kekfile) &&
+	    j->kind == CMK_KMS_CHECK)
+		note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
+	cmk_kms_job_release(j);
+	if (wanted) {
+		a->last_check_wall = time(NULL);
+		a->last_latency_ms = j->kind == CMK_KMS_CHECK && !reloaded ?
+				     j->call.latency_ms : j->latency_ms;
+		if (!j->ret)
+			a->last_success_wall = a->last_check_wall;
+		/* A load audits its own unwraps; a check is rate-limited here. */
+		if (j->kind == CMK_KMS_CHECK && !reloaded)
+			audit_check(a, j);
+	}
+	cmk_loop_job_done(&a->loop, a->job_id, j->ret, &j->err);
 }
 
 static void forget(void *ctx)
@@ -245,10 +271,25 @@ static int bring_up(struct agent *a, size_t i, struct cmk_err *e)
 
 static bool genl_stale(struct agent *a, int ret);
 
-static int maintain(void *ctx, bool restore, struct cmk_err *e)
+/*
+ * A renewal found no key: ask the kernel why, so the loop can act as on
+ * the event it may have missed (VM fork: unseal first; suspend: check).
+ */
+static void key_lost(struct agent *a, const struct cmk_config_device *d)
+{
+	struct cmk_dev_info info;
+	struct cmk_err e;
+
+	if (!cmk_genl_get(a->genl, d->key_name, &info, &e) &&
+	    info.state == DM_CMK_STATE_WIPED && info.reason < 32)
+		a->lost |= 1U << info.reason;
+}
+
+static int maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *e)
 {
 	struct agent *a = ctx;
 	int first = 0;
+	bool busy = false;
 
 	for (size_t i = 0; i < a->cfg.n_devices; i++) {
 		const struct cmk_config_device *d = &a->cfg.devices[i];
@@ -258,14 +299,16 @@ static int maintain(void *ctx, bool restore, struct cmk_err *e)
 		if (a->dev[i] == DEV_GONE)
 			continue;
 		if (a->dev[i] == DEV_OPEN && !cmk_volume_revoked(&a->cfg, d)) {
-			ret = cmk_volume_renew(&a->vol, d, &de);
+			ret = cmk_genl_lease_renew(a->genl, d->key_name, lease_ms, &de);
 			if (genl_stale(a, ret))
-				ret = cmk_volume_renew(&a->vol, d, &de);
+				ret = cmk_genl_lease_renew(a->genl, d->key_name, lease_ms, &de);
 			if (!ret)
 				continue;
 			if (ret != -ENOKEY && ret != -ENODEV)
 				goto fail;
 			/* The kernel lost the key: lease expiry, suspend, vmfork. */
+			if (!restore && ret == -ENOKEY)
+				key_lost(a, d);
 		}
 		if (!restore)
 			continue;
@@ -275,13 +318,21 @@ static int maintain(void *ctx, bool restore, struct cmk_err *e)
 		if (now_ms(NULL) < a->retry_at[i])
 			continue;
 		ret = bring_up(a, i, &de);
-		/* The envelope may have rotated under us: re-read it once. */
-		if (ret == -EKEYREJECTED && !reload(a, &de))
-			ret = bring_up(a, i, &de);
 		if (!ret) {
 			a->retry_at[i] = 0;
 			continue;
 		}
+		if (ret == -EBUSY) {
+			/* A system sleep is under way: the loop retries shortly. */
+			busy = true;
+			continue;
+		}
+		/*
+		 * The envelope may have rotated under us: the next check loads
+		 * it again (on the worker: never a KMS call here).
+		 */
+		if (ret == -EKEYREJECTED)
+			a->want_reload = true;
 		a->retry_at[i] = now_ms(NULL) + DEVICE_RETRY_MS;
 fail:
 		if (!first) {
@@ -289,7 +340,9 @@ fail:
 			*e = de;
 		}
 	}
-	return first;
+	if (busy && !first)
+		return cmk_errf(e, -EBUSY, "KEY_SET refused while a system sleep is under way");
+	return busy ? -EBUSY : first;
 }
 
 /*
@@ -311,6 +364,10 @@ static bool genl_stale(struct agent *a, int ret)
 	a->genl = g;
 	a->vol.genl = g;
 	note(a, "netlink", "dm-cmk family re-resolved (module reloaded?)", NULL);
+	/* The events group of the old family is gone with it. */
+	cmk_genl_close(&a->events);
+	if (cmk_genl_events_open(&a->events, &e))
+		note(a, "netlink", "cannot subscribe to dm-cmk events again", &e);
 	return true;
 }
 
@@ -350,10 +407,67 @@ static void action(void *ctx)
 }
 
 static const struct cmk_loop_ops agent_ops = {
-	.check = check, .unseal = unseal, .forget = forget,
+	.start = start, .forget = forget,
 	.maintain = maintain, .wipe = wipe, .action = action, .note = note,
-	.now_ms = now_ms, .sleep_ms = sleep_ms, .random = rnd,
+	.now_ms = now_ms, .random = rnd,
 };
+
+/* ---- kernel events ---------------------------------------------------------- */
+
+static const struct cmk_config_device *device_of_key(const struct agent *a,
+						     const char *key_name)
+{
+	for (size_t i = 0; i < a->cfg.n_devices; i++)
+		if (!strcmp(a->cfg.devices[i].key_name, key_name))
+			return &a->cfg.devices[i];
+	return NULL;
+}
+
+static void on_event(const struct cmk_event *ev, void *arg)
+{
+	struct agent *a = arg;
+	const struct cmk_config_device *d = device_of_key(a, ev->info.name);
+	struct cmk_err e;
+
+	if (!d)
+		return;		/* not one of ours */
+	if (ev->event == DM_CMK_EVENT_KEY_WIPED) {
+		cmk_loop_key_wiped(&a->loop, (enum dm_cmk_reason)ev->info.reason);
+	} else if (ev->event == DM_CMK_EVENT_KEY_REJECTED) {
+		cmk_errf(&e, -EKEYREJECTED,
+			 "device %s: the kernel refused a key other than the one the device is bound to",
+			 d->name);
+		cmk_volume_audit(&a->vol, "key_rejected", d, NULL, &e, true);
+	}
+}
+
+/* Read the kernel's events; after an overrun, ask it for every device. */
+static void read_events(struct agent *a)
+{
+	struct cmk_err e;
+	int ret;
+
+	ret = cmk_genl_events_read(a->events, on_event, a, &e);
+	if (ret == -ENOBUFS) {
+		note(a, "netlink", "events lost: reading every device's state", &e);
+		for (size_t i = 0; i < a->cfg.n_devices; i++)
+			if (a->dev[i] == DEV_OPEN)
+				key_lost(a, &a->cfg.devices[i]);
+	} else if (ret) {
+		note(a, "netlink", "reading dm-cmk events failed", &e);
+	}
+}
+
+/* Keys a renewal (or an overrun) found gone, as if their event came. */
+static void feed_lost(struct agent *a)
+{
+	while (a->lost) {
+		unsigned int r = (unsigned int)__builtin_ctz(a->lost);
+
+		a->lost &= ~(1U << r);
+		cmk_loop_key_wiped(&a->loop, (enum dm_cmk_reason)r);
+	}
+}
 
 /* ---- state file -------------------------------------------------------------- */
 
@@ -398,6 +512,7 @@ static void write_state(struct agent *a)
 	json_object_object_add(c, "latency_ms", json_object_new_int64(a->last_latency_ms));
 	json_object_object_add(c, "checks", json_object_new_int64((int64_t)l->checks));
 	json_object_object_add(c, "consecutive_failures", json_object_new_int((int)l->fails));
+	json_object_object_add(c, "late_answers", json_object_new_int64((int64_t)l->late_answers));
 	json_object_object_add(o, "last_check", c);
 	k = json_object_new_object();
 	if (a->keks.loaded) {
@@ -412,6 +527,8 @@ static void write_state(struct agent *a)
 	c = json_object_new_object();
 	json_object_object_add(c, "check_interval_ms", json_object_new_int((int)a->cfg.check_interval_ms));
 	json_object_object_add(c, "lease_ms", json_object_new_int((int)a->cfg.lease_ms));
+	json_object_object_add(c, "check_timeout_ms", json_object_new_int((int)a->cfg.check_timeout_ms));
+	json_object_object_add(c, "renew_ms", json_object_new_int((int)l->renew_ms));
 	json_object_object_add(c, "grace_s", json_object_new_int((int)a->cfg.grace_s));
 	json_object_object_add(c, "policy", json_object_new_string(cmk_policy_name(a->cfg.policy)));
 	json_object_object_add(o, "config", c);
@@ -556,45 +673,118 @@ static void setup_signals(void)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
-static int run(struct agent *a)
+/* sd_notify WATCHDOG=1 period (half of WatchdogSec=), 0 without a watchdog. */
+static uint64_t watchdog_period_ms(void)
 {
-	struct pollfd pfd;
+	uint64_t usec = 0;
+
+	if (sd_watchdog_enabled(0, &usec) <= 0 || !usec)
+		return 0;
+	return usec / 2000 ? usec / 2000 : 1;
+}
+
+static void booted(struct agent *a, uint64_t t0)
+{
+	int opened = 0;
+
+	for (size_t i = 0; i < a->cfg.n_devices; i++)
+		opened += a->dev[i] == DEV_OPEN;
+	fprintf(stderr, "cmk-agent: %d of %zu devices usable %llu ms after start; checking every %u ms (deadline %u ms), renewing every %u ms\n",
+		opened, a->cfg.n_devices, (unsigned long long)(now_ms(NULL) - t0),
+		a->cfg.check_interval_ms, a->cfg.check_timeout_ms, a->loop.renew_ms);
+	sd_notifyf(0, "READY=1\nSTATUS=active, %d of %zu devices", opened,
+		   a->cfg.n_devices);
+}
+
+/*
+ * The main loop, from boot to stop: the loop's timers, the worker's
+ * answers, the kernel's events, the watchdog and the signals.  Nothing in
+ * it waits on a KMS.  Returns the exit status.
+ */
+static int run(struct agent *a, uint64_t t0)
+{
+	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_N };
+	struct pollfd pfd[FD_N];
+	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
+	enum cmk_loop_state written = CMK_LS_STARTING;
+	unsigned long written_checks = 0;
+	bool up = false;
+	struct cmk_err e;
 	sigset_t set;
-	uint64_t delay;
+	int ret;
 
 	handled_signals(&set);
-	pfd.fd = signalfd(-1, &set, SFD_CLOEXEC);
-	pfd.events = POLLIN;
-	if (pfd.fd < 0) {
+	pfd[FD_SIG].fd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (pfd[FD_SIG].fd < 0) {
 		fprintf(stderr, "cmk-agent: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
-	delay = a->cfg.check_interval_ms;
+	pfd[FD_JOB].fd = cmk_worker_fd(a->worker);
+	for (int i = 0; i < FD_N; i++)
+		pfd[i].events = POLLIN;
 	for (;;) {
 		struct signalfd_siginfo si;
-		int n = poll(&pfd, 1, (int)delay);
+		uint64_t delay, now;
 
-		if (n < 0 && errno != EINTR)
+		delay = cmk_loop_tick(&a->loop);
+		if (a->lost) {
+			feed_lost(a);
+			delay = cmk_loop_tick(&a->loop);
+		}
+		ret = cmk_loop_boot_result(&a->loop, &e);
+		if (ret && ret != -EINPROGRESS) {
+			fprintf(stderr, "cmk-agent: cannot unseal the KEK: %s\n", e.msg);
+			cmk_volume_audit(&a->vol, "boot", NULL, NULL, &e, true);
+			ret = exit_code(&e);
 			break;
-		if (n > 0 && read(pfd.fd, &si, sizeof(si)) == sizeof(si)) {
+		}
+		if (!ret && !up) {
+			up = true;
+			booted(a, t0);
+		}
+		if (up && (a->loop.state != written || a->loop.checks != written_checks)) {
+			written = a->loop.state;
+			written_checks = a->loop.checks;
+			write_state(a);
+			write_metrics(a);
+			sd_notifyf(0, "STATUS=%s, %lu checks",
+				   cmk_loop_state_name(a->loop.state), a->loop.checks);
+		}
+		/* Only this loop feeds the watchdog: if it is stuck, systemd knows. */
+		now = now_ms(NULL);
+		if (wd_every && now >= wd_next) {
+			sd_notify(0, "WATCHDOG=1");
+			wd_next = now + wd_every;
+		}
+		if (wd_every && wd_next - now < delay)
+			delay = wd_next - now;
+		pfd[FD_EVENTS].fd = a->events ? cmk_genl_fd(a->events) : -1;
+		if (poll(pfd, FD_N, delay > INT_MAX ? INT_MAX : (int)delay) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "cmk-agent: poll: %s\n", strerror(errno));
+			ret = 1;
+			break;
+		}
+		if ((pfd[FD_SIG].revents & POLLIN) &&
+		    read(pfd[FD_SIG].fd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo != SIGHUP) {
 				note(a, "stop", "signal: exiting; kernel keys stay until their lease ends",
 				     NULL);
+				ret = 0;
 				break;
 			}
 			note(a, "check", "SIGHUP: checking now", NULL);
+			cmk_loop_check_now(&a->loop);
 		}
-		delay = cmk_loop_step(&a->loop);
-		if (!a->loop.last_result)
-			a->last_success_wall = a->last_check_wall;
-		write_state(a);
-		write_metrics(a);
-		sd_notifyf(0, "STATUS=%s, %lu checks", cmk_loop_state_name(a->loop.state),
-			   a->loop.checks);
+		if (pfd[FD_JOB].revents & POLLIN)
+			job_ended(a);
+		if (pfd[FD_EVENTS].fd >= 0 && (pfd[FD_EVENTS].revents & (POLLIN | POLLERR)))
+			read_events(a);
 	}
-	close(pfd.fd);
+	close(pfd[FD_SIG].fd);
 	sd_notify(0, "STOPPING=1");
-	return 0;
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -609,7 +799,7 @@ int main(int argc, char **argv)
 	struct agent a;
 	struct cmk_err e;
 	uint64_t t0;
-	int c, ret = 1, opened = 0;
+	int c, ret = 1;
 
 	memset(&a, 0, sizeof(a));
 	a.last_logged_ret = -1;		/* the first check is logged */
@@ -629,7 +819,8 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage();
-	/* Signals are read from a signalfd; block them from the start. */
+	/* Signals are read from a signalfd; block them from the start (and
+	 * before the worker thread exists, which inherits the mask). */
 	setup_signals();
 
 	if (cmk_harden_process(&e) || cmk_config_load(conf, &a.cfg, &e)) {
@@ -646,40 +837,35 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cmk_audit_open(a.cfg.audit_log, a.cfg.syslog, "cmk-agent", &a.audit, &e) ||
-	    cmk_genl_open(&a.genl, &e)) {
+	    cmk_genl_open(&a.genl, &e) || cmk_worker_start(&a.worker, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		goto out;
 	}
+	/* Without events the agent still works: renewals find lost keys. */
+	if (cmk_genl_events_open(&a.events, &e))
+		fprintf(stderr, "cmk-agent: %s; lost keys are found at the next renewal\n", e.msg);
 	a.vol.cfg = &a.cfg;
 	a.vol.genl = a.genl;
 	a.vol.audit = a.audit;
 	a.vol.keks = &a.keks;
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
 	sd_notify(0, "STATUS=unsealing the KEK");
-	if (cmk_loop_boot(&a.loop, &e)) {
-		fprintf(stderr, "cmk-agent: cannot unseal the KEK: %s\n", e.msg);
-		cmk_volume_audit(&a.vol, "boot", NULL, NULL, &e, true);
-		ret = exit_code(&e);
-		goto out;
-	}
-	for (size_t i = 0; i < a.cfg.n_devices; i++) {
-		if (bring_up(&a, i, &e)) {
-			fprintf(stderr, "cmk-agent: %s\n", e.msg);
-			a.retry_at[i] = now_ms(NULL) + DEVICE_RETRY_MS;
-			continue;
-		}
-		opened += a.dev[i] == DEV_OPEN;
-	}
-	a.last_success_wall = time(NULL);	/* the unseal was a CMK call */
-	write_state(&a);
-	write_metrics(&a);
-	fprintf(stderr, "cmk-agent: %d of %zu devices usable %llu ms after start; checking every %u ms\n",
-		opened, a.cfg.n_devices, (unsigned long long)(now_ms(NULL) - t0),
-		a.cfg.check_interval_ms);
-	sd_notifyf(0, "READY=1\nSTATUS=active, %d of %zu devices", opened, a.cfg.n_devices);
-	ret = run(&a);
+	ret = run(&a, t0);
 out:
+	/*
+	 * A KMS call that ignores its cancelled deadline keeps the worker, and
+	 * what it reads (config, provider, audit log): wipe the KEKs and end
+	 * the process without freeing anything or running exit handlers.
+	 */
+	if (!cmk_worker_stop(&a.worker, STOP_WAIT_MS)) {
+		cmk_kekset_forget(&a.keks);
+		fprintf(stderr, "cmk-agent: a KMS call is still running; exiting without waiting for it\n");
+		fflush(NULL);
+		_exit(ret);
+	}
+	cmk_kms_job_release(&a.job);
 	cmk_kekset_free(&a.keks);
+	cmk_genl_close(&a.events);
 	cmk_genl_close(&a.genl);
 	cmk_audit_close(&a.audit);
 	free(a.dev);

@@ -1,9 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * test_agentloop.c - the agent's state machine with a fake KMS and a fake
- * clock.  Oracle: the revocation rules of DESIGN §4 / cmk-agent.rst - what
- * must be wiped (and with which reason), what must be kept, when the KEK
- * is held, and when the power-off action runs.
+ * test_agentloop.c - the agent's state machine with a fake KMS, a fake
+ * worker, a fake kernel and a fake clock.
+ *
+ * Oracles: the revocation rules of DESIGN §4 / cmk-agent.rst - what must
+ * be wiped (and with which reason), what must be kept, when the KEK is
+ * held, when the power-off action runs - and two invariants of the fake
+ * kernel: a key whose lease is not extended in time expires (so "no lease
+ * expired" means the renewals really kept up), and a key is only ever
+ * (re)installed from a KEK the loop adopted (so the order of forget,
+ * unseal and KEY_SET is observable).
+ *
+ * The fake KMS answers each job from a script, one letter per job:
+ *   o ok   d definitive   t transient   l local error
+ *   s ok, but slow_ms late     T transient, at the job's deadline
+ *   h hang: never answers (a worker stuck in a call), until released
  */
 #include "testutil.h"
 
@@ -12,26 +23,61 @@
 
 #include "agentloop.h"
 
+#define NEVER UINT64_MAX
+
 struct fake {
-	/* scripted answers of the KMS: 'o' ok, 'd' definitive, 't' transient */
-	const char *script;
+	const char *script;		/* answers to checks */
 	size_t pos;
-	char unseal_script[16];	/* same letters for unseal; empty = ok */
+	const char *unseal_script;	/* answers to unseals ("" = all ok) */
 	size_t upos;
+	uint64_t slow_ms;
 	uint64_t now;
-	bool kek;		/* KEK in memory */
+	uint64_t lease_ms;		/* the fake kernel's lease */
+
+	/* the job on the fake worker */
+	bool busy;
+	enum cmk_job job;
+	uint64_t id, answer_at, job_started;
+	char letter;
+
+	/* the world */
+	bool kek;		/* KEK adopted into memory */
 	bool kernel_keys;	/* keys installed in the kernel */
+	uint64_t lease_until;
+	int expired;		/* leases the kernel let run out */
+	uint64_t expired_at;
 	int wipes[DM_CMK_REASON_MAX + 1];
-	int renews, restores, actions, unseals, forgets;
-	uint64_t slept;
+	uint64_t first_wipe_at;
+	int renews, restores, actions, forgets;
+	int checks_started, unseals_started, answered;
+	uint64_t check_started_at[64];
+	int maintain_busy;	/* the next restores answer -EBUSY */
+	char log[1024];		/* C U: job started; K: KEK adopted; F: forget; R: KEY_SET; W: wipe */
+	size_t nlog;
 };
 
-static int answer(char c, struct cmk_err *e)
+static void logc(struct fake *f, char c)
 {
+	if (f->nlog < sizeof(f->log) - 1) {
+		f->log[f->nlog++] = c;
+		f->log[f->nlog] = '\0';
+	}
+}
+
+static void log_reset(struct fake *f)
+{
+	f->nlog = 0;
+	f->log[0] = '\0';
+}
+
+static int answer_of(char c, struct cmk_err *e)
+{
+	cmk_err_clear(e);
 	switch (c) {
 	case 'd':
 		return cmk_err_kms(e, CMK_R_DISABLED, "fake: key disabled");
 	case 't':
+	case 'T':
 		return cmk_err_kms(e, CMK_R_TIMEOUT, "fake: timeout");
 	case 'l':
 		return cmk_errf(e, -EIO, "fake: local error");
@@ -39,29 +85,49 @@ static int answer(char c, struct cmk_err *e)
 	return 0;
 }
 
-static int f_check(void *ctx, struct cmk_err *e)
+static void f_start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline)
 {
 	struct fake *f = ctx;
-	char c = f->script[f->pos];
+	const char *sc = job == CMK_JOB_CHECK ? f->script : f->unseal_script;
+	size_t *pos = job == CMK_JOB_CHECK ? &f->pos : &f->upos;
+	char c = sc ? sc[*pos] : 0;
 
+	assert_false(f->busy);		/* one job at a time */
+	assert_true(deadline > f->now);
 	if (c)
-		f->pos++;
-	return answer(c ? c : 'o', e);
+		(*pos)++;
+	f->letter = c ? c : 'o';
+	f->busy = true;
+	f->job = job;
+	f->id = id;
+	f->job_started = f->now;
+	f->answer_at = f->letter == 'h' ? NEVER :
+		       f->letter == 's' ? f->now + f->slow_ms :
+		       f->letter == 'T' ? deadline : f->now;
+	if (job == CMK_JOB_CHECK) {
+		if (f->checks_started < 64)
+			f->check_started_at[f->checks_started] = f->now;
+		f->checks_started++;
+		logc(f, 'C');
+	} else {
+		f->unseals_started++;
+		logc(f, 'U');
+	}
 }
 
-static int f_unseal(void *ctx, struct cmk_err *e)
+/* The worker's answer arrives (what cmk-agent.c's job_ended() does). */
+static void deliver(struct cmk_loop *l, struct fake *f)
 {
-	struct fake *f = ctx;
-	char c = f->unseal_script[f->upos];
-	int ret;
+	struct cmk_err e;
+	int ret = answer_of(f->letter, &e);
 
-	if (c)
-		f->upos++;
-	f->unseals++;
-	ret = answer(c ? c : 'o', e);
-	if (!ret)
+	f->busy = false;
+	f->answered++;
+	if (f->job == CMK_JOB_UNSEAL && !ret && cmk_loop_job_wanted(l, f->id)) {
 		f->kek = true;
-	return ret;
+		logc(f, 'K');
+	}
+	cmk_loop_job_done(l, f->id, ret, &e);
 }
 
 static void f_forget(void *ctx)
@@ -70,19 +136,32 @@ static void f_forget(void *ctx)
 
 	f->kek = false;
 	f->forgets++;
+	logc(f, 'F');
 }
 
-static int f_maintain(void *ctx, bool restore, struct cmk_err *e)
+static int f_maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *e)
 {
 	struct fake *f = ctx;
 
-	(void)e;
-	f->renews++;
-	if (restore && !f->kernel_keys) {
-		assert_true(f->kek);	/* restoring needs the KEK */
-		f->restores++;
-		f->kernel_keys = true;
+	cmk_err_clear(e);
+	assert_true(lease_ms > 0 && lease_ms <= f->lease_ms);
+	if (restore)
+		assert_int_equal(lease_ms, f->lease_ms);
+	if (f->kernel_keys) {
+		f->renews++;
+		f->lease_until = f->now + lease_ms;
 	}
+	if (!restore || f->kernel_keys)
+		return 0;
+	if (f->maintain_busy > 0) {
+		f->maintain_busy--;
+		return cmk_errf(e, -EBUSY, "fake: KEY_SET refused, system sleep");
+	}
+	assert_true(f->kek);	/* restoring needs the KEK */
+	f->restores++;
+	f->kernel_keys = true;
+	f->lease_until = f->now + f->lease_ms;
+	logc(f, 'R');
 	return 0;
 }
 
@@ -91,8 +170,11 @@ static int f_wipe(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e)
 	struct fake *f = ctx;
 
 	(void)e;
+	if (!f->first_wipe_at)
+		f->first_wipe_at = f->now;
 	f->wipes[reason]++;
 	f->kernel_keys = false;
+	logc(f, 'W');
 	return 0;
 }
 
@@ -114,14 +196,6 @@ static uint64_t f_now(void *ctx)
 	return ((struct fake *)ctx)->now;
 }
 
-static void f_sleep(void *ctx, uint64_t ms)
-{
-	struct fake *f = ctx;
-
-	f->now += ms;
-	f->slept += ms;
-}
-
 static uint32_t f_random(void *ctx)
 {
 	(void)ctx;
@@ -129,11 +203,66 @@ static uint32_t f_random(void *ctx)
 }
 
 static const struct cmk_loop_ops fake_ops = {
-	.check = f_check, .unseal = f_unseal, .forget = f_forget,
-	.maintain = f_maintain, .wipe = f_wipe, .action = f_action,
-	.note = f_note, .now_ms = f_now, .sleep_ms = f_sleep, .random = f_random,
+	.start = f_start, .forget = f_forget, .maintain = f_maintain,
+	.wipe = f_wipe, .action = f_action, .note = f_note, .now_ms = f_now,
+	.random = f_random,
 };
 
+/* Time passes; the fake kernel wipes a key whose lease ran out. */
+static void advance_to(struct fake *f, uint64_t t)
+{
+	if (f->kernel_keys && t > f->lease_until) {
+		f->kernel_keys = false;
+		f->expired++;
+		f->expired_at = f->lease_until;
+	}
+	if (t > f->now)
+		f->now = t;
+}
+
+/*
+ * Run the loop until @until: tick, sleep as long as it asks (or until the
+ * worker's answer), deliver answers.
+ */
+static void run_until(struct cmk_loop *l, struct fake *f, uint64_t until)
+{
+	for (int guard = 0; guard < 1000000; guard++) {
+		uint64_t d = cmk_loop_tick(l), t = f->now + d;
+
+		if (f->busy && f->answer_at < t)
+			t = f->answer_at;
+		if (t > until)
+			t = until;
+		advance_to(f, t);
+		if (f->busy && f->answer_at <= f->now) {
+			deliver(l, f);
+			continue;
+		}
+		if (f->now >= until) {
+			cmk_loop_tick(l);
+			if (f->busy && f->answer_at <= f->now)
+				continue;	/* an answer due now, too */
+			return;
+		}
+	}
+	fail_msg("the loop never settled");
+}
+
+/* Run until @n more answers came back from the worker. */
+static void run_answers(struct cmk_loop *l, struct fake *f, int n)
+{
+	int want = f->answered + n;
+
+	while (f->answered < want) {
+		uint64_t t0 = f->now;
+
+		run_until(l, f, f->now + 10);
+		assert_true(f->now > t0);
+		assert_true(f->now < 10000000);
+	}
+}
+
+/* interval 250 ms + 10 %, lease 4 s (renewals every 1 s), deadline 2 s. */
 static struct cmk_config test_cfg(enum cmk_policy policy, uint32_t grace_s)
 {
 	struct cmk_config c;
@@ -141,32 +270,51 @@ static struct cmk_config test_cfg(enum cmk_policy policy, uint32_t grace_s)
 	memset(&c, 0, sizeof(c));
 	c.check_interval_ms = 250;
 	c.jitter_pct = 10;
+	c.lease_ms = 4000;
+	c.check_timeout_ms = 2000;
 	c.grace_s = grace_s;
 	c.boot_deadline_s = 10;
 	c.policy = policy;
 	return c;
 }
 
-/* Boot, then run steps, advancing the fake clock by what each returns. */
+/*
+ * The issue's configuration: check_interval_s 2, lease_ms 8000, and the
+ * deadline config.c derives for it: 3/4 * 8000 - 2000 = 4000 ms.
+ */
+static struct cmk_config hang_cfg(enum cmk_policy policy, uint32_t grace_s)
+{
+	struct cmk_config c = test_cfg(policy, grace_s);
+
+	c.check_interval_ms = 2000;
+	c.jitter_pct = 0;
+	c.lease_ms = 8000;
+	c.check_timeout_ms = 4000;
+	return c;
+}
+
+/* Boot (unseal, open the devices) at t = 1000. */
+static void boot_with(struct cmk_loop *l, struct fake *f, const struct cmk_config *c)
+{
+	struct cmk_err e;
+
+	f->now = 1000;
+	f->lease_ms = c->lease_ms;
+	cmk_loop_init(l, &fake_ops, f, c);
+	while (cmk_loop_boot_result(l, &e) == -EINPROGRESS)
+		run_until(l, f, f->now + 1);
+	assert_int_equal(cmk_loop_boot_result(l, &e), 0);
+	assert_true(f->kernel_keys);	/* the devices were opened */
+	assert_true(f->kek);
+	assert_int_equal(l->state, CMK_LS_ACTIVE);
+}
+
 static void start(struct cmk_loop *l, struct fake *f, enum cmk_policy p,
 		  uint32_t grace_s)
 {
 	struct cmk_config c = test_cfg(p, grace_s);
-	struct cmk_err e;
 
-	f->now = 1000;
-	cmk_loop_init(l, &fake_ops, f, &c);
-	assert_int_equal(cmk_loop_boot(l, &e), 0);
-	f->kernel_keys = true;	/* the devices were opened */
-	assert_int_equal(l->state, CMK_LS_ACTIVE);
-}
-
-static uint64_t step(struct cmk_loop *l, struct fake *f)
-{
-	uint64_t d = cmk_loop_step(l);
-
-	f->now += d;
-	return d;
+	boot_with(l, f, &c);
 }
 
 static void agentloop_definitive_error_revokes_at_once(void **state)
@@ -176,9 +324,9 @@ static void agentloop_definitive_error_revokes_at_once(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	step(&l, &f);
+	run_answers(&l, &f, 1);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 0);
-	step(&l, &f);		/* the first definitive answer revokes */
+	run_answers(&l, &f, 1);		/* the first definitive answer revokes */
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
 	assert_false(f.kernel_keys);
 	assert_false(f.kek);
@@ -193,25 +341,23 @@ static void agentloop_revoked_stays_revoked_while_refused(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	for (int i = 0; i < 4; i++)
-		step(&l, &f);
+	run_answers(&l, &f, 4);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);	/* once */
-	assert_int_equal(f.restores, 0);
+	assert_int_equal(f.restores, 1);	/* the boot's only */
 	assert_false(f.kek);
 	assert_int_equal(l.state, CMK_LS_REVOKED);
 }
 
 static void agentloop_revoke_check_interval_stays_short(void **state)
 {
-	struct fake f = { .script = "d" };
+	struct fake f = { .script = "do" };
 	struct cmk_loop l;
-	uint64_t d;
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	d = step(&l, &f);
+	run_answers(&l, &f, 2);
 	/* after a revoke the agent keeps checking at the normal interval */
-	assert_in_range(d, 250, 275);
+	assert_in_range(f.check_started_at[1] - f.check_started_at[0], 250, 275);
 }
 
 static void agentloop_transient_within_grace_keeps_keys(void **state)
@@ -221,48 +367,51 @@ static void agentloop_transient_within_grace_keeps_keys(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	for (int i = 0; i < 8; i++) {
-		uint64_t d = step(&l, &f);
-
-		assert_in_range(d, CMK_BACKOFF_MIN_MS / 2, 250);	/* capped at the interval */
-	}
+	run_answers(&l, &f, 8);
+	for (int i = 1; i < 8; i++)	/* backoff, capped at the interval */
+		assert_in_range(f.check_started_at[i] - f.check_started_at[i - 1],
+				CMK_BACKOFF_MIN_MS / 2, 250);
 	assert_true(f.now - 1000 < 300000);
 	assert_int_equal(l.state, CMK_LS_DEGRADED);
 	assert_true(f.kernel_keys);
 	assert_true(f.kek);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 0);
-	assert_int_equal(f.renews, 8);	/* leases kept alive through the grace */
-	step(&l, &f);	/* script over: the KMS answers again */
+	run_until(&l, &f, f.now + 5000);	/* script over: the KMS answers */
 	assert_int_equal(l.state, CMK_LS_ACTIVE);
 	assert_int_equal(l.fails, 0);
+	assert_int_equal(f.expired, 0);		/* leases kept alive throughout */
+	assert_true(f.renews >= 5);
 }
 
-static void run_until_grace_over(struct cmk_loop *l, struct fake *f)
+static void run_failing(struct cmk_loop *l, struct fake *f, uint64_t ms)
 {
-	static char many_t[2048];
+	static char many_t[4096];
 
 	memset(many_t, 't', sizeof(many_t) - 1);
 	f->script = many_t;
-	/* 2 s of grace at <= 250 ms per retry: a few dozen steps */
-	for (int i = 0; i < 40; i++)
-		step(l, f);
+	f->pos = 0;
+	run_until(l, f, f->now + ms);
 }
 
 static void agentloop_grace_expired_policy_wipe(void **state)
 {
 	struct fake f = { 0 };
 	struct cmk_loop l;
+	uint64_t t0;
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 2);
-	run_until_grace_over(&l, &f);
+	t0 = f.now;
+	run_failing(&l, &f, 3000);
 	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 0);
+	assert_in_range(f.first_wipe_at - t0, 2000, 2300);
 	assert_false(f.kernel_keys);
 	assert_false(f.kek);
 	assert_int_equal(f.actions, 0);
+	assert_int_equal(f.expired, 0);
 }
 
 static void agentloop_grace_zero_wipes_on_first_failure(void **state)
@@ -272,7 +421,7 @@ static void agentloop_grace_zero_wipes_on_first_failure(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 0);
-	step(&l, &f);
+	run_answers(&l, &f, 1);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
 }
 
@@ -283,12 +432,13 @@ static void agentloop_policy_none_keeps_keys(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_NONE, 2);
-	run_until_grace_over(&l, &f);
+	run_failing(&l, &f, 30000);
 	assert_int_equal(l.state, CMK_LS_FAIL_OPEN);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
 	assert_true(f.kernel_keys);
 	assert_true(f.kek);
-	assert_true(f.renews >= 40);	/* leases renewed while failing open */
+	assert_int_equal(f.expired, 0);	/* leases renewed while failing open */
+	assert_true(f.renews >= 28);
 }
 
 static void agentloop_policy_none_still_revokes_on_definitive(void **state)
@@ -298,8 +448,7 @@ static void agentloop_policy_none_still_revokes_on_definitive(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_NONE, 0);
-	for (int i = 0; i < 4; i++)
-		step(&l, &f);
+	run_answers(&l, &f, 4);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
 	assert_int_equal(l.state, CMK_LS_REVOKED);
 }
@@ -311,7 +460,7 @@ static void agentloop_policy_poweroff_runs_action(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_POWEROFF, 300);
-	step(&l, &f);
+	run_answers(&l, &f, 1);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
 	assert_int_equal(f.actions, 1);
 	/* the wipe happened before the action could stop the process */
@@ -325,16 +474,17 @@ static void agentloop_restore_after_enable(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	for (int i = 0; i < 3; i++)
-		step(&l, &f);
+	run_answers(&l, &f, 3);
 	assert_false(f.kernel_keys);
-	assert_int_equal(f.unseals, 1);
-	step(&l, &f);		/* re-enabled: unseal again, restore */
-	assert_int_equal(f.unseals, 2);
+	assert_int_equal(f.unseals_started, 1);
+	log_reset(&f);
+	run_answers(&l, &f, 2);		/* re-enabled: check ok, unseal, restore */
+	assert_int_equal(f.unseals_started, 2);
 	assert_true(f.kek);
 	assert_true(f.kernel_keys);
-	assert_int_equal(f.restores, 1);
+	assert_int_equal(f.restores, 2);
 	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_memory_equal(f.log, "CUKR", 4);
 }
 
 static void agentloop_restore_after_unreachable(void **state)
@@ -344,11 +494,11 @@ static void agentloop_restore_after_unreachable(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 1);
-	run_until_grace_over(&l, &f);
+	run_failing(&l, &f, 2000);
 	assert_false(f.kernel_keys);
 	f.script = "o";
 	f.pos = 0;
-	step(&l, &f);
+	run_until(&l, &f, f.now + 1000);
 	assert_true(f.kernel_keys);
 	assert_int_equal(l.state, CMK_LS_ACTIVE);
 }
@@ -360,72 +510,73 @@ static void agentloop_lease_loss_restored_when_cmk_fine(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	step(&l, &f);
-	f.kernel_keys = false;	/* the kernel's lease expired (e.g. suspend) */
-	step(&l, &f);
+	run_answers(&l, &f, 1);
+	f.kernel_keys = false;	/* lost, and no event said so */
+	run_answers(&l, &f, 1);
 	assert_true(f.kernel_keys);
-	assert_int_equal(f.restores, 1);
-	assert_int_equal(f.unseals, 1);	/* the KEK was still held */
+	assert_int_equal(f.restores, 2);
+	assert_int_equal(f.unseals_started, 1);	/* the KEK was still held */
 }
 
 static void agentloop_unseal_failure_after_enable_retries(void **state)
 {
-	struct fake f = { .script = "doo" };
+	struct fake f = { .script = "doo", .unseal_script = "ot" };
 	struct cmk_loop l;
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	strcpy(f.unseal_script, "t");	/* next unseal fails once */
-	step(&l, &f);
-	step(&l, &f);
+	run_answers(&l, &f, 3);		/* d, o, unseal fails */
 	assert_false(f.kernel_keys);
 	assert_false(l.kek_held);
-	step(&l, &f);
+	run_until(&l, &f, f.now + 1000);
 	assert_true(f.kernel_keys);
 }
 
 static void agentloop_boot_retries_transient_until_deadline(void **state)
 {
-	struct fake f = { .script = "" };
+	struct fake f = { .unseal_script = "ttto" };
 	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
 	struct cmk_loop l;
 	struct cmk_err e;
+	static char many_t[64];
 
 	(void)state;
-	strcpy(f.unseal_script, "ttto");
-	cmk_loop_init(&l, &fake_ops, &f, &c);
-	assert_int_equal(cmk_loop_boot(&l, &e), 0);
-	assert_int_equal(f.unseals, 4);
-	assert_true(f.slept > 0);
+	boot_with(&l, &f, &c);
+	assert_int_equal(f.unseals_started, 4);
 	assert_true(l.kek_held);
 
 	/* never reachable: gives up within the deadline */
 	memset(&f, 0, sizeof(f));
-	f.script = "";
-	memset(f.unseal_script, 't', sizeof(f.unseal_script) - 1);
+	memset(many_t, 't', sizeof(many_t) - 1);
+	f.unseal_script = many_t;
 	c.boot_deadline_s = 1;
+	f.now = 1000;
 	cmk_loop_init(&l, &fake_ops, &f, &c);
-	assert_int_not_equal(cmk_loop_boot(&l, &e), 0);
+	run_until(&l, &f, 5000);
+	assert_int_not_equal(cmk_loop_boot_result(&l, &e), 0);
+	assert_int_not_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
 	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
 	assert_contains(e.msg, "boot deadline");
-	assert_true(f.slept <= 1000);
+	assert_true(f.unseals_started > 3);
 	assert_false(l.kek_held);
 }
 
 static void agentloop_boot_definitive_fails_at_once(void **state)
 {
-	struct fake f = { .script = "" };
+	struct fake f = { .unseal_script = "d" };
 	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
 	struct cmk_loop l;
 	struct cmk_err e;
 
 	(void)state;
-	strcpy(f.unseal_script, "d");
+	f.now = 1000;
 	cmk_loop_init(&l, &fake_ops, &f, &c);
-	assert_int_not_equal(cmk_loop_boot(&l, &e), 0);
+	run_until(&l, &f, 1001);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), -EKEYREVOKED);
 	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
-	assert_int_equal(f.unseals, 1);
-	assert_int_equal(f.slept, 0);
+	assert_int_equal(f.unseals_started, 1);
+	run_until(&l, &f, 60000);
+	assert_int_equal(f.unseals_started, 1);
 }
 
 static void agentloop_backoff_grows_and_is_capped(void **state)
@@ -455,9 +606,435 @@ static void agentloop_local_error_is_not_a_revocation(void **state)
 
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
-	step(&l, &f);
+	run_answers(&l, &f, 1);
 	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 0);
 	assert_int_equal(l.state, CMK_LS_DEGRADED);
+}
+
+/* ---- a KMS that hangs (issue 13, section 2) ---------------------------------- */
+
+/*
+ * Boot with the issue's timing, one good check, then every check hangs
+ * (@letter).  Returns the time the first hanging check started.
+ */
+static uint64_t hang_from_second_check(struct cmk_loop *l, struct fake *f,
+				       enum cmk_policy p, uint32_t grace_s,
+				       const char *script)
+{
+	struct cmk_config c = hang_cfg(p, grace_s);
+
+	f->script = script;
+	boot_with(l, f, &c);
+	run_answers(l, f, 1);
+	assert_int_equal(f->checks_started, 1);
+	run_until(l, f, f->now + 2000);		/* the next check starts */
+	assert_int_equal(f->checks_started, 2);
+	assert_true(f->busy);
+	return f->check_started_at[1];
+}
+
+/*
+ * A KMS that accepts the request and never answers, for much longer than
+ * the lease: leases never run out, no wipe before grace_s, the policy
+ * (wipe, reason kms_unreachable) right after it.  Without a worker that
+ * gives up: the loop's own deadline counts.
+ */
+static void agentloop_hang_kms_never_answers_grace_then_wipe(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 60, "oh");
+	run_until(&l, &f, h + 60000 - 1);
+	assert_int_equal(f.expired, 0);		/* 60 s of 8 s leases: renewed */
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	assert_true(f.kernel_keys);
+	assert_true(f.renews >= 60000 / 2000 - 1);
+	run_until(&l, &f, h + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, h + 60000);
+	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
+	assert_false(f.kek);
+	assert_int_equal(f.expired, 0);
+	assert_int_equal(f.checks_started, 2);	/* the worker is still stuck */
+}
+
+/*
+ * The same with a worker that gives up at the job's deadline (http.c
+ * clamps to it): each check fails at 4 s, the next starts; the grace
+ * period counts from the start of the first one that hung.
+ */
+static void agentloop_hang_each_check_times_out_grace_then_wipe(void **state)
+{
+	static char many_T[256];
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	memset(many_T, 'T', sizeof(many_T) - 1);
+	many_T[0] = 'o';
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 60, many_T);
+	run_until(&l, &f, h + 60000 - 1);
+	assert_int_equal(f.expired, 0);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_true(f.checks_started > 10);
+	run_until(&l, &f, h + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, h + 60000);
+}
+
+/*
+ * A KMS that answers - yes - but 25 s late, with a 4 s deadline: every
+ * answer is late and ignored, so the run of failures goes on and the
+ * policy applies after grace_s; once it answers in time the keys return.
+ */
+static void agentloop_hang_slow_answer_is_a_failure(void **state)
+{
+	static char many_s[256];
+	struct fake f = { .slow_ms = 25000 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	memset(many_s, 's', sizeof(many_s) - 1);
+	many_s[0] = 'o';
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 60, many_s);
+	run_until(&l, &f, h + 60000 - 1);
+	assert_int_equal(f.expired, 0);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);	/* late yeses do not count */
+	assert_true(l.late_answers >= 2);
+	run_until(&l, &f, h + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	f.script = "o";
+	f.pos = 0;
+	run_until(&l, &f, f.now + 60000);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_true(f.kernel_keys);
+}
+
+/*
+ * Renewals are not blind: an agent that died at any moment of a hang would
+ * leave no key alive longer than it would have kept it itself - one lease
+ * after the last yes while active, grace_s (+ a quarter lease for its own
+ * wipe to come first) after the first failure while degraded.
+ */
+static void agentloop_hang_renewals_never_outlive_the_policy(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h, yes;
+
+	(void)state;
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 60, "oh");
+	yes = l.last_yes_ms;
+	assert_true(yes < h);
+	for (uint64_t t = h; t < h + 4000; t += 100) {
+		run_until(&l, &f, t);
+		assert_int_equal(l.state, CMK_LS_ACTIVE);
+		assert_true(f.lease_until <= yes + 8000);
+	}
+	for (uint64_t t = h + 4000; t < h + 60000; t += 100) {
+		run_until(&l, &f, t);
+		assert_int_equal(l.state, CMK_LS_DEGRADED);
+		assert_true(f.lease_until <= h + 60000 + 2000);
+	}
+	assert_int_equal(f.expired, 0);
+}
+
+/* An answer that comes after the deadline is ignored, even a yes. */
+static void agentloop_hang_late_yes_does_not_end_the_failure_run(void **state)
+{
+	static char many_t[256];
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	memset(many_t, 't', sizeof(many_t) - 1);
+	memcpy(many_t, "oh", 2);
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 60, many_t);
+	run_until(&l, &f, h + 10000);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	f.letter = 'o';			/* the stuck call returns: yes */
+	f.answer_at = f.now;
+	run_until(&l, &f, f.now + 1);
+	assert_int_equal(l.late_answers, 1);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	assert_int_equal(l.first_fail_ms, h);
+	run_until(&l, &f, h + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+}
+
+static void agentloop_hang_policy_none_renews_forever(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	h = hang_from_second_check(&l, &f, CMK_POLICY_NONE, 60, "oh");
+	run_until(&l, &f, h + 600000);
+	assert_int_equal(l.state, CMK_LS_FAIL_OPEN);
+	assert_int_equal(f.expired, 0);
+	assert_true(f.kernel_keys);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+}
+
+/* grace_s = 0: no answer by the deadline is a failure, the policy at once. */
+static void agentloop_hang_grace_zero_wipes_at_the_deadline(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 0, "oh");
+	run_until(&l, &f, h + 4000 - 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	run_until(&l, &f, h + 4000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, h + 4000);
+	assert_int_equal(f.expired, 0);
+}
+
+/* A boot unseal that hangs: retried after its deadline, given up at boot_deadline_s. */
+static void agentloop_hang_boot_unseal_gives_up_at_boot_deadline(void **state)
+{
+	struct fake f = { .unseal_script = "Th" };
+	struct cmk_config c = hang_cfg(CMK_POLICY_WIPE, 60);
+	struct cmk_loop l;
+	struct cmk_err e;
+
+	(void)state;
+	c.boot_deadline_s = 30;
+	f.now = 1000;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	run_until(&l, &f, 1000 + 30000 - 1);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
+	assert_int_equal(f.unseals_started, 2);
+	run_until(&l, &f, 1000 + 30000);
+	assert_int_not_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_contains(e.msg, "boot deadline");
+	assert_false(f.kernel_keys);
+}
+
+/* ---- kernel events (issue 12, section 3) -------------------------------------- */
+
+/* Interval 60 s: only the event can bring a key back promptly. */
+static void start_slow_checks(struct cmk_loop *l, struct fake *f)
+{
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
+
+	c.check_interval_ms = 60000;
+	c.lease_ms = 120000;
+	c.check_timeout_ms = 5000;
+	boot_with(l, f, &c);
+}
+
+/*
+ * VM fork: the KEK is wiped from memory at the event, and no key is pushed
+ * until a new unseal - started after the event - brought a KEK back.
+ */
+static void agentloop_vmfork_unseals_before_any_key_set(void **state)
+{
+	struct fake f = { .slow_ms = 800, .unseal_script = "os" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	run_until(&l, &f, f.now + 1000);
+	f.kernel_keys = false;		/* the kernel wiped every key */
+	log_reset(&f);
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);
+	assert_false(f.kek);		/* at once, not at the next tick */
+	run_until(&l, &f, t + 500);
+	assert_false(f.kernel_keys);	/* the unseal is still under way */
+	run_until(&l, &f, t + 1000);
+	assert_true(f.kernel_keys);
+	assert_string_equal(f.log, "FUKR");	/* forget, unseal, KEK, KEY_SET */
+	assert_int_equal(f.unseals_started, 2);
+	assert_int_equal(f.checks_started, 0);
+}
+
+/* An unseal begun before the fork is not adopted: a new one is made. */
+static void agentloop_vmfork_discards_unseal_begun_before(void **state)
+{
+	struct fake f = { .script = "do", .slow_ms = 2000, .unseal_script = "oso" };
+	struct cmk_loop l;
+
+	(void)state;
+	start(&l, &f, CMK_POLICY_WIPE, 300);
+	run_answers(&l, &f, 2);		/* revoked, then the CMK answers again */
+	assert_true(f.busy);		/* the slow unseal is under way */
+	assert_int_equal(f.job, CMK_JOB_UNSEAL);
+	log_reset(&f);
+	run_until(&l, &f, f.now + 500);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);
+	run_until(&l, &f, f.now + 3000);
+	assert_int_equal(f.unseals_started, 3);
+	/* the pre-fork unseal's KEK was never adopted ("K" only once) */
+	assert_memory_equal(f.log, "FUKR", 4);
+	assert_null(strchr(f.log + 4, 'K'));
+	assert_true(f.kernel_keys);
+}
+
+static void agentloop_vmfork_refused_unseal_revokes(void **state)
+{
+	struct fake f = { .unseal_script = "od" };
+	struct cmk_loop l;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.kernel_keys = false;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);
+	run_until(&l, &f, f.now + 100);
+	assert_int_equal(f.restores, 1);	/* the boot's only */
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+}
+
+/* Suspend: a real check at once, then the keys, long before the next check. */
+static void agentloop_suspend_checks_then_restores(void **state)
+{
+	struct fake f = { .slow_ms = 300, .script = "s" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	run_until(&l, &f, f.now + 5000);
+	assert_int_equal(f.checks_started, 0);
+	f.kernel_keys = false;
+	log_reset(&f);
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_until(&l, &f, t + 299);
+	assert_int_equal(f.checks_started, 1);
+	assert_int_equal(f.check_started_at[0], t);
+	assert_false(f.kernel_keys);	/* not before the check said yes */
+	run_until(&l, &f, t + 300);
+	assert_true(f.kernel_keys);
+	assert_string_equal(f.log, "CR");
+	assert_int_equal(f.unseals_started, 1);	/* the KEK was kept */
+}
+
+static void agentloop_suspend_check_failure_no_restore(void **state)
+{
+	struct fake f = { .script = "to" };
+	struct cmk_loop l;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.kernel_keys = false;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_answers(&l, &f, 1);
+	assert_false(f.kernel_keys);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	run_answers(&l, &f, 1);
+	assert_true(f.kernel_keys);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+}
+
+/* A check sent before the sleep does not vouch for the keys after it. */
+static void agentloop_suspend_ignores_check_begun_before(void **state)
+{
+	struct fake f = { .slow_ms = 1000, .script = "so" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	cmk_loop_check_now(&l);
+	run_until(&l, &f, f.now + 500);
+	assert_int_equal(f.checks_started, 1);	/* slow, under way */
+	f.kernel_keys = false;
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_until(&l, &f, t + 499);
+	assert_false(f.kernel_keys);
+	assert_int_equal(f.checks_started, 1);
+	run_until(&l, &f, t + 500);	/* its yes comes: ignored; a new check */
+	assert_int_equal(f.checks_started, 2);
+	assert_int_equal(f.check_started_at[1], t + 500);
+	assert_true(f.kernel_keys);
+	assert_int_equal(f.restores, 2);
+}
+
+/* KEY_SET refused with EBUSY during a sleep: a fresh check, KEY_SET again. */
+static void agentloop_key_set_ebusy_retries_shortly(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.maintain_busy = 2;
+	f.kernel_keys = false;
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_until(&l, &f, t + 2 * CMK_RESTORE_RETRY_MS - 1);
+	assert_false(f.kernel_keys);
+	run_until(&l, &f, t + 2 * CMK_RESTORE_RETRY_MS);
+	assert_true(f.kernel_keys);
+	assert_int_equal(f.checks_started, 3);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);	/* not a KMS failure */
+	assert_int_equal(l.fails, 0);
+}
+
+static void agentloop_lease_expired_event_restores(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.kernel_keys = false;
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
+	run_until(&l, &f, t + 1);
+	assert_true(f.kernel_keys);
+}
+
+/* After a revocation a sleep changes nothing: no key without a yes. */
+static void agentloop_suspend_while_revoked_restores_nothing(void **state)
+{
+	struct fake f = { .script = "dddd" };
+	struct cmk_loop l;
+
+	(void)state;
+	start(&l, &f, CMK_POLICY_WIPE, 300);
+	run_answers(&l, &f, 1);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_answers(&l, &f, 3);
+	assert_false(f.kernel_keys);
+	assert_int_equal(f.restores, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+}
+
+/* Our own wipes and an operator's come back as events too: no action. */
+static void agentloop_own_wipe_events_ignored(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_REVOKED);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_REQUESTED);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_KMS_UNREACHABLE);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_DESTROY);
+	run_until(&l, &f, f.now + 1000);
+	assert_int_equal(f.checks_started, 0);
+	assert_int_equal(f.forgets, 0);
 }
 
 int main(void)
@@ -480,6 +1057,24 @@ int main(void)
 		cmocka_unit_test(agentloop_boot_definitive_fails_at_once),
 		cmocka_unit_test(agentloop_backoff_grows_and_is_capped),
 		cmocka_unit_test(agentloop_local_error_is_not_a_revocation),
+		cmocka_unit_test(agentloop_hang_kms_never_answers_grace_then_wipe),
+		cmocka_unit_test(agentloop_hang_each_check_times_out_grace_then_wipe),
+		cmocka_unit_test(agentloop_hang_slow_answer_is_a_failure),
+		cmocka_unit_test(agentloop_hang_renewals_never_outlive_the_policy),
+		cmocka_unit_test(agentloop_hang_late_yes_does_not_end_the_failure_run),
+		cmocka_unit_test(agentloop_hang_policy_none_renews_forever),
+		cmocka_unit_test(agentloop_hang_grace_zero_wipes_at_the_deadline),
+		cmocka_unit_test(agentloop_hang_boot_unseal_gives_up_at_boot_deadline),
+		cmocka_unit_test(agentloop_vmfork_unseals_before_any_key_set),
+		cmocka_unit_test(agentloop_vmfork_discards_unseal_begun_before),
+		cmocka_unit_test(agentloop_vmfork_refused_unseal_revokes),
+		cmocka_unit_test(agentloop_suspend_checks_then_restores),
+		cmocka_unit_test(agentloop_suspend_check_failure_no_restore),
+		cmocka_unit_test(agentloop_suspend_ignores_check_begun_before),
+		cmocka_unit_test(agentloop_key_set_ebusy_retries_shortly),
+		cmocka_unit_test(agentloop_lease_expired_event_restores),
+		cmocka_unit_test(agentloop_suspend_while_revoked_restores_nothing),
+		cmocka_unit_test(agentloop_own_wipe_events_ignored),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmsjob.c - check and unseal, run on the agent's KMS worker (kmsjob.h).
+ */
+#include "kmsjob.h"
+
+#include <string.h>
+
+#include "deadline.h"
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	       a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/*
+ * Load the envelope file into @j->fresh.  stat() first: a file replaced
+ * during the load is seen as changed again next time, and loaded again.
+ * On failure @j->bad says why.
+ */
+static int load(struct cmk_kms_job *j)
+{
+	int ret;
+
+	if (stat(j->cfg->kek_envelope, &j->fresh_st))
+		memset(&j->fresh_st, 0, sizeof(j->fresh_st));
+	cmk_kekset_init(&j->fresh);
+	ret = cmk_kekset_load(&j->fresh, j->cfg, j->audit, &j->bad);
+	if (ret) {
+		cmk_kekset_free(&j->fresh);
+		return ret;
+	}
+	j->loaded = true;
+	return 0;
+}
+
+static void check(struct cmk_kms_job *j)
+{
+	struct stat st = { 0 };
+	bool changed = !stat(j->cfg->kek_envelope, &st) &&
+		       !same_file(&st, &j->file.loaded) &&
+		       !same_file(&st, &j->file.bad);
+
+	if (j->reload || changed) {
+		if (!load(j))
+			return;		/* the changed file's unwrap was the check */
+		/* Reported once; a KMS that could not be asked is asked again. */
+		j->bad_st = st;
+		j->bad_keep = changed && j->bad.cls != CMK_EC_TRANSIENT;
+	}
+	j->ret = cmk_kekset_check(j->keks, NULL, false, &j->call, &j->err);
+}
+
+/*
+ * The file does not load: unwrap the envelope in memory instead.  A
+ * shallow copy of the main thread's KEK set shares its envelope and
+ * provider (which only this worker uses) and takes the new KEKs, so the
+ * set itself is not touched here; the copy is never freed as a set.
+ */
+static void unseal_in_memory(struct cmk_kms_job *j)
+{
+	struct cmk_kekset mem = *j->keks;
+
+	mem.cur = NULL;
+	mem.prev = NULL;
+	j->ret = cmk_kekset_unseal(&mem, j->audit, &j->err);
+	if (!j->ret) {
+		j->cur = mem.cur;
+		j->prev = mem.prev;
+	}
+}
+
+static void unseal(struct cmk_kms_job *j)
+{
+	int ret = load(j);
+
+	if (!ret)
+		return;
+	if (!j->keks->loaded || !j->keks->p) {
+		/* Nothing in memory (boot): the file's failure is the answer. */
+		j->ret = ret;
+		j->err = j->bad;
+		cmk_err_clear(&j->bad);
+		return;
+	}
+	/* The file does not load: the envelope in memory still can. */
+	unseal_in_memory(j);
+	if (j->ret)
+		cmk_err_clear(&j->bad);	/* its refusal is the answer */
+}
+
+void cmk_kms_job_run(void *arg)
+{
+	struct cmk_kms_job *j = arg;
+	uint64_t t0 = cmk_deadline_now_ms();
+
+	j->ret = 0;
+	j->loaded = false;
+	j->bad_keep = false;
+	j->cur = NULL;
+	j->prev = NULL;
+	cmk_err_clear(&j->err);
+	cmk_err_clear(&j->bad);
+	memset(&j->call, 0, sizeof(j->call));
+	if (j->kind == CMK_KMS_CHECK)
+		check(j);
+	else
+		unseal(j);
+	j->latency_ms = (long)(cmk_deadline_now_ms() - t0);
+}
+
+bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
+		       struct cmk_kekset *ks, struct cmk_kekfile *f)
+{
+	if (j->bad_keep)
+		f->bad = j->bad_st;
+	if (!wanted)
+		return false;
+	if (j->loaded) {
+		cmk_kekset_free(ks);
+		*ks = j->fresh;		/* moves the envelope and the secrets */
+		f->loaded = j->fresh_st;
+		j->loaded = false;
+		return true;
+	}
+	if (j->cur) {
+		cmk_kekset_forget(ks);
+		ks->cur = j->cur;
+		ks->prev = j->prev;
+		j->cur = NULL;
+		j->prev = NULL;
+	}
+	return false;
+}
+
+void cmk_kms_job_release(struct cmk_kms_job *j)
+{
+	if (j->loaded)
+		cmk_kekset_free(&j->fresh);
+	j->loaded = false;
+	cmk_secret_free(&j->cur);
+	cmk_secret_free(&j->prev);
+}
