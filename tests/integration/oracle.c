@@ -59,6 +59,12 @@
  *       agrees (succeeds when active, fails with EIO otherwise).  Prints
  *       "state_ms=T io_ms=T reason=R" (CLOCK_MONOTONIC); exit 1 on timeout.
  *       Measurements only: the tests print them, never assert on them.
+ *   notify-log SOCKET
+ *       stand in for systemd's notification socket: bind a datagram
+ *       socket at SOCKET and print "<now_ms> <message>" for every
+ *       sd_notify() datagram (newlines shown as ';') until killed.  Run the
+ *       agent with NOTIFY_SOCKET=SOCKET (and WATCHDOG_USEC) to see its
+ *       READY=1, STATUS= and WATCHDOG=1 messages with their times.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +76,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -883,6 +891,41 @@ static int cmd_wait_state(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_notify_log(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char msg[4096];
+	int fd;
+
+	if (argc != 2 || strlen(argv[1]) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "usage: cmk-oracle notify-log SOCKET\n");
+		return 2;
+	}
+	strcpy(sa.sun_path, argv[1]);
+	unlink(argv[1]);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		fprintf(stderr, "cmk-oracle: %s: %s\n", argv[1], strerror(errno));
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (;;) {
+		ssize_t n = recv(fd, msg, sizeof(msg) - 1, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "cmk-oracle: recv: %s\n", strerror(errno));
+			return 2;
+		}
+		msg[n] = '\0';
+		for (char *p = msg; *p; p++)
+			if (*p == '\n')
+				*p = ';';
+		printf("%lld %s\n", now_ms(), msg);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "now-ms") == 0) {
@@ -903,6 +946,8 @@ int main(int argc, char **argv)
 		return cmd_plant_and_abort(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "jsonl") == 0)
 		return cmd_jsonl(argc - 1, argv + 1);
-	fprintf(stderr, "usage: cmk-oracle scan|crypt|reseal|plant-and-abort|jsonl ...\n");
+	if (argc >= 2 && strcmp(argv[1], "notify-log") == 0)
+		return cmd_notify_log(argc - 1, argv + 1);
+	fprintf(stderr, "usage: cmk-oracle scan|crypt|reseal|plant-and-abort|jsonl|count|now-ms|wait-state|notify-log ...\n");
 	return 2;
 }

@@ -6,12 +6,14 @@
 # the aws CLI when the guest test asks (control port), the guest times
 # revoke-to-wipe.  The guest's KMS traffic goes through the fault proxy of
 # fakes.py, so the guest can also ask for throttling (transient errors:
-# keys kept within grace_s, wiped after it) and for the agent's access key
-# to be rotated (no wipe).  See
-# tests/kms/guest/aws_guest_revoke_restore.
+# keys kept within grace_s, wiped after it), for the agent's access key to
+# be rotated (no wipe), for a KMS that hangs (stall) and for one that
+# answers after 25 s (slow25).  See tests/kms/guest/aws_guest_revoke_restore
+# and tests/kms/guest/aws_guest_hang.
 #
 # Usage: tests/kms/aws_guest.sh [--kver KVER]     Output: TAP (the guest
 # runner's).  Stops every server it starts.  Needs a built cmk-agent.
+# KMS_GUEST_TESTS="aws_guest_hang" runs only some of the guest tests.
 set -uo pipefail
 
 # shellcheck source=tests/kms/lib.sh
@@ -64,10 +66,12 @@ for k in \$(aws --endpoint-url $MOTO iam list-access-keys --user-name agent \
 	aws --endpoint-url $MOTO iam delete-access-key --user-name agent --access-key-id "\$k" || exit 1
 done
 CTL_END
-# throttle / pass: switch the fault proxy, and return only once the agent's
-# next request has seen the new mode (so the guest knows it took effect).
-for m in throttle pass; do
-	cat >"$T/ctl/$m" <<CTL_END
+# throttle / pass / stall / slow (slow25: answers after 25 s): switch the
+# fault proxy, and return only once the agent's next request has seen the
+# new mode (so the guest knows it took effect).
+for a in throttle pass stall slow:slow25; do
+	m=${a#*:}
+	cat >"$T/ctl/${a%%:*}" <<CTL_END
 n=\$(grep -c '^$m ' '$T/fault.log')
 echo $m >'$T/mode'
 for _ in \$(seq 1 300); do
@@ -77,6 +81,8 @@ done
 exit 1
 CTL_END
 done
+# reset: back to pass at once (for a test that starts with no agent running).
+echo "echo pass >'$T/mode'" >"$T/ctl/reset"
 echo pass >"$T/mode"
 : >"$T/fault.log"
 kms_start fault python3 "$here/fakes.py" fault "$T/fault.port" "$T/fault.log" "127.0.0.1:$moto_port" "$T/mode"
@@ -85,6 +91,12 @@ wait_file "$T/fault.port" || fail aws_guest_fault_proxy "$(cat "$T/fault.out")"
 wait_file "$T/ctl.port" || fail aws_guest_control_server "$(cat "$T/control.out")"
 
 helpers=$top/build/tests/integration
+# The guest runs them in name order: aws_guest_hang first, with the agent's
+# original access key, which aws_guest_revoke_restore rotates away.
+tests=()
+for t in ${KMS_GUEST_TESTS:-aws_guest_hang aws_guest_revoke_restore}; do
+	tests+=("$here/guest/$t")
+done
 scripts/qemu/run-guest.sh --kver "$kver" --out "$top/build/results/kms-aws-guest-$kver" \
 	--timeout "${GUEST_TIMEOUT:-600}" --test-timeout 400 \
 	--net-fwd "8080=$(cat "$T/fault.port")" --net-fwd "8081=$(cat "$T/ctl.port")" \
@@ -94,7 +106,7 @@ scripts/qemu/run-guest.sh --kver "$kver" --out "$top/build/results/kms-aws-guest
 	--add tests/integration/lib.sh:/usr/lib/cmk-test/lib.sh \
 	--add "$T/kek.json:/etc/cmk-test/kek.json" \
 	--add "$T/aws.env:/etc/cmk-test/aws.env" \
-	"$here/guest/aws_guest_revoke_restore"
+	"${tests[@]}"
 rc=$?
 echo "# host control log: $(tr '\n' ';' <"$T/ctl.log")"
 exit $rc

@@ -17,7 +17,12 @@
       connection.  "MODE:OP" applies MODE only to KMS operation OP
       (X-Amz-Target TrentService.OP) and passes the others, so moto still
       answers e.g. the DescribeKey that confirms an injected Decrypt
-      error.  Also works as a forward proxy (absolute request URI).
+      error.  "stall" reads the request and never answers: the connection
+      stays open until the mode changes (then it is dropped without an
+      answer), the way a wedged KMS front end behaves.  "slowN" (e.g.
+      "slow25") forwards the request after N seconds: a KMS that answers,
+      correctly, but late.  Also works as a forward proxy (absolute request
+      URI).
 
   fakes.py control PORTFILE LOG CMDDIR
       GET /NAME runs the script CMDDIR/NAME (NAME is [a-z_]+) and answers
@@ -125,6 +130,11 @@ def imds(portfile, log, credsfile, bind):
     serve(H, bind, portfile, None)
 
 
+def read_mode(modefile):
+    with open(modefile) as f:
+        return f.read().strip()
+
+
 def fault(portfile, log, upstream, modefile, tls):
     lg = Log(log)
     uhost, uport = upstream.rsplit(':', 1)
@@ -133,8 +143,7 @@ def fault(portfile, log, upstream, modefile, tls):
         def handle_any(self):
             data = self.body()
             proxied = self.path.startswith('http://')
-            with open(modefile) as f:
-                mode = f.read().strip()
+            mode = read_mode(modefile)
             if mode.startswith('throttle_once'):
                 with open(modefile, 'w') as f:
                     f.write('pass\n')
@@ -151,6 +160,14 @@ def fault(portfile, log, upstream, modefile, tls):
                 time.sleep(20)
                 self.close_connection = True
                 return
+            if mode == 'stall':
+                while read_mode(modefile) == 'stall':
+                    time.sleep(0.2)
+                self.close_connection = True
+                return
+            if mode.startswith('slow') and mode[4:].isdigit():
+                time.sleep(int(mode[4:]))
+                return self.forward(data, proxied)
             if mode == 'reset':
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                            struct.pack('ii', 1, 0))
