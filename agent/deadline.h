@@ -8,12 +8,13 @@
  * thread that runs the job (the agent's KMS worker, worker.h), so no
  * provider interface has to carry it: code that waits on a KMS reads it.
  * http.c clamps each attempt's timeouts to what is left and makes no
- * retry past it; other transports (KMIP over TLS) do the same with
- * cmk_deadline_left_ms().
+ * retry past it; provider_kmip.c clamps each request's own deadline to
+ * it (cmk_deadline_clamp_ms()).
  *
- * cmk_deadline_cancel_all() ends every such wait in the process at once:
- * the agent calls it when it stops, so SIGTERM is never held up by a KMS
- * that does not answer.
+ * cmk_deadline_cancel_all() makes every deadline in the process count as
+ * passed: HTTP transfers end within a second, no new request or retry
+ * starts.  The agent calls it when it stops, so SIGTERM is not held up by
+ * a KMS that does not answer.
  *
  * Times are CLOCK_BOOTTIME milliseconds (cmk_deadline_now_ms()): a
  * deadline that passed while the system was suspended has passed.

@@ -38,6 +38,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "deadline.h"
 #include "kmip.h"
 #include "secret.h"
 #include "ttlv.h"
@@ -724,7 +725,8 @@ static int call(struct kmip *k, uint32_t op, build_fn build, const void *arg,
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	k->deadline_ms = mono_ms() + k->timeout_ms;
+	/* Within the whole check's deadline too (deadline.h). */
+	k->deadline_ms = mono_ms() + cmk_deadline_clamp_ms(k->timeout_ms);
 	ret = call_once(k, op, build, arg, req_cap, rbuf, r, e);
 	if (!sigismember(&old, SIGPIPE)) {
 		sigpending(&pending);
