@@ -23,6 +23,7 @@ struct cmk_genl {
 	struct mnl_socket *sock;
 	uint16_t family;
 	uint32_t events_group;		/* multicast group id, 0 if none */
+	int64_t epoch;			/* sent with KEY_SET if >= 0 */
 	unsigned int portid;
 	unsigned int seq;
 	char ext[CMK_ERR_MSG_MAX];	/* extended ACK message of the last error */
@@ -218,6 +219,7 @@ int cmk_genl_open(struct cmk_genl **out, struct cmk_err *e)
 	if (!g)
 		return cmk_errf(e, -ENOMEM, "netlink: out of memory");
 	g->seq = (unsigned int)time(NULL);
+	g->epoch = -1;
 
 	g->sock = mnl_socket_open(NETLINK_GENERIC);
 	if (!g->sock) {
@@ -317,6 +319,8 @@ int cmk_genl_key_set(struct cmk_genl *g, const char *name,
 	mnl_attr_put(nlh, DM_CMK_A_KEY, DM_CMK_KEY_LEN, cmk_secret_cdata(key));
 	mnl_attr_put_u64(nlh, DM_CMK_A_GENERATION, generation);
 	mnl_attr_put_u32(nlh, DM_CMK_A_LEASE_MS, lease_ms);
+	if (g->epoch >= 0)
+		mnl_attr_put_u32(nlh, DM_CMK_A_EPOCH, (uint32_t)g->epoch);
 	ret = cmk_genl_talk(g, nlh, NULL, NULL);
 	cmk_secret_free(&buf);
 	if (ret)
@@ -419,6 +423,12 @@ static int cmk_info_attr(const struct nlattr *attr, void *data)
 		if (mnl_attr_validate(attr, MNL_TYPE_U64) == 0)
 			info->refused = mnl_attr_get_u64(attr);
 		break;
+	case DM_CMK_A_EPOCH:
+		if (mnl_attr_validate(attr, MNL_TYPE_U32) == 0) {
+			info->has_epoch = true;
+			info->epoch = mnl_attr_get_u32(attr);
+		}
+		break;
 	}
 	return MNL_CB_OK;
 }
@@ -477,6 +487,38 @@ int cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
 	if (ret)
 		return cmk_genl_fail(g, e, ret, "GET (dump)", NULL);
 	return ctx.ret;
+}
+
+void cmk_genl_set_epoch(struct cmk_genl *g, int64_t epoch)
+{
+	g->epoch = epoch;
+}
+
+/* The first device's reply is enough: the epoch is the kernel's, not a device's. */
+static int cmk_epoch_of(const struct cmk_dev_info *info, void *arg)
+{
+	struct cmk_dev_info *first = arg;
+
+	if (!first->name[0])
+		*first = *info;
+	return 0;
+}
+
+int cmk_genl_epoch(struct cmk_genl *g, uint32_t *epoch, struct cmk_err *e)
+{
+	struct cmk_dev_info first;
+	int ret;
+
+	memset(&first, 0, sizeof(first));
+	ret = cmk_genl_dump(g, cmk_epoch_of, &first, e);
+	if (ret)
+		return ret;
+	if (!first.name[0])
+		return cmk_errf(e, -ENODEV, "no dm-cmk device to read the VM-fork epoch from");
+	if (!first.has_epoch)
+		return cmk_errf(e, -EOPNOTSUPP, "this dm-cmk module does not count VM forks");
+	*epoch = first.epoch;
+	return 0;
 }
 
 int cmk_genl_fd(const struct cmk_genl *g)

@@ -35,6 +35,8 @@ struct cmk_genl;
  * @writes: bios written
  * @io_errors: bios failed
  * @refused: bios refused for lack of a key
+ * @has_epoch: @epoch is meaningful (a kernel that counts VM forks)
+ * @epoch: VM forks the kernel has seen since dm-cmk was loaded
  */
 struct cmk_dev_info {
 	char name[DM_CMK_NAME_MAX + 1];
@@ -50,6 +52,8 @@ struct cmk_dev_info {
 	uint64_t writes;
 	uint64_t io_errors;
 	uint64_t refused;
+	bool has_epoch;
+	uint32_t epoch;
 };
 
 typedef int (*cmk_genl_dump_cb)(const struct cmk_dev_info *info, void *arg);
@@ -71,7 +75,11 @@ typedef void (*cmk_genl_event_cb)(const struct cmk_event *ev, void *arg);
 int cmk_genl_open(struct cmk_genl **out, struct cmk_err *e);
 void cmk_genl_close(struct cmk_genl **g);
 
-/* cmk_genl_key_set() - install @key (DM_CMK_KEY_LEN bytes) for @name. */
+/*
+ * cmk_genl_key_set() - install @key (DM_CMK_KEY_LEN bytes) for @name.  With
+ * an epoch set (cmk_genl_set_epoch()) the request carries it, and a kernel
+ * that has seen a VM fork since refuses it with ESTALE.
+ */
 int cmk_genl_key_set(struct cmk_genl *g, const char *name,
 		     const struct cmk_secret *key, uint64_t generation,
 		     uint32_t lease_ms, struct cmk_err *e);
@@ -87,6 +95,20 @@ int cmk_genl_lease_renew(struct cmk_genl *g, const char *name,
 /* cmk_genl_get() - state of @name; -ENODEV if no device uses it. */
 int cmk_genl_get(struct cmk_genl *g, const char *name,
 		 struct cmk_dev_info *info, struct cmk_err *e);
+
+/*
+ * cmk_genl_set_epoch() - the VM-fork epoch the keys @g installs from now on
+ * were unsealed in (cmk_genl_epoch() read before the unseal began), or -1
+ * to send none.
+ */
+void cmk_genl_set_epoch(struct cmk_genl *g, int64_t epoch);
+
+/*
+ * cmk_genl_epoch() - the kernel's VM-fork epoch now, from GET of any dm-cmk
+ * device; -ENODEV when there is no device to ask, -EOPNOTSUPP when the
+ * kernel does not report one.
+ */
+int cmk_genl_epoch(struct cmk_genl *g, uint32_t *epoch, struct cmk_err *e);
 
 /* cmk_genl_dump() - call @cb for every dm-cmk device. */
 int cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
