@@ -85,6 +85,8 @@ struct agent {
 	struct cmk_worker *worker;
 	struct cmk_kms_job job;		/* the worker's while it runs */
 	uint64_t job_id;
+	int64_t job_epoch;		/* VM-fork epoch when the job began, or -1 */
+	int64_t kek_epoch;		/* ... when the KEK in memory was unsealed */
 	enum dev_status *dev;
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
@@ -137,6 +139,7 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	struct agent *a = ctx;
 	struct cmk_kms_job *j = &a->job;
 	struct cmk_err e;
+	uint32_t epoch;
 
 	memset(j, 0, sizeof(*j));
 	j->kind = job == CMK_JOB_UNSEAL ? CMK_KMS_UNSEAL : CMK_KMS_CHECK;
@@ -147,6 +150,8 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	j->reload = a->want_reload;	/* one try per request */
 	a->want_reload = false;
 	a->job_id = id;
+	/* Read before the KMS is asked: a fork after this is caught by KEY_SET. */
+	a->job_epoch = cmk_genl_epoch(a->genl, &epoch, &e) ? -1 : (int64_t)epoch;
 	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms)) {
 		/* Cannot happen (one job at a time); the deadline will say so. */
 		cmk_errf(&e, -EBUSY, "KMS worker still busy");
@@ -193,6 +198,11 @@ static void job_ended(struct agent *a)
 		     "KEK envelope changed on disk but does not load; still checking the envelope in memory: fix the file" :
 		     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
 		     &j->bad);
+	if (wanted && (j->loaded || j->cur)) {
+		/* A KEK of this epoch: the kernel refuses it after a fork. */
+		a->kek_epoch = a->job_epoch;
+		cmk_genl_set_epoch(a->genl, a->kek_epoch);
+	}
 	if (cmk_kms_job_adopt(j, wanted, &a->keks, &a->kekfile) &&
 	    j->kind == CMK_KMS_CHECK)
 		note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
@@ -215,6 +225,18 @@ static void forget(void *ctx)
 	struct agent *a = ctx;
 
 	cmk_kekset_forget(&a->keks);
+	a->kek_epoch = -1;
+	cmk_genl_set_epoch(a->genl, -1);
+}
+
+/* Has the VM been forked since the KEK in memory was unsealed? */
+static bool forked_since_unseal(struct agent *a)
+{
+	struct cmk_err e;
+	uint32_t now;
+
+	return a->kek_epoch >= 0 && !cmk_genl_epoch(a->genl, &now, &e) &&
+	       now != (uint32_t)a->kek_epoch;
 }
 
 static void set_msg(struct agent *a, size_t i, const char *msg)
@@ -327,6 +349,15 @@ static int maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *
 			busy = true;
 			continue;
 		}
+		if (ret == -ESTALE && forked_since_unseal(a)) {
+			/*
+			 * The kernel refused a key of the KEK unsealed before a
+			 * VM fork (its event may still be on its way): act as
+			 * on the event, unseal again first.
+			 */
+			a->lost |= 1U << DM_CMK_REASON_VMFORK;
+			continue;
+		}
 		/*
 		 * The envelope may have rotated under us: the next check loads
 		 * it again (on the worker: never a KMS call here).
@@ -363,6 +394,7 @@ static bool genl_stale(struct agent *a, int ret)
 	cmk_genl_close(&a->genl);
 	a->genl = g;
 	a->vol.genl = g;
+	cmk_genl_set_epoch(g, a->kek_epoch);
 	note(a, "netlink", "dm-cmk family re-resolved (module reloaded?)", NULL);
 	/* The events group of the old family is gone with it. */
 	cmk_genl_close(&a->events);
@@ -803,6 +835,7 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	a.last_logged_ret = -1;		/* the first check is logged */
+	a.kek_epoch = -1;
 	cmk_kekset_init(&a.keks);
 	t0 = now_ms(NULL);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
