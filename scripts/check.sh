@@ -23,6 +23,9 @@
 #                   (issue 12 s5)
 #   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
 #                   for every Debian kernel
+#   agent_vmfork_<kver> tests/integration/vmfork.sh: the agent in a guest
+#                   that is cloned (snapshot, restore, new vmgenid) unseals
+#                   again before it restores a key (issue 12 s3)
 #   kms_<p>         tests/kms/<p>.sh for p in azure gcp kmip pkcs11: the
 #                   provider against its emulator or real server on the host
 #   kms_aws_guest   tests/kms/aws_guest.sh: agent in QEMU vs moto on the host
@@ -212,6 +215,7 @@ done
 
 for k in "${kvers[@]}"; do
 	run_suite "integration_$k" tap tests/integration/run.sh --kver "$k"
+	run_suite "agent_vmfork_$k" tap tests/integration/vmfork.sh --kver "$k"
 done
 if [ -x tests/kms/aws_guest.sh ]; then
 	run_suite kms_aws_guest tap tests/kms/aws_guest.sh
