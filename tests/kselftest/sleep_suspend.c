@@ -309,13 +309,16 @@ TEST_F_TIMEOUT(sleep_suspend, sleep_key_set_refused_from_prepare_to_post, 240)
 		SKIP(return, "no /sys/power/pm_test");
 	}
 	ASSERT_EQ(0, pthread_create(&th, NULL, spin_key_set, &s));
+	for (ret = 0; !s.ok && ret < 100; ret++)
+		cmk_sleep_ms(100);	/* the spinner is under way */
 	/* dirty page cache on the slow device, left for the PM core's sync */
 	dirty = cmk_alloc(1 << 20);
 	ASSERT_NE(NULL, dirty);
+	cmk_fill(dirty, 1 << 20, 0xd1d1);
 	fd = open("/dev/mapper/" CMK_DM_PREFIX "slowsync", O_WRONLY);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(1 << 20, write(fd, dirty, 1 << 20));
-	close(fd);
+	/* kept open: the last close of a block device syncs it */
 	free(dirty);
 
 	ok_before = s.ok;
@@ -325,6 +328,7 @@ TEST_F_TIMEOUT(sleep_suspend, sleep_key_set_refused_from_prepare_to_post, 240)
 	cmk_sleep_ms(500);
 	s.stop = true;
 	pthread_join(th, NULL);
+	close(fd);
 	cmk_dm_remove(CMK_DM_PREFIX "slowsync");
 	if (ret == -EPERM || ret == -EINVAL || ret == -ENODEV)
 		SKIP(return, "no hibernation here: %s", strerror(-ret));
