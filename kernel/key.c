@@ -386,6 +386,16 @@ void cmk_slot_wipe(struct cmk_slot *slot, enum dm_cmk_reason reason)
 	lockdep_assert_held(&slot->lock);
 
 	if (!old) {
+		/*
+		 * A fork is news even to a slot without a key: its agent
+		 * must unseal again before it installs anything.
+		 */
+		if (reason == DM_CMK_REASON_VMFORK) {
+			if (slot->state == DM_CMK_STATE_WIPED && slot->hold_ok)
+				slot->wipe_reason = reason;
+			cmk_netlink_notify(slot, DM_CMK_EVENT_KEY_WIPED, reason);
+			return;
+		}
 		if (holds || (!slot->hold_ok && slot->wipe_reason == reason))
 			return;
 		/* No key to wipe, but the customer's "no" ends every wait. */

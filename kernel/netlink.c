@@ -382,6 +382,19 @@ static int cmk_nl_get(struct sk_buff *skb, struct genl_info *info)
 	if (!msg)
 		return -ENOMEM;
 
+	/* FLAGS=ALL without NAME: what is not per device (EPOCH). */
+	if (cmk_nl_all(info) && !info->attrs[DM_CMK_A_NAME]) {
+		void *hdr = genlmsg_put(msg, info->snd_portid, info->snd_seq,
+					&cmk_family, 0, DM_CMK_CMD_GET);
+
+		if (!hdr || nla_put_u32(msg, DM_CMK_A_EPOCH, cmk_epoch_now())) {
+			nlmsg_free(msg);
+			return -EMSGSIZE;
+		}
+		genlmsg_end(msg, hdr);
+		return genlmsg_reply(msg, info);
+	}
+
 	slot = cmk_nl_slot_lock(info);
 	if (IS_ERR(slot)) {
 		nlmsg_free(msg);

@@ -65,6 +65,28 @@ static bool vmgenid_bound(char *dev, size_t sz)
 	return false;
 }
 
+#define SEALED_DM_NAME	CMK_DM_PREFIX "vmfork-sealed"
+#define SEALED_KEY_NAME	"vmfork-sealed"
+
+static int epoch_cb(const struct cmk_info *info, void *arg)
+{
+	if (info->has_epoch)
+		*(int64_t *)arg = info->epoch;
+	return 0;
+}
+
+/* The kernel's VM-fork epoch, asked without naming a device; -1 if none. */
+static int64_t kernel_epoch(struct cmk_nl *nl)
+{
+	struct cmk_req r = { .cmd = DM_CMK_CMD_GET, .has_flags = true,
+			     .flags = DM_CMK_F_ALL };
+	int64_t epoch = -1;
+
+	if (cmk_nl_request(nl, &r, epoch_cb, &epoch, NULL, 0))
+		return -1;
+	return epoch;
+}
+
 /*
  * Create the device with hold_ms:0 where the kernel has the option (issue
  * 12 adds it), and without it on a kernel that refuses it as unknown.
@@ -122,6 +144,7 @@ FIXTURE_TEARDOWN(sleep_vmfork)
 	cmk_nl_close(&self->events);
 	cmk_nl_close(&self->nl);
 	cmk_dm_remove(DM_NAME);
+	cmk_dm_remove(SEALED_DM_NAME);
 }
 
 TEST_F_TIMEOUT(sleep_vmfork, wipes_keys, 420)
@@ -148,6 +171,17 @@ TEST_F_TIMEOUT(sleep_vmfork, wipes_keys, 420)
 	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
 	ASSERT_TRUE(in.has_epoch);
 	epoch = in.epoch;
+	EXPECT_EQ((int64_t)epoch, kernel_epoch(&self->nl))
+		TH_LOG("GET with FLAGS=ALL does not give the epoch");
+	/* a device without a key must hear of the fork too */
+	{
+		struct cmk_table sealed = {
+			.len = 8192, .key_name = SEALED_KEY_NAME,
+			.dev = CMK_RAM(1),
+		};
+
+		ASSERT_CMK_CREATE(SEALED_DM_NAME, &sealed);
+	}
 
 	/* The host snapshots the guest here and restores it as a clone. */
 	ASSERT_EQ(0, cmk_klog_mark(mark, sizeof(mark)));
@@ -185,6 +219,13 @@ TEST_F_TIMEOUT(sleep_vmfork, wipes_keys, 420)
 	 */
 	ASSERT_TRUE(ev.has_epoch);
 	EXPECT_EQ(epoch + 1, ev.epoch) TH_LOG("the fork did not move the epoch");
+	EXPECT_EQ((int64_t)epoch + 1, kernel_epoch(&self->nl));
+	ret = cmk_nl_wait_event(&self->events, SEALED_KEY_NAME,
+				DM_CMK_EVENT_KEY_WIPED, 10000, &ev);
+	EXPECT_EQ(0, ret) TH_LOG("a device without a key got no VMFORK event");
+	if (!ret)
+		EXPECT_EQ((uint32_t)DM_CMK_REASON_VMFORK, ev.reason);
+	ASSERT_DM_REMOVE(SEALED_DM_NAME);
 	{
 		struct cmk_req r = {
 			.cmd = DM_CMK_CMD_KEY_SET, .name = KEY_NAME,

@@ -42,7 +42,9 @@
  * @DM_CMK_CMD_LEASE_RENEW: set the lease of %DM_CMK_A_NAME (or of every
  *	device holding a key, with %DM_CMK_F_ALL) to %DM_CMK_A_LEASE_MS from now.
  * @DM_CMK_CMD_GET: state of one device (doit, with %DM_CMK_A_NAME) or of
- *	all devices (dumpit).  Never returns key bytes.
+ *	all devices (dumpit).  A doit with %DM_CMK_F_ALL and no name answers
+ *	with what is not per device: %DM_CMK_A_EPOCH.  Never returns key
+ *	bytes.
  * @DM_CMK_CMD_EVENT: notification sent to the "events" multicast group.
  * @__DM_CMK_CMD_MAX: internal
  * @DM_CMK_CMD_MAX: highest command number
