@@ -221,7 +221,6 @@ guest_args() {
 		esac
 	done
 	if [ -z "$kver" ]; then
-		kver=$("$top/scripts/kvers.sh" | grep '^6\.1\.' | head -n 1 || true)
-		[ -n "$kver" ] || kver=$("$top/scripts/kvers.sh" | head -n 1)
+		kver=$("$top/scripts/kvers.sh" --default)
 	fi
 }

@@ -30,8 +30,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ -z "$kver" ]; then
-	kver=$(scripts/kvers.sh | grep '^6\.1\.' | head -n 1 || true)
-	[ -n "$kver" ] || kver=$(scripts/kvers.sh | head -n 1)
+	kver=$(scripts/kvers.sh --default)
 fi
 short=$(echo "$kver" | cut -d. -f1-2)
 
