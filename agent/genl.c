@@ -429,6 +429,10 @@ static int cmk_info_attr(const struct nlattr *attr, void *data)
 			info->epoch = mnl_attr_get_u32(attr);
 		}
 		break;
+	case DM_CMK_A_BOUND:
+		if (mnl_attr_validate(attr, MNL_TYPE_FLAG) == 0)
+			info->bound = true;
+		break;
 	}
 	return MNL_CB_OK;
 }

@@ -37,6 +37,8 @@ struct cmk_genl;
  * @refused: bios refused for lack of a key
  * @has_epoch: @epoch is meaningful (a kernel that counts VM forks)
  * @epoch: VM forks the kernel has seen since dm-cmk was loaded
+ * @bound: the device is bound to the first key it took: the kernel refuses
+ *	any other (false also from a dm-cmk module older than key binding)
  */
 struct cmk_dev_info {
 	char name[DM_CMK_NAME_MAX + 1];
@@ -54,6 +56,7 @@ struct cmk_dev_info {
 	uint64_t refused;
 	bool has_epoch;
 	uint32_t epoch;
+	bool bound;
 };
 
 typedef int (*cmk_genl_dump_cb)(const struct cmk_dev_info *info, void *arg);
