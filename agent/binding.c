@@ -40,7 +40,13 @@ int cmk_boot_id(uint8_t id[CMK_UUID_LEN], struct cmk_err *e)
 static int path_of(char *out, size_t n, const char *dir, const char *sub,
 		   const char *name, struct cmk_err *e)
 {
-	int r = snprintf(out, n, "%s%s/%s", dir, sub, name);
+	int r;
+
+	/* The name is a file name in dir: never the directory or its parent. */
+	if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || strchr(name, '/'))
+		return cmk_errf(e, -EINVAL, "device name \"%s\" is not usable as a file name",
+				name);
+	r = snprintf(out, n, "%s%s/%s", dir, sub, name);
 
 	if (r < 0 || (size_t)r >= n)
 		return cmk_errf(e, -ENAMETOOLONG, "%s%s/%s: path too long", dir, sub,
@@ -123,6 +129,7 @@ static int doc_read(const char *path, const char *format, const char *device,
 		goto out;
 	}
 	if (!json_object_object_get_ex(o, "format", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
 	    strcmp(json_object_get_string(v), format) ||
 	    !json_object_object_get_ex(o, "version", &v) ||
 	    !json_object_is_type(v, json_type_int) || json_object_get_int(v) != 1) {
@@ -155,6 +162,23 @@ static int get_uuid(json_object *o, const char *k, const char *path,
 	    cmk_uuid_parse(json_object_get_string(v), u))
 		return cmk_errf(e, -EBADMSG, "%s: field \"%s\": missing or not a UUID",
 				path, k);
+	return 0;
+}
+
+/* A sequence field: an integer 1..CMK_HDR_SEQ_MAX (0 allowed if @zero_ok). */
+static int get_seq(json_object *o, const char *k, const char *path, bool zero_ok,
+		   uint64_t *seq, struct cmk_err *e)
+{
+	json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    (x = json_object_get_int64(v)) < (zero_ok ? 0 : 1) ||
+	    (uint64_t)x > CMK_HDR_SEQ_MAX)
+		return cmk_errf(e, -EBADMSG, "%s: field \"%s\": missing or not an integer %d..2^63-1",
+				path, k, zero_ok ? 0 : 1);
+	*seq = (uint64_t)x;
 	return 0;
 }
 
@@ -234,7 +258,6 @@ int cmk_opened_read(const struct cmk_config *cfg,
 	uint8_t kboot[CMK_UUID_LEN];
 	json_object *j = NULL, *v;
 	char path[4096];
-	int64_t seq;
 	int ret;
 
 	memset(o, 0, sizeof(*o));
@@ -254,15 +277,12 @@ int cmk_opened_read(const struct cmk_config *cfg,
 	ret = get_uuid(j, "device_uuid", path, o->device_uuid, e);
 	if (!ret)
 		ret = get_uuid(j, "boot_id", path, o->boot_id, e);
+	if (!ret)
+		ret = get_seq(j, "sequence", path, false, &o->sequence, e);
+	if (!ret && json_object_object_get_ex(j, "rewrap_to", &v))
+		ret = get_seq(j, "rewrap_to", path, false, &o->pending, e);
 	if (ret)
 		goto out;
-	if (!json_object_object_get_ex(j, "sequence", &v) ||
-	    !json_object_is_type(v, json_type_int) ||
-	    (seq = json_object_get_int64(v)) < 1) {
-		ret = cmk_errf(e, -EBADMSG, "%s: field \"sequence\": missing or < 1", path);
-		goto out;
-	}
-	o->sequence = (uint64_t)seq;
 	o->valid = true;
 out:
 	if (ret) {
@@ -291,6 +311,9 @@ int cmk_opened_write(const struct cmk_config *cfg,
 	add_uuid(j, "device_uuid", o->device_uuid);
 	add_uuid(j, "boot_id", o->boot_id);
 	json_object_object_add(j, "sequence", json_object_new_int64((int64_t)o->sequence));
+	if (o->pending)
+		json_object_object_add(j, "rewrap_to",
+				       json_object_new_int64((int64_t)o->pending));
 	ret = doc_write(j, dir, path, e);
 	json_object_put(j);
 	if (ret)
@@ -316,24 +339,57 @@ int cmk_opened_clear(const struct cmk_config *cfg,
 	return cmk_fsync_dir(dir, e);
 }
 
-int cmk_opened_rewrapped(const struct cmk_config *cfg,
-			 const struct cmk_config_device *d,
-			 const struct cmk_header *before,
-			 const struct cmk_header *after, struct cmk_err *e)
+/* This boot's record of @d, and whether it is the one of @h or announces it. */
+static int record_for(const struct cmk_config *cfg, const struct cmk_config_device *d,
+		      const struct cmk_header *h, uint64_t seq,
+		      uint8_t boot[CMK_UUID_LEN], struct cmk_opened *o,
+		      bool *match, struct cmk_err *e)
 {
-	struct cmk_opened o, was;
-	uint8_t boot[CMK_UUID_LEN];
 	int ret;
 
+	*match = false;
 	ret = cmk_boot_id(boot, e);
 	if (!ret)
-		ret = cmk_opened_read(cfg, d, boot, &o, e);
-	if (ret || !o.valid)
+		ret = cmk_opened_read(cfg, d, boot, o, e);
+	if (ret || !o->valid)
 		return ret;
-	cmk_opened_of(before, &was);
-	if (memcmp(o.device_uuid, was.device_uuid, CMK_UUID_LEN) ||
-	    memcmp(o.boot_id, was.boot_id, CMK_UUID_LEN) || o.sequence != was.sequence)
-		return 0;
+	*match = !memcmp(o->device_uuid, h->device_uuid, CMK_UUID_LEN) &&
+		 !memcmp(o->boot_id, h->boot_id, CMK_UUID_LEN) &&
+		 (o->sequence == seq || o->pending == seq);
+	return 0;
+}
+
+int cmk_opened_rewrap_begin(const struct cmk_config *cfg,
+			    const struct cmk_config_device *d,
+			    const struct cmk_header *before, struct cmk_err *e)
+{
+	struct cmk_opened o;
+	uint8_t boot[CMK_UUID_LEN];
+	bool match;
+	int ret;
+
+	ret = record_for(cfg, d, before, before->sequence, boot, &o, &match, e);
+	if (ret || !match || o.sequence != before->sequence)
+		return ret;
+	o.pending = before->sequence + 1;
+	return cmk_opened_write(cfg, d, boot, &o, e);
+}
+
+int cmk_opened_rewrapped(const struct cmk_config *cfg,
+			 const struct cmk_config_device *d,
+			 const struct cmk_header *after, struct cmk_err *e)
+{
+	struct cmk_opened o;
+	uint8_t boot[CMK_UUID_LEN];
+	bool match = false;
+	int ret;
+
+	ret = record_for(cfg, d, after, after->sequence, boot, &o, &match, e);
+	if (!ret && !match && o.valid && after->sequence > 1)
+		ret = record_for(cfg, d, after, after->sequence - 1, boot, &o,
+				 &match, e);
+	if (ret || !match || (o.sequence == after->sequence && !o.pending))
+		return ret;
 	cmk_opened_of(after, &o);
 	return cmk_opened_write(cfg, d, boot, &o, e);
 }

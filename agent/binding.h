@@ -32,12 +32,16 @@
  * struct cmk_opened - what was opened: the identity of the header a
  * running device was keyed from in this boot
  * @valid: false: no record
+ * @pending: a re-wrap of that header (same DEK) to this sequence is under
+ *	way (cmk_opened_rewrap_begin()), 0 if none: a header of either
+ *	sequence is the opened one
  */
 struct cmk_opened {
 	bool valid;
 	uint8_t device_uuid[CMK_UUID_LEN];
 	uint8_t boot_id[CMK_UUID_LEN];
 	uint64_t sequence;
+	uint64_t pending;
 };
 
 /* cmk_opened_of() - the identity of @h. */
@@ -81,14 +85,30 @@ int cmk_opened_clear(const struct cmk_config *cfg,
 		     const struct cmk_config_device *d, struct cmk_err *e);
 
 /*
- * cmk_opened_rewrapped() - a KEK rotation re-wrapped @d's header from
- * @before to @after (same DEK, device_uuid and boot_id, higher sequence):
- * if the record of this boot is @before, it becomes @after.  A record that
- * does not match is left alone (a restore will refuse, as it should).
+ * A KEK rotation (or a flags change) re-wraps a running device's header:
+ * same DEK, device_uuid and boot_id, sequence + 1.  The record follows in
+ * two steps, so that a re-wrap interrupted anywhere (cmkctl killed, a
+ * failed write) leaves a record that accepts the header on disk, old or
+ * new:
+ *
+ * cmk_opened_rewrap_begin() - before the header is written: if the record
+ * of this boot is @before's, it announces @before's sequence + 1 as well.
+ *
+ * cmk_opened_rewrapped() - after: the header is now @after, authenticated
+ * by the caller.  A record of this boot for the same device_uuid and
+ * boot_id that announces @after, or is one sequence behind it (a re-wrap
+ * interrupted before this step, by this or an older cmkctl), becomes
+ * @after.  (An authentic header of this boot one sequence on is one a
+ * cmk process re-wrapped: the DEK is the same.)
+ *
+ * A record that does not match is left alone (a restore will refuse, as
+ * it should).
  */
+int cmk_opened_rewrap_begin(const struct cmk_config *cfg,
+			    const struct cmk_config_device *d,
+			    const struct cmk_header *before, struct cmk_err *e);
 int cmk_opened_rewrapped(const struct cmk_config *cfg,
 			 const struct cmk_config_device *d,
-			 const struct cmk_header *before,
 			 const struct cmk_header *after, struct cmk_err *e);
 
 #endif /* CMK_BINDING_H */

@@ -15,6 +15,7 @@
  *   cmkctl kek info FILE
  *   cmkctl kek check FILE
  *   cmkctl header dump DEVICE
+ *   cmkctl [--config FILE] header set-flags --iv-large-sectors|--no-iv-large-sectors NAME
  *   cmkctl format --kek FILE --mode ephemeral|persistent
  *                 [--sector-size 512|4096] [--iv-large-sectors] [--force] DEVICE
  *   cmkctl local-key create|enable|disable|destroy|status FILE
@@ -90,6 +91,7 @@ static int usage(void)
 	      "  cmkctl kek info FILE\n"
 	      "  cmkctl kek check FILE\n"
 	      "  cmkctl header dump DEVICE\n"
+	      "  cmkctl [--config FILE] header set-flags --iv-large-sectors|--no-iv-large-sectors NAME\n"
 	      "  cmkctl format --kek FILE --mode ephemeral|persistent [--sector-size 512|4096]\n"
 	      "                [--iv-large-sectors] [--force] DEVICE\n"
 	      "  cmkctl local-key create|enable|disable|destroy|status FILE\n"
@@ -325,7 +327,7 @@ static int header_dump(int argc, char **argv)
 	struct cmk_err e;
 	int fd, ret;
 
-	if (argc != 3 || strcmp(argv[1], "dump"))
+	if (argc != 3)
 		return usage();
 	fd = open(argv[2], O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -602,6 +604,15 @@ static int fail_volume(const struct cmk_err *e, int ret)
 	return fail(e);
 }
 
+/* Exit code for a failed header operation (no kernel involved). */
+static int fail_header(const struct cmk_err *e, int ret)
+{
+	if (ret == -EXDEV || ret == -ESTALE || ret == -EMEDIUMTYPE ||
+	    ret == -ENODATA || ret == -EUCLEAN)
+		return fail_volume(e, ret);
+	return fail(e);
+}
+
 static int do_open(int argc, char **argv)
 {
 	static const char *const done[] = {
@@ -678,6 +689,7 @@ static int do_pin(int argc, char **argv)
 	uint8_t want[CMK_UUID_LEN], got[CMK_UUID_LEN];
 	bool given = false;
 	char u[CMK_UUID_STR];
+	struct cmk_header h;
 	struct cmk_err e;
 	struct ctl c;
 	int ch, ret;
@@ -700,14 +712,23 @@ static int do_pin(int argc, char **argv)
 	d = ctl_device(&c, argv[optind]);
 	if (!d)
 		goto out;
-	ret = cmk_volume_pin(&c.vol, d, given ? want : NULL, got, &e);
+	/* The header is authenticated before it is trusted with the pin. */
+	if (!given && cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	ret = cmk_volume_pin(&c.vol, d, given ? want : NULL, got, &h, &e);
+	cmk_kekset_forget(&c.keks);
 	if (ret) {
-		ret = ret == -EXDEV || ret == -ENODATA || ret == -EUCLEAN ?
-		      fail_volume(&e, ret) : fail(&e);
+		ret = fail_header(&e, ret);
 		goto out;
 	}
 	cmk_uuid_format(got, u);
 	printf("%s: pinned to device_uuid %s\n", d->name, u);
+	if (h.sequence) {
+		printf("%-14s %llu\n", "sequence", (unsigned long long)h.sequence);
+		print_time("write_time", (time_t)h.write_time);
+	}
 out:
 	ctl_done(&c);
 	return ret;
@@ -896,6 +917,72 @@ out:
 	return ret;
 }
 
+/*
+ * header set-flags --iv-large-sectors | --no-iv-large-sectors DEVICE:
+ * record a table option in a configured device's header (headers written
+ * before the agent recorded them all say none).
+ */
+static int header_set_flags(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "iv-large-sectors", no_argument, NULL, 'i' },
+		{ "no-iv-large-sectors", no_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct cmk_config_device *d;
+	struct cmk_header before, after;
+	uint32_t flags = 0;
+	bool set = false;
+	struct cmk_err e;
+	struct ctl c;
+	int ch, ret;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'i' && ch != 'n')
+			return usage();
+		flags = ch == 'i' ? CMK_HDR_F_IV_LARGE_SECTORS : 0;
+		set = true;
+	}
+	if (!set || optind != argc - 1)
+		return usage();
+	ret = ctl_setup(&c, false);
+	if (ret)
+		goto out;
+	ret = EXIT_LOCAL;
+	d = ctl_device(&c, argv[optind]);
+	if (!d)
+		goto out;
+	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	ret = cmk_volume_set_flags(&c.vol, d, flags, &before, &after, &e);
+	cmk_kekset_forget(&c.keks);
+	if (ret) {
+		ret = fail_header(&e, ret);
+		goto out;
+	}
+	if (after.sequence == before.sequence)
+		printf("%s: header flags already 0x%x, unchanged\n", d->name, flags);
+	else
+		printf("%s: header flags 0x%x -> 0x%x%s (sequence %llu)\n", d->name,
+		       before.flags, after.flags,
+		       after.flags & CMK_HDR_F_IV_LARGE_SECTORS ? " (iv_large_sectors)" : "",
+		       (unsigned long long)after.sequence);
+out:
+	ctl_done(&c);
+	return ret;
+}
+
+static int do_header(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "dump"))
+		return header_dump(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "set-flags"))
+		return header_set_flags(argc - 1, argv + 1);
+	return usage();
+}
+
 /* ---- kek rewrap / rotate -------------------------------------------------------------- */
 
 static int kek_rewrap(int argc, char **argv)
@@ -996,44 +1083,24 @@ static int kek_rotate(int argc, char **argv)
 	oldv = c.keks.env.prev.kek_version;
 	for (size_t i = 0; i < c.cfg.n_devices; i++) {
 		const struct cmk_config_device *d = &c.cfg.devices[i];
-		struct cmk_header h, before;
-		bool rewrapped = false;
-		int fd = open(d->backing, O_RDWR | O_CLOEXEC);
+		enum cmk_rewrap_how how;
+		struct cmk_header h;
 
-		if (fd < 0) {
-			fprintf(stderr, "cmkctl: %s: cannot open %s: %s\n", d->name, d->backing,
-				strerror(errno));
-			left++;
-			continue;
-		}
-		ret = cmk_header_read(fd, &h, NULL, &e);
-		if (ret == -ENODATA) {
-			printf("%s: no header yet (will be written under version %u)\n", d->name, newv);
-		} else if (!ret && h.kek_version == newv) {
-			printf("%s: already under KEK version %u\n", d->name, newv);
-		} else if (!ret && h.kek_version != oldv) {
-			snprintf(e.msg, sizeof(e.msg), "header is under KEK version %u, neither %u nor %u",
-				 h.kek_version, oldv, newv);
-			ret = -EKEYREJECTED;
-		} else if (!ret) {
-			/* The record of what was opened follows the header. */
-			before = h;
-			ret = cmk_header_rewrap(fd, c.keks.prev, c.keks.cur, c.keks.env.kek_id,
-						newv, &h, &e) ?:
-			      cmk_opened_rewrapped(&c.cfg, d, &before, &h, &e);
-			rewrapped = !ret;
-		}
-		if (ret && ret != -ENODATA) {
+		ret = cmk_volume_rewrap(&c.vol, d, &how, &h, &e);
+		if (ret) {
 			fprintf(stderr, "cmkctl: %s (%s): %s\n", d->name, d->backing, e.msg);
 			cmk_volume_audit(&c.vol, "rotation", d, NULL, &e, true);
 			left++;
-		} else if (rewrapped) {
+		} else if (how == CMK_REWRAP_NO_HEADER) {
+			printf("%s: no header yet (will be written under version %u)\n", d->name, newv);
+		} else if (how == CMK_REWRAP_ALREADY) {
+			printf("%s: already under KEK version %u\n", d->name, newv);
+		} else {
 			printf("%s: DEK re-wrapped under KEK version %u (header sequence %llu)\n",
 			       d->name, newv, (unsigned long long)h.sequence);
 			cmk_volume_audit(&c.vol, "rotation", d, "header re-wrapped under the new KEK",
 					 NULL, true);
 		}
-		close(fd);
 	}
 	ret = 0;
 	if (left) {
@@ -1099,7 +1166,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "pin"))
 		return do_pin(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "header"))
-		return header_dump(argc - 1, argv + 1);
+		return do_header(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "format"))
 		return do_format(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "local-key"))

@@ -692,8 +692,8 @@ uint32_t cmk_device_header_flags(const struct cmk_config_device *d)
 	return d->options & CMK_OPT_IV_LARGE_SECTORS ? CMK_HDR_F_IV_LARGE_SECTORS : 0;
 }
 
-int cmk_device_table_line(const struct cmk_config_device *d, uint64_t dev_bytes,
-			  char *out, size_t size)
+int cmk_device_table_line(const struct cmk_config_device *d, const char *dev,
+			  uint64_t dev_bytes, char *out, size_t size)
 {
 	uint64_t per = d->sector_size / 512, len;
 	char opts[256];
@@ -706,7 +706,7 @@ int cmk_device_table_line(const struct cmk_config_device *d, uint64_t dev_bytes,
 		return -ENOSPC;
 	n = snprintf(out, size, "0 %llu cmk %s %s 0 %s %d%s%s",
 		     (unsigned long long)len, CMK_HDR_CIPHER, d->key_name,
-		     d->backing, CMK_HDR_DATA_OFFSET, opts[0] ? " " : "", opts);
+		     dev ? dev : d->backing, CMK_HDR_DATA_OFFSET, opts[0] ? " " : "", opts);
 	if (n < 0 || (size_t)n >= size)
 		return -ENOSPC;
 	return 0;

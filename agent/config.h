@@ -172,13 +172,14 @@ uint32_t cmk_device_header_flags(const struct cmk_config_device *d);
 
 /*
  * cmk_device_table_line() - the dm-cmk table line for @d on a backing
- * device of @dev_bytes bytes:
- *   "0 <len> cmk aes-xts-plain64 <key_name> 0 <backing> 2048 [<#opt> ...]"
+ * device of @dev_bytes bytes, named @dev (major:minor of the device whose
+ * header was checked; NULL: @d's backing path):
+ *   "0 <len> cmk aes-xts-plain64 <key_name> 0 <dev> 2048 [<#opt> ...]"
  * <len> covers everything after the 1 MiB header, rounded down to whole
  * encryption sectors.  -ENOSPC if no data sector fits or @out is short.
  */
-int cmk_device_table_line(const struct cmk_config_device *d, uint64_t dev_bytes,
-			  char *out, size_t size);
+int cmk_device_table_line(const struct cmk_config_device *d, const char *dev,
+			  uint64_t dev_bytes, char *out, size_t size);
 
 /* cmk_key_name_valid() - [A-Za-z0-9._:-]{1,64} */
 bool cmk_key_name_valid(const char *s);

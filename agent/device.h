@@ -34,8 +34,14 @@
  *                options): mapping it would read garbage and corrupt data
  *  -EXDEV        it is another device's (device_uuid not the pinned or the
  *                opened one, or presented by two devices)
- *  -ESTALE       it is from an earlier boot or older than what was opened
- *                (a rollback), or there is no record to check it against
+ *  -ESTALE       it is from an earlier boot or not the sequence that was
+ *                opened (a rollback), or there is no record to check it
+ *                against
+ *
+ * Every path that unwraps takes the valid copies of the header from the
+ * highest sequence down and uses the first that passes the checks and
+ * authenticates under the KEK: a copy with a correct checksum but forged
+ * contents never decides anything (header.h).
  */
 
 /*
@@ -85,7 +91,8 @@ struct cmk_device_want {
  * describes?  Checks, in this order: mode, sector size and flags (the
  * table), the pin (persistent), this boot (ephemeral: a header of an
  * earlier boot is only ever replaced), and for a running device the record
- * of what was opened (device_uuid, boot_id, sequence: all equal).  No I/O,
+ * of what was opened (device_uuid and boot_id equal; the sequence equal, or
+ * the one a re-wrap in progress announced in the record).  No I/O,
  * no KEK: the decision alone.  The message says what does not match;
  * the caller names the device.
  */
@@ -96,7 +103,8 @@ int cmk_device_check(const struct cmk_header *h,
  * cmk_device_rekey_ephemeral() - write a fresh header for this boot to @fd
  * (boot_id = @w->this_boot, @w's sector size and flags) and return the new
  * DEK.  The device UUID of an existing ephemeral header is kept unless
- * @new_uuid (the caller saw another device present it).
+ * @new_uuid (the caller saw another device present it).  Its sequence
+ * follows the highest authentic copy this boot wrote (1 after a reboot).
  *
  * Re-keying destroys the device's data, so it happens only with positive
  * evidence that the device is an ephemeral dm-cmk device: a valid ephemeral
@@ -121,6 +129,34 @@ int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
 int cmk_device_unwrap(int fd, const struct cmk_keks *k,
 		      const struct cmk_device_want *w, struct cmk_header *h,
 		      struct cmk_secret **dek, struct cmk_err *e);
+
+/*
+ * cmk_device_adopt_live() - the header of a running device whose kernel
+ * slot still holds its key, when there is no record of what was opened (an
+ * agent upgraded in place, a lost state_dir): the best copy that passes the
+ * checks that need no record and authenticates under the KEK, to be
+ * recorded.  A header of an ephemeral device that carries another boot id
+ * than this boot's (agents before headers were bound to the boot wrote a
+ * random one) is taken only when @bound (the kernel reports the device
+ * bound to its first key, so a DEK that is not the live one can never be
+ * installed later), and is then re-sealed for this boot: same DEK, the
+ * envelope's current KEK, sequence + 1 (*@migrated).  Without @bound it is
+ * refused (-ESTALE).  Never a KEY_SET: the caller renews the live key.
+ */
+int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
+			  const struct cmk_device_want *w, bool bound,
+			  struct cmk_header *h, bool *migrated, struct cmk_err *e);
+
+/*
+ * cmk_device_read_authentic() - the best copy of @fd's header that
+ * authenticates under the envelope's KEK it names (current or previous),
+ * and its DEK; no other check.  For re-sealing a header that stays what it
+ * is (a KEK rotation, recording a table option): never for a DEK that goes
+ * to the kernel.
+ */
+int cmk_device_read_authentic(int fd, const struct cmk_keks *k,
+			      struct cmk_header *h, struct cmk_secret **dek,
+			      struct cmk_err *e);
 
 /*
  * cmk_device_format() - first header of a device: @mode, @sector_size,

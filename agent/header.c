@@ -189,8 +189,10 @@ int cmk_header_decode(const uint8_t b[CMK_HDR_SIZE], const char *copy,
 
 	memcpy(h->device_uuid, b + CMK_HDR_OFF_DEV_UUID, CMK_UUID_LEN);
 	h->sequence = cmk_get_le64(b + CMK_HDR_OFF_SEQUENCE);
-	if (h->sequence == 0)
-		return BAD("field sequence: 0, must be >= 1");
+	if (h->sequence == 0 || h->sequence > CMK_HDR_SEQ_MAX)
+		return BAD("field sequence: %llu, must be 1..%llu",
+			   (unsigned long long)h->sequence,
+			   (unsigned long long)CMK_HDR_SEQ_MAX);
 	h->mode = cmk_get_le32(b + CMK_HDR_OFF_MODE);
 	if (h->mode != CMK_MODE_EPHEMERAL && h->mode != CMK_MODE_PERSISTENT)
 		return BAD("field mode: %u is not 1 (ephemeral) or 2 (persistent)",
@@ -291,6 +293,16 @@ static int read_copies(int fd, uint8_t buf[2][CMK_HDR_SIZE], struct cmk_header h
 	return 0;
 }
 
+/* The error of a device with no valid copy: blank, or damaged. */
+static int no_valid_copy(const struct cmk_header_status *st, struct cmk_err *e)
+{
+	if (st->blank[0] && st->blank[1])
+		return cmk_errf(e, -ENODATA,
+				"no dm-cmk header in either copy: the device is not formatted");
+	return cmk_errf(e, -EUCLEAN, "no valid dm-cmk header: %.110s; %.110s",
+			st->why[0], st->why[1]);
+}
+
 int cmk_header_read(int fd, struct cmk_header *h, struct cmk_header_status *stp,
 		    struct cmk_err *e)
 {
@@ -304,15 +316,34 @@ int cmk_header_read(int fd, struct cmk_header *h, struct cmk_header_status *stp,
 		*stp = st;
 	if (ret)
 		return ret;
-	if (st.chosen < 0) {
-		if (st.blank[0] && st.blank[1])
-			return cmk_errf(e, -ENODATA,
-					"no dm-cmk header in either copy: the device is not formatted");
-		return cmk_errf(e, -EUCLEAN,
-				"no valid dm-cmk header: %.110s; %.110s",
-				st.why[0], st.why[1]);
-	}
+	if (st.chosen < 0)
+		return no_valid_copy(&st, e);
 	*h = hh[st.chosen];
+	return 0;
+}
+
+int cmk_header_read_candidates(int fd, struct cmk_header cand[2], int *n,
+			       struct cmk_header_status *stp, struct cmk_err *e)
+{
+	uint8_t buf[2][CMK_HDR_SIZE];
+	struct cmk_header hh[2];
+	struct cmk_header_status st;
+	int ret;
+
+	*n = 0;
+	ret = read_copies(fd, buf, hh, &st, e);
+	if (stp)
+		*stp = st;
+	if (ret)
+		return ret;
+	if (st.chosen < 0)
+		return no_valid_copy(&st, e);
+	cand[(*n)++] = hh[st.chosen];
+	if (st.valid[0] && st.valid[1] && !st.copies_differ &&
+	    hh[0].sequence == hh[1].sequence)
+		return 0;	/* the same header twice */
+	if (st.valid[1 - st.chosen])
+		cand[(*n)++] = hh[1 - st.chosen];
 	return 0;
 }
 
@@ -400,7 +431,7 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 	uint8_t old[2][CMK_HDR_SIZE], buf[CMK_HDR_SIZE], back[CMK_HDR_SIZE];
 	struct cmk_header hh[2], check;
 	struct cmk_header_status st;
-	uint64_t size, seq = 0;
+	uint64_t size;
 	int ret, first;
 
 	ret = cmk_dev_size(fd, &size, e);
@@ -410,15 +441,17 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 		return cmk_errf(e, -ENOSPC,
 				"device: %llu bytes is too small for a 1 MiB header and data",
 				(unsigned long long)size);
+	/*
+	 * The sequence follows the header this one replaces, as the caller
+	 * authenticated it, never what a copy merely claims: a forged copy
+	 * (a checksum is no signature) must not decide it.
+	 */
+	if (h->sequence >= CMK_HDR_SEQ_MAX)
+		return cmk_errf(e, -EOVERFLOW, "header: sequence number exhausted");
 	ret = read_copies(fd, old, hh, &st, e);
 	if (ret)
 		return ret;
-	for (int i = 0; i < 2; i++)
-		if (st.valid[i] && st.sequence[i] > seq)
-			seq = st.sequence[i];
-	if (seq == UINT64_MAX)
-		return cmk_errf(e, -EOVERFLOW, "header: sequence number exhausted");
-	h->sequence = seq + 1;
+	h->sequence++;
 	h->write_time = (uint64_t)time(NULL);
 	ret = seal(h, kek, dek, e);
 	if (ret)
@@ -465,22 +498,45 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 	return 0;
 }
 
+int cmk_header_read_unwrap(int fd, const struct cmk_secret *kek,
+			   struct cmk_header *h, struct cmk_secret **dek,
+			   struct cmk_err *e)
+{
+	struct cmk_header cand[2];
+	struct cmk_err first;
+	int n, ret;
+
+	*dek = NULL;
+	ret = cmk_header_read_candidates(fd, cand, &n, NULL, e);
+	if (ret)
+		return ret;
+	for (int i = 0; i < n; i++) {
+		ret = cmk_header_unwrap_dek(&cand[i], kek, dek, i ? NULL : &first);
+		if (!ret) {
+			*h = cand[i];
+			return 0;
+		}
+	}
+	if (e)
+		*e = first;
+	return -EKEYREJECTED;
+}
+
 int cmk_header_rewrap(int fd, const struct cmk_secret *old_kek,
 		      const struct cmk_secret *new_kek,
 		      const uint8_t kek_id[CMK_UUID_LEN], uint32_t kek_version,
-		      struct cmk_header *h, struct cmk_err *e)
+		      struct cmk_header *before, struct cmk_header *h,
+		      struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
 	int ret;
 
 	if (kek_version == 0)
 		return cmk_errf(e, -EINVAL, "header: KEK version must be >= 1");
-	ret = cmk_header_read(fd, h, NULL, e);
+	ret = cmk_header_read_unwrap(fd, old_kek, before, &dek, e);
 	if (ret)
 		return ret;
-	ret = cmk_header_unwrap_dek(h, old_kek, &dek, e);
-	if (ret)
-		return ret;
+	*h = *before;
 	memcpy(h->kek_id, kek_id, CMK_UUID_LEN);
 	h->kek_version = kek_version;
 	return cmk_header_write(fd, h, new_kek, dek, e);

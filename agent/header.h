@@ -12,7 +12,7 @@
  *     8     4  version        1
  *    12     4  header_size    4096
  *    16    16  device_uuid
- *    32     8  sequence       >= 1, +1 on every write
+ *    32     8  sequence       1..2^63-1, +1 on every write
  *    40     4  mode           1 ephemeral, 2 persistent
  *    44     4  sector_size    512 or 4096
  *    48    32  cipher         "aes-xts-plain64", NUL padded
@@ -33,6 +33,13 @@
  * A reader takes the valid copy with the higher sequence (A on a tie).  A
  * writer writes the copy that is not the one a reader would take first,
  * syncs, then writes the other, so a torn write leaves one valid copy.
+ *
+ * "Valid" means well-formed with a correct checksum, which anyone who can
+ * write the disk can forge.  So whoever holds the KEK tries the valid
+ * copies from the highest sequence down and takes the first that passes
+ * its checks and authenticates (cmk_header_read_candidates()), and a new
+ * header's sequence follows the authenticated one it replaces, never a
+ * number a copy merely claims.
  */
 #ifndef CMK_HEADER_H
 #define CMK_HEADER_H
@@ -58,6 +65,8 @@
 #define CMK_HDR_NONCE_LEN	12
 #define CMK_HDR_TAG_LEN		16
 #define CMK_HDR_DEK_LEN		64
+/* Largest sequence: fits an int64 (records, JSON); larger copies are invalid. */
+#define CMK_HDR_SEQ_MAX		((uint64_t)INT64_MAX)
 
 /*
  * Header flags: table options that change what the ciphertext means, so a
@@ -172,10 +181,29 @@ int cmk_header_read(int fd, struct cmk_header *h, struct cmk_header_status *st,
 		    struct cmk_err *e);
 
 /*
+ * cmk_header_read_candidates() - the valid copies of @fd's header, the one
+ * a reader takes first in @cand[0], the other (if valid and not the same
+ * header) in @cand[1]; *@n says how many.  Errors as cmk_header_read().
+ * Callers that hold the KEK take the first candidate that passes their
+ * checks and authenticates: a forged copy is skipped, not believed.
+ */
+int cmk_header_read_candidates(int fd, struct cmk_header cand[2], int *n,
+			       struct cmk_header_status *st, struct cmk_err *e);
+
+/*
+ * cmk_header_read_unwrap() - the first candidate whose DEK unwraps under
+ * @kek, and that DEK; -EKEYREJECTED (the best copy's reason) if none does.
+ */
+int cmk_header_read_unwrap(int fd, const struct cmk_secret *kek,
+			   struct cmk_header *h, struct cmk_secret **dek,
+			   struct cmk_err *e);
+
+/*
  * cmk_header_write() - seal @dek under @kek into @h (fresh nonce, sequence
- * = highest on disk + 1) and write both copies: first the copy a reader
- * would not pick now, fsync, then the other, fsync.  @fd must be at least
- * 1 MiB plus one sector.
+ * = @h->sequence + 1, so @h->sequence on entry is that of the authenticated
+ * header this one replaces, 0 for none) and write both copies: first the
+ * copy a reader would not pick now, fsync, then the other, fsync.  @fd must
+ * be at least 1 MiB plus one sector.
  */
 int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 		     const struct cmk_secret *dek, struct cmk_err *e);
@@ -187,13 +215,15 @@ int cmk_header_unwrap_dek(const struct cmk_header *h,
 
 /*
  * cmk_header_rewrap() - KEK rotation for one device: unwrap the DEK with
- * @old_kek and write it back wrapped under @new_kek (id/version given).
- * The DEK and the data do not change.
+ * @old_kek (from the first candidate it opens: @before) and write it back
+ * wrapped under @new_kek (id/version given) as @h, sequence + 1.  The DEK
+ * and the data do not change.
  */
 int cmk_header_rewrap(int fd, const struct cmk_secret *old_kek,
 		      const struct cmk_secret *new_kek,
 		      const uint8_t kek_id[CMK_UUID_LEN], uint32_t kek_version,
-		      struct cmk_header *h, struct cmk_err *e);
+		      struct cmk_header *before, struct cmk_header *h,
+		      struct cmk_err *e);
 
 /* cmk_header_zero_area() - zero the whole first 1 MiB (before a format). */
 int cmk_header_zero_area(int fd, struct cmk_err *e);

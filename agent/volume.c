@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,6 +261,66 @@ static struct cmk_keks keks_of(const struct cmk_kekset *ks)
 	return k;
 }
 
+/* ---- one cmk process at a time per device ------------------------------------------ */
+
+/* How long an operation waits for another cmk process's (cmkctl's) turn. */
+#define LOCK_WAIT_MS	3000
+
+/*
+ * Take @d's lock, <state_dir>/lock/<name> (flock), waiting at most
+ * LOCK_WAIT_MS (v->lock_wait_ms if set): the agent and cmkctl each read,
+ * check and write a device's header and record and push its key as one
+ * step, or two of them could re-key one ephemeral header twice.  -EAGAIN
+ * when another process keeps it.  Never taken for a wipe: a revocation
+ * waits for nobody.
+ */
+static int lock_device(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		       int *lfd, struct cmk_err *e)
+{
+	char dir[4096], path[4200];
+	long waited = 0, wait_ms = v->lock_wait_ms ? v->lock_wait_ms : LOCK_WAIT_MS;
+	int fd, ret;
+
+	*lfd = -1;
+	if (snprintf(dir, sizeof(dir), "%s/lock", v->cfg->state_dir) >= (int)sizeof(dir) ||
+	    snprintf(path, sizeof(path), "%s/%s", dir, d->name) >= (int)sizeof(path))
+		return cmk_errf(e, -ENAMETOOLONG, "state_dir %s: path too long",
+				v->cfg->state_dir);
+	ret = cmk_mkdir_durable(dir, 0700, e);
+	if (ret)
+		return ret;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cmk_errf(e, -errno, "cannot open lock file %s: %s", path,
+				strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB)) {
+		struct timespec ts = { 0, 10 * 1000000L };
+
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			ret = cmk_errf(e, -errno, "cannot lock %s: %s", path,
+				       strerror(errno));
+			close(fd);
+			return ret;
+		}
+		if (waited >= wait_ms) {
+			close(fd);
+			return cmk_errf(e, -EAGAIN,
+					"device %s: another cmk process (cmkctl?) has held its lock %s for %ld ms; try again when it is done",
+					d->name, path, waited);
+		}
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+	*lfd = fd;
+	return 0;
+}
+
+static void unlock_device(int lfd)
+{
+	if (lfd >= 0)
+		close(lfd);	/* drops the flock */
+}
+
 /* ---- what a device is bound to ------------------------------------------------- */
 
 /* The agent's memory of what was opened of @d, or NULL (cmkctl). */
@@ -300,7 +362,8 @@ static void forget_opened(struct cmk_volume_ctx *v, const struct cmk_config_devi
  * The record a running device's header must match: the agent's memory; or
  * the one in state_dir, when there is no memory, or when another cmk
  * process (cmkctl kek rotate) moved it on: same device_uuid and boot_id, a
- * higher sequence.  A record only ever moves forward.
+ * higher sequence, or the same one with a re-wrap announced.  A record only
+ * ever moves forward.
  */
 static int record_of(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		     const uint8_t this_boot[CMK_UUID_LEN], struct cmk_opened *rec,
@@ -318,7 +381,8 @@ static int record_of(struct cmk_volume_ctx *v, const struct cmk_config_device *d
 	if (!ret && disk.valid &&
 	    !memcmp(disk.device_uuid, mem->device_uuid, CMK_UUID_LEN) &&
 	    !memcmp(disk.boot_id, mem->boot_id, CMK_UUID_LEN) &&
-	    disk.sequence > mem->sequence)
+	    (disk.sequence > mem->sequence ||
+	     (disk.sequence == mem->sequence && disk.pending > mem->pending)))
 		*rec = disk;
 	return 0;
 }
@@ -516,59 +580,87 @@ static int push_key(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 
 /* ---- operations ------------------------------------------------------------------ */
 
+/* The header of running device @d matches the record @w carries (no unwrap). */
+static int check_live(int fd, const struct cmk_device_want *w, struct cmk_header *h,
+		      struct cmk_err *e)
+{
+	struct cmk_header cand[2];
+	struct cmk_err later;
+	int n, ret, ret0;
+
+	ret = cmk_header_read_candidates(fd, cand, &n, NULL, e);
+	if (ret)
+		return ret;
+	ret0 = cmk_device_check(&cand[0], w, e);
+	*h = cand[0];
+	if (!ret0 || n < 2 || cmk_device_check(&cand[1], w, &later))
+		return ret0;
+	*h = cand[1];
+	return 0;
+}
+
 /*
  * The kernel still holds the key of running device @d: renew it (never a
  * second KEY_SET) and check the header against the record.  With no record
- * (a state_dir that was lost), a header that passes the checks that need
- * none is adopted as the record.  A refusal leaves the live key alone: it
- * was verified when it was installed; what is refused is a later unwrap.
+ * (a state_dir that was lost, an agent upgraded in place) the header that
+ * passes the checks that need none and authenticates under the KEK is
+ * adopted as the record; an ephemeral one an older agent wrote, with a boot
+ * id of its own, is re-sealed for this boot first where the kernel binds
+ * the device to its key (cmk_device_adopt_live()).  A refusal leaves the
+ * live key alone: it was verified when it was installed; what is refused
+ * is a later unwrap.
  */
 static int renew_live(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-		      struct cmk_err *e)
+		      const struct cmk_dev_info *info, struct cmk_err *e)
 {
+	struct cmk_keks k = keks_of(v->keks);
 	struct cmk_device_want w;
 	struct cmk_opened rec;
 	struct cmk_header h;
 	char from[4200];
-	int fd, ret;
+	bool migrated = false;
+	int fd = -1, ret;
 
 	ret = cmk_volume_renew(v, d, e);
 	if (ret) {
 		cmk_err_prefix(e, "device %s: lease renewal of its active key", d->name);
 		return ret;
 	}
-	fd = open(d->backing, O_RDONLY | O_CLOEXEC);
+	ret = want_of(v, d, true, &w, &rec, from, sizeof(from), e);
+	if (ret)
+		goto out;
+	fd = open(d->backing, (rec.valid ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
 		ret = cmk_errf(e, -errno, "cannot open it to check the header: %s",
 			       strerror(errno));
-		goto refused;
+		goto out;
 	}
-	ret = cmk_header_read(fd, &h, NULL, e);
-	close(fd);
-	if (!ret)
-		ret = want_of(v, d, true, &w, &rec, from, sizeof(from), e);
-	if (ret)
-		goto refused;
-	if (!rec.valid)
-		w.running = false;	/* adopt: only the checks that need no record */
-	ret = cmk_device_check(&h, &w, e) ?: check_unique(v, d, &h, e);
-	if (ret)
-		goto refused;
 	if (rec.valid) {
-		if (memory_of(v, d))
+		ret = check_live(fd, &w, &h, e) ?: check_unique(v, d, &h, e);
+		if (!ret && memory_of(v, d))
 			*memory_of(v, d) = rec;
-		return 0;
+		goto out;
 	}
-	ret = remember(v, d, w.this_boot, &h, e);
+	if (!k.cur) {
+		ret = cmk_errf(e, -ENOKEY,
+			       "there is no record of what was opened, and without the KEK its header cannot be authenticated to be adopted as one: it is checked again once the KEK is unsealed");
+		goto out;
+	}
+	ret = cmk_device_adopt_live(fd, &k, &w, info->bound, &h, &migrated, e) ?:
+	      check_unique(v, d, &h, e) ?: remember(v, d, w.this_boot, &h, e);
 	if (ret)
-		goto refused;
-	cmk_volume_audit(v, "restore", d,
-			 "key active, lease renewed; no record of what was opened: the header passed the checks that need none and was adopted",
+		goto out;
+	cmk_volume_audit(v, "restore", d, migrated ?
+			 "key active, lease renewed; no record of what was opened: its header, written by an older agent with a boot id of its own, authenticated and was re-sealed for this boot (the kernel binds the device to its key) and adopted" :
+			 "key active, lease renewed; no record of what was opened: the header that passed the checks that need none and authenticated under the KEK was adopted",
 			 NULL, true);
-	return 0;
-refused:
-	prefix(e, d, ret, true);
-	cmk_volume_audit(v, "restore", d, NULL, e, true);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret) {
+		prefix(e, d, ret, true);
+		cmk_volume_audit(v, "restore", d, NULL, e, true);
+	}
 	return ret;
 }
 
@@ -594,7 +686,7 @@ static int restore_running(struct cmk_volume_ctx *v,
 	}
 	if (info.state == DM_CMK_STATE_ACTIVE) {
 		*how = CMK_VOLUME_RENEWED;
-		return renew_live(v, d, e);
+		return renew_live(v, d, &info, e);
 	}
 	if (!k.cur)
 		return cmk_errf(e, -ENOKEY,
@@ -620,17 +712,28 @@ static int restore_running(struct cmk_volume_ctx *v,
 		return ret;
 	}
 	ret = push_key(v, d, dek, &h, "restore", e);
-	if (!ret && memory_of(v, d))
+	if (ret)
+		return ret;
+	/* The header of a re-wrap announced in the record is now the opened one. */
+	if (h.sequence != rec.sequence || rec.pending)
+		return remember(v, d, w.this_boot, &h, e);
+	if (memory_of(v, d))
 		*memory_of(v, d) = rec;
-	return ret;
+	return 0;
 }
 
 int cmk_volume_restore(struct cmk_volume_ctx *v,
 		       const struct cmk_config_device *d, struct cmk_err *e)
 {
 	enum cmk_volume_how how;
+	int lfd, ret;
 
-	return restore_running(v, d, &how, e);
+	ret = lock_device(v, d, &lfd, e);
+	if (ret)
+		return ret;
+	ret = restore_running(v, d, &how, e);
+	unlock_device(lfd);
+	return ret;
 }
 
 /* Open a persistent device that is not running: checks, pin, DEK. */
@@ -666,6 +769,36 @@ static int open_ephemeral(struct cmk_volume_ctx *v, const struct cmk_config_devi
 					  shared, h, dek, e);
 }
 
+/*
+ * The backing device as the table names it: major:minor of the device
+ * whose header was just checked (@fd), so that a path that resolves to
+ * another device by the time the table is loaded (a /dev/disk/by-* link
+ * that changed) cannot map the checked DEK onto it.  A regular file (unit
+ * tests) is named by the path @fd resolves to now.
+ */
+static int backing_of(int fd, const struct cmk_config_device *d, char *out,
+		      size_t n, struct cmk_err *e)
+{
+	char link[64];
+	struct stat st;
+	ssize_t len;
+
+	if (fstat(fd, &st))
+		return cmk_errf(e, -errno, "device %s: fstat of %s failed: %s", d->name,
+				d->backing, strerror(errno));
+	if (S_ISBLK(st.st_mode)) {
+		snprintf(out, n, "%u:%u", major(st.st_rdev), minor(st.st_rdev));
+		return 0;
+	}
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	len = readlink(link, out, n - 1);
+	if (len <= 0 || (size_t)len >= n - 1)
+		return cmk_errf(e, -ENAMETOOLONG, "device %s: cannot name %s: %s",
+				d->name, d->backing, len < 0 ? strerror(errno) : "path too long");
+	out[len] = '\0';
+	return 0;
+}
+
 int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		    enum cmk_volume_how *howp, struct cmk_err *e)
 {
@@ -675,30 +808,37 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 	struct cmk_device_want w;
 	struct cmk_opened rec;
 	struct cmk_header h;
-	char table[512], from[4200];
+	char table[512], from[4200], dev[4096];
 	uint64_t size;
 	bool exists;
-	int fd = -1, ret;
+	int fd = -1, lfd = -1, ret;
 
 	*how = CMK_VOLUME_OPENED;
 	if (!k.cur)
 		return cmk_errf(e, -ENOKEY, "device %s: the KEK is not unsealed",
 				d->name);
-	ret = cmk_dm_exists(d->dm_name, &exists, e);
+	ret = lock_device(v, d, &lfd, e);
 	if (ret)
 		return ret;
+	ret = cmk_dm_exists(d->dm_name, &exists, e);
+	if (ret)
+		goto out_unlock;
 	if (exists) {
 		/* Running device: never re-key (that would shred its data). */
-		return restore_running(v, d, how, e);
+		ret = restore_running(v, d, how, e);
+		goto out_unlock;
 	}
+	/* Open until the key is pushed: the device checked is the one mapped. */
 	fd = open(d->backing, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return cmk_errf(e, -errno, "device %s: cannot open backing device %s: %s",
-				d->name, d->backing, strerror(errno));
-	ret = cmk_dev_size(fd, &size, e);
+	if (fd < 0) {
+		ret = cmk_errf(e, -errno, "device %s: cannot open backing device %s: %s",
+			       d->name, d->backing, strerror(errno));
+		goto out;
+	}
+	ret = cmk_dev_size(fd, &size, e) ?: backing_of(fd, d, dev, sizeof(dev), e);
 	if (ret)
 		goto out;
-	ret = cmk_device_table_line(d, size, table, sizeof(table));
+	ret = cmk_device_table_line(d, dev, size, table, sizeof(table));
 	if (ret) {
 		ret = cmk_errf(e, ret, "device %s: backing device %s (%llu bytes) is too small for a 1 MiB header and one sector",
 			       d->name, d->backing, (unsigned long long)size);
@@ -719,8 +859,6 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		cmk_volume_audit(v, "header_write", d,
 				 "ephemeral: fresh DEK for this boot, previous data shredded",
 				 NULL, true);
-	close(fd);
-	fd = -1;
 	ret = remember(v, d, w.this_boot, &h, e);
 	if (ret)
 		goto out;
@@ -735,6 +873,8 @@ out:
 		close(fd);
 	if (ret)
 		cmk_volume_audit(v, "open", d, NULL, e, true);
+out_unlock:
+	unlock_device(lfd);
 	return ret;
 }
 
@@ -757,24 +897,30 @@ int cmk_volume_wipe(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 int cmk_volume_close(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		     struct cmk_err *e)
 {
-	int ret;
+	int lfd = -1, ret;
 
+	/* The wipe first, and without waiting for anyone. */
 	ret = cmk_volume_wipe(v, d, DM_CMK_REASON_REQUESTED, e);
 	if (ret && ret != -ENODEV)
 		return ret;
+	ret = lock_device(v, d, &lfd, e);
+	if (ret)
+		goto out;
 	ret = cmk_dm_remove(d->dm_name, e);
 	if (ret && ret != -ENXIO) {
 		cmk_err_prefix(e, "device %s (key wiped)", d->name);
-		return ret;
+		goto out;
 	}
 	forget_opened(v, d);
 	ret = cmk_opened_clear(v->cfg, d, e);
 	if (ret) {
 		cmk_err_prefix(e, "device %s (key wiped, device removed)", d->name);
-		return ret;
+		goto out;
 	}
 	cmk_volume_audit(v, "close", d, "device removed", NULL, false);
-	return 0;
+out:
+	unlock_device(lfd);
+	return ret;
 }
 
 int cmk_volume_renew(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
@@ -785,13 +931,16 @@ int cmk_volume_renew(struct cmk_volume_ctx *v, const struct cmk_config_device *d
 
 int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		   const uint8_t *uuid, uint8_t out[CMK_UUID_LEN],
-		   struct cmk_err *e)
+		   struct cmk_header *h, struct cmk_err *e)
 {
+	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
+	struct cmk_keks k = keks_of(v->keks);
 	const struct cmk_config_device *o;
-	struct cmk_header h;
-	char u[CMK_UUID_STR], msg[160];
-	int fd, ret;
+	struct cmk_device_want w;
+	char u[CMK_UUID_STR], t[CMK_TIME_STR], msg[200];
+	int fd, lfd = -1, ret;
 
+	memset(h, 0, sizeof(*h));
 	if (d->mode != CMK_MODE_PERSISTENT)
 		return cmk_errf(e, -EINVAL,
 				"device %s is ephemeral: its header is new every boot, only persistent devices are pinned",
@@ -800,36 +949,194 @@ int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		return cmk_errf(e, -EINVAL,
 				"device %s is pinned by the uuid setting of its [device] section: change that instead",
 				d->name);
+	if (!uuid && !k.cur)
+		return cmk_errf(e, -ENOKEY,
+				"device %s: pinning it to its header needs the KEK, to authenticate the header first",
+				d->name);
+	ret = lock_device(v, d, &lfd, e);
+	if (ret)
+		return ret;
 	if (!uuid) {
+		/*
+		 * Whatever is on the disk is not trusted: the header must fit
+		 * the configuration and authenticate under the KEK (a forged
+		 * copy is passed over), like any header a DEK is taken from.
+		 * Only the pin itself is not checked: that is what changes.
+		 */
+		memset(&w, 0, sizeof(w));
+		w.name = d->name;
+		w.mode = d->mode;
+		w.sector_size = d->sector_size;
+		w.flags = cmk_device_header_flags(d);
 		fd = open(d->backing, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return cmk_errf(e, -errno, "device %s: cannot open backing device %s: %s",
-					d->name, d->backing, strerror(errno));
-		ret = cmk_header_read(fd, &h, NULL, e);
+		if (fd < 0) {
+			ret = cmk_errf(e, -errno, "device %s: cannot open backing device %s: %s",
+				       d->name, d->backing, strerror(errno));
+			goto out;
+		}
+		ret = cmk_device_unwrap(fd, &k, &w, h, &dek, e);
 		close(fd);
 		if (ret) {
-			cmk_err_prefix(e, "device %s (%s)", d->name, d->backing);
-			return ret;
+			cmk_err_prefix(e, "device %s (%s): not pinned", d->name, d->backing);
+			goto out;
 		}
-		if (h.mode != CMK_MODE_PERSISTENT)
-			return cmk_errf(e, -EMEDIUMTYPE,
-					"device %s (%s): the header is ephemeral, not persistent",
-					d->name, d->backing);
-		uuid = h.device_uuid;
+		uuid = h->device_uuid;
 	}
 	cmk_uuid_format(uuid, u);
 	o = uuid_elsewhere(v, d, uuid, true);
-	if (o)
-		return cmk_errf(e, -EXDEV,
-				"device %s: not pinned: device %s (%s) presents or is pinned to device_uuid %s too",
-				d->name, o->name, o->backing, u);
+	if (o) {
+		ret = cmk_errf(e, -EXDEV,
+			       "device %s: not pinned: device %s (%s) presents or is pinned to device_uuid %s too",
+			       d->name, o->name, o->backing, u);
+		goto out;
+	}
 	ret = cmk_pin_write(v->cfg, d, uuid, e);
 	if (ret)
-		return ret;
+		goto out;
 	memcpy(out, uuid, CMK_UUID_LEN);
-	snprintf(msg, sizeof(msg), "pinned to device_uuid %s by the operator", u);
+	if (h->sequence && !cmk_time_format((time_t)h->write_time, t))
+		snprintf(msg, sizeof(msg),
+			 "pinned to device_uuid %s by the operator (header sequence %llu, written %s)",
+			 u, (unsigned long long)h->sequence, t);
+	else
+		snprintf(msg, sizeof(msg), "pinned to device_uuid %s by the operator", u);
 	cmk_volume_audit(v, "pin", d, msg, NULL, true);
-	return 0;
+out:
+	unlock_device(lfd);
+	return ret;
+}
+
+/* ---- re-sealing a header: same DEK ----------------------------------------------------- */
+
+/*
+ * Write @before's DEK again under the envelope's current KEK with @flags,
+ * sequence + 1, and move the record of what was opened along in two steps
+ * (binding.h), so that an interruption anywhere leaves a record that
+ * accepts the header on disk.
+ */
+static int reseal(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		  int fd, const struct cmk_header *before,
+		  const struct cmk_secret *dek, uint32_t flags,
+		  struct cmk_header *after, struct cmk_err *e)
+{
+	const struct cmk_kekset *ks = v->keks;
+	int ret;
+
+	ret = cmk_opened_rewrap_begin(v->cfg, d, before, e);
+	if (ret)
+		return ret;
+	*after = *before;
+	memcpy(after->kek_id, ks->env.kek_id, CMK_UUID_LEN);
+	after->kek_version = ks->env.cur.kek_version;
+	after->flags = flags;
+	ret = cmk_header_write(fd, after, ks->cur, dek, e);
+	if (ret)
+		return ret;
+	return cmk_opened_rewrapped(v->cfg, d, after, e);
+}
+
+int cmk_volume_rewrap(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		      enum cmk_rewrap_how *how, struct cmk_header *h,
+		      struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
+	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_header before;
+	int fd = -1, lfd = -1, ret;
+
+	*how = CMK_REWRAP_DONE;
+	if (!k.cur)
+		return cmk_errf(e, -ENOKEY, "device %s: the KEK is not unsealed", d->name);
+	ret = lock_device(v, d, &lfd, e);
+	if (ret)
+		return ret;
+	fd = open(d->backing, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = cmk_errf(e, -errno, "cannot open %s: %s", d->backing,
+			       strerror(errno));
+		goto out;
+	}
+	ret = cmk_device_read_authentic(fd, &k, &before, &dek, e);
+	if (ret == -ENODATA) {
+		*how = CMK_REWRAP_NO_HEADER;
+		ret = 0;
+		goto out;
+	}
+	if (ret)
+		goto out;
+	if (before.kek_version == k.env->cur.kek_version) {
+		/* Done before; a record an interrupted run left behind catches up. */
+		*how = CMK_REWRAP_ALREADY;
+		*h = before;
+		ret = cmk_opened_rewrapped(v->cfg, d, &before, e);
+		goto out;
+	}
+	ret = reseal(v, d, fd, &before, dek, before.flags, h, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	unlock_device(lfd);
+	return ret;
+}
+
+int cmk_volume_set_flags(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+			 uint32_t flags, struct cmk_header *before,
+			 struct cmk_header *h, struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
+	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_device_want w;
+	struct cmk_opened rec;
+	char from[4200];
+	int fd = -1, lfd = -1, ret;
+
+	if (flags & ~CMK_HDR_F_KNOWN)
+		return cmk_errf(e, -EINVAL, "header flags 0x%x are not defined", flags);
+	if (!k.cur)
+		return cmk_errf(e, -ENOKEY, "device %s: the KEK is not unsealed", d->name);
+	ret = lock_device(v, d, &lfd, e);
+	if (ret)
+		return ret;
+	ret = want_of(v, d, false, &w, &rec, from, sizeof(from), e);
+	if (ret)
+		goto out;
+	fd = open(d->backing, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		ret = cmk_errf(e, -errno, "cannot open %s: %s", d->backing,
+			       strerror(errno));
+		goto out;
+	}
+	ret = cmk_device_read_authentic(fd, &k, before, &dek, e);
+	if (ret)
+		goto out;
+	/*
+	 * It must be this device's header, as configured, but for the flags
+	 * that change (and the boot: re-sealed with its own boot id, an
+	 * ephemeral header of another boot stays unusable).
+	 */
+	w.flags = before->flags;
+	memcpy(w.this_boot, before->boot_id, CMK_UUID_LEN);
+	ret = cmk_device_check(before, &w, e);
+	if (ret)
+		goto out;
+	*h = *before;
+	if (before->flags == flags && before->kek_version == k.env->cur.kek_version)
+		goto out;
+	ret = reseal(v, d, fd, before, dek, flags, h, e);
+	if (!ret) {
+		char msg[120];
+
+		snprintf(msg, sizeof(msg), "header flags 0x%x -> 0x%x by the operator (sequence %llu)",
+			 before->flags, flags, (unsigned long long)h->sequence);
+		cmk_volume_audit(v, "header_write", d, msg, NULL, true);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		cmk_err_prefix(e, "device %s (%s)", d->name, d->backing);
+	unlock_device(lfd);
+	return ret;
 }
 
 /* ---- operator revocation markers --------------------------------------------------- */

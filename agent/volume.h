@@ -22,6 +22,14 @@
  *  close    KEY_WIPE, then remove the dm device and its record.
  *  wipe     KEY_WIPE with a reason (revoke, KMS unreachable).
  *  pin      bind a persistent device to a device_uuid (cmkctl pin).
+ *  rewrap   a KEK rotation for one device: its DEK re-wrapped under the
+ *           envelope's current KEK (cmkctl kek rotate).
+ *  flags    record table options in a header (cmkctl header set-flags).
+ *
+ * One cmk process at a time works on a device: open, restore, close, pin,
+ * rewrap and flags hold <state_dir>/lock/<name> (flock) from the first read
+ * to the last write and KEY_SET, waiting up to 3 s for another to finish
+ * (then -EAGAIN).  A wipe never waits.
  *
  * Every key operation and every refused header writes one audit line.
  * Key bytes never leave struct cmk_secret; a DEK lives from the header
@@ -153,6 +161,7 @@ struct cmk_volume_ctx {
 	struct cmk_audit *audit;	/* may be NULL */
 	struct cmk_kekset *keks;	/* for open and restore */
 	struct cmk_opened *opened;	/* may be NULL */
+	long lock_wait_ms;		/* 0: the default (3 s) */
 };
 
 /* What cmk_volume_open() found and did. */
@@ -187,16 +196,49 @@ int cmk_volume_renew(struct cmk_volume_ctx *v, const struct cmk_config_device *d
 		     struct cmk_err *e);
 
 /*
- * cmk_volume_pin() - pin persistent device @d to @uuid, or to the
- * device_uuid of its current header if @uuid is NULL; @out gets it.
- * Refused for ephemeral devices, for a device the configuration pins (its
- * uuid setting wins) and for a uuid another configured device presents or
- * is pinned to.  The operator's command (cmkctl pin): nothing else changes
- * a pin once the first open has made it.
+ * cmk_volume_pin() - pin persistent device @d to @uuid, or, if @uuid is
+ * NULL, to the device_uuid of its header, which must fit the configuration
+ * and authenticate under the KEK (@v->keks unsealed; @h gets it, for the
+ * operator to see its sequence and write time; sequence 0 with a @uuid);
+ * @out gets the uuid.  Refused for ephemeral devices, for a device the
+ * configuration pins (its uuid setting wins) and for a uuid another
+ * configured device presents or is pinned to.  The operator's command
+ * (cmkctl pin): nothing else changes a pin once the first open has made it.
  */
 int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		   const uint8_t *uuid, uint8_t out[CMK_UUID_LEN],
-		   struct cmk_err *e);
+		   struct cmk_header *h, struct cmk_err *e);
+
+/* What cmk_volume_rewrap() found and did. */
+enum cmk_rewrap_how {
+	CMK_REWRAP_NO_HEADER,	/* not formatted: its first header uses the new KEK */
+	CMK_REWRAP_ALREADY,	/* under the current KEK already (record caught up) */
+	CMK_REWRAP_DONE,	/* re-wrapped now */
+};
+
+/*
+ * cmk_volume_rewrap() - KEK rotation of @d's header: the best copy that
+ * authenticates under the envelope's previous (or current) KEK is re-sealed
+ * under the current one, same DEK, sequence + 1 (@h); the record of what
+ * was opened follows in two steps (binding.h).  Under the current KEK
+ * already: a record an interrupted rotation left one step behind catches
+ * up.
+ */
+int cmk_volume_rewrap(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+		      enum cmk_rewrap_how *how, struct cmk_header *h,
+		      struct cmk_err *e);
+
+/*
+ * cmk_volume_set_flags() - record @flags (CMK_HDR_F_*) in @d's header: the
+ * header must authenticate and fit the configuration but for its flags;
+ * it is re-sealed (same DEK, current KEK, sequence + 1), and the record of
+ * what was opened follows.  For headers written before the agent recorded
+ * table options (Documentation/deployment.rst).  @before and @h get the
+ * header before and after.
+ */
+int cmk_volume_set_flags(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
+			 uint32_t flags, struct cmk_header *before,
+			 struct cmk_header *h, struct cmk_err *e);
 
 /* Operator revocation markers (<state_dir>/revoked/<name>). */
 bool cmk_volume_revoked(const struct cmk_config *cfg,

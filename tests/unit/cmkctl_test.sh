@@ -127,7 +127,7 @@ fi
 
 cp agent.conf agent3.conf
 printf '\n[device "d3"]\nbacking = %s/d3.img\nmode = persistent\n' "$dir" >>agent3.conf
-if run 1 --config agent3.conf kek rotate && grep -q 'd3: cannot open' last &&
+if run 1 --config agent3.conf kek rotate && grep -q 'd3 (.*): cannot open' last &&
    grep -q 'keeps KEK version 2' last &&
    run 0 kek info kek.json && grep -q 'previous (rotation in progress)' last &&
    run 0 header dump d1.img && grep -q 'kek_version    3' last &&

@@ -155,21 +155,116 @@ static void binding_rewrap_follows_only_a_matching_record(void **state)
 	other = before;
 	other.sequence = 4;
 	/* no record: nothing to follow, nothing written */
-	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &before, &after, &e), 0);
+	assert_int_equal(cmk_opened_rewrap_begin(&cfg, d, &before, &e), 0);
+	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &after, &e), 0);
 	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
 	assert_false(r.valid);
-	/* a record of another header: left alone */
+	/* a record of another header (two behind): left alone */
 	cmk_opened_of(&other, &o);
 	assert_int_equal(cmk_opened_write(&cfg, d, boot, &o, &e), 0);
-	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &before, &after, &e), 0);
+	assert_int_equal(cmk_opened_rewrap_begin(&cfg, d, &before, &e), 0);
+	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &after, &e), 0);
 	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
 	assert_int_equal(r.sequence, 4);
-	/* the record of this header: moved on */
+	assert_int_equal(r.pending, 0);
+	/* the record of this header: announced, then moved on */
 	cmk_opened_of(&before, &o);
 	assert_int_equal(cmk_opened_write(&cfg, d, boot, &o, &e), 0);
-	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &before, &after, &e), 0);
+	assert_int_equal(cmk_opened_rewrap_begin(&cfg, d, &before, &e), 0);
+	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
+	assert_int_equal(r.sequence, 5);
+	assert_int_equal(r.pending, 6);
+	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &after, &e), 0);
 	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
 	assert_int_equal(r.sequence, 6);
+	assert_int_equal(r.pending, 0);
+}
+
+/*
+ * A re-wrap interrupted after its header write, before the record moved
+ * (cmkctl killed; or an agent version without the announcement): the
+ * record is one behind the authentic header.  Running the rotation again
+ * (cmk_opened_rewrapped() from its "already re-wrapped" path) repairs it;
+ * a record two behind is not touched.  Oracle: the record read back.
+ */
+static void binding_adversarial_interrupted_rewrap_record_catches_up(void **state)
+{
+	const struct cmk_config_device *d = &cfg.devices[0];
+	struct cmk_header h;
+	uint8_t boot[CMK_UUID_LEN];
+	struct cmk_opened o, r;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(cmk_boot_id(boot, &e), 0);
+	memset(&h, 0, sizeof(h));
+	h.device_uuid[0] = 1;
+	h.boot_id[0] = 2;
+	h.sequence = 8;
+	cmk_opened_of(&h, &o);
+	o.sequence = 7;
+	assert_int_equal(cmk_opened_write(&cfg, d, boot, &o, &e), 0);
+	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &h, &e), 0);
+	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
+	assert_int_equal(r.sequence, 8);
+	o.sequence = 6;
+	assert_int_equal(cmk_opened_write(&cfg, d, boot, &o, &e), 0);
+	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &h, &e), 0);
+	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
+	assert_int_equal(r.sequence, 6);
+	/* another device_uuid one behind: not this header's record */
+	o.sequence = 7;
+	o.device_uuid[0] = 9;
+	assert_int_equal(cmk_opened_write(&cfg, d, boot, &o, &e), 0);
+	assert_int_equal(cmk_opened_rewrapped(&cfg, d, &h, &e), 0);
+	assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), 0);
+	assert_int_equal(r.sequence, 7);
+}
+
+/*
+ * Pins and records are files a root process could find damaged: fields of
+ * the wrong JSON type (null where a string belongs) are refused as
+ * malformed, never dereferenced.  Before: "format": null crashed the
+ * reader (strcmp on NULL).  Oracle: -EBADMSG naming the file, no crash.
+ */
+static void binding_adversarial_null_fields_refused(void **state)
+{
+	static const char *const bad[] = {
+		"{\"format\": null, \"version\": 1, \"device\": \"pa\"}\n",
+		"{\"format\": 7, \"version\": 1, \"device\": \"pa\"}\n",
+		"{\"format\": \"dm-cmk-pin\", \"version\": 1, \"device\": null}\n",
+		"{\"format\": \"dm-cmk-pin\", \"version\": null, \"device\": \"pa\"}\n",
+		"{\"format\": \"dm-cmk-pin\", \"version\": 1, \"device\": \"pa\", \"device_uuid\": null}\n",
+	};
+	static const char *const bad_rec[] = {
+		"{\"format\": null, \"version\": 1, \"device\": \"pa\"}\n",
+		"{\"format\": \"dm-cmk-opened\", \"version\": 1, \"device\": \"pa\", \"kernel_boot_id\": null}\n",
+	};
+	const struct cmk_config_device *d = &cfg.devices[0];
+	uint8_t got[CMK_UUID_LEN], boot[CMK_UUID_LEN];
+	struct cmk_opened r;
+	struct cmk_err e;
+	bool have;
+
+	(void)state;
+	assert_int_equal(cmk_boot_id(boot, &e), 0);
+	assert_int_equal(mkdir(tu_path("var"), 0700), 0);
+	assert_int_equal(mkdir(tu_path("var/lib"), 0700), 0);
+	assert_int_equal(mkdir(tu_path("var/lib/cmk"), 0700), 0);
+	assert_int_equal(mkdir(tu_path("var/lib/cmk/pins"), 0700), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		tu_write_file(tu_path("var/lib/cmk/pins/pa"), bad[i], strlen(bad[i]), 0600);
+		if (cmk_pin_read(&cfg, d, &have, got, NULL, 0, &e) != -EBADMSG)
+			fail_msg("pin file %zu accepted (have %d)", i, have);
+		assert_contains(e.msg, "pins/pa");
+	}
+	assert_int_equal(mkdir(tu_path("run"), 0700), 0);
+	assert_int_equal(mkdir(tu_path("run/opened"), 0700), 0);
+	for (size_t i = 0; i < sizeof(bad_rec) / sizeof(bad_rec[0]); i++) {
+		tu_write_file(tu_path("run/opened/pa"), bad_rec[i], strlen(bad_rec[i]), 0600);
+		assert_int_equal(cmk_opened_read(&cfg, d, boot, &r, &e), -EBADMSG);
+		assert_false(r.valid);
+	}
 }
 
 int main(void)
@@ -181,6 +276,8 @@ int main(void)
 		T(binding_damaged_pin_is_an_error),
 		T(binding_opened_record_roundtrip),
 		T(binding_rewrap_follows_only_a_matching_record),
+		T(binding_adversarial_interrupted_rewrap_record_catches_up),
+		T(binding_adversarial_null_fields_refused),
 	};
 
 	return cmocka_run_group_tests_name("binding", tests, NULL, NULL);

@@ -432,24 +432,24 @@ static void config_table_line_matches_contract(void **state)
 	(void)state;
 	d.backing = "/dev/vdb";
 	/* 1 MiB header + 10 MiB + 3 stray 512-byte sectors */
-	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
+	assert_int_equal(cmk_device_table_line(&d, NULL, (11ULL << 20) + 1536, line,
 					       sizeof(line)), 0);
 	assert_string_equal(line, "0 20480 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048 "
 			    "2 sector_size:4096 no_read_workqueue");
 	d.sector_size = 512;
 	d.options = 0;
-	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
+	assert_int_equal(cmk_device_table_line(&d, NULL, (11ULL << 20) + 1536, line,
 					       sizeof(line)), 0);
 	assert_string_equal(line, "0 20483 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048");
 	/* hold_ms only when it is not the kernel's default */
 	d.hold_ms = 0;
-	assert_int_equal(cmk_device_table_line(&d, (11ULL << 20) + 1536, line,
+	assert_int_equal(cmk_device_table_line(&d, NULL, (11ULL << 20) + 1536, line,
 					       sizeof(line)), 0);
 	assert_string_equal(line, "0 20483 cmk aes-xts-plain64 pgtemp 0 /dev/vdb 2048 "
 			    "1 hold_ms:0");
 	d.hold_ms = CMK_DEVICE_HOLD_MS;
-	assert_int_equal(cmk_device_table_line(&d, 1 << 20, line, sizeof(line)), -ENOSPC);
-	assert_int_equal(cmk_device_table_line(&d, 4 << 20, line, 20), -ENOSPC);
+	assert_int_equal(cmk_device_table_line(&d, NULL, 1 << 20, line, sizeof(line)), -ENOSPC);
+	assert_int_equal(cmk_device_table_line(&d, NULL, 4 << 20, line, 20), -ENOSPC);
 }
 
 int main(void)

@@ -474,7 +474,7 @@ static void header_wrong_kek_rejected(void **state)
 static void header_rewrap_keeps_dek(void **state)
 {
 	struct fx *fx = *state;
-	struct cmk_header h, r;
+	struct cmk_header h, r, b;
 	struct cmk_secret *kek2 = NULL, *dek = NULL;
 	uint8_t id2[16];
 	struct cmk_err e;
@@ -482,7 +482,7 @@ static void header_rewrap_keeps_dek(void **state)
 	format(fx, CMK_MODE_PERSISTENT, &h);
 	assert_int_equal(cmk_kek_generate(&kek2, &e), 0);
 	assert_int_equal(cmk_uuid_generate(id2, &e), 0);
-	assert_int_equal(cmk_header_rewrap(fx->fd, fx->kek, kek2, id2, 2, &r, &e), 0);
+	assert_int_equal(cmk_header_rewrap(fx->fd, fx->kek, kek2, id2, 2, &b, &r, &e), 0);
 	assert_int_equal(cmk_header_read(fx->fd, &r, NULL, &e), 0);
 	assert_int_equal(r.sequence, 2);
 	assert_int_equal(r.kek_version, 2);
@@ -491,7 +491,7 @@ static void header_rewrap_keeps_dek(void **state)
 	assert_dek(&r, kek2, fx->dek);
 	assert_int_equal(cmk_header_unwrap_dek(&r, fx->kek, &dek, &e), -EKEYREJECTED);
 	/* the old KEK cannot rewrap any more */
-	assert_int_equal(cmk_header_rewrap(fx->fd, fx->kek, kek2, id2, 3, &r, &e),
+	assert_int_equal(cmk_header_rewrap(fx->fd, fx->kek, kek2, id2, 3, &b, &r, &e),
 			 -EKEYREJECTED);
 	cmk_secret_free(&kek2);
 }

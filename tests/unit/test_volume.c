@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include "binding.h"
 #include "provider_local.h"
@@ -293,9 +295,14 @@ struct fake_dev {
 
 #define FK_MAX 4
 static struct fake_dev fk[FK_MAX];
-/* Called at the start of GET / KEY_SET: "meanwhile, elsewhere". */
+/* Called at the start of GET / KEY_SET / create: "meanwhile, elsewhere". */
 static void (*fk_on_get)(void);
 static void (*fk_on_key_set)(void);
+static void (*fk_on_create)(void);
+/* GET reports BOUND (false: a dm-cmk module from before key binding). */
+static bool fk_reports_bound;
+/* The backing of the last table loaded, as the kernel resolved it then. */
+static char fk_table_dev[4096];
 
 static struct fake_dev *fk_by_key(const char *key_name)
 {
@@ -335,7 +342,15 @@ int __wrap_cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e)
 
 int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 {
-	char key_name[CMK_NAME_MAX + 1];
+	char key_name[CMK_NAME_MAX + 1], dev[4096];
+
+	if (fk_on_create)
+		fk_on_create();
+	/* The kernel resolves the device named in the table when it loads it. */
+	fk_table_dev[0] = '\0';
+	if (sscanf(table, "%*u %*u cmk %*s %*s %*u %4095s", dev) == 1 &&
+	    !realpath(dev, fk_table_dev))
+		snprintf(fk_table_dev, sizeof(fk_table_dev), "%s", dev);
 
 	for (int i = 0; i < FK_MAX; i++) {
 		struct fake_dev *f = &fk[i];
@@ -382,6 +397,7 @@ int __wrap_cmk_genl_get(struct cmk_genl *g, const char *name,
 	info->reason = f->reason;
 	info->generation = f->generation;
 	info->sector_size = f->sector_size;
+	info->bound = f->bound && fk_reports_bound;
 	return 0;
 }
 
@@ -463,6 +479,8 @@ struct vfx {
 };
 
 static struct vfx vf;
+/* pa's backing path, if not a.img (a link, say) */
+static const char *vf_pa_backing;
 
 static void appendf(char *buf, size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -490,7 +508,7 @@ static void vf_config(const char *pb_extra)
 	appendf(text, sizeof(text), "pin_dir = %s\n", tu_path("lib/pins"));
 	appendf(text, sizeof(text), "audit_log = %s\nsyslog = no\n", tu_path("audit.log"));
 	appendf(text, sizeof(text), "[device \"pa\"]\nbacking = %s\nmode = persistent\n",
-		tu_path("a.img"));
+		vf_pa_backing ? vf_pa_backing : tu_path("a.img"));
 	appendf(text, sizeof(text), "[device \"pb\"]\nbacking = %s\nmode = persistent\n%s",
 		tu_path("b.img"), pb_extra ? pb_extra : "");
 	appendf(text, sizeof(text), "[device \"eph\"]\nbacking = %s\nmode = ephemeral\n",
@@ -516,8 +534,10 @@ static int vsetup(void **state)
 	if (setup(state))
 		return -1;
 	memset(&vf, 0, sizeof(vf));
+	vf_pa_backing = NULL;
 	memset(fk, 0, sizeof(fk));
-	fk_on_get = fk_on_key_set = NULL;
+	fk_on_get = fk_on_key_set = fk_on_create = NULL;
+	fk_reports_bound = true;
 	for (size_t i = 0; i < 3; i++) {
 		int fd = open(tu_path(img[i]), O_RDWR | O_CREAT | O_TRUNC, 0600);
 
@@ -896,11 +916,10 @@ static void volume_rotation_moves_the_record_on(void **state)
 	(void)state;
 	assert_int_equal(open_dev("eph", NULL, &e), 0);
 	fd = open(tu_path("e.img"), O_RDWR);
-	assert_int_equal(cmk_header_read(fd, &before, NULL, &e), 0);
 	assert_int_equal(cmk_header_rewrap(fd, vf.keks.cur, vf.keks.cur, vf.keks.env.kek_id,
-					   vf.keks.env.cur.kek_version, &after, &e), 0);
+					   vf.keks.env.cur.kek_version, &before, &after, &e), 0);
 	close(fd);
-	assert_int_equal(cmk_opened_rewrapped(&vf.cfg, dev("eph"), &before, &after, &e), 0);
+	assert_int_equal(cmk_opened_rewrapped(&vf.cfg, dev("eph"), &after, &e), 0);
 	fk_lose_key("eph");
 	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
 	assert_int_equal(fk_by_key("eph")->generation, after.sequence);
@@ -914,7 +933,7 @@ static void volume_rotation_moves_the_record_on(void **state)
  */
 static void volume_pin_changed_only_by_operator(void **state)
 {
-	struct cmk_header ha, ha2, hb;
+	struct cmk_header ha, ha2, hb, hp;
 	uint8_t got[CMK_UUID_LEN];
 	struct cmk_err e;
 
@@ -926,12 +945,12 @@ static void volume_pin_changed_only_by_operator(void **state)
 	format("pa", 4096, &ha2);		/* cmkctl format --force */
 	assert_int_equal(open_dev("pa", NULL, &e), -EXDEV);
 	assert_contains(e.msg, "cmkctl pin pa");
-	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), NULL, got, &e), 0);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), NULL, got, &hp, &e), 0);
 	assert_memory_equal(got, ha2.device_uuid, CMK_UUID_LEN);
 	assert_audit("pinned to device_uuid");
 	assert_int_equal(open_dev("pa", NULL, &e), 0);
-	assert_int_equal(cmk_volume_pin(&vf.v, dev("eph"), NULL, got, &e), -EINVAL);
-	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), hb.device_uuid, got, &e), -EXDEV);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("eph"), NULL, got, &hp, &e), -EINVAL);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), hb.device_uuid, got, &hp, &e), -EXDEV);
 	assert_contains(e.msg, "device pb");
 }
 
@@ -969,6 +988,464 @@ static void volume_sector_size_mismatch_refused(void **state)
 	assert_null(fk_by_key("pa"));
 }
 
+/* ---- upgrades, forged copies, locks (review of issue 13) ---------------------------- */
+
+/* The DEK of @name's header, read with the KEK (the fake kernel's oracle). */
+static void header_dek(const char *name, struct cmk_header *h, struct cmk_secret **dek)
+{
+	struct cmk_err e;
+	int fd = open(dev(name)->backing, O_RDONLY);
+
+	assert_true(fd >= 0);
+	if (cmk_header_read(fd, h, NULL, &e) ||
+	    cmk_header_unwrap_dek(h, vf.keks.cur, dek, &e))
+		fail_msg("%s: %s", name, e.msg);
+	close(fd);
+}
+
+/*
+ * Rewrite @name's header as an agent from before headers were bound to
+ * the boot wrote it: same DEK, a random boot id of its own; and forget
+ * every record of what was opened (that agent kept none).
+ */
+static void make_legacy(const char *name)
+{
+	struct cmk_secret *dek = NULL;
+	struct cmk_header h;
+	struct cmk_err e;
+	int fd;
+
+	header_dek(name, &h, &dek);
+	assert_int_equal(cmk_header_new_boot_id(&h, &e), 0);
+	fd = open(dev(name)->backing, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(cmk_header_write(fd, &h, vf.keks.cur, dek, &e), 0);
+	close(fd);
+	cmk_secret_free(&dek);
+	memset(vf.mem, 0, sizeof(vf.mem));
+	unlink(tu_path("run/opened/eph"));
+	unlink(tu_path("run/opened/pa"));
+	unlink(tu_path("run/opened/pb"));
+}
+
+/*
+ * Review finding 1 (HIGH): an agent upgraded in place (no reboot) meets a
+ * running ephemeral device whose header the old agent wrote with a boot
+ * id of its own, and no record.  Before: its live key was renewed, but
+ * after the first key loss (suspend, lease expiry) every restore refused
+ * the header for good (-ESTALE).  Now: with a kernel that binds the device
+ * to its key, the header is authenticated, re-sealed for this boot (same
+ * DEK, sequence + 1) and recorded; the restore after a key loss pushes
+ * the same key.  Oracle: the fake kernel's bound key, the header read back,
+ * the record, the audit line.
+ */
+static void volume_adversarial_upgrade_legacy_ephemeral_migrated(void **state)
+{
+	struct cmk_secret *dek = NULL;
+	struct cmk_header legacy, now;
+	enum cmk_volume_how how;
+	struct cmk_opened rec;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	make_legacy("eph");
+	header_dek("eph", &legacy, &dek);
+	assert_memory_not_equal(legacy.boot_id, vf.boot, CMK_UUID_LEN);
+
+	/* the upgraded agent starts: the device runs, its key is live */
+	assert_int_equal(open_dev("eph", &how, &e), 0);
+	assert_int_equal(how, CMK_VOLUME_RENEWED);
+	assert_int_equal(f->key_sets, 1);
+	cmk_secret_free(&dek);
+	header_dek("eph", &now, &dek);
+	assert_memory_equal(now.boot_id, vf.boot, CMK_UUID_LEN);
+	assert_int_equal(now.sequence, legacy.sequence + 1);
+	assert_memory_equal(cmk_secret_cdata(dek), f->key, DM_CMK_KEY_LEN);
+	assert_int_equal(cmk_opened_read(&vf.cfg, dev("eph"), vf.boot, &rec, &e), 0);
+	assert_true(rec.valid);
+	assert_int_equal(rec.sequence, now.sequence);
+	assert_audit("re-sealed for this boot");
+
+	/* the first key loss after the upgrade: restored, same key */
+	fk_lose_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(f->key_sets, 2);
+	assert_int_equal(f->rejected, 0);
+	assert_int_equal(f->state, DM_CMK_STATE_ACTIVE);
+	cmk_secret_free(&dek);
+}
+
+/*
+ * The same on a dm-cmk module from before key binding (GET without
+ * BOUND): a header with a boot id of its own cannot be told from a saved
+ * one written back, and nothing would stop a wrong DEK later.  Refused,
+ * with the way out (reboot, or close and open); the live key is renewed.
+ */
+static void volume_adversarial_upgrade_legacy_unbound_kernel_refused(void **state)
+{
+	struct cmk_header before, after;
+	struct cmk_secret *d1 = NULL, *d2 = NULL;
+	enum cmk_volume_how how;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	make_legacy("eph");
+	header_dek("eph", &before, &d1);
+	fk_reports_bound = false;
+	assert_int_equal(open_dev("eph", &how, &e), -ESTALE);
+	assert_int_equal(how, CMK_VOLUME_RENEWED);
+	assert_contains(e.msg, "does not bind devices to their first key");
+	assert_contains(e.msg, "reboot");
+	assert_int_equal(f->renews, 1);
+	header_dek("eph", &after, &d2);
+	assert_int_equal(after.sequence, before.sequence);	/* not rewritten */
+	assert_int_not_equal(access(tu_path("run/opened/eph"), F_OK), 0);
+	cmk_secret_free(&d1);
+	cmk_secret_free(&d2);
+}
+
+/*
+ * What the migration trusts the kernel for: a disk attacker who writes a
+ * saved header of an earlier boot back while there is no record gets it
+ * re-sealed (it is authentic), but its DEK is not the live one, so the
+ * first restore is refused by the kernel's binding (EKEYREJECTED -> a
+ * refused header), never installed.
+ */
+static void volume_adversarial_upgrade_rollback_caught_by_kernel_binding(void **state)
+{
+	uint8_t *old = malloc(CMK_HDR_AREA);
+	struct cmk_secret *dek = NULL;
+	struct cmk_header h;
+	struct fake_dev *f;
+	struct cmk_err e;
+	int fd;
+
+	(void)state;
+	/* a header of "the last boot": another DEK, another boot id */
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	make_legacy("eph");
+	get_area(tu_path("e.img"), old);
+	assert_int_equal(cmk_volume_close(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	put_area(tu_path("e.img"), old);
+	memset(vf.mem, 0, sizeof(vf.mem));
+	unlink(tu_path("run/opened/eph"));
+	assert_int_equal(open_dev("eph", NULL, &e), 0);	/* adopted, re-sealed */
+	fk_lose_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -EXDEV);
+	assert_contains(e.msg, "the kernel refused the key");
+	assert_int_equal(f->rejected, 1);
+	assert_int_equal(f->state, DM_CMK_STATE_WIPED);
+	/* and the DEK it holds is still the one it was opened with */
+	fd = open(tu_path("e.img"), O_RDONLY);
+	assert_int_equal(cmk_header_read(fd, &h, NULL, &e), 0);
+	assert_int_equal(cmk_header_unwrap_dek(&h, vf.keks.cur, &dek, &e), 0);
+	close(fd);
+	assert_memory_not_equal(cmk_secret_cdata(dek), f->key, DM_CMK_KEY_LEN);
+	cmk_secret_free(&dek);
+	free(old);
+}
+
+/* Flip the tag of both copies and fix their checksums: a forged header. */
+static void forge_both_copies(const char *path, const uint8_t *uuid)
+{
+	int fd = open(path, O_RDWR);
+
+	assert_true(fd >= 0);
+	for (off_t off = 0; off <= CMK_HDR_COPY_B; off += CMK_HDR_COPY_B) {
+		uint8_t b[CMK_HDR_SIZE];
+		struct cmk_header h;
+		struct cmk_err e;
+
+		assert_int_equal(pread(fd, b, sizeof(b), off), CMK_HDR_SIZE);
+		assert_int_equal(cmk_header_decode(b, "X", &h, &e), 0);
+		h.tag[0] ^= 1;
+		if (uuid)
+			memcpy(h.device_uuid, uuid, CMK_UUID_LEN);
+		cmk_header_encode(&h, b);
+		assert_int_equal(pwrite(fd, b, sizeof(b), off), CMK_HDR_SIZE);
+	}
+	close(fd);
+}
+
+/*
+ * Review finding 8: with no record (a lost state_dir), the header of a
+ * running device was adopted as the record after the checks that need no
+ * KEK: a forged one (any device_uuid, a checksum) became the record.  Now
+ * it must authenticate first.  Oracle: refused, no record written.
+ */
+static void volume_adversarial_no_record_forged_header_not_adopted(void **state)
+{
+	static const uint8_t evil[CMK_UUID_LEN] = { 0xe7, 0x11 };
+	enum cmk_volume_how how;
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	memset(vf.mem, 0, sizeof(vf.mem));
+	unlink(tu_path("run/opened/eph"));
+	forge_both_copies(tu_path("e.img"), evil);
+	assert_int_equal(open_dev("eph", &how, &e), -EKEYREJECTED);
+	assert_int_equal(how, CMK_VOLUME_RENEWED);
+	assert_contains(e.msg, "does not decrypt");
+	assert_int_not_equal(access(tu_path("run/opened/eph"), F_OK), 0);
+	assert_false(vf.mem[2].valid);
+}
+
+/*
+ * Review finding 7: a checksum-only copy claiming a huge sequence decided
+ * which copy was read and what the next sequence was.  Now the authentic
+ * copy decides: the forged copy is passed over on open, and a re-key
+ * counts from the authentic header.  Before: the re-key wrote sequence
+ * forged + 1 (2^63: a negative number in the record) or failed with
+ * EOVERFLOW.  Oracle: the sequences read back, the record.
+ */
+static void volume_adversarial_forged_high_sequence_copy_ignored(void **state)
+{
+	struct cmk_header ha, h;
+	struct cmk_opened rec;
+	struct cmk_err e;
+	uint8_t b[CMK_HDR_SIZE];
+	int fd;
+
+	(void)state;
+	/* persistent: the forged copy A claims the highest sequence there is */
+	format("pa", 4096, &ha);
+	fd = open(tu_path("a.img"), O_RDWR);
+	assert_int_equal(pread(fd, b, sizeof(b), CMK_HDR_COPY_A), CMK_HDR_SIZE);
+	assert_int_equal(cmk_header_decode(b, "A", &h, &e), 0);
+	h.sequence = CMK_HDR_SEQ_MAX;
+	h.tag[0] ^= 1;
+	cmk_header_encode(&h, b);
+	assert_int_equal(pwrite(fd, b, sizeof(b), CMK_HDR_COPY_A), CMK_HDR_SIZE);
+	close(fd);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	assert_int_equal(fk_by_key("pa")->generation, ha.sequence);
+
+	/* ephemeral: a re-key after a forged copy counts from the authentic one */
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	assert_int_equal(cmk_volume_close(&vf.v, dev("eph"), &e), 0);
+	fd = open(tu_path("e.img"), O_RDWR);
+	assert_int_equal(pread(fd, b, sizeof(b), CMK_HDR_COPY_B), CMK_HDR_SIZE);
+	assert_int_equal(cmk_header_decode(b, "B", &h, &e), 0);
+	h.sequence = CMK_HDR_SEQ_MAX;
+	h.tag[0] ^= 1;
+	cmk_header_encode(&h, b);
+	assert_int_equal(pwrite(fd, b, sizeof(b), CMK_HDR_COPY_B), CMK_HDR_SIZE);
+	close(fd);
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	fd = open(tu_path("e.img"), O_RDONLY);
+	assert_int_equal(cmk_header_read(fd, &h, NULL, &e), 0);
+	close(fd);
+	assert_int_equal(h.sequence, 2);
+	assert_int_equal(cmk_opened_read(&vf.cfg, dev("eph"), vf.boot, &rec, &e), 0);
+	assert_true(rec.valid);
+	assert_int_equal(rec.sequence, 2);
+}
+
+/*
+ * Review finding 3: a KEK rotation re-wrapped a running device's header
+ * (sequence + 1) and was killed before the record followed.  Before: the
+ * record stayed one behind for good, "kek rotate" again said "already
+ * under" and repaired nothing, and every restore was refused as "an older
+ * header" (it is newer).  Now: the message says newer and what to run;
+ * running the rotation again repairs the record; and a rotation announces
+ * the new sequence in the record before it writes the header, so the same
+ * interruption in it leaves a header the record accepts.
+ */
+static void volume_adversarial_interrupted_kek_rotate_recovers(void **state)
+{
+	struct cmk_secret *dek = NULL;
+	struct cmk_header before, after, h;
+	enum cmk_rewrap_how how;
+	struct fake_dev *f;
+	struct cmk_err e;
+	int fd;
+
+	(void)state;
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	f = fk_by_key("eph");
+	/* killed between the header write and the record (an older cmkctl) */
+	fd = open(tu_path("e.img"), O_RDWR);
+	assert_int_equal(cmk_header_rewrap(fd, vf.keks.cur, vf.keks.cur, vf.keks.env.kek_id,
+					   vf.keks.env.cur.kek_version, &before, &after, &e), 0);
+	close(fd);
+	fk_lose_key("eph");
+	memset(vf.mem, 0, sizeof(vf.mem));		/* a restarted agent */
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), -ESTALE);
+	assert_contains(e.msg, "a newer header than the one opened");
+	assert_contains(e.msg, "cmkctl kek rotate again");
+	assert_int_equal(f->key_sets, 1);
+	/* the rotation run again: already re-wrapped, the record catches up */
+	assert_int_equal(cmk_volume_rewrap(&vf.v, dev("eph"), &how, &h, &e), 0);
+	assert_int_equal(how, CMK_REWRAP_ALREADY);
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(f->key_sets, 2);
+	assert_int_equal(f->generation, after.sequence);
+
+	/* killed the same way inside today's two-step re-wrap */
+	fd = open(tu_path("e.img"), O_RDWR);
+	assert_int_equal(cmk_header_read(fd, &before, NULL, &e), 0);
+	assert_int_equal(cmk_header_unwrap_dek(&before, vf.keks.cur, &dek, &e), 0);
+	assert_int_equal(cmk_opened_rewrap_begin(&vf.cfg, dev("eph"), &before, &e), 0);
+	after = before;
+	assert_int_equal(cmk_header_write(fd, &after, vf.keks.cur, dek, &e), 0);
+	close(fd);
+	cmk_secret_free(&dek);
+	fk_lose_key("eph");
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_int_equal(f->generation, after.sequence);
+	assert_int_equal(vf.mem[2].sequence, after.sequence);
+	assert_int_equal(vf.mem[2].pending, 0);
+}
+
+/*
+ * Review finding 2: a persistent device formatted with iv_large_sectors in
+ * its configuration by an agent that did not record the option has flags
+ * 0.  Before: refused with "make options match the header", which,
+ * followed, maps the data with the wrong IVs.  Now: the message does not
+ * advise dropping the option but names cmkctl header set-flags; after it,
+ * the device opens with its DEK unchanged.
+ */
+static void volume_adversarial_upgrade_legacy_iv_large_sectors_header(void **state)
+{
+	struct cmk_secret *dek = NULL;
+	struct cmk_header hb, before, after;
+	struct cmk_err e;
+
+	(void)state;
+	format("pb", 4096, &hb);			/* flags 0, as the old agent */
+	vf_config("options = iv_large_sectors\n");
+	assert_int_equal(open_dev("pb", NULL, &e), -EMEDIUMTYPE);
+	assert_contains(e.msg, "cmkctl header set-flags --iv-large-sectors pb");
+	assert_true(strstr(e.msg, "make options match") == NULL);
+	assert_null(fk_by_key("pb"));
+	header_dek("pb", &before, &dek);
+	assert_int_equal(cmk_volume_set_flags(&vf.v, dev("pb"), CMK_HDR_F_IV_LARGE_SECTORS,
+					      &before, &after, &e), 0);
+	assert_int_equal(after.flags, CMK_HDR_F_IV_LARGE_SECTORS);
+	assert_int_equal(after.sequence, before.sequence + 1);
+	assert_memory_equal(after.device_uuid, hb.device_uuid, CMK_UUID_LEN);
+	assert_int_equal(open_dev("pb", NULL, &e), 0);
+	assert_memory_equal(fk_by_key("pb")->key, cmk_secret_cdata(dek), DM_CMK_KEY_LEN);
+	assert_audit("header flags 0x0 -> 0x1 by the operator");
+	/* the other way round the advice is to add the option */
+	vf_config(NULL);
+	assert_int_equal(cmk_volume_close(&vf.v, dev("pb"), &e), 0);
+	assert_int_equal(open_dev("pb", NULL, &e), -EMEDIUMTYPE);
+	assert_contains(e.msg, "add iv_large_sectors to the options");
+	cmk_secret_free(&dek);
+}
+
+/* Swap the backing link from a.img to b.img: "meanwhile", under udev. */
+static void swap_link(void)
+{
+	assert_int_equal(unlink(tu_path("link.img")), 0);
+	assert_int_equal(symlink(tu_path("b.img"), tu_path("link.img")), 0);
+}
+
+/*
+ * Review finding 10: the header was checked through an fd of the backing
+ * path, the table named the path again: a /dev/disk/by-* link that
+ * changes in between maps the checked DEK onto another device.  Now the
+ * table names the device the fd holds (major:minor; for these image files
+ * their path).  Oracle: the device the fake kernel resolves from the
+ * table at load time, after the link moved, is the one whose header was
+ * checked.
+ */
+static void volume_adversarial_backing_link_swapped_before_table(void **state)
+{
+	char link[4096], want[4096];
+	struct cmk_header ha, hb;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	format("pb", 4096, &hb);
+	assert_int_equal(symlink(tu_path("a.img"), tu_path("link.img")), 0);
+	snprintf(link, sizeof(link), "%s", tu_path("link.img"));
+	vf_pa_backing = link;		/* pa's backing is the link */
+	vf_config(NULL);
+	fk_on_create = swap_link;
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	fk_on_create = NULL;
+	assert_non_null(realpath(tu_path("a.img"), want));
+	assert_string_equal(fk_table_dev, want);
+}
+
+/*
+ * Review finding 11: cmkctl and the agent took no lock: two of them could
+ * open (re-key) one ephemeral device at once.  Now every operation holds
+ * the device's lock file.  Oracle: with the lock held by "another
+ * process", open gives up (-EAGAIN) without touching the disk or the
+ * kernel; released, it opens.
+ */
+static void volume_adversarial_concurrent_open_waits_for_lock(void **state)
+{
+	uint8_t *zero = calloc(1, CMK_HDR_AREA), *area = malloc(CMK_HDR_AREA);
+	struct cmk_err e;
+	int fd;
+
+	(void)state;
+	assert_int_equal(mkdir(tu_path("run"), 0700), 0);
+	assert_int_equal(mkdir(tu_path("run/lock"), 0700), 0);
+	fd = open(tu_path("run/lock/eph"), O_RDWR | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	vf.v.lock_wait_ms = 200;
+	assert_int_equal(open_dev("eph", NULL, &e), -EAGAIN);
+	assert_contains(e.msg, "another cmk process");
+	assert_null(fk_by_key("eph"));
+	get_area(tu_path("e.img"), area);
+	assert_memory_equal(area, zero, CMK_HDR_AREA);	/* not re-keyed */
+	close(fd);
+	assert_int_equal(open_dev("eph", NULL, &e), 0);
+	free(zero);
+	free(area);
+}
+
+/*
+ * Review finding 15: cmkctl pin took the device_uuid of whatever header
+ * was on the disk.  Now the header must fit the configuration and
+ * authenticate.  Oracle: a forged header (the attacker's uuid, a valid
+ * checksum) is refused and the pin file unchanged; the real header pins.
+ */
+static void volume_adversarial_pin_forged_header_refused(void **state)
+{
+	static const uint8_t evil[CMK_UUID_LEN] = { 0xe7, 0x22 };
+	uint8_t got[CMK_UUID_LEN], *saved = malloc(CMK_HDR_AREA);
+	struct cmk_header ha, hp;
+	char *pin0, *pin1;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);		/* pinned on first use */
+	assert_int_equal(cmk_volume_close(&vf.v, dev("pa"), &e), 0);
+	pin0 = tu_read_file(tu_path("lib/pins/pa"), NULL);
+	get_area(tu_path("a.img"), saved);
+	forge_both_copies(tu_path("a.img"), evil);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), NULL, got, &hp, &e), -EKEYREJECTED);
+	assert_contains(e.msg, "not pinned");
+	pin1 = tu_read_file(tu_path("lib/pins/pa"), NULL);
+	assert_string_equal(pin0, pin1);
+	put_area(tu_path("a.img"), saved);
+	assert_int_equal(cmk_volume_pin(&vf.v, dev("pa"), NULL, got, &hp, &e), 0);
+	assert_memory_equal(got, ha.device_uuid, CMK_UUID_LEN);
+	assert_int_equal(hp.sequence, ha.sequence);
+	assert_audit("(header sequence 1, written ");
+	free(pin0);
+	free(pin1);
+	free(saved);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -999,6 +1476,16 @@ int main(void)
 		V(volume_pin_changed_only_by_operator),
 		V(volume_kernel_key_rejected_is_a_refused_header),
 		V(volume_sector_size_mismatch_refused),
+		V(volume_adversarial_upgrade_legacy_ephemeral_migrated),
+		V(volume_adversarial_upgrade_legacy_unbound_kernel_refused),
+		V(volume_adversarial_upgrade_rollback_caught_by_kernel_binding),
+		V(volume_adversarial_no_record_forged_header_not_adopted),
+		V(volume_adversarial_forged_high_sequence_copy_ignored),
+		V(volume_adversarial_interrupted_kek_rotate_recovers),
+		V(volume_adversarial_upgrade_legacy_iv_large_sectors_header),
+		V(volume_adversarial_backing_link_swapped_before_table),
+		V(volume_adversarial_concurrent_open_waits_for_lock),
+		V(volume_adversarial_pin_forged_header_refused),
 	};
 
 	return cmocka_run_group_tests_name("volume", tests, NULL, NULL);
