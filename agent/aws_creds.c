@@ -347,7 +347,9 @@ static int read_profile_file(const char *envname, const char *rel,
 		return -ENOENT;
 	if (access(path, F_OK))
 		return -ENOENT;
-	ret = cmk_read_file(path, CRED_FILE_MAX, &buf, &len, e);
+	ret = cmk_read_trusted_file(path, CRED_FILE_MAX,
+				    config_file ? "AWS config file" : "AWS credentials file",
+				    &buf, &len, e);
 	if (ret)
 		return ret;
 	ret = cmk_aws_profile_parse(buf, len, s->profile, config_file, c, NULL, 0, e);

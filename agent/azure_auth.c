@@ -330,7 +330,8 @@ static int read_secret(const char *file, struct cmk_secret **out,
 	int ret;
 
 	if (file) {
-		ret = cmk_read_file(file, SECRET_FILE_MAX, &buf, &n, e);
+		ret = cmk_read_trusted_file(file, SECRET_FILE_MAX, "client secret file",
+					    &buf, &n, e);
 		if (ret) {
 			cmk_err_prefix(e, "azure: client_secret_file");
 			return ret;

@@ -112,7 +112,10 @@ static int doc_read(const char *path, const char *format, const char *device,
 	int ret;
 
 	*out = NULL;
-	ret = cmk_read_file(path, FILE_MAX, &buf, &len, e);
+	/* A pin others could write would let them pick the device's header. */
+	ret = cmk_read_trusted_file(path, FILE_MAX,
+				    strcmp(format, PIN_FORMAT) ? "record of what was opened" :
+				    "pin file", &buf, &len, e);
 	if (ret)
 		return ret;
 	tok = json_tokener_new();

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 /* Owned by root or us, writable by no one else (a sticky directory may be). */
 static int trusted(const char *path, const struct stat *st, bool dir,
 		   const char *what, struct cmk_err *e)
@@ -36,26 +38,152 @@ static int trusted(const char *path, const struct stat *st, bool dir,
 	return 0;
 }
 
-static int check_trusted(int fd, const char *path, const char *what,
-			 struct cmk_err *e)
+/* Pop the next component of @rest (a path being resolved) into @comp. */
+static bool next_component(char *rest, char *comp, size_t n)
 {
-	char dir[PATH_MAX];
-	struct stat st;
-	int ret;
+	size_t skip = strspn(rest, "/"), len = strcspn(rest + skip, "/");
 
-	if (fstat(fd, &st))
-		return cmk_errf(e, -errno, "%s: cannot stat: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return cmk_errf(e, -EINVAL, "%s %s is not a regular file", what, path);
-	ret = trusted(path, &st, false, what, e);
+	if (!len || len >= n)
+		return false;
+	memcpy(comp, rest + skip, len);
+	comp[len] = '\0';
+	memmove(rest, rest + skip + len, strlen(rest + skip + len) + 1);
+	return true;
+}
+
+/* @cur without its last component ("/" stays "/"). */
+static void up(char *cur)
+{
+	char *slash = strrchr(cur, '/');
+
+	if (slash == cur)
+		cur[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+}
+
+int cmk_trusted_path(const char *path, const char *what, char *real, size_t n,
+		     struct cmk_err *e)
+{
+	char rest[2 * PATH_MAX], cur[PATH_MAX], cand[PATH_MAX],
+	     target[PATH_MAX], comp[NAME_MAX + 1], cwd[PATH_MAX];
+	struct stat st;
+	int links = 0, ret;
+
+	if (!*path)
+		return cmk_errf(e, -ENOENT, "%s: empty path", what);
+	if (path[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		return cmk_errf(e, -errno, "%s %s: cannot resolve: %s", what, path,
+				strerror(errno));
+	if (snprintf(rest, sizeof(rest), "%s/%s", path[0] == '/' ? "" : cwd, path) >=
+	    (int)sizeof(rest))
+		return cmk_errf(e, -ENAMETOOLONG, "%s %s: path too long", what, path);
+	snprintf(cur, sizeof(cur), "/");
+	if (lstat(cur, &st))
+		return cmk_errf(e, -errno, "%s %s: cannot stat /: %s", what, path,
+				strerror(errno));
+	ret = trusted("/", &st, true, what, e);
+	/*
+	 * As the kernel walks it: every directory passed through and every
+	 * link followed must be ours, or root's, and not writable by others,
+	 * or someone else could swap what the path leads to.
+	 */
+	while (!ret && next_component(rest, comp, sizeof(comp))) {
+		bool last = !rest[strspn(rest, "/")];
+
+		if (!strcmp(comp, "."))
+			continue;
+		if (!strcmp(comp, "..")) {
+			up(cur);
+			continue;
+		}
+		if (snprintf(cand, sizeof(cand), "%s%s%s", cur, strcmp(cur, "/") ? "/" : "",
+			     comp) >= (int)sizeof(cand))
+			return cmk_errf(e, -ENAMETOOLONG, "%s %s: path too long", what, path);
+		if (lstat(cand, &st))
+			return cmk_errf(e, -errno, "%s %s: cannot stat %s: %s", what, path,
+					cand, strerror(errno));
+		if (S_ISLNK(st.st_mode)) {
+			ssize_t len;
+
+			if (++links > 40)
+				return cmk_errf(e, -ELOOP, "%s %s: too many symbolic links",
+						what, path);
+			if (st.st_uid != 0 && st.st_uid != geteuid())
+				return cmk_errf(e, -EPERM,
+						"%s %s: the symbolic link %s is owned by uid %u, not root (or uid %u, which runs this): whoever owns it decides where it leads; refusing it",
+						what, path, cand, (unsigned int)st.st_uid,
+						(unsigned int)geteuid());
+			len = readlink(cand, target, sizeof(target) - 1);
+			if (len < 0)
+				return cmk_errf(e, -errno, "%s %s: cannot read link %s: %s",
+						what, path, cand, strerror(errno));
+			target[len] = '\0';
+			if ((size_t)len + strlen(rest) + 2 > sizeof(rest))
+				return cmk_errf(e, -ENAMETOOLONG, "%s %s: path too long",
+						what, path);
+			/* The link's target, then what was left, resolved from here. */
+			memmove(rest + len + 1, rest, strlen(rest) + 1);
+			memcpy(rest, target, (size_t)len);
+			rest[len] = '/';
+			if (target[0] == '/')
+				snprintf(cur, sizeof(cur), "/");
+			continue;
+		}
+		if (last) {
+			if (snprintf(real, n, "%s", cand) >= (int)n)
+				return cmk_errf(e, -ENAMETOOLONG, "%s %s: path too long",
+						what, path);
+			return 0;
+		}
+		if (!S_ISDIR(st.st_mode))
+			return cmk_errf(e, -ENOTDIR, "%s %s: %s is not a directory", what,
+					path, cand);
+		ret = trusted(cand, &st, true, what, e);
+		memcpy(cur, cand, sizeof(cur));
+	}
+	if (!ret)
+		ret = cmk_errf(e, -EISDIR, "%s %s: not a file", what, path);
+	return ret;
+}
+
+/* Open @path for reading after cmk_trusted_path(), and check the file itself. */
+static int open_trusted(const char *path, const char *what, int *fdp,
+			struct cmk_err *e)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	int fd, ret;
+
+	*fdp = -1;
+	ret = cmk_trusted_path(path, what, real, sizeof(real), e);
 	if (ret)
 		return ret;
-	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
-		return cmk_errf(e, -ENAMETOOLONG, "%s: path too long", path);
-	if (stat(dirname(dir), &st))
-		return cmk_errf(e, -errno, "%s: cannot stat its directory: %s", path,
-				strerror(errno));
-	return trusted(dir, &st, true, what, e);
+	fd = open(real, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cmk_errf(e, -errno, "%s: cannot open: %s", path, strerror(errno));
+	if (fstat(fd, &st))
+		ret = cmk_errf(e, -errno, "%s: cannot stat: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		ret = cmk_errf(e, -EINVAL, "%s %s is not a regular file", what, path);
+	else
+		ret = trusted(real, &st, false, what, e);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int cmk_check_trusted_file(const char *path, const char *what, struct cmk_err *e)
+{
+	int fd, ret;
+
+	ret = open_trusted(path, what, &fd, e);
+	if (!ret)
+		close(fd);
+	return ret;
 }
 
 static int read_file(const char *path, size_t max, const char *trust_what,
@@ -66,14 +194,15 @@ static int read_file(const char *path, size_t max, const char *trust_what,
 	int fd, ret;
 
 	*bufp = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return cmk_errf(e, -errno, "%s: cannot open: %s", path,
-				strerror(errno));
 	if (trust_what) {
-		ret = check_trusted(fd, path, trust_what, e);
+		ret = open_trusted(path, trust_what, &fd, e);
 		if (ret)
-			goto out;
+			return ret;
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return cmk_errf(e, -errno, "%s: cannot open: %s", path,
+					strerror(errno));
 	}
 	buf = malloc(max + 1);
 	if (!buf) {
@@ -106,7 +235,11 @@ static int read_file(const char *path, size_t max, const char *trust_what,
 	buf = NULL;
 	ret = 0;
 out:
-	free(buf);
+	/* What was read may be a secret (a client secret, a key file). */
+	if (buf) {
+		OPENSSL_cleanse(buf, max + 1);
+		free(buf);
+	}
 	close(fd);
 	return ret;
 }

@@ -261,7 +261,8 @@ static int read_sa_key(const struct cmk_gcp_token_src *s, struct cmk_gcp_sa_key 
 	size_t len = 0;
 	int ret;
 
-	ret = cmk_read_file(s->key_path, KEY_FILE_MAX, &buf, &len, e);
+	ret = cmk_read_trusted_file(s->key_path, KEY_FILE_MAX, "service account key",
+				    &buf, &len, e);
 	if (!ret)
 		ret = cmk_gcp_sa_key_parse(buf, len, k, e);
 	if (buf) {

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "aws_creds.h"
+#include "fileio.h"
 #include "json_secret.h"
 #include "codec.h"
 #include "http.h"
@@ -433,8 +434,9 @@ static int aws_open(const struct cmk_kv *kv, size_t n, void **priv,
 	if (!ca)
 		ca = cmk_env_nonempty("AWS_CA_BUNDLE");
 	if (ca) {
-		if (access(ca, R_OK)) {
-			ret = cmk_errf(e, -ENOENT, "aws: ca_bundle %s is not readable", ca);
+		ret = cmk_check_trusted_file(ca, "ca_bundle", e);
+		if (ret) {
+			cmk_err_prefix(e, "aws");
 			goto out;
 		}
 		a->ca_bundle = strdup(ca);

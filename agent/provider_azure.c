@@ -21,6 +21,7 @@
 
 #include "json_secret.h"
 #include "azure_auth.h"
+#include "fileio.h"
 #include "codec.h"
 #include "encctx.h"
 #include "http.h"
@@ -562,8 +563,9 @@ static int azure_open(const struct cmk_kv *kv, size_t n, void **priv,
 	if (!ca)
 		ca = getenv("AZURE_CA_BUNDLE");
 	if (ca && *ca) {
-		if (access(ca, R_OK)) {
-			ret = cmk_errf(e, -ENOENT, "azure: ca_bundle %s is not readable", ca);
+		ret = cmk_check_trusted_file(ca, "ca_bundle", e);
+		if (ret) {
+			cmk_err_prefix(e, "azure");
 			goto out;
 		}
 		a->ca_bundle = strdup(ca);

@@ -21,6 +21,7 @@
 
 #include "json_secret.h"
 #include "codec.h"
+#include "fileio.h"
 #include "crc32c.h"
 #include "gcp_auth.h"
 #include "http.h"
@@ -349,8 +350,9 @@ static int gcp_open(const struct cmk_kv *kv, size_t n, void **priv,
 	if (!ca)
 		ca = cmk_env_nonempty("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE");
 	if (ca) {
-		if (access(ca, R_OK)) {
-			ret = cmk_errf(e, -ENOENT, "gcp: ca_bundle %s is not readable", ca);
+		ret = cmk_check_trusted_file(ca, "ca_bundle", e);
+		if (ret) {
+			cmk_err_prefix(e, "gcp");
 			goto out;
 		}
 		g->ca_bundle = strdup(ca);

@@ -39,6 +39,7 @@
 #include <openssl/x509v3.h>
 
 #include "deadline.h"
+#include "fileio.h"
 #include "kmip.h"
 #include "secret.h"
 #include "ttlv.h"
@@ -295,13 +296,12 @@ static int kmip_open(const struct cmk_kv *kv, size_t n, void **priv,
 	if (ret)
 		goto out;
 	snprintf(k->server_name, sizeof(k->server_name), "%s", sname ? sname : k->host);
-	if (access(k->cert, R_OK) || access(k->key, R_OK) ||
-	    (k->ca && access(k->ca, R_OK))) {
-		const char *f = access(k->cert, R_OK) ? k->cert :
-				access(k->key, R_OK) ? k->key : k->ca;
-
-		ret = cmk_errf(e, -ENOENT, "kmip: %s is not readable: %s", f,
-			       strerror(errno));
+	/* OpenSSL reads them by path: nobody else may change what they lead to. */
+	ret = cmk_check_trusted_file(k->cert, "client_cert", e) ?:
+	      cmk_check_trusted_file(k->key, "client_key", e) ?:
+	      (k->ca ? cmk_check_trusted_file(k->ca, "ca_bundle", e) : 0);
+	if (ret) {
+		cmk_err_prefix(e, "kmip");
 		goto out;
 	}
 	ret = make_ctx(k, e);
