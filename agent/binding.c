@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include <json-c/json.h>
 
@@ -223,6 +226,14 @@ int cmk_pin_read(const struct cmk_config *cfg, const struct cmk_config_device *d
 	if (from)
 		snprintf(from, n, "pin file %s", path);
 	return 0;
+}
+
+bool cmk_pin_dir_volatile(const struct cmk_config *cfg)
+{
+	struct statfs sf;
+
+	return !statfs(cfg->pin_dir, &sf) &&
+	       (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
 int cmk_pin_write(const struct cmk_config *cfg, const struct cmk_config_device *d,

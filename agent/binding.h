@@ -60,6 +60,13 @@ int cmk_pin_read(const struct cmk_config *cfg, const struct cmk_config_device *d
 		 bool *have, uint8_t uuid[CMK_UUID_LEN], char *from, size_t n,
 		 struct cmk_err *e);
 
+/*
+ * cmk_pin_dir_volatile() - is pin_dir on tmpfs or ramfs?  Its pins are
+ * then gone at the next boot, and every persistent device is trusted on
+ * first use again: worth a warning (the agent's audit line says so).
+ */
+bool cmk_pin_dir_volatile(const struct cmk_config *cfg);
+
 /* cmk_pin_write() - pin @d to @uuid (atomic, durable, mode 0600). */
 int cmk_pin_write(const struct cmk_config *cfg, const struct cmk_config_device *d,
 		  const uint8_t uuid[CMK_UUID_LEN], struct cmk_err *e);

@@ -373,9 +373,10 @@ static int parse_section(struct parser *p, char *s)
 
 		if (!name)
 			return PERR(p, -EINVAL, "[device] needs a name: [device \"pgtemp\"]");
-		if (!cmk_key_name_valid(name))
+		/* "." and ".." name files in state_dir and pin_dir: never. */
+		if (!cmk_key_name_valid(name) || !strcmp(name, ".") || !strcmp(name, ".."))
 			return PERR(p, -EINVAL,
-				    "device name \"%s\" must match [A-Za-z0-9._:-]{1,64}",
+				    "device name \"%s\" must match [A-Za-z0-9._:-]{1,64} and not be \".\" or \"..\"",
 				    name);
 		for (size_t i = 0; i < c->n_devices; i++)
 			if (strcmp(c->devices[i].name, name) == 0)
@@ -469,6 +470,18 @@ static int parse_setting(struct parser *p, char *s)
 		    p->sec == S_AGENT ? "agent" : "device");
 }
 
+/* @a and @b name the same directory (as written: trailing slashes aside). */
+static bool same_dir(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	while (la > 1 && a[la - 1] == '/')
+		la--;
+	while (lb > 1 && b[lb - 1] == '/')
+		lb--;
+	return la == lb && !memcmp(a, b, la);
+}
+
 /* Cross-section checks, reported at the line that introduced the problem. */
 static int validate(struct parser *p)
 {
@@ -510,6 +523,14 @@ static int validate(struct parser *p)
 				(unsigned long long)worst, c->lease_ms,
 				(unsigned long long)budget);
 	}
+	/*
+	 * Pins must outlive a reboot (state_dir lives in /run), and their
+	 * files, named after devices, must not meet opened/, revoked/, lock/.
+	 */
+	if (same_dir(c->pin_dir, c->state_dir))
+		return cmk_errf(p->e, -EINVAL,
+				"%s: pin_dir and state_dir are both %s: pins must outlive a reboot and state_dir is per boot; give pin_dir a persistent directory of its own (default %s)",
+				p->name, c->pin_dir, CMK_PIN_DIR);
 	for (size_t i = 0; i < c->n_devices; i++) {
 		for (size_t j = 0; j < i; j++) {
 			const struct cmk_config_device *a = &c->devices[j], *b = &c->devices[i];

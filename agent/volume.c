@@ -478,7 +478,8 @@ static int pin_first_use(struct cmk_volume_ctx *v, const struct cmk_config_devic
 			 const struct cmk_header *h, struct cmk_err *e)
 {
 	const struct cmk_config_device *o;
-	char u[CMK_UUID_STR], msg[160];
+	char u[CMK_UUID_STR], msg[400];
+	bool volatile_pins;
 	int ret;
 
 	cmk_uuid_format(h->device_uuid, u);
@@ -492,8 +493,14 @@ static int pin_first_use(struct cmk_volume_ctx *v, const struct cmk_config_devic
 		cmk_err_prefix(e, "cannot pin it on first use");
 		return ret;
 	}
-	snprintf(msg, sizeof(msg), "pinned to device_uuid %s on first use", u);
+	volatile_pins = cmk_pin_dir_volatile(v->cfg);
+	snprintf(msg, sizeof(msg), "pinned to device_uuid %s on first use%s%s%s", u,
+		 volatile_pins ? "; WARNING: pin_dir " : "",
+		 volatile_pins ? v->cfg->pin_dir : "",
+		 volatile_pins ? " is on tmpfs: the pin is gone at the next boot and the device is trusted on first use again; give pin_dir a persistent directory" : "");
 	cmk_volume_audit(v, "pin", d, msg, NULL, true);
+	if (volatile_pins)
+		fprintf(stderr, "cmk: device %s: %s\n", d->name, msg);
 	return 0;
 }
 

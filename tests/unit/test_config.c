@@ -223,6 +223,23 @@ static void config_missing_required_rejected(void **state)
 	expect_error("# nothing\n", "agent.conf", "missing [agent] section");
 }
 
+/*
+ * Review finding 14: a device name is a file name in state_dir and pin_dir
+ * (pins, records, revoke markers, locks): "." and ".." named the
+ * directories themselves.  And pins kept in state_dir (per boot) are gone
+ * at every reboot.  Oracle: refused at load, with the line and the reason.
+ */
+static void config_adversarial_dot_names_and_pin_dir_refused(void **state)
+{
+	(void)state;
+	expect_error(AGENT "[device \"..\"]\nbacking = /dev/x\nmode = persistent\n",
+		     "agent.conf:3:", "not be \".\" or \"..\"");
+	expect_error(AGENT "[device \".\"]\nbacking = /dev/x\nmode = persistent\n",
+		     "agent.conf:3:", "not be \".\" or \"..\"");
+	expect_error(AGENT "state_dir = /run/cmk\npin_dir = /run/cmk/\n", "agent.conf",
+		     "pins must outlive a reboot");
+}
+
 static void config_lease_must_outlive_check_interval(void **state)
 {
 	(void)state;
@@ -462,6 +479,7 @@ int main(void)
 		cmocka_unit_test(config_duplicates_rejected_with_lines),
 		cmocka_unit_test(config_bad_values_rejected_with_line),
 		cmocka_unit_test(config_missing_required_rejected),
+		cmocka_unit_test(config_adversarial_dot_names_and_pin_dir_refused),
 		cmocka_unit_test(config_lease_must_outlive_check_interval),
 		cmocka_unit_test(config_hang_check_timeout_derived_from_lease),
 		cmocka_unit_test(config_hang_check_timeout_must_fit_lease),

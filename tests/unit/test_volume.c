@@ -17,6 +17,9 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+
+#include <linux/magic.h>
 
 #include "binding.h"
 #include "provider_local.h"
@@ -479,8 +482,8 @@ struct vfx {
 };
 
 static struct vfx vf;
-/* pa's backing path, if not a.img (a link, say) */
-static const char *vf_pa_backing;
+/* pa's backing path, if not a.img (a link, say); pin_dir if not lib/pins */
+static const char *vf_pa_backing, *vf_pin_dir;
 
 static void appendf(char *buf, size_t n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -505,7 +508,7 @@ static void vf_config(const char *pb_extra)
 	/* (tu_path() rotates four buffers: one call per statement) */
 	snprintf(text, sizeof(text), "[agent]\nkek_envelope = %s\n", tu_path("kek.json"));
 	appendf(text, sizeof(text), "state_dir = %s\n", tu_path("run"));
-	appendf(text, sizeof(text), "pin_dir = %s\n", tu_path("lib/pins"));
+	appendf(text, sizeof(text), "pin_dir = %s\n", vf_pin_dir ? vf_pin_dir : tu_path("lib/pins"));
 	appendf(text, sizeof(text), "audit_log = %s\nsyslog = no\n", tu_path("audit.log"));
 	appendf(text, sizeof(text), "[device \"pa\"]\nbacking = %s\nmode = persistent\n",
 		vf_pa_backing ? vf_pa_backing : tu_path("a.img"));
@@ -534,7 +537,7 @@ static int vsetup(void **state)
 	if (setup(state))
 		return -1;
 	memset(&vf, 0, sizeof(vf));
-	vf_pa_backing = NULL;
+	vf_pa_backing = vf_pin_dir = NULL;
 	memset(fk, 0, sizeof(fk));
 	fk_on_get = fk_on_key_set = fk_on_create = NULL;
 	fk_reports_bound = true;
@@ -1446,6 +1449,32 @@ static void volume_adversarial_pin_forged_header_refused(void **state)
 	free(saved);
 }
 
+/*
+ * Review finding 14: pin_dir on tmpfs loses every pin at reboot, and the
+ * next boot trusts whatever header it finds on first use.  Oracle: the
+ * first-use pin's audit line warns, naming pin_dir.
+ */
+static void volume_adversarial_pin_dir_on_tmpfs_warned(void **state)
+{
+	char dir[] = "/dev/shm/cmk-unit-pins.XXXXXX", path[64];
+	struct cmk_header ha;
+	struct statfs sf;
+	struct cmk_err e;
+
+	(void)state;
+	if (statfs("/dev/shm", &sf) || sf.f_type != TMPFS_MAGIC || !mkdtemp(dir))
+		skip();
+	vf_pin_dir = dir;
+	vf_config(NULL);
+	format("pa", 4096, &ha);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	assert_audit("is on tmpfs: the pin is gone at the next boot");
+	assert_audit(dir);
+	snprintf(path, sizeof(path), "%s/pa", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1486,6 +1515,7 @@ int main(void)
 		V(volume_adversarial_backing_link_swapped_before_table),
 		V(volume_adversarial_concurrent_open_waits_for_lock),
 		V(volume_adversarial_pin_forged_header_refused),
+		V(volume_adversarial_pin_dir_on_tmpfs_warned),
 	};
 
 	return cmocka_run_group_tests_name("volume", tests, NULL, NULL);
