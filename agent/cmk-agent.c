@@ -51,6 +51,7 @@
 #include "deadline.h"
 #include "dm.h"
 #include "fileio.h"
+#include "forkwatch.h"
 #include "genl.h"
 #include "kmsjob.h"
 #include "secret.h"
@@ -85,8 +86,7 @@ struct agent {
 	struct cmk_worker *worker;
 	struct cmk_kms_job job;		/* the worker's while it runs */
 	uint64_t job_id;
-	int64_t job_epoch;		/* VM-fork epoch when the job began, or -1 */
-	int64_t kek_epoch;		/* ... when the KEK in memory was unsealed */
+	struct cmk_forkwatch fw;	/* the VM-fork epochs of the KEK and the job */
 	enum dev_status *dev;
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
@@ -139,7 +139,6 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	struct agent *a = ctx;
 	struct cmk_kms_job *j = &a->job;
 	struct cmk_err e;
-	uint32_t epoch;
 
 	memset(j, 0, sizeof(*j));
 	j->kind = job == CMK_JOB_UNSEAL ? CMK_KMS_UNSEAL : CMK_KMS_CHECK;
@@ -150,8 +149,8 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	j->reload = a->want_reload;	/* one try per request */
 	a->want_reload = false;
 	a->job_id = id;
-	/* Read before the KMS is asked: a fork after this is caught by KEY_SET. */
-	a->job_epoch = cmk_genl_epoch(a->genl, &epoch, &e) ? -1 : (int64_t)epoch;
+	/* Read before the KMS is asked, and again before its KEKs are adopted. */
+	cmk_forkwatch_job_start(&a->fw, a->genl);
 	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms)) {
 		/* Cannot happen (one job at a time); the deadline will say so. */
 		cmk_errf(&e, -EBUSY, "KMS worker still busy");
@@ -199,9 +198,23 @@ static void job_ended(struct agent *a)
 		     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
 		     &j->bad);
 	if (wanted && (j->loaded || j->cur)) {
-		/* A KEK of this epoch: the kernel refuses it after a fork. */
-		a->kek_epoch = a->job_epoch;
-		cmk_genl_set_epoch(a->genl, a->kek_epoch);
+		struct cmk_err fe;
+		int ret = cmk_forkwatch_adopt(&a->fw, a->genl, &fe);
+
+		if (ret == -ESTALE) {
+			/* Unsealed by the parent VM, or by this clone: unknown. */
+			note(a, "vmfork", "VM fork during the unseal", &fe);
+			cmk_loop_key_wiped(&a->loop, DM_CMK_REASON_VMFORK);
+			wanted = false;
+		} else if (ret) {
+			/* Never a KEK whose epoch nobody knows: a failed unseal. */
+			j->ret = ret;
+			j->err = fe;
+			cmk_kms_job_release(j);
+		} else {
+			/* KEY_SET carries it: the kernel refuses it after a fork. */
+			cmk_genl_set_epoch(a->genl, a->fw.kek);
+		}
 	}
 	if (cmk_kms_job_adopt(j, wanted, &a->keks, &a->kekfile) &&
 	    j->kind == CMK_KMS_CHECK)
@@ -225,18 +238,8 @@ static void forget(void *ctx)
 	struct agent *a = ctx;
 
 	cmk_kekset_forget(&a->keks);
-	a->kek_epoch = -1;
+	cmk_forkwatch_forget(&a->fw);
 	cmk_genl_set_epoch(a->genl, -1);
-}
-
-/* Has the VM been forked since the KEK in memory was unsealed? */
-static bool forked_since_unseal(struct agent *a)
-{
-	struct cmk_err e;
-	uint32_t now;
-
-	return a->kek_epoch >= 0 && !cmk_genl_epoch(a->genl, &now, &e) &&
-	       now != (uint32_t)a->kek_epoch;
 }
 
 static void set_msg(struct agent *a, size_t i, const char *msg)
@@ -302,8 +305,15 @@ static void key_lost(struct agent *a, const struct cmk_config_device *d)
 	struct cmk_dev_info info;
 	struct cmk_err e;
 
-	if (!cmk_genl_get(a->genl, d->key_name, &info, &e) &&
-	    info.state == DM_CMK_STATE_WIPED && info.reason < 32)
+	bool vmfork;
+
+	if (cmk_genl_get(a->genl, d->key_name, &info, &e))
+		return;
+	vmfork = info.state == DM_CMK_STATE_WIPED && info.reason == DM_CMK_REASON_VMFORK;
+	/* Its epoch tells a fork even when the wipe had another reason. */
+	if (cmk_forkwatch_seen(&a->fw, info.has_epoch, info.epoch, vmfork))
+		a->lost |= 1U << DM_CMK_REASON_VMFORK;
+	else if (!vmfork && info.state == DM_CMK_STATE_WIPED && info.reason < 32)
 		a->lost |= 1U << info.reason;
 }
 
@@ -349,7 +359,7 @@ static int maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *
 			busy = true;
 			continue;
 		}
-		if (ret == -ESTALE && forked_since_unseal(a)) {
+		if (ret == -ESTALE && cmk_forkwatch_kek_stale(&a->fw, a->genl)) {
 			/*
 			 * The kernel refused a key of the KEK unsealed before a
 			 * VM fork (its event may still be on its way): act as
@@ -394,7 +404,7 @@ static bool genl_stale(struct agent *a, int ret)
 	cmk_genl_close(&a->genl);
 	a->genl = g;
 	a->vol.genl = g;
-	cmk_genl_set_epoch(g, a->kek_epoch);
+	cmk_genl_set_epoch(g, a->fw.kek);
 	note(a, "netlink", "dm-cmk family re-resolved (module reloaded?)", NULL);
 	/* The events group of the old family is gone with it. */
 	cmk_genl_close(&a->events);
@@ -459,10 +469,18 @@ static void on_event(const struct cmk_event *ev, void *arg)
 {
 	struct agent *a = arg;
 	const struct cmk_config_device *d = device_of_key(a, ev->info.name);
+	bool vmfork = ev->event == DM_CMK_EVENT_KEY_WIPED &&
+		      ev->info.reason == DM_CMK_REASON_VMFORK;
 	struct cmk_err e;
 
-	if (!d)
-		return;		/* not one of ours */
+	/*
+	 * A fork is the whole kernel's: any device's vmfork event, or any
+	 * event whose epoch is not the KEK's, is one (acted on once).
+	 */
+	if (cmk_forkwatch_seen(&a->fw, ev->info.has_epoch, ev->info.epoch, vmfork))
+		cmk_loop_key_wiped(&a->loop, DM_CMK_REASON_VMFORK);
+	if (!d || vmfork)
+		return;		/* not one of ours, or done */
 	if (ev->event == DM_CMK_EVENT_KEY_WIPED) {
 		cmk_loop_key_wiped(&a->loop, (enum dm_cmk_reason)ev->info.reason);
 	} else if (ev->event == DM_CMK_EVENT_KEY_REJECTED) {
@@ -555,6 +573,9 @@ static void write_state(struct agent *a)
 		json_object_object_add(k, "provider", json_object_new_string(a->keks.env.cur.provider));
 		json_object_object_add(k, "key_ref", json_object_new_string(a->keks.env.cur.key_ref));
 	}
+	/* The VM-fork epoch its KEY_SETs carry (none: the module counts none). */
+	if (a->keks.cur && a->fw.kek >= 0)
+		json_object_object_add(k, "vm_fork_epoch", json_object_new_int64(a->fw.kek));
 	json_object_object_add(o, "kek", k);
 	c = json_object_new_object();
 	json_object_object_add(c, "check_interval_ms", json_object_new_int((int)a->cfg.check_interval_ms));
@@ -809,10 +830,14 @@ static int run(struct agent *a, uint64_t t0)
 			note(a, "check", "SIGHUP: checking now", NULL);
 			cmk_loop_check_now(&a->loop);
 		}
-		if (pfd[FD_JOB].revents & POLLIN)
-			job_ended(a);
+		/*
+		 * Events first: a fork reported in the same wake-up as a job's
+		 * answer makes that answer stale before it is used.
+		 */
 		if (pfd[FD_EVENTS].fd >= 0 && (pfd[FD_EVENTS].revents & (POLLIN | POLLERR)))
 			read_events(a);
+		if (pfd[FD_JOB].revents & POLLIN)
+			job_ended(a);
 	}
 	close(pfd[FD_SIG].fd);
 	sd_notify(0, "STOPPING=1");
@@ -835,7 +860,7 @@ int main(int argc, char **argv)
 
 	memset(&a, 0, sizeof(a));
 	a.last_logged_ret = -1;		/* the first check is logged */
-	a.kek_epoch = -1;
+	cmk_forkwatch_init(&a.fw);
 	cmk_kekset_init(&a.keks);
 	t0 = now_ms(NULL);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {

@@ -293,6 +293,8 @@ static int cmk_genl_fail(struct cmk_genl *g, struct cmk_err *e, int ret,
 		hint = " (the device is bound to another key: its header is not the one it was opened with)";
 	else if (ret == -EBUSY)
 		hint = " (the system is suspending or resuming; retry after resume)";
+	else if (ret == -ESTALE)
+		hint = " (the VM was forked since this key's KEK was unsealed: unseal it again)";
 	return cmk_errf(e, ret, "kernel refused %s for %s: %s%s%s%s", what,
 			name ? name : "all devices", strerror(-ret),
 			g->ext[0] ? ": " : "", g->ext, hint);
@@ -498,30 +500,29 @@ void cmk_genl_set_epoch(struct cmk_genl *g, int64_t epoch)
 	g->epoch = epoch;
 }
 
-/* The first device's reply is enough: the epoch is the kernel's, not a device's. */
-static int cmk_epoch_of(const struct cmk_dev_info *info, void *arg)
-{
-	struct cmk_dev_info *first = arg;
-
-	if (!first->name[0])
-		*first = *info;
-	return 0;
-}
-
+/*
+ * GET with FLAGS=ALL and no NAME: the kernel's answer about itself (EPOCH),
+ * which needs no device, so the agent can read it before its first unseal.
+ */
 int cmk_genl_epoch(struct cmk_genl *g, uint32_t *epoch, struct cmk_err *e)
 {
-	struct cmk_dev_info first;
+	struct cmk_dev_info info;
+	struct cmk_dump_ctx ctx = { cmk_get_one, &info, 0 };
+	char req[256] __attribute__((aligned(8)));
+	struct nlmsghdr *nlh;
 	int ret;
 
-	memset(&first, 0, sizeof(first));
-	ret = cmk_genl_dump(g, cmk_epoch_of, &first, e);
+	memset(&info, 0, sizeof(info));
+	nlh = cmk_genl_put(g, req, g->family, DM_CMK_CMD_GET, 0);
+	mnl_attr_put_u32(nlh, DM_CMK_A_FLAGS, DM_CMK_F_ALL);
+	ret = cmk_genl_talk(g, nlh, cmk_dump_msg, &ctx);
+	/* A module older than the agent wants a NAME: it reports no epoch. */
+	if (ret == -EINVAL || (!ret && !info.has_epoch))
+		return cmk_errf(e, -ENOMSG,
+				"this dm-cmk module does not report its VM-fork epoch (older than the agent?): a clone is caught only by its vmfork events");
 	if (ret)
-		return ret;
-	if (!first.name[0])
-		return cmk_errf(e, -ENODEV, "no dm-cmk device to read the VM-fork epoch from");
-	if (!first.has_epoch)
-		return cmk_errf(e, -EOPNOTSUPP, "this dm-cmk module does not count VM forks");
-	*epoch = first.epoch;
+		return cmk_genl_fail(g, e, ret, "GET (VM-fork epoch)", NULL);
+	*epoch = info.epoch;
 	return 0;
 }
 

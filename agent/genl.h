@@ -107,9 +107,8 @@ int cmk_genl_get(struct cmk_genl *g, const char *name,
 void cmk_genl_set_epoch(struct cmk_genl *g, int64_t epoch);
 
 /*
- * cmk_genl_epoch() - the kernel's VM-fork epoch now, from GET of any dm-cmk
- * device; -ENODEV when there is no device to ask, -EOPNOTSUPP when the
- * kernel does not report one.
+ * cmk_genl_epoch() - the kernel's VM-fork epoch now (GET with FLAGS=ALL: no
+ * device needed); -ENOMSG when the module does not report one.
  */
 int cmk_genl_epoch(struct cmk_genl *g, uint32_t *epoch, struct cmk_err *e);
 

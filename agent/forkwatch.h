@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * forkwatch.h - the kernel's VM-fork epoch, as cmk-agent follows it.
+ *
+ * dm-cmk counts the VM forks it has seen (its "epoch", dm-cmk.rst).  A KEK
+ * unsealed before a fork came from the parent VM: the clone must unseal its
+ * own before it installs any key.  The kernel refuses a KEY_SET whose EPOCH
+ * is not its own (ESTALE), so every key the agent installs carries the
+ * epoch its KEK was unsealed in; this module decides what that epoch is,
+ * and when something the kernel reports reveals a fork:
+ *
+ *   job start   the epoch is read (GET, FLAGS=ALL: no device needed) before
+ *               a KMS job asks the KMS anything.
+ *   adopt       before KEKs a job unwrapped are adopted, the epoch is read
+ *               again.  Equal: adopted, and KEY_SET carries that epoch.
+ *               Different: a fork came while the KMS was asked - not
+ *               adopted, act as on the fork.  Unknown on a kernel that
+ *               reports epochs (a failed read): not adopted, try again -
+ *               never a KEK of an epoch nobody knows.
+ *   seen        every EPOCH the kernel reports (events, GET): a VMFORK
+ *               event of any device (a fork is the whole kernel's) with an
+ *               epoch not acted on yet, or any epoch other than the KEK's
+ *               or the running job's, is a fork.  One fork reported by
+ *               many devices is acted on once.
+ *
+ * A module that does not report epochs (older than the agent) leaves only
+ * the vmfork events; the agent says so once, and sends no EPOCH.
+ */
+#ifndef CMK_FORKWATCH_H
+#define CMK_FORKWATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "genl.h"
+
+/* What an epoch read gave, besides a value >= 0. */
+#define CMK_EPOCH_NONE		(-1)	/* the kernel does not count forks */
+#define CMK_EPOCH_UNKNOWN	(-2)	/* the read failed */
+
+/**
+ * struct cmk_forkwatch - the epochs the agent's keys and jobs rest on
+ * @kek: epoch the KEK in memory was unsealed in (what KEY_SET carries),
+ *	or CMK_EPOCH_NONE (no KEK, or a kernel without epochs)
+ * @job: epoch read when the running job began (or CMK_EPOCH_*)
+ * @acted: the epoch of the last fork acted on, -1 before any
+ * @counts: the kernel has reported an epoch: from now on one is required
+ * @err: why the last read failed
+ */
+struct cmk_forkwatch {
+	int64_t kek;
+	int64_t job;
+	int64_t acted;
+	bool counts;
+	struct cmk_err err;
+};
+
+void cmk_forkwatch_init(struct cmk_forkwatch *fw);
+
+/* cmk_forkwatch_read() - the epoch now: >= 0, or CMK_EPOCH_NONE/UNKNOWN. */
+int64_t cmk_forkwatch_read(struct cmk_forkwatch *fw, struct cmk_genl *g);
+
+/* cmk_forkwatch_job_start() - a KMS job is about to ask the KMS. */
+void cmk_forkwatch_job_start(struct cmk_forkwatch *fw, struct cmk_genl *g);
+
+/*
+ * cmk_forkwatch_adopt() - may the KEKs the job just unwrapped be adopted?
+ * 0: yes, @fw->kek is their epoch.  -ESTALE: a fork came while the job
+ * ran (act on it; @fw->acted records it).  -EAGAIN: the epoch is not known
+ * on a kernel that reports one.  @e says why (transient) when not 0.
+ */
+int cmk_forkwatch_adopt(struct cmk_forkwatch *fw, struct cmk_genl *g,
+			struct cmk_err *e);
+
+/* cmk_forkwatch_forget() - the KEK in memory was wiped. */
+void cmk_forkwatch_forget(struct cmk_forkwatch *fw);
+
+/*
+ * cmk_forkwatch_seen() - the kernel reported @epoch (@has_epoch) in an
+ * event (a VMFORK wipe if @vmfork) or a GET.  True: a fork to act on now.
+ */
+bool cmk_forkwatch_seen(struct cmk_forkwatch *fw, bool has_epoch,
+			uint32_t epoch, bool vmfork);
+
+/*
+ * cmk_forkwatch_kek_stale() - a KEY_SET was refused with ESTALE (which
+ * also means a stale header): is the KEK from before a fork?  Reads the
+ * epoch; true (and recorded as acted on) when it is not the KEK's.
+ */
+bool cmk_forkwatch_kek_stale(struct cmk_forkwatch *fw, struct cmk_genl *g);
+
+#endif /* CMK_FORKWATCH_H */
