@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -54,6 +53,7 @@
 #include "forkwatch.h"
 #include "genl.h"
 #include "kmsjob.h"
+#include "poweroff.h"
 #include "secret.h"
 #include "volume.h"
 #include "worker.h"
@@ -91,6 +91,7 @@ struct agent {
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
+	struct cmk_poweroff *poweroff;	/* under way: sync, then power off */
 	bool want_reload;		/* the next check loads the envelope */
 	unsigned int lost;		/* bit per reason: keys a renewal found gone */
 	uint64_t last_check_log_ms;
@@ -433,19 +434,54 @@ static int wipe(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e)
 	return first;
 }
 
+static void poweroff_now(struct agent *a)
+{
+	struct cmk_err e;
+
+	cmk_poweroff_now(&e);
+	/* Still here (no CAP_SYS_BOOT?): keys are wiped anyway. */
+	note(a, "poweroff", "keys stay wiped", &e);
+}
+
+/* A power-off under way: when sync() returned, or waited long enough. */
+static uint64_t poweroff_tick(struct agent *a, uint64_t delay)
+{
+	uint64_t left;
+
+	if (!a->poweroff)
+		return delay;
+	left = cmk_poweroff_left_ms(a->poweroff, now_ms(NULL));
+	if (left)
+		return left < delay ? left : delay;
+	if (!cmk_poweroff_synced(a->poweroff))
+		note(a, "poweroff", "sync() still blocked (writes held for a wiped key?): powering off without waiting for it", NULL);
+	cmk_poweroff_free(&a->poweroff);	/* left alone while sync() runs */
+	a->poweroff = NULL;
+	poweroff_now(a);
+	return delay;
+}
+
 static void action(void *ctx)
 {
 	struct agent *a = ctx;
+	struct cmk_err e;
 
 	if (a->no_poweroff) {
 		note(a, "poweroff", "policy poweroff: suppressed by --no-poweroff", NULL);
 		return;
 	}
-	note(a, "poweroff", "policy poweroff: powering the machine off", NULL);
-	sync();
-	reboot(RB_POWER_OFF);
-	/* Still here (no CAP_SYS_BOOT?): keys are wiped anyway. */
-	note(a, "poweroff", "reboot(RB_POWER_OFF) failed; keys stay wiped", NULL);
+	if (a->poweroff)
+		return;		/* under way */
+	/*
+	 * sync() waits for writes the kernel holds for a wiped key (hold_ms):
+	 * on a thread, while this loop goes on feeding the watchdog.
+	 */
+	if (cmk_poweroff_begin(&a->poweroff, now_ms(NULL), CMK_POWEROFF_SYNC_MS, &e)) {
+		note(a, "poweroff", "policy poweroff: powering off without sync", &e);
+		poweroff_now(a);
+		return;
+	}
+	note(a, "poweroff", "policy poweroff: syncing file systems, then powering the machine off", NULL);
 }
 
 static const struct cmk_loop_ops agent_ops = {
@@ -756,7 +792,7 @@ static void booted(struct agent *a, uint64_t t0)
  */
 static int run(struct agent *a, uint64_t t0)
 {
-	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_N };
+	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_POWEROFF, FD_N };
 	struct pollfd pfd[FD_N];
 	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
 	enum cmk_loop_state written = CMK_LS_STARTING;
@@ -811,7 +847,9 @@ static int run(struct agent *a, uint64_t t0)
 		}
 		if (wd_every && wd_next - now < delay)
 			delay = wd_next - now;
+		delay = poweroff_tick(a, delay);
 		pfd[FD_EVENTS].fd = a->events ? cmk_genl_fd(a->events) : -1;
+		pfd[FD_POWEROFF].fd = a->poweroff ? cmk_poweroff_fd(a->poweroff) : -1;
 		if (poll(pfd, FD_N, delay > INT_MAX ? INT_MAX : (int)delay) < 0) {
 			if (errno == EINTR)
 				continue;
