@@ -20,6 +20,7 @@
 #include "fileio.h"
 #include "json_secret.h"
 #include "codec.h"
+#include "deadline.h"
 #include "http.h"
 #include "sigv4.h"
 #include "settings.h"
@@ -530,6 +531,13 @@ static enum cmk_reason kms_retry(const struct cmk_http_response *r, void *arg)
 		ra->expired = true;
 		return CMK_R_NONE;
 	}
+	/*
+	 * An ambiguous answer is not retried: DescribeKey decides, and needs
+	 * the time retries would take (a key pending deletion answers the
+	 * same to every retry).
+	 */
+	if (err.confirm)
+		return CMK_R_NONE;
 	return why;
 }
 
@@ -699,11 +707,12 @@ static int confirm_key_state(struct aws *a, const char *key_ref,
 	const struct cmk_aws_creds *c;
 	struct cmk_http_response r = { 0 };
 	struct json_object *req;
-	char first[CMK_ERR_MSG_MAX], state[48] = "", et[128], what[160];
+	char first[CMK_ERR_MSG_MAX], state[48] = "", et[128], what[CMK_ERR_MSG_MAX + 64];
 	enum cmk_reason why = CMK_R_UNAVAILABLE;
+	struct cmk_aws_error derr;
 	struct cmk_err de;
 	const char *body, *advice;
-	bool reloaded;
+	bool reloaded, denied = false;
 	size_t n = 0;
 
 	snprintf(first, sizeof(first), "%s", e->msg);
@@ -712,30 +721,50 @@ static int confirm_key_state(struct aws *a, const char *key_ref,
 	       json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &n) : NULL;
 	if (!body) {
 		snprintf(what, sizeof(what), "not asked (out of memory)");
+		advice = ": the key state is unknown, so this is not taken as a revocation";
 	} else if (kms_call_raw(a, "DescribeKey", key_ref, body, n, &r, &c, &reloaded, &de)) {
-		snprintf(what, sizeof(what), "not answered (%.120s)", de.msg);
+		snprintf(what, sizeof(what), "no answer (%s: %s)", cmk_reason_name(de.reason), de.msg);
+		advice = de.reason == CMK_R_TIMEOUT ?
+			 ": no time was left to read the key state, so this is not taken as a revocation; the next check asks again" :
+			 ": the key state is unknown, so this is not taken as a revocation; the next check asks again";
 	} else {
-		struct cmk_aws_error derr;
-
 		why = cmk_aws_key_state_reason(r.status,
 					       cmk_http_header(&r, "x-amzn-ErrorType", et, sizeof(et)),
 					       r.body, r.body_len, state, sizeof(state));
 		if (r.status == 200) {
 			snprintf(what, sizeof(what), "KeyState %s", state[0] ? state : "(none)");
 		} else {
-			cmk_aws_classify(r.status, cmk_http_header(&r, "x-amzn-ErrorType", et, sizeof(et)),
-					 r.body, r.body_len, &derr);
+			denied = cmk_aws_classify(r.status,
+						  cmk_http_header(&r, "x-amzn-ErrorType", et, sizeof(et)),
+						  r.body, r.body_len, &derr) == CMK_R_DENIED;
 			snprintf(what, sizeof(what), "%s, HTTP %ld",
 				 derr.code[0] ? derr.code : "error", r.status);
 		}
+		advice = cmk_reason_class(why) == CMK_EC_DEFINITIVE ? "" :
+			 !strcmp(state, "Enabled") ?
+			 ": the KMS key is usable, so the failure is in its custom key store (CloudHSM cluster, external key store proxy or key manager), not a revocation" :
+			 denied ?
+			 ": the key state is unknown, so this is not taken as a revocation (the agent needs kms:DescribeKey on the key to tell one)" :
+			 ": the key state is unknown, so this is not taken as a revocation";
 	}
 	json_object_put(req);
 	cmk_http_response_free(&r);
-	advice = cmk_reason_class(why) == CMK_EC_DEFINITIVE ? "" :
-		 why == CMK_R_UNAVAILABLE && !strcmp(state, "Enabled") ?
-		 ": the KMS key is usable, so the failure is in its custom key store (CloudHSM cluster, external key store proxy or key manager), not a revocation" :
-		 ": the key state is unknown, so this is not taken as a revocation (the agent needs kms:DescribeKey)";
 	return cmk_err_kms(e, why, "%s; DescribeKey: %s%s", first, what, advice);
+}
+
+/*
+ * A request whose answer may need confirming leaves a quarter of what is
+ * left of the check's deadline (deadline.h) to the confirming DescribeKey.
+ * Returns the deadline to restore.
+ */
+static uint64_t reserve_for_confirm(void)
+{
+	uint64_t at = cmk_deadline_get();
+	long left = cmk_deadline_left_ms();
+
+	if (at && left > 0)
+		cmk_deadline_set(at - (uint64_t)left / 4);
+	return at;
 }
 
 /* One signed POST of @body (JSON) as TrentService.@op; *resp on HTTP 200. */
@@ -750,8 +779,11 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 	bool reloaded;
 	int ret;
 
+	uint64_t deadline = reserve_for_confirm();
+
 	*resp = NULL;
 	ret = kms_call_raw(a, op, key_ref, body, body_len, &r, &c, &reloaded, e);
+	cmk_deadline_set(deadline);
 	if (ret)
 		goto out;
 	if (call && cmk_http_header(&r, "x-amzn-RequestId", rid, sizeof(rid)))

@@ -275,6 +275,21 @@ check aws_classify_invalid_state_pending_deletion_is_definitive drv_is check \
 	"err definitive destroyed *KeyState PendingDeletion*"
 echo pass >"$T/mode"
 drv_stop
+# The same through a slow KMS (each answer 4 s late), with the default
+# retries, under cmk-agent's default check deadline (12 s): the ambiguous
+# answer is not retried (the same answer three times would leave the
+# confirming DescribeKey no time, and the pending deletion would count as
+# transient for good), and DescribeKey gets time of its own.
+: >"$T/fault.log"
+echo slow4+pending_deletion:Decrypt >"$T/mode"
+EP=$FAULT agent drv_start "$T/kek3.json"
+drv "deadline 12000"
+check aws_classify_invalid_state_slow_kms_pending_deletion_is_definitive drv_is check \
+	"err definitive destroyed *KeyState PendingDeletion*"
+check aws_classify_invalid_state_not_retried \
+	test "$(grep -c 'target=TrentService.Decrypt' "$T/fault.log")" -eq 1
+echo pass >"$T/mode"
+drv_stop
 
 # ---- rotated credentials: read again from their source, never a revocation ---
 # A user of its own (the agent user's key stays for the tests below), its

@@ -21,8 +21,9 @@
       stays open until the mode changes (then it is dropped without an
       answer), the way a wedged KMS front end behaves.  "slowN" (e.g.
       "slow25") forwards the request after N seconds: a KMS that answers,
-      correctly, but late.  Also works as a forward proxy (absolute request
-      URI).
+      correctly, but late; "slowN+NAME" answers the recorded error NAME
+      after N seconds: a slow KMS that says no.  Also works as a forward
+      proxy (absolute request URI).
 
   fakes.py control PORTFILE LOG CMDDIR
       GET /NAME runs the script CMDDIR/NAME (NAME is [a-z_]+) and answers
@@ -165,7 +166,10 @@ def fault(portfile, log, upstream, modefile, tls):
                     time.sleep(0.2)
                 self.close_connection = True
                 return
-            if mode.startswith('slow') and mode[4:].isdigit():
+            if mode.startswith('slow') and '+' in mode:
+                delay, _, mode = mode[4:].partition('+')
+                time.sleep(int(delay))
+            elif mode.startswith('slow') and mode[4:].isdigit():
                 time.sleep(int(mode[4:]))
                 return self.forward(data, proxied)
             if mode == 'reset':

@@ -9,6 +9,9 @@
  *   check            -> "ok <ms> <request id>" | "err <class> <reason> <message>"
  *   unwrap           -> the same, for an unwrap whose KEK is wiped at once
  *   bench N          -> "bench n=N median_ms=M p90_ms=P max_ms=X" (N unwraps)
+ *   deadline MS      -> "ok 0 -"; every later check and unwrap runs under
+ *                       one deadline MS from its start (as cmk-agent's
+ *                       check_timeout_ms, deadline.h); 0: none
  *   rewrap KEYREF    -> re-wrap the envelope under KEYREF and write it back
  *   reload           -> re-read the envelope file
  *   snapshot FILE    -> write this process's memory as a core dump would
@@ -31,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "envelope.h"
 #include "provider.h"
 #include "secret.h"
@@ -133,6 +137,7 @@ int main(int argc, char **argv)
 	struct cmk_kms_call call;
 	struct cmk_err e;
 	char line[4096];
+	uint64_t deadline_ms = 0;
 	size_t n = 0;
 	int ret;
 
@@ -166,13 +171,20 @@ int main(int argc, char **argv)
 		line[strcspn(line, "\n")] = '\0';
 		memset(&call, 0, sizeof(call));
 		if (strcmp(line, "check") == 0) {
+			cmk_deadline_set(deadline_ms ? cmk_deadline_now_ms() + deadline_ms : 0);
 			ret = cmk_envelope_check(p, &env, &call, &e);
+			cmk_deadline_set(0);
 			report(ret, &call, &e);
 		} else if (strcmp(line, "unwrap") == 0) {
 			CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
 
+			cmk_deadline_set(deadline_ms ? cmk_deadline_now_ms() + deadline_ms : 0);
 			ret = cmk_envelope_unwrap(p, &env, false, &kek, &call, &e);
+			cmk_deadline_set(0);
 			report(ret, &call, &e);
+		} else if (strncmp(line, "deadline ", 9) == 0) {
+			deadline_ms = strtoull(line + 9, NULL, 10);
+			report(0, &call, &e);
 		} else if (strncmp(line, "bench ", 6) == 0) {
 			int k = atoi(line + 6), bad = 0;
 			long *t = calloc(k > 0 ? (size_t)k : 1, sizeof(long));
