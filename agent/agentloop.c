@@ -157,8 +157,6 @@ static void restore(struct cmk_loop *l, uint64_t now)
 	ret = l->ops->maintain(l->ctx, true, l->lease_ms, &e);
 	if (ret == -EBUSY) {
 		/* A system sleep is under way: a fresh check, then try again. */
-		if (!l->want_restore)
-			l->lost_ms = now;
 		l->want_restore = true;
 		l->next_check_ms = now + CMK_RESTORE_RETRY_MS;
 		return;
@@ -199,9 +197,14 @@ static void on_definitive(struct cmk_loop *l, uint64_t now)
 {
 	l->fails++;
 	l->next_check_ms = now + next_check_ms(l);
-	if (l->state != CMK_LS_REVOKED)
+	if (l->state != CMK_LS_REVOKED) {
 		wipe_all(l, DM_CMK_REASON_REVOKED, CMK_LS_REVOKED,
 			 "CMK refused (definitive): keys and KEK wiped");
+		return;
+	}
+	/* Revoked already: the kernel keys are gone, and so is any KEK. */
+	l->ops->forget(l->ctx);
+	l->kek_held = false;
 }
 
 /* The CMK said yes (a check or an unseal). */
@@ -291,6 +294,12 @@ static void answer(struct cmk_loop *l, enum cmk_job job, uint64_t started,
 	}
 }
 
+bool cmk_loop_stuck(const struct cmk_loop *l)
+{
+	return l->job != CMK_JOB_NONE && l->job_overdue &&
+	       l->ops->now_ms(l->ctx) >= l->job_deadline_ms + CMK_STUCK_MS;
+}
+
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
 {
 	return l->job != CMK_JOB_NONE && l->job_id == id && !l->job_stale;
@@ -309,6 +318,13 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 	if (!wanted) {
 		if (l->job_overdue)
 			l->late_answers++;
+		/*
+		 * Revoking is always safe: a "no" counts however late it comes
+		 * (a slow HSM or XKS proxy) or whatever made the job stale.
+		 * A late or stale yes proves nothing.
+		 */
+		if (ret && e && e->cls == CMK_EC_DEFINITIVE)
+			answer(l, job, l->job_start_ms, ret, e, now);
 		return;
 	}
 	answer(l, job, l->job_start_ms, ret, e, now);
@@ -395,11 +411,20 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 		next = min_u64(next, l->job_deadline_ms);
 	else if (l->boot_ret == -EINPROGRESS)
 		next = min_u64(next, l->boot_start_ms + l->boot_deadline_ms);
+	else if (now < l->job_deadline_ms + CMK_STUCK_MS)
+		next = min_u64(next, l->job_deadline_ms + CMK_STUCK_MS);
 	if (l->boot_ret == 0 && keeps_keys(l))
 		next = min_u64(next, l->next_renew_ms);
 	if (l->boot_ret == 0 && l->state == CMK_LS_DEGRADED)
 		next = min_u64(next, l->first_fail_ms + l->grace_ms);
 	return next > now ? next - now : 0;
+}
+
+/* The job under way (if any) began before an event: its yes will not count. */
+static void stale_job(struct cmk_loop *l)
+{
+	if (l->job != CMK_JOB_NONE)
+		l->job_stale = true;
 }
 
 void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
@@ -415,15 +440,11 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 				     NULL);
 		l->ops->forget(l->ctx);
 		l->kek_held = false;
-		if (!l->want_unseal || l->fork_ms == 0) {
-			l->fork_ms = now;
-			l->next_check_ms = now;
-		}
 		l->want_unseal = true;
 		l->want_restore = true;
-		l->lost_ms = l->fork_ms;
-		if (l->job != CMK_JOB_NONE && l->job_start_ms < l->fork_ms)
-			l->job_stale = true;
+		l->next_check_ms = now;
+		/* Every job running now began before this fork, even a second one. */
+		stale_job(l);
 		break;
 	case DM_CMK_REASON_SUSPEND:
 	case DM_CMK_REASON_LEASE_EXPIRED:
@@ -438,12 +459,10 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 				     "a new table wiped a key: checking the CMK now to restore it",
 				     NULL);
 			l->want_restore = true;
-			l->lost_ms = now;
 			l->next_check_ms = now;
 		}
-		/* An answer to a request sent before the loss does not count. */
-		if (l->job != CMK_JOB_NONE && l->job_start_ms < l->lost_ms)
-			l->job_stale = true;
+		/* An answer to a request sent before this loss does not count. */
+		stale_job(l);
 		break;
 	default:
 		/* Our own wipes, an operator's, a removed device: nothing to do. */

@@ -15,8 +15,10 @@
  *             answer; after a failure, capped exponential backoff.  One job
  *             at a time.
  *   deadline  a job with no answer check_timeout_ms after it started is a
- *             transient failure (timeout) dated from its start; what it
- *             answers later is ignored.
+ *             transient failure (timeout) dated from its start; a yes it
+ *             gives later is ignored, a definitive no still revokes.  A
+ *             job CMK_STUCK_MS past its deadline is stuck
+ *             (cmk_loop_stuck()).
  *   renew     every lease_ms / 4, LEASE_RENEW, whatever the KMS is doing:
  *             while the KEK is held and the state keeps keys (active,
  *             degraded within grace_s, fail-open).  A renewal is a local
@@ -48,11 +50,12 @@
  * Kernel events (cmk_loop_key_wiped()):
  *
  *   vmfork             the KEK in memory came from the VM this one was cloned
- *                      from: forget it, ignore any KMS job begun before, and
- *                      unseal again (a fresh, audited KMS decrypt) before
- *                      any key is restored.
+ *                      from: forget it, ignore any KMS job under way (a yes;
+ *                      a definitive no still revokes), and unseal again (a
+ *                      fresh, audited KMS decrypt) before any key is
+ *                      restored.
  *   suspend, lease_expired, policy
- *                      check the CMK at once (ignoring a job begun before)
+ *                      check the CMK at once (ignoring a job under way)
  *                      and restore the keys on success: the kernel holds I/O
  *                      for hold_ms meanwhile.
  *   a restore refused with EBUSY (a system sleep is under way): check again
@@ -152,9 +155,7 @@ struct cmk_loop {
 	uint64_t next_check_ms;		/* next job, when the worker is idle */
 	uint64_t next_renew_ms;
 	bool want_unseal;		/* unseal before any restore */
-	uint64_t fork_ms;		/* a VM fork seen then; jobs before are stale */
 	bool want_restore;		/* the kernel lost keys: restore on success */
-	uint64_t lost_ms;		/* when it did; jobs before are stale */
 
 	uint64_t last_yes_ms;		/* when the last yes came back */
 	unsigned int fails;		/* consecutive failed checks */
@@ -171,6 +172,8 @@ struct cmk_loop {
 #define CMK_BACKOFF_BOOT_MAX_MS	5000
 /* A KEY_SET refused with EBUSY (system sleep): check and restore after this. */
 #define CMK_RESTORE_RETRY_MS	250
+/* A job this long past its deadline ignores it: the worker is stuck. */
+#define CMK_STUCK_MS		30000
 
 void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
 		   void *ctx, const struct cmk_config *cfg);
@@ -188,6 +191,13 @@ uint64_t cmk_loop_tick(struct cmk_loop *l);
  * must be wiped, not adopted.
  */
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id);
+
+/*
+ * cmk_loop_stuck() - the job under way is CMK_STUCK_MS past its deadline:
+ * a KMS call that ignores deadlines holds the worker, and no check can run
+ * again.  The caller exits so that systemd restarts it.
+ */
+bool cmk_loop_stuck(const struct cmk_loop *l);
 
 /* cmk_loop_job_done() - job @id ended with @ret (@e when it failed). */
 void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,

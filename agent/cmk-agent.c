@@ -719,7 +719,7 @@ static int usage(void)
 {
 	fputs("usage: cmk-agent [--config FILE] [--no-poweroff]\n"
 	      "exit: 0 stopped by a signal, 1 error, 2 KMS refused at boot,\n"
-	      "      3 KMS unreachable until boot_deadline_s\n", stderr);
+	      "      3 KMS unreachable until boot_deadline_s, 4 a KMS call stuck\n", stderr);
 	return 1;
 }
 
@@ -830,6 +830,21 @@ static int run(struct agent *a, uint64_t t0)
 		if (!ret && !up) {
 			up = true;
 			booted(a, t0);
+		}
+		if (cmk_loop_stuck(&a->loop)) {
+			/*
+			 * A KMS call that ignores its deadline holds the worker:
+			 * no check can run again, so no revocation would be seen.
+			 * Exit; systemd restarts the agent, which restores the
+			 * devices (their leases run on meanwhile).
+			 */
+			cmk_errf(&e, -ETIMEDOUT,
+				 "a KMS call has not returned %d s after its deadline (check_timeout_ms %u): the KMS worker is stuck; exiting so that the agent is restarted",
+				 CMK_STUCK_MS / 1000, a->cfg.check_timeout_ms);
+			fprintf(stderr, "cmk-agent: %s\n", e.msg);
+			cmk_volume_audit(&a->vol, "stop", NULL, NULL, &e, true);
+			ret = 4;
+			break;
 		}
 		if (up && (a->loop.state != written || a->loop.checks != written_checks)) {
 			written = a->loop.state;

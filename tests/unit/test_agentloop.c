@@ -14,6 +14,7 @@
  * The fake KMS answers each job from a script, one letter per job:
  *   o ok   d definitive   t transient   l local error
  *   s ok, but slow_ms late     T transient, at the job's deadline
+ *   S definitive, slow_ms late
  *   h hang: never answers (a worker stuck in a call), until released
  */
 #include "testutil.h"
@@ -75,6 +76,7 @@ static int answer_of(char c, struct cmk_err *e)
 	cmk_err_clear(e);
 	switch (c) {
 	case 'd':
+	case 'S':
 		return cmk_err_kms(e, CMK_R_DISABLED, "fake: key disabled");
 	case 't':
 	case 'T':
@@ -102,7 +104,7 @@ static void f_start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline)
 	f->id = id;
 	f->job_started = f->now;
 	f->answer_at = f->letter == 'h' ? NEVER :
-		       f->letter == 's' ? f->now + f->slow_ms :
+		       (f->letter == 's' || f->letter == 'S') ? f->now + f->slow_ms :
 		       f->letter == 'T' ? deadline : f->now;
 	if (job == CMK_JOB_CHECK) {
 		if (f->checks_started < 64)
@@ -1037,6 +1039,193 @@ static void agentloop_own_wipe_events_ignored(void **state)
 	assert_int_equal(f.forgets, 0);
 }
 
+/* ---- from the review of the loop (late answers, double events, stuck jobs) ---- */
+
+/*
+ * A definitive "no" that comes after check_timeout_ms (a slow XKS proxy,
+ * HSM or KMIP server) still revokes: revoking is always safe.  Before,
+ * it was dropped as late, and under policy none the keys stayed for good.
+ */
+static void agentloop_hang_late_definitive_still_revokes(void **state)
+{
+	static char many_h[64];
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	memset(many_h, 'h', sizeof(many_h) - 1);
+	many_h[0] = 'o';
+	h = hang_from_second_check(&l, &f, CMK_POLICY_NONE, 60, many_h);
+	run_until(&l, &f, h + 10000);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);	/* the deadline passed */
+	f.letter = 'd';			/* the stuck call returns: key disabled */
+	f.answer_at = f.now;
+	run_until(&l, &f, f.now + 1);
+	assert_int_equal(l.late_answers, 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kernel_keys);
+	assert_false(f.kek);
+	run_until(&l, &f, h + 600000);	/* later checks hang again: still revoked */
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kernel_keys);
+}
+
+/* A KMS that always says "disabled", 6 s after the question (deadline 4 s). */
+static void agentloop_hang_slow_no_revokes_at_first_answer(void **state)
+{
+	static char many_S[256];
+	struct fake f = { .slow_ms = 6000 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	memset(many_S, 'S', sizeof(many_S) - 1);
+	many_S[0] = 'o';
+	h = hang_from_second_check(&l, &f, CMK_POLICY_NONE, 60, many_S);
+	run_until(&l, &f, h + 6000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_int_equal(f.first_wipe_at, h + 6000);
+	assert_false(f.kernel_keys);
+	run_until(&l, &f, h + 3600000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);	/* once */
+	assert_int_equal(f.expired, 0);
+}
+
+/* A late or stale yes still proves nothing (the other half of the rule). */
+static void agentloop_hang_late_yes_after_revoke_restores_nothing(void **state)
+{
+	struct fake f = { .script = "dhdddddddddddddddddd" };
+	struct cmk_loop l;
+
+	(void)state;
+	start(&l, &f, CMK_POLICY_WIPE, 300);
+	run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	run_until(&l, &f, f.now + 10000);	/* the next check hangs past its deadline */
+	assert_true(l.job_overdue);
+	f.letter = 'o';
+	f.answer_at = f.now;
+	run_until(&l, &f, f.now + 1000);	/* later checks: refused in time */
+	assert_int_equal(l.late_answers, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kernel_keys);
+	assert_int_equal(f.unseals_started, 1);
+}
+
+/*
+ * A second VM fork while the unseal begun after the first is under way:
+ * that unseal may have reached the KMS before the second fork, so it is
+ * not adopted either; a third unseal, begun after fork 2, is.
+ */
+static void agentloop_vmfork_second_fork_during_unseal(void **state)
+{
+	struct fake f = { .slow_ms = 1000, .unseal_script = "oss" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	run_until(&l, &f, f.now + 1000);
+	f.kernel_keys = false;
+	log_reset(&f);
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);	/* fork 1 */
+	run_until(&l, &f, t + 100);			/* unseal 2 under way */
+	assert_true(f.busy);
+	assert_int_equal(f.job, CMK_JOB_UNSEAL);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);	/* fork 2 */
+	assert_false(cmk_loop_job_wanted(&l, f.id));
+	run_until(&l, &f, t + 1000);			/* unseal 2 answers: ignored */
+	assert_false(f.kek);
+	assert_false(f.kernel_keys);
+	assert_int_equal(f.unseals_started, 3);
+	run_until(&l, &f, t + 2000);			/* unseal 3 answers */
+	assert_true(f.kernel_keys);
+	assert_string_equal(f.log, "FUFUKR");	/* forget at each fork, one KEK */
+}
+
+/* The same for a second system sleep during the check the first one started. */
+static void agentloop_sleep_second_suspend_during_check(void **state)
+{
+	struct fake f = { .slow_ms = 1000, .script = "ss" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.kernel_keys = false;
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);	/* sleep 1 */
+	run_until(&l, &f, t + 500);
+	assert_int_equal(f.checks_started, 1);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);	/* sleep 2, check under way */
+	run_until(&l, &f, t + 1000);			/* its yes: from before sleep 2 */
+	assert_false(f.kernel_keys);
+	assert_int_equal(f.checks_started, 2);
+	assert_int_equal(f.check_started_at[1], t + 1000);
+	run_until(&l, &f, t + 2000);
+	assert_true(f.kernel_keys);
+}
+
+/*
+ * A worker stuck in a call that ignores its deadline: no check can run
+ * again, so nothing would ever see a revocation (under policy none, keys
+ * for good).  CMK_STUCK_MS after the deadline the loop says so (the agent
+ * exits and systemd restarts it), not before.
+ */
+static void agentloop_hang_stuck_worker_is_reported(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	h = hang_from_second_check(&l, &f, CMK_POLICY_NONE, 60, "oh");
+	run_until(&l, &f, h + 4000 + CMK_STUCK_MS - 1);
+	assert_false(cmk_loop_stuck(&l));
+	run_until(&l, &f, h + 4000 + CMK_STUCK_MS);
+	assert_true(cmk_loop_stuck(&l));
+	/* A worker that gives up at its deadline is never stuck. */
+	{
+		static char many_T[256];
+		struct fake g = { 0 };
+		struct cmk_loop m;
+
+		memset(many_T, 'T', sizeof(many_T) - 1);
+		many_T[0] = 'o';
+		h = hang_from_second_check(&m, &g, CMK_POLICY_NONE, 60, many_T);
+		for (uint64_t t2 = h; t2 < h + 600000; t2 += 1000) {
+			run_until(&m, &g, t2);
+			assert_false(cmk_loop_stuck(&m));
+		}
+	}
+}
+
+/*
+ * A definitive answer while revoked already still wipes the KEK: a KEK
+ * may have come back meanwhile (a check that reloaded the envelope file).
+ */
+static void agentloop_definitive_while_revoked_forgets_the_kek(void **state)
+{
+	struct fake f = { .script = "do", .unseal_script = "oS", .slow_ms = 500 };
+	struct cmk_loop l;
+
+	(void)state;
+	start(&l, &f, CMK_POLICY_WIPE, 300);
+	run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	run_answers(&l, &f, 1);		/* yes again: an unseal starts */
+	assert_true(f.busy);
+	assert_int_equal(f.job, CMK_JOB_UNSEAL);
+	f.kek = true;			/* a KEK in memory, as a reload adopts one */
+	run_answers(&l, &f, 1);		/* the unseal: refused */
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kek);
+	assert_false(f.kernel_keys);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1075,6 +1264,13 @@ int main(void)
 		cmocka_unit_test(agentloop_lease_expired_event_restores),
 		cmocka_unit_test(agentloop_suspend_while_revoked_restores_nothing),
 		cmocka_unit_test(agentloop_own_wipe_events_ignored),
+		cmocka_unit_test(agentloop_hang_late_definitive_still_revokes),
+		cmocka_unit_test(agentloop_hang_slow_no_revokes_at_first_answer),
+		cmocka_unit_test(agentloop_hang_late_yes_after_revoke_restores_nothing),
+		cmocka_unit_test(agentloop_vmfork_second_fork_during_unseal),
+		cmocka_unit_test(agentloop_sleep_second_suspend_during_check),
+		cmocka_unit_test(agentloop_hang_stuck_worker_is_reported),
+		cmocka_unit_test(agentloop_definitive_while_revoked_forgets_the_kek),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
