@@ -86,13 +86,17 @@ struct agent {
 	struct cmk_worker *worker;
 	struct cmk_kms_job job;		/* the worker's while it runs */
 	uint64_t job_id;
+	uint64_t unstarted_id;		/* a job the worker could not take, or 0 */
+	struct cmk_retired retired;	/* providers for the next job to close */
 	struct cmk_forkwatch fw;	/* the VM-fork epochs of the KEK and the job */
 	enum dev_status *dev;
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
 	struct cmk_poweroff *poweroff;	/* under way: sync, then power off */
-	bool want_reload;		/* the next check loads the envelope */
+	unsigned int reload_asked;	/* requests to load the envelope again */
+	unsigned int reload_done;	/* ... answered by a job the loop used */
+	unsigned int reload_upto;	/* ... that the job under way answers */
 	unsigned int lost;		/* bit per reason: keys a renewal found gone */
 	uint64_t last_check_log_ms;
 	int last_logged_ret;		/* of the last check written to audit */
@@ -139,24 +143,45 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 {
 	struct agent *a = ctx;
 	struct cmk_kms_job *j = &a->job;
-	struct cmk_err e;
 
+	/*
+	 * The worker still holds the job struct (an answer not collected):
+	 * not a byte of it is touched; the loop hears of the failure from
+	 * run() (cannot happen: one job at a time).
+	 */
+	if (cmk_worker_busy(a->worker)) {
+		a->unstarted_id = id;
+		return;
+	}
 	memset(j, 0, sizeof(*j));
 	j->kind = job == CMK_JOB_UNSEAL ? CMK_KMS_UNSEAL : CMK_KMS_CHECK;
 	j->cfg = &a->cfg;
 	j->keks = &a->keks;
 	j->audit = a->audit;
 	j->file = a->kekfile;
-	j->reload = a->want_reload;	/* one try per request */
-	a->want_reload = false;
+	/* Until a job the loop uses has answered it. */
+	j->reload = a->reload_asked != a->reload_done;
+	a->reload_upto = a->reload_asked;
+	cmk_kms_job_hand_over(j, &a->retired);
 	a->job_id = id;
 	/* Read before the KMS is asked, and again before its KEKs are adopted. */
 	cmk_forkwatch_job_start(&a->fw, a->genl);
-	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms)) {
-		/* Cannot happen (one job at a time); the deadline will say so. */
-		cmk_errf(&e, -EBUSY, "KMS worker still busy");
-		note(a, "check", "KMS job not started", &e);
-	}
+	cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms);
+}
+
+/* A job start() could not hand over: a local failure, so the loop retries. */
+static void unstarted(struct agent *a)
+{
+	struct cmk_err e;
+	uint64_t id = a->unstarted_id;
+
+	if (!id)
+		return;
+	a->unstarted_id = 0;
+	cmk_errf(&e, -EBUSY,
+		 "the KMS worker has not handed back its previous job, so no new KMS call could start; retrying");
+	note(a, "check", "KMS call not started", &e);
+	cmk_loop_job_done(&a->loop, id, -EBUSY, &e);
 }
 
 /*
@@ -192,13 +217,25 @@ static void job_ended(struct agent *a)
 		return;
 	wanted = cmk_loop_job_wanted(&a->loop, a->job_id);
 	reloaded = j->loaded;
+	if (wanted && j->reload)
+		a->reload_done = a->reload_upto;
 	/* A bad envelope file is about the file: reported, remembered anyway. */
 	if (j->bad.cls != CMK_EC_NONE)
 		note(a, "kek_reload", j->kind == CMK_KMS_CHECK ?
 		     "KEK envelope changed on disk but does not load; still checking the envelope in memory: fix the file" :
 		     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
 		     &j->bad);
-	if (wanted && (j->loaded || j->cur)) {
+	if (j->file_answer && j->ret)
+		note(a, "kek_reload", "KEK envelope changed on disk; its CMK refused it (or could not be asked): that is the check's answer",
+		     &j->err);
+	/*
+	 * A check's reload while no KEK is held (revoked, wiped): its
+	 * envelope is adopted, its KEKs are not; the unseal that follows the
+	 * yes unwraps them again.
+	 */
+	if (j->kind == CMK_KMS_CHECK && !a->loop.kek_held)
+		cmk_kms_job_drop_keks(j);
+	if (wanted && cmk_kms_job_has_keks(j)) {
 		struct cmk_err fe;
 		int ret = cmk_forkwatch_adopt(&a->fw, a->genl, &fe);
 
@@ -211,24 +248,26 @@ static void job_ended(struct agent *a)
 			/* Never a KEK whose epoch nobody knows: a failed unseal. */
 			j->ret = ret;
 			j->err = fe;
-			cmk_kms_job_release(j);
+			cmk_kms_job_release(j, &a->retired);
 		} else {
 			/* KEY_SET carries it: the kernel refuses it after a fork. */
 			cmk_genl_set_epoch(a->genl, a->fw.kek);
 		}
 	}
-	if (cmk_kms_job_adopt(j, wanted, &a->keks, &a->kekfile) &&
+	if (cmk_kms_job_adopt(j, wanted, &a->keks, &a->kekfile, &a->retired) &&
 	    j->kind == CMK_KMS_CHECK)
 		note(a, "kek_reload", "KEK envelope changed on disk: reloaded", NULL);
-	cmk_kms_job_release(j);
+	cmk_kms_job_release(j, &a->retired);
 	if (wanted) {
+		bool loaded = reloaded || j->file_answer;
+
 		a->last_check_wall = time(NULL);
-		a->last_latency_ms = j->kind == CMK_KMS_CHECK && !reloaded ?
+		a->last_latency_ms = j->kind == CMK_KMS_CHECK && !loaded ?
 				     j->call.latency_ms : j->latency_ms;
 		if (!j->ret)
 			a->last_success_wall = a->last_check_wall;
 		/* A load audits its own unwraps; a check is rate-limited here. */
-		if (j->kind == CMK_KMS_CHECK && !reloaded)
+		if (j->kind == CMK_KMS_CHECK && !loaded)
 			audit_check(a, j);
 	}
 	cmk_loop_job_done(&a->loop, a->job_id, j->ret, &j->err);
@@ -374,7 +413,7 @@ static int maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *
 		 * it again (on the worker: never a KMS call here).
 		 */
 		if (ret == -EKEYREJECTED)
-			a->want_reload = true;
+			a->reload_asked++;
 		a->retry_at[i] = now_ms(NULL) + DEVICE_RETRY_MS;
 fail:
 		if (!first) {
@@ -816,8 +855,9 @@ static int run(struct agent *a, uint64_t t0)
 		uint64_t delay, now;
 
 		delay = cmk_loop_tick(&a->loop);
-		if (a->lost) {
+		if (a->lost || a->unstarted_id) {
 			feed_lost(a);
+			unstarted(a);
 			delay = cmk_loop_tick(&a->loop);
 		}
 		ret = cmk_loop_boot_result(&a->loop, &e);
@@ -974,8 +1014,10 @@ out:
 		fflush(NULL);
 		_exit(ret);
 	}
-	cmk_kms_job_release(&a.job);
+	cmk_kms_job_release(&a.job, &a.retired);
 	cmk_kekset_free(&a.keks);
+	for (size_t i = 0; i < a.retired.n; i++)
+		cmk_provider_close(&a.retired.p[i]);
 	cmk_genl_close(&a.events);
 	cmk_genl_close(&a.genl);
 	cmk_audit_close(&a.audit);

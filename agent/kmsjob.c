@@ -17,6 +17,25 @@ static bool same_file(const struct stat *a, const struct stat *b)
 }
 
 /*
+ * The file's CMK answered (no, or not now): the file is good and names
+ * the CMK the key owner now controls, so its answer is the job's.  Only a
+ * file that does not load for a local reason (half-written, malformed, a
+ * provider the configuration lacks) leaves the envelope in memory to ask.
+ */
+static bool file_answered(const struct cmk_kms_job *j)
+{
+	return j->bad.cls == CMK_EC_DEFINITIVE || j->bad.cls == CMK_EC_TRANSIENT;
+}
+
+static void take_file_answer(struct cmk_kms_job *j, int ret)
+{
+	j->ret = ret;
+	j->err = j->bad;
+	j->file_answer = true;
+	cmk_err_clear(&j->bad);
+}
+
+/*
  * Load the envelope file into @j->fresh.  stat() first: a file replaced
  * during the load is seen as changed again next time, and loaded again.
  * On failure @j->bad says why.
@@ -45,11 +64,18 @@ static void check(struct cmk_kms_job *j)
 		       !same_file(&st, &j->file.bad);
 
 	if (j->reload || changed) {
-		if (!load(j))
+		int ret = load(j);
+
+		if (!ret)
 			return;		/* the changed file's unwrap was the check */
-		/* Reported once; a KMS that could not be asked is asked again. */
+		if (file_answered(j)) {
+			/* Asked again at every check until it loads. */
+			take_file_answer(j, ret);
+			return;
+		}
+		/* A bad file: reported once, not tried again until it changes. */
 		j->bad_st = st;
-		j->bad_keep = changed && j->bad.cls != CMK_EC_TRANSIENT;
+		j->bad_keep = changed;
 	}
 	j->ret = cmk_kekset_check(j->keks, NULL, false, &j->call, &j->err);
 }
@@ -79,11 +105,9 @@ static void unseal(struct cmk_kms_job *j)
 
 	if (!ret)
 		return;
-	if (!j->keks->loaded || !j->keks->p) {
-		/* Nothing in memory (boot): the file's failure is the answer. */
-		j->ret = ret;
-		j->err = j->bad;
-		cmk_err_clear(&j->bad);
+	if (!j->keks->loaded || !j->keks->p || file_answered(j)) {
+		/* Nothing in memory (boot), or the file's CMK answered. */
+		take_file_answer(j, ret);
 		return;
 	}
 	/* The file does not load: the envelope in memory still can. */
@@ -97,8 +121,12 @@ void cmk_kms_job_run(void *arg)
 	struct cmk_kms_job *j = arg;
 	uint64_t t0 = cmk_deadline_now_ms();
 
+	for (size_t i = 0; i < j->n_retired; i++)
+		cmk_provider_close(&j->retired[i]);
+	j->n_retired = 0;
 	j->ret = 0;
 	j->loaded = false;
+	j->file_answer = false;
 	j->bad_keep = false;
 	j->cur = NULL;
 	j->prev = NULL;
@@ -112,15 +140,51 @@ void cmk_kms_job_run(void *arg)
 	j->latency_ms = (long)(cmk_deadline_now_ms() - t0);
 }
 
+/*
+ * Free @ks, but leave its provider to be closed on the worker: closing one
+ * can block (PKCS#11 C_Finalize, a KMIP TLS shutdown).
+ */
+static void free_retire(struct cmk_kekset *ks, struct cmk_retired *r)
+{
+	if (ks->p && r->n < CMK_RETIRED_MAX)
+		r->p[r->n++] = ks->p;
+	else
+		cmk_provider_close(&ks->p);	/* cannot happen: one job at a time */
+	ks->p = NULL;
+	cmk_kekset_free(ks);
+}
+
+void cmk_kms_job_hand_over(struct cmk_kms_job *j, struct cmk_retired *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		j->retired[i] = r->p[i];
+	j->n_retired = r->n;
+	r->n = 0;
+}
+
+bool cmk_kms_job_has_keks(const struct cmk_kms_job *j)
+{
+	return (j->loaded && j->fresh.cur) || j->cur;
+}
+
+void cmk_kms_job_drop_keks(struct cmk_kms_job *j)
+{
+	if (j->loaded)
+		cmk_kekset_forget(&j->fresh);
+	cmk_secret_free(&j->cur);
+	cmk_secret_free(&j->prev);
+}
+
 bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
-		       struct cmk_kekset *ks, struct cmk_kekfile *f)
+		       struct cmk_kekset *ks, struct cmk_kekfile *f,
+		       struct cmk_retired *r)
 {
 	if (j->bad_keep)
 		f->bad = j->bad_st;
 	if (!wanted)
 		return false;
 	if (j->loaded) {
-		cmk_kekset_free(ks);
+		free_retire(ks, r);
 		*ks = j->fresh;		/* moves the envelope and the secrets */
 		f->loaded = j->fresh_st;
 		j->loaded = false;
@@ -136,10 +200,10 @@ bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
 	return false;
 }
 
-void cmk_kms_job_release(struct cmk_kms_job *j)
+void cmk_kms_job_release(struct cmk_kms_job *j, struct cmk_retired *r)
 {
 	if (j->loaded)
-		cmk_kekset_free(&j->fresh);
+		free_retire(&j->fresh, r);
 	j->loaded = false;
 	cmk_secret_free(&j->cur);
 	cmk_secret_free(&j->prev);

@@ -5,17 +5,23 @@
  * A CMK check or an unseal can take as long as the KMS lets it (bounded by
  * the job's deadline, deadline.h), so cmk-agent runs them on its worker
  * (worker.h) and reads the result when the worker says the job ended.
- * They follow the envelope file as cmk_kekset_check_file() and the agent's
- * unseal always did (volume.h):
+ * They follow the envelope file:
  *
  *   check   if the envelope file changed on disk (cmkctl kek rewrap /
  *           rotate) or a reload was asked for, load it: its unwrap is the
- *           check.  Otherwise, or if the changed file does not load (then
- *           reported once, and not tried again until it changes, unless
- *           its KMS could not be asked), a real unwrap of the envelope in
- *           memory, result wiped.
- *   unseal  load the envelope file; if it does not load, unwrap the KEK(s)
- *           of the envelope in memory instead (and report the file).
+ *           check, and so is its refusal - the file names the CMK the key
+ *           owner now controls (definitive: revoke; transient: asked again
+ *           at the next check).  Otherwise, or if the changed file does
+ *           not load for a local reason (half-written, malformed; then
+ *           reported once, and not tried again until it changes), a real
+ *           unwrap of the envelope in memory, result wiped.
+ *   unseal  load the envelope file; if it does not load for a local
+ *           reason, unwrap the KEK(s) of the envelope in memory instead
+ *           (and report the file).
+ *
+ * Providers the main thread lets go of (a replaced KEK set, a loaded one
+ * nobody adopted) are closed by the next job, on the worker: closing one
+ * can block (PKCS#11 C_Finalize, a KMIP TLS shutdown).
  *
  * A job reads the config, the file record, and the provider and envelope
  * of the KEK set it is given; it writes only its own result.  What it
@@ -42,6 +48,13 @@ enum cmk_kms_job_kind {
 	CMK_KMS_UNSEAL,
 };
 
+/* Providers waiting to be closed on the worker (at most two per job). */
+#define CMK_RETIRED_MAX	4
+struct cmk_retired {
+	struct cmk_provider *p[CMK_RETIRED_MAX];
+	size_t n;
+};
+
 /**
  * struct cmk_kms_job - one KMS job, its inputs and its result
  * @kind: check or unseal
@@ -50,6 +63,8 @@ enum cmk_kms_job_kind {
  * @audit: where unwraps write their KMS call lines (may be NULL)
  * @file: the envelope file as @keks was loaded from it (a copy)
  * @reload: a check loads the envelope even if it looks unchanged
+ * @retired: providers to close first (cmk_kms_job_hand_over())
+ * @n_retired: how many
  * @ret: 0 or -errno
  * @err: why it failed
  * @call: latency and request id of a check's KMS call
@@ -58,7 +73,9 @@ enum cmk_kms_job_kind {
  * @fresh_st: the envelope file as @fresh was loaded from it
  * @bad: a changed envelope file that did not load (class NONE: none)
  * @bad_st: that file, to record as bad (not tried again), if @bad_keep
- * @bad_keep: the failure was not transient: do not try that version again
+ * @bad_keep: do not try that version of the file again
+ * @file_answer: @err is the changed file's CMK's answer (its unwrap was
+ *	audited by the load)
  * @cur: an unseal's KEK from the envelope in memory (file did not load)
  * @prev: the same for the previous KEK version, during a rotation
  * @latency_ms: wall time of the whole job
@@ -70,6 +87,8 @@ struct cmk_kms_job {
 	struct cmk_audit *audit;
 	struct cmk_kekfile file;
 	bool reload;
+	struct cmk_provider *retired[CMK_RETIRED_MAX];
+	size_t n_retired;
 
 	int ret;
 	struct cmk_err err;
@@ -80,6 +99,7 @@ struct cmk_kms_job {
 	struct cmk_err bad;
 	struct stat bad_st;
 	bool bad_keep;
+	bool file_answer;
 	struct cmk_secret *cur;
 	struct cmk_secret *prev;
 	long latency_ms;
@@ -89,16 +109,37 @@ struct cmk_kms_job {
 void cmk_kms_job_run(void *job);
 
 /*
+ * cmk_kms_job_hand_over() - before submitting @j: the providers in @r are
+ * the job's to close.
+ */
+void cmk_kms_job_hand_over(struct cmk_kms_job *j, struct cmk_retired *r);
+
+/* cmk_kms_job_has_keks() - the job unwrapped KEKs (to adopt, or not). */
+bool cmk_kms_job_has_keks(const struct cmk_kms_job *j);
+
+/*
+ * cmk_kms_job_drop_keks() - wipe the KEKs the job unwrapped, keeping an
+ * envelope it loaded for adoption (a check's reload while the agent holds
+ * no KEK: the unseal that follows unwraps them again).
+ */
+void cmk_kms_job_drop_keks(struct cmk_kms_job *j);
+
+/*
  * cmk_kms_job_adopt() - on the main thread, once the job has ended: record
  * in @f a changed envelope file that did not load (it is not tried again
  * until it changes); if @wanted (the loop still wants this answer), move
  * what the job loaded into @ks and @f, or the KEKs it unwrapped from the
- * envelope in memory into @ks.  True when a changed file was adopted.
+ * envelope in memory into @ks.  The provider of a replaced set goes to @r.
+ * True when a changed file was adopted.
  */
 bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
-		       struct cmk_kekset *ks, struct cmk_kekfile *f);
+		       struct cmk_kekset *ks, struct cmk_kekfile *f,
+		       struct cmk_retired *r);
 
-/* cmk_kms_job_release() - wipe and free whatever the job made and nobody adopted. */
-void cmk_kms_job_release(struct cmk_kms_job *j);
+/*
+ * cmk_kms_job_release() - wipe and free whatever the job made and nobody
+ * adopted; its provider goes to @r.
+ */
+void cmk_kms_job_release(struct cmk_kms_job *j, struct cmk_retired *r);
 
 #endif /* CMK_KMSJOB_H */

@@ -146,22 +146,6 @@ int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
 	return ret;
 }
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
-	       a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
 		      const struct cmk_config *cfg, struct cmk_audit *audit,
 		      struct cmk_err *e)
@@ -182,32 +166,6 @@ int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
 	*ks = fresh;		/* moves the envelope and the secrets */
 	f->loaded = st;
 	return 0;
-}
-
-int cmk_kekset_check_file(struct cmk_kekset *ks, struct cmk_kekfile *f,
-			  const struct cmk_config *cfg, struct cmk_audit *audit,
-			  bool *reloaded, struct cmk_err *bad,
-			  struct cmk_kms_call *call, struct cmk_err *e)
-{
-	struct stat st;
-	long t0;
-
-	*reloaded = false;
-	cmk_err_clear(bad);
-	memset(call, 0, sizeof(*call));
-	if (!stat(cfg->kek_envelope, &st) && !same_file(&st, &f->loaded) &&
-	    !same_file(&st, &f->bad)) {
-		t0 = mono_ms();
-		if (!cmk_kekset_reload(ks, f, cfg, audit, bad)) {
-			call->latency_ms = mono_ms() - t0;
-			*reloaded = true;
-			return 0;
-		}
-		/* Reported once; a KMS that could not be asked is asked again. */
-		if (bad->cls != CMK_EC_TRANSIENT)
-			f->bad = st;
-	}
-	return cmk_kekset_check(ks, NULL, false, call, e);
 }
 
 void cmk_kekset_audit_check(const struct cmk_kekset *ks, struct cmk_audit *audit,

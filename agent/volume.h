@@ -118,27 +118,6 @@ int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
 		      struct cmk_err *e);
 
 /*
- * cmk_kekset_check_file() - the agent's periodic CMK check, following the
- * envelope file: if it changed since @f->loaded (cmkctl kek rewrap /
- * rotate), load it and adopt it (its unwrap is the check: a CMK retired by
- * a re-wrap is not checked, and revoked on, forever); *@reloaded says so.
- * Otherwise a real unwrap of the envelope in memory (cmk_kekset_check(),
- * not audited: the caller rate-limits that).  @call gets the latency.
- *
- * A changed file that does not load (unreadable, malformed, its provider
- * or its CMK refused it) never stops the checks: @ks stays as it was, the
- * failure is handed back once in @bad (class NONE when there is nothing
- * to report) for the caller to report, that version of the file is not
- * tried again until it changes (a KMS that could not be asked is tried
- * again at the next call), and the envelope in memory is checked as
- * usual, so a bad file never hides a revocation either.
- */
-int cmk_kekset_check_file(struct cmk_kekset *ks, struct cmk_kekfile *f,
-			  const struct cmk_config *cfg, struct cmk_audit *audit,
-			  bool *reloaded, struct cmk_err *bad,
-			  struct cmk_kms_call *call, struct cmk_err *e);
-
-/*
  * cmk_kekset_unseal() - unwrap the KEK(s) of the envelope in memory again
  * (after a revoke wiped them), without reading the file.  One audit line
  * per KMS call.  On failure @ks holds no KEK.

@@ -4,8 +4,7 @@
  * thread against the local provider.  Oracles: the local provider's key
  * states (disabled = definitive), the files written here, and two rules
  * of the worker design: a job never changes the KEK set it reads (the main
- * thread's), and what a job made that nobody adopted is wiped.  The
- * envelope-file rules are those of cmk_kekset_check_file() (test_volume.c).
+ * thread's), and what a job made that nobody adopted is wiped.
  */
 #include "testutil.h"
 
@@ -19,6 +18,8 @@
 
 static struct cmk_config cfg;
 static struct cmk_audit *audit;
+/* Providers the main thread let go of, for the next job to close. */
+static struct cmk_retired retired;
 
 static int setup(void **state)
 {
@@ -57,6 +58,9 @@ static int teardown(void **state)
 {
 	cmk_audit_close(&audit);
 	cmk_config_free(&cfg);
+	for (size_t i = 0; i < retired.n; i++)
+		cmk_provider_close(&retired.p[i]);
+	retired.n = 0;
 	return tu_teardown_tmpdir(state);
 }
 
@@ -73,11 +77,31 @@ static bool run_job(struct cmk_kms_job *j, enum cmk_kms_job_kind kind,
 	j->keks = ks;
 	j->audit = audit;
 	j->file = *f;
+	cmk_kms_job_hand_over(j, &retired);
+	assert_int_equal(retired.n, 0);
 	cmk_kms_job_run(j);
+	assert_int_equal(j->n_retired, 0);	/* closed by the job */
 	assert_ptr_equal(ks->cur, cur);		/* the job did not touch the set */
-	adopted = cmk_kms_job_adopt(j, wanted, ks, f);
-	cmk_kms_job_release(j);
+	adopted = cmk_kms_job_adopt(j, wanted, ks, f, &retired);
+	cmk_kms_job_release(j, &retired);
 	return adopted;
+}
+
+/* The envelope file rewrapped under another local CMK (cmkctl kek rewrap). */
+static void rewrap_file_to(const char *key)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_envelope env;
+	struct cmk_err e;
+
+	cmk_envelope_init(&env);
+	assert_int_equal(cmk_local_key_create(key, &e), 0);
+	assert_int_equal(cmk_provider_open("local", NULL, 0, &p, &e), 0);
+	assert_int_equal(cmk_envelope_read(tu_path("kek.json"), &env, &e), 0);
+	assert_int_equal(cmk_envelope_rewrap(p, p, key, NULL, &env, NULL, &e), 0);
+	assert_int_equal(cmk_envelope_write(tu_path("kek.json"), &env, &e), 0);
+	cmk_provider_close(&p);
+	cmk_envelope_free(&env);
 }
 
 static void kmsjob_check_follows_the_envelope_file(void **state)
@@ -209,16 +233,158 @@ static void kmsjob_unwanted_unseal_is_wiped_not_adopted(void **state)
 	cmk_kms_job_run(&j);
 	assert_int_equal(j.ret, 0);
 	assert_true(j.loaded);
-	assert_false(cmk_kms_job_adopt(&j, false, &ks, &f));
+	assert_false(cmk_kms_job_adopt(&j, false, &ks, &f, &retired));
 	assert_null(ks.cur);
 	tu_munmap_inspect = true;
 	tu_munmap_count = 0;
 	tu_munmap_data_zero = false;
-	cmk_kms_job_release(&j);
+	cmk_kms_job_release(&j, &retired);
 	tu_munmap_inspect = false;
 	assert_true(tu_munmap_count >= 1);
 	assert_true(tu_munmap_data_zero);	/* the KEK was wiped before unmap */
 	assert_false(j.loaded);
+	cmk_kekset_free(&ks);
+}
+
+/*
+ * After "cmkctl kek rewrap --key-ref NEW" the file names the CMK the key
+ * owner now controls: NEW refusing it is a revocation, even while the old
+ * CMK in memory still answers (before: filed as a bad file, and NEW's
+ * revocation was never acted on).  Asked again at every check: NEW
+ * enabled again, the file loads.
+ */
+static void kmsjob_classify_changed_envelope_cmk_refusal_revokes(void **state)
+{
+	struct cmk_kekfile f;
+	struct cmk_kekset ks;
+	struct cmk_kms_job j;
+	struct cmk_err e;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	cmk_kekset_init(&ks);
+	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	rewrap_file_to(tu_path("new.key"));
+	assert_int_equal(cmk_local_key_set_state(tu_path("new.key"), CMK_LOCAL_DISABLED, &e), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+		assert_int_not_equal(j.ret, 0);
+		assert_int_equal(j.err.cls, CMK_EC_DEFINITIVE);
+		assert_int_equal(j.err.reason, CMK_R_DISABLED);
+		assert_contains(j.err.msg, tu_path("kek.json"));
+		assert_true(j.file_answer);
+		assert_int_equal(j.bad.cls, CMK_EC_NONE);	/* not a bad file */
+	}
+	/* the unseal after the revoke asks the file's CMK too, not the old one */
+	cmk_kekset_forget(&ks);
+	run_job(&j, CMK_KMS_UNSEAL, &ks, &f, true);
+	assert_int_equal(j.err.cls, CMK_EC_DEFINITIVE);
+	assert_null(ks.cur);
+	assert_int_equal(cmk_local_key_set_state(tu_path("new.key"), CMK_LOCAL_ENABLED, &e), 0);
+	assert_true(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+	assert_int_equal(j.ret, 0);
+	assert_contains(ks.env.cur.key_ref, "new.key");
+	cmk_kekset_free(&ks);
+}
+
+/*
+ * A changed file whose provider the configuration lacks is a local
+ * failure, not an answer: reported, and the envelope in memory checked.
+ */
+static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **state)
+{
+	struct cmk_kekfile f;
+	struct cmk_kekset ks;
+	struct cmk_kms_job j;
+	struct cmk_err e;
+	size_t len;
+	char *text, *at;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	cmk_kekset_init(&ks);
+	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	text = tu_read_file(tu_path("kek.json"), &len);
+	at = strstr(text, "\"local\"");
+	assert_non_null(at);
+	memcpy(at, "\"nonex\"", 7);
+	tu_write_file(tu_path("kek.json"), text, len, 0600);
+	free(text);
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+	assert_int_equal(j.ret, 0);		/* the CMK in memory said yes */
+	assert_false(j.file_answer);
+	assert_int_equal(j.bad.cls, CMK_EC_LOCAL);
+	cmk_kekset_free(&ks);
+}
+
+/*
+ * The provider of a KEK set the main thread replaces is not closed there
+ * (C_Finalize, a TLS shutdown can block the loop): the next job closes it.
+ */
+static void kmsjob_hang_replaced_provider_closed_by_the_next_job(void **state)
+{
+	struct cmk_kekfile f;
+	struct cmk_kekset ks;
+	struct cmk_kms_job j;
+	struct cmk_provider *old;
+	struct cmk_err e;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	cmk_kekset_init(&ks);
+	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	old = ks.p;
+	rewrap_file_to(tu_path("new.key"));
+	memset(&j, 0, sizeof(j));
+	j.kind = CMK_KMS_CHECK;
+	j.cfg = &cfg;
+	j.keks = &ks;
+	j.audit = audit;
+	j.file = f;
+	cmk_kms_job_run(&j);
+	assert_int_equal(j.ret, 0);
+	assert_true(cmk_kms_job_adopt(&j, true, &ks, &f, &retired));
+	assert_int_equal(retired.n, 1);		/* handed on, not closed here */
+	assert_ptr_equal(retired.p[0], old);
+	assert_ptr_not_equal(ks.p, old);
+	cmk_kms_job_release(&j, &retired);
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));	/* closes it */
+	assert_int_equal(retired.n, 0);
+	cmk_kekset_free(&ks);
+}
+
+/*
+ * A check that reloads a changed file while the agent holds no KEK
+ * (revoked): the envelope is adopted, its KEKs are wiped.
+ */
+static void kmsjob_check_reload_without_kek_adopts_no_kek(void **state)
+{
+	struct cmk_kekfile f;
+	struct cmk_kekset ks;
+	struct cmk_kms_job j;
+	struct cmk_err e;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	cmk_kekset_init(&ks);
+	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kekset_forget(&ks);
+	rewrap_file_to(tu_path("new.key"));
+	memset(&j, 0, sizeof(j));
+	j.kind = CMK_KMS_CHECK;
+	j.cfg = &cfg;
+	j.keks = &ks;
+	j.audit = audit;
+	j.file = f;
+	cmk_kms_job_run(&j);
+	assert_int_equal(j.ret, 0);
+	assert_true(cmk_kms_job_has_keks(&j));
+	cmk_kms_job_drop_keks(&j);
+	assert_false(cmk_kms_job_has_keks(&j));
+	assert_true(cmk_kms_job_adopt(&j, true, &ks, &f, &retired));
+	assert_null(ks.cur);
+	assert_contains(ks.env.cur.key_ref, "new.key");
+	cmk_kms_job_release(&j, &retired);
 	cmk_kekset_free(&ks);
 }
 
@@ -234,6 +400,14 @@ int main(void)
 		cmocka_unit_test_setup_teardown(kmsjob_unseal_without_envelope_fails,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_unwanted_unseal_is_wiped_not_adopted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_classify_changed_envelope_cmk_refusal_revokes,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_classify_changed_envelope_local_failure_checks_memory,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_hang_replaced_provider_closed_by_the_next_job,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_check_reload_without_kek_adopts_no_kek,
 						setup, teardown),
 	};
 

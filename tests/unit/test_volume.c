@@ -129,74 +129,6 @@ static void volume_kekset_check_without_envelope_fails(void **state)
 	cmk_kekset_free(&ks);
 }
 
-/*
- * The agent's check with the envelope file followed (cmk_kekset_check_file).
- * A changed kek.json that does not load must not stop the checks: the
- * envelope in memory keeps being checked, the bad file is reported once,
- * and a good file later is adopted.  Oracle: the local provider's key
- * state and the files written here.
- */
-static void volume_classify_bad_envelope_file_keeps_checking_in_memory(void **state)
-{
-	struct cmk_kekfile f;
-	struct cmk_kekset ks;
-	struct cmk_kms_call call;
-	struct cmk_err e, bad;
-	bool reloaded;
-	size_t len;
-	char *good;
-
-	(void)state;
-	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	good = tu_read_file(tu_path("kek.json"), &len);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
-	assert_int_equal(cmk_kekset_check_file(&ks, &f, &cfg, audit, &reloaded, &bad, &call, &e), 0);
-	assert_false(reloaded);
-	assert_int_equal(bad.cls, CMK_EC_NONE);
-	/* an operator's half-written edit */
-	tu_write_file(tu_path("kek.json"), good, len / 2, 0600);
-	assert_int_equal(cmk_kekset_check_file(&ks, &f, &cfg, audit, &reloaded, &bad, &call, &e), 0);
-	assert_false(reloaded);
-	assert_int_not_equal(bad.cls, CMK_EC_NONE);
-	assert_contains(bad.msg, tu_path("kek.json"));
-	assert_non_null(ks.cur);
-	/* reported once, and the checks go on with the envelope in memory */
-	assert_int_equal(cmk_kekset_check_file(&ks, &f, &cfg, audit, &reloaded, &bad, &call, &e), 0);
-	assert_int_equal(bad.cls, CMK_EC_NONE);
-	assert_int_equal(cmk_kekset_check_file(&ks, &f, &cfg, audit, &reloaded, &bad, &call, &e), 0);
-	/* the file fixed: adopted */
-	tu_write_file(tu_path("kek.json"), good, len, 0600);
-	assert_int_equal(cmk_kekset_check_file(&ks, &f, &cfg, audit, &reloaded, &bad, &call, &e), 0);
-	assert_true(reloaded);
-	assert_int_equal(bad.cls, CMK_EC_NONE);
-	cmk_kekset_free(&ks);
-	free(good);
-}
-
-/* A bad file must not hide a revocation of the CMK in memory either. */
-static void volume_classify_bad_envelope_file_does_not_hide_a_revocation(void **state)
-{
-	struct cmk_kekfile f;
-	struct cmk_kekset ks;
-	struct cmk_kms_call call;
-	struct cmk_err e, bad;
-	bool reloaded;
-
-	(void)state;
-	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
-	tu_write_file(tu_path("kek.json"), "{\"format\":", 10, 0600);
-	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_DISABLED, &e), 0);
-	assert_int_not_equal(cmk_kekset_check_file(&ks, &f, &cfg, audit, &reloaded, &bad, &call, &e), 0);
-	assert_int_not_equal(bad.cls, CMK_EC_NONE);
-	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
-	assert_int_equal(e.reason, CMK_R_DISABLED);
-	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_ENABLED, &e), 0);
-	cmk_kekset_free(&ks);
-}
-
 /* After a revoke wiped the KEK, the envelope in memory unseals without the file. */
 static void volume_classify_bad_envelope_file_unseal_from_memory(void **state)
 {
@@ -1482,10 +1414,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_kekset_disabled_cmk_is_definitive_and_holds_no_kek,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_kekset_check_without_envelope_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(volume_classify_bad_envelope_file_keeps_checking_in_memory,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(volume_classify_bad_envelope_file_does_not_hide_a_revocation,
-						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_classify_bad_envelope_file_unseal_from_memory,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_find_by_name_dm_name_or_key_name, setup, teardown),
