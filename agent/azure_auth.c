@@ -512,6 +512,10 @@ static int fetch_imds(struct cmk_azure_auth *a, time_t now, const char *resource
 	char *res = NULL, *cid = NULL, url[1024];
 	int ret;
 
+	/* curl_free() below must free what libcurl's own allocator gave. */
+	ret = cmk_http_global_init(e);
+	if (ret)
+		return ret;
 	res = curl_easy_escape(NULL, resource, 0);
 	if (a->client_id[0])
 		cid = curl_easy_escape(NULL, a->client_id, 0);

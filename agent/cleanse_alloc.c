@@ -4,6 +4,7 @@
  */
 #include "cleanse_alloc.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,13 @@
 #define HDR	16
 _Static_assert(HDR >= sizeof(size_t) && HDR % _Alignof(max_align_t) == 0,
 	       "header must hold a size and keep malloc's alignment");
+
+static atomic_ulong allocs;
+
+unsigned long cmk_cleanse_allocs(void)
+{
+	return atomic_load(&allocs);
+}
 
 static unsigned char *base_of(const void *p)
 {
@@ -47,6 +55,7 @@ void *cmk_cleanse_malloc(size_t n)
 	b = malloc(HDR + n);
 	if (!b)
 		return NULL;
+	atomic_fetch_add(&allocs, 1);
 	set_size(b, n);
 	return b + HDR;
 }

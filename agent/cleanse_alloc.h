@@ -25,6 +25,12 @@ void *cmk_cleanse_realloc(void *p, size_t n);
 char *cmk_cleanse_strdup(const char *s);
 void cmk_cleanse_free(void *p);
 
+/*
+ * cmk_cleanse_allocs() - blocks allocated so far: whoever hands these
+ * functions to a library can see that the library really uses them.
+ */
+unsigned long cmk_cleanse_allocs(void);
+
 /* cmk_cleanse_size() - the size last asked for block @p (0 for NULL). */
 size_t cmk_cleanse_size(const void *p);
 

@@ -52,6 +52,7 @@
 #include "fileio.h"
 #include "forkwatch.h"
 #include "genl.h"
+#include "http.h"
 #include "kmsjob.h"
 #include "poweroff.h"
 #include "secret.h"
@@ -974,7 +975,8 @@ int main(int argc, char **argv)
 	 * before the worker thread exists, which inherits the mask). */
 	setup_signals();
 
-	if (cmk_harden_process(&e) || cmk_config_load(conf, &a.cfg, &e)) {
+	if (cmk_harden_process(&e) || cmk_http_global_init(&e) ||
+	    cmk_config_load(conf, &a.cfg, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		return 1;
 	}

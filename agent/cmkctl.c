@@ -53,6 +53,7 @@
 #include "fileio.h"
 #include "genl.h"
 #include "header.h"
+#include "http.h"
 #include "volume.h"
 #include "keys.h"
 #include "provider.h"
@@ -1125,7 +1126,7 @@ int main(int argc, char **argv)
 {
 	struct cmk_err e;
 
-	if (cmk_harden_process(&e)) {
+	if (cmk_harden_process(&e) || cmk_http_global_init(&e)) {
 		fprintf(stderr, "cmkctl: %s\n", e.msg);
 		return EXIT_LOCAL;
 	}

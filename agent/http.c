@@ -24,19 +24,51 @@
 #include "settings.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+static int curl_init_ret = -EIO;
+static const char *curl_init_why = "not initialised";
 
 /*
  * libcurl copies what we send and receive into buffers of its own: the
  * request head (bearer tokens, SigV4 signatures, IMDS session tokens), the
  * receive buffer (a KEK in a KMS answer, tokens in a token answer).  Every
  * one of them is allocated through these functions and wiped when freed.
+ * libcurl takes them only if nothing initialised it before (then it says
+ * CURLE_OK and keeps its own): check that it really allocates through them.
  */
 static void curl_init(void)
 {
-	curl_init_rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, cmk_cleanse_malloc,
-					    cmk_cleanse_free, cmk_cleanse_realloc,
-					    cmk_cleanse_strdup, cmk_cleanse_calloc);
+	unsigned long before;
+	char *probe;
+
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, cmk_cleanse_malloc,
+				 cmk_cleanse_free, cmk_cleanse_realloc,
+				 cmk_cleanse_strdup, cmk_cleanse_calloc) != CURLE_OK) {
+		curl_init_why = "curl_global_init_mem failed";
+		return;
+	}
+	before = cmk_cleanse_allocs();
+	probe = curl_easy_escape(NULL, "a b", 3);
+	if (!probe) {
+		curl_init_why = "out of memory";
+		return;
+	}
+	if (cmk_cleanse_allocs() == before) {
+		/* libcurl's free() for libcurl's block: ours are not in use. */
+		curl_free(probe);
+		curl_init_why = "libcurl was initialised before it could be given the allocators that wipe its buffers (a library in this process called curl_global_init first)";
+		return;
+	}
+	curl_free(probe);
+	curl_init_ret = 0;
+}
+
+int cmk_http_global_init(struct cmk_err *e)
+{
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_ret)
+		return cmk_errf(e, curl_init_ret, "http: libcurl: %s; refusing to send credentials or key material through it",
+				curl_init_why);
+	return 0;
 }
 
 /*
@@ -320,7 +352,9 @@ static int url_policy(const char *who, const char *what, const char *url,
 	int ret = 0;
 
 	*plain = false;
-	pthread_once(&curl_once, curl_init);
+	ret = cmk_http_global_init(e);
+	if (ret)
+		return ret;
 	u = curl_url();
 	if (!u)
 		return cmk_errf(e, -ENOMEM, "%s: out of memory", who);
@@ -471,9 +505,9 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		retry = cmk_http_retry_default;
 	if (!req->method || !req->url)
 		return cmk_errf(e, -EINVAL, "http: no method or URL");
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return cmk_errf(e, -EIO, "http: libcurl initialisation failed");
+	ret = cmk_http_global_init(e);
+	if (ret)
+		return ret;
 	ret = url_policy("http", req->method, req->url, use, &plain, e);
 	if (ret)
 		return ret;

@@ -79,6 +79,15 @@ enum cmk_url_use {
 };
 
 /*
+ * cmk_http_global_init() - initialise libcurl with the allocators of
+ * cleanse_alloc.h and check that it uses them (it silently keeps its own
+ * when something initialised it first).  Programs call it first thing in
+ * main(); every call here also does, once, and refuses to work (-EIO,
+ * local) without them.
+ */
+int cmk_http_global_init(struct cmk_err *e);
+
+/*
  * cmk_http_url_check() - is @url an http(s) URL that @use may talk to?
  * -EINVAL (local) with a message naming @who and @what ("aws", "endpoint")
  * and what to do if not.

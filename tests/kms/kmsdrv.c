@@ -36,6 +36,7 @@
 
 #include "deadline.h"
 #include "envelope.h"
+#include "http.h"
 #include "provider.h"
 #include "secret.h"
 
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: kmsdrv PROVIDER ENVELOPE [k=v]...\n");
 		return 2;
 	}
-	if (cmk_harden_process(&e)) {
+	if (cmk_harden_process(&e) || cmk_http_global_init(&e)) {
 		fprintf(stderr, "kmsdrv: %s\n", e.msg);
 		return 1;
 	}
