@@ -323,6 +323,15 @@ void cmk_aws_cred_src_free(struct cmk_aws_cred_src *s)
 	memset(s, 0, sizeof(*s));
 }
 
+void cmk_aws_creds_forget(struct cmk_aws_cred_src *s)
+{
+	cmk_aws_creds_free(&s->cur);
+	s->have = false;
+	s->stale = false;
+	cmk_secret_free(&s->imds_token);
+	s->imds_token_exp = 0;
+}
+
 void cmk_aws_creds_invalidate(struct cmk_aws_cred_src *s)
 {
 	s->stale = true;

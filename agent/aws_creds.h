@@ -97,6 +97,13 @@ void cmk_aws_cred_src_free(struct cmk_aws_cred_src *s);
 int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
 		      const struct cmk_aws_creds **out, struct cmk_err *e);
 
+/*
+ * cmk_aws_creds_forget() - wipe the cached credentials and the IMDSv2
+ * session token: the next use fetches both again, with no last good
+ * credentials to fall back on.
+ */
+void cmk_aws_creds_forget(struct cmk_aws_cred_src *s);
+
 /* cmk_aws_creds_invalidate() - refetch before the next use (expired token). */
 void cmk_aws_creds_invalidate(struct cmk_aws_cred_src *s);
 

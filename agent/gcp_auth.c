@@ -396,6 +396,14 @@ void cmk_gcp_token_src_free(struct cmk_gcp_token_src *s)
 	memset(s, 0, sizeof(*s));
 }
 
+void cmk_gcp_token_forget(struct cmk_gcp_token_src *s)
+{
+	cmk_secret_free(&s->bearer);
+	s->issued = 0;
+	s->exp = 0;
+	s->stale = false;
+}
+
 void cmk_gcp_token_invalidate(struct cmk_gcp_token_src *s)
 {
 	s->stale = true;

@@ -114,6 +114,13 @@ void cmk_gcp_token_src_free(struct cmk_gcp_token_src *s);
 int cmk_gcp_token_get(struct cmk_gcp_token_src *s, time_t now,
 		      const char **bearer, struct cmk_err *e);
 
+/*
+ * cmk_gcp_token_forget() - wipe the cached access token: the next use
+ * fetches one, with no unexpired token to fall back on.  The service
+ * account key (configuration) stays.
+ */
+void cmk_gcp_token_forget(struct cmk_gcp_token_src *s);
+
 /* cmk_gcp_token_invalidate() - fetch a new token before the next use. */
 void cmk_gcp_token_invalidate(struct cmk_gcp_token_src *s);
 

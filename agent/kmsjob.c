@@ -191,7 +191,9 @@ bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
 		return true;
 	}
 	if (j->cur) {
-		cmk_kekset_forget(ks);
+		/* KEKs only: the provider that just unwrapped them stays as is. */
+		cmk_secret_free(&ks->cur);
+		cmk_secret_free(&ks->prev);
 		ks->cur = j->cur;
 		ks->prev = j->prev;
 		j->cur = NULL;

@@ -5,6 +5,9 @@
 #include "provider.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,9 +33,15 @@ static const struct cmk_provider_ops *const registry[] = {
 
 #define N_PROVIDERS (sizeof(registry) / sizeof(registry[0]))
 
+/*
+ * @busy: held for the length of every call into the provider and of its
+ * reset hook; @reset_pending: a reset asked for while a call was under way.
+ */
 struct cmk_provider {
 	const struct cmk_provider_ops *ops;
 	void *priv;
+	pthread_mutex_t busy;
+	atomic_bool reset_pending;
 };
 
 const struct cmk_provider_ops *cmk_provider_find(const char *name)
@@ -87,9 +96,12 @@ int cmk_provider_open(const char *name, const struct cmk_kv *kv, size_t n,
 	if (!p)
 		return cmk_errf(e, -ENOMEM, "provider \"%s\": out of memory", name);
 	p->ops = ops;
+	pthread_mutex_init(&p->busy, NULL);
+	atomic_init(&p->reset_pending, false);
 	if (ops->open) {
 		ret = ops->open(kv, n, &p->priv, e);
 		if (ret) {
+			pthread_mutex_destroy(&p->busy);
 			free(p);
 			return ret;
 		}
@@ -106,8 +118,44 @@ void cmk_provider_close(struct cmk_provider **pp)
 		return;
 	if (p->ops->close)
 		p->ops->close(p->priv);
+	pthread_mutex_destroy(&p->busy);
 	free(p);
 	*pp = NULL;
+}
+
+/*
+ * Whoever holds @busy when a reset is asked for applies it after its call
+ * (call_end()); the asker applies it itself when nobody does.  A reset
+ * asked for while the lock is being released is seen by the releaser's
+ * own apply_reset() (the flag is set before the asker's trylock fails).
+ */
+static void apply_reset(struct cmk_provider *p)
+{
+	while (atomic_load(&p->reset_pending) &&
+	       pthread_mutex_trylock(&p->busy) == 0) {
+		if (atomic_exchange(&p->reset_pending, false) && p->ops->reset)
+			p->ops->reset(p->priv);
+		pthread_mutex_unlock(&p->busy);
+	}
+}
+
+void cmk_provider_reset(struct cmk_provider *p)
+{
+	if (!p || !p->ops->reset)
+		return;
+	atomic_store(&p->reset_pending, true);
+	apply_reset(p);
+}
+
+static void call_begin(struct cmk_provider *p)
+{
+	pthread_mutex_lock(&p->busy);
+}
+
+static void call_end(struct cmk_provider *p)
+{
+	pthread_mutex_unlock(&p->busy);
+	apply_reset(p);
 }
 
 const char *cmk_provider_name(const struct cmk_provider *p)
@@ -176,8 +224,10 @@ int cmk_provider_wrap(struct cmk_provider *p, const char *key_ref,
 	call_start(call, e);
 	*wrapped = NULL;
 	*wrapped_len = 0;
+	call_begin(p);
 	ret = p->ops->wrap(p->priv, key_ref, plain, ctx, wrapped, wrapped_len,
 			   call, e);
+	call_end(p);
 	if (call)
 		call->latency_ms = now_ms() - t0;
 	if (ret) {
@@ -199,8 +249,10 @@ int cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
 
 	call_start(call, e);
 	*plain = NULL;
+	call_begin(p);
 	ret = p->ops->unwrap(p->priv, key_ref, wrapped, wrapped_len, ctx,
 			     plain, call, e);
+	call_end(p);
 	if (call)
 		call->latency_ms = now_ms() - t0;
 	if (ret)
@@ -219,12 +271,14 @@ int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
 	int ret;
 
 	call_start(call, e);
+	call_begin(p);
 	if (p->ops->check)
 		ret = p->ops->check(p->priv, key_ref, wrapped, wrapped_len, ctx,
 				    call, e);
 	else
 		ret = p->ops->unwrap(p->priv, key_ref, wrapped, wrapped_len,
 				     ctx, &plain, call, e);
+	call_end(p);
 	if (call)
 		call->latency_ms = now_ms() - t0;
 	burn_stack();
@@ -248,8 +302,10 @@ int cmk_provider_rewrap(struct cmk_provider *p, const char *from_ref,
 		return classify(cmk_errf(e, -EOPNOTSUPP,
 					 "provider \"%s\" cannot re-wrap inside the KMS",
 					 p->ops->name), e);
+	call_begin(p);
 	ret = p->ops->rewrap(p->priv, from_ref, wrapped, wrapped_len, from_ctx,
 			     to_ref, to_ctx, out, out_len, call, e);
+	call_end(p);
 	if (call)
 		call->latency_ms = now_ms() - t0;
 	if (ret) {

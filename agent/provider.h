@@ -90,6 +90,15 @@ struct cmk_provider_ops {
 		      const struct cmk_encctx *to_ctx, unsigned char **out,
 		      size_t *out_len, struct cmk_kms_call *call,
 		      struct cmk_err *e);
+	/*
+	 * Optional: let go of whatever lets the next call reach the KMS
+	 * without proving itself again - an open TLS connection (its traffic
+	 * secrets could decrypt every KEK that went over it), cached bearer
+	 * tokens, temporary credentials, an IMDS session token - wiped.  The
+	 * configuration (key files, client secrets) stays; the next call
+	 * starts afresh.  Must not block (no network round trip).
+	 */
+	void (*reset)(void *priv);
 };
 
 struct cmk_provider;
@@ -107,6 +116,14 @@ int cmk_provider_open(const char *name, const struct cmk_kv *kv, size_t n,
 		      struct cmk_provider **p, struct cmk_err *e);
 void cmk_provider_close(struct cmk_provider **p);
 const char *cmk_provider_name(const struct cmk_provider *p);
+
+/*
+ * cmk_provider_reset() - the provider's reset hook (above), callable from
+ * any thread at any time (a wipe on the main thread while a KMS call runs
+ * on the worker): applied at once when no call is under way, else by that
+ * call as soon as it returns.  @p may be NULL.
+ */
+void cmk_provider_reset(struct cmk_provider *p);
 const struct cmk_provider_ops *cmk_provider_ops(const struct cmk_provider *p);
 
 /*

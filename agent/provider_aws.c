@@ -336,6 +336,14 @@ static int split_url(const char *url, char *host, size_t hl, char *path,
 
 /* ---- open/close ----------------------------------------------------------------- */
 
+/* The credentials and the IMDSv2 session token go (wiped). */
+static void aws_reset(void *priv)
+{
+	struct aws *a = priv;
+
+	cmk_aws_creds_forget(&a->creds);
+}
+
 static void aws_close(void *priv)
 {
 	struct aws *a = priv;
@@ -1018,4 +1026,5 @@ const struct cmk_provider_ops cmk_provider_aws_ops = {
 	.wrap = aws_wrap,
 	.unwrap = aws_unwrap,
 	.rewrap = aws_rewrap,
+	.reset = aws_reset,
 };

@@ -498,6 +498,14 @@ static int check_vault(const struct azure *a, const struct cmk_azure_key *k,
 
 /* ---- open/close ------------------------------------------------------------------ */
 
+/* The bearer token goes (wiped); the client secret is configuration. */
+static void azure_reset(void *priv)
+{
+	struct azure *a = priv;
+
+	cmk_azure_token_invalidate(&a->auth);
+}
+
 static void azure_close(void *priv)
 {
 	struct azure *a = priv;
@@ -1038,4 +1046,5 @@ const struct cmk_provider_ops cmk_provider_azure_ops = {
 	.close = azure_close,
 	.wrap = azure_wrap,
 	.unwrap = azure_unwrap,
+	.reset = azure_reset,
 };

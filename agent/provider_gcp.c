@@ -265,6 +265,14 @@ int cmk_gcp_key_name_ok(const char *ref)
 
 /* ---- open/close --------------------------------------------------------------- */
 
+/* The access token goes (wiped); the service account key is configuration. */
+static void gcp_reset(void *priv)
+{
+	struct gcp *g = priv;
+
+	cmk_gcp_token_forget(&g->tok);
+}
+
 static void gcp_close(void *priv)
 {
 	struct gcp *g = priv;
@@ -784,4 +792,5 @@ const struct cmk_provider_ops cmk_provider_gcp_ops = {
 	.close = gcp_close,
 	.wrap = gcp_wrap,
 	.unwrap = gcp_unwrap,
+	.reset = gcp_reset,
 };

@@ -159,6 +159,12 @@ static void conn_close(struct kmip *k)
 	}
 }
 
+/* The connection's traffic secrets go with it (SSL_free cleanses them). */
+static void kmip_reset(void *priv)
+{
+	conn_close(priv);
+}
+
 static void kmip_close(void *priv)
 {
 	struct kmip *k = priv;
@@ -1030,4 +1036,5 @@ const struct cmk_provider_ops cmk_provider_kmip_ops = {
 	.close = kmip_close,
 	.wrap = kmip_wrap,
 	.unwrap = kmip_unwrap,
+	.reset = kmip_reset,
 };

@@ -27,15 +27,22 @@ void cmk_kekset_init(struct cmk_kekset *ks)
 	cmk_envelope_init(&ks->env);
 }
 
-void cmk_kekset_forget(struct cmk_kekset *ks)
+/* The plain KEKs only (before unwrapping them again, or freeing the set). */
+static void wipe_keks(struct cmk_kekset *ks)
 {
 	cmk_secret_free(&ks->cur);
 	cmk_secret_free(&ks->prev);
 }
 
+void cmk_kekset_forget(struct cmk_kekset *ks)
+{
+	wipe_keks(ks);
+	cmk_provider_reset(ks->p);
+}
+
 void cmk_kekset_free(struct cmk_kekset *ks)
 {
-	cmk_kekset_forget(ks);
+	wipe_keks(ks);
 	cmk_provider_close(&ks->p);
 	if (ks->loaded)
 		cmk_envelope_free(&ks->env);
@@ -86,7 +93,7 @@ static int unwrap_all(struct cmk_kekset *ks, struct cmk_audit *audit,
 		audit_kms(audit, &ks->env.prev, "unwrap", &call, ret ? e : NULL);
 	}
 	if (ret)
-		cmk_kekset_forget(ks);
+		wipe_keks(ks);
 	return ret;
 }
 
@@ -120,7 +127,7 @@ int cmk_kekset_unseal(struct cmk_kekset *ks, struct cmk_audit *audit,
 
 	if (!ks->loaded || !ks->p)
 		return cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
-	cmk_kekset_forget(ks);
+	wipe_keks(ks);
 	ret = unwrap_all(ks, audit, e);
 	if (ret)
 		cmk_err_prefix(e, "KEK envelope in memory");

@@ -125,7 +125,13 @@ int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
 int cmk_kekset_unseal(struct cmk_kekset *ks, struct cmk_audit *audit,
 		      struct cmk_err *e);
 
-/* cmk_kekset_forget() - wipe the plain KEKs, keep the envelope. */
+/*
+ * cmk_kekset_forget() - wipe the plain KEKs, keep the envelope, and reset
+ * the provider (cmk_provider_reset(): its KMS connection, tokens and
+ * temporary credentials go too), so nothing in memory reaches the KMS or
+ * a KEK without asking again.  The one call for every wipe: revocation,
+ * grace-policy expiry, VM fork, shutdown.  Safe while a KMS job runs.
+ */
 void cmk_kekset_forget(struct cmk_kekset *ks);
 void cmk_kekset_free(struct cmk_kekset *ks);
 

@@ -212,6 +212,14 @@ check kmip_check_passes_before_revoke drv_is check "ok *"
 # sockets of the driver: the connection is kept between calls...
 drv_sockets() { find "/proc/$drv_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 check kmip_connection_kept_between_calls test "$(drv_sockets)" -eq 1
+# ...and closed by a wipe (grace-policy expiry, VM fork, shutdown): its
+# session keys could read every KEK that went over it.  cmk_kekset_forget()
+# resets the provider; kmsdrv's forget does just that.  The next call
+# opens a fresh one.
+drv forget
+check kmip_cleanse_forget_drops_connection test "$(drv_sockets)" -eq 0
+check kmip_cleanse_forget_then_check_reconnects drv_is check "ok *"
+check kmip_cleanse_forget_then_one_connection test "$(drv_sockets)" -eq 1
 # (the KEK for the memory scan below, while the key owner can still Get the key)
 admin kek-hex cmk-1 "$wrapped" service=pg cluster=c-42 2>"$T/last.kek" | xxd -r -p >"$T/kek.bin"
 # The driver's memory right after an unwrap (the Decrypt answer is the last

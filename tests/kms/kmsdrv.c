@@ -14,6 +14,9 @@
  *                       check_timeout_ms, deadline.h); 0: none
  *   rewrap KEYREF    -> re-wrap the envelope under KEYREF and write it back
  *   reload           -> re-read the envelope file
+ *   forget           -> "ok 0 -": reset the provider as cmk-agent's every
+ *                       wipe does (cmk_provider_reset(): connection,
+ *                       tokens, temporary credentials)
  *   snapshot FILE    -> write this process's memory as a core dump would
  *                       hold it to FILE: "ok <bytes> <mappings>"
  *   plant HEX        -> decode HEX into a heap block and free it unwiped
@@ -212,6 +215,9 @@ int main(int argc, char **argv)
 			if (!ret)
 				ret = cmk_envelope_write(argv[2], &env, &e);
 			report(ret, &call, &e);
+		} else if (strcmp(line, "forget") == 0) {
+			cmk_provider_reset(p);
+			report(0, &call, &e);
 		} else if (strcmp(line, "reload") == 0) {
 			cmk_envelope_free(&env);
 			cmk_envelope_init(&env);
