@@ -7,8 +7,12 @@
  * once when it broke.  Each request has one deadline, timeout_ms, for all
  * of it: connect, handshake, version negotiation, a reconnect, sending
  * and the whole answer - a server that trickles bytes cannot stretch it.
- * A definitive answer (revoked, denied, not found...) closes the
- * connection: its session keys could read what went over it.
+ * The check's overall deadline (deadline.h) clamps it, and every wait
+ * (name resolution, connect, TLS) also ends, within WAIT_SLICE_MS, when
+ * that deadline passes or cmk_deadline_cancel_all() cancels it; the
+ * message says which limit ended it.  A definitive answer (revoked,
+ * denied, not found...) closes the connection: its session keys could
+ * read what went over it.
  * Messages: kmip.c; encoding: ttlv.c.  Requests and responses that can
  * hold a KEK live in struct cmk_secret buffers only, and OpenSSL wipes
  * decrypted records once read (SSL_OP_CLEANSE_PLAINTEXT).
@@ -19,7 +23,9 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +73,11 @@ struct kmip {
 	int fd;
 	struct cmk_kmip_version ver;	/* negotiated; 0.0 until then */
 	long deadline_ms;		/* of the request in progress (monotonic) */
+	bool check_cut;			/* the check's deadline set it, not timeout_ms */
 };
+
+/* The longest a wait goes without looking at the check's deadline. */
+#define WAIT_SLICE_MS	100
 
 static long mono_ms(void)
 {
@@ -83,6 +93,59 @@ static long remaining_ms(const struct kmip *k)
 	long left = k->deadline_ms - mono_ms();
 
 	return left > 0 ? left : 0;
+}
+
+/*
+ * Why a wait ended without its event: the agent cancelled every wait
+ * (stopping), the check's overall deadline passed (check_timeout_ms), or
+ * the request's own timeout_ms.  The first two also say when a wait of
+ * connect_timeout_ms was cut short; @own_name/@own_ms name the limit that
+ * applied otherwise.
+ */
+static int timed_out(const struct kmip *k, const char *during,
+		     const char *own_name, long own_ms, const char *hint,
+		     struct cmk_err *e)
+{
+	uint64_t at = cmk_deadline_get();
+
+	ERR_clear_error();
+	if (cmk_deadline_expired() && (!at || cmk_deadline_now_ms() < at))
+		return cmk_err_kms(e, CMK_R_TIMEOUT,
+				   "kmip %s: cancelled during %s: the agent is stopping",
+				   k->where, during);
+	if (cmk_deadline_expired() || (k->check_cut && !remaining_ms(k)))
+		return cmk_err_kms(e, CMK_R_TIMEOUT,
+				   "kmip %s: the check's overall deadline (check_timeout_ms) ran out during %s",
+				   k->where, during);
+	return cmk_err_kms(e, CMK_R_TIMEOUT,
+			   "kmip %s: %s within %s = %ld (stopped during %s)%s", k->where,
+			   strcmp(own_name, "timeout_ms") ? "no connection" :
+			   "the request did not complete", own_name, own_ms, during, hint);
+}
+
+/*
+ * poll() @fd for @events for at most @max_ms and the request's deadline,
+ * in slices, so the check's deadline and a cancel end it too.  1: ready;
+ * 0: time is up (see timed_out()); -1: poll failed (errno).
+ */
+static int wait_fd(const struct kmip *k, int fd, short events, long max_ms)
+{
+	long t0 = mono_ms();
+
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		long left = remaining_ms(k), n;
+
+		if (max_ms - (mono_ms() - t0) < left)
+			left = max_ms - (mono_ms() - t0);
+		if (left <= 0 || cmk_deadline_expired())
+			return 0;
+		n = poll(&pfd, 1, (int)(left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS));
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -323,20 +386,103 @@ out:
 /* ---- connection ------------------------------------------------------------ */
 
 
-static int tcp_connect(struct kmip *k, struct cmk_err *e)
+/*
+ * getaddrinfo() has no timeout (resolv.conf's, 5 s per server and try, can
+ * add up to far more than the check's deadline).  A literal address is
+ * taken at once; a name is resolved on a thread of its own, waited for
+ * within connect_timeout_ms and the request's deadline.  A resolver that
+ * does not answer in time is left behind: the thread owns a reference and
+ * frees what it resolved when it ends.
+ */
+struct resolve {
+	atomic_int refs;
+	atomic_bool done;
+	char host[256], port[8];
+	int gai;
+	struct addrinfo *res;
+};
+
+static void resolve_put(struct resolve *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	if (r->res)
+		freeaddrinfo(r->res);
+	free(r);
+}
+
+static void *resolve_run(void *arg)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res = NULL, *ai;
-	int gai, err = 0, one = 1;
-	bool timed_out = false;
+	struct resolve *r = arg;
 
-	gai = getaddrinfo(k->host, k->port, &hints, &res);
+	r->gai = getaddrinfo(r->host, r->port, &hints, &r->res);
+	atomic_store(&r->done, true);
+	resolve_put(r);
+	return NULL;
+}
+
+static int resolve(const struct kmip *k, struct addrinfo **res,
+		   struct cmk_err *e)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST };
+	long t0 = mono_ms();
+	struct resolve *r;
+	pthread_attr_t at;
+	pthread_t t;
+	int gai, ret;
+
+	*res = NULL;
+	gai = getaddrinfo(k->host, k->port, &hints, res);
+	if (gai != EAI_NONAME)
+		goto out;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return cmk_errf(e, -ENOMEM, "kmip: out of memory");
+	atomic_init(&r->refs, 2);
+	atomic_init(&r->done, false);
+	snprintf(r->host, sizeof(r->host), "%s", k->host);
+	snprintf(r->port, sizeof(r->port), "%s", k->port);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &at, resolve_run, r);
+	pthread_attr_destroy(&at);
+	if (ret) {
+		free(r);
+		return cmk_err_kms(e, CMK_R_NETWORK, "kmip %s: cannot start a resolver thread: %s",
+				   k->where, strerror(ret));
+	}
+	while (!atomic_load(&r->done) && remaining_ms(k) &&
+	       mono_ms() - t0 < k->connect_timeout_ms && !cmk_deadline_expired())
+		usleep(10 * 1000);
+	if (!atomic_load(&r->done)) {
+		resolve_put(r);
+		return timed_out(k, "the name lookup (DNS) of the server", "connect_timeout_ms",
+				 k->connect_timeout_ms, ": is DNS reachable?", e);
+	}
+	gai = r->gai;
+	*res = r->res;
+	r->res = NULL;
+	resolve_put(r);
+out:
 	if (gai)
 		return cmk_err_kms(e, CMK_R_NETWORK, "kmip %s: cannot resolve %s: %s",
 				   k->where, k->host, gai_strerror(gai));
+	return 0;
+}
+
+static int tcp_connect(struct kmip *k, struct cmk_err *e)
+{
+	struct addrinfo *res = NULL, *ai;
+	int ret, err = 0, one = 1;
+	bool waited_out = false;
+
+	ret = resolve(k, &res, e);
+	if (ret)
+		return ret;
 	for (ai = res; ai; ai = ai->ai_next) {
-		struct pollfd pfd;
 		socklen_t sl = sizeof(err);
 		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
 				SOCK_NONBLOCK, ai->ai_protocol);
@@ -350,12 +496,12 @@ static int tcp_connect(struct kmip *k, struct cmk_err *e)
 			close(fd);
 			continue;
 		}
-		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
-		if (poll(&pfd, 1, (int)(remaining_ms(k) < k->connect_timeout_ms ?
-					remaining_ms(k) : k->connect_timeout_ms)) != 1) {
+		if (wait_fd(k, fd, POLLOUT, k->connect_timeout_ms) != 1) {
 			err = ETIMEDOUT;
-			timed_out = true;
+			waited_out = true;
 			close(fd);
+			if (!remaining_ms(k) || cmk_deadline_expired())
+				break;
 			continue;
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) || err) {
@@ -370,10 +516,9 @@ static int tcp_connect(struct kmip *k, struct cmk_err *e)
 	freeaddrinfo(res);
 	if (k->fd >= 0)
 		return 0;
-	if (timed_out && err == ETIMEDOUT)
-		return cmk_err_kms(e, CMK_R_TIMEOUT,
-				   "kmip %s: no connection within %ld ms: is the KMIP server up and reachable?",
-				   k->where, k->connect_timeout_ms);
+	if (waited_out && err == ETIMEDOUT)
+		return timed_out(k, "connect", "connect_timeout_ms", k->connect_timeout_ms,
+				 ": is the KMIP server up and reachable?", e);
 	return cmk_err_kms(e, CMK_R_NETWORK,
 			   "kmip %s: cannot connect: %s: is the KMIP server running?",
 			   k->where, strerror(err ? err : ECONNREFUSED));
@@ -401,12 +546,8 @@ static int tls_error(struct kmip *k, const char *during, int ssl_err,
 
 	if ((ssl_err == SSL_ERROR_SYSCALL &&
 	     (sys == EAGAIN || sys == EWOULDBLOCK)) ||
-	    ssl_err == SSL_ERROR_WANT_READ || ssl_err == SSL_ERROR_WANT_WRITE) {
-		ERR_clear_error();
-		return cmk_err_kms(e, CMK_R_TIMEOUT,
-				   "kmip %s: no answer within %ld ms during %s",
-				   k->where, k->timeout_ms, during);
-	}
+	    ssl_err == SSL_ERROR_WANT_READ || ssl_err == SSL_ERROR_WANT_WRITE)
+		return timed_out(k, during, "timeout_ms", k->timeout_ms, "", e);
 	if (ssl_err == SSL_ERROR_SYSCALL && (!err || ERR_GET_LIB(err) == ERR_LIB_SYS)) {
 		ERR_clear_error();
 		return cmk_err_kms(e, CMK_R_NETWORK,
@@ -455,23 +596,18 @@ static int tls_error(struct kmip *k, const char *during, int ssl_err,
 static int tls_wait(struct kmip *k, const char *during, int ssl_err,
 		    struct cmk_err *e)
 {
-	struct pollfd pfd = { .fd = k->fd };
-	long left;
 	int n;
 
 	if (ssl_err != SSL_ERROR_WANT_READ && ssl_err != SSL_ERROR_WANT_WRITE)
 		return tls_error(k, during, ssl_err, e);
-	pfd.events = ssl_err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-	do {
-		left = remaining_ms(k);
-		n = left ? poll(&pfd, 1, (int)left) : 0;
-	} while (n < 0 && errno == EINTR);
+	n = wait_fd(k, k->fd, ssl_err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
+		    k->timeout_ms);
 	if (n > 0)
 		return 0;
-	ERR_clear_error();
-	return cmk_err_kms(e, CMK_R_TIMEOUT,
-			   "kmip %s: the request did not complete within timeout_ms = %ld (stopped during %s)",
-			   k->where, k->timeout_ms, during);
+	if (n < 0)
+		return cmk_err_kms(e, CMK_R_NETWORK, "kmip %s: waiting during %s: %s",
+				   k->where, during, strerror(errno));
+	return timed_out(k, during, "timeout_ms", k->timeout_ms, "", e);
 }
 
 static int tls_connect(struct kmip *k, struct cmk_err *e)
@@ -732,7 +868,12 @@ static int call(struct kmip *k, uint32_t op, build_fn build, const void *arg,
 	sigaddset(&pipe_set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
 	/* Within the whole check's deadline too (deadline.h). */
-	k->deadline_ms = mono_ms() + cmk_deadline_clamp_ms(k->timeout_ms);
+	{
+		long own = cmk_deadline_clamp_ms(k->timeout_ms);
+
+		k->deadline_ms = mono_ms() + own;
+		k->check_cut = own < k->timeout_ms;
+	}
 	ret = call_once(k, op, build, arg, req_cap, rbuf, r, e);
 	if (!sigismember(&old, SIGPIPE)) {
 		sigpending(&pending);

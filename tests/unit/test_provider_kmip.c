@@ -7,10 +7,15 @@
  * KMIP implementation), recorded as hex; the classes Documentation/kmip.rst
  * promises for each Result Reason and key State.  The real server is in
  * tests/kms/kmip.sh.
+ * kmip_hang_*: a server that takes the connection and never answers TLS;
+ * oracle: the message names the limit that ended the wait (the agent's
+ * cancel, the check's deadline), not timeout_ms = 20000, which the wait
+ * never reached (times are printed, not asserted).
  */
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "deadline.h"
 #include "kmip.h"
 #include "provider.h"
 #include "provider_kmip.h"
@@ -281,6 +287,156 @@ static void server_down_is_transient(void **state)
 	cmk_provider_close(&p);
 }
 
+/*
+ * A server that takes the connection and never says a word (the kernel
+ * completes the TCP handshake from the listen backlog; nobody accepts):
+ * the TLS handshake waits for a ServerHello that does not come.
+ */
+static int silent_server(char *server, size_t len)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	snprintf(server, len, "127.0.0.1:%d", ntohs(a.sin_port));
+	return fd;
+}
+
+static struct cmk_provider *open_slow(const char *server)
+{
+	struct cmk_kv kv[] = {
+		{ "server", server, 1 }, { "client_cert", NULL, 2 },
+		{ "client_key", NULL, 3 }, { "ca_bundle", NULL, 4 },
+		{ "timeout_ms", "20000", 5 }, { "max_attempts", "1", 6 },
+	};
+	static char cert[512], key[512];
+	struct cmk_provider *p = NULL;
+	struct cmk_err e;
+
+	snprintf(cert, sizeof(cert), "%s", tu_path("c.pem"));
+	snprintf(key, sizeof(key), "%s", tu_path("k.pem"));
+	make_cert(cert, key);
+	kv[1].value = cert;
+	kv[2].value = key;
+	kv[3].value = cert;
+	if (cmk_provider_open("kmip", kv, 6, &p, &e))
+		fail_msg("open: %s", e.msg);
+	return p;
+}
+
+struct slow_call {
+	struct cmk_provider *p;
+	uint64_t deadline_in_ms;	/* 0: none */
+	int ret;
+	struct cmk_err e;
+	long ms;
+};
+
+static void *slow_unwrap(void *arg)
+{
+	struct slow_call *c = arg;
+	unsigned char wrapped[60] = { 0 };
+	struct cmk_secret *kek = NULL;
+	struct cmk_encctx ctx;
+	uint64_t t0 = cmk_deadline_now_ms();
+
+	cmk_encctx_init(&ctx);
+	if (c->deadline_in_ms)
+		cmk_deadline_set(t0 + c->deadline_in_ms);
+	c->ret = cmk_provider_unwrap(c->p, "cmk-1", wrapped, sizeof(wrapped), &ctx,
+				     &kek, NULL, &c->e);
+	cmk_deadline_set(0);
+	c->ms = (long)(cmk_deadline_now_ms() - t0);
+	cmk_secret_free(&kek);
+	return NULL;
+}
+
+/*
+ * The agent stops while the worker waits in a TLS handshake: the wait
+ * ends on cmk_deadline_cancel_all(), not when timeout_ms (20 s) runs out,
+ * and the message says it was cancelled, not that the server was slow.
+ */
+static void kmip_hang_cancel_ends_tls_wait(void **state)
+{
+	struct slow_call c = { 0 };
+	char server[64];
+	int lfd = silent_server(server, sizeof(server));
+	pthread_t t;
+
+	(void)state;
+	c.p = open_slow(server);
+	assert_int_equal(pthread_create(&t, NULL, slow_unwrap, &c), 0);
+	usleep(300 * 1000);
+	cmk_deadline_cancel_all(true);
+	pthread_join(t, NULL);
+	cmk_deadline_cancel_all(false);
+	print_message("# cancelled after 300 ms: the call returned after %ld ms: %s\n",
+		      c.ms, c.e.msg);
+	assert_true(c.ret < 0);
+	assert_int_equal(c.e.cls, CMK_EC_TRANSIENT);
+	assert_int_equal(c.e.reason, CMK_R_TIMEOUT);
+	assert_contains(c.e.msg, "cancelled");
+	assert_null(strstr(c.e.msg, "timeout_ms = 20000"));
+	cmk_provider_close(&c.p);
+	close(lfd);
+}
+
+/*
+ * The check's own deadline (check_timeout_ms) cuts the request short: the
+ * message names it, not the provider's timeout_ms the request never
+ * reached.
+ */
+static void kmip_hang_check_deadline_named(void **state)
+{
+	struct slow_call c = { .deadline_in_ms = 400 };
+	char server[64];
+	int lfd = silent_server(server, sizeof(server));
+
+	(void)state;
+	c.p = open_slow(server);
+	slow_unwrap(&c);
+	print_message("# check deadline 400 ms: the call returned after %ld ms: %s\n",
+		      c.ms, c.e.msg);
+	assert_true(c.ret < 0);
+	assert_int_equal(c.e.reason, CMK_R_TIMEOUT);
+	assert_contains(c.e.msg, "check_timeout_ms");
+	assert_null(strstr(c.e.msg, "timeout_ms = 20000"));
+	cmk_provider_close(&c.p);
+	close(lfd);
+}
+
+/* A host name (not a literal address) is resolved, off the thread. */
+static void kmip_hang_host_name_resolved(void **state)
+{
+	struct slow_call c = { 0 };
+	char server[80];
+	int lfd = silent_server(server, sizeof(server));
+
+	(void)state;
+	/* "127.0.0.1:PORT" -> "localhost:PORT" (/etc/hosts, no DNS) */
+	{
+		char tmp[80];
+
+		snprintf(tmp, sizeof(tmp), "localhost%s", strchr(server, ':'));
+		snprintf(server, sizeof(server), "%s", tmp);
+	}
+	c.deadline_in_ms = 400;
+	c.p = open_slow(server);
+	slow_unwrap(&c);
+	print_message("# %s: %s\n", server, c.e.msg);
+	assert_true(c.ret < 0);
+	/* it got as far as the TLS handshake (the silent server) */
+	assert_int_equal(c.e.reason, CMK_R_TIMEOUT);
+	assert_contains(c.e.msg, "handshake");
+	cmk_provider_close(&c.p);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +447,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(settings_checked, tu_setup_tmpdir,
 						tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(server_down_is_transient,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(kmip_hang_cancel_ends_tls_wait,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(kmip_hang_check_deadline_named,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(kmip_hang_host_name_resolved,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 	};
 
