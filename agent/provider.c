@@ -147,6 +147,11 @@ void cmk_provider_reset(struct cmk_provider *p)
 	apply_reset(p);
 }
 
+const char *cmk_provider_advice(struct cmk_provider *p)
+{
+	return p && p->ops->advice ? p->ops->advice(p->priv) : NULL;
+}
+
 static void call_begin(struct cmk_provider *p)
 {
 	pthread_mutex_lock(&p->busy);

@@ -99,6 +99,11 @@ struct cmk_provider_ops {
 	 * starts afresh.  Must not block (no network round trip).
 	 */
 	void (*reset)(void *priv);
+	/*
+	 * Optional: a weakness of the configuration the operator should hear
+	 * about (a pin left out), or NULL.  Static text, no secrets.
+	 */
+	const char *(*advice)(void *priv);
 };
 
 struct cmk_provider;
@@ -124,6 +129,9 @@ const char *cmk_provider_name(const struct cmk_provider *p);
  * call as soon as it returns.  @p may be NULL.
  */
 void cmk_provider_reset(struct cmk_provider *p);
+
+/* cmk_provider_advice() - the provider's advice hook (above), or NULL. */
+const char *cmk_provider_advice(struct cmk_provider *p);
 const struct cmk_provider_ops *cmk_provider_ops(const struct cmk_provider *p);
 
 /*

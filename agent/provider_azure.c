@@ -498,6 +498,15 @@ static int check_vault(const struct azure *a, const struct cmk_azure_key *k,
 
 /* ---- open/close ------------------------------------------------------------------ */
 
+static const char *azure_advice(void *priv)
+{
+	const struct azure *a = priv;
+
+	if (a->vault[0])
+		return NULL;
+	return "azure: [provider \"azure\"] pins no vault: the token goes to whatever vault the envelope's key URL names; set vault = https://NAME.vault.azure.net (Documentation/azure.rst, \"Pin the vault\")";
+}
+
 /* The bearer token goes (wiped); the client secret is configuration. */
 static void azure_reset(void *priv)
 {
@@ -1047,4 +1056,5 @@ const struct cmk_provider_ops cmk_provider_azure_ops = {
 	.wrap = azure_wrap,
 	.unwrap = azure_unwrap,
 	.reset = azure_reset,
+	.advice = azure_advice,
 };

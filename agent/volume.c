@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,31 @@ static int unwrap_all(struct cmk_kekset *ks, struct cmk_audit *audit,
 	return ret;
 }
 
+/*
+ * The provider's advice about its configuration (an unpinned vault), once
+ * per process: on stderr and in the audit log.
+ */
+static void advise_once(const struct cmk_kekset *ks, struct cmk_audit *audit)
+{
+	static atomic_bool said;
+	const char *advice = cmk_provider_advice(ks->p);
+	struct cmk_audit_event ev = {
+		.event = "config_warning",
+		.provider = ks->env.cur.provider,
+		.key_ref = ks->env.cur.key_ref,
+		.outcome = "warning",
+		.latency_ms = -1,
+		.message = advice,
+	};
+	struct cmk_err ae;
+
+	if (!advice || atomic_exchange(&said, true))
+		return;
+	fprintf(stderr, "cmk: warning: %s\n", advice);
+	if (audit && cmk_audit_log(audit, &ev, &ae))
+		fprintf(stderr, "cmk: audit: %s\n", ae.msg);
+}
+
 int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
 		    struct cmk_audit *audit, struct cmk_err *e)
 {
@@ -114,6 +140,7 @@ int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
 				pc ? pc->n : 0, &ks->p, e);
 	if (ret)
 		return ret;
+	advise_once(ks, audit);
 	ret = unwrap_all(ks, audit, e);
 	if (ret)
 		cmk_err_prefix(e, "KEK envelope %s", cfg->kek_envelope);

@@ -21,7 +21,11 @@
 
 #include <linux/magic.h>
 
+#include <json-c/json.h>
+#include <openssl/evp.h>
+
 #include "binding.h"
+#include "provider_azure.h"
 #include "provider_local.h"
 #include "volume.h"
 
@@ -90,6 +94,89 @@ static void volume_kekset_load_unwraps_and_audits(void **state)
 	log = tu_read_file(tu_path("audit.log"), NULL);
 	assert_contains(log, "\"operation\":\"unwrap\",\"outcome\":\"success\"");
 	assert_contains(log, "\"operation\":\"check\",\"outcome\":\"success\"");
+	free(log);
+}
+
+/*
+ * An azure envelope with no "vault =" pin: the VM's token would go to any
+ * vault an envelope names.  Oracle: the audit log and stderr say so, once
+ * per process however often the envelope is loaded; nothing is said with
+ * the pin.  (The vault is a closed loopback port: the unwrap fails, which
+ * is not what is tested.)
+ */
+static void azure_envelope_write(void)
+{
+	static const unsigned char ct[256] = { 1 };
+	struct json_object *o = json_object_from_file(tu_path("kek.json"));
+	unsigned char *blob = NULL;
+	char b64[512];
+	size_t bl = 0;
+	struct cmk_err e;
+
+	assert_non_null(o);
+	assert_int_equal(cmk_azure_blob_pack(CMK_AZURE_ALG_RSA_OAEP_256, "0123abcd", ct,
+					     sizeof(ct), &blob, &bl, &e), 0);
+	assert_true(EVP_EncodeBlock((unsigned char *)b64, blob, (int)bl) > 0);
+	free(blob);
+	json_object_object_add(o, "provider", json_object_new_string("azure"));
+	json_object_object_add(o, "key_ref", json_object_new_string("https://127.0.0.1:9/keys/cmk"));
+	json_object_object_add(o, "wrapped_kek", json_object_new_string(b64));
+	assert_int_equal(json_object_to_file(tu_path("kek-azure.json"), o), 0);
+	json_object_put(o);
+}
+
+static void load_azure(const char *pin, int loads, const char *log_name)
+{
+	struct cmk_config c;
+	struct cmk_audit *al = NULL;
+	struct cmk_kekset ks;
+	struct cmk_err e;
+	char text[2048];
+
+	snprintf(text, sizeof(text),
+		 "[agent]\nkek_envelope = %s\nstate_dir = %s\naudit_log = %s\nsyslog = no\n"
+		 "[provider \"azure\"]\nimds_endpoint = http://127.0.0.1:9\nmax_attempts = 1\n"
+		 "timeout_ms = 500\nconnect_timeout_ms = 500\nverify_challenge_resource = no\n%s",
+		 tu_path("kek-azure.json"), tu_path("run"), tu_path(log_name), pin);
+	assert_int_equal(cmk_config_parse(text, strlen(text), "agent.conf", &c, &e), 0);
+	assert_int_equal(cmk_audit_open(c.audit_log, false, "test", &al, &e), 0);
+	for (int i = 0; i < loads; i++) {
+		cmk_kekset_init(&ks);
+		assert_int_not_equal(cmk_kekset_load(&ks, &c, al, &e), 0);
+		assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+		cmk_kekset_free(&ks);
+	}
+	cmk_audit_close(&al);
+	cmk_config_free(&c);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+static void volume_credential_azure_unpinned_vault_warned_once(void **state)
+{
+	char *log;
+
+	(void)state;
+	azure_envelope_write();
+	/* pinned: no warning (first, so the process-wide once is not used up) */
+	load_azure("vault = https://127.0.0.1:9\n", 1, "pinned.log");
+	log = tu_read_file(tu_path("pinned.log"), NULL);
+	assert_null(strstr(log, "config_warning"));
+	free(log);
+	load_azure("", 3, "unpinned.log");
+	log = tu_read_file(tu_path("unpinned.log"), NULL);
+	print_message("# %.*s\n", (int)strcspn(strstr(log, "config_warning") ?: log, "\n"),
+		      strstr(log, "config_warning") ?: log);
+	assert_int_equal(count_of(log, "\"event\":\"config_warning\""), 1);
+	assert_contains(log, "pins no vault");
+	assert_contains(log, "vault = https://NAME.vault.azure.net");
 	free(log);
 }
 
@@ -1411,6 +1498,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(volume_kekset_load_unwraps_and_audits, setup, teardown),
+		cmocka_unit_test_setup_teardown(volume_credential_azure_unpinned_vault_warned_once,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_kekset_disabled_cmk_is_definitive_and_holds_no_kek,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_kekset_check_without_envelope_fails, setup, teardown),
