@@ -234,7 +234,7 @@ admin revoke cmk-1 >"$T/last" 2>&1
 check kmip_revoked_key_state_deactivated bash -c "[ \"\$($(declare -f admin); PY=$PY here=$here T=$T port=$port C=$C; admin state cmk-1)\" = DEACTIVATED ]"
 check kmip_revoked_key_is_definitive_revoked drv_is check "err definitive revoked *Permission Denied*key state Deactivated*"
 # ...and closed on the revocation: its session keys could read the KEK.
-check kmip_revoked_key_drops_connection test "$(drv_sockets)" -eq 0
+check kmip_cleanse_revoked_key_drops_connection test "$(drv_sockets)" -eq 0
 # After an unwrap and after the revoke, the KEK (it came back in Decrypt
 # answers over TLS) is nowhere in the driver's memory as a core dump would
 # hold it.  Oracle: cmk-oracle scan with the KEK the key owner's own

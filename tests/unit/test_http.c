@@ -10,8 +10,10 @@
  * Two tests talk to a one-shot HTTP peer on 127.0.0.1 (a thread here):
  * libcurl's own buffers, which held a bearer token, a request body and a
  * response body, are all zero when freed (testutil's free wrapper sees
- * them once libcurl allocates through cleanse_alloc.h); and the plain
- * http:// rule (loopback for KMS endpoints, also link-local for metadata).
+ * them once libcurl allocates through cleanse_alloc.h), over http and
+ * over https (a TLS peer with a self-signed certificate: the path where
+ * http.c sets SSL_OP_CLEANSE_PLAINTEXT); and the plain http:// rule
+ * (loopback for KMS endpoints, also link-local for metadata).
  */
 #include "testutil.h"
 
@@ -26,6 +28,10 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "deadline.h"
 #include "http.h"
@@ -142,7 +148,7 @@ static void *peer_serve(void *arg)
 	return NULL;
 }
 
-static void peer_start(struct peer *p, const char *answer, pthread_t *t)
+static void peer_listen(struct peer *p, const char *answer)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -156,6 +162,11 @@ static void peer_start(struct peer *p, const char *answer, pthread_t *t)
 	assert_int_equal(listen(p->lfd, 4), 0);
 	assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &al), 0);
 	p->port = ntohs(a.sin_port);
+}
+
+static void peer_start(struct peer *p, const char *answer, pthread_t *t)
+{
+	peer_listen(p, answer);
 	assert_int_equal(pthread_create(t, NULL, peer_serve, p), 0);
 }
 
@@ -217,8 +228,153 @@ static void http_cleanse_curl_buffers_wiped_on_free(void **state)
 	assert_int_equal(tu_free_nonzero, 0);
 }
 
+/* ---- the same over https: a one-shot TLS peer with a self-signed cert ---- */
+
+struct tls_peer {
+	struct peer p;
+	SSL_CTX *ctx;
+};
+
+/* A P-256 certificate for IP 127.0.0.1, written as PEM to @cert. */
+static EVP_PKEY *make_ip_cert(const char *cert, X509 **out)
+{
+	EVP_PKEY *pk = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	FILE *f;
+
+	assert_non_null(pk);
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, pk);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				   (const unsigned char *)"127.0.0.1", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+	assert_non_null(ext);
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+	X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	assert_true(X509_sign(x, pk, EVP_sha256()) > 0);
+	f = fopen(cert, "w");
+	assert_non_null(f);
+	PEM_write_X509(f, x);
+	fclose(f);
+	*out = x;
+	return pk;
+}
+
+static void *tls_peer_serve(void *arg)
+{
+	struct tls_peer *t = arg;
+	struct peer *p = &t->p;
+	int fd = accept(p->lfd, NULL, NULL);
+	size_t want = 0;
+	SSL *ssl;
+
+	if (fd < 0)
+		return NULL;
+	ssl = SSL_new(t->ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) != 1)
+		goto out;
+	while (p->got_len < sizeof(p->got) - 1) {
+		int n = SSL_read(ssl, p->got + p->got_len, (int)(sizeof(p->got) - 1 - p->got_len));
+		char *end, *cl;
+
+		if (n <= 0)
+			break;
+		p->got_len += (size_t)n;
+		p->got[p->got_len] = '\0';
+		end = strstr(p->got, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(p->got, "\r\nContent-Length:");
+		want = (size_t)(end + 4 - p->got) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+		if (p->got_len >= want)
+			break;
+	}
+	SSL_write(ssl, p->answer, (int)strlen(p->answer));
+	SSL_shutdown(ssl);
+out:
+	SSL_free(ssl);
+	close(fd);
+	return NULL;
+}
+
+/*
+ * Oracle: as http_cleanse_curl_buffers_wiped_on_free, over TLS: the
+ * request and the answer went through libcurl's TLS filter and OpenSSL
+ * (whose contexts http.c sets SSL_OP_CLEANSE_PLAINTEXT on), and every
+ * block libcurl freed was zero; the peer saw the secrets, so they were
+ * sent.  (OpenSSL's own record buffers are freed inside libcrypto, out of
+ * the free wrapper's sight: the memory scans of tests/kms cover those.)
+ */
+static void http_cleanse_https_buffers_wiped_on_free(void **state)
+{
+	static const char rbody[] = "{\"Plaintext\":\"a2VrLXNlY3JldC1odHRwcy0wMWYzYmE5\"}\n";
+	char answer[512], url[64], cert[512];
+	struct cmk_nv h[] = { { "Authorization", "Bearer tok-secret-tls-77e0a1" } };
+	const char body[] = "{\"CiphertextBlob\":\"body-secret-tls-4c19\"}";
+	struct cmk_http_request req = { "POST", NULL, h, 1, body, sizeof(body) - 1 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	struct cmk_http_response r;
+	struct tls_peer t;
+	struct cmk_err e;
+	pthread_t th;
+	EVP_PKEY *pk;
+	X509 *x;
+	int ret;
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	snprintf(answer, sizeof(answer),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+		 sizeof(rbody) - 1, rbody);
+	peer_listen(&t.p, answer);
+	t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, tls_peer_serve, &t), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+	tu_free_count = 0;
+	tu_free_nonzero = 0;
+	tu_free_inspect = true;
+	ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+	if (!ret) {
+		assert_int_equal(r.status, 200);
+		assert_contains(r.body, "a2VrLXNlY3JldC1odHRwcy0wMWYzYmE5");
+		cmk_http_response_free(&r);
+	}
+	tu_free_inspect = false;
+	peer_stop(&t.p, th);
+	SSL_CTX_free(t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	if (ret)
+		fail_msg("request failed: %s", e.msg);
+	assert_contains(t.p.got, "Authorization: Bearer tok-secret-tls-77e0a1");
+	assert_contains(t.p.got, "body-secret-tls-4c19");
+	print_message("# https: %d blocks freed during the call, %d not wiped\n",
+		      (int)tu_free_count, (int)tu_free_nonzero);
+	assert_true(tu_free_count >= 20);
+	assert_int_equal(tu_free_nonzero, 0);
+}
+
 /* Oracle: the rule in http.h, address by address. */
-static void http_plain_url_only_loopback(void **state)
+static void http_adversarial_plain_url_only_loopback(void **state)
 {
 	static const struct {
 		const char *url;
@@ -272,7 +428,7 @@ static void http_plain_url_only_loopback(void **state)
  * address is a TEST-NET one that nothing answers on); metadata requests
  * (no_proxy) may go to link-local but not elsewhere.
  */
-static void http_plain_remote_refused_before_sending(void **state)
+static void http_adversarial_plain_remote_refused_before_sending(void **state)
 {
 	struct cmk_http_request req = { "GET", "http://192.0.2.7:8080/", NULL, 0, NULL, 0 };
 	struct cmk_http_opts o = { .max_attempts = 1, .connect_timeout_ms = 200 };
@@ -314,7 +470,7 @@ static bool local_non_loopback(char *buf, size_t len)
  * own, so the test needs no network), is refused once the proxy's address
  * is known, and the proxy receives not one byte of it.
  */
-static void http_plain_via_remote_proxy_refused(void **state)
+static void http_adversarial_plain_via_remote_proxy_refused(void **state)
 {
 	struct cmk_nv h[] = { { "Authorization", "Bearer tok-secret-proxy" } };
 	struct cmk_http_request req = { "GET", "http://127.0.0.1:9/", h, 1, NULL, 0 };
@@ -432,9 +588,11 @@ int main(void)
 		cmocka_unit_test(http_header_injection_refused),
 		cmocka_unit_test(http_bad_url_is_local_not_transient),
 		cmocka_unit_test(http_cleanse_curl_buffers_wiped_on_free),
-		cmocka_unit_test(http_plain_url_only_loopback),
-		cmocka_unit_test(http_plain_remote_refused_before_sending),
-		cmocka_unit_test(http_plain_via_remote_proxy_refused),
+		cmocka_unit_test_setup_teardown(http_cleanse_https_buffers_wiped_on_free,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test(http_adversarial_plain_url_only_loopback),
+		cmocka_unit_test(http_adversarial_plain_remote_refused_before_sending),
+		cmocka_unit_test(http_adversarial_plain_via_remote_proxy_refused),
 		cmocka_unit_test(http_hang_deadline_bounds_every_attempt),
 		cmocka_unit_test(http_hang_deadline_passed_no_attempt),
 	};

@@ -43,7 +43,7 @@ static const struct setting_case cases[] = {
 	{ "azure", { { "imds_endpoint", "http://169.254.169.254", 1 } }, 1, NULL },
 };
 
-static void plain_http_remote_endpoint_refused_at_open(void **state)
+static void adversarial_plain_http_remote_endpoint_refused_at_open(void **state)
 {
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -91,7 +91,7 @@ static char *sa_json(EVP_PKEY *k, const char *token_uri)
 	return out;
 }
 
-static void plain_http_remote_token_uri_refused(void **state)
+static void adversarial_plain_http_remote_token_uri_refused(void **state)
 {
 	EVP_PKEY *k = EVP_RSA_gen(1024);
 	char *remote = sa_json(k, "http://oauth2.example.test/token");
@@ -113,8 +113,8 @@ static void plain_http_remote_token_uri_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(plain_http_remote_endpoint_refused_at_open),
-		cmocka_unit_test(plain_http_remote_token_uri_refused),
+		cmocka_unit_test(adversarial_plain_http_remote_endpoint_refused_at_open),
+		cmocka_unit_test(adversarial_plain_http_remote_token_uri_refused),
 	};
 
 	/* Nothing from the caller's environment decides an endpoint here. */
