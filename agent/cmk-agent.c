@@ -679,7 +679,7 @@ static void write_state(struct agent *a)
 	json_object_object_add(o, "devices", devs);
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 					      JSON_C_TO_STRING_NOSLASHESCAPE);
-	mkdir(a->cfg.state_dir, 0755);
+	mkdir(a->cfg.state_dir, 0700);	/* as volume.c and binding.c make it */
 	/*
 	 * 0600: last_check.message quotes the KMS's answer, which can name
 	 * credentials (an access key id, a principal, a client id); cmkctl

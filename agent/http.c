@@ -402,6 +402,29 @@ static int on_prereq(void *arg, char *peer_ip, char *local_ip, int peer_port,
 	return plain_http_ok(peer_ip, *use) ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
+/*
+ * The proxy variable libcurl takes for @url from the environment (its
+ * name only: the value may carry a password), or NULL.  no_proxy may
+ * still exempt the host; the message says so.
+ */
+static const char *proxy_var(const struct cmk_http_opts *o, const char *url)
+{
+	static const char *const http[] = { "http_proxy", "all_proxy", "ALL_PROXY", NULL };
+	static const char *const https[] = { "https_proxy", "HTTPS_PROXY", "all_proxy",
+					     "ALL_PROXY", NULL };
+	const char *const *v = strncasecmp(url, "https:", 6) ? http : https;
+
+	if (o->no_proxy)
+		return NULL;
+	for (; *v; v++) {
+		const char *s = getenv(*v);
+
+		if (s && *s)
+			return *v;
+	}
+	return NULL;
+}
+
 static enum cmk_reason curl_reason(CURLcode rc)
 {
 	switch (rc) {
@@ -570,8 +593,15 @@ int cmk_http_do(const struct cmk_http_opts *o,
 				why = CMK_R_TIMEOUT;
 				last = true;
 			} else if (rc == CURLE_ABORTED_BY_CALLBACK) {
-				ret = cmk_errf(e, -EINVAL, "http: %s %s: the name led to an address that is not allowed: %s",
-					       req->method, req->url, plain_http_rule(use));
+				const char *pv = proxy_var(o, req->url);
+
+				if (pv)
+					ret = cmk_errf(e, -EINVAL, "http: %s %s: the proxy that $%s in the environment names (unless no_proxy exempts this host) is at an address that is not allowed: %s; unset %s for the agent or use https://",
+						       req->method, req->url, pv,
+						       plain_http_rule(use), pv);
+				else
+					ret = cmk_errf(e, -EINVAL, "http: %s %s: the name led to an address that is not allowed: %s",
+						       req->method, req->url, plain_http_rule(use));
 				break;
 			}
 			if (why == CMK_R_LOCAL) {

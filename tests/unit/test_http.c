@@ -501,6 +501,9 @@ static void http_adversarial_plain_via_remote_proxy_refused(void **state)
 	assert_int_equal(ret, -EINVAL);
 	assert_int_equal(e.cls, CMK_EC_LOCAL);
 	assert_contains(e.msg, "not allowed");
+	/* the cause is named: the variable, never its value */
+	assert_contains(e.msg, "$http_proxy");
+	assert_null(strstr(e.msg, proxy));
 	/* the proxy was connected to, and told nothing */
 	c = accept(lfd, NULL, NULL);
 	if (c >= 0) {
