@@ -291,6 +291,13 @@ check azure_rejected_token_one_new_token test "$(($(stat_ tokens_issued) - tok0)
 adm fault '{"mode":"imds_410"}' >/dev/null
 check azure_imds_410_with_valid_cached_token drv_is check "ok *"
 adm fault '{"mode":"pass"}' >/dev/null
+# A wipe (grace-policy expiry, VM fork) drops the cached token: kmsdrv's
+# forget resets the provider as cmk_kekset_forget() does; the next call
+# gets a new token before it reaches Key Vault.
+tok0=$(stat_ tokens_issued)
+drv forget
+check azure_cleanse_forget_then_check_passes drv_is check "ok *"
+check azure_cleanse_forget_drops_token test "$(($(stat_ tokens_issued) - tok0))" -eq 1
 drv_stop
 
 # ---- tokens: refreshed before expiry, never a gap -------------------------------------------
