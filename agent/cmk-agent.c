@@ -400,7 +400,7 @@ static int maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *
 			busy = true;
 			continue;
 		}
-		if (ret == -ESTALE && cmk_forkwatch_kek_stale(&a->fw, a->genl)) {
+		if (ret == -EKEYEXPIRED && cmk_forkwatch_kek_stale(&a->fw, a->genl)) {
 			/*
 			 * The kernel refused a key of the KEK unsealed before a
 			 * VM fork (its event may still be on its way): act as

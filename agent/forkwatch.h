@@ -84,8 +84,9 @@ bool cmk_forkwatch_seen(struct cmk_forkwatch *fw, bool has_epoch,
 			uint32_t epoch, bool vmfork);
 
 /*
- * cmk_forkwatch_kek_stale() - a KEY_SET was refused with ESTALE (which
- * also means a stale header): is the KEK from before a fork?  Reads the
+ * cmk_forkwatch_kek_stale() - a KEY_SET was refused with ESTALE (volume.c
+ * passes it on as -EKEYEXPIRED, apart from a stale header's -ESTALE): is
+ * the KEK from before a fork?  Reads the
  * epoch; true (and recorded as acted on) when it is not the KEK's.
  */
 bool cmk_forkwatch_kek_stale(struct cmk_forkwatch *fw, struct cmk_genl *g);

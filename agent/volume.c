@@ -555,6 +555,9 @@ static int push_key(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		cmk_volume_audit(v, "key_set", d, NULL, e, true);
 		return ret;
 	}
+	if (ret == -ESTALE)
+		/* The VM-fork epoch, not a header: see cmk_volume_open(). */
+		ret = -EKEYEXPIRED;
 	if (ret) {
 		cmk_err_prefix(e, "device %s", d->name);
 		cmk_volume_audit(v, "key_set", d, NULL, e, true);

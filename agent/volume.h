@@ -165,7 +165,10 @@ const struct cmk_config_device *cmk_volume_find(const struct cmk_config *cfg,
  * is set on failure too: CMK_VOLUME_RENEWED then means the device's live
  * key was renewed although its header was refused, so the caller keeps
  * renewing it (the kernel's key is the one verified when it was
- * installed; only a new unwrap is refused).
+ * installed; only a new unwrap is refused).  A header refused by the
+ * checks of device.h: -EXDEV, -ESTALE or -EMEDIUMTYPE.  The kernel
+ * refusing the key because the VM was forked since its KEK was unsealed
+ * (KEY_SET's epoch): -EKEYEXPIRED, so that nobody takes one for the other.
  */
 int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		    enum cmk_volume_how *how, struct cmk_err *e);

@@ -320,6 +320,8 @@ static struct fake_dev fk[FK_MAX];
 /* Called at the start of GET / KEY_SET / create: "meanwhile, elsewhere". */
 static void (*fk_on_get)(void);
 static void (*fk_on_key_set)(void);
+/* KEY_SET fails with this (-ESTALE: the VM-fork epoch), if not 0 */
+static int fk_key_set_err;
 static void (*fk_on_create)(void);
 /* GET reports BOUND (false: a dm-cmk module from before key binding). */
 static bool fk_reports_bound;
@@ -433,6 +435,10 @@ int __wrap_cmk_genl_key_set(struct cmk_genl *g, const char *name,
 	(void)lease_ms;
 	if (fk_on_key_set)
 		fk_on_key_set();
+	if (fk_key_set_err)
+		return cmk_errf(e, fk_key_set_err,
+				"kernel refused KEY_SET for %s: %s (the VM was forked since this key's KEK was unsealed: unseal it again)",
+				name, strerror(-fk_key_set_err));
 	f = fk_by_key(name);
 	if (!f)
 		return cmk_errf(e, -ENODEV, "fake kernel: no device uses key %s", name);
@@ -559,6 +565,7 @@ static int vsetup(void **state)
 	vf_pa_backing = vf_pin_dir = NULL;
 	memset(fk, 0, sizeof(fk));
 	fk_on_get = fk_on_key_set = fk_on_create = NULL;
+	fk_key_set_err = 0;
 	fk_reports_bound = true;
 	for (size_t i = 0; i < 3; i++) {
 		int fd = open(tu_path(img[i]), O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -650,6 +657,30 @@ static void assert_audit(const char *needle)
 
 	assert_contains(log, needle);
 	free(log);
+}
+
+/*
+ * The kernel refuses a key of a KEK unsealed before a VM fork with
+ * -ESTALE, the errno the header checks use for another boot's or an older
+ * header: the two must not meet in the caller (cmk-agent would take a
+ * refused header for a fork, or a fork for a refused header).  Oracle:
+ * volume.h - the kernel's refusal comes back as -EKEYEXPIRED, not named a
+ * header refusal; a header's -ESTALE stays -ESTALE.
+ */
+static void volume_classify_kernel_fork_refusal_is_not_a_header_refusal(void **state)
+{
+	enum cmk_volume_how how;
+	struct cmk_err e;
+	int ret;
+
+	(void)state;
+	fk_key_set_err = -ESTALE;
+	ret = open_dev("eph", &how, &e);
+	fk_key_set_err = 0;
+	print_message("# %s\n", e.msg);
+	assert_int_equal(ret, -EKEYEXPIRED);
+	assert_null(strstr(e.msg, "header refused"));
+	assert_contains(e.msg, "forked");
 }
 
 /*
@@ -1500,6 +1531,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_kekset_load_unwraps_and_audits, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_credential_azure_unpinned_vault_warned_once,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(volume_classify_kernel_fork_refusal_is_not_a_header_refusal,
+						vsetup, vteardown),
 		cmocka_unit_test_setup_teardown(volume_kekset_disabled_cmk_is_definitive_and_holds_no_kek,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_kekset_check_without_envelope_fails, setup, teardown),
