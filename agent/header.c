@@ -451,6 +451,19 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 	ret = read_copies(fd, old, hh, &st, e);
 	if (ret)
 		return ret;
+	/*
+	 * Overwrite first the copy that does not hold the header being
+	 * replaced, as the caller authenticated it: a torn write then leaves
+	 * that one intact.  What a copy merely claims (its sequence) decides
+	 * only when neither copy is the caller's header (a new one).
+	 */
+	cmk_header_encode(h, buf);
+	if (!memcmp(buf, old[0], CMK_HDR_SIZE))
+		first = 1;
+	else if (!memcmp(buf, old[1], CMK_HDR_SIZE))
+		first = 0;
+	else
+		first = st.chosen == 0 ? 1 : 0;
 	h->sequence++;
 	h->write_time = (uint64_t)time(NULL);
 	ret = seal(h, kek, dek, e);
@@ -462,8 +475,6 @@ int cmk_header_write(int fd, struct cmk_header *h, const struct cmk_secret *kek,
 	if (ret)
 		return ret;
 
-	/* Never overwrite the copy a reader would pick before the other is durable. */
-	first = st.chosen == 0 ? 1 : 0;
 	for (int k = 0; k < 2; k++) {
 		int i = k == 0 ? first : 1 - first;
 		char what[64];

@@ -456,6 +456,39 @@ static void header_torn_write_other_copy_wins(void **state)
 	cmk_secret_free(&dek2);
 }
 
+/*
+ * A forged copy (checksum only) claiming a higher sequence must not make a
+ * re-seal overwrite the only authentic copy first: torn there, the device
+ * is lost.  Oracle: after a rewrap torn in its first header write, the
+ * original header still authenticates under the KEK.
+ */
+static void header_adversarial_forged_copy_does_not_choose_write_order(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h, before, after, r;
+	struct cmk_secret *dek = NULL;
+	uint8_t raw[CMK_HDR_SIZE];
+	struct cmk_err e;
+
+	format(fx, CMK_MODE_PERSISTENT, &h);
+	read_raw(fx->fd, CMK_HDR_COPY_B, raw);
+	assert_int_equal(cmk_header_decode(raw, "B", &r, &e), 0);
+	r.sequence = 1000;
+	r.tag[0] ^= 1;
+	cmk_header_encode(&r, raw);
+	write_raw(fx->fd, CMK_HDR_COPY_B, raw);
+
+	tu_pwrite_budget = CMK_HDR_SIZE / 2;	/* the first write is torn */
+	assert_int_not_equal(cmk_header_rewrap(fx->fd, fx->kek, fx->kek, fx->kek_id, 1,
+					       &before, &after, &e), 0);
+	tu_pwrite_budget = -1;
+	if (cmk_header_read_unwrap(fx->fd, fx->kek, &r, &dek, &e))
+		fail_msg("authentic copy lost to a torn write: %s", e.msg);
+	assert_int_equal(r.sequence, h.sequence);
+	assert_true(cmk_secret_equal(dek, fx->dek));
+	cmk_secret_free(&dek);
+}
+
 static void header_wrong_kek_rejected(void **state)
 {
 	struct fx *fx = *state;
@@ -612,6 +645,7 @@ int main(void)
 		T(header_every_field_corruption_rejected),
 		T(header_truncated_copy_other_wins),
 		T(header_torn_write_other_copy_wins),
+		T(header_adversarial_forged_copy_does_not_choose_write_order),
 		T(header_wrong_kek_rejected),
 		T(header_rewrap_keeps_dek),
 		T(header_small_device_rejected),
