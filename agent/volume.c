@@ -908,6 +908,15 @@ int cmk_volume_close(struct cmk_volume_ctx *v, const struct cmk_config_device *d
 	ret = lock_device(v, d, &lfd, e);
 	if (ret)
 		goto out;
+	/*
+	 * An agent restore that held the lock while we wiped may have put the
+	 * key back since: wipe again, now that no one else can.
+	 */
+	ret = cmk_genl_key_wipe(v->genl, d->key_name, DM_CMK_REASON_REQUESTED, e);
+	if (ret && ret != -ENODEV) {
+		cmk_err_prefix(e, "device %s", d->name);
+		goto out;
+	}
 	ret = cmk_dm_remove(d->dm_name, e);
 	if (ret && ret != -ENXIO) {
 		cmk_err_prefix(e, "device %s (key wiped)", d->name);

@@ -323,6 +323,9 @@ static void (*fk_on_key_set)(void);
 /* KEY_SET fails with this (-ESTALE: the VM-fork epoch), if not 0 */
 static int fk_key_set_err;
 static void (*fk_on_create)(void);
+/* Called after a KEY_WIPE; dm remove fails with this (-EBUSY), if not 0. */
+static void (*fk_on_wipe)(struct fake_dev *f);
+static int fk_remove_err;
 /* GET reports BOUND (false: a dm-cmk module from before key binding). */
 static bool fk_reports_bound;
 /* The backing of the last table loaded, as the kernel resolved it then. */
@@ -400,6 +403,8 @@ int __wrap_cmk_dm_remove(const char *name, struct cmk_err *e)
 
 	if (!f)
 		return cmk_errf(e, -ENXIO, "fake dm: no %s", name);
+	if (fk_remove_err)
+		return cmk_errf(e, fk_remove_err, "fake dm: %s is in use", name);
 	memset(f, 0, sizeof(*f));
 	return 0;
 }
@@ -467,6 +472,8 @@ int __wrap_cmk_genl_key_wipe(struct cmk_genl *g, const char *name,
 		f->state = DM_CMK_STATE_WIPED;
 	f->reason = reason;
 	f->wipes++;
+	if (fk_on_wipe)
+		fk_on_wipe(f);
 	return 0;
 }
 
@@ -565,7 +572,8 @@ static int vsetup(void **state)
 	vf_pa_backing = vf_pin_dir = NULL;
 	memset(fk, 0, sizeof(fk));
 	fk_on_get = fk_on_key_set = fk_on_create = NULL;
-	fk_key_set_err = 0;
+	fk_on_wipe = NULL;
+	fk_key_set_err = fk_remove_err = 0;
 	fk_reports_bound = true;
 	for (size_t i = 0; i < 3; i++) {
 		int fd = open(tu_path(img[i]), O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -681,6 +689,39 @@ static void volume_classify_kernel_fork_refusal_is_not_a_header_refusal(void **s
 	assert_int_equal(ret, -EKEYEXPIRED);
 	assert_null(strstr(e.msg, "header refused"));
 	assert_contains(e.msg, "forked");
+}
+
+/* "Meanwhile" an agent restore that held the device's lock installs the key again. */
+static void restore_after_first_wipe(struct fake_dev *f)
+{
+	if (f->wipes == 1)
+		f->state = DM_CMK_STATE_ACTIVE;
+}
+
+/*
+ * cmkctl close wipes before it waits for the device's lock; an agent
+ * restore that held the lock then may put the key back.  Oracle: close of a
+ * busy device reports the failure, and the key is wiped when it returns,
+ * never active.
+ */
+static void volume_adversarial_close_racing_restore_leaves_key_wiped(void **state)
+{
+	struct cmk_header h;
+	enum cmk_volume_how how;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &h);
+	assert_int_equal(open_dev("pa", &how, &e), 0);
+	f = fk_by_key(dev("pa")->key_name);
+	assert_non_null(f);
+	fk_on_wipe = restore_after_first_wipe;
+	fk_remove_err = -EBUSY;
+	assert_int_equal(cmk_volume_close(&vf.v, dev("pa"), &e), -EBUSY);
+	assert_contains(e.msg, "key wiped");
+	assert_int_equal(f->state, DM_CMK_STATE_WIPED);
+	assert_int_equal(f->reason, DM_CMK_REASON_REQUESTED);
 }
 
 /*
@@ -1542,6 +1583,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_set_and_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
 #define V(f) cmocka_unit_test_setup_teardown(f, vsetup, vteardown)
+		V(volume_adversarial_close_racing_restore_leaves_key_wiped),
 		V(volume_adversarial_header_swap_refused),
 		V(volume_adversarial_header_swap_refused_by_config_uuid),
 		V(volume_adversarial_duplicate_uuid_both_refused),
