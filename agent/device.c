@@ -446,6 +446,30 @@ int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
 	return 0;
 }
 
+bool cmk_device_presents_uuid(int fd, const struct cmk_keks *k,
+			      const uint8_t this_boot[CMK_UUID_LEN],
+			      const uint8_t uuid[CMK_UUID_LEN])
+{
+	struct cmk_header cand[2];
+	int n;
+
+	if (cmk_header_read_candidates(fd, cand, &n, NULL, NULL))
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (memcmp(cand[i].device_uuid, uuid, CMK_UUID_LEN))
+			continue;
+		if (!k || !k->cur)
+			return true;
+		/* Another boot's ephemeral header is never unwrapped. */
+		if (cand[i].mode == CMK_MODE_EPHEMERAL &&
+		    memcmp(cand[i].boot_id, this_boot, CMK_UUID_LEN))
+			continue;
+		if (authentic(k, &cand[i]))
+			return true;
+	}
+	return false;
+}
+
 int cmk_device_read_authentic(int fd, const struct cmk_keks *k,
 			      struct cmk_header *h, struct cmk_secret **dek,
 			      struct cmk_err *e)

@@ -148,6 +148,17 @@ int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
 			  struct cmk_header *h, bool *migrated, struct cmk_err *e);
 
 /*
+ * cmk_device_presents_uuid() - does a copy of @fd's header carry @uuid?
+ * With the KEK (@k->cur) only a copy that authenticates counts (a
+ * checksum is no signature: a forged copy must not make another device
+ * look like a duplicate), and another boot's ephemeral copy, never
+ * unwrapped, does not; without it any valid copy does.
+ */
+bool cmk_device_presents_uuid(int fd, const struct cmk_keks *k,
+			      const uint8_t this_boot[CMK_UUID_LEN],
+			      const uint8_t uuid[CMK_UUID_LEN]);
+
+/*
  * cmk_device_read_authentic() - the best copy of @fd's header that
  * authenticates under the envelope's KEK it names (current or previous),
  * and its DEK; no other check.  For re-sealing a header that stays what it

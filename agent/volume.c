@@ -417,21 +417,24 @@ static int want_of(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 /*
  * Another configured device that presents @uuid in its header, or (with
  * @claims) is pinned to it; NULL if none.  A device whose backing cannot
- * be read or holds no valid header presents nothing.
+ * be read or holds no valid header presents nothing; with the KEK (@k)
+ * only an authentic header presents anything (cmk_device_presents_uuid()).
  */
 static const struct cmk_config_device *
 uuid_elsewhere(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-	       const uint8_t uuid[CMK_UUID_LEN], bool claims)
+	       const struct cmk_keks *k, const uint8_t uuid[CMK_UUID_LEN],
+	       bool claims)
 {
 	const struct cmk_config *cfg = v->cfg;
+	uint8_t this_boot[CMK_UUID_LEN] = { 0 };
 
+	(void)cmk_boot_id(this_boot, NULL);
 	for (size_t i = 0; i < cfg->n_devices; i++) {
 		const struct cmk_config_device *o = &cfg->devices[i];
 		uint8_t pin[CMK_UUID_LEN];
-		struct cmk_header h;
 		struct cmk_err e;
-		bool have;
-		int fd, ret;
+		bool have, hit;
+		int fd;
 
 		if (o == d)
 			continue;
@@ -442,9 +445,9 @@ uuid_elsewhere(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		fd = open(o->backing, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		ret = cmk_header_read(fd, &h, NULL, &e);
+		hit = cmk_device_presents_uuid(fd, k, this_boot, uuid);
 		close(fd);
-		if (!ret && !memcmp(h.device_uuid, uuid, CMK_UUID_LEN))
+		if (hit)
 			return o;
 	}
 	return NULL;
@@ -452,9 +455,10 @@ uuid_elsewhere(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 
 /* "Two devices presenting the same uuid are both refused." */
 static int check_unique(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-			const struct cmk_header *h, struct cmk_err *e)
+			const struct cmk_keks *k, const struct cmk_header *h,
+			struct cmk_err *e)
 {
-	const struct cmk_config_device *o = uuid_elsewhere(v, d, h->device_uuid, false);
+	const struct cmk_config_device *o = uuid_elsewhere(v, d, k, h->device_uuid, false);
 	char u[CMK_UUID_STR];
 
 	if (!o)
@@ -467,7 +471,8 @@ static int check_unique(struct cmk_volume_ctx *v, const struct cmk_config_device
 
 /* Trust on first use: pin a persistent device to the header it opened with. */
 static int pin_first_use(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-			 const struct cmk_header *h, struct cmk_err *e)
+			 const struct cmk_keks *k, const struct cmk_header *h,
+			 struct cmk_err *e)
 {
 	const struct cmk_config_device *o;
 	char u[CMK_UUID_STR], msg[400];
@@ -475,7 +480,7 @@ static int pin_first_use(struct cmk_volume_ctx *v, const struct cmk_config_devic
 	int ret;
 
 	cmk_uuid_format(h->device_uuid, u);
-	o = uuid_elsewhere(v, d, h->device_uuid, true);
+	o = uuid_elsewhere(v, d, k, h->device_uuid, true);
 	if (o)
 		return cmk_errf(e, -EXDEV,
 				"device %s presents device_uuid %s too, or is pinned to it: a header copied from one disk to the other?",
@@ -638,7 +643,7 @@ static int renew_live(struct cmk_volume_ctx *v, const struct cmk_config_device *
 		goto out;
 	}
 	if (rec.valid) {
-		ret = check_live(fd, &w, &h, e) ?: check_unique(v, d, &h, e);
+		ret = check_live(fd, &w, &h, e) ?: check_unique(v, d, &k, &h, e);
 		if (!ret && memory_of(v, d))
 			*memory_of(v, d) = rec;
 		goto out;
@@ -649,7 +654,7 @@ static int renew_live(struct cmk_volume_ctx *v, const struct cmk_config_device *
 		goto out;
 	}
 	ret = cmk_device_adopt_live(fd, &k, &w, info->bound, &h, &migrated, e) ?:
-	      check_unique(v, d, &h, e) ?: remember(v, d, w.this_boot, &h, e);
+	      check_unique(v, d, &k, &h, e) ?: remember(v, d, w.this_boot, &h, e);
 	if (ret)
 		goto out;
 	cmk_volume_audit(v, "restore", d, migrated ?
@@ -703,7 +708,7 @@ static int restore_running(struct cmk_volume_ctx *v,
 		ret = cmk_device_unwrap(fd, &k, &w, &h, &dek, e);
 	close(fd);
 	if (!ret)
-		ret = check_unique(v, d, &h, e);
+		ret = check_unique(v, d, &k, &h, e);
 	if (!ret && info.sector_size && info.sector_size != h.sector_size)
 		ret = cmk_errf(e, -EMEDIUMTYPE,
 			       "the running table has sector size %u, the header %u",
@@ -746,9 +751,9 @@ static int open_persistent(struct cmk_volume_ctx *v, const struct cmk_config_dev
 {
 	int ret;
 
-	ret = cmk_device_unwrap(fd, k, w, h, dek, e) ?: check_unique(v, d, h, e);
+	ret = cmk_device_unwrap(fd, k, w, h, dek, e) ?: check_unique(v, d, k, h, e);
 	if (!ret && !w->has_pin)
-		ret = pin_first_use(v, d, h, e);
+		ret = pin_first_use(v, d, k, h, e);
 	if (ret)
 		cmk_secret_free(dek);
 	return ret;
@@ -766,7 +771,7 @@ static int open_ephemeral(struct cmk_volume_ctx *v, const struct cmk_config_devi
 
 	/* An old device_uuid that another device presents is not kept. */
 	shared = !cmk_header_read(fd, &old, NULL, &re) &&
-		 uuid_elsewhere(v, d, old.device_uuid, false);
+		 uuid_elsewhere(v, d, k, old.device_uuid, false);
 	return cmk_device_rekey_ephemeral(fd, k, w, d->format == CMK_FORMAT_ALWAYS,
 					  shared, h, dek, e);
 }
@@ -994,7 +999,7 @@ int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		uuid = h->device_uuid;
 	}
 	cmk_uuid_format(uuid, u);
-	o = uuid_elsewhere(v, d, uuid, true);
+	o = uuid_elsewhere(v, d, &k, uuid, true);
 	if (o) {
 		ret = cmk_errf(e, -EXDEV,
 			       "device %s: not pinned: device %s (%s) presents or is pinned to device_uuid %s too",

@@ -1294,6 +1294,27 @@ static void volume_adversarial_no_record_forged_header_not_adopted(void **state)
 }
 
 /*
+ * A checksum-only header carrying device pa's device_uuid (printed in
+ * cleartext in pa's header, pins and audit lines) on another configured
+ * disk made pa "a duplicate", refused at every open.  With the KEK only an
+ * authentic copy counts.  Oracle: pa opens despite the forged copy on
+ * e.img; the authentic copy on e.img is still refused (positive control).
+ */
+static void volume_adversarial_forged_uuid_elsewhere_does_not_deny(void **state)
+{
+	struct cmk_header ha;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &ha);
+	copy_area(tu_path("a.img"), tu_path("e.img"), NULL);
+	assert_int_equal(open_dev("pa", NULL, &e), -EXDEV);
+	forge_both_copies(tu_path("e.img"), NULL);
+	if (open_dev("pa", NULL, &e))
+		fail_msg("a forged copy elsewhere denied the device: %s", e.msg);
+}
+
+/*
  * Review finding 7: a checksum-only copy claiming a huge sequence decided
  * which copy was read and what the next sequence was.  Now the authentic
  * copy decides: the forged copy is passed over on open, and a re-key
@@ -1584,6 +1605,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
 #define V(f) cmocka_unit_test_setup_teardown(f, vsetup, vteardown)
 		V(volume_adversarial_close_racing_restore_leaves_key_wiped),
+		V(volume_adversarial_forged_uuid_elsewhere_does_not_deny),
 		V(volume_adversarial_header_swap_refused),
 		V(volume_adversarial_header_swap_refused_by_config_uuid),
 		V(volume_adversarial_duplicate_uuid_both_refused),
