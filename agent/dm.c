@@ -45,6 +45,13 @@ static int cmk_dm_run(struct dm_task *dmt, const char *what, const char *name,
 	return 0;
 }
 
+/*
+ * Create @name with no table, then load @table as its inactive table: the
+ * target's constructor runs (the key slot exists, GET and KEY_SET find it)
+ * but nothing can read the device yet, so udev's probe of a new device
+ * (blkid, on the resume's change event) never meets a sealed device whose
+ * reads would be held for hold_ms while libdevmapper waits for udev.
+ */
 int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 {
 	unsigned long long start, len;
@@ -59,14 +66,60 @@ int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt)
 		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	if (!dm_task_set_name(dmt, name)) {
+		dm_task_destroy(dmt);
+		return cmk_errf(e, -EINVAL, "device-mapper: bad name %s", name);
+	}
+	ret = cmk_dm_run(dmt, "create", name, e);
+	dm_task_destroy(dmt);
+	if (ret)
+		return ret;
+
+	dmt = dm_task_create(DM_DEVICE_RELOAD);
+	if (!dmt) {
+		ret = cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+		goto undo;
+	}
 	if (!dm_task_set_name(dmt, name) ||
 	    !dm_task_add_target(dmt, start, len, target, table + pos)) {
 		ret = cmk_errf(e, -EINVAL, "device-mapper: bad name or table for %s",
 			       name);
-		goto out;
+	} else if (!dm_task_run(dmt)) {
+		ret = cmk_errf(e, -EIO,
+			       "device-mapper: table load of %s failed (the kernel log says why: dmesg | grep device-mapper)",
+			       name);
 	}
-	ret = cmk_dm_run(dmt, "create", name, e);
-out:
+	dm_task_destroy(dmt);
+	if (!ret)
+		return 0;
+undo:
+	(void)cmk_dm_remove(name, NULL);
+	return ret;
+}
+
+int cmk_dm_resume(const char *name, struct cmk_err *e)
+{
+	struct dm_task *dmt;
+	struct dm_info info;
+	int ret = 0;
+
+	dmt = dm_task_create(DM_DEVICE_INFO);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
+	    !dm_task_get_info(dmt, &info) || !info.exists)
+		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
+	dm_task_destroy(dmt);
+	/* A live table is left as it is, suspended or not: that is the operator's. */
+	if (ret || info.live_table || !info.inactive_table)
+		return ret;
+	dmt = dm_task_create(DM_DEVICE_RESUME);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	if (!dm_task_set_name(dmt, name))
+		ret = cmk_errf(e, -EINVAL, "device-mapper: bad device name %s", name);
+	else
+		ret = cmk_dm_run(dmt, "resume", name, e);
 	dm_task_destroy(dmt);
 	return ret;
 }

@@ -13,12 +13,19 @@
 #include "err.h"
 
 /*
- * cmk_dm_create() - create and resume device @name (sealed until KEY_SET)
- * with the one-target @table line "<start> <len> cmk <params...>", as
- * cmk_device_table_line() (config.h) builds it - the only place a table is
- * written.
+ * cmk_dm_create() - create device @name with the one-target @table line
+ * "<start> <len> cmk <params...>", as cmk_device_table_line() (config.h)
+ * builds it - the only place a table is written - loaded but not live:
+ * the key slot exists for KEY_SET, and cmk_dm_resume() makes the device
+ * readable once the key is in.  Removed again if the table is refused.
  */
 int cmk_dm_create(const char *name, const char *table, struct cmk_err *e);
+
+/*
+ * cmk_dm_resume() - make the table cmk_dm_create() loaded live, if @name
+ * has no live table; a device with one (suspended or not) is left alone.
+ */
+int cmk_dm_resume(const char *name, struct cmk_err *e);
 
 /* cmk_dm_remove() - remove device @name; -ENXIO if it does not exist. */
 int cmk_dm_remove(const char *name, struct cmk_err *e);

@@ -729,6 +729,19 @@ static int restore_running(struct cmk_volume_ctx *v,
 	return 0;
 }
 
+/*
+ * The table cmk_dm_create() loaded goes live only once the key is in (an
+ * open interrupted before that is finished by the next open or restore).
+ */
+static int live_table(const struct cmk_config_device *d, struct cmk_err *e)
+{
+	int ret = cmk_dm_resume(d->dm_name, e);
+
+	if (ret)
+		cmk_err_prefix(e, "device %s: key installed, but the table did not go live", d->name);
+	return ret;
+}
+
 int cmk_volume_restore(struct cmk_volume_ctx *v,
 		       const struct cmk_config_device *d, struct cmk_err *e)
 {
@@ -738,7 +751,7 @@ int cmk_volume_restore(struct cmk_volume_ctx *v,
 	ret = lock_device(v, d, &lfd, e);
 	if (ret)
 		return ret;
-	ret = restore_running(v, d, &how, e);
+	ret = restore_running(v, d, &how, e) ?: live_table(d, e);
 	unlock_device(lfd);
 	return ret;
 }
@@ -832,7 +845,7 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		goto out_unlock;
 	if (exists) {
 		/* Running device: never re-key (that would shred its data). */
-		ret = restore_running(v, d, how, e);
+		ret = restore_running(v, d, how, e) ?: live_table(d, e);
 		goto out_unlock;
 	}
 	/* Open until the key is pushed: the device checked is the one mapped. */
@@ -874,7 +887,7 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		cmk_err_prefix(e, "device %s", d->name);
 		goto out;
 	}
-	ret = push_key(v, d, dek, &h, "open", e);
+	ret = push_key(v, d, dek, &h, "open", e) ?: live_table(d, e);
 out:
 	if (fd >= 0)
 		close(fd);

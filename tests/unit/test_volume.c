@@ -310,6 +310,8 @@ struct fake_dev {
 	uint32_t reason;
 	uint32_t sector_size;
 	bool bound;
+	bool live;		/* the table is live (resumed) */
+	bool live_before_key;	/* it went live while the slot had no key */
 	uint8_t key[DM_CMK_KEY_LEN];
 	uint64_t generation;
 	int key_sets, renews, wipes, rejected;
@@ -349,6 +351,7 @@ static struct fake_dev *fk_by_dm(const char *dm_name)
 
 int __wrap_cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e);
 int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e);
+int __wrap_cmk_dm_resume(const char *name, struct cmk_err *e);
 int __wrap_cmk_dm_remove(const char *name, struct cmk_err *e);
 int __wrap_cmk_genl_get(struct cmk_genl *g, const char *name,
 			struct cmk_dev_info *info, struct cmk_err *e);
@@ -395,6 +398,19 @@ int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 		return 0;
 	}
 	return cmk_errf(e, -ENOSPC, "fake dm: full");
+}
+
+int __wrap_cmk_dm_resume(const char *name, struct cmk_err *e)
+{
+	struct fake_dev *f = fk_by_dm(name);
+
+	if (!f)
+		return cmk_errf(e, -EIO, "fake dm: cannot query %s", name);
+	if (!f->live) {
+		f->live = true;
+		f->live_before_key = f->state != DM_CMK_STATE_ACTIVE;
+	}
+	return 0;
 }
 
 int __wrap_cmk_dm_remove(const char *name, struct cmk_err *e)
@@ -696,6 +712,39 @@ static void restore_after_first_wipe(struct fake_dev *f)
 {
 	if (f->wipes == 1)
 		f->state = DM_CMK_STATE_ACTIVE;
+}
+
+/*
+ * A new device's table goes live only once its key is in: udev probes a
+ * device when it goes live, and a read of a sealed device is held for
+ * hold_ms while libdevmapper waits for udev (in a boot guest the agent's
+ * main loop sat there until the watchdog killed it).  Oracle: after open
+ * the table is live and went live with the key active; an open whose
+ * KEY_SET failed leaves it not live, and the restore that installs the key
+ * makes it live.
+ */
+static void volume_table_goes_live_only_with_the_key(void **state)
+{
+	struct cmk_header h;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &h);
+	assert_int_equal(open_dev("pa", NULL, &e), 0);
+	f = fk_by_key(dev("pa")->key_name);
+	assert_true(f->live);
+	assert_false(f->live_before_key);
+
+	fk_key_set_err = -EBUSY;
+	assert_int_equal(open_dev("eph", NULL, &e), -EBUSY);
+	f = fk_by_key(dev("eph")->key_name);
+	assert_non_null(f);
+	assert_false(f->live);
+	fk_key_set_err = 0;
+	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
+	assert_true(f->live);
+	assert_false(f->live_before_key);
 }
 
 /*
@@ -1604,6 +1653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_set_and_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
 #define V(f) cmocka_unit_test_setup_teardown(f, vsetup, vteardown)
+		V(volume_table_goes_live_only_with_the_key),
 		V(volume_adversarial_close_racing_restore_leaves_key_wiped),
 		V(volume_adversarial_forged_uuid_elsewhere_does_not_deny),
 		V(volume_adversarial_header_swap_refused),

@@ -132,6 +132,11 @@ case $phase in
 		grep -q '^Seccomp:[[:space:]]*2' /proc/$pid/status &&
 		grep -q '^CapBnd:[[:space:]]*0000000000605000' /proc/$pid/status"
 	[ "$pid" -gt 0 ] 2>/dev/null && diag "agent $(grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' "/proc/$pid/status" | tr '\n\t' '  ')"
+	# Up at the first start: not killed by its watchdog, not restarted
+	# (a boot that needs a restart to bring the disk up is a broken boot).
+	check "${p}_agent_up_at_first_start" bash -c "
+		[ \"\$(systemctl show -p NRestarts --value cmk-agent.service)\" = 0 ] &&
+		! journalctl -b -u cmk-agent.service --no-pager -o cat | grep -q 'Watchdog timeout'"
 	check "${p}_disk_is_dm_cmk_with_active_key" bash -c "
 		dmsetup table $DM | awk '{ exit \$3 != \"cmk\" }' &&
 		[ \"\$(cmkctl status | awk -v d=$DM '\$2 == d { print \$3 }')\" = active ]"
@@ -161,9 +166,13 @@ case $phase in
 	fi
 	read -r seq1 boot1 <"$KEEP/boot1.header"
 	diag "first boot's header: sequence $seq1, boot id $boot1"
+	# A new header for this boot: sealed with this kernel's boot id (the
+	# sequence counts within a boot only: another boot's copies are never
+	# unwrapped, so they cannot vouch for one).  That the DEK is new shows
+	# in the first boot's data being gone, below.
 	check boot2_new_header_and_dek_every_boot bash -c "
-		[ -n '$seq_now' ] && [ -n '$boot_now' ] &&
-		[ '$seq_now' -gt '$seq1' ] && [ '$boot_now' != '$boot1' ]"
+		[ -n '$seq_now' ] && [ -n '$boot_now' ] && [ '$boot_now' != '$boot1' ] &&
+		[ '$boot_now' = \"\$(cat /proc/sys/kernel/random/boot_id)\" ]"
 	n_dm=$(count_marker "$DEV")
 	check boot2_first_boot_data_is_gone bash -c "
 		[ ! -e $MNT/secret.txt ] && [ '$n_dm' -eq 0 ]"
