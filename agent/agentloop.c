@@ -420,11 +420,18 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 	return next > now ? next - now : 0;
 }
 
-/* The job under way (if any) began before an event: its yes will not count. */
+/*
+ * The job under way (if any) began before an event: its yes will not
+ * count, so end it (a "no" it has not given yet is asked again by the
+ * fresh job, which must not wait up to check_timeout_ms for it).
+ */
 static void stale_job(struct cmk_loop *l)
 {
-	if (l->job != CMK_JOB_NONE)
-		l->job_stale = true;
+	if (l->job == CMK_JOB_NONE)
+		return;
+	l->job_stale = true;
+	if (l->ops->cancel)
+		l->ops->cancel(l->ctx, l->job_id);
 }
 
 void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)

@@ -58,6 +58,9 @@
  *                      check the CMK at once (ignoring a job under way)
  *                      and restore the keys on success: the kernel holds I/O
  *                      for hold_ms meanwhile.
+ *   after any of these, the job under way is cancelled (ops->cancel), so
+ *   the fresh one starts within about a second, not up to
+ *   check_timeout_ms later.
  *   a restore refused with EBUSY (a system sleep is under way): check again
  *                      and restore after CMK_RESTORE_RETRY_MS.
  *
@@ -98,6 +101,10 @@ enum cmk_job {
  * @start: begin KMS job @job (@id) with the deadline @deadline_ms; it must
  *	not wait for it.  The caller reports the end with cmk_loop_job_done(),
  *	after adopting an unsealed KEK only if cmk_loop_job_wanted() says so.
+ * @cancel: job @id's answer is no longer wanted (an event made it stale):
+ *	end its KMS calls now if they can be ended, so that the fresh job
+ *	the event asks for does not wait for it; it still ends through
+ *	cmk_loop_job_done().  NULL: jobs are not cancelled.
  * @forget: wipe the KEK(s) from memory
  * @maintain: renew every lease of our devices to @lease_ms from now; with
  *	@restore (then @lease_ms is the full lease) also push keys again for
@@ -113,6 +120,7 @@ enum cmk_job {
 struct cmk_loop_ops {
 	void (*start)(void *ctx, enum cmk_job job, uint64_t id,
 		      uint64_t deadline_ms);
+	void (*cancel)(void *ctx, uint64_t id);
 	void (*forget)(void *ctx);
 	int (*maintain)(void *ctx, bool restore, uint32_t lease_ms,
 			struct cmk_err *e);

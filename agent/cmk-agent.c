@@ -170,6 +170,19 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms);
 }
 
+/*
+ * ops->cancel: the job's answer is no longer wanted; its waits that watch
+ * the deadline end (deadline.h): HTTP within a second.  A PKCS#11 call
+ * cannot be cut short: it ends when the token answers.
+ */
+static void cancel(void *ctx, uint64_t id)
+{
+	struct agent *a = ctx;
+
+	if (id == a->job_id)
+		cmk_worker_cancel(a->worker);
+}
+
 /* A job start() could not hand over: a local failure, so the loop retries. */
 static void unstarted(struct agent *a)
 {
@@ -525,7 +538,7 @@ static void action(void *ctx)
 }
 
 static const struct cmk_loop_ops agent_ops = {
-	.start = start, .forget = forget,
+	.start = start, .cancel = cancel, .forget = forget,
 	.maintain = maintain, .wipe = wipe, .action = action, .note = note,
 	.now_ms = now_ms, .random = rnd,
 };

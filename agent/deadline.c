@@ -8,6 +8,7 @@
 #include <time.h>
 
 static _Thread_local uint64_t deadline_ms;
+static _Thread_local const atomic_bool *watched;
 static atomic_bool cancelled;
 
 uint64_t cmk_deadline_now_ms(void)
@@ -32,7 +33,7 @@ long cmk_deadline_left_ms(void)
 {
 	uint64_t now;
 
-	if (atomic_load(&cancelled))
+	if (atomic_load(&cancelled) || (watched && atomic_load(watched)))
 		return 0;
 	if (!deadline_ms)
 		return -1;
@@ -57,4 +58,9 @@ long cmk_deadline_clamp_ms(long ms)
 void cmk_deadline_cancel_all(bool on)
 {
 	atomic_store(&cancelled, on);
+}
+
+void cmk_deadline_watch(const atomic_bool *cancel)
+{
+	watched = cancel;
 }

@@ -14,7 +14,10 @@
  * cmk_deadline_cancel_all() makes every deadline in the process count as
  * passed: HTTP transfers end within a second, no new request or retry
  * starts.  The agent calls it when it stops, so SIGTERM is not held up by
- * a KMS that does not answer.
+ * a KMS that does not answer.  A thread may also watch a flag of its own
+ * (cmk_deadline_watch()): once another thread sets it, that thread's
+ * deadline counts as passed - how the agent ends a job whose answer it no
+ * longer wants (worker.h, cmk_worker_cancel()).
  *
  * Times are CLOCK_BOOTTIME milliseconds (cmk_deadline_now_ms()): a
  * deadline that passed while the system was suspended has passed.
@@ -22,6 +25,7 @@
 #ifndef CMK_DEADLINE_H
 #define CMK_DEADLINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -54,5 +58,11 @@ long cmk_deadline_clamp_ms(long ms);
  * passed (waits end); with !@on, deadlines count again.
  */
 void cmk_deadline_cancel_all(bool on);
+
+/*
+ * cmk_deadline_watch() - this thread's deadline counts as passed while
+ * *@cancel is true (NULL: watch nothing).
+ */
+void cmk_deadline_watch(const atomic_bool *cancel);
 
 #endif /* CMK_DEADLINE_H */

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -24,6 +25,7 @@ struct cmk_worker {
 	cmk_worker_fn fn;		/* set: a job waits to run */
 	void *arg;
 	uint64_t deadline_ms;
+	atomic_bool cancel;		/* the job's deadline counts as passed */
 	bool running;			/* the thread is in a job */
 	bool ended;			/* a job ended, not collected yet */
 	bool quit;
@@ -49,10 +51,12 @@ static void *worker_main(void *data)
 		w->fn = NULL;
 		w->running = true;
 		cmk_deadline_set(w->deadline_ms);
+		cmk_deadline_watch(&w->cancel);
 		pthread_mutex_unlock(&w->lock);
 
 		fn(arg);
 
+		cmk_deadline_watch(NULL);
 		cmk_deadline_set(0);
 		pthread_mutex_lock(&w->lock);
 		w->running = false;
@@ -83,6 +87,7 @@ int cmk_worker_start(struct cmk_worker **out, struct cmk_err *e)
 		free(w);
 		return ret;
 	}
+	atomic_init(&w->cancel, false);
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	pthread_condattr_init(&ca);
@@ -126,9 +131,18 @@ int cmk_worker_submit(struct cmk_worker *w, cmk_worker_fn fn, void *arg,
 	w->fn = fn;
 	w->arg = arg;
 	w->deadline_ms = deadline_ms;
+	atomic_store(&w->cancel, false);
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	return 0;
+}
+
+void cmk_worker_cancel(struct cmk_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->fn || w->running)
+		atomic_store(&w->cancel, true);
+	pthread_mutex_unlock(&w->lock);
 }
 
 bool cmk_worker_done(struct cmk_worker *w)

@@ -40,6 +40,14 @@ int cmk_worker_fd(const struct cmk_worker *w);
 int cmk_worker_submit(struct cmk_worker *w, cmk_worker_fn fn, void *arg,
 		      uint64_t deadline_ms);
 
+/*
+ * cmk_worker_cancel() - the job under way is no longer wanted: its
+ * deadline counts as passed from now on (deadline.h), so its KMS calls
+ * end (an HTTP transfer within a second) and it returns.  The next job is
+ * not affected.
+ */
+void cmk_worker_cancel(struct cmk_worker *w);
+
 /* cmk_worker_busy() - a job was submitted and not collected yet. */
 bool cmk_worker_busy(struct cmk_worker *w);
 

@@ -16,6 +16,10 @@
  *   s ok, but slow_ms late     T transient, at the job's deadline
  *   S definitive, slow_ms late
  *   h hang: never answers (a worker stuck in a call), until released
+ *
+ * With .cancellable, a job the loop cancels (ops->cancel) answers a
+ * transient error CANCEL_MS later, as an HTTP call does; without it the
+ * cancel is counted but changes nothing (a PKCS#11 call).
  */
 #include "testutil.h"
 
@@ -25,6 +29,7 @@
 #include "agentloop.h"
 
 #define NEVER UINT64_MAX
+#define CANCEL_MS 1000
 
 struct fake {
 	const char *script;		/* answers to checks */
@@ -32,6 +37,7 @@ struct fake {
 	const char *unseal_script;	/* answers to unseals ("" = all ok) */
 	size_t upos;
 	uint64_t slow_ms;
+	bool cancellable;		/* ops->cancel ends the job */
 	uint64_t now;
 	uint64_t lease_ms;		/* the fake kernel's lease */
 
@@ -50,7 +56,7 @@ struct fake {
 	int wipes[DM_CMK_REASON_MAX + 1];
 	uint64_t first_wipe_at;
 	int renews, restores, actions, forgets;
-	int checks_started, unseals_started, answered;
+	int checks_started, unseals_started, answered, cancels;
 	uint64_t check_started_at[64];
 	int maintain_busy;	/* the next restores answer -EBUSY */
 	char log[1024];		/* C U: job started; K: KEK adopted; F: forget; R: KEY_SET; W: wipe */
@@ -132,6 +138,19 @@ static void deliver(struct cmk_loop *l, struct fake *f)
 	cmk_loop_job_done(l, f->id, ret, &e);
 }
 
+static void f_cancel(void *ctx, uint64_t id)
+{
+	struct fake *f = ctx;
+
+	assert_true(f->busy);		/* only the job under way is cancelled */
+	assert_int_equal(id, f->id);
+	f->cancels++;
+	if (f->cancellable && f->answer_at > f->now + CANCEL_MS) {
+		f->letter = 't';
+		f->answer_at = f->now + CANCEL_MS;
+	}
+}
+
 static void f_forget(void *ctx)
 {
 	struct fake *f = ctx;
@@ -205,7 +224,8 @@ static uint32_t f_random(void *ctx)
 }
 
 static const struct cmk_loop_ops fake_ops = {
-	.start = f_start, .forget = f_forget, .maintain = f_maintain,
+	.start = f_start, .cancel = f_cancel, .forget = f_forget,
+	.maintain = f_maintain,
 	.wipe = f_wipe, .action = f_action, .note = f_note, .now_ms = f_now,
 	.random = f_random,
 };
@@ -1226,6 +1246,66 @@ static void agentloop_definitive_while_revoked_forgets_the_kek(void **state)
 	assert_false(f.kernel_keys);
 }
 
+/*
+ * A system sleep while a slow check is under way (it would answer 4 s
+ * later, check_timeout_ms 5 s): that check is cancelled, so the fresh one
+ * starts when the cancelled call returns (CANCEL_MS), not when it would
+ * have answered, and the keys are back well within the kernel's hold_ms.
+ */
+static void agentloop_sleep_cancels_the_stale_check(void **state)
+{
+	struct fake f = { .slow_ms = 4000, .script = "so", .cancellable = true };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	cmk_loop_check_now(&l);
+	run_until(&l, &f, f.now + 500);
+	assert_int_equal(f.checks_started, 1);	/* slow, under way */
+	f.kernel_keys = false;
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	assert_int_equal(f.cancels, 1);
+	run_until(&l, &f, t + CANCEL_MS);
+	assert_int_equal(f.checks_started, 2);
+	print_message("fresh check %llu ms after the sleep (the stale one had %llu ms to go)\n",
+		      (unsigned long long)(f.check_started_at[1] - t), 3500ULL);
+	assert_int_equal(f.check_started_at[1], t + CANCEL_MS);
+	assert_true(f.kernel_keys);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);	/* a cancel is no failure */
+	assert_int_equal(l.fails, 0);
+	assert_int_equal(f.cancels, 1);
+}
+
+/* The same for a VM fork during the unseal the first fork started. */
+static void agentloop_vmfork_cancels_the_stale_unseal(void **state)
+{
+	struct fake f = { .slow_ms = 4000, .unseal_script = "oss",
+			  .cancellable = true };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.kernel_keys = false;
+	log_reset(&f);
+	t = f.now;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);	/* fork 1 */
+	assert_int_equal(f.cancels, 0);			/* nothing under way */
+	run_until(&l, &f, t + 100);
+	assert_true(f.busy);
+	assert_int_equal(f.job, CMK_JOB_UNSEAL);
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_VMFORK);	/* fork 2 */
+	assert_int_equal(f.cancels, 1);
+	run_until(&l, &f, t + 100 + CANCEL_MS);
+	assert_int_equal(f.unseals_started, 3);		/* at once, not at t + 4000 */
+	assert_false(f.kek);
+	run_until(&l, &f, t + 100 + CANCEL_MS + 4000);
+	assert_true(f.kernel_keys);
+	assert_string_equal(f.log, "FUFUKR");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1271,6 +1351,8 @@ int main(void)
 		cmocka_unit_test(agentloop_sleep_second_suspend_during_check),
 		cmocka_unit_test(agentloop_hang_stuck_worker_is_reported),
 		cmocka_unit_test(agentloop_definitive_while_revoked_forgets_the_kek),
+		cmocka_unit_test(agentloop_sleep_cancels_the_stale_check),
+		cmocka_unit_test(agentloop_vmfork_cancels_the_stale_unseal),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);

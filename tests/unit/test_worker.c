@@ -120,6 +120,46 @@ static void worker_hang_stop_cancels_the_call(void **state)
 	assert_false(cmk_deadline_expired());	/* cancel_all is undone */
 }
 
+/*
+ * A job made stale by an event (a system sleep, a VM fork) is cancelled:
+ * its KMS call, which has 30 s of deadline left and would try for much
+ * longer, ends within a couple of seconds (libcurl's progress callback
+ * runs about once a second), so the fresh job need not wait for it; and
+ * the cancel is that job's only: the next one sees its whole deadline.
+ * Oracle: worker.h (cmk_worker_cancel) and deadline.h.
+ */
+static void worker_cancel_ends_the_stale_job_not_the_next(void **state)
+{
+	struct cmk_worker *w;
+	struct cmk_err e;
+	struct job j = { 0 }, next = { 0 };
+	uint64_t t0, took, dl;
+	int fd = silent_peer(j.url, sizeof(j.url));
+
+	(void)state;
+	assert_int_equal(cmk_worker_start(&w, &e), 0);
+	cmk_worker_cancel(w);			/* idle: nothing to cancel */
+	dl = cmk_deadline_now_ms() + 30000;
+	assert_int_equal(cmk_worker_submit(w, http_call, &j, dl), 0);
+	assert_false(wait_end(w, 500));		/* it hangs */
+	t0 = cmk_deadline_now_ms();
+	cmk_worker_cancel(w);
+	assert_true(wait_end(w, 10000));
+	took = cmk_deadline_now_ms() - t0;
+	close(fd);
+	print_message("cancelled call ended after %llu ms\n", (unsigned long long)took);
+	assert_true(took < 5000);
+	assert_int_not_equal(j.ret, 0);
+	assert_int_equal(j.e.cls, CMK_EC_TRANSIENT);
+	assert_int_equal(j.e.reason, CMK_R_TIMEOUT);
+
+	dl = cmk_deadline_now_ms() + 5000;
+	assert_int_equal(cmk_worker_submit(w, read_deadline, &next, dl), 0);
+	assert_true(wait_end(w, 5000));
+	assert_in_range(next.left_seen, 1, 5000);	/* not cancelled */
+	assert_true(cmk_worker_stop(&w, 1000));
+}
+
 /* A job that ignores every deadline: stop gives up and says so. */
 static volatile bool spinning, stop_spinning;
 
@@ -153,6 +193,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(worker_runs_job_under_its_deadline),
 		cmocka_unit_test(worker_hang_stop_cancels_the_call),
+		cmocka_unit_test(worker_cancel_ends_the_stale_job_not_the_next),
 		cmocka_unit_test(worker_hang_stop_gives_up_on_a_stuck_job),
 	};
 
