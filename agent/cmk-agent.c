@@ -537,6 +537,12 @@ static void action(void *ctx)
 	note(a, "poweroff", "policy poweroff: syncing file systems, then powering the machine off", NULL);
 }
 
+/* A setting that loads but is unwise (config.h): audited at start. */
+static void config_warning(void *ctx, const char *msg)
+{
+	note(ctx, "config", msg, NULL);
+}
+
 static const struct cmk_loop_ops agent_ops = {
 	.start = start, .cancel = cancel, .forget = forget,
 	.maintain = maintain, .wipe = wipe, .action = action, .note = note,
@@ -1014,6 +1020,7 @@ int main(int argc, char **argv)
 	a.vol.genl = a.genl;
 	a.vol.audit = a.audit;
 	a.vol.keks = &a.keks;
+	cmk_config_warnings(&a.cfg, config_warning, &a);
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
 	sd_notify(0, "STATUS=unsealing the KEK");
 	ret = run(&a, t0);

@@ -513,6 +513,7 @@ static int validate(struct parser *p)
 					p->name, p->lease_line ? p->lease_line : p->agent_line,
 					c->lease_ms, (unsigned long long)worst,
 					CMK_CHECK_TIMEOUT_MIN_MS, (unsigned long long)budget);
+		c->check_timeout_derived = true;
 		c->check_timeout_ms = budget - worst < CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS ?
 				      (uint32_t)(budget - worst) :
 				      CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS;
@@ -665,6 +666,34 @@ void cmk_config_free(struct cmk_config *c)
 		free(c->devices[i].backing);
 	free(c->devices);
 	memset(c, 0, sizeof(*c));
+}
+
+size_t cmk_config_warnings(const struct cmk_config *c,
+			   void (*warn)(void *ctx, const char *msg), void *ctx)
+{
+	char msg[CMK_ERR_MSG_MAX];
+	size_t n = 0;
+
+	if (c->check_timeout_derived &&
+	    c->check_timeout_ms < CMK_CHECK_TIMEOUT_WARN_MS) {
+		snprintf(msg, sizeof(msg),
+			 "check_timeout_ms is not set, and what lease_ms %u leaves after the longest check interval is only %u ms: a KMS answer slower than that counts as a failure; set check_timeout_ms, raise lease_ms or shorten check_interval",
+			 c->lease_ms, c->check_timeout_ms);
+		warn(ctx, msg);
+		n++;
+	}
+	for (size_t i = 0; i < c->n_devices; i++) {
+		const struct cmk_config_device *d = &c->devices[i];
+
+		if (!d->hold_ms || d->hold_ms > 2ULL * c->check_timeout_ms)
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "device \"%s\": hold_ms %u is not more than twice check_timeout_ms (%u ms): after a system sleep or a lost lease, a check under way that cannot be cancelled (PKCS#11) and the fresh check can take longer than the kernel holds I/O, and held I/O fails with EIO; raise hold_ms or lower check_timeout_ms",
+			 d->name, d->hold_ms, c->check_timeout_ms);
+		warn(ctx, msg);
+		n++;
+	}
+	return n;
 }
 
 const struct cmk_config_provider *

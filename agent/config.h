@@ -117,6 +117,7 @@ struct cmk_config {
 	uint32_t jitter_pct;
 	uint32_t lease_ms;
 	uint32_t check_timeout_ms;	/* always valid after parsing */
+	bool check_timeout_derived;	/* not set: what the lease leaves */
 	uint32_t grace_s;
 	uint32_t boot_deadline_s;
 	enum cmk_policy policy;
@@ -141,6 +142,8 @@ struct cmk_config {
  */
 #define CMK_CHECK_TIMEOUT_MIN_MS		100
 #define CMK_CHECK_TIMEOUT_DEFAULT_MAX_MS	30000
+/* A derived deadline below this is allowed, with a warning. */
+#define CMK_CHECK_TIMEOUT_WARN_MS		1000
 
 #define CMK_CONFIG_PATH		"/etc/cmk/agent.conf"
 #define CMK_STATE_DIR		"/run/cmk"
@@ -152,6 +155,19 @@ int cmk_config_load(const char *path, struct cmk_config *c, struct cmk_err *e);
 void cmk_config_free(struct cmk_config *c);
 
 const char *cmk_policy_name(enum cmk_policy p);
+
+/*
+ * cmk_config_warnings() - call @warn(@ctx, message) for each setting that
+ * loads but is unwise, and return how many there were:
+ *   - check_timeout_ms not set and the lease leaves less than
+ *     CMK_CHECK_TIMEOUT_WARN_MS for a check;
+ *   - a device whose hold_ms (not 0) is at most 2 x check_timeout_ms: after
+ *     a system sleep or a lost lease, a check under way that cannot be
+ *     cancelled (PKCS#11) and the fresh check can together outlast the
+ *     kernel's hold, and held I/O fails with EIO.
+ */
+size_t cmk_config_warnings(const struct cmk_config *c,
+			   void (*warn)(void *ctx, const char *msg), void *ctx);
 
 /* cmk_config_provider() - the [provider "name"] section, or NULL. */
 const struct cmk_config_provider *

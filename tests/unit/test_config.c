@@ -303,6 +303,66 @@ static void config_hang_check_timeout_must_fit_lease(void **state)
 	expect_error(AGENT "check_timeout_ms = 300001\n", "agent.conf:3:", "out of range 100..300000");
 }
 
+struct warnings {
+	int n;
+	char last[CMK_ERR_MSG_MAX];
+};
+
+static void collect(void *ctx, const char *msg)
+{
+	struct warnings *w = ctx;
+
+	w->n++;
+	snprintf(w->last, sizeof(w->last), "%s", msg);
+}
+
+static size_t warnings_of(const char *text, struct warnings *w)
+{
+	struct cmk_config c;
+	struct cmk_err e;
+	size_t n;
+
+	memset(w, 0, sizeof(*w));
+	assert_int_equal(parse(text, &c, &e), 0);
+	n = cmk_config_warnings(&c, collect, w);
+	assert_int_equal(n, (size_t)w->n);
+	cmk_config_free(&c);
+	return n;
+}
+
+#define DEV(hold) "[device \"db\"]\nbacking = /dev/vdb\ndm_name = cmk-db\n" \
+		  "key_name = db\nmode = ephemeral\n" hold
+
+/*
+ * Settings that load but are unwise are named: a derived deadline under
+ * 1 s (it used to be as low as 100 ms, silently), and a device whose
+ * hold_ms does not cover two check deadlines (a stale check that cannot
+ * be cancelled, then the fresh one).  Oracle: config.h's rules; the
+ * defaults (12 s deadline, 30 s hold) warn about nothing.
+ */
+static void config_timing_warnings_hold_ms_and_short_deadline(void **state)
+{
+	struct warnings w;
+
+	(void)state;
+	assert_int_equal(warnings_of(AGENT DEV(""), &w), 0);
+	/* 100 ms derived: named */
+	assert_int_equal(warnings_of(AGENT "check_interval_ms = 650\njitter_pct = 0\nlease_ms = 1000\n",
+				     &w), 1);
+	assert_contains(w.last, "only 100 ms");
+	/* 100 ms set on purpose: the operator's choice */
+	assert_int_equal(warnings_of(AGENT "check_interval_ms = 650\njitter_pct = 0\nlease_ms = 1000\n"
+				     "check_timeout_ms = 100\n", &w), 0);
+	/* hold_ms 24000 = 2 x 12000: warned, 24001 not, 0 (fail at once) not */
+	assert_int_equal(warnings_of(AGENT DEV("hold_ms = 24000\n"), &w), 1);
+	assert_contains(w.last, "device \"db\": hold_ms 24000 is not more than twice check_timeout_ms (12000 ms)");
+	assert_int_equal(warnings_of(AGENT DEV("hold_ms = 24001\n"), &w), 0);
+	assert_int_equal(warnings_of(AGENT DEV("hold_ms = 0\n"), &w), 0);
+	/* a long lease derives 30 s: the default hold of 30 s is too short */
+	assert_int_equal(warnings_of(AGENT "lease_ms = 600000\n" DEV(""), &w), 1);
+	assert_contains(w.last, "hold_ms 30000");
+}
+
 static void config_check_interval_ms_parses(void **state)
 {
 	struct cmk_config c;
@@ -483,6 +543,7 @@ int main(void)
 		cmocka_unit_test(config_lease_must_outlive_check_interval),
 		cmocka_unit_test(config_hang_check_timeout_derived_from_lease),
 		cmocka_unit_test(config_hang_check_timeout_must_fit_lease),
+		cmocka_unit_test(config_timing_warnings_hold_ms_and_short_deadline),
 		cmocka_unit_test(config_check_interval_ms_parses),
 		cmocka_unit_test(config_check_interval_ms_validated),
 		cmocka_unit_test(config_rejects_nul_and_control_characters),
