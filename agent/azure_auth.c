@@ -663,10 +663,21 @@ int cmk_azure_token_get(struct cmk_azure_auth *a, time_t now,
 
 		ret = fetch_aad(a, now, resource, tenant, &t, e);
 		/* A rotated secret: read it again, ask once more. */
-		if (ret && e->reason == CMK_R_DENIED &&
-		    !cmk_azure_auth_reload_secret(a, &changed, &re) && changed) {
-			cmk_azure_token_free(&t);
-			ret = fetch_aad(a, now, resource, tenant, &t, e);
+		if (ret && e->reason == CMK_R_DENIED) {
+			int rr = cmk_azure_auth_reload_secret(a, &changed, &re);
+
+			/*
+			 * A secret file that does not read (being rewritten:
+			 * empty, gone for a moment) says nothing about the
+			 * key: not a revocation; the next check reads it again.
+			 */
+			if (rr) {
+				ret = cmk_errf(e, rr, "Entra ID rejected the client secret of %s and reading it again failed, so this is not taken as a revocation (a secret file in the middle of a rotation?); the next check reads it again: %s",
+					       a->source, re.msg);
+			} else if (changed) {
+				cmk_azure_token_free(&t);
+				ret = fetch_aad(a, now, resource, tenant, &t, e);
+			}
 		}
 	}
 	if (ret) {

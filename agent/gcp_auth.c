@@ -565,9 +565,21 @@ int cmk_gcp_token_get(struct cmk_gcp_token_src *s, time_t now,
 
 		ret = fetch_sa(s, now, &nb, &exp, e);
 		/* A rotated key: read the file again, ask once more. */
-		if (ret && e->reason == CMK_R_DENIED &&
-		    !cmk_gcp_token_src_reload_key(s, &changed, &re) && changed)
-			ret = fetch_sa(s, now, &nb, &exp, e);
+		if (ret && e->reason == CMK_R_DENIED) {
+			int rr = cmk_gcp_token_src_reload_key(s, &changed, &re);
+
+			/*
+			 * A key file that does not parse (being rewritten:
+			 * half written, gone for a moment) says nothing about
+			 * the key: not a revocation; the next check reads it
+			 * again.
+			 */
+			if (rr)
+				ret = cmk_errf(e, rr, "gcp: the token endpoint rejected %s and reading its key file again failed, so this is not taken as a revocation (a key file in the middle of a rotation?); the next check reads it again: %s",
+					       s->source, re.msg);
+			else if (changed)
+				ret = fetch_sa(s, now, &nb, &exp, e);
+		}
 	} else {
 		ret = fetch_metadata(s, now, &nb, &exp, e);
 	}

@@ -694,8 +694,20 @@ static int kms_call_raw(struct aws *a, const char *op, const char *key_ref,
 		if (attempt > 0 || !creds_rejected(r))
 			return 0;
 		*reloaded = true;
-		if (cmk_aws_creds_reload(&a->creds, time(NULL), &changed, &re) ||
-		    !changed) {
+		ret = cmk_aws_creds_reload(&a->creds, time(NULL), &changed, &re);
+		if (ret) {
+			/*
+			 * The source does not read (a credentials file being
+			 * rewritten by a rotation: half written, empty, gone
+			 * for a moment): that says nothing about the key, so
+			 * the rejection does not count; the next check asks
+			 * again.
+			 */
+			cmk_http_response_free(r);
+			return cmk_errf(e, ret, "aws kms %s %s: KMS rejected the credentials and reading them again failed, so this is not taken as a revocation (a credentials file in the middle of a rotation?); the next check reads them again: %s",
+					op, key_ref, re.msg);
+		}
+		if (!changed) {
 			/* Nothing new to try: the answer we have counts. */
 			*cp = &a->creds.cur;
 			return 0;

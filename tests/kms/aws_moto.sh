@@ -337,6 +337,11 @@ awsc iam delete-access-key --user-name rot --access-key-id "$(akid_of "$T/rot2.j
 check aws_credential_deleted_without_replacement_is_definitive drv_is check \
 	"err definitive denied *read again from their source*"
 awsc iam create-access-key --user-name rot >"$T/rot3.json" 2>"$T/last"
+# The file rewritten in place, caught half way (the key id line only):
+# it says nothing about the key, so never a revocation (a local error).
+printf '[rot]\naws_access_key_id = %s\n' "$(akid_of "$T/rot3.json")" >"$T/rot-credentials"
+check aws_credential_half_written_file_is_not_definitive drv_is check \
+	"err local local *not taken as a revocation*"
 rot_file "$T/rot3.json"
 check aws_credential_fixed_file_restores_without_restart drv_is check "ok *"
 drv_stop

@@ -394,6 +394,11 @@ adm revoke_tokens '{}' >/dev/null
 check azure_credential_removed_without_replacement_is_definitive drv_is check \
 	"err definitive denied *invalid_client*"
 adm sp '{"client_id":"app-1","secret":"rot-three"}' >/dev/null
+# The file truncated by a rewrite in place, caught before the new secret:
+# it says nothing about the key, so never a revocation (a local error).
+: >"$T/sp-rot.secret"
+check azure_credential_half_written_file_is_not_definitive drv_is check \
+	"err local local *not taken as a revocation*"
 rot_secret rot-three
 check azure_credential_fixed_file_restores_without_restart drv_is check "ok *"
 check azure_credential_rotation_secrets_never_in_messages bash -c "! grep -q rot- $T/drv.out $T/drv.err"

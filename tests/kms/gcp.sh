@@ -401,6 +401,11 @@ emu_admin DELETE "/v1/projects/-/serviceAccounts/$SA/keys/$SA_KID2" >"$T/last"
 emu_admin POST /emu/config '{"revoke_tokens": true}' >/dev/null
 check gcp_credential_deleted_without_replacement_is_definitive drv_is check \
 	"err definitive denied *invalid_grant*"
+# The file rewritten in place, caught half way: it says nothing about the
+# key, so never a revocation (a local error).
+head -c 100 "$T/sa3.json" >"$T/sa-rot.json"
+check gcp_credential_half_written_file_is_not_definitive drv_is check \
+	"err local local *not taken as a revocation*"
 cp "$T/sa3.json" "$T/sa-rot.tmp" && mv "$T/sa-rot.tmp" "$T/sa-rot.json"
 check gcp_credential_fixed_file_restores_without_restart drv_is check "ok *"
 drv_stop

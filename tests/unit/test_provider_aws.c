@@ -346,6 +346,92 @@ static void aws_unreachable_endpoint_is_transient(void **state)
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
+/* ---- a credentials file read again in the middle of a rotation ------------------- */
+
+static const char rejected[] =
+	"HTTP/1.1 400 Bad Request\r\n"
+	"Content-Type: application/x-amz-json-1.1\r\n"
+	"x-amzn-ErrorType: UnrecognizedClientException:\r\n"
+	"Content-Length: 107\r\n"
+	"Connection: close\r\n\r\n"
+	"{\"__type\":\"UnrecognizedClientException\",\"message\":\"The security token included in the request is invalid.\"}";
+
+/* What the rotation has written when KMS answers the first request. */
+static const char *rotation_state;
+
+static void rotate_on_first_request(void *arg, int n)
+{
+	(void)arg;
+	if (n == 1)
+		tu_write_file(tu_path("credentials"), rotation_state, strlen(rotation_state), 0600);
+}
+
+static int check_during_rotation(const char *state, struct tu_peer *peer,
+				 struct cmk_err *e)
+{
+	static const char old[] = "[default]\naws_access_key_id = AKIAOLDOLDOLD\n"
+				  "aws_secret_access_key = old-secret\n";
+	struct cmk_kv kv[] = { { "region", "us-east-1", 1 }, { "endpoint", NULL, 2 },
+			       { "credentials", "profile", 3 }, { "max_attempts", "1", 4 } };
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct cmk_encctx ctx;
+	unsigned char w[64] = { 1 };
+	int ret;
+
+	rotation_state = state;
+	tu_write_file(tu_path("credentials"), old, strlen(old), 0600);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", tu_path("credentials"), 1);
+	tu_peer_start(peer, rejected, rotate_on_first_request, NULL);
+	kv[1].value = peer->url;
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_provider_open("aws", kv, 4, &p, e), 0);
+	ret = cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx, &plain, NULL, e);
+	assert_null(plain);
+	cmk_provider_close(&p);
+	tu_peer_stop(peer);
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	return ret;
+}
+
+/*
+ * KMS rejects the credentials; read again, the credentials file is half
+ * written (a rotation rewriting it in place: one line of two, or nothing
+ * yet).  Oracle: a revocation needs a "no" about the key (aws.rst), and a
+ * file that does not read says nothing about it: the check fails as a
+ * local error (retried, never a revocation), naming what happened.  The
+ * control: a file that reads but holds credentials KMS also rejects is
+ * the definitive "no" it was before.
+ */
+static void aws_credential_reload_half_written_file_is_not_definitive(void **state)
+{
+	static const char *const half[] = {
+		"[default]\naws_access_key_id = AKIANEWNEWNEW\n",	/* secret not yet */
+		"",							/* truncated */
+		"[defau",						/* cut mid-line */
+	};
+	static const char whole[] = "[default]\naws_access_key_id = AKIANEWNEWNEW\n"
+				    "aws_secret_access_key = new-secret\n";
+	struct tu_peer peer;
+	struct cmk_err e;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(half) / sizeof(half[0]); i++) {
+		assert_true(check_during_rotation(half[i], &peer, &e) < 0);
+		assert_int_equal(peer.requests, 1);
+		if (e.cls != CMK_EC_LOCAL)
+			fail_msg("half-written file %zu: class %s: %s", i,
+				 cmk_err_class_name(e.cls), e.msg);
+		assert_contains(e.msg, "not taken as a revocation");
+		assert_null(strstr(e.msg, "new-secret"));
+	}
+	assert_true(check_during_rotation(whole, &peer, &e) < 0);
+	assert_int_equal(peer.requests, 2);		/* asked again with the new ones */
+	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+	assert_int_equal(e.reason, CMK_R_DENIED);
+	assert_contains(e.msg, "read again from their source");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +444,8 @@ int main(void)
 		cmocka_unit_test(aws_settings_checked_at_open),
 		cmocka_unit_test(aws_key_id_pin_refuses_other_key),
 		cmocka_unit_test(aws_unreachable_endpoint_is_transient),
+		cmocka_unit_test_setup_teardown(aws_credential_reload_half_written_file_is_not_definitive,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
 	};
 
 	return cmocka_run_group_tests_name("provider_aws", tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "azure_auth.h"
 #include "provider.h"
@@ -556,6 +557,77 @@ static void azure_credential_secret_reload_sees_rotated_file(void **state)
 	cmk_azure_auth_free(&a);
 }
 
+static const char entra_rejects[] =
+	"HTTP/1.1 401 Unauthorized\r\n"
+	"Content-Type: application/json\r\n"
+	"Content-Length: 119\r\n"
+	"Connection: close\r\n\r\n"
+	"{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret provided.\",\"error_codes\":[7000215]}";
+
+/* What the rotation has done to the secret file when Entra ID answers. */
+static const char *secret_state;	/* NULL: the file is gone */
+
+static void rotate_secret_on_first_request(void *arg, int n)
+{
+	(void)arg;
+	if (n != 1)
+		return;
+	if (secret_state)
+		tu_write_file(tu_path("secret"), secret_state, strlen(secret_state), 0600);
+	else
+		unlink(tu_path("secret"));
+}
+
+static int token_during_rotation(const char *state, struct tu_peer *peer,
+				 struct cmk_err *e)
+{
+	struct cmk_azure_auth a;
+	const struct cmk_secret *tok = NULL;
+	int ret;
+
+	secret_state = state;
+	tu_write_file(tu_path("secret"), "old-secret\n", 11, 0600);
+	assert_int_equal(cmk_azure_auth_init(&a, "service_principal", "app", "tenant-1",
+					     tu_path("secret"), NULL, NULL, NULL, e), 0);
+	tu_peer_start(peer, entra_rejects, rotate_secret_on_first_request, NULL);
+	/* Entra ID on loopback over plain http (the URL rule allows only that). */
+	snprintf(a.authority, sizeof(a.authority), "%s", peer->url);
+	ret = cmk_azure_token_get(&a, 1000, "https://vault.azure.net", NULL, &tok, e);
+	assert_null(tok);
+	tu_peer_stop(peer);
+	cmk_azure_auth_free(&a);
+	return ret;
+}
+
+/*
+ * Entra ID rejects the client secret; read again, the secret file is empty
+ * or gone for a moment (a rotation rewriting it).  Oracle: a file that
+ * does not read says nothing about the key (azure.rst): a local error,
+ * retried, never a revocation.  The control: a new secret that is also
+ * rejected is the definitive "no" it was before.
+ */
+static void azure_credential_reload_half_written_secret_is_not_definitive(void **state)
+{
+	static const char *const broken[] = { "", "\n", NULL };
+	struct tu_peer peer;
+	struct cmk_err e;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		assert_true(token_during_rotation(broken[i], &peer, &e) < 0);
+		assert_int_equal(peer.requests, 1);
+		if (e.cls != CMK_EC_LOCAL)
+			fail_msg("secret file state %zu: class %s: %s", i,
+				 cmk_err_class_name(e.cls), e.msg);
+		assert_contains(e.msg, "not taken as a revocation");
+	}
+	assert_true(token_during_rotation("new-secret\n", &peer, &e) < 0);
+	assert_int_equal(peer.requests, 2);
+	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+	assert_int_equal(e.reason, CMK_R_DENIED);
+	assert_null(strstr(e.msg, "new-secret"));
+}
+
 /* No network call is made for a key reference that is not a key URL. */
 static void azure_bad_key_ref_is_local(void **state)
 {
@@ -602,6 +674,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(azure_client_secret_file, tu_setup_tmpdir,
 						tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(azure_credential_secret_reload_sees_rotated_file,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(azure_credential_reload_half_written_secret_is_not_definitive,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(azure_bad_key_ref_is_local),
 	};

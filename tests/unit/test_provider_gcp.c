@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -479,6 +480,94 @@ static void gcp_credential_key_reload_sees_rotated_file(void **state)
 	EVP_PKEY_free(k2);
 }
 
+static const char token_rejects[] =
+	"HTTP/1.1 400 Bad Request\r\n"
+	"Content-Type: application/json\r\n"
+	"Content-Length: 70\r\n"
+	"Connection: close\r\n\r\n"
+	"{\"error\":\"invalid_grant\",\"error_description\":\"Invalid JWT Signature.\"}";
+
+/*
+ * What the rotation has written to the key file when the endpoint answers
+ * (NULL: a whole new key, new_key, with the same token_uri).
+ */
+static const char *key_state;
+static EVP_PKEY *new_key;
+static char token_uri[96];
+
+static void rotate_key_on_first_request(void *arg, int n)
+{
+	char *j;
+
+	(void)arg;
+	if (n != 1)
+		return;
+	if (key_state) {
+		tu_write_file(tu_path("sa.json"), key_state, strlen(key_state), 0600);
+		return;
+	}
+	j = sa_json(new_key, "service_account", token_uri);
+	tu_write_file(tu_path("sa.json"), j, strlen(j), 0600);
+	free(j);
+}
+
+static int token_during_key_rotation(const char *state, struct tu_peer *peer,
+				     struct cmk_err *e)
+{
+	EVP_PKEY *k = test_rsa();
+	struct cmk_gcp_token_src src;
+	const char *bearer = NULL;
+	char *j;
+	int ret;
+
+	key_state = state;
+	tu_peer_start(peer, token_rejects, rotate_key_on_first_request, NULL);
+	snprintf(token_uri, sizeof(token_uri), "%s/token", peer->url);
+	j = sa_json(k, "service_account", token_uri);
+	tu_write_file(tu_path("sa.json"), j, strlen(j), 0600);
+	assert_int_equal(cmk_gcp_token_src_init(&src, "service_account", tu_path("sa.json"),
+						NULL, NULL, NULL, e), 0);
+	ret = cmk_gcp_token_get(&src, time(NULL), &bearer, e);
+	assert_null(bearer);
+	tu_peer_stop(peer);
+	cmk_gcp_token_src_free(&src);
+	free(j);
+	EVP_PKEY_free(k);
+	return ret;
+}
+
+/*
+ * The token endpoint rejects the service account's key; read again, the
+ * key file is half written (a rotation rewriting it in place).  Oracle: a
+ * file that does not parse says nothing about the key (gcp.rst): a local
+ * error, retried, never a revocation.  The control: a whole new key that
+ * is also rejected is the definitive "no" it was before.
+ */
+static void gcp_credential_reload_half_written_key_is_not_definitive(void **state)
+{
+	static const char *const half[] = { "", "{\"type\": \"service_account\", \"pri" };
+	struct tu_peer peer;
+	struct cmk_err e;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(half) / sizeof(half[0]); i++) {
+		assert_true(token_during_key_rotation(half[i], &peer, &e) < 0);
+		assert_int_equal(peer.requests, 1);
+		if (e.cls != CMK_EC_LOCAL)
+			fail_msg("key file state %zu: class %s: %s", i,
+				 cmk_err_class_name(e.cls), e.msg);
+		assert_contains(e.msg, "not taken as a revocation");
+	}
+	new_key = test_rsa();
+	assert_true(token_during_key_rotation(NULL, &peer, &e) < 0);
+	assert_int_equal(peer.requests, 2);	/* asked again with the new key */
+	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+	assert_int_equal(e.reason, CMK_R_DENIED);
+	assert_null(strstr(e.msg, "BEGIN"));
+	EVP_PKEY_free(new_key);
+	new_key = NULL;
+}
+
 /* ---- token answers and the refresh rule ------------------------------------------ */
 
 static void gcp_token_answers(void **state)
@@ -648,6 +737,8 @@ int main(void)
 		cmocka_unit_test(gcp_key_names),
 		cmocka_unit_test(gcp_sa_key_jwt_verifies_with_public_key),
 		cmocka_unit_test(gcp_sa_key_bad_files_refused),
+		cmocka_unit_test_setup_teardown(gcp_credential_reload_half_written_key_is_not_definitive,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(gcp_credential_key_reload_sees_rotated_file,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(gcp_token_answers),

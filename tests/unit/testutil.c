@@ -9,11 +9,16 @@
 #include <limits.h>
 #include <ftw.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "secret.h"
@@ -240,4 +245,89 @@ struct cmk_secret *tu_secret_of(const char *s)
 	assert_int_equal(cmk_secret_new(&x, strlen(s), &e), 0);
 	memcpy(cmk_secret_data(x), s, strlen(s));
 	return x;
+}
+
+/* ---- a plain HTTP peer on loopback (testutil.h) ----------------------------- */
+
+/* Read one request: the head, then Content-Length bytes of body. */
+static void peer_read_request(int fd)
+{
+	char buf[16384];
+	size_t got = 0, want = 0;
+
+	while (got < sizeof(buf) - 1) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		char *end, *cl;
+
+		if (poll(&pf, 1, 5000) != 1)
+			return;
+		n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		if (n <= 0)
+			return;
+		got += (size_t)n;
+		buf[got] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+		if (got >= want)
+			return;
+	}
+}
+
+static void *peer_main(void *arg)
+{
+	struct tu_peer *p = arg;
+
+	while (!p->stop) {
+		struct pollfd pf = { .fd = p->lfd, .events = POLLIN };
+		ssize_t w;
+		int fd;
+
+		if (poll(&pf, 1, 100) != 1)
+			continue;
+		fd = accept(p->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		peer_read_request(fd);
+		if (p->on_request)
+			p->on_request(p->arg, ++p->requests);
+		else
+			++p->requests;
+		w = write(fd, p->answer, strlen(p->answer));
+		(void)w;	/* a client that hung up: its problem */
+		close(fd);
+	}
+	return NULL;
+}
+
+void tu_peer_start(struct tu_peer *p, const char *answer,
+		   void (*on_request)(void *arg, int n), void *arg)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	pthread_t t;
+
+	memset(p, 0, sizeof(*p));
+	p->answer = answer;
+	p->on_request = on_request;
+	p->arg = arg;
+	p->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(p->lfd, 8), 0);
+	assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &al), 0);
+	snprintf(p->url, sizeof(p->url), "http://127.0.0.1:%u", ntohs(a.sin_port));
+	assert_int_equal(pthread_create(&t, NULL, peer_main, p), 0);
+	p->thread = (unsigned long)t;
+}
+
+void tu_peer_stop(struct tu_peer *p)
+{
+	p->stop = true;
+	pthread_join((pthread_t)p->thread, NULL);
+	close(p->lfd);
 }

@@ -69,4 +69,24 @@ struct cmk_secret *tu_secret_of(const char *s);
 void _tu_assert_contains(const char *hay, const char *needle, const char *file,
 			 int line);
 
+/*
+ * A plain HTTP/1.1 peer on 127.0.0.1 for provider tests: a thread that
+ * answers every request with @answer (a whole response; send
+ * "Connection: close") after calling @on_request(@arg, n) (n from 1),
+ * until tu_peer_stop().  @url is "http://127.0.0.1:<port>".
+ */
+struct tu_peer {
+	int lfd;
+	char url[64];
+	const char *answer;
+	void (*on_request)(void *arg, int n);
+	void *arg;
+	_Atomic int requests;
+	_Atomic bool stop;
+	unsigned long thread;
+};
+void tu_peer_start(struct tu_peer *p, const char *answer,
+		   void (*on_request)(void *arg, int n), void *arg);
+void tu_peer_stop(struct tu_peer *p);
+
 #endif
