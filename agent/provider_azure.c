@@ -284,6 +284,12 @@ enum cmk_reason cmk_azure_key_state_reason(long status, const char *body,
 	struct cmk_azure_error err;
 	enum cmk_reason why = CMK_R_LOCAL;
 	const char *w = "enabled";
+	/*
+	 * Key Vault refuses wrapKey (encrypt, sign) outside nbf..exp, but
+	 * unwrapKey, decrypt and verify go on working there: an expired key
+	 * explains a refused wrap, never a refused unwrap.
+	 */
+	bool dated = !strcmp(op, "wrapKey");
 
 	if (status != 200) {
 		why = cmk_azure_classify(status, body, len, &err);
@@ -302,10 +308,10 @@ enum cmk_reason cmk_azure_key_state_reason(long status, const char *body,
 	    json_object_is_type(v, json_type_boolean) && !json_object_get_boolean(v)) {
 		why = CMK_R_DISABLED;
 		w = "disabled";
-	} else if (json_time_past(attrs, "exp", now, true)) {
+	} else if (dated && json_time_past(attrs, "exp", now, true)) {
 		why = CMK_R_DISABLED;
 		w = "expired";
-	} else if (json_time_past(attrs, "nbf", now, false)) {
+	} else if (dated && json_time_past(attrs, "nbf", now, false)) {
 		why = CMK_R_DISABLED;
 		w = "not yet valid";
 	} else if (json_object_object_get_ex(o, "key", &key) &&

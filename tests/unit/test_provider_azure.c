@@ -160,6 +160,13 @@ static void azure_classify_bad_parameter_is_not_definitive_alone(void **state)
 	"\"recoveryLevel\":\"Recoverable+Purgeable\"}}"
 #define ALL_OPS "\"encrypt\",\"decrypt\",\"sign\",\"verify\",\"wrapKey\",\"unwrapKey\""
 
+/*
+ * Oracle: Key Vault's documented key attributes - a disabled key refuses
+ * every operation; outside nbf..exp only encrypt, wrapKey and sign are
+ * refused ("decrypt, unwrap, and verify operations" keep working), so an
+ * expired or not yet valid key confirms a refused wrapKey, never a refused
+ * unwrapKey (that would revoke keys Key Vault still unwraps).
+ */
 static void azure_classify_key_get_confirms_state(void **state)
 {
 	static const struct {
@@ -167,28 +174,38 @@ static void azure_classify_key_get_confirms_state(void **state)
 		const char *body;
 		enum cmk_reason want;
 		const char *want_what;
+		const char *op;		/* NULL: unwrapKey */
 	} cases[] = {
-		{ 200, BUNDLE("\"enabled\":true", ALL_OPS), CMK_R_LOCAL, "enabled" },
-		{ 200, BUNDLE("\"enabled\":false", ALL_OPS), CMK_R_DISABLED, "disabled" },
-		{ 200, BUNDLE("\"enabled\":true,\"exp\":1000", ALL_OPS), CMK_R_DISABLED, "expired" },
-		{ 200, BUNDLE("\"enabled\":true,\"exp\":3000", ALL_OPS), CMK_R_LOCAL, "enabled" },
-		{ 200, BUNDLE("\"enabled\":true,\"nbf\":3000", ALL_OPS), CMK_R_DISABLED, "not yet valid" },
+		{ 200, BUNDLE("\"enabled\":true", ALL_OPS), CMK_R_LOCAL, "enabled", NULL },
+		{ 200, BUNDLE("\"enabled\":false", ALL_OPS), CMK_R_DISABLED, "disabled", NULL },
+		{ 200, BUNDLE("\"enabled\":false", ALL_OPS), CMK_R_DISABLED, "disabled", "wrapKey" },
+		{ 200, BUNDLE("\"enabled\":true,\"exp\":1000", ALL_OPS), CMK_R_LOCAL, "enabled", NULL },
+		{ 200, BUNDLE("\"enabled\":true,\"exp\":1000", ALL_OPS), CMK_R_DISABLED, "expired",
+		  "wrapKey" },
+		{ 200, BUNDLE("\"enabled\":true,\"exp\":3000", ALL_OPS), CMK_R_LOCAL, "enabled",
+		  "wrapKey" },
+		{ 200, BUNDLE("\"enabled\":true,\"nbf\":3000", ALL_OPS), CMK_R_LOCAL, "enabled", NULL },
+		{ 200, BUNDLE("\"enabled\":true,\"nbf\":3000", ALL_OPS), CMK_R_DISABLED, "not yet valid",
+		  "wrapKey" },
 		{ 200, BUNDLE("\"enabled\":true", "\"wrapKey\""), CMK_R_DISABLED,
-		  "no unwrapKey in key_ops" },
-		{ 200, "{}", CMK_R_LOCAL, "no attributes in the answer" },
+		  "no unwrapKey in key_ops", NULL },
+		{ 200, BUNDLE("\"enabled\":true", "\"unwrapKey\""), CMK_R_DISABLED,
+		  "no wrapKey in key_ops", "wrapKey" },
+		{ 200, "{}", CMK_R_LOCAL, "no attributes in the answer", NULL },
 		{ 404, "{\"error\":{\"code\":\"KeyNotFound\",\"message\":\"A key with (name/id) cmk/78deebed173b48e48f55abf87ed4cf71 was not found in this key vault.\"}}",
-		  CMK_R_NOT_FOUND, "HTTP 404 KeyNotFound" },
+		  CMK_R_NOT_FOUND, "HTTP 404 KeyNotFound", NULL },
 		/* no keys/get permission: nothing confirmed */
 		{ 403, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"Caller is not authorized to perform action on resource.\",\"innererror\":{\"code\":\"ForbiddenByRbac\"}}}",
-		  CMK_R_LOCAL, "HTTP 403 ForbiddenByRbac" },
-		{ 503, "", CMK_R_LOCAL, "HTTP 503 error" },
+		  CMK_R_LOCAL, "HTTP 403 ForbiddenByRbac", NULL },
+		{ 503, "", CMK_R_LOCAL, "HTTP 503 error", NULL },
 	};
 	char what[96];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		enum cmk_reason r = cmk_azure_key_state_reason(cases[i].status, cases[i].body,
-							       strlen(cases[i].body), "unwrapKey",
+							       strlen(cases[i].body),
+							       cases[i].op ? cases[i].op : "unwrapKey",
 							       2000, what, sizeof(what));
 
 		if (r != cases[i].want || strcmp(what, cases[i].want_what))
