@@ -795,10 +795,14 @@ static bool generic_decrypt_failure(const struct op *o, CK_RV rv)
  * random bytes (not secret) under the same key, mechanism and AAD, on the
  * session the caller just opened.  CKR_OK when the token encrypts and
  * decrypts with this key right now; otherwise the CK_RV that stopped it
- * (CKR_FUNCTION_FAILED if the bytes did not come back).
+ * (CKR_FUNCTION_FAILED if the bytes did not come back).  *@cannot: the
+ * token will not let the probe encrypt at all, whatever its health - a
+ * decrypt-only key (CKA_ENCRYPT false), or a token that refuses a GCM IV
+ * chosen by the caller (FIPS-mode HSMs generate it themselves) - so the
+ * probe can never tell a failing token from a refused ciphertext.
  */
 static CK_RV probe_roundtrip(struct p11 *p, CK_OBJECT_HANDLE key,
-			     const struct op *o)
+			     const struct op *o, bool *cannot)
 {
 	unsigned char iv[CMK_P11_IV_LEN], pt[32], ct[32 + CMK_P11_TAG_LEN],
 		      back[32 + CMK_P11_TAG_LEN];
@@ -814,10 +818,14 @@ static CK_RV probe_roundtrip(struct p11 *p, CK_OBJECT_HANDLE key,
 	};
 	CK_RV rv;
 
+	*cannot = false;
 	if (getrandom(iv, sizeof(iv), 0) != sizeof(iv) ||
 	    getrandom(pt, sizeof(pt), 0) != sizeof(pt))
 		return CKR_FUNCTION_FAILED;
 	rv = p11_crypt(p, key, &enc);
+	*cannot = rv == CKR_KEY_FUNCTION_NOT_PERMITTED ||
+		  rv == CKR_MECHANISM_PARAM_INVALID || rv == CKR_MECHANISM_INVALID ||
+		  rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_KEY_TYPE_INCONSISTENT;
 	if (rv == CKR_OK && enc.out_len != sizeof(ct))
 		rv = CKR_FUNCTION_FAILED;
 	if (rv == CKR_OK)
@@ -844,6 +852,7 @@ static int confirm_generic(struct p11 *p, const struct cmk_p11uri *u,
 	CK_OBJECT_HANDLE key = 0;
 	CK_ULONG found = 0;
 	char rvb[32], rvb2[32];
+	bool cannot = false;
 	CK_RV rv;
 	int ret;
 
@@ -855,7 +864,14 @@ static int confirm_generic(struct p11 *p, const struct cmk_p11uri *u,
 	if (rv == CKR_OK && found != 1)
 		rv = CKR_KEY_HANDLE_INVALID;
 	if (rv == CKR_OK)
-		rv = probe_roundtrip(p, key, o);
+		rv = probe_roundtrip(p, key, o, &cannot);
+	if (cannot) {
+		p11_close_session(p);
+		return cmk_err_kms(e, CMK_R_UNAVAILABLE,
+				   "pkcs11: token \"%s\" key %s: C_Decrypt failed with %s on two sessions and cannot be confirmed: the key will not encrypt a probe (%s: decrypt-only key, or the token refuses caller-chosen GCM IVs), so a failing token and a refused wrapped key look the same; not a revocation (grace_s and policy decide)",
+				   p->token, kd, cmk_p11_rv_name(first, rvb, sizeof(rvb)),
+				   cmk_p11_rv_name(rv, rvb2, sizeof(rvb2)));
+	}
 	if (rv != CKR_OK) {
 		p11_close_session(p);
 		return cmk_err_kms(e, CMK_R_UNAVAILABLE,

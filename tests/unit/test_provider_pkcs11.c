@@ -454,6 +454,37 @@ static void p11_classify_probe_refused_is_not_definitive(void **state)
 	fx->w[fx->wl - 1] ^= 1;
 }
 
+/*
+ * Tokens on which the probe can never run: a decrypt-only key (CKA_ENCRYPT
+ * false: C_EncryptInit says CKR_KEY_FUNCTION_NOT_PERMITTED) and a
+ * FIPS-mode HSM that refuses a GCM IV chosen by the caller
+ * (CKR_MECHANISM_PARAM_INVALID).  Oracle (pkcs11.rst): a generic failure
+ * is definitive only once the probe works; here it cannot, so the answer
+ * says "cannot be confirmed" with the reason - not "the token is failing
+ * (HSM failover?)", which would send the operator after the wrong cause -
+ * and stays transient, even for a wrapped key that really is damaged.
+ */
+static void p11_classify_probe_impossible_reports_cannot_confirm(void **state)
+{
+	static const unsigned long why[] = { CKR_KEY_FUNCTION_NOT_PERMITTED,
+					     CKR_MECHANISM_PARAM_INVALID };
+	struct fx *fx = *state;
+
+	st->tag_fail_rv = CKR_GENERAL_ERROR;
+	fx->w[fx->wl - 1] ^= 1;
+	for (size_t i = 0; i < sizeof(why) / sizeof(why[0]); i++) {
+		strcpy(st->fail_fn, "C_EncryptInit");
+		st->fail_rv = why[i];
+		st->fail_count = 1000;
+		expect(fx, CMK_EC_TRANSIENT, CMK_R_UNAVAILABLE, "cannot be confirmed");
+		expect(fx, CMK_EC_TRANSIENT, CMK_R_UNAVAILABLE,
+		       i ? "CKR_MECHANISM_PARAM_INVALID" : "CKR_KEY_FUNCTION_NOT_PERMITTED");
+	}
+	st->fail_count = 0;
+	fx->w[fx->wl - 1] ^= 1;
+	unwrap_ok(fx);
+}
+
 static void p11_general_error_once_is_not_a_revocation(void **state)
 {
 	struct fx *fx = *state;
@@ -715,6 +746,7 @@ int main(void)
 		T(p11_classify_failover_generic_error_twice_then_back),
 		T(p11_classify_failover_function_failed_persisting_is_transient),
 		T(p11_classify_probe_refused_is_not_definitive),
+		T(p11_classify_probe_impossible_reports_cannot_confirm),
 		T(p11_general_error_once_is_not_a_revocation),
 		T(p11_malformed_wrapped_key_refused_before_the_token),
 		T(p11_wrong_pin_definitive_and_not_presented_twice),
