@@ -66,6 +66,21 @@ uint64_t cmk_loop_backoff_ms(const struct cmk_loop *l, unsigned int n,
 	return d / 2 + l->ops->random(l->ctx) % (d / 2 + 1);
 }
 
+/*
+ * Retry @n (1-based) of a restore refused with EBUSY: CMK_RESTORE_RETRY_MS
+ * doubling up to CMK_RESTORE_RETRY_MAX_MS, plus up to half of it at random.
+ */
+static uint64_t restore_retry_ms(const struct cmk_loop *l, unsigned int n)
+{
+	uint64_t d = CMK_RESTORE_RETRY_MS;
+
+	while (n-- > 1 && d < CMK_RESTORE_RETRY_MAX_MS)
+		d *= 2;
+	if (d > CMK_RESTORE_RETRY_MAX_MS)
+		d = CMK_RESTORE_RETRY_MAX_MS;
+	return d + l->ops->random(l->ctx) % (d / 2 + 1);
+}
+
 /* The regular gap between checks: interval plus up to jitter_pct. */
 static uint64_t next_check_ms(const struct cmk_loop *l)
 {
@@ -158,9 +173,10 @@ static void restore(struct cmk_loop *l, uint64_t now)
 	if (ret == -EBUSY) {
 		/* A system sleep is under way: a fresh check, then try again. */
 		l->want_restore = true;
-		l->next_check_ms = now + CMK_RESTORE_RETRY_MS;
+		l->next_check_ms = now + restore_retry_ms(l, ++l->busy_restores);
 		return;
 	}
+	l->busy_restores = 0;
 	if (ret)
 		l->ops->note(l->ctx, "maintain", "lease renewal or restore failed", &e);
 	l->want_restore = false;

@@ -62,7 +62,10 @@
  *   the fresh one starts within about a second, not up to
  *   check_timeout_ms later.
  *   a restore refused with EBUSY (a system sleep is under way): check again
- *                      and restore after CMK_RESTORE_RETRY_MS.
+ *                      and restore after CMK_RESTORE_RETRY_MS, doubling up
+ *                      to CMK_RESTORE_RETRY_MAX_MS while it lasts, plus up
+ *                      to half as much at random (each retry is a real
+ *                      KMS decrypt: no fleet in lockstep).
  *
  * Boot (state starting): unseal, retrying transient errors (and deadlines)
  * with capped exponential backoff and jitter until boot_deadline_s; a
@@ -164,6 +167,7 @@ struct cmk_loop {
 	uint64_t next_renew_ms;
 	bool want_unseal;		/* unseal before any restore */
 	bool want_restore;		/* the kernel lost keys: restore on success */
+	unsigned int busy_restores;	/* restores refused with EBUSY in a row */
 
 	uint64_t last_yes_ms;		/* when the last yes came back */
 	unsigned int fails;		/* consecutive failed checks */
@@ -180,6 +184,7 @@ struct cmk_loop {
 #define CMK_BACKOFF_BOOT_MAX_MS	5000
 /* A KEY_SET refused with EBUSY (system sleep): check and restore after this. */
 #define CMK_RESTORE_RETRY_MS	250
+#define CMK_RESTORE_RETRY_MAX_MS 2000
 /* A job this long past its deadline ignores it: the worker is stuck. */
 #define CMK_STUCK_MS		30000
 

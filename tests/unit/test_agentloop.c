@@ -38,6 +38,7 @@ struct fake {
 	size_t upos;
 	uint64_t slow_ms;
 	bool cancellable;		/* ops->cancel ends the job */
+	uint32_t rng;			/* not 0: random numbers vary (xorshift) */
 	uint64_t now;
 	uint64_t lease_ms;		/* the fake kernel's lease */
 
@@ -219,8 +220,14 @@ static uint64_t f_now(void *ctx)
 
 static uint32_t f_random(void *ctx)
 {
-	(void)ctx;
-	return 0x9e3779b9u;
+	struct fake *f = ctx;
+
+	if (!f->rng)
+		return 0x9e3779b9u;
+	f->rng ^= f->rng << 13;
+	f->rng ^= f->rng >> 17;
+	f->rng ^= f->rng << 5;
+	return f->rng;
 }
 
 static const struct cmk_loop_ops fake_ops = {
@@ -1002,13 +1009,50 @@ static void agentloop_key_set_ebusy_retries_shortly(void **state)
 	f.kernel_keys = false;
 	t = f.now;
 	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
-	run_until(&l, &f, t + 2 * CMK_RESTORE_RETRY_MS - 1);
+	/* retries after 250 + up to 125 ms, then 500 + up to 250 ms */
+	run_until(&l, &f, t + 3 * CMK_RESTORE_RETRY_MS - 1);
 	assert_false(f.kernel_keys);
-	run_until(&l, &f, t + 2 * CMK_RESTORE_RETRY_MS);
+	run_until(&l, &f, t + 3 * CMK_RESTORE_RETRY_MS * 3 / 2);
 	assert_true(f.kernel_keys);
 	assert_int_equal(f.checks_started, 3);
 	assert_int_equal(l.state, CMK_LS_ACTIVE);	/* not a KMS failure */
 	assert_int_equal(l.fails, 0);
+}
+
+/*
+ * While KEY_SET keeps answering EBUSY, each retry is a real KMS decrypt:
+ * the gaps double from 250 ms up to 2 s, each plus up to half of itself at
+ * random (a fleet resuming at once does not hit the KMS in lockstep, nor
+ * four times a second for as long as the sleep takes).  Oracle:
+ * agentloop.h; a varying random source shows the jitter is used.
+ */
+static void agentloop_key_set_ebusy_backs_off_with_jitter(void **state)
+{
+	struct fake f = { .rng = 12345 };
+	struct cmk_loop l;
+	uint64_t base = CMK_RESTORE_RETRY_MS, jittered = 0;
+	int n0;
+
+	(void)state;
+	start_slow_checks(&l, &f);
+	f.maintain_busy = 7;
+	f.kernel_keys = false;
+	n0 = f.checks_started;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_until(&l, &f, f.now + 30000);
+	assert_true(f.kernel_keys);
+	assert_int_equal(f.checks_started - n0, 8);	/* one per refusal, then the one that lands */
+	for (int i = n0 + 1; i < f.checks_started; i++) {
+		uint64_t gap = f.check_started_at[i] - f.check_started_at[i - 1];
+
+		print_message("EBUSY retry %d after %llu ms\n", i - n0,
+			      (unsigned long long)gap);
+		assert_in_range(gap, base, base + base / 2);
+		jittered += gap != base;
+		if (base < CMK_RESTORE_RETRY_MAX_MS)
+			base *= 2;
+	}
+	assert_true(jittered >= 5);
 }
 
 static void agentloop_lease_expired_event_restores(void **state)
@@ -1352,6 +1396,7 @@ int main(void)
 		cmocka_unit_test(agentloop_hang_stuck_worker_is_reported),
 		cmocka_unit_test(agentloop_definitive_while_revoked_forgets_the_kek),
 		cmocka_unit_test(agentloop_sleep_cancels_the_stale_check),
+		cmocka_unit_test(agentloop_key_set_ebusy_backs_off_with_jitter),
 		cmocka_unit_test(agentloop_vmfork_cancels_the_stale_unseal),
 	};
 
