@@ -201,14 +201,17 @@ static void unstarted(struct agent *a)
 /*
  * The check's audit line.  One line per check would be 4 lines a second at
  * 250 ms: log when the outcome (or the reason of a failure) changes, and
- * otherwise once a minute.
+ * otherwise once a minute - but always for a check whose yes restores keys
+ * the kernel lost (@restores), so every restore in the log follows the
+ * check that allowed it.
  */
-static void audit_check(struct agent *a, const struct cmk_kms_job *j)
+static void audit_check(struct agent *a, const struct cmk_kms_job *j,
+			bool restores)
 {
 	uint64_t now = now_ms(NULL);
 	int ret = j->ret;
 
-	if (now - a->last_check_log_ms < CHECK_LOG_EVERY_MS &&
+	if (!restores && now - a->last_check_log_ms < CHECK_LOG_EVERY_MS &&
 	    (ret != 0) == (a->last_logged_ret != 0) &&
 	    (!ret || j->err.reason == a->last_logged_reason))
 		return;
@@ -282,7 +285,7 @@ static void job_ended(struct agent *a)
 			a->last_success_wall = a->last_check_wall;
 		/* A load audits its own unwraps; a check is rate-limited here. */
 		if (j->kind == CMK_KMS_CHECK && !loaded)
-			audit_check(a, j);
+			audit_check(a, j, a->loop.want_restore);
 	}
 	cmk_loop_job_done(&a->loop, a->job_id, j->ret, &j->err);
 }
