@@ -64,3 +64,12 @@ void cmk_deadline_watch(const atomic_bool *cancel)
 {
 	watched = cancel;
 }
+
+const char *cmk_deadline_cancel_reason(void)
+{
+	if (atomic_load(&cancelled))
+		return "the agent is stopping";
+	if (watched && atomic_load(watched))
+		return "the job's answer is no longer wanted (an event made it stale)";
+	return NULL;
+}

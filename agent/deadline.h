@@ -65,4 +65,11 @@ void cmk_deadline_cancel_all(bool on);
  */
 void cmk_deadline_watch(const atomic_bool *cancel);
 
+/*
+ * cmk_deadline_cancel_reason() - why this thread's waits were cancelled,
+ * for messages: "the agent is stopping" (cmk_deadline_cancel_all()), "the
+ * job's answer is no longer wanted" (its watched flag), NULL if neither.
+ */
+const char *cmk_deadline_cancel_reason(void);
+
 #endif /* CMK_DEADLINE_H */

@@ -107,12 +107,12 @@ static int timed_out(const struct kmip *k, const char *during,
 		     struct cmk_err *e)
 {
 	uint64_t at = cmk_deadline_get();
+	const char *why = cmk_deadline_cancel_reason();
 
 	ERR_clear_error();
-	if (cmk_deadline_expired() && (!at || cmk_deadline_now_ms() < at))
-		return cmk_err_kms(e, CMK_R_TIMEOUT,
-				   "kmip %s: cancelled during %s: the agent is stopping",
-				   k->where, during);
+	if (why && (!at || cmk_deadline_now_ms() < at))
+		return cmk_err_kms(e, CMK_R_TIMEOUT, "kmip %s: cancelled during %s: %s",
+				   k->where, during, why);
 	if (cmk_deadline_expired() || (k->check_cut && !remaining_ms(k)))
 		return cmk_err_kms(e, CMK_R_TIMEOUT,
 				   "kmip %s: the check's overall deadline (check_timeout_ms) ran out during %s",

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -31,6 +32,7 @@
 #include "kmip.h"
 #include "provider.h"
 #include "provider_kmip.h"
+#include "worker.h"
 
 static size_t unhex(const char *h, unsigned char *out, size_t cap)
 {
@@ -437,6 +439,82 @@ static void kmip_hang_host_name_resolved(void **state)
 	close(lfd);
 }
 
+struct kmip_job {
+	struct cmk_provider *p;
+	int ret;
+	struct cmk_err e;
+};
+
+static void kmip_unwrap_job(void *arg)
+{
+	struct kmip_job *j = arg;
+	unsigned char wrapped[60] = { 0 };
+	struct cmk_secret *kek = NULL;
+	struct cmk_encctx ctx;
+
+	cmk_encctx_init(&ctx);
+	j->ret = cmk_provider_unwrap(j->p, "cmk-1", wrapped, sizeof(wrapped), &ctx,
+				     &kek, NULL, &j->e);
+	cmk_secret_free(&kek);
+}
+
+/*
+ * A server that takes the connection and never answers the TLS handshake,
+ * with timeout_ms 60 s and a 60 s job deadline: the agent cancels the job
+ * (an event made it stale, worker.h) and the wait ends within a couple of
+ * seconds, not at timeout_ms.  Oracle: deadline.h (a cancelled job's waits
+ * end within a second) and cmk_worker_cancel().
+ */
+static void kmip_cancel_ends_a_silent_server_wait(void **state)
+{
+	struct kmip_job j = { 0 };
+	struct cmk_worker *w;
+	struct cmk_err e;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	char cert[512], key[512], server[64];
+	struct cmk_kv kv[5];
+	struct pollfd pfd;
+	uint64_t t0, took;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(fd, 4), 0);	/* accepts in the kernel, says nothing */
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(cert, sizeof(cert), "%s", tu_path("c.pem"));
+	snprintf(key, sizeof(key), "%s", tu_path("k.pem"));
+	make_cert(cert, key);
+	kv[0] = (struct cmk_kv){ "server", server, 1 };
+	kv[1] = (struct cmk_kv){ "client_cert", cert, 2 };
+	kv[2] = (struct cmk_kv){ "client_key", key, 3 };
+	kv[3] = (struct cmk_kv){ "ca_bundle", cert, 4 };
+	kv[4] = (struct cmk_kv){ "timeout_ms", "60000", 5 };
+	assert_int_equal(cmk_provider_open("kmip", kv, 5, &j.p, &e), 0);
+	assert_int_equal(cmk_worker_start(&w, &e), 0);
+	assert_int_equal(cmk_worker_submit(w, kmip_unwrap_job, &j,
+					   cmk_deadline_now_ms() + 60000), 0);
+	pfd = (struct pollfd){ .fd = cmk_worker_fd(w), .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 1500), 0);	/* it waits */
+	t0 = cmk_deadline_now_ms();
+	cmk_worker_cancel(w);
+	assert_int_equal(poll(&pfd, 1, 20000), 1);
+	took = cmk_deadline_now_ms() - t0;
+	assert_true(cmk_worker_done(w));
+	print_message("cancelled KMIP wait ended after %llu ms: %s\n", (unsigned long long)took,
+		      j.e.msg);
+	assert_true(took < 5000);
+	assert_true(j.ret < 0);
+	assert_int_equal(j.e.cls, CMK_EC_TRANSIENT);
+	/* the job was cancelled, the agent is not stopping */
+	assert_contains(j.e.msg, "no longer wanted");
+	assert_true(cmk_worker_stop(&w, 2000));
+	cmk_provider_close(&j.p);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +531,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(kmip_hang_check_deadline_named,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(kmip_hang_host_name_resolved,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(kmip_cancel_ends_a_silent_server_wait,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 	};
 
