@@ -172,8 +172,8 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 
 /*
  * ops->cancel: the job's answer is no longer wanted; its waits that watch
- * the deadline end (deadline.h): HTTP within a second.  A PKCS#11 call
- * cannot be cut short: it ends when the token answers.
+ * the deadline end (deadline.h): HTTP within a second, KMIP within 100 ms.
+ * A PKCS#11 call cannot be cut short: it ends when the token answers.
  */
 static void cancel(void *ctx, uint64_t id)
 {
@@ -290,6 +290,15 @@ static void job_ended(struct agent *a)
 	cmk_loop_job_done(&a->loop, a->job_id, j->ret, &j->err);
 }
 
+/*
+ * ops->forget: every wipe of the KEK, and every VM fork (the loop forgets
+ * on each, agentloop.h), ends here.  cmk_kekset_forget() also resets the
+ * provider (provider.h): KMIP's TLS connection closed without a word on
+ * it, cached bearer tokens, AWS credentials and the IMDSv2 session token
+ * wiped - after a fork, all of them the parent VM's.  A call under way
+ * (the cancelled job) applies the reset as it returns, so the fresh
+ * unseal, which runs only after it, starts from nothing.
+ */
 static void forget(void *ctx)
 {
 	struct agent *a = ctx;
