@@ -142,10 +142,13 @@ void cmk_kms_job_run(void *arg)
 
 /*
  * Free @ks, but leave its provider to be closed on the worker: closing one
- * can block (PKCS#11 C_Finalize, a KMIP TLS shutdown).
+ * can block (PKCS#11 C_Finalize, a KMIP TLS shutdown).  It is reset now (a
+ * connection, tokens, a session: none of it waits there to be inherited
+ * by a VM-fork clone or outlive a wipe); no call runs on it any more.
  */
 static void free_retire(struct cmk_kekset *ks, struct cmk_retired *r)
 {
+	cmk_provider_reset(ks->p);
 	if (ks->p && r->n < CMK_RETIRED_MAX)
 		r->p[r->n++] = ks->p;
 	else

@@ -260,6 +260,7 @@ struct p11 {
 	char *pin_env;			/* setting, or NULL */
 	struct p11mod *mod;
 	bool have_sess;
+	bool sess_stale;		/* reset: log out before the next call */
 	CK_SESSION_HANDLE sess;
 	CK_SLOT_ID slot;
 	char *sel;			/* token selection the session is for */
@@ -644,6 +645,10 @@ static int session(struct p11 *p, const struct cmk_p11uri *u, struct cmk_err *e)
 	sel = selection(u);
 	if (!sel)
 		return cmk_errf(e, -ENOMEM, "pkcs11: out of memory");
+	if (p->sess_stale) {
+		p11_close_session(p);
+		p->sess_stale = false;
+	}
 	if (p->have_sess && p->sel && !strcmp(p->sel, sel)) {
 		free(sel);
 		return 0;
@@ -1088,6 +1093,20 @@ out:
 	return ret;
 }
 
+/*
+ * A wipe, a revocation or a VM fork: the logged-in session is not used
+ * again.  Closing it (C_CloseSession ends the login) can block on a
+ * network HSM, and a reset may be asked for on the main thread: it is
+ * closed by the next call, on the worker, before it opens a new one.
+ */
+static void p11_reset(void *priv)
+{
+	struct p11 *p = priv;
+
+	if (p->have_sess)
+		p->sess_stale = true;
+}
+
 const struct cmk_provider_ops cmk_provider_pkcs11_ops = {
 	.name = "pkcs11",
 	.settings = p11_settings,
@@ -1097,4 +1116,5 @@ const struct cmk_provider_ops cmk_provider_pkcs11_ops = {
 	.close = p11_close,
 	.wrap = p11_wrap,
 	.unwrap = p11_unwrap,
+	.reset = p11_reset,
 };

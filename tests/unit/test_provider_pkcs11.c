@@ -251,6 +251,29 @@ static void p11_session_reused_across_calls(void **state)
 	assert_int_equal(st->n_login, 1);
 }
 
+/*
+ * A wipe, revocation or VM fork resets the provider: its logged-in session
+ * is never used again (closed by the next call on the worker, not by the
+ * reset, which may run on the main thread).  Oracle: the fake token's
+ * counters: no close at the reset, then close + open + login at the next
+ * call.
+ */
+static void p11_cleanse_reset_logs_the_session_out_before_the_next_call(void **state)
+{
+	struct fx *fx = *state;
+	int closes;
+
+	unwrap_ok(fx);
+	assert_int_equal(st->n_open, 1);
+	closes = st->n_close;
+	cmk_provider_reset(fx->p);
+	assert_int_equal(st->n_close, closes);
+	unwrap_ok(fx);
+	assert_int_equal(st->n_close, closes + 1);
+	assert_int_equal(st->n_open, 2);
+	assert_int_equal(st->n_login, 2);
+}
+
 static void p11_session_handle_invalid_reopened_and_retried(void **state)
 {
 	struct fx *fx = *state;
@@ -732,6 +755,7 @@ int main(void)
 		T(p11_module_initialised_with_os_locking_once),
 		T(p11_module_initialised_by_another_user_not_finalised),
 		T(p11_session_reused_across_calls),
+		T(p11_cleanse_reset_logs_the_session_out_before_the_next_call),
 		T(p11_session_handle_invalid_reopened_and_retried),
 		T(p11_device_error_once_is_retried_on_new_session),
 		T(p11_device_error_persistent_is_transient),

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "aws_creds.h"
+#include "kmsjob.h"
 #include "provider.h"
 #include "volume.h"
 
@@ -328,12 +329,45 @@ static void provider_cleanse_aws_forget_wipes_credentials(void **state)
 	unsetenv("AWS_SESSION_TOKEN");
 }
 
+/*
+ * A job's provider that nobody adopts (a job made stale by a VM fork, a
+ * provider replaced by a changed envelope) is parked for the worker to
+ * close; it must hold no token meanwhile.  Oracle: released, its next call
+ * fetches a new token.
+ */
+static void provider_cleanse_retired_provider_drops_token(void **state)
+{
+	struct cmk_retired r = { .n = 0 };
+	struct cmk_kms_job j;
+	struct peer p;
+	struct cmk_provider *prov;
+
+	(void)state;
+	peer_start(&p);
+	prov = open_gcp(&p);
+	unwrap_transient(prov);
+	assert_int_equal(atomic_load(&p.tokens), 1);
+
+	memset(&j, 0, sizeof(j));
+	kekset_on(&j.fresh, prov);	/* an unseal's result, not adopted */
+	j.loaded = true;
+	cmk_kms_job_release(&j, &r);
+	assert_int_equal(r.n, 1);
+	assert_ptr_equal(r.p[0], prov);
+
+	unwrap_transient(prov);
+	assert_int_equal(atomic_load(&p.tokens), 2);
+	cmk_provider_close(&r.p[0]);
+	peer_stop(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(provider_cleanse_wipe_drops_gcp_token),
 		cmocka_unit_test(provider_cleanse_wipe_during_call_drops_token_after_it),
 		cmocka_unit_test(provider_cleanse_aws_forget_wipes_credentials),
+		cmocka_unit_test(provider_cleanse_retired_provider_drops_token),
 	};
 
 	return cmocka_run_group_tests_name("provider_reset", tests, NULL, NULL);
