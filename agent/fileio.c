@@ -38,17 +38,22 @@ static int trusted(const char *path, const struct stat *st, bool dir,
 	return 0;
 }
 
-/* Pop the next component of @rest (a path being resolved) into @comp. */
-static bool next_component(char *rest, char *comp, size_t n)
+/*
+ * Pop the next component of @rest (a path being resolved) into @comp: 1,
+ * or 0 at the end, or -ENAMETOOLONG for a component longer than NAME_MAX.
+ */
+static int next_component(char *rest, char *comp, size_t n)
 {
 	size_t skip = strspn(rest, "/"), len = strcspn(rest + skip, "/");
 
-	if (!len || len >= n)
-		return false;
+	if (!len)
+		return 0;
+	if (len >= n)
+		return -ENAMETOOLONG;
 	memcpy(comp, rest + skip, len);
 	comp[len] = '\0';
 	memmove(rest, rest + skip + len, strlen(rest + skip + len) + 1);
-	return true;
+	return 1;
 }
 
 /* @cur without its last component ("/" stays "/"). */
@@ -68,7 +73,7 @@ int cmk_trusted_path(const char *path, const char *what, char *real, size_t n,
 	char rest[2 * PATH_MAX], cur[PATH_MAX], cand[PATH_MAX],
 	     target[PATH_MAX], comp[NAME_MAX + 1], cwd[PATH_MAX];
 	struct stat st;
-	int links = 0, ret;
+	int links = 0, got = 0, ret;
 
 	if (!*path)
 		return cmk_errf(e, -ENOENT, "%s: empty path", what);
@@ -88,8 +93,8 @@ int cmk_trusted_path(const char *path, const char *what, char *real, size_t n,
 	 * link followed must be ours, or root's, and not writable by others,
 	 * or someone else could swap what the path leads to.
 	 */
-	while (!ret && next_component(rest, comp, sizeof(comp))) {
-		bool last = !rest[strspn(rest, "/")];
+	while (!ret && (got = next_component(rest, comp, sizeof(comp))) > 0) {
+		bool last = !rest[strspn(rest, "/")], slash = rest[0] == '/';
 
 		if (!strcmp(comp, "."))
 			continue;
@@ -122,14 +127,19 @@ int cmk_trusted_path(const char *path, const char *what, char *real, size_t n,
 			if ((size_t)len + strlen(rest) + 2 > sizeof(rest))
 				return cmk_errf(e, -ENAMETOOLONG, "%s %s: path too long",
 						what, path);
-			/* The link's target, then what was left, resolved from here. */
-			memmove(rest + len + 1, rest, strlen(rest) + 1);
+			/*
+			 * The link's target, then what was left (which starts
+			 * with "/" if anything was), resolved from here.
+			 */
+			memmove(rest + len, rest, strlen(rest) + 1);
 			memcpy(rest, target, (size_t)len);
-			rest[len] = '/';
 			if (target[0] == '/')
 				snprintf(cur, sizeof(cur), "/");
 			continue;
 		}
+		if (last && slash && !S_ISDIR(st.st_mode))
+			return cmk_errf(e, -ENOTDIR, "%s %s: %s is not a directory", what,
+					path, cand);
 		if (last) {
 			if (snprintf(real, n, "%s", cand) >= (int)n)
 				return cmk_errf(e, -ENAMETOOLONG, "%s %s: path too long",
@@ -142,7 +152,10 @@ int cmk_trusted_path(const char *path, const char *what, char *real, size_t n,
 		ret = trusted(cand, &st, true, what, e);
 		memcpy(cur, cand, sizeof(cur));
 	}
-	if (!ret)
+	if (!ret && got < 0)
+		ret = cmk_errf(e, got, "%s %s: a path component is longer than %d bytes",
+			       what, path, NAME_MAX);
+	else if (!ret)
 		ret = cmk_errf(e, -EISDIR, "%s %s: not a file", what, path);
 	return ret;
 }

@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -267,6 +268,32 @@ static void cleanse_read_file_failure_wipes_buffer(void **state)
 	assert_int_equal(tu_free_nonzero, 0);
 }
 
+/*
+ * Paths the kernel refuses are refused with the kernel's reason: a file
+ * named with a trailing slash (ENOTDIR), a component longer than NAME_MAX
+ * (ENAMETOOLONG, not "not a file").  Oracle: the error codes; the file
+ * itself, named plainly, is taken (control).
+ */
+static void adversarial_trusted_path_edges_refused_as_the_kernel_does(void **state)
+{
+	char real[PATH_MAX], longname[NAME_MAX + 8], path[PATH_MAX + NAME_MAX];
+	struct cmk_err e;
+
+	(void)state;
+	tu_write_file(tu_path("kek.json"), "{}", 2, 0600);
+	assert_int_equal(cmk_trusted_path(tu_path("kek.json"), "envelope", real,
+					  sizeof(real), &e), 0);
+	snprintf(path, sizeof(path), "%s/", tu_path("kek.json"));
+	assert_int_equal(cmk_trusted_path(path, "envelope", real, sizeof(real), &e),
+			 -ENOTDIR);
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", tu_path(""), longname);
+	assert_int_equal(cmk_trusted_path(path, "envelope", real, sizeof(real), &e),
+			 -ENAMETOOLONG);
+	assert_contains(e.msg, "longer than");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -287,6 +314,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(adversarial_trusted_credential_files_in_loose_directory_refused,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(cleanse_read_file_failure_wipes_buffer,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(adversarial_trusted_path_edges_refused_as_the_kernel_does,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 	};
 
