@@ -476,7 +476,7 @@ out:
 static int tcp_connect(struct kmip *k, struct cmk_err *e)
 {
 	struct addrinfo *res = NULL, *ai;
-	int ret, err = 0, one = 1;
+	int ret, err = 0, one = 1, n;
 	bool waited_out = false;
 
 	ret = resolve(k, &res, e);
@@ -496,7 +496,13 @@ static int tcp_connect(struct kmip *k, struct cmk_err *e)
 			close(fd);
 			continue;
 		}
-		if (wait_fd(k, fd, POLLOUT, k->connect_timeout_ms) != 1) {
+		n = wait_fd(k, fd, POLLOUT, k->connect_timeout_ms);
+		if (n < 0) {
+			err = errno;
+			close(fd);
+			continue;
+		}
+		if (n == 0) {
 			err = ETIMEDOUT;
 			waited_out = true;
 			close(fd);
