@@ -869,7 +869,7 @@ static void start_slow_checks(struct cmk_loop *l, struct fake *f)
  * VM fork: the KEK is wiped from memory at the event, and no key is pushed
  * until a new unseal - started after the event - brought a KEK back.
  */
-static void agentloop_vmfork_unseals_before_any_key_set(void **state)
+static void agentloop_sleep_vmfork_unseals_before_any_key_set(void **state)
 {
 	struct fake f = { .slow_ms = 800, .unseal_script = "os" };
 	struct cmk_loop l;
@@ -893,7 +893,7 @@ static void agentloop_vmfork_unseals_before_any_key_set(void **state)
 }
 
 /* An unseal begun before the fork is not adopted: a new one is made. */
-static void agentloop_vmfork_discards_unseal_begun_before(void **state)
+static void agentloop_sleep_vmfork_discards_unseal_begun_before(void **state)
 {
 	struct fake f = { .script = "do", .slow_ms = 2000, .unseal_script = "oso" };
 	struct cmk_loop l;
@@ -914,7 +914,7 @@ static void agentloop_vmfork_discards_unseal_begun_before(void **state)
 	assert_true(f.kernel_keys);
 }
 
-static void agentloop_vmfork_refused_unseal_revokes(void **state)
+static void agentloop_sleep_vmfork_refused_unseal_revokes(void **state)
 {
 	struct fake f = { .unseal_script = "od" };
 	struct cmk_loop l;
@@ -930,7 +930,7 @@ static void agentloop_vmfork_refused_unseal_revokes(void **state)
 }
 
 /* Suspend: a real check at once, then the keys, long before the next check. */
-static void agentloop_suspend_checks_then_restores(void **state)
+static void agentloop_sleep_suspend_checks_then_restores(void **state)
 {
 	struct fake f = { .slow_ms = 300, .script = "s" };
 	struct cmk_loop l;
@@ -954,7 +954,7 @@ static void agentloop_suspend_checks_then_restores(void **state)
 	assert_int_equal(f.unseals_started, 1);	/* the KEK was kept */
 }
 
-static void agentloop_suspend_check_failure_no_restore(void **state)
+static void agentloop_sleep_suspend_check_failure_no_restore(void **state)
 {
 	struct fake f = { .script = "to" };
 	struct cmk_loop l;
@@ -972,7 +972,7 @@ static void agentloop_suspend_check_failure_no_restore(void **state)
 }
 
 /* A check sent before the sleep does not vouch for the keys after it. */
-static void agentloop_suspend_ignores_check_begun_before(void **state)
+static void agentloop_sleep_suspend_ignores_check_begun_before(void **state)
 {
 	struct fake f = { .slow_ms = 1000, .script = "so" };
 	struct cmk_loop l;
@@ -997,7 +997,7 @@ static void agentloop_suspend_ignores_check_begun_before(void **state)
 }
 
 /* KEY_SET refused with EBUSY during a sleep: a fresh check, KEY_SET again. */
-static void agentloop_key_set_ebusy_retries_shortly(void **state)
+static void agentloop_sleep_key_set_ebusy_retries_shortly(void **state)
 {
 	struct fake f = { 0 };
 	struct cmk_loop l;
@@ -1026,7 +1026,7 @@ static void agentloop_key_set_ebusy_retries_shortly(void **state)
  * four times a second for as long as the sleep takes).  Oracle:
  * agentloop.h; a varying random source shows the jitter is used.
  */
-static void agentloop_key_set_ebusy_backs_off_with_jitter(void **state)
+static void agentloop_sleep_key_set_ebusy_backs_off_with_jitter(void **state)
 {
 	struct fake f = { .rng = 12345 };
 	struct cmk_loop l;
@@ -1055,7 +1055,7 @@ static void agentloop_key_set_ebusy_backs_off_with_jitter(void **state)
 	assert_true(jittered >= 5);
 }
 
-static void agentloop_lease_expired_event_restores(void **state)
+static void agentloop_hold_lease_expired_event_restores(void **state)
 {
 	struct fake f = { 0 };
 	struct cmk_loop l;
@@ -1071,7 +1071,7 @@ static void agentloop_lease_expired_event_restores(void **state)
 }
 
 /* After a revocation a sleep changes nothing: no key without a yes. */
-static void agentloop_suspend_while_revoked_restores_nothing(void **state)
+static void agentloop_sleep_suspend_while_revoked_restores_nothing(void **state)
 {
 	struct fake f = { .script = "dddd" };
 	struct cmk_loop l;
@@ -1087,7 +1087,7 @@ static void agentloop_suspend_while_revoked_restores_nothing(void **state)
 }
 
 /* Our own wipes and an operator's come back as events too: no action. */
-static void agentloop_own_wipe_events_ignored(void **state)
+static void agentloop_policy_own_wipe_events_ignored(void **state)
 {
 	struct fake f = { 0 };
 	struct cmk_loop l;
@@ -1183,7 +1183,7 @@ static void agentloop_hang_late_yes_after_revoke_restores_nothing(void **state)
  * that unseal may have reached the KMS before the second fork, so it is
  * not adopted either; a third unseal, begun after fork 2, is.
  */
-static void agentloop_vmfork_second_fork_during_unseal(void **state)
+static void agentloop_sleep_vmfork_second_fork_during_unseal(void **state)
 {
 	struct fake f = { .slow_ms = 1000, .unseal_script = "oss" };
 	struct cmk_loop l;
@@ -1271,7 +1271,7 @@ static void agentloop_hang_stuck_worker_is_reported(void **state)
  * A definitive answer while revoked already still wipes the KEK: a KEK
  * may have come back meanwhile (a check that reloaded the envelope file).
  */
-static void agentloop_definitive_while_revoked_forgets_the_kek(void **state)
+static void agentloop_cleanse_definitive_while_revoked_forgets_the_kek(void **state)
 {
 	struct fake f = { .script = "do", .unseal_script = "oS", .slow_ms = 500 };
 	struct cmk_loop l;
@@ -1323,7 +1323,7 @@ static void agentloop_sleep_cancels_the_stale_check(void **state)
 }
 
 /* The same for a VM fork during the unseal the first fork started. */
-static void agentloop_vmfork_cancels_the_stale_unseal(void **state)
+static void agentloop_sleep_vmfork_cancels_the_stale_unseal(void **state)
 {
 	struct fake f = { .slow_ms = 4000, .unseal_script = "oss",
 			  .cancellable = true };
@@ -1378,26 +1378,26 @@ int main(void)
 		cmocka_unit_test(agentloop_hang_policy_none_renews_forever),
 		cmocka_unit_test(agentloop_hang_grace_zero_wipes_at_the_deadline),
 		cmocka_unit_test(agentloop_hang_boot_unseal_gives_up_at_boot_deadline),
-		cmocka_unit_test(agentloop_vmfork_unseals_before_any_key_set),
-		cmocka_unit_test(agentloop_vmfork_discards_unseal_begun_before),
-		cmocka_unit_test(agentloop_vmfork_refused_unseal_revokes),
-		cmocka_unit_test(agentloop_suspend_checks_then_restores),
-		cmocka_unit_test(agentloop_suspend_check_failure_no_restore),
-		cmocka_unit_test(agentloop_suspend_ignores_check_begun_before),
-		cmocka_unit_test(agentloop_key_set_ebusy_retries_shortly),
-		cmocka_unit_test(agentloop_lease_expired_event_restores),
-		cmocka_unit_test(agentloop_suspend_while_revoked_restores_nothing),
-		cmocka_unit_test(agentloop_own_wipe_events_ignored),
+		cmocka_unit_test(agentloop_sleep_vmfork_unseals_before_any_key_set),
+		cmocka_unit_test(agentloop_sleep_vmfork_discards_unseal_begun_before),
+		cmocka_unit_test(agentloop_sleep_vmfork_refused_unseal_revokes),
+		cmocka_unit_test(agentloop_sleep_suspend_checks_then_restores),
+		cmocka_unit_test(agentloop_sleep_suspend_check_failure_no_restore),
+		cmocka_unit_test(agentloop_sleep_suspend_ignores_check_begun_before),
+		cmocka_unit_test(agentloop_sleep_key_set_ebusy_retries_shortly),
+		cmocka_unit_test(agentloop_hold_lease_expired_event_restores),
+		cmocka_unit_test(agentloop_sleep_suspend_while_revoked_restores_nothing),
+		cmocka_unit_test(agentloop_policy_own_wipe_events_ignored),
 		cmocka_unit_test(agentloop_hang_late_definitive_still_revokes),
 		cmocka_unit_test(agentloop_hang_slow_no_revokes_at_first_answer),
 		cmocka_unit_test(agentloop_hang_late_yes_after_revoke_restores_nothing),
-		cmocka_unit_test(agentloop_vmfork_second_fork_during_unseal),
+		cmocka_unit_test(agentloop_sleep_vmfork_second_fork_during_unseal),
 		cmocka_unit_test(agentloop_sleep_second_suspend_during_check),
 		cmocka_unit_test(agentloop_hang_stuck_worker_is_reported),
-		cmocka_unit_test(agentloop_definitive_while_revoked_forgets_the_kek),
+		cmocka_unit_test(agentloop_cleanse_definitive_while_revoked_forgets_the_kek),
 		cmocka_unit_test(agentloop_sleep_cancels_the_stale_check),
-		cmocka_unit_test(agentloop_key_set_ebusy_backs_off_with_jitter),
-		cmocka_unit_test(agentloop_vmfork_cancels_the_stale_unseal),
+		cmocka_unit_test(agentloop_sleep_key_set_ebusy_backs_off_with_jitter),
+		cmocka_unit_test(agentloop_sleep_vmfork_cancels_the_stale_unseal),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);

@@ -68,7 +68,7 @@ static int unwrap_with(struct cmk_provider *p, const char *key_ref, struct cmk_e
 	return ret;
 }
 
-static void azure_vault_pin_refuses_other_vault(void **state)
+static void azure_adversarial_vault_pin_refuses_other_vault(void **state)
 {
 	struct cmk_kv kv[] = {
 		{ "vault", "https://pinned.vault.azure.net/", 1 },
@@ -100,7 +100,7 @@ static void azure_vault_pin_refuses_other_vault(void **state)
 	close(fd);
 }
 
-static void azure_vault_pin_lets_pinned_vault_through(void **state)
+static void azure_adversarial_vault_pin_lets_pinned_vault_through(void **state)
 {
 	char pin[128], ref[128];
 	struct cmk_kv kv[] = {
@@ -127,7 +127,7 @@ static void azure_vault_pin_lets_pinned_vault_through(void **state)
 	close(fd);
 }
 
-static void azure_vault_pin_setting_checked_at_open(void **state)
+static void azure_adversarial_vault_pin_setting_checked_at_open(void **state)
 {
 	static const char *const bad[] = {
 		"http://pinned.vault.azure.net", "https://pinned.vault.azure.net/keys/k",
@@ -155,9 +155,9 @@ static void azure_vault_pin_setting_checked_at_open(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(azure_vault_pin_refuses_other_vault),
-		cmocka_unit_test(azure_vault_pin_lets_pinned_vault_through),
-		cmocka_unit_test(azure_vault_pin_setting_checked_at_open),
+		cmocka_unit_test(azure_adversarial_vault_pin_refuses_other_vault),
+		cmocka_unit_test(azure_adversarial_vault_pin_lets_pinned_vault_through),
+		cmocka_unit_test(azure_adversarial_vault_pin_setting_checked_at_open),
 	};
 
 	unsetenv("AZURE_CLIENT_SECRET");

@@ -39,7 +39,7 @@ static int teardown(void **state)
 	return tu_teardown_tmpdir(state);
 }
 
-static void binding_boot_id_is_the_kernels(void **state)
+static void binding_adversarial_boot_id_is_the_kernels(void **state)
 {
 	uint8_t id[CMK_UUID_LEN];
 	char s[CMK_UUID_STR], proc[64] = "";
@@ -56,7 +56,7 @@ static void binding_boot_id_is_the_kernels(void **state)
 	assert_memory_equal(proc, s, 36);
 }
 
-static void binding_pin_roundtrip_and_durable(void **state)
+static void binding_adversarial_pin_roundtrip_and_durable(void **state)
 {
 	const struct cmk_config_device *d = &cfg.devices[0];
 	uint8_t u[CMK_UUID_LEN] = { 1, 2, 3 }, got[CMK_UUID_LEN];
@@ -84,7 +84,7 @@ static void binding_pin_roundtrip_and_durable(void **state)
 }
 
 /* A damaged pin must not read as "no pin": that would reopen first use. */
-static void binding_damaged_pin_is_an_error(void **state)
+static void binding_adversarial_damaged_pin_is_an_error(void **state)
 {
 	static const char *const bad[] = {
 		"",
@@ -109,7 +109,7 @@ static void binding_damaged_pin_is_an_error(void **state)
 	}
 }
 
-static void binding_opened_record_roundtrip(void **state)
+static void binding_adversarial_opened_record_roundtrip(void **state)
 {
 	const struct cmk_config_device *d = &cfg.devices[0];
 	struct cmk_opened o = { .valid = true, .device_uuid = { 7 }, .boot_id = { 8 },
@@ -136,7 +136,7 @@ static void binding_opened_record_roundtrip(void **state)
 }
 
 /* A rotation moves a record on only from the header it names. */
-static void binding_rewrap_follows_only_a_matching_record(void **state)
+static void binding_adversarial_rewrap_follows_only_a_matching_record(void **state)
 {
 	const struct cmk_config_device *d = &cfg.devices[0];
 	struct cmk_header before, after, other;
@@ -271,11 +271,11 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(binding_boot_id_is_the_kernels),
-		T(binding_pin_roundtrip_and_durable),
-		T(binding_damaged_pin_is_an_error),
-		T(binding_opened_record_roundtrip),
-		T(binding_rewrap_follows_only_a_matching_record),
+		T(binding_adversarial_boot_id_is_the_kernels),
+		T(binding_adversarial_pin_roundtrip_and_durable),
+		T(binding_adversarial_damaged_pin_is_an_error),
+		T(binding_adversarial_opened_record_roundtrip),
+		T(binding_adversarial_rewrap_follows_only_a_matching_record),
 		T(binding_adversarial_interrupted_rewrap_record_catches_up),
 		T(binding_adversarial_null_fields_refused),
 	};

@@ -453,7 +453,7 @@ static void config_device_format(void **state)
 }
 
 /* A persistent device's uuid: the line cmkctl format prints. */
-static void config_device_uuid(void **state)
+static void config_adversarial_device_uuid(void **state)
 {
 	static const uint8_t want[CMK_UUID_LEN] = {
 		0x0f, 0x8f, 0xad, 0x5b, 0xd9, 0xcb, 0x46, 0x9f,
@@ -486,7 +486,7 @@ static void config_device_uuid(void **state)
 }
 
 /* The header flags follow the table options that change the ciphertext. */
-static void config_header_flags_follow_iv_option(void **state)
+static void config_adversarial_header_flags_follow_iv_option(void **state)
 {
 	struct cmk_config_device d = { .sector_size = 4096,
 				       .options = CMK_OPT_NO_READ_WORKQUEUE };
@@ -550,8 +550,8 @@ int main(void)
 		cmocka_unit_test(config_load_from_file),
 		cmocka_unit_test(config_table_line_matches_contract),
 		cmocka_unit_test(config_device_format),
-		cmocka_unit_test(config_device_uuid),
-		cmocka_unit_test(config_header_flags_follow_iv_option),
+		cmocka_unit_test(config_adversarial_device_uuid),
+		cmocka_unit_test(config_adversarial_header_flags_follow_iv_option),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, tu_setup_tmpdir,

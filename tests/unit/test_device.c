@@ -511,7 +511,7 @@ static void device_adversarial_running_header_of_other_device_refused(void **sta
  * sectors, configured (by default) as 4096, used to open and read garbage.
  * The header and the table must agree on the sector size and IV options.
  */
-static void device_sector_size_or_iv_mismatch_refused(void **state)
+static void device_adversarial_sector_size_or_iv_mismatch_refused(void **state)
 {
 	struct fx *fx = *state;
 	struct cmk_device_want w = want(CMK_MODE_PERSISTENT, 4096);
@@ -557,7 +557,7 @@ static void device_sector_size_or_iv_mismatch_refused(void **state)
 }
 
 /* An ephemeral re-key drops a device_uuid another device presents. */
-static void device_ephemeral_rekey_new_uuid_on_request(void **state)
+static void device_adversarial_ephemeral_rekey_new_uuid_on_request(void **state)
 {
 	struct fx *fx = *state;
 	struct cmk_device_want w = want(CMK_MODE_EPHEMERAL, 4096);
@@ -591,8 +591,8 @@ int main(void)
 		T(device_adversarial_previous_boot_header_refused),
 		T(device_adversarial_rollback_within_boot_refused),
 		T(device_adversarial_running_header_of_other_device_refused),
-		T(device_sector_size_or_iv_mismatch_refused),
-		T(device_ephemeral_rekey_new_uuid_on_request),
+		T(device_adversarial_sector_size_or_iv_mismatch_refused),
+		T(device_adversarial_ephemeral_rekey_new_uuid_on_request),
 	};
 
 	return cmocka_run_group_tests_name("device", tests, NULL, NULL);

@@ -109,7 +109,7 @@ static void forkwatch_adversarial_unknown_epoch_not_adopted(void **state)
 }
 
 /* A module that does not count forks: adopted, and KEY_SET carries none. */
-static void forkwatch_module_without_epochs_sends_none(void **state)
+static void forkwatch_adversarial_module_without_epochs_sends_none(void **state)
 {
 	struct cmk_forkwatch fw;
 	struct cmk_err e;
@@ -177,7 +177,7 @@ int main(void)
 		cmocka_unit_test(forkwatch_adversarial_boot_kek_carries_epoch),
 		cmocka_unit_test(forkwatch_adversarial_fork_during_unseal_not_adopted),
 		cmocka_unit_test(forkwatch_adversarial_unknown_epoch_not_adopted),
-		cmocka_unit_test(forkwatch_module_without_epochs_sends_none),
+		cmocka_unit_test(forkwatch_adversarial_module_without_epochs_sends_none),
 		cmocka_unit_test(forkwatch_adversarial_other_epoch_in_any_report_is_fork),
 		cmocka_unit_test(forkwatch_adversarial_estale_key_set_tells_fork_from_header),
 	};

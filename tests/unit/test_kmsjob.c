@@ -104,7 +104,7 @@ static void rewrap_file_to(const char *key)
 	cmk_envelope_free(&env);
 }
 
-static void kmsjob_check_follows_the_envelope_file(void **state)
+static void kmsjob_classify_check_follows_the_envelope_file(void **state)
 {
 	struct cmk_kekfile f;
 	struct cmk_kekset ks;
@@ -144,7 +144,7 @@ static void kmsjob_check_follows_the_envelope_file(void **state)
 }
 
 /* A bad file must not hide a revocation of the CMK in memory either. */
-static void kmsjob_bad_envelope_file_does_not_hide_a_revocation(void **state)
+static void kmsjob_classify_bad_envelope_file_does_not_hide_a_revocation(void **state)
 {
 	struct cmk_kekfile f;
 	struct cmk_kekset ks;
@@ -167,7 +167,7 @@ static void kmsjob_bad_envelope_file_does_not_hide_a_revocation(void **state)
 }
 
 /* After a wipe the KEK is unsealed from the envelope in memory if the file is bad. */
-static void kmsjob_unseal_falls_back_to_the_envelope_in_memory(void **state)
+static void kmsjob_classify_unseal_falls_back_to_the_envelope_in_memory(void **state)
 {
 	struct cmk_kekfile f;
 	struct cmk_kekset ks;
@@ -196,7 +196,7 @@ static void kmsjob_unseal_falls_back_to_the_envelope_in_memory(void **state)
 }
 
 /* At boot nothing is in memory: the file's failure is the answer. */
-static void kmsjob_unseal_without_envelope_fails(void **state)
+static void kmsjob_classify_unseal_without_envelope_fails(void **state)
 {
 	struct cmk_kekfile f;
 	struct cmk_kekset ks;
@@ -215,7 +215,7 @@ static void kmsjob_unseal_without_envelope_fails(void **state)
 }
 
 /* An answer the loop no longer wants (VM fork, deadline): its KEK is wiped. */
-static void kmsjob_unwanted_unseal_is_wiped_not_adopted(void **state)
+static void kmsjob_cleanse_unwanted_unseal_is_wiped_not_adopted(void **state)
 {
 	struct cmk_kekfile f;
 	struct cmk_kekset ks;
@@ -357,7 +357,7 @@ static void kmsjob_hang_replaced_provider_closed_by_the_next_job(void **state)
  * A check that reloads a changed file while the agent holds no KEK
  * (revoked): the envelope is adopted, its KEKs are wiped.
  */
-static void kmsjob_check_reload_without_kek_adopts_no_kek(void **state)
+static void kmsjob_cleanse_check_reload_without_kek_adopts_no_kek(void **state)
 {
 	struct cmk_kekfile f;
 	struct cmk_kekset ks;
@@ -391,15 +391,15 @@ static void kmsjob_check_reload_without_kek_adopts_no_kek(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(kmsjob_check_follows_the_envelope_file,
+		cmocka_unit_test_setup_teardown(kmsjob_classify_check_follows_the_envelope_file,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(kmsjob_bad_envelope_file_does_not_hide_a_revocation,
+		cmocka_unit_test_setup_teardown(kmsjob_classify_bad_envelope_file_does_not_hide_a_revocation,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(kmsjob_unseal_falls_back_to_the_envelope_in_memory,
+		cmocka_unit_test_setup_teardown(kmsjob_classify_unseal_falls_back_to_the_envelope_in_memory,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(kmsjob_unseal_without_envelope_fails,
+		cmocka_unit_test_setup_teardown(kmsjob_classify_unseal_without_envelope_fails,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(kmsjob_unwanted_unseal_is_wiped_not_adopted,
+		cmocka_unit_test_setup_teardown(kmsjob_cleanse_unwanted_unseal_is_wiped_not_adopted,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_classify_changed_envelope_cmk_refusal_revokes,
 						setup, teardown),
@@ -407,7 +407,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_hang_replaced_provider_closed_by_the_next_job,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(kmsjob_check_reload_without_kek_adopts_no_kek,
+		cmocka_unit_test_setup_teardown(kmsjob_cleanse_check_reload_without_kek_adopts_no_kek,
 						setup, teardown),
 	};
 

@@ -465,7 +465,7 @@ static void kmip_unwrap_job(void *arg)
  * seconds, not at timeout_ms.  Oracle: deadline.h (a cancelled job's waits
  * end within a second) and cmk_worker_cancel().
  */
-static void kmip_cancel_ends_a_silent_server_wait(void **state)
+static void kmip_hang_cancel_ends_a_silent_server_wait(void **state)
 {
 	struct kmip_job j = { 0 };
 	struct cmk_worker *w;
@@ -532,7 +532,7 @@ int main(void)
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(kmip_hang_host_name_resolved,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
-		cmocka_unit_test_setup_teardown(kmip_cancel_ends_a_silent_server_wait,
+		cmocka_unit_test_setup_teardown(kmip_hang_cancel_ends_a_silent_server_wait,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 	};
 

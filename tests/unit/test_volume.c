@@ -723,7 +723,7 @@ static void restore_after_first_wipe(struct fake_dev *f)
  * KEY_SET failed leaves it not live, and the restore that installs the key
  * makes it live.
  */
-static void volume_table_goes_live_only_with_the_key(void **state)
+static void volume_hold_table_goes_live_only_with_the_key(void **state)
 {
 	struct cmk_header h;
 	struct fake_dev *f;
@@ -949,7 +949,7 @@ static void volume_adversarial_previous_boot_header_refused(void **state)
 }
 
 /* "When the kernel slot is already active, renew; never KEY_SET again." */
-static void volume_active_key_renewed_never_set_again(void **state)
+static void volume_adversarial_active_key_renewed_never_set_again(void **state)
 {
 	enum cmk_volume_how how;
 	struct fake_dev *f;
@@ -1008,7 +1008,7 @@ static void marker_now(void)
  * revoke lands while a restore is under way (here: during its GET).
  * Before: the restore installed the key the operator had just revoked.
  */
-static void volume_revoke_marker_rechecked_before_key_set(void **state)
+static void volume_adversarial_revoke_marker_rechecked_before_key_set(void **state)
 {
 	struct fake_dev *f;
 	struct cmk_err e;
@@ -1029,7 +1029,7 @@ static void volume_revoke_marker_rechecked_before_key_set(void **state)
  * The marker lands between that check and the KEY_SET itself (cmkctl
  * revoke's own wipe came first): the check after KEY_SET wipes again.
  */
-static void volume_revoke_marker_during_key_set_wipes_again(void **state)
+static void volume_adversarial_revoke_marker_during_key_set_wipes_again(void **state)
 {
 	struct fake_dev *f;
 	struct cmk_err e;
@@ -1050,7 +1050,7 @@ static void volume_revoke_marker_during_key_set_wipes_again(void **state)
  * device's header: sequence + 1, same DEK.  The record follows it, so the
  * agent's restore accepts it although its memory has the older sequence.
  */
-static void volume_rotation_moves_the_record_on(void **state)
+static void volume_adversarial_rotation_moves_the_record_on(void **state)
 {
 	struct cmk_header before, after;
 	struct cmk_err e;
@@ -1102,7 +1102,7 @@ static void volume_pin_changed_only_by_operator(void **state)
  * EKEYREJECTED.  That is a refused header (-EXDEV, exit 6 in cmkctl), not
  * a KEK rotation: the agent must not reload the KEK and retry over it.
  */
-static void volume_kernel_key_rejected_is_a_refused_header(void **state)
+static void volume_adversarial_kernel_key_rejected_is_a_refused_header(void **state)
 {
 	struct fake_dev *f;
 	struct cmk_err e;
@@ -1119,7 +1119,7 @@ static void volume_kernel_key_rejected_is_a_refused_header(void **state)
 }
 
 /* Issue section 4: formatted with 512-byte sectors, configured 4096. */
-static void volume_sector_size_mismatch_refused(void **state)
+static void volume_adversarial_sector_size_mismatch_refused(void **state)
 {
 	struct cmk_header h;
 	struct cmk_err e;
@@ -1653,7 +1653,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_set_and_cleared, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
 #define V(f) cmocka_unit_test_setup_teardown(f, vsetup, vteardown)
-		V(volume_table_goes_live_only_with_the_key),
+		V(volume_hold_table_goes_live_only_with_the_key),
 		V(volume_adversarial_close_racing_restore_leaves_key_wiped),
 		V(volume_adversarial_forged_uuid_elsewhere_does_not_deny),
 		V(volume_adversarial_header_swap_refused),
@@ -1661,14 +1661,14 @@ int main(void)
 		V(volume_adversarial_duplicate_uuid_both_refused),
 		V(volume_adversarial_rollback_restore_refused),
 		V(volume_adversarial_previous_boot_header_refused),
-		V(volume_active_key_renewed_never_set_again),
+		V(volume_adversarial_active_key_renewed_never_set_again),
 		V(volume_adversarial_restart_swapped_header_keeps_live_key),
-		V(volume_revoke_marker_rechecked_before_key_set),
-		V(volume_revoke_marker_during_key_set_wipes_again),
-		V(volume_rotation_moves_the_record_on),
+		V(volume_adversarial_revoke_marker_rechecked_before_key_set),
+		V(volume_adversarial_revoke_marker_during_key_set_wipes_again),
+		V(volume_adversarial_rotation_moves_the_record_on),
 		V(volume_pin_changed_only_by_operator),
-		V(volume_kernel_key_rejected_is_a_refused_header),
-		V(volume_sector_size_mismatch_refused),
+		V(volume_adversarial_kernel_key_rejected_is_a_refused_header),
+		V(volume_adversarial_sector_size_mismatch_refused),
 		V(volume_adversarial_upgrade_legacy_ephemeral_migrated),
 		V(volume_adversarial_upgrade_legacy_unbound_kernel_refused),
 		V(volume_adversarial_upgrade_rollback_caught_by_kernel_binding),

@@ -43,7 +43,7 @@ static bool wait_end(struct cmk_worker *w, int ms)
 	return poll(&p, 1, ms) == 1 && cmk_worker_done(w);
 }
 
-static void worker_runs_job_under_its_deadline(void **state)
+static void worker_hang_runs_job_under_its_deadline(void **state)
 {
 	struct cmk_worker *w;
 	struct cmk_err e;
@@ -128,7 +128,7 @@ static void worker_hang_stop_cancels_the_call(void **state)
  * the cancel is that job's only: the next one sees its whole deadline.
  * Oracle: worker.h (cmk_worker_cancel) and deadline.h.
  */
-static void worker_cancel_ends_the_stale_job_not_the_next(void **state)
+static void worker_hang_cancel_ends_the_stale_job_not_the_next(void **state)
 {
 	struct cmk_worker *w;
 	struct cmk_err e;
@@ -191,9 +191,9 @@ static void worker_hang_stop_gives_up_on_a_stuck_job(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(worker_runs_job_under_its_deadline),
+		cmocka_unit_test(worker_hang_runs_job_under_its_deadline),
 		cmocka_unit_test(worker_hang_stop_cancels_the_call),
-		cmocka_unit_test(worker_cancel_ends_the_stale_job_not_the_next),
+		cmocka_unit_test(worker_hang_cancel_ends_the_stale_job_not_the_next),
 		cmocka_unit_test(worker_hang_stop_gives_up_on_a_stuck_job),
 	};
 
