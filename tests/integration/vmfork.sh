@@ -43,12 +43,12 @@ short=$(echo "$kver" | cut -d. -f1-2)
 agent=$top/agent/build/cmk-agent
 cmkctl=$top/agent/build/cmkctl
 if [ ! -x "$agent" ] || [ ! -x "$cmkctl" ]; then
-	echo "not ok 1 $short:agent_vmfork_built # agent/build/cmk-agent not built yet"
+	echo "not ok 1 $short:agent_sleep_vmfork_built # agent/build/cmk-agent not built yet"
 	echo "1..1"
 	exit 1
 fi
 if ! command -v qemu-img >/dev/null; then
-	echo "not ok 1 $short:agent_vmfork_qemu_img # qemu-img not found: run 'make deps' (qemu-utils)"
+	echo "not ok 1 $short:agent_sleep_vmfork_qemu_img # qemu-img not found: run 'make deps' (qemu-utils)"
 	echo "1..1"
 	exit 1
 fi

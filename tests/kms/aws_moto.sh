@@ -239,7 +239,7 @@ check aws_connection_reset_is_transient drv_is check "err transient network *"
 echo disabled >"$T/mode"
 check aws_disabled_key_recorded_answer_is_definitive drv_is check "err definitive disabled *DisabledException*"
 echo invalid_signature >"$T/mode"
-check aws_invalid_signature_recorded_answer_is_definitive drv_is check "err definitive denied *InvalidSignatureException*read again*"
+check aws_classify_invalid_signature_recorded_answer_is_definitive drv_is check "err definitive denied *InvalidSignatureException*read again*"
 echo pass >"$T/mode"
 check aws_through_fault_proxy_passes drv_is check "ok *"
 

@@ -434,7 +434,7 @@ check azure_encryption_context_mismatch_refused bash -c "
 	last_has 'another encryption context'"
 # Key Vault answers a ciphertext that does not decrypt with a plain
 # BadParameter: refused (exit 1, local), but not a revocation.
-check azure_tampered_wrapped_kek_refused bash -c "
+check azure_adversarial_tampered_wrapped_kek_refused bash -c "
 	$(declare -f rc_is last_has); T=$T
 	rc_is 1 $cmkctl --config $T/agent.conf kek check $T/kek-bits.json &&
 	last_has BadParameter"

@@ -323,7 +323,7 @@ t0=$(date +%s%N)
 drv check
 t_ms=$((($(date +%s%N) - t0) / 1000000))
 echo "# trickling server, timeout_ms 2000: the call ended after $t_ms ms"
-check kmip_trickling_server_one_deadline_per_call bash -c "
+check kmip_hang_trickling_server_one_deadline_per_call bash -c "
 	$(declare -f is); T=$T
 	is '$R' 'err transient timeout *within timeout_ms = 2000*' && [ $t_ms -lt 30000 ]"
 drv_stop
