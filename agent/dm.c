@@ -63,6 +63,11 @@ int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 	    !pos || !table[pos])
 		return cmk_errf(e, -EINVAL,
 				"device-mapper: malformed table line for %s", name);
+	/*
+	 * No udev cookie: the kernel sends no event of its own for a device
+	 * without a table, so udev would never complete one.  libdevmapper
+	 * makes the node; udev takes over at the resume.
+	 */
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt)
 		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
@@ -70,8 +75,12 @@ int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 		dm_task_destroy(dmt);
 		return cmk_errf(e, -EINVAL, "device-mapper: bad name %s", name);
 	}
-	ret = cmk_dm_run(dmt, "create", name, e);
+	ret = dm_task_run(dmt) ? 0 :
+	      cmk_errf(e, -EIO,
+		       "device-mapper: create of %s failed (the kernel log says why: dmesg | grep device-mapper)",
+		       name);
 	dm_task_destroy(dmt);
+	dm_task_update_nodes();
 	if (ret)
 		return ret;
 
@@ -121,6 +130,27 @@ int cmk_dm_resume(const char *name, struct cmk_err *e)
 	else
 		ret = cmk_dm_run(dmt, "resume", name, e);
 	dm_task_destroy(dmt);
+	return ret;
+}
+
+int cmk_dm_remove_stub(const char *name, bool *removed, struct cmk_err *e)
+{
+	struct dm_task *dmt;
+	struct dm_info info;
+	int ret = 0;
+
+	*removed = false;
+	dmt = dm_task_create(DM_DEVICE_INFO);
+	if (!dmt)
+		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
+	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
+	    !dm_task_get_info(dmt, &info))
+		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
+	dm_task_destroy(dmt);
+	if (ret || !info.exists || info.live_table || info.inactive_table)
+		return ret;
+	ret = cmk_dm_remove(name, e);
+	*removed = !ret;
 	return ret;
 }
 

@@ -27,6 +27,12 @@ int cmk_dm_create(const char *name, const char *table, struct cmk_err *e);
  */
 int cmk_dm_resume(const char *name, struct cmk_err *e);
 
+/*
+ * cmk_dm_remove_stub() - remove @name if it exists with no table at all:
+ * what a create interrupted before its table was loaded leaves (*@removed).
+ */
+int cmk_dm_remove_stub(const char *name, bool *removed, struct cmk_err *e);
+
 /* cmk_dm_remove() - remove device @name; -ENXIO if it does not exist. */
 int cmk_dm_remove(const char *name, struct cmk_err *e);
 

@@ -840,6 +840,15 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 	ret = lock_device(v, d, &lfd, e);
 	if (ret)
 		return ret;
+	ret = cmk_dm_remove_stub(d->dm_name, &exists, e);
+	if (ret) {
+		cmk_err_prefix(e, "device %s", d->name);
+		goto out_unlock;
+	}
+	if (exists)
+		cmk_volume_audit(v, "open", d,
+				 "removed a device left with no table by an interrupted open",
+				 NULL, false);
 	ret = cmk_dm_exists(d->dm_name, &exists, e);
 	if (ret)
 		goto out_unlock;

@@ -310,6 +310,7 @@ struct fake_dev {
 	uint32_t reason;
 	uint32_t sector_size;
 	bool bound;
+	bool stub;		/* created, no table loaded: no slot */
 	bool live;		/* the table is live (resumed) */
 	bool live_before_key;	/* it went live while the slot had no key */
 	uint8_t key[DM_CMK_KEY_LEN];
@@ -336,7 +337,7 @@ static char fk_table_dev[4096];
 static struct fake_dev *fk_by_key(const char *key_name)
 {
 	for (int i = 0; i < FK_MAX; i++)
-		if (fk[i].exists && !strcmp(fk[i].key_name, key_name))
+		if (fk[i].exists && !fk[i].stub && !strcmp(fk[i].key_name, key_name))
 			return &fk[i];
 	return NULL;
 }
@@ -352,6 +353,7 @@ static struct fake_dev *fk_by_dm(const char *dm_name)
 int __wrap_cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e);
 int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e);
 int __wrap_cmk_dm_resume(const char *name, struct cmk_err *e);
+int __wrap_cmk_dm_remove_stub(const char *name, bool *removed, struct cmk_err *e);
 int __wrap_cmk_dm_remove(const char *name, struct cmk_err *e);
 int __wrap_cmk_genl_get(struct cmk_genl *g, const char *name,
 			struct cmk_dev_info *info, struct cmk_err *e);
@@ -398,6 +400,17 @@ int __wrap_cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 		return 0;
 	}
 	return cmk_errf(e, -ENOSPC, "fake dm: full");
+}
+
+int __wrap_cmk_dm_remove_stub(const char *name, bool *removed, struct cmk_err *e)
+{
+	struct fake_dev *f = fk_by_dm(name);
+
+	(void)e;
+	*removed = f && f->stub;
+	if (*removed)
+		memset(f, 0, sizeof(*f));
+	return 0;
 }
 
 int __wrap_cmk_dm_resume(const char *name, struct cmk_err *e)
@@ -745,6 +758,31 @@ static void volume_hold_table_goes_live_only_with_the_key(void **state)
 	assert_int_equal(cmk_volume_restore(&vf.v, dev("eph"), &e), 0);
 	assert_true(f->live);
 	assert_false(f->live_before_key);
+}
+
+/*
+ * An open killed between the device's creation and its table load (the
+ * boot guest's agent, by its watchdog) leaves a device with no table and
+ * no key slot; the next open took it for a running device and failed at
+ * every restore ("no dm-cmk device uses this key name").  Oracle: the next
+ * open removes it and opens the device afresh, keyed and live.
+ */
+static void volume_hold_interrupted_create_is_finished_by_the_next_open(void **state)
+{
+	struct cmk_header h;
+	struct fake_dev *f;
+	struct cmk_err e;
+
+	(void)state;
+	format("pa", 4096, &h);
+	fk[0].exists = fk[0].stub = true;
+	snprintf(fk[0].dm_name, sizeof(fk[0].dm_name), "%s", dev("pa")->dm_name);
+	if (open_dev("pa", NULL, &e))
+		fail_msg("open after an interrupted create: %s", e.msg);
+	f = fk_by_key(dev("pa")->key_name);
+	assert_non_null(f);
+	assert_int_equal(f->state, DM_CMK_STATE_ACTIVE);
+	assert_true(f->live);
 }
 
 /*
@@ -1654,6 +1692,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(volume_revoke_marker_is_durable, setup, teardown),
 #define V(f) cmocka_unit_test_setup_teardown(f, vsetup, vteardown)
 		V(volume_hold_table_goes_live_only_with_the_key),
+		V(volume_hold_interrupted_create_is_finished_by_the_next_open),
 		V(volume_adversarial_close_racing_restore_leaves_key_wiped),
 		V(volume_adversarial_forged_uuid_elsewhere_does_not_deny),
 		V(volume_adversarial_header_swap_refused),
