@@ -90,6 +90,9 @@ finish() {
 	diag "$(cmkctl status 2>&1)"
 	diag "$(journalctl -b -u cmk-agent.service -u cmk-ephemeral@scratch.service \
 		-u cmk-testdb.service --no-pager -o cat 2>&1 | tail -n 25)"
+	# The agent's first start, where a boot goes wrong first.
+	diag "first agent lines: $(journalctl -b -u cmk-agent.service --no-pager -o cat 2>&1 | head -n 12)"
+	diag "dm: $(dmsetup info -c 2>&1 | tail -n +2 | tr '\n' ';')"
 	echo "phase-done" >&3
 	sync
 	systemctl poweroff --no-block
