@@ -106,19 +106,32 @@ undo:
 	return ret;
 }
 
-int cmk_dm_resume(const char *name, struct cmk_err *e)
+/* What device-mapper knows of @name (info->exists false if nothing). */
+static int info_of(const char *name, struct dm_info *info, struct cmk_err *e)
 {
 	struct dm_task *dmt;
-	struct dm_info info;
 	int ret = 0;
 
+	memset(info, 0, sizeof(*info));
 	dmt = dm_task_create(DM_DEVICE_INFO);
 	if (!dmt)
 		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
 	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
-	    !dm_task_get_info(dmt, &info) || !info.exists)
+	    !dm_task_get_info(dmt, info))
 		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
 	dm_task_destroy(dmt);
+	return ret;
+}
+
+int cmk_dm_resume(const char *name, struct cmk_err *e)
+{
+	struct dm_task *dmt;
+	struct dm_info info;
+	int ret;
+
+	ret = info_of(name, &info, e);
+	if (!ret && !info.exists)
+		ret = cmk_errf(e, -ENXIO, "device-mapper: no device named %s", name);
 	/* A live table is left as it is, suspended or not: that is the operator's. */
 	if (ret || info.live_table || !info.inactive_table)
 		return ret;
@@ -135,18 +148,11 @@ int cmk_dm_resume(const char *name, struct cmk_err *e)
 
 int cmk_dm_remove_stub(const char *name, bool *removed, struct cmk_err *e)
 {
-	struct dm_task *dmt;
 	struct dm_info info;
-	int ret = 0;
+	int ret;
 
 	*removed = false;
-	dmt = dm_task_create(DM_DEVICE_INFO);
-	if (!dmt)
-		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
-	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
-	    !dm_task_get_info(dmt, &info))
-		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
-	dm_task_destroy(dmt);
+	ret = info_of(name, &info, e);
 	if (ret || !info.exists || info.live_table || info.inactive_table)
 		return ret;
 	ret = cmk_dm_remove(name, e);
@@ -156,22 +162,10 @@ int cmk_dm_remove_stub(const char *name, bool *removed, struct cmk_err *e)
 
 int cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e)
 {
-	struct dm_task *dmt;
 	struct dm_info info;
-	int ret = 0;
+	int ret = info_of(name, &info, e);
 
-	*exists = false;
-	dmt = dm_task_create(DM_DEVICE_INFO);
-	if (!dmt)
-		return cmk_errf(e, -ENOMEM, "device-mapper: out of memory");
-	if (!dm_task_set_name(dmt, name) || !dm_task_run(dmt) ||
-	    !dm_task_get_info(dmt, &info)) {
-		ret = cmk_errf(e, -EIO, "device-mapper: cannot query %s", name);
-		goto out;
-	}
-	*exists = info.exists;
-out:
-	dm_task_destroy(dmt);
+	*exists = !ret && info.exists;
 	return ret;
 }
 
