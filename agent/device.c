@@ -349,9 +349,15 @@ int cmk_device_check(const struct cmk_header *h,
 	return check_record(h, w, e);
 }
 
-int cmk_device_unwrap(int fd, const struct cmk_keks *k,
-		      const struct cmk_device_want *w, struct cmk_header *h,
-		      struct cmk_secret **dek, struct cmk_err *e)
+/*
+ * The best copy of @fd's header that passes the checks against @w (none
+ * if @w is NULL) and authenticates: a forged copy (a valid checksum and
+ * any sequence it likes) is passed over.  The checks come first, so a
+ * header of another boot is never unwrapped.  Errors: the best copy's.
+ */
+static int best_authentic(int fd, const struct cmk_keks *k,
+			  const struct cmk_device_want *w, struct cmk_header *h,
+			  struct cmk_secret **dek, struct cmk_err *e)
 {
 	const struct cmk_secret *kek;
 	struct cmk_header cand[2];
@@ -362,16 +368,10 @@ int cmk_device_unwrap(int fd, const struct cmk_keks *k,
 	ret = cmk_header_read_candidates(fd, cand, &n, NULL, e);
 	if (ret)
 		return ret;
-	/*
-	 * The best copy that passes the checks and authenticates: a forged
-	 * copy (a valid checksum and any sequence it likes) is passed over.
-	 * The checks come first, so a header of another boot is never
-	 * unwrapped.
-	 */
 	for (int i = 0; i < n; i++) {
 		struct cmk_err *why = i ? &later : &first;
 
-		ret = cmk_device_check(&cand[i], w, why) ?:
+		ret = (w ? cmk_device_check(&cand[i], w, why) : 0) ?:
 		      kek_for(k, &cand[i], &kek, why) ?:
 		      cmk_header_unwrap_dek(&cand[i], kek, dek, why);
 		if (!ret) {
@@ -385,6 +385,13 @@ int cmk_device_unwrap(int fd, const struct cmk_keks *k,
 	if (e)
 		*e = first;
 	return ret0;
+}
+
+int cmk_device_unwrap(int fd, const struct cmk_keks *k,
+		      const struct cmk_device_want *w, struct cmk_header *h,
+		      struct cmk_secret **dek, struct cmk_err *e)
+{
+	return best_authentic(fd, k, w, h, dek, e);
 }
 
 int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
@@ -474,29 +481,5 @@ int cmk_device_read_authentic(int fd, const struct cmk_keks *k,
 			      struct cmk_header *h, struct cmk_secret **dek,
 			      struct cmk_err *e)
 {
-	const struct cmk_secret *kek;
-	struct cmk_header cand[2];
-	struct cmk_err first, later;
-	int n, ret, ret0 = 0;
-
-	*dek = NULL;
-	ret = cmk_header_read_candidates(fd, cand, &n, NULL, e);
-	if (ret)
-		return ret;
-	for (int i = 0; i < n; i++) {
-		struct cmk_err *why = i ? &later : &first;
-
-		ret = kek_for(k, &cand[i], &kek, why) ?:
-		      cmk_header_unwrap_dek(&cand[i], kek, dek, why);
-		if (!ret) {
-			*h = cand[i];
-			return 0;
-		}
-		if (!i)
-			ret0 = ret;
-	}
-	*h = cand[0];
-	if (e)
-		*e = first;
-	return ret0;
+	return best_authentic(fd, k, NULL, h, dek, e);
 }
