@@ -49,6 +49,46 @@ void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
 	l->boot_start_ms = ops->now_ms(ctx);
 	l->next_check_ms = l->boot_start_ms;
 	l->next_id = 1;
+	if (ops->awake_ms)
+		l->slept_ms = l->boot_start_ms - ops->awake_ms(ctx);
+}
+
+/* Time suspended not yet taken out of the loop's failure timers. */
+static uint64_t unseen_sleep_ms(const struct cmk_loop *l, uint64_t now)
+{
+	uint64_t slept;
+
+	if (!l->ops->awake_ms)
+		return 0;
+	slept = now - l->ops->awake_ms(l->ctx);
+	return slept > l->slept_ms + CMK_SLEEP_MIN_MS ? slept - l->slept_ms : 0;
+}
+
+/*
+ * The clock, with the time the system slept since the last call taken out
+ * of what measures a failure: the job's deadline (so its stuck measure),
+ * the start of the run of failures (grace_s) and the boot deadline.  A KMS
+ * call in flight across a suspend or a hibernation did not fail for the
+ * hours the machine was off.  Leases and the check interval keep counting
+ * it (CLOCK_BOOTTIME, as the kernel's leases do).
+ */
+static uint64_t loop_now(struct cmk_loop *l)
+{
+	uint64_t now = l->ops->now_ms(l->ctx);
+	uint64_t d = unseen_sleep_ms(l, now);
+
+	if (!d)
+		return now;
+	l->slept_ms += d;
+	if (l->job != CMK_JOB_NONE) {
+		l->job_start_ms += d;
+		l->job_deadline_ms += d;
+	}
+	if (l->fails)
+		l->first_fail_ms += d;
+	if (l->boot_ret == -EINPROGRESS)
+		l->boot_start_ms += d;
+	return now;
 }
 
 /* "Equal jitter": half the delay fixed, half random, so retries spread. */
@@ -310,10 +350,16 @@ static void answer(struct cmk_loop *l, enum cmk_job job, uint64_t started,
 	}
 }
 
-bool cmk_loop_stuck(const struct cmk_loop *l)
+/* The job under way is CMK_STUCK_MS past its deadline (sleep excluded). */
+static bool job_stuck(const struct cmk_loop *l, uint64_t now)
 {
 	return l->job != CMK_JOB_NONE && l->job_overdue &&
-	       l->ops->now_ms(l->ctx) >= l->job_deadline_ms + CMK_STUCK_MS;
+	       now >= l->job_deadline_ms + unseen_sleep_ms(l, now) + CMK_STUCK_MS;
+}
+
+bool cmk_loop_stuck(const struct cmk_loop *l)
+{
+	return job_stuck(l, l->ops->now_ms(l->ctx));
 }
 
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
@@ -324,7 +370,7 @@ bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
 void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 		       const struct cmk_err *e)
 {
-	uint64_t now = l->ops->now_ms(l->ctx);
+	uint64_t now = loop_now(l);
 	enum cmk_job job = l->job;
 	bool wanted = cmk_loop_job_wanted(l, id);
 
@@ -360,6 +406,7 @@ static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
 	l->job_start_ms = now;
 	l->job_deadline_ms = deadline;
 	l->job_overdue = false;
+	l->job_failed = false;
 	l->job_stale = false;
 	l->ops->start(l->ctx, job, l->job_id, deadline);
 }
@@ -374,6 +421,7 @@ static void job_overdue(struct cmk_loop *l, uint64_t now)
 	struct cmk_err e;
 
 	l->job_overdue = true;
+	l->job_failed = true;
 	l->job_stale = true;
 	cmk_err_kms(&e, CMK_R_TIMEOUT,
 		    "no answer from the KMS within check_timeout_ms (%u ms)",
@@ -393,12 +441,42 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/*
+ * A job an event made stale (its answer is not wanted) passed its
+ * deadline: no KMS failure - the fresh job has not even been asked.  But
+ * if it still holds the worker CMK_STUCK_MS later, no check can run: a
+ * failure from now on (grace_s counts from here, not from its start).
+ */
+static void stale_job_overdue(struct cmk_loop *l, uint64_t now)
+{
+	struct cmk_err e;
+
+	if (!l->job_overdue) {
+		l->job_overdue = true;
+		return;
+	}
+	if (l->job_failed || !job_stuck(l, now))
+		return;
+	l->job_failed = true;
+	cmk_err_kms(&e, CMK_R_TIMEOUT,
+		    "a cancelled KMS call has not returned %d s after its deadline: the KMS worker is stuck and no check can run",
+		    CMK_STUCK_MS / 1000);
+	if (l->job == CMK_JOB_CHECK)
+		record(l, -ETIMEDOUT, &e, now);
+	else
+		l->last_err = e;
+	on_failure(l, now, now);
+}
+
 uint64_t cmk_loop_tick(struct cmk_loop *l)
 {
-	uint64_t now = l->ops->now_ms(l->ctx);
+	uint64_t now = loop_now(l);
 	uint64_t next = now + CMK_TICK_MAX_MS;
 
-	if (l->job != CMK_JOB_NONE && !l->job_overdue && now >= l->job_deadline_ms)
+	if (l->job != CMK_JOB_NONE && l->job_stale && !l->job_failed &&
+	    l->boot_ret == 0 && now >= l->job_deadline_ms)
+		stale_job_overdue(l, now);
+	else if (l->job != CMK_JOB_NONE && !l->job_overdue && now >= l->job_deadline_ms)
 		job_overdue(l, now);
 	/* A boot unseal stuck past its deadline: give up at boot_deadline_s. */
 	if (l->boot_ret == -EINPROGRESS && l->job != CMK_JOB_NONE && l->job_overdue &&
@@ -429,6 +507,8 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 		next = min_u64(next, l->boot_start_ms + l->boot_deadline_ms);
 	else if (now < l->job_deadline_ms + CMK_STUCK_MS)
 		next = min_u64(next, l->job_deadline_ms + CMK_STUCK_MS);
+	else if (!l->job_failed)
+		next = now;	/* a stale job just became stuck */
 	if (l->boot_ret == 0 && keeps_keys(l))
 		next = min_u64(next, l->next_renew_ms);
 	if (l->boot_ret == 0 && l->state == CMK_LS_DEGRADED)
@@ -452,7 +532,7 @@ static void stale_job(struct cmk_loop *l)
 
 void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 {
-	uint64_t now = l->ops->now_ms(l->ctx);
+	uint64_t now = loop_now(l);
 
 	switch (reason) {
 	case DM_CMK_REASON_VMFORK:
@@ -495,7 +575,7 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 
 void cmk_loop_check_now(struct cmk_loop *l)
 {
-	uint64_t now = l->ops->now_ms(l->ctx);
+	uint64_t now = loop_now(l);
 
 	if (l->next_check_ms > now)
 		l->next_check_ms = now;

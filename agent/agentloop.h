@@ -17,6 +17,9 @@
  *   deadline  a job with no answer check_timeout_ms after it started is a
  *             transient failure (timeout) dated from its start; a yes it
  *             gives later is ignored, a definitive no still revokes.  A
+ *             job an event made stale is no failure at its deadline (the
+ *             fresh job waits for it); only once it is stuck, CMK_STUCK_MS
+ *             past its deadline, does a failure start (dated then).  A
  *             job CMK_STUCK_MS past its deadline is stuck
  *             (cmk_loop_stuck()).
  *   renew     every lease_ms / 4, LEASE_RENEW, whatever the KMS is doing:
@@ -30,6 +33,11 @@
  *             (degraded).  Only fail-open renews a full lease blindly.
  *   grace     grace_s after the start of the first failed check of a run of
  *             failures, the policy applies, answer or no answer.
+ *   sleep     time the system spent suspended or hibernated (ops->awake_ms
+ *             tells it) does not count toward a job's deadline, its stuck
+ *             measure, grace_s or boot_deadline_s: those timers move on by
+ *             the time slept.  Leases, renewals and the check interval
+ *             count it (CLOCK_BOOTTIME, as the kernel's leases do).
  *
  * Answers:
  *
@@ -119,6 +127,8 @@ enum cmk_job {
  * @note: one audit line about a decision (@e NULL on success)
  * @now_ms: a clock that counts time suspended (CLOCK_BOOTTIME)
  * @random: uniform 32-bit random number for jitter
+ * @awake_ms: a clock that stops while the system sleeps (CLOCK_MONOTONIC),
+ *	to take the time slept out of failure timers; NULL: none taken out
  */
 struct cmk_loop_ops {
 	void (*start)(void *ctx, enum cmk_job job, uint64_t id,
@@ -133,6 +143,7 @@ struct cmk_loop_ops {
 		     const struct cmk_err *e);
 	uint64_t (*now_ms)(void *ctx);
 	uint32_t (*random)(void *ctx);
+	uint64_t (*awake_ms)(void *ctx);
 };
 
 struct cmk_loop {
@@ -159,7 +170,8 @@ struct cmk_loop {
 	uint64_t job_id;
 	uint64_t job_start_ms;
 	uint64_t job_deadline_ms;
-	bool job_overdue;		/* its deadline passed: counted as failed */
+	bool job_overdue;		/* its deadline passed */
+	bool job_failed;		/* ... and that counted as a failure */
 	bool job_stale;			/* its answer will be ignored */
 	uint64_t next_id;
 
@@ -168,6 +180,8 @@ struct cmk_loop {
 	bool want_unseal;		/* unseal before any restore */
 	bool want_restore;		/* the kernel lost keys: restore on success */
 	unsigned int busy_restores;	/* restores refused with EBUSY in a row */
+
+	uint64_t slept_ms;		/* now_ms - awake_ms, as last taken out */
 
 	uint64_t last_yes_ms;		/* when the last yes came back */
 	unsigned int fails;		/* consecutive failed checks */
@@ -187,6 +201,8 @@ struct cmk_loop {
 #define CMK_RESTORE_RETRY_MAX_MS 2000
 /* A job this long past its deadline ignores it: the worker is stuck. */
 #define CMK_STUCK_MS		30000
+/* A gap between the two clocks smaller than this is no system sleep. */
+#define CMK_SLEEP_MIN_MS	1000
 
 void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
 		   void *ctx, const struct cmk_config *cfg);

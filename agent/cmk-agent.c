@@ -122,11 +122,21 @@ static void note(void *ctx, const char *event, const char *msg,
 		e && e->cls != CMK_EC_NONE ? e->msg : "");
 }
 
-/* Time spent suspended counts (grace, intervals), as for kernel leases. */
+/* Time spent suspended counts (intervals, leases), as for kernel leases. */
 static uint64_t now_ms(void *ctx)
 {
 	(void)ctx;
 	return cmk_deadline_now_ms();
+}
+
+/* Stops while the system sleeps: the loop takes sleep out of grace_s. */
+static uint64_t awake_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static uint32_t rnd(void *ctx)
@@ -558,7 +568,7 @@ static void config_warning(void *ctx, const char *msg)
 static const struct cmk_loop_ops agent_ops = {
 	.start = start, .cancel = cancel, .forget = forget,
 	.maintain = maintain, .wipe = wipe, .action = action, .note = note,
-	.now_ms = now_ms, .random = rnd,
+	.now_ms = now_ms, .random = rnd, .awake_ms = awake_ms,
 };
 
 /* ---- kernel events ---------------------------------------------------------- */

@@ -40,6 +40,7 @@ struct fake {
 	bool cancellable;		/* ops->cancel ends the job */
 	uint32_t rng;			/* not 0: random numbers vary (xorshift) */
 	uint64_t now;
+	uint64_t slept;			/* of now, time the system slept */
 	uint64_t lease_ms;		/* the fake kernel's lease */
 
 	/* the job on the fake worker */
@@ -218,6 +219,13 @@ static uint64_t f_now(void *ctx)
 	return ((struct fake *)ctx)->now;
 }
 
+static uint64_t f_awake(void *ctx)
+{
+	struct fake *f = ctx;
+
+	return f->now - f->slept;
+}
+
 static uint32_t f_random(void *ctx)
 {
 	struct fake *f = ctx;
@@ -234,7 +242,7 @@ static const struct cmk_loop_ops fake_ops = {
 	.start = f_start, .cancel = f_cancel, .forget = f_forget,
 	.maintain = f_maintain,
 	.wipe = f_wipe, .action = f_action, .note = f_note, .now_ms = f_now,
-	.random = f_random,
+	.random = f_random, .awake_ms = f_awake,
 };
 
 /* Time passes; the fake kernel wipes a key whose lease ran out. */
@@ -1267,6 +1275,132 @@ static void agentloop_hang_stuck_worker_is_reported(void **state)
 	}
 }
 
+/* Slow checks (interval 60 s, lease 120 s, deadline 5 s) under @p. */
+static void boot_slow(struct cmk_loop *l, struct fake *f, enum cmk_policy p)
+{
+	struct cmk_config c = test_cfg(p, 300);
+
+	c.check_interval_ms = 60000;
+	c.lease_ms = 120000;
+	c.check_timeout_ms = 5000;
+	boot_with(l, f, &c);
+}
+
+/*
+ * Review r2 #1: a check in flight when the machine hibernates for an hour;
+ * the KMS is fine throughout.  @order: 0 the suspend event is read before
+ * the first tick after resume, 1 after it, 2 never (no events socket).
+ * Oracle: agentloop.h "sleep" - the time slept counts toward no deadline,
+ * stuck measure or grace_s, and a job an event made stale is no KMS
+ * failure at its deadline - so: no kms_unreachable wipe, no power-off, no
+ * stuck exit, and the fresh check restores the keys.  Before, the first
+ * tick dated a failure from before the sleep: wipe, power-off, exit 4.
+ */
+static void sleep_across_check(int order)
+{
+	struct fake f = { .slow_ms = 3000, .script = "so" };
+	struct cmk_loop l;
+
+	boot_slow(&l, &f, CMK_POLICY_POWEROFF);
+	cmk_loop_check_now(&l);
+	run_until(&l, &f, f.now + 1000);
+	assert_true(f.busy);			/* the check is under way */
+	f.kernel_keys = false;			/* wiped at suspend */
+	f.now += 3600000;
+	f.slept += 3600000;
+	if (order == 0)
+		cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	cmk_loop_tick(&l);
+	if (order == 1)
+		cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	cmk_loop_tick(&l);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(f.actions, 0);
+	assert_false(cmk_loop_stuck(&l));
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	f.letter = 'T';		/* its own deadline passed while asleep */
+	f.answer_at = f.now;
+	run_until(&l, &f, f.now + 2000);
+	assert_true(f.kernel_keys);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(f.actions, 0);
+}
+
+static void agentloop_sleep_hibernate_during_check_no_wipe_no_poweroff(void **state)
+{
+	(void)state;
+	sleep_across_check(0);
+	sleep_across_check(1);
+	sleep_across_check(2);
+}
+
+/*
+ * A KMS down since before the sleep: grace_s (60 s) counts time awake.
+ * 30 s into it the machine sleeps an hour; at resume the keys are not
+ * wiped, the policy comes 30 s of awake time later.  Oracle: agentloop.h
+ * "sleep"; cmk-agent.rst (grace_s).
+ */
+static void agentloop_sleep_grace_counts_time_awake(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t h;
+
+	(void)state;
+	h = hang_from_second_check(&l, &f, CMK_POLICY_WIPE, 60, "oh");
+	run_until(&l, &f, h + 30000);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	f.kernel_keys = false;
+	f.now += 3600000;
+	f.slept += 3600000;
+	cmk_loop_tick(&l);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_false(cmk_loop_stuck(&l));
+	run_until(&l, &f, h + 3600000 + 60000 - 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	run_until(&l, &f, h + 3600000 + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, h + 3600000 + 60000);
+	assert_true(cmk_loop_stuck(&l));	/* wiped: the exit may come */
+}
+
+/*
+ * A check an event made stale hangs (a PKCS#11 call, not cancellable).
+ * Oracle: agentloop.h "deadline" - its deadline is no failure (the fresh
+ * check has not been asked); once it is stuck (CMK_STUCK_MS later) no check
+ * can run, and a failure run starts then, grace_s from there.
+ */
+static void agentloop_sleep_stale_hung_check_fails_only_when_stuck(void **state)
+{
+	struct fake f = { .script = "h" };
+	struct cmk_loop l;
+	uint64_t dl;
+
+	(void)state;
+	boot_slow(&l, &f, CMK_POLICY_WIPE);
+	cmk_loop_check_now(&l);
+	run_until(&l, &f, f.now + 100);
+	assert_true(f.busy);
+	dl = l.job_deadline_ms;
+	f.kernel_keys = false;
+	cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+	run_until(&l, &f, dl + 1);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_int_equal(l.fails, 0);
+	run_until(&l, &f, dl + CMK_STUCK_MS - 1);
+	assert_int_equal(l.fails, 0);
+	run_until(&l, &f, dl + CMK_STUCK_MS);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	assert_int_equal(l.first_fail_ms, dl + CMK_STUCK_MS);
+	run_until(&l, &f, dl + CMK_STUCK_MS + 300000 - 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	run_until(&l, &f, dl + CMK_STUCK_MS + 300000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_true(cmk_loop_stuck(&l));
+}
+
 /*
  * A definitive answer while revoked already still wipes the KEK: a KEK
  * may have come back meanwhile (a check that reloaded the envelope file).
@@ -1394,6 +1528,9 @@ int main(void)
 		cmocka_unit_test(agentloop_sleep_vmfork_second_fork_during_unseal),
 		cmocka_unit_test(agentloop_sleep_second_suspend_during_check),
 		cmocka_unit_test(agentloop_hang_stuck_worker_is_reported),
+		cmocka_unit_test(agentloop_sleep_hibernate_during_check_no_wipe_no_poweroff),
+		cmocka_unit_test(agentloop_sleep_grace_counts_time_awake),
+		cmocka_unit_test(agentloop_sleep_stale_hung_check_fails_only_when_stuck),
 		cmocka_unit_test(agentloop_cleanse_definitive_while_revoked_forgets_the_kek),
 		cmocka_unit_test(agentloop_sleep_cancels_the_stale_check),
 		cmocka_unit_test(agentloop_sleep_key_set_ebusy_backs_off_with_jitter),
