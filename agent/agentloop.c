@@ -357,9 +357,17 @@ static bool job_stuck(const struct cmk_loop *l, uint64_t now)
 	       now >= l->job_deadline_ms + unseen_sleep_ms(l, now) + CMK_STUCK_MS;
 }
 
+/*
+ * Exiting ends the renewals: only once the grace policy no longer needs
+ * this process - the keys are wiped (kms_unreachable after grace_s, or
+ * revoked).  Degraded, grace_s runs on (the policy applies at its end);
+ * failing open (policy none) the keys are kept as for any unreachable
+ * KMS, and checks resume when the call returns.
+ */
 bool cmk_loop_stuck(const struct cmk_loop *l)
 {
-	return job_stuck(l, l->ops->now_ms(l->ctx));
+	return (l->state == CMK_LS_UNREACHABLE || l->state == CMK_LS_REVOKED) &&
+	       job_stuck(l, l->ops->now_ms(l->ctx));
 }
 
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)

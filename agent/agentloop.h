@@ -20,8 +20,8 @@
  *             job an event made stale is no failure at its deadline (the
  *             fresh job waits for it); only once it is stuck, CMK_STUCK_MS
  *             past its deadline, does a failure start (dated then).  A
- *             job CMK_STUCK_MS past its deadline is stuck
- *             (cmk_loop_stuck()).
+ *             stuck job ends the process (cmk_loop_stuck()) only once the
+ *             policy wiped the keys.
  *   renew     every lease_ms / 4, LEASE_RENEW, whatever the KMS is doing:
  *             while the KEK is held and the state keeps keys (active,
  *             degraded within grace_s, fail-open).  A renewal is a local
@@ -222,9 +222,13 @@ uint64_t cmk_loop_tick(struct cmk_loop *l);
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id);
 
 /*
- * cmk_loop_stuck() - the job under way is CMK_STUCK_MS past its deadline:
- * a KMS call that ignores deadlines holds the worker, and no check can run
- * again.  The caller exits so that systemd restarts it.
+ * cmk_loop_stuck() - the job under way is CMK_STUCK_MS past its deadline
+ * (a KMS call that ignores deadlines holds the worker, and no check can
+ * run again) and the policy has wiped the keys (unreachable after grace_s,
+ * or revoked), so nothing is lost when this process ends.  The caller
+ * exits so that systemd restarts it.  Degraded it waits for grace_s;
+ * failing open (policy none) it never exits: leaving would end the
+ * renewals the policy promises.
  */
 bool cmk_loop_stuck(const struct cmk_loop *l);
 

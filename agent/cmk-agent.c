@@ -916,13 +916,15 @@ static int run(struct agent *a, uint64_t t0)
 		if (cmk_loop_stuck(&a->loop)) {
 			/*
 			 * A KMS call that ignores its deadline holds the worker:
-			 * no check can run again, so no revocation would be seen.
-			 * Exit; systemd restarts the agent, which restores the
-			 * devices (their leases run on meanwhile).
+			 * no check can run again.  The grace policy has wiped
+			 * the keys (the loop waits for that), so exiting costs
+			 * nothing; systemd restarts the agent, whose fresh
+			 * unseal restores the devices once the KMS answers.
 			 */
 			cmk_errf(&e, -ETIMEDOUT,
-				 "a KMS call has not returned %d s after its deadline (check_timeout_ms %u): the KMS worker is stuck; exiting so that the agent is restarted",
-				 CMK_STUCK_MS / 1000, a->cfg.check_timeout_ms);
+				 "a KMS call has not returned %d s after its deadline (check_timeout_ms %u) and the keys are wiped (%s): the KMS worker is stuck; exiting so that the agent is restarted",
+				 CMK_STUCK_MS / 1000, a->cfg.check_timeout_ms,
+				 cmk_loop_state_name(a->loop.state));
 			fprintf(stderr, "cmk-agent: %s\n", e.msg);
 			cmk_volume_audit(&a->vol, "stop", NULL, NULL, &e, true);
 			ret = 4;

@@ -1242,36 +1242,51 @@ static void agentloop_sleep_second_suspend_during_check(void **state)
 }
 
 /*
- * A worker stuck in a call that ignores its deadline: no check can run
- * again, so nothing would ever see a revocation (under policy none, keys
- * for good).  CMK_STUCK_MS after the deadline the loop says so (the agent
- * exits and systemd restarts it), not before.
+ * A worker stuck in a call that ignores its deadline (a PKCS#11 call to an
+ * HSM that is down: review r2 #2).  Oracle: the grace policy
+ * (cmk-agent.rst), which the stuck exit must not cut short - exiting ends
+ * the renewals, and the restarted agent renews nothing until its own
+ * unseal, which hangs too.  So the loop reports the job stuck (the agent
+ * exits) only once the policy wiped the keys: under policy wipe at the end
+ * of grace_s, not CMK_STUCK_MS after the deadline; under policy none never
+ * (failing open, the keys are kept and renewed for as long as it lasts).
  */
-static void agentloop_hang_stuck_worker_is_reported(void **state)
+static void agentloop_hang_stuck_worker_waits_for_the_grace_policy(void **state)
 {
-	struct fake f = { 0 };
-	struct cmk_loop l;
+	static char many_T[256];
+	struct fake f = { 0 }, g = { 0 }, k = { 0 };
+	struct cmk_loop l, m, n;
 	uint64_t h;
 
 	(void)state;
-	h = hang_from_second_check(&l, &f, CMK_POLICY_NONE, 60, "oh");
-	run_until(&l, &f, h + 4000 + CMK_STUCK_MS - 1);
-	assert_false(cmk_loop_stuck(&l));
-	run_until(&l, &f, h + 4000 + CMK_STUCK_MS);
-	assert_true(cmk_loop_stuck(&l));
-	/* A worker that gives up at its deadline is never stuck. */
-	{
-		static char many_T[256];
-		struct fake g = { 0 };
-		struct cmk_loop m;
+	/* policy none, grace_s 300, as the reviewer's harness */
+	h = hang_from_second_check(&l, &f, CMK_POLICY_NONE, 300, "oh");
+	for (uint64_t t = h; t < h + 900000; t += 1000) {
+		run_until(&l, &f, t);
+		assert_false(cmk_loop_stuck(&l));
+	}
+	assert_int_equal(l.state, CMK_LS_FAIL_OPEN);
+	assert_true(f.kernel_keys);
+	assert_int_equal(f.expired, 0);
+	assert_int_equal(f.checks_started, 2);	/* still the hung call */
 
-		memset(many_T, 'T', sizeof(many_T) - 1);
-		many_T[0] = 'o';
-		h = hang_from_second_check(&m, &g, CMK_POLICY_NONE, 60, many_T);
-		for (uint64_t t2 = h; t2 < h + 600000; t2 += 1000) {
-			run_until(&m, &g, t2);
-			assert_false(cmk_loop_stuck(&m));
-		}
+	/* policy wipe, grace_s 60: the exit comes with the wipe, not before */
+	h = hang_from_second_check(&m, &g, CMK_POLICY_WIPE, 60, "oh");
+	for (uint64_t t = h; t < h + 60000; t += 1000) {
+		run_until(&m, &g, t);
+		assert_false(cmk_loop_stuck(&m));
+	}
+	run_until(&m, &g, h + 60000);
+	assert_int_equal(g.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_true(cmk_loop_stuck(&m));
+
+	/* A worker that gives up at its deadline is never stuck. */
+	memset(many_T, 'T', sizeof(many_T) - 1);
+	many_T[0] = 'o';
+	h = hang_from_second_check(&n, &k, CMK_POLICY_WIPE, 60, many_T);
+	for (uint64_t t2 = h; t2 < h + 600000; t2 += 1000) {
+		run_until(&n, &k, t2);
+		assert_false(cmk_loop_stuck(&n));
 	}
 }
 
@@ -1394,6 +1409,7 @@ static void agentloop_sleep_stale_hung_check_fails_only_when_stuck(void **state)
 	run_until(&l, &f, dl + CMK_STUCK_MS);
 	assert_int_equal(l.state, CMK_LS_DEGRADED);
 	assert_int_equal(l.first_fail_ms, dl + CMK_STUCK_MS);
+	assert_false(cmk_loop_stuck(&l));
 	run_until(&l, &f, dl + CMK_STUCK_MS + 300000 - 1);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
 	run_until(&l, &f, dl + CMK_STUCK_MS + 300000);
@@ -1527,7 +1543,7 @@ int main(void)
 		cmocka_unit_test(agentloop_hang_late_yes_after_revoke_restores_nothing),
 		cmocka_unit_test(agentloop_sleep_vmfork_second_fork_during_unseal),
 		cmocka_unit_test(agentloop_sleep_second_suspend_during_check),
-		cmocka_unit_test(agentloop_hang_stuck_worker_is_reported),
+		cmocka_unit_test(agentloop_hang_stuck_worker_waits_for_the_grace_policy),
 		cmocka_unit_test(agentloop_sleep_hibernate_during_check_no_wipe_no_poweroff),
 		cmocka_unit_test(agentloop_sleep_grace_counts_time_awake),
 		cmocka_unit_test(agentloop_sleep_stale_hung_check_fails_only_when_stuck),
