@@ -22,7 +22,8 @@
  * wipes every key by itself when its lease runs out, so an agent that is
  * gone (stopped, killed, crashed) cannot extend a key's life past
  * lease_ms.  They are acted on at once, also during boot retries and while
- * a KMS call hangs.  SIGHUP runs a check now.  SIGPIPE, SIGXFSZ, SIGUSR1
+ * a KMS call hangs - except while policy poweroff's power-off waits for
+ * sync(): that goes first (stop_deferred()).  SIGHUP runs a check now.  SIGPIPE, SIGXFSZ, SIGUSR1
  * and SIGUSR2 are ignored.
  */
 #include <errno.h>
@@ -94,7 +95,7 @@ struct agent {
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
-	struct cmk_poweroff *poweroff;	/* under way: sync, then power off */
+	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
 	unsigned int reload_asked;	/* requests to load the envelope again */
 	unsigned int reload_done;	/* ... answered by a job the loop used */
 	unsigned int reload_upto;	/* ... that the job under way answers */
@@ -518,21 +519,26 @@ static void poweroff_now(struct agent *a)
 	note(a, "poweroff", "keys stay wiped", &e);
 }
 
-/* A power-off under way: when sync() returned, or waited long enough. */
+/*
+ * A power-off under way: when sync() returned, or waited long enough.  It
+ * stays in a->poweroff once fired, so that a later wipe whose reboot()
+ * would fail the same way starts no second sync() thread.
+ */
 static uint64_t poweroff_tick(struct agent *a, uint64_t delay)
 {
+	struct cmk_err e;
 	uint64_t left;
 
-	if (!a->poweroff)
+	if (!cmk_poweroff_pending(a->poweroff))
 		return delay;
 	left = cmk_poweroff_left_ms(a->poweroff, now_ms(NULL));
 	if (left)
 		return left < delay ? left : delay;
 	if (!cmk_poweroff_synced(a->poweroff))
 		note(a, "poweroff", "sync() still blocked (writes held for a wiped key?): powering off without waiting for it", NULL);
-	cmk_poweroff_free(&a->poweroff);	/* left alone while sync() runs */
-	a->poweroff = NULL;
-	poweroff_now(a);
+	cmk_poweroff_fire(a->poweroff, &e);
+	/* Still here (no CAP_SYS_BOOT?): keys are wiped anyway. */
+	note(a, "poweroff", "keys stay wiped", &e);
 	return delay;
 }
 
@@ -545,8 +551,11 @@ static void action(void *ctx)
 		note(a, "poweroff", "policy poweroff: suppressed by --no-poweroff", NULL);
 		return;
 	}
-	if (a->poweroff)
-		return;		/* under way */
+	if (a->poweroff) {
+		if (!cmk_poweroff_pending(a->poweroff))
+			note(a, "poweroff", "policy poweroff: the power-off failed before; keys stay wiped", NULL);
+		return;		/* under way, or tried: one sync() thread */
+	}
 	/*
 	 * sync() waits for writes the kernel holds for a wiped key (hold_ms):
 	 * on a thread, while this loop goes on feeding the watchdog.
@@ -867,6 +876,22 @@ static void booted(struct agent *a, uint64_t t0)
 }
 
 /*
+ * An exit (a signal, a stuck worker) while the policy's power-off waits for
+ * sync(): power off first (within CMK_POWEROFF_SYNC_MS), exit with @status
+ * only if that fails.  Abandoning it would leave the machine running.
+ */
+static bool stop_deferred(struct agent *a, int status, int *stop_after)
+{
+	if (!cmk_poweroff_pending(a->poweroff))
+		return false;
+	if (*stop_after < 0) {
+		note(a, "stop", "a power-off is under way: powering off first", NULL);
+		*stop_after = status;
+	}
+	return true;
+}
+
+/*
  * The main loop, from boot to stop: the loop's timers, the worker's
  * answers, the kernel's events, the watchdog and the signals.  Nothing in
  * it waits on a KMS.  Returns the exit status.
@@ -878,6 +903,7 @@ static int run(struct agent *a, uint64_t t0)
 	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
 	enum cmk_loop_state written = CMK_LS_STARTING;
 	unsigned long written_checks = 0;
+	int stop_after = -1;	/* exit status, once the power-off was fired */
 	bool up = false;
 	struct cmk_err e;
 	sigset_t set;
@@ -913,7 +939,7 @@ static int run(struct agent *a, uint64_t t0)
 			up = true;
 			booted(a, t0);
 		}
-		if (cmk_loop_stuck(&a->loop)) {
+		if (stop_after < 0 && cmk_loop_stuck(&a->loop)) {
 			/*
 			 * A KMS call that ignores its deadline holds the worker:
 			 * no check can run again.  The grace policy has wiped
@@ -928,7 +954,8 @@ static int run(struct agent *a, uint64_t t0)
 			fprintf(stderr, "cmk-agent: %s\n", e.msg);
 			cmk_volume_audit(&a->vol, "stop", NULL, NULL, &e, true);
 			ret = 4;
-			break;
+			if (!stop_deferred(a, ret, &stop_after))
+				break;
 		}
 		if (up && (a->loop.state != written || a->loop.checks != written_checks)) {
 			written = a->loop.state;
@@ -947,6 +974,10 @@ static int run(struct agent *a, uint64_t t0)
 		if (wd_every && wd_next - now < delay)
 			delay = wd_next - now;
 		delay = poweroff_tick(a, delay);
+		if (stop_after >= 0 && !cmk_poweroff_pending(a->poweroff)) {
+			ret = stop_after;	/* powering off failed: stop now */
+			break;
+		}
 		pfd[FD_EVENTS].fd = a->events ? cmk_genl_fd(a->events) : -1;
 		pfd[FD_POWEROFF].fd = a->poweroff ? cmk_poweroff_fd(a->poweroff) : -1;
 		if (poll(pfd, FD_N, delay > INT_MAX ? INT_MAX : (int)delay) < 0) {
@@ -962,7 +993,9 @@ static int run(struct agent *a, uint64_t t0)
 				note(a, "stop", "signal: exiting; kernel keys stay until their lease ends",
 				     NULL);
 				ret = 0;
-				break;
+				if (!stop_deferred(a, ret, &stop_after))
+					break;
+				continue;
 			}
 			note(a, "check", "SIGHUP: checking now", NULL);
 			cmk_loop_check_now(&a->loop);
@@ -1061,6 +1094,7 @@ out:
 		_exit(ret);
 	}
 	cmk_kms_job_release(&a.job, &a.retired);
+	cmk_poweroff_free(&a.poweroff);		/* left alone while sync() runs */
 	cmk_kekset_free(&a.keks);
 	for (size_t i = 0; i < a.retired.n; i++)
 		cmk_provider_close(&a.retired.p[i]);

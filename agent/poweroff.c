@@ -17,6 +17,7 @@ struct cmk_poweroff {
 	int efd;
 	uint64_t due_ms;
 	atomic_bool synced;
+	bool fired;		/* reboot() was tried (main thread only) */
 };
 
 static void *sync_main(void *arg)
@@ -40,7 +41,8 @@ int cmk_poweroff_begin(struct cmk_poweroff **out, uint64_t now_ms,
 	pthread_t t;
 	int ret;
 
-	*out = NULL;
+	if (*out)
+		return cmk_errf(e, -EALREADY, "power-off: begun already; no second sync()");
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return cmk_errf(e, -ENOMEM, "power-off: out of memory");
@@ -82,6 +84,17 @@ uint64_t cmk_poweroff_left_ms(const struct cmk_poweroff *p, uint64_t now_ms)
 	if (cmk_poweroff_synced(p) || now_ms >= p->due_ms)
 		return 0;
 	return p->due_ms - now_ms;
+}
+
+bool cmk_poweroff_pending(const struct cmk_poweroff *p)
+{
+	return p && !p->fired;
+}
+
+int cmk_poweroff_fire(struct cmk_poweroff *p, struct cmk_err *e)
+{
+	p->fired = true;
+	return cmk_poweroff_now(e);
 }
 
 void cmk_poweroff_free(struct cmk_poweroff **pp)

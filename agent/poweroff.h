@@ -15,6 +15,11 @@
  * feeding the watchdog, powers off as soon as it returns or @wait_ms
  * after the start, whichever comes first.  The thread is never joined: if
  * sync() does not return, the power-off takes it down.
+ *
+ * One power-off per process: once begun it is pending until it was fired
+ * (cmk_poweroff_fire()), and the agent does not exit while it is pending
+ * (not for SIGTERM, not for a stuck worker).  If reboot() failed (no
+ * CAP_SYS_BOOT), a later wipe starts no second sync() thread.
  */
 #ifndef CMK_POWEROFF_H
 #define CMK_POWEROFF_H
@@ -31,7 +36,9 @@ struct cmk_poweroff;
 
 /*
  * cmk_poweroff_begin() - start sync() on a thread at @now_ms (the caller's
- * clock), to wait for it @wait_ms at most.  Never blocks.
+ * clock), to wait for it @wait_ms at most.  Never blocks.  *@out must be
+ * NULL at the first call; if it is not (a power-off was begun already,
+ * under way or fired), nothing starts: -EALREADY.
  */
 int cmk_poweroff_begin(struct cmk_poweroff **out, uint64_t now_ms,
 		       uint64_t wait_ms, struct cmk_err *e);
@@ -47,6 +54,15 @@ bool cmk_poweroff_synced(const struct cmk_poweroff *p);
  * once sync() has returned or the wait is over.
  */
 uint64_t cmk_poweroff_left_ms(const struct cmk_poweroff *p, uint64_t now_ms);
+
+/* cmk_poweroff_pending() - begun and not fired yet (@p may be NULL). */
+bool cmk_poweroff_pending(const struct cmk_poweroff *p);
+
+/*
+ * cmk_poweroff_fire() - the power-off is due: cmk_poweroff_now(), once.
+ * Returns only if it failed; @p is then no longer pending.
+ */
+int cmk_poweroff_fire(struct cmk_poweroff *p, struct cmk_err *e);
 
 /*
  * cmk_poweroff_free() - free @p once sync() has returned (before that the

@@ -23,13 +23,14 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static pthread_t caller;
 static bool sync_on_caller, sync_release, sync_entered;
-static int reboots;
+static int reboots, syncs;
 
 void __wrap_sync(void);
 void __wrap_sync(void)
 {
 	pthread_mutex_lock(&lock);
 	sync_entered = true;
+	syncs++;
 	pthread_cond_broadcast(&cond);
 	/* A sync run by the caller is the failure: record it, do not hang. */
 	if (pthread_equal(pthread_self(), caller)) {
@@ -57,7 +58,20 @@ static void reset(bool release)
 	sync_on_caller = false;
 	sync_release = release;
 	sync_entered = false;
+	pthread_mutex_lock(&lock);
+	syncs = 0;
+	pthread_mutex_unlock(&lock);
 	reboots = 0;
+}
+
+static int syncs_seen(void)
+{
+	int n;
+
+	pthread_mutex_lock(&lock);
+	n = syncs;
+	pthread_mutex_unlock(&lock);
+	return n;
 }
 
 static void wait_sync_entered(void)
@@ -129,11 +143,65 @@ static void poweroff_hang_sync_done_early_is_due_at_once(void **state)
 	cmk_poweroff_free(&p);
 }
 
+/*
+ * Review r2 #6: a second wipe while the first power-off is under way (or
+ * after its reboot() failed) starts no second sync() thread.  Oracle:
+ * poweroff.h (one power-off per process); the wrapped sync() counts its
+ * callers.  Before, every begin started a thread.
+ */
+static void poweroff_hang_second_begin_starts_no_second_sync(void **state)
+{
+	struct cmk_poweroff *p = NULL, *first;
+	struct cmk_err e;
+
+	(void)state;
+	reset(false);
+	assert_int_equal(cmk_poweroff_begin(&p, 1000, CMK_POWEROFF_SYNC_MS, &e), 0);
+	first = p;
+	wait_sync_entered();
+	assert_int_equal(cmk_poweroff_begin(&p, 2000, CMK_POWEROFF_SYNC_MS, &e), -EALREADY);
+	assert_ptr_equal(p, first);
+	usleep(50000);		/* a second thread would have entered by now */
+	assert_int_equal(syncs_seen(), 1);
+	release_sync();
+	wait_synced(p);
+	cmk_poweroff_free(&p);
+	assert_null(p);
+}
+
+/*
+ * The power-off is pending (the agent defers any exit) until it is fired;
+ * a reboot() that fails ends that, once, and a later wipe starts no sync().
+ * Oracle: poweroff.h; cmk-agent.rst (a pending power-off is not abandoned).
+ */
+static void poweroff_hang_pending_until_fired_once(void **state)
+{
+	struct cmk_poweroff *p = NULL;
+	struct cmk_err e;
+
+	(void)state;
+	reset(false);
+	assert_false(cmk_poweroff_pending(NULL));
+	assert_int_equal(cmk_poweroff_begin(&p, 1000, CMK_POWEROFF_SYNC_MS, &e), 0);
+	wait_sync_entered();
+	assert_true(cmk_poweroff_pending(p));	/* a SIGTERM now waits for it */
+	assert_int_equal(cmk_poweroff_fire(p, &e), -EPERM);
+	assert_int_equal(reboots, 1);
+	assert_false(cmk_poweroff_pending(p));	/* failed: the exit may come */
+	assert_int_equal(cmk_poweroff_begin(&p, 5000, CMK_POWEROFF_SYNC_MS, &e), -EALREADY);
+	assert_int_equal(syncs_seen(), 1);
+	release_sync();
+	wait_synced(p);
+	cmk_poweroff_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(poweroff_hang_sync_never_blocks_the_loop),
 		cmocka_unit_test(poweroff_hang_sync_done_early_is_due_at_once),
+		cmocka_unit_test(poweroff_hang_second_begin_starts_no_second_sync),
+		cmocka_unit_test(poweroff_hang_pending_until_fired_once),
 	};
 
 	return cmocka_run_group_tests_name("poweroff", tests, NULL, NULL);
