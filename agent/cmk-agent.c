@@ -46,6 +46,7 @@
 
 #include "agentloop.h"
 #include "audit.h"
+#include "checklog.h"
 #include "codec.h"
 #include "config.h"
 #include "deadline.h"
@@ -100,9 +101,7 @@ struct agent {
 	unsigned int reload_done;	/* ... answered by a job the loop used */
 	unsigned int reload_upto;	/* ... that the job under way answers */
 	unsigned int lost;		/* bit per reason: keys a renewal found gone */
-	uint64_t last_check_log_ms;
-	int last_logged_ret;		/* of the last check written to audit */
-	enum cmk_reason last_logged_reason;
+	struct cmk_checklog checklog;	/* which checks get an audit line */
 	long last_latency_ms;
 	time_t last_check_wall;
 	time_t last_success_wall;
@@ -209,27 +208,21 @@ static void unstarted(struct agent *a)
 	cmk_loop_job_done(&a->loop, id, -EBUSY, &e);
 }
 
-/*
- * The check's audit line.  One line per check would be 4 lines a second at
- * 250 ms: log when the outcome (or the reason of a failure) changes, and
- * otherwise once a minute - but always for a check whose yes restores keys
- * the kernel lost (@restores), so every restore in the log follows the
- * check that allowed it.
- */
-static void audit_check(struct agent *a, const struct cmk_kms_job *j,
-			bool restores)
+static void write_check(struct agent *a, const struct cmk_kms_job *j)
 {
-	uint64_t now = now_ms(NULL);
-	int ret = j->ret;
+	cmk_kekset_audit_check(&a->keks, a->audit, &j->call, j->ret ? &j->err : NULL);
+}
 
-	if (!restores && now - a->last_check_log_ms < CHECK_LOG_EVERY_MS &&
-	    (ret != 0) == (a->last_logged_ret != 0) &&
-	    (!ret || j->err.reason == a->last_logged_reason))
-		return;
-	cmk_kekset_audit_check(&a->keks, a->audit, &j->call, ret ? &j->err : NULL);
-	a->last_check_log_ms = now;
-	a->last_logged_ret = ret;
-	a->last_logged_reason = ret ? j->err.reason : CMK_R_NONE;
+/*
+ * The check's audit line: rate-limited (checklog.h), except that a yes
+ * not written yet is written before the first KEY_SET it allows
+ * (maintain()), so every restore in the log follows the check behind it.
+ */
+static void audit_check(struct agent *a, const struct cmk_kms_job *j)
+{
+	if (cmk_checklog_ended(&a->checklog, now_ms(NULL), j->ret,
+			       j->ret ? j->err.reason : CMK_R_NONE))
+		write_check(a, j);
 }
 
 /*
@@ -296,9 +289,10 @@ static void job_ended(struct agent *a)
 			a->last_success_wall = a->last_check_wall;
 		/* A load audits its own unwraps; a check is rate-limited here. */
 		if (j->kind == CMK_KMS_CHECK && !loaded)
-			audit_check(a, j, a->loop.want_restore);
+			audit_check(a, j);
 	}
 	cmk_loop_job_done(&a->loop, a->job_id, j->ret, &j->err);
+	cmk_checklog_done(&a->checklog);
 }
 
 /*
@@ -426,6 +420,9 @@ static int maintain(void *ctx, bool restore, uint32_t lease_ms, struct cmk_err *
 		/* A device that failed is retried slowly: no audit flood. */
 		if (now_ms(NULL) < a->retry_at[i])
 			continue;
+		/* A key goes back on a yes: that check's line comes first. */
+		if (cmk_checklog_key_set(&a->checklog, now_ms(NULL)))
+			write_check(a, &a->job);
 		ret = bring_up(a, i, &de);
 		if (!ret) {
 			a->retry_at[i] = 0;
@@ -1029,7 +1026,7 @@ int main(int argc, char **argv)
 	int c, ret = 1;
 
 	memset(&a, 0, sizeof(a));
-	a.last_logged_ret = -1;		/* the first check is logged */
+	cmk_checklog_init(&a.checklog, CHECK_LOG_EVERY_MS);
 	cmk_forkwatch_init(&a.fw);
 	cmk_kekset_init(&a.keks);
 	t0 = now_ms(NULL);
