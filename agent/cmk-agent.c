@@ -158,7 +158,7 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	/*
 	 * The worker still holds the job struct (an answer not collected):
 	 * not a byte of it is touched; the loop hears of the failure from
-	 * run() (cannot happen: one job at a time).
+	 * run() (cannot happen: one job at a time), as of a refused submit.
 	 */
 	if (cmk_worker_busy(a->worker)) {
 		a->unstarted_id = id;
@@ -177,7 +177,13 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	a->job_id = id;
 	/* Read before the KMS is asked, and again before its KEKs are adopted. */
 	cmk_forkwatch_job_start(&a->fw, a->genl);
-	cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms);
+	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms)) {
+		/* Not taken (the worker is stopping): the providers are ours again. */
+		for (size_t i = 0; i < j->n_retired; i++)
+			a->retired.p[a->retired.n++] = j->retired[i];
+		j->n_retired = 0;
+		a->unstarted_id = id;
+	}
 }
 
 /*
