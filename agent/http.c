@@ -616,9 +616,10 @@ int cmk_http_do(const struct cmk_http_opts *o,
 						  req->method, req->url, attempt,
 						  attempt == 1 ? "" : "s",
 						  rc == CURLE_ABORTED_BY_CALLBACK ?
-						  "no answer before the check's deadline" :
+						  (cmk_deadline_cancel_reason() ? cmk_deadline_cancel_reason() :
+						   "no answer before the check's deadline") :
 						  errbuf[0] ? errbuf : curl_easy_strerror(rc),
-						  attempt < max ?
+						  attempt < max && !cmk_deadline_cancel_reason() ?
 						  " (no time left for another attempt before the check's deadline)" : "");
 				break;
 			}

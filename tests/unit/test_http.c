@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -583,6 +584,47 @@ static void http_hang_deadline_passed_no_attempt(void **state)
 	assert_contains(e.msg, "deadline passed before attempt 1");
 }
 
+static atomic_bool cancel_flag;
+
+static void *cancel_later(void *arg)
+{
+	(void)arg;
+	usleep(200000);
+	atomic_store(&cancel_flag, true);
+	return NULL;
+}
+
+/*
+ * A job an event made stale is cancelled while its request hangs (review
+ * r2 nit): the error names the cancel, not a deadline that did not pass.
+ * Oracle: deadline.h (cmk_deadline_cancel_reason()); a transient timeout.
+ */
+static void http_hang_cancel_is_named_in_the_error(void **state)
+{
+	struct cmk_http_opts o = { .timeout_ms = 10000, .max_attempts = 3 };
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+	char url[64];
+	pthread_t t;
+	int fd = silent_peer(url, sizeof(url));
+
+	(void)state;
+	req.url = url;
+	atomic_store(&cancel_flag, false);
+	cmk_deadline_set(cmk_deadline_now_ms() + 20000);
+	cmk_deadline_watch(&cancel_flag);
+	assert_int_equal(pthread_create(&t, NULL, cancel_later, NULL), 0);
+	assert_true(cmk_http_do(&o, &req, NULL, NULL, &r, &e) < 0);
+	pthread_join(t, NULL);
+	cmk_deadline_watch(NULL);
+	cmk_deadline_set(0);
+	close(fd);
+	assert_int_equal(e.reason, CMK_R_TIMEOUT);
+	assert_contains(e.msg, "no longer wanted");
+	assert_null(strstr(e.msg, "before the check's deadline"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +640,7 @@ int main(void)
 		cmocka_unit_test(http_adversarial_plain_via_remote_proxy_refused),
 		cmocka_unit_test(http_hang_deadline_bounds_every_attempt),
 		cmocka_unit_test(http_hang_deadline_passed_no_attempt),
+		cmocka_unit_test(http_hang_cancel_is_named_in_the_error),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
