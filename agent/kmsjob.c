@@ -20,7 +20,8 @@ static bool same_file(const struct stat *a, const struct stat *b)
  * The file's CMK answered (no, or not now): the file is good and names
  * the CMK the key owner now controls, so its answer is the job's.  Only a
  * file that does not load for a local reason (half-written, malformed, a
- * provider the configuration lacks) leaves the envelope in memory to ask.
+ * provider the configuration lacks, a provider call that failed here)
+ * leaves the envelope in memory to ask.
  */
 static bool file_answered(const struct cmk_kms_job *j)
 {
@@ -38,9 +39,11 @@ static void take_file_answer(struct cmk_kms_job *j, int ret)
 /*
  * Load the envelope file into @j->fresh.  stat() first: a file replaced
  * during the load is seen as changed again next time, and loaded again.
- * On failure @j->bad says why.
+ * On failure @j->bad says why, and *@unreadable whether the file itself
+ * did not read or parse (only that makes it a bad file: a provider that
+ * does not open or a KMS call that failed here is tried again).
  */
-static int load(struct cmk_kms_job *j)
+static int load(struct cmk_kms_job *j, bool *unreadable)
 {
 	int ret;
 
@@ -48,6 +51,7 @@ static int load(struct cmk_kms_job *j)
 		memset(&j->fresh_st, 0, sizeof(j->fresh_st));
 	cmk_kekset_init(&j->fresh);
 	ret = cmk_kekset_load(&j->fresh, j->cfg, j->audit, &j->bad);
+	*unreadable = ret && !j->fresh.loaded;
 	if (ret) {
 		cmk_kekset_free(&j->fresh);
 		return ret;
@@ -64,7 +68,8 @@ static void check(struct cmk_kms_job *j)
 		       !same_file(&st, &j->file.bad);
 
 	if (j->reload || changed) {
-		int ret = load(j);
+		bool unreadable;
+		int ret = load(j, &unreadable);
 
 		if (!ret)
 			return;		/* the changed file's unwrap was the check */
@@ -73,9 +78,14 @@ static void check(struct cmk_kms_job *j)
 			take_file_answer(j, ret);
 			return;
 		}
-		/* A bad file: reported once, not tried again until it changes. */
+		/*
+		 * A file that does not read or parse: reported once, not
+		 * tried again until it changes.  Any other local failure
+		 * (its provider, its CMK's call) is tried again next check:
+		 * a later revocation of that CMK must not go unseen.
+		 */
 		j->bad_st = st;
-		j->bad_keep = changed;
+		j->bad_keep = changed && unreadable;
 	}
 	j->ret = cmk_kekset_check(j->keks, NULL, false, &j->call, &j->err);
 }
@@ -101,7 +111,8 @@ static void unseal_in_memory(struct cmk_kms_job *j)
 
 static void unseal(struct cmk_kms_job *j)
 {
-	int ret = load(j);
+	bool unreadable;
+	int ret = load(j, &unreadable);
 
 	if (!ret)
 		return;
@@ -182,10 +193,11 @@ bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
 		       struct cmk_kekset *ks, struct cmk_kekfile *f,
 		       struct cmk_retired *r)
 {
-	if (j->bad_keep)
-		f->bad = j->bad_st;
+	/* A job nobody wants (stale, cancelled) records nothing. */
 	if (!wanted)
 		return false;
+	if (j->bad_keep)
+		f->bad = j->bad_st;
 	if (j->loaded) {
 		free_retire(ks, r);
 		*ks = j->fresh;		/* moves the envelope and the secrets */

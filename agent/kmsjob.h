@@ -73,7 +73,8 @@ struct cmk_retired {
  * @fresh_st: the envelope file as @fresh was loaded from it
  * @bad: a changed envelope file that did not load (class NONE: none)
  * @bad_st: that file, to record as bad (not tried again), if @bad_keep
- * @bad_keep: do not try that version of the file again
+ * @bad_keep: do not try that version of the file again (it does not
+ *	read or parse; any other local failure is tried again next check)
  * @file_answer: @err is the changed file's CMK's answer (its unwrap was
  *	audited by the load)
  * @cur: an unseal's KEK from the envelope in memory (file did not load)
@@ -125,11 +126,12 @@ bool cmk_kms_job_has_keks(const struct cmk_kms_job *j);
 void cmk_kms_job_drop_keks(struct cmk_kms_job *j);
 
 /*
- * cmk_kms_job_adopt() - on the main thread, once the job has ended: record
- * in @f a changed envelope file that did not load (it is not tried again
- * until it changes); if @wanted (the loop still wants this answer), move
- * what the job loaded into @ks and @f, or the KEKs it unwrapped from the
- * envelope in memory into @ks.  The provider of a replaced set goes to @r.
+ * cmk_kms_job_adopt() - on the main thread, once the job has ended.  Only
+ * if @wanted (the loop still wants this answer): record in @f a changed
+ * envelope file that does not read or parse (it is not tried again until
+ * it changes), and move what the job loaded into @ks and @f, or the KEKs
+ * it unwrapped from the envelope in memory into @ks.  A job nobody wants
+ * records nothing.  The provider of a replaced set goes to @r.
  * True when a changed file was adopted.
  */
 bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,

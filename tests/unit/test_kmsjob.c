@@ -246,6 +246,107 @@ static void kmsjob_cleanse_unwanted_unseal_is_wiped_not_adopted(void **state)
 	cmk_kekset_free(&ks);
 }
 
+/* KMS answers for the aws provider below (a real wire shape, aws.rst). */
+static const char aws_disabled[] =
+	"HTTP/1.1 400 Bad Request\r\n"
+	"Content-Type: application/x-amz-json-1.1\r\n"
+	"Content-Length: 64\r\n"
+	"Connection: close\r\n\r\n"
+	"{\"__type\":\"DisabledException\",\"message\":\"the key is disabled..\"}";
+
+/*
+ * The file rewrapped to a CMK of another provider (aws, at @url) whose
+ * first call fails here, locally (no credentials yet: a credentials
+ * source that does not read).  Oracle: only a file that does not read or
+ * parse is a bad file (kmsjob.h); a local failure of the new CMK's call
+ * says nothing about the file, so the next check asks that CMK again,
+ * and its later refusal is the answer (before: the file was filed as bad
+ * and the old CMK in memory checked, the new CMK's revocation unseen).
+ */
+static void kmsjob_classify_changed_envelope_kms_local_failure_tried_again(void **state)
+{
+	struct cmk_kekfile f;
+	struct cmk_kekset ks;
+	struct cmk_kms_job j;
+	struct tu_peer peer;
+	struct cmk_err e;
+	char text[2048], *env, *at;
+	size_t len;
+
+	(void)state;
+	tu_peer_start(&peer, aws_disabled, NULL, NULL);
+	cmk_config_free(&cfg);
+	snprintf(text, sizeof(text),
+		 "[agent]\nkek_envelope = %s\nstate_dir = %s\naudit_log = %s\nsyslog = no\n"
+		 "[provider \"aws\"]\nregion = us-east-1\nendpoint = %s\n"
+		 "credentials = environment\nmax_attempts = 1\n",
+		 tu_path("kek.json"), tu_path("run"), tu_path("audit.log"), peer.url);
+	assert_int_equal(cmk_config_parse(text, strlen(text), "agent.conf", &cfg, &e), 0);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	memset(&f, 0, sizeof(f));
+	cmk_kekset_init(&ks);
+	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	env = tu_read_file(tu_path("kek.json"), &len);
+	at = strstr(env, "\"local\"");
+	assert_non_null(at);
+	memmove(at + 5, at + 7, len - (size_t)(at + 7 - env) + 1);
+	memcpy(at, "\"aws\"", 5);
+	tu_write_file(tu_path("kek.json"), env, strlen(env), 0600);
+	free(env);
+	for (int i = 0; i < 2; i++) {
+		assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+		assert_int_equal(j.ret, 0);		/* the CMK in memory said yes */
+		if (j.bad.cls != CMK_EC_LOCAL)
+			fail_msg("check %d: the new CMK was not asked again (bad %s)", i,
+				 cmk_err_class_name(j.bad.cls));
+		assert_contains(j.bad.msg, "AWS_ACCESS_KEY_ID");
+	}
+	assert_int_equal(peer.requests, 0);
+	/* the credentials arrive; the new CMK was disabled meanwhile */
+	setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "notreally", 1);
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+	assert_int_not_equal(j.ret, 0);
+	assert_true(j.file_answer);
+	assert_int_equal(j.err.cls, CMK_EC_DEFINITIVE);
+	assert_int_equal(j.err.reason, CMK_R_DISABLED);
+	assert_int_equal(peer.requests, 1);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	tu_peer_stop(&peer);
+	cmk_kekset_free(&ks);
+}
+
+/*
+ * A job whose answer nobody wants (stale: a suspend, a VM fork, its
+ * deadline) records nothing, not even a bad file: the next check reads
+ * the file again.  Oracle: kmsjob.h (a job nobody wants records nothing).
+ */
+static void kmsjob_classify_unwanted_job_records_no_bad_file(void **state)
+{
+	struct cmk_kekfile f;
+	struct cmk_kekset ks;
+	struct cmk_kms_job j;
+	struct cmk_err e;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	cmk_kekset_init(&ks);
+	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	tu_write_file(tu_path("kek.json"), "{\"format\":", 10, 0600);
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, false));
+	assert_int_not_equal(j.bad.cls, CMK_EC_NONE);
+	assert_int_equal(f.bad.st_ino, 0);	/* nothing recorded */
+	/* the next (wanted) check reads it again, and files it as bad */
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+	assert_int_not_equal(j.bad.cls, CMK_EC_NONE);
+	assert_int_not_equal(f.bad.st_ino, 0);
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+	assert_int_equal(j.bad.cls, CMK_EC_NONE);	/* reported once */
+	cmk_kekset_free(&ks);
+}
+
 /*
  * After "cmkctl kek rewrap --key-ref NEW" the file names the CMK the key
  * owner now controls: NEW refusing it is a revocation, even while the old
@@ -404,6 +505,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(kmsjob_classify_changed_envelope_cmk_refusal_revokes,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_classify_changed_envelope_local_failure_checks_memory,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_classify_changed_envelope_kms_local_failure_tried_again,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_classify_unwanted_job_records_no_bad_file,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_hang_replaced_provider_closed_by_the_next_job,
 						setup, teardown),
