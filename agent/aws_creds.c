@@ -540,8 +540,14 @@ static bool need_refresh(const struct cmk_aws_cred_src *s, time_t now)
 	return s->cur.expiration && now >= s->cur.expiration - CMK_AWS_REFRESH_S;
 }
 
-int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
-		      const struct cmk_aws_creds **out, struct cmk_err *e)
+/*
+ * @keep_last: when the source does not give credentials now (a metadata
+ * outage, a credentials file being rewritten, or gone), the last good
+ * ones: KMS decides whether they still work, and if it rejects them the
+ * reload after that rejection is what counts (credreload.h).
+ */
+static int creds_get(struct cmk_aws_cred_src *s, time_t now, bool keep_last,
+		     const struct cmk_aws_creds **out, struct cmk_err *e)
 {
 	struct cmk_aws_creds c;
 	int ret = -ENOENT;
@@ -572,8 +578,7 @@ int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
 		ret = from_imds(s, now, &c, e);
 	if (ret) {
 		cmk_aws_creds_free(&c);
-		/* Through a metadata outage keep the last good credentials. */
-		if (s->have && cmk_reason_class(e->reason) == CMK_EC_TRANSIENT) {
+		if (keep_last && s->have) {
 			*out = &s->cur;
 			return 0;
 		}
@@ -589,6 +594,12 @@ int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
 	return 0;
 }
 
+int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
+		      const struct cmk_aws_creds **out, struct cmk_err *e)
+{
+	return creds_get(s, now, true, out, e);
+}
+
 int cmk_aws_creds_reload(struct cmk_aws_cred_src *s, time_t now, bool *changed,
 			 struct cmk_err *e)
 {
@@ -598,7 +609,11 @@ int cmk_aws_creds_reload(struct cmk_aws_cred_src *s, time_t now, bool *changed,
 
 	*changed = false;
 	cmk_aws_creds_invalidate(s);
-	ret = cmk_aws_creds_get(s, now, &c, e);
+	/*
+	 * No last good credentials here: they are what KMS just rejected,
+	 * and a source that could not be asked gave nothing new.
+	 */
+	ret = creds_get(s, now, false, &c, e);
 	if (!ret)
 		*changed = s->changes != before;
 	return ret;

@@ -17,13 +17,14 @@
  *     /latest/api/token with a TTL header, GET the role name from
  *     /latest/meta-data/iam/security-credentials/, GET the role's
  *     credentials JSON.  They are refreshed CMK_AWS_REFRESH_S before their
- *     Expiration; when the metadata service cannot be reached, the last good
- *     credentials are kept (KMS decides whether they still work).
+ *     Expiration.
  *
  * Environment and file credentials do not expire: they are read once and
  * read again when KMS rejects them (cmk_aws_creds_reload()), so a key
  * rotated in the credentials file is picked up by the first request the
- * old key fails.
+ * old key fails.  Whenever the source does not give credentials (the
+ * metadata service cannot be reached, the file does not read), the last
+ * good ones are kept: KMS decides whether they still work.
  *
  * The secret access key and the session token only ever live in
  * struct cmk_secret; file and JSON buffers that held them are wiped.
@@ -91,8 +92,9 @@ void cmk_aws_cred_src_free(struct cmk_aws_cred_src *s);
 
 /*
  * cmk_aws_creds_get() - current credentials (owned by @s, valid until the
- * next call).  Failures are local (nothing configured, bad files) or
- * transient (metadata service unreachable and no last good credentials).
+ * next call).  Failures (only without last good credentials) are local
+ * (nothing configured, bad files) or transient (metadata service
+ * unreachable).
  */
 int cmk_aws_creds_get(struct cmk_aws_cred_src *s, time_t now,
 		      const struct cmk_aws_creds **out, struct cmk_err *e);
@@ -113,8 +115,9 @@ void cmk_aws_creds_invalidate(struct cmk_aws_cred_src *s);
  * file, the environment or IMDS may hold rotated ones.  *@changed says
  * whether the source gave other credentials than those in use, i.e.
  * whether one more request can get another answer.  Failures as for
- * cmk_aws_creds_get() (through a metadata outage the last good
- * credentials stay, unchanged).
+ * cmk_aws_creds_get(), but a transient one (a metadata outage) is
+ * returned too: the credentials in use stay, and the caller decides what
+ * the rejection is worth (credreload.h).
  */
 int cmk_aws_creds_reload(struct cmk_aws_cred_src *s, time_t now, bool *changed,
 			 struct cmk_err *e);

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 
+#include "credreload.h"
 #include "json_secret.h"
 #include "fileio.h"
 #include "settings.h"
@@ -662,6 +663,8 @@ int cmk_azure_token_get(struct cmk_azure_auth *a, time_t now,
 		struct cmk_err re;
 
 		ret = fetch_aad(a, now, resource, tenant, &t, e);
+		if (!ret)
+			cmk_cred_reload_ok(&a->reload);
 		/* A rotated secret: read it again, ask once more. */
 		if (ret && e->reason == CMK_R_DENIED) {
 			int rr = cmk_azure_auth_reload_secret(a, &changed, &re);
@@ -669,14 +672,25 @@ int cmk_azure_token_get(struct cmk_azure_auth *a, time_t now,
 			/*
 			 * A secret file that does not read (being rewritten:
 			 * empty, gone for a moment) says nothing about the
-			 * key: not a revocation; the next check reads it again.
+			 * key: for a while not a revocation (credreload.h).
 			 */
-			if (rr) {
-				ret = cmk_errf(e, rr, "Entra ID rejected the client secret of %s and reading it again failed, so this is not taken as a revocation (a secret file in the middle of a rotation?); the next check reads it again: %s",
-					       a->source, re.msg);
-			} else if (changed) {
-				cmk_azure_token_free(&t);
-				ret = fetch_aad(a, now, resource, tenant, &t, e);
+			if (rr && cmk_cred_reload_failed(&a->reload, &re)) {
+				size_t n = strlen(e->msg);
+
+				cmk_cred_reload_note(&a->reload, &re, e->msg + n,
+						     sizeof(e->msg) - n);
+			} else if (rr) {
+				char what[400];
+
+				snprintf(what, sizeof(what),
+					 "Entra ID rejected the client secret of %s", a->source);
+				ret = cmk_cred_reload_defer(&a->reload, what, &re, rr, e);
+			} else {
+				cmk_cred_reload_ok(&a->reload);
+				if (changed) {
+					cmk_azure_token_free(&t);
+					ret = fetch_aad(a, now, resource, tenant, &t, e);
+				}
 			}
 		}
 	}

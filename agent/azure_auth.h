@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "credreload.h"
 #include "err.h"
 #include "http.h"
 #include "secret.h"
@@ -85,6 +86,7 @@ struct cmk_azure_auth {
 	bool have;
 	unsigned long fetches;			/* tokens obtained (diagnostics) */
 	char source[320];			/* for messages, never secrets */
+	struct cmk_cred_reload reload;		/* failed secret reloads */
 };
 
 /*

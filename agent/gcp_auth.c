@@ -564,6 +564,8 @@ int cmk_gcp_token_get(struct cmk_gcp_token_src *s, time_t now,
 		struct cmk_err re;
 
 		ret = fetch_sa(s, now, &nb, &exp, e);
+		if (!ret)
+			cmk_cred_reload_ok(&s->reload);
 		/* A rotated key: read the file again, ask once more. */
 		if (ret && e->reason == CMK_R_DENIED) {
 			int rr = cmk_gcp_token_src_reload_key(s, &changed, &re);
@@ -571,14 +573,24 @@ int cmk_gcp_token_get(struct cmk_gcp_token_src *s, time_t now,
 			/*
 			 * A key file that does not parse (being rewritten:
 			 * half written, gone for a moment) says nothing about
-			 * the key: not a revocation; the next check reads it
-			 * again.
+			 * the key: for a while not a revocation (credreload.h).
 			 */
-			if (rr)
-				ret = cmk_errf(e, rr, "gcp: the token endpoint rejected %s and reading its key file again failed, so this is not taken as a revocation (a key file in the middle of a rotation?); the next check reads it again: %s",
-					       s->source, re.msg);
-			else if (changed)
-				ret = fetch_sa(s, now, &nb, &exp, e);
+			if (rr && cmk_cred_reload_failed(&s->reload, &re)) {
+				size_t n = strlen(e->msg);
+
+				cmk_cred_reload_note(&s->reload, &re, e->msg + n,
+						     sizeof(e->msg) - n);
+			} else if (rr) {
+				char what[400];
+
+				snprintf(what, sizeof(what),
+					 "gcp: the token endpoint rejected %s (its key file)", s->source);
+				ret = cmk_cred_reload_defer(&s->reload, what, &re, rr, e);
+			} else {
+				cmk_cred_reload_ok(&s->reload);
+				if (changed)
+					ret = fetch_sa(s, now, &nb, &exp, e);
+			}
 		}
 	} else {
 		ret = fetch_metadata(s, now, &nb, &exp, e);

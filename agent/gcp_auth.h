@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "credreload.h"
 #include "err.h"
 #include "http.h"
 #include "secret.h"
@@ -90,6 +91,7 @@ struct cmk_gcp_token_src {
 	time_t issued, exp;
 	bool stale;
 	char source[320];		/* for messages: which identity */
+	struct cmk_cred_reload reload;	/* failed key file reloads */
 };
 
 /*

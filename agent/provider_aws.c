@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "aws_creds.h"
+#include "credreload.h"
 #include "fileio.h"
 #include "json_secret.h"
 #include "codec.h"
@@ -40,6 +41,8 @@ struct aws {
 	char *ca_bundle;
 	struct cmk_http_opts http;
 	struct cmk_aws_cred_src creds;
+	struct cmk_cred_reload reload;	/* failed reloads after a rejection */
+	char reload_note[CMK_ERR_MSG_MAX]; /* why the last rejection counts */
 };
 
 /* ---- error classification ----------------------------------------------------- */
@@ -583,6 +586,7 @@ static int kms_error(struct aws *a, const char *op, const char *key_ref,
 	switch (code_kind(err->code)) {
 	case K_CREDS:
 		advice = why != CMK_R_DENIED ? ": check the system clock" :
+			 reloaded && a->reload_note[0] ? ": KMS rejected the agent's credentials and their source has not given them again for too long; fix or restore them" :
 			 reloaded ? ": KMS rejected the agent's credentials, also as read again from their source; fix or rotate them" :
 			 ": KMS rejected the agent's credentials, fix or rotate them";
 		break;
@@ -594,9 +598,10 @@ static int kms_error(struct aws *a, const char *op, const char *key_ref,
 		break;
 	}
 	/* Most useful first: the AWS message may be cut at CMK_ERR_MSG_MAX. */
-	return cmk_err_kms(e, why, "aws kms %s %s: %s, HTTP %ld%s (credentials: %s %s)%s%s",
+	return cmk_err_kms(e, why, "aws kms %s %s: %s, HTTP %ld%s (credentials: %s %s)%s%s%s",
 			   op, key_ref, err->code[0] ? err->code : "error",
 			   r->status, advice, c->source, c->access_key_id,
+			   reloaded ? a->reload_note : "",
 			   err->message[0] ? ": " : "", err->message);
 }
 
@@ -656,9 +661,11 @@ out:
  * One KMS request, answered with any status in *@r.  When KMS rejects the
  * credentials (a rotated or deleted access key, an expired token), they
  * are read again from their source and, if that gives other ones, the
- * request is sent once more before the answer counts.  *@cp: the
- * credentials of the answer; *@reloaded: they were read again after a
- * rejection.
+ * request is sent once more before the answer counts.  If the source does
+ * not read, the rejection counts only once that has lasted
+ * (credreload.h); until then the call fails with the reload's class.
+ * *@cp: the credentials of the answer; *@reloaded: they were read again
+ * (or failed to read: @a->reload_note says so) after a rejection.
  */
 static int kms_call_raw(struct aws *a, const char *op, const char *key_ref,
 			const char *body, size_t body_len,
@@ -671,6 +678,7 @@ static int kms_call_raw(struct aws *a, const char *op, const char *key_ref,
 	int ret;
 
 	*reloaded = false;
+	a->reload_note[0] = '\0';
 	memset(r, 0, sizeof(*r));
 	ret = resolve_endpoint(a, key_ref, e);
 	if (ret)
@@ -691,22 +699,33 @@ static int kms_call_raw(struct aws *a, const char *op, const char *key_ref,
 			cmk_err_prefix(e, "aws kms %s %s", op, key_ref);
 			return ret;
 		}
+		if (!creds_rejected(r))
+			cmk_cred_reload_ok(&a->reload);
 		if (attempt > 0 || !creds_rejected(r))
 			return 0;
 		*reloaded = true;
 		ret = cmk_aws_creds_reload(&a->creds, time(NULL), &changed, &re);
 		if (ret) {
+			char what[128];
+
 			/*
 			 * The source does not read (a credentials file being
-			 * rewritten by a rotation: half written, empty, gone
-			 * for a moment): that says nothing about the key, so
-			 * the rejection does not count; the next check asks
-			 * again.
+			 * rewritten by a rotation, a metadata service that
+			 * does not answer): that says nothing about the key,
+			 * so for a while the rejection does not count.
 			 */
+			if (cmk_cred_reload_failed(&a->reload, &re)) {
+				cmk_cred_reload_note(&a->reload, &re, a->reload_note,
+						     sizeof(a->reload_note));
+				*cp = &a->creds.cur;
+				return 0;
+			}
 			cmk_http_response_free(r);
-			return cmk_errf(e, ret, "aws kms %s %s: KMS rejected the credentials and reading them again failed, so this is not taken as a revocation (a credentials file in the middle of a rotation?); the next check reads them again: %s",
-					op, key_ref, re.msg);
+			snprintf(what, sizeof(what), "aws kms %s %s: KMS rejected the credentials",
+				 op, key_ref);
+			return cmk_cred_reload_defer(&a->reload, what, &re, ret, e);
 		}
+		cmk_cred_reload_ok(&a->reload);
 		if (!changed) {
 			/* Nothing new to try: the answer we have counts. */
 			*cp = &a->creds.cur;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "credreload.h"
 #include "provider.h"
 #include "provider_aws.h"
 
@@ -432,6 +433,140 @@ static void aws_credential_reload_half_written_file_is_not_definitive(void **sta
 	assert_contains(e.msg, "read again from their source");
 }
 
+/* The credentials file emptied at KMS's first answer, and left empty. */
+static void empty_on_first_request(void *arg, int n)
+{
+	(void)arg;
+	if (n == 1)
+		tu_write_file(tu_path("credentials"), "", 0, 0600);
+}
+
+/*
+ * KMS rejects the credentials and their file stays empty (the secret
+ * deleted for good, a sync tool that broke).  Oracle: credreload.h - the
+ * rejection does not count while reading them again has failed for less
+ * than CMK_CRED_RELOAD_BOUND_MS or fewer than CMK_CRED_RELOAD_TRIES times,
+ * and counts (definitive, denied) once both are reached; a reload that
+ * reads again ends the run.  Before: local for ever (policy none kept the
+ * keys however long the credentials stayed revoked).
+ */
+static void aws_credential_reload_failing_for_good_counts_after_bound(void **state)
+{
+	static const char old[] = "[default]\naws_access_key_id = AKIAOLDOLDOLD\n"
+				  "aws_secret_access_key = old-secret\n";
+	struct cmk_kv kv[] = { { "region", "us-east-1", 1 }, { "endpoint", NULL, 2 },
+			       { "credentials", "profile", 3 }, { "max_attempts", "1", 4 } };
+	const uint64_t step = CMK_CRED_RELOAD_BOUND_MS / (CMK_CRED_RELOAD_TRIES - 1);
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct cmk_encctx ctx;
+	struct tu_peer peer;
+	struct cmk_err e;
+	unsigned char w[64] = { 1 };
+
+	(void)state;
+	tu_write_file(tu_path("credentials"), old, strlen(old), 0600);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", tu_path("credentials"), 1);
+	tu_peer_start(&peer, rejected, empty_on_first_request, NULL);
+	kv[1].value = peer.url;
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_provider_open("aws", kv, 4, &p, &e), 0);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 1; i < CMK_CRED_RELOAD_TRIES; i++) {
+			assert_true(cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx,
+							&plain, NULL, &e) < 0);
+			if (e.cls != CMK_EC_LOCAL)
+				fail_msg("round %d, reload %d: class %s: %s", round, i,
+					 cmk_err_class_name(e.cls), e.msg);
+			assert_contains(e.msg, "not taken as a revocation");
+			tu_clock_skew_ms += step;
+		}
+		if (round == 0) {
+			/* the file reads again (same key): the run ends */
+			tu_write_file(tu_path("credentials"), old, strlen(old), 0600);
+			assert_true(cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx,
+							&plain, NULL, &e) < 0);
+			assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+			tu_write_file(tu_path("credentials"), "", 0, 0600);
+		}
+	}
+	assert_true(cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx, &plain,
+					NULL, &e) < 0);
+	if (e.cls != CMK_EC_DEFINITIVE)
+		fail_msg("after %d failed reloads over %llu ms: class %s: %s",
+			 CMK_CRED_RELOAD_TRIES, (unsigned long long)tu_clock_skew_ms,
+			 cmk_err_class_name(e.cls), e.msg);
+	assert_int_equal(e.reason, CMK_R_DENIED);
+	assert_contains(e.msg, "so the rejection counts");
+	assert_null(strstr(e.msg, "old-secret"));
+	assert_null(plain);
+	tu_clock_skew_ms = 0;
+	cmk_provider_close(&p);
+	tu_peer_stop(&peer);
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+}
+
+/* IMDS: a session token, the role, its credentials; then an outage. */
+static const char imds_token_ok[] =
+	"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoken123";
+static const char imds_role_ok[] =
+	"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nrole-1";
+static const char imds_creds_ok[] =
+	"HTTP/1.1 200 OK\r\nContent-Length: 129\r\nConnection: close\r\n\r\n"
+	"{\"Code\":\"Success\",\"AccessKeyId\":\"ASIAIMDSIMDS\",\"SecretAccessKey\":\"imds-secret\","
+	"\"Token\":\"tok\",\"Expiration\":\"2099-01-01T00:00:00Z\"}";
+static const char imds_down[] =
+	"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+static void imds_then_outage(void *arg, int n)
+{
+	struct tu_peer *p = arg;
+
+	p->answer = n == 1 ? imds_token_ok : n == 2 ? imds_role_ok :
+		    n == 3 ? imds_creds_ok : imds_down;
+}
+
+/*
+ * KMS rejects the instance role's credentials and the metadata service
+ * fails when they are read again.  Oracle: credreload.h - a reload that
+ * failed transiently keeps its own class (it says nothing about the key,
+ * and is retried); before, the last good credentials stood in for the
+ * reload and the rejection counted at once as a revocation.
+ */
+static void aws_credential_reload_imds_outage_keeps_transient_class(void **state)
+{
+	struct cmk_kv kv[] = { { "region", "us-east-1", 1 }, { "endpoint", NULL, 2 },
+			       { "credentials", "imds", 3 }, { "max_attempts", "1", 4 },
+			       { "imds_endpoint", NULL, 5 } };
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct cmk_encctx ctx;
+	struct tu_peer kms, imds;
+	struct cmk_err e;
+	unsigned char w[64] = { 1 };
+
+	(void)state;
+	tu_peer_start(&kms, rejected, NULL, NULL);
+	tu_peer_start(&imds, imds_down, imds_then_outage, &imds);
+	kv[1].value = kms.url;
+	kv[4].value = imds.url;
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_provider_open("aws", kv, 5, &p, &e), 0);
+	assert_true(cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx, &plain,
+					NULL, &e) < 0);
+	assert_int_equal(kms.requests, 1);
+	assert_true(imds.requests >= 4);
+	if (e.cls != CMK_EC_TRANSIENT)
+		fail_msg("class %s (%s): %s", cmk_err_class_name(e.cls),
+			 cmk_reason_name(e.reason), e.msg);
+	assert_int_equal(e.reason, CMK_R_UNAVAILABLE);
+	assert_contains(e.msg, "not taken as a revocation");
+	assert_null(strstr(e.msg, "imds-secret"));
+	cmk_provider_close(&p);
+	tu_peer_stop(&imds);
+	tu_peer_stop(&kms);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +581,9 @@ int main(void)
 		cmocka_unit_test(aws_unreachable_endpoint_is_transient),
 		cmocka_unit_test_setup_teardown(aws_credential_reload_half_written_file_is_not_definitive,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(aws_credential_reload_failing_for_good_counts_after_bound,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test(aws_credential_reload_imds_outage_keeps_transient_class),
 	};
 
 	return cmocka_run_group_tests_name("provider_aws", tests, NULL, NULL);

@@ -645,6 +645,50 @@ static void azure_credential_reload_half_written_secret_is_not_definitive(void *
 	assert_null(strstr(e.msg, "new-secret"));
 }
 
+/*
+ * Entra ID rejects the client secret and the secret file stays gone (the
+ * secret deleted for good).  Oracle: credreload.h - not a revocation while
+ * reading it again has failed for less than CMK_CRED_RELOAD_BOUND_MS or
+ * fewer than CMK_CRED_RELOAD_TRIES times; the rejection counts (denied,
+ * definitive) once both are reached.  Before: local for ever.
+ */
+static void azure_credential_reload_failing_for_good_counts_after_bound(void **state)
+{
+	const uint64_t step = CMK_CRED_RELOAD_BOUND_MS / (CMK_CRED_RELOAD_TRIES - 1);
+	struct cmk_azure_auth a;
+	const struct cmk_secret *tok = NULL;
+	struct tu_peer peer;
+	struct cmk_err e;
+
+	(void)state;
+	secret_state = NULL;
+	tu_write_file(tu_path("secret"), "old-secret\n", 11, 0600);
+	assert_int_equal(cmk_azure_auth_init(&a, "service_principal", "app", "tenant-1",
+					     tu_path("secret"), NULL, NULL, NULL, &e), 0);
+	tu_peer_start(&peer, entra_rejects, rotate_secret_on_first_request, NULL);
+	snprintf(a.authority, sizeof(a.authority), "%s", peer.url);
+	for (int i = 1; i < CMK_CRED_RELOAD_TRIES; i++) {
+		assert_true(cmk_azure_token_get(&a, 1000, "https://vault.azure.net", NULL,
+						&tok, &e) < 0);
+		if (e.cls != CMK_EC_LOCAL)
+			fail_msg("reload %d: class %s: %s", i, cmk_err_class_name(e.cls), e.msg);
+		assert_contains(e.msg, "not taken as a revocation");
+		tu_clock_skew_ms += step;
+	}
+	assert_true(cmk_azure_token_get(&a, 1000, "https://vault.azure.net", NULL,
+					&tok, &e) < 0);
+	if (e.cls != CMK_EC_DEFINITIVE)
+		fail_msg("after %d failed reloads: class %s: %s", CMK_CRED_RELOAD_TRIES,
+			 cmk_err_class_name(e.cls), e.msg);
+	assert_int_equal(e.reason, CMK_R_DENIED);
+	assert_contains(e.msg, "so the rejection counts");
+	assert_null(strstr(e.msg, "old-secret"));
+	assert_null(tok);
+	tu_clock_skew_ms = 0;
+	tu_peer_stop(&peer);
+	cmk_azure_auth_free(&a);
+}
+
 /* No network call is made for a key reference that is not a key URL. */
 static void azure_bad_key_ref_is_local(void **state)
 {
@@ -691,6 +735,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(azure_client_secret_file, tu_setup_tmpdir,
 						tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(azure_credential_secret_reload_sees_rotated_file,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(azure_credential_reload_failing_for_good_counts_after_bound,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(azure_credential_reload_half_written_secret_is_not_definitive,
 						tu_setup_tmpdir, tu_teardown_tmpdir),

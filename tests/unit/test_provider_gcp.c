@@ -725,6 +725,54 @@ static void gcp_metadata_unreachable_is_transient(void **state)
 	cmk_provider_close(&p);
 }
 
+/*
+ * The token endpoint rejects the key and the key file stays empty (the
+ * key deleted for good, a sync tool that broke).  Oracle: credreload.h -
+ * not a revocation while reading it again has failed for less than
+ * CMK_CRED_RELOAD_BOUND_MS or fewer than CMK_CRED_RELOAD_TRIES times; the
+ * rejection counts (denied, definitive) once both are reached.  Before:
+ * local for ever.
+ */
+static void gcp_credential_reload_failing_for_good_counts_after_bound(void **state)
+{
+	const uint64_t step = CMK_CRED_RELOAD_BOUND_MS / (CMK_CRED_RELOAD_TRIES - 1);
+	EVP_PKEY *k = test_rsa();
+	struct cmk_gcp_token_src src;
+	const char *bearer = NULL;
+	struct tu_peer peer;
+	struct cmk_err e;
+	char *j;
+
+	(void)state;
+	key_state = "";
+	tu_peer_start(&peer, token_rejects, rotate_key_on_first_request, NULL);
+	snprintf(token_uri, sizeof(token_uri), "%s/token", peer.url);
+	j = sa_json(k, "service_account", token_uri);
+	tu_write_file(tu_path("sa.json"), j, strlen(j), 0600);
+	assert_int_equal(cmk_gcp_token_src_init(&src, "service_account", tu_path("sa.json"),
+						NULL, NULL, NULL, &e), 0);
+	for (int i = 1; i < CMK_CRED_RELOAD_TRIES; i++) {
+		assert_true(cmk_gcp_token_get(&src, time(NULL), &bearer, &e) < 0);
+		if (e.cls != CMK_EC_LOCAL)
+			fail_msg("reload %d: class %s: %s", i, cmk_err_class_name(e.cls), e.msg);
+		assert_contains(e.msg, "not taken as a revocation");
+		tu_clock_skew_ms += step;
+	}
+	assert_true(cmk_gcp_token_get(&src, time(NULL), &bearer, &e) < 0);
+	if (e.cls != CMK_EC_DEFINITIVE)
+		fail_msg("after %d failed reloads: class %s: %s", CMK_CRED_RELOAD_TRIES,
+			 cmk_err_class_name(e.cls), e.msg);
+	assert_int_equal(e.reason, CMK_R_DENIED);
+	assert_contains(e.msg, "so the rejection counts");
+	assert_null(strstr(e.msg, "BEGIN"));
+	assert_null(bearer);
+	tu_clock_skew_ms = 0;
+	tu_peer_stop(&peer);
+	cmk_gcp_token_src_free(&src);
+	free(j);
+	EVP_PKEY_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -737,6 +785,8 @@ int main(void)
 		cmocka_unit_test(gcp_key_names),
 		cmocka_unit_test(gcp_sa_key_jwt_verifies_with_public_key),
 		cmocka_unit_test(gcp_sa_key_bad_files_refused),
+		cmocka_unit_test_setup_teardown(gcp_credential_reload_failing_for_good_counts_after_bound,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(gcp_credential_reload_half_written_key_is_not_definitive,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(gcp_credential_key_reload_sees_rotated_file,

@@ -37,6 +37,15 @@ bool tu_free_inspect;
 _Atomic int tu_free_count;
 _Atomic int tu_free_nonzero;
 
+uint64_t tu_clock_skew_ms;
+
+uint64_t __real_cmk_deadline_now_ms(void);
+uint64_t __wrap_cmk_deadline_now_ms(void);
+uint64_t __wrap_cmk_deadline_now_ms(void)
+{
+	return __real_cmk_deadline_now_ms() + tu_clock_skew_ms;
+}
+
 ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off);
 ssize_t __real_getrandom(void *buf, size_t n, unsigned int flags);

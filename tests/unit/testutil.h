@@ -19,6 +19,10 @@
  *              (tu_free_count) and those not all zero when freed
  *              (tu_free_nonzero); libcurl's blocks come through here once
  *              they are allocated by cleanse_alloc.h
+ *   cmk_deadline_now_ms  (the library's own clock, deadline.h) runs
+ *              tu_clock_skew_ms ahead for callers outside deadline.c: a
+ *              test moves time on for what measures runs (credreload.c)
+ *              without touching the deadlines themselves
  */
 #ifndef CMK_TESTUTIL_H
 #define CMK_TESTUTIL_H
@@ -42,6 +46,7 @@ extern bool tu_munmap_data_zero;
 extern bool tu_fsync_record;
 extern int tu_fsync_count;
 extern int tu_fadvise_dontneed;
+extern uint64_t tu_clock_skew_ms;
 extern bool tu_free_inspect;
 extern _Atomic int tu_free_count;
 extern _Atomic int tu_free_nonzero;
