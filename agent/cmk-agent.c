@@ -277,6 +277,8 @@ static void job_ended(struct agent *a)
 			j->err = fe;
 			cmk_kms_job_release(j, &a->retired);
 		} else {
+			if (cmk_forkwatch_tell(&a->fw, &fe))
+				note(a, "vmfork", "keys are installed without a VM-fork epoch", &fe);
 			/* KEY_SET carries it: the kernel refuses it after a fork. */
 			cmk_genl_set_epoch(a->genl, a->fw.kek);
 		}

@@ -10,21 +10,30 @@
  * and when something the kernel reports reveals a fork:
  *
  *   job start   the epoch is read (GET, FLAGS=ALL: no device needed) before
- *               a KMS job asks the KMS anything.
+ *               a KMS job asks the KMS anything.  A module that refuses a
+ *               GET without NAME is asked for any device's EPOCH (GET
+ *               dump); with no device yet, and before any epoch was
+ *               reported, there is nothing to tell (none).
  *   adopt       before KEKs a job unwrapped are adopted, the epoch is read
  *               again.  Equal: adopted, and KEY_SET carries that epoch.
  *               Different: a fork came while the KMS was asked - not
- *               adopted, act as on the fork.  Unknown on a kernel that
- *               reports epochs (a failed read): not adopted, try again -
- *               never a KEK of an epoch nobody knows.
+ *               adopted, act as on the fork.  Unknown once the kernel has
+ *               reported an epoch (a failed read, no device to ask): not
+ *               adopted, try again - never a KEK of an epoch nobody knows.
  *   seen        every EPOCH the kernel reports (events, GET): a VMFORK
  *               event of any device (a fork is the whole kernel's) with an
  *               epoch not acted on yet, or any epoch other than the KEK's
  *               or the running job's, is a fork.  One fork reported by
- *               many devices is acted on once.
+ *               many devices is acted on once.  An epoch lower than the
+ *               last one reported is a module loaded again: its count
+ *               starts over, and so do the forks acted on.
  *
- * A module that does not report epochs (older than the agent) leaves only
- * the vmfork events; the agent says so once, and sends no EPOCH.
+ * A module that does not report epochs (older than the agent: its GET
+ * answers carry no EPOCH) leaves only the vmfork events; the agent says so
+ * once (cmk_forkwatch_tell()), and sends no EPOCH.  So does a module that
+ * replaced one that reported them (a downgrade), told once again.  A
+ * module that reports EPOCH only per device cannot give one before the
+ * first device exists: the boot unseal's KEK then carries none.
  */
 #ifndef CMK_FORKWATCH_H
 #define CMK_FORKWATCH_H
@@ -45,15 +54,24 @@
  *	or CMK_EPOCH_NONE (no KEK, or a kernel without epochs)
  * @job: epoch read when the running job began (or CMK_EPOCH_*)
  * @acted: the epoch of the last fork acted on, -1 before any
+ * @last: the last epoch the kernel reported, -1 before any
  * @counts: the kernel has reported an epoch: from now on one is required
- * @err: why the last read failed
+ *	(until a module answers that it has none: @downgraded)
+ * @downgraded: the module stopped reporting epochs after it had
+ * @told: cmk_forkwatch_tell() said that keys go without an epoch
+ * @err: why the last read failed (cleared by every read)
+ * @job_err: why the read at the job's start failed
  */
 struct cmk_forkwatch {
 	int64_t kek;
 	int64_t job;
 	int64_t acted;
+	int64_t last;
 	bool counts;
+	bool downgraded;
+	bool told;
 	struct cmk_err err;
+	struct cmk_err job_err;
 };
 
 void cmk_forkwatch_init(struct cmk_forkwatch *fw);
@@ -72,6 +90,13 @@ void cmk_forkwatch_job_start(struct cmk_forkwatch *fw, struct cmk_genl *g);
  */
 int cmk_forkwatch_adopt(struct cmk_forkwatch *fw, struct cmk_genl *g,
 			struct cmk_err *e);
+
+/*
+ * cmk_forkwatch_tell() - after an adoption: true once (per change) when the
+ * KEK carries no epoch, with @e saying why (a module without epochs, or
+ * one that replaced a module with them), to log (audit and journal).
+ */
+bool cmk_forkwatch_tell(struct cmk_forkwatch *fw, struct cmk_err *e);
 
 /* cmk_forkwatch_forget() - the KEK in memory was wiped. */
 void cmk_forkwatch_forget(struct cmk_forkwatch *fw);

@@ -108,7 +108,9 @@ void cmk_genl_set_epoch(struct cmk_genl *g, int64_t epoch);
 
 /*
  * cmk_genl_epoch() - the kernel's VM-fork epoch now (GET with FLAGS=ALL: no
- * device needed); -ENOMSG when the module does not report one.
+ * device needed); -ENOMSG when the module answers without one; -EINVAL
+ * when it refuses a GET without NAME (an older module, which may still
+ * report EPOCH per device: cmk_genl_dump()); other errors: the read failed.
  */
 int cmk_genl_epoch(struct cmk_genl *g, uint32_t *epoch, struct cmk_err *e);
 

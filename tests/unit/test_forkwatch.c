@@ -15,6 +15,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "forkwatch.h"
@@ -35,6 +36,41 @@ int __wrap_cmk_genl_epoch(struct cmk_genl *g, uint32_t *epoch, struct cmk_err *e
 		return cmk_errf(e, (int)a, "fake kernel: epoch read failed (%ld)", a);
 	*epoch = (uint32_t)a;
 	return 0;
+}
+
+/*
+ * The fake kernel's devices for a GET dump (a module that refuses GET
+ * without NAME is asked for a device's EPOCH): dump_devices of them, each
+ * reporting dump_epoch (-1: no EPOCH attribute); dump_ret < 0 fails it.
+ */
+static int dump_devices, dump_ret;
+static long dump_epoch = -1;
+
+int __wrap_cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
+			 struct cmk_err *e);
+int __wrap_cmk_genl_dump(struct cmk_genl *g, cmk_genl_dump_cb cb, void *arg,
+			 struct cmk_err *e)
+{
+	(void)g;
+	if (dump_ret < 0)
+		return cmk_errf(e, dump_ret, "fake kernel: dump failed (%d)", dump_ret);
+	for (int i = 0; i < dump_devices; i++) {
+		struct cmk_dev_info info;
+
+		memset(&info, 0, sizeof(info));
+		snprintf(info.name, sizeof(info.name), "dev%d", i);
+		info.has_epoch = dump_epoch >= 0;
+		info.epoch = dump_epoch >= 0 ? (uint32_t)dump_epoch : 0;
+		cb(&info, arg);
+	}
+	return 0;
+}
+
+static void devices(int n, long epoch, int ret)
+{
+	dump_devices = n;
+	dump_epoch = epoch;
+	dump_ret = ret;
 }
 
 #define SCRIPT(...) do {					\
@@ -171,6 +207,124 @@ static void forkwatch_adversarial_estale_key_set_tells_fork_from_header(void **s
 	assert_false(cmk_forkwatch_seen(&fw, true, 2, true));	/* acted on */
 }
 
+/*
+ * A module that reports EPOCH per device but refuses GET without NAME
+ * (-EINVAL): the epoch is read from a device (before: taken for a module
+ * without epochs, so KEY_SET carried none and the kernel checked nothing
+ * - review-a2 #1(b) again).  Once it has reported one, no device to ask
+ * or a failed dump is an unknown epoch: never adopted.
+ */
+static void forkwatch_adversarial_epoch_per_device_only_read_from_a_device(void **state)
+{
+	struct cmk_forkwatch fw;
+	struct cmk_err e;
+
+	(void)state;
+	cmk_forkwatch_init(&fw);
+	SCRIPT(-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL);
+	devices(2, 5, 0);
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_int_equal(fw.kek, 5);		/* KEY_SET carries it */
+	assert_true(fw.counts);
+	devices(0, -1, 0);			/* every device closed */
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), -EAGAIN);
+	assert_contains(e.msg, "no device");
+	devices(2, 5, -ENOBUFS);		/* the dump fails */
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), -EAGAIN);
+	assert_contains(e.msg, "fake kernel");
+	devices(0, -1, 0);
+}
+
+/*
+ * The module is replaced by one without epochs (a downgrade): keys go
+ * without one (the kernel checks none), and the agent says so once (audit
+ * and journal, cmk-agent.c); a module that never had epochs, once too.
+ */
+static void forkwatch_adversarial_downgrade_told_once(void **state)
+{
+	struct cmk_forkwatch fw;
+	struct cmk_err e, te;
+
+	(void)state;
+	cmk_forkwatch_init(&fw);
+	SCRIPT(-ENOMSG, -ENOMSG, -ENOMSG, -ENOMSG, 4, 4, -ENOMSG, -ENOMSG, -ENOMSG, -ENOMSG);
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_true(cmk_forkwatch_tell(&fw, &te));
+	assert_contains(te.msg, "fake kernel");
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_false(cmk_forkwatch_tell(&fw, &te));	/* once */
+	cmk_forkwatch_job_start(&fw, NULL);		/* a module with epochs */
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_int_equal(fw.kek, 4);
+	assert_false(cmk_forkwatch_tell(&fw, &te));
+	cmk_forkwatch_job_start(&fw, NULL);		/* replaced by an older one */
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_int_equal(fw.kek, CMK_EPOCH_NONE);
+	assert_true(cmk_forkwatch_tell(&fw, &te));
+	assert_contains(te.msg, "stopped reporting");
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_false(cmk_forkwatch_tell(&fw, &te));
+}
+
+/*
+ * The module loaded again: its epoch starts over at 0.  Oracle: a fork of
+ * the new count is a fork, whatever was acted on before (before: forks up
+ * to the old epoch were taken for reports of one acted on already).
+ */
+static void forkwatch_adversarial_module_reload_resets_acted(void **state)
+{
+	struct cmk_forkwatch fw;
+	struct cmk_err e;
+
+	(void)state;
+	cmk_forkwatch_init(&fw);
+	SCRIPT(2, 2, 0, 0);
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_true(cmk_forkwatch_seen(&fw, true, 3, true));	/* fork: acted on 3 */
+	cmk_forkwatch_forget(&fw);
+	cmk_forkwatch_job_start(&fw, NULL);			/* module reloaded */
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), 0);
+	assert_int_equal(fw.kek, 0);
+	assert_true(cmk_forkwatch_seen(&fw, true, 1, true));	/* its first fork */
+}
+
+/* While the boot unseal runs (no KEK), a report of another epoch than the job's is a fork. */
+static void forkwatch_adversarial_report_other_than_job_epoch_is_fork(void **state)
+{
+	struct cmk_forkwatch fw;
+
+	(void)state;
+	cmk_forkwatch_init(&fw);
+	SCRIPT(0);
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_false(cmk_forkwatch_seen(&fw, true, 0, false));
+	assert_true(cmk_forkwatch_seen(&fw, true, 1, false));
+}
+
+/* The adopt message names what failed in this job, not an old read's error. */
+static void forkwatch_adversarial_adopt_message_not_stale(void **state)
+{
+	struct cmk_forkwatch fw;
+	struct cmk_err e;
+
+	(void)state;
+	cmk_forkwatch_init(&fw);
+	SCRIPT(-ENOBUFS, 5, 3);
+	assert_int_equal(cmk_forkwatch_read(&fw, NULL), CMK_EPOCH_UNKNOWN);
+	cmk_forkwatch_job_start(&fw, NULL);
+	assert_int_equal(cmk_forkwatch_adopt(&fw, NULL, &e), -EAGAIN);
+	if (strstr(e.msg, "fake kernel"))
+		fail_msg("stale reason: %s", e.msg);
+	assert_contains(e.msg, "changed while it was unsealed");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +334,11 @@ int main(void)
 		cmocka_unit_test(forkwatch_adversarial_module_without_epochs_sends_none),
 		cmocka_unit_test(forkwatch_adversarial_other_epoch_in_any_report_is_fork),
 		cmocka_unit_test(forkwatch_adversarial_estale_key_set_tells_fork_from_header),
+		cmocka_unit_test(forkwatch_adversarial_epoch_per_device_only_read_from_a_device),
+		cmocka_unit_test(forkwatch_adversarial_downgrade_told_once),
+		cmocka_unit_test(forkwatch_adversarial_module_reload_resets_acted),
+		cmocka_unit_test(forkwatch_adversarial_report_other_than_job_epoch_is_fork),
+		cmocka_unit_test(forkwatch_adversarial_adopt_message_not_stale),
 	};
 
 	return cmocka_run_group_tests_name("forkwatch", tests, NULL, NULL);
