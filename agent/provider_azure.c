@@ -790,20 +790,30 @@ static int confirm_key_state(struct azure *a, const struct cmk_azure_key *k,
 {
 	struct cmk_http_response r = { 0 };
 	char first[CMK_ERR_MSG_MAX], what[520], state[96];
-	enum cmk_reason why = CMK_R_LOCAL;
+	enum cmk_reason why = CMK_R_LOCAL, now = CMK_R_NONE;
+	struct cmk_azure_error gerr;
 	struct cmk_err ge;
 	const char *advice;
 
 	snprintf(first, sizeof(first), "%s", e->msg);
 	if (kv_request(a, k, version, "GET", "", NULL, 0, &r, what, sizeof(what),
 		       NULL, &ge)) {
-		snprintf(state, sizeof(state), "not answered");
+		snprintf(state, sizeof(state), "not answered (%.64s)", ge.msg);
+		now = ge.cls == CMK_EC_TRANSIENT ? ge.reason : CMK_R_LOCAL;
 	} else {
 		why = cmk_azure_key_state_reason(r.status, r.body, r.body_len,
 						 !strcmp(op, "wrapkey") ? "wrapKey" : "unwrapKey",
 						 time(NULL), state, sizeof(state));
+		if (r.status != 200 &&
+		    cmk_reason_class(cmk_azure_classify(r.status, r.body, r.body_len,
+							&gerr)) == CMK_EC_TRANSIENT)
+			now = cmk_azure_classify(r.status, r.body, r.body_len, &gerr);
 	}
 	cmk_http_response_free(&r);
+	/* Not read (timeout, 5xx, throttled: the vault's class; else local). */
+	if (now != CMK_R_NONE && cmk_reason_class(why) != CMK_EC_DEFINITIVE)
+		return cmk_err_kms(e, now, "%s; key: %s: the key state could not be read now, so this is not taken as a revocation; the next check asks again",
+				   first, state);
 	advice = cmk_reason_class(why) == CMK_EC_DEFINITIVE ? "" :
 		 !strcmp(state, "enabled") ?
 		 ": the key is usable, so the vault refused the request itself (a damaged envelope, or an API change), not a revocation" :

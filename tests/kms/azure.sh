@@ -266,6 +266,15 @@ adm key_enable '{"name":"cmk","enabled":false}' >/dev/null
 check azure_classify_bad_parameter_key_disabled_is_definitive drv_is check \
 	"err definitive disabled *BadParameter, HTTP 400*key: disabled*"
 adm key_enable '{"name":"cmk","enabled":true}' >/dev/null
+# The key's state cannot be read now (GET answers 503): the vault's own
+# class (transient), and no advice about permissions the agent has.
+adm fault '{"mode":"bad_parameter_get_503"}' >/dev/null
+check azure_classify_bad_parameter_state_unreadable_is_transient drv_is check \
+	"err transient unavailable *BadParameter, HTTP 400*key: HTTP 503*could not be read now*next check asks again*"
+drv_lacks() { drv "$1"; case $R in *"$2"*) echo "got: $R" >>"$T/last"; return 1 ;; esac; }
+check azure_classify_bad_parameter_state_unreadable_no_permission_advice \
+	drv_lacks check "keys/get"
+adm fault '{"mode":"bad_parameter"}' >/dev/null
 adm grant '{"principal":"system","actions":["wrapKey","unwrapKey"]}' >/dev/null
 check azure_classify_bad_parameter_unconfirmed_is_not_revocation drv_is check \
 	"err local local *BadParameter, HTTP 400*HTTP 403 ForbiddenByRbac*not taken as a revocation*"

@@ -31,7 +31,8 @@ DIR/imds.port and DIR/admin.port once listening):
       "firewall": 403 Forbidden/ForbiddenByFirewall (the vault's network
       rules refuse the caller's address); "bad_parameter": unwrapkey
       answers 400 BadParameter "The parameter is incorrect." (GET still
-      works, so the key's state can be read)
+      works, so the key's state can be read); "bad_parameter_get_503": the
+      same, but GET answers 503 (the key's state cannot be read now)
     Also the Entra ID token endpoint for service principals:
       POST /{tenant}/oauth2/v2.0/token  (client_credentials; bad secret ->
       401 invalid_client AADSTS7000215)
@@ -283,7 +284,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 429, 'Throttled', 'Request was not processed because too many requests were received. '
                 'Reason: A single client issued more than 4000 requests in 10 seconds.',
                 extra=[('Retry-After', '1')])
-        if st.fault == 'unavailable':
+        if st.fault == 'unavailable' or (st.fault == 'bad_parameter_get_503' and
+                                         self.command == 'GET'):
             return who, 'ok', self.kv_error(503, 'ServiceUnavailable', 'The service is unavailable.')
         if st.fault == 'firewall':
             return who, 'ok', self.kv_error(
@@ -409,7 +411,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not isinstance(alg, str) or not isinstance(value, str):
             return self.kv_error(400, 'BadParameter', 'Property alg and value are required.')
         # (the fault first: an answer that does not say why, whatever the key's state)
-        if op == 'unwrapkey' and st.fault == 'bad_parameter':
+        if op == 'unwrapkey' and st.fault in ('bad_parameter', 'bad_parameter_get_503'):
             return self.kv_error(400, 'BadParameter', 'The parameter is incorrect.\r\n')
         # Azure refuses private-key operations on a disabled key; wrapping
         # is a public-key operation and still succeeds.
