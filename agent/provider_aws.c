@@ -42,6 +42,7 @@ struct aws {
 	struct cmk_http_opts http;
 	struct cmk_aws_cred_src creds;
 	struct cmk_cred_reload reload;	/* failed reloads after a rejection */
+	uint64_t retry_until;		/* kms_call(): where its retries end */
 	char reload_note[CMK_ERR_MSG_MAX]; /* why the last rejection counts */
 };
 
@@ -525,6 +526,7 @@ static int resolve_endpoint(struct aws *a, const char *key_ref,
 
 struct retry_arg {
 	bool expired;
+	uint64_t retry_until;	/* retries end here (0: the deadline) */
 };
 
 static enum cmk_reason kms_retry(const struct cmk_http_response *r, void *arg)
@@ -549,6 +551,14 @@ static enum cmk_reason kms_retry(const struct cmk_http_response *r, void *arg)
 	 */
 	if (err.confirm)
 		return CMK_R_NONE;
+	/*
+	 * A retry may still get an answer that needs confirming: retries
+	 * leave the confirming DescribeKey its share of the deadline (the
+	 * first attempt had all of it).
+	 */
+	if (cmk_reason_class(why) == CMK_EC_TRANSIENT && ra->retry_until &&
+	    cmk_deadline_get() > ra->retry_until)
+		cmk_deadline_set(ra->retry_until);
 	return why;
 }
 
@@ -613,7 +623,7 @@ static int kms_send(struct aws *a, const char *op, const char *host,
 {
 	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
 	struct cmk_sigv4_out sig = { 0 };
-	struct retry_arg ra = { false };
+	struct retry_arg ra = { false, a->retry_until };
 	char target[64];
 	struct cmk_nv sh[] = {
 		{ "Host", host },
@@ -793,17 +803,16 @@ static int confirm_key_state(struct aws *a, const char *key_ref,
 
 /*
  * A request whose answer may need confirming leaves a quarter of what is
- * left of the check's deadline (deadline.h) to the confirming DescribeKey.
- * Returns the deadline to restore.
+ * left of the check's deadline (deadline.h) to the confirming DescribeKey
+ * - from its retries only (kms_retry()): its first attempt may use all of
+ * it, and most answers need no confirming.  Where its retries end, or 0.
  */
-static uint64_t reserve_for_confirm(void)
+static uint64_t retries_end(void)
 {
 	uint64_t at = cmk_deadline_get();
 	long left = cmk_deadline_left_ms();
 
-	if (at && left > 0)
-		cmk_deadline_set(at - (uint64_t)left / 4);
-	return at;
+	return at && left > 0 ? at - (uint64_t)left / 4 : 0;
 }
 
 /* One signed POST of @body (JSON) as TrentService.@op; *resp on HTTP 200. */
@@ -818,10 +827,12 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 	bool reloaded;
 	int ret;
 
-	uint64_t deadline = reserve_for_confirm();
+	uint64_t deadline = cmk_deadline_get();
 
 	*resp = NULL;
+	a->retry_until = retries_end();
 	ret = kms_call_raw(a, op, key_ref, body, body_len, &r, &c, &reloaded, e);
+	a->retry_until = 0;
 	cmk_deadline_set(deadline);
 	if (ret)
 		goto out;

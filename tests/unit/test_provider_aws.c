@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "credreload.h"
+#include "deadline.h"
 #include "provider.h"
 #include "provider_aws.h"
 
@@ -567,6 +569,63 @@ static void aws_credential_reload_imds_outage_keeps_transient_class(void **state
 	tu_peer_stop(&kms);
 }
 
+static const char decrypt_ok[] =
+	"HTTP/1.1 200 OK\r\n"
+	"Content-Type: application/x-amz-json-1.1\r\n"
+	"Content-Length: %d\r\n"
+	"Connection: close\r\n\r\n"
+	"%s";
+
+static void answer_late(void *arg, int n)
+{
+	(void)arg;
+	(void)n;
+	usleep(5000 * 1000);
+}
+
+/*
+ * A slow but good first answer, 5 s into a 6 s check deadline.  Oracle:
+ * the quarter of the deadline kept for a confirming DescribeKey is taken
+ * from retries only (provider_aws.c): the first attempt may use the whole
+ * deadline (before: every call lost a quarter, this one timed out at
+ * 4.5 s).  Generous margins both ways (1 s, 0.5 s): only a machine too
+ * loaded to answer a loopback socket within a second could flip it.
+ */
+static void aws_classify_confirm_reserve_spares_the_first_attempt(void **state)
+{
+	struct cmk_kv kv[] = { { "region", "us-east-1", 1 }, { "endpoint", NULL, 2 },
+			       { "credentials", "environment", 3 }, { "max_attempts", "1", 4 },
+			       { "timeout_ms", "60000", 5 } };
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct cmk_encctx ctx;
+	struct tu_peer peer;
+	struct cmk_err e;
+	unsigned char w[64] = { 1 };
+	char answer[512];
+	int ret;
+
+	(void)state;
+	snprintf(answer, sizeof(answer), decrypt_ok, (int)strlen("{\"KeyId\":\"alias/k\",\"Plaintext\":\"AAAA\"}"), "{\"KeyId\":\"alias/k\",\"Plaintext\":\"AAAA\"}");
+	setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "notreally", 1);
+	tu_peer_start(&peer, answer, answer_late, NULL);
+	kv[1].value = peer.url;
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_provider_open("aws", kv, 5, &p, &e), 0);
+	cmk_deadline_set(cmk_deadline_now_ms() + 6000);
+	ret = cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx, &plain, NULL, &e);
+	cmk_deadline_set(0);
+	if (ret)
+		fail_msg("a good answer 5 s into a 6 s deadline was lost: %s", e.msg);
+	assert_non_null(plain);
+	cmk_secret_free(&plain);
+	cmk_provider_close(&p);
+	tu_peer_stop(&peer);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +643,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(aws_credential_reload_failing_for_good_counts_after_bound,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(aws_credential_reload_imds_outage_keeps_transient_class),
+		cmocka_unit_test(aws_classify_confirm_reserve_spares_the_first_attempt),
 	};
 
 	return cmocka_run_group_tests_name("provider_aws", tests, NULL, NULL);
