@@ -580,16 +580,16 @@ static void answer_late(void *arg, int n)
 {
 	(void)arg;
 	(void)n;
-	usleep(5000 * 1000);
+	usleep(9500 * 1000);
 }
 
 /*
- * A slow but good first answer, 5 s into a 6 s check deadline.  Oracle:
- * the quarter of the deadline kept for a confirming DescribeKey is taken
- * from retries only (provider_aws.c): the first attempt may use the whole
- * deadline (before: every call lost a quarter, this one timed out at
- * 4.5 s).  Generous margins both ways (1 s, 0.5 s): only a machine too
- * loaded to answer a loopback socket within a second could flip it.
+ * A slow but good first answer, 9.5 s into a 12 s check deadline.
+ * Oracle: the quarter of the deadline kept for a confirming DescribeKey is
+ * taken from retries only (provider_aws.c): the first attempt may use the
+ * whole deadline (before: every call lost a quarter, this one timed out at
+ * 9 s).  2.5 s of margin for the answer: only a machine too loaded to
+ * answer a loopback socket within seconds could flip it.
  */
 static void aws_classify_confirm_reserve_spares_the_first_attempt(void **state)
 {
@@ -613,11 +613,11 @@ static void aws_classify_confirm_reserve_spares_the_first_attempt(void **state)
 	kv[1].value = peer.url;
 	cmk_encctx_init(&ctx);
 	assert_int_equal(cmk_provider_open("aws", kv, 5, &p, &e), 0);
-	cmk_deadline_set(cmk_deadline_now_ms() + 6000);
+	cmk_deadline_set(cmk_deadline_now_ms() + 12000);
 	ret = cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx, &plain, NULL, &e);
 	cmk_deadline_set(0);
 	if (ret)
-		fail_msg("a good answer 5 s into a 6 s deadline was lost: %s", e.msg);
+		fail_msg("a good answer 9.5 s into a 12 s deadline was lost: %s", e.msg);
 	assert_non_null(plain);
 	cmk_secret_free(&plain);
 	cmk_provider_close(&p);
