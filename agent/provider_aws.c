@@ -601,7 +601,18 @@ static int kms_error(struct aws *a, const char *op, const char *key_ref,
 			 ": KMS rejected the agent's credentials, fix or rotate them";
 		break;
 	case K_CREDS_EXPIRED:
-		advice = ": credentials expired, refreshing them";
+		/*
+		 * Expired credentials whose source has not given fresh ones
+		 * for too long (a role detached from the instance: what it
+		 * had keeps working until it expires) are the rejection that
+		 * counts, as any other.
+		 */
+		if (reloaded && a->reload_note[0]) {
+			why = CMK_R_DENIED;
+			advice = ": the agent's credentials expired and their source has not given new ones for too long; fix or restore them";
+		} else {
+			advice = ": credentials expired, refreshing them";
+		}
 		cmk_aws_creds_invalidate(&a->creds);
 		break;
 	default:

@@ -452,7 +452,7 @@ static void empty_on_first_request(void *arg, int n)
  * reads again ends the run.  Before: local for ever (policy none kept the
  * keys however long the credentials stayed revoked).
  */
-static void aws_credential_reload_failing_for_good_counts_after_bound(void **state)
+static void reload_failing_for_good(const char *answer, enum cmk_err_class read_again)
 {
 	static const char old[] = "[default]\naws_access_key_id = AKIAOLDOLDOLD\n"
 				  "aws_secret_access_key = old-secret\n";
@@ -466,10 +466,9 @@ static void aws_credential_reload_failing_for_good_counts_after_bound(void **sta
 	struct cmk_err e;
 	unsigned char w[64] = { 1 };
 
-	(void)state;
 	tu_write_file(tu_path("credentials"), old, strlen(old), 0600);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", tu_path("credentials"), 1);
-	tu_peer_start(&peer, rejected, empty_on_first_request, NULL);
+	tu_peer_start(&peer, answer, empty_on_first_request, NULL);
 	kv[1].value = peer.url;
 	cmk_encctx_init(&ctx);
 	assert_int_equal(cmk_provider_open("aws", kv, 4, &p, &e), 0);
@@ -488,7 +487,7 @@ static void aws_credential_reload_failing_for_good_counts_after_bound(void **sta
 			tu_write_file(tu_path("credentials"), old, strlen(old), 0600);
 			assert_true(cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx,
 							&plain, NULL, &e) < 0);
-			assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+			assert_int_equal(e.cls, read_again);
 			tu_write_file(tu_path("credentials"), "", 0, 0600);
 		}
 	}
@@ -506,6 +505,33 @@ static void aws_credential_reload_failing_for_good_counts_after_bound(void **sta
 	cmk_provider_close(&p);
 	tu_peer_stop(&peer);
 	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+}
+
+static void aws_credential_reload_failing_for_good_counts_after_bound(void **state)
+{
+	(void)state;
+	reload_failing_for_good(rejected, CMK_EC_DEFINITIVE);
+}
+
+static const char expired[] =
+	"HTTP/1.1 400 Bad Request\r\n"
+	"Content-Type: application/x-amz-json-1.1\r\n"
+	"x-amzn-ErrorType: ExpiredTokenException:\r\n"
+	"Content-Length: 78\r\n"
+	"Connection: close\r\n\r\n"
+	"{\"__type\":\"ExpiredTokenException\",\"message\":\"The security token has expired.\"}";
+
+/*
+ * The same with credentials that expired (a role detached from the
+ * instance: what it had keeps working until it expires, then KMS says
+ * ExpiredToken, never "unrecognized").  While the source still reads,
+ * expired credentials are refreshed: transient.  Before: transient for
+ * good, also past the bound.
+ */
+static void aws_credential_reload_failing_for_good_expired_counts_after_bound(void **state)
+{
+	(void)state;
+	reload_failing_for_good(expired, CMK_EC_TRANSIENT);
 }
 
 /* IMDS: a session token, the role, its credentials; then an outage. */
@@ -641,6 +667,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(aws_credential_reload_half_written_file_is_not_definitive,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(aws_credential_reload_failing_for_good_counts_after_bound,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(aws_credential_reload_failing_for_good_expired_counts_after_bound,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(aws_credential_reload_imds_outage_keeps_transient_class),
 		cmocka_unit_test(aws_classify_confirm_reserve_spares_the_first_attempt),
