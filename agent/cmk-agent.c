@@ -984,7 +984,9 @@ static int run(struct agent *a, uint64_t t0)
 			break;
 		}
 		pfd[FD_EVENTS].fd = a->events ? cmk_genl_fd(a->events) : -1;
-		pfd[FD_POWEROFF].fd = a->poweroff ? cmk_poweroff_fd(a->poweroff) : -1;
+		/* Only while pending: once fired its eventfd stays readable. */
+		pfd[FD_POWEROFF].fd = cmk_poweroff_pending(a->poweroff) ?
+				      cmk_poweroff_fd(a->poweroff) : -1;
 		if (poll(pfd, FD_N, delay > INT_MAX ? INT_MAX : (int)delay) < 0) {
 			if (errno == EINTR)
 				continue;
