@@ -70,6 +70,9 @@
 /* Audit lines of unchanged CMK check outcomes: one per this many ms. */
 #define CHECK_LOG_EVERY_MS	60000
 
+/* The same bad envelope file reason: noted again after this long. */
+#define CMK_BAD_FILE_NOTE_MS	600000
+
 enum dev_status {
 	DEV_PENDING,		/* not opened yet (or open failed) */
 	DEV_OPEN,		/* opened by this agent */
@@ -97,6 +100,8 @@ struct agent {
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
+	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
+	uint64_t bad_note_ms;		/* and when */
 	unsigned int reload_asked;	/* requests to load the envelope again */
 	unsigned int reload_done;	/* ... answered by a job the loop used */
 	unsigned int reload_upto;	/* ... that the job under way answers */
@@ -246,12 +251,21 @@ static void job_ended(struct agent *a)
 	reloaded = j->loaded;
 	if (wanted && j->reload)
 		a->reload_done = a->reload_upto;
-	/* A bad envelope file is about the file: reported, remembered anyway. */
-	if (j->bad.cls != CMK_EC_NONE)
+	/*
+	 * A bad envelope file is about the file: reported, remembered anyway;
+	 * the same reason again (a file tried at every check) at most every
+	 * CMK_BAD_FILE_NOTE_MS.
+	 */
+	if (j->bad.cls != CMK_EC_NONE &&
+	    (strcmp(a->bad_note, j->bad.msg) ||
+	     now_ms(NULL) - a->bad_note_ms >= CMK_BAD_FILE_NOTE_MS)) {
 		note(a, "kek_reload", j->kind == CMK_KMS_CHECK ?
 		     "KEK envelope changed on disk but does not load; still checking the envelope in memory: fix the file" :
 		     "KEK envelope file does not load; unsealed the envelope in memory: fix the file",
 		     &j->bad);
+		snprintf(a->bad_note, sizeof(a->bad_note), "%s", j->bad.msg);
+		a->bad_note_ms = now_ms(NULL);
+	}
 	if (j->file_answer && j->ret)
 		note(a, "kek_reload", "KEK envelope changed on disk; its CMK refused it (or could not be asked): that is the check's answer",
 		     &j->err);

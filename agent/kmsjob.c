@@ -40,8 +40,8 @@ static void take_file_answer(struct cmk_kms_job *j, int ret)
  * Load the envelope file into @j->fresh.  stat() first: a file replaced
  * during the load is seen as changed again next time, and loaded again.
  * On failure @j->bad says why, and *@unreadable whether the file itself
- * did not read or parse (only that makes it a bad file: a provider that
- * does not open or a KMS call that failed here is tried again).
+ * did not read or parse, or names a provider that does not open (only
+ * that makes it a bad file: a KMS call that failed here is tried again).
  */
 static int load(struct cmk_kms_job *j, bool *unreadable)
 {
@@ -51,7 +51,12 @@ static int load(struct cmk_kms_job *j, bool *unreadable)
 		memset(&j->fresh_st, 0, sizeof(j->fresh_st));
 	cmk_kekset_init(&j->fresh);
 	ret = cmk_kekset_load(&j->fresh, j->cfg, j->audit, &j->bad);
-	*unreadable = ret && !j->fresh.loaded;
+	/*
+	 * A provider that does not open (one the configuration lacks) cannot
+	 * open until the agent restarts with another configuration: that is
+	 * the file's fault too, and not worth a new try at every check.
+	 */
+	*unreadable = ret && (!j->fresh.loaded || !j->fresh.p);
 	if (ret) {
 		cmk_kekset_free(&j->fresh);
 		return ret;
@@ -79,9 +84,9 @@ static void check(struct cmk_kms_job *j)
 			return;
 		}
 		/*
-		 * A file that does not read or parse: reported once, not
-		 * tried again until it changes.  Any other local failure
-		 * (its provider, its CMK's call) is tried again next check:
+		 * A file that does not read or parse, or whose provider does
+		 * not open: reported, not tried again until it changes.  A
+		 * local failure of its CMK's call is tried again next check:
 		 * a later revocation of that CMK must not go unseen.
 		 */
 		j->bad_st = st;

@@ -390,7 +390,8 @@ static void kmsjob_classify_changed_envelope_cmk_refusal_revokes(void **state)
 
 /*
  * A changed file whose provider the configuration lacks is a local
- * failure, not an answer: reported, and the envelope in memory checked.
+ * failure, not an answer: reported once, and the envelope in memory
+ * checked.
  */
 static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **state)
 {
@@ -408,13 +409,20 @@ static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **
 	text = tu_read_file(tu_path("kek.json"), &len);
 	at = strstr(text, "\"local\"");
 	assert_non_null(at);
-	memcpy(at, "\"nonex\"", 7);
+	memcpy(at, "\"kmip\" ", 7);	/* known, but not configured */
 	tu_write_file(tu_path("kek.json"), text, len, 0600);
 	free(text);
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
 	assert_int_equal(j.ret, 0);		/* the CMK in memory said yes */
 	assert_false(j.file_answer);
 	assert_int_equal(j.bad.cls, CMK_EC_LOCAL);
+	/*
+	 * It cannot open before a restart with another configuration: not
+	 * tried (and reported) again at every check, only once it changes.
+	 */
+	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
+	assert_int_equal(j.ret, 0);
+	assert_int_equal(j.bad.cls, CMK_EC_NONE);
 	cmk_kekset_free(&ks);
 }
 
