@@ -65,8 +65,8 @@ int cmk_dm_create(const char *name, const char *table, struct cmk_err *e)
 				"device-mapper: malformed table line for %s", name);
 	/*
 	 * No udev cookie: the kernel sends no event of its own for a device
-	 * without a table, so udev would never complete one.  libdevmapper
-	 * makes the node; udev takes over at the resume.
+	 * without a table, so udev would never complete one.  The node comes
+	 * with the resume (libdevmapper's default), where udev's cookie is.
 	 */
 	dmt = dm_task_create(DM_DEVICE_CREATE);
 	if (!dmt)

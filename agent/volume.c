@@ -746,11 +746,25 @@ int cmk_volume_restore(struct cmk_volume_ctx *v,
 		       const struct cmk_config_device *d, struct cmk_err *e)
 {
 	enum cmk_volume_how how;
+	bool stub;
 	int lfd, ret;
 
 	ret = lock_device(v, d, &lfd, e);
 	if (ret)
 		return ret;
+	ret = cmk_dm_remove_stub(d->dm_name, &stub, e);
+	if (ret || stub) {
+		unlock_device(lfd);
+		if (ret) {
+			cmk_err_prefix(e, "device %s", d->name);
+			return ret;
+		}
+		/* An open interrupted before its table: open it again. */
+		cmk_volume_audit(v, "restore", d,
+				 "removed a device left with no table by an interrupted open; opening it again",
+				 NULL, false);
+		return cmk_volume_open(v, d, NULL, e);
+	}
 	ret = restore_running(v, d, &how, e) ?: live_table(d, e);
 	unlock_device(lfd);
 	return ret;

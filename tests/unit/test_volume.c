@@ -765,7 +765,8 @@ static void volume_hold_table_goes_live_only_with_the_key(void **state)
  * boot guest's agent, by its watchdog) leaves a device with no table and
  * no key slot; the next open took it for a running device and failed at
  * every restore ("no dm-cmk device uses this key name").  Oracle: the next
- * open removes it and opens the device afresh, keyed and live.
+ * open, or the agent's restore, removes it and opens the device afresh,
+ * keyed and live.
  */
 static void volume_hold_interrupted_create_is_finished_by_the_next_open(void **state)
 {
@@ -779,6 +780,17 @@ static void volume_hold_interrupted_create_is_finished_by_the_next_open(void **s
 	snprintf(fk[0].dm_name, sizeof(fk[0].dm_name), "%s", dev("pa")->dm_name);
 	if (open_dev("pa", NULL, &e))
 		fail_msg("open after an interrupted create: %s", e.msg);
+	f = fk_by_key(dev("pa")->key_name);
+	assert_non_null(f);
+	assert_int_equal(f->state, DM_CMK_STATE_ACTIVE);
+	assert_true(f->live);
+
+	/* the agent's restore of such a device opens it again too */
+	assert_int_equal(cmk_volume_close(&vf.v, dev("pa"), &e), 0);
+	fk[1].exists = fk[1].stub = true;
+	snprintf(fk[1].dm_name, sizeof(fk[1].dm_name), "%s", dev("pa")->dm_name);
+	if (cmk_volume_restore(&vf.v, dev("pa"), &e))
+		fail_msg("restore after an interrupted create: %s", e.msg);
 	f = fk_by_key(dev("pa")->key_name);
 	assert_non_null(f);
 	assert_int_equal(f->state, DM_CMK_STATE_ACTIVE);
