@@ -44,22 +44,22 @@
 #include <json-c/json.h>
 #include <systemd/sd-daemon.h>
 
-#include "agentloop.h"
-#include "audit.h"
-#include "checklog.h"
-#include "codec.h"
-#include "config.h"
-#include "deadline.h"
-#include "dm.h"
-#include "fileio.h"
-#include "forkwatch.h"
-#include "genl.h"
-#include "http.h"
-#include "kmsjob.h"
-#include "poweroff.h"
-#include "secret.h"
-#include "volume.h"
-#include "worker.h"
+#include "daemon/agentloop.h"
+#include "format/audit.h"
+#include "daemon/checklog.h"
+#include "core/codec.h"
+#include "format/config.h"
+#include "core/deadline.h"
+#include "device/dm.h"
+#include "core/fileio.h"
+#include "device/forkwatch.h"
+#include "device/genl.h"
+#include "kms/http.h"
+#include "daemon/kmsjob.h"
+#include "daemon/poweroff.h"
+#include "core/secret.h"
+#include "volume/volume.h"
+#include "daemon/worker.h"
 
 /* A device that failed to open or restore is retried after this long. */
 #define DEVICE_RETRY_MS		10000

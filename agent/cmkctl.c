@@ -44,21 +44,21 @@
 
 #include <json-c/json.h>
 
-#include "audit.h"
-#include "binding.h"
-#include "config.h"
-#include "device.h"
-#include "dm.h"
-#include "envelope.h"
-#include "fileio.h"
-#include "genl.h"
-#include "header.h"
-#include "http.h"
-#include "volume.h"
-#include "keys.h"
-#include "provider.h"
-#include "provider_local.h"
-#include "secret.h"
+#include "format/audit.h"
+#include "device/binding.h"
+#include "format/config.h"
+#include "device/device.h"
+#include "device/dm.h"
+#include "format/envelope.h"
+#include "core/fileio.h"
+#include "device/genl.h"
+#include "format/header.h"
+#include "kms/http.h"
+#include "volume/volume.h"
+#include "core/keys.h"
+#include "kms/provider.h"
+#include "kms/local/provider_local.h"
+#include "core/secret.h"
 
 enum {
 	EXIT_LOCAL = 1,

@@ -14,8 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kmip.h"
-#include "ttlv.h"
+#include "kms/kmip/kmip.h"
+#include "kms/kmip/ttlv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -237,7 +237,7 @@ it_diagnostics() {
 # relay PORT: serve 127.0.0.1:PORT in the guest, each connection forwarded
 # to the host's peer at 10.0.2.100:PORT (guestfwd).  The agent sends plain
 # http:// only to loopback (KMS endpoints) or link-local addresses
-# (metadata), never to another host (agent/http.h), so the tests' plain
+# (metadata), never to another host (agent/kms/http.h), so the tests' plain
 # HTTP peers are reached through this relay, as on the host.
 RELAY_PIDS=
 relay() {

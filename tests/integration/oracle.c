@@ -87,13 +87,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "codec.h"
-#include "envelope.h"
-#include "fileio.h"
-#include "genl.h"
-#include "header.h"
-#include "provider.h"
-#include "secret.h"
+#include "core/codec.h"
+#include "format/envelope.h"
+#include "core/fileio.h"
+#include "device/genl.h"
+#include "format/header.h"
+#include "kms/provider.h"
+#include "core/secret.h"
 
 #define MAX_KEYS	32
 #define MAX_PATS	(MAX_KEYS * 12)

@@ -37,11 +37,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "deadline.h"
-#include "envelope.h"
-#include "http.h"
-#include "provider.h"
-#include "secret.h"
+#include "core/deadline.h"
+#include "format/envelope.h"
+#include "kms/http.h"
+#include "kms/provider.h"
+#include "core/secret.h"
 
 static long now_ms(void)
 {

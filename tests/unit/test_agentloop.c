@@ -26,7 +26,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "agentloop.h"
+#include "daemon/agentloop.h"
 
 #define NEVER UINT64_MAX
 #define CANCEL_MS 1000

@@ -12,7 +12,7 @@
 
 #include <json-c/json.h>
 
-#include "audit.h"
+#include "format/audit.h"
 
 static const char *get(json_object *o, const char *k)
 {

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aws_creds.h"
-#include "secret.h"
+#include "kms/aws/aws_creds.h"
+#include "core/secret.h"
 
 static bool secret_is(const struct cmk_secret *s, const char *v)
 {

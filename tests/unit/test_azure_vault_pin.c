@@ -22,8 +22,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "provider.h"
-#include "provider_azure.h"
+#include "kms/provider.h"
+#include "kms/azure/provider_azure.h"
 
 static int listener(int *port)
 {

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "binding.h"
+#include "device/binding.h"
 
 static struct cmk_config cfg;
 

@@ -14,7 +14,7 @@
 
 #include <errno.h>
 
-#include "checklog.h"
+#include "daemon/checklog.h"
 
 #define EVERY 60000
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanse_alloc.h"
+#include "core/cleanse_alloc.h"
 
 /* Start (counters reset) or stop watching the blocks handed to free(). */
 static void inspect(bool on)

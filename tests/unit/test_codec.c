@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "encctx.h"
-#include "err.h"
+#include "core/codec.h"
+#include "format/encctx.h"
+#include "core/err.h"
 
 static void base64_rfc4648_vectors(void **state)
 {

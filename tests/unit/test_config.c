@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "format/config.h"
 
 #define AGENT "[agent]\nkek_envelope = /etc/cmk/kek.json\n"
 

@@ -12,8 +12,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "credreload.h"
-#include "deadline.h"
+#include "kms/credreload.h"
+#include "core/deadline.h"
 
 static void credential_reload_bound_needs_time_and_count(void **state)
 {

@@ -14,11 +14,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "binding.h"
-#include "codec.h"
-#include "device.h"
-#include "keys.h"
-#include "provider_local.h"
+#include "device/binding.h"
+#include "core/codec.h"
+#include "device/device.h"
+#include "core/keys.h"
+#include "kms/local/provider_local.h"
 
 struct fx {
 	int fd;

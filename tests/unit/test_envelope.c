@@ -16,8 +16,8 @@
 
 #include <json-c/json.h>
 
-#include "envelope.h"
-#include "provider_local.h"
+#include "format/envelope.h"
+#include "kms/local/provider_local.h"
 
 struct fx {
 	struct cmk_provider *p;

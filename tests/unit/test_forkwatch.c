@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "forkwatch.h"
+#include "device/forkwatch.h"
 
 /* The fake kernel: each read takes the next answer (a value or -errno). */
 static const long *answers;

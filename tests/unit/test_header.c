@@ -17,9 +17,9 @@
 
 #include <openssl/evp.h>
 
-#include "codec.h"
-#include "header.h"
-#include "keys.h"
+#include "core/codec.h"
+#include "format/header.h"
+#include "core/keys.h"
 
 #define DEV_SIZE (2 * 1024 * 1024)
 

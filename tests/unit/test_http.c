@@ -34,8 +34,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "deadline.h"
-#include "http.h"
+#include "core/deadline.h"
+#include "kms/http.h"
 
 static void http_backoff_is_capped_exponential_with_jitter(void **state)
 {

@@ -15,7 +15,7 @@
 
 #include <curl/curl.h>
 
-#include "http.h"
+#include "kms/http.h"
 
 static void http_cleanse_refused_when_curl_initialised_first(void **state)
 {

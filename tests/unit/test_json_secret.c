@@ -12,10 +12,10 @@
 
 #include <json-c/json.h>
 
-#include "http.h"
-#include "json_secret.h"
-#include "secret.h"
-#include "settings.h"
+#include "kms/http.h"
+#include "core/json_secret.h"
+#include "core/secret.h"
+#include "kms/settings.h"
 
 static void secret_body_puts_value_first(void **state)
 {

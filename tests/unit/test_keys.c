@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "keys.h"
+#include "core/keys.h"
 
 static void dek_halves_differ(void **state)
 {

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kmsjob.h"
-#include "provider_local.h"
+#include "daemon/kmsjob.h"
+#include "kms/local/provider_local.h"
 
 static struct cmk_config cfg;
 static struct cmk_audit *audit;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "p11uri.h"
+#include "kms/pkcs11/p11uri.h"
 
 static void parse_ok(const char *s, struct cmk_p11uri *u)
 {

@@ -18,8 +18,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#include "gcp_auth.h"
-#include "provider.h"
+#include "kms/gcp/gcp_auth.h"
+#include "kms/provider.h"
 
 struct setting_case {
 	const char *provider;

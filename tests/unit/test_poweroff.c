@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "poweroff.h"
+#include "daemon/poweroff.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;

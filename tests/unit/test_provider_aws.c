@@ -17,10 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "credreload.h"
-#include "deadline.h"
-#include "provider.h"
-#include "provider_aws.h"
+#include "kms/credreload.h"
+#include "core/deadline.h"
+#include "kms/provider.h"
+#include "kms/aws/provider_aws.h"
 
 struct rec {
 	const char *name;

@@ -19,9 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "azure_auth.h"
-#include "provider.h"
-#include "provider_azure.h"
+#include "kms/azure/azure_auth.h"
+#include "kms/provider.h"
+#include "kms/azure/provider_azure.h"
 
 struct rec {
 	const char *name;

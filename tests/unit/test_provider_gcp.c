@@ -24,10 +24,10 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "crc32c.h"
-#include "gcp_auth.h"
-#include "provider.h"
-#include "provider_gcp.h"
+#include "core/crc32c.h"
+#include "kms/gcp/gcp_auth.h"
+#include "kms/provider.h"
+#include "kms/gcp/provider_gcp.h"
 
 /* ---- CRC32C ------------------------------------------------------------------ */
 

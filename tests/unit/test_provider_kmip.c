@@ -28,11 +28,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "deadline.h"
-#include "kmip.h"
-#include "provider.h"
-#include "provider_kmip.h"
-#include "worker.h"
+#include "core/deadline.h"
+#include "kms/kmip/kmip.h"
+#include "kms/provider.h"
+#include "kms/kmip/provider_kmip.h"
+#include "daemon/worker.h"
 
 static size_t unhex(const char *h, unsigned char *out, size_t cap)
 {

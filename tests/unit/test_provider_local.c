@@ -16,8 +16,8 @@
 
 #include <openssl/evp.h>
 
-#include "provider.h"
-#include "provider_local.h"
+#include "kms/provider.h"
+#include "kms/local/provider_local.h"
 
 struct fx {
 	struct cmk_provider *p;

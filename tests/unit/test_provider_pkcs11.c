@@ -25,8 +25,8 @@
 #include <p11-kit/pkcs11.h>
 
 #include "fake_p11.h"
-#include "provider.h"
-#include "provider_pkcs11.h"
+#include "kms/provider.h"
+#include "kms/pkcs11/provider_pkcs11.h"
 
 static char modpath[PATH_MAX];
 static char ref[PATH_MAX + 128];

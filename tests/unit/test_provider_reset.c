@@ -29,10 +29,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include "aws_creds.h"
-#include "kmsjob.h"
-#include "provider.h"
-#include "volume.h"
+#include "kms/aws/aws_creds.h"
+#include "daemon/kmsjob.h"
+#include "kms/provider.h"
+#include "volume/volume.h"
 
 #define KEY_REF "projects/p/locations/global/keyRings/r/cryptoKeys/k"
 

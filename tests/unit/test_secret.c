@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "secret.h"
+#include "core/secret.h"
 
 /* VmFlags line of the mapping that contains @addr, or "" if none. */
 static void vmflags_of(const void *addr, char *flags, size_t size, char *perms)

@@ -16,9 +16,9 @@
 
 #include <json-c/json.h>
 
-#include "codec.h"
-#include "secret.h"
-#include "sigv4.h"
+#include "core/codec.h"
+#include "core/secret.h"
+#include "kms/aws/sigv4.h"
 
 #define ORACLE_CASES 400
 

@@ -22,12 +22,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "binding.h"
-#include "config.h"
-#include "envelope.h"
-#include "fileio.h"
-#include "gcp_auth.h"
-#include "provider.h"
+#include "device/binding.h"
+#include "format/config.h"
+#include "format/envelope.h"
+#include "core/fileio.h"
+#include "kms/gcp/gcp_auth.h"
+#include "kms/provider.h"
 
 #define CONF "[agent]\nkek_envelope = /etc/cmk/kek.json\n"
 

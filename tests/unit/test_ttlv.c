@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ttlv.h"
+#include "kms/kmip/ttlv.h"
 
 static size_t unhex(const char *h, unsigned char *out, size_t cap)
 {

@@ -24,10 +24,10 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
-#include "binding.h"
-#include "provider_azure.h"
-#include "provider_local.h"
-#include "volume.h"
+#include "device/binding.h"
+#include "kms/azure/provider_azure.h"
+#include "kms/local/provider_local.h"
+#include "volume/volume.h"
 
 static struct cmk_config cfg;
 static struct cmk_audit *audit;

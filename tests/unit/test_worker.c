@@ -16,9 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "deadline.h"
-#include "http.h"
-#include "worker.h"
+#include "core/deadline.h"
+#include "kms/http.h"
+#include "daemon/worker.h"
 
 struct job {
 	uint64_t deadline_seen;

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "secret.h"
+#include "core/secret.h"
 
 long tu_pwrite_budget = -1;
 int tu_getrandom_fixed;

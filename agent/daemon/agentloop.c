@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * agentloop.c - the agent's state machine (see agentloop.h).
+ */
+#include "daemon/agentloop.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The longest cmk_loop_tick() asks the caller to wait. */
+#define CMK_TICK_MAX_MS		3600000ULL
+
+const char *cmk_loop_state_name(enum cmk_loop_state s)
+{
+	switch (s) {
+	case CMK_LS_STARTING:
+		return "starting";
+	case CMK_LS_ACTIVE:
+		return "active";
+	case CMK_LS_DEGRADED:
+		return "degraded";
+	case CMK_LS_FAIL_OPEN:
+		return "fail-open";
+	case CMK_LS_UNREACHABLE:
+		return "wiped-unreachable";
+	case CMK_LS_REVOKED:
+		return "revoked";
+	}
+	return "unknown";
+}
+
+void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
+		   void *ctx, const struct cmk_config *cfg)
+{
+	memset(l, 0, sizeof(*l));
+	l->ops = ops;
+	l->ctx = ctx;
+	l->interval_ms = cfg->check_interval_ms;
+	l->jitter_pct = cfg->jitter_pct;
+	l->check_timeout_ms = cfg->check_timeout_ms;
+	l->lease_ms = cfg->lease_ms;
+	l->renew_ms = cfg->lease_ms / 4;
+	l->grace_ms = (uint64_t)cfg->grace_s * 1000;
+	l->boot_deadline_ms = (uint64_t)cfg->boot_deadline_s * 1000;
+	l->policy = cfg->policy;
+	l->state = CMK_LS_STARTING;
+	l->boot_ret = -EINPROGRESS;
+	l->boot_start_ms = ops->now_ms(ctx);
+	l->next_check_ms = l->boot_start_ms;
+	l->next_id = 1;
+	if (ops->awake_ms)
+		l->slept_ms = l->boot_start_ms - ops->awake_ms(ctx);
+}
+
+/* Time suspended not yet taken out of the loop's failure timers. */
+static uint64_t unseen_sleep_ms(const struct cmk_loop *l, uint64_t now)
+{
+	uint64_t slept;
+
+	if (!l->ops->awake_ms)
+		return 0;
+	slept = now - l->ops->awake_ms(l->ctx);
+	return slept > l->slept_ms + CMK_SLEEP_MIN_MS ? slept - l->slept_ms : 0;
+}
+
+/*
+ * The clock, with the time the system slept since the last call taken out
+ * of what measures a failure: the job's deadline (so its stuck measure),
+ * the start of the run of failures (grace_s) and the boot deadline.  A KMS
+ * call in flight across a suspend or a hibernation did not fail for the
+ * hours the machine was off.  Leases and the check interval keep counting
+ * it (CLOCK_BOOTTIME, as the kernel's leases do).
+ */
+static uint64_t loop_now(struct cmk_loop *l)
+{
+	uint64_t now = l->ops->now_ms(l->ctx);
+	uint64_t d = unseen_sleep_ms(l, now);
+
+	if (!d)
+		return now;
+	l->slept_ms += d;
+	if (l->job != CMK_JOB_NONE) {
+		l->job_start_ms += d;
+		l->job_deadline_ms += d;
+	}
+	if (l->fails)
+		l->first_fail_ms += d;
+	if (l->boot_ret == -EINPROGRESS)
+		l->boot_start_ms += d;
+	return now;
+}
+
+/* "Equal jitter": half the delay fixed, half random, so retries spread. */
+uint64_t cmk_loop_backoff_ms(const struct cmk_loop *l, unsigned int n,
+			     uint64_t cap_ms)
+{
+	uint64_t d = CMK_BACKOFF_MIN_MS;
+
+	if (cap_ms < CMK_BACKOFF_MIN_MS)
+		cap_ms = CMK_BACKOFF_MIN_MS;
+	while (n-- > 1 && d < cap_ms)
+		d *= 2;
+	if (d > cap_ms)
+		d = cap_ms;
+	return d / 2 + l->ops->random(l->ctx) % (d / 2 + 1);
+}
+
+/*
+ * Retry @n (1-based) of a restore refused with EBUSY: CMK_RESTORE_RETRY_MS
+ * doubling up to CMK_RESTORE_RETRY_MAX_MS, plus up to half of it at random.
+ */
+static uint64_t restore_retry_ms(const struct cmk_loop *l, unsigned int n)
+{
+	uint64_t d = CMK_RESTORE_RETRY_MS;
+
+	while (n-- > 1 && d < CMK_RESTORE_RETRY_MAX_MS)
+		d *= 2;
+	if (d > CMK_RESTORE_RETRY_MAX_MS)
+		d = CMK_RESTORE_RETRY_MAX_MS;
+	return d + l->ops->random(l->ctx) % (d / 2 + 1);
+}
+
+/* The regular gap between checks: interval plus up to jitter_pct. */
+static uint64_t next_check_ms(const struct cmk_loop *l)
+{
+	uint64_t spread = (uint64_t)l->interval_ms * l->jitter_pct / 100;
+
+	return l->interval_ms + (spread ? l->ops->random(l->ctx) % (spread + 1) : 0);
+}
+
+/* Keys are kept, so their leases are renewed, only in these states. */
+static bool keeps_keys(const struct cmk_loop *l)
+{
+	return l->kek_held && (l->state == CMK_LS_ACTIVE ||
+			       l->state == CMK_LS_DEGRADED ||
+			       l->state == CMK_LS_FAIL_OPEN);
+}
+
+static void set_state(struct cmk_loop *l, enum cmk_loop_state to,
+		      const char *why, const struct cmk_err *e)
+{
+	if (l->state == to)
+		return;
+	l->state = to;
+	/* Degraded or failing open: what a renewal may grant changed. */
+	if (to == CMK_LS_DEGRADED || to == CMK_LS_FAIL_OPEN)
+		l->next_renew_ms = 0;
+	l->ops->note(l->ctx, "state", why, e);
+}
+
+/* Wipe kernel keys and the KEK; the one path for both kinds of wipe. */
+static void wipe_all(struct cmk_loop *l, enum dm_cmk_reason reason,
+		     enum cmk_loop_state to, const char *why)
+{
+	struct cmk_err we;
+
+	if (l->ops->wipe(l->ctx, reason, &we))
+		/* The leases still bound the exposure; say so loudly. */
+		l->ops->note(l->ctx, "revoke", "KEY_WIPE failed; kernel leases will expire", &we);
+	l->ops->forget(l->ctx);
+	l->kek_held = false;
+	l->want_unseal = false;
+	l->want_restore = false;
+	l->state = to;
+	l->ops->note(l->ctx, "revoke", why, &l->last_err);
+	if (l->policy == CMK_POLICY_POWEROFF)
+		l->ops->action(l->ctx);
+}
+
+/*
+ * How long a renewal may let the keys live from @now: never longer than
+ * the agent itself would keep them if it died right now - lease_ms after
+ * the last yes (active); grace_s, plus a quarter lease for the policy's
+ * wipe to come first, after the first failure (degraded); a full lease
+ * when failing open.  0: nothing to renew.
+ */
+static uint64_t keep_ms(const struct cmk_loop *l, uint64_t now)
+{
+	uint64_t until = l->last_yes_ms + l->lease_ms;
+
+	if (l->state == CMK_LS_FAIL_OPEN)
+		return l->lease_ms;
+	if (l->state == CMK_LS_DEGRADED &&
+	    until < l->first_fail_ms + l->grace_ms + l->renew_ms)
+		until = l->first_fail_ms + l->grace_ms + l->renew_ms;
+	if (until <= now)
+		return 0;
+	return until - now < l->lease_ms ? until - now : l->lease_ms;
+}
+
+static void renew(struct cmk_loop *l, uint64_t now)
+{
+	uint64_t keep = keep_ms(l, now);
+	struct cmk_err e;
+
+	l->next_renew_ms = now + l->renew_ms;
+	if (keep && l->ops->maintain(l->ctx, false, (uint32_t)keep, &e))
+		l->ops->note(l->ctx, "maintain", "lease renewal failed", &e);
+}
+
+/*
+ * Push keys again (and renew the others).  Only with the KEK of this VM
+ * in memory: after a fork it is unsealed again first.
+ */
+static void restore(struct cmk_loop *l, uint64_t now)
+{
+	struct cmk_err e;
+	int ret;
+
+	l->next_renew_ms = now + l->renew_ms;
+	ret = l->ops->maintain(l->ctx, true, l->lease_ms, &e);
+	if (ret == -EBUSY) {
+		/* A system sleep is under way: a fresh check, then try again. */
+		l->want_restore = true;
+		l->next_check_ms = now + restore_retry_ms(l, ++l->busy_restores);
+		return;
+	}
+	l->busy_restores = 0;
+	if (ret)
+		l->ops->note(l->ctx, "maintain", "lease renewal or restore failed", &e);
+	l->want_restore = false;
+}
+
+/* grace_s after the first failure of the run: the policy. */
+static void grace_over(struct cmk_loop *l)
+{
+	if (l->policy == CMK_POLICY_NONE)
+		set_state(l, CMK_LS_FAIL_OPEN,
+			  "grace_s over, policy none: keys kept (fail open)", &l->last_err);
+	else
+		wipe_all(l, DM_CMK_REASON_KMS_UNREACHABLE, CMK_LS_UNREACHABLE,
+			 "grace_s over with the KMS unreachable: keys wiped (fail closed)");
+}
+
+/* A transient or local failure, or no answer by the deadline. */
+static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
+{
+	if (!l->fails++)
+		l->first_fail_ms = started;
+	l->next_check_ms = now + cmk_loop_backoff_ms(l, l->fails, l->interval_ms);
+	if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE ||
+	    l->state == CMK_LS_FAIL_OPEN)
+		return;		/* nothing left to decide; wait for the KMS */
+	if (now - l->first_fail_ms < l->grace_ms)
+		set_state(l, CMK_LS_DEGRADED,
+			  "KMS unreachable: degraded, keys kept within grace_s", &l->last_err);
+	else
+		grace_over(l);
+}
+
+static void on_definitive(struct cmk_loop *l, uint64_t now)
+{
+	l->fails++;
+	l->next_check_ms = now + next_check_ms(l);
+	if (l->state != CMK_LS_REVOKED) {
+		wipe_all(l, DM_CMK_REASON_REVOKED, CMK_LS_REVOKED,
+			 "CMK refused (definitive): keys and KEK wiped");
+		return;
+	}
+	/* Revoked already: the kernel keys are gone, and so is any KEK. */
+	l->ops->forget(l->ctx);
+	l->kek_held = false;
+}
+
+/* The CMK said yes (a check or an unseal). */
+static void on_success(struct cmk_loop *l, uint64_t now)
+{
+	l->last_yes_ms = now;
+	l->fails = 0;
+	l->first_fail_ms = 0;
+	l->next_check_ms = now + next_check_ms(l);
+	if (!l->kek_held) {
+		/* Revoked, wiped, or forked: the KEK first, then the keys. */
+		l->want_unseal = true;
+		l->next_check_ms = now;
+		return;
+	}
+	restore(l, now);
+	set_state(l, CMK_LS_ACTIVE, "CMK usable: active", NULL);
+}
+
+static void record(struct cmk_loop *l, int ret, const struct cmk_err *e,
+		   uint64_t now)
+{
+	l->last_check_ms = now;
+	l->last_result = ret;
+	l->checks++;
+	if (ret && e)
+		l->last_err = *e;
+	else
+		cmk_err_clear(&l->last_err);
+}
+
+static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
+			uint64_t now)
+{
+	uint64_t delay;
+
+	if (!ret) {
+		l->boot_ret = 0;
+		l->last_yes_ms = now;
+		l->kek_held = true;
+		l->want_unseal = false;
+		l->state = CMK_LS_ACTIVE;
+		l->last_check_ms = now;
+		l->next_check_ms = now + next_check_ms(l);
+		restore(l, now);	/* opens every device */
+		return;
+	}
+	l->boot_err = *e;
+	if (e->cls != CMK_EC_TRANSIENT) {
+		l->boot_ret = ret;
+		return;
+	}
+	delay = cmk_loop_backoff_ms(l, ++l->boot_tries, CMK_BACKOFF_BOOT_MAX_MS);
+	if (now + delay - l->boot_start_ms > l->boot_deadline_ms) {
+		cmk_err_prefix(&l->boot_err, "boot deadline (%llu s) passed after %u attempts",
+			       (unsigned long long)l->boot_deadline_ms / 1000,
+			       l->boot_tries);
+		l->boot_ret = ret;
+		return;
+	}
+	l->ops->note(l->ctx, "unseal_retry", "KMS unreachable at boot, retrying", e);
+	l->next_check_ms = now + delay;
+}
+
+/* An answer of the current job (a KMS answer, or its deadline passing). */
+static void answer(struct cmk_loop *l, enum cmk_job job, uint64_t started,
+		   int ret, const struct cmk_err *e, uint64_t now)
+{
+	if (l->boot_ret == -EINPROGRESS) {
+		boot_answer(l, ret, e, now);
+		return;
+	}
+	if (job == CMK_JOB_CHECK)
+		record(l, ret, e, now);
+	else if (ret && e)
+		l->last_err = *e;
+	if (!ret) {
+		if (job == CMK_JOB_UNSEAL) {
+			l->kek_held = true;
+			l->want_unseal = false;
+		}
+		on_success(l, now);
+	} else if (e->cls == CMK_EC_DEFINITIVE) {
+		on_definitive(l, now);
+	} else {
+		on_failure(l, started, now);
+	}
+}
+
+/* The job under way is CMK_STUCK_MS past its deadline (sleep excluded). */
+static bool job_stuck(const struct cmk_loop *l, uint64_t now)
+{
+	return l->job != CMK_JOB_NONE && l->job_overdue &&
+	       now >= l->job_deadline_ms + unseen_sleep_ms(l, now) + CMK_STUCK_MS;
+}
+
+/*
+ * Exiting ends the renewals: only once the grace policy no longer needs
+ * this process - the keys are wiped (kms_unreachable after grace_s, or
+ * revoked).  Degraded, grace_s runs on (the policy applies at its end);
+ * failing open (policy none) the keys are kept as for any unreachable
+ * KMS, and checks resume when the call returns.
+ */
+bool cmk_loop_stuck(const struct cmk_loop *l)
+{
+	return (l->state == CMK_LS_UNREACHABLE || l->state == CMK_LS_REVOKED) &&
+	       job_stuck(l, l->ops->now_ms(l->ctx));
+}
+
+bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
+{
+	return l->job != CMK_JOB_NONE && l->job_id == id && !l->job_stale;
+}
+
+void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
+		       const struct cmk_err *e)
+{
+	uint64_t now = loop_now(l);
+	enum cmk_job job = l->job;
+	bool wanted = cmk_loop_job_wanted(l, id);
+
+	if (job == CMK_JOB_NONE || id != l->job_id)
+		return;
+	l->job = CMK_JOB_NONE;
+	if (!wanted) {
+		if (l->job_overdue)
+			l->late_answers++;
+		/*
+		 * Revoking is always safe: a "no" counts however late it comes
+		 * (a slow HSM or XKS proxy) or whatever made the job stale.
+		 * A late or stale yes proves nothing.
+		 */
+		if (ret && e && e->cls == CMK_EC_DEFINITIVE)
+			answer(l, job, l->job_start_ms, ret, e, now);
+		return;
+	}
+	answer(l, job, l->job_start_ms, ret, e, now);
+}
+
+static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
+{
+	uint64_t deadline = now + l->check_timeout_ms;
+
+	if (l->boot_ret == -EINPROGRESS &&
+	    deadline > l->boot_start_ms + l->boot_deadline_ms)
+		deadline = l->boot_start_ms + l->boot_deadline_ms;
+	if (deadline <= now)
+		deadline = now + 1;
+	l->job = job;
+	l->job_id = l->next_id++;
+	l->job_start_ms = now;
+	l->job_deadline_ms = deadline;
+	l->job_overdue = false;
+	l->job_failed = false;
+	l->job_stale = false;
+	l->ops->start(l->ctx, job, l->job_id, deadline);
+}
+
+/*
+ * The job's deadline passed: a transient failure dated from its start.
+ * Its answer, if one still comes, is ignored; no other job can start until
+ * it ends, but the grace period runs on, answer or not.
+ */
+static void job_overdue(struct cmk_loop *l, uint64_t now)
+{
+	struct cmk_err e;
+
+	l->job_overdue = true;
+	l->job_failed = true;
+	l->job_stale = true;
+	cmk_err_kms(&e, CMK_R_TIMEOUT,
+		    "no answer from the KMS within check_timeout_ms (%u ms)",
+		    l->check_timeout_ms);
+	if (l->boot_ret == -EINPROGRESS || l->job == CMK_JOB_CHECK)
+		record(l, -ETIMEDOUT, &e, now);
+	else
+		l->last_err = e;
+	if (l->boot_ret == -EINPROGRESS)
+		boot_answer(l, -ETIMEDOUT, &e, now);
+	else
+		on_failure(l, l->job_start_ms, now);
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/*
+ * A job an event made stale (its answer is not wanted) passed its
+ * deadline: no KMS failure - the fresh job has not even been asked.  But
+ * if it still holds the worker CMK_STUCK_MS later, no check can run: a
+ * failure from now on (grace_s counts from here, not from its start).
+ */
+static void stale_job_overdue(struct cmk_loop *l, uint64_t now)
+{
+	struct cmk_err e;
+
+	if (!l->job_overdue) {
+		l->job_overdue = true;
+		return;
+	}
+	if (l->job_failed || !job_stuck(l, now))
+		return;
+	l->job_failed = true;
+	cmk_err_kms(&e, CMK_R_TIMEOUT,
+		    "a cancelled KMS call has not returned %d s after its deadline: the KMS worker is stuck and no check can run",
+		    CMK_STUCK_MS / 1000);
+	if (l->job == CMK_JOB_CHECK)
+		record(l, -ETIMEDOUT, &e, now);
+	else
+		l->last_err = e;
+	on_failure(l, now, now);
+}
+
+uint64_t cmk_loop_tick(struct cmk_loop *l)
+{
+	uint64_t now = loop_now(l);
+	uint64_t next = now + CMK_TICK_MAX_MS;
+
+	if (l->job != CMK_JOB_NONE && l->job_stale && !l->job_failed &&
+	    l->boot_ret == 0 && now >= l->job_deadline_ms)
+		stale_job_overdue(l, now);
+	else if (l->job != CMK_JOB_NONE && !l->job_overdue && now >= l->job_deadline_ms)
+		job_overdue(l, now);
+	/* A boot unseal stuck past its deadline: give up at boot_deadline_s. */
+	if (l->boot_ret == -EINPROGRESS && l->job != CMK_JOB_NONE && l->job_overdue &&
+	    now - l->boot_start_ms >= l->boot_deadline_ms) {
+		cmk_err_prefix(&l->boot_err, "boot deadline (%llu s) passed after %u attempts",
+			       (unsigned long long)l->boot_deadline_ms / 1000,
+			       l->boot_tries);
+		l->boot_ret = -ETIMEDOUT;
+	}
+	if (l->boot_ret != 0 && l->boot_ret != -EINPROGRESS)
+		return CMK_TICK_MAX_MS;		/* boot failed: the caller exits */
+	if (l->boot_ret == 0) {
+		if (l->state == CMK_LS_DEGRADED && now - l->first_fail_ms >= l->grace_ms)
+			grace_over(l);
+		if (keeps_keys(l) && now >= l->next_renew_ms)
+			renew(l, now);
+	}
+	if (l->job == CMK_JOB_NONE && now >= l->next_check_ms)
+		start_job(l, l->boot_ret || l->want_unseal ? CMK_JOB_UNSEAL : CMK_JOB_CHECK,
+			  now);
+
+	/* When is the next thing due? */
+	if (l->job == CMK_JOB_NONE)
+		next = min_u64(next, l->next_check_ms);
+	else if (!l->job_overdue)
+		next = min_u64(next, l->job_deadline_ms);
+	else if (l->boot_ret == -EINPROGRESS)
+		next = min_u64(next, l->boot_start_ms + l->boot_deadline_ms);
+	else if (now < l->job_deadline_ms + CMK_STUCK_MS)
+		next = min_u64(next, l->job_deadline_ms + CMK_STUCK_MS);
+	else if (!l->job_failed)
+		next = now;	/* a stale job just became stuck */
+	if (l->boot_ret == 0 && keeps_keys(l))
+		next = min_u64(next, l->next_renew_ms);
+	if (l->boot_ret == 0 && l->state == CMK_LS_DEGRADED)
+		next = min_u64(next, l->first_fail_ms + l->grace_ms);
+	return next > now ? next - now : 0;
+}
+
+/*
+ * The job under way (if any) began before an event: its yes will not
+ * count, so end it (a "no" it has not given yet is asked again by the
+ * fresh job, which must not wait up to check_timeout_ms for it).
+ */
+static void stale_job(struct cmk_loop *l)
+{
+	if (l->job == CMK_JOB_NONE)
+		return;
+	l->job_stale = true;
+	if (l->ops->cancel)
+		l->ops->cancel(l->ctx, l->job_id);
+}
+
+void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
+{
+	uint64_t now = loop_now(l);
+
+	switch (reason) {
+	case DM_CMK_REASON_VMFORK:
+		/* The KEK held came from the parent VM: never push keys from it. */
+		if (l->kek_held)
+			l->ops->note(l->ctx, "vmfork",
+				     "VM fork: KEK wiped from memory; unsealing again from the KMS before any key is restored",
+				     NULL);
+		l->ops->forget(l->ctx);
+		l->kek_held = false;
+		l->want_unseal = true;
+		l->want_restore = true;
+		l->next_check_ms = now;
+		/* Every job running now began before this fork, even a second one. */
+		stale_job(l);
+		break;
+	case DM_CMK_REASON_SUSPEND:
+	case DM_CMK_REASON_LEASE_EXPIRED:
+	case DM_CMK_REASON_POLICY:
+		if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE)
+			break;	/* our own wipe stands until the KMS says yes */
+		if (!l->want_restore) {
+			l->ops->note(l->ctx, "key_lost", reason == DM_CMK_REASON_SUSPEND ?
+				     "keys wiped by a system sleep: checking the CMK now to restore them" :
+				     reason == DM_CMK_REASON_LEASE_EXPIRED ?
+				     "a lease ran out: checking the CMK now to restore the key" :
+				     "a new table wiped a key: checking the CMK now to restore it",
+				     NULL);
+			l->want_restore = true;
+			l->next_check_ms = now;
+		}
+		/* An answer to a request sent before this loss does not count. */
+		stale_job(l);
+		break;
+	default:
+		/* Our own wipes, an operator's, a removed device: nothing to do. */
+		break;
+	}
+}
+
+void cmk_loop_check_now(struct cmk_loop *l)
+{
+	uint64_t now = loop_now(l);
+
+	if (l->next_check_ms > now)
+		l->next_check_ms = now;
+}
+
+int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e)
+{
+	if (l->boot_ret && l->boot_ret != -EINPROGRESS && e)
+		*e = l->boot_err;
+	return l->boot_ret;
+}

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * agentloop.h - the agent's decisions, apart from its I/O.
+ *
+ * The state machine of cmk-agent.  It never waits: the KMS calls (a CMK
+ * check, an unseal of the KEK) run as jobs on a worker (ops->start) whose
+ * results come back through cmk_loop_job_done(); everything else it does
+ * to the world (leases, restores, wipes, audit) goes through struct
+ * cmk_loop_ops and returns at once.  The unit tests drive it with a fake
+ * KMS and a fake clock; cmk-agent.c wires in the worker, netlink and audit.
+ *
+ * Timers (cmk_loop_tick() does what is due and says when to call again):
+ *
+ *   check     one CMK check every check interval (+ jitter) after the last
+ *             answer; after a failure, capped exponential backoff.  One job
+ *             at a time.
+ *   deadline  a job with no answer check_timeout_ms after it started is a
+ *             transient failure (timeout) dated from its start; a yes it
+ *             gives later is ignored, a definitive no still revokes.  A
+ *             job an event made stale is no failure at its deadline (the
+ *             fresh job waits for it); only once it is stuck, CMK_STUCK_MS
+ *             past its deadline, does a failure start (dated then).  A
+ *             stuck job ends the process (cmk_loop_stuck()) only once the
+ *             policy wiped the keys.
+ *   renew     every lease_ms / 4, LEASE_RENEW, whatever the KMS is doing:
+ *             while the KEK is held and the state keeps keys (active,
+ *             degraded within grace_s, fail-open).  A renewal is a local
+ *             decision from the last answer and the grace policy, so a KMS
+ *             call that hangs never lets a lease run out; and it never
+ *             lets a key outlive what the agent itself would keep if it
+ *             died right then: lease_ms after the last yes (active),
+ *             grace_s plus a quarter lease after the first failure
+ *             (degraded).  Only fail-open renews a full lease blindly.
+ *   grace     grace_s after the start of the first failed check of a run of
+ *             failures, the policy applies, answer or no answer.
+ *   sleep     time the system spent suspended or hibernated (ops->awake_ms
+ *             tells it) does not count toward a job's deadline, its stuck
+ *             measure, grace_s or boot_deadline_s: those timers move on by
+ *             the time slept.  Leases, renewals and the check interval
+ *             count it (CLOCK_BOOTTIME, as the kernel's leases do).
+ *
+ * Answers:
+ *
+ *   check ok           restore keys the kernel lost (lease expiry, suspend,
+ *                      agent restart) unless an operator revoked the device;
+ *                      without a KEK (after a revoke, a fail-closed wipe or a
+ *                      VM fork) unseal it first, then restore.
+ *   definitive error   revoke at once: KEY_WIPE (REVOKED) every device of
+ *                      this CMK, wipe the KEK from memory, audit, and power
+ *                      off under policy poweroff.  Checking goes on, so that
+ *                      a re-enabled CMK brings the volumes back.
+ *   transient error    (or a local error, or no answer by the deadline)
+ *                      within grace_s keep the keys (state degraded); after
+ *                      it: wipe / poweroff -> KEY_WIPE (KMS_UNREACHABLE) and
+ *                      wipe the KEK; none -> keep keys and leases (fail open,
+ *                      audited once).
+ *
+ * Kernel events (cmk_loop_key_wiped()):
+ *
+ *   vmfork             the KEK in memory came from the VM this one was cloned
+ *                      from: forget it, ignore any KMS job under way (a yes;
+ *                      a definitive no still revokes), and unseal again (a
+ *                      fresh, audited KMS decrypt) before any key is
+ *                      restored.
+ *   suspend, lease_expired, policy
+ *                      check the CMK at once (ignoring a job under way)
+ *                      and restore the keys on success: the kernel holds I/O
+ *                      for hold_ms meanwhile.
+ *   after any of these, the job under way is cancelled (ops->cancel), so
+ *   the fresh one starts within about a second, not up to
+ *   check_timeout_ms later.
+ *   a restore refused with EBUSY (a system sleep is under way): check again
+ *                      and restore after CMK_RESTORE_RETRY_MS, doubling up
+ *                      to CMK_RESTORE_RETRY_MAX_MS while it lasts, plus up
+ *                      to half as much at random (each retry is a real
+ *                      KMS decrypt: no fleet in lockstep).
+ *
+ * Boot (state starting): unseal, retrying transient errors (and deadlines)
+ * with capped exponential backoff and jitter until boot_deadline_s; a
+ * definitive or local error fails at once.  Once unsealed, every device is
+ * opened (ops->maintain with restore) and the state is active.
+ */
+#ifndef CMK_AGENTLOOP_H
+#define CMK_AGENTLOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <linux/dm-cmk.h>
+
+#include "format/config.h"
+#include "core/err.h"
+
+enum cmk_loop_state {
+	CMK_LS_STARTING,
+	CMK_LS_ACTIVE,		/* CMK answers; keys installed */
+	CMK_LS_DEGRADED,	/* KMS unreachable, within grace: keys kept */
+	CMK_LS_FAIL_OPEN,	/* grace over, policy none: keys kept */
+	CMK_LS_UNREACHABLE,	/* grace over, keys and KEK wiped */
+	CMK_LS_REVOKED,		/* definitive error: keys and KEK wiped */
+};
+
+/* A KMS job (CMK_JOB_NONE: the worker is idle). */
+enum cmk_job {
+	CMK_JOB_NONE,
+	CMK_JOB_CHECK,		/* a real unwrap of the wrapped KEK, result wiped */
+	CMK_JOB_UNSEAL,		/* unwrap the KEK(s) into locked memory */
+};
+
+/*
+ * struct cmk_loop_ops - the world as the loop sees it (@ctx is passed back)
+ * @start: begin KMS job @job (@id) with the deadline @deadline_ms; it must
+ *	not wait for it.  The caller reports the end with cmk_loop_job_done(),
+ *	after adopting an unsealed KEK only if cmk_loop_job_wanted() says so.
+ * @cancel: job @id's answer is no longer wanted (an event made it stale):
+ *	end its KMS calls now if they can be ended, so that the fresh job
+ *	the event asks for does not wait for it; it still ends through
+ *	cmk_loop_job_done().  NULL: jobs are not cancelled.
+ * @forget: wipe the KEK(s) from memory
+ * @maintain: renew every lease of our devices to @lease_ms from now; with
+ *	@restore (then @lease_ms is the full lease) also push keys again for
+ *	devices the kernel has no key for (skipping devices an operator
+ *	revoked) and open devices not opened yet.  -EBUSY: a KEY_SET was
+ *	refused because a system sleep is under way (try again shortly).
+ * @wipe: KEY_WIPE every device of this CMK with @reason
+ * @action: the policy's power-off (never returns in production)
+ * @note: one audit line about a decision (@e NULL on success)
+ * @now_ms: a clock that counts time suspended (CLOCK_BOOTTIME)
+ * @random: uniform 32-bit random number for jitter
+ * @awake_ms: a clock that stops while the system sleeps (CLOCK_MONOTONIC),
+ *	to take the time slept out of failure timers; NULL: none taken out
+ */
+struct cmk_loop_ops {
+	void (*start)(void *ctx, enum cmk_job job, uint64_t id,
+		      uint64_t deadline_ms);
+	void (*cancel)(void *ctx, uint64_t id);
+	void (*forget)(void *ctx);
+	int (*maintain)(void *ctx, bool restore, uint32_t lease_ms,
+			struct cmk_err *e);
+	int (*wipe)(void *ctx, enum dm_cmk_reason reason, struct cmk_err *e);
+	void (*action)(void *ctx);
+	void (*note)(void *ctx, const char *event, const char *msg,
+		     const struct cmk_err *e);
+	uint64_t (*now_ms)(void *ctx);
+	uint32_t (*random)(void *ctx);
+	uint64_t (*awake_ms)(void *ctx);
+};
+
+struct cmk_loop {
+	const struct cmk_loop_ops *ops;
+	void *ctx;
+	uint32_t interval_ms;
+	uint32_t jitter_pct;
+	uint32_t check_timeout_ms;	/* deadline of every KMS job */
+	uint32_t lease_ms;
+	uint32_t renew_ms;		/* lease_ms / 4 */
+	uint64_t grace_ms;
+	uint64_t boot_deadline_ms;
+	enum cmk_policy policy;
+
+	enum cmk_loop_state state;
+	bool kek_held;
+	int boot_ret;			/* -EINPROGRESS, 0, or why boot failed */
+	struct cmk_err boot_err;
+	uint64_t boot_start_ms;
+	unsigned int boot_tries;
+
+	/* The KMS job under way. */
+	enum cmk_job job;
+	uint64_t job_id;
+	uint64_t job_start_ms;
+	uint64_t job_deadline_ms;
+	bool job_overdue;		/* its deadline passed */
+	bool job_failed;		/* ... and that counted as a failure */
+	bool job_stale;			/* its answer will be ignored */
+	uint64_t next_id;
+
+	uint64_t next_check_ms;		/* next job, when the worker is idle */
+	uint64_t next_renew_ms;
+	bool want_unseal;		/* unseal before any restore */
+	bool want_restore;		/* the kernel lost keys: restore on success */
+	unsigned int busy_restores;	/* restores refused with EBUSY in a row */
+
+	uint64_t slept_ms;		/* now_ms - awake_ms, as last taken out */
+
+	uint64_t last_yes_ms;		/* when the last yes came back */
+	unsigned int fails;		/* consecutive failed checks */
+	uint64_t first_fail_ms;		/* start of the first failed check of the run */
+	uint64_t last_check_ms;
+	int last_result;		/* 0 or -errno of the last check */
+	struct cmk_err last_err;
+	unsigned long checks;
+	unsigned long late_answers;	/* answers after their deadline, ignored */
+};
+
+/* Bounds of the retry backoff (ms). */
+#define CMK_BACKOFF_MIN_MS	50
+#define CMK_BACKOFF_BOOT_MAX_MS	5000
+/* A KEY_SET refused with EBUSY (system sleep): check and restore after this. */
+#define CMK_RESTORE_RETRY_MS	250
+#define CMK_RESTORE_RETRY_MAX_MS 2000
+/* A job this long past its deadline ignores it: the worker is stuck. */
+#define CMK_STUCK_MS		30000
+/* A gap between the two clocks smaller than this is no system sleep. */
+#define CMK_SLEEP_MIN_MS	1000
+
+void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
+		   void *ctx, const struct cmk_config *cfg);
+
+/*
+ * cmk_loop_tick() - do what is due now (start a job, count a deadline that
+ * passed, renew leases, end a grace period); returns the ms until the next
+ * call is due.  Call it again after every other cmk_loop_*() call.
+ */
+uint64_t cmk_loop_tick(struct cmk_loop *l);
+
+/*
+ * cmk_loop_job_wanted() - whether the answer of job @id will be used; if
+ * not (its deadline passed, or an event made it stale), a KEK it unsealed
+ * must be wiped, not adopted.
+ */
+bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id);
+
+/*
+ * cmk_loop_stuck() - the job under way is CMK_STUCK_MS past its deadline
+ * (a KMS call that ignores deadlines holds the worker, and no check can
+ * run again) and the policy has wiped the keys (unreachable after grace_s,
+ * or revoked), so nothing is lost when this process ends.  The caller
+ * exits so that systemd restarts it.  Degraded it waits for grace_s;
+ * failing open (policy none) it never exits: leaving would end the
+ * renewals the policy promises.
+ */
+bool cmk_loop_stuck(const struct cmk_loop *l);
+
+/* cmk_loop_job_done() - job @id ended with @ret (@e when it failed). */
+void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
+		       const struct cmk_err *e);
+
+/* cmk_loop_key_wiped() - the kernel wiped one of our keys for @reason. */
+void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason);
+
+/* cmk_loop_check_now() - check the CMK as soon as the worker is idle. */
+void cmk_loop_check_now(struct cmk_loop *l);
+
+/*
+ * cmk_loop_boot_result() - -EINPROGRESS while unsealing at boot, 0 once
+ * booted, else why the boot failed (@e filled; e->cls definitive: the KMS
+ * refused; transient: boot_deadline_s passed).
+ */
+int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e);
+
+/* cmk_loop_backoff_ms() - delay before retry @n (1-based), jitter included. */
+uint64_t cmk_loop_backoff_ms(const struct cmk_loop *l, unsigned int n,
+			     uint64_t cap_ms);
+
+const char *cmk_loop_state_name(enum cmk_loop_state s);
+
+#endif /* CMK_AGENTLOOP_H */
