@@ -86,7 +86,7 @@ struct agent {
 	struct cmk_genl *genl;
 	struct cmk_genl *events;	/* NULL: none (renewals find lost keys) */
 	/* Replaced or freed only while the worker is idle (kmsjob.h). */
-	struct cmk_kekset keks;
+	struct cmk_kek_store keks;
 	struct cmk_volume_ctx vol;
 	struct cmk_loop loop;
 	struct cmk_worker *worker;
@@ -221,7 +221,7 @@ static void unstarted(struct agent *a)
 
 static void write_check(struct agent *a, const struct cmk_kms_job *j)
 {
-	cmk_kekset_audit_check(&a->keks, a->audit, &j->call, j->ret ? &j->err : NULL);
+	cmk_kek_store_audit_check(&a->keks, a->audit, &j->call, j->ret ? &j->err : NULL);
 }
 
 /*
@@ -319,7 +319,7 @@ static void job_ended(struct agent *a)
 
 /*
  * ops->forget: every wipe of the KEK, and every VM fork (the loop forgets
- * on each, agentloop.h), ends here.  cmk_kekset_forget() also resets the
+ * on each, agentloop.h), ends here.  cmk_kek_store_forget() also resets the
  * provider (provider.h): KMIP's TLS connection closed without a word on
  * it, cached bearer tokens, AWS credentials and the IMDSv2 session token
  * wiped - after a fork, all of them the parent VM's.  A call under way
@@ -330,7 +330,7 @@ static void forget(void *ctx)
 {
 	struct agent *a = ctx;
 
-	cmk_kekset_forget(&a->keks);
+	cmk_kek_store_forget(&a->keks);
 	cmk_forkwatch_forget(&a->fw);
 	cmk_genl_set_epoch(a->genl, -1);
 }
@@ -1052,7 +1052,7 @@ int main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	cmk_checklog_init(&a.checklog, CHECK_LOG_EVERY_MS);
 	cmk_forkwatch_init(&a.fw);
-	cmk_kekset_init(&a.keks);
+	cmk_kek_store_init(&a.keks);
 	t0 = now_ms(NULL);
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -1109,14 +1109,14 @@ out:
 	 * the process without freeing anything or running exit handlers.
 	 */
 	if (!cmk_worker_stop(&a.worker, STOP_WAIT_MS)) {
-		cmk_kekset_forget(&a.keks);
+		cmk_kek_store_forget(&a.keks);
 		fprintf(stderr, "cmk-agent: a KMS call is still running; exiting without waiting for it\n");
 		fflush(NULL);
 		_exit(ret);
 	}
 	cmk_kms_job_release(&a.job, &a.retired);
 	cmk_poweroff_free(&a.poweroff);		/* left alone while sync() runs */
-	cmk_kekset_free(&a.keks);
+	cmk_kek_store_free(&a.keks);
 	for (size_t i = 0; i < a.retired.n; i++)
 		cmk_provider_close(&a.retired.p[i]);
 	cmk_genl_close(&a.events);

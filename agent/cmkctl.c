@@ -385,7 +385,7 @@ static int do_format(int argc, char **argv)
 	struct cmk_envelope env;
 	struct cmk_config cfg;
 	struct cmk_header h;
-	struct cmk_keks k;
+	struct cmk_kek_pair k;
 	struct cmk_err e;
 	uint8_t boot[CMK_UUID_LEN];
 	enum cmk_mode mode = 0;
@@ -439,7 +439,7 @@ static int do_format(int argc, char **argv)
 		ret = fail(&e);
 		goto out;
 	}
-	k = (struct cmk_keks){ .env = &env, .cur = kek };
+	k = (struct cmk_kek_pair){ .env = &env, .cur = kek };
 	if (cmk_device_format(fd, &k, mode, (uint32_t)sector, flags, boot, true,
 			      &h, &dek, &e)) {
 		ret = fail(&e);
@@ -507,7 +507,7 @@ struct ctl {
 	struct cmk_config cfg;
 	struct cmk_audit *audit;
 	struct cmk_genl *genl;
-	struct cmk_kekset keks;
+	struct cmk_kek_store keks;
 	struct cmk_volume_ctx vol;
 	bool cfg_loaded;
 };
@@ -524,7 +524,7 @@ static int ctl_setup(struct ctl *c, bool genl)
 	struct cmk_err e;
 
 	memset(c, 0, sizeof(*c));
-	cmk_kekset_init(&c->keks);
+	cmk_kek_store_init(&c->keks);
 	if (cmk_config_load(config_path, &c->cfg, &e)) {
 		fprintf(stderr, "cmkctl: %s\n", e.msg);
 		return EXIT_LOCAL;
@@ -555,7 +555,7 @@ static int ctl_genl(struct ctl *c)
 
 static void ctl_done(struct ctl *c)
 {
-	cmk_kekset_free(&c->keks);
+	cmk_kek_store_free(&c->keks);
 	cmk_genl_close(&c->genl);
 	cmk_audit_close(&c->audit);
 	if (c->cfg_loaded)
@@ -632,7 +632,7 @@ static int do_open(int argc, char **argv)
 	ret = ctl_setup_device(&c, argv[1], &d);
 	if (ret)
 		goto out;
-	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
@@ -642,7 +642,7 @@ static int do_open(int argc, char **argv)
 		goto out;
 	}
 	ret = cmk_volume_open(&c.vol, d, &how, &e);
-	cmk_kekset_forget(&c.keks);
+	cmk_kek_store_forget(&c.keks);
 	if (ret) {
 		ret = fail_volume(&e, ret);
 		goto out;
@@ -714,12 +714,12 @@ static int do_pin(int argc, char **argv)
 	if (!d)
 		goto out;
 	/* The header is authenticated before it is trusted with the pin. */
-	if (!given && cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (!given && cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
 	ret = cmk_volume_pin(&c.vol, d, given ? want : NULL, got, &h, &e);
-	cmk_kekset_forget(&c.keks);
+	cmk_kek_store_forget(&c.keks);
 	if (ret) {
 		ret = fail_header(&e, ret);
 		goto out;
@@ -953,12 +953,12 @@ static int header_set_flags(int argc, char **argv)
 	d = ctl_device(&c, argv[optind]);
 	if (!d)
 		goto out;
-	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
 	ret = cmk_volume_set_flags(&c.vol, d, flags, &before, &after, &e);
-	cmk_kekset_forget(&c.keks);
+	cmk_kek_store_forget(&c.keks);
 	if (ret) {
 		ret = fail_header(&e, ret);
 		goto out;
@@ -1059,7 +1059,7 @@ static int kek_rotate(int argc, char **argv)
 	if (ret)
 		goto out;
 	envp = c.cfg.kek_envelope;
-	if (cmk_kekset_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}

@@ -12,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <linux/fs.h>
 
 #include <openssl/crypto.h>
 
@@ -412,4 +415,23 @@ int cmk_mkdir_durable(const char *path, mode_t mode, struct cmk_err *e)
 	/* dirname() of a copy: the buffer above was changed in place. */
 	snprintf(parent, sizeof(parent), "%s", path);
 	return cmk_fsync_dir(dirname(parent), e);
+}
+
+int cmk_dev_size(int fd, uint64_t *size, struct cmk_err *e)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb))
+		return cmk_errf(e, -errno, "device: fstat failed: %s", strerror(errno));
+	if (S_ISREG(sb.st_mode)) {
+		*size = (uint64_t)sb.st_size;
+		return 0;
+	}
+	if (S_ISBLK(sb.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, size))
+			return cmk_errf(e, -errno, "device: BLKGETSIZE64 failed: %s",
+					strerror(errno));
+		return 0;
+	}
+	return cmk_errf(e, -ENOTBLK, "device: neither a block device nor a regular file");
 }

@@ -8,6 +8,7 @@
 #define CMK_FILEIO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/err.h"
@@ -79,5 +80,8 @@ int cmk_pread_full(int fd, void *buf, size_t len, off_t off,
 		   const char *what, struct cmk_err *e);
 int cmk_pwrite_full(int fd, const void *buf, size_t len, off_t off,
 		    const char *what, struct cmk_err *e);
+
+/* cmk_dev_size() - size in bytes of a regular file or block device. */
+int cmk_dev_size(int fd, uint64_t *size, struct cmk_err *e);
 
 #endif /* CMK_FILEIO_H */

@@ -49,8 +49,8 @@ static int load(struct cmk_kms_job *j, bool *unreadable)
 
 	if (stat(j->cfg->kek_envelope, &j->fresh_st))
 		memset(&j->fresh_st, 0, sizeof(j->fresh_st));
-	cmk_kekset_init(&j->fresh);
-	ret = cmk_kekset_load(&j->fresh, j->cfg, j->audit, &j->bad);
+	cmk_kek_store_init(&j->fresh);
+	ret = cmk_kek_store_load(&j->fresh, j->cfg, j->audit, &j->bad);
 	/*
 	 * A provider that does not open (one the configuration lacks) cannot
 	 * open until the agent restarts with another configuration: that is
@@ -58,7 +58,7 @@ static int load(struct cmk_kms_job *j, bool *unreadable)
 	 */
 	*unreadable = ret && (!j->fresh.loaded || !j->fresh.p);
 	if (ret) {
-		cmk_kekset_free(&j->fresh);
+		cmk_kek_store_free(&j->fresh);
 		return ret;
 	}
 	j->loaded = true;
@@ -92,7 +92,7 @@ static void check(struct cmk_kms_job *j)
 		j->bad_st = st;
 		j->bad_keep = changed && unreadable;
 	}
-	j->ret = cmk_kekset_check(j->keks, NULL, false, &j->call, &j->err);
+	j->ret = cmk_kek_store_check(j->keks, NULL, false, &j->call, &j->err);
 }
 
 /*
@@ -103,11 +103,11 @@ static void check(struct cmk_kms_job *j)
  */
 static void unseal_in_memory(struct cmk_kms_job *j)
 {
-	struct cmk_kekset mem = *j->keks;
+	struct cmk_kek_store mem = *j->keks;
 
 	mem.cur = NULL;
 	mem.prev = NULL;
-	j->ret = cmk_kekset_unseal(&mem, j->audit, &j->err);
+	j->ret = cmk_kek_store_unseal(&mem, j->audit, &j->err);
 	if (!j->ret) {
 		j->cur = mem.cur;
 		j->prev = mem.prev;
@@ -162,7 +162,7 @@ void cmk_kms_job_run(void *arg)
  * connection, tokens, a session: none of it waits there to be inherited
  * by a VM-fork clone or outlive a wipe); no call runs on it any more.
  */
-static void free_retire(struct cmk_kekset *ks, struct cmk_retired *r)
+static void free_retire(struct cmk_kek_store *ks, struct cmk_retired *r)
 {
 	cmk_provider_reset(ks->p);
 	if (ks->p && r->n < CMK_RETIRED_MAX)
@@ -170,7 +170,7 @@ static void free_retire(struct cmk_kekset *ks, struct cmk_retired *r)
 	else
 		cmk_provider_close(&ks->p);	/* cannot happen: one job at a time */
 	ks->p = NULL;
-	cmk_kekset_free(ks);
+	cmk_kek_store_free(ks);
 }
 
 void cmk_kms_job_hand_over(struct cmk_kms_job *j, struct cmk_retired *r)
@@ -189,13 +189,13 @@ bool cmk_kms_job_has_keks(const struct cmk_kms_job *j)
 void cmk_kms_job_drop_keks(struct cmk_kms_job *j)
 {
 	if (j->loaded)
-		cmk_kekset_forget(&j->fresh);
+		cmk_kek_store_forget(&j->fresh);
 	cmk_secret_free(&j->cur);
 	cmk_secret_free(&j->prev);
 }
 
 bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
-		       struct cmk_kekset *ks, struct cmk_kekfile *f,
+		       struct cmk_kek_store *ks, struct cmk_kekfile *f,
 		       struct cmk_retired *r)
 {
 	/* A job nobody wants (stale, cancelled) records nothing. */

@@ -84,7 +84,7 @@ struct cmk_retired {
 struct cmk_kms_job {
 	enum cmk_kms_job_kind kind;
 	const struct cmk_config *cfg;
-	struct cmk_kekset *keks;
+	struct cmk_kek_store *keks;
 	struct cmk_audit *audit;
 	struct cmk_kekfile file;
 	bool reload;
@@ -95,7 +95,7 @@ struct cmk_kms_job {
 	struct cmk_err err;
 	struct cmk_kms_call call;
 	bool loaded;
-	struct cmk_kekset fresh;
+	struct cmk_kek_store fresh;
 	struct stat fresh_st;
 	struct cmk_err bad;
 	struct stat bad_st;
@@ -135,7 +135,7 @@ void cmk_kms_job_drop_keks(struct cmk_kms_job *j);
  * True when a changed file was adopted.
  */
 bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
-		       struct cmk_kekset *ks, struct cmk_kekfile *f,
+		       struct cmk_kek_store *ks, struct cmk_kekfile *f,
 		       struct cmk_retired *r);
 
 /*

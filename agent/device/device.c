@@ -12,7 +12,7 @@
 #include "core/fileio.h"
 #include "core/keys.h"
 
-static int fresh_header(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+static int fresh_header(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 			uint32_t sector_size, uint32_t flags,
 			const uint8_t this_boot[CMK_UUID_LEN],
 			const struct cmk_header *old, uint64_t base,
@@ -102,7 +102,7 @@ static int damaged_modes(int fd, bool *ephemeral, bool *persistent,
  * one the header names.  -EKEYREJECTED (saying which) if the envelope has
  * none.
  */
-static int kek_for(const struct cmk_keks *k, const struct cmk_header *h,
+static int kek_for(const struct cmk_kek_pair *k, const struct cmk_header *h,
 		   const struct cmk_secret **kek, struct cmk_err *e)
 {
 	const struct cmk_envelope *env = k->env;
@@ -129,7 +129,7 @@ static int kek_for(const struct cmk_keks *k, const struct cmk_header *h,
 }
 
 /* Does @h authenticate under the envelope's KEKs?  The DEK is wiped at once. */
-static bool authentic(const struct cmk_keks *k, const struct cmk_header *h)
+static bool authentic(const struct cmk_kek_pair *k, const struct cmk_header *h)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
 	const struct cmk_secret *kek;
@@ -145,7 +145,7 @@ static bool authentic(const struct cmk_keks *k, const struct cmk_header *h)
  * cannot exhaust the sequence.  Copies of other boots are never unwrapped,
  * and do not count: the boot id alone refuses them.
  */
-static uint64_t rekey_base(int fd, const struct cmk_keks *k,
+static uint64_t rekey_base(int fd, const struct cmk_kek_pair *k,
 			   const struct cmk_device_want *w)
 {
 	struct cmk_header cand[2];
@@ -162,7 +162,7 @@ static uint64_t rekey_base(int fd, const struct cmk_keks *k,
 	return base;
 }
 
-int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
+int cmk_device_rekey_ephemeral(int fd, const struct cmk_kek_pair *k,
 			       const struct cmk_device_want *w, bool force,
 			       bool new_uuid, struct cmk_header *h,
 			       struct cmk_secret **dek, struct cmk_err *e)
@@ -219,7 +219,7 @@ int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
 			    h, dek, e);
 }
 
-int cmk_device_format(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+int cmk_device_format(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 		      uint32_t sector_size, uint32_t flags,
 		      const uint8_t this_boot[CMK_UUID_LEN], bool force,
 		      struct cmk_header *h, struct cmk_secret **dek,
@@ -355,7 +355,7 @@ int cmk_device_check(const struct cmk_header *h,
  * any sequence it likes) is passed over.  The checks come first, so a
  * header of another boot is never unwrapped.  Errors: the best copy's.
  */
-static int best_authentic(int fd, const struct cmk_keks *k,
+static int best_authentic(int fd, const struct cmk_kek_pair *k,
 			  const struct cmk_device_want *w, struct cmk_header *h,
 			  struct cmk_secret **dek, struct cmk_err *e)
 {
@@ -387,14 +387,14 @@ static int best_authentic(int fd, const struct cmk_keks *k,
 	return ret0;
 }
 
-int cmk_device_unwrap(int fd, const struct cmk_keks *k,
+int cmk_device_unwrap(int fd, const struct cmk_kek_pair *k,
 		      const struct cmk_device_want *w, struct cmk_header *h,
 		      struct cmk_secret **dek, struct cmk_err *e)
 {
 	return best_authentic(fd, k, w, h, dek, e);
 }
 
-int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
+int cmk_device_adopt_live(int fd, const struct cmk_kek_pair *k,
 			  const struct cmk_device_want *w, bool bound,
 			  struct cmk_header *h, bool *migrated, struct cmk_err *e)
 {
@@ -453,7 +453,7 @@ int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
 	return 0;
 }
 
-bool cmk_device_presents_uuid(int fd, const struct cmk_keks *k,
+bool cmk_device_presents_uuid(int fd, const struct cmk_kek_pair *k,
 			      const uint8_t this_boot[CMK_UUID_LEN],
 			      const uint8_t uuid[CMK_UUID_LEN])
 {
@@ -477,7 +477,7 @@ bool cmk_device_presents_uuid(int fd, const struct cmk_keks *k,
 	return false;
 }
 
-int cmk_device_read_authentic(int fd, const struct cmk_keks *k,
+int cmk_device_read_authentic(int fd, const struct cmk_kek_pair *k,
 			      struct cmk_header *h, struct cmk_secret **dek,
 			      struct cmk_err *e)
 {

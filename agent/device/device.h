@@ -45,11 +45,11 @@
  */
 
 /*
- * struct cmk_keks - the unwrapped KEKs of one envelope
+ * struct cmk_kek_pair - the unwrapped KEKs of one envelope
  * @cur: KEK of env->cur (required)
  * @prev: KEK of env->prev during a rotation, else NULL
  */
-struct cmk_keks {
+struct cmk_kek_pair {
 	const struct cmk_envelope *env;
 	const struct cmk_secret *cur;
 	const struct cmk_secret *prev;
@@ -114,7 +114,7 @@ int cmk_device_check(const struct cmk_header *h,
  * persistent header is refused even then.  Nothing is unwrapped: a header
  * of an earlier boot is replaced, never used.
  */
-int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
+int cmk_device_rekey_ephemeral(int fd, const struct cmk_kek_pair *k,
 			       const struct cmk_device_want *w, bool force,
 			       bool new_uuid, struct cmk_header *h,
 			       struct cmk_secret **dek, struct cmk_err *e);
@@ -126,7 +126,7 @@ int cmk_device_rekey_ephemeral(int fd, const struct cmk_keks *k,
  * persistent open and every restore: a running ephemeral device must keep
  * its DEK (re-keying would shred it).
  */
-int cmk_device_unwrap(int fd, const struct cmk_keks *k,
+int cmk_device_unwrap(int fd, const struct cmk_kek_pair *k,
 		      const struct cmk_device_want *w, struct cmk_header *h,
 		      struct cmk_secret **dek, struct cmk_err *e);
 
@@ -143,7 +143,7 @@ int cmk_device_unwrap(int fd, const struct cmk_keks *k,
  * envelope's current KEK, sequence + 1 (*@migrated).  Without @bound it is
  * refused (-ESTALE).  Never a KEY_SET: the caller renews the live key.
  */
-int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
+int cmk_device_adopt_live(int fd, const struct cmk_kek_pair *k,
 			  const struct cmk_device_want *w, bool bound,
 			  struct cmk_header *h, bool *migrated, struct cmk_err *e);
 
@@ -154,7 +154,7 @@ int cmk_device_adopt_live(int fd, const struct cmk_keks *k,
  * look like a duplicate), and another boot's ephemeral copy, never
  * unwrapped, does not; without it any valid copy does.
  */
-bool cmk_device_presents_uuid(int fd, const struct cmk_keks *k,
+bool cmk_device_presents_uuid(int fd, const struct cmk_kek_pair *k,
 			      const uint8_t this_boot[CMK_UUID_LEN],
 			      const uint8_t uuid[CMK_UUID_LEN]);
 
@@ -165,7 +165,7 @@ bool cmk_device_presents_uuid(int fd, const struct cmk_keks *k,
  * is (a KEK rotation, recording a table option): never for a DEK that goes
  * to the kernel.
  */
-int cmk_device_read_authentic(int fd, const struct cmk_keks *k,
+int cmk_device_read_authentic(int fd, const struct cmk_kek_pair *k,
 			      struct cmk_header *h, struct cmk_secret **dek,
 			      struct cmk_err *e);
 
@@ -174,7 +174,7 @@ int cmk_device_read_authentic(int fd, const struct cmk_keks *k,
  * @flags, boot_id @this_boot, a new device UUID and DEK (refused if it
  * already has a header, valid or not, unless @force).
  */
-int cmk_device_format(int fd, const struct cmk_keks *k, enum cmk_mode mode,
+int cmk_device_format(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 		      uint32_t sector_size, uint32_t flags,
 		      const uint8_t this_boot[CMK_UUID_LEN], bool force,
 		      struct cmk_header *h, struct cmk_secret **dek,

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -238,25 +237,6 @@ int cmk_header_decode(const uint8_t b[CMK_HDR_SIZE], const char *copy,
 		      CMK_HDR_OFF_CHECKSUM - CMK_HDR_OFF_RESERVED))
 		return BAD("field reserved: not all zero");
 	return 0;
-}
-
-int cmk_dev_size(int fd, uint64_t *size, struct cmk_err *e)
-{
-	struct stat sb;
-
-	if (fstat(fd, &sb))
-		return cmk_errf(e, -errno, "device: fstat failed: %s", strerror(errno));
-	if (S_ISREG(sb.st_mode)) {
-		*size = (uint64_t)sb.st_size;
-		return 0;
-	}
-	if (S_ISBLK(sb.st_mode)) {
-		if (ioctl(fd, BLKGETSIZE64, size))
-			return cmk_errf(e, -errno, "device: BLKGETSIZE64 failed: %s",
-					strerror(errno));
-		return 0;
-	}
-	return cmk_errf(e, -ENOTBLK, "device: neither a block device nor a regular file");
 }
 
 static int read_copies(int fd, uint8_t buf[2][CMK_HDR_SIZE], struct cmk_header hh[2],

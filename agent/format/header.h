@@ -228,7 +228,4 @@ int cmk_header_rewrap(int fd, const struct cmk_secret *old_kek,
 /* cmk_header_zero_area() - zero the whole first 1 MiB (before a format). */
 int cmk_header_zero_area(int fd, struct cmk_err *e);
 
-/* cmk_dev_size() - size in bytes of a regular file or block device. */
-int cmk_dev_size(int fd, uint64_t *size, struct cmk_err *e);
-
 #endif /* CMK_HEADER_H */

@@ -21,7 +21,7 @@
 
 #include "core/cleanse_alloc.h"
 #include "core/deadline.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_ret = -EIO;

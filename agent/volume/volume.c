@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,196 +18,6 @@
 #include "device/dm.h"
 #include "core/fileio.h"
 #include "format/header.h"
-
-/* ---- KEK set ---------------------------------------------------------------- */
-
-void cmk_kekset_init(struct cmk_kekset *ks)
-{
-	memset(ks, 0, sizeof(*ks));
-	cmk_envelope_init(&ks->env);
-}
-
-/* The plain KEKs only (before unwrapping them again, or freeing the set). */
-static void wipe_keks(struct cmk_kekset *ks)
-{
-	cmk_secret_free(&ks->cur);
-	cmk_secret_free(&ks->prev);
-}
-
-void cmk_kekset_forget(struct cmk_kekset *ks)
-{
-	wipe_keks(ks);
-	cmk_provider_reset(ks->p);
-}
-
-void cmk_kekset_free(struct cmk_kekset *ks)
-{
-	wipe_keks(ks);
-	cmk_provider_close(&ks->p);
-	if (ks->loaded)
-		cmk_envelope_free(&ks->env);
-	ks->loaded = false;
-}
-
-static void audit_kms(struct cmk_audit *a, const struct cmk_kek_wrap *w,
-		      const char *op, const struct cmk_kms_call *call,
-		      const struct cmk_err *e)
-{
-	struct cmk_audit_event ev = {
-		.event = "kms_call",
-		.provider = w->provider,
-		.key_ref = w->key_ref,
-		.operation = op,
-		.outcome = e ? "failure" : "success",
-		.cls = e ? e->cls : CMK_EC_NONE,
-		.reason = e ? e->reason : CMK_R_NONE,
-		.latency_ms = call ? call->latency_ms : -1,
-		.request_id = call && call->request_id[0] ? call->request_id : NULL,
-		.message = e ? e->msg : NULL,
-		/*
-		 * Not fsync'd here: a definitive answer is followed at once by
-		 * the KEY_WIPE, whose own (important) line syncs the file; an
-		 * fsync before the wipe would only delay it.
-		 */
-		.important = false,
-	};
-	struct cmk_err ae;
-
-	if (a && cmk_audit_log(a, &ev, &ae))
-		fprintf(stderr, "cmk: audit: %s\n", ae.msg);
-}
-
-/* Unwrap the current (and previous) KEK of the envelope in @ks. */
-static int unwrap_all(struct cmk_kekset *ks, struct cmk_audit *audit,
-		      struct cmk_err *e)
-{
-	struct cmk_kms_call call;
-	int ret;
-
-	memset(&call, 0, sizeof(call));
-	ret = cmk_envelope_unwrap(ks->p, &ks->env, false, &ks->cur, &call, e);
-	audit_kms(audit, &ks->env.cur, "unwrap", &call, ret ? e : NULL);
-	if (!ret && ks->env.has_prev) {
-		memset(&call, 0, sizeof(call));
-		ret = cmk_envelope_unwrap(ks->p, &ks->env, true, &ks->prev, &call, e);
-		audit_kms(audit, &ks->env.prev, "unwrap", &call, ret ? e : NULL);
-	}
-	if (ret)
-		wipe_keks(ks);
-	return ret;
-}
-
-/*
- * The provider's advice about its configuration (an unpinned vault), once
- * per process: on stderr and in the audit log.
- */
-static void advise_once(const struct cmk_kekset *ks, struct cmk_audit *audit)
-{
-	static atomic_bool said;
-	const char *advice = cmk_provider_advice(ks->p);
-	struct cmk_audit_event ev = {
-		.event = "config_warning",
-		.provider = ks->env.cur.provider,
-		.key_ref = ks->env.cur.key_ref,
-		.outcome = "warning",
-		.latency_ms = -1,
-		.message = advice,
-	};
-	struct cmk_err ae;
-
-	if (!advice || atomic_exchange(&said, true))
-		return;
-	fprintf(stderr, "cmk: warning: %s\n", advice);
-	if (audit && cmk_audit_log(audit, &ev, &ae))
-		fprintf(stderr, "cmk: audit: %s\n", ae.msg);
-}
-
-int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
-		    struct cmk_audit *audit, struct cmk_err *e)
-{
-	const struct cmk_config_provider *pc;
-	int ret;
-
-	cmk_kekset_free(ks);
-	cmk_kekset_init(ks);
-	ret = cmk_envelope_read(cfg->kek_envelope, &ks->env, e);
-	if (ret)
-		return ret;
-	ks->loaded = true;
-	pc = cmk_config_provider(cfg, ks->env.cur.provider);
-	ret = cmk_provider_open(ks->env.cur.provider, pc ? pc->kv : NULL,
-				pc ? pc->n : 0, &ks->p, e);
-	if (ret)
-		return ret;
-	advise_once(ks, audit);
-	ret = unwrap_all(ks, audit, e);
-	if (ret)
-		cmk_err_prefix(e, "KEK envelope %s", cfg->kek_envelope);
-	return ret;
-}
-
-int cmk_kekset_unseal(struct cmk_kekset *ks, struct cmk_audit *audit,
-		      struct cmk_err *e)
-{
-	int ret;
-
-	if (!ks->loaded || !ks->p)
-		return cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
-	wipe_keks(ks);
-	ret = unwrap_all(ks, audit, e);
-	if (ret)
-		cmk_err_prefix(e, "KEK envelope in memory");
-	return ret;
-}
-
-int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
-		     bool log_success, struct cmk_kms_call *callp,
-		     struct cmk_err *e)
-{
-	struct cmk_kms_call call;
-	int ret;
-
-	memset(&call, 0, sizeof(call));
-	if (!ks->loaded || !ks->p)
-		ret = cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
-	else
-		ret = cmk_envelope_check(ks->p, &ks->env, &call, e);
-	if (callp)
-		*callp = call;
-	if (ks->loaded && (ret || log_success))
-		audit_kms(audit, &ks->env.cur, "check", &call, ret ? e : NULL);
-	return ret;
-}
-
-int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
-		      const struct cmk_config *cfg, struct cmk_audit *audit,
-		      struct cmk_err *e)
-{
-	struct cmk_kekset fresh;
-	struct stat st;
-	int ret;
-
-	cmk_kekset_init(&fresh);
-	if (stat(cfg->kek_envelope, &st))
-		memset(&st, 0, sizeof(st));
-	ret = cmk_kekset_load(&fresh, cfg, audit, e);
-	if (ret) {
-		cmk_kekset_free(&fresh);
-		return ret;
-	}
-	cmk_kekset_free(ks);
-	*ks = fresh;		/* moves the envelope and the secrets */
-	f->loaded = st;
-	return 0;
-}
-
-void cmk_kekset_audit_check(const struct cmk_kekset *ks, struct cmk_audit *audit,
-			    const struct cmk_kms_call *call,
-			    const struct cmk_err *e)
-{
-	if (ks->loaded)
-		audit_kms(audit, &ks->env.cur, "check", call, e);
-}
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -246,9 +55,9 @@ void cmk_volume_audit(struct cmk_volume_ctx *v, const char *event,
 		fprintf(stderr, "cmk: audit: %s\n", ae.msg);
 }
 
-static struct cmk_keks keks_of(const struct cmk_kekset *ks)
+static struct cmk_kek_pair keks_of(const struct cmk_kek_store *ks)
 {
-	struct cmk_keks k = { &ks->env, ks->cur, ks->prev };
+	struct cmk_kek_pair k = { &ks->env, ks->cur, ks->prev };
 
 	return k;
 }
@@ -422,7 +231,7 @@ static int want_of(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
  */
 static const struct cmk_config_device *
 uuid_elsewhere(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-	       const struct cmk_keks *k, const uint8_t uuid[CMK_UUID_LEN],
+	       const struct cmk_kek_pair *k, const uint8_t uuid[CMK_UUID_LEN],
 	       bool claims)
 {
 	const struct cmk_config *cfg = v->cfg;
@@ -455,7 +264,7 @@ uuid_elsewhere(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 
 /* "Two devices presenting the same uuid are both refused." */
 static int check_unique(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-			const struct cmk_keks *k, const struct cmk_header *h,
+			const struct cmk_kek_pair *k, const struct cmk_header *h,
 			struct cmk_err *e)
 {
 	const struct cmk_config_device *o = uuid_elsewhere(v, d, k, h->device_uuid, false);
@@ -471,7 +280,7 @@ static int check_unique(struct cmk_volume_ctx *v, const struct cmk_config_device
 
 /* Trust on first use: pin a persistent device to the header it opened with. */
 static int pin_first_use(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-			 const struct cmk_keks *k, const struct cmk_header *h,
+			 const struct cmk_kek_pair *k, const struct cmk_header *h,
 			 struct cmk_err *e)
 {
 	const struct cmk_config_device *o;
@@ -620,7 +429,7 @@ static int check_live(int fd, const struct cmk_device_want *w, struct cmk_header
 static int renew_live(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		      const struct cmk_dev_info *info, struct cmk_err *e)
 {
-	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_kek_pair k = keks_of(v->keks);
 	struct cmk_device_want w;
 	struct cmk_opened rec;
 	struct cmk_header h;
@@ -677,7 +486,7 @@ static int restore_running(struct cmk_volume_ctx *v,
 			   enum cmk_volume_how *how, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
-	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_kek_pair k = keks_of(v->keks);
 	struct cmk_device_want w;
 	struct cmk_dev_info info;
 	struct cmk_opened rec;
@@ -772,7 +581,7 @@ int cmk_volume_restore(struct cmk_volume_ctx *v,
 
 /* Open a persistent device that is not running: checks, pin, DEK. */
 static int open_persistent(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-			   int fd, const struct cmk_keks *k, struct cmk_device_want *w,
+			   int fd, const struct cmk_kek_pair *k, struct cmk_device_want *w,
 			   struct cmk_header *h, struct cmk_secret **dek,
 			   struct cmk_err *e)
 {
@@ -788,7 +597,7 @@ static int open_persistent(struct cmk_volume_ctx *v, const struct cmk_config_dev
 
 /* Re-key an ephemeral device for this boot. */
 static int open_ephemeral(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
-			  int fd, const struct cmk_keks *k, struct cmk_device_want *w,
+			  int fd, const struct cmk_kek_pair *k, struct cmk_device_want *w,
 			  struct cmk_header *h, struct cmk_secret **dek,
 			  struct cmk_err *e)
 {
@@ -837,7 +646,7 @@ int cmk_volume_open(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		    enum cmk_volume_how *howp, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
-	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_kek_pair k = keks_of(v->keks);
 	enum cmk_volume_how how_local, *how = howp ? howp : &how_local;
 	struct cmk_device_want w;
 	struct cmk_opened rec;
@@ -986,7 +795,7 @@ int cmk_volume_pin(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		   struct cmk_header *h, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
-	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_kek_pair k = keks_of(v->keks);
 	const struct cmk_config_device *o;
 	struct cmk_device_want w;
 	char u[CMK_UUID_STR], t[CMK_TIME_STR], msg[200];
@@ -1071,7 +880,7 @@ static int reseal(struct cmk_volume_ctx *v, const struct cmk_config_device *d,
 		  const struct cmk_secret *dek, uint32_t flags,
 		  struct cmk_header *after, struct cmk_err *e)
 {
-	const struct cmk_kekset *ks = v->keks;
+	const struct cmk_kek_store *ks = v->keks;
 	int ret;
 
 	ret = cmk_opened_rewrap_begin(v->cfg, d, before, e);
@@ -1092,7 +901,7 @@ int cmk_volume_rewrap(struct cmk_volume_ctx *v, const struct cmk_config_device *
 		      struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
-	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_kek_pair k = keks_of(v->keks);
 	struct cmk_header before;
 	int fd = -1, lfd = -1, ret;
 
@@ -1136,7 +945,7 @@ int cmk_volume_set_flags(struct cmk_volume_ctx *v, const struct cmk_config_devic
 			 struct cmk_header *h, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
-	struct cmk_keks k = keks_of(v->keks);
+	struct cmk_kek_pair k = keks_of(v->keks);
 	struct cmk_device_want w;
 	struct cmk_opened rec;
 	char from[4200];

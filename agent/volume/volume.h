@@ -56,84 +56,7 @@
 #include "core/err.h"
 #include "device/genl.h"
 #include "kms/provider.h"
-
-/**
- * struct cmk_kekset - the KEK envelope and its unwrapped KEK versions
- * @env: parsed envelope (from the config's kek_envelope path)
- * @p: the provider the envelope names
- * @cur: current KEK (NULL while sealed: after a revoke)
- * @prev: previous KEK during a rotation, else NULL
- */
-struct cmk_kekset {
-	struct cmk_envelope env;
-	struct cmk_provider *p;
-	struct cmk_secret *cur;
-	struct cmk_secret *prev;
-	bool loaded;
-};
-
-void cmk_kekset_init(struct cmk_kekset *ks);
-
-/*
- * cmk_kekset_load() - (re)read @cfg's kek_envelope, open its provider and
- * unwrap the current (and previous) KEK.  One audit line per KMS call.  On
- * failure @ks holds no KEK; e->cls says definitive or transient.
- */
-int cmk_kekset_load(struct cmk_kekset *ks, const struct cmk_config *cfg,
-		    struct cmk_audit *audit, struct cmk_err *e);
-
-/*
- * cmk_kekset_check() - a real unwrap of the current wrapped KEK under the
- * CMK, result wiped (works while @ks holds no plain KEK).  With @audit,
- * failures are always audited and successes only with @log_success; a
- * caller that rate-limits passes NULL and uses cmk_kekset_audit_check().
- * @call (optional) gets latency and request id.
- */
-int cmk_kekset_check(struct cmk_kekset *ks, struct cmk_audit *audit,
-		     bool log_success, struct cmk_kms_call *call,
-		     struct cmk_err *e);
-
-/* cmk_kekset_audit_check() - the audit line of a check done with @audit NULL. */
-void cmk_kekset_audit_check(const struct cmk_kekset *ks, struct cmk_audit *audit,
-			    const struct cmk_kms_call *call,
-			    const struct cmk_err *e);
-
-/**
- * struct cmk_kekfile - the envelope file as a long-lived process follows it
- * @loaded: the file (device, inode, size, mtime) as last adopted
- * @bad: a version of the file that did not load (not tried again)
- */
-struct cmk_kekfile {
-	struct stat loaded;
-	struct stat bad;
-};
-
-/*
- * cmk_kekset_reload() - load @cfg's envelope into a fresh set and adopt it
- * only on success, so a failed reload never leaves @ks without the KEK it
- * had; @f->loaded records the file.
- */
-int cmk_kekset_reload(struct cmk_kekset *ks, struct cmk_kekfile *f,
-		      const struct cmk_config *cfg, struct cmk_audit *audit,
-		      struct cmk_err *e);
-
-/*
- * cmk_kekset_unseal() - unwrap the KEK(s) of the envelope in memory again
- * (after a revoke wiped them), without reading the file.  One audit line
- * per KMS call.  On failure @ks holds no KEK.
- */
-int cmk_kekset_unseal(struct cmk_kekset *ks, struct cmk_audit *audit,
-		      struct cmk_err *e);
-
-/*
- * cmk_kekset_forget() - wipe the plain KEKs, keep the envelope, and reset
- * the provider (cmk_provider_reset(): its KMS connection, tokens and
- * temporary credentials go too), so nothing in memory reaches the KMS or
- * a KEK without asking again.  The one call for every wipe: revocation,
- * grace-policy expiry, VM fork, shutdown.  Safe while a KMS job runs.
- */
-void cmk_kekset_forget(struct cmk_kekset *ks);
-void cmk_kekset_free(struct cmk_kekset *ks);
+#include "volume/kek_store.h"
 
 /*
  * What the operations below need.  @opened: the agent's memory of what was
@@ -144,7 +67,7 @@ struct cmk_volume_ctx {
 	const struct cmk_config *cfg;
 	struct cmk_genl *genl;
 	struct cmk_audit *audit;	/* may be NULL */
-	struct cmk_kekset *keks;	/* for open and restore */
+	struct cmk_kek_store *keks;	/* for open and restore */
 	struct cmk_opened *opened;	/* may be NULL */
 	long lock_wait_ms;		/* 0: the default (3 s) */
 };

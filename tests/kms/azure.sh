@@ -301,7 +301,7 @@ adm fault '{"mode":"imds_410"}' >/dev/null
 check azure_imds_410_with_valid_cached_token drv_is check "ok *"
 adm fault '{"mode":"pass"}' >/dev/null
 # A wipe (grace-policy expiry, VM fork) drops the cached token: kmsdrv's
-# forget resets the provider as cmk_kekset_forget() does; the next call
+# forget resets the provider as cmk_kek_store_forget() does; the next call
 # gets a new token before it reaches Key Vault.
 tok0=$(stat_ tokens_issued)
 drv forget

@@ -213,7 +213,7 @@ check kmip_check_passes_before_revoke drv_is check "ok *"
 drv_sockets() { find "/proc/$drv_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
 check kmip_connection_kept_between_calls test "$(drv_sockets)" -eq 1
 # ...and closed by a wipe (grace-policy expiry, VM fork, shutdown): its
-# session keys could read every KEK that went over it.  cmk_kekset_forget()
+# session keys could read every KEK that went over it.  cmk_kek_store_forget()
 # resets the provider; kmsdrv's forget does just that.  The next call
 # opens a fresh one.
 drv forget

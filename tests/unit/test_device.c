@@ -25,7 +25,7 @@ struct fx {
 	struct cmk_provider *p;
 	struct cmk_envelope env;
 	struct cmk_secret *kek;
-	struct cmk_keks k;
+	struct cmk_kek_pair k;
 };
 
 static int setup(void **state)
@@ -84,7 +84,7 @@ static int rekey(struct fx *fx, uint32_t sector_size, bool force,
 	return cmk_device_rekey_ephemeral(fx->fd, &fx->k, &w, force, false, h, d, e);
 }
 
-static int format_persistent(struct cmk_keks *k, int fd, uint32_t sector_size,
+static int format_persistent(struct cmk_kek_pair *k, int fd, uint32_t sector_size,
 			     struct cmk_header *h, struct cmk_secret **d,
 			     struct cmk_err *e)
 {
@@ -93,7 +93,7 @@ static int format_persistent(struct cmk_keks *k, int fd, uint32_t sector_size,
 }
 
 /* A persistent open with no pin yet (first use). */
-static int open_persistent(const struct cmk_keks *k, int fd, struct cmk_header *h,
+static int open_persistent(const struct cmk_kek_pair *k, int fd, struct cmk_header *h,
 			   struct cmk_secret **d, struct cmk_err *e)
 {
 	struct cmk_device_want w = want(CMK_MODE_PERSISTENT, 4096);
@@ -290,7 +290,7 @@ static void device_persistent_open_refuses_other_kek(void **state)
 	struct cmk_header h;
 	struct cmk_secret *d = NULL;
 	struct cmk_envelope other;
-	struct cmk_keks k2;
+	struct cmk_kek_pair k2;
 	struct cmk_encctx ctx;
 	struct cmk_secret *kek2 = NULL;
 	struct cmk_err e;
@@ -300,7 +300,7 @@ static void device_persistent_open_refuses_other_kek(void **state)
 	cmk_encctx_init(&ctx);
 	assert_int_equal(cmk_envelope_create(fx->p, tu_path("cmk.key"), &ctx, &other, &kek2,
 					     NULL, &e), 0);
-	k2 = (struct cmk_keks){ .env = &other, .cur = kek2 };
+	k2 = (struct cmk_kek_pair){ .env = &other, .cur = kek2 };
 	assert_int_equal(open_persistent(&k2, fx->fd, &h, &d, &e), -EKEYREJECTED);
 	assert_contains(e.msg, "wrong envelope for this device");
 	cmk_envelope_free(&other);
@@ -312,13 +312,13 @@ static void device_persistent_open_during_kek_rotation(void **state)
 	struct fx *fx = *state;
 	struct cmk_header h, r0;
 	struct cmk_secret *d = NULL, *d2 = NULL, *new_kek = NULL;
-	struct cmk_keks k;
+	struct cmk_kek_pair k;
 	struct cmk_err e;
 
 	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
 	assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, &new_kek, NULL, &e), 0);
 	/* header still under version 1: needs the previous KEK */
-	k = (struct cmk_keks){ .env = &fx->env, .cur = new_kek };
+	k = (struct cmk_kek_pair){ .env = &fx->env, .cur = new_kek };
 	assert_int_equal(open_persistent(&k, fx->fd, &h, &d2, &e), -EKEYREJECTED);
 	assert_contains(e.msg, "version 1");
 	k.prev = fx->kek;

@@ -15,7 +15,7 @@
 #include "kms/http.h"
 #include "core/json_secret.h"
 #include "core/secret.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 static void secret_body_puts_value_first(void **state)
 {

@@ -66,7 +66,7 @@ static int teardown(void **state)
 
 /* One job, run here; then adopted as the main thread does. */
 static bool run_job(struct cmk_kms_job *j, enum cmk_kms_job_kind kind,
-		    struct cmk_kekset *ks, struct cmk_kekfile *f, bool wanted)
+		    struct cmk_kek_store *ks, struct cmk_kekfile *f, bool wanted)
 {
 	struct cmk_secret *cur = ks->cur;
 	bool adopted;
@@ -107,7 +107,7 @@ static void rewrap_file_to(const char *key)
 static void kmsjob_classify_check_follows_the_envelope_file(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 	size_t len;
@@ -115,9 +115,9 @@ static void kmsjob_classify_check_follows_the_envelope_file(void **state)
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
+	cmk_kek_store_init(&ks);
 	good = tu_read_file(tu_path("kek.json"), &len);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
 	assert_int_equal(j.ret, 0);
 	assert_int_equal(j.bad.cls, CMK_EC_NONE);
@@ -139,7 +139,7 @@ static void kmsjob_classify_check_follows_the_envelope_file(void **state)
 	assert_int_equal(j.ret, 0);
 	assert_non_null(ks.cur);
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));	/* unchanged now */
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 	free(good);
 }
 
@@ -147,14 +147,14 @@ static void kmsjob_classify_check_follows_the_envelope_file(void **state)
 static void kmsjob_classify_bad_envelope_file_does_not_hide_a_revocation(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	tu_write_file(tu_path("kek.json"), "{\"format\":", 10, 0600);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_DISABLED, &e), 0);
 	run_job(&j, CMK_KMS_CHECK, &ks, &f, true);
@@ -163,67 +163,67 @@ static void kmsjob_classify_bad_envelope_file_does_not_hide_a_revocation(void **
 	assert_int_equal(j.err.cls, CMK_EC_DEFINITIVE);
 	assert_int_equal(j.err.reason, CMK_R_DISABLED);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_ENABLED, &e), 0);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /* After a wipe the KEK is unsealed from the envelope in memory if the file is bad. */
 static void kmsjob_classify_unseal_falls_back_to_the_envelope_in_memory(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
-	cmk_kekset_forget(&ks);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_forget(&ks);
 	tu_write_file(tu_path("kek.json"), "garbage", 7, 0600);
 	run_job(&j, CMK_KMS_UNSEAL, &ks, &f, true);
 	assert_int_equal(j.ret, 0);
 	assert_int_not_equal(j.bad.cls, CMK_EC_NONE);	/* reported */
 	assert_non_null(ks.cur);			/* adopted */
 	/* a refused CMK is refused here too, and leaves no KEK */
-	cmk_kekset_forget(&ks);
+	cmk_kek_store_forget(&ks);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_DISABLED, &e), 0);
 	run_job(&j, CMK_KMS_UNSEAL, &ks, &f, true);
 	assert_int_not_equal(j.ret, 0);
 	assert_int_equal(j.err.cls, CMK_EC_DEFINITIVE);
 	assert_null(ks.cur);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_ENABLED, &e), 0);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /* At boot nothing is in memory: the file's failure is the answer. */
 static void kmsjob_classify_unseal_without_envelope_fails(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
+	cmk_kek_store_init(&ks);
 	tu_write_file(tu_path("kek.json"), "garbage", 7, 0600);
 	run_job(&j, CMK_KMS_UNSEAL, &ks, &f, true);
 	assert_int_not_equal(j.ret, 0);
 	assert_contains(j.err.msg, tu_path("kek.json"));
 	assert_int_equal(j.bad.cls, CMK_EC_NONE);	/* not a second report */
 	assert_null(ks.cur);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /* An answer the loop no longer wants (VM fork, deadline): its KEK is wiped. */
 static void kmsjob_cleanse_unwanted_unseal_is_wiped_not_adopted(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
+	cmk_kek_store_init(&ks);
 	memset(&j, 0, sizeof(j));
 	j.kind = CMK_KMS_UNSEAL;
 	j.cfg = &cfg;
@@ -243,7 +243,7 @@ static void kmsjob_cleanse_unwanted_unseal_is_wiped_not_adopted(void **state)
 	assert_true(tu_munmap_count >= 1);
 	assert_true(tu_munmap_data_zero);	/* the KEK was wiped before unmap */
 	assert_false(j.loaded);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /* KMS answers for the aws provider below (a real wire shape, aws.rst). */
@@ -266,7 +266,7 @@ static const char aws_disabled[] =
 static void kmsjob_classify_changed_envelope_kms_local_failure_tried_again(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct tu_peer peer;
 	struct cmk_err e;
@@ -285,8 +285,8 @@ static void kmsjob_classify_changed_envelope_kms_local_failure_tried_again(void 
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	env = tu_read_file(tu_path("kek.json"), &len);
 	at = strstr(env, "\"local\"");
 	assert_non_null(at);
@@ -315,7 +315,7 @@ static void kmsjob_classify_changed_envelope_kms_local_failure_tried_again(void 
 	unsetenv("AWS_ACCESS_KEY_ID");
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	tu_peer_stop(&peer);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /*
@@ -326,14 +326,14 @@ static void kmsjob_classify_changed_envelope_kms_local_failure_tried_again(void 
 static void kmsjob_classify_unwanted_job_records_no_bad_file(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	tu_write_file(tu_path("kek.json"), "{\"format\":", 10, 0600);
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, false));
 	assert_int_not_equal(j.bad.cls, CMK_EC_NONE);
@@ -344,7 +344,7 @@ static void kmsjob_classify_unwanted_job_records_no_bad_file(void **state)
 	assert_int_not_equal(f.bad.st_ino, 0);
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
 	assert_int_equal(j.bad.cls, CMK_EC_NONE);	/* reported once */
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /*
@@ -357,14 +357,14 @@ static void kmsjob_classify_unwanted_job_records_no_bad_file(void **state)
 static void kmsjob_classify_changed_envelope_cmk_refusal_revokes(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	rewrap_file_to(tu_path("new.key"));
 	assert_int_equal(cmk_local_key_set_state(tu_path("new.key"), CMK_LOCAL_DISABLED, &e), 0);
 	for (int i = 0; i < 2; i++) {
@@ -377,7 +377,7 @@ static void kmsjob_classify_changed_envelope_cmk_refusal_revokes(void **state)
 		assert_int_equal(j.bad.cls, CMK_EC_NONE);	/* not a bad file */
 	}
 	/* the unseal after the revoke asks the file's CMK too, not the old one */
-	cmk_kekset_forget(&ks);
+	cmk_kek_store_forget(&ks);
 	run_job(&j, CMK_KMS_UNSEAL, &ks, &f, true);
 	assert_int_equal(j.err.cls, CMK_EC_DEFINITIVE);
 	assert_null(ks.cur);
@@ -385,7 +385,7 @@ static void kmsjob_classify_changed_envelope_cmk_refusal_revokes(void **state)
 	assert_true(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
 	assert_int_equal(j.ret, 0);
 	assert_contains(ks.env.cur.key_ref, "new.key");
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /*
@@ -396,7 +396,7 @@ static void kmsjob_classify_changed_envelope_cmk_refusal_revokes(void **state)
 static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 	size_t len;
@@ -404,8 +404,8 @@ static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	text = tu_read_file(tu_path("kek.json"), &len);
 	at = strstr(text, "\"local\"");
 	assert_non_null(at);
@@ -423,7 +423,7 @@ static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));
 	assert_int_equal(j.ret, 0);
 	assert_int_equal(j.bad.cls, CMK_EC_NONE);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /*
@@ -433,15 +433,15 @@ static void kmsjob_classify_changed_envelope_local_failure_checks_memory(void **
 static void kmsjob_hang_replaced_provider_closed_by_the_next_job(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_provider *old;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	old = ks.p;
 	rewrap_file_to(tu_path("new.key"));
 	memset(&j, 0, sizeof(j));
@@ -459,7 +459,7 @@ static void kmsjob_hang_replaced_provider_closed_by_the_next_job(void **state)
 	cmk_kms_job_release(&j, &retired);
 	assert_false(run_job(&j, CMK_KMS_CHECK, &ks, &f, true));	/* closes it */
 	assert_int_equal(retired.n, 0);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 /*
@@ -469,15 +469,15 @@ static void kmsjob_hang_replaced_provider_closed_by_the_next_job(void **state)
 static void kmsjob_cleanse_check_reload_without_kek_adopts_no_kek(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_job j;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
-	cmk_kekset_forget(&ks);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_forget(&ks);
 	rewrap_file_to(tu_path("new.key"));
 	memset(&j, 0, sizeof(j));
 	j.kind = CMK_KMS_CHECK;
@@ -494,7 +494,7 @@ static void kmsjob_cleanse_check_reload_without_kek_adopts_no_kek(void **state)
 	assert_null(ks.cur);
 	assert_contains(ks.env.cur.key_ref, "new.key");
 	cmk_kms_job_release(&j, &retired);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 int main(void)

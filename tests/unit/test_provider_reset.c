@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * test_provider_reset.c - a wipe lets go of the provider's way into the
- * KMS, not only of the KEK.  cmk_kekset_forget() is what cmk-agent calls
+ * KMS, not only of the KEK.  cmk_kek_store_forget() is what cmk-agent calls
  * on every wipe (revocation, grace-policy expiry, VM fork): after it the
  * gcp provider holds no access token, so its next call fetches a new one
  * from the metadata server before it reaches Cloud KMS again.
@@ -192,16 +192,16 @@ static void unwrap_transient(struct cmk_provider *prov)
 }
 
 /* A KEK set as cmk-agent holds it after an unseal, on provider @prov. */
-static void kekset_on(struct cmk_kekset *ks, struct cmk_provider *prov)
+static void kek_store_on(struct cmk_kek_store *ks, struct cmk_provider *prov)
 {
-	cmk_kekset_init(ks);
+	cmk_kek_store_init(ks);
 	ks->p = prov;
 	ks->cur = tu_secret_of("0123456789abcdef0123456789abcdef");
 }
 
 static void provider_cleanse_wipe_drops_gcp_token(void **state)
 {
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct peer p;
 	struct cmk_provider *prov;
 
@@ -215,11 +215,11 @@ static void provider_cleanse_wipe_drops_gcp_token(void **state)
 	assert_int_equal(atomic_load(&p.kms), 2);
 	assert_string_equal(p.last_auth, "Bearer ya29.tok-secret-1");
 
-	kekset_on(&ks, prov);
+	kek_store_on(&ks, prov);
 	tu_munmap_count = 0;
 	tu_munmap_data_zero = false;
 	tu_munmap_inspect = true;
-	cmk_kekset_forget(&ks);		/* the grace-policy wipe's forget */
+	cmk_kek_store_forget(&ks);		/* the grace-policy wipe's forget */
 	tu_munmap_inspect = false;
 	assert_null(ks.cur);
 	print_message("# %d secrets unmapped by the wipe\n", tu_munmap_count);
@@ -261,7 +261,7 @@ static void *unwrap_thread(void *arg)
 static void provider_cleanse_wipe_during_call_drops_token_after_it(void **state)
 {
 	struct call_arg c = { 0 };
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct peer p;
 	pthread_t t;
 	bool released_by_test;
@@ -276,8 +276,8 @@ static void provider_cleanse_wipe_during_call_drops_token_after_it(void **state)
 	assert_true(atomic_load(&p.held));
 	assert_int_equal(atomic_load(&p.tokens), 1);
 
-	kekset_on(&ks, c.prov);
-	cmk_kekset_forget(&ks);
+	kek_store_on(&ks, c.prov);
+	cmk_kek_store_forget(&ks);
 	/* still held: forget did not wait for the call */
 	released_by_test = atomic_exchange(&p.held, false);
 	pthread_join(t, NULL);
@@ -349,7 +349,7 @@ static void provider_cleanse_retired_provider_drops_token(void **state)
 	assert_int_equal(atomic_load(&p.tokens), 1);
 
 	memset(&j, 0, sizeof(j));
-	kekset_on(&j.fresh, prov);	/* an unseal's result, not adopted */
+	kek_store_on(&j.fresh, prov);	/* an unseal's result, not adopted */
 	j.loaded = true;
 	cmk_kms_job_release(&j, &r);
 	assert_int_equal(r.n, 1);

@@ -74,23 +74,23 @@ static int teardown(void **state)
 	return tu_teardown_tmpdir(state);
 }
 
-static void volume_kekset_load_unwraps_and_audits(void **state)
+static void volume_kek_store_load_unwraps_and_audits(void **state)
 {
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_err e;
 	char *log;
 
 	(void)state;
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_load(&ks, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_load(&ks, &cfg, audit, &e), 0);
 	assert_non_null(ks.cur);
 	assert_null(ks.prev);
-	assert_int_equal(cmk_kekset_check(&ks, audit, true, NULL, &e), 0);
-	cmk_kekset_forget(&ks);
+	assert_int_equal(cmk_kek_store_check(&ks, audit, true, NULL, &e), 0);
+	cmk_kek_store_forget(&ks);
 	assert_null(ks.cur);
 	/* a check needs no plain KEK: it unwraps the wrapped one */
-	assert_int_equal(cmk_kekset_check(&ks, audit, true, NULL, &e), 0);
-	cmk_kekset_free(&ks);
+	assert_int_equal(cmk_kek_store_check(&ks, audit, true, NULL, &e), 0);
+	cmk_kek_store_free(&ks);
 	log = tu_read_file(tu_path("audit.log"), NULL);
 	assert_contains(log, "\"operation\":\"unwrap\",\"outcome\":\"success\"");
 	assert_contains(log, "\"operation\":\"check\",\"outcome\":\"success\"");
@@ -129,7 +129,7 @@ static void load_azure(const char *pin, int loads, const char *log_name)
 {
 	struct cmk_config c;
 	struct cmk_audit *al = NULL;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_err e;
 	char text[2048];
 
@@ -141,10 +141,10 @@ static void load_azure(const char *pin, int loads, const char *log_name)
 	assert_int_equal(cmk_config_parse(text, strlen(text), "agent.conf", &c, &e), 0);
 	assert_int_equal(cmk_audit_open(c.audit_log, false, "test", &al, &e), 0);
 	for (int i = 0; i < loads; i++) {
-		cmk_kekset_init(&ks);
-		assert_int_not_equal(cmk_kekset_load(&ks, &c, al, &e), 0);
+		cmk_kek_store_init(&ks);
+		assert_int_not_equal(cmk_kek_store_load(&ks, &c, al, &e), 0);
 		assert_int_equal(e.cls, CMK_EC_TRANSIENT);
-		cmk_kekset_free(&ks);
+		cmk_kek_store_free(&ks);
 	}
 	cmk_audit_close(&al);
 	cmk_config_free(&c);
@@ -180,24 +180,24 @@ static void volume_credential_azure_unpinned_vault_warned_once(void **state)
 	free(log);
 }
 
-static void volume_kekset_disabled_cmk_is_definitive_and_holds_no_kek(void **state)
+static void volume_kek_store_disabled_cmk_is_definitive_and_holds_no_kek(void **state)
 {
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_kms_call call;
 	struct cmk_err e;
 	char *log;
 
 	(void)state;
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_load(&ks, &cfg, audit, &e), 0);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_load(&ks, &cfg, audit, &e), 0);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_DISABLED, &e), 0);
-	assert_int_not_equal(cmk_kekset_check(&ks, NULL, false, &call, &e), 0);
+	assert_int_not_equal(cmk_kek_store_check(&ks, NULL, false, &call, &e), 0);
 	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
-	assert_int_not_equal(cmk_kekset_load(&ks, &cfg, audit, &e), 0);
+	assert_int_not_equal(cmk_kek_store_load(&ks, &cfg, audit, &e), 0);
 	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
 	assert_contains(e.msg, tu_path("kek.json"));
 	assert_null(ks.cur);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 	log = tu_read_file(tu_path("audit.log"), NULL);
 	assert_contains(log, "\"outcome\":\"failure\",\"error_class\":\"definitive\",\"reason\":\"disabled\"");
 	free(log);
@@ -205,42 +205,42 @@ static void volume_kekset_disabled_cmk_is_definitive_and_holds_no_kek(void **sta
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_ENABLED, &e), 0);
 }
 
-static void volume_kekset_check_without_envelope_fails(void **state)
+static void volume_kek_store_check_without_envelope_fails(void **state)
 {
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_err e;
 
 	(void)state;
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_check(&ks, audit, true, NULL, &e), -ENOKEY);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_check(&ks, audit, true, NULL, &e), -ENOKEY);
+	cmk_kek_store_free(&ks);
 }
 
 /* After a revoke wiped the KEK, the envelope in memory unseals without the file. */
 static void volume_classify_bad_envelope_file_unseal_from_memory(void **state)
 {
 	struct cmk_kekfile f;
-	struct cmk_kekset ks;
+	struct cmk_kek_store ks;
 	struct cmk_err e;
 
 	(void)state;
 	memset(&f, 0, sizeof(f));
-	cmk_kekset_init(&ks);
-	assert_int_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
-	cmk_kekset_forget(&ks);
+	cmk_kek_store_init(&ks);
+	assert_int_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
+	cmk_kek_store_forget(&ks);
 	assert_null(ks.cur);
 	tu_write_file(tu_path("kek.json"), "garbage", 7, 0600);
-	assert_int_not_equal(cmk_kekset_reload(&ks, &f, &cfg, audit, &e), 0);
+	assert_int_not_equal(cmk_kek_store_reload(&ks, &f, &cfg, audit, &e), 0);
 	assert_null(ks.cur);
-	assert_int_equal(cmk_kekset_unseal(&ks, audit, &e), 0);
+	assert_int_equal(cmk_kek_store_unseal(&ks, audit, &e), 0);
 	assert_non_null(ks.cur);
 	/* and a refused CMK is refused here too */
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_DISABLED, &e), 0);
-	assert_int_not_equal(cmk_kekset_unseal(&ks, audit, &e), 0);
+	assert_int_not_equal(cmk_kek_store_unseal(&ks, audit, &e), 0);
 	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
 	assert_null(ks.cur);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_ENABLED, &e), 0);
-	cmk_kekset_free(&ks);
+	cmk_kek_store_free(&ks);
 }
 
 static void volume_find_by_name_dm_name_or_key_name(void **state)
@@ -536,7 +536,7 @@ static void fk_lose_key(const char *key_name)
 struct vfx {
 	struct cmk_config cfg;
 	struct cmk_audit *audit;
-	struct cmk_kekset keks;
+	struct cmk_kek_store keks;
 	struct cmk_opened mem[3];
 	struct cmk_volume_ctx v;
 	uint8_t boot[CMK_UUID_LEN];
@@ -612,9 +612,9 @@ static int vsetup(void **state)
 		close(fd);
 	}
 	vf_config(NULL);
-	cmk_kekset_init(&vf.keks);
+	cmk_kek_store_init(&vf.keks);
 	if (cmk_audit_open(vf.cfg.audit_log, false, "test", &vf.audit, &e) ||
-	    cmk_kekset_load(&vf.keks, &vf.cfg, vf.audit, &e) ||
+	    cmk_kek_store_load(&vf.keks, &vf.cfg, vf.audit, &e) ||
 	    cmk_boot_id(vf.boot, &e)) {
 		fprintf(stderr, "vsetup: %s\n", e.msg);
 		return -1;
@@ -627,7 +627,7 @@ static int vsetup(void **state)
 
 static int vteardown(void **state)
 {
-	cmk_kekset_free(&vf.keks);
+	cmk_kek_store_free(&vf.keks);
 	cmk_audit_close(&vf.audit);
 	cmk_config_free(&vf.cfg);
 	return teardown(state);
@@ -636,7 +636,7 @@ static int vteardown(void **state)
 /* cmkctl format --mode persistent on the image of @name. */
 static void format(const char *name, uint32_t sector_size, struct cmk_header *h)
 {
-	struct cmk_keks k = { &vf.keks.env, vf.keks.cur, NULL };
+	struct cmk_kek_pair k = { &vf.keks.env, vf.keks.cur, NULL };
 	struct cmk_secret *dek = NULL;
 	struct cmk_err e;
 	int fd = open(dev(name)->backing, O_RDWR);
@@ -1689,14 +1689,14 @@ static void volume_adversarial_pin_dir_on_tmpfs_warned(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(volume_kekset_load_unwraps_and_audits, setup, teardown),
+		cmocka_unit_test_setup_teardown(volume_kek_store_load_unwraps_and_audits, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_credential_azure_unpinned_vault_warned_once,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_classify_kernel_fork_refusal_is_not_a_header_refusal,
 						vsetup, vteardown),
-		cmocka_unit_test_setup_teardown(volume_kekset_disabled_cmk_is_definitive_and_holds_no_kek,
+		cmocka_unit_test_setup_teardown(volume_kek_store_disabled_cmk_is_definitive_and_holds_no_kek,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(volume_kekset_check_without_envelope_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(volume_kek_store_check_without_envelope_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_classify_bad_envelope_file_unseal_from_memory,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(volume_find_by_name_dm_name_or_key_name, setup, teardown),

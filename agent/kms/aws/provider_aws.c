@@ -24,7 +24,7 @@
 #include "core/deadline.h"
 #include "kms/http.h"
 #include "kms/aws/sigv4.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 static const char *const aws_settings[] = {
 	"region", "endpoint", "key_id", "profile", "credentials",

@@ -19,7 +19,7 @@
 #include "kms/credreload.h"
 #include "core/json_secret.h"
 #include "core/fileio.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 #define SECRET_FILE_MAX	4096
 

@@ -25,7 +25,7 @@
 #include "core/codec.h"
 #include "format/encctx.h"
 #include "kms/http.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 #define DIGEST_LEN	SHA256_DIGEST_LENGTH
 #define KEK_MAX		512

@@ -25,7 +25,7 @@
 #include "core/crc32c.h"
 #include "kms/gcp/gcp_auth.h"
 #include "kms/http.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 static const char *const gcp_settings[] = {
 	"key_name", "endpoint", "credentials", "service_account_key",

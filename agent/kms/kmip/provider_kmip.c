@@ -49,7 +49,7 @@
 #include "kms/kmip/kmip.h"
 #include "core/secret.h"
 #include "kms/kmip/ttlv.h"
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 static const char *const kmip_settings[] = {
 	"server", "client_cert", "client_key", "ca_bundle", "server_name",

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * settings.c - values of provider settings (see settings.h).
+ * provider_settings.c - values of provider settings (see provider_settings.h).
  */
-#include "kms/settings.h"
+#include "kms/provider_settings.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * settings.h - values of provider settings ([provider "name"] keys of
+ * provider_settings.h - values of provider settings ([provider "name"] keys of
  * agent.conf, cmkctl --set): one parser per type, one wording of errors.
  */
-#ifndef CMK_SETTINGS_H
-#define CMK_SETTINGS_H
+#ifndef CMK_PROVIDER_SETTINGS_H
+#define CMK_PROVIDER_SETTINGS_H
 
 #include <stdbool.h>
 
@@ -24,4 +24,4 @@ int cmk_setting_bool(const char *who, const char *k, const char *v, bool *out,
 /* cmk_env_nonempty() - the environment variable @n, or NULL if unset or "". */
 const char *cmk_env_nonempty(const char *n);
 
-#endif /* CMK_SETTINGS_H */
+#endif /* CMK_PROVIDER_SETTINGS_H */
