@@ -31,7 +31,7 @@
 #include <time.h>
 
 #include "core/codec.h"
-#include "format/encctx.h"
+#include "core/encctx.h"
 #include "core/err.h"
 #include "kms/provider.h"
 #include "core/secret.h"

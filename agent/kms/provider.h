@@ -32,7 +32,7 @@
 
 #include <stddef.h>
 
-#include "format/encctx.h"
+#include "core/encctx.h"
 #include "core/err.h"
 #include "core/secret.h"
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "core/codec.h"
-#include "format/encctx.h"
+#include "core/encctx.h"
 #include "core/err.h"
 
 static void base64_rfc4648_vectors(void **state)

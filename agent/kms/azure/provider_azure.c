@@ -23,7 +23,7 @@
 #include "kms/azure/azure_auth.h"
 #include "core/fileio.h"
 #include "core/codec.h"
-#include "format/encctx.h"
+#include "core/encctx.h"
 #include "kms/http.h"
 #include "kms/provider_settings.h"
 

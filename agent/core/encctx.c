@@ -2,7 +2,7 @@
 /*
  * encctx.c - encryption context and its canonical bytes (see encctx.h).
  */
-#include "format/encctx.h"
+#include "core/encctx.h"
 
 #include <errno.h>
 #include <stdint.h>
