@@ -82,6 +82,11 @@ else
 fi
 result $rc lint_shellcheck "$log"
 
+# The agent library's layers: no module includes a layer above its own.
+log=$logs/agent-layers.log
+scripts/agent-layers.sh >"$log" 2>&1
+result $? lint_agent_layers "$log"
+
 # Documentation: a table cell past its column or an unclosed literal is an
 # rst error that renders as garbage; docutils reports both.
 log=$logs/docs.log
