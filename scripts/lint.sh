@@ -44,7 +44,7 @@ fi
 ksrc=$top/build/ksrc/linux-source-6.1
 
 files=()
-for f in kernel/*.c kernel/*.h include/uapi/linux/dm-cmk.h; do
+for f in kernel/*.c kernel/*.h include/uapi/linux/dm-cmk.h tests/bench/kmod/*.c; do
 	[ -f "$f" ] && files+=("$f")
 done
 
