@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# bench.sh - "make bench": dm-cmk against dm-linear, dm-crypt and the raw
-# kernel xts(aes) cipher, in one QEMU (TCG) guest run per kernel, on brd
-# and memory-backed null_blk.  See Documentation/benchmarks.rst.
+# bench.sh - "make bench": dm-cmk against dm-linear, dm-crypt and the
+# kernel's xts(aes) cipher alone (measured in the kernel, one sector per
+# request), in one QEMU (TCG) guest run per kernel, on brd and
+# memory-backed null_blk.  See Documentation/benchmarks.rst.
 #
 # Environment:
 #   KVER=<kver>|all   kernel(s) to boot (default: the installed Debian 6.1)
@@ -71,6 +72,8 @@ esac
 echo "bench: building (module, agent, bench helper)"
 for k in $kvers; do
 	make -s module KVER="$k" >/dev/null || die "module build for $k failed"
+	make -s -C tests/bench kmod KVER="$k" >/dev/null ||
+		die "tests/bench/kmod (cmk_cipher_bench.ko) build for $k failed"
 done
 agent_args=()
 if [ -f agent/Makefile ]; then
@@ -129,9 +132,10 @@ for k in $kvers; do
 	echo "bench: guest $k (up to ${bound}s)"
 	mkdir -p "$out/$k"
 	set +e
-	scripts/qemu/run-guest.sh --kver "$k" --fio --module algif_skcipher \
+	scripts/qemu/run-guest.sh --kver "$k" --fio \
 		--timeout "$bound" --test-timeout "$bound" --out "$out/$k" \
 		--add build/bench-bin/cmk_bench:/usr/bin/cmk_bench \
+		--add "build/bench-kmod/$k/cmk_cipher_bench.ko:/root/cmk_cipher_bench.ko" \
 		--add "$conf:/etc/cmk-bench.conf" "${agent_args[@]}" "${prof_args[@]}" \
 		tests/bench/guest_bench.sh >"$out/$k/runner.tap" 2>&1
 	rc=$?

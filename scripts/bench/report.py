@@ -35,6 +35,7 @@ def fail(msg):
 
 def parse(path):
     info, cipher, fio, agent, prof = {}, {}, {}, [], {}
+    info["drivers"], info["dd"], info["mode"] = {}, [], {}
     try:
         lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
@@ -48,18 +49,33 @@ def parse(path):
                 info[f[2]] = " ".join(f[3:])
             elif f[1] == "time":
                 info.setdefault("phase_ms", {})[f[2]] = int(f[3])
-            elif f[1] == "cipher":
+            elif f[1] == "ceil":
+                # ceil <sector> <threads> <run> <MiB/s> <driver>
                 key = "%sB-%sthr" % (f[2], f[3])
                 c = cipher.setdefault(key, {"size": int(f[2]),
                                             "threads": int(f[3]),
                                             "mib_s": [], "driver": f[6]})
                 c["mib_s"].append(float(f[5]))
+            elif f[1] == "driver":
+                d = info["drivers"].setdefault("%s/%s" % (f[2], f[3]), [])
+                if f[4] not in d:
+                    d.append(f[4])
+            elif f[1] == "dd":
+                info["dd"].append({"run": int(f[2]), "config": f[3],
+                                   "mib_s": float(f[4]),
+                                   "busy_vcpus": float(f[5]),
+                                   "ctxsw_per_mib": float(f[6])})
+            elif f[1] == "mode":
+                info["mode"][int(f[2])] = {"mode": f[3],
+                                           "crypt_mib_s": float(f[4]),
+                                           "bound_mib_s": float(f[5])}
             elif f[1] == "fio":
-                dev, cfg, _run, wl = f[2], f[3], f[4], f[5]
+                dev, cfg, run, wl = f[2], f[3], int(f[4]), f[5]
                 p = fio.setdefault(dev, {}).setdefault(cfg, {}).setdefault(
-                    wl, {"kib_s": [], "iops": []})
+                    wl, {"kib_s": [], "iops": [], "run": []})
                 p["kib_s"].append(int(f[6]))
                 p["iops"].append(int(f[7]))
+                p["run"].append(run)
             elif f[1] == "agent":
                 agent.append({"boot_to_usable_ms": int(f[3]),
                               "revoke_to_wipe_ms": int(f[4])})
@@ -150,12 +166,36 @@ def wl_order(wl):
     return (not wl.startswith("seq"), wl)
 
 
-def analyse(kver, info, cipher, fio, agent):
-    vcpus = int(info.get("vcpus", "2"))
-    raw1 = {}
-    for c in cipher.values():
-        if c["threads"] == 1:
-            raw1[c["size"]] = statistics.median(c["mib_s"])
+def split_modes(info, fio):
+    """The fio samples by the mode of the run they were taken in, so that
+    no median or ratio mixes a run that decrypted with one that did not."""
+    modes = {}
+    for dev, cfgs in fio.items():
+        for cfg, wls in cfgs.items():
+            for wl, p in wls.items():
+                for i, run in enumerate(p["run"]):
+                    m = info["mode"].get(run, {}).get("mode", "unchecked")
+                    q = modes.setdefault(m, {}).setdefault(dev, {}).setdefault(
+                        cfg, {}).setdefault(wl, {"kib_s": [], "iops": [],
+                                                 "run": []})
+                    q["kib_s"].append(p["kib_s"][i])
+                    q["iops"].append(p["iops"][i])
+                    q["run"].append(run)
+    return modes
+
+
+def ceilings(cipher):
+    """Median MiB/s of the cipher alone by (sector, threads)."""
+    return {(c["size"], c["threads"]): statistics.median(c["mib_s"])
+            for c in cipher.values()}
+
+
+def ceiling_for(ceil, cfg, vcpus):
+    """The cipher alone on every vCPU, with the config's sector size."""
+    return ceil.get((4096 if cfg.endswith("-4k") else 512, vcpus))
+
+
+def analyse_mode(fio, ceil, vcpus):
     summary = {}
     for dev, cfgs in fio.items():
         sd = summary.setdefault(dev, {})
@@ -163,6 +203,9 @@ def analyse(kver, info, cipher, fio, agent):
             for wl, p in wls.items():
                 s = stats(metric(wl, p))
                 s["mib_s_median"] = statistics.median(p["kib_s"]) / 1024
+                s["of_ceiling"] = ratio(s["mib_s_median"],
+                                        ceiling_for(ceil, cfg, vcpus))
+                s["runs"] = sorted(set(p["run"]))
                 sd.setdefault(wl, {})[cfg] = s
     ratios = {}
     for dev, wls in summary.items():
@@ -170,9 +213,6 @@ def analyse(kver, info, cipher, fio, agent):
             med = {c: s["median"] for c, s in cfgs.items()}
             best = [c for c in CRYPT_BEST if c in med]
             bestc = max(best, key=lambda c: med[c]) if best else None
-            # The cipher's own limit: the best one-thread AF_ALG rate
-            # (the 64 KiB requests, where syscall cost is amortised).
-            raw = max(raw1.values()) if raw1 else None
             for cmk in CMK:
                 if cmk not in med:
                     continue
@@ -180,9 +220,9 @@ def analyse(kver, info, cipher, fio, agent):
                     "vs_crypt_default": ratio(med[cmk], med.get("crypt")),
                     "vs_crypt_best": ratio(med[cmk], med.get(bestc)),
                     "crypt_best_config": bestc,
-                    "vs_raw_cipher_x_vcpus": ratio(
-                        cfgs[cmk]["mib_s_median"],
-                        raw * vcpus if raw else None),
+                    # the cipher alone on every vCPU, in the kernel, with
+                    # this config's sector size
+                    "vs_ceiling": cfgs[cmk]["of_ceiling"],
                     "vs_linear": ratio(med[cmk], med.get("linear")),
                     # dm-cmk's own choice of inline crypto or workqueue
                     # against the workqueue for every bio
@@ -191,13 +231,60 @@ def analyse(kver, info, cipher, fio, agent):
                                           if "nowq" not in cmk else None)),
                 }
                 ratios.setdefault(dev, {}).setdefault(wl, {})[cmk] = r
+    return {"summary": summary, "ratios": ratios}
+
+
+def analyse(kver, info, cipher, fio, agent):
+    vcpus = int(info.get("vcpus", "2"))
+    ceil = ceilings(cipher)
+    modes = {m: analyse_mode(f, ceil, vcpus)
+             for m, f in split_modes(info, fio).items()}
     ag = None
     if agent:
         ag = {k: stats([a[k] for a in agent if a[k] >= 0])
               for k in ("boot_to_usable_ms", "revoke_to_wipe_ms")}
-    return {"info": info, "vcpus": vcpus, "raw_cipher": cipher,
-            "summary": summary, "ratios": ratios, "agent_raw": agent,
-            "agent": ag}
+    return {"info": info, "vcpus": vcpus, "cipher_ceiling": cipher,
+            "modes": modes, "agent_raw": agent, "agent": ag}
+
+
+def print_check(res, out):
+    """The drivers, the dd mode check and the cipher ceiling."""
+    w = out.write
+    info = res["info"]
+    w("xts(aes) alone, in the kernel (cmk_cipher_bench.ko, one request per "
+      "sector; MiB/s, median [spread]):\n")
+    for k in sorted(res["cipher_ceiling"], key=lambda k: (
+            res["cipher_ceiling"][k]["size"],
+            res["cipher_ceiling"][k]["threads"])):
+        c = res["cipher_ceiling"][k]
+        s = stats(c["mib_s"])
+        w("  %5d B  %d thread(s)  %8.1f  [%3.0f%%]  %s\n" % (
+            c["size"], c["threads"], s["median"], 100 * s["spread"],
+            c["driver"]))
+    if info["drivers"]:
+        seen = {}
+        for k, ds in info["drivers"].items():
+            seen.setdefault(",".join(ds), []).append(k)
+        w("xts(aes) driver each target holds: %s\n" % "; ".join(
+            "%s: %s" % (d, " ".join(sorted(v))) for d, v in sorted(
+                seen.items())))
+    if info["dd"]:
+        w("mode check, per run: dd O_DIRECT 128 KiB read of the device, "
+          "timed by /proc/uptime\n")
+        w("  %3s %-8s %9s %10s %11s  %s\n" % (
+            "run", "config", "MiB/s", "busy vCPU", "ctxsw/MiB", "mode"))
+        for d in info["dd"]:
+            m = info["mode"].get(d["run"], {})
+            w("  %3d %-8s %9.1f %10.2f %11.0f  %s\n" % (
+                d["run"], d["config"], d["mib_s"], d["busy_vcpus"],
+                d["ctxsw_per_mib"], "%s (bound %.1f MiB/s)" % (
+                    m["mode"], m["bound_mib_s"]) if d["config"] == "crypt"
+                and m else ""))
+    bad = [r for r, m in info["mode"].items() if m["mode"] != "decrypting"]
+    if bad:
+        w("WARNING: run(s) %s read dm-crypt faster than its cipher can "
+          "decrypt: their numbers are reported apart\n"
+          % ",".join(map(str, sorted(bad))))
 
 
 def print_tables(kver, res, out):
@@ -206,15 +293,19 @@ def print_tables(kver, res, out):
     w("\n=== kernel %s, %s vCPUs, %s run(s) per point, fio runtime %s (ramp %s) "
       "===\n" % (kver, res["vcpus"], info.get("runs", "?"),
                  info.get("runtime", "?"), info.get("ramp", "?")))
-    w("raw xts(aes) via AF_ALG (MiB/s, median [spread]):\n")
-    for k in sorted(res["raw_cipher"], key=lambda k: (
-            res["raw_cipher"][k]["size"], res["raw_cipher"][k]["threads"])):
-        c = res["raw_cipher"][k]
-        s = stats(c["mib_s"])
-        w("  %5d B  %d thread(s)  %8.1f  [%3.0f%%]  %s\n" % (
-            c["size"], c["threads"], s["median"], 100 * s["spread"],
-            c["driver"]))
-    for dev, wls in sorted(res["summary"].items()):
+    print_check(res, out)
+    for mode, mres in sorted(res["modes"].items()):
+        runs = sorted({r for wls in mres["summary"].values()
+                       for cfgs in wls.values() for s in cfgs.values()
+                       for r in s["runs"]})
+        w("\n##### mode: %s (run(s) %s)\n" % (
+            mode, ",".join(map(str, runs))))
+        print_mode(mres, out)
+
+
+def print_mode(mres, out):
+    w = out.write
+    for dev, wls in sorted(mres["summary"].items()):
         cfgs = [c for c in ("linear", "crypt") + CRYPT_BEST + CMK
                 if any(c in v for v in wls.values())]
         w("\n-- %s: medians (seq: MiB/s, rand: IOPS) [spread %%] --\n"
@@ -227,12 +318,27 @@ def print_tables(kver, res, out):
                 row += "%16s" % ("-" if s is None else "%.0f [%2.0f%%]" % (
                     s["median"], 100 * s["spread"]))
             w(row + "\n")
-        rat = res["ratios"].get(dev, {})
+        w("\n-- %s: MiB/s as a fraction of the cipher alone on every vCPU "
+          "(same sector size) --\n" % DEV_NAME.get(dev, dev))
+        w("%-20s" % "workload" + "".join("%12s" % c for c in cfgs) + "\n")
+        for wl in sorted(wls, key=wl_order):
+            w("%-20s" % wl + "".join("%12s" % (
+                "-" if wls[wl].get(c, {}).get("of_ceiling") is None
+                else "%.2f" % wls[wl][c]["of_ceiling"]) for c in cfgs)
+                + "\n")
+        fast = ["%s %s (%.2f)" % (c, wl, wls[wl][c]["of_ceiling"])
+                for wl in sorted(wls, key=wl_order) for c in cfgs
+                if c != "linear" and wls[wl].get(c, {}).get("of_ceiling")
+                and wls[wl][c]["of_ceiling"] > 1.25]
+        if fast:
+            w("WARNING: faster than the cipher alone can decrypt (timer "
+              "noise, or not decrypting): %s\n" % ", ".join(fast))
+        rat = mres["ratios"].get(dev, {})
         w("\n-- %s: ratios (>1 means dm-cmk is faster) --\n"
           % DEV_NAME.get(dev, dev))
         w("%-20s| %-31s | %s\n" % (
             "", "dm-cmk default", "best dm-cmk option set"))
-        hdr = "%7s%7s%8s%8s" % ("/crypt", "/best", "/rawxN", "/linear")
+        hdr = "%7s%7s%8s%8s" % ("/crypt", "/best", "/ceil", "/linear")
         w("%-20s| %s | %-12s%s\n" % ("workload", hdr, "set", hdr))
         for wl in sorted(rat, key=wl_order):
             r = rat[wl]
@@ -245,7 +351,7 @@ def print_tables(kver, res, out):
                 return "%7s%7s%8s%8s" % tuple(
                     fmt_r(x.get(k)).strip() if x.get(k) is not None else "-"
                     for k in ("vs_crypt_default", "vs_crypt_best",
-                              "vs_raw_cipher_x_vcpus", "vs_linear"))
+                              "vs_ceiling", "vs_linear"))
             w("%-20s| %s | %-12s%s\n" % (wl, four(d), bc, four(b)))
         if any(r.get("cmk", {}).get("vs_force_workqueue") is not None
                for r in rat.values()):
@@ -257,6 +363,10 @@ def print_tables(kver, res, out):
                     fmt_r(rat[wl].get(c, {}).get("vs_force_workqueue")).strip()
                     if rat[wl].get(c, {}).get("vs_force_workqueue")
                     is not None else "-" for c in ("cmk", "cmk-4k"))))
+
+
+def print_agent(res, out):
+    w = out.write
     if res["agent"]:
         a = res["agent"]
         w("\nagent (local provider, check_interval_ms 200), %d run(s):\n"
@@ -270,7 +380,14 @@ def print_tables(kver, res, out):
 
 def gnuplot(outdir, kver, res):
     made = []
-    for dev, wls in sorted(res["summary"].items()):
+    for mode, mres in sorted(res["modes"].items()):
+        made += gnuplot_mode(outdir, kver, mode, mres)
+    return made
+
+
+def gnuplot_mode(outdir, kver, mode, mres):
+    made = []
+    for dev, wls in sorted(mres["summary"].items()):
         cfgs = [c for c in ("linear", "crypt") + CRYPT_BEST + CMK
                 if any(c in v for v in wls.values())]
         for kind, unit in (("seq", "MiB/s"), ("rand", "IOPS")):
@@ -278,6 +395,8 @@ def gnuplot(outdir, kver, res):
             if not rows:
                 continue
             base = "%s-%s-%s" % (kver, dev, kind)
+            if mode != "decrypting":
+                base += "-" + mode
             dat = os.path.join(outdir, base + ".dat")
             with open(dat, "w") as f:
                 f.write("workload " + " ".join(cfgs) + "\n")
@@ -361,6 +480,7 @@ def main():
         res["profiles"] = prof
         doc["kernels"][k] = res
         print_tables(k, res, out)
+        print_agent(res, out)
         if res["profiles"]:
             print_prof(k, res["profiles"], out,
                        os.path.join(a.out, k, "profiles.txt"))
@@ -368,8 +488,10 @@ def main():
         fail("no results at all")
     out.write("\n/crypt = dm-cmk / dm-crypt default; /best = dm-cmk / the "
               "better of dm-crypt no_*_workqueue and sector_size:4096;\n"
-              "/rawxN = dm-cmk MiB/s / (best one-thread AF_ALG xts(aes) "
-              "rate, 64 KiB requests, x vCPUs); /linear = dm-cmk / dm-linear.\n")
+              "/ceil = dm-cmk MiB/s / xts(aes) alone in the kernel on every "
+              "vCPU with the same sector size; /linear = dm-cmk / dm-linear."
+              "\nmode: decrypting = dm-crypt's dd read was within what its "
+              "cipher can do; any other mode is reported apart.\n")
     moto = parse_moto(os.path.join(a.out, "moto.log"))
     if moto:
         doc["agent_moto_raw"] = moto
