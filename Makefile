@@ -9,7 +9,7 @@
 #   make lint           checkpatch --strict, kernel-doc, sparse, W=1 builds
 #   make guest-test     run the kselftests in QEMU (KVER=<kver>|all)
 #   make check          all of the above; ends with "N passed, N failed"
-#   make bench          dm-cmk vs dm-crypt/linear/raw cipher in QEMU (not a
+#   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
 #   make install        agent, units, module, docs (DESTDIR=, PREFIX=/usr,
 #                       INSTALL_MODULE=updates|dkms|none; see
