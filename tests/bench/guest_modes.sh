@@ -50,12 +50,15 @@ ceil() {	# ceil ALG SECTOR THREADS: one CEIL line; the MiB/s in $crate
 }
 crate=
 ceil 'xts(aes)' 512 1
-ceil 'xts(aes)' 512 "$ncpu"
 ceil512=$crate
+ceil 'xts(aes)' 512 "$ncpu"
 ceil 'xts(aes)' 4096 1
-ceil 'xts(aes)' 4096 "$ncpu"
 ceil4k=$crate
-best=$(awk -v a="${ceil512:-0}" -v b="${ceil4k:-0}" 'BEGIN { print (a > b ? a : b) }')
+ceil 'xts(aes)' 4096 "$ncpu"
+# The most the cipher can do: every vCPU at the best one-vCPU rate (the
+# rate measured on all vCPUs at once falls below it on a loaded host).
+best=$(awk -v a="${ceil512:-0}" -v b="${ceil4k:-0}" -v n="$ncpu" \
+	'BEGIN { print n * (a > b ? a : b) }')
 ceil 'xts(ecb(aes-generic))' 512 1
 if [ -n "$ceil512" ] && [ -n "$ceil4k" ]; then ok modes_cipher_ceiling; else nok modes_cipher_ceiling "cmk_cipher_bench.ko gave no rate"; fi
 
@@ -164,16 +167,16 @@ prof "/dev/dm-0" /dev/dm-0
 dmsetup remove m-crypt
 dmsetup remove m-lin
 
-# The oracle: every decrypting read <= 2x the cipher alone on every vCPU
-# (its best rate, 512- or 4096-byte requests; 2x because the host's load moves
-# every rate by up to ~1.5x within one guest run), and dm-linear > 3x the
-# cipher alone (the fast mode of issue 18 was ~6x).
-if awk -v r="$maxdec" -v c="$best" 'BEGIN { exit !(c > 0 && r <= 2 * c) }'; then
+# The oracle: every decrypting read <= 1.5x the most the cipher can do
+# ($best; 1.5x because the host's load moves every rate within one guest
+# run), and the read at dm-linear's speed beyond it (the fast mode of
+# issue 18 was ~3x).
+if awk -v r="$maxdec" -v c="$best" 'BEGIN { exit !(c > 0 && r <= 1.5 * c) }'; then
 	ok modes_decrypting_reads_within_cipher_ceiling
 else
 	nok modes_decrypting_reads_within_cipher_ceiling "fastest decrypting read $maxdec MiB/s, cipher alone $best MiB/s"
 fi
-if awk -v l="$lin" -v c="$best" 'BEGIN { exit !(c > 0 && l > 3 * c) }'; then
+if awk -v l="$lin" -v c="$best" 'BEGIN { exit !(c > 0 && l > 1.5 * c) }'; then
 	ok modes_linear_beyond_cipher_ceiling
 else
 	nok modes_linear_beyond_cipher_ceiling "dm-linear $lin MiB/s, cipher alone $best MiB/s"
