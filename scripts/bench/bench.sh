@@ -72,8 +72,11 @@ esac
 echo "bench: building (module, agent, bench helper)"
 for k in $kvers; do
 	make -s module KVER="$k" >/dev/null || die "module build for $k failed"
-	make -s -C tests/bench kmod KVER="$k" >/dev/null ||
+	# kbuild's notes (no BTF without vmlinux) are noise unless it fails
+	if ! log=$(make -s -C tests/bench kmod KVER="$k" 2>&1); then
+		echo "$log" >&2
 		die "tests/bench/kmod (cmk_cipher_bench.ko) build for $k failed"
+	fi
 done
 agent_args=()
 if [ -f agent/Makefile ]; then
