@@ -177,6 +177,11 @@ if [ -f tests/kselftest/Makefile ]; then
 	run_suite build_kselftest build "$make_cmd" kselftest
 fi
 run_suite lint tap scripts/lint.sh
+# The bench's report keeps dm-crypt runs that did not decrypt apart
+# (Documentation/benchmarks.rst); checked on a fixed log, no guest.
+if [ -x tests/bench/report_test.sh ]; then
+	run_suite bench_report tap tests/bench/report_test.sh
+fi
 if [ -f agent/Makefile ]; then
 	CMOCKA_MESSAGE_OUTPUT=TAP run_suite agent_unit tap \
 		env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
