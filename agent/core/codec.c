@@ -9,9 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include <openssl/evp.h>
+
+#include "core/random.h"
 
 int cmk_b64_encode(const unsigned char *in, size_t len, char **out,
 		   struct cmk_err *e)
@@ -96,17 +97,10 @@ int cmk_b64_decode(const char *in, unsigned char **out, size_t *out_len,
 
 int cmk_uuid_generate(uint8_t uuid[CMK_UUID_LEN], struct cmk_err *e)
 {
-	size_t done = 0;
+	int ret = cmk_random_fill(uuid, CMK_UUID_LEN, "uuid", e);
 
-	while (done < CMK_UUID_LEN) {
-		ssize_t n = getrandom(uuid + done, CMK_UUID_LEN - done, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return cmk_errf(e, -EIO, "uuid: getrandom failed");
-		done += (size_t)n;
-	}
+	if (ret)
+		return ret;
 	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
 	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
 	return 0;

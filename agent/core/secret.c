@@ -16,12 +16,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+
+#include "core/random.h"
 
 struct cmk_secret {
 	size_t len;		/* visible length */
@@ -110,25 +111,15 @@ out_unmap:
 int cmk_secret_random(struct cmk_secret **out, size_t len, struct cmk_err *e)
 {
 	struct cmk_secret *s;
-	size_t done = 0;
 	int ret;
 
 	ret = cmk_secret_new(&s, len, e);
 	if (ret)
 		return ret;
-	while (done < len) {
-		ssize_t n = getrandom(s->data + done, len - done, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = cmk_errf(e, n < 0 ? -errno : -EIO,
-				       "secret: getrandom failed: %s",
-				       n < 0 ? strerror(errno) : "short read");
-			cmk_secret_free(&s);
-			return ret;
-		}
-		done += (size_t)n;
+	ret = cmk_random_fill(s->data, len, "secret", e);
+	if (ret) {
+		cmk_secret_free(&s);
+		return ret;
 	}
 	*out = s;
 	return 0;

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +19,7 @@
 
 #include "core/fileio.h"
 #include "core/keys.h"
+#include "core/random.h"
 
 const struct cmk_header_field cmk_header_fields[] = {
 	{ "magic",	 CMK_HDR_OFF_MAGIC,	  8 },
@@ -68,22 +68,6 @@ const char *cmk_mode_name(uint32_t mode)
 		return "persistent";
 	}
 	return "invalid";
-}
-
-static int fill_random(uint8_t *p, size_t len, struct cmk_err *e)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = getrandom(p + done, len - done, 0);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return cmk_errf(e, -EIO, "header: getrandom failed");
-		done += (size_t)n;
-	}
-	return 0;
 }
 
 int cmk_header_new_boot_id(struct cmk_header *h, struct cmk_err *e)
@@ -363,7 +347,7 @@ static int seal(struct cmk_header *h, const struct cmk_secret *kek,
 	ret = cmk_kek_check(kek, e) ?: cmk_dek_check(dek, e);
 	if (ret)
 		return ret;
-	ret = fill_random(h->nonce, sizeof(h->nonce), e);
+	ret = cmk_random_fill(h->nonce, sizeof(h->nonce), "header", e);
 	if (ret)
 		return ret;
 	cmk_header_encode(h, buf);
