@@ -14,9 +14,9 @@
 
 #include <linux/fs.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "core/aead.h"
 #include "core/fileio.h"
 #include "core/keys.h"
 #include "core/random.h"
@@ -55,6 +55,10 @@ _Static_assert(CMK_HDR_COPY_B + CMK_HDR_SIZE <= CMK_HDR_AREA,
 	       "layout: both copies inside the header area");
 _Static_assert(CMK_HDR_DATA_OFFSET * 512 == CMK_HDR_AREA,
 	       "layout: data starts right after the header area");
+
+_Static_assert(CMK_HDR_NONCE_LEN == CMK_AEAD_NONCE_LEN &&
+	       CMK_HDR_TAG_LEN == CMK_AEAD_TAG_LEN,
+	       "the header's nonce and tag are those of core/aead");
 
 static const off_t copy_off[2] = { CMK_HDR_COPY_A, CMK_HDR_COPY_B };
 static const char *const copy_name[2] = { "A", "B" };
@@ -311,32 +315,6 @@ int cmk_header_read_candidates(int fd, struct cmk_header cand[2], int *n,
 	return 0;
 }
 
-static int gcm(int enc, const struct cmk_secret *kek, const uint8_t *nonce,
-	       const uint8_t *aad, const uint8_t *in, uint8_t *out, uint8_t *tag)
-{
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int n, ok = 0;
-
-	if (!c)
-		return 0;
-	if (!EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) ||
-	    !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, CMK_HDR_NONCE_LEN, NULL) ||
-	    !EVP_CipherInit_ex(c, NULL, NULL, cmk_secret_cdata(kek), nonce, enc) ||
-	    !EVP_CipherUpdate(c, NULL, &n, aad, CMK_HDR_AAD_LEN) ||
-	    !EVP_CipherUpdate(c, out, &n, in, CMK_HDR_DEK_LEN))
-		goto out;
-	if (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, CMK_HDR_TAG_LEN, tag))
-		goto out;
-	if (!EVP_CipherFinal_ex(c, out + n, &n))
-		goto out;
-	if (enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, CMK_HDR_TAG_LEN, tag))
-		goto out;
-	ok = 1;
-out:
-	EVP_CIPHER_CTX_free(c);
-	return ok;
-}
-
 /* Fresh nonce, then encrypt @dek under @kek with the header's AAD. */
 static int seal(struct cmk_header *h, const struct cmk_secret *kek,
 		const struct cmk_secret *dek, struct cmk_err *e)
@@ -351,8 +329,9 @@ static int seal(struct cmk_header *h, const struct cmk_secret *kek,
 	if (ret)
 		return ret;
 	cmk_header_encode(h, buf);
-	if (!gcm(1, kek, h->nonce, buf, cmk_secret_cdata(dek), h->wrapped_dek,
-		 h->tag))
+	if (cmk_aead_seal(kek, h->nonce, buf, CMK_HDR_AAD_LEN,
+			  cmk_secret_cdata(dek), CMK_HDR_DEK_LEN, h->wrapped_dek,
+			  h->tag))
 		return cmk_errf(e, -EIO, "header: AES-GCM encryption of the DEK failed");
 	return 0;
 }
@@ -362,7 +341,7 @@ int cmk_header_unwrap_dek(const struct cmk_header *h,
 			  struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dek = NULL;
-	uint8_t buf[CMK_HDR_SIZE], tag[CMK_HDR_TAG_LEN];
+	uint8_t buf[CMK_HDR_SIZE];
 	char id[CMK_UUID_STR];
 	int ret;
 
@@ -374,8 +353,8 @@ int cmk_header_unwrap_dek(const struct cmk_header *h,
 	if (ret)
 		return ret;
 	cmk_header_encode(h, buf);
-	memcpy(tag, h->tag, sizeof(tag));
-	if (!gcm(0, kek, h->nonce, buf, h->wrapped_dek, cmk_secret_data(dek), tag)) {
+	if (cmk_aead_open(kek, h->nonce, buf, CMK_HDR_AAD_LEN, h->wrapped_dek,
+			  CMK_HDR_DEK_LEN, cmk_secret_data(dek), h->tag)) {
 		cmk_uuid_format(h->kek_id, id);
 		return cmk_errf(e, -EKEYREJECTED,
 				"header: the DEK does not decrypt under KEK %s version %u: wrong KEK, or the header was tampered with",

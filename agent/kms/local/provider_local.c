@@ -15,9 +15,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "core/aead.h"
 #include "core/fileio.h"
+
+_Static_assert(CMK_LOCAL_KEY_LEN == CMK_AEAD_KEY_LEN &&
+	       CMK_LOCAL_NONCE_LEN == CMK_AEAD_NONCE_LEN &&
+	       CMK_LOCAL_TAG_LEN == CMK_AEAD_TAG_LEN,
+	       "a key file's wrap is core/aead's AES-256-GCM");
 
 static const char *const local_settings[] = { NULL };
 
@@ -202,36 +206,6 @@ out:
 	return ret;
 }
 
-static int gcm(int enc, const struct cmk_secret *key,
-	       const unsigned char *nonce, const unsigned char *aad,
-	       size_t aad_len, const unsigned char *in, size_t len,
-	       unsigned char *out, unsigned char *tag)
-{
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int n, ok = 0;
-
-	if (!c)
-		return 0;
-	if (!EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) ||
-	    !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, CMK_LOCAL_NONCE_LEN, NULL) ||
-	    !EVP_CipherInit_ex(c, NULL, NULL, cmk_secret_cdata(key), nonce, enc) ||
-	    !EVP_CipherUpdate(c, NULL, &n, aad, (int)aad_len) ||
-	    !EVP_CipherUpdate(c, out, &n, in, (int)len))
-		goto out;
-	if (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG,
-					 CMK_LOCAL_TAG_LEN, tag))
-		goto out;
-	if (!EVP_CipherFinal_ex(c, out + n, &n))
-		goto out;
-	if (enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG,
-					CMK_LOCAL_TAG_LEN, tag))
-		goto out;
-	ok = 1;
-out:
-	EVP_CIPHER_CTX_free(c);	/* cleanses the key schedule */
-	return ok;
-}
-
 static int local_wrap(void *priv, const char *key_ref,
 		      const struct cmk_secret *plain,
 		      const struct cmk_encctx *ctx, unsigned char **wrapped,
@@ -262,9 +236,9 @@ static int local_wrap(void *priv, const char *key_ref,
 		ret = cmk_errf(e, -EIO, "local key %s: getrandom failed", key_ref);
 		goto out;
 	}
-	if (!gcm(1, key, out + 1, aad, aad_len, cmk_secret_cdata(plain), plen,
-		 out + 1 + CMK_LOCAL_NONCE_LEN,
-		 out + 1 + CMK_LOCAL_NONCE_LEN + plen)) {
+	if (cmk_aead_seal(key, out + 1, aad, aad_len, cmk_secret_cdata(plain),
+			  plen, out + 1 + CMK_LOCAL_NONCE_LEN,
+			  out + 1 + CMK_LOCAL_NONCE_LEN + plen)) {
 		ret = cmk_errf(e, -EIO, "local key %s: AES-GCM encryption failed",
 			       key_ref);
 		goto out;
@@ -285,7 +259,7 @@ static int local_unwrap(void *priv, const char *key_ref,
 {
 	CMK_SECRET_AUTO struct cmk_secret *key = NULL;
 	CMK_SECRET_AUTO struct cmk_secret *out = NULL;
-	unsigned char *aad = NULL, tag[CMK_LOCAL_TAG_LEN];
+	unsigned char *aad = NULL;
 	size_t aad_len, plen;
 	int ret;
 
@@ -309,10 +283,10 @@ static int local_unwrap(void *priv, const char *key_ref,
 	ret = cmk_secret_new(&out, plen, e);
 	if (ret)
 		goto out;
-	memcpy(tag, wrapped + wrapped_len - CMK_LOCAL_TAG_LEN, sizeof(tag));
-	if (!gcm(0, key, wrapped + 1, aad, aad_len,
-		 wrapped + 1 + CMK_LOCAL_NONCE_LEN, plen, cmk_secret_data(out),
-		 tag)) {
+	if (cmk_aead_open(key, wrapped + 1, aad, aad_len,
+			  wrapped + 1 + CMK_LOCAL_NONCE_LEN, plen,
+			  cmk_secret_data(out),
+			  wrapped + wrapped_len - CMK_LOCAL_TAG_LEN)) {
 		ret = cmk_err_kms(e, CMK_R_INVALID_CIPHERTEXT,
 				  "local key %s: wrapped key does not decrypt under this key and encryption context",
 				  key_ref);
