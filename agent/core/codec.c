@@ -114,7 +114,7 @@ void cmk_uuid_format(const uint8_t u[CMK_UUID_LEN], char out[CMK_UUID_STR])
 		 u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
-static int hexval(char c)
+int cmk_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -140,8 +140,8 @@ int cmk_uuid_parse(const char *s, uint8_t uuid[CMK_UUID_LEN])
 			i++;
 			continue;
 		}
-		hi = hexval(s[i]);
-		lo = hexval(s[i + 1]);
+		hi = cmk_hexval(s[i]);
+		lo = cmk_hexval(s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		uuid[j++] = (uint8_t)(hi << 4 | lo);

@@ -32,6 +32,9 @@ int cmk_b64_encode(const unsigned char *in, size_t len, char **out,
 int cmk_b64_decode(const char *in, unsigned char **out, size_t *out_len,
 		   struct cmk_err *e);
 
+/* cmk_hexval() - the value of hex digit @c (any case), or -1. */
+int cmk_hexval(char c);
+
 /* cmk_uuid_generate() - random (version 4, RFC 4122 variant) UUID. */
 int cmk_uuid_generate(uint8_t uuid[CMK_UUID_LEN], struct cmk_err *e);
 /* cmk_uuid_format() - lowercase 8-4-4-4-12 form. */

@@ -11,16 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "core/codec.h"
 
 int cmk_p11uri_pct_decode(const char *in, size_t n, unsigned char **out,
 			  size_t *out_len)
@@ -39,11 +30,11 @@ int cmk_p11uri_pct_decode(const char *in, size_t n, unsigned char **out,
 			free(o);
 			return -EINVAL;
 		}
-		if (hexval(in[i + 1]) < 0 || hexval(in[i + 2]) < 0) {
+		if (cmk_hexval(in[i + 1]) < 0 || cmk_hexval(in[i + 2]) < 0) {
 			free(o);
 			return -EINVAL;
 		}
-		o[j++] = (unsigned char)(hexval(in[i + 1]) << 4 | hexval(in[i + 2]));
+		o[j++] = (unsigned char)(cmk_hexval(in[i + 1]) << 4 | cmk_hexval(in[i + 2]));
 		i += 2;
 	}
 	o[j] = '\0';
