@@ -137,3 +137,18 @@ enum cmk_err_class cmk_reason_class(enum cmk_reason reason)
 		return CMK_EC_LOCAL;
 	return reasons[reason].cls;
 }
+
+void cmk_printable(const char *in, size_t n, char *out, size_t len,
+		   bool spaces)
+{
+	if (!len)
+		return;
+	if (n >= len)
+		n = len - 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		out[i] = (c > ' ' || (spaces && c == ' ')) && c < 0x7f ? (char)c : '?';
+	}
+	out[n] = '\0';
+}

@@ -15,6 +15,7 @@
 #ifndef CMK_ERR_H
 #define CMK_ERR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Room for a cloud's own explanation (an IAM denial with two ARNs). */
@@ -96,6 +97,16 @@ void cmk_err_prefix(struct cmk_err *e, const char *fmt, ...)
 
 /* cmk_err_clear() - reset @e to "no error". */
 void cmk_err_clear(struct cmk_err *e);
+
+/*
+ * cmk_printable() - copy at most @len - 1 of the @n bytes at @in to @out,
+ * NUL-terminated, each byte outside printable ASCII replaced by '?' (a
+ * space too, unless @spaces): only printable ASCII from a KMS answer
+ * reaches messages and audit lines.  @out may be @in; nothing is written
+ * if @len is 0.
+ */
+void cmk_printable(const char *in, size_t n, char *out, size_t len,
+		   bool spaces);
 
 const char *cmk_err_class_name(enum cmk_err_class cls);
 const char *cmk_reason_name(enum cmk_reason reason);

@@ -235,6 +235,31 @@ static void error_reasons_map_to_classes(void **state)
 	assert_string_equal(cmk_err_class_name(CMK_EC_TRANSIENT), "transient");
 }
 
+/*
+ * Oracle: printable ASCII is 0x21..0x7e, and the space when asked for;
+ * every other byte (controls, DEL, bytes >= 0x80, NUL) is '?'; the copy
+ * stops at the room the buffer has and is always NUL-terminated.
+ */
+static void printable_ascii_only(void **state)
+{
+	static const char in[] = "a b\x01\x7f\x80\xff~\0z";
+	char out[16], small[4];
+
+	(void)state;
+	cmk_printable(in, sizeof(in) - 1, out, sizeof(out), true);
+	assert_string_equal(out, "a b????~?z");
+	cmk_printable(in, sizeof(in) - 1, out, sizeof(out), false);
+	assert_string_equal(out, "a?b????~?z");
+	cmk_printable(in, sizeof(in) - 1, small, sizeof(small), true);
+	assert_string_equal(small, "a b");
+	small[0] = 'x';
+	cmk_printable(in, sizeof(in) - 1, small, 0, true);
+	assert_int_equal(small[0], 'x');	/* no room: nothing written */
+	memcpy(out, "ok\tok", 6);
+	cmk_printable(out, 5, out, sizeof(out), true);	/* in place */
+	assert_string_equal(out, "ok?ok");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,6 +273,7 @@ int main(void)
 		cmocka_unit_test(encctx_canonical_known_answer),
 		cmocka_unit_test(encctx_rejects_bad_pairs),
 		cmocka_unit_test(error_reasons_map_to_classes),
+		cmocka_unit_test(printable_ascii_only),
 	};
 
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);

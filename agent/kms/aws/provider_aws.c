@@ -118,21 +118,7 @@ static void clean_code(const char *in, size_t n, char *out, size_t len)
 		in++, n--;
 	while (n && (in[n - 1] == ' ' || in[n - 1] == '\t' || in[n - 1] == '\r'))
 		n--;
-	if (n >= len)
-		n = len - 1;
-	/* Only printable ASCII reaches messages and audit lines. */
-	for (size_t i = 0; i < n; i++)
-		out[i] = (in[i] > ' ' && in[i] < 0x7f) ? in[i] : '?';
-	out[n] = '\0';
-}
-
-static void clean_msg(const char *in, size_t n, char *out, size_t len)
-{
-	if (n >= len)
-		n = len - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (in[i] >= ' ' && in[i] < 0x7f) ? in[i] : '?';
-	out[n] = '\0';
+	cmk_printable(in, n, out, len, false);
 }
 
 /*
@@ -193,14 +179,16 @@ enum cmk_reason cmk_aws_classify(long status, const char *error_type,
 			if ((json_object_object_get_ex(o, "message", &v) ||
 			     json_object_object_get_ex(o, "Message", &v)) &&
 			    json_object_is_type(v, json_type_string))
-				clean_msg(json_object_get_string(v),
-					  (size_t)json_object_get_string_len(v),
-					  out->message, sizeof(out->message));
+				cmk_printable(json_object_get_string(v),
+					      (size_t)json_object_get_string_len(v),
+					      out->message, sizeof(out->message),
+					      true);
 		} else {
 			if (!out->code[0] && xml_elem(body, body_len, "Code", &x, &xn))
 				clean_code(x, xn, out->code, sizeof(out->code));
 			if (xml_elem(body, body_len, "Message", &x, &xn))
-				clean_msg(x, xn, out->message, sizeof(out->message));
+				cmk_printable(x, xn, out->message,
+					      sizeof(out->message), true);
 		}
 		cmk_json_put_wiped(o);
 	}

@@ -138,17 +138,6 @@ bool cmk_azure_token_fresh(const struct cmk_azure_token *t, time_t now)
 	return now < t->expires_on - margin;
 }
 
-static void printable(const char *in, size_t n, char *out, size_t len)
-{
-	if (!len)
-		return;
-	if (n >= len)
-		n = len - 1;
-	for (size_t i = 0; i < n; i++)
-		out[i] = (in[i] >= ' ' && in[i] < 0x7f) ? in[i] : '?';
-	out[n] = '\0';
-}
-
 enum cmk_reason cmk_azure_token_classify(bool imds, long status,
 					 const char *body, size_t len,
 					 char *code, size_t code_len,
@@ -167,12 +156,14 @@ enum cmk_reason cmk_azure_token_classify(bool imds, long status,
 	if (o && json_object_is_type(o, json_type_object)) {
 		if (json_object_object_get_ex(o, "error", &v) &&
 		    json_object_is_type(v, json_type_string))
-			printable(json_object_get_string(v),
-				  (size_t)json_object_get_string_len(v), code, code_len);
+			cmk_printable(json_object_get_string(v),
+				      (size_t)json_object_get_string_len(v),
+				      code, code_len, true);
 		if (json_object_object_get_ex(o, "error_description", &v) &&
 		    json_object_is_type(v, json_type_string))
-			printable(json_object_get_string(v),
-				  (size_t)json_object_get_string_len(v), msg, msg_len);
+			cmk_printable(json_object_get_string(v),
+				      (size_t)json_object_get_string_len(v),
+				      msg, msg_len, true);
 	}
 	cmk_json_put_wiped(o);
 	if (status == 429)
@@ -231,7 +222,7 @@ static bool param(const char *hdr, const char *key, char *out, size_t len)
 			strip(&v, &vn);
 			if (kn == strlen(key) && !strncasecmp(k, key, kn) &&
 			    vn && vn < len) {
-				printable(v, vn, out, len);
+				cmk_printable(v, vn, out, len, true);
 				return true;
 			}
 		}

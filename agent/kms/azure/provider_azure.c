@@ -187,22 +187,6 @@ static int code_index(const char *code)
 	return -1;
 }
 
-static void clean(const char *in, size_t n, char *out, size_t len, bool spaces)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < n && j + 1 < len; i++) {
-		char c = in[i];
-
-		if (!spaces && (c <= ' ' || c >= 0x7f))
-			c = '?';
-		else if (spaces && (c < ' ' || c >= 0x7f))
-			c = '?';
-		out[j++] = c;
-	}
-	out[j] = '\0';
-}
-
 static void jcopy(struct json_object *o, const char *k, char *out, size_t len,
 		  bool spaces)
 {
@@ -210,8 +194,9 @@ static void jcopy(struct json_object *o, const char *k, char *out, size_t len,
 
 	if (o && json_object_object_get_ex(o, k, &v) &&
 	    json_object_is_type(v, json_type_string))
-		clean(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-		      out, len, spaces);
+		cmk_printable(json_object_get_string(v),
+			      (size_t)json_object_get_string_len(v), out, len,
+			      spaces);
 }
 
 enum cmk_reason cmk_azure_classify(long status, const char *body, size_t len,
@@ -622,7 +607,8 @@ static void request_id(const struct cmk_http_response *r, struct cmk_kms_call *c
 	char rid[CMK_REQUEST_ID_MAX];
 
 	if (call && cmk_http_header(r, "x-ms-request-id", rid, sizeof(rid)))
-		clean(rid, strlen(rid), call->request_id, sizeof(call->request_id), false);
+		cmk_printable(rid, strlen(rid), call->request_id,
+			      sizeof(call->request_id), false);
 }
 
 static int kv_error(struct azure *a, const char *op, const char *what,

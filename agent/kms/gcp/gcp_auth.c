@@ -438,12 +438,8 @@ static int token_error(const struct cmk_gcp_token_src *s,
 		snprintf(code, sizeof(code), "%s", err);
 	if (desc)
 		snprintf(msg, sizeof(msg), "%s", desc);
-	for (char *c = code; *c; c++)
-		if (*c < ' ' || *c >= 0x7f)
-			*c = '?';
-	for (char *c = msg; *c; c++)
-		if (*c < ' ' || *c >= 0x7f)
-			*c = '?';
+	cmk_printable(code, strlen(code), code, sizeof(code), true);
+	cmk_printable(msg, strlen(msg), msg, sizeof(msg), true);
 	cmk_json_put_wiped(o);
 	if (r->status == 429)
 		why = CMK_R_THROTTLED;

@@ -62,17 +62,6 @@ static const struct {
 
 #define N_CODES (sizeof(gcp_codes) / sizeof(gcp_codes[0]))
 
-static void clean(const char *in, size_t n, char *out, size_t len, bool space_ok)
-{
-	if (n >= len)
-		n = len - 1;
-	/* Only printable ASCII reaches messages and audit lines. */
-	for (size_t i = 0; i < n; i++)
-		out[i] = ((space_ok ? in[i] >= ' ' : in[i] > ' ') && in[i] < 0x7f) ?
-			 in[i] : '?';
-	out[n] = '\0';
-}
-
 /* Version states that mean the key owner (or Cloud EKM for them) said no. */
 static enum cmk_reason state_reason(const char *st)
 {
@@ -156,14 +145,15 @@ enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 	    json_object_is_type(err, json_type_object)) {
 		if (json_object_object_get_ex(err, "status", &v) &&
 		    json_object_is_type(v, json_type_string))
-			clean(json_object_get_string(v), (size_t)json_object_get_string_len(v),
-			      out->status, sizeof(out->status), false);
+			cmk_printable(json_object_get_string(v),
+				      (size_t)json_object_get_string_len(v),
+				      out->status, sizeof(out->status), false);
 		if (json_object_object_get_ex(err, "message", &v) &&
 		    json_object_is_type(v, json_type_string)) {
 			const char *m = json_object_get_string(v), *st;
 
-			clean(m, (size_t)json_object_get_string_len(v),
-			      out->message, sizeof(out->message), true);
+			cmk_printable(m, (size_t)json_object_get_string_len(v),
+				      out->message, sizeof(out->message), true);
 			find_version(m, out->version, sizeof(out->version));
 			/* Cloud KMS names a version's state; Cloud EKM's errors do not. */
 			st = strstr(m, "current state is: ");
@@ -224,7 +214,7 @@ enum cmk_reason cmk_gcp_version_state_reason(long status, const char *body,
 	o = cmk_json_parse_wiped(body, body_len);
 	st = o ? cmk_json_str(o, "state", NULL) : NULL;
 	if (st) {
-		clean(st, strlen(st), state, state_len, false);
+		cmk_printable(st, strlen(st), state, state_len, false);
 		if (state_reason(st) != CMK_R_NONE)
 			why = state_reason(st);
 	}

@@ -157,9 +157,8 @@ int cmk_kmip_parse_response(const unsigned char *buf, size_t len, uint32_t op,
 	cmk_ttlv_get_enum(&item, KMIP_TAG_RESULT_REASON, &r->reason);
 	if (cmk_ttlv_get_text(&item, KMIP_TAG_RESULT_MESSAGE, r->message,
 			      sizeof(r->message)))
-		for (char *c = r->message; *c; c++)
-			if (*c < ' ' || *c > '~')
-				*c = '?';
+		cmk_printable(r->message, strlen(r->message), r->message,
+			      sizeof(r->message), true);
 	r->has_payload = cmk_ttlv_find(&item, KMIP_TAG_RESPONSE_PAYLOAD,
 				       CMK_TTLV_STRUCTURE, &r->payload);
 	/* An error answer may omit the operation; a success may not. */

@@ -64,11 +64,7 @@ void cmk_p11uri_field_str(const unsigned char *field, size_t n, char *out,
 		return;
 	while (m && (field[m - 1] == ' ' || field[m - 1] == '\0'))
 		m--;
-	if (m >= len)
-		m = len - 1;
-	for (size_t i = 0; i < m; i++)
-		out[i] = field[i] >= ' ' && field[i] < 0x7f ? (char)field[i] : '?';
-	out[m] = '\0';
+	cmk_printable((const char *)field, m, out, len, true);
 }
 
 void cmk_p11uri_free(struct cmk_p11uri *u)
