@@ -25,6 +25,7 @@
 #include "kms/http.h"
 #include "kms/aws/sigv4.h"
 #include "kms/provider_settings.h"
+#include "kms/provider_util.h"
 
 static const char *const aws_settings[] = {
 	"region", "endpoint", "key_id", "profile", "credentials",
@@ -201,15 +202,8 @@ enum cmk_reason cmk_aws_classify(long status, const char *error_type,
 			return CMK_R_UNAVAILABLE;
 		return aws_codes[i].reason;
 	}
-	if (status == 429)
-		return CMK_R_THROTTLED;
-	if (status >= 500)
-		return CMK_R_UNAVAILABLE;
-	if (status == 401 || status == 403)
-		return CMK_R_DENIED;
-	if (status >= 300 && status < 400)
-		return CMK_R_NETWORK;	/* a redirecting proxy or portal */
-	return CMK_R_LOCAL;		/* ValidationException and the like */
+	/* ValidationException and the like are local. */
+	return cmk_http_status_reason(status);
 }
 
 static enum kind code_kind(const char *code)

@@ -20,6 +20,7 @@
 #include "core/json_secret.h"
 #include "core/fileio.h"
 #include "kms/provider_settings.h"
+#include "kms/provider_util.h"
 
 #define SECRET_FILE_MAX	4096
 
@@ -184,11 +185,8 @@ enum cmk_reason cmk_azure_token_classify(bool imds, long status,
 		if (!strcmp(code, "temporarily_unavailable"))
 			return CMK_R_UNAVAILABLE;
 	}
-	if (status == 401 || status == 403)
-		return CMK_R_DENIED;
-	if (status >= 300 && status < 400)
-		return CMK_R_NETWORK;
-	return CMK_R_LOCAL;	/* invalid_request, invalid_scope, ... */
+	/* invalid_request, invalid_scope, ... are local. */
+	return cmk_http_status_reason(status);
 }
 
 static void strip(const char **s, size_t *n)

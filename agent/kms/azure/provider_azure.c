@@ -26,6 +26,7 @@
 #include "core/encctx.h"
 #include "kms/http.h"
 #include "kms/provider_settings.h"
+#include "kms/provider_util.h"
 
 #define DIGEST_LEN	SHA256_DIGEST_LENGTH
 #define KEK_MAX		512
@@ -237,15 +238,11 @@ enum cmk_reason cmk_azure_classify(long status, const char *body, size_t len,
 		out->confirm = !strcmp(kv_codes[i].code, "BadParameter");
 		return kv_codes[i].reason;
 	}
-	if (status == 401 || status == 403)
-		return CMK_R_DENIED;
 	if (status == 404)
 		return CMK_R_NOT_FOUND;
 	if (status == 408)
 		return CMK_R_TIMEOUT;
-	if (status >= 300 && status < 400)
-		return CMK_R_NETWORK;	/* a redirecting proxy or portal */
-	return CMK_R_LOCAL;
+	return cmk_http_status_reason(status);
 }
 
 static bool json_time_past(struct json_object *attrs, const char *k, time_t now,

@@ -26,6 +26,7 @@
 #include "kms/gcp/gcp_auth.h"
 #include "kms/http.h"
 #include "kms/provider_settings.h"
+#include "kms/provider_util.h"
 
 static const char *const gcp_settings[] = {
 	"key_name", "endpoint", "credentials", "service_account_key",
@@ -187,15 +188,7 @@ enum cmk_reason cmk_gcp_classify(long status, const char *body, size_t body_len,
 	}
 	if (found)
 		return why;
-	if (status == 429)
-		return CMK_R_THROTTLED;
-	if (status >= 500)
-		return CMK_R_UNAVAILABLE;
-	if (status == 401 || status == 403)
-		return CMK_R_DENIED;
-	if (status >= 300 && status < 400)
-		return CMK_R_NETWORK;	/* a redirecting proxy or portal */
-	return CMK_R_LOCAL;
+	return cmk_http_status_reason(status);
 }
 
 enum cmk_reason cmk_gcp_version_state_reason(long status, const char *body,
