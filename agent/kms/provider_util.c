@@ -4,6 +4,10 @@
  */
 #include "kms/provider_util.h"
 
+#include <openssl/evp.h>
+
+#include "core/json_secret.h"
+
 enum cmk_reason cmk_http_status_reason(long status)
 {
 	if (status == 429)
@@ -15,4 +19,36 @@ enum cmk_reason cmk_http_status_reason(long status)
 	if (status >= 300 && status < 400)
 		return CMK_R_NETWORK;	/* a redirecting proxy or portal */
 	return CMK_R_LOCAL;
+}
+
+int cmk_kms_plaintext(struct json_object *resp, const char *name,
+		      const char *what, const char *key_ref,
+		      struct cmk_secret **plain, struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *out = NULL;
+	size_t pl = 0, pad = 0;
+	const char *p;
+	int ret, n;
+
+	*plain = NULL;
+	p = cmk_json_str(resp, name, &pl);
+	if (!p || pl == 0 || pl % 4 || pl > 8192)
+		return cmk_err_kms(e, CMK_R_UNAVAILABLE,
+				   "%s %s: the answer has no valid %s", what,
+				   key_ref, name);
+	if (p[pl - 1] == '=')
+		pad = p[pl - 2] == '=' ? 2 : 1;
+	ret = cmk_secret_new(&out, pl / 4 * 3, e);
+	if (ret)
+		return ret;
+	n = EVP_DecodeBlock(cmk_secret_data(out), (const unsigned char *)p, (int)pl);
+	if (n < 0 || (size_t)n != pl / 4 * 3)
+		return cmk_err_kms(e, CMK_R_UNAVAILABLE, "%s %s: %s is not base64",
+				   what, key_ref, name);
+	ret = cmk_secret_truncate(out, pl / 4 * 3 - pad, e);
+	if (ret)
+		return ret;
+	*plain = out;
+	out = NULL;
+	return 0;
 }

@@ -962,9 +962,8 @@ static int aws_unwrap(void *priv, const char *key_ref,
 {
 	struct aws *a = priv;
 	struct json_object *req = NULL, *resp = NULL;
-	const char *p, *kid;
-	size_t pl = 0, pad = 0;
-	int ret, n;
+	const char *kid;
+	int ret;
 
 	ret = check_ref(a, key_ref, e);
 	if (ret)
@@ -988,25 +987,8 @@ static int aws_unwrap(void *priv, const char *key_ref,
 			       key_ref, kid ? kid : "(none)");
 		goto out;
 	}
-	p = cmk_json_str(resp, "Plaintext", &pl);
-	if (!p || pl == 0 || pl % 4 || pl > 8192) {
-		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "aws kms Decrypt %s: the answer has no valid Plaintext",
-				  key_ref);
-		goto out;
-	}
-	if (p[pl - 1] == '=')
-		pad = p[pl - 2] == '=' ? 2 : 1;
-	ret = cmk_secret_new(plain, pl / 4 * 3, e);
-	if (ret)
-		goto out;
-	n = EVP_DecodeBlock(cmk_secret_data(*plain), (const unsigned char *)p, (int)pl);
-	if (n < 0 || (size_t)n != pl / 4 * 3) {
-		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "aws kms Decrypt %s: Plaintext is not base64", key_ref);
-		goto out;
-	}
-	ret = cmk_secret_truncate(*plain, pl / 4 * 3 - pad, e);
+	ret = cmk_kms_plaintext(resp, "Plaintext", "aws kms Decrypt", key_ref,
+				plain, e);
 out:
 	if (ret)
 		cmk_secret_free(plain);

@@ -696,10 +696,9 @@ static int gcp_unwrap(void *priv, const char *key_ref,
 	struct gcp *g = priv;
 	struct json_object *req = NULL, *resp = NULL;
 	unsigned char *aad = NULL;
-	size_t pl = 0, pad = 0, aad_len = 0;
-	const char *p;
+	size_t aad_len = 0;
 	uint32_t crc;
-	int ret, n;
+	int ret;
 
 	(void)call;
 	ret = check_ref(g, key_ref, e);
@@ -729,25 +728,8 @@ static int gcp_unwrap(void *priv, const char *key_ref,
 	}
 	if (ret)
 		goto out;
-	p = cmk_json_str(resp, "plaintext", &pl);
-	if (!p || pl == 0 || pl % 4 || pl > 8192) {
-		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "gcp kms decrypt %s: the answer has no valid plaintext",
-				  key_ref);
-		goto out;
-	}
-	if (p[pl - 1] == '=')
-		pad = p[pl - 2] == '=' ? 2 : 1;
-	ret = cmk_secret_new(plain, pl / 4 * 3, e);
-	if (ret)
-		goto out;
-	n = EVP_DecodeBlock(cmk_secret_data(*plain), (const unsigned char *)p, (int)pl);
-	if (n < 0 || (size_t)n != pl / 4 * 3) {
-		ret = cmk_err_kms(e, CMK_R_UNAVAILABLE,
-				  "gcp kms decrypt %s: plaintext is not base64", key_ref);
-		goto out;
-	}
-	ret = cmk_secret_truncate(*plain, pl / 4 * 3 - pad, e);
+	ret = cmk_kms_plaintext(resp, "plaintext", "gcp kms decrypt", key_ref,
+				plain, e);
 	if (ret)
 		goto out;
 	if (!jcrc(resp, "plaintextCrc32c", &crc) ||
