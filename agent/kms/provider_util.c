@@ -21,6 +21,22 @@ enum cmk_reason cmk_http_status_reason(long status)
 	return CMK_R_LOCAL;
 }
 
+int cmk_kms_plaintext_body(const char *name, const struct cmk_secret *plain,
+			   struct json_object *rest, struct cmk_secret **body,
+			   size_t *body_len, const char *what,
+			   struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL;
+	size_t n = cmk_secret_len(plain), bl = 4 * ((n + 2) / 3);
+	int ret;
+
+	ret = cmk_secret_new(&b64, bl + 1, e);
+	if (ret)
+		return ret;
+	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
+	return cmk_json_secret_body(name, b64, bl, rest, body, body_len, what, e);
+}
+
 int cmk_kms_plaintext(struct json_object *resp, const char *name,
 		      const char *what, const char *key_ref,
 		      struct cmk_secret **plain, struct cmk_err *e)

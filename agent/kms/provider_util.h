@@ -2,8 +2,8 @@
 /*
  * provider_util.h - steps the cloud providers (aws, azure, gcp and their
  * auth) share, written once: what an HTTP status says when the answer's
- * body named no error the provider knows, and the base64 plaintext of a
- * decrypt answer taken into locked memory.
+ * body named no error the provider knows, and the base64 plaintext of an
+ * encrypt request or a decrypt answer, kept in locked memory.
  */
 #ifndef CMK_PROVIDER_UTIL_H
 #define CMK_PROVIDER_UTIL_H
@@ -21,6 +21,26 @@ struct json_object;
  * last, after the codes in the body and their own statuses.
  */
 enum cmk_reason cmk_http_status_reason(long status);
+
+/**
+ * cmk_kms_plaintext_body() - an encrypt request body that carries @plain
+ * in base64 as its first member
+ * @name: the member, e.g. "Plaintext"
+ * @plain: the secret to encrypt
+ * @rest: the other members (cmk_json_secret_body())
+ * @body: out: locked, NUL-terminated body
+ * @body_len: out: its length
+ * @what: the call, for messages ("aws Encrypt")
+ * @e: error
+ *
+ * The base64 text is made in locked memory and wiped with it.
+ *
+ * Return: 0, -ENOMEM, -EPROTO (cmk_json_secret_body()).
+ */
+int cmk_kms_plaintext_body(const char *name, const struct cmk_secret *plain,
+			   struct json_object *rest, struct cmk_secret **body,
+			   size_t *body_len, const char *what,
+			   struct cmk_err *e);
 
 /**
  * cmk_kms_plaintext() - the base64 member of a decrypt answer, decoded

@@ -14,7 +14,6 @@
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "kms/aws/aws_creds.h"
 #include "kms/credreload.h"
@@ -919,10 +918,10 @@ static int aws_wrap(void *priv, const char *key_ref,
 		    unsigned char **wrapped, size_t *wrapped_len,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
-	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL, *body = NULL;
+	CMK_SECRET_AUTO struct cmk_secret *body = NULL;
 	struct aws *a = priv;
 	struct json_object *req = NULL, *resp = NULL;
-	size_t n = cmk_secret_len(plain), bl, tl = 0;
+	size_t n = cmk_secret_len(plain), tl = 0;
 	int ret;
 
 	ret = check_ref(a, key_ref, e);
@@ -930,19 +929,14 @@ static int aws_wrap(void *priv, const char *key_ref,
 		return ret;
 	if (n == 0 || n > 4096)
 		return cmk_errf(e, -EINVAL, "aws: Encrypt takes 1..4096 bytes");
-	bl = 4 * ((n + 2) / 3);
-	ret = cmk_secret_new(&b64, bl + 1, e);
-	if (ret)
-		return ret;
-	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
 	req = json_object_new_object();
 	if (!req || cmk_json_add_str(req, "KeyId", key_ref) ||
 	    add_ctx(req, "EncryptionContext", ctx)) {
 		ret = cmk_errf(e, -ENOMEM, "aws: out of memory");
 		goto out;
 	}
-	ret = cmk_json_secret_body("Plaintext", b64, bl, req, &body, &tl,
-				   "aws Encrypt", e);
+	ret = cmk_kms_plaintext_body("Plaintext", plain, req, &body, &tl,
+				     "aws Encrypt", e);
 	if (ret)
 		goto out;
 	ret = kms_call(a, "Encrypt", key_ref, (const char *)cmk_secret_cdata(body),

@@ -17,7 +17,6 @@
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "core/json_secret.h"
 #include "core/codec.h"
@@ -611,11 +610,11 @@ static int gcp_wrap(void *priv, const char *key_ref,
 		    unsigned char **wrapped, size_t *wrapped_len,
 		    struct cmk_kms_call *call, struct cmk_err *e)
 {
-	CMK_SECRET_AUTO struct cmk_secret *b64 = NULL, *body = NULL;
+	CMK_SECRET_AUTO struct cmk_secret *body = NULL;
 	struct gcp *g = priv;
 	struct json_object *req = NULL, *resp = NULL;
 	unsigned char *aad = NULL;
-	size_t n = cmk_secret_len(plain), bl, tl = 0, aad_len = 0, kl;
+	size_t n = cmk_secret_len(plain), tl = 0, aad_len = 0, kl;
 	const char *name, *ct;
 	uint32_t crc;
 	int ret;
@@ -629,11 +628,6 @@ static int gcp_wrap(void *priv, const char *key_ref,
 	ret = get_aad(ctx, &aad, &aad_len, e);
 	if (ret)
 		return ret;
-	bl = 4 * ((n + 2) / 3);
-	ret = cmk_secret_new(&b64, bl + 1, e);
-	if (ret)
-		goto out;
-	EVP_EncodeBlock(cmk_secret_data(b64), cmk_secret_cdata(plain), (int)n);
 	req = json_object_new_object();
 	if (!req || add_crc(req, "plaintextCrc32c", cmk_secret_cdata(plain), n) ||
 	    cmk_json_add_b64(req, "additionalAuthenticatedData", aad, aad_len) ||
@@ -641,8 +635,8 @@ static int gcp_wrap(void *priv, const char *key_ref,
 		ret = cmk_errf(e, -ENOMEM, "gcp: out of memory");
 		goto out;
 	}
-	ret = cmk_json_secret_body("plaintext", b64, bl, req, &body, &tl,
-				   "gcp encrypt", e);
+	ret = cmk_kms_plaintext_body("plaintext", plain, req, &body, &tl,
+				     "gcp encrypt", e);
 	if (ret)
 		goto out;
 	ret = kms_call(g, "encrypt", key_ref, (const char *)cmk_secret_cdata(body),
