@@ -137,11 +137,8 @@ static uint64_t now_ms(void *ctx)
 /* Stops while the system sleeps: the loop takes sleep out of grace_s. */
 static uint64_t awake_ms(void *ctx)
 {
-	struct timespec ts;
-
 	(void)ctx;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return cmk_deadline_awake_ms();
 }
 
 static uint32_t rnd(void *ctx)

@@ -19,6 +19,14 @@ uint64_t cmk_deadline_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t cmk_deadline_awake_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void cmk_deadline_set(uint64_t at_ms)
 {
 	deadline_ms = at_ms;

@@ -32,6 +32,13 @@
 /* cmk_deadline_now_ms() - CLOCK_BOOTTIME in milliseconds. */
 uint64_t cmk_deadline_now_ms(void);
 
+/*
+ * cmk_deadline_awake_ms() - CLOCK_MONOTONIC in milliseconds: it stops
+ * while the system is suspended, for how long a call itself took and for
+ * waits that sleep must not shorten.
+ */
+uint64_t cmk_deadline_awake_ms(void);
+
 /* cmk_deadline_set() - this thread's deadline (@at_ms; 0: none). */
 void cmk_deadline_set(uint64_t at_ms);
 

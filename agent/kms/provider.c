@@ -10,10 +10,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
+#include "core/deadline.h"
 #include "kms/aws/provider_aws.h"
 #include "kms/azure/provider_azure.h"
 #include "kms/gcp/provider_gcp.h"
@@ -173,14 +173,6 @@ const struct cmk_provider_ops *cmk_provider_ops(const struct cmk_provider *p)
 	return p->ops;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * The libraries a KMS call runs through (OpenSSL's TLS record and cipher
  * code, libcurl, json-c) leave what they processed in the stack frames
@@ -223,7 +215,7 @@ int cmk_provider_wrap(struct cmk_provider *p, const char *key_ref,
 		      size_t *wrapped_len, struct cmk_kms_call *call,
 		      struct cmk_err *e)
 {
-	long t0 = now_ms();
+	uint64_t t0 = cmk_deadline_awake_ms();
 	int ret;
 
 	call_start(call, e);
@@ -234,7 +226,7 @@ int cmk_provider_wrap(struct cmk_provider *p, const char *key_ref,
 			   call, e);
 	call_end(p);
 	if (call)
-		call->latency_ms = now_ms() - t0;
+		call->latency_ms = (long)(cmk_deadline_awake_ms() - t0);
 	if (ret) {
 		free(*wrapped);
 		*wrapped = NULL;
@@ -249,7 +241,7 @@ int cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
 			const struct cmk_encctx *ctx, struct cmk_secret **plain,
 			struct cmk_kms_call *call, struct cmk_err *e)
 {
-	long t0 = now_ms();
+	uint64_t t0 = cmk_deadline_awake_ms();
 	int ret;
 
 	call_start(call, e);
@@ -259,7 +251,7 @@ int cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
 			     plain, call, e);
 	call_end(p);
 	if (call)
-		call->latency_ms = now_ms() - t0;
+		call->latency_ms = (long)(cmk_deadline_awake_ms() - t0);
 	if (ret)
 		cmk_secret_free(plain);
 	burn_stack();
@@ -272,7 +264,7 @@ int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
 		       struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *plain = NULL;
-	long t0 = now_ms();
+	uint64_t t0 = cmk_deadline_awake_ms();
 	int ret;
 
 	call_start(call, e);
@@ -285,7 +277,7 @@ int cmk_provider_check(struct cmk_provider *p, const char *key_ref,
 				     ctx, &plain, call, e);
 	call_end(p);
 	if (call)
-		call->latency_ms = now_ms() - t0;
+		call->latency_ms = (long)(cmk_deadline_awake_ms() - t0);
 	burn_stack();
 	return classify(ret, e);
 }
@@ -297,7 +289,7 @@ int cmk_provider_rewrap(struct cmk_provider *p, const char *from_ref,
 			size_t *out_len, struct cmk_kms_call *call,
 			struct cmk_err *e)
 {
-	long t0 = now_ms();
+	uint64_t t0 = cmk_deadline_awake_ms();
 	int ret;
 
 	call_start(call, e);
@@ -312,7 +304,7 @@ int cmk_provider_rewrap(struct cmk_provider *p, const char *from_ref,
 			     to_ref, to_ctx, out, out_len, call, e);
 	call_end(p);
 	if (call)
-		call->latency_ms = now_ms() - t0;
+		call->latency_ms = (long)(cmk_deadline_awake_ms() - t0);
 	if (ret) {
 		free(*out);
 		*out = NULL;

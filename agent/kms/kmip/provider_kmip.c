@@ -79,12 +79,10 @@ struct kmip {
 /* The longest a wait goes without looking at the check's deadline. */
 #define WAIT_SLICE_MS	100
 
+/* Request deadlines are signed milliseconds of the awake clock. */
 static long mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long)cmk_deadline_awake_ms();
 }
 
 /* Milliseconds left of the request's deadline (0 when it has passed). */
