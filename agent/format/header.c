@@ -271,25 +271,6 @@ static int no_valid_copy(const struct cmk_header_status *st, struct cmk_err *e)
 			st->why[0], st->why[1]);
 }
 
-int cmk_header_read(int fd, struct cmk_header *h, struct cmk_header_status *stp,
-		    struct cmk_err *e)
-{
-	uint8_t buf[2][CMK_HDR_SIZE];
-	struct cmk_header hh[2];
-	struct cmk_header_status st;
-	int ret;
-
-	ret = read_copies(fd, buf, hh, &st, e);
-	if (stp)
-		*stp = st;
-	if (ret)
-		return ret;
-	if (st.chosen < 0)
-		return no_valid_copy(&st, e);
-	*h = hh[st.chosen];
-	return 0;
-}
-
 int cmk_header_read_candidates(int fd, struct cmk_header cand[2], int *n,
 			       struct cmk_header_status *stp, struct cmk_err *e)
 {
@@ -312,6 +293,20 @@ int cmk_header_read_candidates(int fd, struct cmk_header cand[2], int *n,
 		return 0;	/* the same header twice */
 	if (st.valid[1 - st.chosen])
 		cand[(*n)++] = hh[1 - st.chosen];
+	return 0;
+}
+
+/* The copy a reader takes first is the first candidate. */
+int cmk_header_read(int fd, struct cmk_header *h, struct cmk_header_status *stp,
+		    struct cmk_err *e)
+{
+	struct cmk_header cand[2];
+	int n, ret;
+
+	ret = cmk_header_read_candidates(fd, cand, &n, stp, e);
+	if (ret)
+		return ret;
+	*h = cand[0];
 	return 0;
 }
 
