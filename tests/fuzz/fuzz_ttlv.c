@@ -8,7 +8,7 @@
  *
  *   make -C agent fuzz [FUZZ_SECONDS=60]
  *
- * Seeds in tests/fuzz/corpus: messages encoded by PyKMIP 0.10.
+ * Seeds in tests/fuzz/corpus/ttlv: messages encoded by PyKMIP 0.10.
  */
 #include <stddef.h>
 #include <stdint.h>
