@@ -9,6 +9,9 @@
 #   make lint           checkpatch --strict, kernel-doc, sparse, W=1 builds
 #   make guest-test     run the kselftests in QEMU (KVER=<kver>|all)
 #   make check          all of the above; ends with "N passed, N failed"
+#   make fuzz           every libFuzzer target in tests/fuzz for FUZZ_SECONDS
+#                       (20) each; exec/s, coverage, crash inputs
+#                       (Documentation/fuzzing.rst)
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
 #   make install        agent, units, module, docs (DESTDIR=, PREFIX=/usr,
@@ -42,7 +45,7 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench install
+	check clean help bench install fuzz
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -81,6 +84,10 @@ guest-test: modules-all $(if $(HAVE_KSFT),kselftest)
 
 check:
 	scripts/check.sh
+
+FUZZ_SECONDS ?= 20
+fuzz:
+	$(MAKE) -C agent fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 # Timings, not tests: never part of 'make check'.  See
 # Documentation/benchmarks.rst.

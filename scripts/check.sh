@@ -14,6 +14,9 @@
 #   build_kselftest make kselftest                    (if tests/kselftest/Makefile)
 #   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
+#   agent_fuzz      make -C agent fuzz: every libFuzzer target in tests/fuzz
+#                   for FUZZ_SECONDS (8) each, after its regression inputs
+#                   (TAP fuzz_<target>, fuzz_regress_<target>)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
 #   vmfork_<kver>   tests/kselftest/vmfork.sh: a VM fork (snapshot, then a
@@ -185,6 +188,12 @@ fi
 if [ -f agent/Makefile ]; then
 	CMOCKA_MESSAGE_OUTPUT=TAP run_suite agent_unit tap \
 		env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
+fi
+if [ -f agent/Makefile ] && [ -x tests/fuzz/run.sh ]; then
+	# Bounded: ~2 minutes of fuzzing on 2 cores, plus the clang build.
+	run_suite agent_fuzz tap "$make_cmd" -C agent fuzz \
+		FUZZ_SECONDS="${FUZZ_SECONDS:-8}"
+	grep -h '^# fuzz_' "$results/agent_fuzz.log" | sed 's/^# /   /'
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
