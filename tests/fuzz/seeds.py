@@ -132,6 +132,51 @@ format = always
 hold_ms = 1000
 """)
 
+put("config", "clouds", """[agent]
+kek_envelope = /etc/cmk/kek.json
+[provider "azure"]
+credentials = managed_identity
+client_id = 0f8fad5b-d9cb-469f-a165-70867728950e
+imds_endpoint = http://169.254.169.254
+algorithm = RSA-OAEP-256
+vault = https://pg.vault.azure.net
+verify_challenge_resource = yes
+[provider "gcp"]
+credentials = metadata
+key_name = projects/p1/locations/global/keyRings/r1/cryptoKeys/k1
+endpoint = https://cloudkms.googleapis.com
+timeout_ms = 5000
+[provider "aws"]
+region = us-east-1
+key_id = arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab
+fips = yes
+connect_timeout_ms = 1000
+[device "d"]
+backing = /dev/vdb
+""")
+
+# ---- device/binding (formats.rst) ---------------------------------------
+put("binding", "opened", """{
+  "format": "dm-cmk-opened",
+  "version": 1,
+  "device": "fuzz",
+  "written": "2026-11-27T20:48:00Z",
+  "kernel_boot_id": "4f6c2b1e-0b8e-4a43-9c5e-3b0e1d7a9f21",
+  "device_uuid": "0f8fad5b-d9cb-469f-a165-70867728950e",
+  "boot_id": "4f6c2b1e-0b8e-4a43-9c5e-3b0e1d7a9f21",
+  "sequence": 3,
+  "rewrap_to": 4
+}
+""")
+put("binding", "pin", """{
+  "format": "dm-cmk-pin",
+  "version": 1,
+  "device": "fuzz",
+  "written": "2026-11-27T20:48:00Z",
+  "device_uuid": "0f8fad5b-d9cb-469f-a165-70867728950e"
+}
+""")
+
 # ---- core/encctx ----------------------------------------------------------
 put("encctx", "two", "service=postgres\ncluster=c-42\n")
 put("encctx", "kek", "dm-cmk:kek-id=0f8fad5b-d9cb-469f-a165-70867728950e\nempty=\n")
