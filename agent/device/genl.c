@@ -93,12 +93,25 @@ static int cmk_genl_on_error(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_STOP;
 
 	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
+		size_t left = mnl_nlmsg_get_payload_len(nlh) - sizeof(*err);
+
 		offset = sizeof(*err);
-		if (!(nlh->nlmsg_flags & NLM_F_CAPPED))
+		/*
+		 * Uncapped, the request comes back whole before the TLVs: skip
+		 * it only if it lies within this message (libmnl would walk
+		 * wherever a larger offset points).
+		 */
+		if (!(nlh->nlmsg_flags & NLM_F_CAPPED)) {
+			if (err->msg.nlmsg_len < sizeof(struct nlmsghdr) ||
+			    err->msg.nlmsg_len - sizeof(struct nlmsghdr) > left)
+				goto out;
 			offset += err->msg.nlmsg_len - sizeof(struct nlmsghdr);
+		}
 		mnl_attr_parse(nlh, offset, cmk_genl_ext_attr, g);
 	}
-	errno = -err->error;
+out:
+	/* A kernel's error is a negative errno: anything else is no answer. */
+	errno = err->error < 0 && err->error > -4096 ? -err->error : EPROTO;
 	return MNL_CB_ERROR;
 }
 
