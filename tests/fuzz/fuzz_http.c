@@ -224,6 +224,10 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 			ops[op], e.msg);
 		abort();
 	}
+	/* FUZZ_VERBOSE=1 says how far an input got (writing seeds). */
+	if (getenv("FUZZ_VERBOSE"))
+		fprintf(stderr, "fuzz: %s %s: %d after %u answers: %s\n", name,
+			ops[op], ret, answered, ret ? e.msg : "ok");
 	/* The answers could quote it themselves. */
 	if (ret && secret && !fuzz_contains(data, size, secret))
 		fuzz_no_secret(&e, secret);

@@ -7,6 +7,7 @@ examples (Documentation/formats.rst), framed the way each target reads its
 input (tests/fuzz/fuzz.h, the target's comment).  No key in them protects
 anything.  Run it again after changing a vector; it only adds files.
 """
+import base64
 import hashlib
 import os
 import struct
@@ -14,6 +15,29 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEP = b"\n=====\n"
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+# The context every provider target binds (fuzz_http.c), canonical (encctx.c).
+CTX = [(b"dm-cmk:kek-id", b"6f1c9a52-58a4-4c43-9a0c-0d5c0f7c2b11")]
+
+
+def canonical(pairs):
+    out = b"CMKCTX01" + struct.pack("<I", len(pairs))
+    for k, v in sorted(pairs):
+        out += struct.pack("<I", len(k)) + k + struct.pack("<I", len(v)) + v
+    return out
+
+
+KEK = bytes(range(32))
 
 
 def put(target, name, data):
@@ -248,12 +272,15 @@ TOKEN = ('{"access_token":"eyJ0eXAi.eyJhdWQi.sig","client_id":"c","expires_in":"
          '"resource":"https://vault.azure.net","token_type":"Bearer"}')
 CHALLENGE = ('WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/'
              '72f988bf-86f1-41af-91ab-2d7cd011db47", resource="https://vault.azure.net"')
-for op, name, body in ((0, "unwrap", '{"kid":"%s","value":"%s"}' % (KID, "A" * 43)),
+UNWRAPPED = base64.urlsafe_b64encode(KEK + hashlib.sha256(canonical(CTX)).digest()).rstrip(b"=").decode()
+for op, name, body in ((0, "unwrap", '{"kid":"%s","value":"%s"}' % (KID, UNWRAPPED)),
                        (1, "wrap", '{"kid":"%s","value":"%s"}' % (KID, "pqYX" * 10)),
-                       (2, "check", '{"kid":"%s","value":"%s"}' % (KID, "A" * 43))):
-    put("azure", name + "_challenge_first", answers(op, ans(401, "", CHALLENGE), ans(200, TOKEN), ans(200, body)))
-    put("azure", name + "_token_first", answers(op, ans(200, TOKEN), ans(200, body)))
-put("azure", "disabled", answers(0, ans(200, TOKEN),
+                       (2, "check", '{"kid":"%s","value":"%s"}' % (KID, UNWRAPPED))):
+    put("azure", name, answers(op, ans(401, "", CHALLENGE), ans(200, TOKEN), ans(200, body)))
+put("azure", "hsm_unwrap", answers(4, ans(401, "", CHALLENGE.replace("vault.azure.net", "managedhsm.azure.net")),
+                                   ans(200, TOKEN.replace("vault.azure.net", "managedhsm.azure.net")),
+                                   ans(200, '{"kid":"%s","value":"%s"}' % (KID.replace("vault", "managedhsm"), UNWRAPPED))))
+put("azure", "disabled", answers(0, ans(401, "", CHALLENGE), ans(200, TOKEN),
     ans(403, '{"error":{"code":"Forbidden","message":"Operation unwrapKey is not allowed on a disabled key.",'
              '"innererror":{"code":"KeyDisabled"}}}'),
     ans(200, '{"key":{"kid":"%s","kty":"oct-HSM"},"attributes":{"enabled":false,"exp":1700000000}}' % KID)))
@@ -263,11 +290,14 @@ put("azure", "blob", b"\x00" + b"CMKAZ\x01\x02" + VER.encode() + b"\x00" * 40)
 # ---- kms/gcp (test_provider_gcp.c) ---------------------------------------
 GKEY = "projects/p1/locations/global/keyRings/r1/cryptoKeys/k1"
 GTOK = '{"access_token":"ya29.fuzz","expires_in":3599,"token_type":"Bearer"}'
+GCT = b"\x0a\x24\x00" + bytes(range(110))
 put("gcp", "decrypt_ok", answers(0, ans(200, GTOK, "Metadata-Flavor: Google"),
-                                 ans(200, '{"plaintext":"%s","plaintextCrc32c":"123456","usedPrimary":true}' % ("A" * 44))))
+                                 ans(200, '{"plaintext":"%s","plaintextCrc32c":"%d","usedPrimary":true}'
+                                     % (base64.b64encode(KEK).decode(), crc32c(KEK)))))
 put("gcp", "encrypt_ok", answers(1, ans(200, GTOK, "Metadata-Flavor: Google"),
-                                 ans(200, '{"name":"%s/cryptoKeyVersions/1","ciphertext":"%s","ciphertextCrc32c":"4023",'
-                                          '"verifiedPlaintextCrc32c":true,"verifiedAdditionalAuthenticatedDataCrc32c":true}' % (GKEY, "CiQA" * 30))))
+                                 ans(200, '{"name":"%s/cryptoKeyVersions/1","ciphertext":"%s","ciphertextCrc32c":"%d",'
+                                          '"verifiedPlaintextCrc32c":true,"verifiedAdditionalAuthenticatedDataCrc32c":true,'
+                                          '"protectionLevel":"HSM"}' % (GKEY, base64.b64encode(GCT).decode(), crc32c(GCT)))))
 put("gcp", "disabled", answers(0, ans(200, GTOK, "Metadata-Flavor: Google"),
     ans(400, '{"error":{"code":400,"message":"%s/cryptoKeyVersions/1 is not enabled, current state is: DISABLED.",'
              '"status":"FAILED_PRECONDITION"}}' % GKEY)))
