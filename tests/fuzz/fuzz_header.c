@@ -9,6 +9,7 @@
  * ASan/UBSan, and an accepted copy encodes back to a copy that decodes to
  * the same header (nothing is read that the encoder would not write).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(buf, data, size);
 		SHA256(buf, CMK_HDR_OFF_CHECKSUM, buf + CMK_HDR_OFF_CHECKSUM);
 	}
-	if (cmk_header_decode(buf, "A", &h, &e))
+	if (cmk_header_decode(buf, "A", &h, &e)) {
+		if (getenv("FUZZ_VERBOSE"))
+			fprintf(stderr, "fuzz: header: %s\n", e.msg);
 		return 0;
+	}
 	cmk_header_encode(&h, again);
 	if (cmk_header_decode(again, "A", &h2, &e) || memcmp(&h, &h2, sizeof(h)))
 		abort();
