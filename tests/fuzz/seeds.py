@@ -83,6 +83,9 @@ put("header", "ephemeral", header(mode=1, seq=7, flags=1))
 full = bytearray(header()) + bytes(4096 - 236)
 full[4064:4096] = hashlib.sha256(bytes(full[:4064])).digest()
 put("header", "full_copy", bytes(full))
+# Copy A and, after it, copy B with a higher sequence (a rewrite's state).
+put("header", "two_copies", bytes(full) + header(seq=2))
+put("header", "b_only", bytes(full[:4064]) + bytes(32) + header(seq=5))
 
 # ---- format/envelope (formats.rst) ---------------------------------------
 ENV = """{
