@@ -14,9 +14,13 @@
 #                       (Documentation/fuzzing.rst)
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
-#   make install        agent, units, module, docs (DESTDIR=, PREFIX=/usr,
-#                       INSTALL_MODULE=updates|dkms|none; see
-#                       Documentation/deployment.rst)
+#   make install        agent, units, module, docs, man pages (DESTDIR=,
+#                       PREFIX=/usr, INSTALL_MODULE=updates|dkms|none; see
+#                       Documentation/deployment.rst): for developers
+#   make deb            the Debian packages dm-cmk-dkms and cmk-agent in
+#                       build/deb/, then lintian (DEB_VERSION_SUFFIX=+x
+#                       builds a newer version of the same tree)
+#   make version        the version, from debian/changelog
 #
 # KVER=<kver> picks the kernel (default: the installed Debian 6.1);
 # KDIR=<dir> overrides its build tree.  Kernels are discovered from
@@ -45,7 +49,7 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench install fuzz
+	check clean help bench install fuzz man deb version
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -113,14 +117,36 @@ SBINDIR ?= $(PREFIX)/sbin
 LIBEXECDIR ?= $(PREFIX)/libexec
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR ?= $(PREFIX)/share/doc/dm-cmk
+MANDIR ?= $(PREFIX)/share/man
 INSTALL_MODULE ?= updates
-VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+# The one place the version is written: the top entry of debian/changelog
+# (its upstream part; the package is native, so that is all of it).
+# dkms.conf says #MODULE_VERSION#, filled in below and by dh_dkms.
+VERSION := $(shell awk 'NR == 1 { gsub(/[()]/, "", $$2); sub(/-[^-]*$$/, "", $$2); print $$2; exit }' debian/changelog)
 INSTALL ?= install
+MAN := $(BUILD)/man/cmk-agent.8 $(BUILD)/man/cmkctl.8
 
-install: $(if $(filter updates,$(INSTALL_MODULE)),module) agent
+version:
+	@echo $(VERSION)
+
+# Man pages from the reStructuredText references (rst2man: python3-docutils).
+man: $(MAN)
+
+$(BUILD)/man/%.8: Documentation/%.rst
+	@mkdir -p $(@D)
+	rst2man --exit-status=2 $< $@
+
+# Packages: scripts/deb.sh builds a copy of the tree with
+# dpkg-buildpackage (debian/rules runs "make install" below), then lintian.
+deb:
+	scripts/deb.sh $(if $(DEB_VERSION_SUFFIX),--suffix $(DEB_VERSION_SUFFIX)) \
+		$(if $(DEBDIR),--out $(DEBDIR))
+
+install: $(if $(filter updates,$(INSTALL_MODULE)),module) agent man
 	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR)/dm-cmk \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -m 0755 agent/build/cmk-agent agent/build/cmkctl $(DESTDIR)$(SBINDIR)/
+	$(INSTALL) -m 0644 $(MAN) $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 0755 scripts/systemd/cmk-ephemeral $(DESTDIR)$(LIBEXECDIR)/dm-cmk/
 	for u in cmk-agent.service cmk-ephemeral@.service; do \
 		sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/usr/libexec/|$(LIBEXECDIR)/|g' \
@@ -144,7 +170,9 @@ ifeq ($(INSTALL_MODULE),updates)
 else ifeq ($(INSTALL_MODULE),dkms)
 	$(INSTALL) -d $(DESTDIR)/usr/src/dm-cmk-$(VERSION)/kernel \
 		$(DESTDIR)/usr/src/dm-cmk-$(VERSION)/include/uapi/linux
-	$(INSTALL) -m 0644 dkms.conf Kbuild $(DESTDIR)/usr/src/dm-cmk-$(VERSION)/
+	$(INSTALL) -m 0644 Kbuild $(DESTDIR)/usr/src/dm-cmk-$(VERSION)/
+	sed 's/#MODULE_VERSION#/$(VERSION)/' dkms.conf >$(DESTDIR)/usr/src/dm-cmk-$(VERSION)/dkms.conf
+	chmod 0644 $(DESTDIR)/usr/src/dm-cmk-$(VERSION)/dkms.conf
 	$(INSTALL) -m 0644 kernel/Kbuild kernel/*.c kernel/*.h \
 		$(DESTDIR)/usr/src/dm-cmk-$(VERSION)/kernel/
 	$(INSTALL) -m 0644 include/uapi/linux/dm-cmk.h \
@@ -159,4 +187,4 @@ clean:
 	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean O=$(KSFT_OUT))
 
 help:
-	@sed -n '3,22p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,29p' Makefile | sed 's/^# \{0,1\}//'

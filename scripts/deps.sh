@@ -43,6 +43,9 @@ pkgs=(
 	python3-azure python3-pykmip softhsm2 opensc libp11-kit-dev
 	# tests/boot: a real Debian guest image, the module through DKMS
 	debootstrap dkms genisoimage
+	# make deb: the Debian packages (dh-dkms: dh_dkms; rst2man for the
+	# man pages is python3-docutils above) and lintian on them
+	debhelper dh-dkms dpkg-dev lintian
 	# make bench and tests/kselftest/pressure.sh: memory pressure
 	stress-ng
 )
