@@ -3,8 +3,11 @@
 #
 # Build (or find in the cache) the Debian bookworm root tree the boot test
 # runs: debootstrap minbase + systemd, udev, cloud-init, ifupdown, the
-# agent's runtime libraries and the Debian kernel package of KVER (the
-# same kernel whose headers our module is built against, so it loads).
+# agent's runtime libraries, DKMS with gcc and make, and the Debian kernel
+# and headers packages of KVER (the same kernel whose headers our module is
+# built against, so it loads).  The guest has no route to a Debian
+# mirror: everything the dm-cmk-dkms and cmk-agent packages depend on is
+# here, so "apt install ./*.deb" resolves offline.
 #
 # Usage: tests/boot/mkimage.sh --kver KVER [--cache DIR]
 # Prints the path of the cached tree (DIR/<hash>/root) on stdout.  The hash
@@ -35,11 +38,15 @@ pkgs=(
 	cloud-init python3-cffi-backend
 	ifupdown iproute2 netbase
 	e2fsprogs dmsetup util-linux
-	# cmk-agent and cmkctl at run time
+	# cmk-agent and cmkctl at run time (the cmk-agent package's Depends)
 	libssl3 libcurl4 libjson-c5 libmnl0 libdevmapper1.02.1 libsystemd0
-	# what the kernel package needs (it comes from the host's apt below:
-	# bookworm-security, which debootstrap does not read)
-	linux-base initramfs-tools zstd
+	# dm-cmk-dkms: DKMS and what it builds the module with
+	dkms gcc make patch dpkg-dev lsb-release
+	# what the kernel and headers packages need (they come from the host's
+	# apt below: bookworm-security, which debootstrap does not read)
+	linux-base initramfs-tools zstd gcc-12 libelf1
+	# apt install ./*.deb in the guest
+	apt
 )
 
 dbs_ver=$(dpkg-query -W -f='${Version}' debootstrap)
@@ -80,12 +87,17 @@ if ! debootstrap --variant=minbase --include="$include" bookworm "$dir/root" "$m
 	exit 1
 fi
 root=$dir/root
-# The kernel package of exactly KVER, through the host's apt sources.
+# The kernel and headers packages of exactly KVER (and the headers' linux-*
+# dependencies: common headers, kbuild, compiler), through the host's apt
+# sources.
+kpkgs="linux-image-$kver linux-headers-$kver $(apt-cache depends --no-recommends \
+	--no-suggests "linux-headers-$kver" | sed -n 's/^ *Depends: \(linux-[^ <]*\)$/\1/p' | tr '\n' ' ')"
 mkdir -p "$root/tmp/kernel"
-if ! (cd "$root/tmp/kernel" && apt-get download "linux-image-$kver") >>"$dir/debootstrap.log" 2>&1 ||
+# shellcheck disable=SC2086 # word list
+if ! (cd "$root/tmp/kernel" && apt-get download $kpkgs) >>"$dir/debootstrap.log" 2>&1 ||
    ! chroot "$root" sh -c 'dpkg -i /tmp/kernel/*.deb' >>"$dir/debootstrap.log" 2>&1; then
 	tail -n 30 "$dir/debootstrap.log" >&2
-	echo "mkimage: installing linux-image-$kver failed, log: $dir/debootstrap.log" >&2
+	echo "mkimage: installing $kpkgs failed, log: $dir/debootstrap.log" >&2
 	exit 1
 fi
 rm -rf "$root/tmp/kernel"
@@ -97,8 +109,9 @@ echo "cmk-guest" >"$root/etc/hostname"
 ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
 # cloud-init: only the NoCloud seed, no network probing of other clouds.
 printf 'datasource_list: [ NoCloud, None ]\n' >"$root/etc/cloud/cloud.cfg.d/90-cmk-test.cfg"
-if [ ! -f "$root/boot/vmlinuz-$kver" ] || [ ! -f "$root/boot/initrd.img-$kver" ]; then
-	echo "mkimage: $root/boot has no vmlinuz/initrd.img for $kver" >&2
+if [ ! -f "$root/boot/vmlinuz-$kver" ] || [ ! -f "$root/boot/initrd.img-$kver" ] ||
+   [ ! -e "$root/lib/modules/$kver/build/Makefile" ]; then
+	echo "mkimage: $root has no vmlinuz/initrd.img/headers for $kver" >&2
 	exit 1
 fi
 touch "$dir/done"
