@@ -72,7 +72,7 @@ if ! DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" dpkg-buildpackage -us -u
 	exit 1
 fi
 echo "deb: built in $(($(date +%s) - t0)) s:"
-(cd "$out" && ls -l ./*.deb | awk '{ print "  " $5 "  " $NF }')
+find "$out" -maxdepth 1 -name '*.deb' -printf '  %s  %f\n' | sort -k2
 
 changes=$(ls "$out"/*.changes)
 echo "deb: lintian $(lintian --version | awk '{ print $2 }') $(basename "$changes")"

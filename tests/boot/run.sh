@@ -4,27 +4,35 @@
 # Boot integration, end to end: the path a user takes on a cloud VM.
 #
 # On the host:
-#   - make install DESTDIR=... lays out binaries, units, helper, docs and the
-#     module; PREFIX moves the units' paths with the binaries;
+#   - make deb builds the packages dm-cmk-dkms and cmk-agent (lintian
+#     clean), twice: as VERSION and as VERSION+test1 (the upgrade);
+#   - make install DESTDIR=... (the developers' path) lays out binaries,
+#     units, helper, docs and the module; PREFIX moves the units' paths;
 #   - dkms.conf: Debian's dkms builds the module for every installed kernel
 #     (a private dkms tree and signing key; the host's /lib/modules and
 #     /var/lib/dkms are never touched, the module is never loaded here);
 #   - systemd-analyze security rates cmk-agent.service (the exposure score
 #     is printed; it must stay below 5.0, "OK" or better).
 # In a real Debian bookworm guest (debootstrap, cached by tests/boot/
-# mkimage.sh; systemd, udev, cloud-init, the Debian kernel package of KVER)
-# with our bits installed by "make install DESTDIR=<image>", booted three
-# times under QEMU TCG with a NoCloud seed (cidata ISO), a second virtio
-# disk as the ephemeral disk, and AWS KMS (moto, IAM auth on) plus an
+# mkimage.sh; systemd, udev, cloud-init, DKMS, the Debian kernel and
+# headers packages of KVER) with both builds of the packages in
+# /var/cache/cmk-boot-test/debs, booted four times under QEMU TCG with a
+# NoCloud seed (cidata ISO), a second virtio disk as the ephemeral disk, a
+# fourth as a persistent one, and AWS KMS (moto, IAM auth on) plus an
 # IMDSv2 instance role on the host, reached through guestfwd:
-#   1 cloud-init runs our user-data; the agent runs hardened; the disk is
+#   1 cloud-init runs our user-data, which installs the packages with
+#     "apt install" (offline: the image holds their dependencies) and DKMS
+#     builds the module in the guest; the agent runs hardened; the disk is
 #     dm-cmk with ext4 mounted; the stand-in database runs on it; its data
 #     is ciphertext on the backing disk (checked in the guest and on the
 #     host's disk file);
 #   2 a new header and DEK; the old data is gone; a Deny on kms:Decrypt
 #     while running wipes the key;
 #   3 with the Deny in place at boot: the agent fails, the disk stays
-#     closed, the database is never started.
+#     closed, the database is never started;
+#   4 the Deny lifted: the packages' life cycle with a persistent device
+#     open - upgrade to VERSION+test1, apt remove, install again (the
+#     persistent data is read back), apt purge.
 # tests/boot/guest/check.sh has the guest side.
 #
 # Usage: tests/boot/run.sh [--kver KVER]      Output: TAP on stdout.
@@ -98,7 +106,7 @@ check boot_make_install_prefix_moves_unit_paths bash -c "
 # ---- DKMS, for every Debian kernel with headers, in a private tree ------------------
 make -s install DESTDIR="$T/dkms-src" INSTALL_MODULE=dkms >"$T/dkms-install.log" 2>&1 ||
 	not_ok boot_make_install_dkms_source "$(tail -n 10 "$T/dkms-install.log")"
-ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+ver=$(make -s version)
 src=$T/dkms-src/usr/src
 mkdir -p "$T/dkms-tree"
 # dkms signs modules; keep its key out of /var/lib/dkms.
@@ -136,6 +144,28 @@ else
 fi
 diag "systemd-analyze security cmk-agent.service: $(grep -o 'Overall exposure level.*' "$T/security.log")"
 
+# ---- the packages: this version and a newer build of the same tree --------------------
+# deb_make_deb_builds_lintian_clean: scripts/deb.sh fails on a build error
+# or on any lintian tag that is not overridden with a reason.
+for b in v1 v2; do
+	t0=$(date +%s)
+	suffix=
+	[ $b = v1 ] || suffix=+test1
+	if make -s deb DEBDIR="$T/deb-$b" DEB_VERSION_SUFFIX="$suffix" \
+		>"$T/deb-$b.log" 2>&1 </dev/null; then
+		ok "deb_make_deb_builds_lintian_clean_$b"
+	else
+		bail "deb_make_deb_builds_lintian_clean_$b" "$(tail -n 30 "$T/deb-$b.log")"
+	fi
+	diag "make deb ($b): $(($(date +%s) - t0)) s; lintian:" "$(sed -n '/^deb: lintian/,$p' "$T/deb-$b.log")"
+done
+check deb_versions_from_changelog bash -c "
+	ls $T/deb-v1/dm-cmk-dkms_${ver}_all.deb $T/deb-v1/cmk-agent_${ver}_*.deb \
+		$T/deb-v2/dm-cmk-dkms_${ver}+test1_all.deb $T/deb-v2/cmk-agent_${ver}+test1_*.deb &&
+	dpkg-deb -c $T/deb-v2/dm-cmk-dkms_${ver}+test1_all.deb | grep -q ' ./usr/src/dm-cmk-${ver}+test1/dkms.conf\$' &&
+	dpkg-deb --fsys-tarfile $T/deb-v2/dm-cmk-dkms_${ver}+test1_all.deb |
+		tar -xO ./usr/src/dm-cmk-${ver}+test1/dkms.conf | grep -qx 'PACKAGE_VERSION=\"${ver}+test1\"'"
+
 # ---- the guest image ----------------------------------------------------------------------
 t0=$(date +%s)
 cached=$(tests/boot/mkimage.sh --kver "$kver" 2>"$T/mkimage.log") ||
@@ -146,14 +176,16 @@ diag "image: $(($(date +%s) - t0)) s ($(grep -q 'built in' "$T/mkimage.log" && e
 t0=$(date +%s)
 root=$T/root
 cp -a --reflink=auto "$cached" "$root" || bail boot_image_copied "cp -a $cached failed"
-# Our bits, the way a user installs them.
-make -s install DESTDIR="$root" KVER="$kver" >"$T/install-root.log" 2>&1 ||
-	bail boot_make_install_into_image "$(tail -n 20 "$T/install-root.log")"
-check boot_make_install_into_image_runs_depmod bash -c "
-	grep -q '^updates/dm-cmk.ko:' $root/lib/modules/$kver/modules.dep"
+# Our packages, where the user-data's "apt install" finds them (an image
+# builder would put them in a local repository the same way).
+for b in v1 v2; do
+	install -D -m 0644 -t "$root/var/cache/cmk-boot-test/debs/$b" \
+		"$T/deb-$b"/dm-cmk-dkms_*.deb "$T/deb-$b"/cmk-agent_*.deb
+done
 # The test's own pieces: the checks, the stand-in database (not enabled:
 # the user-data enables it, as it would a real one).
 install -D -m 0755 "$here/guest/check.sh" "$root/usr/lib/cmk-boot-test/check.sh"
+install -D -m 0755 "$here/guest/apt.sh" "$root/usr/lib/cmk-boot-test/apt.sh"
 install -D -m 0755 "$here/guest/testdb.sh" "$root/usr/lib/cmk-boot-test/testdb.sh"
 install -m 0644 "$here/guest/cmk-boot-test.service" "$here/guest/cmk-testdb.service" \
 	"$root/etc/systemd/system/"
@@ -165,11 +197,6 @@ for u in apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.
 	fstrim.timer getty@tty1.service; do
 	ln -sf /dev/null "$root/etc/systemd/system/$u"
 done
-mkdir -p "$root/etc/cmk/ephemeral"
-printf 'MOUNTPOINT=/var/lib/cmktest\n' >"$root/etc/cmk/ephemeral/scratch.conf"
-check boot_units_verify_in_image systemd-analyze verify --root="$root" \
-	cmk-agent.service cmk-ephemeral@scratch.service
-rm -rf "$root/etc/cmk"
 cp "$root/boot/vmlinuz-$kver" "$T/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$T/initrd"
 size=$(( $(du -sm "$root" | cut -f1) * 13 / 10 + 256 ))
@@ -329,10 +356,13 @@ EOF
       BindsTo=cmk-ephemeral@scratch.service
       After=cmk-ephemeral@scratch.service
       AssertPathIsMountPoint=/var/lib/cmktest
+# The packages from the image's local directory, offline; their postinst
+# enables and starts cmk-agent (the configuration is written above).
 runcmd:
   - [systemctl, daemon-reload]
   - [systemctl, enable, --now, cmk-test-relay@8080.socket, cmk-test-relay@8082.socket]
-  - [systemctl, enable, cmk-agent.service, cmk-ephemeral@scratch.service, cmk-testdb.service]
+  - /usr/lib/cmk-boot-test/apt.sh install-v1 install /var/cache/cmk-boot-test/debs/v1/*.deb
+  - [systemctl, enable, cmk-ephemeral@scratch.service, cmk-testdb.service]
   - [systemctl, start, --no-block, cmk-testdb.service]
 EOF
 } >"$T/seed/user-data"
@@ -341,20 +371,23 @@ genisoimage -quiet -output "$T/seed.iso" -volid cidata -joliet -rock \
 	bail boot_seed_iso "$(cat "$T/iso.log")"
 # The ephemeral disk: all zero, as a new cloud instance-store disk is.
 truncate -s 160M "$T/eph.img"
+# The persistent disk of boot 4 (cmkctl format in the guest).
+truncate -s 64M "$T/pers.img"
 marker=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 
 # ---- three boots of the same image ---------------------------------------------------
 boot() {
-	local phase=$1 t0 rc line
+	local phase=$1 tmo=$2 t0 rc line
 	t0=$(date +%s)
 	: >"$T/results-$phase.log"
-	timeout "${BOOT_TIMEOUT:-900}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
+	timeout "$tmo" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
 		-display none -no-reboot -monitor none \
 		-kernel "$T/vmlinuz" -initrd "$T/initrd" \
 		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 modprobe.blacklist=floppy panic=-1 oops=panic cmk_test.phase=$phase cmk_test.marker=$marker" \
 		-drive "file=$T/root.img,if=virtio,format=raw" \
 		-drive "file=$T/eph.img,if=virtio,format=raw" \
 		-drive "file=$T/seed.iso,if=virtio,format=raw,readonly=on" \
+		-drive "file=$T/pers.img,if=virtio,format=raw" \
 		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:nc 127.0.0.1 $moto_port,guestfwd=tcp:10.0.2.100:8081-cmd:nc 127.0.0.1 $(cat "$T/ctl.port"),guestfwd=tcp:10.0.2.100:8082-cmd:nc 127.0.0.1 $(cat "$T/imds.port")" \
 		-device virtio-net-pci,netdev=n0 \
 		-serial "file:$T/console-$phase.log" -serial "file:$T/results-$phase.log" \
@@ -370,7 +403,7 @@ boot() {
 	diag "boot $phase: $(($(date +%s) - t0)) s wall, qemu exit $rc"
 	if ! grep -q '^phase-done' <(tr -d '\r' <"$T/results-$phase.log"); then
 		not_ok "boot${phase}_guest_finished" \
-			"$([ "$rc" = 124 ] && echo "timeout after ${BOOT_TIMEOUT:-900} s" || echo "qemu exit $rc")" \
+			"$([ "$rc" = 124 ] && echo "timeout after $tmo s" || echo "qemu exit $rc")" \
 			"$(grep -m 5 -E 'BUG|WARNING|Oops|Kernel panic|Call Trace' "$T/console-$phase.log")" \
 			"console tail:" "$(tr -d '\r' <"$T/console-$phase.log" | tail -n 30)" \
 			"$(tail -n 5 "$T/qemu-$phase.log")"
@@ -391,13 +424,18 @@ no_plaintext_on_disk_file() {
 	fi
 }
 
-boot 1
+# Boots 1 and 4 build the module with DKMS under TCG (printed by the guest).
+boot 1 "${BOOT_TIMEOUT:-1800}"
 no_plaintext_on_disk_file boot1_host_sees_only_ciphertext_in_disk_file
-boot 2
+boot 2 "${BOOT_TIMEOUT:-900}"
 no_plaintext_on_disk_file boot2_host_sees_only_ciphertext_in_disk_file
 # The guest asked for the Deny during boot 2; make sure it is in place.
 bash "$T/ctl/deny" >"$T/deny.log" 2>&1 || not_ok boot3_deny_in_place "$(cat "$T/deny.log")"
-boot 3
+boot 3 "${BOOT_TIMEOUT:-900}"
+AWS_ACCESS_KEY_ID=${A[0]} AWS_SECRET_ACCESS_KEY=${A[1]} AWS_DEFAULT_REGION=us-east-1 \
+	aws --endpoint-url "$MOTO" iam delete-role-policy --role-name agent-role --policy-name deny \
+	>"$T/undeny.log" 2>&1 || not_ok deb4_deny_lifted "$(cat "$T/undeny.log")"
+boot 4 "${BOOT_TIMEOUT:-1800}"
 diag "host control log: $(tr '\n' ';' <"$T/ctl.log")"
 diag "IMDS requests: $(grep -c . "$T/imds.log"), KMS: moto on $moto_port"
 diag "boot test: $(($(date +%s) - t_all)) s wall"

@@ -7,16 +7,21 @@
 # "ok NAME", "not ok NAME" and "# ..." diagnostics (the host numbers them);
 # "phase-done" last.  Then the guest powers off.
 #
-#   1 first boot: cloud-init ran our hook; cmk-agent runs under its
-#     hardening; the disk is dm-cmk with ext4 mounted; the database runs
+#   1 first boot: cloud-init ran our hook, which installed the packages
+#     with apt (offline), DKMS built the module, the package enabled and
+#     started cmk-agent; cmk-agent runs under its hardening; the disk is dm-cmk with ext4 mounted; the database runs
 #     on it; what it writes is ciphertext on the backing disk.
 #   2 second boot: a new header (boot id, sequence) and so a new DEK; the
 #     first boot's data is gone; then the host denies kms:Decrypt while we
 #     run and the agent wipes the key.
 #   3 third boot, the deny still in place: the agent fails, the disk stays
 #     closed, the database never starts.
+#   4 fourth boot, the deny lifted: the packages' life cycle with an
+#     ephemeral and a persistent device open - upgrade (VERSION+test1),
+#     apt remove, apt install again, apt purge.
 # Oracles: the kernel (dmsetup table, cmkctl status = netlink GET, reads
-# that fail with EIO), the raw backing disk, systemd's unit states, moto.
+# that fail with EIO), the raw backing disk, systemd's unit states, moto,
+# dpkg's and DKMS's records and the file system.
 set -u
 
 exec 3>/dev/ttyS1
@@ -26,6 +31,10 @@ marker=$(arg marker)
 DM=cmk-scratch
 DEV=/dev/mapper/$DM
 BACKING=/dev/vdb
+PERS=/dev/vdd
+PMNT=/var/lib/pgdata
+DEBS=/var/cache/cmk-boot-test/debs
+ALOG=/var/log/cmk-boot-test
 MNT=/var/lib/cmktest
 KEEP=/var/lib/cmk-boot-test
 CTL=10.0.2.100/8081
@@ -85,6 +94,15 @@ count_marker() {
 header_field() {  # the header's FIELD (the copy in use) from "cmkctl header dump"
 	cmkctl header dump "$BACKING" 2>/dev/null | awk -v f="$1" '$1 == f { print $2; exit }'
 }
+# apt_result LABEL: "RC SECONDS" of tests/boot/guest/apt.sh LABEL.
+apt_result() { cat "$ALOG/$1.result" 2>/dev/null || echo "none -"; }
+# apt_ok LABEL: that apt run exited 0; else its log's tail.
+apt_ok() {
+	read -r rc secs < <(apt_result "$1")
+	diag "apt $1: exit $rc, $secs s"
+	[ "$rc" = 0 ] || { tail -n 15 "$ALOG/$1.log"; return 1; }
+}
+pkg_version() { dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$1" 2>/dev/null; }
 finish() {
 	diag "units: $(systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service cmk-testdb.service | tr '\n' ' ')"
 	diag "$(cmkctl status 2>&1)"
@@ -98,6 +116,118 @@ finish() {
 	systemctl poweroff --no-block
 }
 trap finish EXIT
+
+# ---- boot 4: the packages' life cycle -------------------------------------------------
+# cmkctl, or its copy once the package is gone.
+CMKCTL=cmkctl
+cmk_tables() { dmsetup table --target cmk 2>/dev/null | grep -v '^No devices found'; }
+deb_phase4() {
+	local ver kv pid0 pid1 tdb0 sha0 sha1 uuid out
+	ver=$(basename "$DEBS"/v1/dm-cmk-dkms_*_all.deb | cut -d_ -f2)
+	kv=$(uname -r)
+	wait_until 300 unit_settled cmk-testdb.service
+	wait_until 60 unit_settled cmk-ephemeral@scratch.service
+	check deb4_agent_up_after_deny_lifted bash -c "
+		systemctl is-active cmk-agent.service && [ \"\$(cmkctl status | awk -v d=$DM '\$2 == d { print \$3 }')\" = active ]"
+	# A persistent device, as an operator adds one (deployment.rst).
+	if ! out=$(cmkctl format --kek /etc/cmk/kek.json --mode persistent --sector-size 4096 "$PERS" 2>&1); then
+		not_ok deb4_persistent_device_set_up "cmkctl format: $out"
+		return
+	fi
+	uuid=$(sed -n 's/^uuid = //p' <<<"$out")
+	printf '\n[device "pgdata"]\nbacking = %s\nmode = persistent\nsector_size = 4096\nuuid = %s\n' \
+		"$PERS" "$uuid" >>/etc/cmk/agent.conf
+	printf 'MOUNTPOINT=%s\nDIR_MODE=0700\n' "$PMNT" >/etc/cmk/ephemeral/pgdata.conf
+	check deb4_persistent_device_set_up bash -c "
+		systemctl restart cmk-agent.service && systemctl start cmk-ephemeral@pgdata.service &&
+		[ \"\$(findmnt -rn -o SOURCE --mountpoint $PMNT)\" = /dev/mapper/cmk-pgdata ] &&
+		head -c 4M /dev/urandom >$PMNT/data && echo scratch-$marker >$MNT/upgrade-marker && sync"
+	sha0=$(sha256sum "$PMNT/data" | cut -d' ' -f1)
+	diag "persistent device uuid $uuid, data sha256 $sha0"
+
+	# Upgrade: the same tree as VERSION+test1.  The agent is restarted
+	# (keys stay in the kernel), DKMS builds the new module source.
+	pid0=$(systemctl show -p MainPID --value cmk-agent.service)
+	tdb0=$(systemctl show -p MainPID --value cmk-testdb.service)
+	/usr/lib/cmk-boot-test/apt.sh upgrade install "$DEBS"/v2/*.deb
+	pid1=$(systemctl show -p MainPID --value cmk-agent.service)
+	check deb4_upgrade_installs_newer_version bash -c "
+		$(declare -f apt_ok apt_result diag); ALOG=$ALOG
+		apt_ok upgrade &&
+		[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}\${Version}' cmk-agent)\" = 'ii $ver+test1' ] &&
+		[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}\${Version}' dm-cmk-dkms)\" = 'ii $ver+test1' ]"
+	diag "apt upgrade (with the DKMS build under TCG): $(apt_result upgrade | cut -d' ' -f2) s"
+	check deb4_upgrade_dkms_rebuilds_module bash -c "
+		dkms status -m dm-cmk -v $ver+test1 -k $kv | grep -q ': installed' &&
+		! dkms status -m dm-cmk -v $ver | grep -q . &&
+		[ ! -e /usr/src/dm-cmk-$ver ] &&
+		[ \"\$(modinfo -n dm-cmk)\" = /lib/modules/$kv/updates/dkms/dm-cmk.ko ]"
+	check deb4_upgrade_restarts_agent_keeps_keys_and_data bash -c "
+		systemctl is-active cmk-agent.service &&
+		[ '$pid1' -gt 0 ] && [ '$pid1' != '$pid0' ] &&
+		! readlink /proc/$pid1/exe | grep -q deleted &&
+		[ \"\$(cmkctl status | awk '\$2 == \"$DM\" { print \$3 }')\" = active ] &&
+		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
+		[ \"\$(cat $MNT/upgrade-marker)\" = scratch-$marker ] &&
+		[ \"\$(systemctl show -p MainPID --value cmk-testdb.service)\" = '$tdb0' ] &&
+		[ \"\$(sha256sum $PMNT/data | cut -d' ' -f1)\" = $sha0 ]"
+	diag "agent pid $pid0 -> $pid1; $(cmkctl status 2>&1 | head -n 4 | tr '\n' ';')"
+
+	# apt remove: units stopped, keys wiped, devices closed; the kernel's
+	# view through a copy of cmkctl (the package's is gone).
+	cp /usr/sbin/cmkctl /usr/lib/cmk-boot-test/cmkctl
+	CMKCTL=/usr/lib/cmk-boot-test/cmkctl
+	/usr/lib/cmk-boot-test/apt.sh remove remove cmk-agent
+	check deb4_remove_stops_units bash -c "
+		$(declare -f apt_ok apt_result diag); ALOG=$ALOG
+		apt_ok remove &&
+		[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}' cmk-agent)\" = 'rc ' ] &&
+		! systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service \
+			cmk-ephemeral@pgdata.service cmk-testdb.service &&
+		! mountpoint -q $MNT && ! mountpoint -q $PMNT"
+	check deb4_remove_wipes_keys bash -c "
+		! $CMKCTL status | awk '\$3 == \"active\" { f = 1 } END { exit !f }'"
+	check deb4_remove_closes_devices bash -c "
+		[ -z \"\$($(declare -f cmk_tables); cmk_tables)\" ] &&
+		[ ! -e $DEV ] && [ ! -e /dev/mapper/cmk-pgdata ]"
+	diag "after remove: $($CMKCTL status 2>&1 | head -n 4 | tr '\n' ';') dm: $(dmsetup ls 2>&1 | tr '\n' ';')"
+	check deb4_remove_keeps_conffiles_and_state bash -c "
+		[ -f /etc/cmk/agent.conf.example ] && [ -f /etc/cmk/agent.conf ] && [ -f /etc/cmk/kek.json ] &&
+		[ -d /var/lib/cmk/pins ] && [ -d /var/log/cmk ] &&
+		dpkg-query -W -f='\${db:Status-Abbrev}' dm-cmk-dkms | grep -q '^ii'"
+
+	# Installed again: the persistent device opens with its data.
+	/usr/lib/cmk-boot-test/apt.sh reinstall install "$DEBS"/v2/cmk-agent_*.deb
+	wait_until 120 bash -c "[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ]"
+	systemctl start cmk-ephemeral@pgdata.service >/dev/null 2>&1
+	sha1=$(sha256sum "$PMNT/data" 2>/dev/null | cut -d' ' -f1)
+	check deb4_reinstall_persistent_data_intact bash -c "
+		$(declare -f apt_ok apt_result diag); ALOG=$ALOG
+		apt_ok reinstall && systemctl is-active cmk-agent.service &&
+		[ \"\$(findmnt -rn -o SOURCE --mountpoint $PMNT)\" = /dev/mapper/cmk-pgdata ] &&
+		[ '$sha1' = '$sha0' ]"
+	diag "persistent data after remove and install: sha256 ${sha1:-(none)}"
+
+	# apt purge: conffiles, state and the module gone; the operator's
+	# files in /etc/cmk and the disk's header stay.
+	/usr/lib/cmk-boot-test/apt.sh purge purge cmk-agent dm-cmk-dkms
+	check deb4_purge_removes_conffiles_and_state bash -c "
+		$(declare -f apt_ok apt_result diag); ALOG=$ALOG
+		apt_ok purge &&
+		! dpkg-query -W -f='\${db:Status-Abbrev}' cmk-agent dm-cmk-dkms 2>/dev/null | grep -q '[a-z]' &&
+		[ ! -e /etc/cmk/agent.conf.example ] &&
+		[ ! -e /var/lib/cmk ] && [ ! -e /var/log/cmk ] && [ ! -e /run/cmk ] &&
+		[ ! -e /usr/sbin/cmk-agent ] && [ ! -e /lib/systemd/system/cmk-agent.service ] &&
+		[ ! -e /etc/systemd/system/multi-user.target.wants/cmk-agent.service ]"
+	check deb4_purge_removes_module_source_and_builds bash -c "
+		! ls -d /usr/src/dm-cmk-* 2>/dev/null && [ ! -e /var/lib/dkms/dm-cmk ] &&
+		[ -z \"\$(find /lib/modules -name 'dm-cmk.ko*')\" ]"
+	check deb4_purge_keeps_operator_files_and_header bash -c "
+		[ -f /etc/cmk/agent.conf ] && [ -f /etc/cmk/kek.json ] && [ -f /etc/cmk/ephemeral/pgdata.conf ] &&
+		$CMKCTL header dump $PERS | grep -q persistent &&
+		[ -z \"\$($(declare -f cmk_tables); cmk_tables)\" ]"
+	diag "after purge, /etc/cmk: $(find /etc/cmk | tr '\n' ' ')"
+}
 
 diag "phase $phase, boot id $(cat /proc/sys/kernel/random/boot_id), $(cut -d' ' -f1 /proc/uptime) s after boot"
 # cloud-final comes after multi-user.target; its runcmd starts the
@@ -125,6 +255,38 @@ case $phase in
 			[ -f /etc/systemd/system/cmk-testdb.service.d/cmk.conf ] &&
 			systemctl is-enabled cmk-agent.service &&
 			systemctl is-enabled cmk-ephemeral@scratch.service"
+		# The packages, installed by the user-data's apt install.
+		ver=$(basename "$DEBS"/v1/dm-cmk-dkms_*_all.deb | cut -d_ -f2)
+		kv=$(uname -r)
+		check deb1_apt_installs_packages_offline bash -c "
+			$(declare -f apt_ok apt_result diag); ALOG=$ALOG
+			apt_ok install-v1 &&
+			[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}\${Version}' cmk-agent)\" = 'ii $ver' ] &&
+			[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}\${Version}' dm-cmk-dkms)\" = 'ii $ver' ]"
+		diag "apt install (v1, with the DKMS build under TCG): $(apt_result install-v1 | cut -d' ' -f2) s"
+		diag "$(grep -iE 'dkms|building|installing' "$ALOG/install-v1.log" | head -n 8)"
+		# Built by DKMS for this kernel, and the module the agent loaded.
+		check deb1_dkms_builds_module_for_running_kernel bash -c "
+			dkms status -m dm-cmk -v $ver -k $kv | grep -q ': installed' &&
+			[ \"\$(modinfo -n dm-cmk)\" = /lib/modules/$kv/updates/dkms/dm-cmk.ko ] &&
+			[ \"\$(modinfo -F vermagic dm-cmk | cut -d' ' -f1)\" = $kv ] &&
+			grep -q '^dm_cmk ' /proc/modules"
+		# The package enabled the unit (deb-systemd-helper, through
+		# systemctl preset on a first install): the user-data does not.
+		check deb1_package_enables_and_starts_agent bash -c "
+			[ \"\$(systemctl is-enabled cmk-agent.service)\" = enabled ] &&
+			[ -e /var/lib/systemd/deb-systemd-helper-enabled/cmk-agent.service.dsh-also ] &&
+			grep -q 'cmk-agent' $ALOG/install-v1.log"
+		check deb1_package_files_conffile_man_modes bash -c "
+			dpkg-query -W -f='\${Conffiles}' cmk-agent | grep -q '^ /etc/cmk/agent.conf.example ' &&
+			grep -q '^#\[agent\]' /etc/cmk/agent.conf.example &&
+			! dpkg -S /etc/cmk/agent.conf 2>/dev/null &&
+			[ -s /usr/share/man/man8/cmk-agent.8.gz ] && [ -s /usr/share/man/man8/cmkctl.8.gz ] &&
+			[ -x /usr/sbin/cmk-agent ] && [ -x /usr/sbin/cmkctl ] &&
+			[ -x /usr/libexec/dm-cmk/cmk-ephemeral ] &&
+			[ \"\$(stat -c %a /var/lib/cmk /var/lib/cmk/pins /var/log/cmk /etc/cmk /etc/cmk/ephemeral | tr '\n' ' ')\" = '700 700 700 755 755 ' ] &&
+			[ -f /usr/share/doc/cmk-agent/deployment.rst ]"
+		check deb1_units_verify systemd-analyze verify cmk-agent.service cmk-ephemeral@scratch.service
 	fi
 	p=boot$phase
 	pid=$(systemctl show -p MainPID --value cmk-agent.service)
@@ -225,6 +387,9 @@ case $phase in
 		[ \"\$(systemctl is-active cmk-testdb.service)\" != active ] &&
 		! grep -q \"^\$(cat /proc/sys/kernel/random/boot_id)\" /var/log/cmk-testdb.starts"
 	diag "cmk-ephemeral@scratch: $(systemctl is-active cmk-ephemeral@scratch.service), cmk-testdb: $(systemctl is-active cmk-testdb.service)"
+	;;
+4)
+	deb_phase4
 	;;
 *)
 	not_ok boot_phase_known "no cmk_test.phase= on the kernel command line"
