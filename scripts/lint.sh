@@ -5,7 +5,8 @@
 #
 #   lint_checkpatch_strict   checkpatch.pl --strict on kernel/ and the UAPI header
 #   lint_kernel_doc          kernel-doc finds no malformed comment
-#   lint_shellcheck          shellcheck on scripts/, the test scripts and .ci/run
+#   lint_shellcheck          shellcheck on scripts/, the test scripts, .ci/run and
+#                            the packages' maintainer scripts
 #   lint_docs                every Documentation/*.rst parses (docutils), no warning
 #   build_noWarn_<x.y>       W=1 -Werror build for each Debian kernel
 #   lint_sparse_<x.y>        sparse (C=2) reports nothing in our sources
@@ -74,7 +75,8 @@ log=$logs/shellcheck.log
 if command -v shellcheck >/dev/null; then
 	shellcheck -S warning -x scripts/*.sh scripts/qemu/*.sh tests/boot/*.sh tests/boot/guest/*.sh \
 		tests/kms/*.sh tests/integration/*.sh tests/kselftest/*.sh tests/fuzz/*.sh .ci/run >"$log" 2>&1 &&
-		shellcheck -S warning -s sh scripts/qemu/init scripts/systemd/cmk-ephemeral >>"$log" 2>&1
+		shellcheck -S warning -s sh scripts/qemu/init scripts/systemd/cmk-ephemeral \
+			debian/*.postinst debian/*.prerm debian/*.postrm >>"$log" 2>&1
 	rc=$?
 else
 	echo "shellcheck not installed (run 'make deps')" >"$log"
