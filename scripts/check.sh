@@ -12,6 +12,8 @@
 #   build_modules   the module for every Debian kernel, no warnings
 #   build_agent     make -C agent all                 (if agent/Makefile)
 #   build_kselftest make kselftest                    (if tests/kselftest/Makefile)
+#   deb             make deb: the Debian packages in build/deb, lintian clean
+#                   (its output is printed)                (if debian/rules)
 #   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
 #   agent_fuzz      make -C agent fuzz: every libFuzzer target in tests/fuzz
@@ -34,7 +36,9 @@
 #   kms_aws_guest   tests/kms/aws_guest.sh: agent in QEMU vs moto on the host
 #   kms_<p>_guest   tests/kms/<p>_guest.sh: the same for the other providers
 #   boot_debian     tests/boot/run.sh: a debootstrapped Debian guest with
-#                   systemd and cloud-init brings the ephemeral disk up
+#                   systemd and cloud-init installs the packages with apt
+#                   and brings the ephemeral disk up; the packages' upgrade,
+#                   remove and purge
 #
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
 # build/results/<suite>.tap.  A suite that fails without a "not ok" line of
@@ -179,6 +183,10 @@ fi
 if [ -f tests/kselftest/Makefile ]; then
 	run_suite build_kselftest build "$make_cmd" kselftest
 fi
+if [ -x debian/rules ]; then
+	run_suite deb build "$make_cmd" -s deb
+	sed -n '/^deb: lintian/,$p' "$results/deb.log" | sed 's/^/   /'
+fi
 run_suite lint tap scripts/lint.sh
 # The bench's report keeps dm-crypt runs that did not decrypt apart
 # (Documentation/benchmarks.rst); checked on a fixed log, no guest.
@@ -239,7 +247,7 @@ for p in azure gcp kmip pkcs11; do
 		run_suite "kms_${p}_guest" tap "tests/kms/${p}_guest.sh"
 	fi
 done
-# A real Debian guest (systemd, cloud-init, the module through make install).
+# A real Debian guest (systemd, cloud-init, our packages through apt).
 if [ -x tests/boot/run.sh ]; then
 	run_suite boot_debian tap tests/boot/run.sh
 fi
