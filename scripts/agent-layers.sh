@@ -26,9 +26,19 @@ done
 # shellcheck disable=SC2086 # $order is a list of folder names
 out=$(find $order -name '*.[ch]' | sort | while read -r f; do
 	me=$(rank "${f%%/*}")
-	sed -n 's/^#include "\([a-z_]*\)\/.*"$/\1/p' "$f" | while read -r inc; do
-		[ "$(rank "$inc")" -le "$me" ] ||
-			echo "agent/$f includes $inc/: a lower layer uses a higher one"
+	sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f" |
+	while read -r inc; do
+		case $inc in
+		*..*)
+			echo "agent/$f includes \"$inc\": no relative paths"
+			continue ;;
+		*/*) ;;
+		*)
+			echo "agent/$f includes \"$inc\": name its layer folder"
+			continue ;;
+		esac
+		[ "$(rank "${inc%%/*}")" -le "$me" ] ||
+			echo "agent/$f includes ${inc%%/*}/: a lower layer uses a higher one"
 	done
 done)
 if [ -n "$out" ]; then

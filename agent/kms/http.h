@@ -35,7 +35,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
-#include "kms/aws/sigv4.h"	/* struct cmk_nv */
+#include "core/nv.h"
 
 #define CMK_HTTP_MAX_BODY	(1024 * 1024)
 #define CMK_HTTP_MAX_HEADERS	(64 * 1024)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * test_volume.c - the host-testable half of volume.c: the KEK set (load,
+ * test_volume.c - the host-testable half of volume/: the KEK store (load,
  * check, forget) against the local provider, device lookup and the
  * operator's revoke markers.  Oracles: the local provider's key states
  * (disabled = definitive), the audit log lines, and the files on disk.

@@ -38,15 +38,10 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "core/nv.h"
 #include "core/secret.h"
 
 #define CMK_SIGV4_DATE_LEN	16	/* "YYYYMMDDTHHMMSSZ" */
-
-/* One HTTP header or one query parameter (raw, not encoded). */
-struct cmk_nv {
-	const char *name;
-	const char *value;
-};
 
 /**
  * struct cmk_sigv4_request - what is signed
