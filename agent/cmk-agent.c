@@ -59,6 +59,7 @@
 #include "daemon/poweroff.h"
 #include "core/secret.h"
 #include "volume/volume.h"
+#include "daemon/wake.h"
 #include "daemon/worker.h"
 
 /* A device that failed to open or restore is retried after this long. */
@@ -100,6 +101,7 @@ struct agent {
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
+	struct cmk_wake *hint;		/* hint sources on other threads post here */
 	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
 	uint64_t bad_note_ms;		/* and when */
 	unsigned int reload_asked;	/* requests to load the envelope again */
@@ -914,7 +916,7 @@ static bool stop_deferred(struct agent *a, int status, int *stop_after)
  */
 static int run(struct agent *a, uint64_t t0)
 {
-	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_POWEROFF, FD_N };
+	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_POWEROFF, FD_HINT, FD_N };
 	struct pollfd pfd[FD_N];
 	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
 	enum cmk_loop_state written = CMK_LS_STARTING;
@@ -932,6 +934,7 @@ static int run(struct agent *a, uint64_t t0)
 		return 1;
 	}
 	pfd[FD_JOB].fd = cmk_worker_fd(a->worker);
+	pfd[FD_HINT].fd = cmk_wake_fd(a->hint);
 	for (int i = 0; i < FD_N; i++)
 		pfd[i].events = POLLIN;
 	for (;;) {
@@ -1015,9 +1018,13 @@ static int run(struct agent *a, uint64_t t0)
 					break;
 				continue;
 			}
-			note(a, "check", "SIGHUP: checking now", NULL);
-			cmk_loop_check_now(&a->loop);
+			if (cmk_loop_hint(&a->loop, CMK_HINT_OPERATOR))
+				note(a, "hint", "SIGHUP (cmkctl check-now): checking the CMK now", NULL);
 		}
+		/* Hints posted by other threads: one check for all of them. */
+		if ((pfd[FD_HINT].revents & POLLIN) && cmk_wake_take(a->hint) &&
+		    cmk_loop_hint(&a->loop, CMK_HINT_EVENT))
+			note(a, "hint", "revocation hint: checking the CMK now", NULL);
 		/*
 		 * Events first: a fork reported in the same wake-up as a job's
 		 * answer makes that answer stale before it is used.
@@ -1084,7 +1091,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cmk_audit_open(a.cfg.audit_log, a.cfg.syslog, "cmk-agent", &a.audit, &e) ||
-	    cmk_genl_open(&a.genl, &e) || cmk_worker_start(&a.worker, &e)) {
+	    cmk_genl_open(&a.genl, &e) || cmk_worker_start(&a.worker, &e) ||
+	    cmk_wake_open(&a.hint, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		goto out;
 	}
@@ -1116,6 +1124,7 @@ out:
 	cmk_kek_store_free(&a.keks);
 	for (size_t i = 0; i < a.retired.n; i++)
 		cmk_provider_close(&a.retired.p[i]);
+	cmk_wake_close(&a.hint);
 	cmk_genl_close(&a.events);
 	cmk_genl_close(&a.genl);
 	cmk_audit_close(&a.audit);

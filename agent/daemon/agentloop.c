@@ -385,6 +385,11 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 	if (job == CMK_JOB_NONE || id != l->job_id)
 		return;
 	l->job = CMK_JOB_NONE;
+	if (l->hint_after_job) {
+		/* Asked before the hint: one more check once this one is done. */
+		l->hint_after_job = false;
+		l->hint_pending = true;
+	}
 	if (!wanted) {
 		if (l->job_overdue)
 			l->late_answers++;
@@ -416,6 +421,12 @@ static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
 	l->job_overdue = false;
 	l->job_failed = false;
 	l->job_stale = false;
+	if (l->hint_pending && l->boot_ret == 0) {
+		/* Every hint so far is answered by this KMS call. */
+		l->hint_pending = false;
+		l->hint_check_ms = now;
+		l->hint_checks++;
+	}
 	l->ops->start(l->ctx, job, l->job_id, deadline);
 }
 
@@ -447,6 +458,21 @@ static void job_overdue(struct cmk_loop *l, uint64_t now)
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
 	return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* The earliest a check a hint asks for may start: paced, never in a hold. */
+static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
+{
+	uint64_t t = now;
+
+	if (l->hint_checks)
+		t = max_u64(t, l->hint_check_ms + CMK_HINT_MIN_GAP_MS);
+	return t;
 }
 
 /*
@@ -502,6 +528,8 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 		if (keeps_keys(l) && now >= l->next_renew_ms)
 			renew(l, now);
 	}
+	if (l->hint_pending && l->job == CMK_JOB_NONE && l->boot_ret == 0)
+		l->next_check_ms = min_u64(l->next_check_ms, hint_earliest(l, now));
 	if (l->job == CMK_JOB_NONE && now >= l->next_check_ms)
 		start_job(l, l->boot_ret || l->want_unseal ? CMK_JOB_UNSEAL : CMK_JOB_CHECK,
 			  now);
@@ -587,6 +615,20 @@ void cmk_loop_check_now(struct cmk_loop *l)
 
 	if (l->next_check_ms > now)
 		l->next_check_ms = now;
+}
+
+bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from)
+{
+	(void)from;
+	(void)loop_now(l);
+	if (l->boot_ret != 0)
+		return false;	/* the boot unseal is the check */
+	l->hints++;
+	if (l->job != CMK_JOB_NONE)
+		l->hint_after_job = true;
+	else
+		l->hint_pending = true;
+	return true;
 }
 
 int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e)

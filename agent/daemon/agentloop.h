@@ -75,6 +75,36 @@
  *                      to half as much at random (each retry is a real
  *                      KMS decrypt: no fleet in lockstep).
  *
+ * Hints (cmk_loop_hint()): something outside the loop asks for a real
+ * CMK check now - an operator (cmkctl check-now, SIGHUP) or an event
+ * source (a revocation notice from a queue).  The contract:
+ *
+ *   no authority       a hint never changes the state, the keys, the KEK
+ *                      or the grace period by itself; only the KMS answer
+ *                      of the check it causes does (a no revokes, a yes
+ *                      restores), as for any other check.
+ *   at once            worker idle: the check starts at the next
+ *                      cmk_loop_tick(), which the caller runs right after.
+ *   job under way      it is not cancelled and its answer counts as usual;
+ *                      since it was asked before the hint, one more check
+ *                      starts as soon as it ends.
+ *   coalesced          hints that arrive before the check they ask for has
+ *                      started are one hint: a burst costs one KMS call.
+ *   paced              checks started by hints are at least
+ *                      CMK_HINT_MIN_GAP_MS apart (start to start), so a
+ *                      flood of hints costs at most one KMS request per
+ *                      CMK_HINT_MIN_GAP_MS; a hint inside the gap is kept
+ *                      and served when the gap ends.
+ *   backoff            a hint overrides the backoff after failed checks,
+ *                      never a hold the KMS asked for (throttling,
+ *                      Retry-After): the check starts when the hold ends.
+ *   boot               while the boot unseal runs (or after it failed) a
+ *                      hint does nothing: the unseal is the check.
+ *
+ * Threads other than the main one never call the loop: they post to a
+ * struct cmk_wake (daemon/wake.h), whose fd the main loop polls and turns
+ * into cmk_loop_hint() calls.
+ *
  * Boot (state starting): unseal, retrying transient errors (and deadlines)
  * with capped exponential backoff and jitter until boot_deadline_s; a
  * definitive or local error fails at once.  Once unsealed, every device is
@@ -191,6 +221,13 @@ struct cmk_loop {
 	struct cmk_err last_err;
 	unsigned long checks;
 	unsigned long late_answers;	/* answers after their deadline, ignored */
+
+	/* Hints (cmk_loop_hint()). */
+	bool hint_pending;		/* a hint waits for its check to start */
+	bool hint_after_job;		/* ... for the job under way to end first */
+	uint64_t hint_check_ms;		/* start of the last check a hint caused */
+	unsigned long hints;		/* hints received */
+	unsigned long hint_checks;	/* checks they caused */
 };
 
 /* Bounds of the retry backoff (ms). */
@@ -201,6 +238,8 @@ struct cmk_loop {
 #define CMK_RESTORE_RETRY_MAX_MS 2000
 /* A job this long past its deadline ignores it: the worker is stuck. */
 #define CMK_STUCK_MS		30000
+/* Checks caused by hints start at least this far apart. */
+#define CMK_HINT_MIN_GAP_MS	1000
 /* A gap between the two clocks smaller than this is no system sleep. */
 #define CMK_SLEEP_MIN_MS	1000
 
@@ -241,6 +280,20 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason);
 
 /* cmk_loop_check_now() - check the CMK as soon as the worker is idle. */
 void cmk_loop_check_now(struct cmk_loop *l);
+
+/* Where a hint came from (for the audit line; the loop treats all alike). */
+enum cmk_hint {
+	CMK_HINT_OPERATOR,	/* cmkctl check-now, SIGHUP */
+	CMK_HINT_EVENT,		/* a revocation notice (queue, event bus) */
+};
+
+/*
+ * cmk_loop_hint() - ask for a real CMK check now (the contract is in the
+ * "Hints" paragraph above).  Returns true if a check will follow (now, at
+ * the end of the job under way, or when the pacing gap or a hold the KMS
+ * asked for ends), false if the hint was ignored (booting, boot failed).
+ */
+bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from);
 
 /*
  * cmk_loop_boot_result() - -EINPROGRESS while unsealing at boot, 0 once

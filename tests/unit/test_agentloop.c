@@ -1500,6 +1500,162 @@ static void agentloop_sleep_vmfork_cancels_the_stale_unseal(void **state)
 	assert_string_equal(f.log, "FUFUKR");
 }
 
+/* ---- hints (cmk_loop_hint()) ------------------------------------------------ */
+
+/* Slow periodic checks (60 s, no jitter), so a check soon after is a hint's. */
+static void start_hint(struct cmk_loop *l, struct fake *f)
+{
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
+
+	c.check_interval_ms = 60000;
+	c.jitter_pct = 0;
+	c.lease_ms = 240000;
+	boot_with(l, f, &c);
+	assert_int_equal(f->checks_started, 0);
+}
+
+/* Oracle: the check starts at the hint's own time, not at the interval. */
+static void agentloop_hint_checks_at_once(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_hint(&l, &f);
+	run_until(&l, &f, 5000);
+	t = f.now;
+	assert_true(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
+	run_until(&l, &f, t);
+	assert_int_equal(f.checks_started, 1);
+	assert_int_equal(f.check_started_at[0], t);
+	assert_int_equal(l.hint_checks, 1);
+	/* The periodic schedule goes on from that answer. */
+	run_until(&l, &f, t + 60000 - 1);
+	assert_int_equal(f.checks_started, 1);
+	run_until(&l, &f, t + 60000);
+	assert_int_equal(f.checks_started, 2);
+}
+
+/* A burst of hints costs one KMS call (they coalesce). */
+static void agentloop_hint_burst_is_one_check(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_hint(&l, &f);
+	run_until(&l, &f, 5000);
+	t = f.now;
+	for (int i = 0; i < 100; i++)
+		assert_true(cmk_loop_hint(&l, CMK_HINT_EVENT));
+	run_until(&l, &f, t + 30000);
+	assert_int_equal(f.checks_started, 1);
+	assert_int_equal(l.hints, 100);
+	assert_int_equal(l.hint_checks, 1);
+}
+
+/* A flood of hints, one per 10 ms: checks at most one per CMK_HINT_MIN_GAP_MS. */
+static void agentloop_hint_flood_is_paced(void **state)
+{
+	struct fake f = { 0 };
+	struct cmk_loop l;
+	uint64_t t0;
+
+	(void)state;
+	start_hint(&l, &f);
+	run_until(&l, &f, 5000);
+	t0 = f.now;
+	for (uint64_t t = t0; t < t0 + 10000; t += 10) {
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t + 10);
+	}
+	/* 10 s of hints: 10 checks paced 1 s apart (+1 for the edge). */
+	assert_in_range(f.checks_started, 10, 11);
+	for (int i = 1; i < f.checks_started; i++)
+		assert_true(f.check_started_at[i] - f.check_started_at[i - 1] >=
+			    CMK_HINT_MIN_GAP_MS);
+	/* A hint inside the gap is not lost: its check runs when the gap ends. */
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_until(&l, &f, f.now + CMK_HINT_MIN_GAP_MS);
+	assert_true(f.check_started_at[f.checks_started - 1] >= t0 + 10000 - 10);
+}
+
+/*
+ * A hint while a check is under way: that check is not cancelled and its
+ * answer counts; since it was asked before the hint, one more follows as
+ * soon as it ends (paced).
+ */
+static void agentloop_hint_during_check_checks_again_after(void **state)
+{
+	struct fake f = { .slow_ms = 3000, .script = "so" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_hint(&l, &f);
+	l.check_timeout_ms = 5000;
+	cmk_loop_check_now(&l);
+	run_until(&l, &f, f.now + 100);
+	assert_true(f.busy);
+	t = f.check_started_at[0];
+	cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+	assert_int_equal(f.cancels, 0);
+	run_until(&l, &f, t + 3000 - 1);
+	assert_int_equal(f.checks_started, 1);
+	run_until(&l, &f, t + 3000);
+	assert_int_equal(f.checks_started, 2);	/* right after the slow answer */
+	assert_int_equal(f.check_started_at[1], t + 3000);
+	assert_int_equal(l.last_result, 0);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+}
+
+/*
+ * No authority: a hint changes nothing by itself; the check's answer does.
+ * A definitive no to the hinted check revokes at once.
+ */
+static void agentloop_hint_no_authority_answer_decides(void **state)
+{
+	struct fake f = { .script = "d" };
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	start_hint(&l, &f);
+	run_until(&l, &f, 5000);
+	t = f.now;
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	/* Before the loop runs: nothing changed. */
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_true(f.kernel_keys);
+	assert_true(f.kek);
+	run_until(&l, &f, t);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_int_equal(f.first_wipe_at, t);
+	/* A hint with a yes from the KMS restores, as any check does. */
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_until(&l, &f, t + CMK_HINT_MIN_GAP_MS);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_true(f.kernel_keys);
+}
+
+/* While the boot unseal runs the hint does nothing: the unseal is the check. */
+static void agentloop_hint_ignored_while_booting(void **state)
+{
+	struct fake f = { .unseal_script = "t" };
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
+	struct cmk_loop l;
+
+	(void)state;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	assert_false(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
+	assert_int_equal(l.hints, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1551,6 +1707,12 @@ int main(void)
 		cmocka_unit_test(agentloop_sleep_cancels_the_stale_check),
 		cmocka_unit_test(agentloop_sleep_key_set_ebusy_backs_off_with_jitter),
 		cmocka_unit_test(agentloop_sleep_vmfork_cancels_the_stale_unseal),
+		cmocka_unit_test(agentloop_hint_checks_at_once),
+		cmocka_unit_test(agentloop_hint_burst_is_one_check),
+		cmocka_unit_test(agentloop_hint_flood_is_paced),
+		cmocka_unit_test(agentloop_hint_during_check_checks_again_after),
+		cmocka_unit_test(agentloop_hint_no_authority_answer_decides),
+		cmocka_unit_test(agentloop_hint_ignored_while_booting),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
