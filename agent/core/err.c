@@ -50,6 +50,7 @@ int cmk_errf(struct cmk_err *e, int code, const char *fmt, ...)
 	va_end(ap);
 	e->cls = CMK_EC_LOCAL;
 	e->reason = CMK_R_LOCAL;
+	e->retry_after_ms = 0;
 	return code;
 }
 
@@ -65,6 +66,7 @@ int cmk_err_kms(struct cmk_err *e, enum cmk_reason reason, const char *fmt, ...)
 		va_end(ap);
 		e->cls = reasons[reason].cls;
 		e->reason = reason;
+		e->retry_after_ms = 0;
 	}
 	return reasons[reason].code;
 }
@@ -107,6 +109,7 @@ void cmk_err_clear(struct cmk_err *e)
 	e->msg[0] = '\0';
 	e->cls = CMK_EC_NONE;
 	e->reason = CMK_R_NONE;
+	e->retry_after_ms = 0;
 }
 
 const char *cmk_err_class_name(enum cmk_err_class cls)

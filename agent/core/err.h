@@ -68,11 +68,14 @@ enum cmk_reason {
  * @msg: human-readable message: what failed, on which object, what to do
  * @cls: how to react (meaningful for KMS operations)
  * @reason: why, for audit lines and metrics
+ * @retry_after_ms: the KMS asked not to be called again for this long
+ *	(HTTP Retry-After on a throttled answer); 0: it did not say
  */
 struct cmk_err {
 	char msg[CMK_ERR_MSG_MAX];
 	enum cmk_err_class cls;
 	enum cmk_reason reason;
+	unsigned int retry_after_ms;
 };
 
 /*

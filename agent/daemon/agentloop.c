@@ -42,6 +42,7 @@ void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
 	l->lease_ms = cfg->lease_ms;
 	l->renew_ms = cfg->lease_ms / 4;
 	l->grace_ms = (uint64_t)cfg->grace_s * 1000;
+	l->throttle_grace_ms = (uint64_t)cfg->throttle_grace_s * 1000;
 	l->boot_deadline_ms = (uint64_t)cfg->boot_deadline_s * 1000;
 	l->policy = cfg->policy;
 	l->state = CMK_LS_STARTING;
@@ -121,6 +122,89 @@ static uint64_t restore_retry_ms(const struct cmk_loop *l, unsigned int n)
 	return d + l->ops->random(l->ctx) % (d / 2 + 1);
 }
 
+/* Uniform in [0, @w] ("full jitter"), but never below CMK_BACKOFF_MIN_MS. */
+static uint64_t full_jitter(const struct cmk_loop *l, uint64_t w)
+{
+	uint64_t r = (uint64_t)l->ops->random(l->ctx) << 32 | l->ops->random(l->ctx);
+	uint64_t d = r % (w + 1);
+
+	return d < CMK_BACKOFF_MIN_MS ? CMK_BACKOFF_MIN_MS : d;
+}
+
+/*
+ * After failed check @n (1-based) of a run, the KMS not throttling: full
+ * jitter over a window that starts at a quarter interval and doubles up
+ * to two intervals, whose mean, one interval, is the healthy schedule: a
+ * failing fleet asks no more of the KMS than a healthy one, once past the
+ * first few quick retries.
+ */
+static uint64_t failure_backoff_ms(const struct cmk_loop *l, unsigned int n)
+{
+	uint64_t cap = 2 * (uint64_t)l->interval_ms;
+	uint64_t w = l->interval_ms / 4;
+
+	if (w < CMK_BACKOFF_MIN_MS)
+		w = CMK_BACKOFF_MIN_MS;
+	while (n-- > 1 && w < cap)
+		w *= 2;
+	return full_jitter(l, w < cap ? w : cap);
+}
+
+/*
+ * The largest wait between checks while the KMS throttles: up to
+ * CMK_THROTTLE_MAX_INTERVALS intervals, but a quarter of the time the
+ * throttle may last (grace_s + throttle_grace_s) at most, so that several
+ * checks still fall inside it; never below two intervals.
+ */
+static uint64_t throttle_cap_ms(const struct cmk_loop *l)
+{
+	uint64_t cap = (uint64_t)l->interval_ms * CMK_THROTTLE_MAX_INTERVALS;
+	uint64_t quarter = (l->grace_ms + l->throttle_grace_ms) / 4;
+
+	if (cap > quarter)
+		cap = quarter;
+	if (cap < 2 * (uint64_t)l->interval_ms)
+		cap = 2 * (uint64_t)l->interval_ms;
+	return cap;
+}
+
+/*
+ * After throttled answer @n (1-based) in a row: full jitter over a window
+ * of two intervals doubling up to throttle_cap_ms(), so the load a
+ * throttled fleet puts on the KMS halves at each round, and at least what
+ * the KMS asked for (Retry-After, capped alike).
+ */
+static uint64_t throttle_backoff_ms(const struct cmk_loop *l, unsigned int n,
+				    uint64_t retry_after_ms)
+{
+	uint64_t cap = throttle_cap_ms(l);
+	uint64_t w = 2 * (uint64_t)l->interval_ms, d;
+
+	while (n-- > 1 && w < cap)
+		w *= 2;
+	d = full_jitter(l, w < cap ? w : cap);
+	if (retry_after_ms > cap)
+		retry_after_ms = cap;
+	return d > retry_after_ms ? d : retry_after_ms;
+}
+
+/* The first check after the boot unseal: anywhere in one whole interval. */
+static uint64_t first_check_ms(const struct cmk_loop *l)
+{
+	return 1 + l->ops->random(l->ctx) % (l->interval_ms ? l->interval_ms : 1);
+}
+
+/*
+ * When the run of failures meets the policy: grace_s after its first
+ * failed check; while the KMS's last answer was "throttled", up to
+ * throttle_grace_s later (agentloop.h, "Throttling").
+ */
+static uint64_t grace_end_ms(const struct cmk_loop *l)
+{
+	return l->first_fail_ms + l->grace_ms +
+	       (l->throttled ? l->throttle_grace_ms : 0);
+}
+
 /* The regular gap between checks: interval plus up to jitter_pct. */
 static uint64_t next_check_ms(const struct cmk_loop *l)
 {
@@ -181,9 +265,8 @@ static uint64_t keep_ms(const struct cmk_loop *l, uint64_t now)
 
 	if (l->state == CMK_LS_FAIL_OPEN)
 		return l->lease_ms;
-	if (l->state == CMK_LS_DEGRADED &&
-	    until < l->first_fail_ms + l->grace_ms + l->renew_ms)
-		until = l->first_fail_ms + l->grace_ms + l->renew_ms;
+	if (l->state == CMK_LS_DEGRADED && until < grace_end_ms(l) + l->renew_ms)
+		until = grace_end_ms(l) + l->renew_ms;
 	if (until <= now)
 		return 0;
 	return until - now < l->lease_ms ? until - now : l->lease_ms;
@@ -225,6 +308,10 @@ static void restore(struct cmk_loop *l, uint64_t now)
 /* grace_s after the first failure of the run: the policy. */
 static void grace_over(struct cmk_loop *l)
 {
+	if (l->throttled && l->policy != CMK_POLICY_NONE)
+		l->ops->note(l->ctx, "throttle",
+			     "the KMS kept throttling past grace_s + throttle_grace_s: the grace policy applies",
+			     &l->last_err);
 	if (l->policy == CMK_POLICY_NONE)
 		set_state(l, CMK_LS_FAIL_OPEN,
 			  "grace_s over, policy none: keys kept (fail open)", &l->last_err);
@@ -233,24 +320,55 @@ static void grace_over(struct cmk_loop *l)
 			 "grace_s over with the KMS unreachable: keys wiped (fail closed)");
 }
 
-/* A transient or local failure, or no answer by the deadline. */
+/*
+ * A transient or local failure, or no answer by the deadline (l->last_err
+ * says which).  A throttled answer is neither a yes nor a no: it backs the
+ * checks off (throttle_backoff_ms()), holds them for what Retry-After
+ * asked, and, while it is the last answer, lets the keys stay up to
+ * throttle_grace_s past grace_s.
+ */
 static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 {
+	bool throttled = l->last_err.reason == CMK_R_THROTTLED;
+
 	if (!l->fails++)
 		l->first_fail_ms = started;
-	l->next_check_ms = now + cmk_loop_backoff_ms(l, l->fails, l->interval_ms);
+	if (throttled) {
+		uint64_t ra = l->last_err.retry_after_ms;
+		uint64_t cap = throttle_cap_ms(l);
+
+		if (!l->throttles++)
+			l->ops->note(l->ctx, "throttle",
+				     "the KMS throttles: checks back off; keys kept up to throttle_grace_s past grace_s while it lasts",
+				     &l->last_err);
+		l->throttled_total++;
+		l->hold_until_ms = now + (ra < cap ? ra : cap);
+		l->next_check_ms = now + throttle_backoff_ms(l, l->throttles, ra);
+	} else {
+		l->throttles = 0;
+		l->next_check_ms = now + failure_backoff_ms(l, l->fails);
+	}
+	l->throttled = throttled;
 	if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE ||
 	    l->state == CMK_LS_FAIL_OPEN)
 		return;		/* nothing left to decide; wait for the KMS */
-	if (now - l->first_fail_ms < l->grace_ms)
+	if (now < grace_end_ms(l))
 		set_state(l, CMK_LS_DEGRADED,
 			  "KMS unreachable: degraded, keys kept within grace_s", &l->last_err);
 	else
 		grace_over(l);
 }
 
+/* An answer from the KMS that is not "throttled" ends a throttle. */
+static void not_throttled(struct cmk_loop *l)
+{
+	l->throttled = false;
+	l->throttles = 0;
+}
+
 static void on_definitive(struct cmk_loop *l, uint64_t now)
 {
+	not_throttled(l);
 	l->fails++;
 	l->next_check_ms = now + next_check_ms(l);
 	if (l->state != CMK_LS_REVOKED) {
@@ -269,6 +387,7 @@ static void on_success(struct cmk_loop *l, uint64_t now)
 	l->last_yes_ms = now;
 	l->fails = 0;
 	l->first_fail_ms = 0;
+	not_throttled(l);
 	l->next_check_ms = now + next_check_ms(l);
 	if (!l->kek_held) {
 		/* Revoked, wiped, or forked: the KEK first, then the keys. */
@@ -304,7 +423,8 @@ static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
 		l->want_unseal = false;
 		l->state = CMK_LS_ACTIVE;
 		l->last_check_ms = now;
-		l->next_check_ms = now + next_check_ms(l);
+		/* A fleet that booted together must not check together. */
+		l->next_check_ms = now + first_check_ms(l);
 		restore(l, now);	/* opens every device */
 		return;
 	}
@@ -314,6 +434,10 @@ static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
 		return;
 	}
 	delay = cmk_loop_backoff_ms(l, ++l->boot_tries, CMK_BACKOFF_BOOT_MAX_MS);
+	/* A throttled boot waits what the KMS asked (up to the boot backoff cap). */
+	if (e->reason == CMK_R_THROTTLED && e->retry_after_ms > delay)
+		delay = e->retry_after_ms < CMK_BACKOFF_BOOT_MAX_MS ?
+			e->retry_after_ms : CMK_BACKOFF_BOOT_MAX_MS;
 	if (now + delay - l->boot_start_ms > l->boot_deadline_ms) {
 		cmk_err_prefix(&l->boot_err, "boot deadline (%llu s) passed after %u attempts",
 			       (unsigned long long)l->boot_deadline_ms / 1000,
@@ -472,7 +596,7 @@ static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
 
 	if (l->hint_checks)
 		t = max_u64(t, l->hint_check_ms + CMK_HINT_MIN_GAP_MS);
-	return t;
+	return max_u64(t, l->hold_until_ms);
 }
 
 /*
@@ -523,7 +647,7 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 	if (l->boot_ret != 0 && l->boot_ret != -EINPROGRESS)
 		return CMK_TICK_MAX_MS;		/* boot failed: the caller exits */
 	if (l->boot_ret == 0) {
-		if (l->state == CMK_LS_DEGRADED && now - l->first_fail_ms >= l->grace_ms)
+		if (l->state == CMK_LS_DEGRADED && now >= grace_end_ms(l))
 			grace_over(l);
 		if (keeps_keys(l) && now >= l->next_renew_ms)
 			renew(l, now);
@@ -548,7 +672,7 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 	if (l->boot_ret == 0 && keeps_keys(l))
 		next = min_u64(next, l->next_renew_ms);
 	if (l->boot_ret == 0 && l->state == CMK_LS_DEGRADED)
-		next = min_u64(next, l->first_fail_ms + l->grace_ms);
+		next = min_u64(next, grace_end_ms(l));
 	return next > now ? next - now : 0;
 }
 

@@ -12,8 +12,12 @@
  * Timers (cmk_loop_tick() does what is due and says when to call again):
  *
  *   check     one CMK check every check interval (+ jitter) after the last
- *             answer; after a failure, capped exponential backoff.  One job
- *             at a time.
+ *             answer; the first after the boot unseal anywhere in one whole
+ *             interval (a fleet that booted together spreads out).  After
+ *             a failure, exponential backoff with full jitter: a window of
+ *             a quarter interval doubling up to two intervals (mean: one
+ *             interval); after a throttled answer, see "Throttling".  One
+ *             job at a time, one KMS request per check (http.h).
  *   deadline  a job with no answer check_timeout_ms after it started is a
  *             transient failure (timeout) dated from its start; a yes it
  *             gives later is ignored, a definitive no still revokes.  A
@@ -32,7 +36,8 @@
  *             grace_s plus a quarter lease after the first failure
  *             (degraded).  Only fail-open renews a full lease blindly.
  *   grace     grace_s after the start of the first failed check of a run of
- *             failures, the policy applies, answer or no answer.
+ *             failures, the policy applies, answer or no answer (up to
+ *             throttle_grace_s later while the KMS throttles).
  *   sleep     time the system spent suspended or hibernated (ops->awake_ms
  *             tells it) does not count toward a job's deadline, its stuck
  *             measure, grace_s or boot_deadline_s: those timers move on by
@@ -75,6 +80,26 @@
  *                      to half as much at random (each retry is a real
  *                      KMS decrypt: no fleet in lockstep).
  *
+ * Throttling (an answer with reason CMK_R_THROTTLED: HTTP 429, AWS
+ * ThrottlingException, Azure Throttled, GCP RESOURCE_EXHAUSTED, ...) is
+ * neither a yes nor a no.  It is a failure of the run (state degraded,
+ * leases renewed as within grace_s), but:
+ *
+ *   backoff   full jitter over a window of two intervals that doubles at
+ *             each throttled answer in a row, up to
+ *             CMK_THROTTLE_MAX_INTERVALS intervals (and a quarter of
+ *             grace_s + throttle_grace_s at most): a throttled fleet halves
+ *             its load on the KMS each round.  Never sooner than the
+ *             answer's Retry-After (err.retry_after_ms, capped alike),
+ *             which not even a hint overrides.
+ *   grace     while the last answer of the run is "throttled", the policy
+ *             applies throttle_grace_s after grace_s would have, not at
+ *             grace_s: a throttled answer comes over TLS from the KMS
+ *             itself, so the KMS is reachable and answering, and a fleet
+ *             that overloads its own KMS must not wipe itself.  Any other
+ *             failure after grace_s applies the policy at once; a
+ *             definitive no revokes at once, throttled or not.
+ *
  * Hints (cmk_loop_hint()): something outside the loop asks for a real
  * CMK check now - an operator (cmkctl check-now, SIGHUP) or an event
  * source (a revocation notice from a queue).  The contract:
@@ -95,9 +120,9 @@
  *                      flood of hints costs at most one KMS request per
  *                      CMK_HINT_MIN_GAP_MS; a hint inside the gap is kept
  *                      and served when the gap ends.
- *   backoff            a hint overrides the backoff after failed checks,
- *                      never a hold the KMS asked for (throttling,
- *                      Retry-After): the check starts when the hold ends.
+ *   backoff            a hint overrides the backoff after failed checks
+ *                      (throttled ones too), never a hold the KMS asked
+ *                      for (Retry-After): the check starts when it ends.
  *   boot               while the boot unseal runs (or after it failed) a
  *                      hint does nothing: the unseal is the check.
  *
@@ -185,6 +210,7 @@ struct cmk_loop {
 	uint32_t lease_ms;
 	uint32_t renew_ms;		/* lease_ms / 4 */
 	uint64_t grace_ms;
+	uint64_t throttle_grace_ms;
 	uint64_t boot_deadline_ms;
 	enum cmk_policy policy;
 
@@ -222,6 +248,12 @@ struct cmk_loop {
 	unsigned long checks;
 	unsigned long late_answers;	/* answers after their deadline, ignored */
 
+	/* Throttling (the KMS's "slow down"). */
+	bool throttled;			/* the last failure was a throttled answer */
+	unsigned int throttles;		/* throttled answers in a row */
+	unsigned long throttled_total;	/* since start */
+	uint64_t hold_until_ms;		/* no check before (Retry-After) */
+
 	/* Hints (cmk_loop_hint()). */
 	bool hint_pending;		/* a hint waits for its check to start */
 	bool hint_after_job;		/* ... for the job under way to end first */
@@ -233,6 +265,8 @@ struct cmk_loop {
 /* Bounds of the retry backoff (ms). */
 #define CMK_BACKOFF_MIN_MS	50
 #define CMK_BACKOFF_BOOT_MAX_MS	5000
+/* While the KMS throttles, checks are at most this many intervals apart. */
+#define CMK_THROTTLE_MAX_INTERVALS 8
 /* A KEY_SET refused with EBUSY (system sleep): check and restore after this. */
 #define CMK_RESTORE_RETRY_MS	250
 #define CMK_RESTORE_RETRY_MAX_MS 2000

@@ -94,6 +94,7 @@ static const struct setting agent_settings[] = {
 	UINT("lease_ms", A(lease_ms), 1000, 600000),
 	UINT("check_timeout_ms", A(check_timeout_ms), CMK_CHECK_TIMEOUT_MIN_MS, 300000),
 	UINT("grace_s", A(grace_s), 0, 86400),
+	UINT("throttle_grace_s", A(throttle_grace_s), 0, 86400),
 	UINT("boot_deadline_s", A(boot_deadline_s), 1, 3600),
 	ENUM("policy", A(policy), policy_names),
 	OF("audit_log", K_PATH, A(audit_log)),
@@ -117,7 +118,7 @@ static const struct setting device_settings[] = {
 	{ .key = NULL }
 };
 
-#define MAX_SETTINGS 16
+#define MAX_SETTINGS 24
 
 /* ---- parser state ---------------------------------------------------------- */
 
@@ -563,6 +564,7 @@ static void set_defaults(struct cmk_config *c)
 	c->jitter_pct = 10;
 	c->lease_ms = 60000;
 	c->grace_s = 300;
+	c->throttle_grace_s = 900;
 	c->boot_deadline_s = 60;
 	c->policy = CMK_POLICY_WIPE;
 	c->syslog = true;

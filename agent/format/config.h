@@ -11,6 +11,7 @@
  *   lease_ms = 60000
  *   check_timeout_ms = 12000       # default: what the lease leaves
  *   grace_s = 300
+ *   throttle_grace_s = 900         # more, while the KMS only throttles
  *   policy = wipe                  # wipe | poweroff | none
  *   audit_log = /var/log/cmk/audit.log
  *   syslog = yes
@@ -119,6 +120,7 @@ struct cmk_config {
 	uint32_t check_timeout_ms;	/* always valid after parsing */
 	bool check_timeout_derived;	/* not set: what the lease leaves */
 	uint32_t grace_s;
+	uint32_t throttle_grace_s;	/* more grace while the KMS throttles */
 	uint32_t boot_deadline_s;
 	enum cmk_policy policy;
 	char *audit_log;

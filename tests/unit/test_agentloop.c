@@ -16,6 +16,8 @@
  *   s ok, but slow_ms late     T transient, at the job's deadline
  *   S definitive, slow_ms late
  *   h hang: never answers (a worker stuck in a call), until released
+ *   y throttled (HTTP 429 / ThrottlingException)
+ *   Y throttled, with a Retry-After of retry_after_ms
  *
  * With .cancellable, a job the loop cancels (ops->cancel) answers a
  * transient error CANCEL_MS later, as an HTTP call does; without it the
@@ -37,6 +39,7 @@ struct fake {
 	const char *unseal_script;	/* answers to unseals ("" = all ok) */
 	size_t upos;
 	uint64_t slow_ms;
+	unsigned int retry_after_ms;	/* of a 'Y' answer */
 	bool cancellable;		/* ops->cancel ends the job */
 	uint32_t rng;			/* not 0: random numbers vary (xorshift) */
 	uint64_t now;
@@ -91,6 +94,9 @@ static int answer_of(char c, struct cmk_err *e)
 		return cmk_err_kms(e, CMK_R_TIMEOUT, "fake: timeout");
 	case 'l':
 		return cmk_errf(e, -EIO, "fake: local error");
+	case 'y':
+	case 'Y':
+		return cmk_err_kms(e, CMK_R_THROTTLED, "fake: ThrottlingException");
 	}
 	return 0;
 }
@@ -131,6 +137,8 @@ static void deliver(struct cmk_loop *l, struct fake *f)
 	struct cmk_err e;
 	int ret = answer_of(f->letter, &e);
 
+	if (f->letter == 'Y')
+		e.retry_after_ms = f->retry_after_ms;
 	f->busy = false;
 	f->answered++;
 	if (f->job == CMK_JOB_UNSEAL && !ret && cmk_loop_job_wanted(l, f->id)) {
@@ -405,9 +413,9 @@ static void agentloop_transient_within_grace_keeps_keys(void **state)
 	(void)state;
 	start(&l, &f, CMK_POLICY_WIPE, 300);
 	run_answers(&l, &f, 8);
-	for (int i = 1; i < 8; i++)	/* backoff, capped at the interval */
+	for (int i = 1; i < 8; i++)	/* backoff, capped at two intervals */
 		assert_in_range(f.check_started_at[i] - f.check_started_at[i - 1],
-				CMK_BACKOFF_MIN_MS / 2, 250);
+				CMK_BACKOFF_MIN_MS, 2 * 250);
 	assert_true(f.now - 1000 < 300000);
 	assert_int_equal(l.state, CMK_LS_DEGRADED);
 	assert_true(f.kernel_keys);
@@ -1656,6 +1664,309 @@ static void agentloop_hint_ignored_while_booting(void **state)
 	assert_int_equal(l.hints, 0);
 }
 
+/* ---- throttling ------------------------------------------------------------- */
+
+/*
+ * The default schedule (30 s checks, 10 % jitter, lease 60 s, deadline
+ * 12 s), grace_s @grace, throttle_grace_s @tgrace.
+ */
+static struct cmk_config throttle_cfg(uint32_t grace, uint32_t tgrace)
+{
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, grace);
+
+	c.check_interval_ms = 30000;
+	c.lease_ms = 60000;
+	c.check_timeout_ms = 12000;
+	c.throttle_grace_s = tgrace;
+	return c;
+}
+
+/*
+ * A fleet that boots together: each agent's first check falls anywhere in
+ * one whole interval after its unseal (not all at interval + 10 %), while
+ * the boot unseal itself is not delayed.  Oracle: 200 agents with
+ * different random streams; their first checks cover [0, interval] (each
+ * fifth of it has some) and none is later than the interval.
+ */
+static void agentloop_throttle_first_check_spread_over_interval(void **state)
+{
+	struct cmk_config c = throttle_cfg(300, 900);
+	int fifths[5] = { 0 };
+
+	(void)state;
+	for (uint32_t seed = 1; seed <= 200; seed++) {
+		struct fake f = { .rng = seed * 2654435761u };
+		struct cmk_loop l;
+		uint64_t off;
+
+		boot_with(&l, &f, &c);
+		assert_int_equal(f.unseals_started, 1);	/* unsealed at once */
+		assert_true(f.now - 1000 <= 1);
+		run_answers(&l, &f, 1);
+		off = f.check_started_at[0] - 1000;
+		assert_in_range(off, 1, 30000);
+		fifths[off * 5 / 30001]++;
+	}
+	for (int i = 0; i < 5; i++) {
+		print_message("first check in fifth %d of the interval: %d of 200 agents\n",
+			      i, fifths[i]);
+		assert_true(fifths[i] > 10);
+	}
+}
+
+/*
+ * A KMS that throttles for an hour: checks back off beyond the interval
+ * (full jitter, window doubling up to 8 intervals), never faster than the
+ * first-failure floor.  Oracle: the healthy schedule costs ~114 requests
+ * an hour; throttled, the agent must ask less than half of that, never
+ * two requests closer than CMK_BACKOFF_MIN_MS, and the KMS's answer never
+ * wipes within grace_s + throttle_grace_s.
+ */
+static void agentloop_throttle_backs_off_beyond_the_interval(void **state)
+{
+	char script[400];
+	struct fake f = { .rng = 12345, .script = script };
+	struct cmk_config c = throttle_cfg(300, 3600);
+	struct cmk_loop l;
+	uint64_t t0;
+	int n;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	t0 = f.now;
+	run_until(&l, &f, t0 + 3600000);
+	n = f.checks_started - 1;
+	print_message("throttled for 1 h: %d requests (healthy: ~114)\n", n);
+	assert_in_range(n, 5, 57);
+	for (int i = 1; i < f.checks_started && i < 64; i++)
+		assert_true(f.check_started_at[i] - f.check_started_at[i - 1] >=
+			    CMK_BACKOFF_MIN_MS);
+	assert_true(l.throttled);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(f.expired, 0);
+}
+
+/*
+ * Failures that are not throttling (a KMS that does not answer) back off
+ * too: after the first quick retries, the mean gap is the interval.
+ * Oracle: over an hour the agent asks no more than 1.3 x the healthy
+ * ~114 requests (the issue measured 5.6 x before).
+ */
+static void agentloop_throttle_failures_cost_no_more_than_healthy(void **state)
+{
+	char script[400];
+	struct fake f = { .rng = 777, .script = script };
+	struct cmk_config c = throttle_cfg(7200, 0);
+	struct cmk_loop l;
+	uint64_t t0;
+	int n;
+
+	(void)state;
+	memset(script, 't', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	t0 = f.now;
+	run_until(&l, &f, t0 + 3600000);
+	n = f.checks_started - 1;
+	print_message("failing for 1 h: %d requests (healthy: ~114)\n", n);
+	assert_in_range(n, 60, 150);
+}
+
+/* Retry-After is honoured, and not even a hint checks sooner. */
+static void agentloop_throttle_retry_after_holds_even_hints(void **state)
+{
+	struct fake f = { .script = "Yo", .retry_after_ms = 100000 };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);		/* throttled, Retry-After 100 s */
+	t = f.check_started_at[0];	/* answered at once */
+	assert_int_equal(l.last_err.reason, CMK_R_THROTTLED);
+	assert_true(cmk_loop_hint(&l, CMK_HINT_EVENT));
+	run_until(&l, &f, t + 100000 - 1);
+	assert_int_equal(f.checks_started, 1);
+	run_until(&l, &f, t + 100000);
+	assert_int_equal(f.checks_started, 2);	/* the hint's check, at the hold's end */
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+}
+
+/* Retry-After beyond the throttle cap (8 intervals) is capped. */
+static void agentloop_throttle_retry_after_is_capped(void **state)
+{
+	struct fake f = { .script = "Yo", .retry_after_ms = 86400000 };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	t = f.now;
+	run_answers(&l, &f, 1);
+	assert_in_range(f.now - t, 1, CMK_THROTTLE_MAX_INTERVALS * 30000);
+}
+
+/*
+ * The decision on a long throttle: a fleet that throttles its own KMS
+ * must not wipe itself at grace_s.  Oracle: grace_s 60, throttle_grace_s
+ * 600; the KMS throttles for 5 min, then answers yes: no wipe, no lease
+ * ran out, active again.
+ */
+static void agentloop_throttle_extends_grace_no_self_wipe(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 99, .script = script };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+	uint64_t t0;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	t0 = f.now;
+	while (f.now < t0 + 300000)
+		run_answers(&l, &f, 1);
+	assert_true(l.throttled);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	f.script = "o";
+	f.pos = 0;
+	run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(f.expired, 0);
+	assert_true(f.kernel_keys);
+}
+
+/*
+ * A throttle that never ends meets the policy at grace_s +
+ * throttle_grace_s after the first throttled check, not before.
+ */
+static void agentloop_throttle_endless_wipes_at_grace_plus_throttle_grace(void **state)
+{
+	char script[400];
+	struct fake f = { .rng = 4242, .script = script };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+	uint64_t first;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	run_until(&l, &f, first + 660000 - 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_true(f.kernel_keys);
+	run_until(&l, &f, first + 660000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, first + 660000);
+	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
+	assert_int_equal(f.expired, 0);	/* the policy's wipe came first */
+}
+
+/*
+ * A real revocation during a throttle still wipes at the first answer
+ * that says so, inside the extension: throttling never hides a no.
+ */
+static void agentloop_throttle_definitive_revokes_at_once(void **state)
+{
+	struct fake f = { .rng = 5, .script = "yyyyyyd" };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+
+	(void)state;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 7);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_int_equal(f.first_wipe_at, f.check_started_at[6]);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(l.throttled);
+	assert_false(f.kek);
+}
+
+/*
+ * The extension lasts only while the KMS keeps answering "throttled": a
+ * check that times out after grace_s applies the policy at once.
+ */
+static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 31, .script = script };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+	uint64_t first;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	while (f.now < first + 90000)
+		run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	f.script = "t";
+	f.pos = 0;
+	run_answers(&l, &f, 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
+}
+
+/* throttle_grace_s 0: a throttle meets the policy at grace_s, as before. */
+static void agentloop_throttle_grace_zero_is_plain_grace(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 8, .script = script };
+	struct cmk_config c = throttle_cfg(60, 0);
+	struct cmk_loop l;
+	uint64_t first;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	run_until(&l, &f, first + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, first + 60000);
+}
+
+/*
+ * A throttled answer without Retry-After backs the next check off by up
+ * to 2 intervals; a hint (a revocation notice) still checks at once: the
+ * backoff is the agent's choice, only a Retry-After is the KMS's word.
+ */
+static void agentloop_throttle_hint_overrides_backoff(void **state)
+{
+	struct fake f = { .rng = 3, .script = "yd" };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);		/* throttled */
+	t = f.now;
+	assert_true(l.next_check_ms > t + 100);	/* backed off */
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_until(&l, &f, t);
+	assert_int_equal(f.checks_started, 2);
+	assert_int_equal(f.check_started_at[1], t);
+	assert_int_equal(l.state, CMK_LS_REVOKED);	/* its answer: a no */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1713,6 +2024,17 @@ int main(void)
 		cmocka_unit_test(agentloop_hint_during_check_checks_again_after),
 		cmocka_unit_test(agentloop_hint_no_authority_answer_decides),
 		cmocka_unit_test(agentloop_hint_ignored_while_booting),
+		cmocka_unit_test(agentloop_throttle_first_check_spread_over_interval),
+		cmocka_unit_test(agentloop_throttle_backs_off_beyond_the_interval),
+		cmocka_unit_test(agentloop_throttle_failures_cost_no_more_than_healthy),
+		cmocka_unit_test(agentloop_throttle_retry_after_holds_even_hints),
+		cmocka_unit_test(agentloop_throttle_retry_after_is_capped),
+		cmocka_unit_test(agentloop_throttle_extends_grace_no_self_wipe),
+		cmocka_unit_test(agentloop_throttle_endless_wipes_at_grace_plus_throttle_grace),
+		cmocka_unit_test(agentloop_throttle_definitive_revokes_at_once),
+		cmocka_unit_test(agentloop_throttle_then_unreachable_after_grace_wipes),
+		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
+		cmocka_unit_test(agentloop_throttle_hint_overrides_backoff),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
