@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/deadline.h"
+#include "kms/http.h"
 
 static bool same_file(const struct stat *a, const struct stat *b)
 {
@@ -149,6 +150,8 @@ void cmk_kms_job_run(void *arg)
 	cmk_err_clear(&j->err);
 	cmk_err_clear(&j->bad);
 	memset(&j->call, 0, sizeof(j->call));
+	/* One request per KMS call: the loop retries, on its schedule. */
+	cmk_http_thread_max_attempts(1);
 	if (j->kind == CMK_KMS_CHECK)
 		check(j);
 	else

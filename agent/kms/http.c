@@ -27,6 +27,11 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static int curl_init_ret = -EIO;
 static const char *curl_init_why = "not initialised";
 
+/* This thread's cap on attempts of KMS requests (0: none). */
+static __thread int tl_max_attempts;
+/* The Retry-After of this thread's last answer, in ms (0: none). */
+static __thread unsigned int tl_retry_after_ms;
+
 /*
  * libcurl copies what we send and receive into buffers of its own: the
  * request head (bearer tokens, SigV4 signatures, IMDS session tokens), the
@@ -181,6 +186,149 @@ void cmk_http_response_free(struct cmk_http_response *r)
 		free(r->hdrs);
 	}
 	memset(r, 0, sizeof(*r));
+}
+
+void cmk_http_thread_max_attempts(int n)
+{
+	tl_max_attempts = n > 0 ? n : 0;
+}
+
+unsigned int cmk_http_retry_after_ms(void)
+{
+	return tl_retry_after_ms;
+}
+
+/* The longest Retry-After taken from an answer. */
+#define RETRY_AFTER_MAX_MS	86400000u
+
+/* Retry-After: delta-seconds or an HTTP-date (RFC 9110 10.2.3); 0 if none. */
+static unsigned int retry_after(const struct cmk_http_response *r)
+{
+	char v[64];
+	char *end;
+	unsigned long sec;
+	time_t at, now;
+
+	if (!cmk_http_header(r, "Retry-After", v, sizeof(v)) || !v[0])
+		return 0;
+	if (v[0] >= '0' && v[0] <= '9') {
+		errno = 0;
+		sec = strtoul(v, &end, 10);
+		if (*end || errno)
+			return 0;
+		return sec >= RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS :
+							(unsigned int)sec * 1000;
+	}
+	at = curl_getdate(v, NULL);
+	now = time(NULL);
+	if (at <= now)
+		return 0;
+	return at - now >= (time_t)(RETRY_AFTER_MAX_MS / 1000) ? RETRY_AFTER_MAX_MS :
+								 (unsigned int)(at - now) * 1000;
+}
+
+/* ---- one connection across checks ------------------------------------------ */
+
+/*
+ * Connections live in one libcurl share (CURL_LOCK_DATA_CONNECT), not in
+ * an easy handle: every request still gets a fresh easy handle, freed (and
+ * its buffers wiped, cleanse_alloc.h) when it ends, so no KMS answer stays
+ * in a handle between checks; only the TLS connection (its keys and
+ * ciphertext buffers; OpenSSL wipes plaintext once read) stays, for the
+ * next check to reuse.  cmk_http_drop_connections() retires the share:
+ * it is cleaned up (its connections closed) by whoever uses it last.
+ */
+static pthread_mutex_t share_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t share_data_mu[CURL_LOCK_DATA_LAST];
+static pthread_once_t share_data_once = PTHREAD_ONCE_INIT;
+static CURLSH *share;
+static unsigned int share_users;
+static bool share_retired;
+
+static void share_data_init(void)
+{
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&share_data_mu[i], NULL);
+}
+
+static void share_lock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
+{
+	(void)c;
+	(void)a;
+	(void)u;
+	pthread_mutex_lock(&share_data_mu[d]);
+}
+
+static void share_unlock(CURL *c, curl_lock_data d, void *u)
+{
+	(void)c;
+	(void)u;
+	pthread_mutex_unlock(&share_data_mu[d]);
+}
+
+static CURLSH *share_new(void)
+{
+	CURLSH *sh;
+
+	pthread_once(&share_data_once, share_data_init);
+	sh = curl_share_init();
+	if (!sh)
+		return NULL;
+	if (curl_share_setopt(sh, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	    curl_share_setopt(sh, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	    curl_share_setopt(sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+		curl_share_cleanup(sh);
+		return NULL;
+	}
+	return sh;
+}
+
+/* Called with share_mu held: close the retired share if nobody uses it. */
+static void share_reap(void)
+{
+	if (share && share_retired && !share_users) {
+		curl_share_cleanup(share);
+		share = NULL;
+		share_retired = false;
+	}
+}
+
+/*
+ * The share for one request, or NULL: none could be made, or the retired
+ * one is still in use (then this request's connection is not kept).
+ */
+static CURLSH *share_get(void)
+{
+	CURLSH *sh;
+
+	pthread_mutex_lock(&share_mu);
+	share_reap();
+	if (!share)
+		share = share_new();
+	sh = share && !share_retired ? share : NULL;
+	if (sh)
+		share_users++;
+	pthread_mutex_unlock(&share_mu);
+	return sh;
+}
+
+static void share_put(CURLSH *sh)
+{
+	if (!sh)
+		return;
+	pthread_mutex_lock(&share_mu);
+	share_users--;
+	share_reap();
+	pthread_mutex_unlock(&share_mu);
+}
+
+void cmk_http_drop_connections(void)
+{
+	pthread_mutex_lock(&share_mu);
+	if (share)
+		share_retired = true;
+	share_reap();
+	pthread_mutex_unlock(&share_mu);
 }
 
 enum cmk_reason cmk_http_retry_default(const struct cmk_http_response *r,
@@ -449,7 +597,8 @@ static enum cmk_reason curl_reason(CURLcode rc)
 static CURL *make_handle(const struct cmk_http_opts *o,
 			 const struct cmk_http_request *req,
 			 struct curl_slist *hl, struct cmk_http_response *resp,
-			 const enum cmk_url_use *plain_use, char *errbuf)
+			 const enum cmk_url_use *plain_use, char *errbuf,
+			 CURLSH *sh)
 {
 	CURL *c = curl_easy_init();
 	CURLcode rc = CURLE_OK;
@@ -483,6 +632,9 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, resp);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
+	/* The connection outlives the handle: the next check reuses it. */
+	if (sh)
+		SET(CURLOPT_SHARE, sh);
 	if (o->ca_bundle)
 		SET(CURLOPT_CAINFO, o->ca_bundle);
 	if (o->no_proxy) {
@@ -517,13 +669,18 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	int max = o->max_attempts > 0 ? o->max_attempts : 3;
 	enum cmk_url_use use = o->no_proxy ? CMK_URL_METADATA : CMK_URL_KMS;
 	struct curl_slist *hl = NULL;
+	CURLSH *sh = NULL;
 	bool plain;
 	char errbuf[CURL_ERROR_SIZE];
 	int ret;
 
 	memset(resp, 0, sizeof(*resp));
+	tl_retry_after_ms = 0;
 	if (max > 10)
 		max = 10;
+	/* The caller's loop retries KMS requests on its own schedule. */
+	if (tl_max_attempts && use == CMK_URL_KMS && max > tl_max_attempts)
+		max = tl_max_attempts;
 	if (!retry)
 		retry = cmk_http_retry_default;
 	if (!req->method || !req->url)
@@ -537,6 +694,7 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	ret = build_headers(req, &hl, e);
 	if (ret)
 		return ret;
+	sh = share_get();
 
 	for (int attempt = 1;; attempt++) {
 		enum cmk_reason why;
@@ -561,7 +719,7 @@ int cmk_http_do(const struct cmk_http_opts *o,
 					  req->method, req->url, attempt);
 			break;
 		}
-		c = make_handle(o, req, hl, resp, plain ? &use : NULL, errbuf);
+		c = make_handle(o, req, hl, resp, plain ? &use : NULL, errbuf, sh);
 		if (!c) {
 			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
 				       req->url);
@@ -570,7 +728,14 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		rc = curl_easy_perform(c);
 		if (rc == CURLE_OK)
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+		{
+			long nc = 0;
+
+			if (curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &nc) == CURLE_OK)
+				resp->connects += (int)nc;
+		}
 		curl_easy_cleanup(c);
+		resp->retry_after_ms = rc == CURLE_OK ? retry_after(resp) : 0;
 		if (resp->body == NULL && rc == CURLE_OK &&
 		    grow_append(&resp->body, &resp->body_len, &resp->body_cap,
 				"", 0, CMK_HTTP_MAX_BODY)) {
@@ -579,6 +744,9 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		}
 		/* No retry that could not even start before the deadline. */
 		delay = cmk_http_backoff_ms(o, attempt);
+		/* Never sooner than the server asked. */
+		if (resp->retry_after_ms > delay)
+			delay = (long)resp->retry_after_ms;
 		last = attempt >= max || cmk_deadline_clamp_ms(LONG_MAX) <= delay;
 		if (rc == CURLE_OK) {
 			why = retry(resp, retry_arg);
@@ -626,7 +794,9 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		}
 		sleep_ms(delay);
 	}
+	share_put(sh);
 	slist_free_wiped(hl);
+	tl_retry_after_ms = resp->retry_after_ms;
 	if (ret)
 		cmk_http_response_free(resp);
 	return ret;

@@ -6,7 +6,18 @@
  * the far end may recover from (connection refused or reset, DNS, TLS
  * handshake, timeouts, and responses the caller's retry function calls
  * transient, by default 429 and 5xx) are retried with capped exponential
- * backoff and full jitter, up to max_attempts; nothing else is retried.
+ * backoff and full jitter, up to max_attempts, and never sooner than the
+ * answer's Retry-After; nothing else is retried.  A thread may cap the
+ * attempts of its KMS requests (cmk_http_thread_max_attempts()):
+ * cmk-agent's worker makes one per check, and its loop retries on its own
+ * schedule (agentloop.h).
+ *
+ * TLS connections are kept between requests (one libcurl connection cache
+ * for the process) and reused by the next request to the same host, so a
+ * periodic check costs no TCP and TLS handshake; request and answer
+ * buffers are still freed and wiped after every request.
+ * cmk_http_drop_connections() closes them (every provider reset: a
+ * revocation, a wipe, a VM fork).
  * The calling thread's deadline (deadline.h: one budget for a whole CMK
  * check) bounds it all: each attempt's timeouts are clamped to what is
  * left, no retry starts once the backoff would reach it, and a transfer
@@ -118,6 +129,8 @@ struct cmk_http_request {
  * @status: HTTP status code
  * @body: NUL-terminated body (wiped by cmk_http_response_free())
  * @attempts: how many attempts were made
+ * @connects: new connections they needed (0: all reused a kept one)
+ * @retry_after_ms: the last answer's Retry-After (ms; 0: none)
  */
 struct cmk_http_response {
 	long status;
@@ -128,6 +141,8 @@ struct cmk_http_response {
 	size_t hdrs_len;
 	size_t hdrs_cap;
 	int attempts;
+	int connects;
+	unsigned int retry_after_ms;
 };
 
 /*
@@ -162,6 +177,25 @@ const char *cmk_http_header(const struct cmk_http_response *r,
 			    const char *name, char *buf, size_t len);
 
 void cmk_http_response_free(struct cmk_http_response *r);
+
+/*
+ * cmk_http_thread_max_attempts() - from now on, KMS requests (not metadata
+ * ones) made by this thread take at most @n attempts, whatever their
+ * options say; 0 lifts the cap.
+ */
+void cmk_http_thread_max_attempts(int n);
+
+/*
+ * cmk_http_retry_after_ms() - the Retry-After of this thread's last HTTP
+ * answer (ms, capped at a day), 0 if it had none or there was no answer.
+ */
+unsigned int cmk_http_retry_after_ms(void);
+
+/*
+ * cmk_http_drop_connections() - close every kept connection (those in use
+ * when their request ends).  Any thread.
+ */
+void cmk_http_drop_connections(void);
 
 /* cmk_http_backoff_ms() - the jittered delay before retry @attempt (1..). */
 long cmk_http_backoff_ms(const struct cmk_http_opts *o, int attempt);

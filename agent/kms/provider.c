@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "core/deadline.h"
+#include "kms/http.h"
 #include "kms/aws/provider_aws.h"
 #include "kms/azure/provider_azure.h"
 #include "kms/gcp/provider_gcp.h"
@@ -141,6 +142,8 @@ static void apply_reset(struct cmk_provider *p)
 
 void cmk_provider_reset(struct cmk_provider *p)
 {
+	/* Kept TLS connections too: after a fork they are the parent VM's. */
+	cmk_http_drop_connections();
 	if (!p || !p->ops->reset)
 		return;
 	atomic_store(&p->reset_pending, true);
@@ -190,13 +193,18 @@ static __attribute__((noinline)) void burn_stack(void)
 	__asm__ volatile("" : : "r"(pad) : "memory");
 }
 
-/* A failure without a class would be neither retried nor revoked on. */
+/*
+ * A failure without a class would be neither retried nor revoked on.  A
+ * throttled one carries what the KMS's last answer asked (Retry-After).
+ */
 static int classify(int ret, struct cmk_err *e)
 {
 	if (ret && e && e->cls == CMK_EC_NONE) {
 		e->cls = CMK_EC_LOCAL;
 		e->reason = CMK_R_LOCAL;
 	}
+	if (ret && e && e->reason == CMK_R_THROTTLED && !e->retry_after_ms)
+		e->retry_after_ms = cmk_http_retry_after_ms();
 	if (ret > 0)
 		ret = -EIO;
 	return ret;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -625,6 +626,234 @@ static void http_hang_cancel_is_named_in_the_error(void **state)
 	assert_null(strstr(e.msg, "before the check's deadline"));
 }
 
+/* ---- one TLS connection across checks -------------------------------------- */
+
+/*
+ * A keep-alive TLS peer: accepts connections one after the other and
+ * answers every request on each (HTTP/1.1, Content-Length) until @want
+ * requests were answered; counts the connections it accepted.
+ */
+struct ka_peer {
+	struct tls_peer t;
+	int want;
+	int served;
+	int accepted;
+};
+
+/* One request head + body from @ssl into @buf; false at EOF. */
+static bool ka_read_request(SSL *ssl, char *buf, size_t cap)
+{
+	size_t len = 0, want = 0;
+
+	while (len < cap - 1) {
+		int n = SSL_read(ssl, buf + len, (int)(cap - 1 - len));
+		char *end, *cl;
+
+		if (n <= 0)
+			return false;
+		len += (size_t)n;
+		buf[len] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+		if (len >= want)
+			return true;
+	}
+	return false;
+}
+
+static void *ka_peer_serve(void *arg)
+{
+	struct ka_peer *k = arg;
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				     "Content-Length: 2\r\n\r\n{}";
+
+	while (k->served < k->want) {
+		int fd = accept(k->t.p.lfd, NULL, NULL);
+		char buf[4096];
+		SSL *ssl;
+
+		if (fd < 0)
+			return NULL;
+		k->accepted++;
+		ssl = SSL_new(k->t.ctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) == 1)
+			while (k->served < k->want && ka_read_request(ssl, buf, sizeof(buf))) {
+				SSL_write(ssl, answer, (int)sizeof(answer) - 1);
+				k->served++;
+			}
+		SSL_shutdown(ssl);
+		SSL_free(ssl);
+		close(fd);
+	}
+	return NULL;
+}
+
+/*
+ * N periodic checks over one TLS connection: the peer accepts one
+ * connection for 5 requests, and libcurl reports a new connection for the
+ * first only (CURLINFO_NUM_CONNECTS).  Dropping the kept connections (a
+ * provider reset: revocation, wipe, VM fork) makes the next request open
+ * a new one.  Oracle: the peer's accept count.
+ */
+static void http_reuse_one_tls_connection_for_n_checks(void **state)
+{
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	char url[64], cert[512];
+	struct cmk_http_response r;
+	struct ka_peer k = { .want = 7 };
+	struct cmk_err e;
+	pthread_t th;
+	EVP_PKEY *pk;
+	X509 *x;
+	int connects[7];
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	peer_listen(&k.t.p, NULL);
+	k.t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(k.t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(k.t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(k.t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, ka_peer_serve, &k), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", k.t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+	cmk_http_drop_connections();	/* none kept from other tests */
+	for (int i = 0; i < 7; i++) {
+		if (i == 5)
+			cmk_http_drop_connections();
+		assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+		assert_int_equal(r.status, 200);
+		connects[i] = r.connects;
+		cmk_http_response_free(&r);
+	}
+	cmk_http_drop_connections();
+	pthread_join(th, NULL);
+	close(k.t.p.lfd);
+	SSL_CTX_free(k.t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	print_message("7 requests, a drop after 5: %d TLS connections accepted\n", k.accepted);
+	assert_int_equal(k.accepted, 2);
+	assert_int_equal(connects[0], 1);
+	for (int i = 1; i < 5; i++)
+		assert_int_equal(connects[i], 0);
+	assert_int_equal(connects[5], 1);
+	assert_int_equal(connects[6], 0);
+}
+
+/* ---- throttling: Retry-After and one attempt per check --------------------- */
+
+/*
+ * A 429 with Retry-After: the answer carries it (ms), and so does the
+ * thread (cmk_http_retry_after_ms(), which provider.c puts in the
+ * throttled error); no retry whose wait (7 s) would pass the deadline.
+ */
+static void http_throttle_retry_after_seconds(void **state)
+{
+	static const char answer[] = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+				     "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 3 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+	struct peer p;
+	pthread_t t;
+	char url[64];
+
+	(void)state;
+	peer_start(&p, answer, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+	req.url = url;
+	cmk_deadline_set(cmk_deadline_now_ms() + 3000);
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+	cmk_deadline_set(0);
+	peer_stop(&p, t);
+	assert_int_equal(r.status, 429);
+	assert_int_equal(r.attempts, 1);
+	assert_int_equal(r.retry_after_ms, 7000);
+	assert_int_equal(cmk_http_retry_after_ms(), 7000);
+	cmk_http_response_free(&r);
+}
+
+/* Retry-After as an HTTP-date, 30 s ahead; garbage is no Retry-After. */
+static void http_throttle_retry_after_date(void **state)
+{
+	char answer[256], date[64], url[64];
+	struct cmk_http_request req = { "GET", NULL, NULL, 0, NULL, 0 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+	struct peer p;
+	pthread_t t;
+	time_t at = time(NULL) + 30;
+	struct tm tm;
+
+	(void)state;
+	gmtime_r(&at, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	snprintf(answer, sizeof(answer), "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %s\r\n"
+		 "Content-Length: 0\r\nConnection: close\r\n\r\n", date);
+	peer_start(&p, answer, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+	req.url = url;
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+	peer_stop(&p, t);
+	assert_in_range(r.retry_after_ms, 28000, 30000);
+	cmk_http_response_free(&r);
+
+	peer_start(&p, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: soon\r\n"
+		   "Content-Length: 0\r\nConnection: close\r\n\r\n", &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+	peer_stop(&p, t);
+	assert_int_equal(r.retry_after_ms, 0);
+	assert_int_equal(cmk_http_retry_after_ms(), 0);
+	cmk_http_response_free(&r);
+}
+
+/*
+ * A thread capped at one attempt (cmk-agent's worker: the loop retries)
+ * makes one, whatever max_attempts says: a peer that answers 503 once and
+ * then stops answering sees one request, and the 503 comes back at once.
+ * Oracle: the attempt count and the time taken (a second attempt would
+ * wait for the 1 s timeout).
+ */
+static void http_throttle_thread_cap_one_attempt_per_check(void **state)
+{
+	static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+				     "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 3, .timeout_ms = 1000 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+	struct peer p;
+	pthread_t t;
+	char url[64];
+	int ret;
+
+	(void)state;
+	peer_start(&p, answer, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+	req.url = url;
+	cmk_http_thread_max_attempts(1);
+	cmk_deadline_set(cmk_deadline_now_ms() + 5000);
+	ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+	cmk_deadline_set(0);
+	cmk_http_thread_max_attempts(0);
+	peer_stop(&p, t);
+	assert_int_equal(ret, 0);
+	assert_int_equal(r.status, 503);
+	assert_int_equal(r.attempts, 1);
+	cmk_http_response_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -641,6 +870,11 @@ int main(void)
 		cmocka_unit_test(http_hang_deadline_bounds_every_attempt),
 		cmocka_unit_test(http_hang_deadline_passed_no_attempt),
 		cmocka_unit_test(http_hang_cancel_is_named_in_the_error),
+		cmocka_unit_test_setup_teardown(http_reuse_one_tls_connection_for_n_checks,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test(http_throttle_retry_after_seconds),
+		cmocka_unit_test(http_throttle_retry_after_date),
+		cmocka_unit_test(http_throttle_thread_cap_one_attempt_per_check),
 	};
 
 	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
