@@ -102,6 +102,11 @@ struct agent {
 	bool no_poweroff;
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
 	struct cmk_wake *hint;		/* hint sources on other threads post here */
+	struct {			/* cmkctl check-now's tokens (sigqueue) */
+		int token;
+		unsigned long seq;	/* the hint's number (loop.hints) */
+	} hint_tokens[8];
+	unsigned int n_hint_tokens;
 	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
 	uint64_t bad_note_ms;		/* and when */
 	unsigned int reload_asked;	/* requests to load the envelope again */
@@ -708,6 +713,19 @@ static void write_state(struct agent *a)
 	json_object_object_add(c, "consecutive_failures", json_object_new_int((int)l->fails));
 	json_object_object_add(c, "late_answers", json_object_new_int64((int64_t)l->late_answers));
 	json_object_object_add(o, "last_check", c);
+	/* cmkctl check-now waits for "answered" to pass what it read before. */
+	c = json_object_new_object();
+	json_object_object_add(c, "received", json_object_new_int64((int64_t)l->hints));
+	json_object_object_add(c, "answered", json_object_new_int64((int64_t)l->hints_answered));
+	json_object_object_add(c, "checks", json_object_new_int64((int64_t)l->hint_checks));
+	/* The tokens of cmkctl check-now whose hint has had its answer. */
+	k = json_object_new_array();
+	for (unsigned int i = 0; i < a->n_hint_tokens && i < 8; i++)
+		if (a->hint_tokens[i].seq <= l->hints_answered)
+			json_object_array_add(k, json_object_new_int(a->hint_tokens[i].token));
+	json_object_object_add(c, "answered_tokens", k);
+	json_object_object_add(o, "hints", c);
+	json_object_object_add(o, "throttled", json_object_new_boolean(l->throttled));
 	k = json_object_new_object();
 	if (a->keks.loaded) {
 		cmk_uuid_format(a->keks.env.kek_id, id);
@@ -920,7 +938,7 @@ static int run(struct agent *a, uint64_t t0)
 	struct pollfd pfd[FD_N];
 	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
 	enum cmk_loop_state written = CMK_LS_STARTING;
-	unsigned long written_checks = 0;
+	unsigned long written_checks = 0, written_hints = 0;
 	int stop_after = -1;	/* exit status, once the power-off was fired */
 	bool up = false;
 	struct cmk_err e;
@@ -976,9 +994,11 @@ static int run(struct agent *a, uint64_t t0)
 			if (!stop_deferred(a, ret, &stop_after))
 				break;
 		}
-		if (up && (a->loop.state != written || a->loop.checks != written_checks)) {
+		if (up && (a->loop.state != written || a->loop.checks != written_checks ||
+			   a->loop.hints_answered != written_hints)) {
 			written = a->loop.state;
 			written_checks = a->loop.checks;
+			written_hints = a->loop.hints_answered;
 			write_state(a);
 			write_metrics(a);
 			sd_notifyf(0, "STATUS=%s, %lu checks",
@@ -1018,8 +1038,15 @@ static int run(struct agent *a, uint64_t t0)
 					break;
 				continue;
 			}
-			if (cmk_loop_hint(&a->loop, CMK_HINT_OPERATOR))
+			if (cmk_loop_hint(&a->loop, CMK_HINT_OPERATOR)) {
 				note(a, "hint", "SIGHUP (cmkctl check-now): checking the CMK now", NULL);
+				if (si.ssi_code == SI_QUEUE && si.ssi_int) {
+					unsigned int i = a->n_hint_tokens++ % 8;
+
+					a->hint_tokens[i].token = si.ssi_int;
+					a->hint_tokens[i].seq = a->loop.hints;
+				}
+			}
 		}
 		/* Hints posted by other threads: one check for all of them. */
 		if ((pfd[FD_HINT].revents & POLLIN) && cmk_wake_take(a->hint) &&

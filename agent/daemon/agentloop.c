@@ -494,6 +494,21 @@ bool cmk_loop_stuck(const struct cmk_loop *l)
 	       job_stuck(l, l->ops->now_ms(l->ctx));
 }
 
+/* The job that ended (or failed at its deadline) answered these hints. */
+static void hint_answered(struct cmk_loop *l)
+{
+	if (l->job_hints)
+		l->hints_answered = l->job_hints;
+	l->job_hints = 0;
+}
+
+/* The job answering hints went stale: the fresh one answers them. */
+static void repend_hints(struct cmk_loop *l)
+{
+	l->job_hints = 0;
+	l->hint_pending = true;
+}
+
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
 {
 	return l->job != CMK_JOB_NONE && l->job_id == id && !l->job_stale;
@@ -509,6 +524,10 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 	if (job == CMK_JOB_NONE || id != l->job_id)
 		return;
 	l->job = CMK_JOB_NONE;
+	if (wanted)
+		hint_answered(l);
+	else if (l->job_hints)
+		repend_hints(l);
 	if (l->hint_after_job) {
 		/* Asked before the hint: one more check once this one is done. */
 		l->hint_after_job = false;
@@ -550,6 +569,7 @@ static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
 		l->hint_pending = false;
 		l->hint_check_ms = now;
 		l->hint_checks++;
+		l->job_hints = l->hints;
 	}
 	l->ops->start(l->ctx, job, l->job_id, deadline);
 }
@@ -566,6 +586,7 @@ static void job_overdue(struct cmk_loop *l, uint64_t now)
 	l->job_overdue = true;
 	l->job_failed = true;
 	l->job_stale = true;
+	hint_answered(l);	/* with a timeout */
 	cmk_err_kms(&e, CMK_R_TIMEOUT,
 		    "no answer from the KMS within check_timeout_ms (%u ms)",
 		    l->check_timeout_ms);
@@ -685,6 +706,8 @@ static void stale_job(struct cmk_loop *l)
 {
 	if (l->job == CMK_JOB_NONE)
 		return;
+	if (l->job_hints)
+		repend_hints(l);
 	l->job_stale = true;
 	if (l->ops->cancel)
 		l->ops->cancel(l->ctx, l->job_id);

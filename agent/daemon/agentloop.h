@@ -260,6 +260,8 @@ struct cmk_loop {
 	uint64_t hint_check_ms;		/* start of the last check a hint caused */
 	unsigned long hints;		/* hints received */
 	unsigned long hint_checks;	/* checks they caused */
+	unsigned long job_hints;	/* the job under way answers hints up to this */
+	unsigned long hints_answered;	/* hints 1..this have had their answer */
 };
 
 /* Bounds of the retry backoff (ms). */

@@ -1597,7 +1597,7 @@ static void agentloop_hint_flood_is_paced(void **state)
  */
 static void agentloop_hint_during_check_checks_again_after(void **state)
 {
-	struct fake f = { .slow_ms = 3000, .script = "so" };
+	struct fake f = { .slow_ms = 3000, .script = "ss" };
 	struct cmk_loop l;
 	uint64_t t;
 
@@ -1615,6 +1615,10 @@ static void agentloop_hint_during_check_checks_again_after(void **state)
 	run_until(&l, &f, t + 3000);
 	assert_int_equal(f.checks_started, 2);	/* right after the slow answer */
 	assert_int_equal(f.check_started_at[1], t + 3000);
+	/* The first answer was asked before the hint: not the hint's answer. */
+	assert_int_equal(l.hints_answered, 0);
+	run_until(&l, &f, t + 6000);
+	assert_int_equal(l.hints_answered, 1);
 	assert_int_equal(l.last_result, 0);
 	assert_int_equal(l.state, CMK_LS_ACTIVE);
 }
