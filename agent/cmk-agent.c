@@ -56,6 +56,7 @@
 #include "device/genl.h"
 #include "kms/http.h"
 #include "daemon/kmsjob.h"
+#include "daemon/load.h"
 #include "daemon/poweroff.h"
 #include "core/secret.h"
 #include "volume/volume.h"
@@ -843,7 +844,7 @@ static void write_metrics(struct agent *a)
 
 static int usage(void)
 {
-	fputs("usage: cmk-agent [--config FILE] [--no-poweroff]\n"
+	fputs("usage: cmk-agent [--config FILE] [--no-poweroff] [--print-load]\n"
 	      "exit: 0 stopped by a signal, 1 error, 2 KMS refused at boot,\n"
 	      "      3 KMS unreachable until boot_deadline_s, 4 a KMS call stuck\n", stderr);
 	return 1;
@@ -907,6 +908,13 @@ static void booted(struct agent *a, uint64_t t0)
 	fprintf(stderr, "cmk-agent: %d of %zu devices usable %llu ms after start; checking every %u ms (deadline %u ms), renewing every %u ms\n",
 		opened, a->cfg.n_devices, (unsigned long long)(now_ms(NULL) - t0),
 		a->cfg.check_interval_ms, a->cfg.check_timeout_ms, a->loop.renew_ms);
+	{
+		struct cmk_load l;
+
+		cmk_load_of(&a->cfg, &l);
+		fprintf(stderr, "cmk-agent: KMS load of this configuration: %.1f requests per hour (at most %.1f while checks fail, %.1f while the KMS throttles); cmk-agent --print-load tables the largest fleet per quota\n",
+			l.steady, l.failing, l.throttled);
+	}
 	sd_notifyf(0, "READY=1\nSTATUS=active, %d of %zu devices", opened,
 		   a->cfg.n_devices);
 }
@@ -1071,6 +1079,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "no-poweroff", no_argument, NULL, 'n' },
+		{ "print-load", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1078,6 +1087,7 @@ int main(int argc, char **argv)
 	struct agent a;
 	struct cmk_err e;
 	uint64_t t0;
+	bool print_load = false;
 	int c, ret = 1;
 
 	memset(&a, 0, sizeof(a));
@@ -1093,6 +1103,9 @@ int main(int argc, char **argv)
 		case 'n':
 			a.no_poweroff = true;
 			break;
+		case 'l':
+			print_load = true;
+			break;
 		default:
 			return usage();
 		}
@@ -1107,6 +1120,12 @@ int main(int argc, char **argv)
 	    cmk_config_load(conf, &a.cfg, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		return 1;
+	}
+	if (print_load) {
+		printf("%s:\n", conf);
+		cmk_load_print(stdout, &a.cfg);
+		cmk_config_free(&a.cfg);
+		return 0;
 	}
 	snprintf(a.state_path, sizeof(a.state_path), "%s/agent.json", a.cfg.state_dir);
 	a.dev = calloc(a.cfg.n_devices + 1, sizeof(*a.dev));
