@@ -19,6 +19,7 @@
 
 #include "kms/credreload.h"
 #include "core/deadline.h"
+#include "kms/http.h"
 #include "kms/provider.h"
 #include "kms/aws/provider_aws.h"
 
@@ -652,6 +653,60 @@ static void aws_classify_confirm_reserve_spares_the_first_attempt(void **state)
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
+/* ---- throttling: one request, and what Retry-After asked, reach the loop ---------- */
+
+static const char throttled_answer[] =
+	"HTTP/1.1 400 Bad Request\r\n"
+	"Content-Type: application/x-amz-json-1.1\r\n"
+	"x-amzn-ErrorType: ThrottlingException:\r\n"
+	"Retry-After: 4\r\n"
+	"Content-Length: 58\r\n"
+	"Connection: close\r\n\r\n"
+	"{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}";
+
+/*
+ * A check on cmk-agent's worker (one attempt per request) against a KMS
+ * that answers ThrottlingException with Retry-After: 4.  Oracle: the
+ * peer's request count (1, though the provider allows 3 attempts) and the
+ * error the loop gets: transient, reason throttled (never a revocation),
+ * retry_after_ms 4000 (the hold agentloop.h keeps).
+ */
+static void aws_throttle_one_request_and_retry_after_reach_the_loop(void **state)
+{
+	struct cmk_kv kv[] = { { "region", "us-east-1", 1 }, { "endpoint", NULL, 2 },
+			       { "max_attempts", "3", 3 }, { "credentials", "environment", 4 } };
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct tu_peer peer;
+	struct cmk_encctx ctx;
+	struct cmk_err e;
+	unsigned char w[64] = { 1 };
+	int ret;
+
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "notreally", 1);
+	tu_peer_start(&peer, throttled_answer, NULL, NULL);
+	kv[1].value = peer.url;
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_provider_open("aws", kv, 4, &p, &e), 0);
+	cmk_http_thread_max_attempts(1);
+	cmk_deadline_set(cmk_deadline_now_ms() + 10000);
+	ret = cmk_provider_unwrap(p, "alias/k", w, sizeof(w), &ctx, &plain, NULL, &e);
+	cmk_deadline_set(0);
+	cmk_http_thread_max_attempts(0);
+	assert_null(plain);
+	cmk_provider_close(&p);
+	tu_peer_stop(&peer);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	assert_true(ret < 0);
+	assert_int_equal(peer.requests, 1);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_int_equal(e.reason, CMK_R_THROTTLED);
+	assert_int_equal(e.retry_after_ms, 4000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -672,6 +727,7 @@ int main(void)
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(aws_credential_reload_imds_outage_keeps_transient_class),
 		cmocka_unit_test(aws_classify_confirm_reserve_spares_the_first_attempt),
+		cmocka_unit_test(aws_throttle_one_request_and_retry_after_reach_the_loop),
 	};
 
 	return cmocka_run_group_tests_name("provider_aws", tests, NULL, NULL);
