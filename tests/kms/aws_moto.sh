@@ -231,6 +231,19 @@ done
 echo throttle_once >"$T/mode"
 check aws_throttled_once_then_succeeds drv_is check "ok *"
 check aws_throttled_once_two_requests test "$(wc -l <"$T/fault.log")" -eq 2
+# As on cmk-agent's worker: one request per check, the loop backs off
+# (agentloop.h); a throttled answer is transient, never a revocation, and
+# its Retry-After reaches the loop.
+check aws_throttle_worker_one_attempt drv_is "attempts 1" "ok 0 -"
+: >"$T/fault.log"
+echo throttle >"$T/mode"
+check aws_throttle_worker_is_transient drv_is check "err transient throttled *ThrottlingException*"
+check aws_throttle_worker_one_request test "$(count throttle)" -eq 1
+: >"$T/fault.log"
+echo throttle_retry_after >"$T/mode"
+check aws_throttle_retry_after_reaches_the_loop drv_is check "err transient throttled retry_after_ms=3000 *ThrottlingException*"
+check aws_throttle_retry_after_one_request test "$(count throttle_retry_after)" -eq 1
+check aws_throttle_worker_attempts_lifted drv_is "attempts 0" "ok 0 -"
 echo hang >"$T/mode"
 check aws_timeout_is_transient drv_is check "err transient timeout *"
 echo reset >"$T/mode"

@@ -51,6 +51,7 @@ import time
 # name -> (status, __type, message); the shape AWS KMS documents.
 RECORDED = {
     'throttle': (400, 'ThrottlingException', 'Rate exceeded'),
+    'throttle_retry_after': (400, 'ThrottlingException', 'Rate exceeded'),
     'internal': (500, 'KMSInternalException', ''),
     'unavailable503': (503, 'DependencyTimeoutException', ''),
     'key_unavailable': (500, 'KeyUnavailableException', ''),
@@ -180,8 +181,10 @@ def fault(portfile, log, upstream, modefile, tls):
                 return
             status, typ, msg = RECORDED[mode]
             body = json.dumps({'__type': typ, 'message': msg}).encode()
-            self.answer(status, body, 'application/x-amz-json-1.1',
-                        [('x-amzn-RequestId', 'fault-' + secrets.token_hex(8))])
+            extra = [('x-amzn-RequestId', 'fault-' + secrets.token_hex(8))]
+            if mode == 'throttle_retry_after':
+                extra.append(('Retry-After', '3'))
+            self.answer(status, body, 'application/x-amz-json-1.1', extra)
 
         def forward(self, data, proxied):
             path = self.path

@@ -7,6 +7,11 @@
  * usage: kmsdrv PROVIDER ENVELOPE [setting=value]...
  * then one command per line on stdin, one answer line on stdout:
  *   check            -> "ok <ms> <request id>" | "err <class> <reason> <message>"
+ *                       (a throttled error with a Retry-After:
+ *                       "err transient throttled retry_after_ms=<ms> <message>")
+ *   attempts N       -> "ok 0 -"; every later KMS request takes at most N
+ *                       HTTP attempts, as on cmk-agent's worker (1); 0: the
+ *                       provider's max_attempts
  *   unwrap           -> the same, for an unwrap whose KEK is wiped at once
  *   bench N          -> "bench n=N median_ms=M p90_ms=P max_ms=X" (N unwraps)
  *   deadline MS      -> "ok 0 -"; every later check and unwrap runs under
@@ -61,7 +66,10 @@ static int cmp_long(const void *a, const void *b)
 static void report(int ret, const struct cmk_kms_call *call,
 		   const struct cmk_err *e)
 {
-	if (ret)
+	if (ret && e->retry_after_ms)
+		printf("err %s %s retry_after_ms=%u %s\n", cmk_err_class_name(e->cls),
+		       cmk_reason_name(e->reason), e->retry_after_ms, e->msg);
+	else if (ret)
 		printf("err %s %s %s\n", cmk_err_class_name(e->cls),
 		       cmk_reason_name(e->reason), e->msg);
 	else
@@ -186,6 +194,9 @@ int main(int argc, char **argv)
 			ret = cmk_envelope_unwrap(p, &env, false, &kek, &call, &e);
 			cmk_deadline_set(0);
 			report(ret, &call, &e);
+		} else if (strncmp(line, "attempts ", 9) == 0) {
+			cmk_http_thread_max_attempts(atoi(line + 9));
+			report(0, &call, &e);
 		} else if (strncmp(line, "deadline ", 9) == 0) {
 			deadline_ms = strtoull(line + 9, NULL, 10);
 			report(0, &call, &e);
