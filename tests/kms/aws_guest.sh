@@ -81,6 +81,9 @@ done
 exit 1
 CTL_END
 done
+# throttle_count: the throttled requests so far (the guest measures the
+# agent's request rate while throttled).
+echo "grep -c '^throttle ' '$T/fault.log'" >"$T/ctl/throttle_count"
 # reset: back to pass at once (for a test that starts with no agent running).
 echo "echo pass >'$T/mode'" >"$T/ctl/reset"
 echo pass >"$T/mode"
