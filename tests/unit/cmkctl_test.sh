@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..17"
+echo "1..20"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -210,6 +210,50 @@ if run 0 --config agent.conf status && grep -q 'agent: revoked (pid 42' last &&
 	ok cmkctl_status_shows_agent_state_file
 else
 	notok cmkctl_status_shows_agent_state_file "see above"
+fi
+
+# ---- check-now: the signal goes to cmk-agent only ----
+# agent_state PID: a state file naming PID
+agent_state() {
+	printf '{ "state": "active", "pid": %s, "hints": { "answered_tokens": [] } }\n' "$1" >run/agent.json
+}
+# A process that is not cmk-agent (a pid reused since the agent wrote its
+# state): refused, and it must not get the SIGHUP (sleep would die of it).
+sleep 30 &
+other=$!
+agent_state "$other"
+if run 1 --config agent.conf check-now --wait 1 && grep -q 'is not cmk-agent' last &&
+   kill -0 "$other" 2>/dev/null; then
+	ok cmkctl_check_now_refuses_a_process_that_is_not_the_agent
+else
+	notok cmkctl_check_now_refuses_a_process_that_is_not_the_agent "see above"
+fi
+kill "$other" 2>/dev/null
+wait "$other" 2>/dev/null
+# The agent gone (its pid not running): exit 1, says so.
+agent_state "$other"
+if run 1 --config agent.conf check-now && grep -q 'not running' last; then
+	ok cmkctl_check_now_agent_not_running
+else
+	notok cmkctl_check_now_agent_not_running "see above"
+fi
+# A process named cmk-agent that never answers (sleep under that name):
+# it gets SIGHUP (and dies of it: the oracle that the signal was sent to
+# it), and check-now reports no answer within --wait: exit 3.
+cp "$(command -v sleep)" cmk-agent
+exec 3>&2 2>/dev/null	# no "Hangup" job notice in the TAP output
+./cmk-agent 30 &
+fake=$!
+agent_state "$fake"
+run 3 --config agent.conf check-now --wait 1
+rc=$?
+wait "$fake"
+st=$?
+exec 2>&3 3>&-
+if [ "$rc" = 0 ] && grep -q 'no answer' last && [ "$st" = $((128 + 1)) ]; then
+	ok cmkctl_check_now_signals_the_agent_and_waits
+else
+	notok cmkctl_check_now_signals_the_agent_and_waits "exit status of the fake agent: $st (want 129: SIGHUP)"
 fi
 
 if run 0 local-key destroy cmk.key && run 2 kek check kek.json && grep -q 'key destroyed' last &&
