@@ -51,6 +51,7 @@ int cmk_errf(struct cmk_err *e, int code, const char *fmt, ...)
 	e->cls = CMK_EC_LOCAL;
 	e->reason = CMK_R_LOCAL;
 	e->retry_after_ms = 0;
+	e->kms_throttled = false;
 	return code;
 }
 
@@ -67,6 +68,7 @@ int cmk_err_kms(struct cmk_err *e, enum cmk_reason reason, const char *fmt, ...)
 		e->cls = reasons[reason].cls;
 		e->reason = reason;
 		e->retry_after_ms = 0;
+		e->kms_throttled = false;
 	}
 	return reasons[reason].code;
 }
@@ -110,6 +112,7 @@ void cmk_err_clear(struct cmk_err *e)
 	e->cls = CMK_EC_NONE;
 	e->reason = CMK_R_NONE;
 	e->retry_after_ms = 0;
+	e->kms_throttled = false;
 }
 
 const char *cmk_err_class_name(enum cmk_err_class cls)

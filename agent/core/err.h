@@ -16,6 +16,7 @@
 #define CMK_ERR_H
 
 #include <stdbool.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Room for a cloud's own explanation (an IAM denial with two ARNs). */
@@ -70,12 +71,17 @@ enum cmk_reason {
  * @reason: why, for audit lines and metrics
  * @retry_after_ms: the KMS asked not to be called again for this long
  *	(HTTP Retry-After on a throttled answer); 0: it did not say
+ * @kms_throttled: reason CMK_R_THROTTLED, and the answer that said so came
+ *	from the KMS or identity endpoint (over TLS, or from this machine),
+ *	not from a metadata service (plain HTTP on the VM's network, which
+ *	whoever controls that network can answer)
  */
 struct cmk_err {
 	char msg[CMK_ERR_MSG_MAX];
 	enum cmk_err_class cls;
 	enum cmk_reason reason;
 	unsigned int retry_after_ms;
+	bool kms_throttled;
 };
 
 /*

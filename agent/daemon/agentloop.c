@@ -348,7 +348,8 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 		l->throttles = 0;
 		l->next_check_ms = now + failure_backoff_ms(l, l->fails);
 	}
-	l->throttled = throttled;
+	/* Only the KMS's own "throttled" extends grace_s (agentloop.h). */
+	l->throttled = throttled && l->last_err.kms_throttled;
 	if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE ||
 	    l->state == CMK_LS_FAIL_OPEN)
 		return;		/* nothing left to decide; wait for the KMS */

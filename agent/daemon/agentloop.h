@@ -92,10 +92,11 @@
  *             its load on the KMS each round.  Never sooner than the
  *             answer's Retry-After (err.retry_after_ms, capped alike),
  *             which not even a hint overrides.
- *   grace     while the last answer of the run is "throttled", the policy
- *             applies throttle_grace_s after grace_s would have, not at
- *             grace_s: a throttled answer comes over TLS from the KMS
- *             itself, so the KMS is reachable and answering, and a fleet
+ *   grace     while the last answer of the run is "throttled" by the KMS
+ *             itself (err.kms_throttled: not a metadata service's plain
+ *             HTTP 429), the policy applies throttle_grace_s after
+ *             grace_s would have, not at grace_s: a throttled answer
+ *             comes over TLS from the KMS itself, so the KMS is reachable and answering, and a fleet
  *             that overloads its own KMS must not wipe itself.  Any other
  *             failure after grace_s applies the policy at once; a
  *             definitive no revokes at once, throttled or not.

@@ -31,6 +31,8 @@ static const char *curl_init_why = "not initialised";
 static __thread int tl_max_attempts;
 /* The Retry-After of this thread's last answer, in ms (0: none). */
 static __thread unsigned int tl_retry_after_ms;
+/* This thread's last answer came from a KMS-use URL (not metadata). */
+static __thread bool tl_answer_from_kms;
 
 /*
  * libcurl copies what we send and receive into buffers of its own: the
@@ -196,6 +198,17 @@ void cmk_http_thread_max_attempts(int n)
 unsigned int cmk_http_retry_after_ms(void)
 {
 	return tl_retry_after_ms;
+}
+
+bool cmk_http_last_answer_from_kms(void)
+{
+	return tl_answer_from_kms;
+}
+
+void cmk_http_last_answer_forget(void)
+{
+	tl_retry_after_ms = 0;
+	tl_answer_from_kms = false;
 }
 
 /* The longest Retry-After taken from an answer. */
@@ -675,7 +688,7 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	int ret;
 
 	memset(resp, 0, sizeof(*resp));
-	tl_retry_after_ms = 0;
+	cmk_http_last_answer_forget();
 	if (max > 10)
 		max = 10;
 	/* The caller's loop retries KMS requests on its own schedule. */
@@ -797,6 +810,7 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	share_put(sh);
 	slist_free_wiped(hl);
 	tl_retry_after_ms = resp->retry_after_ms;
+	tl_answer_from_kms = !ret && resp->status && use == CMK_URL_KMS;
 	if (ret)
 		cmk_http_response_free(resp);
 	return ret;

@@ -192,6 +192,15 @@ void cmk_http_thread_max_attempts(int n);
 unsigned int cmk_http_retry_after_ms(void);
 
 /*
+ * cmk_http_last_answer_from_kms() - this thread's last HTTP answer came
+ * from a KMS or token endpoint (https://, or plain http:// to loopback),
+ * not from a metadata service; false if there was none since
+ * cmk_http_last_answer_forget().
+ */
+bool cmk_http_last_answer_from_kms(void);
+void cmk_http_last_answer_forget(void);
+
+/*
  * cmk_http_drop_connections() - close every kept connection (those in use
  * when their request ends).  Any thread.
  */

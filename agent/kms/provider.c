@@ -203,8 +203,17 @@ static int classify(int ret, struct cmk_err *e)
 		e->cls = CMK_EC_LOCAL;
 		e->reason = CMK_R_LOCAL;
 	}
-	if (ret && e && e->reason == CMK_R_THROTTLED && !e->retry_after_ms)
-		e->retry_after_ms = cmk_http_retry_after_ms();
+	/*
+	 * Only a KMS's (or identity service's) own "slow down", inside TLS,
+	 * may extend the grace period (agentloop.h): not a metadata
+	 * service's plain-HTTP 429, which the VM's network can forge.
+	 */
+	if (ret && e && e->reason == CMK_R_THROTTLED &&
+	    cmk_http_last_answer_from_kms()) {
+		e->kms_throttled = true;
+		if (!e->retry_after_ms)
+			e->retry_after_ms = cmk_http_retry_after_ms();
+	}
 	if (ret > 0)
 		ret = -EIO;
 	return ret;
@@ -215,6 +224,7 @@ static void call_start(struct cmk_kms_call *call, struct cmk_err *e)
 	if (call)
 		memset(call, 0, sizeof(*call));
 	cmk_err_clear(e);
+	cmk_http_last_answer_forget();
 }
 
 int cmk_provider_wrap(struct cmk_provider *p, const char *key_ref,

@@ -16,8 +16,9 @@
  *   s ok, but slow_ms late     T transient, at the job's deadline
  *   S definitive, slow_ms late
  *   h hang: never answers (a worker stuck in a call), until released
- *   y throttled (HTTP 429 / ThrottlingException)
- *   Y throttled, with a Retry-After of retry_after_ms
+ *   y throttled by the KMS (HTTP 429 / ThrottlingException)
+ *   Y throttled by the KMS, with a Retry-After of retry_after_ms
+ *   m throttled by a metadata service (plain HTTP: not the KMS's word)
  *
  * With .cancellable, a job the loop cancels (ops->cancel) answers a
  * transient error CANCEL_MS later, as an HTTP call does; without it the
@@ -96,6 +97,7 @@ static int answer_of(char c, struct cmk_err *e)
 		return cmk_errf(e, -EIO, "fake: local error");
 	case 'y':
 	case 'Y':
+	case 'm':
 		return cmk_err_kms(e, CMK_R_THROTTLED, "fake: ThrottlingException");
 	}
 	return 0;
@@ -139,6 +141,8 @@ static void deliver(struct cmk_loop *l, struct fake *f)
 
 	if (f->letter == 'Y')
 		e.retry_after_ms = f->retry_after_ms;
+	if (f->letter == 'y' || f->letter == 'Y')
+		e.kms_throttled = true;
 	f->busy = false;
 	f->answered++;
 	if (f->job == CMK_JOB_UNSEAL && !ret && cmk_loop_job_wanted(l, f->id)) {
@@ -1971,6 +1975,32 @@ static void agentloop_throttle_hint_overrides_backoff(void **state)
 	assert_int_equal(l.state, CMK_LS_REVOKED);	/* its answer: a no */
 }
 
+/*
+ * A metadata service's 429 (plain HTTP on the VM's network: whoever
+ * controls that network can send it) backs the checks off like any
+ * throttle, but never extends grace_s: the policy applies at grace_s.
+ */
+static void agentloop_throttle_metadata_429_does_not_extend_grace(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 8, .script = script };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+	uint64_t first;
+
+	(void)state;
+	memset(script, 'm', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	assert_false(l.throttled);
+	assert_int_equal(l.throttles, 1);	/* backed off all the same */
+	run_until(&l, &f, first + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, first + 60000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2039,6 +2069,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_then_unreachable_after_grace_wipes),
 		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
 		cmocka_unit_test(agentloop_throttle_hint_overrides_backoff),
+		cmocka_unit_test(agentloop_throttle_metadata_429_does_not_extend_grace),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);

@@ -705,6 +705,7 @@ static void aws_throttle_one_request_and_retry_after_reach_the_loop(void **state
 	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
 	assert_int_equal(e.reason, CMK_R_THROTTLED);
 	assert_int_equal(e.retry_after_ms, 4000);
+	assert_true(e.kms_throttled);	/* the KMS endpoint's own answer */
 }
 
 int main(void)

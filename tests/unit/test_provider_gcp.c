@@ -773,6 +773,41 @@ static void gcp_credential_reload_failing_for_good_counts_after_bound(void **sta
 	EVP_PKEY_free(k);
 }
 
+static const char md_throttled[] =
+	"HTTP/1.1 429 Too Many Requests\r\n"
+	"Metadata-Flavor: Google\r\n"
+	"Retry-After: 5\r\n"
+	"Content-Length: 0\r\n"
+	"Connection: close\r\n\r\n";
+
+/*
+ * The metadata server (plain HTTP on the VM's network) answers 429: a
+ * throttle (the loop backs off), but not the KMS's own word, so it never
+ * extends the grace period (err.kms_throttled false, agentloop.h) - the
+ * VM's network could forge it.
+ */
+static void gcp_throttle_metadata_429_is_not_the_kms(void **state)
+{
+	struct cmk_kv kv[] = { { "credentials", "metadata", 1 },
+			       { "metadata_endpoint", NULL, 2 } };
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct tu_peer peer;
+	struct cmk_err e;
+	unsigned char w[64] = { 1 };
+
+	(void)state;
+	tu_peer_start(&peer, md_throttled, NULL, NULL);
+	kv[1].value = peer.url;
+	assert_int_equal(cmk_provider_open("gcp", kv, 2, &p, &e), 0);
+	assert_true(cmk_provider_unwrap(p, KEY, w, sizeof(w), NULL, &plain, NULL, &e) < 0);
+	cmk_provider_close(&p);
+	tu_peer_stop(&peer);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_int_equal(e.reason, CMK_R_THROTTLED);
+	assert_false(e.kms_throttled);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -796,6 +831,7 @@ int main(void)
 		cmocka_unit_test(gcp_settings_checked_at_open),
 		cmocka_unit_test(gcp_pinned_key_name_refuses_other_keys),
 		cmocka_unit_test(gcp_metadata_unreachable_is_transient),
+		cmocka_unit_test(gcp_throttle_metadata_429_is_not_the_kms),
 	};
 
 	return cmocka_run_group_tests_name("provider_gcp", tests, NULL, NULL);
