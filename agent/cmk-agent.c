@@ -2,7 +2,7 @@
 /*
  * cmk-agent.c - the dm-cmk key agent (daemon).
  *
- *   cmk-agent [--config FILE] [--no-poweroff]
+ *   cmk-agent [--config FILE] [--no-poweroff] [--no-kernel]
  *
  * Boot: read the config, harden the process, unseal the KEK (retrying a
  * KMS that cannot be reached until boot_deadline_s), open every configured
@@ -101,6 +101,7 @@ struct agent {
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
+	bool no_kernel;		/* --no-kernel: KEK only, genl stays NULL */
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
 	struct cmk_wake *hint;		/* hint sources on other threads post here */
 	struct {			/* cmkctl check-now's tokens (sigqueue) */
@@ -186,7 +187,8 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	cmk_kms_job_hand_over(j, &a->retired);
 	a->job_id = id;
 	/* Read before the KMS is asked, and again before its KEKs are adopted. */
-	cmk_forkwatch_job_start(&a->fw, a->genl);
+	if (a->genl)
+		cmk_forkwatch_job_start(&a->fw, a->genl);
 	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j, deadline_ms)) {
 		/* Not taken (the worker is stopping): the providers are ours again. */
 		for (size_t i = 0; i < j->n_retired; i++)
@@ -281,7 +283,8 @@ static void job_ended(struct agent *a)
 	 */
 	if (j->kind == CMK_KMS_CHECK && !a->loop.kek_held)
 		cmk_kms_job_drop_keks(j);
-	if (wanted && cmk_kms_job_has_keks(j)) {
+	/* --no-kernel: no kernel, no VM-fork epoch; the KEK is adopted as is. */
+	if (wanted && cmk_kms_job_has_keks(j) && a->genl) {
 		struct cmk_err fe;
 		int ret = cmk_forkwatch_adopt(&a->fw, a->genl, &fe);
 
@@ -337,7 +340,8 @@ static void forget(void *ctx)
 
 	cmk_kek_store_forget(&a->keks);
 	cmk_forkwatch_forget(&a->fw);
-	cmk_genl_set_epoch(a->genl, -1);
+	if (a->genl)
+		cmk_genl_set_epoch(a->genl, -1);
 }
 
 static void set_msg(struct agent *a, size_t i, const char *msg)
@@ -844,7 +848,7 @@ static void write_metrics(struct agent *a)
 
 static int usage(void)
 {
-	fputs("usage: cmk-agent [--config FILE] [--no-poweroff] [--print-load]\n"
+	fputs("usage: cmk-agent [--config FILE] [--no-poweroff] [--no-kernel] [--print-load]\n"
 	      "exit: 0 stopped by a signal, 1 error, 2 KMS refused at boot,\n"
 	      "      3 KMS unreachable until boot_deadline_s, 4 a KMS call stuck\n", stderr);
 	return 1;
@@ -1080,6 +1084,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "no-poweroff", no_argument, NULL, 'n' },
 		{ "print-load", no_argument, NULL, 'l' },
+		{ "no-kernel", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1105,6 +1110,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			print_load = true;
+			break;
+		case 'K':
+			a.no_kernel = true;
 			break;
 		default:
 			return usage();
@@ -1136,14 +1144,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cmk-agent: out of memory\n");
 		goto out;
 	}
+	/*
+	 * --no-kernel (cmk-agent.rst): the CMK checks and the KEK without the
+	 * dm-cmk module, for KMS load tests and canaries; a device needs it.
+	 */
+	if (a.no_kernel && a.cfg.n_devices) {
+		fprintf(stderr, "cmk-agent: --no-kernel: %s configures %zu device(s), which need the dm-cmk module; remove the [device] sections or drop --no-kernel\n",
+			conf, a.cfg.n_devices);
+		goto out;
+	}
 	if (cmk_audit_open(a.cfg.audit_log, a.cfg.syslog, "cmk-agent", &a.audit, &e) ||
-	    cmk_genl_open(&a.genl, &e) || cmk_worker_start(&a.worker, &e) ||
-	    cmk_wake_open(&a.hint, &e)) {
+	    (!a.no_kernel && cmk_genl_open(&a.genl, &e)) ||
+	    cmk_worker_start(&a.worker, &e) || cmk_wake_open(&a.hint, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		goto out;
 	}
 	/* Without events the agent still works: renewals find lost keys. */
-	if (cmk_genl_events_open(&a.events, &e))
+	if (!a.no_kernel && cmk_genl_events_open(&a.events, &e))
 		fprintf(stderr, "cmk-agent: %s; lost keys are found at the next renewal\n", e.msg);
 	a.vol.cfg = &a.cfg;
 	a.vol.genl = a.genl;
