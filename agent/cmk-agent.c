@@ -59,6 +59,7 @@
 #include "daemon/load.h"
 #include "daemon/poweroff.h"
 #include "core/secret.h"
+#include "daemon/sqshint.h"
 #include "volume/volume.h"
 #include "daemon/wake.h"
 #include "daemon/worker.h"
@@ -109,6 +110,7 @@ struct agent {
 		unsigned long seq;	/* the hint's number (loop.hints) */
 	} hint_tokens[8];
 	unsigned int n_hint_tokens;
+	struct cmk_sqs_hint *sqs_hint;	/* NULL: no hint queue configured */
 	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
 	uint64_t bad_note_ms;		/* and when */
 	unsigned int reload_asked;	/* requests to load the envelope again */
@@ -977,6 +979,8 @@ static int run(struct agent *a, uint64_t t0)
 			unstarted(a);
 			delay = cmk_loop_tick(&a->loop);
 		}
+		/* The check its messages asked for has started: they may go. */
+		cmk_sqs_hint_tick(a->sqs_hint, &a->loop);
 		ret = cmk_loop_boot_result(&a->loop, &e);
 		if (ret && ret != -EINPROGRESS) {
 			fprintf(stderr, "cmk-agent: cannot unseal the KEK: %s\n", e.msg);
@@ -1062,8 +1066,10 @@ static int run(struct agent *a, uint64_t t0)
 		}
 		/* Hints posted by other threads: one check for all of them. */
 		if ((pfd[FD_HINT].revents & POLLIN) && cmk_wake_take(a->hint) &&
-		    cmk_loop_hint(&a->loop, CMK_HINT_EVENT))
+		    cmk_loop_hint(&a->loop, CMK_HINT_EVENT)) {
 			note(a, "hint", "revocation hint: checking the CMK now", NULL);
+			cmk_sqs_hint_asked(a->sqs_hint, &a->loop);
+		}
 		/*
 		 * Events first: a fork reported in the same wake-up as a job's
 		 * answer makes that answer stale before it is used.
@@ -1155,7 +1161,8 @@ int main(int argc, char **argv)
 	}
 	if (cmk_audit_open(a.cfg.audit_log, a.cfg.syslog, "cmk-agent", &a.audit, &e) ||
 	    (!a.no_kernel && cmk_genl_open(&a.genl, &e)) ||
-	    cmk_worker_start(&a.worker, &e) || cmk_wake_open(&a.hint, &e)) {
+	    cmk_worker_start(&a.worker, &e) || cmk_wake_open(&a.hint, &e) ||
+	    cmk_sqs_hint_start(&a.sqs_hint, &a.cfg, a.audit, a.hint, &e)) {
 		fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		goto out;
 	}
@@ -1171,6 +1178,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STATUS=unsealing the KEK");
 	ret = run(&a, t0);
 out:
+	cmk_sqs_hint_stop(&a.sqs_hint);	/* before the wake it posts to */
 	/*
 	 * A KMS call that ignores its cancelled deadline keeps the worker, and
 	 * what it reads (config, provider, audit log): wipe the KEKs and end

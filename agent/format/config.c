@@ -68,7 +68,7 @@ static bool dm_name_valid(const char *s)
 
 /* ---- settings tables ----------------------------------------------------- */
 
-enum kind { K_UINT, K_PATH, K_ENUM, K_NAME, K_DMNAME, K_OPTIONS, K_UUID };
+enum kind { K_UINT, K_PATH, K_STR, K_ENUM, K_NAME, K_DMNAME, K_OPTIONS, K_UUID };
 
 struct setting {
 	const char *key;
@@ -102,6 +102,8 @@ static const struct setting agent_settings[] = {
 	OF("metrics_path", K_PATH, A(metrics_path)),
 	OF("state_dir", K_PATH, A(state_dir)),
 	OF("pin_dir", K_PATH, A(pin_dir)),
+	OF("hint_sqs_queue_url", K_STR, A(hint_sqs_queue_url)),
+	OF("hint_sqs_region", K_STR, A(hint_sqs_region)),
 	{ .key = NULL }
 };
 
@@ -118,7 +120,7 @@ static const struct setting device_settings[] = {
 	{ .key = NULL }
 };
 
-#define MAX_SETTINGS 24
+#define MAX_SETTINGS 32
 
 /* ---- parser state ---------------------------------------------------------- */
 
@@ -174,6 +176,16 @@ static int set_value(struct parser *p, const struct setting *s, const char *v)
 		if (v[0] != '/')
 			return PERR(p, -EINVAL, "%s: \"%s\" is not an absolute path",
 				    s->key, v);
+		free(*dst);
+		*dst = strdup(v);
+		if (!*dst)
+			return PERR(p, -ENOMEM, "out of memory");
+		return 0;
+	}
+	case K_STR: {
+		char **dst = (char **)(base + s->off);
+
+		/* Checked by whoever uses it (the hint checks its URL at start). */
 		free(*dst);
 		*dst = strdup(v);
 		if (!*dst)
@@ -656,6 +668,8 @@ void cmk_config_free(struct cmk_config *c)
 	free(c->metrics_path);
 	free(c->state_dir);
 	free(c->pin_dir);
+	free(c->hint_sqs_queue_url);
+	free(c->hint_sqs_region);
 	for (size_t i = 0; i < c->n_providers; i++) {
 		for (size_t j = 0; j < c->providers[i].n; j++) {
 			free((char *)c->providers[i].kv[j].key);

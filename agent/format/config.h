@@ -19,6 +19,8 @@
  *   metrics_path = /var/lib/prometheus/node-exporter/cmk.prom
  *   state_dir = /run/cmk           # agent.json, revoked/ and opened/<device>
  *   pin_dir = /var/lib/cmk/pins    # persistent devices' first-use pins
+ *   hint_sqs_queue_url = https://sqs.eu-west-1.amazonaws.com/1234/cmk-vm-1
+ *   hint_sqs_region = eu-west-1    # revocation hints (daemon/hint.h)
  *
  *   [provider "local"]             # settings of one provider, checked
  *                                  # against that provider's own list
@@ -128,6 +130,8 @@ struct cmk_config {
 	char *metrics_path;	/* NULL: no metrics */
 	char *state_dir;	/* agent state file, revoke markers, open records */
 	char *pin_dir;		/* persistent: first-use pins of persistent devices */
+	char *hint_sqs_queue_url;	/* NULL: no revocation hint (daemon/hint.h) */
+	char *hint_sqs_region;		/* NULL: from the URL or the environment */
 
 	struct cmk_config_provider *providers;
 	size_t n_providers;
