@@ -14,6 +14,9 @@
 #                       (Documentation/fuzzing.rst)
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
+#   make fleet          1,000 real agents (--no-kernel) against moto behind a
+#                       KMS quota: load, throttles, time-to-wipe; report and
+#                       charts in build/fleet (Documentation/fleet.rst)
 #   make install        agent, units, module, docs, man pages (DESTDIR=,
 #                       PREFIX=/usr, INSTALL_MODULE=updates|dkms|none; see
 #                       Documentation/deployment.rst): for developers
@@ -49,7 +52,7 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench install fuzz man deb version
+	check clean help bench fleet install fuzz man deb version
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -97,6 +100,11 @@ fuzz:
 # Documentation/benchmarks.rst.
 bench:
 	KVER=$(if $(filter command line,$(origin KVER)),$(KVER),$${KVER:-}) scripts/bench/bench.sh
+
+# 1,000 agents, about 20 minutes (Documentation/fleet.rst); make check
+# runs the short version.
+fleet:
+	tests/fleet/run.sh --full
 
 demo: deps
 	$(MAKE) all && scripts/demo.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))

@@ -20,6 +20,11 @@
 #                   for FUZZ_SECONDS (8) each, after its regression inputs
 #                   (TAP fuzz_<target>, fuzz_regress_<target>)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
+#   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
+#                   agents (--no-kernel) vs moto's SQS, SNS and KMS
+#   fleet           tests/fleet/run.sh --short: 200 agents against moto
+#                   behind a KMS quota, about 4 minutes; safety only
+#                   (make fleet runs the full 1,000-agent version)
 #   guest_<kver>    the kselftests in QEMU, for every Debian kernel
 #   vmfork_<kver>   tests/kselftest/vmfork.sh: a VM fork (snapshot, then a
 #                   restore with a new vmgenid) wipes the keys (issue 12 s3)
@@ -205,6 +210,12 @@ if [ -f agent/Makefile ] && [ -x tests/fuzz/run.sh ]; then
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
+fi
+if [ -x tests/kms/aws_hint.sh ]; then
+	run_suite kms_aws_hint tap tests/kms/aws_hint.sh
+fi
+if [ -x tests/fleet/run.sh ]; then
+	run_suite fleet tap tests/fleet/run.sh --short
 fi
 # Other providers against their real peers or emulators on the host:
 # tests/kms/<provider>.sh, TAP on stdout.
