@@ -387,7 +387,9 @@ class Harness:
         self.deny(True)
         tr = time.time()
         self.say('(c) t=%.0f s: Deny on kms:Decrypt (a real revocation), quota still 0.5x' % (tr - t0))
-        bound = a.grace + 2 * iv + 10 + 30
+        # Generous: a throttled agent may wait several backoff windows of
+        # up to 8 intervals each before an answer gets through the quota.
+        bound = a.c_bound if a.c_bound else a.grace + 20 * iv + 30
         end = tr + bound
         while time.time() < end:
             if all(w is not None for w in fleet.wipes()):
@@ -538,6 +540,8 @@ def main():
     ap.add_argument('--a-len', type=int, default=25, help='(a) length, s')
     ap.add_argument('--b-len', type=int, default=60, help='(b) length at least, s')
     ap.add_argument('--revoke-after', type=int, default=60, help='(c) this long into (b), s')
+    ap.add_argument('--c-bound', type=int, default=0,
+                    help='(c) revocation -> wipe bound, s (default grace + 20 intervals + 30)')
     ap.add_argument('--hint-interval', type=int, default=300)
     ap.add_argument('--poll-interval', type=int, default=30)
     ap.add_argument('--d-settle', type=int, default=5)
