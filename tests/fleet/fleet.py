@@ -375,13 +375,16 @@ class Harness:
         t0 = fleet.t0
         self.say('(a) start: %d agents started in %.1f s; quota %.1f req/s (2x demand)'
                  % (n, fleet.t_started - t0, 2 * demand))
-        booted = fleet.wait_active(max(60, 2 * iv))
-        ok('fleet_a_all_agents_unseal', booted, '%d/%d active' % (fleet.states().count('active'), n))
         tb = t0 + a.a_len
+        # By the end of (a): through a quota of 2x the demand, with backoff.
+        booted = fleet.wait_active(max(10, tb - 1 - time.time()))
+        ok('fleet_a_all_agents_unseal', booted, '%d/%d active after %.0f s' % (
+            fleet.states().count('active'), n, time.time() - t0))
         time.sleep(max(0, tb - time.time()))
         self.memory_note(fleet)
         self.proxy.set_rate(0.5 * demand)
-        self.say('(b) t=%.0f s: quota %.1f req/s (0.5x demand) for %d s' % (tb - t0, 0.5 * demand, a.b_len))
+        self.say('(b) t=%.0f s: quota %.1f req/s (0.5x demand) until the wipes after (c), at least %d s'
+                 % (tb - t0, 0.5 * demand, max(a.b_len, a.revoke_after)))
         tr = tb + a.revoke_after
         time.sleep(max(0, tr - time.time()))
         self.deny(True)

@@ -75,7 +75,7 @@ start_agent() {
 
 # state NAME EXPR: a Python expression over NAME's state file (d).
 state() { [ -s "$T/$1/state/agent.json" ] && jq_ "$2" <"$T/$1/state/agent.json" 2>/dev/null; }
-checks() { state "$1" "d['last_check']['checks']"; }
+checks() { local c; c=$(state "$1" "d['last_check']['checks']"); echo "${c:-0}"; }
 
 # wait_for SECONDS CMD...: until CMD succeeds (polled every 20 ms).
 wait_for() {
