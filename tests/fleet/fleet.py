@@ -335,17 +335,18 @@ class Harness:
         rs = [r for r in self.proxy.records if t0 <= r[0] < t1 and r[1] == kind]
         return len(rs), sum(1 for r in rs if r[4])
 
-    def per_second(self, name, t0, t1, marks):
+    def per_second(self, name, t0, t1, marks, quota=None):
+        """Per-second series from t0; @quota(second) the quota then, or None."""
         rows = []
         for s in range(int(t1 - t0) + 1):
             a, th = self.window(t0 + s, t0 + s + 1)
             sq, _ = self.window(t0 + s, t0 + s + 1, 'sqs')
-            rows.append((s, a, th, a - th, sq))
+            rows.append((s, a, th, a - th, sq, quota(s) if quota else 0))
         path = os.path.join(self.out, '%s.csv' % name)
         with open(path, 'w') as f:
-            f.write('# second kms_requests throttled answered sqs_requests\n')
+            f.write('# second kms_requests throttled answered sqs_requests quota(0: none)\n')
             for r in rows:
-                f.write('%d %d %d %d %d\n' % r)
+                f.write('%d %d %d %d %d %.1f\n' % r)
         self.series[name] = (path, marks)
         return rows
 
@@ -407,7 +408,8 @@ class Harness:
         early = [x for x in w if x and x[0] < tr]
         late = [x[0] - tr for x in w if x and x[0] >= tr]
         missing = sum(1 for x in w if x is None)
-        rows = self.per_second('abc', t0, time.time(), {'b': tb - t0, 'c': tr - t0})
+        rows = self.per_second('abc', t0, time.time(), {'b': tb - t0, 'c': tr - t0},
+                               lambda s: 2 * demand if s < tb - t0 else 0.5 * demand)
         # (a): the load in the third interval, after the synchronized start
         a3, _ = self.window(t0 + 2 * iv, t0 + min(a.a_len, 3 * iv))
         span = max(1, min(a.a_len, 3 * iv) - 2 * iv)
@@ -530,8 +532,9 @@ class Harness:
                       'set title "fleet %s: KMS requests per second"\n%s'
                       'plot "%s" using 1:2 with lines title "KMS requests", '
                       '"" using 1:3 with lines title "throttled", '
-                      '"" using 1:5 with lines title "SQS requests"\n'
-                      % (png, name, arrows, path))
+                      '"" using 1:5 with lines title "SQS requests"%s\n'
+                      % (png, name, arrows, path,
+                         ', "" using 1:6 with lines dt 3 lw 2 title "quota"' if name == 'abc' else ''))
             subprocess.run(['gnuplot'], input=script.encode(), check=False)
 
 
