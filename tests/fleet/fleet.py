@@ -464,7 +464,8 @@ class Harness:
             name, n, iv, ', an SQS queue each, fed by one SNS topic' if hint else ', no hint'))
         fleet.start()
         t0 = fleet.t0
-        booted = fleet.wait_active(max(60, n / 10))
+        # 1,000 unseals and long polls at once queue in moto for minutes.
+        booted = fleet.wait_active(max(120, n * 0.4))
         ok('fleet_d_%s_all_agents_unseal' % name, booted,
            '%d/%d active' % (fleet.states().count('active'), n))
         time.sleep(a.d_settle)
