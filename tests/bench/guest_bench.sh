@@ -143,9 +143,22 @@ driver_delta() {	# driver_delta BEFORE AFTER: the drivers whose count rose
 notbusy() { awk '/^cpu /{ print $5 + $6 }' /proc/stat; }
 ctxt() { awk '/^ctxt/{ print $2 }' /proc/stat; }
 ut() { cut -d' ' -f1 /proc/uptime; }
-dd_read() {	# dd_read RUN CONFIG DEV: one BENCH dd line; MiB/s in /tmp/dd.rate
+# A read that did not happen must not become a rate: without the node,
+# "/dev/mapper/NAME" on the guest's tmpfs /dev may be a regular file that
+# 6.6+ reads with O_DIRECT at memory speed (issue 18), and a failed open
+# takes no time at all.
+dd_read() {	# dd_read RUN CONFIG DEV: one BENCH dd line; MiB/s in /tmp/dd.rate; 1 on failure
+	: >/tmp/dd.rate
+	if [ ! -b "$3" ]; then
+		echo "# dd $2: $3 is not a block device"
+		return 1
+	fi
 	t0=$(ut); i0=$(notbusy); c0=$(ctxt)
-	dd if="$3" of=/dev/null bs=128k count=$((SIZE_MB * 8)) iflag=direct 2>/dev/null
+	if ! dd if="$3" of=/dev/null bs=128k count=$((SIZE_MB * 8)) \
+		iflag=direct 2>/tmp/dd.err; then
+		echo "# dd $2 of $3 failed: $(tail -n 1 /tmp/dd.err)"
+		return 1
+	fi
 	t1=$(ut); i1=$(notbusy); c1=$(ctxt)
 	awk -v r="$1" -v c="$2" -v m="$SIZE_MB" -v a="$t0" -v b="$t1" \
 		-v i=$((i1 - i0)) -v x=$((c1 - c0)) -v n="$(nproc)" 'BEGIN {
@@ -162,8 +175,10 @@ mode_check() {	# mode_check RUN DEV
 		dmsetup mknodes "$DM" 2>/dev/null
 		refcnts >/tmp/rc1
 		echo "BENCH driver dd $c $(driver_delta /tmp/rc0 /tmp/rc1)"
-		dd_read "$1" "$c" "/dev/mapper/$DM"
+		rc=0
+		dd_read "$1" "$c" "/dev/mapper/$DM" || rc=1
 		dmsetup remove "$DM" >/dev/null 2>&1 || { sleep 1; dmsetup remove "$DM"; }
+		[ "$rc" = 0 ] || return 1
 	done
 	crypt=$(cat /tmp/dd.rate)
 	if awk -v r="$crypt" -v b="$bound" 'BEGIN { exit !(b > 0 && r > b) }'; then
@@ -267,6 +282,12 @@ for r in $(seq 1 "$RUNS"); do
 			esac
 			refcnts >/tmp/rc1
 			echo "BENCH driver $d $c $(driver_delta /tmp/rc0 /tmp/rc1)"
+			if [ ! -b "/dev/mapper/$DM" ]; then
+				fio_fail="$fio_fail $d/$c:node"
+				echo "# /dev/mapper/$DM is not a block device"
+				dmsetup remove "$DM"
+				continue
+			fi
 			jobfile >/tmp/bench.fio
 			if timeout 300 fio --output-format=terse --terse-version=3 \
 				/tmp/bench.fio >/tmp/fio.out 2>/tmp/fio.err; then
@@ -332,6 +353,11 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && echo " $DEVS " | grep -q 
 			continue
 		fi
 		dmsetup mknodes "$DM" 2>/dev/null
+		if [ ! -b "/dev/mapper/$DM" ]; then
+			prof_fail="$prof_fail $c:node"
+			dmsetup remove "$DM"
+			continue
+		fi
 		case $c in
 		cmk*) cmk_bench setkey bench /run/bench.key >/tmp/dm.err 2>&1 ||
 			prof_fail="$prof_fail $c:setkey" ;;
