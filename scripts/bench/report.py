@@ -54,8 +54,10 @@ def parse(path):
                 key = "%sB-%sthr" % (f[2], f[3])
                 c = cipher.setdefault(key, {"size": int(f[2]),
                                             "threads": int(f[3]),
-                                            "mib_s": [], "driver": f[6]})
+                                            "mib_s": [], "run": [],
+                                            "driver": f[6]})
                 c["mib_s"].append(float(f[5]))
+                c["run"].append(int(f[4]))
             elif f[1] == "driver":
                 d = info["drivers"].setdefault("%s/%s" % (f[2], f[3]), [])
                 if f[4] not in d:
@@ -185,18 +187,33 @@ def split_modes(info, fio):
 
 
 def ceilings(cipher):
-    """Median MiB/s of the cipher alone by (sector, threads)."""
-    return {(c["size"], c["threads"]): statistics.median(c["mib_s"])
-            for c in cipher.values()}
+    """MiB/s of the cipher alone by (sector, threads, run): each repeat
+    measures it next to its own fio runs, and the host's load moves it as
+    much as everything else, so a sample is only ever set against the
+    ceiling of its own repeat, never a median over repeats (which would
+    mix the meter of one mode into the fractions of the other)."""
+    ceil = {}
+    for c in cipher.values():
+        for run, v in zip(c["run"], c["mib_s"]):
+            ceil[(c["size"], c["threads"], run)] = v
+    return ceil
 
 
-def ceiling_for(ceil, cfg, vcpus):
-    """The most the cipher can do with the config's sector size: every vCPU
-    at the one-vCPU rate.  (The rate measured on all vCPUs at once is lower
-    on a 2-core host that also runs other guests, down to below the
-    one-vCPU rate when it is loaded.)"""
-    one = ceil.get((4096 if cfg.endswith("-4k") else 512, 1))
+def ceiling_for(ceil, cfg, vcpus, run):
+    """The most the cipher can do with the config's sector size in that
+    repeat: every vCPU at the one-vCPU rate.  (The rate measured on all
+    vCPUs at once is lower on a 2-core host that also runs other guests,
+    down to below the one-vCPU rate when it is loaded.)"""
+    one = ceil.get((4096 if cfg.endswith("-4k") else 512, 1, run))
     return one * vcpus if one else None
+
+
+def of_ceiling(p, ceil, cfg, vcpus):
+    """Median over the repeats of each repeat's MiB/s / its own ceiling."""
+    fr = [ratio(k / 1024, ceiling_for(ceil, cfg, vcpus, run))
+          for k, run in zip(p["kib_s"], p["run"])]
+    fr = [f for f in fr if f is not None]
+    return statistics.median(fr) if fr else None
 
 
 def analyse_mode(fio, ceil, vcpus):
@@ -207,8 +224,7 @@ def analyse_mode(fio, ceil, vcpus):
             for wl, p in wls.items():
                 s = stats(metric(wl, p))
                 s["mib_s_median"] = statistics.median(p["kib_s"]) / 1024
-                s["of_ceiling"] = ratio(s["mib_s_median"],
-                                        ceiling_for(ceil, cfg, vcpus))
+                s["of_ceiling"] = of_ceiling(p, ceil, cfg, vcpus)
                 s["runs"] = sorted(set(p["run"]))
                 sd.setdefault(wl, {})[cfg] = s
     ratios = {}
