@@ -43,9 +43,15 @@ echo "# CPU $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
 echo "# CPU $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
 
 # --- the cipher alone -----------------------------------------------------
-ceil() {	# ceil ALG SECTOR THREADS: one CEIL line; the MiB/s in $crate
-	insmod /root/cmk_cipher_bench.ko alg="$1" sector="$2" threads="$3" \
-		ms=1000 >/dev/null 2>&1 && rmmod cmk_cipher_bench
+ceil() {	# ceil ALG SECTOR THREADS: one CEIL line; the MiB/s in $crate; 1 on failure
+	crate=''
+	# on failure the last dmesg line is an earlier run's: never read it
+	if ! insmod /root/cmk_cipher_bench.ko alg="$1" sector="$2" threads="$3" \
+		ms=1000 >/tmp/ceil.err 2>&1; then
+		echo "# CEIL $1 $2 $3: insmod failed: $(tail -n 1 /tmp/ceil.err)"
+		return 1
+	fi
+	rmmod cmk_cipher_bench
 	dmesg | grep 'cmk_cipher_bench: ' | tail -n 1 |
 		sed 's/.*cmk_cipher_bench: //' >/tmp/ceil
 	echo "# CEIL $(cat /tmp/ceil)"
