@@ -242,7 +242,9 @@ fi
 # it), and check-now reports no answer within --wait: exit 3.
 cp "$(command -v sleep)" cmk-agent
 exec 3>&2 2>/dev/null	# no "Hangup" job notice in the TAP output
-./cmk-agent 30 &
+# SIGHUP back to its default: a caller under nohup (or any runner that
+# ignores it) would hand the fake agent an ignored SIGHUP.
+env --default-signal=HUP ./cmk-agent 30 &
 fake=$!
 agent_state "$fake"
 run 3 --config agent.conf check-now --wait 1
