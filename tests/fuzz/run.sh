@@ -7,6 +7,9 @@
 # Usage: tests/fuzz/run.sh --bin DIR [--seconds N] [TARGET...]
 #   --bin DIR    where fuzz_<target> binaries are (agent/build/fuzz)
 #   --seconds N  fuzzing time per target (default 20; 0: regressions only)
+#   FUZZ_SEED=N  libFuzzer's seed (default 1: the same mutations every run,
+#                so make check explores the same inputs; "random" for a new
+#                one each run, as in long runs)
 #   TARGET       e.g. header aws genl (default: every binary in DIR)
 #
 # For each target: every file in tests/fuzz/regress/<target>/ is run once
@@ -91,7 +94,9 @@ for t in "${targets[@]}"; do
 	seeds=()
 	[ -d "$here/corpus/$t" ] && seeds+=("$here/corpus/$t")
 	start=$(date +%s)
-	"$exe" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
+	seedopt=()
+	[ "${FUZZ_SEED:-1}" = random ] || seedopt=(-seed="${FUZZ_SEED:-1}")
+	"$exe" "${seedopt[@]}" -max_total_time="$secs" -timeout=25 -rss_limit_mb=2048 \
 		-max_len=8192 -print_final_stats=1 -artifact_prefix="$arts/" \
 		"$work" "${seeds[@]}" >"$log" 2>&1
 	rc=$?
