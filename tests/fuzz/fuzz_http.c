@@ -172,6 +172,7 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 	struct cmk_secret *plain = NULL, *kek = NULL;
 	unsigned char *out = NULL;
 	size_t out_len = 0;
+	struct cmk_kms_call call;
 	struct cmk_encctx ctx;
 	struct cmk_err e;
 	unsigned int op;
@@ -179,6 +180,7 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 
 	if (size < 1)
 		return;
+	memset(&call, 0, sizeof(call));
 	op = data[0] % (sizeof(ops) / sizeof(ops[0]));
 	fuzz_answers_set(data + 1, size - 1);
 	cmk_encctx_init(&ctx);
@@ -192,7 +194,7 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 	switch (op) {
 	case 0:
 		ret = cmk_provider_unwrap(p, key_ref, wrapped, wrapped_len, &ctx,
-					  &plain, NULL, &e);
+					  &plain, &call, &e);
 		if (ret && plain)
 			abort();
 		if (!ret && (!plain || cmk_secret_len(plain) == 0))
@@ -202,7 +204,7 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 		if (cmk_secret_new(&kek, 32, &e))
 			abort();
 		memset(cmk_secret_data(kek), 0x5a, 32);
-		ret = cmk_provider_wrap(p, key_ref, kek, &ctx, &out, &out_len, NULL, &e);
+		ret = cmk_provider_wrap(p, key_ref, kek, &ctx, &out, &out_len, &call, &e);
 		if (ret && out)
 			abort();
 		if (!ret && (!out || !out_len))
@@ -210,11 +212,11 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 		break;
 	case 2:
 		ret = cmk_provider_check(p, key_ref, wrapped, wrapped_len, &ctx,
-					 NULL, &e);
+					 &call, &e);
 		break;
 	default:
 		ret = cmk_provider_rewrap(p, key_ref, wrapped, wrapped_len, &ctx,
-					  key_ref2, &ctx, &out, &out_len, NULL, &e);
+					  key_ref2, &ctx, &out, &out_len, &call, &e);
 		if (ret && out)
 			abort();
 		break;
@@ -223,6 +225,14 @@ void fuzz_provider(const char *name, const struct cmk_kv *kv, size_t n,
 		fprintf(stderr, "fuzz: %s %s failed without a class: %s\n", name,
 			ops[op], e.msg);
 		abort();
+	}
+	/* A request id from the answer reaches audit lines: printable only. */
+	for (const char *c = call.request_id; *c; c++) {
+		if (*c < 0x21 || *c > 0x7e) {
+			fprintf(stderr, "fuzz: %s %s: request id with byte 0x%02x\n",
+				name, ops[op], (unsigned char)*c);
+			abort();
+		}
 	}
 	/* FUZZ_VERBOSE=1 says how far an input got (writing seeds). */
 	if (getenv("FUZZ_VERBOSE"))

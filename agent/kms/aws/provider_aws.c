@@ -828,8 +828,10 @@ static int kms_call(struct aws *a, const char *op, const char *key_ref,
 	cmk_deadline_set(deadline);
 	if (ret)
 		goto out;
+	/* Audit lines and cmkctl print it: printable ASCII only (err.h). */
 	if (call && cmk_http_header(&r, "x-amzn-RequestId", rid, sizeof(rid)))
-		snprintf(call->request_id, sizeof(call->request_id), "%s", rid);
+		cmk_printable(rid, strlen(rid), call->request_id,
+			      sizeof(call->request_id), false);
 	if (r.status != 200) {
 		ret = kms_error(a, op, key_ref, &r, c, reloaded, &err, e);
 		if (err.confirm)
