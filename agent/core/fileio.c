@@ -330,6 +330,73 @@ out_unlink:
 	return ret;
 }
 
+int cmk_outfile_open(struct cmk_outfile *o, const char *path, mode_t mode,
+		     struct cmk_err *e)
+{
+	memset(o, 0, sizeof(*o));
+	o->fd = -1;
+	if (snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(o->tmp) ||
+	    snprintf(o->path, sizeof(o->path), "%s", path) >= (int)sizeof(o->path))
+		return cmk_errf(e, -ENAMETOOLONG, "%s: path too long", path);
+	o->fd = mkostemp(o->tmp, O_CLOEXEC);
+	if (o->fd < 0) {
+		o->tmp[0] = '\0';
+		return cmk_errf(e, -errno,
+				"%s: cannot create a temporary file next to it: %s",
+				path, strerror(errno));
+	}
+	if (fchmod(o->fd, mode)) {
+		int ret = cmk_errf(e, -errno, "%s: chmod failed: %s", o->tmp,
+				   strerror(errno));
+
+		cmk_outfile_abort(o);
+		return ret;
+	}
+	return 0;
+}
+
+int cmk_outfile_commit(struct cmk_outfile *o, bool replace, struct cmk_err *e)
+{
+	char dir[PATH_MAX];
+	int ret;
+
+	if (fsync(o->fd)) {
+		ret = cmk_errf(e, -errno, "%s: fsync failed: %s", o->tmp,
+			       strerror(errno));
+		goto fail;
+	}
+	if (close(o->fd)) {
+		o->fd = -1;
+		ret = cmk_errf(e, -errno, "%s: close failed: %s", o->tmp,
+			       strerror(errno));
+		goto fail;
+	}
+	o->fd = -1;
+	if (renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->path,
+		      replace ? 0 : RENAME_NOREPLACE)) {
+		ret = cmk_errf(e, -errno, "%s: %s", o->path,
+			       errno == EEXIST ? "exists already; not replaced" :
+			       strerror(errno));
+		goto fail;
+	}
+	o->tmp[0] = '\0';
+	snprintf(dir, sizeof(dir), "%s", o->path);
+	return cmk_fsync_dir(dirname(dir), e);
+fail:
+	cmk_outfile_abort(o);
+	return ret;
+}
+
+void cmk_outfile_abort(struct cmk_outfile *o)
+{
+	if (o->fd >= 0)
+		close(o->fd);
+	o->fd = -1;
+	if (o->tmp[0])
+		unlink(o->tmp);
+	o->tmp[0] = '\0';
+}
+
 int cmk_pread_full(int fd, void *buf, size_t len, off_t off,
 		   const char *what, struct cmk_err *e)
 {

@@ -7,6 +7,8 @@
 #ifndef CMK_FILEIO_H
 #define CMK_FILEIO_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -64,6 +66,35 @@ int cmk_check_trusted_file(const char *path, const char *what, struct cmk_err *e
  */
 int cmk_write_file_atomic(const char *path, const void *data, size_t len,
 			  mode_t mode, struct cmk_err *e);
+
+/**
+ * struct cmk_outfile - a file written in a stream, published whole or not
+ * @fd: where to write
+ * @path: the final name
+ * @tmp: "<path>.tmp.XXXXXX" in the same directory, while unpublished
+ */
+struct cmk_outfile {
+	int fd;
+	char path[PATH_MAX];
+	char tmp[PATH_MAX];
+};
+
+/*
+ * cmk_outfile_open() - create the temporary file (mode @mode) beside @path.
+ * Nothing appears under @path until cmk_outfile_commit().
+ */
+int cmk_outfile_open(struct cmk_outfile *o, const char *path, mode_t mode,
+		     struct cmk_err *e);
+
+/*
+ * cmk_outfile_commit() - fsync, rename to the final name (without
+ * @replace: -EEXIST if it exists, atomically), fsync the directory.  On
+ * failure the temporary file is removed.
+ */
+int cmk_outfile_commit(struct cmk_outfile *o, bool replace, struct cmk_err *e);
+
+/* cmk_outfile_abort() - close and remove the temporary file, if any. */
+void cmk_outfile_abort(struct cmk_outfile *o);
 
 /* cmk_fsync_dir() - make the entries of directory @dir durable. */
 int cmk_fsync_dir(const char *dir, struct cmk_err *e);
