@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * esdk.h - sealed storage objects as AWS Encryption SDK messages.
+ *
+ * cmk_esdk_seal() writes, and cmk_esdk_open() reads, ESDK messages of
+ * format version 2.0, framed, with key commitment
+ * (Documentation/storage.rst has the format byte by byte):
+ *
+ *   0x0478  AES-256-GCM, HKDF-SHA512, commit key, no signature (default)
+ *   0x0578  the same with an ECDSA P-384 / SHA-384 signature in a footer
+ *
+ * Both stream: memory is one frame (plus one byte of look-ahead), whatever
+ * the object's size.  The data key is wrapped by a raw AES keyring
+ * (esdk_keyring.h) whose wrapping key the caller supplies; where that key
+ * comes from (a KEK unsealed here, or the agent) is the caller's business.
+ *
+ * The opener parses every field strictly, names the field and its offset
+ * when one is refused, checks the key commitment and the header tag before
+ * any frame, and writes a frame's plaintext only once its tag verified.
+ * A bad final frame, footer or trailing data fails the whole call, but the
+ * frames before it were already written to @out_fd: callers that write a
+ * file write it under a temporary name and rename it only when the call
+ * succeeded (cmkctl does); callers that stream to a pipe must treat a
+ * failure as "discard everything".
+ */
+#ifndef CMK_ESDK_H
+#define CMK_ESDK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/encctx.h"
+#include "core/err.h"
+#include "format/esdk_keyring.h"
+
+#define CMK_ESDK_SUITE_COMMIT		0x0478
+#define CMK_ESDK_SUITE_COMMIT_ECDSA	0x0578
+#define CMK_ESDK_MESSAGE_ID_LEN		32
+/* 64 KiB frames: 0.05% overhead, few GCM set-ups (the SDKs default to 4096). */
+#define CMK_ESDK_FRAME_DEFAULT		65536u
+/* Largest frame written or read: memory is one frame. */
+#define CMK_ESDK_FRAME_MAX		(16u << 20)
+/* EDK entries read from a header at most. */
+#define CMK_ESDK_MAX_EDKS		16
+/* Encryption context key the SDKs reserve, and the signing suites' key. */
+#define CMK_ESDK_RESERVED_PREFIX	"aws-crypto-"
+#define CMK_ESDK_PUBKEY_CTX		"aws-crypto-public-key"
+
+/**
+ * struct cmk_esdk_seal_opts - how to seal
+ * @suite: CMK_ESDK_SUITE_COMMIT (0 means this) or CMK_ESDK_SUITE_COMMIT_ECDSA
+ * @frame_len: plaintext bytes per frame, 1..CMK_ESDK_FRAME_MAX (0: default)
+ * @name: the object's name for messages (a path, "stdin")
+ */
+struct cmk_esdk_seal_opts {
+	uint16_t suite;
+	uint32_t frame_len;
+	const char *name;
+};
+
+/**
+ * struct cmk_esdk_info - what a seal wrote or an open read
+ * @suite: algorithm suite ID
+ * @frame_len: Frame Length of the header
+ * @frames: number of frames, the final one included
+ * @plaintext_len: bytes of plaintext
+ * @message_id: Message ID
+ * @key_name: the raw AES keyring key name whose EDK was used
+ */
+struct cmk_esdk_info {
+	uint16_t suite;
+	uint32_t frame_len;
+	uint32_t frames;
+	uint64_t plaintext_len;
+	uint8_t message_id[CMK_ESDK_MESSAGE_ID_LEN];
+	char key_name[CMK_ESDK_KEY_NAME_MAX];
+};
+
+/*
+ * cmk_esdk_seal() - read plaintext from @in_fd until end of file and write
+ * one ESDK message to @out_fd, bound to encryption context @ctx (keys may
+ * not start with "aws-crypto-").  @info may be NULL.
+ */
+int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
+		  const struct cmk_encctx *ctx,
+		  const struct cmk_esdk_seal_opts *opts,
+		  struct cmk_esdk_info *info, struct cmk_err *e);
+
+/*
+ * cmk_esdk_open() - read one ESDK message from @in_fd and write its
+ * plaintext to @out_fd.  The message must carry an EDK of one of the
+ * @nkeys keyrings in @keys, and exactly the encryption context @expect
+ * (besides "aws-crypto-public-key" in signed suites): a missing, extra or
+ * different pair is refused, naming its key, before any key is unwrapped.
+ * @name names the object in messages.  @info may be NULL.
+ * Errors: -EBADMSG (malformed, tampered, not authentic), -EPROTO (a valid
+ * ESDK message this reader does not take: version 1.0, non-framed, other
+ * suites, limits), -EKEYREJECTED (no EDK for these keyrings),
+ * -EPERM (encryption context differs), I/O errors.
+ */
+int cmk_esdk_open(int in_fd, int out_fd,
+		  const struct cmk_esdk_wrapkey *const *keys, size_t nkeys,
+		  const struct cmk_encctx *expect, const char *name,
+		  struct cmk_esdk_info *info, struct cmk_err *e);
+
+/* cmk_esdk_suite_name() - e.g. "0x0478 (AES-256-GCM, HKDF-SHA512, commit key)". */
+const char *cmk_esdk_suite_name(uint16_t suite);
+
+#endif /* CMK_ESDK_H */
