@@ -23,6 +23,7 @@
  *   cmkctl [--config FILE] revoke [--device NAME]
  *   cmkctl [--config FILE] pin DEVICE [--uuid UUID]
  *   cmkctl [--config FILE] kek rewrap [--key-ref REF] | kek rotate
+ *   cmkctl [--config FILE] seal|unseal --kek FILE [--context k=v]... [IN [OUT]]
  *
  * Exit status: 0 success; 1 usage or local error; 2 the KMS refused
  * (definitive: disabled, destroyed, denied, not found); 3 the KMS could not
@@ -53,6 +54,7 @@
 #include "device/device.h"
 #include "device/dm.h"
 #include "format/envelope.h"
+#include "format/esdk.h"
 #include "core/fileio.h"
 #include "device/genl.h"
 #include "format/header.h"
@@ -100,6 +102,9 @@ static int usage(void)
 	      "  cmkctl format --kek FILE --mode ephemeral|persistent [--sector-size 512|4096]\n"
 	      "                [--iv-large-sectors] [--force] DEVICE\n"
 	      "  cmkctl local-key create|enable|disable|destroy|status FILE\n"
+	      "  cmkctl [--config FILE] seal --kek FILE [--context k=v]... [--suite 0x0478|0x0578]\n"
+	      "                [--frame-length N] [--force] [IN|- [OUT|-]]\n"
+	      "  cmkctl [--config FILE] unseal --kek FILE [--context k=v]... [--force] [IN|- [OUT|-]]\n"
 	      "  cmkctl [--config FILE] open DEVICE\n"
 	      "  cmkctl [--config FILE] close DEVICE\n"
 	      "  cmkctl [--config FILE] status [--json]\n"
@@ -109,7 +114,7 @@ static int usage(void)
 	      "  cmkctl [--config FILE] kek rewrap [--key-ref REF]\n"
 	      "  cmkctl [--config FILE] kek rotate\n"
 	      "exit: 0 ok, 1 error, 2 KMS refused, 3 KMS unreachable, 4 no valid header,\n"
-	      "      5 kernel or device-mapper refused, 6 header refused\n",
+	      "      5 kernel or device-mapper refused, 6 header or sealed object refused\n",
 	      stderr);
 	return EXIT_LOCAL;
 }
@@ -466,6 +471,199 @@ out:
 	if (cfg_loaded)
 		cmk_config_free(&cfg);
 	cmk_envelope_free(&env);
+	return ret;
+}
+
+/* ---- seal / unseal -------------------------------------------------------- */
+
+/*
+ * storage_keys() - the storage wrapping keys of the KEK envelope at @path:
+ * the current KEK version's, and with @prev the previous one's too (an
+ * object sealed before a rotation).  The KEK is unsealed through its
+ * provider here; the agent's socket will hand out data keys instead.
+ */
+static int storage_keys(const char *path, bool prev,
+			struct cmk_esdk_wrapkey wk[2], size_t *n,
+			struct cmk_err *e)
+{
+	CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
+	struct cmk_provider *p = NULL;
+	struct cmk_envelope env;
+	struct cmk_config cfg;
+	bool cfg_loaded = false;
+	int ret;
+
+	*n = 0;
+	cmk_envelope_init(&env);
+	ret = cmk_envelope_read(path, &env, e);
+	if (!ret)
+		ret = ctl_provider_open(env.cur.provider, &cfg, &cfg_loaded, &p, e);
+	if (!ret)
+		ret = cmk_envelope_unwrap(p, &env, false, &kek, NULL, e);
+	if (!ret)
+		ret = cmk_esdk_wrapkey_derive(kek, env.kek_id, env.cur.kek_version,
+					      &wk[(*n)++], e);
+	cmk_secret_free(&kek);
+	if (!ret && prev && env.has_prev) {
+		if (strcmp(env.prev.provider, env.cur.provider)) {
+			cmk_provider_close(&p);
+			if (cfg_loaded)
+				cmk_config_free(&cfg);
+			ret = ctl_provider_open(env.prev.provider, &cfg, &cfg_loaded,
+						&p, e);
+		}
+		if (!ret)
+			ret = cmk_envelope_unwrap(p, &env, true, &kek, NULL, e);
+		if (!ret)
+			ret = cmk_esdk_wrapkey_derive(kek, env.kek_id,
+						      env.prev.kek_version,
+						      &wk[(*n)++], e);
+	}
+	if (ret) {
+		while (*n)
+			cmk_esdk_wrapkey_free(&wk[--*n]);
+	}
+	cmk_provider_close(&p);
+	if (cfg_loaded)
+		cmk_config_free(&cfg);
+	cmk_envelope_free(&env);
+	return ret;
+}
+
+/*
+ * do_seal() - seal (@unseal false) or unseal IN to OUT.  "-" or nothing is
+ * stdin/stdout.  A file OUT appears only complete and authentic: written
+ * as OUT.tmp.XXXXXX and renamed when everything verified; never replaced
+ * without --force.  On stdout a failed unseal may already have written
+ * authenticated frames: the exit status is what says "discard it".
+ */
+static int do_seal(int argc, char **argv, bool unseal)
+{
+	static const struct option opts[] = {
+		{ "kek", required_argument, NULL, 'k' },
+		{ "context", required_argument, NULL, 'c' },
+		{ "suite", required_argument, NULL, 's' },
+		{ "frame-length", required_argument, NULL, 'l' },
+		{ "force", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cmk_esdk_seal_opts so = { 0 };
+	struct cmk_esdk_wrapkey wk[2] = { 0 };
+	const struct cmk_esdk_wrapkey *keys[2] = { &wk[0], &wk[1] };
+	struct cmk_outfile of = { .fd = -1 };
+	struct cmk_esdk_info info;
+	struct cmk_encctx ctx;
+	struct cmk_err e;
+	const char *kek_path = NULL, *in = "-", *out = "-";
+	bool force = false;
+	size_t nkeys = 0;
+	int c, in_fd = -1, out_fd = STDOUT_FILENO, ret = EXIT_LOCAL, r;
+	char *end;
+
+	cmk_encctx_init(&ctx);
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			kek_path = optarg;
+			break;
+		case 'c': {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq) {
+				fprintf(stderr, "cmkctl: --context wants key=value\n");
+				goto out;
+			}
+			*eq = '\0';
+			if (cmk_encctx_add(&ctx, optarg, eq + 1, &e)) {
+				ret = fail(&e);
+				goto out;
+			}
+			break;
+		}
+		case 's':
+			so.suite = (uint16_t)strtoul(optarg, &end, 16);
+			if (*end || (so.suite != CMK_ESDK_SUITE_COMMIT &&
+				     so.suite != CMK_ESDK_SUITE_COMMIT_ECDSA)) {
+				fprintf(stderr, "cmkctl: --suite is 0x0478 or 0x0578\n");
+				goto out;
+			}
+			break;
+		case 'l': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !v || v > CMK_ESDK_FRAME_MAX) {
+				fprintf(stderr, "cmkctl: --frame-length is 1..%u\n",
+					CMK_ESDK_FRAME_MAX);
+				goto out;
+			}
+			so.frame_len = (uint32_t)v;
+			break;
+		}
+		case 'f':
+			force = true;
+			break;
+		default:
+			ret = usage();
+			goto out;
+		}
+	}
+	if (!kek_path || argc - optind > 2 ||
+	    (unseal && (so.suite || so.frame_len))) {
+		ret = usage();
+		goto out;
+	}
+	if (optind < argc)
+		in = argv[optind++];
+	if (optind < argc)
+		out = argv[optind++];
+	if (strcmp(in, "-")) {
+		in_fd = open(in, O_RDONLY | O_CLOEXEC);
+		if (in_fd < 0) {
+			fprintf(stderr, "cmkctl: %s: %s\n", in, strerror(errno));
+			goto out;
+		}
+	}
+	if (strcmp(out, "-") && !force && access(out, F_OK) == 0) {
+		fprintf(stderr, "cmkctl: %s exists; not replaced (use --force)\n", out);
+		goto out;
+	}
+	if (storage_keys(kek_path, unseal, wk, &nkeys, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	if (strcmp(out, "-")) {
+		if (cmk_outfile_open(&of, out, 0600, &e)) {
+			ret = fail(&e);
+			goto out;
+		}
+		out_fd = of.fd;
+	}
+	so.name = strcmp(in, "-") ? in : "(stdin)";
+	r = unseal ? cmk_esdk_open(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
+				   keys, nkeys, &ctx, so.name, &info, &e) :
+		     cmk_esdk_seal(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
+				   &wk[0], &ctx, &so, &info, &e);
+	if (r) {
+		ret = (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED) ?
+		      EXIT_REFUSED : fail(&e);
+		if (ret == EXIT_REFUSED)
+			fprintf(stderr, "cmkctl: %s\n", e.msg);
+		if (!strcmp(out, "-") && unseal)
+			fprintf(stderr, "cmkctl: discard what was written to stdout\n");
+		goto out;
+	}
+	if (of.fd >= 0 && cmk_outfile_commit(&of, force, &e)) {
+		ret = fail(&e);
+		goto out;
+	}
+	ret = 0;
+out:
+	cmk_outfile_abort(&of);
+	if (in_fd >= 0)
+		close(in_fd);
+	while (nkeys)
+		cmk_esdk_wrapkey_free(&wk[--nkeys]);
+	cmk_encctx_free(&ctx);
 	return ret;
 }
 
@@ -1354,6 +1552,10 @@ int main(int argc, char **argv)
 		return do_header(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "format"))
 		return do_format(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "seal"))
+		return do_seal(argc - 1, argv + 1, false);
+	if (!strcmp(argv[1], "unseal"))
+		return do_seal(argc - 1, argv + 1, true);
 	if (!strcmp(argv[1], "local-key"))
 		return local_key(argc - 1, argv + 1);
 	return usage();
