@@ -644,7 +644,8 @@ static int do_seal(int argc, char **argv, bool unseal)
 		     cmk_esdk_seal(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
 				   &wk[0], &ctx, &so, &info, &e);
 	if (r) {
-		ret = (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED) ?
+		ret = (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED ||
+		       r == -EPROTO) ?
 		      EXIT_REFUSED : fail(&e);
 		if (ret == EXIT_REFUSED)
 			fprintf(stderr, "cmkctl: %s\n", e.msg);
