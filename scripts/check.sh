@@ -19,6 +19,9 @@
 #   agent_fuzz      make -C agent fuzz: every libFuzzer target in tests/fuzz
 #                   for FUZZ_SECONDS (8) each, after its regression inputs
 #                   (TAP fuzz_<target>, fuzz_regress_<target>)
+#   storage_esdk    tests/storage/esdk_interop.sh: cmkctl seal/unseal vs the
+#                   AWS Encryption SDK for JavaScript (npm, cached under
+#                   /var/cache/dm-cmk/npm)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -207,6 +210,9 @@ if [ -f agent/Makefile ] && [ -x tests/fuzz/run.sh ]; then
 	run_suite agent_fuzz tap "$make_cmd" -C agent fuzz \
 		FUZZ_SECONDS="${FUZZ_SECONDS:-8}"
 	grep -h '^# fuzz_' "$results/agent_fuzz.log" | sed 's/^# /   /'
+fi
+if [ -x tests/storage/esdk_interop.sh ]; then
+	run_suite storage_esdk tap tests/storage/esdk_interop.sh
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh

@@ -48,7 +48,12 @@ pkgs=(
 	debhelper dh-dkms dpkg-dev lintian
 	# make bench and tests/kselftest/pressure.sh: memory pressure
 	stress-ng
+	# tests/storage: the AWS Encryption SDK for JavaScript, the peer of
+	# cmkctl seal/unseal, comes from npm (tests/storage/lib.sh)
+	nodejs
 )
+# NodeSource's nodejs ships npm; Debian's nodejs needs the npm package.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 missing=()
 # dpkg-query prints one line per known package; anything not "installed"

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# esdk_interop.sh - cmkctl seal/unseal against the AWS Encryption SDK for
+# JavaScript (@aws-crypto/client-node, RawAesKeyringNode), TAP output.
+#
+# Oracle: an independent implementation.  The peer (esdk_peer.js) derives
+# the storage wrapping key itself from the local provider's key file and
+# the KEK envelope (the break-glass recipe of Documentation/storage.rst),
+# decrypts what cmkctl seal wrote and writes what cmkctl unseal must read:
+# both suites, frame lengths 1, 4096 and 65536 (our default), empty input
+# and sizes at and around frame boundaries, compared byte for byte.
+# Tampered messages (header, body, final frame, footer, truncation,
+# trailing bytes) and a swapped object (another segment name) are refused
+# with exit 6, an error naming the field or key, and no output file.
+# Not yet: an object over 4 GiB (the frame counter's range is covered by
+# the unit tests' arithmetic only).
+set -u
+# shellcheck source=tests/storage/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; failed=1; }
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/esdk-interop.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+chmod 700 "$dir"
+cd "$dir" || exit 1
+
+echo "1..21"
+if [ ! -x "$CMKCTL" ] || ! esdk_peer_setup; then
+	for i in $(seq 21); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
+	exit 1
+fi
+ctl() { "$CMKCTL" --config "$dir/none.conf" "$@"; }
+peer() { $ESDK_PEER "$1" --key-file "$dir/cmk.key" --envelope "$dir/kek.json" "${@:2}"; }
+CTX=(--context cluster=c0ffee --context segment=000000010000000000000042)
+
+if ctl local-key create cmk.key >/dev/null &&
+   ctl kek create --provider local --key-ref "$dir/cmk.key" --out kek.json \
+	--context service=pg >/dev/null; then
+	ok esdk_setup_kek_envelope
+else
+	notok esdk_setup_kek_envelope "cmkctl kek create failed"
+fi
+
+# sizes FRAME: empty, one byte, and around one and two frames
+sizes() {
+	local f=$1
+	echo 0 1 $((f - 1)) "$f" $((f + 1)) $((2 * f)) $((2 * f + 3)) | tr ' ' '\n' | sort -un
+}
+mkinput() { head -c "$1" /dev/urandom >"in.$1"; }
+
+for suite in 0478 0578; do
+	for frame in 1 4096 65536; do
+		why=
+		pairs=()
+		for s in $(sizes $frame); do
+			mkinput "$s"
+			ctl seal --suite "0x$suite" --frame-length "$frame" --kek kek.json \
+				"${CTX[@]}" "in.$s" "c.$s" 2>err ||
+				{ why="seal of $s bytes: $(cat err)"; break; }
+			pairs+=("c.$s" "p.$s")
+		done
+		[ -n "$why" ] || peer decrypt "${CTX[@]}" "${pairs[@]}" 2>err ||
+			why="peer decrypt: $(cat err)"
+		for s in $(sizes $frame); do
+			[ -n "$why" ] || cmp -s "in.$s" "p.$s" ||
+				why="peer decrypted $s bytes differently"
+		done
+		if [ -z "$why" ]; then
+			ok "esdk_js_decrypts_cmkctl_seal_${suite}_frame$frame"
+		else
+			notok "esdk_js_decrypts_cmkctl_seal_${suite}_frame$frame" "$why"
+		fi
+		why=
+		pairs=()
+		for s in $(sizes $frame); do
+			pairs+=("in.$s" "j.$s")
+		done
+		peer encrypt --suite "$suite" --frame-length "$frame" "${CTX[@]}" "${pairs[@]}" 2>err ||
+			why="peer encrypt: $(cat err)"
+		for s in $(sizes $frame); do
+			[ -z "$why" ] || break
+			ctl unseal --kek kek.json "${CTX[@]}" "j.$s" "u.$s" 2>err ||
+				{ why="unseal of $s bytes: $(cat err)"; break; }
+			cmp -s "in.$s" "u.$s" || why="unsealed $s bytes differently"
+		done
+		if [ -z "$why" ]; then
+			ok "esdk_cmkctl_unseal_reads_js_${suite}_frame$frame"
+		else
+			notok "esdk_cmkctl_unseal_reads_js_${suite}_frame$frame" "$why"
+		fi
+		rm -f in.* c.* p.* j.* u.*
+	done
+done
+
+# refused NAME FILE WANT...: unseal FILE must exit 6, say every WANT, leave no output
+refused() {
+	local name=$1 f=$2 rc
+	shift 2
+	rm -f out
+	ctl unseal --kek kek.json "${CTX[@]}" "$f" out 2>err
+	rc=$?
+	if [ "$rc" -ne 6 ]; then
+		notok "$name" "exit $rc, want 6: $(cat err)"
+		return
+	fi
+	for w in "$@"; do
+		grep -qF -- "$w" err || { notok "$name" "no \"$w\" in: $(cat err)"; return; }
+	done
+	if ls out out.tmp.* >/dev/null 2>&1; then
+		notok "$name" "an output file was left: $(ls out*)"
+		return
+	fi
+	ok "$name"
+}
+# flip FILE OFFSET: a copy with the byte at OFFSET (negative: from the end) inverted
+flip() {
+	local size off
+	size=$(stat -c %s "$1")
+	off=$2
+	[ "$off" -ge 0 ] || off=$((size + off))
+	cp "$1" "$1.t"
+	python3 -c 'import sys; p, o = sys.argv[1], int(sys.argv[2]); b = bytearray(open(p, "rb").read()); b[o] ^= 0xff; open(p, "wb").write(b)' "$1.t" "$off"
+	echo "$1.t"
+}
+
+head -c 10000 /dev/urandom >in
+peer encrypt --suite 0478 --frame-length 4096 "${CTX[@]}" in j478 2>/dev/null
+peer encrypt --suite 0578 --frame-length 4096 "${CTX[@]}" in j578 2>/dev/null
+# 0x0478 header: Version 0, Suite 1-2, Message ID 3-34, then the AAD
+refused esdk_unseal_refuses_tampered_message_id "$(flip j478 10)" \
+	"header field Algorithm Suite Data" "commit key does not match"
+refused esdk_unseal_refuses_tampered_suite_id "$(flip j478 2)" \
+	"header field Algorithm Suite ID at offset 1"
+refused esdk_unseal_refuses_tampered_body_frame2 "$(flip j478 -3000)" \
+	"does not authenticate"
+refused esdk_unseal_refuses_tampered_final_frame_tag "$(flip j478 -1)" \
+	"final frame" "does not authenticate"
+refused esdk_unseal_refuses_tampered_footer_signature "$(flip j578 -1)" \
+	"footer field Signature" "does not verify"
+head -c -1 j578 >j578.cut
+refused esdk_unseal_refuses_truncated_footer j578.cut "truncated"
+{ cat j478; printf x; } >j478.long
+refused esdk_unseal_refuses_trailing_bytes j478.long "trailing bytes"
+peer encrypt --suite 0478 --context cluster=c0ffee --context segment=000000010000000000000043 in other 2>/dev/null
+refused esdk_unseal_refuses_swapped_segment other \
+	'encryption context key "segment" is "000000010000000000000043", expected "000000010000000000000042"'
+
+[ "$n" -eq 21 ] || echo "# planned 21, ran $n"
+exit $failed
