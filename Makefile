@@ -52,7 +52,7 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench fleet install fuzz man deb version
+	check clean help bench bench-storage fleet install fuzz man deb version
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -105,6 +105,11 @@ bench:
 # runs the short version.
 fleet:
 	tests/fleet/run.sh --full
+
+# Storage: cmkctl seal/unseal of a 16 MiB object vs openssl speed and the
+# JavaScript ESDK (timings only).
+bench-storage:
+	$(MAKE) -C agent all && tests/storage/esdk_bench.sh
 
 demo: deps
 	$(MAKE) all && scripts/demo.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
