@@ -14,6 +14,8 @@
 #                       (Documentation/fuzzing.rst)
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
+#   make bench-storage  cmkctl seal/unseal of 16 MiB vs openssl speed and the
+#                       JavaScript ESDK (not a test; Documentation/storage.rst)
 #   make fleet          1,000 real agents (--no-kernel) against moto behind a
 #                       KMS quota: load, throttles, time-to-wipe; report and
 #                       charts in build/fleet (Documentation/fleet.rst)

@@ -49,8 +49,9 @@ pkgs=(
 	# make bench and tests/kselftest/pressure.sh: memory pressure
 	stress-ng
 	# tests/storage: the AWS Encryption SDK for JavaScript, the peer of
-	# cmkctl seal/unseal, comes from npm (tests/storage/lib.sh)
-	nodejs
+	# cmkctl seal/unseal, comes from npm (tests/storage/lib.sh); GNU time
+	# measures peak memory
+	nodejs time
 )
 # NodeSource's nodejs ships npm; Debian's nodejs needs the npm package.
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
