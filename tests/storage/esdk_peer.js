@@ -9,6 +9,8 @@
 //   node esdk_peer.js encrypt|decrypt --key-file CMK --envelope KEK.json
 //        [--suite 0478|0578] [--frame-length N] [--context k=v]... IN OUT [IN OUT]...
 //   node esdk_peer.js time-encrypt|time-decrypt ... IN   (prints MiB/s)
+//   node esdk_peer.js stream-encrypt|stream-decrypt ...   (stdin to stdout,
+//        the SDK's streaming API: objects of any size)
 //
 // decrypt refuses a message whose encryption context is not exactly the
 // --context pairs (besides aws-crypto-public-key), as cmkctl unseal does.
@@ -98,7 +100,9 @@ const SUITES = {
 	'0578': AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY_ECDSA_P384,
 };
 
-const { encrypt, decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+const { encrypt, decrypt, encryptStream, decryptStream } =
+	buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
+const { pipeline } = require('stream/promises');
 
 function checkContext(got, want) {
 	for (const k of Object.keys(want))
@@ -126,8 +130,21 @@ async function doDecrypt(a, kr, ct) {
 async function main() {
 	const [cmd, ...rest] = process.argv.slice(2);
 	const a = args(rest);
-	if (!a.keyFile || !a.envelope || a.pos.length < 1) die('usage: see the head of this file');
+	if (!a.keyFile || !a.envelope) die('usage: see the head of this file');
 	const kr = keyring(a);
+	if (cmd === 'stream-encrypt') {
+		await pipeline(process.stdin, encryptStream(kr, {
+			encryptionContext: a.context, suiteId: SUITES[a.suite], frameLength: a.frame,
+		}), process.stdout);
+		return;
+	}
+	if (cmd === 'stream-decrypt') {
+		const d = decryptStream(kr);
+		d.once('MessageHeader', (h) => checkContext(h.encryptionContext, a.context));
+		await pipeline(process.stdin, d, process.stdout);
+		return;
+	}
+	if (a.pos.length < 1) die('usage: see the head of this file');
 	if (cmd === 'encrypt' || cmd === 'decrypt') {
 		if (a.pos.length % 2) die('IN OUT pairs expected');
 		for (let i = 0; i < a.pos.length; i += 2) {
