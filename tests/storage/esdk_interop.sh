@@ -33,9 +33,9 @@ trap 'rm -rf "$dir"' EXIT
 chmod 700 "$dir"
 cd "$dir" || exit 1
 
-echo "1..24"
+echo "1..25"
 if [ ! -x "$CMKCTL" ] || ! esdk_peer_setup; then
-	for i in $(seq 24); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
+	for i in $(seq 25); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
 	exit 1
 fi
 ctl() { "$CMKCTL" --config "$dir/none.conf" "$@"; }
@@ -100,6 +100,23 @@ for suite in 0478 0578; do
 		rm -f in.* c.* p.* j.* u.*
 	done
 done
+
+# an empty encryption context (no AAD pairs; the EDK's AAD is empty), both suites, both ways
+why=
+head -c 5000 /dev/urandom >in.e
+for suite in 0478 0578; do
+	ctl seal --suite "0x$suite" --kek kek.json in.e c.e 2>err &&
+		peer decrypt c.e p.e 2>>err && cmp -s in.e p.e &&
+		peer encrypt --suite $suite in.e j.e 2>>err &&
+		ctl unseal --kek kek.json j.e u.e 2>>err && cmp -s in.e u.e ||
+		{ why="suite $suite: $(cat err)"; break; }
+	rm -f c.e p.e j.e u.e
+done
+if [ -z "$why" ]; then
+	ok esdk_empty_context_both_ways
+else
+	notok esdk_empty_context_both_ways "$why"
+fi
 
 # refused NAME FILE WANT...: unseal FILE must exit 6, say every WANT, leave no output
 refused() {
@@ -197,5 +214,5 @@ else
 	fi
 fi
 
-[ "$n" -eq 24 ] || echo "# planned 24, ran $n"
+[ "$n" -eq 25 ] || echo "# planned 25, ran $n"
 exit $failed
