@@ -16,6 +16,9 @@
 # Memory: a 256 MiB object through a pipe (seal | unseal) comes back
 # intact while each process stays under 32 MiB resident (one 64 KiB frame;
 # about 12 MiB is the program itself).
+# No key in any output: the KEK and the wrapping key (as the peer derives
+# them), raw, hex or base64, appear in no file cmkctl wrote (sealed and
+# unsealed objects) and in nothing it printed.
 # Over 4 GiB: 4 GiB + 1 MiB + 3 bytes of a pattern through cmkctl seal |
 # peer (the SDK's streaming API) and peer | cmkctl unseal, compared by
 # SHA-256 with the input (a few minutes; ESDK_BIG=0 skips it).
@@ -33,12 +36,13 @@ trap 'rm -rf "$dir"' EXIT
 chmod 700 "$dir"
 cd "$dir" || exit 1
 
-echo "1..25"
+echo "1..26"
 if [ ! -x "$CMKCTL" ] || ! esdk_peer_setup; then
-	for i in $(seq 25); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
+	for i in $(seq 26); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
 	exit 1
 fi
-ctl() { "$CMKCTL" --config "$dir/none.conf" "$@"; }
+# every word cmkctl says is kept, to look for keys in it
+ctl() { "$CMKCTL" --config "$dir/none.conf" "$@" 2> >(tee -a "$dir/said" >&2); }
 peer() { $ESDK_PEER "$1" --key-file "$dir/cmk.key" --envelope "$dir/kek.json" "${@:2}"; }
 CTX=(--context cluster=c0ffee --context segment=000000010000000000000042)
 
@@ -190,6 +194,31 @@ else
 	notok esdk_seal_unseal_256MiB_pipe_constant_memory "/usr/bin/time (package time) missing"
 fi
 
+# no key, raw, hex or base64, in what cmkctl wrote or said
+ESDK_PEER_KEYS=$dir/keys peer decrypt "${CTX[@]}" j478 keyprobe 2>/dev/null
+mkdir -p "$dir/sample"
+head -c 70000 /dev/urandom >sample/in
+ctl seal --kek kek.json "${CTX[@]}" sample/in sample/sealed 2>/dev/null
+ctl seal --suite 0x0578 --kek kek.json "${CTX[@]}" sample/in sample/sealed2 2>/dev/null
+ctl unseal --kek kek.json "${CTX[@]}" sample/sealed sample/out 2>/dev/null
+ctl unseal --kek kek.json "${CTX[@]}" j478 sample/out2 2>/dev/null
+cp said sample/said
+if [ -s keys ] && python3 - keys sample/* <<'PY'
+import base64, sys
+keys = [bytes.fromhex(line) for line in open(sys.argv[1]).read().split()]
+forms = []
+for k in keys:
+    forms += [k, k.hex().encode(), k.hex().upper().encode(), base64.b64encode(k)]
+bad = [p for p in sys.argv[2:] if any(f in open(p, "rb").read() for f in forms)]
+print("# key found in: " + " ".join(bad)) if bad else None
+sys.exit(1 if bad or len(keys) != 2 else 0)
+PY
+then
+	ok esdk_no_key_in_any_output_of_seal_or_unseal
+else
+	notok esdk_no_key_in_any_output_of_seal_or_unseal "a key in an output, or no keys to look for"
+fi
+
 # over 4 GiB, both directions, streaming on both sides
 huge=$(((4 << 30) + (1 << 20) + 3))
 pattern() { yes dm-cmk-wal-segment-over-4GiB | head -c $huge; }
@@ -214,5 +243,5 @@ else
 	fi
 fi
 
-[ "$n" -eq 25 ] || echo "# planned 25, ran $n"
+[ "$n" -eq 26 ] || echo "# planned 26, ran $n"
 exit $failed

@@ -81,6 +81,10 @@ function wrappingKey(a) {
 	ver.writeUInt32BE(env.kek_version);
 	const info = Buffer.concat([Buffer.from(LABEL), Buffer.alloc(1), id, ver]);
 	const wk = Buffer.from(crypto.hkdfSync('sha256', kek, Buffer.alloc(0), info, 32));
+	// For the test that no output of cmkctl holds a key: ESDK_PEER_KEYS=FILE.
+	if (process.env.ESDK_PEER_KEYS)
+		fs.writeFileSync(process.env.ESDK_PEER_KEYS, `${kek.toString('hex')}\n${wk.toString('hex')}\n`,
+			{ mode: 0o600 });
 	kek.fill(0);
 	return { key: wk, name: `kek/${env.kek_id}/v${env.kek_version}` };
 }
