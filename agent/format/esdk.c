@@ -925,11 +925,15 @@ static int take_blob(struct opener *o, const char *lenfield, const char *field,
 	return 0;
 }
 
-/* One frame: checked, decrypted into @pt, written only once its tag verified. */
+/*
+ * One frame: checked, decrypted into @pt, written only once its tag
+ * verified.  The final frame of a signed message stays in @pt (*@held
+ * bytes) until the signature verified (decrypt.md).
+ */
 static int open_frame(struct opener *o, EVP_CIPHER_CTX *gcm,
 		      const uint8_t msgid[CMK_ESDK_MESSAGE_ID_LEN],
 		      uint32_t frame_len, uint32_t seq, unsigned char *pt,
-		      int out_fd, bool *final, uint64_t *total)
+		      int out_fd, bool *final, uint64_t *total, size_t *held)
 {
 	const unsigned char *p, *iv, *ct, *tag;
 	unsigned char want_iv[IV_LEN];
@@ -994,6 +998,10 @@ static int open_frame(struct opener *o, EVP_CIPHER_CTX *gcm,
 			   seq);
 	}
 	*total += len;
+	if (*final && o->verify) {
+		*held = len;
+		return 0;
+	}
 	ret = write_full(out_fd, pt, len, o->name, o->e);
 	OPENSSL_cleanse(pt, len);
 	return ret;
@@ -1041,7 +1049,7 @@ int cmk_esdk_open(int in_fd, int out_fd,
 	const unsigned char *p, *commit_at, *tag_at;
 	unsigned char commit[COMMIT_LEN], want_commit[COMMIT_LEN] = { 0 };
 	unsigned char tag[TAG_LEN], *pt = NULL;
-	size_t nedk = 0, ec_at = 0, ec_len = 0, body_len;
+	size_t nedk = 0, ec_at = 0, ec_len = 0, body_len, held = 0;
 	uint64_t at, commit_off, tag_off;
 	uint16_t v16;
 	bool final = false;
@@ -1206,7 +1214,7 @@ int cmk_esdk_open(int in_fd, int out_fd,
 			goto out;
 		}
 		ret = open_frame(&o, gcm, inf.message_id, inf.frame_len, seq, pt,
-				 out_fd, &final, &inf.plaintext_len);
+				 out_fd, &final, &inf.plaintext_len, &held);
 		if (ret)
 			goto out;
 		inf.frames = seq;
@@ -1237,10 +1245,18 @@ int cmk_esdk_open(int in_fd, int out_fd,
 			  suite_signs(inf.suite) ? "footer" : "final frame");
 		goto out;
 	}
+	/* A signed message's final frame, now that everything verified. */
+	if (held) {
+		ret = write_full(out_fd, pt, held, o.name, e);
+		if (ret)
+			goto out;
+	}
 	if (info)
 		*info = inf;
 	ret = 0;
 out:
+	if (pt)
+		OPENSSL_cleanse(pt, inf.frame_len);
 	free(pt);
 	EVP_CIPHER_CTX_free(gcm);
 	EVP_MD_CTX_free(o.verify);

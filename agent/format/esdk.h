@@ -16,7 +16,8 @@
  *
  * The opener parses every field strictly, names the field and its offset
  * when one is refused, checks the key commitment and the header tag before
- * any frame, and writes a frame's plaintext only once its tag verified.
+ * any frame, and writes a frame's plaintext only once its tag verified
+ * (the final frame of a signed message only once the signature verified).
  * A bad final frame, footer or trailing data fails the whole call, but the
  * frames before it were already written to @out_fd: callers that write a
  * file write it under a temporary name and rename it only when the call
