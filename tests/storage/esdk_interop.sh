@@ -42,7 +42,16 @@ if [ ! -x "$CMKCTL" ] || ! esdk_peer_setup; then
 	exit 1
 fi
 # every word cmkctl says is kept, to look for keys in it
-ctl() { "$CMKCTL" --config "$dir/none.conf" "$@" 2> >(tee -a "$dir/said" >&2); }
+ctl() {
+	local rc e
+	e=$(mktemp "$dir/said.XXXXXX")
+	"$CMKCTL" --config "$dir/none.conf" "$@" 2>"$e"
+	rc=$?
+	cat "$e" >>"$dir/said"
+	cat "$e" >&2
+	rm -f "$e"
+	return $rc
+}
 peer() { $ESDK_PEER "$1" --key-file "$dir/cmk.key" --envelope "$dir/kek.json" "${@:2}"; }
 CTX=(--context cluster=c0ffee --context segment=000000010000000000000042)
 
