@@ -270,6 +270,10 @@ static int kek_info(int argc, char **argv)
 		printf("previous (rotation in progress):\n");
 		print_wrap("  ", &env.prev);
 	}
+	for (unsigned int i = 0; i < env.n_retired; i++) {
+		printf("retired (unwrap only, for sealed objects):\n");
+		print_wrap("  ", &env.retired[i]);
+	}
 	cmk_envelope_free(&env);
 	return 0;
 }
@@ -477,56 +481,91 @@ out:
 /* ---- seal / unseal -------------------------------------------------------- */
 
 /*
- * storage_keys() - the storage wrapping keys of the KEK envelope at @path:
- * the current KEK version's, and with @prev the previous one's too (an
- * object sealed before a rotation).  The KEK is unsealed through its
- * provider here; the agent's socket will hand out data keys instead.
+ * The storage wrapping keys of one KEK envelope, unwrapped on demand: an
+ * unseal unwraps exactly the KEK version its EDK names (current, previous
+ * or retired), so an unreachable version only fails the objects sealed
+ * under it.  The KEK is unsealed through its provider here; the agent's
+ * socket will hand out data keys instead.
  */
-static int storage_keys(const char *path, bool prev,
-			struct cmk_esdk_wrapkey wk[2], size_t *n,
-			struct cmk_err *e)
+struct env_keys {
+	struct cmk_envelope env;
+	size_t n;
+	struct cmk_esdk_wrapkey wk[2 + CMK_ENVELOPE_RETIRED_MAX];
+	char holds[96];
+};
+
+static void env_keys_free(struct env_keys *k)
+{
+	while (k->n)
+		cmk_esdk_wrapkey_free(&k->wk[--k->n]);
+	cmk_envelope_free(&k->env);
+}
+
+static int env_keys_get(void *arg, const char *key_name,
+			const struct cmk_esdk_wrapkey **wk, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
+	struct env_keys *k = arg;
+	const struct cmk_kek_wrap *w;
 	struct cmk_provider *p = NULL;
-	struct cmk_envelope env;
 	struct cmk_config cfg;
 	bool cfg_loaded = false;
+	uint8_t id[CMK_UUID_LEN];
+	uint32_t v;
 	int ret;
 
-	*n = 0;
-	cmk_envelope_init(&env);
-	ret = cmk_envelope_read(path, &env, e);
-	if (!ret)
-		ret = ctl_provider_open(env.cur.provider, &cfg, &cfg_loaded, &p, e);
-	if (!ret)
-		ret = cmk_envelope_unwrap(p, &env, false, &kek, NULL, e);
-	if (!ret)
-		ret = cmk_esdk_wrapkey_derive(kek, env.kek_id, env.cur.kek_version,
-					      &wk[(*n)++], e);
-	cmk_secret_free(&kek);
-	if (!ret && prev && env.has_prev) {
-		if (strcmp(env.prev.provider, env.cur.provider)) {
-			cmk_provider_close(&p);
-			if (cfg_loaded)
-				cmk_config_free(&cfg);
-			ret = ctl_provider_open(env.prev.provider, &cfg, &cfg_loaded,
-						&p, e);
+	if (cmk_esdk_key_name_parse(key_name, id, &v) ||
+	    memcmp(id, k->env.kek_id, CMK_UUID_LEN))
+		return -ENOENT;
+	w = cmk_envelope_find(&k->env, v);
+	if (!w)
+		return -ENOENT;
+	for (size_t i = 0; i < k->n; i++)
+		if (!strcmp(k->wk[i].name, key_name)) {
+			*wk = &k->wk[i];
+			return 0;
 		}
-		if (!ret)
-			ret = cmk_envelope_unwrap(p, &env, true, &kek, NULL, e);
-		if (!ret)
-			ret = cmk_esdk_wrapkey_derive(kek, env.kek_id,
-						      env.prev.kek_version,
-						      &wk[(*n)++], e);
-	}
-	if (ret) {
-		while (*n)
-			cmk_esdk_wrapkey_free(&wk[--*n]);
-	}
+	if (k->n == sizeof(k->wk) / sizeof(k->wk[0]))
+		return cmk_errf(e, -E2BIG, "too many KEK versions asked for");
+	ret = ctl_provider_open(w->provider, &cfg, &cfg_loaded, &p, e);
+	if (!ret)
+		ret = cmk_envelope_unwrap_version(p, &k->env, v, &kek, NULL, e);
+	if (!ret)
+		ret = cmk_esdk_wrapkey_derive(kek, k->env.kek_id, v, &k->wk[k->n], e);
+	if (!ret)
+		*wk = &k->wk[k->n++];
+	else
+		cmk_err_prefix(e, "KEK version %u", v);
 	cmk_provider_close(&p);
 	if (cfg_loaded)
 		cmk_config_free(&cfg);
-	cmk_envelope_free(&env);
+	return ret;
+}
+
+/*
+ * env_keys_load() - read the envelope at @path; with @current, unwrap the
+ * current KEK version's wrapping key right away (sealing uses only it).
+ */
+static int env_keys_load(struct env_keys *k, const char *path, bool current,
+			 struct cmk_err *e)
+{
+	const struct cmk_esdk_wrapkey *wk;
+	char uuid[CMK_UUID_STR], name[CMK_ESDK_KEY_NAME_MAX];
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	ret = cmk_envelope_read(path, &k->env, e);
+	if (ret)
+		return ret;
+	cmk_uuid_format(k->env.kek_id, uuid);
+	snprintf(k->holds, sizeof(k->holds), "kek/%s/v1..v%u", uuid,
+		 k->env.cur.kek_version);
+	if (!current)
+		return 0;
+	snprintf(name, sizeof(name), "kek/%s/v%u", uuid, k->env.cur.kek_version);
+	ret = env_keys_get(k, name, &wk, e);
+	if (ret)
+		env_keys_free(k);
 	return ret;
 }
 
@@ -548,15 +587,14 @@ static int do_seal(int argc, char **argv, bool unseal)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cmk_esdk_seal_opts so = { 0 };
-	struct cmk_esdk_wrapkey wk[2] = { 0 };
-	const struct cmk_esdk_wrapkey *keys[2] = { &wk[0], &wk[1] };
+	struct env_keys keys = { 0 };
+	struct cmk_esdk_keysource src = { env_keys_get, &keys, keys.holds };
 	struct cmk_outfile of = { .fd = -1 };
 	struct cmk_esdk_info info;
 	struct cmk_encctx ctx;
 	struct cmk_err e;
 	const char *kek_path = NULL, *in = "-", *out = "-";
 	bool force = false;
-	size_t nkeys = 0;
 	int c, in_fd = -1, out_fd = STDOUT_FILENO, ret = EXIT_LOCAL, r;
 	char *end;
 
@@ -627,7 +665,7 @@ static int do_seal(int argc, char **argv, bool unseal)
 		fprintf(stderr, "cmkctl: %s exists; not replaced (use --force)\n", out);
 		goto out;
 	}
-	if (storage_keys(kek_path, unseal, wk, &nkeys, &e)) {
+	if (env_keys_load(&keys, kek_path, !unseal, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
@@ -639,10 +677,10 @@ static int do_seal(int argc, char **argv, bool unseal)
 		out_fd = of.fd;
 	}
 	so.name = strcmp(in, "-") ? in : "(stdin)";
-	r = unseal ? cmk_esdk_open(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
-				   keys, nkeys, &ctx, so.name, &info, &e) :
+	r = unseal ? cmk_esdk_open_from(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
+					&src, &ctx, so.name, &info, &e) :
 		     cmk_esdk_seal(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
-				   &wk[0], &ctx, &so, &info, &e);
+				   &keys.wk[0], &ctx, &so, &info, &e);
 	if (r) {
 		ret = (r == -EPERM || r == -EBADMSG || r == -EKEYREJECTED ||
 		       r == -EPROTO) ?
@@ -662,8 +700,7 @@ out:
 	cmk_outfile_abort(&of);
 	if (in_fd >= 0)
 		close(in_fd);
-	while (nkeys)
-		cmk_esdk_wrapkey_free(&wk[--nkeys]);
+	env_keys_free(&keys);
 	cmk_encctx_free(&ctx);
 	return ret;
 }
@@ -1421,7 +1458,8 @@ out:
  * written to the envelope first, so every header stays readable whatever
  * happens next; (2) each header's DEK is re-wrapped under the new KEK (data
  * and DEK unchanged, I/O goes on); (3) only when all headers are done is
- * the previous version dropped.  Running it again resumes (2)-(3).
+ * the previous version retired (kept, unwrap-only, for sealed objects).
+ * Running it again resumes (2)-(3).
  */
 static int kek_rotate(int argc, char **argv)
 {
@@ -1497,7 +1535,8 @@ static int kek_rotate(int argc, char **argv)
 		goto out;
 	}
 	cmk_volume_audit(&c.vol, "rotation", NULL, "KEK rotation finished", NULL, true);
-	printf("%s: rotation finished, KEK version %u only\n", envp, newv);
+	printf("%s: rotation finished, KEK version %u (version %u retired: kept to open sealed objects, never used to wrap)\n",
+	       envp, newv, oldv);
 out:
 	ctl_done(&c);
 	return ret;

@@ -22,6 +22,8 @@
 #   storage_esdk    tests/storage/esdk_interop.sh: cmkctl seal/unseal vs the
 #                   AWS Encryption SDK for JavaScript (npm, cached under
 #                   /var/cache/dm-cmk/npm)
+#   storage_seal_rotation tests/storage/esdk_rotation.sh: seal, KEK rotate
+#                   twice, CMK rewrap, unseal the first object
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -213,6 +215,9 @@ if [ -f agent/Makefile ] && [ -x tests/fuzz/run.sh ]; then
 fi
 if [ -x tests/storage/esdk_interop.sh ]; then
 	run_suite storage_esdk tap tests/storage/esdk_interop.sh
+fi
+if [ -x tests/storage/esdk_rotation.sh ]; then
+	run_suite storage_seal_rotation tap tests/storage/esdk_rotation.sh
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh

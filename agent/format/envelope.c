@@ -33,6 +33,8 @@ void cmk_envelope_free(struct cmk_envelope *env)
 {
 	wrap_free(&env->cur);
 	wrap_free(&env->prev);
+	for (unsigned int i = 0; i < env->n_retired; i++)
+		wrap_free(&env->retired[i]);
 	memset(env, 0, sizeof(*env));
 }
 
@@ -40,7 +42,7 @@ void cmk_envelope_free(struct cmk_envelope *env)
 
 struct pctx {
 	const char *name;	/* file name for messages */
-	const char *where;	/* "" or "previous." */
+	const char *where;	/* "", "previous." or "retired[N]." */
 	struct cmk_err *e;
 };
 
@@ -216,7 +218,7 @@ int cmk_envelope_parse(const char *json, size_t len, const char *name,
 	static const char *const top_fields[] = {
 		"format", "version", "kek_id", "kek_version", "provider",
 		"key_ref", "encryption_context", "wrapped_kek", "created",
-		"previous", NULL,
+		"previous", "retired", NULL,
 	};
 	static const char *const prev_fields[] = {
 		"kek_version", "provider", "key_ref", "encryption_context",
@@ -225,6 +227,7 @@ int cmk_envelope_parse(const char *json, size_t len, const char *name,
 	struct pctx c = { .name = name, .where = "", .e = e };
 	struct json_tokener *tok = NULL;
 	json_object *root = NULL, *o;
+	char where[32];
 	const char *s;
 	int ret;
 
@@ -306,6 +309,56 @@ int cmk_envelope_parse(const char *json, size_t len, const char *name,
 		}
 		env->has_prev = true;
 	}
+	if (json_object_object_get_ex(root, "retired", &o)) {
+		size_t n;
+		uint32_t below = env->has_prev ? env->prev.kek_version :
+						 env->cur.kek_version;
+
+		c.where = "";
+		if (!json_object_is_type(o, json_type_array)) {
+			ret = field_err(&c, "retired", "must be an array");
+			goto out;
+		}
+		n = json_object_array_length(o);
+		if (n + env->has_prev > CMK_ENVELOPE_RETIRED_MAX) {
+			char why[80];
+
+			snprintf(why, sizeof(why),
+				 "more than %d retired KEK versions (the previous one counted)",
+				 CMK_ENVELOPE_RETIRED_MAX);
+			ret = field_err(&c, "retired", why);
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			json_object *r = json_object_array_get_idx(o, i);
+			struct cmk_kek_wrap *w = &env->retired[i];
+
+			snprintf(where, sizeof(where), "retired[%zu].", i);
+			c.where = where;
+			if (!json_object_is_type(r, json_type_object)) {
+				c.where = "";
+				ret = field_err(&c, "retired", "entries must be objects");
+				goto out;
+			}
+			ret = check_known(&c, r, prev_fields);
+			if (ret)
+				goto out;
+			ret = parse_wrap(&c, r, w);
+			env->n_retired = (unsigned int)i + 1;
+			if (ret)
+				goto out;
+			if (i && w->kek_version <= env->retired[i - 1].kek_version) {
+				ret = field_err(&c, "kek_version",
+						"retired versions must be in ascending order");
+				goto out;
+			}
+		}
+		if (n && env->retired[n - 1].kek_version >= below) {
+			ret = field_err(&c, "kek_version",
+					"must be lower than the previous and current kek_version");
+			goto out;
+		}
+	}
 	ret = 0;
 out:
 	if (ret)
@@ -378,7 +431,7 @@ static int wrap_to_json(const struct cmk_kek_wrap *w, json_object *obj,
 int cmk_envelope_to_json(const struct cmk_envelope *env, char **json,
 			 struct cmk_err *e)
 {
-	json_object *root = json_object_new_object(), *prev;
+	json_object *root = json_object_new_object(), *prev, *arr;
 	char id[CMK_UUID_STR];
 	const char *s;
 	int ret;
@@ -408,12 +461,39 @@ int cmk_envelope_to_json(const struct cmk_envelope *env, char **json,
 		if (ret)
 			goto out;
 	}
+	if (env->n_retired) {
+		arr = json_object_new_array();
+		ret = add(root, "retired", arr);
+		for (unsigned int i = 0; !ret && i < env->n_retired; i++) {
+			json_object *r = json_object_new_object();
+
+			if (!r || json_object_array_add(arr, r)) {
+				json_object_put(r);
+				ret = -ENOMEM;
+				break;
+			}
+			ret = wrap_to_json(&env->retired[i], r, e);
+			if (ret)
+				goto out;
+		}
+		if (ret) {
+			ret = cmk_errf(e, ret, "envelope: out of memory");
+			goto out;
+		}
+	}
 	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 					   JSON_C_TO_STRING_SPACED |
 					   JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (!s || asprintf(json, "%s\n", s) < 0) {
 		*json = NULL;
 		ret = cmk_errf(e, -ENOMEM, "envelope: out of memory");
+	} else if (strlen(*json) > CMK_ENVELOPE_MAX_SIZE) {
+		/* Never write what no reader takes. */
+		free(*json);
+		*json = NULL;
+		ret = cmk_errf(e, -EFBIG,
+			       "envelope: would be larger than %d bytes (%u retired KEK versions); not written",
+			       CMK_ENVELOPE_MAX_SIZE, env->n_retired);
 	}
 out:
 	json_object_put(root);
@@ -526,6 +606,34 @@ static int unwrap_one(struct cmk_provider *p, const struct cmk_kek_wrap *w,
 	return ret;
 }
 
+const struct cmk_kek_wrap *cmk_envelope_find(const struct cmk_envelope *env,
+					     uint32_t version)
+{
+	if (env->cur.kek_version == version)
+		return &env->cur;
+	if (env->has_prev && env->prev.kek_version == version)
+		return &env->prev;
+	for (unsigned int i = 0; i < env->n_retired; i++)
+		if (env->retired[i].kek_version == version)
+			return &env->retired[i];
+	return NULL;
+}
+
+int cmk_envelope_unwrap_version(struct cmk_provider *p,
+				const struct cmk_envelope *env, uint32_t version,
+				struct cmk_secret **kek,
+				struct cmk_kms_call *call, struct cmk_err *e)
+{
+	const struct cmk_kek_wrap *w = cmk_envelope_find(env, version);
+
+	*kek = NULL;
+	if (!w)
+		return cmk_errf(e, -ENOENT,
+				"envelope holds no KEK version %u (current %u)",
+				version, env->cur.kek_version);
+	return unwrap_one(p, w, kek, call, e);
+}
+
 int cmk_envelope_unwrap(struct cmk_provider *p, const struct cmk_envelope *env,
 			bool previous, struct cmk_secret **kek,
 			struct cmk_kms_call *call, struct cmk_err *e)
@@ -599,12 +707,17 @@ int cmk_envelope_rewrap(struct cmk_provider *from, struct cmk_provider *to,
 			struct cmk_envelope *env, struct cmk_kms_call *call,
 			struct cmk_err *e)
 {
-	struct cmk_kek_wrap nw[2];
-	struct cmk_kek_wrap *old[2] = { &env->cur, env->has_prev ? &env->prev : NULL };
-	int ret = 0, done = 0;
+	struct cmk_kek_wrap nw[2 + CMK_ENVELOPE_RETIRED_MAX];
+	struct cmk_kek_wrap *old[2 + CMK_ENVELOPE_RETIRED_MAX];
+	int ret = 0, done = 0, n = 0;
 
 	memset(nw, 0, sizeof(nw));
-	for (int i = 0; i < 2 && old[i]; i++) {
+	old[n++] = &env->cur;
+	if (env->has_prev)
+		old[n++] = &env->prev;
+	for (unsigned int i = 0; i < env->n_retired; i++)
+		old[n++] = &env->retired[i];
+	for (int i = 0; i < n; i++) {
 		CMK_SECRET_AUTO struct cmk_secret *kek = NULL;
 
 		if (from == to && cmk_provider_ops(from)->rewrap &&
@@ -633,7 +746,7 @@ int cmk_envelope_rewrap(struct cmk_provider *from, struct cmk_provider *to,
 	}
 	return 0;
 out:
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < n; i++)
 		wrap_free(&nw[i]);
 	return ret;
 }
@@ -652,6 +765,10 @@ int cmk_envelope_rotate(struct cmk_provider *p, struct cmk_envelope *env,
 		return cmk_errf(e, -EBUSY,
 				"KEK rotation already in progress (previous version %u still present); re-wrap all device headers and finish it first",
 				env->prev.kek_version);
+	if (env->n_retired >= CMK_ENVELOPE_RETIRED_MAX)
+		return cmk_errf(e, -ENOSPC,
+				"KEK rotation refused: the envelope already keeps %d retired KEK versions (the limit); objects sealed under them would be stranded. Re-seal the objects of KEK version %u, then remove it from \"retired\" by hand",
+				CMK_ENVELOPE_RETIRED_MAX, env->retired[0].kek_version);
 	if (env->cur.kek_version >= INT32_FIELD_MAX)
 		return cmk_errf(e, -EOVERFLOW, "KEK version would overflow");
 	/* Prove the current KEK is still reachable before replacing it. */
@@ -675,9 +792,16 @@ int cmk_envelope_rotate(struct cmk_provider *p, struct cmk_envelope *env,
 	return 0;
 }
 
+/*
+ * The previous version becomes retired, never dropped: sealed objects
+ * (Documentation/storage.rst) may still name it.  Room was checked by
+ * cmk_envelope_rotate() and by the parser (previous counts as retired).
+ */
 void cmk_envelope_finish_rotation(struct cmk_envelope *env)
 {
-	if (env->has_prev)
-		wrap_free(&env->prev);
+	if (!env->has_prev || env->n_retired >= CMK_ENVELOPE_RETIRED_MAX)
+		return;
+	env->retired[env->n_retired++] = env->prev;
+	memset(&env->prev, 0, sizeof(env->prev));
 	env->has_prev = false;
 }

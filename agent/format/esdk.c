@@ -1007,36 +1007,93 @@ static int open_frame(struct opener *o, EVP_CIPHER_CTX *gcm,
 	return ret;
 }
 
-/* Find the EDK of one of @keys, and unwrap it. */
+/*
+ * Unwrap the first EDK that opens: each EDK of namespace "dm-cmk" whose key
+ * name @src holds is tried in header order (as the raw AES keyring's
+ * OnDecrypt does); a failure moves on to the next one, and the first
+ * failure is reported if none opens.
+ */
 static int open_edks(struct opener *o, struct cmk_esdk_edk *edks, size_t n,
-		     const struct cmk_esdk_wrapkey *const *keys, size_t nkeys,
+		     const struct cmk_esdk_keysource *src,
 		     const unsigned char *ec, size_t ec_len,
 		     struct cmk_secret **data_key, char *key_name)
 {
-	for (size_t k = 0; k < nkeys; k++)
-		for (size_t i = 0; i < n; i++) {
-			if (!cmk_esdk_edk_for(keys[k], &edks[i]))
-				continue;
-			snprintf(key_name, CMK_ESDK_KEY_NAME_MAX, "%s", keys[k]->name);
-			if (cmk_esdk_edk_unwrap(keys[k], &edks[i], ec, ec_len,
-						data_key, o->e)) {
-				cmk_err_prefix(o->e, "%s: ESDK message: Encrypted Data Key %zu",
-					       o->name, i + 1);
-				return -EBADMSG;
-			}
+	struct cmk_err first_e, tmp;
+	int first = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct cmk_esdk_wrapkey *wk = NULL;
+		char kn[CMK_ESDK_KEY_NAME_MAX];
+		int r;
+
+		if (cmk_esdk_edk_key_name(&edks[i], kn))
+			continue;
+		r = src->get(src->arg, kn, &wk, &tmp);
+		if (r == -ENOENT)
+			continue;
+		if (!r && !cmk_esdk_edk_for(wk, &edks[i]))
+			continue;	/* other tag or IV length: not ours */
+		if (!r && cmk_esdk_edk_unwrap(wk, &edks[i], ec, ec_len,
+					      data_key, &tmp))
+			r = -EBADMSG;
+		if (!r) {
+			snprintf(key_name, CMK_ESDK_KEY_NAME_MAX, "%s", kn);
 			return 0;
 		}
+		if (!first) {
+			first = r;
+			first_e = tmp;
+			cmk_err_prefix(&first_e, "%s: ESDK message: Encrypted Data Key %zu",
+				       o->name, i + 1);
+		}
+	}
+	if (first) {
+		*o->e = first_e;
+		return first;
+	}
 	return cmk_errf(o->e, -EKEYREJECTED,
-			"%s: ESDK message: none of its %zu Encrypted Data Keys is for keyring %s/%s%s: sealed under another KEK or KEK version",
-			o->name, n, CMK_ESDK_KEY_NAMESPACE,
-			nkeys ? keys[0]->name : "(none)",
-			nkeys > 1 ? " (or the previous version)" : "");
+			"%s: ESDK message: none of its %zu Encrypted Data Keys is for keyring %s/%s: sealed under another KEK or KEK version (one this envelope does not hold)",
+			o->name, n, CMK_ESDK_KEY_NAMESPACE, src->holds);
+}
+
+/* The keys of cmk_esdk_open(): a fixed list, looked up by name. */
+struct key_list {
+	const struct cmk_esdk_wrapkey *const *keys;
+	size_t n;
+};
+
+static int key_list_get(void *arg, const char *key_name,
+			const struct cmk_esdk_wrapkey **wk, struct cmk_err *e)
+{
+	const struct key_list *l = arg;
+
+	(void)e;
+	for (size_t k = 0; k < l->n; k++)
+		if (!strcmp(l->keys[k]->name, key_name)) {
+			*wk = l->keys[k];
+			return 0;
+		}
+	return -ENOENT;
 }
 
 int cmk_esdk_open(int in_fd, int out_fd,
 		  const struct cmk_esdk_wrapkey *const *keys, size_t nkeys,
 		  const struct cmk_encctx *expect, const char *name,
 		  struct cmk_esdk_info *info, struct cmk_err *e)
+{
+	struct key_list l = { keys, nkeys };
+	char holds[CMK_ESDK_KEY_NAME_MAX + 32];
+	struct cmk_esdk_keysource src = { key_list_get, &l, holds };
+
+	snprintf(holds, sizeof(holds), "%s%s", nkeys ? keys[0]->name : "(none)",
+		 nkeys > 1 ? " (or the previous version)" : "");
+	return cmk_esdk_open_from(in_fd, out_fd, &src, expect, name, info, e);
+}
+
+int cmk_esdk_open_from(int in_fd, int out_fd,
+		       const struct cmk_esdk_keysource *src,
+		       const struct cmk_encctx *expect, const char *name,
+		       struct cmk_esdk_info *info, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *data_key = NULL;
 	CMK_SECRET_AUTO struct cmk_secret *enc_key = NULL;
@@ -1163,7 +1220,7 @@ int cmk_esdk_open(int in_fd, int out_fd,
 	ret = ec_compare(&ctx, expect, o.name, e);
 	if (ret)
 		goto out;
-	ret = open_edks(&o, edks, nedk, keys, nkeys, o.hdr + ec_at, ec_len,
+	ret = open_edks(&o, edks, nedk, src, o.hdr + ec_at, ec_len,
 			&data_key, inf.key_name);
 	if (ret)
 		goto out;

@@ -104,6 +104,34 @@ int cmk_esdk_open(int in_fd, int out_fd,
 		  const struct cmk_encctx *expect, const char *name,
 		  struct cmk_esdk_info *info, struct cmk_err *e);
 
+/**
+ * struct cmk_esdk_keysource - wrapping keys handed out by key name, on demand
+ * @get: set *@wk to the keyring named @key_name (it must stay valid until
+ *	cmk_esdk_open_from() returns); -ENOENT if the caller holds none by
+ *	that name (the EDK is skipped); any other error fails that EDK only:
+ *	the next matching EDK is tried, and the first error is the one
+ *	reported if none opens (e.g. a KMS refusal, -EACCES)
+ * @arg: passed to @get
+ * @holds: what the caller holds, for the message when no EDK is for it
+ */
+struct cmk_esdk_keysource {
+	int (*get)(void *arg, const char *key_name,
+		   const struct cmk_esdk_wrapkey **wk, struct cmk_err *e);
+	void *arg;
+	const char *holds;
+};
+
+/*
+ * cmk_esdk_open_from() - cmk_esdk_open() with keys from @src: only the
+ * wrapping key an EDK names is asked for (an object sealed under KEK
+ * version 3 costs one unwrap of version 3, whatever else the envelope
+ * holds).  Besides cmk_esdk_open()'s errors, whatever @get returned.
+ */
+int cmk_esdk_open_from(int in_fd, int out_fd,
+		       const struct cmk_esdk_keysource *src,
+		       const struct cmk_encctx *expect, const char *name,
+		       struct cmk_esdk_info *info, struct cmk_err *e);
+
 /* cmk_esdk_suite_name() - e.g. "0x0478 (AES-256-GCM, HKDF-SHA512, commit key)". */
 const char *cmk_esdk_suite_name(uint16_t suite);
 

@@ -188,6 +188,48 @@ bool cmk_esdk_edk_for(const struct cmk_esdk_wrapkey *wk,
 	       get_be32(edk->info + nlen + 4) == CMK_ESDK_EDK_IV_LEN;
 }
 
+int cmk_esdk_edk_key_name(const struct cmk_esdk_edk *edk,
+			  char name[CMK_ESDK_KEY_NAME_MAX])
+{
+	size_t nlen;
+
+	if (edk->provider_id_len != strlen(CMK_ESDK_KEY_NAMESPACE) ||
+	    memcmp(edk->provider_id, CMK_ESDK_KEY_NAMESPACE, edk->provider_id_len) ||
+	    edk->info_len < 8 + CMK_ESDK_EDK_IV_LEN)
+		return -ENOENT;
+	nlen = edk->info_len - 8 - CMK_ESDK_EDK_IV_LEN;
+	if (!nlen || nlen >= CMK_ESDK_KEY_NAME_MAX || memchr(edk->info, 0, nlen))
+		return -ENOENT;
+	memcpy(name, edk->info, nlen);
+	name[nlen] = 0;
+	return 0;
+}
+
+int cmk_esdk_key_name_parse(const char *name, uint8_t kek_id[CMK_UUID_LEN],
+			    uint32_t *kek_version)
+{
+	char uuid[CMK_UUID_STR], canon[CMK_ESDK_KEY_NAME_MAX];
+	unsigned long v;
+	char *end;
+
+	if (strncmp(name, "kek/", 4) || strlen(name) < 4 + 36 + 3 ||
+	    name[40] != '/' || name[41] != 'v' || name[42] < '1' || name[42] > '9')
+		return -EINVAL;
+	memcpy(uuid, name + 4, 36);
+	uuid[36] = 0;
+	if (cmk_uuid_parse(uuid, kek_id))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(name + 42, &end, 10);
+	if (errno || *end || v > 0x7fffffff)
+		return -EINVAL;
+	*kek_version = (uint32_t)v;
+	/* Only the spelling the sealer writes (lower-case UUID, no padding). */
+	cmk_uuid_format(kek_id, uuid);
+	snprintf(canon, sizeof(canon), "kek/%s/v%u", uuid, *kek_version);
+	return strcmp(canon, name) ? -EINVAL : 0;
+}
+
 int cmk_esdk_edk_unwrap(const struct cmk_esdk_wrapkey *wk,
 			const struct cmk_esdk_edk *edk,
 			const unsigned char *ec, size_t ec_len,

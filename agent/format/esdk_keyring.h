@@ -114,6 +114,21 @@ int cmk_esdk_edk_unwrap(const struct cmk_esdk_wrapkey *wk,
 			const unsigned char *ec, size_t ec_len,
 			struct cmk_secret **data_key, struct cmk_err *e);
 
+/*
+ * cmk_esdk_edk_key_name() - the key name an @edk of namespace "dm-cmk"
+ * claims (unauthenticated: it only says which wrapping key to try), into
+ * @name; -ENOENT if the EDK is of another namespace or has no such name.
+ */
+int cmk_esdk_edk_key_name(const struct cmk_esdk_edk *edk,
+			  char name[CMK_ESDK_KEY_NAME_MAX]);
+
+/*
+ * cmk_esdk_key_name_parse() - split "kek/<uuid>/v<version>" (exactly as
+ * cmk_esdk_wrapkey_derive() writes it); -EINVAL if it is not one.
+ */
+int cmk_esdk_key_name_parse(const char *name, uint8_t kek_id[CMK_UUID_LEN],
+			    uint32_t *kek_version);
+
 void cmk_esdk_edk_free(struct cmk_esdk_edk *edk);
 
 #endif /* CMK_ESDK_KEYRING_H */

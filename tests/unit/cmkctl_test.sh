@@ -114,12 +114,14 @@ backing = $dir/d2.img
 mode = ephemeral
 EOF
 
-if run 0 --config agent.conf kek rotate && grep -q 'rotation finished, KEK version 2 only' last &&
+if run 0 --config agent.conf kek rotate && grep -q 'rotation finished, KEK version 2 (version 1 retired' last &&
    run 0 header dump d1.img && grep -q 'kek_version    2' last &&
    grep -q 'sequence       2' last &&
    run 0 header dump d2.img && grep -q 'kek_version    2' last &&
    run 0 kek info kek.json && grep -q 'kek_version    2' last &&
-   ! grep -q previous last && grep -q '"event":"rotation"' audit.log; then
+   ! grep -q previous last && grep -A1 -q 'retired (unwrap only' last &&
+   grep -A1 'retired (unwrap only' last | grep -q 'kek_version  1' &&
+   grep -q '"event":"rotation"' audit.log; then
 	ok cmkctl_kek_rotate_rewraps_every_header
 else
 	notok cmkctl_kek_rotate_rewraps_every_header "see above"
@@ -267,8 +269,10 @@ fi
 
 # key file bytes (hex and base64) and the wrapped KEK never appear in output
 leak=0
-wrapped=$(sed -n 's/.*"wrapped_kek": "\(.*\)".*/\1/p' kek.json)
-for needle in "$wrapped" "$keyhex" "$keyb64" "${keyhex:0:16}"; do
+# (every version: the current one and the retired ones)
+wrapped=$(sed -n 's/.*"wrapped_kek": "\(.*\)".*/\1/p' kek.json | head -1)
+for needle in $(sed -n 's/.*"wrapped_kek": "\(.*\)".*/\1/p' kek.json) \
+	"$keyhex" "$keyb64" "${keyhex:0:16}"; do
 	[ -n "$needle" ] && grep -qiF -- "$needle" "$out" && leak=1
 done
 if [ ${#wrapped} -eq 84 ] && [ ${#keyhex} -eq 64 ] && [ "$leak" = 0 ]; then

@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "format/envelope.h"
+#include "format/esdk.h"
 #include "kms/local/provider_local.h"
 
 struct fx {
@@ -411,6 +414,184 @@ static void envelope_rotate_keeps_previous(void **state)
 	cmk_secret_free(&new_kek);
 }
 
+/* The storage wrapping key of KEK version @v, unwrapped from @env. */
+static void wrapkey_of(struct fx *fx, const struct cmk_envelope *env, uint32_t v,
+		       struct cmk_esdk_wrapkey *wk)
+{
+	struct cmk_secret *k = NULL;
+	struct cmk_err e;
+
+	assert_int_equal(cmk_envelope_unwrap_version(fx->p, env, v, &k, NULL, &e), 0);
+	assert_int_equal(cmk_esdk_wrapkey_derive(k, env->kek_id, v, wk, &e), 0);
+	cmk_secret_free(&k);
+}
+
+static int memfd_with(const void *data, size_t len)
+{
+	int fd = memfd_create("obj", MFD_CLOEXEC);
+
+	assert_true(fd >= 0);
+	if (len)
+		assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	return fd;
+}
+
+/*
+ * Seal, rotate twice, unseal the first object.  Oracle: the plaintext
+ * sealed under KEK version 1 comes back byte for byte from the envelope
+ * as written and re-read after two finished rotations, which keeps
+ * versions 1 and 2 as retired (unwrap-only) and wraps with version 3 only.
+ */
+static void envelope_seal_rotate_twice_unseal_first_object(void **state)
+{
+	static const char plain[] = "WAL segment 000000010000000000000001";
+	struct fx *fx = *state;
+	struct cmk_esdk_seal_opts so = { .name = "seg1" };
+	struct cmk_esdk_wrapkey wk1 = { 0 }, back = { 0 };
+	const struct cmk_esdk_wrapkey *keys[1] = { &back };
+	struct cmk_envelope r;
+	struct cmk_encctx ctx;
+	struct cmk_err e;
+	char got[sizeof(plain)] = { 0 };
+	int in, sealed, out;
+
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_encctx_add(&ctx, "segment", "1", &e), 0);
+	wrapkey_of(fx, &fx->env, 1, &wk1);
+	in = memfd_with(plain, sizeof(plain));
+	sealed = memfd_with(NULL, 0);
+	assert_int_equal(cmk_esdk_seal(in, sealed, &wk1, &ctx, &so, NULL, &e), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, NULL, NULL, &e), 0);
+		cmk_envelope_finish_rotation(&fx->env);
+		assert_int_equal(cmk_envelope_write(fx->path, &fx->env, &e), 0);
+	}
+	assert_int_equal(cmk_envelope_read(fx->path, &r, &e), 0);
+	assert_int_equal(r.cur.kek_version, 3);
+	assert_false(r.has_prev);
+	assert_int_equal(r.n_retired, 2);
+	assert_int_equal(r.retired[0].kek_version, 1);
+	assert_int_equal(r.retired[1].kek_version, 2);
+	wrapkey_of(fx, &r, 1, &back);
+	assert_string_equal(back.name, wk1.name);
+	out = memfd_with(NULL, 0);
+	assert_int_equal(lseek(sealed, 0, SEEK_SET), 0);
+	assert_int_equal(cmk_esdk_open(sealed, out, keys, 1, &ctx, "seg1", NULL, &e), 0);
+	assert_int_equal(pread(out, got, sizeof(got), 0), (ssize_t)sizeof(plain));
+	assert_memory_equal(got, plain, sizeof(plain));
+	close(in);
+	close(sealed);
+	close(out);
+	cmk_esdk_wrapkey_free(&wk1);
+	cmk_esdk_wrapkey_free(&back);
+	cmk_encctx_free(&ctx);
+	cmk_envelope_free(&r);
+}
+
+/*
+ * CMK re-wrap covers retired versions too.  Oracle: after rewrap to a
+ * second CMK and disabling the first, retired version 1 still unwraps to
+ * the same KEK bytes (same wrapping key name and bytes).
+ */
+static void envelope_rewrap_keeps_retired_versions(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_secret *k = NULL;
+	char key2[512];
+	struct cmk_err e;
+
+	snprintf(key2, sizeof(key2), "%s", tu_path("cmk2.key"));
+	assert_int_equal(cmk_local_key_create(key2, &e), 0);
+	assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, NULL, NULL, &e), 0);
+	cmk_envelope_finish_rotation(&fx->env);
+	assert_int_equal(cmk_envelope_rewrap(fx->p, fx->p, key2, NULL, &fx->env, NULL, &e), 0);
+	assert_int_equal(fx->env.n_retired, 1);
+	assert_string_equal(fx->env.retired[0].key_ref, key2);
+	assert_int_equal(cmk_local_key_set_state(fx->key, CMK_LOCAL_DISABLED, &e), 0);
+	assert_int_equal(cmk_envelope_unwrap_version(fx->p, &fx->env, 1, &k, NULL, &e), 0);
+	assert_true(cmk_secret_equal(k, fx->kek));
+	cmk_secret_free(&k);
+	assert_int_equal(cmk_envelope_unwrap_version(fx->p, &fx->env, 7, &k, NULL, &e), -ENOENT);
+}
+
+/*
+ * Bounded: CMK_ENVELOPE_RETIRED_MAX retired versions, then rotation is
+ * refused (-ENOSPC) rather than dropping the oldest; the full envelope
+ * still writes and parses.  Oracle: the count and the error.
+ */
+static void envelope_retired_versions_are_bounded(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_envelope r;
+	struct cmk_err e;
+
+	for (int i = 0; i < CMK_ENVELOPE_RETIRED_MAX; i++) {
+		assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, NULL, NULL, &e), 0);
+		cmk_envelope_finish_rotation(&fx->env);
+	}
+	assert_int_equal(fx->env.n_retired, CMK_ENVELOPE_RETIRED_MAX);
+	assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, NULL, NULL, &e), -ENOSPC);
+	assert_contains(e.msg, "retired KEK versions");
+	assert_int_equal(cmk_envelope_write(fx->path, &fx->env, &e), 0);
+	assert_int_equal(cmk_envelope_read(fx->path, &r, &e), 0);
+	assert_int_equal(r.n_retired, CMK_ENVELOPE_RETIRED_MAX);
+	assert_int_equal(r.retired[0].kek_version, 1);
+	cmk_envelope_free(&r);
+}
+
+/*
+ * "retired" is strict: an envelope without it (every envelope written
+ * before it existed) parses with none; out-of-order or too-high versions
+ * are refused naming the field.
+ */
+static void envelope_retired_field_is_strict(void **state)
+{
+	struct fx *fx = *state;
+	json_object *o, *arr, *rv[3];
+	struct cmk_envelope r;
+	struct cmk_err e;
+	const char *s;
+
+	assert_null(strstr(fx->json, "retired"));
+	assert_int_equal(cmk_envelope_parse(fx->json, strlen(fx->json), "kek.json", &r, &e), 0);
+	assert_int_equal(r.n_retired, 0);
+	cmk_envelope_free(&r);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(cmk_envelope_rotate(fx->p, &fx->env, NULL, NULL, &e), 0);
+		cmk_envelope_finish_rotation(&fx->env);
+	}
+	assert_int_equal(cmk_envelope_to_json(&fx->env, (char **)&s, &e), 0);
+	o = json_tokener_parse(s);
+	free((char *)s);
+	json_object_object_get_ex(o, "retired", &arr);
+	for (int i = 0; i < 3; i++)
+		rv[i] = json_object_get(json_object_array_get_idx(arr, (size_t)i));
+	arr = json_object_new_array();
+	json_object_array_add(arr, json_object_get(rv[1]));
+	json_object_array_add(arr, json_object_get(rv[0]));
+	json_object_array_add(arr, json_object_get(rv[2]));
+	json_object_object_add(o, "retired", arr);
+	s = json_object_to_json_string(o);
+	assert_int_equal(cmk_envelope_parse(s, strlen(s), "kek.json", &r, &e), -EINVAL);
+	assert_contains(e.msg, "\"retired[1].kek_version\": retired versions must be in ascending order");
+	json_object_object_add(rv[2], "kek_version", json_object_new_int(4));
+	arr = json_object_new_array();
+	for (int i = 0; i < 3; i++)
+		json_object_array_add(arr, json_object_get(rv[i]));
+	json_object_object_add(o, "retired", arr);
+	s = json_object_to_json_string(o);
+	assert_int_equal(cmk_envelope_parse(s, strlen(s), "kek.json", &r, &e), -EINVAL);
+	assert_contains(e.msg, "must be lower than the previous and current kek_version");
+	for (int i = 0; i < 3; i++)
+		json_object_put(rv[i]);
+	json_object_object_add(o, "retired", json_object_new_string("x"));
+	s = json_object_to_json_string(o);
+	assert_int_equal(cmk_envelope_parse(s, strlen(s), "kek.json", &r, &e), -EINVAL);
+	assert_contains(e.msg, "\"retired\": must be an array");
+	json_object_put(o);
+}
+
 static void envelope_previous_version_must_be_lower(void **state)
 {
 	struct fx *fx = *state;
@@ -518,6 +699,10 @@ int main(void)
 		T(envelope_trailing_data_rejected),
 		T(envelope_write_failure_keeps_old_file),
 		T(envelope_rotate_keeps_previous),
+		T(envelope_seal_rotate_twice_unseal_first_object),
+		T(envelope_rewrap_keeps_retired_versions),
+		T(envelope_retired_versions_are_bounded),
+		T(envelope_retired_field_is_strict),
 		T(envelope_previous_version_must_be_lower),
 		T(envelope_rewrap_to_new_cmk_keeps_kek),
 		T(envelope_check_disabled_is_definitive),
