@@ -7,6 +7,7 @@
 #include "format/esdk.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -429,7 +430,8 @@ static int emit(struct sealer *s, const unsigned char *p, size_t len)
 static int frame_crypt(EVP_CIPHER_CTX *c, bool enc,
 		       const uint8_t msgid[CMK_ESDK_MESSAGE_ID_LEN],
 		       uint32_t seq, bool final, const unsigned char *in,
-		       size_t len, unsigned char *out, unsigned char *tag)
+		       size_t len, unsigned char *out, size_t out_cap,
+		       unsigned char *tag)
 {
 	unsigned char aad[CMK_ESDK_MESSAGE_ID_LEN + sizeof(FRAME_AAD_FINAL) + 12];
 	unsigned char iv[IV_LEN];
@@ -437,6 +439,9 @@ static int frame_crypt(EVP_CIPHER_CTX *c, bool enc,
 	size_t kl = strlen(kind), al = 0;
 	int n;
 
+	/* The callers bound @len; this keeps a missed bound from overflowing. */
+	if (len > out_cap || len > INT_MAX)
+		return -1;
 	frame_iv(iv, seq);
 	memcpy(aad, msgid, CMK_ESDK_MESSAGE_ID_LEN);
 	al += CMK_ESDK_MESSAGE_ID_LEN;
@@ -658,7 +663,7 @@ int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
 			p += 4;
 		}
 		if (frame_crypt(gcm, true, inf.message_id, seq, final,
-				in.buf + in.pos, n, p, p + n)) {
+				in.buf + in.pos, n, p, frame_len, p + n)) {
 			ret = cmk_errf(e, -EIO, "%s: frame %u: AES-GCM failed", name, seq);
 			goto out;
 		}
@@ -990,7 +995,7 @@ static int open_frame(struct opener *o, EVP_CIPHER_CTX *gcm,
 		ret = take(o, TAG_LEN, "frame field Authentication Tag", &tag);
 	if (ret)
 		return ret;
-	if (frame_crypt(gcm, false, msgid, seq, *final, ct, len, pt,
+	if (frame_crypt(gcm, false, msgid, seq, *final, ct, len, pt, frame_len,
 			(unsigned char *)tag)) {
 		OPENSSL_cleanse(pt, len);
 		return bad(o, -EBADMSG, at, *final ? "final frame" : "frame",
