@@ -36,9 +36,9 @@ trap 'rm -rf "$dir"' EXIT
 chmod 700 "$dir"
 cd "$dir" || exit 1
 
-echo "1..26"
+echo "1..27"
 if [ ! -x "$CMKCTL" ] || ! esdk_peer_setup; then
-	for i in $(seq 26); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
+	for i in $(seq 27); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
 	exit 1
 fi
 # every word cmkctl says is kept, to look for keys in it
@@ -129,6 +129,25 @@ if [ -z "$why" ]; then
 	ok esdk_empty_context_both_ways
 else
 	notok esdk_empty_context_both_ways "$why"
+fi
+
+# mixed-case context keys: the ESDK serialises the context sorted by UTF-8
+# bytes ("Segment" < "cluster"); the JavaScript keyring agrees only with
+# utf8Sorting: true (the break-glass recipe says so), both suites, both ways
+why=
+MIXED=(--context Segment=000000010000000000000042 --context cluster=c0ffee --context Zone=a)
+for suite in 0478 0578; do
+	ctl seal --suite "0x$suite" --kek kek.json "${MIXED[@]}" in.e c.e 2>err &&
+		peer decrypt "${MIXED[@]}" c.e p.e 2>>err && cmp -s in.e p.e &&
+		peer encrypt --suite $suite "${MIXED[@]}" in.e j.e 2>>err &&
+		ctl unseal --kek kek.json "${MIXED[@]}" j.e u.e 2>>err && cmp -s in.e u.e ||
+		{ why="suite $suite: $(cat err)"; break; }
+	rm -f c.e p.e j.e u.e
+done
+if [ -z "$why" ]; then
+	ok esdk_mixed_case_context_both_ways
+else
+	notok esdk_mixed_case_context_both_ways "$why"
 fi
 
 # refused NAME FILE WANT...: unseal FILE must exit 6, say every WANT, leave no output

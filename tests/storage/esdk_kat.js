@@ -22,6 +22,10 @@ const kr = new RawAesKeyringNode({
 	keyName: `kek/${kekId}/v1`, keyNamespace: 'dm-cmk',
 	unencryptedMasterKey: new Uint8Array(wk),
 	wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+	// the EDK AAD is the context sorted by UTF-8 bytes, as the ESDK
+	// message header and cmkctl sort it; without it the keyring orders
+	// mixed-case keys differently (Documentation/storage.rst)
+	utf8Sorting: true,
 });
 const { encrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT);
 const pt = Buffer.from('dm-cmk known answer, 40 bytes of text!!!');

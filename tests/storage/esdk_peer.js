@@ -96,6 +96,10 @@ function keyring(a) {
 		keyNamespace: 'dm-cmk',
 		unencryptedMasterKey: new Uint8Array(wk.key),
 		wrappingSuite: RawAesWrappingSuiteIdentifier.AES256_GCM_IV12_TAG16_NO_PADDING,
+		// the EDK AAD is the context sorted by UTF-8 bytes, as the ESDK
+		// message header and cmkctl sort it; without it the keyring orders
+		// mixed-case keys differently (Documentation/storage.rst)
+		utf8Sorting: true,
 	});
 }
 
