@@ -427,6 +427,48 @@ static int emit(struct sealer *s, const unsigned char *p, size_t len)
 }
 
 /* GCM with the frame's IV and AAD; @tag out (seal) or in (open). */
+/*
+ * Strict UTF-8 (RFC 3629): no stray continuation bytes, no overlong forms,
+ * no surrogates (U+D800..U+DFFF), nothing beyond U+10FFFF.  The ESDK's
+ * encryption context is UTF-8; a context that is not would seal objects
+ * no SDK opens.
+ */
+static bool utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		uint32_t cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2, cp = c & 0x1f, min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3, cp = c & 0x0f, min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4, cp = c & 0x07, min = 0x10000;
+		} else {
+			return false;
+		}
+		if (n - i < len)
+			return false;
+		for (size_t j = 1; j < len; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
+
 static int frame_crypt(EVP_CIPHER_CTX *c, bool enc,
 		       const uint8_t msgid[CMK_ESDK_MESSAGE_ID_LEN],
 		       uint32_t seq, bool final, const unsigned char *in,
@@ -569,13 +611,22 @@ int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
 		return cmk_errf(e, -EINVAL,
 				"%s: frame length %u out of range 1..%u", name,
 				frame_len, CMK_ESDK_FRAME_MAX);
-	for (size_t i = 0; i < ctx->n; i++)
-		if (!strncmp(ctx->pairs[i].key, CMK_ESDK_RESERVED_PREFIX,
+	for (size_t i = 0; i < ctx->n; i++) {
+		const char *k = ctx->pairs[i].key, *v = ctx->pairs[i].value;
+
+		if (!utf8_valid((const unsigned char *)k, strlen(k)) ||
+		    !utf8_valid((const unsigned char *)v, strlen(v)))
+			return cmk_errf(e, -EINVAL,
+					"%s: encryption context pair %zu: %s is not valid UTF-8 (the ESDK requires UTF-8; no SDK could open the object)",
+					name, i + 1,
+					utf8_valid((const unsigned char *)k, strlen(k)) ?
+					"the value" : "the key");
+		if (!strncmp(k, CMK_ESDK_RESERVED_PREFIX,
 			     strlen(CMK_ESDK_RESERVED_PREFIX)))
 			return cmk_errf(e, -EINVAL,
 					"%s: encryption context key \"%s\": the prefix \"%s\" is reserved by the ESDK",
-					name, ctx->pairs[i].key,
-					CMK_ESDK_RESERVED_PREFIX);
+					name, k, CMK_ESDK_RESERVED_PREFIX);
+	}
 	ret = cmk_encctx_copy(&full, ctx, e);
 	if (ret)
 		goto out;
@@ -872,6 +923,15 @@ static int parse_ec(struct opener *o, struct cmk_encctx *ctx, size_t *ec_at,
 				       "header field Value", &v, &vl, &voff);
 		if (ret)
 			goto out;
+		if (!utf8_valid((unsigned char *)k, kl) ||
+		    !utf8_valid((unsigned char *)v, vl)) {
+			ret = bad(o, -EBADMSG, utf8_valid((unsigned char *)k, kl) ?
+				  voff : koff,
+				  utf8_valid((unsigned char *)k, kl) ?
+				  "header field Value" : "header field Key",
+				  "pair %u is not valid UTF-8", i + 1);
+			goto out;
+		}
 		if (prev && bytes_cmp((unsigned char *)prev, prev_len,
 				      (unsigned char *)k, kl) >= 0) {
 			ret = bad(o, -EBADMSG, koff, "header field Key",

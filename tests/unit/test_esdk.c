@@ -697,6 +697,54 @@ static void seal_refuses_reserved_context_and_bad_options(void **state)
 	cmk_esdk_wrapkey_free(&wk);
 }
 
+/*
+ * The ESDK's encryption context is UTF-8 (structures.md); no SDK opens a
+ * message whose context is not.  Oracle: seal refuses invalid sequences
+ * (stray bytes, overlongs, surrogates, beyond U+10FFFF) with -EINVAL and
+ * writes nothing, takes valid multi-byte ones; the opener refuses a header
+ * carrying one with -EBADMSG naming UTF-8, nothing written.
+ */
+static void seal_and_open_refuse_non_utf8_context(void **state)
+{
+	static const char *const bad_utf8[] = {
+		"\xff\xfe", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80",
+		"\xf4\x90\x80\x80", "a\x80", "\xe2\x82",
+	};
+	struct cmk_esdk_wrapkey wk;
+	struct cmk_encctx ctx;
+	struct cmk_err e;
+	unsigned char *ct, *pt, *at;
+	size_t n, pn;
+
+	(void)state;
+	kat_key(&wk, 1);
+	for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
+		cmk_encctx_init(&ctx);
+		assert_int_equal(cmk_encctx_add(&ctx, "segment", bad_utf8[i], &e), 0);
+		assert_int_equal(seal_buf(&wk, &ctx, 0, 0, "a", 1, &ct, &n, &e), -EINVAL);
+		assert_contains(e.msg, "not valid UTF-8");
+		assert_int_equal(n, 0);
+		free(ct);
+		cmk_encctx_free(&ctx);
+	}
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_encctx_add(&ctx, "s\xc3\xa9gment", "\xe2\x82\xac\xf0\x9d\x84\x9e", &e), 0);
+	assert_int_equal(seal_buf(&wk, &ctx, 0, 0, "a", 1, &ct, &n, &e), 0);
+	assert_int_equal(open_buf(&wk, &ctx, ct, n, &pt, &pn, NULL, &e), 0);
+	free(pt);
+	/* The same header with the value's first byte made a stray 0xff. */
+	at = memmem(ct, n, "\xe2\x82\xac", 3);
+	assert_non_null(at);
+	*at = 0xff;
+	assert_int_equal(open_buf(&wk, &ctx, ct, n, &pt, &pn, NULL, &e), -EBADMSG);
+	assert_contains(e.msg, "not valid UTF-8");
+	assert_int_equal(pn, 0);
+	free(pt);
+	free(ct);
+	cmk_encctx_free(&ctx);
+	cmk_esdk_wrapkey_free(&wk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -711,6 +759,7 @@ int main(void)
 		cmocka_unit_test(other_context_is_refused_naming_key),
 		cmocka_unit_test(other_wrapping_key_is_refused),
 		cmocka_unit_test(reordered_frames_are_refused),
+		cmocka_unit_test(seal_and_open_refuse_non_utf8_context),
 		cmocka_unit_test(seal_refuses_reserved_context_and_bad_options),
 	};
 
