@@ -295,9 +295,43 @@ static int ec_serialize(const struct cmk_encctx *c, unsigned char **out,
  * ec_compare() - the object's context @got must be @want exactly, apart
  * from the signing suites' public key.  Names the first differing key.
  */
+/*
+ * A context string for a message: printable ASCII as is, '"' and '\\'
+ * escaped, every other byte as \xNN, cut at @n - 1 bytes ("..." then).
+ * What a header says is not authenticated when it is quoted, and must not
+ * reach a terminal or log as raw bytes.
+ */
+#define ESC_MAX 100
+static const char *esc(const char *s, size_t len, char out[ESC_MAX])
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (o + 8 >= ESC_MAX) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c == '"' || c == '\\')
+			o += (size_t)snprintf(out + o, ESC_MAX - o, "\\%c", c);
+		else if (c >= 0x20 && c < 0x7f)
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, ESC_MAX - o, "\\x%02x", c);
+	}
+	out[o] = 0;
+	return out;
+}
+
+#define ESC(s, buf) esc((s), strlen(s), (buf))
+
 static int ec_compare(const struct cmk_encctx *got, const struct cmk_encctx *want,
 		      const char *name, struct cmk_err *e)
 {
+	char b1[ESC_MAX], b2[ESC_MAX], b3[ESC_MAX];
+
 	for (size_t i = 0; i < want->n; i++) {
 		const char *k = want->pairs[i].key;
 		const char *v = cmk_encctx_get(got, k);
@@ -305,11 +339,12 @@ static int ec_compare(const struct cmk_encctx *got, const struct cmk_encctx *wan
 		if (!v)
 			return cmk_errf(e, -EPERM,
 					"%s: encryption context key \"%s\" is missing (expected \"%s\"): not the object you asked for; nothing was unsealed",
-					name, k, want->pairs[i].value);
+					name, ESC(k, b1), ESC(want->pairs[i].value, b2));
 		if (strcmp(v, want->pairs[i].value))
 			return cmk_errf(e, -EPERM,
-					"%s: encryption context key \"%s\" is \"%s\", expected \"%s\": a swapped or renamed object; nothing was unsealed",
-					name, k, v, want->pairs[i].value);
+					"%s: encryption context key \"%s\" is \"%s\", expected \"%s\" (as the header, not yet verified, says): a swapped or renamed object; nothing was unsealed",
+					name, ESC(k, b1), ESC(v, b2),
+					ESC(want->pairs[i].value, b3));
 	}
 	for (size_t i = 0; i < got->n; i++) {
 		const char *k = got->pairs[i].key;
@@ -317,8 +352,8 @@ static int ec_compare(const struct cmk_encctx *got, const struct cmk_encctx *wan
 		if (!strcmp(k, CMK_ESDK_PUBKEY_CTX) || cmk_encctx_get(want, k))
 			continue;
 		return cmk_errf(e, -EPERM,
-				"%s: encryption context key \"%s\" (= \"%s\") is not expected: add --context %s=... if it belongs; nothing was unsealed",
-				name, k, got->pairs[i].value, k);
+				"%s: encryption context key \"%s\" (= \"%s\") is not expected (the header, not yet verified, has it): add --context %s=... if it belongs; nothing was unsealed",
+				name, ESC(k, b1), ESC(got->pairs[i].value, b2), b1);
 	}
 	return 0;
 }
@@ -893,7 +928,7 @@ static int take_str(struct opener *o, const char *lenfield, const char *field,
 static int parse_ec(struct opener *o, struct cmk_encctx *ctx, size_t *ec_at,
 		    size_t *ec_len)
 {
-	char *prev = NULL, *k = NULL, *v = NULL;
+	char *prev = NULL, *k = NULL, *v = NULL, b1[ESC_MAX], b2[ESC_MAX];
 	size_t prev_len = 0, kl, vl;
 	uint64_t start, koff, voff;
 	uint16_t total, count;
@@ -936,8 +971,9 @@ static int parse_ec(struct opener *o, struct cmk_encctx *ctx, size_t *ec_at,
 				      (unsigned char *)k, kl) >= 0) {
 			ret = bad(o, -EBADMSG, koff, "header field Key",
 				  "\"%s\" %s \"%s\" (keys must be sorted and unique)",
-				  k, strcmp(prev, k) ? "sorts before" : "repeats",
-				  prev);
+				  esc(k, kl, b1),
+				  strcmp(prev, k) ? "sorts before" : "repeats",
+				  esc(prev, prev_len, b2));
 			goto out;
 		}
 		if (o->in.off - start > total) {

@@ -745,6 +745,54 @@ static void seal_and_open_refuse_non_utf8_context(void **state)
 	cmk_esdk_wrapkey_free(&wk);
 }
 
+/*
+ * A refused context is quoted from a header not yet authenticated: the
+ * message says so, and escapes what is not printable ASCII (a terminal
+ * a multi-byte character; control characters are refused earlier, by the
+ * context parser).  Oracle: no byte outside 0x20..0x7e in
+ * the message, the escapes present, "unverified" present.
+ */
+static void refused_context_is_escaped_and_labelled_unverified(void **state)
+{
+	struct cmk_esdk_wrapkey wk;
+	struct cmk_encctx ctx, want;
+	struct cmk_err e;
+	unsigned char *ct, *pt;
+	size_t n, pn;
+
+	(void)state;
+	kat_key(&wk, 1);
+	cmk_encctx_init(&ctx);
+	cmk_encctx_init(&want);
+	assert_int_equal(cmk_encctx_add(&ctx, "segment", "\xc3\xa9\"x\\", &e), 0);
+	assert_int_equal(cmk_encctx_add(&want, "segment", "1", &e), 0);
+	assert_int_equal(seal_buf(&wk, &ctx, 0, 0, "a", 1, &ct, &n, &e), 0);
+	assert_int_equal(open_buf(&wk, &want, ct, n, &pt, &pn, NULL, &e), -EPERM);
+	assert_contains(e.msg, "\"\\xc3\\xa9\\\"x\\\\\"");
+	assert_contains(e.msg, "verified");
+	for (const char *c = e.msg; *c; c++)
+		assert_true(*c >= 0x20 && *c < 0x7f);
+	free(pt);
+	free(ct);
+	/* An extra pair: its key and value are escaped too. */
+	cmk_encctx_free(&want);
+	cmk_encctx_init(&want);
+	cmk_encctx_free(&ctx);
+	cmk_encctx_init(&ctx);
+	assert_int_equal(cmk_encctx_add(&ctx, "k\xc3\xa9", "\xe2\x82\xac", &e), 0);
+	assert_int_equal(seal_buf(&wk, &ctx, 0, 0, "a", 1, &ct, &n, &e), 0);
+	assert_int_equal(open_buf(&wk, &want, ct, n, &pt, &pn, NULL, &e), -EPERM);
+	assert_contains(e.msg, "\"k\\xc3\\xa9\" (= \"\\xe2\\x82\\xac\")");
+	assert_contains(e.msg, "verified");
+	for (const char *c = e.msg; *c; c++)
+		assert_true(*c >= 0x20 && *c < 0x7f);
+	free(pt);
+	free(ct);
+	cmk_encctx_free(&ctx);
+	cmk_encctx_free(&want);
+	cmk_esdk_wrapkey_free(&wk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +808,7 @@ int main(void)
 		cmocka_unit_test(other_wrapping_key_is_refused),
 		cmocka_unit_test(reordered_frames_are_refused),
 		cmocka_unit_test(seal_and_open_refuse_non_utf8_context),
+		cmocka_unit_test(refused_context_is_escaped_and_labelled_unverified),
 		cmocka_unit_test(seal_refuses_reserved_context_and_bad_options),
 	};
 
