@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
@@ -131,6 +132,94 @@ static struct layout parse(const unsigned char *m)
 	return l;
 }
 
+/* Re-compute the header tag of @m (tag at @tag_off) under data key @dk. */
+static void retag(unsigned char *m, size_t tag_off, const struct cmk_secret *dk)
+{
+	unsigned char enc[32], iv[12] = { 0 }, info[11], dummy[16];
+	EVP_KDF *kdf;
+	EVP_KDF_CTX *kc;
+	EVP_CIPHER_CTX *g;
+	OSSL_PARAM prm[5];
+	int outl;
+
+	info[0] = 0x04; info[1] = 0x78; memcpy(info + 2, "DERIVEKEY", 9);
+	kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	kc = EVP_KDF_CTX_new(kdf);
+	prm[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA512", 0);
+	prm[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						   (void *)cmk_secret_cdata(dk), 32);
+	prm[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, m + 3, 32);
+	prm[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, 11);
+	prm[4] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_KDF_derive(kc, enc, 32, prm), 1);
+	EVP_KDF_CTX_free(kc);
+	EVP_KDF_free(kdf);
+	g = EVP_CIPHER_CTX_new();
+	assert_int_equal(EVP_EncryptInit_ex(g, EVP_aes_256_gcm(), NULL, enc, iv), 1);
+	assert_int_equal(EVP_EncryptUpdate(g, NULL, &outl, m, (int)tag_off), 1);
+	assert_int_equal(EVP_EncryptFinal_ex(g, dummy, &outl), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(g, EVP_CTRL_GCM_GET_TAG, 16, m + tag_off), 1);
+	EVP_CIPHER_CTX_free(g);
+	OPENSSL_cleanse(enc, sizeof(enc));
+}
+
+/*
+ * Two EDKs of our keyring, the first damaged (its GCM tag flipped), the
+ * header tag made valid again: the opener must go on to the second and
+ * open the message, as the raw AES keyring's OnDecrypt does.  Oracle: the
+ * plaintext comes back whole.
+ */
+static void second_edk_opens_after_the_first_fails(void **state)
+{
+	struct cmk_esdk_wrapkey wk;
+	struct cmk_encctx c;
+	struct cmk_esdk_edk edk = { 0 };
+	struct cmk_secret *dk = NULL;
+	struct cmk_err e;
+	unsigned char *m, *m2;
+	size_t n, n2, w, p, elen;
+	struct layout l;
+	int in, out;
+	const struct cmk_esdk_wrapkey *keys[1];
+	char got[41] = { 0 };
+
+	(void)state;
+	key(&wk);
+	keys[0] = &wk;
+	ctx_of(&c);
+	m = seal(&wk, &c, &n);
+	l = parse(m);
+	p = l.edk;
+	edk.provider_id_len = be16(m + p); edk.provider_id = m + p + 2; p += 2 + edk.provider_id_len;
+	edk.info_len = be16(m + p); edk.info = m + p + 2; p += 2 + edk.info_len;
+	edk.ct_len = be16(m + p); edk.ct = m + p + 2; p += 2 + edk.ct_len;
+	elen = p - l.edk;
+	assert_int_equal(cmk_esdk_edk_unwrap(&wk, &edk, m + l.ec, l.ec_len, &dk, &e), 0);
+	n2 = n + elen;
+	m2 = malloc(n2);
+	assert_non_null(m2);
+	memcpy(m2, m, l.edk);
+	m2[l.edk - 1] = 2;				/* EDK count */
+	memcpy(m2 + l.edk, m + l.edk, elen);
+	m2[l.edk + elen - 1] ^= 1;			/* first EDK's tag */
+	memcpy(m2 + l.edk + elen, m + l.edk, n - l.edk);
+	retag(m2, l.tag + elen, dk);
+	in = memfd_of(m2, n2);
+	out = memfd_of(NULL, 0);
+	assert_int_equal(cmk_esdk_open(in, out, keys, 1, &c, "obj", NULL, &e), 0);
+	w = (size_t)lseek(out, 0, SEEK_END);
+	assert_int_equal(w, 40);
+	assert_int_equal(pread(out, got, 40, 0), 40);
+	assert_memory_equal(got, plain, 40);
+	close(in);
+	close(out);
+	cmk_secret_free(&dk);
+	free(m);
+	free(m2);
+	cmk_encctx_free(&c);
+	cmk_esdk_wrapkey_free(&wk);
+}
+
 static void commit_mismatch_with_valid_header_tag_is_refused(void **state)
 {
 	struct cmk_esdk_wrapkey wk;
@@ -222,6 +311,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(commit_mismatch_with_valid_header_tag_is_refused),
 		cmocka_unit_test(final_frame_longer_than_frame_length_is_refused),
+		cmocka_unit_test(second_edk_opens_after_the_first_fails),
 	};
 
 	return cmocka_run_group_tests_name("esdk_forgery", tests, NULL, NULL);
