@@ -572,7 +572,7 @@ static int env_keys_load(struct env_keys *k, const char *path, bool current,
 /*
  * do_seal() - seal (@unseal false) or unseal IN to OUT.  "-" or nothing is
  * stdin/stdout.  A file OUT appears only complete and authentic: written
- * as OUT.tmp.XXXXXX and renamed when everything verified; never replaced
+ * unnamed (cmk_outfile) and linked when everything verified; never replaced
  * without --force.  On stdout a failed unseal may already have written
  * authenticated frames: the exit status is what says "discard it".
  */

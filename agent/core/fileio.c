@@ -3,6 +3,7 @@
  * fileio.c - file helpers (see fileio.h).
  */
 #include "core/fileio.h"
+#include "core/random.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -333,11 +334,36 @@ out_unlink:
 int cmk_outfile_open(struct cmk_outfile *o, const char *path, mode_t mode,
 		     struct cmk_err *e)
 {
+	char dir[PATH_MAX];
+
 	memset(o, 0, sizeof(*o));
 	o->fd = -1;
 	if (snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(o->tmp) ||
 	    snprintf(o->path, sizeof(o->path), "%s", path) >= (int)sizeof(o->path))
 		return cmk_errf(e, -ENAMETOOLONG, "%s: path too long", path);
+	/*
+	 * An unnamed file (O_TMPFILE): if the process is killed before the
+	 * commit, nothing of what it wrote stays behind under any name.
+	 * Where the filesystem lacks O_TMPFILE, a named temporary file.
+	 */
+	snprintf(dir, sizeof(dir), "%s", path);
+	o->fd = open(dirname(dir), O_TMPFILE | O_WRONLY | O_CLOEXEC, mode & 0777);
+	if (o->fd >= 0) {
+		o->tmp[0] = '\0';
+		o->unnamed = true;
+		if (fchmod(o->fd, mode)) {
+			int ret = cmk_errf(e, -errno, "%s: chmod failed: %s",
+					   path, strerror(errno));
+
+			cmk_outfile_abort(o);
+			return ret;
+		}
+		return 0;
+	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return cmk_errf(e, -errno,
+				"%s: cannot create a temporary file in its directory: %s",
+				path, strerror(errno));
 	o->fd = mkostemp(o->tmp, O_CLOEXEC);
 	if (o->fd < 0) {
 		o->tmp[0] = '\0';
@@ -355,11 +381,79 @@ int cmk_outfile_open(struct cmk_outfile *o, const char *path, mode_t mode,
 	return 0;
 }
 
+/*
+ * Give the unnamed file of @o the name @path (-EEXIST if taken).
+ * linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; /proc/self/fd does not.
+ */
+static int link_unnamed(const struct cmk_outfile *o, const char *path)
+{
+	char proc[64];
+
+	if (!linkat(o->fd, "", AT_FDCWD, path, AT_EMPTY_PATH))
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", o->fd);
+	return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) ? -errno : 0;
+}
+
+static int commit_unnamed(struct cmk_outfile *o, bool replace, struct cmk_err *e)
+{
+	int ret;
+
+	if (!replace) {
+		ret = link_unnamed(o, o->path);
+	} else {
+		/* A complete file under a temporary name, then renamed over. */
+		for (int i = 0; i < 100; i++) {
+			uint32_t r;
+
+			if (cmk_random_fill(&r, sizeof(r), "a temporary name", e))
+				return -EIO;
+			if (snprintf(o->tmp, sizeof(o->tmp), "%s.tmp.%08x", o->path,
+				     r) >= (int)sizeof(o->tmp))
+				return cmk_errf(e, -ENAMETOOLONG, "%s: path too long",
+						o->path);
+			ret = link_unnamed(o, o->tmp);
+			if (ret != -EEXIST)
+				break;
+		}
+		if (!ret && rename(o->tmp, o->path))
+			ret = -errno;
+		if (ret)
+			unlink(o->tmp);
+		o->tmp[0] = '\0';
+	}
+	if (ret)
+		return cmk_errf(e, ret, "%s: %s", o->path,
+				ret == -EEXIST ? "exists already; not replaced" :
+				strerror(-ret));
+	return 0;
+}
+
 int cmk_outfile_commit(struct cmk_outfile *o, bool replace, struct cmk_err *e)
 {
 	char dir[PATH_MAX];
 	int ret;
 
+	if (o->unnamed) {
+		if (fsync(o->fd)) {
+			ret = cmk_errf(e, -errno, "%s: fsync failed: %s", o->path,
+				       strerror(errno));
+			goto fail;
+		}
+		ret = commit_unnamed(o, replace, e);
+		if (ret)
+			goto fail;
+		if (close(o->fd)) {
+			o->fd = -1;
+			return cmk_errf(e, -errno, "%s: close failed: %s", o->path,
+					strerror(errno));
+		}
+		o->fd = -1;
+		snprintf(dir, sizeof(dir), "%s", o->path);
+		return cmk_fsync_dir(dirname(dir), e);
+	}
 	if (fsync(o->fd)) {
 		ret = cmk_errf(e, -errno, "%s: fsync failed: %s", o->tmp,
 			       strerror(errno));

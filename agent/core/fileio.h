@@ -72,16 +72,22 @@ int cmk_write_file_atomic(const char *path, const void *data, size_t len,
  * @fd: where to write
  * @path: the final name
  * @tmp: "<path>.tmp.XXXXXX" in the same directory, while unpublished
+ *	(empty while @unnamed)
+ * @unnamed: an O_TMPFILE file: no name at all until the commit, so a
+ *	killed writer leaves nothing behind
  */
 struct cmk_outfile {
 	int fd;
+	bool unnamed;
 	char path[PATH_MAX];
 	char tmp[PATH_MAX];
 };
 
 /*
- * cmk_outfile_open() - create the temporary file (mode @mode) beside @path.
- * Nothing appears under @path until cmk_outfile_commit().
+ * cmk_outfile_open() - create an unnamed file (O_TMPFILE) in @path's
+ * directory, or where the filesystem has no O_TMPFILE a named temporary
+ * file beside @path (mode @mode).  Nothing appears under @path until
+ * cmk_outfile_commit().
  */
 int cmk_outfile_open(struct cmk_outfile *o, const char *path, mode_t mode,
 		     struct cmk_err *e);

@@ -36,9 +36,9 @@ trap 'rm -rf "$dir"' EXIT
 chmod 700 "$dir"
 cd "$dir" || exit 1
 
-echo "1..27"
+echo "1..28"
 if [ ! -x "$CMKCTL" ] || ! esdk_peer_setup; then
-	for i in $(seq 27); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
+	for i in $(seq 28); do notok "esdk_interop_setup_$i" "no cmkctl ($CMKCTL) or no npm peer"; done
 	exit 1
 fi
 # every word cmkctl says is kept, to look for keys in it
@@ -130,6 +130,30 @@ if [ -z "$why" ]; then
 else
 	notok esdk_empty_context_both_ways "$why"
 fi
+
+# killed mid-stream (SIGTERM, no chance to clean up), unseal leaves no file
+# with plaintext behind: neither OUT nor OUT.tmp.* (an unnamed O_TMPFILE
+# file until it is complete and verified)
+why=
+head -c 4194304 /dev/urandom >in.k
+ctl seal --frame-length 4096 --kek kek.json "${CTX[@]}" in.k c.k 2>err || why="seal: $(cat err)"
+mkfifo fifo.k
+"$CMKCTL" --config "$dir/none.conf" unseal --kek kek.json "${CTX[@]}" fifo.k out.k 2>/dev/null &
+upid=$!
+exec 7>fifo.k
+head -c 1048576 c.k >&7
+sleep 2
+kill -TERM "$upid"
+wait "$upid" 2>/dev/null
+exec 7>&-
+left=$(find . -maxdepth 1 -name 'out.k*' | tr '\n' ' ')
+[ -z "$left" ] || why="left behind: $left"
+if [ -z "$why" ]; then
+	ok esdk_unseal_killed_mid_stream_leaves_no_plaintext
+else
+	notok esdk_unseal_killed_mid_stream_leaves_no_plaintext "$why"
+fi
+rm -f in.k c.k fifo.k out.k*
 
 # mixed-case context keys: the ESDK serialises the context sorted by UTF-8
 # bytes ("Segment" < "cluster"); the JavaScript keyring agrees only with
