@@ -466,11 +466,22 @@ int cmk_outfile_commit(struct cmk_outfile *o, bool replace, struct cmk_err *e)
 		goto fail;
 	}
 	o->fd = -1;
-	if (renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->path,
-		      replace ? 0 : RENAME_NOREPLACE)) {
-		ret = cmk_errf(e, -errno, "%s: %s", o->path,
-			       errno == EEXIST ? "exists already; not replaced" :
-			       strerror(errno));
+	ret = renameat2(AT_FDCWD, o->tmp, AT_FDCWD, o->path,
+			replace ? 0 : RENAME_NOREPLACE) ? -errno : 0;
+	if (ret == -EINVAL && !replace) {
+		/*
+		 * No RENAME_NOREPLACE here (NFS, some FUSE): link() also
+		 * fails if the name exists, atomically; then drop the
+		 * temporary name.
+		 */
+		ret = link(o->tmp, o->path) ? -errno : 0;
+		if (!ret)
+			unlink(o->tmp);
+	}
+	if (ret) {
+		ret = cmk_errf(e, ret, "%s: %s", o->path,
+			       ret == -EEXIST ? "exists already; not replaced" :
+			       strerror(-ret));
 		goto fail;
 	}
 	o->tmp[0] = '\0';
