@@ -295,5 +295,5 @@ else
 	fi
 fi
 
-[ "$n" -eq 26 ] || echo "# planned 26, ran $n"
+[ "$n" -eq 28 ] || echo "# planned 28, ran $n"
 exit $failed
