@@ -9,7 +9,7 @@
  *
  *   make -C agent fuzz [FUZZ_SECONDS=60]
  *
- * Seeds in tests/fuzz/corpus-esdk: messages made by the JavaScript ESDK
+ * Seeds in tests/fuzz/corpus/esdk: messages made by the JavaScript ESDK
  * (tests/storage/esdk_kat.js).
  */
 #include <stdint.h>
