@@ -637,22 +637,10 @@ static int kms_send(struct aws *a, const char *op, const char *host,
 	ret = cmk_sigv4_sign(&sr, &sk, a->region, "kms", time(NULL), 0, &sig, e);
 	if (ret)
 		goto out;
-	memcpy(hh, sh, sizeof(sh));
-	hh[3].name = "X-Amz-Date";
-	hh[3].value = sig.amz_date;
-	hh[4].name = "Authorization";
-	hh[4].value = sig.authorization;
-	if (c->session_token) {
-		size_t tl = cmk_secret_len(c->session_token);
-
-		ret = cmk_secret_new(&tokz, tl + 1, e);
-		if (ret)
-			goto out;
-		memcpy(cmk_secret_data(tokz), cmk_secret_cdata(c->session_token), tl);
-		hh[5].name = "X-Amz-Security-Token";
-		hh[5].value = (const char *)cmk_secret_cdata(tokz);
-		hr.n_headers = 6;
-	}
+	ret = cmk_sigv4_headers(&sr, &sk, &sig, hh, &tokz, e);
+	if (ret < 0)
+		goto out;
+	hr.n_headers = (size_t)ret;
 	ret = cmk_http_do(&a->http, &hr, kms_retry, &ra, r, e);
 out:
 	cmk_sigv4_out_free(&sig);

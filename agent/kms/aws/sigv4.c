@@ -517,3 +517,28 @@ void cmk_sigv4_out_free(struct cmk_sigv4_out *out)
 	free(out->authorization);
 	memset(out, 0, sizeof(*out));
 }
+
+int cmk_sigv4_headers(const struct cmk_sigv4_request *req,
+		      const struct cmk_sigv4_key *key,
+		      const struct cmk_sigv4_out *sig, struct cmk_nv *hh,
+		      struct cmk_secret **tokz, struct cmk_err *e)
+{
+	size_t n = req->n_headers, tl;
+	int ret;
+
+	memcpy(hh, req->headers, n * sizeof(*hh));
+	hh[n].name = "X-Amz-Date";
+	hh[n++].value = sig->amz_date;
+	hh[n].name = "Authorization";
+	hh[n++].value = sig->authorization;
+	if (!key->session_token)
+		return (int)n;
+	tl = cmk_secret_len(key->session_token);
+	ret = cmk_secret_new(tokz, tl + 1, e);
+	if (ret)
+		return ret;
+	memcpy(cmk_secret_data(*tokz), cmk_secret_cdata(key->session_token), tl);
+	hh[n].name = "X-Amz-Security-Token";
+	hh[n++].value = (const char *)cmk_secret_cdata(*tokz);
+	return (int)n;
+}

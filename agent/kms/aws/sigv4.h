@@ -97,6 +97,18 @@ int cmk_sigv4_sign(const struct cmk_sigv4_request *req,
 		   const char *service, time_t now, int want_canonical,
 		   struct cmk_sigv4_out *out, struct cmk_err *e);
 
+/*
+ * cmk_sigv4_headers() - the headers to send: the signed ones of @req, then
+ * X-Amz-Date and Authorization from @sig and, with a session token in
+ * @key, X-Amz-Security-Token (copied NUL-terminated into *@tokz, locked
+ * memory the caller frees once the request is sent).  @hh holds
+ * req->n_headers + 3.  Returns how many it filled, or a negative errno.
+ */
+int cmk_sigv4_headers(const struct cmk_sigv4_request *req,
+		      const struct cmk_sigv4_key *key,
+		      const struct cmk_sigv4_out *sig, struct cmk_nv *hh,
+		      struct cmk_secret **tokz, struct cmk_err *e);
+
 /* cmk_sigv4_out_free() - wipe and free what cmk_sigv4_sign() allocated. */
 void cmk_sigv4_out_free(struct cmk_sigv4_out *out);
 

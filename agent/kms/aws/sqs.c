@@ -192,6 +192,7 @@ static int sqs_call(struct cmk_sqs *q, const char *op, const char *body,
 {
 	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
 	const struct cmk_aws_creds *c;
+	struct cmk_sigv4_key sk;
 	struct cmk_sigv4_out sig = { 0 };
 	char target[64];
 	struct cmk_nv sh[] = {
@@ -215,29 +216,14 @@ static int sqs_call(struct cmk_sqs *q, const char *op, const char *body,
 		cmk_err_prefix(e, "sqs %s %s: credentials", op, q->queue_url);
 		return ret;
 	}
-	{
-		struct cmk_sigv4_key sk = { c->access_key_id, c->secret_key, c->session_token };
-
-		ret = cmk_sigv4_sign(&sr, &sk, q->region, "sqs", time(NULL), 0, &sig, e);
-	}
+	sk = (struct cmk_sigv4_key){ c->access_key_id, c->secret_key, c->session_token };
+	ret = cmk_sigv4_sign(&sr, &sk, q->region, "sqs", time(NULL), 0, &sig, e);
 	if (ret)
 		goto out;
-	memcpy(hh, sh, sizeof(sh));
-	hh[3].name = "X-Amz-Date";
-	hh[3].value = sig.amz_date;
-	hh[4].name = "Authorization";
-	hh[4].value = sig.authorization;
-	if (c->session_token) {
-		size_t tl = cmk_secret_len(c->session_token);
-
-		ret = cmk_secret_new(&tokz, tl + 1, e);
-		if (ret)
-			goto out;
-		memcpy(cmk_secret_data(tokz), cmk_secret_cdata(c->session_token), tl);
-		hh[5].name = "X-Amz-Security-Token";
-		hh[5].value = (const char *)cmk_secret_cdata(tokz);
-		hr.n_headers = 6;
-	}
+	ret = cmk_sigv4_headers(&sr, &sk, &sig, hh, &tokz, e);
+	if (ret < 0)
+		goto out;
+	hr.n_headers = (size_t)ret;
 	ret = cmk_http_do(&q->http, &hr, no_retry, NULL, r, e);
 	if (ret) {
 		cmk_err_prefix(e, "sqs %s %s", op, q->queue_url);
