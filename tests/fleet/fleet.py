@@ -376,11 +376,16 @@ class Harness:
         t0 = fleet.t0
         self.say('(a) start: %d agents started in %.1f s; quota %.1f req/s (2x demand)'
                  % (n, fleet.t_started - t0, 2 * demand))
-        tb = t0 + a.a_len
-        # By the end of (a): through a quota of 2x the demand, with backoff.
-        booted = fleet.wait_active(max(10, tb - 1 - time.time()))
+        # Every agent unseals through a quota of 2x the demand, with
+        # backoff.  How long that takes is reported, never asserted: a
+        # loaded CI machine starts 200 processes slowly.  (b) begins a_len
+        # after the start or once all are active, whichever is later.
+        booted = fleet.wait_active(max(a.a_len, a.a_wait) - (time.time() - t0))
+        ta = time.time()
         ok('fleet_a_all_agents_unseal', booted, '%d/%d active after %.0f s' % (
-            fleet.states().count('active'), n, time.time() - t0))
+            fleet.states().count('active'), n, ta - t0))
+        self.say('(a) all agents active %.1f s after the start' % (ta - t0))
+        tb = max(t0 + a.a_len, ta)
         time.sleep(max(0, tb - time.time()))
         self.memory_note(fleet)
         self.proxy.set_rate(0.5 * demand)
@@ -545,6 +550,8 @@ def main():
     ap.add_argument('--interval', type=int, default=10, help='(a)-(c) check_interval_s')
     ap.add_argument('--grace', type=int, default=30)
     ap.add_argument('--a-len', type=int, default=25, help='(a) length, s')
+    ap.add_argument('--a-wait', type=int, default=300,
+                    help='(a) how long to wait for every agent to be active, s')
     ap.add_argument('--b-len', type=int, default=60, help='(b) length at least, s')
     ap.add_argument('--revoke-after', type=int, default=60, help='(c) this long into (b), s')
     ap.add_argument('--c-bound', type=int, default=0,
