@@ -55,6 +55,7 @@
 #include "device/forkwatch.h"
 #include "device/genl.h"
 #include "kms/http.h"
+#include "daemon/keyserver.h"
 #include "daemon/kmsjob.h"
 #include "daemon/load.h"
 #include "daemon/poweroff.h"
@@ -111,6 +112,7 @@ struct agent {
 	} hint_tokens[8];
 	unsigned int n_hint_tokens;
 	struct cmk_sqs_hint *sqs_hint;	/* NULL: no hint queue configured */
+	struct cmk_keyserver *keys;	/* the key socket; NULL: not served */
 	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
 	uint64_t bad_note_ms;		/* and when */
 	unsigned int reload_asked;	/* requests to load the envelope again */
@@ -948,7 +950,7 @@ static bool stop_deferred(struct agent *a, int status, int *stop_after)
  */
 static int run(struct agent *a, uint64_t t0)
 {
-	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_POWEROFF, FD_HINT, FD_N };
+	enum { FD_SIG, FD_JOB, FD_EVENTS, FD_POWEROFF, FD_HINT, FD_KEYS, FD_N };
 	struct pollfd pfd[FD_N];
 	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
 	enum cmk_loop_state written = CMK_LS_STARTING;
@@ -967,6 +969,7 @@ static int run(struct agent *a, uint64_t t0)
 	}
 	pfd[FD_JOB].fd = cmk_worker_fd(a->worker);
 	pfd[FD_HINT].fd = cmk_wake_fd(a->hint);
+	pfd[FD_KEYS].fd = cmk_keyserver_fd(a->keys);
 	for (int i = 0; i < FD_N; i++)
 		pfd[i].events = POLLIN;
 	for (;;) {
@@ -1029,6 +1032,13 @@ static int run(struct agent *a, uint64_t t0)
 		if (wd_every && wd_next - now < delay)
 			delay = wd_next - now;
 		delay = poweroff_tick(a, delay);
+		/* Clients past their deadline are closed when it comes. */
+		if (a->keys) {
+			uint64_t kd = cmk_keyserver_run(a->keys, now_ms(NULL));
+
+			if (kd < delay)
+				delay = kd;
+		}
 		if (stop_after >= 0 && !cmk_poweroff_pending(a->poweroff)) {
 			ret = stop_after;	/* powering off failed: stop now */
 			break;
@@ -1078,6 +1088,12 @@ static int run(struct agent *a, uint64_t t0)
 			read_events(a);
 		if (pfd[FD_JOB].revents & POLLIN)
 			job_ended(a);
+		/*
+		 * Key requests after the job's answer: a revocation it brought
+		 * refuses them in this same wake-up.
+		 */
+		if (pfd[FD_KEYS].fd >= 0 && (pfd[FD_KEYS].revents & POLLIN))
+			cmk_keyserver_run(a->keys, now_ms(NULL));
 	}
 	close(pfd[FD_SIG].fd);
 	sd_notify(0, "STOPPING=1");
@@ -1175,10 +1191,20 @@ int main(int argc, char **argv)
 	a.vol.keks = &a.keks;
 	cmk_config_warnings(&a.cfg, config_warning, &a);
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
+	/*
+	 * The key socket (keyserver.h) serves sealed objects only; a socket
+	 * that cannot be made is reported and the block devices go on.
+	 */
+	if (cmk_keyserver_open(&a.keys, &a.cfg, a.audit, &a.loop, &a.keks, &e)) {
+		fprintf(stderr, "cmk-agent: %s; data keys for sealed objects are not served\n",
+			e.msg);
+		cmk_volume_audit(&a.vol, "key_socket", NULL, "not served", &e, false);
+	}
 	sd_notify(0, "STATUS=unsealing the KEK");
 	ret = run(&a, t0);
 out:
 	cmk_sqs_hint_stop(&a.sqs_hint);	/* before the wake it posts to */
+	cmk_keyserver_close(&a.keys);	/* before the KEKs it reads */
 	/*
 	 * A KMS call that ignores its cancelled deadline keeps the worker, and
 	 * what it reads (config, provider, audit log): wipe the KEKs and end

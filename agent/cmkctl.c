@@ -24,6 +24,7 @@
  *   cmkctl [--config FILE] pin DEVICE [--uuid UUID]
  *   cmkctl [--config FILE] kek rewrap [--key-ref REF] | kek rotate
  *   cmkctl [--config FILE] seal|unseal --kek FILE [--context k=v]... [IN [OUT]]
+ *   cmkctl [--config FILE] seal|unseal --agent | --socket PATH [--context k=v]... [IN [OUT]]
  *
  * Exit status: 0 success; 1 usage or local error; 2 the KMS refused
  * (definitive: disabled, destroyed, denied, not found); 3 the KMS could not
@@ -55,6 +56,7 @@
 #include "device/dm.h"
 #include "format/envelope.h"
 #include "format/esdk.h"
+#include "daemon/keyclient.h"
 #include "core/fileio.h"
 #include "device/genl.h"
 #include "format/header.h"
@@ -102,9 +104,10 @@ static int usage(void)
 	      "  cmkctl format --kek FILE --mode ephemeral|persistent [--sector-size 512|4096]\n"
 	      "                [--iv-large-sectors] [--force] DEVICE\n"
 	      "  cmkctl local-key create|enable|disable|destroy|status FILE\n"
-	      "  cmkctl [--config FILE] seal --kek FILE [--context k=v]... [--suite 0x0478|0x0578]\n"
-	      "                [--frame-length N] [--force] [IN|- [OUT|-]]\n"
-	      "  cmkctl [--config FILE] unseal --kek FILE [--context k=v]... [--force] [IN|- [OUT|-]]\n"
+	      "  cmkctl [--config FILE] seal --kek FILE|--agent|--socket PATH [--context k=v]...\n"
+	      "                [--suite 0x0478|0x0578] [--frame-length N] [--force] [IN|- [OUT|-]]\n"
+	      "  cmkctl [--config FILE] unseal --kek FILE|--agent|--socket PATH [--context k=v]...\n"
+	      "                [--force] [IN|- [OUT|-]]\n"
 	      "  cmkctl [--config FILE] open DEVICE\n"
 	      "  cmkctl [--config FILE] close DEVICE\n"
 	      "  cmkctl [--config FILE] status [--json]\n"
@@ -570,6 +573,38 @@ static int env_keys_load(struct env_keys *k, const char *path, bool current,
 }
 
 /*
+ * ctl_agent_connect() - seal|unseal --agent (the socket agent.conf names)
+ * or --socket PATH: data keys from cmk-agent, which holds the KEK.
+ */
+static int ctl_agent_connect(struct cmk_keyclient *kc, const char *sock,
+			     struct cmk_esdk_keygen *kg,
+			     struct cmk_esdk_keysource *src, struct cmk_err *e)
+{
+	struct cmk_config cfg;
+	char path[sizeof(kc->path)];
+	int ret;
+
+	if (!sock) {
+		ret = cmk_config_load(config_path, &cfg, e);
+		if (ret) {
+			cmk_err_prefix(e, "--agent reads the key socket's path from the configuration (or give --socket PATH)");
+			return ret;
+		}
+		ret = cmk_keyclient_path(&cfg, path, sizeof(path), e);
+		cmk_config_free(&cfg);
+		if (ret)
+			return ret;
+		sock = path;
+	}
+	ret = cmk_keyclient_connect(kc, sock, e);
+	if (ret)
+		return ret;
+	cmk_keyclient_keygen(kc, kg);
+	cmk_keyclient_keysource(kc, src);
+	return 0;
+}
+
+/*
  * do_seal() - seal (@unseal false) or unseal IN to OUT.  "-" or nothing is
  * stdin/stdout.  A file OUT appears only complete and authentic: written
  * unnamed (cmk_outfile) and linked when everything verified; never replaced
@@ -584,17 +619,21 @@ static int do_seal(int argc, char **argv, bool unseal)
 		{ "suite", required_argument, NULL, 's' },
 		{ "frame-length", required_argument, NULL, 'l' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "agent", no_argument, NULL, 'a' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct cmk_keyclient kc = { .fd = -1 };
+	struct cmk_esdk_keygen kg;
 	struct cmk_esdk_seal_opts so = { 0 };
 	struct env_keys keys = { 0 };
-	struct cmk_esdk_keysource src = { env_keys_get, &keys, keys.holds };
+	struct cmk_esdk_keysource src = { env_keys_get, &keys, keys.holds, NULL };
 	struct cmk_outfile of = { .fd = -1 };
 	struct cmk_esdk_info info;
 	struct cmk_encctx ctx;
 	struct cmk_err e;
-	const char *kek_path = NULL, *in = "-", *out = "-";
-	bool force = false;
+	const char *kek_path = NULL, *in = "-", *out = "-", *sock = NULL;
+	bool force = false, agent = false;
 	int c, in_fd = -1, out_fd = STDOUT_FILENO, ret = EXIT_LOCAL, r;
 	char *end;
 
@@ -640,12 +679,20 @@ static int do_seal(int argc, char **argv, bool unseal)
 		case 'f':
 			force = true;
 			break;
+		case 'a':
+			agent = true;
+			break;
+		case 'S':
+			sock = optarg;
+			agent = true;
+			break;
 		default:
 			ret = usage();
 			goto out;
 		}
 	}
-	if (!kek_path || argc - optind > 2 ||
+	/* The KEK file (break-glass, offline) or the agent, exactly one. */
+	if (!kek_path == !agent || argc - optind > 2 ||
 	    (unseal && (so.suite || so.frame_len))) {
 		ret = usage();
 		goto out;
@@ -665,7 +712,8 @@ static int do_seal(int argc, char **argv, bool unseal)
 		fprintf(stderr, "cmkctl: %s exists; not replaced (use --force)\n", out);
 		goto out;
 	}
-	if (env_keys_load(&keys, kek_path, !unseal, &e)) {
+	if (agent ? ctl_agent_connect(&kc, sock, &kg, &src, &e) :
+		    env_keys_load(&keys, kek_path, !unseal, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
@@ -679,6 +727,8 @@ static int do_seal(int argc, char **argv, bool unseal)
 	so.name = strcmp(in, "-") ? in : "(stdin)";
 	r = unseal ? cmk_esdk_open_from(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
 					&src, &ctx, so.name, &info, &e) :
+		     agent ? cmk_esdk_seal_with(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
+						&kg, &ctx, &so, &info, &e) :
 		     cmk_esdk_seal(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
 				   &keys.wk[0], &ctx, &so, &info, &e);
 	if (r) {
@@ -701,6 +751,7 @@ out:
 	if (in_fd >= 0)
 		close(in_fd);
 	env_keys_free(&keys);
+	cmk_keyclient_close(&kc);
 	cmk_encctx_free(&ctx);
 	return ret;
 }

@@ -108,10 +108,12 @@ static void unseal_in_memory(struct cmk_kms_job *j)
 
 	mem.cur = NULL;
 	mem.prev = NULL;
+	memset(mem.old, 0, sizeof(mem.old));
 	j->ret = cmk_kek_store_unseal(&mem, j->audit, &j->err);
 	if (!j->ret) {
 		j->cur = mem.cur;
 		j->prev = mem.prev;
+		memcpy(j->old, mem.old, sizeof(j->old));
 	}
 }
 
@@ -184,6 +186,15 @@ void cmk_kms_job_hand_over(struct cmk_kms_job *j, struct cmk_retired *r)
 	r->n = 0;
 }
 
+/* The KEKs of an unseal of the envelope in memory. */
+static void free_keks(struct cmk_kms_job *j)
+{
+	cmk_secret_free(&j->cur);
+	cmk_secret_free(&j->prev);
+	for (size_t i = 0; i < CMK_ENVELOPE_RETIRED_MAX; i++)
+		cmk_secret_free(&j->old[i]);
+}
+
 bool cmk_kms_job_has_keks(const struct cmk_kms_job *j)
 {
 	return (j->loaded && j->fresh.cur) || j->cur;
@@ -193,8 +204,7 @@ void cmk_kms_job_drop_keks(struct cmk_kms_job *j)
 {
 	if (j->loaded)
 		cmk_kek_store_forget(&j->fresh);
-	cmk_secret_free(&j->cur);
-	cmk_secret_free(&j->prev);
+	free_keks(j);
 }
 
 bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
@@ -221,6 +231,11 @@ bool cmk_kms_job_adopt(struct cmk_kms_job *j, bool wanted,
 		ks->prev = j->prev;
 		j->cur = NULL;
 		j->prev = NULL;
+		for (size_t i = 0; i < CMK_ENVELOPE_RETIRED_MAX; i++) {
+			cmk_secret_free(&ks->old[i]);
+			ks->old[i] = j->old[i];
+			j->old[i] = NULL;
+		}
 	}
 	return false;
 }
@@ -230,6 +245,5 @@ void cmk_kms_job_release(struct cmk_kms_job *j, struct cmk_retired *r)
 	if (j->loaded)
 		free_retire(&j->fresh, r);
 	j->loaded = false;
-	cmk_secret_free(&j->cur);
-	cmk_secret_free(&j->prev);
+	free_keks(j);
 }

@@ -103,6 +103,7 @@ struct cmk_kms_job {
 	bool file_answer;
 	struct cmk_secret *cur;
 	struct cmk_secret *prev;
+	struct cmk_secret *old[CMK_ENVELOPE_RETIRED_MAX];
 	long latency_ms;
 };
 

@@ -101,6 +101,36 @@ static int add_str(json_object *o, const char *k, const char *v)
 	return 0;
 }
 
+static int add_int(json_object *o, const char *k, long v)
+{
+	json_object *n = json_object_new_int64(v);
+
+	if (!n || json_object_object_add(o, k, n)) {
+		json_object_put(n);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The context as {"key":"value",...}: it names the object, it is no secret. */
+static int add_context(json_object *o, const struct cmk_encctx *c)
+{
+	json_object *m = json_object_new_object();
+
+	if (!m)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n; i++)
+		if (add_str(m, c->pairs[i].key, c->pairs[i].value)) {
+			json_object_put(m);
+			return -ENOMEM;
+		}
+	if (json_object_object_add(o, "context", m)) {
+		json_object_put(m);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int cmk_audit_log(struct cmk_audit *a, const struct cmk_audit_event *ev,
 		  struct cmk_err *e)
 {
@@ -131,6 +161,11 @@ int cmk_audit_log(struct cmk_audit *a, const struct cmk_audit_event *ev,
 			ret = -ENOMEM;
 		}
 	}
+	if (!ret && ev->has_peer)
+		ret = add_int(o, "peer_uid", ev->peer_uid) ?:
+		      add_int(o, "peer_pid", ev->peer_pid);
+	if (!ret && ev->context)
+		ret = add_context(o, ev->context);
 	ret = ret ?: add_str(o, "request_id", ev->request_id) ?:
 		     add_str(o, "message", ev->message);
 	if (ret) {

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 
+#include "core/encctx.h"
 #include "core/err.h"
 
 struct cmk_audit;
@@ -34,6 +35,8 @@ struct cmk_audit;
  * @latency_ms: negative to leave out
  * @message: free text, e.g. struct cmk_err.msg (never key bytes)
  * @important: fsync the line before returning
+ * @context: an encryption context, written as a JSON object (key socket)
+ * @has_peer: @peer_uid and @peer_pid are set (the key socket's caller)
  */
 struct cmk_audit_event {
 	const char *event;
@@ -49,6 +52,10 @@ struct cmk_audit_event {
 	const char *request_id;
 	const char *message;
 	bool important;
+	const struct cmk_encctx *context;
+	bool has_peer;
+	long peer_uid;
+	long peer_pid;
 };
 
 /*

@@ -104,6 +104,9 @@ static const struct setting agent_settings[] = {
 	OF("pin_dir", K_PATH, A(pin_dir)),
 	OF("hint_sqs_queue_url", K_STR, A(hint_sqs_queue_url)),
 	OF("hint_sqs_region", K_STR, A(hint_sqs_region)),
+	OF("key_socket", K_PATH, A(key_socket)),
+	OF("key_socket_allow", K_STR, A(key_socket_allow)),
+	OF("key_socket_group", K_STR, A(key_socket_group)),
 	{ .key = NULL }
 };
 
@@ -670,6 +673,9 @@ void cmk_config_free(struct cmk_config *c)
 	free(c->pin_dir);
 	free(c->hint_sqs_queue_url);
 	free(c->hint_sqs_region);
+	free(c->key_socket);
+	free(c->key_socket_allow);
+	free(c->key_socket_group);
 	for (size_t i = 0; i < c->n_providers; i++) {
 		for (size_t j = 0; j < c->providers[i].n; j++) {
 			free((char *)c->providers[i].kv[j].key);

@@ -21,6 +21,11 @@
  *   pin_dir = /var/lib/cmk/pins    # persistent devices' first-use pins
  *   hint_sqs_queue_url = https://sqs.eu-west-1.amazonaws.com/1234/cmk-vm-1
  *   hint_sqs_region = eu-west-1    # revocation hints (daemon/hint.h)
+ *   key_socket = /run/cmk/keys.sock  # data keys for sealed objects
+ *                                  # (default: <state_dir>/keys.sock)
+ *   key_socket_allow = user:postgres group:backup uid:N gid:N  # besides root
+ *   key_socket_group = postgres    # the socket file's group (mode 0660);
+ *                                  # without it: root's, mode 0600
  *
  *   [provider "local"]             # settings of one provider, checked
  *                                  # against that provider's own list
@@ -132,6 +137,9 @@ struct cmk_config {
 	char *pin_dir;		/* persistent: first-use pins of persistent devices */
 	char *hint_sqs_queue_url;	/* NULL: no revocation hint (daemon/hint.h) */
 	char *hint_sqs_region;		/* NULL: from the URL or the environment */
+	char *key_socket;		/* NULL: <state_dir>/keys.sock */
+	char *key_socket_allow;		/* format/keysock.h; NULL: root only */
+	char *key_socket_group;		/* group name or number; NULL: root's */
 
 	struct cmk_config_provider *providers;
 	size_t n_providers;

@@ -612,10 +612,38 @@ static int build_header(uint16_t suite, const uint8_t msgid[CMK_ESDK_MESSAGE_ID_
 	return 0;
 }
 
+/* The keygen of cmk_esdk_seal(): a fresh data key wrapped here under @arg. */
+static int wrapkey_new_key(void *arg, const unsigned char *ec, size_t ec_len,
+			   struct cmk_secret **data_key, struct cmk_esdk_edk *edk,
+			   char key_name[CMK_ESDK_KEY_NAME_MAX], struct cmk_err *e)
+{
+	const struct cmk_esdk_wrapkey *wk = arg;
+	int ret;
+
+	ret = cmk_secret_random(data_key, CMK_ESDK_DATA_KEY_LEN, e);
+	if (!ret)
+		ret = cmk_esdk_edk_wrap(wk, *data_key, ec, ec_len, edk, e);
+	if (ret)
+		cmk_secret_free(data_key);
+	else
+		snprintf(key_name, CMK_ESDK_KEY_NAME_MAX, "%s", wk->name);
+	return ret;
+}
+
 int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
 		  const struct cmk_encctx *ctx,
 		  const struct cmk_esdk_seal_opts *opts,
 		  struct cmk_esdk_info *info, struct cmk_err *e)
+{
+	const struct cmk_esdk_keygen kg = { wrapkey_new_key, (void *)wk };
+
+	return cmk_esdk_seal_with(in_fd, out_fd, &kg, ctx, opts, info, e);
+}
+
+int cmk_esdk_seal_with(int in_fd, int out_fd, const struct cmk_esdk_keygen *kg,
+		       const struct cmk_encctx *ctx,
+		       const struct cmk_esdk_seal_opts *opts,
+		       struct cmk_esdk_info *info, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *data_key = NULL;
 	CMK_SECRET_AUTO struct cmk_secret *enc_key = NULL;
@@ -686,12 +714,14 @@ int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
 		ret = cmk_errf(e, -EIO, "%s: no random Message ID", name);
 		goto out;
 	}
-	ret = cmk_secret_random(&data_key, CMK_ESDK_DATA_KEY_LEN, e);
+	ret = kg->new_key(kg->arg, ec, ec_len, &data_key, &edk, inf.key_name, e);
 	if (ret)
 		goto out;
-	ret = cmk_esdk_edk_wrap(wk, data_key, ec, ec_len, &edk, e);
-	if (ret)
+	if (!data_key || cmk_secret_len(data_key) != CMK_ESDK_DATA_KEY_LEN) {
+		ret = cmk_errf(e, -EPROTO, "%s: the data key source gave no %d-byte key",
+			       name, CMK_ESDK_DATA_KEY_LEN);
 		goto out;
+	}
 	ret = derive_keys(data_key, suite, inf.message_id, &enc_key, commit, e);
 	if (ret)
 		goto out;
@@ -775,7 +805,6 @@ int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
 		if (ret)
 			goto out;
 	}
-	snprintf(inf.key_name, sizeof(inf.key_name), "%s", wk->name);
 	if (info)
 		*info = inf;
 	ret = 0;
@@ -1129,14 +1158,28 @@ static int open_edks(struct opener *o, struct cmk_esdk_edk *edks, size_t n,
 
 		if (cmk_esdk_edk_key_name(&edks[i], kn))
 			continue;
-		r = src->get(src->arg, kn, &wk, &tmp);
-		if (r == -ENOENT)
-			continue;
-		if (!r && !cmk_esdk_edk_for(wk, &edks[i]))
-			continue;	/* other tag or IV length: not ours */
-		if (!r && cmk_esdk_edk_unwrap(wk, &edks[i], ec, ec_len,
-					      data_key, &tmp))
-			r = -EBADMSG;
+		if (src->unwrap) {
+			/* Someone else holds the wrapping keys (the agent). */
+			r = src->unwrap(src->arg, kn, &edks[i], ec, ec_len,
+					data_key, &tmp);
+			if (r == -ENOENT)
+				continue;
+		} else {
+			r = src->get(src->arg, kn, &wk, &tmp);
+			if (r == -ENOENT)
+				continue;
+			if (!r && !cmk_esdk_edk_for(wk, &edks[i]))
+				continue;	/* other tag or IV length: not ours */
+			if (!r && cmk_esdk_edk_unwrap(wk, &edks[i], ec, ec_len,
+						      data_key, &tmp))
+				r = -EBADMSG;
+		}
+		if (!r && (!*data_key ||
+			   cmk_secret_len(*data_key) != CMK_ESDK_DATA_KEY_LEN)) {
+			cmk_secret_free(data_key);
+			r = cmk_errf(&tmp, -EPROTO, "the data key source gave no %d-byte key",
+				     CMK_ESDK_DATA_KEY_LEN);
+		}
 		if (!r) {
 			snprintf(key_name, CMK_ESDK_KEY_NAME_MAX, "%s", kn);
 			return 0;
@@ -1184,7 +1227,7 @@ int cmk_esdk_open(int in_fd, int out_fd,
 {
 	struct key_list l = { keys, nkeys };
 	char holds[CMK_ESDK_KEY_NAME_MAX + 32];
-	struct cmk_esdk_keysource src = { key_list_get, &l, holds };
+	struct cmk_esdk_keysource src = { key_list_get, &l, holds, NULL };
 
 	snprintf(holds, sizeof(holds), "%s%s", nkeys ? keys[0]->name : "(none)",
 		 nkeys > 1 ? " (or the previous version)" : "");
@@ -1426,4 +1469,15 @@ out:
 	rdr_free(&o.in);
 	OPENSSL_cleanse(want_commit, sizeof(want_commit));
 	return ret;
+}
+
+int cmk_esdk_ec_serialize(const struct cmk_encctx *c, unsigned char **out,
+			  size_t *len, struct cmk_err *e)
+{
+	return ec_serialize(c, out, len, e);
+}
+
+bool cmk_esdk_utf8_valid(const unsigned char *s, size_t n)
+{
+	return utf8_valid(s, n);
 }

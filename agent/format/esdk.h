@@ -27,6 +27,7 @@
 #ifndef CMK_ESDK_H
 #define CMK_ESDK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -87,6 +88,40 @@ int cmk_esdk_seal(int in_fd, int out_fd, const struct cmk_esdk_wrapkey *wk,
 		  const struct cmk_esdk_seal_opts *opts,
 		  struct cmk_esdk_info *info, struct cmk_err *e);
 
+/**
+ * struct cmk_esdk_keygen - where a seal's data key and its EDK come from
+ * @new_key: a fresh CMK_ESDK_DATA_KEY_LEN-byte data key in *@data_key and
+ *	its EDK in @edk, wrapped with AAD @ec (the serialised encryption
+ *	context, @ec_len 0 when empty), and the keyring's key name
+ * @arg: passed to @new_key
+ */
+struct cmk_esdk_keygen {
+	int (*new_key)(void *arg, const unsigned char *ec, size_t ec_len,
+		       struct cmk_secret **data_key, struct cmk_esdk_edk *edk,
+		       char key_name[CMK_ESDK_KEY_NAME_MAX], struct cmk_err *e);
+	void *arg;
+};
+
+/*
+ * cmk_esdk_seal_with() - cmk_esdk_seal() with the data key from @kg (the
+ * agent's socket hands out data keys and EDKs; the wrapping key stays
+ * there).  The message is the same, byte for byte in its layout.
+ */
+int cmk_esdk_seal_with(int in_fd, int out_fd, const struct cmk_esdk_keygen *kg,
+		       const struct cmk_encctx *ctx,
+		       const struct cmk_esdk_seal_opts *opts,
+		       struct cmk_esdk_info *info, struct cmk_err *e);
+
+/*
+ * cmk_esdk_ec_serialize() - the encryption context as a header's Key Value
+ * Pairs (structures.md; nothing for an empty context); *@out is malloc'd.
+ */
+int cmk_esdk_ec_serialize(const struct cmk_encctx *c, unsigned char **out,
+			  size_t *len, struct cmk_err *e);
+
+/* cmk_esdk_utf8_valid() - strict UTF-8 (RFC 3629), as the ESDK requires. */
+bool cmk_esdk_utf8_valid(const unsigned char *s, size_t n);
+
 /*
  * cmk_esdk_open() - read one ESDK message from @in_fd and write its
  * plaintext to @out_fd.  The message must carry an EDK of one of the
@@ -113,12 +148,19 @@ int cmk_esdk_open(int in_fd, int out_fd,
  *	reported if none opens (e.g. a KMS refusal, -EACCES)
  * @arg: passed to @get
  * @holds: what the caller holds, for the message when no EDK is for it
+ * @unwrap: instead of @get (then NULL): the data key of @edk, whose key
+ *	name is @key_name, opened with AAD @ec by whoever holds the wrapping
+ *	key (the agent); -ENOENT skips the EDK, any other error is as @get's
  */
 struct cmk_esdk_keysource {
 	int (*get)(void *arg, const char *key_name,
 		   const struct cmk_esdk_wrapkey **wk, struct cmk_err *e);
 	void *arg;
 	const char *holds;
+	int (*unwrap)(void *arg, const char *key_name,
+		      const struct cmk_esdk_edk *edk,
+		      const unsigned char *ec, size_t ec_len,
+		      struct cmk_secret **data_key, struct cmk_err *e);
 };
 
 /*

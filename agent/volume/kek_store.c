@@ -24,6 +24,8 @@ static void wipe_keks(struct cmk_kek_store *ks)
 {
 	cmk_secret_free(&ks->cur);
 	cmk_secret_free(&ks->prev);
+	for (size_t i = 0; i < CMK_ENVELOPE_RETIRED_MAX; i++)
+		cmk_secret_free(&ks->old[i]);
 }
 
 void cmk_kek_store_forget(struct cmk_kek_store *ks)
@@ -84,9 +86,28 @@ static int unwrap_all(struct cmk_kek_store *ks, struct cmk_audit *audit,
 		ret = cmk_envelope_unwrap(ks->p, &ks->env, true, &ks->prev, &call, e);
 		audit_kms(audit, &ks->env.prev, "unwrap", &call, ret ? e : NULL);
 	}
-	if (ret)
+	if (ret) {
 		wipe_keks(ks);
-	return ret;
+		return ret;
+	}
+	/*
+	 * Retired versions, for the key socket's archives only: one KMS call
+	 * each, at an unseal (boot, restore, reload), never at a check.
+	 */
+	for (unsigned int i = 0; i < ks->env.n_retired; i++) {
+		const struct cmk_kek_wrap *w = &ks->env.retired[i];
+		struct cmk_err re;
+
+		if (strcmp(w->provider, ks->env.cur.provider))
+			continue;	/* another provider's: cmkctl --kek opens it */
+		memset(&call, 0, sizeof(call));
+		if (cmk_envelope_unwrap_version(ks->p, &ks->env, w->kek_version,
+						&ks->old[i], &call, &re))
+			audit_kms(audit, w, "unwrap", &call, &re);
+		else
+			audit_kms(audit, w, "unwrap", &call, NULL);
+	}
+	return 0;
 }
 
 /*

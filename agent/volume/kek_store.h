@@ -24,12 +24,15 @@
  * @p: the provider the envelope names
  * @cur: current KEK (NULL while sealed: after a revoke)
  * @prev: previous KEK during a rotation, else NULL
+ * @old: the retired versions (@env.retired[i]), unwrap-only: the agent's
+ *	key socket opens archives sealed under them; NULL where not unwrapped
  */
 struct cmk_kek_store {
 	struct cmk_envelope env;
 	struct cmk_provider *p;
 	struct cmk_secret *cur;
 	struct cmk_secret *prev;
+	struct cmk_secret *old[CMK_ENVELOPE_RETIRED_MAX];
 	bool loaded;
 };
 
@@ -37,7 +40,9 @@ void cmk_kek_store_init(struct cmk_kek_store *ks);
 
 /*
  * cmk_kek_store_load() - (re)read @cfg's kek_envelope, open its provider and
- * unwrap the current (and previous) KEK.  One audit line per KMS call.  On
+ * unwrap the current (and previous) KEK, then the retired ones (a retired
+ * version that does not unwrap is audited and left out, not an error: it
+ * only serves old archives).  One audit line per KMS call.  On
  * failure @ks holds no KEK; e->cls says definitive or transient.
  */
 int cmk_kek_store_load(struct cmk_kek_store *ks, const struct cmk_config *cfg,

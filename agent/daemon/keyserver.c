@@ -1,0 +1,626 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * keyserver.c - cmk-agent's key socket (keyserver.h).
+ */
+#include "daemon/keyserver.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "format/esdk_keyring.h"
+
+/* Groups of a peer looked at (SO_PEERGROUPS); more are not seen. */
+#define PEER_GROUPS_MAX	64
+/* Connections accepted per run, so a flood cannot starve the agent's loop. */
+#define ACCEPT_BATCH	16
+
+struct client {
+	int fd;
+	uid_t uid;
+	pid_t pid;
+	uint64_t deadline_ms;
+	size_t in_len;
+	unsigned char in[CMK_KEYSOCK_REQ_MAX];
+	struct cmk_secret *out;		/* the answer (may hold a data key) */
+	size_t out_len, out_pos;
+	bool close_after;		/* once the answer is out */
+};
+
+struct cmk_keyserver {
+	int lfd;
+	int epfd;
+	bool bound;		/* the socket file is ours to remove */
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct cmk_keysock_allow allow;
+	struct cmk_audit *audit;
+	const struct cmk_loop *loop;
+	const struct cmk_kek_store *keks;
+	struct client *clients[CMK_KEYSERVER_MAX_CLIENTS];
+	size_t n_clients;
+	uint64_t now_ms;
+};
+
+/* ---- the answer ------------------------------------------------------------ */
+
+static enum cmk_keysock_status refuse(struct cmk_err *why, enum cmk_keysock_status st,
+				      int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static enum cmk_keysock_status refuse(struct cmk_err *why, enum cmk_keysock_status st,
+				      int code, const char *fmt, ...)
+{
+	char msg[CMK_ERR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cmk_errf(why, code, "%s", msg);
+	return st;
+}
+
+/* The KEK may be used only while the block devices may keep their keys. */
+static enum cmk_keysock_status kek_usable(const struct cmk_loop *loop,
+					  const struct cmk_kek_store *keks,
+					  struct cmk_err *why)
+{
+	switch (loop->state) {
+	case CMK_LS_REVOKED:
+		return refuse(why, CMK_KS_REVOKED, -EKEYREVOKED,
+			      "the CMK refused (%s): data keys are refused until it allows again: %s",
+			      cmk_reason_name(loop->last_err.reason), loop->last_err.msg);
+	case CMK_LS_UNREACHABLE:
+		return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
+			      "the KMS has not answered for longer than grace_s, so the KEK was wiped (policy %s); retry when it answers: %s",
+			      cmk_policy_name(loop->policy), loop->last_err.msg);
+	case CMK_LS_STARTING:
+		return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
+			      "the agent is still unsealing the KEK; retry shortly");
+	case CMK_LS_ACTIVE:
+	case CMK_LS_DEGRADED:
+	case CMK_LS_FAIL_OPEN:
+		break;
+	}
+	if (!loop->kek_held || !keks->cur)
+		return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
+			      "the agent holds no KEK right now (unsealing again after a VM fork or a wipe); retry shortly");
+	return CMK_KS_OK;
+}
+
+/* The plain KEK of version @v, if the agent holds it (any version in the envelope). */
+static const struct cmk_secret *kek_of(const struct cmk_kek_store *keks, uint32_t v)
+{
+	if (v == keks->env.cur.kek_version)
+		return keks->cur;
+	if (keks->env.has_prev && v == keks->env.prev.kek_version)
+		return keks->prev;
+	for (unsigned int i = 0; i < keks->env.n_retired; i++)
+		if (v == keks->env.retired[i].kek_version)
+			return keks->old[i];
+	return NULL;
+}
+
+static enum cmk_keysock_status new_data_key(const struct cmk_kek_store *keks,
+					    const struct cmk_keysock_req *req,
+					    struct cmk_secret *out, size_t *out_len,
+					    char *kek_name, struct cmk_err *why)
+{
+	CMK_SECRET_AUTO struct cmk_secret *dk = NULL;
+	struct cmk_esdk_wrapkey wk = { 0 };
+	struct cmk_esdk_edk edk = { 0 };
+	enum cmk_keysock_status st = CMK_KS_INTERNAL;
+
+	if (cmk_esdk_wrapkey_derive(keks->cur, keks->env.kek_id,
+				    keks->env.cur.kek_version, &wk, why) ||
+	    cmk_secret_random(&dk, CMK_ESDK_DATA_KEY_LEN, why) ||
+	    cmk_esdk_edk_wrap(&wk, dk, req->ec, req->ec_len, &edk, why) ||
+	    cmk_keysock_resp_ok(out, dk, &edk, out_len, why))
+		goto out;
+	snprintf(kek_name, CMK_ESDK_KEY_NAME_MAX, "%s", wk.name);
+	st = CMK_KS_OK;
+out:
+	cmk_esdk_edk_free(&edk);
+	cmk_esdk_wrapkey_free(&wk);
+	return st;
+}
+
+static enum cmk_keysock_status open_edk(const struct cmk_kek_store *keks,
+					const struct cmk_keysock_req *req,
+					struct cmk_secret *out, size_t *out_len,
+					char *kek_name, struct cmk_err *why)
+{
+	CMK_SECRET_AUTO struct cmk_secret *dk = NULL;
+	struct cmk_esdk_wrapkey wk = { 0 };
+	const struct cmk_secret *kek;
+	enum cmk_keysock_status st;
+	char name[CMK_ESDK_KEY_NAME_MAX], uuid[CMK_UUID_STR];
+	uint8_t id[CMK_UUID_LEN];
+	uint32_t v;
+
+	if (cmk_esdk_edk_key_name(&req->edk, name) ||
+	    cmk_esdk_key_name_parse(name, id, &v))
+		return refuse(why, CMK_KS_UNKNOWN_KEY, -EKEYREJECTED,
+			      "the EDK names no key of the form kek/<kek_id>/v<version>: not sealed by dm-cmk");
+	snprintf(kek_name, CMK_ESDK_KEY_NAME_MAX, "%s", name);
+	cmk_uuid_format(keks->env.kek_id, uuid);
+	if (memcmp(id, keks->env.kek_id, CMK_UUID_LEN))
+		return refuse(why, CMK_KS_UNKNOWN_KEY, -EKEYREJECTED,
+			      "the EDK is for %s, another KEK than this agent's (%s)", name, uuid);
+	kek = kek_of(keks, v);
+	if (!kek) {
+		for (unsigned int i = 0; i < keks->env.n_retired; i++)
+			if (keks->env.retired[i].kek_version == v)
+				return refuse(why, CMK_KS_UNKNOWN_KEY, -EKEYREJECTED,
+					      "KEK version %u is retired and did not unwrap when the agent unsealed (see its audit log); open this object with cmkctl unseal --kek",
+					      v);
+		return refuse(why, CMK_KS_UNKNOWN_KEY, -EKEYREJECTED,
+			      "KEK version %u is not in this agent's envelope (current v%u)",
+			      v, keks->env.cur.kek_version);
+	}
+	if (cmk_esdk_wrapkey_derive(kek, keks->env.kek_id, v, &wk, why))
+		return CMK_KS_INTERNAL;
+	if (!cmk_esdk_edk_for(&wk, &req->edk) ||
+	    cmk_esdk_edk_unwrap(&wk, &req->edk, req->ec, req->ec_len, &dk, why)) {
+		st = refuse(why, CMK_KS_NOT_AUTHENTIC, -EBADMSG,
+			    "the EDK does not open under %s with this encryption context (another object's EDK, another context, or tampered)",
+			    name);
+		goto out;
+	}
+	st = cmk_keysock_resp_ok(out, dk, NULL, out_len, why) ? CMK_KS_INTERNAL : CMK_KS_OK;
+out:
+	cmk_esdk_wrapkey_free(&wk);
+	return st;
+}
+
+enum cmk_keysock_status cmk_keyserver_answer(const struct cmk_loop *loop,
+					     const struct cmk_kek_store *keks,
+					     const struct cmk_keysock_req *req,
+					     struct cmk_secret *out, size_t *out_len,
+					     char kek_name[CMK_ESDK_KEY_NAME_MAX],
+					     struct cmk_err *why)
+{
+	enum cmk_keysock_status st;
+
+	kek_name[0] = '\0';
+	cmk_err_clear(why);
+	st = kek_usable(loop, keks, why);
+	if (st != CMK_KS_OK)
+		return st;
+	return req->op == CMK_KEYSOCK_NEW_DATA_KEY ?
+	       new_data_key(keks, req, out, out_len, kek_name, why) :
+	       open_edk(keks, req, out, out_len, kek_name, why);
+}
+
+/* ---- audit ------------------------------------------------------------------ */
+
+static void audit(struct cmk_keyserver *ks, const struct client *c,
+		  const char *op, const struct cmk_encctx *ctx,
+		  const char *kek_name, enum cmk_keysock_status st,
+		  const struct cmk_err *why)
+{
+	struct cmk_audit_event ev = {
+		.event = "key_socket",
+		.key_name = kek_name && kek_name[0] ? kek_name : NULL,
+		.operation = op,
+		.outcome = st == CMK_KS_OK ? "success" : "failure",
+		.cls = st == CMK_KS_OK ? CMK_EC_NONE :
+		       st == CMK_KS_REVOKED ? CMK_EC_DEFINITIVE :
+		       st == CMK_KS_UNAVAILABLE ? CMK_EC_TRANSIENT : CMK_EC_LOCAL,
+		.reason = st == CMK_KS_OK ? CMK_R_NONE :
+			  st == CMK_KS_REVOKED ? ks->loop->last_err.reason : CMK_R_LOCAL,
+		.latency_ms = -1,
+		.request_id = st == CMK_KS_OK ? NULL : cmk_keysock_status_name(st),
+		.message = st == CMK_KS_OK ? NULL : why->msg,
+		.context = ctx,
+		.has_peer = true,
+		.peer_uid = (long)c->uid,
+		.peer_pid = (long)c->pid,
+	};
+	struct cmk_err ae;
+
+	if (ev.cls != CMK_EC_NONE && ev.reason == CMK_R_NONE)
+		ev.reason = CMK_R_LOCAL;
+	if (ks->audit && cmk_audit_log(ks->audit, &ev, &ae))
+		fprintf(stderr, "cmk-agent: audit: %s\n", ae.msg);
+}
+
+/* ---- clients ---------------------------------------------------------------- */
+
+static void client_close(struct cmk_keyserver *ks, size_t i)
+{
+	struct client *c = ks->clients[i];
+
+	epoll_ctl(ks->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	cmk_secret_free(&c->out);
+	free(c);
+	ks->clients[i] = ks->clients[--ks->n_clients];
+}
+
+static size_t client_index(const struct cmk_keyserver *ks, const struct client *c)
+{
+	for (size_t i = 0; i < ks->n_clients; i++)
+		if (ks->clients[i] == c)
+			return i;
+	return SIZE_MAX;
+}
+
+static void want(struct cmk_keyserver *ks, struct client *c, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = c };
+
+	epoll_ctl(ks->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Send what is left of the answer; wipe it once out.  false: close the client. */
+static bool flush(struct cmk_keyserver *ks, struct client *c)
+{
+	while (c->out_pos < c->out_len) {
+		ssize_t n = send(c->fd, cmk_secret_cdata(c->out) + c->out_pos,
+				 c->out_len - c->out_pos, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			want(ks, c, EPOLLOUT);
+			return true;
+		}
+		if (n <= 0)
+			return false;
+		c->out_pos += (size_t)n;
+	}
+	cmk_secret_wipe(c->out);
+	c->out_len = c->out_pos = 0;
+	if (c->close_after)
+		return false;
+	c->deadline_ms = ks->now_ms + CMK_KEYSERVER_TIMEOUT_MS;
+	want(ks, c, EPOLLIN);
+	return true;
+}
+
+static void answer_error(struct client *c, enum cmk_keysock_status st,
+			 const struct cmk_err *why)
+{
+	c->out_len = cmk_keysock_resp_err(cmk_secret_data(c->out), st, why->msg);
+	c->out_pos = 0;
+}
+
+/* One whole request in c->in: parse, answer, audit. */
+static void serve(struct cmk_keyserver *ks, struct client *c)
+{
+	struct cmk_keysock_req req;
+	enum cmk_keysock_status st;
+	char kek_name[CMK_ESDK_KEY_NAME_MAX] = "";
+	struct cmk_err why;
+	int ret;
+
+	ret = cmk_keysock_req_parse(c->in, c->in_len, &req, &why);
+	c->in_len = 0;
+	if (ret) {
+		st = CMK_KS_BAD_REQUEST;
+		audit(ks, c, "bad_request", NULL, NULL, st, &why);
+		answer_error(c, st, &why);
+		return;
+	}
+	st = cmk_keyserver_answer(ks->loop, ks->keks, &req, c->out, &c->out_len,
+				  kek_name, &why);
+	c->out_pos = 0;
+	if (st != CMK_KS_OK) {
+		cmk_secret_wipe(c->out);
+		answer_error(c, st, &why);
+	}
+	audit(ks, c, cmk_keysock_op_name(req.op), &req.ctx, kek_name, st, &why);
+	cmk_keysock_req_free(&req);
+}
+
+/* Read what is there; answer a complete request.  false: close the client. */
+static bool readable(struct cmk_keyserver *ks, struct client *c)
+{
+	for (;;) {
+		struct cmk_err why;
+		size_t need = CMK_KEYSOCK_HDR_LEN;
+		ssize_t n, whole;
+
+		whole = c->in_len ? cmk_keysock_req_len(c->in, c->in_len, &why) : 0;
+		if (whole < 0) {
+			/* Garbage or too large: answered, then closed (no way to resync). */
+			audit(ks, c, "bad_request", NULL, NULL, CMK_KS_BAD_REQUEST, &why);
+			answer_error(c, CMK_KS_BAD_REQUEST, &why);
+			c->close_after = true;
+			return flush(ks, c);
+		}
+		if (whole)
+			need = (size_t)whole;
+		if (c->in_len == need) {
+			serve(ks, c);
+			return flush(ks, c);	/* reads again once it is out */
+		}
+		n = recv(c->fd, c->in + c->in_len, need - c->in_len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (n <= 0)
+			return false;	/* gone (a half request is dropped) */
+		c->in_len += (size_t)n;
+	}
+}
+
+static void refuse_conn(struct client *c,
+			enum cmk_keysock_status st, const struct cmk_err *why)
+{
+	unsigned char buf[CMK_KEYSOCK_RESP_MAX];
+	size_t n = cmk_keysock_resp_err(buf, st, why->msg);
+
+	/* Best effort: the socket is fresh, its buffer empty. */
+	if (send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return;
+}
+
+static void accept_one(struct cmk_keyserver *ks, int fd)
+{
+	struct client *c = calloc(1, sizeof(*c));
+	struct epoll_event ev = { .events = EPOLLIN };
+	gid_t gids[PEER_GROUPS_MAX + 1];
+	socklen_t gl = sizeof(gids) - sizeof(gids[0]);
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	struct cmk_err why;
+	size_t ng = 0;
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cl != sizeof(cred))
+		goto drop;
+	c->uid = cred.uid;
+	c->pid = cred.pid;
+	gids[0] = cred.gid;
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &gl))
+		ng = gl / sizeof(gids[0]);
+	if (!cmk_keysock_allowed(&ks->allow, cred.uid, gids, ng + 1)) {
+		cmk_errf(&why, -EPERM,
+			 "uid %u (pid %d) may not use the key socket: not root and not on key_socket_allow",
+			 (unsigned int)cred.uid, (int)cred.pid);
+		audit(ks, c, "connect", NULL, NULL, CMK_KS_NOT_PERMITTED, &why);
+		refuse_conn(c, CMK_KS_NOT_PERMITTED, &why);
+		goto drop;
+	}
+	if (ks->n_clients == CMK_KEYSERVER_MAX_CLIENTS) {
+		cmk_errf(&why, -EBUSY, "the agent serves %d connections already; retry shortly",
+			 CMK_KEYSERVER_MAX_CLIENTS);
+		refuse_conn(c, CMK_KS_BUSY, &why);
+		goto drop;
+	}
+	if (cmk_secret_new(&c->out, CMK_KEYSOCK_RESP_MAX, &why)) {
+		fprintf(stderr, "cmk-agent: key socket: %s\n", why.msg);
+		goto drop;
+	}
+	c->deadline_ms = ks->now_ms + CMK_KEYSERVER_TIMEOUT_MS;
+	ev.data.ptr = c;
+	if (epoll_ctl(ks->epfd, EPOLL_CTL_ADD, fd, &ev))
+		goto drop;
+	ks->clients[ks->n_clients++] = c;
+	return;
+drop:
+	close(fd);
+	cmk_secret_free(&c->out);
+	free(c);
+}
+
+uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms)
+{
+	struct epoll_event evs[16];
+	uint64_t next = UINT64_MAX;
+	int n;
+
+	ks->now_ms = now_ms;
+	n = epoll_wait(ks->epfd, evs, 16, 0);
+	for (int i = 0; i < n; i++) {
+		struct client *c = evs[i].data.ptr;
+		size_t at;
+		bool keep;
+
+		if (!c) {
+			for (int k = 0; k < ACCEPT_BATCH; k++) {
+				int fd = accept4(ks->lfd, NULL, NULL,
+						 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+				if (fd < 0)
+					break;
+				accept_one(ks, fd);
+			}
+			continue;
+		}
+		at = client_index(ks, c);
+		if (at == SIZE_MAX)
+			continue;	/* closed earlier in this batch */
+		if (c->out_len)
+			keep = !(evs[i].events & (EPOLLERR | EPOLLHUP)) && flush(ks, c);
+		else
+			keep = readable(ks, c);
+		if (!keep)
+			client_close(ks, client_index(ks, c));
+	}
+	for (size_t i = 0; i < ks->n_clients;) {
+		struct client *c = ks->clients[i];
+
+		if (now_ms >= c->deadline_ms) {
+			if (c->in_len || c->out_len) {
+				struct cmk_err why;
+
+				cmk_errf(&why, -ETIMEDOUT,
+					 "closed: the client did not %s within %d ms",
+					 c->out_len ? "take its answer" : "complete its request",
+					 CMK_KEYSERVER_TIMEOUT_MS);
+				audit(ks, c, "timeout", NULL, NULL, CMK_KS_BAD_REQUEST, &why);
+			}
+			client_close(ks, i);
+			continue;
+		}
+		if (c->deadline_ms - now_ms < next)
+			next = c->deadline_ms - now_ms;
+		i++;
+	}
+	return next;
+}
+
+/* ---- the socket ------------------------------------------------------------- */
+
+static int socket_group(const char *s, gid_t *gid, struct cmk_err *e)
+{
+	struct group *gr;
+	char *end;
+	unsigned long v;
+
+	if (*s >= '0' && *s <= '9') {
+		errno = 0;
+		v = strtoul(s, &end, 10);
+		if (errno || *end || v >= (unsigned long)(uint32_t)-1)
+			return cmk_errf(e, -EINVAL, "key_socket_group: \"%s\" is not a group", s);
+		*gid = (gid_t)v;
+		return 0;
+	}
+	gr = getgrnam(s);
+	if (!gr)
+		return cmk_errf(e, -ENOENT, "key_socket_group: no group \"%s\"", s);
+	*gid = gr->gr_gid;
+	return 0;
+}
+
+/* The parent directory: state_dir as the agent makes it (0700), another 0755. */
+static void make_parent(const char *path, const char *state_dir)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return;
+	*slash = '\0';
+	mkdir(dir, strcmp(dir, state_dir) ? 0755 : 0700);
+}
+
+static int listen_on(struct cmk_keyserver *ks, const struct cmk_config *cfg,
+		     struct cmk_err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	gid_t gid = 0;
+	struct stat st;
+	mode_t old;
+	int n, ret;
+
+	if (cfg->key_socket)
+		n = snprintf(ks->path, sizeof(ks->path), "%s", cfg->key_socket);
+	else
+		n = snprintf(ks->path, sizeof(ks->path), "%s/%s", cfg->state_dir,
+			     CMK_KEYSERVER_SOCKET_NAME);
+	if (n < 0 || (size_t)n >= sizeof(ks->path))
+		return cmk_errf(e, -ENAMETOOLONG,
+				"key socket path %s%s: longer than the %zu bytes a Unix socket's name may have; set key_socket to a shorter path",
+				cfg->key_socket ? cfg->key_socket : cfg->state_dir,
+				cfg->key_socket ? "" : "/" CMK_KEYSERVER_SOCKET_NAME,
+				sizeof(ks->path) - 1);
+	if (cfg->key_socket_group) {
+		ret = socket_group(cfg->key_socket_group, &gid, e);
+		if (ret)
+			return ret;
+	}
+	make_parent(ks->path, cfg->state_dir);
+	/* A socket left by an earlier run goes; anything else is not ours. */
+	if (!lstat(ks->path, &st)) {
+		if (!S_ISSOCK(st.st_mode))
+			return cmk_errf(e, -EEXIST,
+					"key socket %s: exists and is not a socket; not replaced",
+					ks->path);
+		unlink(ks->path);
+	}
+	memcpy(sa.sun_path, ks->path, strlen(ks->path) + 1);
+	ks->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (ks->lfd < 0)
+		return cmk_errf(e, -errno, "key socket: socket: %s", strerror(errno));
+	/* Born 0600: no moment at which another user may connect. */
+	old = umask(0177);
+	ret = bind(ks->lfd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	ks->bound = !ret;
+	if (ret)
+		return cmk_errf(e, -errno, "key socket %s: bind: %s", ks->path,
+				strerror(errno));
+	if (chown(ks->path, 0, gid) ||
+	    chmod(ks->path, cfg->key_socket_group ? 0660 : 0600))
+		return cmk_errf(e, -errno, "key socket %s: chown/chmod: %s", ks->path,
+				strerror(errno));
+	if (listen(ks->lfd, 64))
+		return cmk_errf(e, -errno, "key socket %s: listen: %s", ks->path,
+				strerror(errno));
+	return 0;
+}
+
+int cmk_keyserver_open(struct cmk_keyserver **out, const struct cmk_config *cfg,
+		       struct cmk_audit *audit, const struct cmk_loop *loop,
+		       const struct cmk_kek_store *keks, struct cmk_err *e)
+{
+	struct cmk_keyserver *ks = calloc(1, sizeof(*ks));
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	int ret;
+
+	*out = NULL;
+	if (!ks)
+		return cmk_errf(e, -ENOMEM, "key socket: out of memory");
+	ks->lfd = ks->epfd = -1;
+	ks->audit = audit;
+	ks->loop = loop;
+	ks->keks = keks;
+	ret = cmk_keysock_allow_parse(cfg->key_socket_allow, &ks->allow, e);
+	if (!ret)
+		ret = listen_on(ks, cfg, e);
+	if (!ret) {
+		ks->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (ks->epfd < 0 || epoll_ctl(ks->epfd, EPOLL_CTL_ADD, ks->lfd, &ev))
+			ret = cmk_errf(e, -errno, "key socket: epoll: %s", strerror(errno));
+	}
+	if (ret) {
+		cmk_keyserver_close(&ks);
+		return ret;
+	}
+	*out = ks;
+	return 0;
+}
+
+int cmk_keyserver_fd(const struct cmk_keyserver *ks)
+{
+	return ks ? ks->epfd : -1;
+}
+
+void cmk_keyserver_close(struct cmk_keyserver **p)
+{
+	struct cmk_keyserver *ks = *p;
+
+	if (!ks)
+		return;
+	while (ks->n_clients)
+		client_close(ks, ks->n_clients - 1);
+	if (ks->lfd >= 0) {
+		close(ks->lfd);
+		if (ks->bound)
+			unlink(ks->path);
+	}
+	if (ks->epfd >= 0)
+		close(ks->epfd);
+	free(ks);
+	*p = NULL;
+}
