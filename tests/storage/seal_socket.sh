@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# seal_socket.sh - cmkctl seal|unseal --socket against a real cmk-agent
+# (--no-kernel: the host never loads dm-cmk) serving its key socket, with
+# the local KMS provider.  TAP output; every name contains "seal".
+#
+# Oracles:
+#  - byte compatibility: what seal --socket writes, unseal --kek (the
+#    offline path, which derives the wrapping key from the KEK itself) and
+#    the AWS Encryption SDK for JavaScript (esdk_peer.js, its own
+#    derivation) open, and what they write, unseal --socket opens; both
+#    suites.
+#  - who: the socket file is root:GROUP mode 0660 (stat); a uid on
+#    key_socket_allow is served, a uid in GROUP but not on the list is
+#    refused with "not_permitted" and audited with its uid, a uid outside
+#    GROUP cannot even connect (EACCES, the file mode).
+#  - the protocol from its documentation: keysock_client.py speaks it
+#    without dm-cmk's code; garbage, an oversized header and a malformed
+#    body get status 1 (bad request) and the agent goes on serving.
+#  - a slow client (3 bytes, then nothing) stalls nobody: 20 seals in a
+#    row succeed meanwhile and the agent's CMK checks go on (agent.json's
+#    check count rises); it is closed after the 5 s timeout, audited.
+#  - revocation: the local key disabled, the agent's next check revokes;
+#    then unseal and seal through the socket fail at once with exit 2 and
+#    the CMK's reason ("disabled"), no output file, and an audit line with
+#    outcome failure, reason disabled, the context and the peer uid; the
+#    key enabled again, the socket serves again.
+#  - KEK rotation: after two rotations an object sealed under version 1
+#    (now retired) still opens through the agent, new objects name v3.
+#  - the audit log holds no wrapped KEK (raw, hex or base64) and the
+#    data keys never reach it (the API takes no bytes, audit.h).
+# Also printed (no assertion): the round trip per request, median and
+# p99 over 1000 requests, on one connection and a connection each.
+set -u
+# shellcheck source=tests/storage/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+AGENT=${AGENT:-$top/agent/build/cmk-agent}
+KSC="python3 $top/tests/storage/keysock_client.py"
+PLAN=24
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; failed=1; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name" "$*"; fi; }
+
+# Short: a Unix socket's name has 107 bytes at most.
+dir=$(mktemp -d /tmp/seal-sock.XXXXXX)
+agent_pid=
+cleanup() {
+	[ -z "$agent_pid" ] || { kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null; }
+	[ -n "${SEAL_SOCKET_KEEP:-}" ] || rm -rf "$dir"
+}
+trap cleanup EXIT
+# Other users must reach the socket (and write their outputs in out/).
+chmod 755 "$dir"
+cd "$dir" || exit 1
+mkdir out && chmod 1777 out
+
+echo "1..$PLAN"
+if [ ! -x "$CMKCTL" ] || [ ! -x "$AGENT" ] || ! command -v setpriv >/dev/null ||
+   [ "$(id -u)" != 0 ]; then
+	for i in $(seq $PLAN); do notok "seal_socket_setup_$i" "needs root, setpriv, $CMKCTL and $AGENT"; done
+	exit 1
+fi
+peer_ok=true
+esdk_peer_setup || peer_ok=false
+peer() { $ESDK_PEER "$1" --key-file "$dir/cmk.key" --envelope "$dir/kek.json" "${@:2}"; }
+
+# A group for the socket file, and three users: allowed (in the group),
+# in the group only, and outside it.
+GROUP=nogroup
+ALLOWED=nobody		# gid nogroup
+GROUPONLY=daemon	# run with --regid nogroup
+OUTSIDE=bin		# run with its own group
+
+"$CMKCTL" local-key create cmk.key >/dev/null &&
+	"$CMKCTL" kek create --provider local --key-ref "$dir/cmk.key" --out kek.json \
+		--context service=pg >/dev/null
+cat >agent.conf <<EOF
+[agent]
+kek_envelope = $dir/kek.json
+check_interval_ms = 300
+jitter_pct = 0
+lease_ms = 600000
+check_timeout_ms = 5000
+grace_s = 600
+audit_log = $dir/audit.log
+syslog = no
+state_dir = $dir/state
+key_socket = $dir/run/keys.sock
+key_socket_allow = user:$ALLOWED
+key_socket_group = $GROUP
+EOF
+SOCK=$dir/run/keys.sock
+setsid "$AGENT" --no-kernel --config agent.conf >agent.out 2>&1 &
+agent_pid=$!
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+state() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' state/agent.json "$1" 2>/dev/null; }
+wait_state() { for _ in $(seq 100); do [ "$(state "d['state']")" = "$1" ] && return 0; sleep 0.1; done; return 1; }
+check seal_socket_agent_serves wait_state active
+
+mode=$(stat -c '%a %U %G %F' "$SOCK" 2>/dev/null)
+check seal_socket_file_mode_0660_root_group [ "$mode" = "660 root $GROUP socket" ]
+
+CTX=(--context cluster=c0ffee --context segment=000000010000000000000042)
+head -c 200003 /dev/urandom >in
+check seal_socket_seal_agent_unseal_kek \
+	bash -c "'$CMKCTL' seal --socket '$SOCK' ${CTX[*]} in s.agent &&
+		 '$CMKCTL' unseal --kek kek.json ${CTX[*]} s.agent o.kek && cmp -s in o.kek"
+check seal_socket_seal_kek_unseal_agent \
+	bash -c "'$CMKCTL' seal --kek kek.json ${CTX[*]} in s.kek &&
+		 '$CMKCTL' unseal --socket '$SOCK' ${CTX[*]} s.kek o.agent && cmp -s in o.agent"
+# --agent reads the socket's path from agent.conf.
+check seal_socket_agent_flag_reads_config \
+	bash -c "'$CMKCTL' --config agent.conf seal --agent ${CTX[*]} --suite 0x0578 in s.578 &&
+		 '$CMKCTL' --config agent.conf unseal --agent ${CTX[*]} s.578 - | cmp -s in -"
+if $peer_ok; then
+	check seal_socket_esdk_peer_opens_agent_sealed_both_suites \
+		bash -c "peer() { $ESDK_PEER \"\$1\" --key-file cmk.key --envelope kek.json \"\${@:2}\"; }
+			 peer decrypt ${CTX[*]} s.agent p.0478 s.578 p.0578 && cmp -s in p.0478 && cmp -s in p.0578"
+	check seal_socket_unseal_agent_opens_esdk_peer_sealed \
+		bash -c "peer() { $ESDK_PEER \"\$1\" --key-file cmk.key --envelope kek.json \"\${@:2}\"; }
+			 peer encrypt --suite 0578 ${CTX[*]} in e.0578 && peer encrypt --suite 0478 ${CTX[*]} in e.0478 &&
+			 '$CMKCTL' unseal --socket '$SOCK' ${CTX[*]} e.0578 o.e578 &&
+			 '$CMKCTL' unseal --socket '$SOCK' ${CTX[*]} e.0478 o.e478 && cmp -s in o.e578 && cmp -s in o.e478"
+else
+	notok seal_socket_esdk_peer_opens_agent_sealed_both_suites "no npm peer"
+	notok seal_socket_unseal_agent_opens_esdk_peer_sealed "no npm peer"
+fi
+"$CMKCTL" unseal --socket "$SOCK" --context cluster=c0ffee \
+	--context segment=000000010000000000000043 s.agent o.swap 2>err.swap
+rc=$?
+check seal_socket_swapped_segment_refused [ $rc = 6 ] && [ ! -e o.swap ] &&
+	grep -q '"segment"' err.swap
+
+# Who may ask.
+as() { local u=$1 g=$2; shift 2; setpriv --reuid="$u" --regid="$g" --clear-groups "$@"; }
+check seal_socket_allowed_uid_served \
+	as "$ALLOWED" "$GROUP" "$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" "$dir/in" "$dir/out/allowed"
+as "$GROUPONLY" "$GROUP" "$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" "$dir/in" "$dir/out/refused" 2>err.uid
+rc=$?
+uid=$(id -u "$GROUPONLY")
+check seal_socket_disallowed_uid_refused_and_audited \
+	bash -c "[ $rc = 1 ] && [ ! -e out/refused ] && grep -q not_permitted err.uid &&
+		 grep '\"operation\":\"connect\"' audit.log | grep -q '\"peer_uid\":$uid,'"
+as "$OUTSIDE" "$OUTSIDE" "$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" "$dir/in" "$dir/out/outside" 2>err.mode
+rc=$?
+check seal_socket_outside_group_cannot_connect \
+	bash -c "[ $rc = 1 ] && [ ! -e out/outside ] && grep -q 'Permission denied' err.mode"
+
+# Strict parsing; the agent keeps serving.
+$KSC "$SOCK" raw 474554202f20485454502f312e310d0a0d0a >ans.garbage 2>&1
+$KSC "$SOCK" new a=b >ans.after1 2>&1
+check seal_socket_garbage_refused_agent_serves \
+	bash -c "grep -q '^status 1 msg .*bad magic' ans.garbage && grep -q '^status 0 len' ans.after1"
+$KSC "$SOCK" oversized >ans.big 2>&1
+$KSC "$SOCK" new a=b >ans.after2 2>&1
+check seal_socket_oversized_refused_agent_serves \
+	bash -c "grep -q '^status 1 msg .*more than the 8192' ans.big && grep -q '^status 0 len' ans.after2"
+# Keys out of order: a well-framed request whose context is not canonical.
+check seal_socket_unsorted_context_refused \
+	bash -c "$KSC '$SOCK' raw 434d4b5101010010000e0002000162000178000161000179 | grep -q '^status 1 msg .*sorted'"
+
+# A slow client: 3 bytes, then silence.
+checks_before=$(state "d['last_check']['checks']")
+$KSC "$SOCK" slow 8 >slow.out &
+slow_pid=$!
+slow_pids=()
+for i in 1 2 3 4; do $KSC "$SOCK" slow 8 >"slow.$i" & slow_pids+=($!); done
+sleep 0.3
+t0=$(date +%s%N)
+good=0
+for i in $(seq 20); do
+	"$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" in "s.many.$i" && good=$((good + 1))
+done
+t1=$(date +%s%N)
+echo "# 20 seals through the socket while 5 clients stall: $(( (t1 - t0) / 1000000 )) ms"
+check seal_socket_slow_client_stalls_no_one [ "$good" = 20 ]
+sleep 1
+checks_after=$(state "d['last_check']['checks']")
+check seal_socket_slow_client_stalls_no_check [ "${checks_after:-0}" -gt "${checks_before:-0}" ]
+wait "$slow_pid"
+check seal_socket_slow_client_closed_after_timeout \
+	bash -c "grep -q '^closed after [4-7]' slow.out && grep -q '\"operation\":\"timeout\"' audit.log"
+wait "${slow_pids[@]}"
+
+# Revocation: refused at once, with the reason, audited.
+"$CMKCTL" local-key disable cmk.key >/dev/null
+wait_state revoked
+"$CMKCTL" unseal --socket "$SOCK" "${CTX[@]}" s.agent o.revoked 2>err.revoked
+rc=$?
+"$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" in s.revoked 2>>err.revoked
+rc2=$?
+cat err.revoked | sed 's/^/# /'
+check seal_socket_revoked_refused_with_reason \
+	bash -c "[ $rc = 2 ] && [ $rc2 = 2 ] && [ ! -e o.revoked ] && [ ! -e s.revoked ] &&
+		 [ \$(grep -c 'refused (revoked).*disabled' err.revoked) = 2 ]"
+check seal_socket_revoked_audited \
+	bash -c "grep '\"event\":\"key_socket\"' audit.log | grep '\"operation\":\"open_edk\"' |
+		 grep '\"outcome\":\"failure\"' | grep '\"reason\":\"disabled\"' |
+		 grep '\"peer_uid\":0,' | grep -q '\"segment\":\"000000010000000000000042\"'"
+"$CMKCTL" local-key enable cmk.key >/dev/null
+wait_state active
+check seal_socket_restored_serves \
+	bash -c "'$CMKCTL' unseal --socket '$SOCK' ${CTX[*]} s.agent o.back && cmp -s in o.back"
+
+# KEK rotation never strands an archive: the agent reloads the rotated
+# envelope and unwraps its retired versions too (kek_store.h).
+"$CMKCTL" --config agent.conf kek rotate >/dev/null &&
+	"$CMKCTL" --config agent.conf kek rotate >/dev/null
+# the agent has reloaded once it seals under v3 (checks every 300 ms)
+for _ in $(seq 50); do
+	"$CMKCTL" seal --force --socket "$SOCK" "${CTX[@]}" in s.v3 &&
+		grep '"operation":"new_data_key"' audit.log | tail -1 | grep -q '/v3"' && break
+	sleep 0.2
+done
+check seal_socket_retired_kek_version_opens \
+	bash -c "'$CMKCTL' unseal --socket '$SOCK' ${CTX[*]} s.agent o.ret && cmp -s in o.ret"
+check seal_socket_seals_under_current_kek_version \
+	bash -c "'$CMKCTL' unseal --kek kek.json ${CTX[*]} s.v3 - | cmp -s in - &&
+		 grep '\"operation\":\"new_data_key\"' audit.log | tail -1 | grep -q '/v3\"'"
+check seal_socket_kek_break_glass_opens_after_rotation \
+	bash -c "'$CMKCTL' unseal --kek kek.json ${CTX[*]} s.agent o.kek2 && cmp -s in o.kek2"
+
+# No wrapped KEK in the audit log, raw, hex or base64.
+kek_in_log=$(python3 - "$dir" <<'EOF'
+import base64, json, sys
+# the local key file's bytes and the wrapped KEKs: none may be in the log
+d = sys.argv[1]
+log = open(d + '/audit.log', 'rb').read()
+env = json.load(open(d + '/kek.json'))
+needles = []
+for w in [env] + ([env['previous']] if 'previous' in env else []) + env.get('retired', []):
+    b = base64.b64decode(w['wrapped_kek'])
+    needles += [b, b.hex().encode(), base64.b64encode(b)]
+print(sum(1 for x in needles if x in log))
+EOF
+)
+check seal_socket_no_wrapped_kek_in_audit [ "$kek_in_log" = 0 ]
+
+# Round trip per request (printed, not asserted; the issue's target is
+# <= 1 ms median).
+$KSC "$SOCK" bench 1000 cluster=c0ffee segment=000000010000000000000042 | sed 's/^/# seal_socket round trip: /'
+
+[ "$n" = "$PLAN" ] || { echo "# ran $n tests, planned $PLAN"; failed=1; }
+exit $failed
