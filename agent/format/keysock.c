@@ -446,13 +446,13 @@ int cmk_keysock_resp_parse(const unsigned char *buf, size_t len,
 		if (!ret)
 			ret = take_blob(&c, "Encrypted Data Key",
 					CMK_KEYSOCK_EDK_FIELD_MAX, &edk->ct, &edk->ct_len);
-		if (ret)
-			cmk_esdk_edk_free(edk);
 	}
 	if (!ret && c.left)
 		ret = cmk_errf(e, -EBADMSG, "key socket: %zu bytes after the agent's answer",
 			       c.left);
 	if (ret) {
+		if (op == CMK_KEYSOCK_NEW_DATA_KEY)
+			cmk_esdk_edk_free(edk);
 		cmk_secret_free(data_key);
 		cmk_err_prefix(e, "key socket: the agent's answer is malformed");
 		return -EBADMSG;
