@@ -560,7 +560,7 @@ static int listen_on(struct cmk_keyserver *ks, const struct cmk_config *cfg,
 	if (ret)
 		return cmk_errf(e, -errno, "key socket %s: bind: %s", ks->path,
 				strerror(errno));
-	if (chown(ks->path, 0, gid) ||
+	if ((cfg->key_socket_group && chown(ks->path, 0, gid)) ||
 	    chmod(ks->path, cfg->key_socket_group ? 0660 : 0600))
 		return cmk_errf(e, -errno, "key socket %s: chown/chmod: %s", ks->path,
 				strerror(errno));
