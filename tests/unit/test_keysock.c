@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * test_keysock.c - the key socket's wire format and allow-list
+ * (format/keysock.c) and the agent's answers (daemon/keyserver.c).
+ *
+ * Oracles: known bytes written out by hand from Documentation/storage.rst
+ * ("Socket protocol"); the invariant that every truncation, every extra
+ * byte and every non-canonical context is refused; the EDK the agent
+ * hands out opened by esdk_keyring.c directly (held to the JavaScript
+ * ESDK by test_esdk.c's known answers) under the wrapping key derived
+ * from the KEK, and refused under another context; the agent's state
+ * table (keyserver.h) for each loop state.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/secret.h"
+#include "daemon/keyserver.h"
+#include "format/esdk.h"
+#include "format/keysock.h"
+
+/* {"a":"y","b":"x"} as ESDK Key Value Pairs */
+static const unsigned char ec_ab[] = {
+	0x00, 0x02, 0x00, 0x01, 'a', 0x00, 0x01, 'y', 0x00, 0x01, 'b', 0x00, 0x01, 'x',
+};
+
+/* A new-data-key request for ec_ab, byte by byte. */
+static const unsigned char req_new[] = {
+	'C', 'M', 'K', 'Q', 0x01, 0x01, 0x00, 0x10, 0x00, 0x0e,
+	0x00, 0x02, 0x00, 0x01, 'a', 0x00, 0x01, 'y', 0x00, 0x01, 'b', 0x00, 0x01, 'x',
+};
+
+static void parses_known_request(void **state)
+{
+	struct cmk_keysock_req req;
+	struct cmk_err e;
+	unsigned char *built;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(cmk_keysock_req_len(req_new, 3, &e), 0);
+	assert_int_equal(cmk_keysock_req_len(req_new, sizeof(req_new), &e), sizeof(req_new));
+	assert_int_equal(cmk_keysock_req_parse(req_new, sizeof(req_new), &req, &e), 0);
+	assert_int_equal(req.op, CMK_KEYSOCK_NEW_DATA_KEY);
+	assert_int_equal(req.ctx.n, 2);
+	assert_string_equal(cmk_encctx_get(&req.ctx, "a"), "y");
+	assert_int_equal(req.ec_len, sizeof(ec_ab));
+	assert_memory_equal(req.ec, ec_ab, sizeof(ec_ab));
+	cmk_keysock_req_free(&req);
+	/* The builder writes exactly these bytes. */
+	assert_int_equal(cmk_keysock_req_build(CMK_KEYSOCK_NEW_DATA_KEY, ec_ab,
+					       sizeof(ec_ab), NULL, &built, &len, &e), 0);
+	assert_int_equal(len, sizeof(req_new));
+	assert_memory_equal(built, req_new, len);
+	free(built);
+}
+
+static void build_open(unsigned char **buf, size_t *len)
+{
+	static unsigned char pid[] = "dm-cmk", info[] = "kek/x/v1\0\0\0\x80\0\0\0\x0c", ct[48];
+	struct cmk_esdk_edk edk = { pid, 6, info, sizeof(info) - 1, ct, sizeof(ct) };
+	struct cmk_err e;
+
+	assert_int_equal(cmk_keysock_req_build(CMK_KEYSOCK_OPEN_EDK, ec_ab, sizeof(ec_ab),
+					       &edk, buf, len, &e), 0);
+}
+
+static void every_truncation_and_extra_byte_refused(void **state)
+{
+	struct cmk_keysock_req req;
+	struct cmk_err e;
+	unsigned char *buf, *big;
+	size_t len;
+
+	(void)state;
+	build_open(&buf, &len);
+	assert_int_equal(cmk_keysock_req_parse(buf, len, &req, &e), 0);
+	assert_int_equal(req.op, CMK_KEYSOCK_OPEN_EDK);
+	assert_int_equal(req.edk.ct_len, 48);
+	cmk_keysock_req_free(&req);
+	for (size_t n = 0; n < len; n++)
+		assert_int_not_equal(cmk_keysock_req_parse(buf, n, &req, &e), 0);
+	/* The header's length shortened or lengthened: the fields no longer fill it. */
+	for (int d = -3; d <= 3; d++) {
+		size_t body = len - CMK_KEYSOCK_HDR_LEN + (size_t)d;
+
+		if (!d)
+			continue;
+		big = calloc(1, len + 3);
+		memcpy(big, buf, len);
+		big[6] = (unsigned char)(body >> 8);
+		big[7] = (unsigned char)body;
+		assert_int_not_equal(cmk_keysock_req_parse(big, CMK_KEYSOCK_HDR_LEN + body,
+							   &req, &e), 0);
+		free(big);
+	}
+	free(buf);
+}
+
+static void bad_headers_refused(void **state)
+{
+	unsigned char r[sizeof(req_new)];
+	struct cmk_keysock_req req;
+	struct cmk_err e;
+
+	(void)state;
+	/* garbage shows in its first byte */
+	assert_int_equal(cmk_keysock_req_len((const unsigned char *)"G", 1, &e), -EBADMSG);
+	assert_contains(e.msg, "bad magic");
+	memcpy(r, req_new, sizeof(r));
+	r[4] = 2;
+	assert_int_equal(cmk_keysock_req_len(r, 5, &e), -EBADMSG);
+	assert_contains(e.msg, "protocol version 2");
+	memcpy(r, req_new, sizeof(r));
+	r[6] = 0xff;
+	assert_int_equal(cmk_keysock_req_len(r, 8, &e), -EMSGSIZE);
+	assert_contains(e.msg, "more than the 8192");
+	memcpy(r, req_new, sizeof(r));
+	r[5] = 3;
+	assert_int_equal(cmk_keysock_req_parse(r, sizeof(r), &req, &e), -EBADMSG);
+	assert_contains(e.msg, "operation 0x03");
+}
+
+/* A new-data-key request around Key Value Pairs @kv. */
+static int parse_kv(const unsigned char *kv, size_t n, struct cmk_err *e)
+{
+	struct cmk_keysock_req req;
+	unsigned char *buf;
+	size_t len;
+	int ret;
+
+	assert_int_equal(cmk_keysock_req_build(CMK_KEYSOCK_NEW_DATA_KEY, kv, n, NULL,
+					       &buf, &len, e), 0);
+	ret = cmk_keysock_req_parse(buf, len, &req, e);
+	if (!ret)
+		cmk_keysock_req_free(&req);
+	free(buf);
+	return ret;
+}
+
+static void non_canonical_contexts_refused(void **state)
+{
+	static const unsigned char unsorted[] = {
+		0, 2, 0, 1, 'b', 0, 1, 'x', 0, 1, 'a', 0, 1, 'y' };
+	static const unsigned char dup[] = {
+		0, 2, 0, 1, 'a', 0, 1, 'x', 0, 1, 'a', 0, 1, 'y' };
+	static const unsigned char count0[] = { 0, 0 };
+	static const unsigned char badutf8[] = { 0, 1, 0, 1, 0xc0, 0, 1, 'y' };
+	static const unsigned char nul[] = { 0, 1, 0, 2, 'a', 0, 0, 1, 'y' };
+	static const unsigned char emptykey[] = { 0, 1, 0, 0, 0, 1, 'y' };
+	static const unsigned char ctrl[] = { 0, 1, 0, 1, 'a', 0, 1, '\n' };
+	static const unsigned char extra[] = { 0, 1, 0, 1, 'a', 0, 1, 'y', 0 };
+	static const unsigned char empty_ok[] = { 0 };
+	struct cmk_err e;
+
+	(void)state;
+	assert_int_equal(parse_kv(ec_ab, sizeof(ec_ab), &e), 0);
+	assert_int_equal(parse_kv(empty_ok, 0, &e), 0);
+	assert_int_not_equal(parse_kv(unsorted, sizeof(unsorted), &e), 0);
+	assert_contains(e.msg, "sorted");
+	assert_int_not_equal(parse_kv(dup, sizeof(dup), &e), 0);
+	assert_int_not_equal(parse_kv(count0, sizeof(count0), &e), 0);
+	assert_int_not_equal(parse_kv(badutf8, sizeof(badutf8), &e), 0);
+	assert_int_not_equal(parse_kv(nul, sizeof(nul), &e), 0);
+	assert_int_not_equal(parse_kv(emptykey, sizeof(emptykey), &e), 0);
+	assert_int_not_equal(parse_kv(ctrl, sizeof(ctrl), &e), 0);
+	assert_int_not_equal(parse_kv(extra, sizeof(extra), &e), 0);
+}
+
+static void other_key_provider_refused(void **state)
+{
+	struct cmk_keysock_req req;
+	struct cmk_err e;
+	unsigned char *buf;
+	size_t len;
+
+	(void)state;
+	build_open(&buf, &len);
+	/* "dm-cmk" -> "dm-cmx" */
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (!memcmp(buf + i, "dm-cmk", 6))
+			buf[i + 5] = 'x';
+	assert_int_equal(cmk_keysock_req_parse(buf, len, &req, &e), -EINVAL);
+	assert_contains(e.msg, "Key Provider ID");
+	free(buf);
+}
+
+static void allow_list(void **state)
+{
+	struct cmk_keysock_allow a;
+	struct cmk_err e;
+	gid_t g50[] = { 7, 50 }, g9[] = { 9 };
+
+	(void)state;
+	assert_int_equal(cmk_keysock_allow_parse(NULL, &a, &e), 0);
+	assert_true(cmk_keysock_allowed(&a, 0, g9, 1));		/* root, always */
+	assert_false(cmk_keysock_allowed(&a, 1000, g9, 1));	/* empty: root only */
+	assert_int_equal(cmk_keysock_allow_parse("uid:1000  gid:50 user:root\tgroup:root",
+						 &a, &e), 0);
+	assert_int_equal(a.n_uid, 2);
+	assert_int_equal(a.n_gid, 2);
+	assert_true(cmk_keysock_allowed(&a, 1000, g9, 1));
+	assert_true(cmk_keysock_allowed(&a, 1001, g50, 2));	/* a supplementary group */
+	assert_false(cmk_keysock_allowed(&a, 1001, g9, 1));
+	assert_false(cmk_keysock_allowed(&a, 1001, g50, 1));	/* 50 not among its groups */
+	assert_int_equal(cmk_keysock_allow_parse("uid:", &a, &e), -EINVAL);
+	assert_int_equal(cmk_keysock_allow_parse("1000", &a, &e), -EINVAL);
+	assert_int_equal(cmk_keysock_allow_parse("uid:10x", &a, &e), -EINVAL);
+	assert_int_equal(cmk_keysock_allow_parse("uid:-1", &a, &e), -EINVAL);
+	assert_int_equal(cmk_keysock_allow_parse("uid:4294967295", &a, &e), -EINVAL);
+	assert_int_equal(cmk_keysock_allow_parse("host:x", &a, &e), -EINVAL);
+	assert_int_equal(cmk_keysock_allow_parse("user:no-such-user-xq", &a, &e), -ENOENT);
+	assert_contains(e.msg, "no-such-user-xq");
+	assert_int_equal(cmk_keysock_allow_parse("group:no-such-group-xq", &a, &e), -ENOENT);
+}
+
+/* ---- the agent's answers ---------------------------------------------------- */
+
+static const uint8_t kek_id[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+				    0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
+
+struct fixture {
+	struct cmk_loop loop;
+	struct cmk_kek_store keks;
+	struct cmk_secret *out;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct cmk_err e;
+
+	cmk_kek_store_init(&f->keks);
+	memcpy(f->keks.env.kek_id, kek_id, 16);
+	f->keks.env.cur.kek_version = 3;
+	f->keks.env.n_retired = 1;
+	f->keks.env.retired[0].kek_version = 1;
+	assert_int_equal(cmk_secret_random(&f->keks.cur, 32, &e), 0);
+	assert_int_equal(cmk_secret_random(&f->keks.old[0], 32, &e), 0);
+	assert_int_equal(cmk_secret_new(&f->out, CMK_KEYSOCK_RESP_MAX, &e), 0);
+	f->loop.state = CMK_LS_ACTIVE;
+	f->loop.kek_held = true;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	cmk_secret_free(&f->keks.cur);
+	cmk_secret_free(&f->keks.old[0]);
+	cmk_secret_free(&f->out);
+	free(f);
+	return 0;
+}
+
+/* Ask @f for a new data key for ec_ab: its key and EDK. */
+static enum cmk_keysock_status ask_new(struct fixture *f, struct cmk_secret **dk,
+				       struct cmk_esdk_edk *edk, struct cmk_err *why)
+{
+	struct cmk_keysock_req req;
+	enum cmk_keysock_status st, got;
+	char name[CMK_ESDK_KEY_NAME_MAX];
+	size_t len = 0;
+
+	assert_int_equal(cmk_keysock_req_parse(req_new, sizeof(req_new), &req, why), 0);
+	st = cmk_keyserver_answer(&f->loop, &f->keks, &req, f->out, &len, name, why);
+	cmk_keysock_req_free(&req);
+	if (st == CMK_KS_OK) {
+		assert_string_equal(name, "kek/00112233-4455-6677-8899-aabbccddeeff/v3");
+		assert_int_equal(cmk_keysock_resp_parse(cmk_secret_cdata(f->out), len,
+							CMK_KEYSOCK_NEW_DATA_KEY, &got,
+							dk, edk, why), 0);
+	}
+	return st;
+}
+
+static enum cmk_keysock_status ask_open(struct fixture *f, const unsigned char *ec,
+					size_t ec_len, const struct cmk_esdk_edk *edk,
+					struct cmk_secret **dk, struct cmk_err *why)
+{
+	struct cmk_keysock_req req;
+	enum cmk_keysock_status st, got;
+	char name[CMK_ESDK_KEY_NAME_MAX];
+	unsigned char *buf;
+	size_t blen, len = 0;
+
+	assert_int_equal(cmk_keysock_req_build(CMK_KEYSOCK_OPEN_EDK, ec, ec_len, edk,
+					       &buf, &blen, why), 0);
+	assert_int_equal(cmk_keysock_req_parse(buf, blen, &req, why), 0);
+	free(buf);
+	st = cmk_keyserver_answer(&f->loop, &f->keks, &req, f->out, &len, name, why);
+	cmk_keysock_req_free(&req);
+	if (st == CMK_KS_OK)
+		assert_int_equal(cmk_keysock_resp_parse(cmk_secret_cdata(f->out), len,
+							CMK_KEYSOCK_OPEN_EDK, &got, dk,
+							NULL, why), 0);
+	return st;
+}
+
+static void new_key_opens_with_wrapping_key_and_through_agent(void **state)
+{
+	struct fixture *f = *state;
+	struct cmk_secret *dk = NULL, *dk2 = NULL, *dk3 = NULL;
+	struct cmk_esdk_wrapkey wk = { 0 };
+	struct cmk_esdk_edk edk = { 0 };
+	struct cmk_err e;
+
+	assert_int_equal(ask_new(f, &dk, &edk, &e), CMK_KS_OK);
+	assert_int_equal(cmk_secret_len(dk), 32);
+	/* esdk_keyring.c itself opens it: the EDK is a raw AES keyring's. */
+	assert_int_equal(cmk_esdk_wrapkey_derive(f->keks.cur, kek_id, 3, &wk, &e), 0);
+	assert_true(cmk_esdk_edk_for(&wk, &edk));
+	assert_int_equal(cmk_esdk_edk_unwrap(&wk, &edk, ec_ab, sizeof(ec_ab), &dk2, &e), 0);
+	assert_true(cmk_secret_equal(dk, dk2));
+	/* and so does the agent, under the same context only */
+	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk3, &e), CMK_KS_OK);
+	assert_true(cmk_secret_equal(dk, dk3));
+	assert_int_equal(ask_open(f, NULL, 0, &edk, &dk3, &e), CMK_KS_NOT_AUTHENTIC);
+	assert_contains(e.msg, "does not open");
+	cmk_secret_free(&dk);
+	cmk_secret_free(&dk2);
+	cmk_secret_free(&dk3);
+	cmk_esdk_edk_free(&edk);
+	cmk_esdk_wrapkey_free(&wk);
+}
+
+static void retired_version_opens_unknown_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct cmk_secret *dk = NULL, *dk2 = NULL;
+	struct cmk_esdk_wrapkey wk = { 0 }, other = { 0 };
+	struct cmk_esdk_edk edk = { 0 };
+	uint8_t other_id[16] = { 1 };
+	struct cmk_err e;
+
+	assert_int_equal(cmk_secret_random(&dk, 32, &e), 0);
+	assert_int_equal(cmk_esdk_wrapkey_derive(f->keks.old[0], kek_id, 1, &wk, &e), 0);
+	assert_int_equal(cmk_esdk_edk_wrap(&wk, dk, ec_ab, sizeof(ec_ab), &edk, &e), 0);
+	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk2, &e), CMK_KS_OK);
+	assert_true(cmk_secret_equal(dk, dk2));
+	cmk_secret_free(&dk2);
+	/* not unwrapped at the agent's unseal */
+	cmk_secret_free(&f->keks.old[0]);
+	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk2, &e), CMK_KS_UNKNOWN_KEY);
+	assert_contains(e.msg, "retired");
+	cmk_esdk_edk_free(&edk);
+	/* another KEK lineage */
+	assert_int_equal(cmk_esdk_wrapkey_derive(f->keks.cur, other_id, 3, &other, &e), 0);
+	assert_int_equal(cmk_esdk_edk_wrap(&other, dk, ec_ab, sizeof(ec_ab), &edk, &e), 0);
+	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk2, &e), CMK_KS_UNKNOWN_KEY);
+	assert_contains(e.msg, "another KEK");
+	assert_null(dk2);
+	cmk_secret_free(&dk);
+	cmk_esdk_edk_free(&edk);
+	cmk_esdk_wrapkey_free(&wk);
+	cmk_esdk_wrapkey_free(&other);
+}
+
+static void loop_states_decide(void **state)
+{
+	static const struct {
+		enum cmk_loop_state ls;
+		enum cmk_keysock_status want;
+	} table[] = {
+		{ CMK_LS_STARTING, CMK_KS_UNAVAILABLE },
+		{ CMK_LS_ACTIVE, CMK_KS_OK },
+		{ CMK_LS_DEGRADED, CMK_KS_OK },		/* within grace_s, as the disks */
+		{ CMK_LS_FAIL_OPEN, CMK_KS_OK },	/* policy none keeps keys */
+		{ CMK_LS_UNREACHABLE, CMK_KS_UNAVAILABLE },
+		{ CMK_LS_REVOKED, CMK_KS_REVOKED },
+	};
+	struct fixture *f = *state;
+	struct cmk_err e;
+
+	cmk_errf(&f->loop.last_err, -EKEYREVOKED, "local key k: key disabled");
+	f->loop.last_err.reason = CMK_R_DISABLED;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		struct cmk_secret *dk = NULL;
+		struct cmk_esdk_edk edk = { 0 };
+
+		f->loop.state = table[i].ls;
+		assert_int_equal(ask_new(f, &dk, &edk, &e), table[i].want);
+		if (table[i].want == CMK_KS_REVOKED) {
+			assert_contains(e.msg, "disabled");
+			assert_contains(e.msg, "key disabled");
+		}
+		cmk_secret_free(&dk);
+		cmk_esdk_edk_free(&edk);
+	}
+	/* a state that keeps keys, but no KEK held (unsealing after a fork) */
+	f->loop.state = CMK_LS_ACTIVE;
+	f->loop.kek_held = false;
+	{
+		struct cmk_secret *dk = NULL;
+		struct cmk_esdk_edk edk = { 0 };
+
+		assert_int_equal(ask_new(f, &dk, &edk, &e), CMK_KS_UNAVAILABLE);
+		assert_null(dk);
+	}
+}
+
+static void responses_round_trip_and_malformed_refused(void **state)
+{
+	unsigned char buf[CMK_KEYSOCK_RESP_MAX];
+	enum cmk_keysock_status st;
+	struct cmk_secret *dk = NULL;
+	struct cmk_esdk_edk edk;
+	struct cmk_err e;
+	char msg[2000];
+	size_t n;
+
+	(void)state;
+	n = cmk_keysock_resp_err(buf, CMK_KS_REVOKED, "no\nway");
+	assert_int_equal(cmk_keysock_resp_parse(buf, n, CMK_KEYSOCK_OPEN_EDK, &st, &dk,
+						NULL, &e), -EACCES);
+	assert_int_equal(st, CMK_KS_REVOKED);
+	assert_contains(e.msg, "no?way");		/* no control characters */
+	assert_int_not_equal(cmk_keysock_resp_parse(buf, n - 1, CMK_KEYSOCK_OPEN_EDK, &st,
+						    &dk, NULL, &e), -EACCES);
+	/* an over-long message is cut to fit */
+	memset(msg, 'm', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	assert_int_equal(cmk_keysock_resp_err(buf, CMK_KS_INTERNAL, msg), CMK_KEYSOCK_RESP_MAX);
+	/* OK but short of a data key, or a status past the last */
+	memcpy(buf, "CMKR\x01\x00\x00\x10", 8);
+	assert_int_equal(cmk_keysock_resp_parse(buf, 8 + 16, CMK_KEYSOCK_OPEN_EDK, &st, &dk,
+						NULL, &e), -EBADMSG);
+	memcpy(buf, "CMKR\x01\x09\x00\x00", 8);
+	assert_int_equal(cmk_keysock_resp_parse(buf, 8, CMK_KEYSOCK_OPEN_EDK, &st, &dk,
+						&edk, &e), -EBADMSG);
+	assert_null(dk);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_known_request),
+		cmocka_unit_test(every_truncation_and_extra_byte_refused),
+		cmocka_unit_test(bad_headers_refused),
+		cmocka_unit_test(non_canonical_contexts_refused),
+		cmocka_unit_test(other_key_provider_refused),
+		cmocka_unit_test(allow_list),
+		cmocka_unit_test_setup_teardown(new_key_opens_with_wrapping_key_and_through_agent,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(retired_version_opens_unknown_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(loop_states_decide, setup, teardown),
+		cmocka_unit_test(responses_round_trip_and_malformed_refused),
+	};
+
+	return cmocka_run_group_tests_name("keysock", tests, NULL, NULL);
+}
