@@ -24,6 +24,8 @@
 #                   /var/cache/dm-cmk/npm)
 #   storage_seal_rotation tests/storage/esdk_rotation.sh: seal, KEK rotate
 #                   twice, CMK rewrap, unseal the first object
+#   storage_seal_socket tests/storage/seal_socket.sh: cmkctl seal|unseal
+#                   --socket against a real agent's key socket (about 20 s)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -218,6 +220,9 @@ if [ -x tests/storage/esdk_interop.sh ]; then
 fi
 if [ -x tests/storage/esdk_rotation.sh ]; then
 	run_suite storage_seal_rotation tap tests/storage/esdk_rotation.sh
+fi
+if [ -x tests/storage/seal_socket.sh ]; then
+	run_suite storage_seal_socket tap tests/storage/seal_socket.sh
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh

@@ -66,7 +66,6 @@ if [ ! -x "$CMKCTL" ] || [ ! -x "$AGENT" ] || ! command -v setpriv >/dev/null ||
 fi
 peer_ok=true
 esdk_peer_setup || peer_ok=false
-peer() { $ESDK_PEER "$1" --key-file "$dir/cmk.key" --envelope "$dir/kek.json" "${@:2}"; }
 
 # A group for the socket file, and three users: allowed (in the group),
 # in the group only, and outside it.
@@ -193,7 +192,7 @@ wait_state revoked
 rc=$?
 "$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" in s.revoked 2>>err.revoked
 rc2=$?
-cat err.revoked | sed 's/^/# /'
+sed "s/^/# /" err.revoked
 check seal_socket_revoked_refused_with_reason \
 	bash -c "[ $rc = 2 ] && [ $rc2 = 2 ] && [ ! -e o.revoked ] && [ ! -e s.revoked ] &&
 		 [ \$(grep -c 'refused (revoked).*disabled' err.revoked) = 2 ]"
