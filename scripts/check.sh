@@ -14,6 +14,8 @@
 #   build_kselftest make kselftest                    (if tests/kselftest/Makefile)
 #   deb             make deb: the Debian packages in build/deb, lintian clean
 #                   (its output is printed)                (if debian/rules)
+#   deb_maint       tests/deb/maint_scripts.sh: the cmk-agent prerm and
+#                   postinst against stub dmsetup/systemd on the host (~2 s)
 #   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
 #   agent_fuzz      make -C agent fuzz: every libFuzzer target in tests/fuzz
@@ -198,6 +200,9 @@ fi
 if [ -x debian/rules ]; then
 	run_suite deb build "$make_cmd" -s deb
 	sed -n '/^deb: lintian/,$p' "$results/deb.log" | sed 's/^/   /'
+fi
+if [ -x tests/deb/maint_scripts.sh ]; then
+	run_suite deb_maint tap tests/deb/maint_scripts.sh
 fi
 run_suite lint tap scripts/lint.sh
 # The bench's report keeps dm-crypt runs that did not decrypt apart

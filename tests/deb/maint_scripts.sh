@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The cmk-agent package's maintainer scripts on the host, no guest: each
+# scenario runs debian/cmk-agent.prerm (or .postinst) in a private mount
+# namespace with a tmpfs on /run (and /var/lib, /var/log for the
+# postinst), so /run/systemd/system exists or not as the scenario says and
+# the host's own state is never touched.  dmsetup, findmnt, cmkctl,
+# systemctl, deb-systemd-invoke, ischroot and udevadm are stubs on PATH
+# that play a small kernel/systemd model kept in files:
+#   maps    "NAME MAJ:MIN OPEN" for each dm-cmk mapping
+#   mounts  "MAJ:MIN TARGET busy|ok": busy survives stopping the units
+#   conf    dm names cmkctl knows (configured devices)
+#   agent   present while cmk-agent.service is active
+#   deny    policy-rc.d: deb-systemd-invoke exits 101, nothing stops
+#   calls   every stub call, one a line
+# Oracles: the prerm's exit status and message, the calls it made, and the
+# model's state afterwards (which keys were wiped, which mappings remain).
+# tests/boot does the same things for real in a Debian guest (deb4_*).
+#
+# Usage: tests/deb/maint_scripts.sh     Output: TAP on stdout.  Root.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/../.." && pwd)
+T=$(mktemp -d /tmp/cmk-maint.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n $1"; }
+not_ok() {
+	n=$((n + 1))
+	failed=1
+	echo "not ok $n $1"
+	shift
+	[ $# -eq 0 ] || printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+if [ "$(id -u)" -ne 0 ] || ! unshare -m true 2>/dev/null; then
+	echo "1..0 # SKIP needs root and unshare -m (a private /run)"
+	exit 0
+fi
+
+# ---- the stubs ------------------------------------------------------------------------
+B=$T/bin
+mkdir -p "$B"
+stub() { printf '#!/bin/bash\nS=%s\necho "$(basename "$0") $*" >>$S/calls\n%s\n' "$T/s" "$2" >"$B/$1"; chmod +x "$B/$1"; }
+stub dmsetup '
+case $1 in
+table)	[ -f $S/maps ] && awk "{ print \$1 \": 0 2048 cmk key\" }" $S/maps ;;
+info)	[ "$2" = -c ] || exit 0
+	name=${!#}
+	awk -v n="$name" "\$1 == n { split(\$2, m, \":\"); print m[1] \":\" m[2] \":\" \$3; f = 1 } END { exit !f }" $S/maps ;;
+wipe_table)
+	[ -f $S/fail_wipe ] && { echo "device-mapper: reload ioctl on $2 failed: Device or resource busy" >&2; exit 1; }
+	echo "$2" >>$S/wiped
+	awk -v n="$2" "\$1 != n" $S/maps >$S/maps.new; mv $S/maps.new $S/maps ;;
+remove)	exit 0 ;;
+*)	exit 1 ;;
+esac'
+stub findmnt '
+mm=${!#}
+[ -f $S/mounts ] && awk -v m="$mm" "\$1 == m { print \$2 }" $S/mounts'
+stub cmkctl '
+[ "$1" = close ] || exit 1
+grep -qxF "$2" $S/conf 2>/dev/null || { echo "cmkctl: no device \"$2\"" >&2; exit 1; }
+echo "$2" >>$S/wiped
+awk -v n="$2" "\$1 != n" $S/maps >$S/maps.new; mv $S/maps.new $S/maps'
+stub systemctl '
+[ "$1" = is-active ] && [ -f $S/agent ]'
+stub deb-systemd-invoke '
+[ -f $S/deny ] && exit 101
+case $2 in
+cmk-agent.service) rm -f $S/agent ;;
+cmk-ephemeral@*)  [ -f $S/mounts ] && { grep " busy$" $S/mounts >$S/m.new; mv $S/m.new $S/mounts; } ;;
+esac
+exit 0'
+stub ischroot '[ -f $S/chroot ]'
+stub udevadm 'exit 0'
+
+# scenario: a fresh model, then the caller fills it.
+scenario() {
+	rm -rf "$T/s"
+	mkdir -p "$T/s"
+	: >"$T/s/calls"
+	: >"$T/s/wiped"
+	touch "$T/s/agent"
+}
+# run_prerm [ENV=VALUE...]: the prerm "remove" with systemd running; its
+# output in $T/out, its status in $rc.
+run_prerm() {
+	env "$@" PATH="$B:$PATH" unshare -m --propagation private sh -c '
+		mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
+		exec sh "$0" remove' "$top/debian/cmk-agent.prerm" >"$T/out" 2>&1
+	rc=$?
+}
+calls() { cat "$T/s/calls"; }
+wiped() { sort "$T/s/wiped" | tr '\n' ' ' | sed 's/ $//'; }
+left() { [ -f "$T/s/maps" ] && cut -d' ' -f1 "$T/s/maps" | tr '\n' ' ' | sed 's/ $//'; }
+# expect NAME CONDITION...: ok if the shell condition holds.
+expect() {
+	local name=$1
+	shift
+	if eval "$*"; then
+		ok "$name"
+	else
+		not_ok "$name" "expected: $*" "prerm exit $rc; wiped: [$(wiped)]; left: [$(left)]" \
+			"output: $(tail -n 6 "$T/out")" "calls: $(calls | tr '\n' ';' | cut -c1-400)"
+	fi
+}
+
+# ---- prerm ------------------------------------------------------------------------------
+# Both devices unmount when their units stop: both closed by cmkctl, one
+# unconfigured mapping wiped by its table; success.
+scenario
+printf 'cmk-scratch 254:0 0\ncmk-pgdata 254:1 0\ncmk-other 254:2 0\n' >"$T/s/maps"
+printf '254:0 /var/lib/cmktest ok\n254:1 /var/lib/pgdata ok\n' >"$T/s/mounts"
+printf 'cmk-scratch\ncmk-pgdata\n' >"$T/s/conf"
+run_prerm
+expect prerm_remove_closes_every_device \
+	'[ $rc = 0 ] && [ -z "$(left)" ] && [ "$(wiped)" = "cmk-other cmk-pgdata cmk-scratch" ] && [ ! -f $T/s/agent ]'
+
+# HIGH 1: the persistent file system's unmount failed (busy): no key
+# wiped, the agent still runs, the prerm fails naming device and mount.
+scenario
+printf 'cmk-scratch 254:0 0\ncmk-pgdata 254:1 1\n' >"$T/s/maps"
+printf '254:0 /var/lib/cmktest ok\n254:1 /var/lib/pgdata busy\n' >"$T/s/mounts"
+printf 'cmk-scratch\ncmk-pgdata\n' >"$T/s/conf"
+run_prerm
+expect prerm_busy_mount_refuses_keeps_keys \
+	'[ $rc != 0 ] && [ -z "$(wiped)" ] && [ "$(left)" = "cmk-scratch cmk-pgdata" ] && [ -f $T/s/agent ] &&
+	 grep -q "/dev/mapper/cmk-pgdata is mounted on /var/lib/pgdata" $T/out && grep -q "umount /var/lib/pgdata" $T/out'
+# Held open without a mount here (another mount namespace, swap, a stacked
+# device): the same.
+scenario
+printf 'cmk-pgdata 254:1 1\n' >"$T/s/maps"
+printf 'cmk-pgdata\n' >"$T/s/conf"
+run_prerm
+expect prerm_busy_open_device_refuses_keeps_keys \
+	'[ $rc != 0 ] && [ -z "$(wiped)" ] && [ -f $T/s/agent ] && grep -q "cmk-pgdata is held open (open count 1" $T/out'
+
+# HIGH 2: an image build (chroot, or DPKG_ROOT): the running kernel's
+# devices, the agent and systemd are not touched at all.
+scenario
+printf 'cmk-scratch 254:0 0\n' >"$T/s/maps"
+printf 'cmk-scratch\n' >"$T/s/conf"
+touch "$T/s/chroot"
+run_prerm
+expect prerm_chroot_touches_no_device \
+	'[ $rc = 0 ] && [ -z "$(wiped)" ] && ! calls | grep -qE "^(dmsetup|cmkctl|deb-systemd-invoke|systemctl|findmnt)"'
+scenario
+printf 'cmk-scratch 254:0 0\n' >"$T/s/maps"
+printf 'cmk-scratch\n' >"$T/s/conf"
+run_prerm DPKG_ROOT=/tmp/image
+expect prerm_dpkg_root_touches_no_device \
+	'[ $rc = 0 ] && [ -z "$(wiped)" ] && ! calls | grep -qE "^(dmsetup|cmkctl|deb-systemd-invoke|systemctl|findmnt)"'
+
+# MEDIUM 3: policy-rc.d denies the stop (101): the agent survives and
+# would reopen what is closed, so nothing is closed and the prerm fails.
+scenario
+printf 'cmk-scratch 254:0 0\n' >"$T/s/maps"
+printf 'cmk-scratch\n' >"$T/s/conf"
+touch "$T/s/deny"
+run_prerm
+expect prerm_surviving_agent_refuses \
+	'[ $rc != 0 ] && [ -z "$(wiped)" ] && [ "$(left)" = cmk-scratch ] && grep -q "cmk-agent is still running" $T/out'
+
+# MEDIUM 4: the sweep fails (an unconfigured mapping whose table cannot be
+# replaced): reported by name, the prerm fails.
+scenario
+printf 'cmk-other 254:2 0\n' >"$T/s/maps"
+touch "$T/s/fail_wipe"
+run_prerm
+expect prerm_sweep_failure_fails_removal \
+	'[ $rc != 0 ] && [ "$(left)" = cmk-other ] && grep -q "could not be closed: cmk-other" $T/out'
+
+echo "1..$n"
+exit "$failed"
