@@ -173,5 +173,25 @@ run_prerm
 expect prerm_sweep_failure_fails_removal \
 	'[ $rc != 0 ] && [ "$(left)" = cmk-other ] && grep -q "could not be closed: cmk-other" $T/out'
 
+# ---- package relationships --------------------------------------------------------------
+# MEDIUM 5: the agent never races the DKMS build.  dpkg configures a
+# package's Depends before it (Debian Policy 7.2), so dm-cmk-dkms's postinst
+# (the DKMS build) has run before cmk-agent's starts the agent; a Recommends
+# gives no such order.  At boot, dkms.service (where dkms ships one) comes
+# first.  Oracle: the control file's cmk-agent stanza and the unit.
+agent_field() {  # agent_field FIELD: cmk-agent's FIELD, continuation lines joined
+	awk -v f="$1" '/^Package: /{ p = ($2 == "cmk-agent") } p && $0 ~ "^" f ":" { on = 1; sub("^" f ":", ""); print; next }
+		p && on && /^[ \t]/ { print; next } { on = 0 }' "$top/debian/control" | tr -s ' \n\t' ' '
+}
+rc=-
+deps=$(agent_field Depends)
+expect deb_agent_depends_on_dkms_configured_first \
+	'grep -qE "(^|, *| )dm-cmk-dkms \(= \\\$\{source:Version\}\)" <<<"$deps" &&
+	 grep -qE "^After=.*\bdkms\.service\b" $top/scripts/systemd/cmk-agent.service'
+# modprobe (ExecStartPre) and mount/umount (cmk-ephemeral) are not
+# Essential: kmod and mount must be Depends.
+expect deb_agent_depends_kmod_mount \
+	'grep -qE "(^| )kmod," <<<"$deps" && grep -qE "(^| )mount," <<<"$deps"'
+
 echo "1..$n"
 exit "$failed"
