@@ -5,7 +5,8 @@
 #
 # Usage: scripts/deb.sh [--out DIR] [--suffix SUFFIX]
 #   --out DIR        where the .deb, .buildinfo and .changes go
-#                    (default build/deb)
+#                    (default build/deb); only this source's earlier
+#                    results there are replaced, other files stay
 #   --suffix SUFFIX  build version VERSION+SUFFIX-style: a changelog entry
 #                    "VERSION<SUFFIX>" is added to the copy (the boot
 #                    test's upgrade is the same tree as a newer version)
@@ -37,7 +38,11 @@ version=$(make -s -C "$top" version)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 src=$out/dm-cmk-$version$suffix
-rm -rf "$out"/dm-cmk-*/ "$out"/*.deb "$out"/*.buildinfo "$out"/*.changes "$out/lintian.log"
+# Only this source's earlier results go: DIR may hold other packages'
+# .debs (an operator's local repository).
+rm -rf "$out"/dm-cmk-*/ "$out"/dm-cmk-dkms_*.deb "$out"/cmk-agent_*.deb \
+	"$out"/cmk-agent-dbgsym_*.deb "$out"/dm-cmk_*.buildinfo "$out"/dm-cmk_*.changes \
+	"$out/lintian.log"
 mkdir -p "$src"
 t0=$(date +%s)
 cd "$top"
@@ -72,9 +77,10 @@ if ! DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" dpkg-buildpackage -us -u
 	exit 1
 fi
 echo "deb: built in $(($(date +%s) - t0)) s:"
-find "$out" -maxdepth 1 -name '*.deb' -printf '  %s  %f\n' | sort -k2
+find "$out" -maxdepth 1 \( -name 'dm-cmk-dkms_*.deb' -o -name 'cmk-agent*_*.deb' \) \
+	-printf '  %s  %f\n' | sort -k2
 
-changes=$(ls "$out"/*.changes)
+changes=$(ls "$out/dm-cmk_$version${suffix}_"*.changes)
 echo "deb: lintian $(lintian --version | awk '{ print $2 }') $(basename "$changes")"
 # Shown with the overrides and their reasons; judged without them.
 lintian --display-info --show-overrides "$changes" 2>&1 |

@@ -147,6 +147,10 @@ diag "systemd-analyze security cmk-agent.service: $(grep -o 'Overall exposure le
 # ---- the packages: this version and a newer build of the same tree --------------------
 # deb_make_deb_builds_lintian_clean: scripts/deb.sh fails on a build error
 # or on any lintian tag that is not overridden with a reason.
+# deb_make_deb_keeps_other_debs: another package's .deb in the output
+# directory (an operator's local repository) survives the build.
+mkdir -p "$T/deb-v1"
+echo not-ours >"$T/deb-v1/other-package_1.0_all.deb"
 for b in v1 v2; do
 	t0=$(date +%s)
 	suffix=
@@ -159,6 +163,7 @@ for b in v1 v2; do
 	fi
 	diag "make deb ($b): $(($(date +%s) - t0)) s; lintian:" "$(sed -n '/^deb: lintian/,$p' "$T/deb-$b.log")"
 done
+check deb_make_deb_keeps_other_debs grep -qx not-ours "$T/deb-v1/other-package_1.0_all.deb"
 check deb_versions_from_changelog bash -c "
 	ls $T/deb-v1/dm-cmk-dkms_${ver}_all.deb $T/deb-v1/cmk-agent_${ver}_*.deb \
 		$T/deb-v2/dm-cmk-dkms_${ver}+test1_all.deb $T/deb-v2/cmk-agent_${ver}+test1_*.deb &&
