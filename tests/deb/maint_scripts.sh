@@ -173,6 +173,30 @@ run_prerm
 expect prerm_sweep_failure_fails_removal \
 	'[ $rc != 0 ] && [ "$(left)" = cmk-other ] && grep -q "could not be closed: cmk-other" $T/out'
 
+# ---- postinst -----------------------------------------------------------------------------
+# run_postinst ARGS... -- SETUP: the postinst in a namespace whose /var/lib
+# and /var/log are empty tmpfs; SETUP runs first, "stat" of the three
+# directories after.  Output in $T/out.
+run_postinst() {
+	PATH="$B:$PATH" unshare -m --propagation private sh -c '
+		mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /var/log &&
+		mount -t tmpfs tmpfs /run && eval "$1" && shift &&
+		sh "$@" && stat -c "%n %a" /var/lib/cmk /var/lib/cmk/pins /var/log/cmk' \
+		sh "$2" "$top/debian/cmk-agent.postinst" configure "$1" >"$T/out" 2>&1
+	rc=$?
+}
+scenario
+run_postinst "" true
+expect postinst_install_makes_private_dirs \
+	'[ $rc = 0 ] && grep -qx "/var/lib/cmk 700" $T/out && grep -qx "/var/lib/cmk/pins 700" $T/out &&
+	 grep -qx "/var/log/cmk 700" $T/out'
+# An upgrade keeps the modes an operator chose (here a group that reads the
+# audit log and the pins).
+scenario
+run_postinst 0.1.0 "install -d -m 0700 /var/lib/cmk && install -d -m 0750 /var/lib/cmk/pins /var/log/cmk"
+expect postinst_upgrade_keeps_operator_dir_modes \
+	'[ $rc = 0 ] && grep -qx "/var/lib/cmk/pins 750" $T/out && grep -qx "/var/log/cmk 750" $T/out'
+
 # ---- package relationships --------------------------------------------------------------
 # MEDIUM 5: the agent never races the DKMS build.  dpkg configures a
 # package's Depends before it (Debian Policy 7.2), so dm-cmk-dkms's postinst
