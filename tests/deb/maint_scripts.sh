@@ -90,6 +90,7 @@ scenario() {
 run_prerm() {
 	env "$@" PATH="$B:$PATH" unshare -m --propagation private sh -c '
 		mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
+		mount -t tmpfs tmpfs /var/lib && mkdir /var/lib/cmk &&
 		exec sh "$0" remove' "$top/debian/cmk-agent.prerm" >"$T/out" 2>&1
 	rc=$?
 }
@@ -196,6 +197,22 @@ scenario
 run_postinst 0.1.0 "install -d -m 0700 /var/lib/cmk && install -d -m 0750 /var/lib/cmk/pins /var/log/cmk"
 expect postinst_upgrade_keeps_operator_dir_modes \
 	'[ $rc = 0 ] && grep -qx "/var/lib/cmk/pins 750" $T/out && grep -qx "/var/log/cmk 750" $T/out'
+
+# An upgrade does not start an agent the operator stopped; a first install
+# does, and so does an install after a removal that stopped a running one
+# (the prerm's marker).  The built package adds a try-restart before this
+# (dh_installsystemd --no-start); tests/boot checks the whole script.
+sd="mkdir -p /run/systemd/system"
+scenario
+run_postinst "" "$sd"
+expect postinst_first_install_starts_agent 'grep -qx "deb-systemd-invoke start cmk-agent.service" $T/s/calls'
+scenario
+run_postinst 0.1.0 "$sd"
+expect postinst_upgrade_leaves_stopped_agent_stopped '[ $rc = 0 ] && ! grep -q "deb-systemd-invoke start" $T/s/calls'
+scenario
+run_postinst 0.1.0 "$sd && mkdir -p /var/lib/cmk && : >/var/lib/cmk/started-before-remove"
+expect postinst_install_after_remove_starts_agent \
+	'grep -qx "deb-systemd-invoke start cmk-agent.service" $T/s/calls'
 
 # ---- package relationships --------------------------------------------------------------
 # MEDIUM 5: the agent never races the DKMS build.  dpkg configures a
