@@ -76,6 +76,7 @@ esac
 exit 0'
 stub ischroot '[ -f $S/chroot ]'
 stub udevadm 'exit 0'
+stub deb-systemd-helper 'exit 0'
 
 # scenario: a fresh model, then the caller fills it.
 scenario() {
@@ -104,7 +105,7 @@ expect() {
 	if eval "$*"; then
 		ok "$name"
 	else
-		not_ok "$name" "expected: $*" "prerm exit $rc; wiped: [$(wiped)]; left: [$(left)]" \
+		not_ok "$name" "expected: $*" "exit $rc; wiped: [$(wiped)]; left: [$(left)]" \
 			"output: $(tail -n 6 "$T/out")" "calls: $(calls | tr '\n' ';' | cut -c1-400)"
 	fi
 }
@@ -214,6 +215,27 @@ run_postinst 0.1.0 "$sd && mkdir -p /var/lib/cmk && : >/var/lib/cmk/started-befo
 expect postinst_install_after_remove_starts_agent \
 	'grep -qx "deb-systemd-invoke start cmk-agent.service" $T/s/calls'
 
+# The built package's whole postinst (debhelper's snippets in place), from
+# make deb's output (DEB_DIR, default build/deb; make check builds it
+# first): an upgrade of a stopped agent calls no start or restart, only
+# try-restart.
+deb=$(ls "${DEB_DIR:-$top/build/deb}"/cmk-agent_*.deb 2>/dev/null | tail -n 1)
+if [ -n "$deb" ] && dpkg-deb -e "$deb" "$T/ctl" 2>/dev/null; then
+	scenario
+	rm -f "$T/s/agent"
+	PATH="$B:$PATH" unshare -m --propagation private sh -c '
+		mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /var/log &&
+		mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
+		exec sh "$0" configure 0.1.0' "$T/ctl/postinst" >"$T/out" 2>&1
+	rc=$?
+	expect postinst_deb_upgrade_try_restarts_only \
+		'[ $rc = 0 ] && grep -qx "deb-systemd-invoke try-restart cmk-agent.service" $T/s/calls &&
+		 ! grep -qE "^deb-systemd-invoke (start|restart) " $T/s/calls'
+else
+	n=$((n + 1))
+	echo "ok $n postinst_deb_upgrade_try_restarts_only # SKIP no cmk-agent .deb in ${DEB_DIR:-build/deb} (make deb)"
+fi
+
 # ---- package relationships --------------------------------------------------------------
 # MEDIUM 5: the agent never races the DKMS build.  dpkg configures a
 # package's Depends before it (Debian Policy 7.2), so dm-cmk-dkms's postinst
@@ -225,6 +247,7 @@ agent_field() {  # agent_field FIELD: cmk-agent's FIELD, continuation lines join
 		p && on && /^[ \t]/ { print; next } { on = 0 }' "$top/debian/control" | tr -s ' \n\t' ' '
 }
 rc=-
+# shellcheck disable=SC2034 # read by the conditions expect evaluates
 deps=$(agent_field Depends)
 expect deb_agent_depends_on_dkms_configured_first \
 	'grep -qE "(^|, *| )dm-cmk-dkms \(= \\\$\{source:Version\}\)" <<<"$deps" &&

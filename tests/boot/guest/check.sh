@@ -173,6 +173,45 @@ deb_phase4() {
 		[ \"\$(sha256sum $PMNT/data | cut -d' ' -f1)\" = $sha0 ]"
 	diag "agent pid $pid0 -> $pid1; $(cmkctl status 2>&1 | head -n 4 | tr '\n' ';')"
 
+	# apt remove while the persistent file system cannot be unmounted (a
+	# process has its cwd there): the removal fails naming the device and
+	# the mount point, nothing is wiped - after longer than the lease
+	# (15 s) the key is still active, the agent runs and the data reads
+	# back from the disk (O_DIRECT), the package stays installed.
+	(cd "$PMNT" && exec sleep 600) &
+	holder=$!
+	/usr/lib/cmk-boot-test/apt.sh remove-busy remove cmk-agent
+	sleep 20
+	check deb4_remove_busy_mount_refused_keeps_key bash -c "
+		read -r rc _ <$ALOG/remove-busy.result && [ \"\$rc\" != 0 ] &&
+		grep -q 'not removed' $ALOG/remove-busy.log &&
+		grep -q '/dev/mapper/cmk-pgdata is mounted on $PMNT' $ALOG/remove-busy.log &&
+		[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}' cmk-agent)\" = 'ii ' ] &&
+		systemctl is-active cmk-agent.service &&
+		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
+		[ \"\$(dd if=$PMNT/data bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)\" = $sha0 ]"
+	diag "busy remove: $(grep -E 'cmk-agent|prerm' "$ALOG/remove-busy.log" | head -n 4 | tr '\n' ';')"
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	# What the message says to do.
+	umount "$PMNT"
+
+	# apt remove while policy-rc.d denies stopping the agent: it would
+	# open again what is closed, so the removal fails and nothing is
+	# wiped (checked after longer than the lease).
+	printf '#!/bin/sh\ncase $1 in cmk-agent*) exit 101 ;; esac\nexit 0\n' >/usr/sbin/policy-rc.d
+	chmod 0755 /usr/sbin/policy-rc.d
+	/usr/lib/cmk-boot-test/apt.sh remove-policy remove cmk-agent
+	rm -f /usr/sbin/policy-rc.d
+	sleep 20
+	check deb4_remove_surviving_agent_refused_keeps_keys bash -c "
+		read -r rc _ <$ALOG/remove-policy.result && [ \"\$rc\" != 0 ] &&
+		grep -q 'cmk-agent is still running' $ALOG/remove-policy.log &&
+		[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}' cmk-agent)\" = 'ii ' ] &&
+		systemctl is-active cmk-agent.service &&
+		[ \"\$(cmkctl status | awk '\$2 == \"$DM\" { print \$3 }')\" = active ] &&
+		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ]"
+
 	# apt remove: units stopped, keys wiped, devices closed; the kernel's
 	# view through a copy of cmkctl (the package's is gone).
 	cp /usr/sbin/cmkctl /usr/lib/cmk-boot-test/cmkctl
@@ -209,6 +248,16 @@ deb_phase4() {
 		[ \"\$(findmnt -rn -o SOURCE --mountpoint $PMNT)\" = /dev/mapper/cmk-pgdata ] &&
 		[ '$sha1' = '$sha0' ]"
 	diag "persistent data after remove and install: sha256 ${sha1:-(none)}"
+
+	# An upgrade (the same version again: postinst configure VERSION)
+	# does not start an agent the operator stopped.
+	systemctl stop cmk-testdb.service cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service \
+		cmk-agent.service >/dev/null 2>&1
+	/usr/lib/cmk-boot-test/apt.sh upgrade-stopped install --reinstall "$DEBS"/v2/cmk-agent_*.deb
+	check deb4_upgrade_leaves_stopped_agent_stopped bash -c "
+		$(declare -f apt_ok apt_result diag); ALOG=$ALOG
+		apt_ok upgrade-stopped && ! systemctl is-active cmk-agent.service &&
+		[ \"\$(systemctl show -p MainPID --value cmk-agent.service)\" = 0 ]"
 
 	# apt purge: conffiles, state and the module gone; the operator's
 	# files in /etc/cmk and the disk's header stay.
