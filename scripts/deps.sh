@@ -46,6 +46,8 @@ pkgs=(
 	# make deb: the Debian packages (dh-dkms: dh_dkms; rst2man for the
 	# man pages is python3-docutils above) and lintian on them
 	debhelper dh-dkms dpkg-dev lintian
+	# tests/deb: the audit log's logrotate configuration, rotated
+	logrotate
 	# make bench and tests/kselftest/pressure.sh: memory pressure
 	stress-ng
 	# tests/storage: the AWS Encryption SDK for JavaScript, the peer of

@@ -236,6 +236,29 @@ else
 	echo "ok $n postinst_deb_upgrade_try_restarts_only # SKIP no cmk-agent .deb in ${DEB_DIR:-build/deb} (make deb)"
 fi
 
+# ---- logrotate ------------------------------------------------------------------------------
+# The audit log is held open with O_APPEND by a running agent that never
+# reopens it: after debian/cmk-agent.logrotate rotates it (forced, a copy
+# of the file with the path moved to $T), a line written through the old
+# descriptor lands at the start of the new, empty file - no hole, not in
+# the rotated copy - and the rotated copy holds the earlier lines.
+if command -v logrotate >/dev/null; then
+	mkdir -p "$T/log"
+	sed "s|/var/log/cmk/audit.log|$T/log/audit.log|" "$top/debian/cmk-agent.logrotate" >"$T/lr.conf"
+	exec 7>>"$T/log/audit.log"
+	echo '{"event":"before"}' >&7
+	logrotate -f -s "$T/lr.state" "$T/lr.conf" >"$T/out" 2>&1
+	rc=$?
+	echo '{"event":"after"}' >&7
+	exec 7>&-
+	expect logrotate_audit_log_keeps_agent_writes \
+		'[ $rc = 0 ] && [ "$(cat $T/log/audit.log)" = "{\"event\":\"after\"}" ] &&
+		 [ "$(cat $T/log/audit.log.1)" = "{\"event\":\"before\"}" ]'
+else
+	n=$((n + 1))
+	echo "ok $n logrotate_audit_log_keeps_agent_writes # SKIP logrotate not installed (make deps)"
+fi
+
 # ---- package relationships --------------------------------------------------------------
 # MEDIUM 5: the agent never races the DKMS build.  dpkg configures a
 # package's Depends before it (Debian Policy 7.2), so dm-cmk-dkms's postinst
