@@ -18,7 +18,9 @@
 #     closed, the database never starts.
 #   4 fourth boot, the deny lifted: the packages' life cycle with an
 #     ephemeral and a persistent device open - upgrade (VERSION+test1),
-#     apt remove, apt install again, apt purge.
+#     apt remove refused (a busy mount, then an agent that policy-rc.d
+#     keeps running), apt remove, apt install again, an upgrade over a
+#     stopped agent, apt purge.
 # Oracles: the kernel (dmsetup table, cmkctl status = netlink GET, reads
 # that fail with EIO), the raw backing disk, systemd's unit states, moto,
 # dpkg's and DKMS's records and the file system.
