@@ -25,6 +25,7 @@
  *   cmkctl [--config FILE] kek rewrap [--key-ref REF] | kek rotate
  *   cmkctl [--config FILE] seal|unseal --kek FILE [--context k=v]... [IN [OUT]]
  *   cmkctl [--config FILE] seal|unseal --agent | --socket PATH [--context k=v]... [IN [OUT]]
+ *         (seal's OUT and unseal's IN may be s3://bucket/key)
  *
  * Exit status: 0 success; 1 usage or local error; 2 the KMS refused
  * (definitive: disabled, destroyed, denied, not found); 3 the KMS could not
@@ -57,9 +58,11 @@
 #include "format/envelope.h"
 #include "format/esdk.h"
 #include "daemon/keyclient.h"
+#include "format/esdk_s3.h"
 #include "core/fileio.h"
 #include "device/genl.h"
 #include "format/header.h"
+#include "kms/aws/s3.h"
 #include "kms/http.h"
 #include "volume/volume.h"
 #include "core/keys.h"
@@ -105,9 +108,10 @@ static int usage(void)
 	      "                [--iv-large-sectors] [--force] DEVICE\n"
 	      "  cmkctl local-key create|enable|disable|destroy|status FILE\n"
 	      "  cmkctl [--config FILE] seal --kek FILE|--agent|--socket PATH [--context k=v]...\n"
-	      "                [--suite 0x0478|0x0578] [--frame-length N] [--force] [IN|- [OUT|-]]\n"
+	      "                [--suite 0x0478|0x0578] [--frame-length N] [--force]\n"
+	      "                [IN|- [OUT|-|s3://BUCKET/KEY]]\n"
 	      "  cmkctl [--config FILE] unseal --kek FILE|--agent|--socket PATH [--context k=v]...\n"
-	      "                [--force] [IN|- [OUT|-]]\n"
+	      "                [--force] [IN|-|s3://BUCKET/KEY [OUT|-]]\n"
 	      "  cmkctl [--config FILE] open DEVICE\n"
 	      "  cmkctl [--config FILE] close DEVICE\n"
 	      "  cmkctl [--config FILE] status [--json]\n"
@@ -633,7 +637,7 @@ static int do_seal(int argc, char **argv, bool unseal)
 	struct cmk_encctx ctx;
 	struct cmk_err e;
 	const char *kek_path = NULL, *in = "-", *out = "-", *sock = NULL;
-	bool force = false, agent = false;
+	bool force = false, agent = false, s3_in, s3_out, existed = false;
 	int c, in_fd = -1, out_fd = STDOUT_FILENO, ret = EXIT_LOCAL, r;
 	char *end;
 
@@ -701,14 +705,21 @@ static int do_seal(int argc, char **argv, bool unseal)
 		in = argv[optind++];
 	if (optind < argc)
 		out = argv[optind++];
-	if (strcmp(in, "-")) {
+	/* S3 objects: esdk_s3.h; never replaced, so no --force. */
+	s3_in = unseal && cmk_s3_is_url(in);
+	s3_out = !unseal && cmk_s3_is_url(out);
+	if (s3_out && force) {
+		fprintf(stderr, "cmkctl: %s: S3 objects are never replaced; --force does not apply\n", out);
+		goto out;
+	}
+	if (strcmp(in, "-") && !s3_in) {
 		in_fd = open(in, O_RDONLY | O_CLOEXEC);
 		if (in_fd < 0) {
 			fprintf(stderr, "cmkctl: %s: %s\n", in, strerror(errno));
 			goto out;
 		}
 	}
-	if (strcmp(out, "-") && !force && access(out, F_OK) == 0) {
+	if (strcmp(out, "-") && !s3_out && !force && access(out, F_OK) == 0) {
 		fprintf(stderr, "cmkctl: %s exists; not replaced (use --force)\n", out);
 		goto out;
 	}
@@ -717,7 +728,7 @@ static int do_seal(int argc, char **argv, bool unseal)
 		ret = fail(&e);
 		goto out;
 	}
-	if (strcmp(out, "-")) {
+	if (strcmp(out, "-") && !s3_out) {
 		if (cmk_outfile_open(&of, out, 0600, &e)) {
 			ret = fail(&e);
 			goto out;
@@ -725,7 +736,11 @@ static int do_seal(int argc, char **argv, bool unseal)
 		out_fd = of.fd;
 	}
 	so.name = strcmp(in, "-") ? in : "(stdin)";
-	r = unseal ? cmk_esdk_open_from(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
+	r = s3_in ? cmk_esdk_open_s3(in, out_fd, &src, &ctx, &info, &e) :
+	    s3_out ? cmk_esdk_seal_s3(in_fd < 0 ? STDIN_FILENO : in_fd, out,
+				      agent ? &kg : NULL, &keys.wk[0], &ctx, &so,
+				      &src, &info, &existed, &e) :
+	    unseal ? cmk_esdk_open_from(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
 					&src, &ctx, so.name, &info, &e) :
 		     agent ? cmk_esdk_seal_with(in_fd < 0 ? STDIN_FILENO : in_fd, out_fd,
 						&kg, &ctx, &so, &info, &e) :
@@ -745,6 +760,8 @@ static int do_seal(int argc, char **argv, bool unseal)
 		ret = fail(&e);
 		goto out;
 	}
+	if (existed)
+		fprintf(stderr, "cmkctl: %s exists already with the same content; not uploaded again\n", out);
 	ret = 0;
 out:
 	cmk_outfile_abort(&of);

@@ -124,6 +124,16 @@ static size_t on_body(char *d, size_t sz, size_t nm, void *arg)
 {
 	struct cmk_http_response *r = arg;
 
+	if (r->sink && r->status >= 200 && r->status <= 299) {
+		int err = r->sink(d, sz * nm, r->sink_arg);
+
+		if (err) {
+			r->sink_err = err;
+			return 0;
+		}
+		r->sunk += sz * nm;
+		return sz * nm;
+	}
 	if (grow_append(&r->body, &r->body_len, &r->body_cap, d, sz * nm,
 			CMK_HTTP_MAX_BODY))
 		return 0;	/* makes curl fail with CURLE_WRITE_ERROR */
@@ -136,8 +146,13 @@ static size_t on_header(char *d, size_t sz, size_t nm, void *arg)
 	size_t n = sz * nm;
 
 	/* A new status line (after 100 Continue, or a retry) starts over. */
-	if (n >= 5 && memcmp(d, "HTTP/", 5) == 0)
+	if (n >= 5 && memcmp(d, "HTTP/", 5) == 0) {
+		const char *sp = memchr(d, ' ', n);
+
 		r->hdrs_len = 0;
+		/* on_body() sends a 2xx body to the request's sink */
+		r->status = sp && sp + 4 <= d + n ? strtol(sp + 1, NULL, 10) : 0;
+	}
 	if (grow_append(&r->hdrs, &r->hdrs_len, &r->hdrs_cap, d, n,
 			CMK_HTTP_MAX_HEADERS))
 		return 0;
@@ -626,7 +641,15 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	/* The caller's deadline (deadline.h) bounds every attempt too. */
 	SET(CURLOPT_CONNECTTIMEOUT_MS, cmk_deadline_clamp_ms(dflt(o->connect_timeout_ms, 3000)));
-	SET(CURLOPT_TIMEOUT_MS, cmk_deadline_clamp_ms(dflt(o->timeout_ms, 10000)));
+	if (resp->sink) {
+		/* An object of any size: a stall, not the length, ends it. */
+		SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+		SET(CURLOPT_LOW_SPEED_TIME, (dflt(o->timeout_ms, 10000) + 999) / 1000);
+		SET(CURLOPT_TIMEOUT_MS, cmk_deadline_clamp_ms(LONG_MAX) == LONG_MAX ?
+					0L : cmk_deadline_clamp_ms(LONG_MAX));
+	} else {
+		SET(CURLOPT_TIMEOUT_MS, cmk_deadline_clamp_ms(dflt(o->timeout_ms, 10000)));
+	}
 	SET(CURLOPT_NOPROGRESS, 0L);
 	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
@@ -644,7 +667,8 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_WRITEDATA, resp);
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, resp);
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
+	if (!resp->sink)
+		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
 	/* The connection outlives the handle: the next check reuses it. */
 	if (sh)
 		SET(CURLOPT_SHARE, sh);
@@ -660,6 +684,8 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	}
 	if (strcmp(req->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
+	} else if (strcmp(req->method, "HEAD") == 0) {
+		SET(CURLOPT_NOBODY, 1L);
 	} else {
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		SET(CURLOPT_POSTFIELDS, req->body_len ? req->body : (const void *)"");
@@ -679,6 +705,14 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		void *retry_arg, struct cmk_http_response *resp,
 		struct cmk_err *e)
 {
+	return cmk_http_do_sink(o, req, NULL, NULL, retry, retry_arg, resp, e);
+}
+
+int cmk_http_do_sink(const struct cmk_http_opts *o,
+		     const struct cmk_http_request *req, cmk_http_sink_fn sink,
+		     void *sink_arg, cmk_http_retry_fn retry, void *retry_arg,
+		     struct cmk_http_response *resp, struct cmk_err *e)
+{
 	int max = o->max_attempts > 0 ? o->max_attempts : 3;
 	enum cmk_url_use use = o->no_proxy ? CMK_URL_METADATA : CMK_URL_KMS;
 	struct curl_slist *hl = NULL;
@@ -688,6 +722,8 @@ int cmk_http_do(const struct cmk_http_opts *o,
 	int ret;
 
 	memset(resp, 0, sizeof(*resp));
+	resp->sink = sink;
+	resp->sink_arg = sink_arg;
 	cmk_http_last_answer_forget();
 	if (max > 10)
 		max = 10;
@@ -767,8 +803,15 @@ int cmk_http_do(const struct cmk_http_opts *o,
 				ret = 0;
 				break;
 			}
+		} else if (resp->sink_err) {
+			ret = cmk_errf(e, resp->sink_err, "%s %s: writing the answer failed after %llu bytes: %s",
+				       req->method, req->url, resp->sunk, strerror(-resp->sink_err));
+			break;
 		} else {
 			why = curl_reason(rc);
+			/* What went to the sink cannot be taken back. */
+			if (resp->sunk)
+				last = true;
 			/* on_progress() ended it: the deadline passed (or was cancelled). */
 			if (rc == CURLE_ABORTED_BY_CALLBACK && cmk_deadline_expired()) {
 				why = CMK_R_TIMEOUT;

@@ -116,13 +116,16 @@ int cmk_http_setting(const char *who, const char *k, const char *v,
 		     struct cmk_http_opts *o, struct cmk_err *e);
 
 struct cmk_http_request {
-	const char *method;		/* GET, PUT, POST, ... */
+	const char *method;		/* GET, PUT, POST, HEAD, ... */
 	const char *url;
 	const struct cmk_nv *headers;
 	size_t n_headers;
 	const void *body;
 	size_t body_len;
 };
+
+/* Takes a streamed answer body: 0, or a negative errno that ends it. */
+typedef int (*cmk_http_sink_fn)(const void *d, size_t n, void *arg);
 
 /**
  * struct cmk_http_response - the last attempt's answer
@@ -143,6 +146,11 @@ struct cmk_http_response {
 	int attempts;
 	int connects;
 	unsigned int retry_after_ms;
+	/* cmk_http_do_sink(): bytes the sink took, the error it returned */
+	unsigned long long sunk;
+	int sink_err;
+	cmk_http_sink_fn sink;
+	void *sink_arg;
 };
 
 /*
@@ -168,6 +176,18 @@ int cmk_http_do(const struct cmk_http_opts *o,
 		const struct cmk_http_request *req, cmk_http_retry_fn retry,
 		void *retry_arg, struct cmk_http_response *resp,
 		struct cmk_err *e);
+
+/*
+ * cmk_http_do_sink() - cmk_http_do() whose 2xx answer body goes to @sink
+ * as it arrives instead of the response buffer (objects larger than
+ * CMK_HTTP_MAX_BODY: an S3 GetObject).  Other answers (errors) still go to
+ * the buffer.  No whole-transfer timeout, only a stall one (no byte for
+ * timeout_ms); no retry once a byte went to @sink.
+ */
+int cmk_http_do_sink(const struct cmk_http_opts *o,
+		     const struct cmk_http_request *req, cmk_http_sink_fn sink,
+		     void *sink_arg, cmk_http_retry_fn retry, void *retry_arg,
+		     struct cmk_http_response *resp, struct cmk_err *e);
 
 /*
  * cmk_http_header() - value of response header @name (case-insensitive,

@@ -368,12 +368,15 @@ static int build_canonical(const struct cmk_sigv4_request *req,
 	sb_ch(cr, '\n');
 
 	/* payload hash */
-	if (!SHA256(req->body_len ? req->body : (const void *)"",
+	if (req->payload_hash) {
+		sb_str(cr, req->payload_hash);
+	} else if (!SHA256(req->body_len ? req->body : (const void *)"",
 		    req->body_len, digest)) {
 		ret = cmk_errf(e, -EIO, "sigv4: SHA-256 failed");
 		goto out;
+	} else {
+		sb_hex(cr, digest, sizeof(digest));
 	}
-	sb_hex(cr, digest, sizeof(digest));
 	if (cr->oom || signed_names->oom)
 		ret = cmk_errf(e, -ENOMEM, "sigv4: out of memory");
 out:

@@ -50,6 +50,8 @@
  * @query: query parameters, not encoded; may be NULL if @n_query is 0
  * @headers: headers to sign; must contain "host"
  * @body: request body (may be NULL if @body_len is 0)
+ * @payload_hash: hex SHA-256 of the body if the caller has it (S3 sends it
+ *	as x-amz-content-sha256 too); NULL: the signer hashes @body
  */
 struct cmk_sigv4_request {
 	const char *method;
@@ -60,6 +62,7 @@ struct cmk_sigv4_request {
 	size_t n_headers;
 	const void *body;
 	size_t body_len;
+	const char *payload_hash;
 };
 
 /**
