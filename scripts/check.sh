@@ -28,6 +28,8 @@
 #                   twice, CMK rewrap, unseal the first object
 #   storage_seal_socket tests/storage/seal_socket.sh: cmkctl seal|unseal
 #                   --socket against a real agent's key socket (about 20 s)
+#   storage_seal_s3 tests/storage/seal_s3.sh: cmkctl seal/unseal straight
+#                   to and from moto's S3 with IAM authorisation (~30 s)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -228,6 +230,9 @@ if [ -x tests/storage/esdk_rotation.sh ]; then
 fi
 if [ -x tests/storage/seal_socket.sh ]; then
 	run_suite storage_seal_socket tap tests/storage/seal_socket.sh
+fi
+if [ -x tests/storage/seal_s3.sh ]; then
+	run_suite storage_seal_s3 tap tests/storage/seal_s3.sh
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
