@@ -352,5 +352,18 @@ ERR_EXT = nlmsg(NLMSG_ERROR, 0x300, struct.pack("<i", -19) + nlmsg(FAM, 5, b"")[
                 nla(1, b"no such device\0"))
 put("genl", "errors", dgram(FAMILY, ACK) + dgram(ERR_EXT) + dgram(ERR_EXT) + dgram(ERR_EXT))
 
+# ---- kms/aws/s3: a status byte, then S3's documented answers -------------------
+put("s3", "initiate", b"\x00<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    b"<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    b"<Bucket>wal-archive</Bucket><Key>k</Key><UploadId>VXBsb2FkIElE&amp;x</UploadId>"
+    b"</InitiateMultipartUploadResult>")
+put("s3", "error", b"\x01<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n"
+    b"  <Code>AccessDenied</Code>\n  <Message>Access Denied &#65;&#x42;</Message>\n"
+    b"  <RequestId>4442587FB7D0A2F9</RequestId>\n  <HostId>a/b+c=</HostId>\n</Error>\n")
+put("s3", "complete", b"\x00<CompleteMultipartUploadResult><Location>l</Location>"
+    b"<Bucket>b</Bucket><Key>k</Key><ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
+    b"</CompleteMultipartUploadResult>")
+put("s3", "nested", b"\x02<R a='1'><A><B/><C>x</C></A><Code/></R>")
+
 if __name__ == "__main__":
     sys.exit(0)
