@@ -12,6 +12,7 @@
 # that file, so the object in S3 is the sealed message, whatever our
 # download does.  The archiver's policy has s3:PutObject, GetObject,
 # ListBucket and AbortMultipartUpload; the reader's has no s3:PutObject.
+# Memory: 64 MiB through pipes with each process under 40 MiB resident.
 #
 # Usage: tests/storage/seal_s3.sh        Every moto it starts is stopped.
 set -uo pipefail
@@ -107,6 +108,20 @@ rm -f pipe.out
 head -c 9000000 big | arch ctl seal --kek kek.json "${C1[@]}" - "$B/wal/stdin" >"$T/last" 2>&1 &&
 	arch ctl unseal --kek kek.json "${C1[@]}" "$B/wal/stdin" - 2>>"$T/last" | cmp - <(head -c 9000000 big) >>"$T/last" 2>&1
 check seal_s3_stdin_to_stdout_roundtrip [ "${PIPESTATUS[0]}${PIPESTATUS[1]}" = 00 ]
+
+# ---- constant memory: 64 MiB through pipes, each process under 40 MiB -------
+# (one 8 MiB part, one frame, about 12 MiB of program; a buffered object
+# would take 64 MiB).
+rss() { sed -n 's/^maxrss \([0-9]*\)$/\1/p' "$1"; }
+head -c $((64 << 20)) /dev/zero | tr '\0' x |
+	arch /usr/bin/time -f "maxrss %M" -o seal.rss "$cmkctl" --config "$T/none.conf" seal \
+		--kek kek.json "${C1[@]}" - "$B/wal/mem" >"$T/last" 2>&1 &&
+	arch /usr/bin/time -f "maxrss %M" -o unseal.rss "$cmkctl" --config "$T/none.conf" unseal \
+		--kek kek.json "${C1[@]}" "$B/wal/mem" - 2>>"$T/last" | sha256sum >mem.sum
+want=$(head -c $((64 << 20)) /dev/zero | tr '\0' x | sha256sum)
+echo "# seal 64 MiB to S3: max RSS $(rss seal.rss) KiB; unseal from S3: $(rss unseal.rss) KiB"
+mem_ok() { [ "$(cat mem.sum)" = "$want" ] && [ "$(rss seal.rss)" -lt 40960 ] && [ "$(rss unseal.rss)" -lt 40960 ]; }
+check seal_s3_constant_memory_64mib_pipe mem_ok
 
 # ---- a user without s3:PutObject --------------------------------------------
 denied() {
