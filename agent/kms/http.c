@@ -684,8 +684,6 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	}
 	if (strcmp(req->method, "GET") == 0) {
 		SET(CURLOPT_HTTPGET, 1L);
-	} else if (strcmp(req->method, "HEAD") == 0) {
-		SET(CURLOPT_NOBODY, 1L);
 	} else {
 		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		SET(CURLOPT_POSTFIELDS, req->body_len ? req->body : (const void *)"");

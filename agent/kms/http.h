@@ -116,7 +116,7 @@ int cmk_http_setting(const char *who, const char *k, const char *v,
 		     struct cmk_http_opts *o, struct cmk_err *e);
 
 struct cmk_http_request {
-	const char *method;		/* GET, PUT, POST, HEAD, ... */
+	const char *method;		/* GET, PUT, POST, ... */
 	const char *url;
 	const struct cmk_nv *headers;
 	size_t n_headers;

@@ -555,7 +555,7 @@ void cmk_s3_error_parse(long status, const char *body, size_t len,
 	if (reqid && *reqid)
 		clean_copy(err->request_id, sizeof(err->request_id), reqid, true);
 	if (!err->code[0]) {
-		/* HEAD answers have no body: name the status as S3 would. */
+		/* An answer without an <Error> body: name the status as S3 would. */
 		const char *c = status == 404 ? "NotFound" : status == 403 ? "AccessDenied" :
 				status == 412 ? "PreconditionFailed" :
 				status == 503 ? "SlowDown" : status >= 500 ? "InternalError" :
@@ -751,28 +751,6 @@ int cmk_s3_get(struct cmk_s3 *s, const struct cmk_s3_obj *o, int fd,
 	if (!ret)
 		cmk_http_response_free(&r);
 	return ret;
-}
-
-int cmk_s3_head(struct cmk_s3 *s, const struct cmk_s3_obj *o, bool *exists,
-		uint64_t *size, struct cmk_err *e)
-{
-	struct call c = { .op = "HeadObject", .method = "HEAD" };
-	struct cmk_http_response r;
-	char v[32];
-	int ret;
-
-	*exists = false;
-	*size = 0;
-	ret = s3_call(s, o, &c, &r, e);
-	if (ret == -ENOENT)
-		return 0;
-	if (ret)
-		return ret;
-	*exists = true;
-	if (cmk_http_header(&r, "Content-Length", v, sizeof(v)))
-		*size = strtoull(v, NULL, 10);
-	cmk_http_response_free(&r);
-	return 0;
 }
 
 /* ---- upload ------------------------------------------------------------------------------ */

@@ -90,10 +90,6 @@ void cmk_s3_close(struct cmk_s3 *s);
 int cmk_s3_get(struct cmk_s3 *s, const struct cmk_s3_obj *o, int fd,
 	       struct cmk_err *e);
 
-/* cmk_s3_head() - HeadObject: *@exists, and its size. */
-int cmk_s3_head(struct cmk_s3 *s, const struct cmk_s3_obj *o, bool *exists,
-		uint64_t *size, struct cmk_err *e);
-
 struct cmk_s3_upload {
 	struct cmk_s3 *s3;
 	struct cmk_s3_obj obj;
