@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kms/aws/s3.h"
+#include "kms/aws/s3_xml.h"
 #include "fuzz.h"
 
 static void only(const char *s, size_t max, bool id)

@@ -149,34 +149,6 @@ int cmk_s3_target(const struct cmk_s3 *s, const struct cmk_s3_obj *o,
 		  struct cmk_err *e);
 
 /**
- * struct cmk_s3_xml_field - one element to pick out of an S3 answer
- * @name: its name, a child of the root element
- * @val: its text, entities decoded, NUL-terminated
- * @len: size of @val
- * @found: it was there
- */
-struct cmk_s3_xml_field {
-	const char *name;
-	char *val;
-	size_t len;
-	bool found;
-};
-
-/*
- * cmk_s3_xml_parse() - a strict reading of the small XML documents S3
- * answers with: an optional XML declaration, one root element (its name
- * into @root), children nested at most 8 deep, text with the five
- * predefined entities and character references to ASCII, and nothing
- * after the root.  No comments, CDATA, DTDs or processing instructions
- * (S3 sends none).  The text of each @f element that is a direct child of
- * the root and has no element inside it is copied to its @val (first one
- * wins); a value longer than @len is an error.  -EPROTO for anything
- * else, with what and where in @e.
- */
-int cmk_s3_xml_parse(const char *doc, size_t len, char *root, size_t root_len,
-		     struct cmk_s3_xml_field *f, size_t nf, struct cmk_err *e);
-
-/**
  * struct cmk_s3_error - what an S3 error answer said
  * @code: the <Code>, or a name for the status if there is no body (HEAD)
  * @message: the <Message>, printable ASCII, cut
