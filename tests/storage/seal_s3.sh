@@ -12,6 +12,7 @@
 # that file, so the object in S3 is the sealed message, whatever our
 # download does.  The archiver's policy has s3:PutObject, GetObject,
 # ListBucket and AbortMultipartUpload; the reader's has no s3:PutObject.
+# Both key sources: --kek, and --socket of a cmk-agent (--no-kernel).
 # Memory: 64 MiB through pipes with each process under 40 MiB resident.
 #
 # Usage: tests/storage/seal_s3.sh        Every moto it starts is stopped.
@@ -216,6 +217,38 @@ check seal_s3_identical_empty_again_ok same empty wal/empty
 # shellcheck disable=SC2002 # a pipe, not a file, on purpose
 cat small | arch ctl seal --kek kek.json "${C1[@]}" - "$B/wal/small" >"$T/last" 2>&1
 check seal_s3_existing_from_pipe_refused bash -c "[ $? = 1 ] && grep -q 'cannot be read again' '$T/last'"
+
+# ---- through the agent's key socket (--socket): the archive_command form ----
+# A --no-kernel agent holds the KEK; cmkctl gets data keys from it, and the
+# comparison of an existing object opens it through the agent too.
+mkdir -p run
+cat >agent.conf <<EOF
+[agent]
+kek_envelope = $T/kek.json
+check_interval_ms = 60000
+lease_ms = 600000
+grace_s = 600
+audit_log = $T/audit.log
+syslog = no
+state_dir = $T/state
+key_socket = $T/run/keys.sock
+key_socket_allow = user:$(id -un)
+EOF
+kms_start agent "$top/agent/build/cmk-agent" --no-kernel --config "$T/agent.conf"
+for _ in $(seq 100); do [ -S run/keys.sock ] && break; sleep 0.1; done
+sock() {
+	rm -f "$1.sock.out"
+	arch ctl seal --socket "$T/run/keys.sock" "${C1[@]}" "$1" "$B/$2" >"$T/last" 2>&1 &&
+		arch ctl unseal --socket "$T/run/keys.sock" "${C1[@]}" "$B/$2" "$1.sock.out" >>"$T/last" 2>&1 &&
+		cmp "$1" "$1.sock.out" && rm -f "$1.sock.out" &&
+		arch ctl unseal --kek kek.json "${C1[@]}" "$B/$2" "$1.sock.out" >>"$T/last" 2>&1 &&
+		cmp "$1" "$1.sock.out" &&
+		arch ctl seal --socket "$T/run/keys.sock" "${C1[@]}" "$1" "$B/$2" >"$T/last" 2>&1 &&
+		grep -q "same content" "$T/last"
+}
+check seal_s3_agent_socket_roundtrip_and_identical_again sock big wal/sock-big
+arch ctl seal --socket "$T/run/keys.sock" "${C1[@]}" other "$B/wal/sock-big" >"$T/last" 2>&1
+check seal_s3_agent_socket_different_refused bash -c "[ $? = 1 ] && grep -q 'different content' '$T/last'"
 
 # ---- unseal errors: clear, and no output file --------------------------------
 rm -f out
