@@ -129,10 +129,10 @@ pg_checksum() {
 # pg_wait SECONDS CMD...: poll CMD every half second until it succeeds;
 # 1 when the deadline passes.
 pg_wait() {
-	local end=$(($(date +%s) + $1))
+	local pg_wait_deadline=$(($(date +%s) + $1))
 	shift
 	until "$@"; do
-		[ "$(date +%s)" -lt "$end" ] || return 1
+		[ "$(date +%s)" -lt "$pg_wait_deadline" ] || return 1
 		sleep 0.5
 	done
 }
@@ -145,7 +145,7 @@ pg_archived() {
 # pg_switch PORT: write something, switch to a new segment; prints the
 # name of the segment switched out (the last one that must be archived).
 pg_switch() {
-	sql "$1" "CREATE TABLE IF NOT EXISTS cmk_tick (t timestamptz); INSERT INTO cmk_tick VALUES (now())" &&
+	sql "$1" "SET client_min_messages = warning; CREATE TABLE IF NOT EXISTS cmk_tick (t timestamptz); INSERT INTO cmk_tick VALUES (now())" &&
 		sql "$1" "SELECT pg_walfile_name(pg_switch_wal())"
 }
 
