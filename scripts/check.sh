@@ -30,6 +30,12 @@
 #                   --socket against a real agent's key socket (about 20 s)
 #   storage_seal_s3 tests/storage/seal_s3.sh: cmkctl seal/unseal straight
 #                   to and from moto's S3 with IAM authorisation (~30 s)
+#   storage_postgres_pitr tests/storage/postgres_pitr.sh: PostgreSQL 15
+#                   archives sealed WAL under pgbench (scripts/pg), a sealed
+#                   base backup, point-in-time recovery compared by checksum,
+#                   a swapped segment refused
+#   storage_postgres_revoke tests/storage/postgres_revoke.sh: the CMK
+#                   revoked while PostgreSQL archives; nothing lost, no gap
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -234,6 +240,11 @@ fi
 if [ -x tests/storage/seal_s3.sh ]; then
 	run_suite storage_seal_s3 tap tests/storage/seal_s3.sh
 fi
+for t in pitr revoke; do
+	if [ -x "tests/storage/postgres_$t.sh" ]; then
+		run_suite "storage_postgres_$t" tap "tests/storage/postgres_$t.sh"
+	fi
+done
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
 fi

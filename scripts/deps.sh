@@ -54,6 +54,10 @@ pkgs=(
 	# cmkctl seal/unseal, comes from npm (tests/storage/lib.sh); GNU time
 	# measures peak memory
 	nodejs time
+	# tests/storage/postgres_*.sh: PostgreSQL 15 (initdb, pg_ctl, pgbench,
+	# pg_basebackup) archiving through scripts/pg; the tests run their own
+	# servers under a temporary directory, never the system cluster
+	postgresql-15
 )
 # NodeSource's nodejs ships npm; Debian's nodejs needs the npm package.
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
