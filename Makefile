@@ -15,7 +15,8 @@
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
 #   make bench-storage  cmkctl seal/unseal of 16 MiB vs openssl speed and the
-#                       JavaScript ESDK (not a test; Documentation/storage.rst)
+#                       JavaScript ESDK; PostgreSQL archiving sealed vs cp
+#                       (not a test; Documentation/storage.rst)
 #   make fleet          1,000 real agents (--no-kernel) against moto behind a
 #                       KMS quota: load, throttles, time-to-wipe; report and
 #                       charts in build/fleet (Documentation/fleet.rst)
@@ -109,9 +110,11 @@ fleet:
 	tests/fleet/run.sh --full
 
 # Storage: cmkctl seal/unseal of a 16 MiB object vs openssl speed and the
-# JavaScript ESDK (timings only).
+# JavaScript ESDK; PostgreSQL's archive throughput, sealed vs cp (timings
+# only).
 bench-storage:
-	$(MAKE) -C agent all && tests/storage/esdk_bench.sh
+	$(MAKE) -C agent all && tests/storage/esdk_bench.sh && \
+		tests/storage/postgres_archive_bench.sh
 
 demo: deps
 	$(MAKE) all && scripts/demo.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
