@@ -31,6 +31,8 @@ failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; failed=1; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name"; fi; }
+# verdict NAME: ok if the command just before the call succeeded.
+verdict() { if [ $? -eq 0 ]; then ok "$1"; else notok "$1"; fi; }
 plan=15
 trap pg_cleanup EXIT
 echo "1..$plan"
@@ -74,8 +76,8 @@ pg_bench $P -n -c 2 -j 1 -t 1500 >"$pg_dir/bench1.log" 2>&1 &&
 	sql $P "SELECT pg_create_restore_point('cmk_pitr')" >/dev/null &&
 	pg_bench $P -n -c 2 -j 1 -t 1000 >"$pg_dir/bench2.log" 2>&1 &&
 	sum_end=$(pg_checksum $P) && last=$(pg_switch $P)
-check "postgres_pitr_pgbench_restore_point_and_more_load" \
-	[ $? -eq 0 ] && [ -n "${sum_target:-}" ] && [ "$sum_target" != "${sum_end:-}" ]
+[ $? -eq 0 ] && [ -n "${sum_target:-}" ] && [ "$sum_target" != "${sum_end:-}" ]
+verdict "postgres_pitr_pgbench_restore_point_and_more_load"
 echo "# target $sum_target, end ${sum_end:-?}, last segment ${last:-?}"
 
 # 4: archiving caught up, no gap, only sealed objects in the archive.
@@ -120,8 +122,8 @@ else
 fi
 sum_restored=$(pg_checksum $R)
 echo "# restored $sum_restored"
-check "postgres_pitr_restored_checksum_equals_original_at_target" \
-	[ -n "$sum_restored" ] && [ "$sum_restored" = "${sum_target:-x}" ]
+[ -n "$sum_restored" ] && [ "$sum_restored" = "${sum_target:-x}" ]
+verdict "postgres_pitr_restored_checksum_equals_original_at_target"
 pg_stop "$dst"
 
 # 8-9: a swapped segment.  The backup starts in segment B (its .backup
@@ -163,8 +165,8 @@ as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster "$sysid" --archive "$
 before=$(sha256sum <"$arc/$b.esdk")
 archive() { as_pg "$PG_SCRIPTS/cmk-wal-archive" --kek "$KEK" --cluster "$sysid" --archive "$arc" "$@"; }
 archive "$seg" "$b" 2>"$pg_dir/same.err"
-check "postgres_pitr_archive_again_same_content_succeeds" \
-	[ $? -eq 0 ] && grep -q 'already archived with the same content' "$pg_dir/same.err"
+[ $? -eq 0 ] && grep -q 'already archived with the same content' "$pg_dir/same.err"
+verdict "postgres_pitr_archive_again_same_content_succeeds"
 printf 'X' | as_pg dd of="$seg" bs=1 seek=4096 conv=notrunc status=none
 if ! archive "$seg" "$b" 2>"$pg_dir/other.err" && grep -q 'other content; not overwritten' "$pg_dir/other.err" &&
    [ "$(sha256sum <"$arc/$b.esdk")" = "$before" ]; then
@@ -180,13 +182,13 @@ check "postgres_pitr_archive_leaves_no_temporary_files" [ -z "$leftover" ]
 # another cluster id is refused, and the base backup under another name.
 as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster 42 --archive "$arc" \
 	"$a" "$pg_dir/other-cluster" 2>"$pg_dir/cl.err"
-check "postgres_pitr_restore_refuses_other_cluster_id" \
-	[ $? -eq 255 ] && [ ! -e "$pg_dir/other-cluster" ] && grep -q 'context key "cluster"' "$pg_dir/cl.err"
+[ $? -eq 255 ] && [ ! -e "$pg_dir/other-cluster" ] && grep -q 'context key "cluster"' "$pg_dir/cl.err"
+verdict "postgres_pitr_restore_refuses_other_cluster_id"
 as_pg ln "$backup" "$pg_dir/renamed.tar.esdk"
 as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
 	"$pg_dir/renamed.tar.esdk" "$pg_dir/restored-renamed" 2>"$pg_dir/rn.err"
-check "postgres_pitr_restore_backup_refuses_renamed_backup" \
-	[ $? -ne 0 ] && [ -z "$(ls -A "$pg_dir/restored-renamed" 2>/dev/null)" ] && grep -q 'context key "backup"' "$pg_dir/rn.err"
+[ $? -ne 0 ] && [ -z "$(ls -A "$pg_dir/restored-renamed" 2>/dev/null)" ] && grep -q 'context key "backup"' "$pg_dir/rn.err"
+verdict "postgres_pitr_restore_backup_refuses_renamed_backup"
 
 pg_stop "$src"
 exit $failed

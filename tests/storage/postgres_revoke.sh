@@ -27,6 +27,8 @@ failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; failed=1; }
 check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name"; fi; }
+# verdict NAME: ok if the command just before the call succeeded.
+verdict() { if [ $? -eq 0 ]; then ok "$1"; else notok "$1"; fi; }
 plan=9
 bench_pid=
 trap '[ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null; pg_cleanup' EXIT
@@ -91,8 +93,8 @@ for s in $ready; do
 done
 count=$(echo "$ready" | grep -c .)
 echo "# waiting while revoked: $count segments, $(echo "$ready" | head -n 1) .. $(echo "$ready" | tail -n 1)"
-check "postgres_revoke_segments_stay_in_pg_wal" [ $bad -eq 0 ] && [ "$count" -ge 2 ] &&
-	echo "$ready" | grep -qx "$mid" && echo "$ready" | grep -qx "$last"
+[ $bad -eq 0 ] && [ "$count" -ge 2 ] && grep -qx "$mid" <<<"$ready" && grep -qx "$last" <<<"$ready"
+verdict "postgres_revoke_segments_stay_in_pg_wal"
 
 # The CMK is back: archiving catches up.  The archiver retries on its own
 # within a minute; the switch below adds one segment and, as every newly
@@ -120,7 +122,8 @@ for s in $ready; do
 		bad=1
 	fi
 done
-check "postgres_revoke_held_segments_archived_intact" [ $bad -eq 0 ] && [ -n "$ready" ]
+[ $bad -eq 0 ] && [ -n "$ready" ]
+verdict "postgres_revoke_held_segments_archived_intact"
 after=$(sql $P "SELECT failed_count FROM pg_stat_archiver")
 check "postgres_revoke_pg_stat_archiver_last_archived_is_the_last_segment" \
 	[ "$(sql $P "SELECT last_archived_wal >= '$end' FROM pg_stat_archiver")" = t ]
