@@ -34,8 +34,16 @@ pg_init() {
 		echo "# postgresql-15 missing: scripts/deps.sh installs it" >&2
 		return 1
 	fi
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "# needs root: the servers run as the postgres user (runuser)" >&2
+		return 1
+	fi
 	pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || return 1
 	chmod 700 "$pg_dir" && chown postgres: "$pg_dir" || return 1
+	if ! as_pg test -w "$pg_dir"; then
+		echo "# $pg_dir: not reachable by the postgres user (TMPDIR?)" >&2
+		return 1
+	fi
 	KEK=$pg_dir/kek.json
 	as_pg "$CMKCTL" --config "$pg_dir/none.conf" local-key create "$pg_dir/cmk.key" >/dev/null &&
 		as_pg "$CMKCTL" --config "$pg_dir/none.conf" kek create --provider local \
@@ -47,6 +55,8 @@ pg_cmk() {
 	as_pg "$CMKCTL" --config "$pg_dir/none.conf" local-key "$1" "$pg_dir/cmk.key" >/dev/null
 }
 
+# pg_cleanup: stop every server started, remove $pg_dir (PG_KEEP=1 keeps
+# it, with the logs, for a look after a failure).
 pg_cleanup() {
 	[ -z "${PG_KEEP:-}" ] || { echo "# kept $pg_dir"; return; }
 	local d

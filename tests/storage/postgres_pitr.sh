@@ -18,6 +18,8 @@
 #   refused by cmk-wal-restore (exit 255, "swapped or renamed", nothing
 #   written), and a recovery from that archive stops with FATAL instead of
 #   opening the database.
+# - a base backup cut short: never published (pg_basebackup failed), never
+#   left half restored (a truncated object: the data directory is emptied).
 # - archive_command safety: archiving a segment again with the same
 #   content succeeds, with other content fails and leaves the archived
 #   object as it was; nothing but published objects is left in the
@@ -33,7 +35,7 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; fail
 check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name"; fi; }
 # verdict NAME: ok if the command just before the call succeeded.
 verdict() { if [ $? -eq 0 ]; then ok "$1"; else notok "$1"; fi; }
-plan=15
+plan=17
 trap pg_cleanup EXIT
 echo "1..$plan"
 
@@ -189,6 +191,25 @@ as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
 	"$pg_dir/renamed.tar.esdk" "$pg_dir/restored-renamed" 2>"$pg_dir/rn.err"
 [ $? -ne 0 ] && [ -z "$(ls -A "$pg_dir/restored-renamed" 2>/dev/null)" ] && grep -q 'context key "backup"' "$pg_dir/rn.err"
 verdict "postgres_pitr_restore_backup_refuses_renamed_backup"
+
+# 16-17: a base backup cut short is never published or restored.  A
+# failing pg_basebackup (no server on that port) leaves no OUT and no
+# temporary file; a truncated backup (the same name in another directory)
+# is refused part-way and the data directory is emptied again.
+as_pg "$PG_SCRIPTS/cmk-pg-basebackup" --kek "$KEK" --cluster "$sysid" "$pg_dir/failed.tar.esdk" \
+	-h "$pg_dir" -p 1 2>"$pg_dir/bbf.err"
+[ $? -ne 0 ] && [ -z "$(find "$pg_dir" -maxdepth 1 -name 'failed.tar.esdk*')" ] &&
+	grep -q 'pg_basebackup failed' "$pg_dir/bbf.err"
+verdict "postgres_pitr_basebackup_failure_publishes_nothing"
+as_pg mkdir "$pg_dir/cut"
+as_pg head -c $(($(stat -c %s "$backup") / 2)) "$backup" >"$pg_dir/cut/${backup##*/}"
+chown postgres: "$pg_dir/cut/${backup##*/}"
+as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
+	"$pg_dir/cut/${backup##*/}" "$pg_dir/restored-cut" 2>"$pg_dir/cut.err"
+[ $? -ne 0 ] && [ -d "$pg_dir/restored-cut" ] && [ -z "$(ls -A "$pg_dir/restored-cut")" ] &&
+	grep -q 'emptied' "$pg_dir/cut.err"
+verdict "postgres_pitr_truncated_basebackup_leaves_empty_datadir"
+sed 's/^/# /' "$pg_dir/cut.err"
 
 pg_stop "$src"
 exit $failed
