@@ -10,7 +10,8 @@
 # - content: md5 over every row of the four pgbench tables, taken on the
 #   original at the restore point, equals the restored database's; the
 #   original moved on after it (its final checksum differs), so the
-#   recovery stopped at the target, not at the end of the archive.
+#   recovery stopped at the target, not at the end of the archive.  The
+#   same for a timestamp target just after a known transaction.
 # - sealed: every archived object is an ESDK message (version 02, suite
 #   04 78), and neither the backup nor a segment holds a plaintext marker
 #   (a string written into the database; "PG_VERSION" in the tar).
@@ -35,7 +36,7 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; fail
 check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name"; fi; }
 # verdict NAME: ok if the command just before the call succeeded.
 verdict() { if [ $? -eq 0 ]; then ok "$1"; else notok "$1"; fi; }
-plan=17
+plan=18
 trap pg_cleanup EXIT
 echo "1..$plan"
 
@@ -76,11 +77,14 @@ fi
 pg_bench $P -n -c 2 -j 1 -t 1500 >"$pg_dir/bench1.log" 2>&1 &&
 	sum_target=$(pg_checksum $P) &&
 	sql $P "SELECT pg_create_restore_point('cmk_pitr')" >/dev/null &&
+	sql $P "UPDATE pgbench_branches SET bbalance = bbalance + 12345 WHERE bid = 1" &&
+	ts=$(sql $P "SELECT clock_timestamp()") && sum_ts=$(pg_checksum $P) &&
 	pg_bench $P -n -c 2 -j 1 -t 1000 >"$pg_dir/bench2.log" 2>&1 &&
 	sum_end=$(pg_checksum $P) && last=$(pg_switch $P)
-[ $? -eq 0 ] && [ -n "${sum_target:-}" ] && [ "$sum_target" != "${sum_end:-}" ]
+[ $? -eq 0 ] && [ -n "${sum_target:-}" ] && [ "$sum_target" != "${sum_ts:-}" ] &&
+	[ "${sum_ts:-}" != "${sum_end:-}" ]
 verdict "postgres_pitr_pgbench_restore_point_and_more_load"
-echo "# target $sum_target, end ${sum_end:-?}, last segment ${last:-?}"
+echo "# restore point $sum_target, time ${ts:-?} ${sum_ts:-?}, end ${sum_end:-?}, last segment ${last:-?}"
 
 # 4: archiving caught up, no gap, only sealed objects in the archive.
 if pg_wait 300 pg_archived "$arc" "${last:-none}" && gaps=$(pg_archive_gaps "$arc" 2>"$pg_dir/gaps"); then
@@ -108,10 +112,11 @@ if as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
 else
 	notok "postgres_pitr_basebackup_unsealed_into_fresh_datadir" "$(tr '\n' ' ' <"$pg_dir/rb.err")"
 fi
-# pitr_conf DATADIR ARCHIVE PORT: recover to the restore point, then open.
+# pitr_conf DATADIR ARCHIVE PORT [TARGET]: recover to TARGET (default the
+# restore point), then open.
 pitr_conf() {
 	pg_conf "$1" "port = $3" "archive_mode = off" \
-		"recovery_target_name = 'cmk_pitr'" "recovery_target_action = 'promote'" &&
+		"${4:-recovery_target_name = 'cmk_pitr'}" "recovery_target_action = 'promote'" &&
 		pg_restore_conf "$1" "$2" "$sysid" &&
 		as_pg touch "$1/recovery.signal"
 }
@@ -127,6 +132,19 @@ echo "# restored $sum_restored"
 [ -n "$sum_restored" ] && [ "$sum_restored" = "${sum_target:-x}" ]
 verdict "postgres_pitr_restored_checksum_equals_original_at_target"
 pg_stop "$dst"
+
+# A timestamp target: just after a known transaction (the UPDATE above),
+# before the load that followed it.
+dst3=$pg_dir/restored-time
+R3=55435
+if as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" "$backup" "$dst3" &&
+   pitr_conf "$dst3" "$arc" $R3 "recovery_target_time = '${ts:-}'" && pg_start "$dst3" &&
+   pg_wait 300 not_in_recovery $R3 && [ "$(pg_checksum $R3)" = "${sum_ts:-x}" ]; then
+	ok "postgres_pitr_recovery_to_timestamp_checksum_equals_original"
+else
+	notok "postgres_pitr_recovery_to_timestamp_checksum_equals_original" "$(tail -n 8 "$dst3.log" | tr '\n' ' ')"
+fi
+pg_stop "$dst3"
 
 # 8-9: a swapped segment.  The backup starts in segment B (its .backup
 # file says so); B+1 and B+2 are replayed before the target.  B+1's
