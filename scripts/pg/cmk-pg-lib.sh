@@ -16,9 +16,12 @@ cmk_pg_archive=
 cmk_pg_args=()
 cmk_pg_ctx=()
 
+# cmk_pg_die MESSAGE: exit with cmk_pg_die_status (1; cmk-wal-restore
+# sets 255, which stops recovery instead of ending it).
+cmk_pg_die_status=1
 cmk_pg_die() {
 	echo "$prog: $*" >&2
-	exit 1
+	exit "$cmk_pg_die_status"
 }
 
 # cmk_pg_parse "$@": --kek FILE, --cluster ID, --archive DIR; the rest
