@@ -36,7 +36,7 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; fail
 check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name"; fi; }
 # verdict NAME: ok if the command just before the call succeeded.
 verdict() { if [ $? -eq 0 ]; then ok "$1"; else notok "$1"; fi; }
-plan=18
+plan=19
 trap pg_cleanup EXIT
 echo "1..$plan"
 
@@ -204,6 +204,11 @@ as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster 42 --archive "$arc" \
 	"$a" "$pg_dir/other-cluster" 2>"$pg_dir/cl.err"
 [ $? -eq 255 ] && [ ! -e "$pg_dir/other-cluster" ] && grep -q 'context key "cluster"' "$pg_dir/cl.err"
 verdict "postgres_pitr_restore_refuses_other_cluster_id"
+# An archive that is not there (unmounted) stops recovery (255) instead of
+# reading as "no such segment" (1), which would end it early.
+as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster "$sysid" --archive "$pg_dir/unmounted" \
+	"$a" "$pg_dir/unmounted-seg" 2>/dev/null
+check "postgres_pitr_restore_stops_on_missing_archive" [ $? -eq 255 ]
 as_pg ln "$backup" "$pg_dir/renamed.tar.esdk"
 as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
 	"$pg_dir/renamed.tar.esdk" "$pg_dir/restored-renamed" 2>"$pg_dir/rn.err"
