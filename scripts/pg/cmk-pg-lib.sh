@@ -11,6 +11,7 @@
 CMKCTL=${CMKCTL:-cmkctl}
 prog=${0##*/}
 cmk_pg_kek=
+cmk_pg_socket=
 cmk_pg_cluster=
 cmk_pg_archive=
 cmk_pg_args=()
@@ -24,12 +25,14 @@ cmk_pg_die() {
 	exit "$cmk_pg_die_status"
 }
 
-# cmk_pg_parse "$@": --kek FILE, --cluster ID, --archive DIR; the rest
+# cmk_pg_parse "$@": --kek FILE or --socket PATH, --cluster ID, --archive
+# DIR; the rest
 # (after the options, or after "--") goes to cmk_pg_args.
 cmk_pg_parse() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--kek) cmk_pg_kek=${2-}; shift 2 || cmk_pg_die "--kek needs a file" ;;
+		--socket) cmk_pg_socket=${2-}; shift 2 || cmk_pg_die "--socket needs a path" ;;
 		--cluster) cmk_pg_cluster=${2-}; shift 2 || cmk_pg_die "--cluster needs an id" ;;
 		--archive) cmk_pg_archive=${2-}; shift 2 || cmk_pg_die "--archive needs a directory" ;;
 		--) shift; break ;;
@@ -38,7 +41,10 @@ cmk_pg_parse() {
 		esac
 	done
 	cmk_pg_args=("$@")
-	[ -n "$cmk_pg_kek" ] || cmk_pg_die "--kek FILE is required (the KEK envelope, kek.json)"
+	case ${cmk_pg_kek:+k}${cmk_pg_socket:+s} in
+	k | s) ;;
+	*) cmk_pg_die "one key source: --kek FILE (the KEK envelope) or --socket PATH (cmk-agent's key socket)" ;;
+	esac
 	# The cluster's system identifier (pg_controldata: "Database system
 	# identifier"): part of every object's encryption context, so an
 	# object of another cluster is refused.
@@ -46,9 +52,16 @@ cmk_pg_parse() {
 		cmk_pg_die "--cluster ID is required: the database system identifier (digits), from pg_controldata"
 }
 
-# The key source of every seal and unseal.  Only this line changes when
-# the scripts ask the agent's socket instead of unwrapping the KEK.
-cmk_pg_key() { cmk_pg_keyargs=(--kek "$cmk_pg_kek"); }
+# The key source of every seal and unseal: the agent's key socket (the
+# KEK stays in cmk-agent; a revoked CMK refuses at once), or the envelope,
+# which cmkctl unwraps through the KMS itself on every call.
+cmk_pg_key() {
+	if [ -n "$cmk_pg_socket" ]; then
+		cmk_pg_keyargs=(--socket "$cmk_pg_socket")
+	else
+		cmk_pg_keyargs=(--kek "$cmk_pg_kek")
+	fi
+}
 
 # cmk_pg_seal|cmk_pg_unseal [cmkctl seal|unseal arguments...]
 cmk_pg_cmkctl() {
