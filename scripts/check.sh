@@ -36,6 +36,8 @@
 #                   a swapped segment refused
 #   storage_postgres_revoke tests/storage/postgres_revoke.sh: the CMK
 #                   revoked while PostgreSQL archives; nothing lost, no gap
+#   storage_postgres_{pitr,revoke}_socket the same with the scripts' keys
+#                   from cmk-agent's key socket (--socket)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -243,6 +245,8 @@ fi
 for t in pitr revoke; do
 	if [ -x "tests/storage/postgres_$t.sh" ]; then
 		run_suite "storage_postgres_$t" tap "tests/storage/postgres_$t.sh"
+		run_suite "storage_postgres_${t}_socket" tap \
+			env PG_KEY_SOURCE=socket "tests/storage/postgres_$t.sh"
 	fi
 done
 if [ -x tests/kms/aws_moto.sh ]; then

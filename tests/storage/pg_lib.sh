@@ -11,15 +11,25 @@
 # $pg_dir, owned by postgres, so "cmkctl local-key disable" revokes it.
 #
 # The archive and restore commands are the scripts of scripts/pg; they
-# are the one place that calls cmkctl.
+# are the one place that calls cmkctl.  PG_KEY_SOURCE picks their key
+# source: "kek" (default: --kek, cmkctl unwraps the KEK itself) or
+# "socket" (--socket: a cmk-agent --no-kernel holding the KEK serves
+# its key socket to the postgres user; revocation reaches it through its
+# CMK checks).  PG_KEYARGS holds the option for the scripts.
 
 # shellcheck source=tests/storage/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_SCRIPTS=$top/scripts/pg
+PG_KEY_SOURCE=${PG_KEY_SOURCE:-kek}
+AGENT=${AGENT:-$top/agent/build/cmk-agent}
 pg_dir=
 pg_servers=()
+pg_agent_pid=
+pg_keydir=
+pg_keyuser=
+PG_KEYARGS=()
 
 # as_pg CMD...: CMD as the postgres user, with PostgreSQL's programs first
 # in PATH.
@@ -44,27 +54,91 @@ pg_init() {
 		echo "# $pg_dir: not reachable by the postgres user (TMPDIR?)" >&2
 		return 1
 	fi
-	KEK=$pg_dir/kek.json
-	as_pg "$CMKCTL" --config "$pg_dir/none.conf" local-key create "$pg_dir/cmk.key" >/dev/null &&
-		as_pg "$CMKCTL" --config "$pg_dir/none.conf" kek create --provider local \
-			--key-ref "$pg_dir/cmk.key" --out "$KEK" --context service=pg >/dev/null
+	# The KEK and the CMK's key file: the postgres user's with --kek; with
+	# the agent, root's, in a directory of root's (cmk-agent checks the
+	# owners of its configuration's path).
+	pg_keydir=$pg_dir
+	pg_keyuser=as_pg
+	if [ "$PG_KEY_SOURCE" = socket ]; then
+		pg_keydir=$(mktemp -d /tmp/pg-agent.XXXXXX) || return 1
+		pg_keyuser=
+		chmod 755 "$pg_keydir" || return 1
+	fi
+	KEK=$pg_keydir/kek.json
+	$pg_keyuser "$CMKCTL" --config "$pg_dir/none.conf" local-key create "$pg_keydir/cmk.key" >/dev/null &&
+		$pg_keyuser "$CMKCTL" --config "$pg_dir/none.conf" kek create --provider local \
+			--key-ref "$pg_keydir/cmk.key" --out "$KEK" --context service=pg >/dev/null ||
+		return 1
+	case $PG_KEY_SOURCE in
+	kek) PG_KEYARGS=(--kek "$KEK") ;;
+	socket) pg_agent_start ;;
+	*) echo "# PG_KEY_SOURCE=$PG_KEY_SOURCE: kek or socket" >&2; return 1 ;;
+	esac
 }
 
-# pg_cmk enable|disable: the CMK's state (the local provider's revocation).
-pg_cmk() {
-	as_pg "$CMKCTL" --config "$pg_dir/none.conf" local-key "$1" "$pg_dir/cmk.key" >/dev/null
+# pg_agent_start: cmk-agent --no-kernel (root) with the KEK, its key socket
+# open to the postgres user only; 0 once it is active.
+pg_agent_start() {
+	local sock=$pg_keydir/run/keys.sock i
+	[ -x "$AGENT" ] || { echo "# no $AGENT" >&2; return 1; }
+	cat >"$pg_keydir/agent.conf" <<EOC
+[agent]
+kek_envelope = $KEK
+check_interval_ms = 300
+jitter_pct = 0
+lease_ms = 600000
+check_timeout_ms = 5000
+grace_s = 600
+audit_log = $pg_keydir/audit.log
+syslog = no
+state_dir = $pg_keydir/state
+key_socket = $sock
+key_socket_allow = user:postgres
+key_socket_group = postgres
+EOC
+	setsid "$AGENT" --no-kernel --config "$pg_keydir/agent.conf" >"$pg_keydir/agent.out" 2>&1 &
+	pg_agent_pid=$!
+	for i in $(seq 300); do
+		[ -S "$sock" ] && [ "$(pg_agent_state)" = active ] && break
+		[ "$i" -lt 300 ] || { echo "# agent not active: $(tail -n 3 "$pg_keydir/agent.out")" >&2; return 1; }
+		sleep 0.1
+	done
+	PG_KEYARGS=(--socket "$sock")
 }
+
+pg_agent_state() {
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' \
+		"$pg_keydir/state/agent.json" 2>/dev/null
+}
+
+# pg_cmk enable|disable: the CMK's state (the local provider's
+# revocation); with the agent, also wait until its CMK check saw it.
+pg_cmk() {
+	local want=active
+	$pg_keyuser "$CMKCTL" --config "$pg_dir/none.conf" local-key "$1" "$pg_keydir/cmk.key" >/dev/null ||
+		return 1
+	[ "$PG_KEY_SOURCE" = socket ] || return 0
+	[ "$1" = enable ] || want=revoked
+	pg_wait 120 pg_agent_is "$want"
+}
+
+pg_agent_is() { [ "$(pg_agent_state)" = "$1" ]; }
 
 # pg_cleanup: stop every server started, remove $pg_dir (PG_KEEP=1 keeps
 # it, with the logs, for a look after a failure).
 pg_cleanup() {
-	[ -z "${PG_KEEP:-}" ] || { echo "# kept $pg_dir"; return; }
 	local d
 	for d in "${pg_servers[@]}"; do
 		if [ -f "$d/postmaster.pid" ]; then
 			as_pg pg_ctl -D "$d" -m immediate -w stop >/dev/null 2>&1
 		fi
 	done
+	if [ -n "$pg_agent_pid" ]; then
+		kill "$pg_agent_pid" 2>/dev/null
+		wait "$pg_agent_pid" 2>/dev/null
+	fi
+	[ -z "${PG_KEEP:-}" ] || { echo "# kept $pg_dir $pg_keydir"; return; }
+	[ -z "$pg_keydir" ] || [ "$pg_keydir" = "$pg_dir" ] || rm -rf "$pg_keydir"
 	[ -z "$pg_dir" ] || rm -rf "$pg_dir"
 }
 
@@ -89,13 +163,13 @@ pg_conf() {
 # cmk-wal-archive into ARCHIVE.
 pg_archive_conf() {
 	pg_conf "$1" "archive_mode = on" \
-		"archive_command = '$PG_SCRIPTS/cmk-wal-archive --kek $KEK --cluster $3 --archive $2 %p %f'"
+		"archive_command = '$PG_SCRIPTS/cmk-wal-archive ${PG_KEYARGS[*]} --cluster $3 --archive $2 %p %f'"
 }
 
 # pg_restore_conf DATADIR ARCHIVE SYSID: restore_command with
 # cmk-wal-restore from ARCHIVE.
 pg_restore_conf() {
-	pg_conf "$1" "restore_command = '$PG_SCRIPTS/cmk-wal-restore --kek $KEK --cluster $3 --archive $2 %f %p'"
+	pg_conf "$1" "restore_command = '$PG_SCRIPTS/cmk-wal-restore ${PG_KEYARGS[*]} --cluster $3 --archive $2 %f %p'"
 }
 
 # pg_start DATADIR: start (log in DATADIR.log); 0 once it accepts

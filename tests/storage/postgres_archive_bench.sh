@@ -54,8 +54,8 @@ run() {
 		'BEGIN { printf "%-22s %3d segments in %6.2f s = %6.1f segments/s\n", n, c, ns / 1e9, c / (ns / 1e9) }'
 }
 
-echo "PostgreSQL archive throughput, 1 MiB segments, backlog of pgbench -i -s $scale, under pgbench -c 2"
+echo "PostgreSQL archive throughput, 1 MiB segments, backlog of pgbench -i -s $scale, under pgbench -c 2, keys: ${PG_KEYARGS[0]}"
 run "cp (baseline)" "$pg_dir/cp" "" "test ! -f $pg_dir/cp/%f && cp %p $pg_dir/cp/%f"
 run "cmk-wal-archive" "$pg_dir/sealed" ".esdk" \
-	"$PG_SCRIPTS/cmk-wal-archive --kek $KEK --cluster $sysid --archive $pg_dir/sealed %p %f"
+	"$PG_SCRIPTS/cmk-wal-archive ${PG_KEYARGS[*]} --cluster $sysid --archive $pg_dir/sealed %p %f"
 pg_stop "$src"

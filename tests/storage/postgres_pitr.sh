@@ -64,7 +64,7 @@ fi
 
 # 2: the sealed base backup.
 backup=$pg_dir/base.tar.esdk
-if as_pg "$PG_SCRIPTS/cmk-pg-basebackup" --kek "$KEK" --cluster "$sysid" "$backup" \
+if as_pg "$PG_SCRIPTS/cmk-pg-basebackup" "${PG_KEYARGS[@]}" --cluster "$sysid" "$backup" \
 	-h "$pg_dir" -p $P -c fast 2>"$pg_dir/bb.err" &&
    [ "$(head -c 3 "$backup" | od -An -tx1 | tr -d ' ')" = 020478 ] &&
    ! grep -q PG_VERSION "$backup"; then
@@ -106,7 +106,7 @@ check "postgres_pitr_archive_holds_only_sealed_segments" [ $bad -eq 0 ]
 
 # 5-7: point-in-time recovery into a fresh data directory.
 dst=$pg_dir/restored
-if as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
+if as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" "${PG_KEYARGS[@]}" --cluster "$sysid" \
 	"$backup" "$dst" 2>"$pg_dir/rb.err" && [ -f "$dst/PG_VERSION" ]; then
 	ok "postgres_pitr_basebackup_unsealed_into_fresh_datadir"
 else
@@ -137,7 +137,7 @@ pg_stop "$dst"
 # before the load that followed it.
 dst3=$pg_dir/restored-time
 R3=55435
-if as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" "$backup" "$dst3" &&
+if as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" "${PG_KEYARGS[@]}" --cluster "$sysid" "$backup" "$dst3" &&
    pitr_conf "$dst3" "$arc" $R3 "recovery_target_time = '${ts:-}'" && pg_start "$dst3" &&
    pg_wait 300 not_in_recovery $R3 && [ "$(pg_checksum $R3)" = "${sum_ts:-x}" ]; then
 	ok "postgres_pitr_recovery_to_timestamp_checksum_equals_original"
@@ -156,7 +156,7 @@ a=$(segname $((s + 1)))
 b=$(segname $((s + 2)))
 swp=$pg_dir/archive-swapped
 as_pg cp -a "$arc" "$swp" && as_pg cp -f "$swp/$a.esdk" "$swp/$b.esdk"
-as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster "$sysid" --archive "$swp" \
+as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$swp" \
 	"$b" "$pg_dir/RECOVERYXLOG" 2>"$pg_dir/swap.err"
 rc=$?
 if [ $rc -eq 255 ] && [ ! -e "$pg_dir/RECOVERYXLOG" ] && grep -q 'swapped or renamed' "$pg_dir/swap.err"; then
@@ -167,7 +167,7 @@ else
 fi
 dst2=$pg_dir/restored-swapped
 R2=55434
-as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" "$backup" "$dst2" &&
+as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" "${PG_KEYARGS[@]}" --cluster "$sysid" "$backup" "$dst2" &&
 	pitr_conf "$dst2" "$swp" $R2 && pg_start "$dst2" 2>/dev/null
 pg_wait 300 grep -q 'FATAL' "$dst2.log"
 if grep -q "$b.*swapped or renamed" "$dst2.log" &&
@@ -181,9 +181,9 @@ fi
 # 10-12: archive_command on an archived segment: same content succeeds,
 # other content fails and the object stays as it was.
 seg=$pg_dir/seg-$b
-as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster "$sysid" --archive "$arc" "$b" "$seg"
+as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$arc" "$b" "$seg"
 before=$(sha256sum <"$arc/$b.esdk")
-archive() { as_pg "$PG_SCRIPTS/cmk-wal-archive" --kek "$KEK" --cluster "$sysid" --archive "$arc" "$@"; }
+archive() { as_pg "$PG_SCRIPTS/cmk-wal-archive" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$arc" "$@"; }
 archive "$seg" "$b" 2>"$pg_dir/same.err"
 [ $? -eq 0 ] && grep -q 'already archived with the same content' "$pg_dir/same.err"
 verdict "postgres_pitr_archive_again_same_content_succeeds"
@@ -200,17 +200,17 @@ check "postgres_pitr_archive_leaves_no_temporary_files" [ -z "$leftover" ]
 
 # 13-14: the objects are bound to the cluster: the same segment under
 # another cluster id is refused, and the base backup under another name.
-as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster 42 --archive "$arc" \
+as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster 42 --archive "$arc" \
 	"$a" "$pg_dir/other-cluster" 2>"$pg_dir/cl.err"
 [ $? -eq 255 ] && [ ! -e "$pg_dir/other-cluster" ] && grep -q 'context key "cluster"' "$pg_dir/cl.err"
 verdict "postgres_pitr_restore_refuses_other_cluster_id"
 # An archive that is not there (unmounted) stops recovery (255) instead of
 # reading as "no such segment" (1), which would end it early.
-as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster "$sysid" --archive "$pg_dir/unmounted" \
+as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$pg_dir/unmounted" \
 	"$a" "$pg_dir/unmounted-seg" 2>/dev/null
 check "postgres_pitr_restore_stops_on_missing_archive" [ $? -eq 255 ]
 as_pg ln "$backup" "$pg_dir/renamed.tar.esdk"
-as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
+as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" "${PG_KEYARGS[@]}" --cluster "$sysid" \
 	"$pg_dir/renamed.tar.esdk" "$pg_dir/restored-renamed" 2>"$pg_dir/rn.err"
 [ $? -ne 0 ] && [ -z "$(ls -A "$pg_dir/restored-renamed" 2>/dev/null)" ] && grep -q 'context key "backup"' "$pg_dir/rn.err"
 verdict "postgres_pitr_restore_backup_refuses_renamed_backup"
@@ -219,7 +219,7 @@ verdict "postgres_pitr_restore_backup_refuses_renamed_backup"
 # failing pg_basebackup (no server on that port) leaves no OUT and no
 # temporary file; a truncated backup (the same name in another directory)
 # is refused part-way and the data directory is emptied again.
-as_pg "$PG_SCRIPTS/cmk-pg-basebackup" --kek "$KEK" --cluster "$sysid" "$pg_dir/failed.tar.esdk" \
+as_pg "$PG_SCRIPTS/cmk-pg-basebackup" "${PG_KEYARGS[@]}" --cluster "$sysid" "$pg_dir/failed.tar.esdk" \
 	-h "$pg_dir" -p 1 2>"$pg_dir/bbf.err"
 [ $? -ne 0 ] && [ -z "$(find "$pg_dir" -maxdepth 1 -name 'failed.tar.esdk*')" ] &&
 	grep -q 'pg_basebackup failed' "$pg_dir/bbf.err"
@@ -227,7 +227,7 @@ verdict "postgres_pitr_basebackup_failure_publishes_nothing"
 as_pg mkdir "$pg_dir/cut"
 as_pg head -c $(($(stat -c %s "$backup") / 2)) "$backup" >"$pg_dir/cut/${backup##*/}"
 chown postgres: "$pg_dir/cut/${backup##*/}"
-as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" --kek "$KEK" --cluster "$sysid" \
+as_pg "$PG_SCRIPTS/cmk-pg-restore-backup" "${PG_KEYARGS[@]}" --cluster "$sysid" \
 	"$pg_dir/cut/${backup##*/}" "$pg_dir/restored-cut" 2>"$pg_dir/cut.err"
 [ $? -ne 0 ] && [ -d "$pg_dir/restored-cut" ] && [ -z "$(ls -A "$pg_dir/restored-cut")" ] &&
 	grep -q 'emptied' "$pg_dir/cut.err"

@@ -116,7 +116,7 @@ else
 fi
 bad=0
 for s in $ready; do
-	if ! as_pg "$PG_SCRIPTS/cmk-wal-restore" --kek "$KEK" --cluster "$sysid" --archive "$arc" \
+	if ! as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$arc" \
 		"$s" "$held/$s.restored" || ! cmp -s "$held/$s" "$held/$s.restored"; then
 		echo "# $s: archived object does not unseal to the segment held in pg_wal"
 		bad=1
