@@ -38,6 +38,8 @@
 #                   revoked while PostgreSQL archives; nothing lost, no gap
 #   storage_postgres_{pitr,revoke}_socket the same with the scripts' keys
 #                   from cmk-agent's key socket (--socket)
+#   storage_esdk_io tests/storage/esdk_io.sh: seal/unseal move 16 MiB in
+#                   batches, reads aligned, constant memory (strace)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -249,6 +251,9 @@ for t in pitr revoke; do
 			env PG_KEY_SOURCE=socket "tests/storage/postgres_$t.sh"
 	fi
 done
+if [ -x tests/storage/esdk_io.sh ]; then
+	run_suite storage_esdk_io tap tests/storage/esdk_io.sh
+fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
 fi

@@ -31,8 +31,9 @@ pkgs=(
 	# agent
 	libdevmapper-dev libssl-dev libcurl4-openssl-dev libnl-genl-3-dev
 	libmnl-dev libjson-c-dev libsystemd-dev
-	# make bench: charts, and perf for the in-guest profiles
-	gnuplot-nox linux-perf
+	# make bench: charts, and perf for the in-guest profiles;
+	# tests/storage/esdk_io.sh: strace
+	gnuplot-nox linux-perf strace
 	# agent unit tests
 	libcmocka-dev
 	# tests/kms (a TLS certificate for the custom CA bundle test)
