@@ -542,15 +542,18 @@ static int emit(struct sealer *s, const unsigned char *p, size_t len)
 	return write_full(s->out_fd, p, len, s->name, s->e);
 }
 
-/* emit() for a batch of frames: digest in order, one writev(). */
-static int emitv(struct sealer *s, struct iovec *iov, int cnt)
+/*
+ * The signing suites' digest over @cnt pieces of a frame, while the frame
+ * is still in the cache it was encrypted in.
+ */
+static int digest(struct sealer *s, const struct iovec *iov, int cnt)
 {
 	for (int i = 0; s->sig && i < cnt; i++)
 		if (EVP_DigestSignUpdate(s->sig, iov[i].iov_base,
 					 iov[i].iov_len) != 1)
 			return cmk_errf(s->e, -EIO, "%s: ECDSA digest update failed",
 					s->name);
-	return writev_full(s->out_fd, iov, cnt, s->name, s->e);
+	return 0;
 }
 
 /* GCM with the frame's IV and AAD; @tag out (seal) or in (open). */
@@ -855,7 +858,7 @@ int cmk_esdk_seal_with(int in_fd, int out_fd, const struct cmk_esdk_keygen *kg,
 		goto out;
 	}
 	for (seq = 1, final = false; !final;) {
-		int nio = 0;
+		int nio = 0, iov0;
 
 		ret = rdr_fill(&in, batch * frame_len + 1, e);
 		if (ret)
@@ -892,17 +895,21 @@ int cmk_esdk_seal_with(int in_fd, int out_fd, const struct cmk_esdk_keygen *kg,
 					       name, seq);
 				goto out;
 			}
+			iov0 = nio;
 			iov[nio++] = (struct iovec){ f, (size_t)(p - f) };
 			if (n)
 				iov[nio++] = (struct iovec){ pt, n };
 			iov[nio++] = (struct iovec){ tag_at, TAG_LEN };
+			ret = digest(&s, iov + iov0, nio - iov0);
+			if (ret)
+				goto out;
 			in.pos += n;
 			in.off += n;
 			inf.plaintext_len += n;
 			seq++;
 		}
 		/* Before the next fill moves what the iovecs point at. */
-		ret = emitv(&s, iov, nio);
+		ret = writev_full(out_fd, iov, nio, name, e);
 		if (ret)
 			goto out;
 	}
