@@ -108,10 +108,10 @@ static void frame_iv(unsigned char iv[IV_LEN], uint32_t seq)
 
 /*
  * A byte at stream offset X sits at a buffer address equal to X modulo
- * RDR_ALIGN: the kernel's copy then has source and destination aligned
- * alike, and the frames of a seal start aligned.  One byte off (as the
- * seal's byte of look-ahead used to put every read) halves the speed of
- * both that copy and AES-GCM.
+ * RDR_ALIGN: the kernel's copy out of the page cache then has source and
+ * destination aligned alike.  One byte off (where the seal's byte of
+ * look-ahead could put every read) halves the speed of that copy, and so
+ * of read and AES-GCM together (which does not mind alignment itself).
  */
 #define RDR_ALIGN		64
 
