@@ -55,7 +55,8 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench bench-storage fleet install fuzz man deb version
+	check clean help bench bench-storage fleet install fuzz man deb version \
+	demo-storage
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -118,6 +119,11 @@ bench-storage:
 
 demo: deps
 	$(MAKE) all && scripts/demo.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
+
+# The storage story on the host (no QEMU): PostgreSQL 15 archiving sealed
+# WAL through the agent's key socket, PITR, revoke, break-glass; < 1 min.
+demo-storage: deps
+	$(MAKE) -C agent all && scripts/demo-storage.sh
 
 integration-test: all
 	tests/integration/run.sh --kver $(KVER)

@@ -40,6 +40,8 @@
 #                   from cmk-agent's key socket (--socket)
 #   storage_esdk_io tests/storage/esdk_io.sh: seal/unseal move 16 MiB in
 #                   batches, reads aligned, constant memory (strace)
+#   storage_postgres_demo tests/storage/demo_storage.sh: make demo-storage's
+#                   script passes (about 25 s)
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
@@ -253,6 +255,9 @@ for t in pitr revoke; do
 done
 if [ -x tests/storage/esdk_io.sh ]; then
 	run_suite storage_esdk_io tap tests/storage/esdk_io.sh
+fi
+if [ -x tests/storage/demo_storage.sh ]; then
+	run_suite storage_postgres_demo tap tests/storage/demo_storage.sh
 fi
 if [ -x tests/kms/aws_moto.sh ]; then
 	run_suite kms_aws tap tests/kms/aws_moto.sh
