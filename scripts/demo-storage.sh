@@ -172,7 +172,8 @@ say "The customer revokes the CMK (local KMS: key disabled) while the database r
 failed_count() { sql $P "SELECT failed_count FROM pg_stat_archiver"; }
 f0=$(failed_count)
 r0=$(elapsed)
-pg_cmk disable || fail "the agent did not see the revocation: $(pg_agent_state)"
+{ pg_cmk disable && pg_agent_is revoked; } ||
+	fail "the agent did not see the revocation: $(pg_agent_state)"
 claim "agent state revoked $(($(elapsed) - r0)) ms after the KMS said so"
 pg_bench $P -n -c 2 -j 1 -T 2 >"$pg_dir/bench3.log" 2>&1 ||
 	fail "pgbench while revoked: $(tail -n 3 "$pg_dir/bench3.log" | tr '\n' ' ')"
@@ -199,7 +200,7 @@ claim "$(echo "$ready" | wc -l) segments wait in pg_wal (.ready), none in the ar
 
 # ---- 8. restore --------------------------------------------------------------
 say "The customer enables the CMK again."
-pg_cmk enable || fail "the agent did not become active again: $(pg_agent_state)"
+{ pg_cmk enable && pg_agent_is active; } || fail "the agent did not become active again: $(pg_agent_state)"
 end=$(pg_switch $P)
 caught_up() { pg_archived "$arc" "$end" && [ -z "$(pg_ready "$src")" ]; }
 pg_wait 60 caught_up || fail "archiving did not catch up: still waiting $(pg_ready "$src" | tr '\n' ' ')"
