@@ -214,7 +214,8 @@ say "Break-glass: no dm-cmk code.  The AWS Encryption SDK for JavaScript derives
 note "wrapping key from the CMK's key file + KEK envelope and decrypts $seg.esdk."
 if ! esdk_peer_setup 2>"$pg_dir/npm.err"; then
 	note "SKIPPED: no @aws-crypto/client-node in $ESDK_NPM_DIR and npm could not install it"
-	note "($(tr '\n' ' ' <"$pg_dir/npm.err")); tests/storage/esdk_interop.sh needs the same"
+	note "($(sed 's/^# //' "$pg_dir/npm.err" | xargs)); it is installed once, with npm"
+	note "reachable, by tests/storage/esdk_interop.sh or this demo"
 	peer=skipped
 else
 	b0=$(elapsed)
