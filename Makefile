@@ -12,6 +12,9 @@
 #   make fuzz           every libFuzzer target in tests/fuzz for FUZZ_SECONDS
 #                       (20) each; exec/s, coverage, crash inputs
 #                       (Documentation/fuzzing.rst)
+#   make kfuzz          the kernel fuzzer in a QEMU guest for FUZZ_MINUTES
+#                       (2) on KVER (default: Debian 6.12); KFUZZ_SEED=N
+#                       repeats a run (Documentation/fuzzing.rst)
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
 #   make bench-storage  cmkctl seal/unseal of 16 MiB vs openssl speed and the
@@ -55,8 +58,8 @@ HAVE_AGENT := $(wildcard agent/Makefile)
 HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
-	check clean help bench bench-storage fleet install fuzz man deb version \
-	demo-storage
+	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
+	version demo-storage
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -99,6 +102,14 @@ check:
 FUZZ_SECONDS ?= 20
 fuzz:
 	$(MAKE) -C agent fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+# The kernel fuzzer (tests/kselftest/kfuzz.sh): the module for every
+# kernel, the fuzzer, then FUZZ_MINUTES of fuzzing in a guest.
+FUZZ_MINUTES ?= 2
+kfuzz: modules-all kselftest
+	tests/kselftest/kfuzz.sh --minutes $(FUZZ_MINUTES) \
+		$(if $(filter command line,$(origin KVER)),--kver $(KVER)) \
+		$(if $(KFUZZ_SEED),--seed $(KFUZZ_SEED))
 
 # Timings, not tests: never part of 'make check'.  See
 # Documentation/benchmarks.rst.

@@ -54,6 +54,9 @@
 #   pressure_<kver> tests/kselftest/pressure.sh: a 512 MiB guest with swap
 #                   on a virtio disk, forced async crypto, wipes under load
 #                   (issue 12 s5)
+#   kernel_fuzz     tests/kselftest/kfuzz.sh: the kernel fuzzer for
+#                   KFUZZ_SECONDS (120) on the Debian 6.12 kernel (TAP
+#                   6.12:kfuzz:kernel_fuzz_*; make kfuzz runs it longer)
 #   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
 #                   for every Debian kernel
 #   agent_vmfork_<kver> tests/integration/vmfork.sh: the agent in a guest
@@ -296,6 +299,16 @@ for k in "${kvers[@]}"; do
 		grep -h '^# verdict' "$results/${s}_$k.log" | sed 's/^# /   /'
 	done
 done
+
+# The kernel fuzzer, bounded (Documentation/fuzzing.rst); 6.12 when it is
+# one of the kernels under test, else the first of them.
+if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
+	kf_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
+	run_suite kernel_fuzz tap tests/kselftest/kfuzz.sh --kver "$kf_kver" \
+		--seconds "${KFUZZ_SECONDS:-120}"
+	grep -h -e '^# kfuzz: seed' -e 'ops/min$' -e '^# verdict' \
+		"$results/kernel_fuzz.log" | sed 's/^# /   /'
+fi
 
 for k in "${kvers[@]}"; do
 	run_suite "integration_$k" tap tests/integration/run.sh --kver "$k"
