@@ -329,6 +329,7 @@ static bool trial_fails(const struct kf_rec *r, uint32_t n,
 		kf_reset();
 		lseek(kmsg_fd, 0, SEEK_END);
 		f = run_sequence(r, n, 0, false);
+		kf_resume_all();
 		kf_io_stop();
 		if (f == KF_NONE && want == KF_UNLOAD) {
 			kf_reset();
@@ -572,6 +573,8 @@ int main(int argc, char **argv)
 	} else {
 		f = run_sequence(NULL, 0, seconds, true);
 	}
+	/* I/O waits on a suspended device: resume them before the join */
+	kf_resume_all();
 	kf_io_stop();
 	kf_io_get_stats(&st);
 	printf("# kfuzz: io: %" PRIu64 " writes, %" PRIu64 " reads, %" PRIu64

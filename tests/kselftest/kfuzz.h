@@ -86,6 +86,11 @@ enum kf_op_class kf_op_run(uint64_t sub, char *desc, size_t sz);
 /* Describe without running. */
 void kf_op_describe(uint64_t sub, char *desc, size_t sz);
 /*
+ * Resume every kf- device (a suspended one would hold the I/O threads).
+ * Resuming a loaded inactive table changes the mapping: epochs move.
+ */
+void kf_resume_all(void);
+/*
  * Back to a known state: resume and remove every kf- device, wipe every
  * key.  Returns 0, or -errno if a device could not be removed.
  */

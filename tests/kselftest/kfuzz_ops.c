@@ -776,6 +776,17 @@ void kf_op_describe(uint64_t sub, char *desc, size_t sz)
 	op_do(sub, false, desc, sz);
 }
 
+void kf_resume_all(void)
+{
+	int s;
+
+	for (s = 0; s < KF_SLOTS; s++) {
+		kf_mapping_begin(s);
+		dm_simple(s, DM_DEV_SUSPEND, 0, NULL);
+		kf_mapping_end(s);
+	}
+}
+
 int kf_reset(void)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
