@@ -232,8 +232,11 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 		r.idx = replay ? replay[i].idx : i;
 		r.sub = replay ? replay[i].sub : kf_op_seed(run_seed, i);
 		ops[nops++] = r;
-		kf_op_describe(r.sub, desc, sizeof(desc));
-		klog_write("op %u %016" PRIx64 " %s\n", r.idx, r.sub, desc);
+		/* the minimizer's trials would bury the run's own log */
+		if (verbose) {
+			kf_op_describe(r.sub, desc, sizeof(desc));
+			klog_write("op %u %016" PRIx64 " %s\n", r.idx, r.sub, desc);
+		}
 		atomic_store(&op_cur, r.idx);
 		atomic_store(&op_since, cmk_now_ms());
 		c = kf_op_run(r.sub, desc, sizeof(desc));

@@ -18,8 +18,9 @@
 # Output: the guest runner's TAP ("6.12:kfuzz:kernel_fuzz_no_kernel_splat",
 # ..., guest_no_kernel_splat, ...), results in build/results/kfuzz-KVER/.
 # When the run fails, the operations it ran (from the guest's kernel log,
-# which survives a panic) are saved to build/results/kfuzz-KVER/ops.txt
-# and the command that replays them is printed.  Needs the module and the
+# which survives a panic) are saved to build/results/kfuzz-KVER/ops.txt,
+# the shortest sequence the guest found (if it could minimize) to
+# shortest.txt, and the command that replays them is printed.  Needs the module and the
 # tests built (make modules-all kselftest).
 set -uo pipefail
 
@@ -76,8 +77,13 @@ args+=(--test-timeout $((seconds + 600)) --timeout $((seconds + 900))
 scripts/qemu/run-guest.sh "${args[@]}" "$bin"
 rc=$?
 # The seed, operations per minute and I/O counts, from the guest.
-grep '^# kfuzz: ' "$out/results.log" 2>/dev/null | grep -v -e '^# kfuzz:   op ' |
-	head -n 40
+# The seed, operations per minute, I/O counts and a finding's shortest
+# sequence (kept in shortest.txt), from the guest.
+awk '/^# kfuzz: / { short = /shortest sequence/; print; next }
+     /^#   op / && short { print }' "$out/results.log" 2>/dev/null | head -n 200
+awk '/^# kfuzz: / { short = /shortest sequence/; next }
+     /^#   op / && short { sub(/^#   /, ""); print }' "$out/results.log" \
+	>"$out/shortest.txt" 2>/dev/null
 
 if [ "$rc" != 0 ]; then
 	grep -o 'kfuzz: op [0-9]* [0-9a-f]*.*' "$out/console.log" 2>/dev/null |
@@ -87,6 +93,10 @@ if [ "$rc" != 0 ]; then
 	echo "# kfuzz: the last ones before the failure:"
 	tail -n 5 "$out/ops.txt" | sed 's/^/#   /'
 	echo "# kfuzz: rerun: tests/kselftest/kfuzz.sh --kver $kver --seed ${s:-?} --seconds $seconds"
-	echo "# kfuzz: minimize: tests/kselftest/kfuzz.sh --kver $kver --replay $out/ops.txt"
+	if [ -s "$out/shortest.txt" ]; then
+		echo "# kfuzz: shortest sequence: $out/shortest.txt (replay it with --replay)"
+	else
+		echo "# kfuzz: minimize: tests/kselftest/kfuzz.sh --kver $kver --replay $out/ops.txt"
+	fi
 fi
 exit $rc

@@ -216,10 +216,13 @@ static void op_nl_command(uint64_t *r, int slot, unsigned int cmd, bool run,
 	bool all = false, dump = false;
 
 	pick_key_name(r, slot, name, sizeof(name));
-	if (cmd == DM_CMK_CMD_GET)
+	if (cmd == DM_CMK_CMD_GET) {
 		dump = kf_below(r, 3) == 0;
-	else if (cmd != DM_CMK_CMD_KEY_SET)
+		/* the doit without a name, for the epoch */
+		all = !dump && kf_below(r, 5) == 0;
+	} else if (cmd != DM_CMK_CMD_KEY_SET) {
 		all = kf_below(r, 6) == 0;
+	}
 	nlh = nl_start(buf, (uint8_t)cmd, DM_CMK_GENL_VERSION,
 		       dump ? NLM_F_DUMP : 0);
 	dprint(d, "%s%s", cmd_name(cmd), dump ? " dump" : "");
@@ -269,11 +272,6 @@ static void op_nl_command(uint64_t *r, int slot, unsigned int cmd, bool run,
 
 		mnl_attr_put_u32(nlh, DM_CMK_A_LEASE_MS, lease);
 		dprint(d, " lease=%u", lease);
-	} else if (cmd == DM_CMK_CMD_GET && !dump && kf_below(r, 5) == 0) {
-		/* the doit without a name, for the epoch */
-		nlh = nl_start(buf, (uint8_t)cmd, DM_CMK_GENL_VERSION, 0);
-		mnl_attr_put_u32(nlh, DM_CMK_A_FLAGS, DM_CMK_F_ALL);
-		dprint(d, " (epoch query)");
 	}
 	if (run)
 		nl_finish(nlh, buf, sizeof(buf), d);
