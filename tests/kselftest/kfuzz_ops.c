@@ -359,6 +359,107 @@ static void op_nl_random(uint64_t *r, int slot, bool run, struct kf_desc *d)
 	explicit_bzero(buf, sizeof(buf));
 }
 
+/* One attribute of a request being mutated. */
+struct kf_attr {
+	uint16_t type, len;
+	uint8_t data[80];
+};
+
+static void attr_set(struct kf_attr *a, uint16_t type, const void *p,
+		     uint16_t len)
+{
+	a->type = type;
+	a->len = len;
+	memcpy(a->data, p, len);
+}
+
+/*
+ * A well-formed request of a random command, then one to three mutations:
+ * an attribute duplicated (same or other value), dropped, resized, given
+ * another type, flagged nested, or set to a boundary value.  Close to what
+ * the policy accepts, so the handlers behind it run.
+ */
+static void op_nl_mutated(uint64_t *r, int slot, bool run, struct kf_desc *d)
+{
+	static const char *mut_names[] = { "dup", "drop", "resize", "retype",
+					   "nested", "boundary" };
+	char buf[MNL_SOCKET_BUFFER_SIZE], name[80];
+	unsigned int cmd = 1 + kf_below(r, 4), n = 0, i, nmut;
+	uint8_t key[DM_CMK_KEY_LEN];
+	struct kf_attr attrs[12];
+	struct nlmsghdr *nlh;
+	uint32_t u32;
+	uint64_t u64;
+
+	pick_key_name(r, slot, name, sizeof(name));
+	attr_set(&attrs[n++], DM_CMK_A_NAME, name, (uint16_t)strlen(name) + 1);
+	if (cmd == DM_CMK_CMD_KEY_SET) {
+		good_key(key, slot);
+		attr_set(&attrs[n++], DM_CMK_A_KEY, key, DM_CMK_KEY_LEN);
+		explicit_bzero(key, sizeof(key));
+		u64 = kf_below(r, 8);
+		attr_set(&attrs[n++], DM_CMK_A_GENERATION, &u64, 8);
+	}
+	if (cmd == DM_CMK_CMD_KEY_SET || cmd == DM_CMK_CMD_LEASE_RENEW) {
+		u32 = pick_lease(r);
+		attr_set(&attrs[n++], DM_CMK_A_LEASE_MS, &u32, 4);
+	}
+	if (cmd == DM_CMK_CMD_KEY_WIPE) {
+		u32 = kf_below(r, DM_CMK_REASON_MAX + 1);
+		attr_set(&attrs[n++], DM_CMK_A_REASON, &u32, 4);
+	}
+	if (kf_below(r, 4) == 0) {
+		u32 = DM_CMK_F_ALL;
+		attr_set(&attrs[n++], DM_CMK_A_FLAGS, &u32, 4);
+	}
+	dprint(d, "NL_MUTATED %s", cmd_name(cmd));
+	nmut = 1 + kf_below(r, 3);
+	while (nmut--) {
+		unsigned int m = kf_below(r, 6), k = kf_below(r, n);
+		struct kf_attr *a = &attrs[k];
+
+		dprint(d, " %s(%u)", mut_names[m], a->type & NLA_TYPE_MASK);
+		switch (m) {
+		case 0:
+			if (n < sizeof(attrs) / sizeof(attrs[0])) {
+				attrs[n] = *a;
+				if (kf_below(r, 2))
+					cmk_fill(attrs[n].data,
+						 attrs[n].len < 8 ? attrs[n].len : 8,
+						 kf_rand(r));
+				n++;
+			}
+			break;
+		case 1:
+			attrs[k] = attrs[--n];
+			if (!n)
+				nmut = 0;
+			break;
+		case 2:
+			a->len = (uint16_t)kf_below(r, sizeof(a->data) + 1);
+			cmk_fill(a->data, a->len, kf_rand(r));
+			break;
+		case 3:
+			a->type = (uint16_t)(1 + kf_below(r, DM_CMK_A_MAX + 2));
+			break;
+		case 4:
+			a->type |= NLA_F_NESTED;
+			break;
+		default:
+			if (a->len == 4 || a->len == 8)
+				memset(a->data, kf_below(r, 2) ? 0xff : 0, a->len);
+			break;
+		}
+	}
+	nlh = nl_start(buf, (uint8_t)cmd, DM_CMK_GENL_VERSION, 0);
+	for (i = 0; i < n; i++)
+		mnl_attr_put(nlh, attrs[i].type, attrs[i].len, attrs[i].data);
+	explicit_bzero(attrs, sizeof(attrs));
+	if (run)
+		nl_finish(nlh, buf, sizeof(buf), d);
+	explicit_bzero(buf, sizeof(buf));
+}
+
 /* ------------------------------------------------------------------ */
 /* device-mapper ioctls                                               */
 
@@ -608,14 +709,15 @@ static const char *messages[] = {
 
 enum kf_kind {
 	K_NL_KEY_SET, K_NL_KEY_WIPE, K_NL_LEASE_RENEW, K_NL_GET,
-	K_NL_RANDOM, K_DM_CREATE, K_DM_LOAD, K_DM_RESUME, K_DM_SUSPEND,
+	K_NL_RANDOM, K_NL_MUTATED, K_DM_CREATE, K_DM_LOAD, K_DM_RESUME, K_DM_SUSPEND,
 	K_DM_REMOVE, K_DM_CLEAR, K_DM_MESSAGE, K_DM_STATUS, K_SLEEP,
 	K_KINDS
 };
 
 static const unsigned int weights[K_KINDS] = {
 	[K_NL_KEY_SET] = 16, [K_NL_KEY_WIPE] = 5, [K_NL_LEASE_RENEW] = 9,
-	[K_NL_GET] = 5, [K_NL_RANDOM] = 18, [K_DM_CREATE] = 8,
+	[K_NL_GET] = 5, [K_NL_RANDOM] = 8, [K_NL_MUTATED] = 12,
+	[K_DM_CREATE] = 8,
 	[K_DM_LOAD] = 8, [K_DM_RESUME] = 9, [K_DM_SUSPEND] = 5,
 	[K_DM_REMOVE] = 4, [K_DM_CLEAR] = 2, [K_DM_MESSAGE] = 3,
 	[K_DM_STATUS] = 4, [K_SLEEP] = 4,
@@ -752,6 +854,9 @@ static enum kf_op_class op_do(uint64_t sub, bool run, char *desc, size_t sz)
 		return KF_OP_NETLINK;
 	case K_NL_RANDOM:
 		op_nl_random(&r, slot, run, &d);
+		return KF_OP_NETLINK;
+	case K_NL_MUTATED:
+		op_nl_mutated(&r, slot, run, &d);
 		return KF_OP_NETLINK;
 	case K_SLEEP:
 		ms = kf_below(&r, 400);
