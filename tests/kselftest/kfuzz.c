@@ -166,7 +166,8 @@ static void print_log(const struct kf_rec *r, uint32_t n, const char *title)
 	char desc[1024];
 	uint32_t i;
 
-	printf("# kfuzz: %s (%u ops, seed %" PRIu64 "):\n", title, n, run_seed);
+	printf("# kfuzz: %s (%u ops, seed %" PRIu64 ", generator %u):\n",
+	       title, n, run_seed, KF_GEN_VERSION);
 	for (i = 0; i < n; i++) {
 		kf_op_describe(r[i].sub, desc, sizeof(desc));
 		printf("#   op %u %016" PRIx64 " %s\n", r[i].idx, r[i].sub, desc);
@@ -356,8 +357,22 @@ static bool trial_fails(const struct kf_rec *r, uint32_t n,
 }
 
 /*
+ * I/O timing is not replayed: a finding that needs a write and a read to
+ * fall between two operations may take more than one try.
+ */
+static bool trial_fails_retry(const struct kf_rec *r, uint32_t n,
+			      enum kf_finding want, int tries)
+{
+	while (tries--)
+		if (trial_fails(r, n, want))
+			return true;
+	return false;
+}
+
+/*
  * Delta debugging (Zeller's ddmin, complements only): drop chunks of the
- * sequence while the failure persists.  Returns the new length.
+ * sequence while the failure persists.  Returns the new length, or 0 if
+ * the whole sequence does not fail again.
  */
 static uint32_t minimize(struct kf_rec *r, uint32_t n, enum kf_finding want)
 {
@@ -367,11 +382,11 @@ static uint32_t minimize(struct kf_rec *r, uint32_t n, enum kf_finding want)
 
 	if (!tmp)
 		return n;
-	if (!trial_fails(r, n, want)) {
-		printf("# kfuzz: the recorded sequence does not reproduce %s on replay; not minimized\n",
+	if (!trial_fails_retry(r, n, want, 3)) {
+		printf("# kfuzz: the recorded sequence did not show the %s again in 3 replays; not minimized\n",
 		       finding_name[want]);
 		free(tmp);
-		return n;
+		return 0;
 	}
 	while (n >= 2 && cmk_now_ms() < deadline) {
 		uint32_t chunk = (n + parts - 1) / parts, p;
@@ -388,7 +403,7 @@ static uint32_t minimize(struct kf_rec *r, uint32_t n, enum kf_finding want)
 				if (i < lo || i >= hi)
 					tmp[m++] = r[i];
 			trials++;
-			if (m && trial_fails(tmp, m, want)) {
+			if (m && trial_fails_retry(tmp, m, want, 2)) {
 				memcpy(r, tmp, m * sizeof(*r));
 				n = m;
 				parts = parts > 2 ? parts - 1 : 2;
@@ -445,10 +460,16 @@ static int load_replay(const char *path)
 		return -errno;
 	nops = 0;
 	while (fgets(line, sizeof(line), f) && nops < KF_MAX_OPS) {
-		const char *p = strstr(line, "op ");
-		unsigned int idx;
+		const char *p;
+		unsigned int idx, gen;
 		uint64_t sub;
 
+		p = strstr(line, "generator ");
+		if (p && sscanf(p, "generator %u", &gen) == 1 &&
+		    gen != KF_GEN_VERSION)
+			printf("# kfuzz: note: %s was written by generator %u, this is %u: its operations replay differently\n",
+			       path, gen, KF_GEN_VERSION);
+		p = strstr(line, "op ");
 		if (!p || sscanf(p, "op %u %" SCNx64, &idx, &sub) != 2)
 			continue;
 		ops[nops].idx = idx;
@@ -556,7 +577,7 @@ int main(int argc, char **argv)
 		       " --seconds %u, or make kfuzz KFUZZ_SEED=%" PRIu64 ")\n",
 		       run_seed, seconds, uts.release, run_seed, seconds, run_seed);
 	fflush(stdout);
-	klog_write("seed %" PRIu64 "\n", run_seed);
+	klog_write("seed %" PRIu64 " generator %u\n", run_seed, KF_GEN_VERSION);
 
 	kf_reset();
 	atomic_store(&watchdog_on, true);
@@ -619,7 +640,8 @@ int main(int argc, char **argv)
 			if (r) {
 				memcpy(r, ops, nops * sizeof(*r));
 				n = minimize(r, nops, f);
-				print_log(r, n, "shortest sequence found");
+				if (n)
+					print_log(r, n, "shortest sequence found");
 				free(r);
 			}
 		}

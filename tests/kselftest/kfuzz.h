@@ -49,6 +49,13 @@ static inline void kf_mapping_end(int s)
 	atomic_fetch_add(&kf_slots[s].epoch, 1);
 }
 
+/*
+ * The version of the mapping from sub-seed to operation: bump it whenever
+ * kfuzz_ops.c draws differently, so a replay file (which names it) is not
+ * silently replayed as other operations.
+ */
+#define KF_GEN_VERSION	1
+
 /* splitmix64: the one PRNG of the fuzzer. */
 static inline uint64_t kf_rand(uint64_t *s)
 {

@@ -67,12 +67,13 @@ if [ -n "$replay" ]; then
 	args+=(--add "$out/replay.txt:/kfuzz.ops")
 	append+=" cmk.kfuzz_replay=/kfuzz.ops cmk.kfuzz_minimize=$minimize"
 	append+=" panic_on_warn=0"
-	# the minimizer's trials: up to 10 minutes more
-	seconds=$((seconds + 900))
 fi
+guest_s=$seconds
+# a replay's minimizer: up to 10 minutes of trials more
+[ -n "$replay" ] && guest_s=$((seconds + 900))
 # The fuzzer's own watchdog reports a hang after 120 s; the guest's
 # bounds leave room for it, the final module unload and a slow TCG boot.
-args+=(--test-timeout $((seconds + 600)) --timeout $((seconds + 900))
+args+=(--test-timeout $((guest_s + 600)) --timeout $((guest_s + 900))
 	--append "$append")
 scripts/qemu/run-guest.sh "${args[@]}" "$bin"
 rc=$?
@@ -81,15 +82,19 @@ rc=$?
 # sequence (kept in shortest.txt), from the guest.
 awk '/^# kfuzz: / { short = /shortest sequence/; print; next }
      /^#   op / && short { print }' "$out/results.log" 2>/dev/null | head -n 200
-awk '/^# kfuzz: / { short = /shortest sequence/; next }
+awk '/^# kfuzz: / { short = /shortest sequence/
+		    if (short && match($0, /generator [0-9]+/))
+			    print substr($0, RSTART, RLENGTH)
+		    next }
      /^#   op / && short { sub(/^#   /, ""); print }' "$out/results.log" \
 	>"$out/shortest.txt" 2>/dev/null
 
 if [ "$rc" != 0 ]; then
-	grep -o 'kfuzz: op [0-9]* [0-9a-f]*.*' "$out/console.log" 2>/dev/null |
+	grep -o -e 'kfuzz: seed [0-9]* generator [0-9]*' \
+		-e 'kfuzz: op [0-9]* [0-9a-f]*.*' "$out/console.log" 2>/dev/null |
 		sed 's/^kfuzz: //' >"$out/ops.txt"
 	s=$(sed -n 's/.*kfuzz: seed \([0-9]*\).*/\1/p' "$out/console.log" | head -n 1)
-	echo "# kfuzz: FAILED with seed ${s:-?} on $kver; $(wc -l <"$out/ops.txt") operations in $out/ops.txt"
+	echo "# kfuzz: FAILED with seed ${s:-?} on $kver; $(grep -c '^op ' "$out/ops.txt") operations in $out/ops.txt"
 	echo "# kfuzz: the last ones before the failure:"
 	tail -n 5 "$out/ops.txt" | sed 's/^/#   /'
 	echo "# kfuzz: rerun: tests/kselftest/kfuzz.sh --kver $kver --seed ${s:-?} --seconds $seconds"
