@@ -58,6 +58,12 @@
 #define KF_HANG_MS		120000
 #define KF_MAX_OPS		(1U << 20)
 #define KF_MINIMIZE_BUDGET_MS	600000
+/*
+ * A replay (and each minimizer trial) waits this long after each
+ * operation, so that the verifier's I/O falls between operations as it
+ * did in the run, where other operations separated them.
+ */
+#define KF_REPLAY_PACE_MS	50
 
 struct kf_slot kf_slots[KF_SLOTS];
 
@@ -242,6 +248,8 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 		atomic_store(&op_since, cmk_now_ms());
 		c = kf_op_run(r.sub, desc, sizeof(desc));
 		atomic_store(&op_since, 0);
+		if (replay)
+			cmk_sleep_ms(KF_REPLAY_PACE_MS);
 		per_class[c]++;
 		minute_ops++;
 		if (klog_check(finding_text, sizeof(finding_text))) {

@@ -97,7 +97,8 @@ if [ "$rc" != 0 ]; then
 	echo "# kfuzz: FAILED with seed ${s:-?} on $kver; $(grep -c '^op ' "$out/ops.txt") operations in $out/ops.txt"
 	echo "# kfuzz: the last ones before the failure:"
 	tail -n 5 "$out/ops.txt" | sed 's/^/#   /'
-	echo "# kfuzz: rerun: tests/kselftest/kfuzz.sh --kver $kver --seed ${s:-?} --seconds $seconds"
+	[ -n "$replay" ] ||
+		echo "# kfuzz: rerun: tests/kselftest/kfuzz.sh --kver $kver --seed ${s:-?} --seconds $seconds"
 	if [ -s "$out/shortest.txt" ]; then
 		echo "# kfuzz: shortest sequence: $out/shortest.txt (replay it with --replay)"
 	else
