@@ -1077,7 +1077,7 @@ static int run(struct agent *a, uint64_t t0)
 		/* Hints posted by other threads: one check for all of them. */
 		if ((pfd[FD_HINT].revents & POLLIN) && cmk_wake_take(a->hint) &&
 		    cmk_loop_hint(&a->loop, CMK_HINT_EVENT)) {
-			note(a, "hint", "revocation hint: checking the CMK now", NULL);
+			note(a, "hint", "revocation hint: checking the CMK within hint_spread_ms", NULL);
 			cmk_sqs_hint_asked(a->sqs_hint, &a->loop);
 		}
 		/*

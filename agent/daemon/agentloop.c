@@ -43,6 +43,7 @@ void cmk_loop_init(struct cmk_loop *l, const struct cmk_loop_ops *ops,
 	l->renew_ms = cfg->lease_ms / 4;
 	l->grace_ms = (uint64_t)cfg->grace_s * 1000;
 	l->throttle_grace_ms = (uint64_t)cfg->throttle_grace_s * 1000;
+	l->hint_spread_ms = cfg->hint_spread_ms;
 	l->boot_deadline_ms = (uint64_t)cfg->boot_deadline_s * 1000;
 	l->policy = cfg->policy;
 	l->state = CMK_LS_STARTING;
@@ -156,36 +157,114 @@ static uint64_t failure_backoff_ms(const struct cmk_loop *l, unsigned int n)
  * throttle may last (grace_s + throttle_grace_s) at most, so that several
  * checks still fall inside it; never below two intervals.
  */
-static uint64_t throttle_cap_ms(const struct cmk_loop *l)
+static uint64_t throttle_window_ms(uint32_t interval_ms, uint64_t grace_ms,
+				   uint64_t throttle_grace_ms)
 {
-	uint64_t cap = (uint64_t)l->interval_ms * CMK_THROTTLE_MAX_INTERVALS;
-	uint64_t quarter = (l->grace_ms + l->throttle_grace_ms) / 4;
+	uint64_t cap = (uint64_t)interval_ms * CMK_THROTTLE_MAX_INTERVALS;
+	uint64_t quarter = (grace_ms + throttle_grace_ms) / 4;
 
 	if (cap > quarter)
 		cap = quarter;
-	if (cap < 2 * (uint64_t)l->interval_ms)
-		cap = 2 * (uint64_t)l->interval_ms;
+	if (cap < 2 * (uint64_t)interval_ms)
+		cap = 2 * (uint64_t)interval_ms;
 	return cap;
 }
 
-/*
- * After throttled answer @n (1-based) in a row: full jitter over a window
- * of two intervals doubling up to throttle_cap_ms(), so the load a
- * throttled fleet puts on the KMS halves at each round, and at least what
- * the KMS asked for (Retry-After, capped alike).
- */
-static uint64_t throttle_backoff_ms(const struct cmk_loop *l, unsigned int n,
-				    uint64_t retry_after_ms)
+static uint64_t throttle_cap_ms(const struct cmk_loop *l)
 {
-	uint64_t cap = throttle_cap_ms(l);
-	uint64_t w = 2 * (uint64_t)l->interval_ms, d;
+	return throttle_window_ms(l->interval_ms, l->grace_ms, l->throttle_grace_ms);
+}
 
-	while (n-- > 1 && w < cap)
-		w *= 2;
-	d = full_jitter(l, w < cap ? w : cap);
+/*
+ * Once the key is revoked, every check of an agent is throttled or says
+ * no.  Its next check starts within the window (after a throttle, or a
+ * yes while the window shrinks; the regular gap is shorter), ends by its
+ * deadline, and the run of failures it belongs to meets the policy
+ * grace_s + throttle_grace_s after its first check at the latest: a no
+ * comes sooner.
+ */
+uint64_t cmk_loop_wipe_bound_ms(const struct cmk_config *cfg)
+{
+	uint64_t grace = (uint64_t)cfg->grace_s * 1000;
+	uint64_t tgrace = (uint64_t)cfg->throttle_grace_s * 1000;
+
+	return throttle_window_ms(cfg->check_interval_ms, grace, tgrace) +
+	       cfg->check_timeout_ms + grace + tgrace;
+}
+
+/* Uniform in [@w / 4, 3 @w / 4]: a mean of half the window, spread out. */
+static uint64_t paced_gap_ms(const struct cmk_loop *l, uint64_t w)
+{
+	uint64_t d = w / 4 + l->ops->random(l->ctx) % (w / 2 + 1);
+
+	return d < CMK_BACKOFF_MIN_MS ? CMK_BACKOFF_MIN_MS : d;
+}
+
+/*
+ * After a throttled answer: the window jumps to throttle_cap_ms() at once
+ * (a mean gap of half of it, a quarter of the healthy rate at 8
+ * intervals: a fleet over its quota is back under it after one round,
+ * instead of asking its full rate again after a throttle of one
+ * interval), and the wait is at least what the KMS asked (Retry-After,
+ * capped alike).  The window shrinks again only with yes answers
+ * (pace_after_yes()).
+ */
+static uint64_t throttle_backoff_ms(struct cmk_loop *l, uint64_t retry_after_ms)
+{
+	uint64_t cap = throttle_cap_ms(l), d;
+
+	l->pace_ms = cap;
+	d = paced_gap_ms(l, cap);
 	if (retry_after_ms > cap)
 		retry_after_ms = cap;
 	return d > retry_after_ms ? d : retry_after_ms;
+}
+
+/*
+ * A yes after throttling: the window shrinks by CMK_PACE_SHRINK_PCT % per
+ * yes, and the regular schedule is back once the window's mean is no
+ * longer than the regular gap.  Halving it per yes (what a reset does)
+ * sends a fleet straight back over the quota that throttled it: with the
+ * quota at half the demand a third of all requests were throttled and the
+ * fleet asked 1.6 x the quota.  Shrinking slowly, a throttle comes once
+ * per several yes answers, and the fleet asks close to the quota.
+ * Returns the gap to the next check, 0 for the regular schedule.
+ */
+static uint64_t pace_after_yes(struct cmk_loop *l)
+{
+	uint64_t regular = (uint64_t)l->interval_ms * (200 + l->jitter_pct) / 200;
+
+	if (!l->pace_ms)
+		return 0;
+	l->pace_ms = l->pace_ms * (100 - CMK_PACE_SHRINK_PCT) / 100;
+	if (l->pace_ms / 2 <= regular) {
+		l->pace_ms = 0;
+		return 0;
+	}
+	return paced_gap_ms(l, l->pace_ms);
+}
+
+/*
+ * After definitive no @n (1-based) in a row: the keys are gone, and the
+ * KMS is needed again only once the key owner gives the key back.  The
+ * first no is followed by a regular check (a no that a policy change
+ * undoes at once); then a window of 2, 4, up to CMK_REVOKED_MAX_INTERVALS
+ * intervals, the gap in its upper half: a revoked fleet leaves the quota
+ * to the agents still waiting for their answer.  A hint (an EnableKey
+ * event, cmkctl check-now) still checks at once.
+ */
+static uint64_t revoked_gap_ms(const struct cmk_loop *l, unsigned int n)
+{
+	uint64_t cap = (uint64_t)l->interval_ms * CMK_REVOKED_MAX_INTERVALS;
+	uint64_t w = l->interval_ms;
+
+	if (n <= 1)
+		return 0;
+	while (n-- > 1 && w < cap)
+		w *= 2;
+	if (w > cap)
+		w = cap;
+	return w / 2 + l->ops->random(l->ctx) % (w / 2 + 1);
 }
 
 /* The first check after the boot unseal: anywhere in one whole interval. */
@@ -343,7 +422,7 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 				     &l->last_err);
 		l->throttled_total++;
 		l->hold_until_ms = now + (ra < cap ? ra : cap);
-		l->next_check_ms = now + throttle_backoff_ms(l, l->throttles, ra);
+		l->next_check_ms = now + throttle_backoff_ms(l, ra);
 	} else {
 		l->throttles = 0;
 		l->next_check_ms = now + failure_backoff_ms(l, l->fails);
@@ -369,9 +448,12 @@ static void not_throttled(struct cmk_loop *l)
 
 static void on_definitive(struct cmk_loop *l, uint64_t now)
 {
+	uint64_t gap;
+
 	not_throttled(l);
 	l->fails++;
-	l->next_check_ms = now + next_check_ms(l);
+	gap = revoked_gap_ms(l, ++l->revokes);
+	l->next_check_ms = now + (gap ? gap : next_check_ms(l));
 	if (l->state != CMK_LS_REVOKED) {
 		wipe_all(l, DM_CMK_REASON_REVOKED, CMK_LS_REVOKED,
 			 "CMK refused (definitive): keys and KEK wiped");
@@ -385,11 +467,14 @@ static void on_definitive(struct cmk_loop *l, uint64_t now)
 /* The CMK said yes (a check or an unseal). */
 static void on_success(struct cmk_loop *l, uint64_t now)
 {
+	uint64_t paced = pace_after_yes(l);
+
 	l->last_yes_ms = now;
 	l->fails = 0;
 	l->first_fail_ms = 0;
+	l->revokes = 0;
 	not_throttled(l);
-	l->next_check_ms = now + next_check_ms(l);
+	l->next_check_ms = now + (paced ? paced : next_check_ms(l));
 	if (!l->kek_held) {
 		/* Revoked, wiped, or forked: the KEK first, then the keys. */
 		l->want_unseal = true;
@@ -611,13 +696,17 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 	return a > b ? a : b;
 }
 
-/* The earliest a check a hint asks for may start: paced, never in a hold. */
+/*
+ * The earliest a check a hint asks for may start: paced, spread (an
+ * event's), never in a hold.
+ */
 static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
 {
 	uint64_t t = now;
 
 	if (l->hint_checks)
 		t = max_u64(t, l->hint_check_ms + CMK_HINT_MIN_GAP_MS);
+	t = max_u64(t, l->hint_not_before_ms);
 	return max_u64(t, l->hold_until_ms);
 }
 
@@ -767,11 +856,18 @@ void cmk_loop_check_now(struct cmk_loop *l)
 
 bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from)
 {
-	(void)from;
-	(void)loop_now(l);
+	uint64_t now = loop_now(l);
+	bool waiting = l->hint_pending || l->hint_after_job;
+
 	if (l->boot_ret != 0)
 		return false;	/* the boot unseal is the check */
 	l->hints++;
+	if (from != CMK_HINT_EVENT || !l->hint_spread_ms)
+		l->hint_not_before_ms = now;	/* an operator: at once */
+	else if (!waiting)
+		/* One event reaches the whole fleet: spread its checks. */
+		l->hint_not_before_ms = now + l->ops->random(l->ctx) %
+					      ((uint64_t)l->hint_spread_ms + 1);
 	if (l->job != CMK_JOB_NONE)
 		l->hint_after_job = true;
 	else

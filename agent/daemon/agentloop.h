@@ -53,7 +53,12 @@
  *   definitive error   revoke at once: KEY_WIPE (REVOKED) every device of
  *                      this CMK, wipe the KEK from memory, audit, and power
  *                      off under policy poweroff.  Checking goes on, so that
- *                      a re-enabled CMK brings the volumes back.
+ *                      a re-enabled CMK brings the volumes back: one regular
+ *                      check, then, while the answer stays no, in windows
+ *                      of 2, 4, up to CMK_REVOKED_MAX_INTERVALS intervals
+ *                      (in the upper half of each): a revoked fleet leaves
+ *                      a throttling KMS's quota to the agents that still
+ *                      wait for their answer.  A hint checks at once.
  *   transient error    (or a local error, or no answer by the deadline)
  *                      within grace_s keep the keys (state degraded); after
  *                      it: wipe / poweroff -> KEY_WIPE (KMS_UNREACHABLE) and
@@ -85,13 +90,21 @@
  * neither a yes nor a no.  It is a failure of the run (state degraded,
  * leases renewed as within grace_s), but:
  *
- *   backoff   full jitter over a window of two intervals that doubles at
- *             each throttled answer in a row, up to
- *             CMK_THROTTLE_MAX_INTERVALS intervals (and a quarter of
- *             grace_s + throttle_grace_s at most): a throttled fleet halves
- *             its load on the KMS each round.  Never sooner than the
+ *   backoff   a throttled answer sets the backoff window to
+ *             CMK_THROTTLE_MAX_INTERVALS intervals at once (a quarter of
+ *             grace_s + throttle_grace_s at most, two intervals at least);
+ *             the next check falls in the middle half of the window (a
+ *             mean of half of it: a quarter of the healthy rate).  Each
+ *             yes shrinks the window by CMK_PACE_SHRINK_PCT %, and the
+ *             regular schedule is back once the window's mean is the
+ *             regular gap: a fleet over its quota comes back under it in
+ *             one round and climbs back slowly, so that it asks close to
+ *             the quota rather than 1.6 x it.  Never sooner than the
  *             answer's Retry-After (err.retry_after_ms, capped alike),
- *             which not even a hint overrides.
+ *             which not even a hint overrides.  The longest wait between
+ *             two checks is therefore the window, and a revocation during
+ *             a throttle wipes within that window + check_timeout_ms +
+ *             grace_s + throttle_grace_s (cmk_loop_wipe_bound_ms()).
  *   grace     while the last answer of the run is "throttled" by the KMS
  *             itself (err.kms_throttled: not a metadata service's plain
  *             HTTP 429), the policy applies throttle_grace_s after
@@ -110,7 +123,12 @@
  *                      of the check it causes does (a no revokes, a yes
  *                      restores), as for any other check.
  *   at once            worker idle: the check starts at the next
- *                      cmk_loop_tick(), which the caller runs right after.
+ *                      cmk_loop_tick(), which the caller runs right after;
+ *                      an event's hint (CMK_HINT_EVENT), which reaches a
+ *                      whole fleet at once, at a random time within
+ *                      hint_spread_ms (so that N agents ask N / spread
+ *                      requests a second, not N in the same one); an
+ *                      operator's at once.
  *   job under way      it is not cancelled and its answer counts as usual;
  *                      since it was asked before the hint, one more check
  *                      starts as soon as it ends.
@@ -212,6 +230,7 @@ struct cmk_loop {
 	uint32_t renew_ms;		/* lease_ms / 4 */
 	uint64_t grace_ms;
 	uint64_t throttle_grace_ms;
+	uint32_t hint_spread_ms;	/* an event hint's check: up to this late */
 	uint64_t boot_deadline_ms;
 	enum cmk_policy policy;
 
@@ -254,11 +273,14 @@ struct cmk_loop {
 	unsigned int throttles;		/* throttled answers in a row */
 	unsigned long throttled_total;	/* since start */
 	uint64_t hold_until_ms;		/* no check before (Retry-After) */
+	uint64_t pace_ms;		/* backoff window after throttling; 0: regular */
+	unsigned int revokes;		/* definitive answers in a row */
 
 	/* Hints (cmk_loop_hint()). */
 	bool hint_pending;		/* a hint waits for its check to start */
 	bool hint_after_job;		/* ... for the job under way to end first */
 	uint64_t hint_check_ms;		/* start of the last check a hint caused */
+	uint64_t hint_not_before_ms;	/* an event hint's check starts here */
 	unsigned long hints;		/* hints received */
 	unsigned long hint_checks;	/* checks they caused */
 	unsigned long job_hints;	/* the job under way answers hints up to this */
@@ -268,8 +290,12 @@ struct cmk_loop {
 /* Bounds of the retry backoff (ms). */
 #define CMK_BACKOFF_MIN_MS	50
 #define CMK_BACKOFF_BOOT_MAX_MS	5000
-/* While the KMS throttles, checks are at most this many intervals apart. */
+/* After a throttled answer the backoff window is this many intervals. */
 #define CMK_THROTTLE_MAX_INTERVALS 8
+/* ... and each yes after it shrinks the window by this much (percent). */
+#define CMK_PACE_SHRINK_PCT	10
+/* Revoked (a definitive no in a row), checks are at most this far apart. */
+#define CMK_REVOKED_MAX_INTERVALS 8
 /* A KEY_SET refused with EBUSY (system sleep): check and restore after this. */
 #define CMK_RESTORE_RETRY_MS	250
 #define CMK_RESTORE_RETRY_MAX_MS 2000
@@ -338,6 +364,14 @@ bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from);
  * refused; transient: boot_deadline_s passed).
  */
 int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e);
+
+/*
+ * cmk_loop_wipe_bound_ms() - the longest a revocation takes to wipe the
+ * keys while the KMS throttles every check of this agent (fail-closed
+ * policies): the longest wait between two checks (the throttle window),
+ * one check's deadline, grace_s and throttle_grace_s.
+ */
+uint64_t cmk_loop_wipe_bound_ms(const struct cmk_config *cfg);
 
 /* cmk_loop_backoff_ms() - delay before retry @n (1-based), jitter included. */
 uint64_t cmk_loop_backoff_ms(const struct cmk_loop *l, unsigned int n,

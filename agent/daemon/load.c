@@ -47,6 +47,8 @@ void cmk_load_print(FILE *f, const struct cmk_config *cfg)
 		cfg->check_interval_ms, cfg->jitter_pct, l.mean_gap_ms / 1000);
 	fprintf(f, "KMS requests per VM per hour: %.1f steady; %.1f while checks fail; %.1f while the KMS throttles; +1 per agent start\n",
 		l.steady, l.failing, l.throttled);
+	fprintf(f, "a revocation while the KMS throttles every check wipes the keys within %.0f s (policy wipe or poweroff)\n",
+		cmk_loop_wipe_bound_ms(cfg) / 1000.0);
 	fprintf(f, "largest fleet on one CMK within its quota (steady):\n");
 	for (size_t i = 0; i < cmk_n_quotas; i++)
 		fprintf(f, "  %-56s %10.0f VMs\n", cmk_quotas[i].what,

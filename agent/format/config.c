@@ -107,6 +107,7 @@ static const struct setting agent_settings[] = {
 	OF("key_socket", K_PATH, A(key_socket)),
 	OF("key_socket_allow", K_STR, A(key_socket_allow)),
 	OF("key_socket_group", K_STR, A(key_socket_group)),
+	UINT("hint_spread_ms", A(hint_spread_ms), 0, 60000),
 	{ .key = NULL }
 };
 
@@ -580,6 +581,7 @@ static void set_defaults(struct cmk_config *c)
 	c->lease_ms = 60000;
 	c->grace_s = 300;
 	c->throttle_grace_s = 900;
+	c->hint_spread_ms = 2000;
 	c->boot_deadline_s = 60;
 	c->policy = CMK_POLICY_WIPE;
 	c->syslog = true;

@@ -26,6 +26,7 @@
  *   key_socket_allow = user:postgres group:backup uid:N gid:N  # besides root
  *   key_socket_group = postgres    # the socket file's group (mode 0660);
  *                                  # without it: root's, mode 0600
+ *   hint_spread_ms = 2000          # an event hint's check, up to this late
  *
  *   [provider "local"]             # settings of one provider, checked
  *                                  # against that provider's own list
@@ -140,6 +141,7 @@ struct cmk_config {
 	char *key_socket;		/* NULL: <state_dir>/keys.sock */
 	char *key_socket_allow;		/* format/keysock.h; NULL: root only */
 	char *key_socket_group;		/* group name or number; NULL: root's */
+	uint32_t hint_spread_ms;	/* event hints: check at random within this */
 
 	struct cmk_config_provider *providers;
 	size_t n_providers;

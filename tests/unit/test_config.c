@@ -109,6 +109,8 @@ static void config_defaults_applied(void **state)
 	assert_int_equal(c.jitter_pct, 10);
 	assert_int_equal(c.lease_ms, 60000);
 	assert_int_equal(c.grace_s, 300);
+	assert_int_equal(c.throttle_grace_s, 900);
+	assert_int_equal(c.hint_spread_ms, 2000);
 	assert_int_equal(c.policy, CMK_POLICY_WIPE);
 	assert_true(c.syslog);
 	assert_string_equal(c.audit_log, "/var/log/cmk/audit.log");
