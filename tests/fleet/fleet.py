@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -143,6 +144,62 @@ def setup_users(moto):
     return ((a['AccessKeyId'], a['SecretAccessKey']), (g['AccessKeyId'], g['SecretAccessKey']))
 
 
+class PortMap(threading.Thread):
+    """Which agent each client port of the proxy belongs to.
+
+    Every 2 s: the sockets connected to the proxy (/proc/net/tcp: local
+    port, inode) and the agents' open sockets (/proc/<pid>/fd).  An agent
+    keeps its connection across checks, so a scan every few seconds sees
+    nearly every port before it is closed.
+    """
+
+    def __init__(self, proxy_port):
+        super().__init__(daemon=True)
+        self.proxy_port = proxy_port
+        self.agents = {}            # pid -> (fleet name, index)
+        self.ports = {}             # client port -> (fleet name, index)
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def add(self, pid, who):
+        with self.lock:
+            self.agents[pid] = who
+
+    def scan(self):
+        inodes = {}
+        try:
+            with open('/proc/net/tcp') as f:
+                next(f)
+                for line in f:
+                    c = line.split()
+                    if int(c[2].split(':')[1], 16) == self.proxy_port:
+                        inodes['socket:[%s]' % c[9]] = int(c[1].split(':')[1], 16)
+        except OSError:
+            return
+        with self.lock:
+            agents = list(self.agents.items())
+        for pid, who in agents:
+            d = '/proc/%d/fd' % pid
+            try:
+                fds = os.listdir(d)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    port = inodes.get(os.readlink('%s/%s' % (d, fd)))
+                except OSError:
+                    continue
+                if port:
+                    self.ports[port] = who
+
+    def run(self):
+        while not self.done.wait(2.0):
+            self.scan()
+
+    def who(self, port):
+        return self.ports.get(port)
+
+
 class Fleet:
     """N agents, each in tmp/<name>/<i>: agent.conf, state/, audit.log."""
 
@@ -160,6 +217,8 @@ class Fleet:
                     'check_interval_s = %d' % interval_s,
                     'lease_ms = 600000', 'check_timeout_ms = 10000',
                     'grace_s = %d' % grace_s, 'boot_deadline_s = 600',
+                    'throttle_grace_s = %d' % h.args.throttle_grace,
+                    'hint_spread_ms = %d' % h.args.hint_spread,
                     'audit_log = %s/audit.log' % d, 'syslog = no',
                     'state_dir = %s/state' % d]
             if hint_urls:
@@ -183,7 +242,15 @@ class Fleet:
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                 start_new_session=True))
             err.close()
+            self.h.portmap.add(self.procs[-1].pid, (self.name, i))
         self.t_started = time.time()
+
+    def wipe_bound(self):
+        """The agent's own bound on time-to-wipe under a throttle (--print-load), s."""
+        out = subprocess.run([self.h.agentbin, '--print-load', '--config',
+                              os.path.join(self.dir, '0', 'agent.conf')],
+                             capture_output=True, text=True, check=True).stdout
+        return int(re.search(r'wipes the keys within (\d+) s', out).group(1))
 
     def states(self):
         out = []
@@ -310,11 +377,14 @@ class Harness:
                        stdout=subprocess.DEVNULL)
         self.proxy = kmsproxy.Proxy(self.moto.port).start()
         self.proxy_url = 'http://127.0.0.1:%d' % self.proxy.port
+        self.portmap = PortMap(self.proxy.port)
+        self.portmap.start()
         self.report = []
         self.series = {}
         self.fleets = []
 
     def close(self):
+        self.portmap.done.set()
         for f in self.fleets:
             f.stop()
         self.proxy.stop()
@@ -334,6 +404,21 @@ class Harness:
         """Requests of @kind in [t0, t1): (all, throttled)."""
         rs = [r for r in self.proxy.records if t0 <= r[0] < t1 and r[1] == kind]
         return len(rs), sum(1 for r in rs if r[4])
+
+    def by_agent(self, fleet, t0, t1):
+        """KMS requests of @fleet's agents in [t0, t1): {index: [all, throttled]}, unattributed."""
+        out, lost = {}, 0
+        for r in self.proxy.records:
+            if not (t0 <= r[0] < t1 and r[1] == 'kms'):
+                continue
+            who = self.portmap.who(r[5])
+            if not who or who[0] != fleet.name:
+                lost += 1
+                continue
+            c = out.setdefault(who[1], [0, 0])
+            c[0] += 1
+            c[1] += r[4]
+        return out, lost
 
     def per_second(self, name, t0, t1, marks, quota=None):
         """Per-second series from t0; @quota(second) the quota then, or None."""
@@ -396,9 +481,10 @@ class Harness:
         self.deny(True)
         tr = time.time()
         self.say('(c) t=%.0f s: Deny on kms:Decrypt (a real revocation), quota still 0.5x' % (tr - t0))
-        # Generous: a throttled agent may wait several backoff windows of
-        # up to 8 intervals each before an answer gets through the quota.
-        bound = a.c_bound if a.c_bound else a.grace + 20 * iv + 30
+        # The agent's own bound (fleet.rst, "A revocation under a
+        # throttle"): the throttle window + check_timeout_ms + grace_s +
+        # throttle_grace_s, + 30 s for a loaded machine.
+        bound = a.c_bound if a.c_bound else fleet.wipe_bound() + 30
         end = tr + bound
         while time.time() < end:
             if all(w is not None for w in fleet.wipes()):
@@ -426,6 +512,7 @@ class Harness:
         bl = max(1e-9, tr - tb)
         self.say('(b) offered %.1f KMS req/s = %.2fx the quota (goal <= 1.2x), %d of %d throttled (%.0f%%)'
                  % (bn / bl, bn / bl / (0.5 * demand), bt, bn, 100.0 * bt / max(1, bn)))
+        self.b_accounting(fleet, tb, tr, iv, demand)
         cls = {}
         for x in w:
             if x and x[0] >= tr:
@@ -433,11 +520,51 @@ class Harness:
         self.say('(c) wipes after the revocation: %d of %d (%s); time-to-wipe p50 %.1f s, p99 %.1f s, max %.1f s; bound %d s'
                  % (len(late), n, ', '.join('%s %d' % kv for kv in sorted(cls.items())),
                     pct(late, 50), pct(late, 99), max(late) if late else float('nan'), bound))
+        self.c_accounting(fleet, w, tr, time.time())
         ok('fleet_ab_no_self_inflicted_wipe', not early,
            '%d agents wiped before the revocation (%s)' % (len(early), ', '.join(sorted({'%s/%s' % (x[1], x[2]) for x in early}))))
         ok('fleet_c_every_agent_wipes_after_revocation', missing == 0 and all(d <= bound for d in late),
            '%d never wiped, %d wiped, bound %d s' % (missing, len(w) - missing, bound))
         return fleet
+
+    def b_accounting(self, fleet, tb, tr, iv, demand):
+        """What makes up (b)'s load: the first two intervals after the quota
+        fell (every agent still at its full rate) against the rest, and how
+        evenly the agents share it."""
+        q = 0.5 * demand
+        for name, t0, t1 in (('first 2 intervals', tb, min(tr, tb + 2 * iv)),
+                             ('after them', min(tr, tb + 2 * iv), tr)):
+            n, th = self.window(t0, t1)
+            if t1 > t0:
+                self.say('(b) %s: %.1f KMS req/s = %.2fx the quota, %.0f%% throttled'
+                         % (name, n / (t1 - t0), n / (t1 - t0) / q, 100.0 * th / max(1, n)))
+        t0 = min(tr, tb + 2 * iv)
+        per, lost = self.by_agent(fleet, t0, tr)
+        if not per or tr <= t0:
+            return
+        share = q / fleet.n * (tr - t0)         # each agent's fair share of the quota
+        counts = sorted((c[0] for c in per.values()), reverse=True)
+        top = counts[:max(1, len(counts) // 10)]
+        self.say('(b) after the first 2 intervals, per agent (%d agents seen, %d requests unattributed): '
+                 'requests p50 %d, p90 %d, max %d (fair share of the quota %.1f); the busiest 10%% asked %.0f%% of them; '
+                 'throttled per agent p50 %d, max %d'
+                 % (len(per), lost, pct(counts, 50), pct(counts, 90), counts[0], share,
+                    100.0 * sum(top) / max(1, sum(counts)),
+                    pct([c[1] for c in per.values()], 50), max(c[1] for c in per.values())))
+
+    def c_accounting(self, fleet, w, tr, t1):
+        """After the revocation, until the last wipe: how much of the quota
+        went to the agents still waiting for their answer.  Every answer
+        that passed the quota then is a no (the Deny is in place), and an
+        agent's first no wipes it: answers beyond one per wiped agent went
+        to agents already wiped, which check on for a key that may come
+        back."""
+        last = max([x[0] for x in w if x and x[0] >= tr] or [tr])
+        n, th = self.window(tr, last + 0.001)
+        first = sum(1 for x in w if x and x[0] >= tr and x[1] == 'definitive')
+        self.say('(c) until the last wipe (%.0f s): %d KMS requests, %d throttled, %d answered: %d the first no '
+                 'of an agent (its wipe), %d to agents already wiped'
+                 % (last - tr, n, th, n - th, first, max(0, n - th - first)))
 
     # ---- (d) ---------------------------------------------------------------------
 
@@ -512,7 +639,11 @@ class Harness:
                      % (pct(q, 50), pct(q, 99), max(q) if q else float('nan'), len(q)))
         early = sum(1 for x in w if x and x[0] < tr)
         missing = sum(1 for x in w if x is None)
-        self.per_second(name, t0, time.time(), {'revoke': tr - t0})
+        rows = self.per_second(name, t0, time.time(), {'revoke': tr - t0})
+        after = [r[1] for r in rows if r[0] >= int(tp - t0)]
+        if hint and after:
+            self.say('(d) hint: KMS requests after the publish: peak %d in one second, %d in the first 5 s '
+                     '(hint_spread_ms %d, %d agents)' % (max(after), sum(after[:5]), a.hint_spread, n))
         self.say('(d) %s: %s -> wipe p50 %.2f s, p99 %.2f s, max %.2f s (%d of %d wiped, bound %d s)%s'
                  % (name, 'SNS publish' if hint else 'Deny', pct(late, 50), pct(late, 99),
                     max(late) if late else float('nan'), len(late), n, bound,
@@ -555,7 +686,9 @@ def main():
     ap.add_argument('--b-len', type=int, default=60, help='(b) length at least, s')
     ap.add_argument('--revoke-after', type=int, default=60, help='(c) this long into (b), s')
     ap.add_argument('--c-bound', type=int, default=0,
-                    help='(c) revocation -> wipe bound, s (default grace + 20 intervals + 30)')
+                    help='(c) revocation -> wipe bound, s (default: cmk-agent --print-load\'s + 30)')
+    ap.add_argument('--throttle-grace', type=int, default=900, help='throttle_grace_s')
+    ap.add_argument('--hint-spread', type=int, default=2000, help='hint_spread_ms')
     ap.add_argument('--hint-interval', type=int, default=300)
     ap.add_argument('--poll-interval', type=int, default=30)
     ap.add_argument('--d-settle', type=int, default=5)
@@ -587,9 +720,11 @@ def main():
                   % (a.hint_interval, hr, pct(hl, 50), pct(hl, 99), a.poll_interval, pr,
                      pct(pl, 50), pct(pl, 99), hr / pr if pr else float('nan')))
         with open(os.path.join(a.out, 'requests.csv'), 'w') as f:
-            f.write('# unix_time kind operation status throttled\n')
+            f.write('# unix_time kind operation status throttled client_port agent(fleet/index, - unknown)\n')
             for r in h.proxy.records:
-                f.write('%.3f %s %s %d %d\n' % (r[0], r[1], r[2], r[3], r[4]))
+                who = h.portmap.who(r[5])
+                f.write('%.3f %s %s %d %d %d %s\n' % (r[0], r[1], r[2], r[3], r[4], r[5],
+                                                       '%s/%d' % who if who else '-'))
         with open(os.path.join(a.out, 'report.txt'), 'w') as f:
             f.write('\n'.join(h.report) + '\n')
         h.charts()

@@ -7,7 +7,8 @@ of `rate` requests/s (burst: one second's worth); beyond it they are
 answered as AWS KMS answers a caller over its quota - HTTP 400,
 x-amzn-ErrorType and __type ThrottlingException - without reaching moto.
 SQS and everything else pass unlimited.  Every request is recorded:
-(time, kind, operation, status, throttled).
+(time, kind, operation, status, throttled, client port); fleet.py maps the
+client port (each agent keeps its connection) to the agent.
 
 The quota can be changed while it runs (set_rate); rate None: no quota.
 """
@@ -50,7 +51,7 @@ class Proxy:
     def __init__(self, upstream_port, rate=None):
         self.upstream_port = upstream_port
         self.bucket = Bucket(rate)
-        self.records = []           # (t, kind, op, status, throttled)
+        self.records = []           # (t, kind, op, status, throttled, port)
         self.rec_lock = threading.Lock()
         self.pool = queue.LifoQueue()
         self.errors = 0
@@ -70,7 +71,7 @@ class Proxy:
                         'sqs' if target.startswith('AmazonSQS.') else 'other')
                 op = target.split('.', 1)[1] if '.' in target else self.command
                 if kind == 'kms' and not proxy.bucket.take():
-                    proxy.record(kind, op, 400, True)
+                    proxy.record(kind, op, 400, True, self.client_address[1])
                     out = json.dumps({'__type': 'ThrottlingException',
                                       'message': 'Rate exceeded'}).encode()
                     self.send_response(400)
@@ -82,7 +83,7 @@ class Proxy:
                     return
                 status, headers, data = proxy.forward(self.command, self.path,
                                                       self.headers, body)
-                proxy.record(kind, op, status, False)
+                proxy.record(kind, op, status, False, self.client_address[1])
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() not in ('content-length', 'transfer-encoding',
@@ -107,9 +108,9 @@ class Proxy:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def record(self, kind, op, status, throttled):
+    def record(self, kind, op, status, throttled, port=0):
         with self.rec_lock:
-            self.records.append((time.time(), kind, op, status, throttled))
+            self.records.append((time.time(), kind, op, status, throttled, port))
 
     def forward(self, method, path, headers, body):
         try:

@@ -44,7 +44,7 @@ if [ "$mode" = --full ]; then
 		--hint-interval 300 --poll-interval 30 --d-measure 60 \
 		--scenarios abc,hint,poll --out "$top/build/fleet" "$@"
 else
-	set -- --agents 200 --interval 10 --grace 30 --a-len 25 --revoke-after 60 \
+	set -- --agents 200 --interval 10 --grace 30 --throttle-grace 300 --a-len 25 --revoke-after 60 \
 		--hint-interval 300 --d-measure 20 \
 		--scenarios abc,hint --out "$top/build/fleet/short" "$@"
 fi
