@@ -478,9 +478,12 @@ class Harness:
                  % (tb - t0, 0.5 * demand, max(a.b_len, a.revoke_after)))
         tr = tb + a.revoke_after
         time.sleep(max(0, tr - time.time()))
-        self.deny(True)
+        # From before the call: moto applies the Deny before it answers,
+        # so an agent's check can meet it (and wipe) before the call returns.
         tr = time.time()
-        self.say('(c) t=%.0f s: Deny on kms:Decrypt (a real revocation), quota still 0.5x' % (tr - t0))
+        self.deny(True)
+        self.say('(c) t=%.0f s: Deny on kms:Decrypt (a real revocation, %.2f s in moto), quota still 0.5x'
+                 % (tr - t0, time.time() - tr))
         # The agent's own bound (fleet.rst, "A revocation under a
         # throttle"): the throttle window + check_timeout_ms + grace_s +
         # throttle_grace_s, + 30 s for a loaded machine.
@@ -609,8 +612,8 @@ class Harness:
         rate = kn / (time.time() - tm)
         self.say('(d) %s steady state: %.2f KMS req/s (%.1f per agent per hour), %.2f SQS req/s'
                  % (name, rate, rate * 3600 / n, sn / (time.time() - tm)))
+        tr = time.time()          # before the call, as in scenario_abc
         self.deny(True)
-        tr = time.time()
         tp = tr
         if hint:
             ev = {'version': '0', 'id': str(uuid.uuid4()), 'detail-type': 'AWS API Call via CloudTrail',
