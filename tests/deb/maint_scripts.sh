@@ -7,11 +7,17 @@
 # postinst), so /run/systemd/system exists or not as the scenario says and
 # the host's own state is never touched.  dmsetup, findmnt, cmkctl,
 # systemctl, deb-systemd-invoke, ischroot and udevadm are stubs on PATH
-# that play a small kernel/systemd model kept in files:
+# (systemd-detect-virt too: the host may itself be a container) that play
+# a small kernel/systemd model kept in files:
 #   maps    "NAME MAJ:MIN OPEN" for each dm-cmk mapping
 #   mounts  "MAJ:MIN TARGET busy|ok": busy survives stopping the units
 #   conf    dm names cmkctl knows (configured devices)
-#   agent   present while cmk-agent.service is active
+#   agent   present while cmk-agent.service is active (agent_state: its
+#           state if not "active")
+#   units   other active units, one a line; stopping cmk-ephemeral@*
+#           stops the instances and what is bound to them
+#   bound   "INSTANCE UNIT": UNIT has BindsTo=INSTANCE
+#   container  systemd-detect-virt --container says docker
 #   deny    policy-rc.d: deb-systemd-invoke exits 101, nothing stops
 #   calls   every stub call, one a line
 # Oracles: the prerm's exit status and message, the calls it made, and the
@@ -66,15 +72,34 @@ grep -qxF "$2" $S/conf 2>/dev/null || { echo "cmkctl: no device \"$2\"" >&2; exi
 echo "$2" >>$S/wiped
 awk -v n="$2" "\$1 != n" $S/maps >$S/maps.new; mv $S/maps.new $S/maps'
 stub systemctl '
-[ "$1" = is-active ] && [ -f $S/agent ]'
+case $1 in
+is-active)
+	shift; q=; [ "$1" = --quiet ] && { q=1; shift; }
+	if [ "$1" = cmk-agent.service ]; then
+		st=inactive; [ -f $S/agent ] && st=active; [ -f $S/agent_state ] && st=$(cat $S/agent_state)
+	else
+		st=inactive; grep -qxF "$1" $S/units 2>/dev/null && st=active
+	fi
+	[ -n "$q" ] || echo $st; [ $st = active ] ;;
+list-units) grep "^cmk-ephemeral@" $S/units 2>/dev/null | sed "s/\$/ loaded active exited x/" ;;
+show)	awk -v u="${!#}" "\$1 == u { printf \"%s \", \$2 } END { print \"\" }" $S/bound 2>/dev/null ;;
+esac'
 stub deb-systemd-invoke '
 [ -f $S/deny ] && exit 101
-case $2 in
-cmk-agent.service) rm -f $S/agent ;;
-cmk-ephemeral@*)  [ -f $S/mounts ] && { grep " busy$" $S/mounts >$S/m.new; mv $S/m.new $S/mounts; } ;;
+case $1 in
+stop)	case $2 in
+	cmk-agent.service) rm -f $S/agent $S/agent_state ;;
+	cmk-ephemeral@*)
+		[ -f $S/mounts ] && { grep " busy$" $S/mounts >$S/m.new; mv $S/m.new $S/mounts; }
+		[ -f $S/units ] && for u in $(grep "^cmk-ephemeral@" $S/units); do
+			awk -v u=$u "\$1 == u { print \$2 }" $S/bound 2>/dev/null; echo $u; done >$S/gone &&
+			grep -vxF -f $S/gone $S/units >$S/u.new; mv -f $S/u.new $S/units 2>/dev/null ;;
+	esac ;;
+start)	shift; for u; do [ $u = cmk-agent.service ] && touch $S/agent || echo $u >>$S/units; done ;;
 esac
 exit 0'
 stub ischroot '[ -f $S/chroot ]'
+stub systemd-detect-virt '[ -f $S/container ] && { echo docker; exit 0; }; echo none; exit 1'
 stub udevadm 'exit 0'
 stub deb-systemd-helper 'exit 0'
 
@@ -215,26 +240,95 @@ run_postinst 0.1.0 "$sd && mkdir -p /var/lib/cmk && : >/var/lib/cmk/started-befo
 expect postinst_install_after_remove_starts_agent \
 	'grep -qx "deb-systemd-invoke start cmk-agent.service" $T/s/calls'
 
-# The built package's whole postinst (debhelper's snippets in place), from
-# make deb's output (DEB_DIR, default build/deb; make check builds it
-# first): an upgrade of a stopped agent calls no start or restart, only
-# try-restart.
+# HIGH 1 (review 2): an upgrade never restarts a running agent - a
+# restarted agent renews no lease until its own unseal succeeds, so a KMS
+# outage then wipes every key under the mounted devices.  The old agent
+# keeps running and the postinst says how to restart it.  Oracle: no
+# start/restart/try-restart call, the message.
+scenario
+run_postinst 0.1.0 "$sd"
+expect postinst_upgrade_running_agent_no_restart_says_how \
+	'[ $rc = 0 ] && ! grep -qE "^deb-systemd-invoke (start|restart|try-restart)" $T/s/calls &&
+	 grep -q "the running agent is still the old one" $T/out &&
+	 grep -q "cmkctl check-now && systemctl restart cmk-agent.service" $T/out'
+# After a failed removal (abort-remove) the agent starts again only if the
+# prerm stopped it (its marker), not when the operator had stopped it.
+run_abort() {
+	PATH="$B:$PATH" unshare -m --propagation private sh -c '
+		mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system /var/lib/cmk &&
+		eval "$1" && exec sh "$0" abort-remove' "$top/debian/cmk-agent.postinst" "$1" >"$T/out" 2>&1
+	rc=$?
+}
+scenario
+rm -f "$T/s/agent"
+run_abort true
+expect postinst_abort_remove_leaves_operator_stopped_agent \
+	'[ $rc = 0 ] && ! grep -q "deb-systemd-invoke start" $T/s/calls'
+scenario
+rm -f "$T/s/agent"
+run_abort ": >/var/lib/cmk/started-before-remove"
+expect postinst_abort_remove_restarts_agent_prerm_stopped \
+	'[ $rc = 0 ] && grep -qx "deb-systemd-invoke start cmk-agent.service" $T/s/calls'
+
+# The built package's whole postinst and prerm (debhelper's snippets in
+# place), from make deb's output (DEB_DIR, default build/deb; make check
+# builds it first): an upgrade of a running agent neither stops it (old
+# prerm "upgrade") nor restarts it (new postinst "configure OLD"); and
+# needrestart's override, as needrestart's perl reads it, keeps
+# cmk-agent.service from being restarted.
 deb=$(ls "${DEB_DIR:-$top/build/deb}"/cmk-agent_*.deb 2>/dev/null | tail -n 1)
-if [ -n "$deb" ] && dpkg-deb -e "$deb" "$T/ctl" 2>/dev/null; then
+if [ -n "$deb" ] && dpkg-deb -e "$deb" "$T/ctl" 2>/dev/null && dpkg-deb -x "$deb" "$T/data"; then
 	scenario
-	rm -f "$T/s/agent"
 	PATH="$B:$PATH" unshare -m --propagation private sh -c '
 		mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /var/log &&
 		mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system &&
-		exec sh "$0" configure 0.1.0' "$T/ctl/postinst" >"$T/out" 2>&1
+		sh "$0" upgrade 0.2.0 && sh "$1" configure 0.1.0' "$T/ctl/prerm" "$T/ctl/postinst" >"$T/out" 2>&1
 	rc=$?
-	expect postinst_deb_upgrade_try_restarts_only \
-		'[ $rc = 0 ] && grep -qx "deb-systemd-invoke try-restart cmk-agent.service" $T/s/calls &&
-		 ! grep -qE "^deb-systemd-invoke (start|restart) " $T/s/calls'
+	expect postinst_deb_upgrade_no_stop_no_restart \
+		'[ $rc = 0 ] && [ -f $T/s/agent ] && ! grep -qE "^deb-systemd-invoke (stop|start|restart|try-restart) " $T/s/calls &&
+		 grep -q "cmkctl check-now && systemctl restart" $T/out'
+	# 0: some override_rc pattern matches the unit and says "no restart".
+	# shellcheck disable=SC2016 # perl code
+	perl -e 'our %nrconf; do $ARGV[0]; die $@ if $@; die "not read\n" unless %nrconf;
+		for (keys %{$nrconf{override_rc}}) { exit($nrconf{override_rc}{$_} ? 1 : 0) if "cmk-agent.service" =~ $_ }
+		exit 1' "$T/data/etc/needrestart/conf.d/cmk-agent.conf" >"$T/out" 2>&1
+	rc=$?
+	expect deb_needrestart_no_restart_agent '[ $rc = 0 ]'
 else
-	n=$((n + 1))
-	echo "ok $n postinst_deb_upgrade_try_restarts_only # SKIP no cmk-agent .deb in ${DEB_DIR:-build/deb} (make deb)"
+	n=$((n + 2))
+	echo "ok $((n - 1)) postinst_deb_upgrade_no_stop_no_restart # SKIP no cmk-agent .deb in ${DEB_DIR:-build/deb} (make deb)"
+	echo "ok $n deb_needrestart_no_restart_agent # SKIP no cmk-agent .deb"
 fi
+
+# ---- DPKG_ROOT (dpkg --force-script-chrootless) ------------------------------------------
+# HIGH 2 (review 2): the scripts run on the host for another root: purge
+# removes the image's state, not the host's; configure makes the image's
+# directories and starts nothing.  The host's /var/lib, /var/log and /run
+# are tmpfs stand-ins holding a marker file each; the image is $T/image.
+# Oracle: the stand-ins' files survive, the image's state is gone / made.
+run_chrootless() {  # run_chrootless SCRIPT ARGS...: output in $T/out, then the listing
+	DPKG_ROOT=$T/image PATH="$B:$PATH" unshare -m --propagation private sh -c '
+		for d in /var/lib /var/log /run; do mount -t tmpfs tmpfs $d && mkdir -p $d/cmk && : >$d/cmk/host-file; done &&
+		mkdir -p /run/systemd/system && sh "$@"; rc=$?
+		for d in /var/lib /var/log /run; do [ -e $d/cmk/host-file ] && echo "host $d/cmk kept"; done; exit $rc' \
+		sh "$@" >"$T/out" 2>&1
+	rc=$?
+}
+scenario
+rm -rf "$T/image"
+for d in var/lib/cmk/pins var/log/cmk run/cmk; do mkdir -p "$T/image/$d" && : >"$T/image/$d/x"; done
+run_chrootless "$top/debian/cmk-agent.postrm" purge
+expect postrm_purge_dpkg_root_keeps_host_state \
+	'[ $rc = 0 ] && [ "$(grep -c "^host .* kept$" $T/out)" = 3 ] &&
+	 [ ! -e $T/image/var/lib/cmk ] && [ ! -e $T/image/var/log/cmk ] && [ ! -e $T/image/run/cmk ]'
+scenario
+rm -rf "$T/image"
+mkdir -p "$T/image/var/lib" "$T/image/var/log"
+run_chrootless "$top/debian/cmk-agent.postinst" configure ""
+expect postinst_dpkg_root_makes_image_dirs_starts_nothing \
+	'[ $rc = 0 ] && [ "$(grep -c "^host .* kept$" $T/out)" = 3 ] &&
+	 [ "$(stat -c %a $T/image/var/lib/cmk/pins $T/image/var/log/cmk | tr "\n" " ")" = "700 700 " ] &&
+	 ! grep -q "^deb-systemd-invoke" $T/s/calls'
 
 # ---- logrotate ------------------------------------------------------------------------------
 # The audit log is held open with O_APPEND by a running agent that never
