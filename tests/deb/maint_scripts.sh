@@ -82,6 +82,7 @@ is-active)
 	fi
 	[ -n "$q" ] || echo $st; [ $st = active ] ;;
 list-units) grep "^cmk-ephemeral@" $S/units 2>/dev/null | sed "s/\$/ loaded active exited x/" ;;
+start)	shift; for u; do echo $u >>$S/units; done ;;
 show)	awk -v u="${!#}" "\$1 == u { printf \"%s \", \$2 } END { print \"\" }" $S/bound 2>/dev/null ;;
 esac'
 stub deb-systemd-invoke '
