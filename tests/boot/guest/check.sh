@@ -17,10 +17,11 @@
 #   3 third boot, the deny still in place: the agent fails, the disk stays
 #     closed, the database never starts.
 #   4 fourth boot, the deny lifted: the packages' life cycle with an
-#     ephemeral and a persistent device open - upgrade (VERSION+test1),
-#     apt remove refused (a busy mount, then an agent that policy-rc.d
-#     keeps running), apt remove, apt install again, an upgrade over a
-#     stopped agent, apt purge.
+#     ephemeral and a persistent device open - upgrade (VERSION+test1:
+#     the old agent keeps running, then restarted by hand), apt remove
+#     refused (a busy mount: the stopped units start again; then an agent
+#     that policy-rc.d keeps running), apt remove of running units,
+#     install again, an upgrade over a stopped agent, apt purge.
 # Oracles: the kernel (dmsetup table, cmkctl status = netlink GET, reads
 # that fail with EIO), the raw backing disk, systemd's unit states, moto,
 # dpkg's and DKMS's records and the file system.
@@ -147,8 +148,11 @@ deb_phase4() {
 	sha0=$(sha256sum "$PMNT/data" | cut -d' ' -f1)
 	diag "persistent device uuid $uuid, data sha256 $sha0"
 
-	# Upgrade: the same tree as VERSION+test1.  The agent is restarted
-	# (keys stay in the kernel), DKMS builds the new module source.
+	# Upgrade: the same tree as VERSION+test1.  The agent is not
+	# restarted (a restarted agent renews no lease until its unseal
+	# succeeds): the old one keeps running from its replaced binary and
+	# the postinst says how to restart it; DKMS builds the new module
+	# source.
 	pid0=$(systemctl show -p MainPID --value cmk-agent.service)
 	tdb0=$(systemctl show -p MainPID --value cmk-testdb.service)
 	/usr/lib/cmk-boot-test/apt.sh upgrade install "$DEBS"/v2/*.deb
@@ -164,16 +168,28 @@ deb_phase4() {
 		! dkms status -m dm-cmk -v $ver | grep -q . &&
 		[ ! -e /usr/src/dm-cmk-$ver ] &&
 		[ \"\$(modinfo -n dm-cmk)\" = /lib/modules/$kv/updates/dkms/dm-cmk.ko ]"
-	check deb4_upgrade_restarts_agent_keeps_keys_and_data bash -c "
+	check deb4_upgrade_no_restart_keeps_keys_and_data bash -c "
 		systemctl is-active cmk-agent.service &&
-		[ '$pid1' -gt 0 ] && [ '$pid1' != '$pid0' ] &&
-		! readlink /proc/$pid1/exe | grep -q deleted &&
+		[ '$pid1' -gt 0 ] && [ '$pid1' = '$pid0' ] &&
+		readlink /proc/$pid1/exe | grep -q deleted &&
+		grep -q 'cmkctl check-now && systemctl restart cmk-agent.service' $ALOG/upgrade.log &&
 		[ \"\$(cmkctl status | awk '\$2 == \"$DM\" { print \$3 }')\" = active ] &&
 		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
 		[ \"\$(cat $MNT/upgrade-marker)\" = scratch-$marker ] &&
 		[ \"\$(systemctl show -p MainPID --value cmk-testdb.service)\" = '$tdb0' ] &&
 		[ \"\$(sha256sum $PMNT/data | cut -d' ' -f1)\" = $sha0 ]"
 	diag "agent pid $pid0 -> $pid1; $(cmkctl status 2>&1 | head -n 4 | tr '\n' ';')"
+	# What the postinst says to do: the new agent takes over the keys.
+	cmkctl check-now >/dev/null 2>&1 && systemctl restart cmk-agent.service
+	pid1=$(systemctl show -p MainPID --value cmk-agent.service)
+	check deb4_upgrade_restart_by_hand_keeps_keys_and_data bash -c "
+		systemctl is-active cmk-agent.service &&
+		[ '$pid1' -gt 0 ] && [ '$pid1' != '$pid0' ] &&
+		! readlink /proc/$pid1/exe | grep -q deleted &&
+		[ \"\$(cmkctl status | awk '\$2 == \"$DM\" { print \$3 }')\" = active ] &&
+		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
+		[ \"\$(systemctl show -p MainPID --value cmk-testdb.service)\" = '$tdb0' ] &&
+		[ \"\$(sha256sum $PMNT/data | cut -d' ' -f1)\" = $sha0 ]"
 
 	# apt remove while the persistent file system cannot be unmounted (a
 	# process has its cwd there): the removal fails naming the device and
@@ -192,11 +208,15 @@ deb_phase4() {
 		systemctl is-active cmk-agent.service &&
 		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
 		[ \"\$(dd if=$PMNT/data bs=1M iflag=direct status=none | sha256sum | cut -d' ' -f1)\" = $sha0 ]"
-	diag "busy remove: $(grep -E 'cmk-agent|prerm' "$ALOG/remove-busy.log" | head -n 4 | tr '\n' ';')"
+	diag "busy remove: $(grep -E 'cmk-agent|prerm' "$ALOG/remove-busy.log" | head -n 6 | tr '\n' ';')"
+	# The refused removal started again what it had stopped: the
+	# instances and the database bound to scratch.
+	check deb4_remove_busy_restarts_stopped_units bash -c "
+		grep -q 'started again what the removal had stopped:' $ALOG/remove-busy.log &&
+		systemctl is-active cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service cmk-testdb.service &&
+		mountpoint -q $MNT && mountpoint -q $PMNT"
 	kill "$holder" 2>/dev/null
 	wait "$holder" 2>/dev/null
-	# What the message says to do.
-	umount "$PMNT"
 
 	# apt remove while policy-rc.d denies stopping the agent: it would
 	# open again what is closed, so the removal fails and nothing is
@@ -215,7 +235,14 @@ deb_phase4() {
 		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ]"
 
 	# apt remove: units stopped, keys wiped, devices closed; the kernel's
-	# view through a copy of cmkctl (the package's is gone).
+	# view through a copy of cmkctl (the package's is gone).  First the
+	# units are up and mounted, so that the removal is what stops them.
+	systemctl start cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service cmk-testdb.service
+	check deb4_units_up_before_remove bash -c "
+		systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service \
+			cmk-ephemeral@pgdata.service cmk-testdb.service &&
+		[ \"\$(findmnt -rn -o SOURCE --mountpoint $MNT)\" = $DEV ] &&
+		[ \"\$(findmnt -rn -o SOURCE --mountpoint $PMNT)\" = /dev/mapper/cmk-pgdata ]"
 	cp /usr/sbin/cmkctl /usr/lib/cmk-boot-test/cmkctl
 	CMKCTL=/usr/lib/cmk-boot-test/cmkctl
 	/usr/lib/cmk-boot-test/apt.sh remove remove cmk-agent
