@@ -102,6 +102,7 @@ exit 0'
 stub ischroot '[ -f $S/chroot ]'
 stub systemd-detect-virt '[ -f $S/container ] && { echo docker; exit 0; }; echo none; exit 1'
 stub udevadm 'exit 0'
+stub modinfo '[ ! -f $S/nomod ]'
 stub deb-systemd-helper 'exit 0'
 
 # scenario: a fresh model, then the caller fills it.
@@ -275,6 +276,14 @@ run_postinst() {
 		sh "$2" "$top/debian/cmk-agent.postinst" configure "$1" >"$T/out" 2>&1
 	rc=$?
 }
+# LOW: no dm-cmk module for the running kernel (a failed DKMS build):
+# the postinst warns, and still succeeds.
+scenario
+touch "$T/s/nomod"
+run_postinst "" true
+expect postinst_warns_without_module \
+	'[ $rc = 0 ] && grep -q "warning: no dm-cmk module for the running kernel $(uname -r)" $T/out &&
+	 grep -qx "modinfo -k $(uname -r) dm-cmk" $T/s/calls'
 scenario
 run_postinst "" true
 expect postinst_install_makes_private_dirs \
@@ -384,6 +393,13 @@ run_chrootless "$top/debian/cmk-agent.postrm" purge
 expect postrm_purge_dpkg_root_keeps_host_state \
 	'[ $rc = 0 ] && [ "$(grep -c "^host .* kept$" $T/out)" = 3 ] &&
 	 [ ! -e $T/image/var/lib/cmk ] && [ ! -e $T/image/var/log/cmk ] && [ ! -e $T/image/run/cmk ]'
+# LOW: purge drops the first-use pins, and warns, naming the devices.
+scenario
+rm -rf "$T/image"
+mkdir -p "$T/image/var/lib/cmk/pins" && echo '{}' >"$T/image/var/lib/cmk/pins/pgdata"
+run_chrootless "$top/debian/cmk-agent.postrm" purge
+expect postrm_purge_warns_about_pins \
+	'[ $rc = 0 ] && [ ! -e $T/image/var/lib/cmk ] && grep -q "warning: purging the first-use pins of: pgdata\." $T/out'
 scenario
 rm -rf "$T/image"
 mkdir -p "$T/image/var/lib" "$T/image/var/log"
