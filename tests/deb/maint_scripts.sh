@@ -321,6 +321,7 @@ scenario
 run_postinst 0.1.0 "$sd"
 expect postinst_upgrade_running_agent_no_restart_says_how \
 	'[ $rc = 0 ] && ! grep -qE "^deb-systemd-invoke (start|restart|try-restart)" $T/s/calls &&
+	 grep -qx "systemctl --system daemon-reload" $T/s/calls &&
 	 grep -q "the running agent is still the old one" $T/out &&
 	 grep -q "cmkctl check-now && systemctl restart cmk-agent.service" $T/out'
 # After a failed removal (abort-remove) the agent starts again only if the
