@@ -371,12 +371,14 @@ case $phase in
 	fi
 	p=boot$phase
 	pid=$(systemctl show -p MainPID --value cmk-agent.service)
+	# The unit's CapabilityBoundingSet: CAP_CHOWN (0), CAP_NET_ADMIN (12),
+	# CAP_IPC_LOCK (14), CAP_SYS_ADMIN (21), CAP_SYS_BOOT (22).
 	check "${p}_agent_active_hardened" bash -c "
 		systemctl is-active cmk-agent.service &&
 		[ '$pid' -gt 0 ] &&
 		grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pid/status &&
 		grep -q '^Seccomp:[[:space:]]*2' /proc/$pid/status &&
-		grep -q '^CapBnd:[[:space:]]*0000000000605000' /proc/$pid/status"
+		grep -q '^CapBnd:[[:space:]]*0000000000605001' /proc/$pid/status"
 	[ "$pid" -gt 0 ] 2>/dev/null && diag "agent $(grep -E '^(CapBnd|CapEff|NoNewPrivs|Seccomp):' "/proc/$pid/status" | tr '\n\t' '  ')"
 	# Up at the first start: not killed by its watchdog, not restarted
 	# (a boot that needs a restart to bring the disk up is a broken boot).
