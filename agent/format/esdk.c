@@ -21,9 +21,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
-#include <openssl/rand.h>
 
 #include "core/codec.h"
+#include "core/random.h"
 
 #define VERSION_2		0x02
 #define CONTENT_FRAMED		0x02
@@ -807,10 +807,11 @@ int cmk_esdk_seal_with(int in_fd, int out_fd, const struct cmk_esdk_keygen *kg,
 	ret = ec_serialize(&full, &ec, &ec_len, e);
 	if (ret)
 		goto out;
-	if (RAND_bytes(inf.message_id, CMK_ESDK_MESSAGE_ID_LEN) != 1) {
-		ret = cmk_errf(e, -EIO, "%s: no random Message ID", name);
+	/* getrandom(), not the DRBG a cloned VM shares (see esdk_keyring.c) */
+	ret = cmk_random_fill(inf.message_id, CMK_ESDK_MESSAGE_ID_LEN,
+			      "Message ID", e);
+	if (ret)
 		goto out;
-	}
 	ret = kg->new_key(kg->arg, ec, ec_len, &data_key, &edk, inf.key_name, e);
 	if (ret)
 		goto out;

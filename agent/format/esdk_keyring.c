@@ -14,7 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
-#include <openssl/rand.h>
+
+#include "core/random.h"
 
 #define TAG_BITS	(CMK_ESDK_EDK_TAG_LEN * 8)
 
@@ -158,10 +159,14 @@ int cmk_esdk_edk_wrap(const struct cmk_esdk_wrapkey *wk,
 	put_be32(edk->info + nlen, TAG_BITS);
 	put_be32(edk->info + nlen + 4, CMK_ESDK_EDK_IV_LEN);
 	iv = edk->info + nlen + 8;
-	if (RAND_bytes(iv, CMK_ESDK_EDK_IV_LEN) != 1) {
-		ret = cmk_errf(e, -EIO, "EDK for %s: no random IV", wk->name);
+	/*
+	 * getrandom(), not OpenSSL's DRBG: two clones of a VM snapshot share
+	 * the DRBG's state until it reseeds, and the same IV under the same
+	 * wrapping key breaks AES-GCM; the kernel reseeds on VM generation.
+	 */
+	ret = cmk_random_fill(iv, CMK_ESDK_EDK_IV_LEN, "EDK IV", e);
+	if (ret)
 		goto out;
-	}
 	if (!gcm_once(true, cmk_secret_cdata(wk->key), iv, ec, ec_len,
 		      cmk_secret_cdata(data_key), klen, edk->ct, edk->ct + klen)) {
 		ret = cmk_errf(e, -EIO, "EDK for %s: AES-GCM wrap failed", wk->name);

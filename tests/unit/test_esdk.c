@@ -307,6 +307,54 @@ static void round_trips_both_suites_frame_boundaries(void **state)
 		}
 }
 
+/*
+ * VM-fork nonce reuse: two clones of a VM snapshot share OpenSSL's DRBG
+ * state, so nonces drawn from it repeat across clones; the kernel's pool
+ * (getrandom) is reseeded on a VM generation change.  Oracle: with the
+ * wrapped getrandom() pinned to a constant pattern, the EDK IV and the
+ * Message ID are exactly that pattern, i.e. they come from getrandom and
+ * from nothing else (a DRBG's output would not be the pattern).
+ */
+static void nonces_come_from_getrandom_vm_fork(void **state)
+{
+	static const unsigned char pinned[32] = {
+		0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+		0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+		0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+	};
+	struct cmk_secret *dk = NULL;
+	struct cmk_esdk_wrapkey wk;
+	struct cmk_esdk_edk edk;
+	struct cmk_encctx ctx;
+	struct cmk_err e;
+	unsigned char *ct;
+	size_t n, nlen;
+
+	(void)state;
+	kat_key(&wk, 1);
+	kat_ctx(&ctx);
+	nlen = strlen(wk.name);
+	assert_int_equal(cmk_secret_new(&dk, CMK_ESDK_DATA_KEY_LEN, &e), 0);
+	tu_getrandom_fixed = 100;
+	tu_getrandom_calls = 0;
+	assert_int_equal(cmk_esdk_edk_wrap(&wk, dk, (const unsigned char *)"ec", 2,
+					   &edk, &e), 0);
+	assert_true(tu_getrandom_calls >= 1);
+	assert_memory_equal(edk.info + nlen + 8, pinned, CMK_ESDK_EDK_IV_LEN);
+	cmk_esdk_edk_free(&edk);
+
+	assert_int_equal(seal_buf(&wk, &ctx, CMK_ESDK_SUITE_COMMIT, 0, "x", 1,
+				  &ct, &n, &e), 0);
+	tu_getrandom_fixed = 0;
+	assert_true(n > 3 + CMK_ESDK_MESSAGE_ID_LEN);
+	/* version 02, suite id (2 bytes), then the Message ID */
+	assert_memory_equal(ct + 3, pinned, CMK_ESDK_MESSAGE_ID_LEN);
+	free(ct);
+	cmk_secret_free(&dk);
+	cmk_encctx_free(&ctx);
+	cmk_esdk_wrapkey_free(&wk);
+}
+
 /* Empty input is one empty final frame (sequence 1). */
 static void empty_input_is_one_empty_final_frame(void **state)
 {
@@ -800,6 +848,7 @@ int main(void)
 		cmocka_unit_test(opens_javascript_esdk_messages),
 		cmocka_unit_test(round_trips_both_suites_frame_boundaries),
 		cmocka_unit_test(empty_input_is_one_empty_final_frame),
+		cmocka_unit_test(nonces_come_from_getrandom_vm_fork),
 		cmocka_unit_test(every_bit_flipped_is_refused),
 		cmocka_unit_test(truncated_or_extended_is_refused),
 		cmocka_unit_test(field_errors_name_field_and_offset),
