@@ -98,6 +98,25 @@ struct agent {
 	uint64_t job_id;
 	uint64_t unstarted_id;		/* a job the worker could not take, or 0 */
 	struct cmk_retired retired;	/* providers for the next job to close */
+	/*
+	 * Retired KEK versions, unwrapped one per worker job when the key
+	 * socket first asks for one, never in the loop's unseal: a loop job
+	 * that comes while one runs cancels it and starts after it.
+	 */
+	struct cmk_kms_job rjob;	/* the worker's while @rjob_on */
+	bool rjob_on;
+	unsigned int rjob_idx;		/* keks.env.retired[] index */
+	unsigned long rjob_gen;		/* @kek_gen when it started */
+	unsigned long kek_gen;		/* bumped at every forget() */
+	uint32_t rwant;			/* bit per retired index asked for */
+	unsigned int rfails[CMK_ENVELOPE_RETIRED_MAX];
+	uint64_t rnext_ms[CMK_ENVELOPE_RETIRED_MAX];	/* backoff: not before */
+	struct {			/* a loop job waiting for @rjob */
+		bool on;
+		enum cmk_job job;
+		uint64_t id;
+		uint64_t deadline_ms;
+	} deferred;
 	struct cmk_forkwatch fw;	/* the VM-fork epochs of the KEK and the job */
 	enum dev_status *dev;
 	uint64_t *retry_at;	/* after a failed open/restore: not before */
@@ -170,6 +189,19 @@ static void start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline_ms
 	struct agent *a = ctx;
 	struct cmk_kms_job *j = &a->job;
 
+	/*
+	 * A retired version's unwrap is under way: cut it short (its deadline
+	 * passes now: an HTTP call ends within a second) and start this job
+	 * as soon as it has ended (retired_ended()).
+	 */
+	if (a->rjob_on) {
+		cmk_worker_cancel(a->worker);
+		a->deferred.on = true;
+		a->deferred.job = job;
+		a->deferred.id = id;
+		a->deferred.deadline_ms = deadline_ms;
+		return;
+	}
 	/*
 	 * The worker still holds the job struct (an answer not collected):
 	 * not a byte of it is touched; the loop hears of the failure from
@@ -251,13 +283,11 @@ static void audit_check(struct agent *a, const struct cmk_kms_job *j)
  * The worker finished a job: adopt a KEK set it loaded if the loop still
  * wants the answer (else wipe it), audit, and tell the loop.
  */
-static void job_ended(struct agent *a)
+static void loop_job_ended(struct agent *a)
 {
 	struct cmk_kms_job *j = &a->job;
 	bool wanted, reloaded;
 
-	if (!cmk_worker_done(a->worker))
-		return;
 	wanted = cmk_loop_job_wanted(&a->loop, a->job_id);
 	reloaded = j->loaded;
 	if (wanted && j->reload)
@@ -329,6 +359,107 @@ static void job_ended(struct agent *a)
 	cmk_checklog_done(&a->checklog);
 }
 
+#define RETIRED_BACKOFF_MS	1000u
+#define RETIRED_BACKOFF_MAX_MS	60000u
+
+/*
+ * A retired version's unwrap ended: adopt its KEK if nothing was forgotten
+ * meanwhile (a revoke, a VM fork) and the envelope still holds that
+ * version there, else wipe it; a failure waits (1 s doubling to 60 s)
+ * before a request may ask for that version again.  The KMS call's audit
+ * line was written by the job.  Then the loop job it held back, if any.
+ */
+static void retired_ended(struct agent *a)
+{
+	struct cmk_kms_job *j = &a->rjob;
+	unsigned int i = a->rjob_idx;
+
+	a->rjob_on = false;
+	if (!j->ret && j->one && a->rjob_gen == a->kek_gen && a->loop.kek_held &&
+	    i < a->keks.env.n_retired &&
+	    a->keks.env.retired[i].kek_version == j->version) {
+		cmk_secret_free(&a->keks.old[i]);
+		a->keks.old[i] = j->one;
+		j->one = NULL;
+		a->rfails[i] = 0;
+	} else if (j->ret && i < CMK_ENVELOPE_RETIRED_MAX) {
+		unsigned int n = a->rfails[i] < 6 ? a->rfails[i] : 6;
+		uint64_t wait = (uint64_t)RETIRED_BACKOFF_MS << n;
+
+		a->rfails[i]++;
+		a->rnext_ms[i] = now_ms(NULL) +
+				 (wait < RETIRED_BACKOFF_MAX_MS ? wait : RETIRED_BACKOFF_MAX_MS);
+		fprintf(stderr, "cmk-agent: retired KEK version %u did not unwrap (try %u; asked again when a request names it, not before %llu ms): %s\n",
+			j->version, a->rfails[i],
+			(unsigned long long)(a->rnext_ms[i] - now_ms(NULL)), j->err.msg);
+	}
+	cmk_kms_job_release(j, &a->retired);
+	if (a->deferred.on) {
+		a->deferred.on = false;
+		start(a, a->deferred.job, a->deferred.id, a->deferred.deadline_ms);
+	}
+}
+
+static void job_ended(struct agent *a)
+{
+	if (!cmk_worker_done(a->worker))
+		return;
+	if (a->rjob_on)
+		retired_ended(a);
+	else
+		loop_job_ended(a);
+}
+
+/*
+ * The retired versions the key socket asked for: one unwrap job at a time,
+ * only while the worker is idle and the agent holds the KEK.  Returns the
+ * poll delay, shortened to the end of a backoff a wanted version waits on.
+ */
+static uint64_t retired_next(struct agent *a, uint64_t delay)
+{
+	struct cmk_kms_job *j = &a->rjob;
+	uint64_t now = now_ms(NULL);
+	unsigned int i;
+
+	a->rwant |= cmk_keyserver_retired_wanted(a->keys);
+	if (!a->rwant || a->rjob_on || !a->loop.kek_held || a->unstarted_id ||
+	    cmk_worker_busy(a->worker))
+		return delay;
+	for (i = 0; i < a->keks.env.n_retired; i++) {
+		if (!(a->rwant & (1u << i)))
+			continue;
+		if (a->keks.old[i]) {
+			a->rwant &= ~(1u << i);	/* asked twice, already there */
+			continue;
+		}
+		if (now >= a->rnext_ms[i])
+			break;
+		if (a->rnext_ms[i] - now < delay)
+			delay = a->rnext_ms[i] - now;
+	}
+	if (i >= a->keks.env.n_retired)
+		return delay;
+	a->rwant &= ~(1u << i);
+	memset(j, 0, sizeof(*j));
+	j->kind = CMK_KMS_RETIRED;
+	j->cfg = &a->cfg;
+	j->keks = &a->keks;
+	j->audit = a->audit;
+	j->version = a->keks.env.retired[i].kek_version;
+	cmk_kms_job_hand_over(j, &a->retired);
+	if (cmk_worker_submit(a->worker, cmk_kms_job_run, j,
+			      now + a->cfg.check_timeout_ms)) {
+		for (size_t k = 0; k < j->n_retired; k++)
+			a->retired.p[a->retired.n++] = j->retired[k];
+		j->n_retired = 0;
+		return delay;
+	}
+	a->rjob_on = true;
+	a->rjob_idx = i;
+	a->rjob_gen = a->kek_gen;
+	return delay;
+}
+
 /*
  * ops->forget: every wipe of the KEK, and every VM fork (the loop forgets
  * on each, agentloop.h), ends here.  cmk_kek_store_forget() also resets the
@@ -343,6 +474,8 @@ static void forget(void *ctx)
 	struct agent *a = ctx;
 
 	cmk_kek_store_forget(&a->keks);
+	a->kek_gen++;		/* a retired unwrap under way is not adopted */
+	a->rwant = 0;
 	cmk_forkwatch_forget(&a->fw);
 	if (a->genl)
 		cmk_genl_set_epoch(a->genl, -1);
@@ -1043,6 +1176,7 @@ static int run(struct agent *a, uint64_t t0)
 			ret = stop_after;	/* powering off failed: stop now */
 			break;
 		}
+		delay = retired_next(a, delay);
 		pfd[FD_EVENTS].fd = a->events ? cmk_genl_fd(a->events) : -1;
 		/* Only while pending: once fired its eventfd stays readable. */
 		pfd[FD_POWEROFF].fd = cmk_poweroff_pending(a->poweroff) ?
@@ -1217,6 +1351,7 @@ out:
 		_exit(ret);
 	}
 	cmk_kms_job_release(&a.job, &a.retired);
+	cmk_kms_job_release(&a.rjob, &a.retired);
 	cmk_poweroff_free(&a.poweroff);		/* left alone while sync() runs */
 	cmk_kek_store_free(&a.keks);
 	for (size_t i = 0; i < a.retired.n; i++)

@@ -941,7 +941,7 @@ static int do_open(int argc, char **argv)
 	ret = ctl_setup_device(&c, argv[1], &d);
 	if (ret)
 		goto out;
-	if (cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (cmk_kek_store_load(&c.keks, &c.cfg, false, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
@@ -1023,7 +1023,7 @@ static int do_pin(int argc, char **argv)
 	if (!d)
 		goto out;
 	/* The header is authenticated before it is trusted with the pin. */
-	if (!given && cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (!given && cmk_kek_store_load(&c.keks, &c.cfg, false, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
@@ -1439,7 +1439,7 @@ static int header_set_flags(int argc, char **argv)
 	d = ctl_device(&c, argv[optind]);
 	if (!d)
 		goto out;
-	if (cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (cmk_kek_store_load(&c.keks, &c.cfg, false, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}
@@ -1546,7 +1546,7 @@ static int kek_rotate(int argc, char **argv)
 	if (ret)
 		goto out;
 	envp = c.cfg.kek_envelope;
-	if (cmk_kek_store_load(&c.keks, &c.cfg, c.audit, &e)) {
+	if (cmk_kek_store_load(&c.keks, &c.cfg, false, c.audit, &e)) {
 		ret = fail(&e);
 		goto out;
 	}

@@ -124,10 +124,10 @@ static int exchange(struct cmk_keyclient *kc, enum cmk_keysock_op op,
 		    const unsigned char *ec, size_t ec_len,
 		    const struct cmk_esdk_edk *edk_in,
 		    struct cmk_secret **data_key, struct cmk_esdk_edk *edk_out,
-		    struct cmk_err *e)
+		    enum cmk_keysock_status *stp, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *resp = NULL;
-	enum cmk_keysock_status st;
+	enum cmk_keysock_status st = CMK_KS_INTERNAL;
 	unsigned char *req = NULL, *p;
 	size_t req_len, body;
 	int ret;
@@ -174,6 +174,8 @@ static int exchange(struct cmk_keyclient *kc, enum cmk_keysock_op op,
 				     data_key, edk_out, e);
 	if (ret == -EACCES)
 		ret = refusal(st, e);
+	if (stp)
+		*stp = st;
 out:
 	free(req);
 	return ret;
@@ -184,7 +186,7 @@ static int new_key(void *arg, const unsigned char *ec, size_t ec_len,
 		   char key_name[CMK_ESDK_KEY_NAME_MAX], struct cmk_err *e)
 {
 	int ret = exchange(arg, CMK_KEYSOCK_NEW_DATA_KEY, ec, ec_len, NULL,
-			   data_key, edk, e);
+			   data_key, edk, NULL, e);
 
 	if (!ret && cmk_esdk_edk_key_name(edk, key_name)) {
 		cmk_secret_free(data_key);
@@ -199,9 +201,32 @@ static int open_edk(void *arg, const char *key_name,
 		    const unsigned char *ec, size_t ec_len,
 		    struct cmk_secret **data_key, struct cmk_err *e)
 {
+	struct cmk_keyclient *kc = arg;
+	char path[sizeof(kc->path)];
+	int ret;
+
 	(void)key_name;
-	return exchange(arg, CMK_KEYSOCK_OPEN_EDK, ec, ec_len, edk, data_key,
-			NULL, e);
+	/*
+	 * "Unavailable, retry": the agent is unwrapping the retired KEK
+	 * version this EDK names (it does that only when first asked), or
+	 * unsealing again.  A few tries on a fresh connection, then its
+	 * reason.
+	 */
+	for (unsigned int i = 0;; i++) {
+		enum cmk_keysock_status st = CMK_KS_INTERNAL;
+
+		ret = exchange(kc, CMK_KEYSOCK_OPEN_EDK, ec, ec_len, edk, data_key,
+			       NULL, &st, e);
+		if (ret != -EAGAIN || st != CMK_KS_UNAVAILABLE ||
+		    i + 1 >= CMK_KEYCLIENT_RETRIES)
+			return ret;
+		usleep(CMK_KEYCLIENT_RETRY_MS * 1000);
+		snprintf(path, sizeof(path), "%s", kc->path);
+		cmk_keyclient_close(kc);
+		ret = cmk_keyclient_connect(kc, path, e);
+		if (ret)
+			return ret;
+	}
 }
 
 void cmk_keyclient_keygen(struct cmk_keyclient *kc, struct cmk_esdk_keygen *kg)

@@ -10,7 +10,10 @@
  * CMK_KEYCLIENT_TIMEOUT_MS.  A refusal keeps the agent's reason and maps
  * to an error class: revoked -> definitive (-EKEYREVOKED), unavailable or
  * busy -> transient (-EAGAIN), an EDK for another KEK -> -EKEYREJECTED, an
- * EDK that does not open -> -EBADMSG, not permitted -> -EACCES.
+ * EDK that does not open -> -EBADMSG, not permitted -> -EACCES.  An
+ * "unavailable" answer to open EDK (the agent unwraps a retired KEK
+ * version when first asked for it) is asked again, on a new connection,
+ * up to CMK_KEYCLIENT_RETRIES times, CMK_KEYCLIENT_RETRY_MS apart.
  */
 #ifndef CMK_KEYCLIENT_H
 #define CMK_KEYCLIENT_H
@@ -22,6 +25,8 @@
 #include "format/esdk.h"
 
 #define CMK_KEYCLIENT_TIMEOUT_MS	10000
+#define CMK_KEYCLIENT_RETRIES		10
+#define CMK_KEYCLIENT_RETRY_MS		500
 
 struct cmk_keyclient {
 	int fd;

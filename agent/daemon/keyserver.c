@@ -48,6 +48,7 @@ struct cmk_keyserver {
 	struct client *clients[CMK_KEYSERVER_MAX_CLIENTS];
 	size_t n_clients;
 	uint64_t now_ms;
+	uint32_t retired_wanted;	/* cmk_keyserver_retired_wanted() */
 };
 
 /* ---- the answer ------------------------------------------------------------ */
@@ -137,7 +138,8 @@ out:
 static enum cmk_keysock_status open_edk(const struct cmk_kek_store *keks,
 					const struct cmk_keysock_req *req,
 					struct cmk_secret *out, size_t *out_len,
-					char *kek_name, struct cmk_err *why)
+					char *kek_name, uint32_t *want,
+					struct cmk_err *why)
 {
 	CMK_SECRET_AUTO struct cmk_secret *dk = NULL;
 	struct cmk_esdk_wrapkey wk = { 0 };
@@ -158,11 +160,18 @@ static enum cmk_keysock_status open_edk(const struct cmk_kek_store *keks,
 			      "the EDK is for %s, another KEK than this agent's (%s)", name, uuid);
 	kek = kek_of(keks, v);
 	if (!kek) {
+		/*
+		 * Retired versions are unwrapped when first asked for, off
+		 * the unseal's path: the caller retries (cmkctl does).
+		 */
 		for (unsigned int i = 0; i < keks->env.n_retired; i++)
-			if (keks->env.retired[i].kek_version == v)
-				return refuse(why, CMK_KS_UNKNOWN_KEY, -EKEYREJECTED,
-					      "KEK version %u is retired and did not unwrap when the agent unsealed (see its audit log); open this object with cmkctl unseal --kek",
+			if (keks->env.retired[i].kek_version == v) {
+				if (want)
+					*want |= 1u << i;
+				return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
+					      "KEK version %u is retired and not unwrapped yet: the agent is asking the KMS for it now; retry in a few seconds (if it persists, see the agent's audit log, or open this object with cmkctl unseal --kek)",
 					      v);
+			}
 		return refuse(why, CMK_KS_UNKNOWN_KEY, -EKEYREJECTED,
 			      "KEK version %u is not in this agent's envelope (current v%u)",
 			      v, keks->env.cur.kek_version);
@@ -187,7 +196,7 @@ enum cmk_keysock_status cmk_keyserver_answer(const struct cmk_loop *loop,
 					     const struct cmk_keysock_req *req,
 					     struct cmk_secret *out, size_t *out_len,
 					     char kek_name[CMK_ESDK_KEY_NAME_MAX],
-					     struct cmk_err *why)
+					     uint32_t *want, struct cmk_err *why)
 {
 	enum cmk_keysock_status st;
 
@@ -198,7 +207,7 @@ enum cmk_keysock_status cmk_keyserver_answer(const struct cmk_loop *loop,
 		return st;
 	return req->op == CMK_KEYSOCK_NEW_DATA_KEY ?
 	       new_data_key(keks, req, out, out_len, kek_name, why) :
-	       open_edk(keks, req, out, out_len, kek_name, why);
+	       open_edk(keks, req, out, out_len, kek_name, want, why);
 }
 
 /* ---- audit ------------------------------------------------------------------ */
@@ -313,7 +322,7 @@ static void serve(struct cmk_keyserver *ks, struct client *c)
 		return;
 	}
 	st = cmk_keyserver_answer(ks->loop, ks->keks, &req, c->out, &c->out_len,
-				  kek_name, &why);
+				  kek_name, &ks->retired_wanted, &why);
 	c->out_pos = 0;
 	if (st != CMK_KS_OK) {
 		cmk_secret_wipe(c->out);
@@ -623,4 +632,13 @@ void cmk_keyserver_close(struct cmk_keyserver **p)
 		close(ks->epfd);
 	free(ks);
 	*p = NULL;
+}
+
+uint32_t cmk_keyserver_retired_wanted(struct cmk_keyserver *ks)
+{
+	uint32_t w = ks ? ks->retired_wanted : 0;
+
+	if (ks)
+		ks->retired_wanted = 0;
+	return w;
 }

@@ -71,13 +71,23 @@ void cmk_keyserver_close(struct cmk_keyserver **ks);
  * cmk_keyserver_answer() - the answer to @req as @loop and @keks allow it,
  * into @out (locked; an OK answer holds the data key), its length in
  * *@out_len; @kek_name gets the keyring's key name used ("" if none).
- * Returns the status; @why explains a refusal.  Exposed for the tests.
+ * An EDK of a retired KEK version the agent has not unwrapped yet is
+ * answered UNAVAILABLE (retry) and sets bit i (@keks->env.retired[i]) in
+ * *@want (may be NULL).  Returns the status; @why explains a refusal.
+ * Exposed for the tests.
  */
 enum cmk_keysock_status cmk_keyserver_answer(const struct cmk_loop *loop,
 					     const struct cmk_kek_store *keks,
 					     const struct cmk_keysock_req *req,
 					     struct cmk_secret *out, size_t *out_len,
 					     char kek_name[CMK_ESDK_KEY_NAME_MAX],
-					     struct cmk_err *why);
+					     uint32_t *want, struct cmk_err *why);
+
+/*
+ * cmk_keyserver_retired_wanted() - the retired KEK versions (bits: indexes
+ * into the envelope's retired[]) requests asked for since the last call,
+ * for cmk-agent to unwrap on its worker; clears them.  0 for a NULL @ks.
+ */
+uint32_t cmk_keyserver_retired_wanted(struct cmk_keyserver *ks);
 
 #endif /* CMK_KEYSERVER_H */

@@ -51,7 +51,7 @@ static int load(struct cmk_kms_job *j, bool *unreadable)
 	if (stat(j->cfg->kek_envelope, &j->fresh_st))
 		memset(&j->fresh_st, 0, sizeof(j->fresh_st));
 	cmk_kek_store_init(&j->fresh);
-	ret = cmk_kek_store_load(&j->fresh, j->cfg, j->audit, &j->bad);
+	ret = cmk_kek_store_load(&j->fresh, j->cfg, false, j->audit, &j->bad);
 	/*
 	 * A provider that does not open (one the configuration lacks) cannot
 	 * open until the agent restarts with another configuration: that is
@@ -154,8 +154,12 @@ void cmk_kms_job_run(void *arg)
 	memset(&j->call, 0, sizeof(j->call));
 	/* One request per KMS call: the loop retries, on its schedule. */
 	cmk_http_thread_max_attempts(1);
+	j->one = NULL;
 	if (j->kind == CMK_KMS_CHECK)
 		check(j);
+	else if (j->kind == CMK_KMS_RETIRED)
+		j->ret = cmk_kek_store_unwrap_retired(j->keks, j->version, &j->one,
+						      j->audit, &j->err);
 	else
 		unseal(j);
 	j->latency_ms = (long)(cmk_deadline_now_ms() - t0);
@@ -191,6 +195,7 @@ static void free_keks(struct cmk_kms_job *j)
 {
 	cmk_secret_free(&j->cur);
 	cmk_secret_free(&j->prev);
+	cmk_secret_free(&j->one);
 	for (size_t i = 0; i < CMK_ENVELOPE_RETIRED_MAX; i++)
 		cmk_secret_free(&j->old[i]);
 }

@@ -17,7 +17,12 @@
  *           unwrap of the envelope in memory, result wiped.
  *   unseal  load the envelope file; if it does not load for a local
  *           reason, unwrap the KEK(s) of the envelope in memory instead
- *           (and report the file).
+ *           (and report the file).  Current and previous KEK only: the
+ *           unseal's time is the KMS's time for those two calls, however
+ *           many retired versions the envelope holds.
+ *   retired unwrap one retired KEK version of the envelope in memory, for
+ *           the key socket (not the loop's: cmk-agent runs it when the
+ *           worker is idle and a request named that version).
  *
  * Providers the main thread lets go of (a replaced KEK set, a loaded one
  * nobody adopted) are closed by the next job, on the worker: closing one
@@ -46,6 +51,7 @@
 enum cmk_kms_job_kind {
 	CMK_KMS_CHECK,
 	CMK_KMS_UNSEAL,
+	CMK_KMS_RETIRED,	/* unwrap one retired version (@version) */
 };
 
 /* Providers waiting to be closed on the worker (at most two per job). */
@@ -79,6 +85,8 @@ struct cmk_retired {
  *	audited by the load)
  * @cur: an unseal's KEK from the envelope in memory (file did not load)
  * @prev: the same for the previous KEK version, during a rotation
+ * @version: a retired job's KEK version
+ * @one: its unwrapped KEK, for the main thread to adopt or wipe
  * @latency_ms: wall time of the whole job
  */
 struct cmk_kms_job {
@@ -104,6 +112,8 @@ struct cmk_kms_job {
 	struct cmk_secret *cur;
 	struct cmk_secret *prev;
 	struct cmk_secret *old[CMK_ENVELOPE_RETIRED_MAX];
+	uint32_t version;
+	struct cmk_secret *one;
 	long latency_ms;
 };
 

@@ -71,9 +71,35 @@ static void audit_kms(struct cmk_audit *a, const struct cmk_kek_wrap *w,
 		fprintf(stderr, "cmk: audit: %s\n", ae.msg);
 }
 
-/* Unwrap the current (and previous) KEK of the envelope in @ks. */
-static int unwrap_all(struct cmk_kek_store *ks, struct cmk_audit *audit,
-		      struct cmk_err *e)
+/* Unwrap retired version @i of @ks's envelope into *@kek (audited). */
+static int unwrap_retired(struct cmk_kek_store *ks, unsigned int i,
+			  struct cmk_secret **kek, struct cmk_audit *audit,
+			  struct cmk_err *e)
+{
+	const struct cmk_kek_wrap *w = &ks->env.retired[i];
+	struct cmk_kms_call call;
+	int ret;
+
+	*kek = NULL;
+	if (strcmp(w->provider, ks->env.cur.provider))
+		/* another provider's: cmkctl --kek opens it */
+		return cmk_errf(e, -EOPNOTSUPP,
+				"KEK version %u is wrapped by provider \"%s\", not the envelope's \"%s\"",
+				w->kek_version, w->provider, ks->env.cur.provider);
+	memset(&call, 0, sizeof(call));
+	ret = cmk_envelope_unwrap_version(ks->p, &ks->env, w->kek_version, kek,
+					  &call, e);
+	audit_kms(audit, w, "unwrap", &call, ret ? e : NULL);
+	return ret;
+}
+
+/*
+ * Unwrap the current (and previous) KEK of the envelope in @ks and, with
+ * @retired, the retired versions (a retired version that does not unwrap
+ * is audited and left out: it only serves old archives).
+ */
+static int unwrap_all(struct cmk_kek_store *ks, bool retired,
+		      struct cmk_audit *audit, struct cmk_err *e)
 {
 	struct cmk_kms_call call;
 	int ret;
@@ -90,24 +116,26 @@ static int unwrap_all(struct cmk_kek_store *ks, struct cmk_audit *audit,
 		wipe_keks(ks);
 		return ret;
 	}
-	/*
-	 * Retired versions, for the key socket's archives only: one KMS call
-	 * each, at an unseal (boot, restore, reload), never at a check.
-	 */
-	for (unsigned int i = 0; i < ks->env.n_retired; i++) {
-		const struct cmk_kek_wrap *w = &ks->env.retired[i];
+	for (unsigned int i = 0; retired && i < ks->env.n_retired; i++) {
 		struct cmk_err re;
 
-		if (strcmp(w->provider, ks->env.cur.provider))
-			continue;	/* another provider's: cmkctl --kek opens it */
-		memset(&call, 0, sizeof(call));
-		if (cmk_envelope_unwrap_version(ks->p, &ks->env, w->kek_version,
-						&ks->old[i], &call, &re))
-			audit_kms(audit, w, "unwrap", &call, &re);
-		else
-			audit_kms(audit, w, "unwrap", &call, NULL);
+		unwrap_retired(ks, i, &ks->old[i], audit, &re);
 	}
 	return 0;
+}
+
+int cmk_kek_store_unwrap_retired(struct cmk_kek_store *ks, uint32_t version,
+				 struct cmk_secret **kek,
+				 struct cmk_audit *audit, struct cmk_err *e)
+{
+	*kek = NULL;
+	if (!ks->loaded || !ks->p)
+		return cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
+	for (unsigned int i = 0; i < ks->env.n_retired; i++)
+		if (ks->env.retired[i].kek_version == version)
+			return unwrap_retired(ks, i, kek, audit, e);
+	return cmk_errf(e, -ENOENT, "the KEK envelope holds no retired KEK version %u",
+			version);
 }
 
 /*
@@ -136,7 +164,7 @@ static void advise_once(const struct cmk_kek_store *ks, struct cmk_audit *audit)
 }
 
 int cmk_kek_store_load(struct cmk_kek_store *ks, const struct cmk_config *cfg,
-		       struct cmk_audit *audit, struct cmk_err *e)
+		       bool retired, struct cmk_audit *audit, struct cmk_err *e)
 {
 	const struct cmk_config_provider *pc;
 	int ret;
@@ -153,7 +181,7 @@ int cmk_kek_store_load(struct cmk_kek_store *ks, const struct cmk_config *cfg,
 	if (ret)
 		return ret;
 	advise_once(ks, audit);
-	ret = unwrap_all(ks, audit, e);
+	ret = unwrap_all(ks, retired, audit, e);
 	if (ret)
 		cmk_err_prefix(e, "KEK envelope %s", cfg->kek_envelope);
 	return ret;
@@ -167,7 +195,7 @@ int cmk_kek_store_unseal(struct cmk_kek_store *ks, struct cmk_audit *audit,
 	if (!ks->loaded || !ks->p)
 		return cmk_errf(e, -ENOKEY, "KEK envelope not loaded");
 	wipe_keks(ks);
-	ret = unwrap_all(ks, audit, e);
+	ret = unwrap_all(ks, false, audit, e);
 	if (ret)
 		cmk_err_prefix(e, "KEK envelope in memory");
 	return ret;
@@ -203,7 +231,7 @@ int cmk_kek_store_reload(struct cmk_kek_store *ks, struct cmk_kekfile *f,
 	cmk_kek_store_init(&fresh);
 	if (stat(cfg->kek_envelope, &st))
 		memset(&st, 0, sizeof(st));
-	ret = cmk_kek_store_load(&fresh, cfg, audit, e);
+	ret = cmk_kek_store_load(&fresh, cfg, false, audit, e);
 	if (ret) {
 		cmk_kek_store_free(&fresh);
 		return ret;

@@ -26,6 +26,7 @@
  * @prev: previous KEK during a rotation, else NULL
  * @old: the retired versions (@env.retired[i]), unwrap-only: the agent's
  *	key socket opens archives sealed under them; NULL where not unwrapped
+ *	(cmk-agent unwraps one when a request first names it)
  */
 struct cmk_kek_store {
 	struct cmk_envelope env;
@@ -40,13 +41,25 @@ void cmk_kek_store_init(struct cmk_kek_store *ks);
 
 /*
  * cmk_kek_store_load() - (re)read @cfg's kek_envelope, open its provider and
- * unwrap the current (and previous) KEK, then the retired ones (a retired
- * version that does not unwrap is audited and left out, not an error: it
- * only serves old archives).  One audit line per KMS call.  On
- * failure @ks holds no KEK; e->cls says definitive or transient.
+ * unwrap the current (and previous) KEK; with @retired also the retired
+ * ones (one KMS call each; a retired version that does not unwrap is
+ * audited and left out, not an error: it only serves old archives).  Only
+ * cmkctl's local unseal asks for them; cmk-agent unwraps them one at a
+ * time, when asked (cmk_kek_store_unwrap_retired()).  One audit line per
+ * KMS call.  On failure @ks holds no KEK; e->cls says definitive or
+ * transient.
  */
 int cmk_kek_store_load(struct cmk_kek_store *ks, const struct cmk_config *cfg,
-		       struct cmk_audit *audit, struct cmk_err *e);
+		       bool retired, struct cmk_audit *audit, struct cmk_err *e);
+
+/*
+ * cmk_kek_store_unwrap_retired() - unwrap retired KEK version @version of
+ * @ks's envelope into *@kek (one KMS call, audited); @ks is only read.
+ * -ENOENT if the envelope holds no such retired version.
+ */
+int cmk_kek_store_unwrap_retired(struct cmk_kek_store *ks, uint32_t version,
+				 struct cmk_secret **kek,
+				 struct cmk_audit *audit, struct cmk_err *e);
 
 /*
  * cmk_kek_store_check() - a real unwrap of the current wrapped KEK under the
@@ -84,8 +97,9 @@ int cmk_kek_store_reload(struct cmk_kek_store *ks, struct cmk_kekfile *f,
 			 struct cmk_err *e);
 
 /*
- * cmk_kek_store_unseal() - unwrap the KEK(s) of the envelope in memory again
- * (after a revoke wiped them), without reading the file.  One audit line
+ * cmk_kek_store_unseal() - unwrap the current (and previous) KEK of the
+ * envelope in memory again (after a revoke wiped them), without reading
+ * the file; no retired version.  One audit line
  * per KMS call.  On failure @ks holds no KEK.
  */
 int cmk_kek_store_unseal(struct cmk_kek_store *ks, struct cmk_audit *audit,

@@ -226,6 +226,7 @@ struct fixture {
 	struct cmk_loop loop;
 	struct cmk_kek_store keks;
 	struct cmk_secret *out;
+	uint32_t want;		/* retired versions asked for */
 };
 
 static int setup(void **state)
@@ -268,7 +269,8 @@ static enum cmk_keysock_status ask_new(struct fixture *f, struct cmk_secret **dk
 	size_t len = 0;
 
 	assert_int_equal(cmk_keysock_req_parse(req_new, sizeof(req_new), &req, why), 0);
-	st = cmk_keyserver_answer(&f->loop, &f->keks, &req, f->out, &len, name, why);
+	st = cmk_keyserver_answer(&f->loop, &f->keks, &req, f->out, &len, name,
+				  &f->want, why);
 	cmk_keysock_req_free(&req);
 	if (st == CMK_KS_OK) {
 		assert_string_equal(name, "kek/00112233-4455-6677-8899-aabbccddeeff/v3");
@@ -293,7 +295,8 @@ static enum cmk_keysock_status ask_open(struct fixture *f, const unsigned char *
 					       &buf, &blen, why), 0);
 	assert_int_equal(cmk_keysock_req_parse(buf, blen, &req, why), 0);
 	free(buf);
-	st = cmk_keyserver_answer(&f->loop, &f->keks, &req, f->out, &len, name, why);
+	st = cmk_keyserver_answer(&f->loop, &f->keks, &req, f->out, &len, name,
+				  &f->want, why);
 	cmk_keysock_req_free(&req);
 	if (st == CMK_KS_OK)
 		assert_int_equal(cmk_keysock_resp_parse(cmk_secret_cdata(f->out), len,
@@ -344,10 +347,16 @@ static void retired_version_opens_unknown_refused(void **state)
 	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk2, &e), CMK_KS_OK);
 	assert_true(cmk_secret_equal(dk, dk2));
 	cmk_secret_free(&dk2);
-	/* not unwrapped at the agent's unseal */
+	assert_int_equal(f->want, 0);
+	/*
+	 * Not unwrapped yet (never at the unseal): "unavailable, retry", and
+	 * the agent is asked to unwrap that one version (bit 0: retired[0]).
+	 */
 	cmk_secret_free(&f->keks.old[0]);
-	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk2, &e), CMK_KS_UNKNOWN_KEY);
-	assert_contains(e.msg, "retired");
+	assert_int_equal(ask_open(f, ec_ab, sizeof(ec_ab), &edk, &dk2, &e), CMK_KS_UNAVAILABLE);
+	assert_contains(e.msg, "retired and not unwrapped yet");
+	assert_contains(e.msg, "retry");
+	assert_int_equal(f->want, 1u);
 	cmk_esdk_edk_free(&edk);
 	/* another KEK lineage */
 	assert_int_equal(cmk_esdk_wrapkey_derive(f->keks.cur, other_id, 3, &other, &e), 0);

@@ -12,9 +12,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/kmsjob.h"
 #include "kms/local/provider_local.h"
+
+/*
+ * A slow KMS: every unwrap (cmk_provider_unwrap, wrapped at link time)
+ * is counted and, while slow_ms is set, takes that long.
+ */
+static unsigned int unwraps;
+static unsigned int slow_ms;
+
+int __real_cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
+			       const unsigned char *wrapped, size_t wrapped_len,
+			       const struct cmk_encctx *ctx, struct cmk_secret **plain,
+			       struct cmk_kms_call *call, struct cmk_err *e);
+int __wrap_cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
+			       const unsigned char *wrapped, size_t wrapped_len,
+			       const struct cmk_encctx *ctx, struct cmk_secret **plain,
+			       struct cmk_kms_call *call, struct cmk_err *e);
+int __wrap_cmk_provider_unwrap(struct cmk_provider *p, const char *key_ref,
+			       const unsigned char *wrapped, size_t wrapped_len,
+			       const struct cmk_encctx *ctx, struct cmk_secret **plain,
+			       struct cmk_kms_call *call, struct cmk_err *e)
+{
+	unwraps++;
+	if (slow_ms)
+		usleep(slow_ms * 1000);
+	return __real_cmk_provider_unwrap(p, key_ref, wrapped, wrapped_len, ctx,
+					  plain, call, e);
+}
 
 static struct cmk_config cfg;
 static struct cmk_audit *audit;
@@ -497,6 +525,86 @@ static void kmsjob_cleanse_check_reload_without_kek_adopts_no_kek(void **state)
 	cmk_kek_store_free(&ks);
 }
 
+/*
+ * M1: retired KEK versions are not the unseal's business.  An envelope
+ * with 14 retired versions, a current and a previous one, and a KMS that
+ * takes 150 ms per call: the unseal makes exactly the current and
+ * previous unwraps (2 calls) and ends within check_timeout_ms (the bound
+ * the agent's worker gives it; 16 calls would take 2.4 s > 2 s).  A
+ * retired job then unwraps exactly the one version asked for.
+ */
+static void kmsjob_retired_unseal_skips_retired_slow_kms(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *k = NULL;
+	struct cmk_envelope env;
+	struct cmk_kekfile f;
+	struct cmk_kek_store ks;
+	struct cmk_kms_job j;
+	struct cmk_err e;
+	uint32_t v;
+
+	(void)state;
+	cmk_envelope_init(&env);
+	assert_int_equal(cmk_provider_open("local", NULL, 0, &p, &e), 0);
+	assert_int_equal(cmk_envelope_read(tu_path("kek.json"), &env, &e), 0);
+	for (int i = 0; i < 15; i++) {
+		assert_int_equal(cmk_envelope_rotate(p, &env, &k, NULL, &e), 0);
+		cmk_secret_free(&k);
+		if (i < 14)
+			cmk_envelope_finish_rotation(&env);
+	}
+	assert_int_equal(env.n_retired, 14);
+	assert_true(env.has_prev);
+	assert_int_equal(cmk_envelope_write(tu_path("kek.json"), &env, &e), 0);
+	cmk_envelope_free(&env);
+	cmk_provider_close(&p);
+
+	memset(&f, 0, sizeof(f));
+	cmk_kek_store_init(&ks);
+	cfg.check_timeout_ms = 2000;	/* as in the review's case */
+	unwraps = 0;
+	slow_ms = 150;
+	run_job(&j, CMK_KMS_UNSEAL, &ks, &f, true);
+	print_message("# unseal with 14 retired versions: %u KMS calls, %ld ms (check_timeout_ms %u)\n",
+		      unwraps, j.latency_ms, cfg.check_timeout_ms);
+	assert_int_equal(j.ret, 0);
+	assert_int_equal(unwraps, 2);
+	assert_true(j.latency_ms < (long)cfg.check_timeout_ms);
+	assert_non_null(ks.cur);
+	assert_non_null(ks.prev);
+	for (unsigned int i = 0; i < ks.env.n_retired; i++)
+		assert_null(ks.old[i]);
+
+	/* One retired version, when asked: one call; the set is not touched. */
+	unwraps = 0;
+	v = ks.env.retired[3].kek_version;
+	memset(&j, 0, sizeof(j));
+	j.kind = CMK_KMS_RETIRED;
+	j.cfg = &cfg;
+	j.keks = &ks;
+	j.audit = audit;
+	j.version = v;
+	cmk_kms_job_run(&j);
+	slow_ms = 0;
+	assert_int_equal(j.ret, 0);
+	assert_int_equal(unwraps, 1);
+	assert_non_null(j.one);
+	assert_null(ks.old[3]);
+	assert_int_equal(cmk_envelope_unwrap_version(ks.p, &ks.env, v, &k, NULL, &e), 0);
+	assert_true(cmk_secret_equal(k, j.one));
+	cmk_secret_free(&k);
+	cmk_kms_job_release(&j, &retired);
+	assert_null(j.one);
+	/* a version the envelope does not hold as retired */
+	j.version = ks.env.cur.kek_version;
+	cmk_kms_job_run(&j);
+	assert_int_equal(j.ret, -ENOENT);
+	assert_null(j.one);
+	cmk_kms_job_release(&j, &retired);
+	cmk_kek_store_free(&ks);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +627,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(kmsjob_classify_unwanted_job_records_no_bad_file,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_hang_replaced_provider_closed_by_the_next_job,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(kmsjob_retired_unseal_skips_retired_slow_kms,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(kmsjob_cleanse_check_reload_without_kek_adopts_no_kek,
 						setup, teardown),

@@ -82,7 +82,7 @@ static void volume_kek_store_load_unwraps_and_audits(void **state)
 
 	(void)state;
 	cmk_kek_store_init(&ks);
-	assert_int_equal(cmk_kek_store_load(&ks, &cfg, audit, &e), 0);
+	assert_int_equal(cmk_kek_store_load(&ks, &cfg, false, audit, &e), 0);
 	assert_non_null(ks.cur);
 	assert_null(ks.prev);
 	assert_int_equal(cmk_kek_store_check(&ks, audit, true, NULL, &e), 0);
@@ -142,7 +142,7 @@ static void load_azure(const char *pin, int loads, const char *log_name)
 	assert_int_equal(cmk_audit_open(c.audit_log, false, "test", &al, &e), 0);
 	for (int i = 0; i < loads; i++) {
 		cmk_kek_store_init(&ks);
-		assert_int_not_equal(cmk_kek_store_load(&ks, &c, al, &e), 0);
+		assert_int_not_equal(cmk_kek_store_load(&ks, &c, false, al, &e), 0);
 		assert_int_equal(e.cls, CMK_EC_TRANSIENT);
 		cmk_kek_store_free(&ks);
 	}
@@ -189,11 +189,11 @@ static void volume_kek_store_disabled_cmk_is_definitive_and_holds_no_kek(void **
 
 	(void)state;
 	cmk_kek_store_init(&ks);
-	assert_int_equal(cmk_kek_store_load(&ks, &cfg, audit, &e), 0);
+	assert_int_equal(cmk_kek_store_load(&ks, &cfg, false, audit, &e), 0);
 	assert_int_equal(cmk_local_key_set_state(tu_path("cmk.key"), CMK_LOCAL_DISABLED, &e), 0);
 	assert_int_not_equal(cmk_kek_store_check(&ks, NULL, false, &call, &e), 0);
 	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
-	assert_int_not_equal(cmk_kek_store_load(&ks, &cfg, audit, &e), 0);
+	assert_int_not_equal(cmk_kek_store_load(&ks, &cfg, false, audit, &e), 0);
 	assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
 	assert_contains(e.msg, tu_path("kek.json"));
 	assert_null(ks.cur);
@@ -614,7 +614,7 @@ static int vsetup(void **state)
 	vf_config(NULL);
 	cmk_kek_store_init(&vf.keks);
 	if (cmk_audit_open(vf.cfg.audit_log, false, "test", &vf.audit, &e) ||
-	    cmk_kek_store_load(&vf.keks, &vf.cfg, vf.audit, &e) ||
+	    cmk_kek_store_load(&vf.keks, &vf.cfg, false, vf.audit, &e) ||
 	    cmk_boot_id(vf.boot, &e)) {
 		fprintf(stderr, "vsetup: %s\n", e.msg);
 		return -1;
