@@ -29,6 +29,9 @@ struct client {
 	uid_t uid;
 	pid_t pid;
 	uint64_t deadline_ms;
+	uint64_t born_ms;		/* accepted */
+	uint64_t idle_since_ms;		/* last answer out (or accepted) */
+	unsigned int requests;
 	size_t in_len;
 	unsigned char in[CMK_KEYSOCK_REQ_MAX];
 	struct cmk_secret *out;		/* the answer (may hold a data key) */
@@ -293,6 +296,7 @@ static bool flush(struct cmk_keyserver *ks, struct client *c)
 	if (c->close_after)
 		return false;
 	c->deadline_ms = ks->now_ms + CMK_KEYSERVER_TIMEOUT_MS;
+	c->idle_since_ms = ks->now_ms;
 	want(ks, c, EPOLLIN);
 	return true;
 }
@@ -324,6 +328,10 @@ static void serve(struct cmk_keyserver *ks, struct client *c)
 	st = cmk_keyserver_answer(ks->loop, ks->keks, &req, c->out, &c->out_len,
 				  kek_name, &ks->retired_wanted, &why);
 	c->out_pos = 0;
+	/* A connection is not held forever: the client connects again. */
+	if (++c->requests >= CMK_KEYSERVER_CONN_REQUESTS ||
+	    ks->now_ms - c->born_ms >= CMK_KEYSERVER_CONN_LIFETIME_MS)
+		c->close_after = true;
 	if (st != CMK_KS_OK) {
 		cmk_secret_wipe(c->out);
 		answer_error(c, st, &why);
@@ -376,6 +384,51 @@ static void refuse_conn(struct client *c,
 		return;
 }
 
+/* Between requests: nothing read of the next one, nothing left to send. */
+static bool idle(const struct client *c)
+{
+	return !c->in_len && !c->out_len;
+}
+
+/*
+ * Make room for a connection of @uid: its share is CMK_KEYSERVER_UID_MAX
+ * connections (root's unbounded) and the last CMK_KEYSERVER_ROOT_SLOTS
+ * slots are root's; past either, the longest idle connection that counts
+ * against that limit (the uid's own; any other uid's; any) is closed so
+ * the new one gets in.  false: every one of them is mid-request (busy).
+ */
+static bool make_room(struct cmk_keyserver *ks, uid_t uid)
+{
+	size_t mine = 0, others = 0, victim = SIZE_MAX;
+	bool by_uid, by_table;
+
+	for (size_t i = 0; i < ks->n_clients; i++) {
+		if (ks->clients[i]->uid == uid)
+			mine++;
+		if (ks->clients[i]->uid != 0)
+			others++;
+	}
+	by_uid = uid != 0 && mine >= CMK_KEYSERVER_UID_MAX;
+	by_table = ks->n_clients >= CMK_KEYSERVER_MAX_CLIENTS ||
+		   (uid != 0 && others >= CMK_KEYSERVER_MAX_CLIENTS - CMK_KEYSERVER_ROOT_SLOTS);
+	if (!by_uid && !by_table)
+		return true;
+	for (size_t i = 0; i < ks->n_clients; i++) {
+		const struct client *c = ks->clients[i];
+
+		if (!idle(c) || (by_uid && c->uid != uid) ||
+		    (!by_uid && uid != 0 && c->uid == 0))
+			continue;
+		if (victim == SIZE_MAX ||
+		    c->idle_since_ms < ks->clients[victim]->idle_since_ms)
+			victim = i;
+	}
+	if (victim == SIZE_MAX)
+		return false;
+	client_close(ks, victim);
+	return true;
+}
+
 static void accept_one(struct cmk_keyserver *ks, int fd)
 {
 	struct client *c = calloc(1, sizeof(*c));
@@ -407,9 +460,10 @@ static void accept_one(struct cmk_keyserver *ks, int fd)
 		refuse_conn(c, CMK_KS_NOT_PERMITTED, &why);
 		goto drop;
 	}
-	if (ks->n_clients == CMK_KEYSERVER_MAX_CLIENTS) {
-		cmk_errf(&why, -EBUSY, "the agent serves %d connections already; retry shortly",
-			 CMK_KEYSERVER_MAX_CLIENTS);
+	if (!make_room(ks, cred.uid)) {
+		cmk_errf(&why, -EBUSY,
+			 "the agent serves %zu connections (%d per uid, %d of them root's only), all of them mid-request; retry shortly",
+			 ks->n_clients, CMK_KEYSERVER_UID_MAX, CMK_KEYSERVER_ROOT_SLOTS);
 		refuse_conn(c, CMK_KS_BUSY, &why);
 		goto drop;
 	}
@@ -418,6 +472,8 @@ static void accept_one(struct cmk_keyserver *ks, int fd)
 		goto drop;
 	}
 	c->deadline_ms = ks->now_ms + CMK_KEYSERVER_TIMEOUT_MS;
+	c->born_ms = ks->now_ms;
+	c->idle_since_ms = ks->now_ms;
 	ev.data.ptr = c;
 	if (epoll_ctl(ks->epfd, EPOLL_CTL_ADD, fd, &ev))
 		goto drop;
@@ -466,6 +522,10 @@ uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms)
 	for (size_t i = 0; i < ks->n_clients;) {
 		struct client *c = ks->clients[i];
 
+		if (idle(c) && now_ms - c->born_ms >= CMK_KEYSERVER_CONN_LIFETIME_MS) {
+			client_close(ks, i);
+			continue;
+		}
 		if (now_ms >= c->deadline_ms) {
 			if (c->in_len || c->out_len) {
 				struct cmk_err why;

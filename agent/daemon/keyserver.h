@@ -41,6 +41,11 @@
 
 #define CMK_KEYSERVER_TIMEOUT_MS	5000
 #define CMK_KEYSERVER_MAX_CLIENTS	64
+/* Fairness: one uid's share, root's own slots, one connection's span. */
+#define CMK_KEYSERVER_UID_MAX		(CMK_KEYSERVER_MAX_CLIENTS / 4)
+#define CMK_KEYSERVER_ROOT_SLOTS	8
+#define CMK_KEYSERVER_CONN_REQUESTS	1000
+#define CMK_KEYSERVER_CONN_LIFETIME_MS	60000
 #define CMK_KEYSERVER_SOCKET_NAME	"keys.sock"
 
 struct cmk_keyserver;

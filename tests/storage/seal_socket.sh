@@ -23,6 +23,8 @@
 #    answer, so an agent that waited on a slow client would fail them) and
 #    the agent's CMK checks go on (agent.json's check count rises); they
 #    are closed after the 5 s timeout, audited.
+#  - fairness: an allowed uid holding all 64 connections busy does not
+#    lock out root or its own next connection (keysock_hog.py).
 #  - revocation: the local key disabled, the agent's next check revokes;
 #    then unseal and seal through the socket fail at once with exit 2 and
 #    the CMK's reason ("disabled"), no output file, and an audit line with
@@ -42,7 +44,7 @@ set -u
 
 AGENT=${AGENT:-$top/agent/build/cmk-agent}
 KSC="python3 $top/tests/storage/keysock_client.py"
-PLAN=25
+PLAN=27
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -189,6 +191,23 @@ wait "$slow_pid"
 check seal_socket_slow_client_closed_after_timeout \
 	bash -c "grep -q '^closed after [4-7]' slow.out && grep -q '\"operation\":\"timeout\"' audit.log"
 wait "${slow_pids[@]}"
+
+# Fairness: one allowed uid opens 64 connections (every slot) and keeps
+# each one busy every 3 s, so the 5 s idle timeout never frees one.  Root
+# (slots of its own) and that uid's fresh connection (its oldest idle one
+# is closed for it) are still served; before, both got "busy" (exit 3).
+as "$ALLOWED" "$GROUP" /usr/bin/python3 "$top/tests/storage/keysock_hog.py" "$SOCK" 64 8 \
+	>hog.out 2>&1 &
+hog_pid=$!
+for _ in $(seq 100); do grep -q '^hog: ' hog.out && break; sleep 0.1; done
+sleep 1
+check seal_socket_busy_hog_uid_root_still_served \
+	"$CMKCTL" seal --force --socket "$SOCK" "${CTX[@]}" in s.hog
+check seal_socket_busy_hog_uid_own_new_connection_served \
+	as "$ALLOWED" "$GROUP" "$CMKCTL" seal --force --socket "$SOCK" "${CTX[@]}" \
+	"$dir/in" "$dir/out/hog"
+wait "$hog_pid"
+echo "# $(tail -1 hog.out)"
 
 # Revocation: refused at once, with the reason, audited.
 "$CMKCTL" local-key disable cmk.key >/dev/null
