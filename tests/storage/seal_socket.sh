@@ -23,6 +23,9 @@
 #    answer, so an agent that waited on a slow client would fail them) and
 #    the agent's CMK checks go on (agent.json's check count rises); they
 #    are closed after the 5 s timeout, audited.
+#  - audit noise: a refused uid's connect flood gives at most 10 lines per
+#    10 s and a "suppressed" line whose count (plus those lines) covers
+#    every refused connection the flooder saw answered.
 #  - fairness: an allowed uid holding all 64 connections busy does not
 #    lock out root or its own next connection (keysock_hog.py).
 #  - revocation: the local key disabled, the agent's next check revokes;
@@ -44,7 +47,7 @@ set -u
 
 AGENT=${AGENT:-$top/agent/build/cmk-agent}
 KSC="python3 $top/tests/storage/keysock_client.py"
-PLAN=27
+PLAN=28
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -208,6 +211,32 @@ check seal_socket_busy_hog_uid_own_new_connection_served \
 	"$dir/in" "$dir/out/hog"
 wait "$hog_pid"
 echo "# $(tail -1 hog.out)"
+
+# Audit noise: a uid the agent refuses connects in a loop for 4 s.  Its
+# refusals are audited one by one 10 times per 10 s, the rest counted in
+# one "suppressed" line when the window ends: a bounded number of lines
+# that still account for every refused connection.
+flood_n=$(as "$GROUPONLY" "$GROUP" /usr/bin/python3 "$top/tests/storage/keysock_flood.py" "$SOCK" 4)
+flood_uid=$(id -u "$GROUPONLY")
+for _ in $(seq 150); do grep -q '"operation":"suppressed"' audit.log && break; sleep 0.1; done
+flood_acc=$(/usr/bin/python3 - "$flood_uid" <<'PY'
+import json, re, sys
+uid = int(sys.argv[1])
+lines = supp = 0
+for l in open('audit.log'):
+    ev = json.loads(l)
+    if ev.get('event') != 'key_socket' or ev.get('peer_uid') != uid:
+        continue
+    if ev.get('operation') == 'connect':
+        lines += 1
+    elif ev.get('operation') == 'suppressed':
+        supp += int(re.match(r'(\d+) more', ev['message']).group(1))
+print(lines, supp)
+PY
+)
+echo "# flood: $flood_n refused connections in 4 s; audit: $flood_acc (lines, counted in summaries)"
+check seal_socket_refusal_flood_audit_rate_limited_summary_counts \
+	bash -c "set -- $flood_acc; [ \$1 -le 21 ] && [ \$2 -gt 0 ] && [ \$((\$1 + \$2)) -ge $flood_n ]"
 
 # Revocation: refused at once, with the reason, audited.
 "$CMKCTL" local-key disable cmk.key >/dev/null
