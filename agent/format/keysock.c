@@ -421,6 +421,11 @@ int cmk_keysock_resp_parse(const unsigned char *buf, size_t len,
 	c.left = len - CMK_KEYSOCK_HDR_LEN;
 	*st = buf[5];
 	if (*st != CMK_KS_OK) {
+		/* The bound is here, not in the caller: @len is any u16 frame. */
+		if (c.left > CMK_KEYSOCK_MSG_MAX)
+			return cmk_errf(e, -EBADMSG,
+					"key socket: the agent's refusal carries %zu bytes of message (at most %d): another protocol version?",
+					c.left, CMK_KEYSOCK_MSG_MAX);
 		memcpy(msg, c.p, c.left);
 		msg[c.left] = '\0';
 		for (size_t i = 0; i < c.left; i++)

@@ -9,8 +9,9 @@
  * framing announces agrees with the parse (a request parses only at
  * exactly that length); a request that parses is canonical: building it
  * again from what was parsed gives the same bytes (so no two requests
- * mean the same thing, and the audited context is the AAD); and the
- * response parser stays in bounds on the same bytes.
+ * mean the same thing); the parsed context serialises back to exactly
+ * the received AAD (the audited context is the AAD); and the response
+ * parser stays in bounds on the same bytes, whatever their length.
  *
  *   make -C agent fuzz FUZZ_TARGETS=keysock
  *
@@ -20,6 +21,7 @@
 #include <string.h>
 
 #include "core/secret.h"
+#include "format/esdk.h"
 #include "format/keysock.h"
 #include "fuzz.h"
 
@@ -44,11 +46,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len != size || memcmp(again, data, size))
 			abort();
 		free(again);
+		/* the audited context is exactly the AAD the EDK is bound to */
+		if (cmk_esdk_ec_serialize(&req.ctx, &again, &len, &e) ||
+		    len != req.ec_len || (len && memcmp(again, req.ec, len)))
+			abort();
+		free(again);
 		cmk_keysock_req_free(&req);
 	}
 	memset(&edk, 0, sizeof(edk));
-	if (size <= CMK_KEYSOCK_RESP_MAX &&
-	    cmk_keysock_resp_parse(data, size, CMK_KEYSOCK_NEW_DATA_KEY, &st, &dk,
+	/* any length: the parser bounds itself (not only its caller) */
+	if (cmk_keysock_resp_parse(data, size, CMK_KEYSOCK_NEW_DATA_KEY, &st, &dk,
 				   &edk, &e) == 0) {
 		cmk_secret_free(&dk);
 		cmk_esdk_edk_free(&edk);

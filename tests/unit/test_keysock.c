@@ -445,6 +445,38 @@ static void responses_round_trip_and_malformed_refused(void **state)
 	assert_null(dk);
 }
 
+/*
+ * L5: a refusal whose message is longer than the parser's buffer (the
+ * frame's u16 length allows 65535 bytes): refused as malformed by the
+ * parser itself, not copied (ASan would see the stack overflow).
+ */
+static void resp_parse_bounds_long_refusal_itself(void **state)
+{
+	static unsigned char big[CMK_KEYSOCK_HDR_LEN + 4000];
+	enum cmk_keysock_status st;
+	struct cmk_secret *dk = NULL;
+	struct cmk_err e;
+	size_t body = sizeof(big) - CMK_KEYSOCK_HDR_LEN;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "CMKR\x01\x04", 6);
+	big[6] = (unsigned char)(body >> 8);
+	big[7] = (unsigned char)body;
+	assert_int_equal(cmk_keysock_resp_parse(big, sizeof(big), CMK_KEYSOCK_OPEN_EDK,
+						&st, &dk, NULL, &e), -EBADMSG);
+	assert_contains(e.msg, "at most");
+	/* the longest message that fits still parses */
+	body = CMK_KEYSOCK_MSG_MAX;
+	big[6] = (unsigned char)(body >> 8);
+	big[7] = (unsigned char)body;
+	assert_int_equal(cmk_keysock_resp_parse(big, CMK_KEYSOCK_HDR_LEN + body,
+						CMK_KEYSOCK_OPEN_EDK, &st, &dk, NULL, &e),
+			 -EACCES);
+	assert_int_equal(st, CMK_KS_UNAVAILABLE);
+	assert_null(dk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -460,6 +492,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(loop_states_decide, setup, teardown),
 		cmocka_unit_test(responses_round_trip_and_malformed_refused),
+		cmocka_unit_test(resp_parse_bounds_long_refusal_itself),
 	};
 
 	return cmocka_run_group_tests_name("keysock", tests, NULL, NULL);
