@@ -26,6 +26,35 @@ int cmk_keyclient_path(const struct cmk_config *cfg, char *out, size_t len,
 	return 0;
 }
 
+/*
+ * The data keys go only to a server running as root (cmk-agent) or as
+ * this very uid (no privilege crossed): a socket file left by someone
+ * else, or a directory an attacker could write, must not receive the
+ * EDKs and hand back data keys of its choosing.
+ */
+static int server_is_agent(struct cmk_keyclient *kc, struct cmk_err *e)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+
+	if (getsockopt(kc->fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) || cl != sizeof(cred)) {
+		int err = errno ? errno : EPROTO;
+
+		cmk_keyclient_close(kc);
+		return cmk_errf(e, -err, "key socket %s: SO_PEERCRED: %s", kc->path,
+				strerror(err));
+	}
+	if (cred.uid != 0 && cred.uid != geteuid()) {
+		cmk_keyclient_close(kc);
+		cmk_errf(e, -EPERM,
+			 "key socket %s: served by uid %u (pid %d), not root: not cmk-agent; refusing to send it anything (check the path and who made it)",
+			 kc->path, (unsigned int)cred.uid, (int)cred.pid);
+		e->cls = CMK_EC_LOCAL;
+		return -EPERM;
+	}
+	return 0;
+}
+
 int cmk_keyclient_connect(struct cmk_keyclient *kc, const char *path,
 			  struct cmk_err *e)
 {
@@ -60,7 +89,7 @@ int cmk_keyclient_connect(struct cmk_keyclient *kc, const char *path,
 		e->cls = err == EACCES ? CMK_EC_LOCAL : CMK_EC_TRANSIENT;
 		return -err;
 	}
-	return 0;
+	return server_is_agent(kc, e);
 }
 
 void cmk_keyclient_close(struct cmk_keyclient *kc)

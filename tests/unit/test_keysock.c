@@ -14,10 +14,18 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/secret.h"
+#include "daemon/keyclient.h"
 #include "daemon/keyserver.h"
 #include "format/esdk.h"
 #include "format/keysock.h"
@@ -477,6 +485,78 @@ static void resp_parse_bounds_long_refusal_itself(void **state)
 	assert_null(dk);
 }
 
+/* A listening socket at @path, made by the calling process. */
+static int listen_at(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 4))
+		return -1;
+	return fd;
+}
+
+/*
+ * L4: the client sends EDKs (and takes data keys) only from a server
+ * running as root or as the client's own uid.  As root: a socket served
+ * by uid 65534 is refused at connect, naming that uid; one served by
+ * root (this process) is accepted.  Skipped unless run as root.
+ */
+static void client_refuses_server_not_root(void **state)
+{
+	char dir[] = "/tmp/keysock-uid.XXXXXX", path[128];
+	struct cmk_keyclient kc;
+	struct cmk_err e;
+	int ready[2], lfd, st;
+	pid_t pid;
+	char b;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("# skipped: needs root to run a server as another uid\n");
+		return;
+	}
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chmod(dir, 0777), 0);
+	snprintf(path, sizeof(path), "%s/keys.sock", dir);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd;
+
+		/* gone by itself if the parent's assertion fails */
+		alarm(20);
+		close(STDOUT_FILENO);
+		close(STDERR_FILENO);
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		fd = listen_at(path);
+		if (fd < 0 || write(ready[1], "r", 1) != 1)
+			_exit(3);
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	assert_int_equal(cmk_keyclient_connect(&kc, path, &e), -EPERM);
+	assert_contains(e.msg, "uid 65534");
+	assert_int_equal(kc.fd, -1);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	/* served by root: accepted */
+	lfd = listen_at(path);
+	assert_true(lfd >= 0);
+	assert_int_equal(cmk_keyclient_connect(&kc, path, &e), 0);
+	cmk_keyclient_close(&kc);
+	close(lfd);
+	close(ready[0]);
+	close(ready[1]);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -493,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(loop_states_decide, setup, teardown),
 		cmocka_unit_test(responses_round_trip_and_malformed_refused),
 		cmocka_unit_test(resp_parse_bounds_long_refusal_itself),
+		cmocka_unit_test(client_refuses_server_not_root),
 	};
 
 	return cmocka_run_group_tests_name("keysock", tests, NULL, NULL);
