@@ -19,7 +19,7 @@
 
 #include "format/esdk_keyring.h"
 
-/* Groups of a peer looked at (SO_PEERGROUPS); more are not seen. */
+/* Groups of a peer read at once (SO_PEERGROUPS); more: a second read. */
 #define PEER_GROUPS_MAX	64
 /* Connections accepted per run, so a flood cannot starve the agent's loop. */
 #define ACCEPT_BATCH	16
@@ -536,16 +536,47 @@ static bool make_room(struct cmk_keyserver *ks, uid_t uid)
 	return true;
 }
 
+/*
+ * The peer's primary group then its supplementary groups (SO_PEERGROUPS)
+ * into @buf, or, when it has more than fit there (ERANGE: the kernel says
+ * how many), into *@big (malloc'd; the caller frees it).  Returns the
+ * array and its count in *@n; on any failure the primary group alone.
+ */
+static const gid_t *peer_groups(int fd, gid_t primary, gid_t buf[PEER_GROUPS_MAX + 1],
+				gid_t **big, size_t *n)
+{
+	socklen_t gl = PEER_GROUPS_MAX * sizeof(gid_t);
+
+	*big = NULL;
+	*n = 1;
+	buf[0] = primary;
+	if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, buf + 1, &gl)) {
+		*n += gl / sizeof(gid_t);
+		return buf;
+	}
+	if (errno != ERANGE || !gl)
+		return buf;
+	*big = malloc(gl + sizeof(gid_t));
+	if (!*big)
+		return buf;
+	(*big)[0] = primary;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, *big + 1, &gl))
+		return buf;
+	*n += gl / sizeof(gid_t);
+	return *big;
+}
+
 static void accept_one(struct cmk_keyserver *ks, int fd)
 {
 	struct client *c = calloc(1, sizeof(*c));
 	struct epoll_event ev = { .events = EPOLLIN };
-	gid_t gids[PEER_GROUPS_MAX + 1];
-	socklen_t gl = sizeof(gids) - sizeof(gids[0]);
+	gid_t buf[PEER_GROUPS_MAX + 1], *big = NULL;
+	const gid_t *gids;
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	struct cmk_err why;
 	size_t ng = 0;
+	bool allowed;
 
 	if (!c) {
 		close(fd);
@@ -556,10 +587,10 @@ static void accept_one(struct cmk_keyserver *ks, int fd)
 		goto drop;
 	c->uid = cred.uid;
 	c->pid = cred.pid;
-	gids[0] = cred.gid;
-	if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, gids + 1, &gl))
-		ng = gl / sizeof(gids[0]);
-	if (!cmk_keysock_allowed(&ks->allow, cred.uid, gids, ng + 1)) {
+	gids = peer_groups(fd, cred.gid, buf, &big, &ng);
+	allowed = cmk_keysock_allowed(&ks->allow, cred.uid, gids, ng);
+	free(big);
+	if (!allowed) {
 		cmk_errf(&why, -EPERM,
 			 "uid %u (pid %d) may not use the key socket: not root and not on key_socket_allow",
 			 (unsigned int)cred.uid, (int)cred.pid);

@@ -12,7 +12,8 @@
 #    derivation) open, and what they write, unseal --socket opens; both
 #    suites.
 #  - who: the socket file is root:GROUP mode 0660 (stat); a uid on
-#    key_socket_allow is served, a uid in GROUP but not on the list is
+#    key_socket_allow is served, so is one in an allowed group it holds as
+#    its 72nd supplementary group (SO_PEERGROUPS past 64), a uid in GROUP but not on the list is
 #    refused with "not_permitted" and audited with its uid, a uid outside
 #    GROUP cannot even connect (EACCES, the file mode).
 #  - the protocol from its documentation: keysock_client.py speaks it
@@ -47,7 +48,7 @@ set -u
 
 AGENT=${AGENT:-$top/agent/build/cmk-agent}
 KSC="python3 $top/tests/storage/keysock_client.py"
-PLAN=28
+PLAN=29
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -98,7 +99,7 @@ audit_log = $dir/audit.log
 syslog = no
 state_dir = $dir/state
 key_socket = $dir/run/keys.sock
-key_socket_allow = user:$ALLOWED
+key_socket_allow = user:$ALLOWED gid:47123
 key_socket_group = $GROUP
 EOF
 SOCK=$dir/run/keys.sock
@@ -157,6 +158,12 @@ as "$OUTSIDE" "$OUTSIDE" "$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" "$dir/in" "
 rc=$?
 check seal_socket_outside_group_cannot_connect \
 	bash -c "[ $rc = 1 ] && [ ! -e out/outside ] && grep -q 'Permission denied' err.mode"
+# A uid allowed only through a supplementary group it holds among 72
+# (SO_PEERGROUPS is sorted; the agent read 64 at most before): served.
+check seal_socket_allowed_by_group_past_64_peergroups \
+	setpriv --reuid="$GROUPONLY" --regid="$GROUP" \
+	--groups="$(seq -s, 47000 47070),47123" \
+	"$CMKCTL" seal --socket "$SOCK" "${CTX[@]}" "$dir/in" "$dir/out/manygroups"
 
 # Strict parsing; the agent keeps serving.
 $KSC "$SOCK" raw 474554202f20485454502f312e310d0a0d0a >ans.garbage 2>&1
