@@ -5,6 +5,7 @@
 #include "daemon/keyserver.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -61,6 +62,8 @@ struct cmk_keyserver {
 	int lfd;
 	int epfd;
 	bool bound;		/* the socket file is ours to remove */
+	dev_t dev;		/* ... this one (not a file put there since) */
+	ino_t ino;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct cmk_keysock_allow allow;
 	struct cmk_audit *audit;
@@ -709,26 +712,81 @@ static int socket_group(const char *s, gid_t *gid, struct cmk_err *e)
 }
 
 /* The parent directory: state_dir as the agent makes it (0700), another 0755. */
-static void make_parent(const char *path, const char *state_dir)
+/*
+ * The parent directory: state_dir as the agent makes it (0700), another
+ * 0755.  It must be ours (root's) and writable by nobody else, or another
+ * user could swap the socket file for a symlink between bind() and the
+ * chown/chmod, or put their own socket there.
+ */
+static int parent_dir(const char *path, const char *state_dir, struct cmk_err *e)
 {
 	char dir[PATH_MAX];
+	struct stat st;
 	char *slash;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return;
-	*slash = '\0';
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
 	mkdir(dir, strcmp(dir, state_dir) ? 0755 : 0700);
+	if (lstat(dir, &st))
+		return cmk_errf(e, -errno, "key socket %s: directory %s: %s", path, dir,
+				strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+		return cmk_errf(e, -EPERM,
+				"key socket %s: directory %s must be a directory owned by uid %u and writable by nobody else (it is %s, uid %u, mode %04o): choose another key_socket or fix the directory",
+				path, dir, (unsigned int)geteuid(),
+				S_ISDIR(st.st_mode) ? "a directory" :
+				S_ISLNK(st.st_mode) ? "a symlink" : "not a directory",
+				(unsigned int)st.st_uid, (unsigned int)(st.st_mode & 07777));
+	return 0;
+}
+
+/*
+ * Something at the socket's path: a socket nobody listens on (an earlier
+ * run's) is removed; a live one (another agent) or anything else is not
+ * ours.
+ */
+static int clear_path(const char *path, const struct sockaddr_un *sa,
+		      struct cmk_err *e)
+{
+	struct stat st;
+	int fd, live;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 :
+		       cmk_errf(e, -errno, "key socket %s: %s", path, strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return cmk_errf(e, -EEXIST,
+				"key socket %s: exists and is not a socket; not replaced",
+				path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cmk_errf(e, -errno, "key socket: socket: %s", strerror(errno));
+	live = !connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ||
+	       errno != ECONNREFUSED;
+	close(fd);
+	if (live)
+		return cmk_errf(e, -EADDRINUSE,
+				"key socket %s: in use (something answers there: another cmk-agent?); not replaced",
+				path);
+	if (unlink(path) && errno != ENOENT)
+		return cmk_errf(e, -errno, "key socket %s: removing the old socket: %s",
+				path, strerror(errno));
+	return 0;
 }
 
 static int listen_on(struct cmk_keyserver *ks, const struct cmk_config *cfg,
 		     struct cmk_err *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t mode = cfg->key_socket_group ? 0660 : 0600;
 	gid_t gid = 0;
 	struct stat st;
-	mode_t old;
 	int n, ret;
 
 	if (cfg->key_socket)
@@ -747,31 +805,42 @@ static int listen_on(struct cmk_keyserver *ks, const struct cmk_config *cfg,
 		if (ret)
 			return ret;
 	}
-	make_parent(ks->path, cfg->state_dir);
-	/* A socket left by an earlier run goes; anything else is not ours. */
-	if (!lstat(ks->path, &st)) {
-		if (!S_ISSOCK(st.st_mode))
-			return cmk_errf(e, -EEXIST,
-					"key socket %s: exists and is not a socket; not replaced",
-					ks->path);
-		unlink(ks->path);
-	}
 	memcpy(sa.sun_path, ks->path, strlen(ks->path) + 1);
+	ret = parent_dir(ks->path, cfg->state_dir, e);
+	if (!ret)
+		ret = clear_path(ks->path, &sa, e);
+	if (ret)
+		return ret;
 	ks->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ks->lfd < 0)
 		return cmk_errf(e, -errno, "key socket: socket: %s", strerror(errno));
-	/* Born 0600: no moment at which another user may connect. */
-	old = umask(0177);
+	/*
+	 * bind() gives the file the socket inode's mode less the umask: set
+	 * the final mode on the fd first (no process-wide umask while other
+	 * threads run).  Nobody can connect before listen(), below.
+	 */
+	if (fchmod(ks->lfd, mode))
+		return cmk_errf(e, -errno, "key socket: fchmod: %s", strerror(errno));
 	ret = bind(ks->lfd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	ks->bound = !ret;
 	if (ret)
 		return cmk_errf(e, -errno, "key socket %s: bind: %s", ks->path,
 				strerror(errno));
-	if ((cfg->key_socket_group && chown(ks->path, 0, gid)) ||
-	    chmod(ks->path, cfg->key_socket_group ? 0660 : 0600))
+	if (lstat(ks->path, &st) || !S_ISSOCK(st.st_mode))
+		return cmk_errf(e, -EIO, "key socket %s: not a socket after bind", ks->path);
+	ks->bound = true;
+	ks->dev = st.st_dev;
+	ks->ino = st.st_ino;
+	/* No symlink followed (the directory is checked too). */
+	if ((cfg->key_socket_group && lchown(ks->path, 0, gid)) ||
+	    (fchmodat(AT_FDCWD, ks->path, mode, AT_SYMLINK_NOFOLLOW) &&
+	     (errno != EOPNOTSUPP || chmod(ks->path, mode))))
 		return cmk_errf(e, -errno, "key socket %s: chown/chmod: %s", ks->path,
 				strerror(errno));
+	if (lstat(ks->path, &st) || !S_ISSOCK(st.st_mode) || st.st_ino != ks->ino ||
+	    (st.st_mode & 07777) != mode || (cfg->key_socket_group && st.st_gid != gid))
+		return cmk_errf(e, -EIO,
+				"key socket %s: not the socket just made with mode %04o; refusing to serve",
+				ks->path, (unsigned int)mode);
 	if (listen(ks->lfd, 64))
 		return cmk_errf(e, -errno, "key socket %s: listen: %s", ks->path,
 				strerror(errno));
@@ -826,8 +895,12 @@ void cmk_keyserver_close(struct cmk_keyserver **p)
 		if (ks->noise[i].used)
 			noise_end(ks, &ks->noise[i]);
 	if (ks->lfd >= 0) {
+		struct stat st;
+
 		close(ks->lfd);
-		if (ks->bound)
+		/* Only the file bind() made: not one put there since. */
+		if (ks->bound && !lstat(ks->path, &st) && st.st_dev == ks->dev &&
+		    st.st_ino == ks->ino)
 			unlink(ks->path);
 	}
 	if (ks->epfd >= 0)

@@ -51,8 +51,9 @@
 struct cmk_keyserver;
 
 /*
- * cmk_keyserver_open() - create the socket of @cfg (an old socket file
- * there is replaced; anything else is refused) and serve keys from @keks
+ * cmk_keyserver_open() - create the socket of @cfg in a directory that is
+ * ours and writable by nobody else (a stale socket file there is replaced;
+ * a live socket or anything else is refused) and serve keys from @keks
  * as @loop allows.  All pointers must outlive the server.
  */
 int cmk_keyserver_open(struct cmk_keyserver **ks, const struct cmk_config *cfg,

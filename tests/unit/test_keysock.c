@@ -557,6 +557,63 @@ static void client_refuses_server_not_root(void **state)
 	rmdir(dir);
 }
 
+/*
+ * L1, L2: the socket's directory must be root's (ours) and writable by
+ * nobody else; a live socket at the path (another agent) is not
+ * replaced, a stale one is; the file is born with its final mode whatever
+ * the umask; at close only the file bind() made is removed, not one put
+ * there since.
+ */
+static void socket_file_dir_checked_live_kept_only_ours_removed(void **state)
+{
+	char dir[] = "/tmp/keysock-dir.XXXXXX", path[128];
+	struct cmk_keyserver *ks = NULL;
+	struct cmk_kek_store keks;
+	struct cmk_config cfg;
+	struct cmk_loop loop;
+	struct cmk_err e;
+	struct stat st;
+	mode_t old;
+	int fd;
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&loop, 0, sizeof(loop));
+	cmk_kek_store_init(&keks);
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/keys.sock", dir);
+	cfg.state_dir = dir;
+	cfg.key_socket = path;
+	/* a directory others may write */
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(cmk_keyserver_open(&ks, &cfg, NULL, &loop, &keks, &e), -EPERM);
+	assert_contains(e.msg, "writable by nobody else");
+	assert_null(ks);
+	assert_int_equal(chmod(dir, 0755), 0);
+	/* a live socket there: kept, refused */
+	fd = listen_at(path);
+	assert_true(fd >= 0);
+	assert_int_equal(cmk_keyserver_open(&ks, &cfg, NULL, &loop, &keks, &e), -EADDRINUSE);
+	assert_contains(e.msg, "in use");
+	assert_int_equal(lstat(path, &st), 0);
+	/* a stale one (nobody listens): replaced; mode 0600 under umask 0 */
+	close(fd);
+	old = umask(0);
+	assert_int_equal(cmk_keyserver_open(&ks, &cfg, NULL, &loop, &keks, &e), 0);
+	umask(old);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* replaced behind the agent's back: not removed at close */
+	assert_int_equal(unlink(path), 0);
+	tu_write_file(path, "x", 1, 0600);
+	cmk_keyserver_close(&ks);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -574,6 +631,7 @@ int main(void)
 		cmocka_unit_test(responses_round_trip_and_malformed_refused),
 		cmocka_unit_test(resp_parse_bounds_long_refusal_itself),
 		cmocka_unit_test(client_refuses_server_not_root),
+		cmocka_unit_test(socket_file_dir_checked_live_kept_only_ours_removed),
 	};
 
 	return cmocka_run_group_tests_name("keysock", tests, NULL, NULL);
