@@ -474,6 +474,8 @@ static void forget(void *ctx)
 	struct agent *a = ctx;
 
 	cmk_kek_store_forget(&a->keks);
+	/* answers granted before the wipe do not leave after it */
+	cmk_keyserver_drop_keys(a->keys);
 	a->kek_gen++;		/* a retired unwrap under way is not adopted */
 	a->rwant = 0;
 	cmk_forkwatch_forget(&a->fw);
@@ -1167,7 +1169,8 @@ static int run(struct agent *a, uint64_t t0)
 		delay = poweroff_tick(a, delay);
 		/* Clients past their deadline are closed when it comes. */
 		if (a->keys) {
-			uint64_t kd = cmk_keyserver_run(a->keys, now_ms(NULL));
+			/* deadlines only: requests wait for the events, below */
+			uint64_t kd = cmk_keyserver_run(a->keys, now_ms(NULL), false);
 
 			if (kd < delay)
 				delay = kd;
@@ -1227,7 +1230,7 @@ static int run(struct agent *a, uint64_t t0)
 		 * refuses them in this same wake-up.
 		 */
 		if (pfd[FD_KEYS].fd >= 0 && (pfd[FD_KEYS].revents & POLLIN))
-			cmk_keyserver_run(a->keys, now_ms(NULL));
+			cmk_keyserver_run(a->keys, now_ms(NULL), true);
 	}
 	close(pfd[FD_SIG].fd);
 	sd_notify(0, "STOPPING=1");

@@ -56,6 +56,7 @@ struct client {
 	struct cmk_secret *out;		/* the answer (may hold a data key) */
 	size_t out_len, out_pos;
 	bool close_after;		/* once the answer is out */
+	bool out_key;			/* the answer holds a data key */
 };
 
 struct cmk_keyserver {
@@ -403,6 +404,7 @@ static bool flush(struct cmk_keyserver *ks, struct client *c)
 	}
 	cmk_secret_wipe(c->out);
 	c->out_len = c->out_pos = 0;
+	c->out_key = false;
 	if (c->close_after)
 		return false;
 	c->deadline_ms = ks->now_ms + CMK_KEYSERVER_TIMEOUT_MS;
@@ -438,6 +440,7 @@ static void serve(struct cmk_keyserver *ks, struct client *c)
 	st = cmk_keyserver_answer(ks->loop, ks->keks, &req, c->out, &c->out_len,
 				  kek_name, &ks->retired_wanted, &why);
 	c->out_pos = 0;
+	c->out_key = st == CMK_KS_OK;
 	/* A connection is not held forever: the client connects again. */
 	if (++c->requests >= CMK_KEYSERVER_CONN_REQUESTS ||
 	    ks->now_ms - c->born_ms >= CMK_KEYSERVER_CONN_LIFETIME_MS)
@@ -626,14 +629,25 @@ drop:
 	free(c);
 }
 
-uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms)
+void cmk_keyserver_drop_keys(struct cmk_keyserver *ks)
+{
+	for (size_t i = 0; ks && i < ks->n_clients;) {
+		if (ks->clients[i]->out_len && ks->clients[i]->out_key)
+			client_close(ks, i);	/* wipes the answer */
+		else
+			i++;
+	}
+}
+
+uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms, bool serve)
 {
 	struct epoll_event evs[16];
 	uint64_t next = UINT64_MAX, noise;
-	int n;
+	int n = 0;
 
 	ks->now_ms = now_ms;
-	n = epoll_wait(ks->epfd, evs, 16, 0);
+	if (serve)
+		n = epoll_wait(ks->epfd, evs, 16, 0);
 	for (int i = 0; i < n; i++) {
 		struct client *c = evs[i].data.ptr;
 		size_t at;

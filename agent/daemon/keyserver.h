@@ -64,11 +64,20 @@ int cmk_keyserver_open(struct cmk_keyserver **ks, const struct cmk_config *cfg,
 int cmk_keyserver_fd(const struct cmk_keyserver *ks);
 
 /*
- * cmk_keyserver_run() - accept, read, answer and write what is ready now
- * without waiting, and close clients past their deadline.  Returns the ms
- * until the next deadline (UINT64_MAX: none).
+ * cmk_keyserver_run() - with @serve, accept, read, answer and write what
+ * is ready now without waiting; always close clients past their deadline.
+ * Returns the ms until the next deadline (UINT64_MAX: none).  The agent
+ * serves only after the wake-up's kernel events and KMS answer were read
+ * (a fork or revoke reported there refuses the request).
  */
-uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms);
+uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms, bool serve);
+
+/*
+ * cmk_keyserver_drop_keys() - the KEK was forgotten (revoke, wipe, VM
+ * fork): close every client whose answer holding a data key is not out
+ * yet, wiping it, so nothing granted before the wipe leaves after it.
+ */
+void cmk_keyserver_drop_keys(struct cmk_keyserver *ks);
 
 /* cmk_keyserver_close() - close every client (answers wiped), remove the socket. */
 void cmk_keyserver_close(struct cmk_keyserver **ks);

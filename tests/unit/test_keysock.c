@@ -614,6 +614,70 @@ static void socket_file_dir_checked_live_kept_only_ours_removed(void **state)
 	rmdir(dir);
 }
 
+/*
+ * L6: answers holding a data key that are not out yet when the KEK is
+ * forgotten do not leave after it.  A root client pipelines 900 new data
+ * key requests without reading, so the server's answers back up and one
+ * waits in the agent; cmk_keyserver_drop_keys() (every wipe) closes that
+ * client: it reads what was sent before, then end of file.  Also: a run
+ * without @serve answers nothing (requests wait for the kernel's events).
+ */
+static void drop_keys_closes_pending_answers_after_wipe(void **state)
+{
+	struct fixture *f = *state;
+	char dir[] = "/tmp/keysock-drop.XXXXXX", path[64];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct cmk_keyserver *ks = NULL;
+	struct cmk_config cfg;
+	unsigned char buf[4096];
+	struct cmk_err e;
+	size_t got = 0;
+	bool eof = false;
+	int fd;
+
+	memset(&cfg, 0, sizeof(cfg));
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/keys.sock", dir);
+	cfg.state_dir = dir;
+	cfg.key_socket = path;
+	assert_int_equal(cmk_keyserver_open(&ks, &cfg, NULL, &f->loop, &f->keks, &e), 0);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(send(fd, req_new, sizeof(req_new), 0), (ssize_t)sizeof(req_new));
+	/* deadlines only: accepted nothing, answered nothing */
+	cmk_keyserver_run(ks, 1000, false);
+	assert_int_equal(recv(fd, buf, sizeof(buf), 0), -1);
+	for (int sent = 1, tries = 0; sent < 900 && tries < 100000; tries++) {
+		if (send(fd, req_new, sizeof(req_new), 0) == (ssize_t)sizeof(req_new))
+			sent++;
+		else
+			cmk_keyserver_run(ks, 1000, true);
+	}
+	for (int i = 0; i < 2000; i++)
+		cmk_keyserver_run(ks, 1000, true);
+	cmk_keyserver_drop_keys(ks);
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		/* closed (with its unread requests: a reset) */
+		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+			eof = true;
+			break;
+		}
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	print_message("# %zu bytes of answers out before the wipe, then %s\n", got,
+		      eof ? "closed" : "nothing (still open)");
+	assert_true(got > 0);
+	assert_true(eof);
+	close(fd);
+	cmk_keyserver_close(&ks);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,6 +696,8 @@ int main(void)
 		cmocka_unit_test(resp_parse_bounds_long_refusal_itself),
 		cmocka_unit_test(client_refuses_server_not_root),
 		cmocka_unit_test(socket_file_dir_checked_live_kept_only_ours_removed),
+		cmocka_unit_test_setup_teardown(drop_keys_closes_pending_answers_after_wipe,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("keysock", tests, NULL, NULL);
