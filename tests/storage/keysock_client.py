@@ -13,12 +13,17 @@
 #   keysock_client.py SOCKET slow SECONDS        3 bytes of a request, then
 #                                                wait; prints "closed after S s"
 #                                                or "open after S s"
+#   keysock_client.py SOCKET keys N FILE [k=v ...]  N new-data-key requests;
+#                                                the data keys (hex, one a
+#                                                line) go to FILE (0600), for
+#                                                the leak check, not stdout
 #   keysock_client.py SOCKET bench N [k=v ...]   N new-data-key requests on one
 #                                                connection, then N on a fresh
 #                                                connection each; prints the
 #                                                medians and 99th percentiles
 #
-# The data key in an answer is never printed.
+# The data key in an answer is never printed (keys writes them to a file).
+import os
 import socket
 import struct
 import sys
@@ -113,6 +118,20 @@ def main():
         except socket.timeout:
             closed = False
         print('%s after %.1f s' % ('closed' if closed else 'open', time.monotonic() - t0))
+    elif mode == 'keys':
+        n, out, pairs = int(rest[0]), rest[1], rest[2:]
+        s = connect(path)
+        keys = []
+        for _ in range(n):
+            s.sendall(new_request(pairs))
+            a = answer(s)
+            if a is None or a[0] != 0:
+                raise SystemExit('request refused: %r' % (a,))
+            keys.append(a[1][:32].hex())
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, ('\n'.join(keys) + '\n').encode())
+        os.close(fd)
+        print('%d keys' % n)
     elif mode == 'bench':
         n, pairs = int(rest[0]), rest[1:]
         req = new_request(pairs)

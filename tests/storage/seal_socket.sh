@@ -38,8 +38,10 @@
 #    (now retired) still opens through the agent, new objects name v3;
 #    the agent unwrapped that retired version only when asked (its first
 #    open_edk was refused "not unwrapped yet", cmkctl's retry succeeded).
-#  - the audit log holds no wrapped KEK (raw, hex or base64) and the
-#    data keys never reach it (the API takes no bytes, audit.h).
+#  - the audit log holds no wrapped KEK (raw, hex or base64), and neither
+#    it nor the agent's output holds any of 50 data keys the agent handed
+#    out (raw, hex, base64; the same search finds them in the client's
+#    file).
 # Also printed (no assertion): the round trip per request, median and
 # p99 over 1000 requests, on one connection and a connection each.
 set -u
@@ -48,7 +50,7 @@ set -u
 
 AGENT=${AGENT:-$top/agent/build/cmk-agent}
 KSC="python3 $top/tests/storage/keysock_client.py"
-PLAN=29
+PLAN=30
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -288,6 +290,27 @@ check seal_socket_seals_under_current_kek_version \
 		 grep '\"operation\":\"new_data_key\"' audit.log | tail -1 | grep -q '/v3\"'"
 check seal_socket_kek_break_glass_opens_after_rotation \
 	bash -c "'$CMKCTL' unseal --kek kek.json ${CTX[*]} s.agent o.kek2 && cmp -s in o.kek2"
+
+# No data key the agent handed out in its audit log or its output, raw,
+# hex (either case) or base64.  Positive control: the same search finds
+# every key in the file the client wrote them to.
+$KSC "$SOCK" keys 50 dk.hex cluster=c0ffee segment=000000010000000000000042 >/dev/null
+dk_in_log=$(python3 - "$dir" <<'EOF'
+import base64, sys
+d = sys.argv[1]
+keys = [bytes.fromhex(x) for x in open(d + '/dk.hex').read().split()]
+def hits(data):
+    return sum(1 for k in keys
+               for x in (k, k.hex().encode(), k.hex().upper().encode(), base64.b64encode(k))
+               if x in data)
+hay = open(d + '/audit.log', 'rb').read() + open(d + '/agent.out', 'rb').read()
+control = open(d + '/dk.hex', 'rb').read()
+print(len(keys), hits(hay), hits(control))
+EOF
+)
+echo "# data keys handed out, found in audit.log+agent.out, found by the control: $dk_in_log"
+check seal_socket_no_data_key_in_audit_or_agent_output \
+	bash -c "set -- $dk_in_log; [ \$1 = 50 ] && [ \$2 = 0 ] && [ \$3 -ge 50 ]"
 
 # No wrapped KEK in the audit log, raw, hex or base64.
 kek_in_log=$(python3 - "$dir" <<'EOF'
