@@ -795,6 +795,13 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 		if (resp->retry_after_ms > delay)
 			delay = (long)resp->retry_after_ms;
 		last = attempt >= max || cmk_deadline_clamp_ms(LONG_MAX) <= delay;
+		/*
+		 * Without a deadline nothing else bounds the wait: a longer
+		 * hold goes back to the caller (cmkctl says when to retry; the
+		 * agent's loop schedules the next check itself).
+		 */
+		if (cmk_deadline_get() == 0 && delay > CMK_HTTP_UNBOUNDED_WAIT_MS)
+			last = true;
 		if (rc == CURLE_OK) {
 			why = retry(resp, retry_arg);
 			if (cmk_reason_class(why) != CMK_EC_TRANSIENT || last) {

@@ -7,10 +7,12 @@
  * handshake, timeouts, and responses the caller's retry function calls
  * transient, by default 429 and 5xx) are retried with capped exponential
  * backoff and full jitter, up to max_attempts, and never sooner than the
- * answer's Retry-After; nothing else is retried.  A thread may cap the
- * attempts of its KMS requests (cmk_http_thread_max_attempts()):
- * cmk-agent's worker makes one per check, and its loop retries on its own
- * schedule (agentloop.h).
+ * answer's Retry-After (a wait longer than CMK_HTTP_UNBOUNDED_WAIT_MS in a
+ * call without a deadline is not made: the answer goes back to the
+ * caller, whose error says when to retry); nothing else is retried.  A
+ * thread may cap the attempts of its KMS requests
+ * (cmk_http_thread_max_attempts()): cmk-agent's worker makes one per
+ * check, and its loop retries on its own schedule (agentloop.h).
  *
  * TLS connections are kept between requests (one libcurl connection cache
  * for the process) and reused by the next request to the same host, so a
@@ -50,6 +52,12 @@
 
 #define CMK_HTTP_MAX_BODY	(1024 * 1024)
 #define CMK_HTTP_MAX_HEADERS	(64 * 1024)
+/*
+ * The longest wait before a retry within a call that has no deadline
+ * (cmkctl, credential fetches outside a check): a longer Retry-After ends
+ * the call with the answer, and the caller says when to try again.
+ */
+#define CMK_HTTP_UNBOUNDED_WAIT_MS	30000L
 
 /**
  * struct cmk_http_opts - per-call behaviour (zero means "default")

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +194,16 @@ static __attribute__((noinline)) void burn_stack(void)
 	__asm__ volatile("" : : "r"(pad) : "memory");
 }
 
+/* Append "throttled, retry after N s" (the last answer's Retry-After). */
+static void say_retry_after(struct cmk_err *e, unsigned int ms)
+{
+	size_t n = strnlen(e->msg, sizeof(e->msg));
+
+	snprintf(e->msg + n, sizeof(e->msg) - n,
+		 " (throttled, retry after %u s: the server's Retry-After)",
+		 (ms + 999) / 1000);
+}
+
 /*
  * A failure without a class would be neither retried nor revoked on.  A
  * throttled one carries what the KMS's last answer asked (Retry-After).
@@ -214,6 +225,9 @@ static int classify(int ret, struct cmk_err *e)
 		if (!e->retry_after_ms)
 			e->retry_after_ms = cmk_http_retry_after_ms();
 	}
+	/* A hold the call did not wait out (http.h): say when to retry. */
+	if (ret && e && e->cls == CMK_EC_TRANSIENT && cmk_http_retry_after_ms())
+		say_retry_after(e, cmk_http_retry_after_ms());
 	if (ret > 0)
 		ret = -EIO;
 	return ret;

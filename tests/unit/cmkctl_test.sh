@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..20"
+echo "1..21"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -265,6 +265,50 @@ if run 0 local-key destroy cmk.key && run 2 kek check kek.json && grep -q 'key d
 	ok cmkctl_destroyed_key_is_final
 else
 	notok cmkctl_destroyed_key_is_final "see above"
+fi
+
+# A KMS that answers 503 with Retry-After: 86400 (a day): cmkctl has no
+# deadline, yet it does not sleep a day; it exits 3 (KMS unreachable) at
+# once and says when to retry.  Oracle: exit status, the message, and a
+# timeout of 60 s (the in-call wait is capped at 30 s, http.h).
+cat >throttle.py <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(503)
+        self.send_header("Retry-After", "86400")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+PY
+python3 throttle.py >thr.port &
+thr_pid=$!
+thr_port=
+for _ in $(seq 100); do
+	thr_port=$(head -1 thr.port)
+	[ -n "$thr_port" ] && break
+	sleep 0.1
+done
+t0=$(date +%s)
+if [ -n "$thr_port" ] &&
+   AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_REGION=us-east-1 \
+   AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$thr_port timeout 60 "$ctl" kek create --provider aws \
+	--key-id arn:aws:kms:us-east-1:111122223333:key/throttled --out thr.json >last 2>&1
+then rc=0; else rc=$?; fi
+cat last >>"$out"
+echo "# cmkctl against 503 Retry-After: 86400: exit $rc after $(($(date +%s) - t0)) s"
+kill "$thr_pid" 2>/dev/null
+wait "$thr_pid" 2>/dev/null
+if [ "$rc" -eq 3 ] && grep -q 'throttled, retry after 86400 s' last; then
+	ok cmkctl_throttle_huge_retry_after_exits_with_retry_hint
+else
+	sed 's/^/#   /' last
+	notok cmkctl_throttle_huge_retry_after_exits_with_retry_hint "exit $rc, want 3 and 'throttled, retry after 86400 s'"
 fi
 
 # key file bytes (hex and base64) and the wrapped KEK never appear in output

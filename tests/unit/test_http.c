@@ -782,6 +782,71 @@ static void http_throttle_retry_after_seconds(void **state)
 	cmk_http_response_free(&r);
 }
 
+/* Ends a wait that a broken call would make, so the test fails, not hangs. */
+static void *watchdog(void *arg)
+{
+	atomic_bool *done = arg;
+
+	for (int i = 0; i < 100 && !atomic_load(done); i++)
+		usleep(100 * 1000);
+	if (!atomic_load(done))
+		cmk_deadline_cancel_all(true);
+	return NULL;
+}
+
+/*
+ * 503 and 429 with Retry-After: 86400 and no deadline (cmkctl, a
+ * credential fetch outside a check): the call does not sleep a day; it
+ * returns the answer after one attempt, Retry-After in it, within
+ * CMK_HTTP_UNBOUNDED_WAIT_MS.  Oracle: status, attempts and elapsed time
+ * (a watchdog cancels waits after 10 s, so a call that sleeps fails here
+ * with a timeout instead of hanging).
+ */
+static void http_throttle_huge_retry_after_no_deadline_capped(void **state)
+{
+	static const char *const answers[] = {
+		"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 86400\r\n"
+		"Content-Length: 0\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 86400\r\n"
+		"Content-Length: 0\r\nConnection: close\r\n\r\n",
+	};
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 3 };
+
+	(void)state;
+	for (size_t i = 0; i < 2; i++) {
+		struct cmk_http_response r;
+		atomic_bool done = false;
+		pthread_t t, wd;
+		struct cmk_err e;
+		struct peer p;
+		char url[64];
+		uint64_t t0;
+		int ret;
+
+		peer_start(&p, answers[i], &t);
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/", p.port);
+		req.url = url;
+		assert_int_equal(cmk_deadline_get(), 0);
+		assert_int_equal(pthread_create(&wd, NULL, watchdog, &done), 0);
+		t0 = cmk_deadline_now_ms();
+		ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+		atomic_store(&done, true);
+		pthread_join(wd, NULL);
+		cmk_deadline_cancel_all(false);
+		peer_stop(&p, t);
+		print_message("# Retry-After 86400, no deadline: ret %d after %llu ms\n",
+			      ret, (unsigned long long)(cmk_deadline_now_ms() - t0));
+		if (ret)
+			fail_msg("the call waited for Retry-After: %s", e.msg);
+		assert_int_equal(r.status, i ? 429 : 503);
+		assert_int_equal(r.attempts, 1);
+		assert_int_equal(r.retry_after_ms, 86400000);
+		assert_true(cmk_deadline_now_ms() - t0 < (uint64_t)CMK_HTTP_UNBOUNDED_WAIT_MS);
+		cmk_http_response_free(&r);
+	}
+}
+
 /* Retry-After as an HTTP-date, 30 s ahead; garbage is no Retry-After. */
 static void http_throttle_retry_after_date(void **state)
 {
@@ -874,6 +939,7 @@ int main(void)
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(http_throttle_retry_after_seconds),
 		cmocka_unit_test(http_throttle_retry_after_date),
+		cmocka_unit_test(http_throttle_huge_retry_after_no_deadline_capped),
 		cmocka_unit_test(http_throttle_thread_cap_one_attempt_per_check),
 	};
 
