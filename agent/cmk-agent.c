@@ -84,6 +84,10 @@ enum dev_status {
 	DEV_GONE,		/* removed behind our back (cmkctl close) */
 };
 
+/* forkwatch.h's epochs are what http.c's kept connections compare. */
+_Static_assert(CMK_EPOCH_NONE == CMK_HTTP_EPOCH_NONE &&
+	       CMK_EPOCH_UNKNOWN == CMK_HTTP_EPOCH_UNKNOWN, "epoch values differ");
+
 struct agent {
 	struct cmk_config cfg;
 	struct cmk_audit *audit;
@@ -123,6 +127,8 @@ struct agent {
 	char (*dev_msg)[CMK_ERR_MSG_MAX];
 	bool no_poweroff;
 	bool no_kernel;		/* --no-kernel: KEK only, genl stays NULL */
+	struct cmk_forkwatch_source fws; /* the epoch kept connections check */
+	bool fws_open;
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
 	struct cmk_wake *hint;		/* hint sources on other threads post here */
 	struct {			/* cmkctl check-now's tokens (sigqueue) */
@@ -1312,6 +1318,11 @@ int main(int argc, char **argv)
 			conf, a.cfg.n_devices);
 		goto out;
 	}
+	/* Before any KMS request: no kept connection outlives a VM fork. */
+	if (!a.no_kernel && !cmk_forkwatch_source_open(&a.fws, &e)) {
+		a.fws_open = true;
+		cmk_http_set_epoch_source(cmk_forkwatch_source_read, &a.fws);
+	}
 	if (cmk_audit_open(a.cfg.audit_log, a.cfg.syslog, "cmk-agent", &a.audit, &e) ||
 	    (!a.no_kernel && cmk_genl_open(&a.genl, &e)) ||
 	    cmk_worker_start(&a.worker, &e) || cmk_wake_open(&a.hint, &e) ||
@@ -1362,6 +1373,10 @@ out:
 	cmk_wake_close(&a.hint);
 	cmk_genl_close(&a.events);
 	cmk_genl_close(&a.genl);
+	if (a.fws_open) {
+		cmk_http_set_epoch_source(NULL, NULL);
+		cmk_forkwatch_source_close(&a.fws);
+	}
 	cmk_audit_close(&a.audit);
 	free(a.dev);
 	free(a.dev_msg);

@@ -185,3 +185,41 @@ bool cmk_forkwatch_kek_stale(struct cmk_forkwatch *fw, struct cmk_genl *g)
 		fw->acted = now;
 	return true;
 }
+
+int cmk_forkwatch_source_open(struct cmk_forkwatch_source *s,
+			      struct cmk_err *e)
+{
+	int ret;
+
+	cmk_forkwatch_init(&s->fw);
+	s->g = NULL;
+	ret = cmk_genl_open(&s->g, e);
+	if (ret)
+		return ret;
+	pthread_mutex_init(&s->mu, NULL);
+	return 0;
+}
+
+int64_t cmk_forkwatch_source_read(void *arg)
+{
+	struct cmk_forkwatch_source *s = arg;
+	int64_t v = CMK_EPOCH_UNKNOWN;
+	struct cmk_err e;
+
+	pthread_mutex_lock(&s->mu);
+	/* A reloaded module has a new family id: open the socket again. */
+	if (!s->g && cmk_genl_open(&s->g, &e))
+		s->g = NULL;
+	if (s->g)
+		v = cmk_forkwatch_read(&s->fw, s->g);
+	if (v == CMK_EPOCH_UNKNOWN)
+		cmk_genl_close(&s->g);
+	pthread_mutex_unlock(&s->mu);
+	return v;
+}
+
+void cmk_forkwatch_source_close(struct cmk_forkwatch_source *s)
+{
+	cmk_genl_close(&s->g);
+	pthread_mutex_destroy(&s->mu);
+}

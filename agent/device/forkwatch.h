@@ -38,6 +38,7 @@
 #ifndef CMK_FORKWATCH_H
 #define CMK_FORKWATCH_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -115,5 +116,25 @@ bool cmk_forkwatch_seen(struct cmk_forkwatch *fw, bool has_epoch,
  * epoch; true (and recorded as acted on) when it is not the KEK's.
  */
 bool cmk_forkwatch_kek_stale(struct cmk_forkwatch *fw, struct cmk_genl *g);
+
+/**
+ * struct cmk_forkwatch_source - the epoch now, for any thread: what
+ * http.c checks before it reuses a kept TLS connection
+ * (cmk_http_set_epoch_source()); its own netlink socket and lock
+ * @mu: serialises reads
+ * @g: the socket (NULL: reopened at the next read)
+ * @fw: the reads' state (separate from the loop's)
+ */
+struct cmk_forkwatch_source {
+	pthread_mutex_t mu;
+	struct cmk_genl *g;
+	struct cmk_forkwatch fw;
+};
+
+int cmk_forkwatch_source_open(struct cmk_forkwatch_source *s,
+			      struct cmk_err *e);
+/* cmk_forkwatch_source_read() - @arg: the source; as cmk_forkwatch_read(). */
+int64_t cmk_forkwatch_source_read(void *arg);
+void cmk_forkwatch_source_close(struct cmk_forkwatch_source *s);
 
 #endif /* CMK_FORKWATCH_H */

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <curl/curl.h>
@@ -272,6 +273,11 @@ static pthread_once_t share_data_once = PTHREAD_ONCE_INIT;
 static CURLSH *share;
 static unsigned int share_users;
 static bool share_retired;
+/* The VM-fork epoch and process the share's connections were made in. */
+static int64_t share_epoch;
+static pid_t share_pid;
+static cmk_http_epoch_fn epoch_fn;
+static void *epoch_arg;
 
 static void share_data_init(void)
 {
@@ -321,19 +327,55 @@ static void share_reap(void)
 	}
 }
 
+void cmk_http_set_epoch_source(cmk_http_epoch_fn fn, void *arg)
+{
+	pthread_mutex_lock(&share_mu);
+	epoch_fn = fn;
+	epoch_arg = arg;
+	pthread_mutex_unlock(&share_mu);
+}
+
 /*
- * The share for one request, or NULL: none could be made, or the retired
- * one is still in use (then this request's connection is not kept).
+ * The share for one request, or NULL: none could be made, the retired
+ * one is still in use, or the VM-fork epoch is unknown (then this
+ * request's connection is not kept).  Kept connections made in another
+ * VM-fork epoch are the parent VM's TLS sessions (a clone sending on one
+ * reuses its AES-GCM nonces): retired before anything is sent, whether or
+ * not the fork's event was read yet.  Another process's (a fork(2) child)
+ * are left alone: closing them would send on the parent's sessions too.
  */
 static CURLSH *share_get(void)
 {
+	int64_t epoch = CMK_HTTP_EPOCH_NONE;
+	pid_t pid = getpid();
+	cmk_http_epoch_fn fn;
+	void *arg;
 	CURLSH *sh;
 
 	pthread_mutex_lock(&share_mu);
+	fn = epoch_fn;
+	arg = epoch_arg;
+	pthread_mutex_unlock(&share_mu);
+	if (fn)
+		epoch = fn(arg);
+	if (epoch < CMK_HTTP_EPOCH_NONE)
+		epoch = CMK_HTTP_EPOCH_UNKNOWN;
+
+	pthread_mutex_lock(&share_mu);
+	if (share && share_pid != pid) {
+		share = NULL;	/* the parent's: not ours to close */
+		share_users = 0;
+		share_retired = false;
+	}
+	if (share && !share_retired && share_epoch != epoch)
+		share_retired = true;
 	share_reap();
-	if (!share)
+	if (!share && epoch != CMK_HTTP_EPOCH_UNKNOWN) {
 		share = share_new();
-	sh = share && !share_retired ? share : NULL;
+		share_epoch = epoch;
+		share_pid = pid;
+	}
+	sh = share && !share_retired && share_epoch == epoch ? share : NULL;
 	if (sh)
 		share_users++;
 	pthread_mutex_unlock(&share_mu);

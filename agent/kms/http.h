@@ -19,7 +19,8 @@
  * periodic check costs no TCP and TLS handshake; request and answer
  * buffers are still freed and wiped after every request.
  * cmk_http_drop_connections() closes them (every provider reset: a
- * revocation, a wipe, a VM fork).
+ * revocation, a wipe, a VM fork), and none is reused across a change of
+ * the VM-fork epoch (cmk_http_set_epoch_source()).
  * The calling thread's deadline (deadline.h: one budget for a whole CMK
  * check) bounds it all: each attempt's timeouts are clamped to what is
  * left, no retry starts once the backoff would reach it, and a transfer
@@ -46,6 +47,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 #include "core/nv.h"
@@ -233,6 +235,27 @@ void cmk_http_last_answer_forget(void);
  * when their request ends).  Any thread.
  */
 void cmk_http_drop_connections(void);
+
+/*
+ * The VM-fork epoch (forkwatch.h) as the kept connections see it: >= 0,
+ * CMK_HTTP_EPOCH_NONE (the kernel counts no forks, or no source is set),
+ * or CMK_HTTP_EPOCH_UNKNOWN (the read failed: no connection is kept).
+ */
+#define CMK_HTTP_EPOCH_NONE	(-1)
+#define CMK_HTTP_EPOCH_UNKNOWN	(-2)
+typedef int64_t (*cmk_http_epoch_fn)(void *arg);
+
+/*
+ * cmk_http_set_epoch_source() - @fn tells the VM-fork epoch now; every
+ * request calls it before it may reuse a kept connection, and a kept
+ * connection from another epoch is closed unused (a VM clone must never
+ * send on its parent's TLS session: AES-GCM nonce reuse), even before the
+ * fork's event reached the agent.  @fn is called from any thread.  NULL:
+ * none (connections are then dropped only by cmk_http_drop_connections()).
+ * Limit: a fork between @fn's answer and the send, or during a transfer,
+ * is not seen; the kernel's event (a provider reset) drops it then.
+ */
+void cmk_http_set_epoch_source(cmk_http_epoch_fn fn, void *arg);
 
 /* cmk_http_backoff_ms() - the jittered delay before retry @attempt (1..). */
 long cmk_http_backoff_ms(const struct cmk_http_opts *o, int attempt);

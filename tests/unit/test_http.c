@@ -748,6 +748,78 @@ static void http_reuse_one_tls_connection_for_n_checks(void **state)
 	assert_int_equal(connects[6], 0);
 }
 
+static _Atomic int64_t fake_epoch;
+static atomic_int epoch_reads;
+
+static int64_t read_fake_epoch(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&epoch_reads, 1);
+	return atomic_load(&fake_epoch);
+}
+
+/*
+ * A VM fork whose event the agent has not read yet: the kernel's epoch
+ * moved (0 -> 1) and nobody called cmk_http_drop_connections().  The next
+ * request must not send on the kept TLS connection (the parent VM's
+ * session: AES-GCM nonce reuse); it opens a new one, which is then kept
+ * in the new epoch.  An epoch that cannot be read keeps no connection.
+ * Oracle: CURLINFO_NUM_CONNECTS per request and the peer's accept count.
+ */
+static void http_vmfork_epoch_change_never_reuses_connection(void **state)
+{
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	static const int64_t epochs[] = { 0, 0, 1, 1, CMK_HTTP_EPOCH_UNKNOWN,
+					  CMK_HTTP_EPOCH_UNKNOWN, 1 };
+	static const int want[] = { 1, 0, 1, 0, 1, 1, 1 };
+	char url[64], cert[512];
+	struct cmk_http_response r;
+	struct ka_peer k = { .want = 7 };
+	struct cmk_err e;
+	pthread_t th;
+	EVP_PKEY *pk;
+	X509 *x;
+	int connects[7];
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	peer_listen(&k.t.p, NULL);
+	k.t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(k.t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(k.t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(k.t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, ka_peer_serve, &k), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", k.t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+	cmk_http_drop_connections();	/* none kept from other tests */
+	atomic_store(&epoch_reads, 0);
+	cmk_http_set_epoch_source(read_fake_epoch, NULL);
+	for (int i = 0; i < 7; i++) {
+		atomic_store(&fake_epoch, epochs[i]);
+		assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+		assert_int_equal(r.status, 200);
+		connects[i] = r.connects;
+		cmk_http_response_free(&r);
+	}
+	cmk_http_set_epoch_source(NULL, NULL);
+	cmk_http_drop_connections();
+	pthread_join(th, NULL);
+	close(k.t.p.lfd);
+	SSL_CTX_free(k.t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	print_message("# epochs 0 0 1 1 ? ? 1: connects %d %d %d %d %d %d %d, %d accepted, %d epoch reads\n",
+		      connects[0], connects[1], connects[2], connects[3], connects[4],
+		      connects[5], connects[6], k.accepted, atomic_load(&epoch_reads));
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(connects[i], want[i]);
+	assert_int_equal(k.accepted, 5);
+	assert_true(atomic_load(&epoch_reads) >= 7);
+}
+
 /* ---- throttling: Retry-After and one attempt per check --------------------- */
 
 /*
@@ -936,6 +1008,8 @@ int main(void)
 		cmocka_unit_test(http_hang_deadline_passed_no_attempt),
 		cmocka_unit_test(http_hang_cancel_is_named_in_the_error),
 		cmocka_unit_test_setup_teardown(http_reuse_one_tls_connection_for_n_checks,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(http_vmfork_epoch_change_never_reuses_connection,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(http_throttle_retry_after_seconds),
 		cmocka_unit_test(http_throttle_retry_after_date),
