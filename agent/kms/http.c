@@ -135,9 +135,13 @@ static size_t on_body(char *d, size_t sz, size_t nm, void *arg)
 		r->sunk += sz * nm;
 		return sz * nm;
 	}
-	if (grow_append(&r->body, &r->body_len, &r->body_cap, d, sz * nm,
-			CMK_HTTP_MAX_BODY))
+	if (r->body_len + sz * nm + 1 > r->max_body) {
+		r->too_large = true;
 		return 0;	/* makes curl fail with CURLE_WRITE_ERROR */
+	}
+	if (grow_append(&r->body, &r->body_len, &r->body_cap, d, sz * nm,
+			r->max_body))
+		return 0;
 	return sz * nm;
 }
 
@@ -710,7 +714,7 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_HEADERFUNCTION, on_header);
 	SET(CURLOPT_HEADERDATA, resp);
 	if (!resp->sink)
-		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)CMK_HTTP_MAX_BODY);
+		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)resp->max_body);
 	/* The connection outlives the handle: the next check reuses it. */
 	if (sh)
 		SET(CURLOPT_SHARE, sh);
@@ -764,6 +768,7 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 	memset(resp, 0, sizeof(*resp));
 	resp->sink = sink;
 	resp->sink_arg = sink_arg;
+	resp->max_body = o->max_body ? o->max_body : CMK_HTTP_MAX_BODY;
 	cmk_http_last_answer_forget();
 	if (max > 10)
 		max = 10;
@@ -800,6 +805,7 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 		resp->body_len = 0;
 		resp->hdrs_len = 0;
 		resp->status = 0;
+		resp->too_large = false;
 		resp->attempts = attempt;
 		errbuf[0] = '\0';
 		if (cmk_deadline_expired()) {
@@ -827,7 +833,7 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 		resp->retry_after_ms = rc == CURLE_OK ? retry_after(resp) : 0;
 		if (resp->body == NULL && rc == CURLE_OK &&
 		    grow_append(&resp->body, &resp->body_len, &resp->body_cap,
-				"", 0, CMK_HTTP_MAX_BODY)) {
+				"", 0, resp->max_body)) {
 			ret = cmk_errf(e, -ENOMEM, "http: out of memory");
 			break;
 		}
@@ -850,6 +856,13 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 				ret = 0;
 				break;
 			}
+		} else if (resp->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+			/* The same answer again would not fit either. */
+			cmk_err_kms(e, CMK_R_NETWORK,
+				    "%s %s: the answer is larger than %zu bytes (HTTP %ld)",
+				    req->method, req->url, resp->max_body, resp->status);
+			ret = -EMSGSIZE;
+			break;
 		} else if (resp->sink_err) {
 			ret = cmk_errf(e, resp->sink_err, "%s %s: writing the answer failed after %llu bytes: %s",
 				       req->method, req->url, resp->sunk, strerror(-resp->sink_err));

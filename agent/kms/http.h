@@ -32,7 +32,7 @@
  * endpoints (IMDS, link-local) are always reached directly.  IPv4 and IPv6
  * both work (a literal "[fd00:ec2::254]" host is fine).  Only http and
  * https are allowed, redirects are not followed, responses are limited to
- * CMK_HTTP_MAX_BODY bytes.
+ * CMK_HTTP_MAX_BODY bytes (or the call's max_body: -EMSGSIZE beyond).
  *
  * Request and response bodies may carry key material (a base64 KEK in a
  * KMS response): the response buffers are wiped whenever they are regrown
@@ -70,6 +70,8 @@
  * @backoff_base_ms: first backoff (default 100); doubles each retry
  * @backoff_cap_ms: largest backoff (default 2000)
  * @no_proxy: never use a proxy (metadata endpoints)
+ * @max_body: largest answer body kept (default CMK_HTTP_MAX_BODY); a
+ *	larger one fails the call with -EMSGSIZE (transient, not retried)
  */
 struct cmk_http_opts {
 	const char *ca_bundle;
@@ -79,6 +81,7 @@ struct cmk_http_opts {
 	long backoff_base_ms;
 	long backoff_cap_ms;
 	bool no_proxy;
+	size_t max_body;
 };
 
 /*
@@ -161,6 +164,8 @@ struct cmk_http_response {
 	int sink_err;
 	cmk_http_sink_fn sink;
 	void *sink_arg;
+	size_t max_body;		/* the call's cap; hit: too_large */
+	bool too_large;
 };
 
 /*

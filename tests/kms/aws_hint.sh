@@ -141,6 +141,28 @@ check aws_hint_junk_message_only_checks bash -c "
 	$(declare -f wait_for state jq_ checks moved is_active); T=$T c0=$c0
 	wait_for 20 moved && is_active vm1"
 
+# ---- large messages: a full batch does not silence the hint -----------------
+# Five messages of 255,000 bytes wait on a fresh queue before its agent
+# starts, so its first ReceiveMessage of 10 answers more than the HTTP
+# layer's default 1 MiB cap (every receive used to fail until the messages
+# expired).  Oracle: the agent audits a hint with messages (not "hint queue
+# failing"), runs checks and the queue drains; moto caps a message at
+# 256 KiB, the 10 x 1 MiB batch is the unit test
+# hint_sqs_oversized_batch_is_a_hint_and_drains.
+q4=$(admin sqs create-queue --queue-name cmk-vm-4 | jq_ "d['QueueUrl']")
+head -c 255000 /dev/zero | tr '\0' x >"$T/big.txt"
+for _ in 1 2 3 4 5; do
+	admin sqs send-message --queue-url "$q4" --message-body "file://$T/big.txt" >"$T/last" 2>&1
+done
+start_agent vm4 "$q4"
+big_hint() { grep -qs '"event":"hint".*SQS: [0-9]* message' "$T/vm4/audit.log"; }
+check aws_hint_large_messages_still_hint wait_for 30 big_hint
+check aws_hint_large_messages_drained wait_for 30 queue_empty "$q4"
+check aws_hint_large_messages_agent_active bash -c "
+	$(declare -f state jq_ checks is_active); T=$T
+	is_active vm4 && [ \"\$(checks vm4)\" -ge 1 ]"
+grep '"event":"hint"' "$T/vm4/audit.log" | sed 's/^/# vm4: /' | cut -c1-200 | head -5
+
 # ---- a Deny in the policy + a hint -> revoked within seconds -----------------
 deny='{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}'
 admin iam put-user-policy --user-name agent --policy-name deny --policy-document "$deny" >"$T/last" 2>&1

@@ -12,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <json-c/json.h>
 
@@ -247,6 +251,157 @@ static void hint_sqs_open_checks_url(void **state)
 	assert_int_equal(cmk_sqs_open(&q, "https://sqs.eu-west-1.amazonaws.com/1/q", "EU!", &e), -EINVAL);
 }
 
+/* ---- a scripted SQS on 127.0.0.1: one answer per connection ------------- */
+
+#define SQS_BIG	(8u * 1024 * 1024)	/* more than CMK_SQS_ANSWER_MAX */
+
+struct fake_sqs {
+	int lfd;
+	int port;
+	const char *const *answers;	/* NULL: SQS_BIG bytes, close-delimited */
+	int n_answers;
+	char got[8][2048];		/* each request's body */
+	int served;
+};
+
+static void *fake_sqs_serve(void *arg)
+{
+	struct fake_sqs *f = arg;
+
+	for (; f->served < f->n_answers; f->served++) {
+		int fd = accept(f->lfd, NULL, NULL);
+		char buf[16384], *end, *cl;
+		const char *a = f->answers[f->served];
+		size_t len = 0, want = 0;
+
+		if (fd < 0)
+			return NULL;
+		while (len < sizeof(buf) - 1) {
+			ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+
+			if (r <= 0)
+				break;
+			len += (size_t)r;
+			buf[len] = '\0';
+			end = strstr(buf, "\r\n\r\n");
+			if (!end)
+				continue;
+			cl = strcasestr(buf, "\r\nContent-Length:");
+			want = (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0);
+			if (len >= want)
+				break;
+		}
+		end = strstr(buf, "\r\n\r\n");
+		if (end && f->served < 8)
+			snprintf(f->got[f->served], sizeof(f->got[0]), "%s", end + 4);
+		if (a) {
+			char head[256];
+
+			snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n", strlen(a));
+			(void)!send(fd, head, strlen(head), MSG_NOSIGNAL);
+			(void)!send(fd, a, strlen(a), MSG_NOSIGNAL);
+		} else {
+			/* No Content-Length: the size shows only as it streams. */
+			static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\n"
+						   "Connection: close\r\n\r\n";
+			static char chunk[65536];
+
+			memset(chunk, 'x', sizeof(chunk));
+			(void)!send(fd, head, sizeof(head) - 1, MSG_NOSIGNAL);
+			for (size_t sent = 0; sent < SQS_BIG; sent += sizeof(chunk))
+				if (send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL) < 0)
+					break;
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+static void fake_sqs_start(struct fake_sqs *f, const char *const *answers, int n,
+			   pthread_t *t)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+
+	memset(f, 0, sizeof(*f));
+	f->answers = answers;
+	f->n_answers = n;
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(f->lfd >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(f->lfd, 8), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &al), 0);
+	f->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(t, NULL, fake_sqs_serve, f), 0);
+}
+
+/*
+ * A batch too large to read (10 messages of 1 MiB): every ReceiveMessage
+ * used to fail until the messages expired, silencing the hint.  Now the
+ * oversized answer is itself a hint (an entry without receipt: a check,
+ * nothing to delete), one message is asked for at once (wait 0), then one
+ * per receive until an empty poll, then 10 again; the delete sends only
+ * the real receipt.  Oracle: what cmk_sqs_receive() returns and the
+ * request bodies the scripted SQS saw.
+ */
+static void hint_sqs_oversized_batch_is_a_hint_and_drains(void **state)
+{
+	static const char *const answers[] = {
+		NULL,
+		"{\"Messages\":[{\"MessageId\":\"m-1\",\"ReceiptHandle\":\"rh-1\","
+		"\"MD5OfBody\":\"" MD5_HELLO "\",\"Body\":\"" BODY_HELLO "\"}]}",
+		"{\"Successful\":[{\"Id\":\"0\"}],\"Failed\":[]}",
+		"{}",
+		"{}",
+	};
+	struct cmk_sqs_msg m[CMK_SQS_MAX_MESSAGES];
+	struct fake_sqs f;
+	struct cmk_sqs q;
+	struct cmk_err e;
+	char url[96];
+	size_t n = 0;
+	pthread_t t;
+	int ret;
+
+	(void)state;
+	setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	fake_sqs_start(&f, answers, 5, &t);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/123456789012/hints", f.port);
+	assert_int_equal(cmk_sqs_open(&q, url, "us-east-1", &e), 0);
+
+	ret = cmk_sqs_receive(&q, 0, m, CMK_SQS_MAX_MESSAGES, &n, &e);
+	if (ret)
+		fail_msg("an oversized answer failed the receive: %s", e.msg);
+	print_message("# oversized batch: %zu entries (%s, %s)\n", n, m[0].id,
+		      n > 1 ? m[1].id : "-");
+	assert_int_equal(n, 2);
+	assert_string_equal(m[0].id, "m-1");
+	assert_string_equal(m[0].receipt, "rh-1");
+	assert_string_equal(m[1].id, CMK_SQS_OVERSIZED_ID);
+	assert_null(m[1].receipt);
+	assert_int_equal(cmk_sqs_delete(&q, m, n, &e), 0);
+	cmk_sqs_msgs_free(m, n);
+	/* one at a time until the queue is empty, then a full batch again */
+	assert_int_equal(cmk_sqs_receive(&q, 0, m, CMK_SQS_MAX_MESSAGES, &n, &e), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(cmk_sqs_receive(&q, 0, m, CMK_SQS_MAX_MESSAGES, &n, &e), 0);
+	assert_int_equal(n, 0);
+	pthread_join(t, NULL);
+	close(f.lfd);
+	cmk_sqs_close(&q);
+	assert_non_null(strstr(f.got[0], "\"MaxNumberOfMessages\":10"));
+	assert_non_null(strstr(f.got[1], "\"MaxNumberOfMessages\":1,"));
+	assert_non_null(strstr(f.got[1], "\"WaitTimeSeconds\":0"));
+	assert_non_null(strstr(f.got[2], "\"ReceiptHandle\":\"rh-1\""));
+	assert_null(strstr(f.got[2], "\"Id\":\"1\""));
+	assert_non_null(strstr(f.got[3], "\"MaxNumberOfMessages\":1,"));
+	assert_non_null(strstr(f.got[4], "\"MaxNumberOfMessages\":10"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +413,7 @@ int main(void)
 		cmocka_unit_test(hint_sqs_delete_answer_strict),
 		cmocka_unit_test(hint_sqs_region_of_host),
 		cmocka_unit_test(hint_sqs_open_checks_url),
+		cmocka_unit_test(hint_sqs_oversized_batch_is_a_hint_and_drains),
 	};
 
 	return cmocka_run_group_tests_name("sqs_hint", tests, NULL, NULL);

@@ -187,7 +187,8 @@ static bool creds_code(const char *code)
 }
 
 /* Sign and POST AmazonSQS.@op with @body; 0 only for HTTP 200. */
-static int sqs_call(struct cmk_sqs *q, const char *op, const char *body,
+static int sqs_call(struct cmk_sqs *q, const struct cmk_http_opts *o,
+		    const char *op, const char *body,
 		    struct cmk_http_response *r, struct cmk_err *e)
 {
 	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
@@ -224,7 +225,7 @@ static int sqs_call(struct cmk_sqs *q, const char *op, const char *body,
 	if (ret < 0)
 		goto out;
 	hr.n_headers = (size_t)ret;
-	ret = cmk_http_do(&q->http, &hr, no_retry, NULL, r, e);
+	ret = cmk_http_do(o, &hr, no_retry, NULL, r, e);
 	if (ret) {
 		cmk_err_prefix(e, "sqs %s %s", op, q->queue_url);
 		goto out;
@@ -387,12 +388,15 @@ out:
 	return ret;
 }
 
-int cmk_sqs_receive(struct cmk_sqs *q, int wait_s, struct cmk_sqs_msg *msgs,
-		    size_t max, size_t *n, struct cmk_err *e)
+static int receive_once(struct cmk_sqs *q, int wait_s, struct cmk_sqs_msg *msgs,
+			size_t max, size_t *n, struct cmk_err *e)
 {
 	struct json_object *req = json_object_new_object(), *names = json_object_new_array();
+	struct cmk_http_opts o = q->http;
 	struct cmk_http_response r;
 	int ret;
+
+	o.max_body = CMK_SQS_ANSWER_MAX;
 
 	*n = 0;
 	if (max < 1 || max > CMK_SQS_MAX_MESSAGES || wait_s < 0 || wait_s > CMK_SQS_WAIT_S) {
@@ -413,7 +417,7 @@ int cmk_sqs_receive(struct cmk_sqs *q, int wait_s, struct cmk_sqs_msg *msgs,
 		ret = cmk_errf(e, -ENOMEM, "sqs: out of memory");
 		goto out;
 	}
-	ret = sqs_call(q, "ReceiveMessage",
+	ret = sqs_call(q, &o, "ReceiveMessage",
 		       json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
 						      JSON_C_TO_STRING_NOSLASHESCAPE),
 		       &r, e);
@@ -427,6 +431,35 @@ out:
 	json_object_put(names);
 	json_object_put(req);
 	return ret;
+}
+
+/*
+ * Messages of an answer too large to read are in flight, unseen, until
+ * their visibility timeout; one of them may be the revocation.  So the
+ * answer itself is a hint (an entry without receipt: a check, nothing to
+ * delete), one message is asked for at once, and one at a time until the
+ * queue is drained (an empty poll), so the held ones drain when they come
+ * back.
+ */
+int cmk_sqs_receive(struct cmk_sqs *q, int wait_s, struct cmk_sqs_msg *msgs,
+		    size_t max, size_t *n, struct cmk_err *e)
+{
+	size_t ask = max < q->batch ? max : q->batch;
+	int ret;
+
+	*n = 0;
+	ret = receive_once(q, wait_s, msgs, ask ? ask : max, n, e);
+	if (!ret && !*n)
+		q->batch = CMK_SQS_MAX_MESSAGES;
+	if (ret != -EMSGSIZE || max < 2)
+		return ret;
+	q->batch = 1;
+	if (receive_once(q, 0, msgs, 1, n, e))
+		*n = 0;		/* the hint below still goes */
+	memset(&msgs[*n], 0, sizeof(msgs[*n]));
+	snprintf(msgs[*n].id, sizeof(msgs[*n].id), "%s", CMK_SQS_OVERSIZED_ID);
+	(*n)++;
+	return 0;
 }
 
 /* ---- DeleteMessageBatch -------------------------------------------------------- */
@@ -491,6 +524,7 @@ int cmk_sqs_delete(struct cmk_sqs *q, const struct cmk_sqs_msg *msgs, size_t n,
 	struct json_object *req = json_object_new_object(), *entries = json_object_new_array();
 	struct cmk_http_response r;
 	int ret = -ENOMEM;
+	size_t k = 0;
 
 	if (n == 0 || n > CMK_SQS_MAX_MESSAGES) {
 		ret = cmk_errf(e, -EINVAL, "sqs: DeleteMessageBatch of %zu messages: out of range", n);
@@ -499,10 +533,14 @@ int cmk_sqs_delete(struct cmk_sqs *q, const struct cmk_sqs_msg *msgs, size_t n,
 	if (!req || !entries || cmk_json_add_str(req, "QueueUrl", q->queue_url))
 		goto nomem;
 	for (size_t i = 0; i < n; i++) {
-		struct json_object *en = json_object_new_object();
+		struct json_object *en;
 		char id[8];
 
-		snprintf(id, sizeof(id), "%zu", i);
+		/* An oversized answer's hint has no receipt: nothing to delete. */
+		if (!msgs[i].receipt)
+			continue;
+		en = json_object_new_object();
+		snprintf(id, sizeof(id), "%zu", k++);
 		if (!en || cmk_json_add_str(en, "Id", id) ||
 		    cmk_json_add_str(en, "ReceiptHandle", msgs[i].receipt) ||
 		    json_object_array_add(entries, en)) {
@@ -510,15 +548,19 @@ int cmk_sqs_delete(struct cmk_sqs *q, const struct cmk_sqs_msg *msgs, size_t n,
 			goto nomem;
 		}
 	}
+	if (!k) {
+		ret = 0;
+		goto out;
+	}
 	if (json_object_object_add(req, "Entries", entries))
 		goto nomem;
 	entries = NULL;
-	ret = sqs_call(q, "DeleteMessageBatch",
+	ret = sqs_call(q, &q->http, "DeleteMessageBatch",
 		       json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
 						      JSON_C_TO_STRING_NOSLASHESCAPE),
 		       &r, e);
 	if (!ret) {
-		ret = cmk_sqs_parse_delete(r.body ? r.body : "", r.body_len, n, e);
+		ret = cmk_sqs_parse_delete(r.body ? r.body : "", r.body_len, k, e);
 		if (ret)
 			cmk_err_prefix(e, "sqs DeleteMessageBatch %s", q->queue_url);
 	}

@@ -34,6 +34,14 @@
 #define CMK_SQS_WAIT_S		20	/* SQS's longest long poll */
 #define CMK_SQS_ID_MAX		100	/* MessageId as audited */
 #define CMK_SQS_EVENT_MAX	64	/* eventName as audited */
+/*
+ * The largest ReceiveMessage answer read: one message of SQS's largest
+ * (1 MiB) even if every byte of it is JSON-escaped (6 bytes), and its
+ * envelope.  A larger answer (a batch of large messages) is a hint by
+ * itself: an entry with this id and no receipt (cmk_sqs_receive()).
+ */
+#define CMK_SQS_ANSWER_MAX	(7u * 1024 * 1024)
+#define CMK_SQS_OVERSIZED_ID	"oversized-answer"
 
 struct cmk_sqs {
 	char queue_url[CMK_SQS_URL_MAX];
@@ -42,6 +50,7 @@ struct cmk_sqs {
 	char region[33];
 	struct cmk_aws_cred_src creds;
 	struct cmk_http_opts http;
+	size_t batch;			/* messages asked per receive; 0: max */
 };
 
 /**
@@ -73,13 +82,18 @@ void cmk_sqs_close(struct cmk_sqs *q);
  * cmk_sqs_receive() - ReceiveMessage with WaitTimeSeconds @wait_s: up to
  * @max (1..CMK_SQS_MAX_MESSAGES) messages into @msgs, how many in *@n (0:
  * the poll ended with none).  The calling thread's deadline (deadline.h)
- * ends it early.  Errors name the queue and SQS's error code.
+ * ends it early.  Errors name the queue and SQS's error code.  An answer
+ * larger than CMK_SQS_ANSWER_MAX is no error: its messages stay unseen
+ * until their visibility timeout, so it counts as a hint (an entry with
+ * id CMK_SQS_OVERSIZED_ID and no receipt), and the following receives ask
+ * for one message each until one comes back empty.
  */
 int cmk_sqs_receive(struct cmk_sqs *q, int wait_s, struct cmk_sqs_msg *msgs,
 		    size_t max, size_t *n, struct cmk_err *e);
 
 /*
- * cmk_sqs_delete() - DeleteMessageBatch of @msgs[0..@n); an entry SQS
+ * cmk_sqs_delete() - DeleteMessageBatch of @msgs[0..@n) (those without a
+ * receipt are skipped; none left: no request); an entry SQS
  * reports failed fails the call (the message comes back after its
  * visibility timeout: one more check, no harm).
  */
