@@ -139,7 +139,7 @@ static uint64_t full_jitter(const struct cmk_loop *l, uint64_t w)
  * failing fleet asks no more of the KMS than a healthy one, once past the
  * first few quick retries.
  */
-static uint64_t failure_backoff_ms(const struct cmk_loop *l, unsigned int n)
+static uint64_t failure_window_ms(const struct cmk_loop *l, unsigned int n)
 {
 	uint64_t cap = 2 * (uint64_t)l->interval_ms;
 	uint64_t w = l->interval_ms / 4;
@@ -148,7 +148,12 @@ static uint64_t failure_backoff_ms(const struct cmk_loop *l, unsigned int n)
 		w = CMK_BACKOFF_MIN_MS;
 	while (n-- > 1 && w < cap)
 		w *= 2;
-	return full_jitter(l, w < cap ? w : cap);
+	return w < cap ? w : cap;
+}
+
+static uint64_t failure_backoff_ms(const struct cmk_loop *l, unsigned int n)
+{
+	return full_jitter(l, failure_window_ms(l, n));
 }
 
 /*
@@ -634,6 +639,21 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 	answer(l, job, l->job_start_ms, ret, e, now);
 }
 
+/*
+ * The backoff window the KMS load is held to while the run of checks is
+ * throttled (or paced back up after a throttle) or failing; 0 when it is
+ * healthy or revoked (a revoked agent's hint checks at once: it may be
+ * the key coming back).
+ */
+static uint64_t hint_window_ms(const struct cmk_loop *l)
+{
+	if (l->pace_ms)
+		return l->pace_ms;
+	if (l->fails && !l->revokes)
+		return failure_window_ms(l, l->fails);
+	return 0;
+}
+
 static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
 {
 	uint64_t deadline = now + l->check_timeout_ms;
@@ -656,6 +676,11 @@ static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
 		l->hint_check_ms = now;
 		l->hint_checks++;
 		l->job_hints = l->hints;
+		if (hint_window_ms(l)) {
+			/* Backing off: this window's hint is spent. */
+			l->hint_budget_used = true;
+			l->hint_budget_ms = now;
+		}
 	}
 	l->ops->start(l->ctx, job, l->job_id, deadline);
 }
@@ -698,14 +723,17 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 /*
  * The earliest a check a hint asks for may start: paced, spread (an
- * event's), never in a hold.
+ * event's), never in a hold; and within a backoff window, once per window
+ * (the budget: a flood of hints must not undo the backoff).
  */
 static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
 {
-	uint64_t t = now;
+	uint64_t t = now, w = hint_window_ms(l);
 
 	if (l->hint_checks)
 		t = max_u64(t, l->hint_check_ms + CMK_HINT_MIN_GAP_MS);
+	if (w && l->hint_budget_used)
+		t = max_u64(t, l->hint_budget_ms + w);
 	t = max_u64(t, l->hint_not_before_ms);
 	return max_u64(t, l->hold_until_ms);
 }

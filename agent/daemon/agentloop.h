@@ -281,6 +281,8 @@ struct cmk_loop {
 	bool hint_after_job;		/* ... for the job under way to end first */
 	uint64_t hint_check_ms;		/* start of the last check a hint caused */
 	uint64_t hint_not_before_ms;	/* an event hint's check starts here */
+	bool hint_budget_used;		/* a hint checked while backing off ... */
+	uint64_t hint_budget_ms;	/* ... then: the next one a window later */
 	unsigned long hints;		/* hints received */
 	unsigned long hint_checks;	/* checks they caused */
 	unsigned long job_hints;	/* the job under way answers hints up to this */

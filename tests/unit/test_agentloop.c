@@ -1959,15 +1959,17 @@ static void agentloop_throttle_grace_zero_is_plain_grace(void **state)
 
 /*
  * A throttled answer without Retry-After backs the next check off by up
- * to 2 intervals; a hint (a revocation notice) still checks at once: the
- * backoff is the agent's choice, only a Retry-After is the KMS's word.
+ * to the throttle window; the first hint in that window (a revocation
+ * notice) still checks at once, a second one does not: it waits for the
+ * next check of the schedule or the window's end.  Only a Retry-After is
+ * the KMS's word; the window is the budget a hint flood must respect.
  */
-static void agentloop_throttle_hint_overrides_backoff(void **state)
+static void agentloop_throttle_hint_once_per_backoff_window(void **state)
 {
-	struct fake f = { .rng = 3, .script = "yd" };
+	struct fake f = { .rng = 3, .script = "yyd" };
 	struct cmk_config c = throttle_cfg(300, 900);
 	struct cmk_loop l;
-	uint64_t t;
+	uint64_t t, t2, sched;
 
 	(void)state;
 	boot_with(&l, &f, &c);
@@ -1977,8 +1979,79 @@ static void agentloop_throttle_hint_overrides_backoff(void **state)
 	cmk_loop_hint(&l, CMK_HINT_EVENT);
 	run_until(&l, &f, t);
 	assert_int_equal(f.checks_started, 2);
-	assert_int_equal(f.check_started_at[1], t);
+	assert_int_equal(f.check_started_at[1], t);	/* the first: at once */
+	assert_int_equal(l.state, CMK_LS_DEGRADED);	/* throttled again */
+	t2 = t + 5000;
+	run_until(&l, &f, t2);
+	sched = l.next_check_ms;
+	assert_true(sched > t2 + CMK_HINT_MIN_GAP_MS);
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_until(&l, &f, sched - 1);
+	assert_int_equal(f.checks_started, 2);		/* the second: not yet */
+	run_until(&l, &f, sched);
+	assert_int_equal(f.checks_started, 3);		/* with the schedule */
+	assert_int_equal(l.hint_checks, 2);
 	assert_int_equal(l.state, CMK_LS_REVOKED);	/* its answer: a no */
+}
+
+/* A KMS that answers "throttled" forever, from the fake's script. */
+static char always_throttled(struct fake *f)
+{
+	(void)f;
+	return 'y';
+}
+
+static char always_healthy(struct fake *f)
+{
+	(void)f;
+	return 'o';
+}
+
+/*
+ * A flood of hints (one a second for 10 minutes: anyone who may publish to
+ * the hint queue) against a KMS that throttles every check.  Oracle: the
+ * throttle schedule starts checks at least a quarter window (60 s at 30 s
+ * checks) apart, and the budget allows one hint check per window (240 s):
+ * at most 600/60 + 1 + 600/240 + 1 = 14 checks, where a hint that
+ * bypassed the backoff cost ~600.  The same flood against a healthy KMS
+ * still checks within hint_spread_ms of the first hint.
+ */
+static void agentloop_throttle_hint_flood_keeps_the_backoff(void **state)
+{
+	struct fake f = { .rng = 99, .decide = always_throttled };
+	struct cmk_config c = throttle_cfg(900, 3600);
+	struct cmk_loop l;
+	uint64_t t0;
+	int n, i;
+
+	(void)state;
+	c.hint_spread_ms = 2000;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);		/* throttled: the window is 240 s */
+	assert_int_equal(l.pace_ms, 240000);
+	t0 = f.now;
+	for (i = 0; i < 600; i++) {
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t0 + (uint64_t)(i + 1) * 1000);
+	}
+	n = f.checks_started - 1;
+	print_message("1 hint/s for 10 min, KMS throttling: %d checks (%lu hint checks)\n",
+		      n, l.hint_checks);
+	assert_in_range(n, 1, 14);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+
+	/* Healthy: the hint checks within hint_spread_ms. */
+	memset(&f, 0, sizeof(f));
+	f.rng = 99;
+	f.decide = always_healthy;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	t0 = f.now;
+	l.next_check_ms = t0 + 100000;
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_until(&l, &f, t0 + 2000);
+	assert_int_equal(f.checks_started, 2);
+	assert_in_range(f.check_started_at[1] - t0, 0, 2000);
 }
 
 /*
@@ -2357,7 +2430,8 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_definitive_revokes_at_once),
 		cmocka_unit_test(agentloop_throttle_then_unreachable_after_grace_wipes),
 		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
-		cmocka_unit_test(agentloop_throttle_hint_overrides_backoff),
+		cmocka_unit_test(agentloop_throttle_hint_once_per_backoff_window),
+		cmocka_unit_test(agentloop_throttle_hint_flood_keeps_the_backoff),
 		cmocka_unit_test(agentloop_throttle_metadata_429_does_not_extend_grace),
 		cmocka_unit_test(agentloop_throttle_yes_shrinks_the_window_slowly),
 		cmocka_unit_test(agentloop_throttle_revoked_backs_off_far),
