@@ -88,6 +88,8 @@ static uint64_t loop_now(struct cmk_loop *l)
 	}
 	if (l->fails)
 		l->first_fail_ms += d;
+	if (l->fails && l->run_kms_throttled)
+		l->last_kms_throttled_ms += d;
 	if (l->boot_ret == -EINPROGRESS)
 		l->boot_start_ms += d;
 	return now;
@@ -280,13 +282,24 @@ static uint64_t first_check_ms(const struct cmk_loop *l)
 
 /*
  * When the run of failures meets the policy: grace_s after its first
- * failed check; while the KMS's last answer was "throttled", up to
- * throttle_grace_s later (agentloop.h, "Throttling").
+ * failed check; while the KMS answered "throttled" recently, up to
+ * throttle_grace_s later (agentloop.h, "Throttling").  "Recently": within
+ * the longest wait between two checks of a throttled run (the window)
+ * plus one check's deadline, so that a timeout or a 5xx among throttled
+ * answers does not wipe a fleet that overloads its KMS, while a KMS that
+ * stopped answering "throttled" meets the policy one window later.
  */
 static uint64_t grace_end_ms(const struct cmk_loop *l)
 {
-	return l->first_fail_ms + l->grace_ms +
-	       (l->throttled ? l->throttle_grace_ms : 0);
+	uint64_t end = l->first_fail_ms + l->grace_ms;
+	uint64_t cap = end + l->throttle_grace_ms, ext;
+
+	if (!l->run_kms_throttled)
+		return end;
+	ext = l->last_kms_throttled_ms + throttle_cap_ms(l) + l->check_timeout_ms;
+	if (ext <= end)
+		return end;
+	return ext < cap ? ext : cap;
 }
 
 /* The regular gap between checks: interval plus up to jitter_pct. */
@@ -415,8 +428,10 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 {
 	bool throttled = l->last_err.reason == CMK_R_THROTTLED;
 
-	if (!l->fails++)
+	if (!l->fails++) {
 		l->first_fail_ms = started;
+		l->run_kms_throttled = false;
+	}
 	if (throttled) {
 		uint64_t ra = l->last_err.retry_after_ms;
 		uint64_t cap = throttle_cap_ms(l);
@@ -434,6 +449,10 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 	}
 	/* Only the KMS's own "throttled" extends grace_s (agentloop.h). */
 	l->throttled = throttled && l->last_err.kms_throttled;
+	if (l->throttled) {
+		l->run_kms_throttled = true;
+		l->last_kms_throttled_ms = now;
+	}
 	if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE ||
 	    l->state == CMK_LS_FAIL_OPEN)
 		return;		/* nothing left to decide; wait for the KMS */

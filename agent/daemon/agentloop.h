@@ -105,14 +105,19 @@
  *             two checks is therefore the window, and a revocation during
  *             a throttle wipes within that window + check_timeout_ms +
  *             grace_s + throttle_grace_s (cmk_loop_wipe_bound_ms()).
- *   grace     while the last answer of the run is "throttled" by the KMS
- *             itself (err.kms_throttled: not a metadata service's plain
- *             HTTP 429), the policy applies throttle_grace_s after
- *             grace_s would have, not at grace_s: a throttled answer
- *             comes over TLS from the KMS itself, so the KMS is reachable and answering, and a fleet
- *             that overloads its own KMS must not wipe itself.  Any other
- *             failure after grace_s applies the policy at once; a
- *             definitive no revokes at once, throttled or not.
+ *   grace     while the KMS itself (err.kms_throttled: not a metadata
+ *             service's plain HTTP 429) answered "throttled" within the
+ *             last throttle window + check_timeout_ms (the longest a
+ *             throttled run waits for its next answer), the policy
+ *             applies up to throttle_grace_s after grace_s would have,
+ *             not at grace_s: a throttled answer comes over TLS from the
+ *             KMS itself, so the KMS is reachable and answering, and a
+ *             fleet that overloads its own KMS must not wipe itself - nor
+ *             because one timeout or 5xx came among its throttled
+ *             answers.  Once no throttled answer came for that long, the
+ *             policy applies (at grace_s, or at once if past it); never
+ *             later than grace_s + throttle_grace_s after the first
+ *             failure; a definitive no revokes at once, throttled or not.
  *
  * Hints (cmk_loop_hint()): something outside the loop asks for a real
  * CMK check now - an operator (cmkctl check-now, SIGHUP) or an event
@@ -270,6 +275,8 @@ struct cmk_loop {
 
 	/* Throttling (the KMS's "slow down"). */
 	bool throttled;			/* the last failure was a throttled answer */
+	bool run_kms_throttled;		/* the KMS said "throttled" in this run ... */
+	uint64_t last_kms_throttled_ms;	/* ... last at this time */
 	unsigned int throttles;		/* throttled answers in a row */
 	unsigned long throttled_total;	/* since start */
 	uint64_t hold_until_ms;		/* no check before (Retry-After) */

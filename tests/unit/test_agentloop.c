@@ -1910,14 +1910,58 @@ static void agentloop_throttle_definitive_revokes_at_once(void **state)
 }
 
 /*
- * The extension lasts only while the KMS keeps answering "throttled": a
- * check that times out after grace_s applies the policy at once.
+ * One timeout (or 5xx) among throttled answers, after grace_s, does not
+ * wipe: a KMS throttled answer came within the last throttle window +
+ * check_timeout_ms.  Once the KMS stops answering "throttled" (every check
+ * times out), the policy applies that long after the last throttled answer.
+ * Oracle: no wipe at the first timeout past grace_s; a wipe
+ * (kms_unreachable) later, no later than the last throttled answer + window
+ * (2 min: a quarter of grace_s + throttle_grace_s) + 12 s, and no later
+ * than grace_s + throttle_grace_s after the first failure.
  */
 static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 {
 	char script[64];
 	struct fake f = { .rng = 31, .script = script };
-	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_config c = throttle_cfg(60, 420);
+	struct cmk_loop l;
+	uint64_t first, last_y, w = 120000;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	while (f.now < first + 90000)
+		run_answers(&l, &f, 1);
+	last_y = f.now;
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	memset(script, 't', sizeof(script) - 1);
+	f.pos = 0;
+	run_answers(&l, &f, 1);		/* one timeout, past grace_s */
+	assert_true(f.now > first + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	run_until(&l, &f, first + 480000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
+	print_message("last throttled answer +%llu s, first failure +%llu s: wiped\n",
+		      (unsigned long long)(f.first_wipe_at - last_y) / 1000,
+		      (unsigned long long)(f.first_wipe_at - first) / 1000);
+	assert_true(f.first_wipe_at <= last_y + w + c.check_timeout_ms);
+	assert_true(f.first_wipe_at <= first + 480000);
+}
+
+/*
+ * The same mix, a definitive no after the timeout: revoked at once, the
+ * throttle extension notwithstanding.
+ */
+static void agentloop_throttle_timeout_then_no_revokes_at_once(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 31, .script = script };
+	struct cmk_config c = throttle_cfg(60, 420);
 	struct cmk_loop l;
 	uint64_t first;
 
@@ -1929,12 +1973,15 @@ static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 	first = f.check_started_at[0];
 	while (f.now < first + 90000)
 		run_answers(&l, &f, 1);
-	assert_int_equal(l.state, CMK_LS_DEGRADED);
-	f.script = "t";
+	f.script = "td";
 	f.pos = 0;
 	run_answers(&l, &f, 1);
-	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
-	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	run_answers(&l, &f, 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_true(f.checks_started < 64);
+	assert_int_equal(f.first_wipe_at, f.check_started_at[f.checks_started - 1]);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
 }
 
 /* throttle_grace_s 0: a throttle meets the policy at grace_s, as before. */
@@ -2429,6 +2476,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_endless_wipes_at_grace_plus_throttle_grace),
 		cmocka_unit_test(agentloop_throttle_definitive_revokes_at_once),
 		cmocka_unit_test(agentloop_throttle_then_unreachable_after_grace_wipes),
+		cmocka_unit_test(agentloop_throttle_timeout_then_no_revokes_at_once),
 		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
 		cmocka_unit_test(agentloop_throttle_hint_once_per_backoff_window),
 		cmocka_unit_test(agentloop_throttle_hint_flood_keeps_the_backoff),
