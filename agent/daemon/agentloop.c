@@ -619,6 +619,40 @@ static void repend_hints(struct cmk_loop *l)
 	l->hint_pending = true;
 }
 
+/*
+ * A check that answered a hint was throttled: the hint (a revocation
+ * notice, whose queue message is gone) stays pending and is asked again
+ * in a short full-jitter window, CMK_HINT_RETRY_MS doubling up to
+ * CMK_HINT_RETRY_MAX_MS, never inside a Retry-After hold, at most
+ * CMK_HINT_RETRIES times until the KMS gives an answer that is not
+ * "throttled" (then a fresh series may follow); after that the hint waits
+ * for the throttle schedule.  Any other answer ends the series.
+ */
+static void hint_throttled(struct cmk_loop *l, bool hinted, bool throttled,
+			   uint64_t now)
+{
+	uint64_t w = CMK_HINT_RETRY_MS;
+
+	if (!throttled) {
+		l->hint_retries = 0;
+		l->hint_retrying = false;
+		return;
+	}
+	if (!hinted)
+		return;
+	l->hint_retrying = false;
+	l->hint_pending = true;
+	if (l->hint_retries >= CMK_HINT_RETRIES || l->boot_ret ||
+	    l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE)
+		return;
+	for (unsigned int n = l->hint_retries++; n && w < CMK_HINT_RETRY_MAX_MS; n--)
+		w *= 2;
+	if (w > CMK_HINT_RETRY_MAX_MS)
+		w = CMK_HINT_RETRY_MAX_MS;
+	l->hint_retrying = true;
+	l->hint_retry_ms = now + full_jitter(l, w);
+}
+
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
 {
 	return l->job != CMK_JOB_NONE && l->job_id == id && !l->job_stale;
@@ -630,9 +664,11 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 	uint64_t now = loop_now(l);
 	enum cmk_job job = l->job;
 	bool wanted = cmk_loop_job_wanted(l, id);
+	bool hinted;
 
 	if (job == CMK_JOB_NONE || id != l->job_id)
 		return;
+	hinted = wanted && l->job_hints;
 	l->job = CMK_JOB_NONE;
 	if (wanted)
 		hint_answered(l);
@@ -656,6 +692,7 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 		return;
 	}
 	answer(l, job, l->job_start_ms, ret, e, now);
+	hint_throttled(l, hinted, ret && e && e->reason == CMK_R_THROTTLED, now);
 }
 
 /*
@@ -751,7 +788,9 @@ static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
 
 	if (l->hint_checks)
 		t = max_u64(t, l->hint_check_ms + CMK_HINT_MIN_GAP_MS);
-	if (w && l->hint_budget_used)
+	if (l->hint_retrying)
+		t = max_u64(t, l->hint_retry_ms);	/* the window's hint, again */
+	else if (w && l->hint_budget_used)
 		t = max_u64(t, l->hint_budget_ms + w);
 	t = max_u64(t, l->hint_not_before_ms);
 	return max_u64(t, l->hold_until_ms);

@@ -288,6 +288,9 @@ struct cmk_loop {
 	bool hint_after_job;		/* ... for the job under way to end first */
 	uint64_t hint_check_ms;		/* start of the last check a hint caused */
 	uint64_t hint_not_before_ms;	/* an event hint's check starts here */
+	bool hint_retrying;		/* a throttled hint is asked again ... */
+	uint64_t hint_retry_ms;		/* ... from here (hint_throttled()) */
+	unsigned int hint_retries;	/* quick retries since a non-throttled answer */
 	bool hint_budget_used;		/* a hint checked while backing off ... */
 	uint64_t hint_budget_ms;	/* ... then: the next one a window later */
 	unsigned long hints;		/* hints received */
@@ -312,6 +315,11 @@ struct cmk_loop {
 #define CMK_STUCK_MS		30000
 /* Checks caused by hints start at least this far apart. */
 #define CMK_HINT_MIN_GAP_MS	1000
+/* A throttled hint check is asked again within this, doubling ... */
+#define CMK_HINT_RETRY_MS	1000
+#define CMK_HINT_RETRY_MAX_MS	8000
+/* ... this many times until the KMS answers something else. */
+#define CMK_HINT_RETRIES	4
 /* A gap between the two clocks smaller than this is no system sleep. */
 #define CMK_SLEEP_MIN_MS	1000
 

@@ -2007,13 +2007,14 @@ static void agentloop_throttle_grace_zero_is_plain_grace(void **state)
 /*
  * A throttled answer without Retry-After backs the next check off by up
  * to the throttle window; the first hint in that window (a revocation
- * notice) still checks at once, a second one does not: it waits for the
- * next check of the schedule or the window's end.  Only a Retry-After is
- * the KMS's word; the window is the budget a hint flood must respect.
+ * notice) still checks at once (its answer, a yes, leaves the window
+ * paced), a second one does not: it waits for the next check of the
+ * schedule or the window's end.  Only a Retry-After is the KMS's word;
+ * the window is the budget a hint flood must respect.
  */
 static void agentloop_throttle_hint_once_per_backoff_window(void **state)
 {
-	struct fake f = { .rng = 3, .script = "yyd" };
+	struct fake f = { .rng = 3, .script = "yod" };
 	struct cmk_config c = throttle_cfg(300, 900);
 	struct cmk_loop l;
 	uint64_t t, t2, sched;
@@ -2027,7 +2028,7 @@ static void agentloop_throttle_hint_once_per_backoff_window(void **state)
 	run_until(&l, &f, t);
 	assert_int_equal(f.checks_started, 2);
 	assert_int_equal(f.check_started_at[1], t);	/* the first: at once */
-	assert_int_equal(l.state, CMK_LS_DEGRADED);	/* throttled again */
+	assert_true(l.pace_ms > 0);			/* still paced */
 	t2 = t + 5000;
 	run_until(&l, &f, t2);
 	sched = l.next_check_ms;
@@ -2058,9 +2059,10 @@ static char always_healthy(struct fake *f)
  * A flood of hints (one a second for 10 minutes: anyone who may publish to
  * the hint queue) against a KMS that throttles every check.  Oracle: the
  * throttle schedule starts checks at least a quarter window (60 s at 30 s
- * checks) apart, and the budget allows one hint check per window (240 s):
- * at most 600/60 + 1 + 600/240 + 1 = 14 checks, where a hint that
- * bypassed the backoff cost ~600.  The same flood against a healthy KMS
+ * checks) apart, and the budget allows one hint check per window (240 s),
+ * plus the CMK_HINT_RETRIES quick retries of a throttled hint once (until
+ * the KMS answers something else): at most 600/60 + 1 + 600/240 + 1 + 4 =
+ * 18 checks, where a hint that bypassed the backoff cost ~600.  The same flood against a healthy KMS
  * still checks within hint_spread_ms of the first hint.
  */
 static void agentloop_throttle_hint_flood_keeps_the_backoff(void **state)
@@ -2084,7 +2086,7 @@ static void agentloop_throttle_hint_flood_keeps_the_backoff(void **state)
 	n = f.checks_started - 1;
 	print_message("1 hint/s for 10 min, KMS throttling: %d checks (%lu hint checks)\n",
 		      n, l.hint_checks);
-	assert_in_range(n, 1, 14);
+	assert_in_range(n, 1, 18);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
 
 	/* Healthy: the hint checks within hint_spread_ms. */
@@ -2099,6 +2101,67 @@ static void agentloop_throttle_hint_flood_keeps_the_backoff(void **state)
 	run_until(&l, &f, t0 + 2000);
 	assert_int_equal(f.checks_started, 2);
 	assert_in_range(f.check_started_at[1] - t0, 0, 2000);
+}
+
+/*
+ * A hint's check that the KMS throttles (a fleet-wide revocation event
+ * pushes a fleet over its quota) keeps the hint: it is asked again within
+ * 1 s, then 2, 4, 8 s (full jitter), not after the throttle window (up to
+ * 8 intervals: 40 min at 300 s checks).  Oracle: 300 s checks, 50 random
+ * streams: a hint, 1 or 4 throttled answers, then a Deny: wiped within 2 s
+ * (1 throttle: the 1 s window, after the 1 s hint gap) or 16 s (4: 1 + 2 +
+ * 4 + 8 s + gaps) of the hint; a Retry-After of 5 s still holds the retry.
+ */
+static void agentloop_throttle_hint_retried_when_throttled(void **state)
+{
+	static const char *const scripts[] = { "yd", "yyyyd" };
+	static const uint64_t bound[] = { 2000, 16000 };
+	uint64_t worst[2] = { 0 };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		for (uint32_t seed = 1; seed <= 50; seed++) {
+			struct fake f = { .rng = seed * 2654435761u, .script = scripts[k] };
+			struct cmk_config c = throttle_cfg(900, 900);
+			struct cmk_loop l;
+			uint64_t t;
+
+			c.check_interval_ms = 300000;
+			c.lease_ms = 600000;
+			c.hint_spread_ms = 0;
+			boot_with(&l, &f, &c);
+			t = f.now + 5000;
+			run_until(&l, &f, t);
+			l.next_check_ms = t + 300000;	/* no periodic check in the way */
+			cmk_loop_hint(&l, CMK_HINT_EVENT);
+			run_until(&l, &f, t + 60000);
+			assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+			assert_true(f.first_wipe_at - t <= bound[k]);
+			if (f.first_wipe_at - t > worst[k])
+				worst[k] = f.first_wipe_at - t;
+		}
+		print_message("hint, %s then Deny: hint -> wipe worst %llu ms of 50\n",
+			      scripts[k], (unsigned long long)worst[k]);
+	}
+	{
+		struct fake f = { .rng = 7, .script = "Yd", .retry_after_ms = 5000 };
+		struct cmk_config c = throttle_cfg(900, 900);
+		struct cmk_loop l;
+		uint64_t t;
+
+		c.check_interval_ms = 300000;
+		c.lease_ms = 600000;
+		boot_with(&l, &f, &c);
+		t = f.now + 5000;
+		run_until(&l, &f, t);
+		l.next_check_ms = t + 300000;
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, t + 60000);
+		assert_int_equal(f.checks_started, 2);
+		assert_true(f.check_started_at[1] - f.check_started_at[0] >= 5000);
+		assert_true(f.check_started_at[1] - f.check_started_at[0] <= 5000 + 1000);
+		assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	}
 }
 
 /*
@@ -2480,6 +2543,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
 		cmocka_unit_test(agentloop_throttle_hint_once_per_backoff_window),
 		cmocka_unit_test(agentloop_throttle_hint_flood_keeps_the_backoff),
+		cmocka_unit_test(agentloop_throttle_hint_retried_when_throttled),
 		cmocka_unit_test(agentloop_throttle_metadata_429_does_not_extend_grace),
 		cmocka_unit_test(agentloop_throttle_yes_shrinks_the_window_slowly),
 		cmocka_unit_test(agentloop_throttle_revoked_backs_off_far),
