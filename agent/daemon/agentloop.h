@@ -144,9 +144,25 @@
  *                      flood of hints costs at most one KMS request per
  *                      CMK_HINT_MIN_GAP_MS; a hint inside the gap is kept
  *                      and served when the gap ends.
- *   backoff            a hint overrides the backoff after failed checks
- *                      (throttled ones too), never a hold the KMS asked
- *                      for (Retry-After): the check starts when it ends.
+ *   backoff            while the run is throttled (or paced back up after
+ *                      a throttle) or failing, a hint brings the next
+ *                      check forward at most once per backoff window (the
+ *                      throttle window, or the failure backoff's current
+ *                      window), counted from the last check that answered
+ *                      a hint: a flood of hints costs the backoff schedule
+ *                      plus one check per window, not one a second.  A
+ *                      hint inside a spent window is kept and served by
+ *                      the next check (scheduled, or at the window's
+ *                      end).  Never inside a hold the KMS asked for
+ *                      (Retry-After): the check starts when it ends.
+ *                      Revoked, a hint checks at once (the key may be
+ *                      back).
+ *   throttled          a hint whose check the KMS throttles stays pending
+ *                      (its queue message is gone) and is asked again in a
+ *                      full-jitter window of CMK_HINT_RETRY_MS doubling up
+ *                      to CMK_HINT_RETRY_MAX_MS, never inside a hold, at
+ *                      most CMK_HINT_RETRIES times until an answer that is
+ *                      not "throttled"; then it waits for the schedule.
  *   boot               while the boot unseal runs (or after it failed) a
  *                      hint does nothing: the unseal is the check.
  *
