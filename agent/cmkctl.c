@@ -19,7 +19,7 @@
  *   cmkctl format --kek FILE --mode ephemeral|persistent
  *                 [--sector-size 512|4096] [--iv-large-sectors] [--force] DEVICE
  *   cmkctl local-key create|enable|disable|destroy|status FILE
- *   cmkctl [--config FILE] open DEVICE | close DEVICE | status [--json]
+ *   cmkctl [--config FILE] open DEVICE | close [--force] DEVICE | status [--json]
  *   cmkctl [--config FILE] revoke [--device NAME]
  *   cmkctl [--config FILE] pin DEVICE [--uuid UUID]
  *   cmkctl [--config FILE] kek rewrap [--key-ref REF] | kek rotate
@@ -78,6 +78,7 @@ enum {
 	EXIT_NO_HEADER = 4,
 	EXIT_KERNEL = 5,
 	EXIT_REFUSED = 6,
+	EXIT_BUSY = 7,
 };
 
 static const char *config_path = CMK_CONFIG_PATH;
@@ -113,7 +114,7 @@ static int usage(void)
 	      "  cmkctl [--config FILE] unseal --kek FILE|--agent|--socket PATH [--context k=v]...\n"
 	      "                [--force] [IN|-|s3://BUCKET/KEY [OUT|-]]\n"
 	      "  cmkctl [--config FILE] open DEVICE\n"
-	      "  cmkctl [--config FILE] close DEVICE\n"
+	      "  cmkctl [--config FILE] close [--force] DEVICE\n"
 	      "  cmkctl [--config FILE] status [--json]\n"
 	      "  cmkctl [--config FILE] check-now [--wait SECONDS | --no-wait]\n"
 	      "  cmkctl [--config FILE] revoke [--device NAME]\n"
@@ -964,18 +965,63 @@ out:
 	return ret;
 }
 
+/*
+ * A device in use is not closed unless asked to: wiping the key under a
+ * mounted filesystem fails its I/O and aborts its journal, which no one
+ * running "close" by hand means to do.  The check races with a mount made
+ * right after it, as cryptsetup's does; it catches the common mistake.
+ */
+static int refuse_busy(const struct cmk_config_device *d)
+{
+	unsigned int major, minor;
+	char mnt[4096] = "";
+	struct cmk_err e;
+	int users, ret;
+
+	ret = cmk_dm_users(d->dm_name, &users, &major, &minor, &e);
+	if (ret == -ENXIO || (!ret && users <= 0))
+		return 0;
+	if (ret)
+		return fail_volume(&e, ret);
+	if (!cmk_dm_mount_point(major, minor, mnt, sizeof(mnt)))
+		fprintf(stderr,
+			"cmkctl: device %s (/dev/mapper/%s): in use, mounted on %s: nothing changed; unmount it first, or close --force to wipe the key under its users (their I/O then fails)\n",
+			d->name, d->dm_name, mnt);
+	else
+		fprintf(stderr,
+			"cmkctl: device %s (/dev/mapper/%s): in use, held open %d time%s (a process or a device stacked on it): nothing changed; stop its users first (see 'fuser -v /dev/mapper/%s' and 'dmsetup ls --tree'), or close --force to wipe the key under them (their I/O then fails)\n",
+			d->name, d->dm_name, users, users == 1 ? "" : "s", d->dm_name);
+	return EXIT_BUSY;
+}
+
+/* close DEVICE [--force]: wipe the key, remove the mapping and its record. */
 static int do_close(int argc, char **argv)
 {
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const struct cmk_config_device *d;
+	bool force = false;
 	struct cmk_err e;
 	struct ctl c;
-	int ret;
+	int ch, ret;
 
-	if (argc != 2)
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch != 'f')
+			return usage();
+		force = true;
+	}
+	if (optind != argc - 1)
 		return usage();
-	ret = ctl_setup_device(&c, argv[1], &d);
+	ret = ctl_setup_device(&c, argv[optind], &d);
 	if (ret)
 		goto out;
+	if (!force) {
+		ret = refuse_busy(d);
+		if (ret)
+			goto out;
+	}
 	ret = cmk_volume_close(&c.vol, d, &e);
 	if (ret) {
 		ret = fail_volume(&e, ret);

@@ -3,6 +3,7 @@
  * dm.c - create, inspect and remove dm-cmk devices through libdevmapper.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,6 +167,48 @@ int cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e)
 	int ret = info_of(name, &info, e);
 
 	*exists = !ret && info.exists;
+	return ret;
+}
+
+int cmk_dm_users(const char *name, int *open_count, unsigned int *major,
+		 unsigned int *minor, struct cmk_err *e)
+{
+	struct dm_info info;
+	int ret = info_of(name, &info, e);
+
+	if (ret)
+		return ret;
+	if (!info.exists)
+		return cmk_errf(e, -ENXIO, "device-mapper: no device named %s", name);
+	*open_count = info.open_count;
+	*major = info.major;
+	*minor = info.minor;
+	return 0;
+}
+
+int cmk_dm_mount_point(unsigned int major, unsigned int minor, char *buf,
+		       size_t len)
+{
+	char *line = NULL, want[32], dev[32], mnt[4096];
+	size_t cap = 0;
+	int ret = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	snprintf(want, sizeof(want), "%u:%u", major, minor);
+	/* "<id> <parent> <maj:min> <root> <mount point> ..." */
+	while (getline(&line, &cap, f) > 0) {
+		if (sscanf(line, "%*s %*s %31s %*s %4095s", dev, mnt) != 2 ||
+		    strcmp(dev, want))
+			continue;
+		snprintf(buf, len, "%s", mnt);
+		ret = 0;
+		break;
+	}
+	free(line);
+	fclose(f);
 	return ret;
 }
 

@@ -39,4 +39,20 @@ int cmk_dm_remove(const char *name, struct cmk_err *e);
 /* cmk_dm_exists() - does device @name exist? */
 int cmk_dm_exists(const char *name, bool *exists, struct cmk_err *e);
 
+/*
+ * cmk_dm_users() - how many holders have device @name open (a mount, a
+ * process, a device stacked on it) and its device number; -ENXIO if it
+ * does not exist.
+ */
+int cmk_dm_users(const char *name, int *open_count, unsigned int *major,
+		 unsigned int *minor, struct cmk_err *e);
+
+/*
+ * cmk_dm_mount_point() - the first mount point of block device
+ * @major:@minor in this mount namespace, into @buf (escapes as
+ * /proc/self/mountinfo has them); -ENOENT if it is not mounted here.
+ */
+int cmk_dm_mount_point(unsigned int major, unsigned int minor, char *buf,
+		       size_t len);
+
 #endif /* CMK_DM_H */
