@@ -618,3 +618,16 @@ int cmk_aws_creds_reload(struct cmk_aws_cred_src *s, time_t now, bool *changed,
 		*changed = s->changes != before;
 	return ret;
 }
+
+int cmk_aws_sign(const struct cmk_sigv4_request *req, const struct cmk_aws_creds *c,
+		 const char *region, const char *service, struct cmk_sigv4_out *sig,
+		 struct cmk_nv *hh, struct cmk_secret **tokz, struct cmk_err *e)
+{
+	struct cmk_sigv4_key k = { c->access_key_id, c->secret_key, c->session_token };
+	int ret;
+
+	ret = cmk_sigv4_sign(req, &k, region, service, time(NULL), 0, sig, e);
+	if (ret)
+		return ret;
+	return cmk_sigv4_headers(req, &k, sig, hh, tokz, e);
+}

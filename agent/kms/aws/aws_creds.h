@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "core/err.h"
+#include "kms/aws/sigv4.h"
 #include "kms/http.h"
 #include "core/secret.h"
 
@@ -146,5 +147,18 @@ int cmk_aws_imds_parse(const char *json, size_t len, struct cmk_aws_creds *c,
 
 /* cmk_aws_creds_from_env() - -ENOENT if AWS_ACCESS_KEY_ID is not set. */
 int cmk_aws_creds_from_env(struct cmk_aws_creds *c, struct cmk_err *e);
+
+/*
+ * cmk_aws_sign() - sign @req with @c for @region/@service at the current
+ * time and fill @hh (req->n_headers + 3 entries) with the headers to send,
+ * as cmk_sigv4_sign() and cmk_sigv4_headers() do: what every AWS call
+ * (KMS, S3, SQS) sends.  *@sig and *@tokz back what @hh points to until
+ * the request is sent; then cmk_sigv4_out_free(@sig) (and *@tokz is
+ * freed by its owner).  Returns how many headers it filled, or a negative
+ * errno with @e filled.
+ */
+int cmk_aws_sign(const struct cmk_sigv4_request *req, const struct cmk_aws_creds *c,
+		 const char *region, const char *service, struct cmk_sigv4_out *sig,
+		 struct cmk_nv *hh, struct cmk_secret **tokz, struct cmk_err *e);
 
 #endif /* CMK_AWS_CREDS_H */

@@ -626,18 +626,13 @@ static int kms_send(struct aws *a, const char *op, const char *host,
 		.method = "POST", .path = path, .headers = sh,
 		.n_headers = 3, .body = body, .body_len = body_len,
 	};
-	struct cmk_sigv4_key sk = { c->access_key_id, c->secret_key,
-				    c->session_token };
 	struct cmk_nv hh[6];
 	struct cmk_http_request hr = { "POST", a->endpoint, hh, 5,
 				       body, body_len };
 	int ret;
 
 	snprintf(target, sizeof(target), "TrentService.%s", op);
-	ret = cmk_sigv4_sign(&sr, &sk, a->region, "kms", time(NULL), 0, &sig, e);
-	if (ret)
-		goto out;
-	ret = cmk_sigv4_headers(&sr, &sk, &sig, hh, &tokz, e);
+	ret = cmk_aws_sign(&sr, c, a->region, "kms", &sig, hh, &tokz, e);
 	if (ret < 0)
 		goto out;
 	hr.n_headers = (size_t)ret;

@@ -384,7 +384,6 @@ static int s3_call(struct cmk_s3 *s, const struct cmk_s3_obj *o,
 {
 	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
 	const struct cmk_aws_creds *cr;
-	struct cmk_sigv4_key sk;
 	struct cmk_sigv4_out sig = { 0 };
 	struct cmk_s3_target t;
 	char hash[2 * SHA256_DIGEST_LENGTH + 1], rid[128];
@@ -420,11 +419,7 @@ static int s3_call(struct cmk_s3 *s, const struct cmk_s3_obj *o,
 		cmk_err_prefix(e, "s3 %s s3://%s/%s: credentials", c->op, o->bucket, o->key);
 		return ret;
 	}
-	sk = (struct cmk_sigv4_key){ cr->access_key_id, cr->secret_key, cr->session_token };
-	ret = cmk_sigv4_sign(&sr, &sk, s->region, "s3", time(NULL), 0, &sig, e);
-	if (ret)
-		goto out;
-	ret = cmk_sigv4_headers(&sr, &sk, &sig, hh, &tokz, e);
+	ret = cmk_aws_sign(&sr, cr, s->region, "s3", &sig, hh, &tokz, e);
 	if (ret < 0)
 		goto out;
 	hr.n_headers = (size_t)ret;

@@ -193,7 +193,6 @@ static int sqs_call(struct cmk_sqs *q, const struct cmk_http_opts *o,
 {
 	CMK_SECRET_AUTO struct cmk_secret *tokz = NULL;
 	const struct cmk_aws_creds *c;
-	struct cmk_sigv4_key sk;
 	struct cmk_sigv4_out sig = { 0 };
 	char target[64];
 	struct cmk_nv sh[] = {
@@ -217,11 +216,7 @@ static int sqs_call(struct cmk_sqs *q, const struct cmk_http_opts *o,
 		cmk_err_prefix(e, "sqs %s %s: credentials", op, q->queue_url);
 		return ret;
 	}
-	sk = (struct cmk_sigv4_key){ c->access_key_id, c->secret_key, c->session_token };
-	ret = cmk_sigv4_sign(&sr, &sk, q->region, "sqs", time(NULL), 0, &sig, e);
-	if (ret)
-		goto out;
-	ret = cmk_sigv4_headers(&sr, &sk, &sig, hh, &tokz, e);
+	ret = cmk_aws_sign(&sr, c, q->region, "sqs", &sig, hh, &tokz, e);
 	if (ret < 0)
 		goto out;
 	hr.n_headers = (size_t)ret;
