@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -283,6 +284,24 @@ static pid_t share_pid;
 static cmk_http_epoch_fn epoch_fn;
 static void *epoch_arg;
 
+/*
+ * The sockets of the share's connections.  A share retired because the
+ * VM-fork epoch moved holds the parent VM's TLS sessions: closing them
+ * the usual way sends a close_notify alert, one record under the parent's
+ * keys and nonces.  Before such a share is cleaned up, each socket is
+ * replaced (dup2) by an unconnected one, so the alert goes nowhere and
+ * libcurl closes what it believes is its socket.
+ */
+#define SHARE_SOCKS_MAX 32
+/* Its own lock: libcurl closes sockets from inside curl_share_cleanup(). */
+static pthread_mutex_t socks_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	curl_socket_t fd;
+	CURLSH *sh;
+} share_socks[SHARE_SOCKS_MAX];
+static unsigned int n_share_socks;
+static bool share_forked;	/* retired for a VM-fork epoch change */
+
 static void share_data_init(void)
 {
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -321,14 +340,75 @@ static CURLSH *share_new(void)
 	return sh;
 }
 
+/* Point @sh's sockets at nothing (see above). */
+static void share_mute(CURLSH *sh)
+{
+	pthread_mutex_lock(&socks_mu);
+	for (unsigned int i = 0; i < n_share_socks; i++) {
+		int nfd;
+
+		if (share_socks[i].sh != sh)
+			continue;
+		nfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (nfd < 0) {
+			/* No fd to spare: shut it, an alert then fails (EPIPE). */
+			shutdown(share_socks[i].fd, SHUT_RDWR);
+			continue;
+		}
+		dup2(nfd, share_socks[i].fd);
+		close(nfd);
+	}
+	pthread_mutex_unlock(&socks_mu);
+}
+
 /* Called with share_mu held: close the retired share if nobody uses it. */
 static void share_reap(void)
 {
 	if (share && share_retired && !share_users) {
+		if (share_forked)
+			share_mute(share);
 		curl_share_cleanup(share);
 		share = NULL;
 		share_retired = false;
+		share_forked = false;
 	}
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION of a request that keeps its connection. */
+static curl_socket_t share_sock_open(void *clientp, curlsocktype purpose,
+				     struct curl_sockaddr *a)
+{
+	curl_socket_t fd;
+
+	(void)purpose;
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&socks_mu);
+	if (n_share_socks == SHARE_SOCKS_MAX) {
+		/* Not one that could be muted: not one to keep either. */
+		pthread_mutex_unlock(&socks_mu);
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	share_socks[n_share_socks].fd = fd;
+	share_socks[n_share_socks].sh = clientp;
+	n_share_socks++;
+	pthread_mutex_unlock(&socks_mu);
+	return fd;
+}
+
+static int share_sock_close(void *clientp, curl_socket_t fd)
+{
+	(void)clientp;
+	pthread_mutex_lock(&socks_mu);
+	for (unsigned int i = 0; i < n_share_socks; i++)
+		if (share_socks[i].fd == fd) {
+			share_socks[i] = share_socks[--n_share_socks];
+			break;
+		}
+	pthread_mutex_unlock(&socks_mu);
+	return close(fd);
 }
 
 void cmk_http_set_epoch_source(cmk_http_epoch_fn fn, void *arg)
@@ -370,9 +450,15 @@ static CURLSH *share_get(void)
 		share = NULL;	/* the parent's: not ours to close */
 		share_users = 0;
 		share_retired = false;
+		share_forked = false;
+		pthread_mutex_lock(&socks_mu);
+		n_share_socks = 0;
+		pthread_mutex_unlock(&socks_mu);
 	}
-	if (share && !share_retired && share_epoch != epoch)
+	if (share && !share_retired && share_epoch != epoch) {
 		share_retired = true;
+		share_forked = true;
+	}
 	share_reap();
 	if (!share && epoch != CMK_HTTP_EPOCH_UNKNOWN) {
 		share = share_new();
@@ -716,8 +802,13 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	if (!resp->sink)
 		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)resp->max_body);
 	/* The connection outlives the handle: the next check reuses it. */
-	if (sh)
+	if (sh) {
 		SET(CURLOPT_SHARE, sh);
+		SET(CURLOPT_OPENSOCKETFUNCTION, share_sock_open);
+		SET(CURLOPT_OPENSOCKETDATA, (void *)sh);
+		SET(CURLOPT_CLOSESOCKETFUNCTION, share_sock_close);
+		SET(CURLOPT_CLOSESOCKETDATA, (void *)sh);
+	}
 	if (o->ca_bundle)
 		SET(CURLOPT_CAINFO, o->ca_bundle);
 	if (o->no_proxy) {
