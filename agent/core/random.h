@@ -18,4 +18,16 @@
  */
 int cmk_random_fill(void *buf, size_t len, const char *what, struct cmk_err *e);
 
+/*
+ * cmk_random_reseed_openssl() - reseed this thread's OpenSSL DRBGs (public
+ * and private) with prediction resistance, which in OpenSSL 3.0 reseeds
+ * their parent, the primary DRBG, from the OS (getrandom) first.  Call it
+ * before anything that makes OpenSSL draw a secret from its DRBG (an
+ * ECDSA key or signature, a TLS handshake): OpenSSL notices a fork (the
+ * pid changes) but not a VM clone, whose copies share the DRBG state and
+ * so would draw the same "random" keys and nonces.  Costs two 32-byte
+ * getrandom() calls.  Returns 0, or -EIO with "@what: ..." in @e.
+ */
+int cmk_random_reseed_openssl(const char *what, struct cmk_err *e);
+
 #endif /* CMK_RANDOM_H */

@@ -445,7 +445,16 @@ static int sig_keygen(EVP_PKEY **pkey, char **pub_b64, struct cmk_err *e)
 {
 	unsigned char pub[1 + 2 * 48], comp[PUBKEY_LEN];
 	size_t len = 0;
+	int ret;
 
+	/*
+	 * The key scalar comes from OpenSSL's private DRBG: reseed it from
+	 * the OS first, or two clones of a VM snapshot would sign with one
+	 * key (random.h says why a reseed, storage.rst "Randomness").
+	 */
+	ret = cmk_random_reseed_openssl("ECDSA P-384 signing key", e);
+	if (ret)
+		return ret;
 	/* Uncompressed 04 | X | Y, compressed here (SEC 1, 2.3.3): 02/03 | X. */
 	*pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
 	if (!*pkey ||
@@ -507,6 +516,11 @@ out:
 static int sig_final(EVP_MD_CTX *md, unsigned char *sig, size_t *len,
 		     struct cmk_err *e)
 {
+	/* The nonce k draws on the private DRBG too: fresh after a VM clone. */
+	int ret = cmk_random_reseed_openssl("ECDSA P-384 signature", e);
+
+	if (ret)
+		return ret;
 	for (int i = 0; i < 32; i++) {
 		EVP_MD_CTX *c = EVP_MD_CTX_new();
 		size_t n = 128;

@@ -23,6 +23,7 @@
 
 #include "core/cleanse_alloc.h"
 #include "core/deadline.h"
+#include "core/random.h"
 #include "kms/provider_settings.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -909,6 +910,12 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 		if (!c) {
 			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
 				       req->url);
+			break;
+		}
+		/* a TLS handshake may follow: fresh DRBG after a VM clone */
+		ret = cmk_random_reseed_openssl("http: TLS handshake", e);
+		if (ret) {
+			curl_easy_cleanup(c);
 			break;
 		}
 		rc = curl_easy_perform(c);

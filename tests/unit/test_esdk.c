@@ -15,9 +15,13 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/secret.h"
@@ -353,6 +357,131 @@ static void nonces_come_from_getrandom_vm_fork(void **state)
 	cmk_secret_free(&dk);
 	cmk_encctx_free(&ctx);
 	cmk_esdk_wrapkey_free(&wk);
+}
+
+/* ---- a VM clone -------------------------------------------------------------- */
+
+/* base64 of a compressed P-384 point (49 bytes) */
+#define PUB_B64_LEN 68
+
+struct clone_seal {
+	pid_t pid;
+	unsigned char id[CMK_ESDK_MESSAGE_ID_LEN];
+	char pub[PUB_B64_LEN];
+};
+
+/*
+ * Seal one 0x0578 message; keep its Message ID and the signing key's
+ * public half (the value after "aws-crypto-public-key" and its 2-byte
+ * length in the header's encryption context).  No cmocka here: this runs
+ * in the children.
+ */
+static int clone_seal_one(const struct cmk_esdk_wrapkey *wk,
+			  const struct cmk_encctx *ctx, struct clone_seal *r)
+{
+	struct cmk_esdk_seal_opts o = { .suite = CMK_ESDK_SUITE_COMMIT_ECDSA,
+					.name = "obj" };
+	int in = memfd_create("pt", 0), out = memfd_create("ct", 0);
+	unsigned char buf[4096], *k;
+	struct cmk_err e;
+	ssize_t n;
+
+	if (in < 0 || out < 0 || write(in, "x", 1) != 1 || lseek(in, 0, SEEK_SET))
+		return -1;
+	if (cmk_esdk_seal(in, out, wk, ctx, &o, NULL, &e))
+		return -1;
+	n = pread(out, buf, sizeof(buf), 0);
+	k = n > 0 ? memmem(buf, (size_t)n, CMK_ESDK_PUBKEY_CTX,
+			   strlen(CMK_ESDK_PUBKEY_CTX)) : NULL;
+	if (!k || k + strlen(CMK_ESDK_PUBKEY_CTX) + 2 + PUB_B64_LEN > buf + n)
+		return -1;
+	r->pid = getpid();
+	memcpy(r->id, buf + 3, sizeof(r->id));
+	memcpy(r->pub, k + strlen(CMK_ESDK_PUBKEY_CTX) + 2, PUB_B64_LEN);
+	close(in);
+	close(out);
+	return 0;
+}
+
+/*
+ * Runs as pid 1 of a new PID namespace, with warm DRBGs; clones itself
+ * the way a VM snapshot is cloned: raw clone(2), so no fork handler runs,
+ * into a nested PID namespace, so the copy is pid 1 as well and OpenSSL's
+ * pid check sees no fork.  Both copies seal; the results go to @fd.
+ */
+static void clone_pair(int fd, const struct cmk_esdk_wrapkey *wk,
+		       const struct cmk_encctx *ctx)
+{
+	struct clone_seal r[2] = { 0 };
+	int p[2], st = 0;
+	long c;
+
+	if (clone_seal_one(wk, ctx, &r[0]) || pipe(p))
+		_exit(2);
+	c = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (c < 0)
+		_exit(3);
+	if (c == 0) {
+		int ok = !clone_seal_one(wk, ctx, &r[1]);
+
+		_exit(ok && write(p[1], &r[1], sizeof(r[1])) == sizeof(r[1]) ? 0 : 4);
+	}
+	if (clone_seal_one(wk, ctx, &r[0]) ||
+	    waitpid((pid_t)c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) ||
+	    read(p[0], &r[1], sizeof(r[1])) != sizeof(r[1]))
+		_exit(5);
+	_exit(write(fd, r, sizeof(r)) == sizeof(r) ? 0 : 6);
+}
+
+/*
+ * Oracle: an invariant.  Two copies of one process, identical down to the
+ * pid, each sign a message: their per-message ECDSA keys must differ.
+ * Without a reseed from the OS they are byte-identical, because both
+ * draw from the same OpenSSL DRBG state.  The Message IDs (getrandom)
+ * differing shows the copies really are two, each with the kernel's RNG.
+ */
+static void vm_clone_seal_signing_keys_differ(void **state)
+{
+	struct cmk_esdk_wrapkey wk;
+	struct cmk_encctx ctx;
+	struct clone_seal r[2];
+	int p[2], st = 0;
+	pid_t c;
+
+	(void)state;
+	kat_key(&wk, 1);
+	kat_ctx(&ctx);
+	assert_int_equal(pipe(p), 0);
+	c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		pid_t d;
+
+		if (unshare(CLONE_NEWUSER | CLONE_NEWPID))
+			_exit(77);
+		d = fork();
+		if (d == 0)
+			clone_pair(p[1], &wk, &ctx);
+		_exit(d > 0 && waitpid(d, &st, 0) == d && WIFEXITED(st) ?
+		      WEXITSTATUS(st) : 9);
+	}
+	close(p[1]);
+	assert_int_equal(waitpid(c, &st, 0), c);
+	cmk_encctx_free(&ctx);
+	cmk_esdk_wrapkey_free(&wk);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		close(p[0]);
+		print_message("# no unprivileged user namespaces: cannot clone with the same pid\n");
+		skip();
+	}
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(read(p[0], r, sizeof(r)), sizeof(r));
+	close(p[0]);
+	assert_int_equal(r[0].pid, 1);
+	assert_int_equal(r[1].pid, r[0].pid);
+	assert_memory_not_equal(r[0].id, r[1].id, sizeof(r[0].id));
+	assert_memory_not_equal(r[0].pub, r[1].pub, PUB_B64_LEN);
 }
 
 /* Empty input is one empty final frame (sequence 1). */
@@ -849,6 +978,7 @@ int main(void)
 		cmocka_unit_test(round_trips_both_suites_frame_boundaries),
 		cmocka_unit_test(empty_input_is_one_empty_final_frame),
 		cmocka_unit_test(nonces_come_from_getrandom_vm_fork),
+		cmocka_unit_test(vm_clone_seal_signing_keys_differ),
 		cmocka_unit_test(every_bit_flipped_is_refused),
 		cmocka_unit_test(truncated_or_extended_is_refused),
 		cmocka_unit_test(field_errors_name_field_and_offset),

@@ -290,6 +290,48 @@ static void server_down_is_transient(void **state)
 }
 
 /*
+ * The Encrypt IV comes from getrandom(), not from OpenSSL's DRBG, which two
+ * clones of a VM snapshot share (a repeated IV under one AES-GCM key gives
+ * the key's GHASH key away).  Oracle: the wrapped getrandom() counts the
+ * call (testutil.h); the IV is drawn before the server is reached, so a
+ * server that is down is enough.
+ */
+static void kmip_wrap_iv_from_getrandom_vm_clone(void **state)
+{
+	struct cmk_provider *p = NULL;
+	struct cmk_secret *plain = NULL;
+	struct cmk_encctx ctx;
+	struct cmk_err e;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	unsigned char *wrapped = NULL;
+	size_t wlen = 0;
+	char cert[512], key[512], server[64];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	close(fd);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(a.sin_port));
+	snprintf(cert, sizeof(cert), "%s", tu_path("c.pem"));
+	snprintf(key, sizeof(key), "%s", tu_path("k.pem"));
+	make_cert(cert, key);
+	cmk_encctx_init(&ctx);
+	assert_int_equal(open_with(server, cert, key, &p, &e), 0);
+	assert_int_equal(cmk_secret_new(&plain, 32, &e), 0);
+	tu_getrandom_calls = 0;
+	assert_true(cmk_provider_wrap(p, "cmk-1", plain, &ctx, &wrapped, &wlen,
+				      NULL, &e) < 0);
+	assert_null(wrapped);
+	assert_int_equal(e.reason, CMK_R_NETWORK);
+	assert_true(tu_getrandom_calls >= 1);
+	cmk_secret_free(&plain);
+	cmk_provider_close(&p);
+}
+
+/*
  * A server that takes the connection and never says a word (the kernel
  * completes the TCP handshake from the listen backlog; nobody accepts):
  * the TLS handshake waits for a ServerHello that does not come.
@@ -522,6 +564,7 @@ int main(void)
 		cmocka_unit_test(request_too_large_is_refused),
 		cmocka_unit_test(responses_from_pykmip_parse),
 		cmocka_unit_test(classification),
+		cmocka_unit_test(kmip_wrap_iv_from_getrandom_vm_clone),
 		cmocka_unit_test_setup_teardown(settings_checked, tu_setup_tmpdir,
 						tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(server_down_is_transient,

@@ -40,12 +40,12 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "core/deadline.h"
 #include "core/fileio.h"
+#include "core/random.h"
 #include "kms/kmip/kmip.h"
 #include "core/secret.h"
 #include "kms/kmip/ttlv.h"
@@ -619,6 +619,10 @@ static int tls_connect(struct kmip *k, struct cmk_err *e)
 	X509_VERIFY_PARAM *vp;
 	int ret, r;
 
+	/* the handshake's random and key share: fresh after a VM clone */
+	ret = cmk_random_reseed_openssl("kmip: TLS handshake", e);
+	if (ret)
+		return ret;
 	ret = tcp_connect(k, e);
 	if (ret)
 		return ret;
@@ -1062,8 +1066,10 @@ static int kmip_wrap(void *priv, const char *key_ref,
 		return ret;
 	if (n == 0 || n > 4096)
 		return cmk_errf(e, -EINVAL, "kmip: Encrypt takes 1..4096 bytes");
-	if (RAND_bytes(iv, sizeof(iv)) != 1)
-		return cmk_errf(e, -EIO, "kmip: no random bytes for the IV");
+	/* getrandom(), not OpenSSL's DRBG that two clones of a VM share */
+	ret = cmk_random_fill(iv, sizeof(iv), "kmip: the Encrypt IV", e);
+	if (ret)
+		return ret;
 	ret = aad_of(ctx, &aad, &aadn, e);
 	if (ret)
 		return ret;
