@@ -112,7 +112,7 @@ static int usage(void)
 	      "                [--suite 0x0478|0x0578] [--frame-length N] [--force]\n"
 	      "                [IN|- [OUT|-|s3://BUCKET/KEY]]\n"
 	      "  cmkctl [--config FILE] unseal --kek FILE|--agent|--socket PATH [--context k=v]...\n"
-	      "                [--force] [IN|-|s3://BUCKET/KEY [OUT|-]]\n"
+	      "                [--suite 0x0478|0x0578] [--force] [IN|-|s3://BUCKET/KEY [OUT|-]]\n"
 	      "  cmkctl [--config FILE] open DEVICE\n"
 	      "  cmkctl [--config FILE] close [--force] DEVICE\n"
 	      "  cmkctl [--config FILE] status [--json]\n"
@@ -632,7 +632,8 @@ static int do_seal(int argc, char **argv, bool unseal)
 	struct cmk_esdk_keygen kg;
 	struct cmk_esdk_seal_opts so = { 0 };
 	struct env_keys keys = { 0 };
-	struct cmk_esdk_keysource src = { env_keys_get, &keys, keys.holds, NULL };
+	struct cmk_esdk_keysource src = { .get = env_keys_get, .arg = &keys,
+					   .holds = keys.holds };
 	struct cmk_outfile of = { .fd = -1 };
 	struct cmk_esdk_info info;
 	struct cmk_encctx ctx;
@@ -698,7 +699,7 @@ static int do_seal(int argc, char **argv, bool unseal)
 	}
 	/* The KEK file (break-glass, offline) or the agent, exactly one. */
 	if (!kek_path == !agent || argc - optind > 2 ||
-	    (unseal && (so.suite || so.frame_len))) {
+	    (unseal && so.frame_len)) {
 		ret = usage();
 		goto out;
 	}
@@ -729,6 +730,9 @@ static int do_seal(int argc, char **argv, bool unseal)
 		ret = fail(&e);
 		goto out;
 	}
+	/* unseal --suite: a reader whose writers all sign requires 0x0578 */
+	if (unseal)
+		src.suite = so.suite;
 	if (strcmp(out, "-") && !s3_out) {
 		if (cmk_outfile_open(&of, out, 0600, &e)) {
 			ret = fail(&e);

@@ -26,6 +26,8 @@
 #                   /var/cache/dm-cmk/npm)
 #   storage_seal_rotation tests/storage/esdk_rotation.sh: seal, KEK rotate
 #                   twice, CMK rewrap, unseal the first object
+#   storage_seal_suite tests/storage/seal_suite.sh: unseal --suite refuses
+#                   the other suite, writing nothing (~1 s)
 #   storage_seal_socket tests/storage/seal_socket.sh: cmkctl seal|unseal
 #                   --socket against a real agent's key socket (about 20 s)
 #   storage_seal_s3 tests/storage/seal_s3.sh: cmkctl seal/unseal straight
@@ -242,6 +244,9 @@ if [ -x tests/storage/esdk_interop.sh ]; then
 fi
 if [ -x tests/storage/esdk_rotation.sh ]; then
 	run_suite storage_seal_rotation tap tests/storage/esdk_rotation.sh
+fi
+if [ -x tests/storage/seal_suite.sh ]; then
+	run_suite storage_seal_suite tap tests/storage/seal_suite.sh
 fi
 if [ -x tests/storage/seal_socket.sh ]; then
 	run_suite storage_seal_socket tap tests/storage/seal_socket.sh

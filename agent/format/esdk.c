@@ -1395,7 +1395,7 @@ int cmk_esdk_open(int in_fd, int out_fd,
 {
 	struct key_list l = { keys, nkeys };
 	char holds[CMK_ESDK_KEY_NAME_MAX + 32];
-	struct cmk_esdk_keysource src = { key_list_get, &l, holds, NULL };
+	struct cmk_esdk_keysource src = { .get = key_list_get, .arg = &l, .holds = holds };
 
 	snprintf(holds, sizeof(holds), "%s%s", nkeys ? keys[0]->name : "(none)",
 		 nkeys > 1 ? " (or the previous version)" : "");
@@ -1448,6 +1448,12 @@ int cmk_esdk_open_from(int in_fd, int out_fd,
 		ret = bad(&o, -EPROTO, 1, "header field Algorithm Suite ID",
 			  "0x%04x is not read: dm-cmk reads 0x0478 and 0x0578 (committing, AES-256-GCM)",
 			  v16);
+		goto out;
+	}
+	if (src->suite && v16 != src->suite) {
+		ret = bad(&o, -EPERM, 1, "header field Algorithm Suite ID",
+			  "0x%04x, but --suite 0x%04x takes only %s; nothing was unsealed",
+			  v16, src->suite, cmk_esdk_suite_name(src->suite));
 		goto out;
 	}
 	inf.suite = v16;

@@ -139,7 +139,8 @@ bool cmk_esdk_utf8_valid(const unsigned char *s, size_t n);
  * Errors: -EBADMSG (malformed, tampered, not authentic), -EPROTO (a valid
  * ESDK message this reader does not take: version 1.0, non-framed, other
  * suites, limits), -EKEYREJECTED (no EDK for these keyrings),
- * -EPERM (encryption context differs), I/O errors.
+ * -EPERM (encryption context differs, or another suite than the key
+ * source's @suite), I/O errors.
  */
 int cmk_esdk_open(int in_fd, int out_fd,
 		  const struct cmk_esdk_wrapkey *const *keys, size_t nkeys,
@@ -158,6 +159,10 @@ int cmk_esdk_open(int in_fd, int out_fd,
  * @unwrap: instead of @get (then NULL): the data key of @edk, whose key
  *	name is @key_name, opened with AAD @ec by whoever holds the wrapping
  *	key (the agent); -ENOENT skips the EDK, any other error is as @get's
+ * @suite: the only algorithm suite taken (a reader whose writers all sign
+ *	sets CMK_ESDK_SUITE_COMMIT_ECDSA); another is refused with -EPERM
+ *	from the header's first fields, before any key is asked for and
+ *	any byte written; 0 takes both
  */
 struct cmk_esdk_keysource {
 	int (*get)(void *arg, const char *key_name,
@@ -168,6 +173,7 @@ struct cmk_esdk_keysource {
 		      const struct cmk_esdk_edk *edk,
 		      const unsigned char *ec, size_t ec_len,
 		      struct cmk_secret **data_key, struct cmk_err *e);
+	uint16_t suite;
 };
 
 /*
