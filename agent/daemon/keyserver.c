@@ -111,8 +111,14 @@ static enum cmk_keysock_status kek_usable(const struct cmk_loop *loop,
 			      "the KMS has not answered for longer than grace_s, so the KEK was wiped (policy %s); retry when it answers: %s",
 			      cmk_policy_name(loop->policy), loop->last_err.msg);
 	case CMK_LS_STARTING:
+		/* a KMS that is slow or away at boot: say what it did so far */
+		if (loop->boot_tries)
+			return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
+				      "the agent is still unsealing the KEK (%u attempt%s failed so far, the last: %s); retry shortly",
+				      loop->boot_tries, loop->boot_tries == 1 ? "" : "s",
+				      loop->boot_err.msg);
 		return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
-			      "the agent is still unsealing the KEK; retry shortly");
+			      "the agent is still unsealing the KEK (its first KMS call has not answered yet); retry shortly");
 	case CMK_LS_ACTIVE:
 	case CMK_LS_DEGRADED:
 	case CMK_LS_FAIL_OPEN:
