@@ -30,6 +30,9 @@
 #                   the other suite, writing nothing (~1 s)
 #   storage_seal_socket tests/storage/seal_socket.sh: cmkctl seal|unseal
 #                   --socket against a real agent's key socket (about 20 s)
+#   storage_seal_socket_unsealing tests/storage/seal_socket_unsealing.sh:
+#                   the key socket while the agent's first unseal waits on
+#                   a held KMS (moto): unavailable with the reason (~20 s)
 #   storage_seal_s3 tests/storage/seal_s3.sh: cmkctl seal/unseal straight
 #                   to and from moto's S3 with IAM authorisation (~30 s)
 #   storage_postgres_pitr tests/storage/postgres_pitr.sh: PostgreSQL 15
@@ -250,6 +253,9 @@ if [ -x tests/storage/seal_suite.sh ]; then
 fi
 if [ -x tests/storage/seal_socket.sh ]; then
 	run_suite storage_seal_socket tap tests/storage/seal_socket.sh
+fi
+if [ -x tests/storage/seal_socket_unsealing.sh ]; then
+	run_suite storage_seal_socket_unsealing tap tests/storage/seal_socket_unsealing.sh
 fi
 if [ -x tests/storage/seal_s3.sh ]; then
 	run_suite storage_seal_s3 tap tests/storage/seal_s3.sh

@@ -4,6 +4,9 @@
 # tcp_gate.py - a TCP forwarder on 127.0.0.1 that can be cut: while the mode
 # file says "down", new connections are closed at once and open ones are
 # cut (an outage of the server behind it, without stopping the server).
+# While it says "hold", new connections are accepted and then wait, silent,
+# until the mode changes (a KMS that answers slowly); each held connection
+# prints "held" on stdout when it starts to wait.
 #
 # usage: tcp_gate.py PORTFILE TARGET-PORT MODEFILE
 # The listening port is written to PORTFILE once it accepts connections.
@@ -18,12 +21,16 @@ live = set()
 lock = threading.Lock()
 
 
-def down():
+def mode():
     try:
         with open(modefile) as f:
-            return f.read().strip() == "down"
+            return f.read().strip()
     except OSError:
-        return False
+        return ""
+
+
+def down():
+    return mode() == "down"
 
 
 def pump(a, b):
@@ -43,6 +50,10 @@ def pump(a, b):
 
 
 def serve(c):
+    if mode() == "hold":
+        print("held", flush=True)
+        while mode() == "hold":
+            time.sleep(0.05)
     if down():
         c.close()
         return
