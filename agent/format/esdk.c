@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -275,7 +276,18 @@ static int writev_full(int fd, struct iovec *iov, int cnt, const char *name,
  */
 static void advise_sequential(int fd)
 {
+	struct stat st;
+
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	/*
+	 * A pipe holds 64 KiB by default: a read() gets at most that, and a
+	 * writer of small blocks (8 KiB: dd, pg_basebackup) wakes us for
+	 * each.  A batch's worth lets the writer fill it while we encrypt
+	 * the last one, and one read() take it.  Best effort (the limit is
+	 * /proc/sys/fs/pipe-max-size, 1 MiB by default).
+	 */
+	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode))
+		(void)fcntl(fd, F_SETPIPE_SZ, (int)IO_BATCH_BYTES);
 }
 
 /* ---- keys ------------------------------------------------------------------ */

@@ -16,6 +16,12 @@
 #     aligned alike (one byte off halves that copy's speed);
 #   - memory: each process stays under 32 MiB resident (constant memory:
 #     about 2 MiB of buffers, whatever the object's size).
+#   - pipes: from a pipe, seal and unseal grow it to a batch (1 MiB,
+#     F_SETPIPE_SZ, seen by strace), so 64 MiB written 1 MiB at a time
+#     take fewer than 1024 read() calls: a 64 KiB pipe (the default)
+#     cannot hand over more than 64 KiB per read().  The count for a
+#     writer of 8 KiB blocks (dd bs=8k) is printed: it depends on how the
+#     two processes are scheduled.
 set -u
 # shellcheck source=tests/storage/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -25,11 +31,13 @@ failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; failed=1; }
 
-echo "1..8"
+echo "1..11"
 if ! command -v strace >/dev/null; then
 	for t in seal_reads_batches seal_reads_aligned seal_writes_batches \
 		 unseal_reads_batches unseal_reads_aligned unseal_writes_batches \
-		 seal_unseal_round_trip seal_unseal_constant_memory; do
+		 seal_unseal_round_trip seal_unseal_constant_memory \
+		 seal_pipe_grown_to_a_batch seal_pipe_1m_writer_reads_batches \
+		 unseal_pipe_1m_writer_reads_batches; do
 		n=$((n + 1)); echo "ok $n - esdk_io_$t # SKIP strace not installed"
 	done
 	exit 0
@@ -135,4 +143,35 @@ if [ "$rc" -eq 0 ] && [ -n "$s" ] && [ -n "$u" ] && [ "$s" -lt 32768 ] && [ "$u"
 else
 	notok esdk_io_seal_unseal_constant_memory "round trip rc $rc, peak resident seal ${s:-?} KiB, unseal ${u:-?} KiB (under 32768 wanted)"
 fi
+# Pipes: the 64 MiB again, from dd through a pipe.
+# piped BS LOG CMD...: dd bs=BS of big64 into CMD's stdin, traced.
+piped() {
+	local bs=$1 in=$2 log=$3
+	shift 3
+	dd if="$in" bs="$bs" status=none |
+		strace -o "$log" -e trace=read,fcntl -e raw=read "$@" >/dev/null
+}
+reads0() { awk -F'[(,]' "$hexfn"'$1 == "read" && hex($2) == 0 { c++ } END { print c + 0 }' "$1"; }
+"$CMKCTL" --config none seal --kek kek.json "${CTX[@]}" big64 sealed64
+piped 1M big64 pipe1m.log "$CMKCTL" --config none seal --kek kek.json "${CTX[@]}" - -
+if grep -q '^fcntl(0, F_SETPIPE_SZ, 1048576) *= 1048576' pipe1m.log; then
+	ok esdk_io_seal_pipe_grown_to_a_batch
+else
+	notok esdk_io_seal_pipe_grown_to_a_batch "no F_SETPIPE_SZ of 1 MiB on stdin: $(grep -m1 fcntl pipe1m.log)"
+fi
+c=$(reads0 pipe1m.log)
+if [ "$c" -ge 64 ] && [ "$c" -lt 1024 ]; then
+	ok esdk_io_seal_pipe_1m_writer_reads_batches
+else
+	notok esdk_io_seal_pipe_1m_writer_reads_batches "$c read() calls for 64 MiB written 1 MiB at a time (fewer than 1024 wanted)"
+fi
+piped 1M sealed64 upipe1m.log "$CMKCTL" --config none unseal --kek kek.json "${CTX[@]}" - -
+c=$(reads0 upipe1m.log)
+if [ "$c" -ge 64 ] && [ "$c" -lt 1024 ]; then
+	ok esdk_io_unseal_pipe_1m_writer_reads_batches
+else
+	notok esdk_io_unseal_pipe_1m_writer_reads_batches "$c read() calls for 64 MiB written 1 MiB at a time (fewer than 1024 wanted)"
+fi
+piped 8k big64 pipe8k.log "$CMKCTL" --config none seal --kek kek.json "${CTX[@]}" - -
+echo "# seal from a pipe, 64 MiB: $(reads0 pipe1m.log) read() calls from a 1 MiB writer, $(reads0 pipe8k.log) from an 8 KiB writer"
 exit $failed
