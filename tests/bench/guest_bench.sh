@@ -6,6 +6,7 @@
 # prints TAP plus machine-readable result lines that the host parses:
 #
 #   BENCH ceil <sector> <threads> <run> <MiB/s> <driver>
+#   BENCH dev <config> <major:minor> <target> <cipher|->   what is about to be timed
 #   BENCH driver <dev> <config> <driver>
 #   BENCH dd <run> <config> <MiB/s> <busy vCPUs> <ctxsw/MiB>
 #   BENCH mode <run> <decrypting|not-decrypting|unchecked> <crypt MiB/s> <bound MiB/s> <cipher calls/MiB|->
@@ -132,9 +133,11 @@ driver_delta() {	# driver_delta BEFORE AFTER: the drivers whose count rose
 
 # --- the mode check: a plain read, timed another way --------------------------
 
-# Each repeat reads the whole device once through dm-linear and dm-crypt
-# default with dd (O_DIRECT, 128 KiB) timed by /proc/uptime: a second
-# method beside fio.  busy = vCPUs neither idle nor in iowait.  A read
+# Each repeat reads the whole device once through dm-linear, dm-crypt
+# default and dm-cmk default with dd (O_DIRECT, 128 KiB) timed by
+# /proc/uptime: a second method beside fio, after dm_check (below) has
+# shown each path to be a dm device of that target.  busy = vCPUs
+# neither idle nor in iowait.  A read
 # through dm-crypt more than 1.5x what the cipher can do on all vCPUs
 # (ceil_best, measured just before; 1.5x because the host's load moves
 # rates within a run; the fast mode of issue 18 was ~3x) did not decrypt
@@ -149,10 +152,7 @@ ut() { cut -d' ' -f1 /proc/uptime; }
 # takes no time at all.
 dd_read() {	# dd_read RUN CONFIG DEV: one BENCH dd line; MiB/s in /tmp/dd.rate; 1 on failure
 	: >/tmp/dd.rate
-	if [ ! -b "$3" ]; then
-		echo "# dd $2: $3 is not a block device"
-		return 1
-	fi
+	dm_check "$2" "$3" || return 1
 	t0=$(ut); i0=$(notbusy); c0=$(ctxt)
 	if ! dd if="$3" of=/dev/null bs=128k count=$((SIZE_MB * 8)) \
 		iflag=direct 2>/tmp/dd.err; then
@@ -166,6 +166,27 @@ dd_read() {	# dd_read RUN CONFIG DEV: one BENCH dd line; MiB/s in /tmp/dd.rate; 
 		printf "BENCH dd %s %s %.1f %.2f %.0f\n", r, c, m / d,
 			n - i / 100 / d, x / m }' | tee /tmp/dd.line
 	awk '{ print $5 }' /tmp/dd.line >/tmp/dd.rate
+}
+# What is about to be timed must be the device the label says: a block
+# device whose major:minor is a device-mapper device with the expected
+# target (and cipher).  Only the target and cipher fields of its table
+# are printed: a crypt table carries the key.
+dm_check() {	# dm_check CONFIG DEV: one BENCH dev line; 1 (and why) if it is not
+	if [ ! -b "$2" ]; then
+		echo "# $1: $2 is not a block device ($(stat -c %F "$2" 2>/dev/null || echo missing))"
+		return 1
+	fi
+	mm=$(stat -L -c '%t %T' "$2")
+	maj=$((0x${mm% *})) min=$((0x${mm#* }))
+	want=${1%%-*}
+	got=$(dmsetup table -j "$maj" -m "$min" 2>/dev/null |
+		awk '{ print $3, ($3 == "crypt" || $3 == "cmk") ? $4 : "-"; exit }')
+	echo "BENCH dev $1 $maj:$min ${got:-none}"
+	case "$want:$got" in
+	linear:"linear -"|crypt:"crypt aes-xts-plain64"|cmk:"cmk aes-xts-plain64") return 0 ;;
+	esac
+	echo "# $1: $2 ($maj:$min) is '${got:-not a device-mapper device}', not a $want target"
+	return 1
 }
 # The mode is decided by evidence, not speed: the calls of
 # crypto_skcipher_decrypt() (every skcipher request, whatever the driver;
@@ -186,10 +207,16 @@ dec_calls() { awk '$1 == "kp_bench_dec" { print $2 }' $T/kprobe_profile 2>/dev/n
 mode_check() {	# mode_check RUN DEV
 	bound=$(awk -v c="$(ceil_best "$1")" 'BEGIN { printf "%.1f", 1.5 * c }')
 	calls=-
-	for c in linear crypt; do
+	crypt=
+	for c in linear crypt cmk; do
 		refcnts >/tmp/rc0
 		table "$c" "$2" | dmsetup create "$DM" --noudevsync || return 1
 		dmsetup mknodes "$DM" 2>/dev/null
+		if [ "$c" = cmk ] && ! cmk_bench setkey bench /run/bench.key >/tmp/dm.err 2>&1; then
+			echo "# mode check: $(cat /tmp/dm.err)"
+			dmsetup remove "$DM"
+			return 1
+		fi
 		refcnts >/tmp/rc1
 		echo "BENCH driver dd $c $(driver_delta /tmp/rc0 /tmp/rc1)"
 		rc=0
@@ -199,10 +226,10 @@ mode_check() {	# mode_check RUN DEV
 		if [ "$c" = crypt ] && [ -n "$k0" ] && [ -n "$k1" ]; then
 			calls=$(( (k1 - k0) / SIZE_MB ))
 		fi
+		[ "$c" = crypt ] && crypt=$(cat /tmp/dd.rate)
 		dmsetup remove "$DM" >/dev/null 2>&1 || { sleep 1; dmsetup remove "$DM"; }
 		[ "$rc" = 0 ] || return 1
 	done
-	crypt=$(cat /tmp/dd.rate)
 	fast=0
 	awk -v r="$crypt" -v b="$bound" 'BEGIN { exit !(b > 0 && r > b) }' && fast=1
 	if [ "$calls" != - ]; then
@@ -286,6 +313,28 @@ table() {	# table CONFIG DEVICE
 	esac
 }
 
+# dm_check itself, from the failure's side (oracle: it refuses what issue
+# 18's fast reads may have read and accepts only the right target): a
+# regular file at /dev/mapper/NAME, a block device that is not a dm
+# device, and a dm-linear device taken for dm-crypt.
+: >/dev/mapper/cmkb-ghost
+refused=
+dm_check crypt /dev/mapper/cmkb-ghost >/dev/null || refused="$refused file"
+rm -f /dev/mapper/cmkb-ghost
+dm_check crypt /dev/ram0 >/dev/null || refused="$refused non-dm"
+accepted=
+if table linear /dev/ram0 | dmsetup create "$DM" --noudevsync >/dev/null 2>&1; then
+	dmsetup mknodes "$DM" 2>/dev/null
+	dm_check crypt "/dev/mapper/$DM" >/dev/null || refused="$refused linear-as-crypt"
+	dm_check linear "/dev/mapper/$DM" >/dev/null && accepted=linear
+	dmsetup remove "$DM" >/dev/null 2>&1 || { sleep 1; dmsetup remove "$DM"; }
+fi
+if [ "$refused" = " file non-dm linear-as-crypt" ] && [ "$accepted" = linear ]; then
+	ok bench_dev_check_refuses_wrong_device
+else
+	nok bench_dev_check_refuses_wrong_device "refused:${refused:- none} (want: file non-dm linear-as-crypt), accepted: ${accepted:-none} (want: linear)"
+fi
+
 fio_fail=
 mode_fail=
 for r in $(seq 1 "$RUNS"); do
@@ -314,9 +363,8 @@ for r in $(seq 1 "$RUNS"); do
 			esac
 			refcnts >/tmp/rc1
 			echo "BENCH driver $d $c $(driver_delta /tmp/rc0 /tmp/rc1)"
-			if [ ! -b "/dev/mapper/$DM" ]; then
+			if ! dm_check "$c" "/dev/mapper/$DM"; then
 				fio_fail="$fio_fail $d/$c:node"
-				echo "# /dev/mapper/$DM is not a block device"
 				dmsetup remove "$DM"
 				continue
 			fi
@@ -385,7 +433,7 @@ if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && echo " $DEVS " | grep -q 
 			continue
 		fi
 		dmsetup mknodes "$DM" 2>/dev/null
-		if [ ! -b "/dev/mapper/$DM" ]; then
+		if ! dm_check "$c" "/dev/mapper/$DM"; then
 			prof_fail="$prof_fail $c:node"
 			dmsetup remove "$DM"
 			continue
