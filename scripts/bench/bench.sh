@@ -139,7 +139,8 @@ for k in $kvers; do
 		--timeout "$bound" --test-timeout "$bound" --out "$out/$k" \
 		--add build/bench-bin/cmk_bench:/usr/bin/cmk_bench \
 		--add "build/bench-kmod/$k/cmk_cipher_bench.ko:/root/cmk_cipher_bench.ko" \
-		--add "$conf:/etc/cmk-bench.conf" "${agent_args[@]}" "${prof_args[@]}" \
+		--add "$conf:/etc/cmk-bench.conf" --module tcrypt \
+		"${agent_args[@]}" "${prof_args[@]}" \
 		tests/bench/guest_bench.sh >"$out/$k/runner.tap" 2>&1
 	rc=$?
 	set -e
