@@ -58,6 +58,7 @@ def decide_mode(m):
 def parse(path):
     info, cipher, fio, agent, prof = {}, {}, {}, [], {}
     info["drivers"], info["dd"], info["mode"] = {}, [], {}
+    info["tcrypt"], info["devs"] = {}, {}
     try:
         lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
@@ -80,6 +81,14 @@ def parse(path):
                                             "driver": f[6]})
                 c["mib_s"].append(float(f[5]))
                 c["run"].append(int(f[4]))
+            elif f[1] == "tcrypt":
+                # tcrypt <run> <bytes> <ms/MiB> <driver>
+                info["tcrypt"].setdefault(int(f[2]), {})[int(f[3])] = {
+                    "ms_per_mib": float(f[4]), "driver": f[5]}
+            elif f[1] == "dev":
+                # dev <config> <major:minor> <target> <cipher|->
+                k = "%s %s" % (f[4], f[5])
+                info["devs"][k] = info["devs"].get(k, 0) + 1
             elif f[1] == "driver":
                 d = info["drivers"].setdefault("%s/%s" % (f[2], f[3]), [])
                 if f[4] not in d:
@@ -293,6 +302,28 @@ def analyse(kver, info, cipher, fio, agent):
             "modes": modes, "agent_raw": agent, "agent": ag}
 
 
+def tcrypt_cost(info, cfg, run):
+    """tcrypt's ms of one vCPU per MiB for CONFIG's sector size in RUN:
+    its 4096-byte requests for the -4k sets, else its 1024-byte ones (it
+    has no 512; a 512-byte request costs at least as much per byte), or
+    None."""
+    t = info["tcrypt"].get(run, {}).get(4096 if cfg.endswith("-4k")
+                                        else 1024)
+    return t["ms_per_mib"] if t else None
+
+
+def cheaper_than_cipher(info):
+    """Runs whose dm-crypt or dm-cmk dd read spent less vCPU time per MiB
+    than tcrypt's cipher alone: such a read cannot have decrypted."""
+    bad = set()
+    for d in info["dd"]:
+        t = tcrypt_cost(info, d["config"], d["run"])
+        if d["config"] != "linear" and t and d["mib_s"] > 0 and \
+                d["busy_vcpus"] * 1000 / d["mib_s"] < t:
+            bad.add(d["run"])
+    return sorted(bad)
+
+
 def print_check(res, out):
     """The drivers, the dd mode check and the cipher ceiling."""
     w = out.write
@@ -307,6 +338,19 @@ def print_check(res, out):
         w("  %5d B  %d thread(s)  %8.1f  [%3.0f%%]  %s\n" % (
             c["size"], c["threads"], s["median"], 100 * s["spread"],
             c["driver"]))
+    if info["tcrypt"]:
+        w("xts(aes) alone, tcrypt (mode 500, sec=0: 8 requests in TSC "
+          "cycles, 512-bit key, decryption; ms of one vCPU per MiB):\n")
+        for run, t in sorted(info["tcrypt"].items()):
+            w("  run %d  %s  %s\n" % (run, "  ".join(
+                "%d B %.2f ms/MiB (%.0f MiB/s)" % (b, v["ms_per_mib"],
+                                                   1000 / v["ms_per_mib"])
+                for b, v in sorted(t.items())),
+                next(iter(t.values()))["driver"]))
+    if info["devs"]:
+        w("devices timed, checked as dm devices of their target: %s\n" %
+          ", ".join("%s x%d" % (k.replace(" -", ""), v)
+                    for k, v in sorted(info["devs"].items())))
     if info["drivers"]:
         seen = {}
         for k, ds in info["drivers"].items():
@@ -317,13 +361,22 @@ def print_check(res, out):
     if info["dd"]:
         w("mode check, per run: dd O_DIRECT 128 KiB read of the device, "
           "timed by /proc/uptime\n")
-        w("  %3s %-8s %9s %10s %11s  %s\n" % (
-            "run", "config", "MiB/s", "busy vCPU", "ctxsw/MiB", "mode"))
+        w("  (cpu = vCPU ms per MiB read; x tcrypt = cpu / tcrypt's "
+          "cipher alone, < 1 cannot have decrypted; /tcrypt = MiB/s / "
+          "(tcrypt's one-vCPU rate x vCPUs))\n")
+        w("  %3s %-8s %9s %10s %11s %8s %9s %8s  %s\n" % (
+            "run", "config", "MiB/s", "busy vCPU", "ctxsw/MiB", "cpu",
+            "x tcrypt", "/tcrypt", "mode"))
         for d in info["dd"]:
             m = info["mode"].get(d["run"], {})
-            w("  %3d %-8s %9.1f %10.2f %11.0f  %s\n" % (
+            t = tcrypt_cost(info, d["config"], d["run"])
+            cpu = d["busy_vcpus"] * 1000 / d["mib_s"] if d["mib_s"] else 0
+            w("  %3d %-8s %9.1f %10.2f %11.0f %8.1f %9s %8s  %s\n" % (
                 d["run"], d["config"], d["mib_s"], d["busy_vcpus"],
-                d["ctxsw_per_mib"], "%s (%s cipher calls/MiB, bound %.1f "
+                d["ctxsw_per_mib"], cpu,
+                "%.2f" % (cpu / t) if t else "-",
+                "%.2f" % (d["mib_s"] * t / 1000 / res["vcpus"]) if t
+                else "-", "%s (%s cipher calls/MiB, bound %.1f "
                 "MiB/s)" % (m["mode"], "?" if m["calls_per_mib"] is None
                             else "%.0f" % m["calls_per_mib"],
                             m["bound_mib_s"]) if d["config"] == "crypt"
@@ -337,6 +390,11 @@ def print_check(res, out):
         if bad:
             w("WARNING: run(s) %s %s: their numbers are reported apart\n"
               % (",".join(map(str, sorted(bad))), why))
+    cheap = cheaper_than_cipher(info)
+    if cheap:
+        w("WARNING: run(s) %s: a dm-crypt or dm-cmk dd read spent less "
+          "vCPU time per MiB than tcrypt's cipher alone: it cannot have "
+          "decrypted what it read\n" % ",".join(map(str, cheap)))
     fast = [r for r, m in info["mode"].items()
             if m["fast"] and m["mode"] == "decrypting"]
     if fast:
