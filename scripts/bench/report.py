@@ -38,16 +38,20 @@ def fail(msg):
 CALLS_PER_MIB = 2048
 
 
-def decide_mode(m):
+def decide_mode(m, cheap=False):
     """A run's mode from the evidence, not from the guest's label: the
-    cipher calls per MiB of dm-crypt's read when counted; else the speed
-    bound when the cipher was measured; else "unchecked" (fail closed: a
-    bound of 0, a cipher meter that failed, proves nothing).  Also whether
-    the read was faster than the bound, kept as a warning."""
+    cipher calls per MiB of dm-crypt's read when counted; else a read
+    that cost less vCPU time than tcrypt's cipher alone (CHEAP), which
+    cannot have decrypted; else the speed bound when the cipher was
+    measured; else "unchecked" (fail closed: a bound of 0, a cipher meter
+    that failed, proves nothing).  Also whether the read was faster than
+    the bound, kept as a warning."""
     fast = m["bound_mib_s"] > 0 and m["crypt_mib_s"] > m["bound_mib_s"]
     if m["calls_per_mib"] is not None:
         mode = ("decrypting" if m["calls_per_mib"] >= CALLS_PER_MIB
                 else "not-decrypting")
+    elif cheap:
+        mode = "not-decrypting"
     elif m["bound_mib_s"] > 0:
         mode = "not-decrypting" if fast else "decrypting"
     else:
@@ -104,8 +108,10 @@ def parse(path):
                 m = {"guest_mode": f[3], "crypt_mib_s": float(f[4]),
                      "bound_mib_s": float(f[5]),
                      "calls_per_mib": None if calls == "-" else float(calls)}
-                m["mode"], m["fast"] = decide_mode(m)
-                info["mode"][int(f[2])] = m
+                run = int(f[2])
+                m["mode"], m["fast"] = decide_mode(
+                    m, run in cheaper_than_cipher(info, ("crypt",)))
+                info["mode"][run] = m
             elif f[1] == "fio":
                 dev, cfg, run, wl = f[2], f[3], int(f[4]), f[5]
                 p = fio.setdefault(dev, {}).setdefault(cfg, {}).setdefault(
@@ -312,13 +318,13 @@ def tcrypt_cost(info, cfg, run):
     return t["ms_per_mib"] if t else None
 
 
-def cheaper_than_cipher(info):
-    """Runs whose dm-crypt or dm-cmk dd read spent less vCPU time per MiB
+def cheaper_than_cipher(info, configs=("crypt", "cmk")):
+    """Runs whose dd read of one of CONFIGS spent less vCPU time per MiB
     than tcrypt's cipher alone: such a read cannot have decrypted."""
     bad = set()
     for d in info["dd"]:
         t = tcrypt_cost(info, d["config"], d["run"])
-        if d["config"] != "linear" and t and d["mib_s"] > 0 and \
+        if d["config"] in configs and t and d["mib_s"] > 0 and \
                 d["busy_vcpus"] * 1000 / d["mib_s"] < t:
             bad.add(d["run"])
     return sorted(bad)
