@@ -141,9 +141,19 @@ static uint64_t full_jitter(const struct cmk_loop *l, uint64_t w)
  * failing fleet asks no more of the KMS than a healthy one, once past the
  * first few quick retries.
  */
+static uint64_t failure_cap_ms(uint32_t interval_ms)
+{
+	return 2 * (uint64_t)interval_ms;
+}
+
+uint64_t cmk_loop_failure_window_max_ms(const struct cmk_config *cfg)
+{
+	return failure_cap_ms(cfg->check_interval_ms);
+}
+
 static uint64_t failure_window_ms(const struct cmk_loop *l, unsigned int n)
 {
-	uint64_t cap = 2 * (uint64_t)l->interval_ms;
+	uint64_t cap = failure_cap_ms(l->interval_ms);
 	uint64_t w = l->interval_ms / 4;
 
 	if (w < CMK_BACKOFF_MIN_MS)
@@ -182,6 +192,12 @@ static uint64_t throttle_cap_ms(const struct cmk_loop *l)
 	return throttle_window_ms(l->interval_ms, l->grace_ms, l->throttle_grace_ms);
 }
 
+uint64_t cmk_loop_throttle_window_ms(const struct cmk_config *cfg)
+{
+	return throttle_window_ms(cfg->check_interval_ms, (uint64_t)cfg->grace_s * 1000,
+				  (uint64_t)cfg->throttle_grace_s * 1000);
+}
+
 /*
  * Once the key is revoked, every check of an agent is throttled or says
  * no.  Its next check starts within the window (after a throttle, or a
@@ -192,11 +208,8 @@ static uint64_t throttle_cap_ms(const struct cmk_loop *l)
  */
 uint64_t cmk_loop_wipe_bound_ms(const struct cmk_config *cfg)
 {
-	uint64_t grace = (uint64_t)cfg->grace_s * 1000;
-	uint64_t tgrace = (uint64_t)cfg->throttle_grace_s * 1000;
-
-	return throttle_window_ms(cfg->check_interval_ms, grace, tgrace) +
-	       cfg->check_timeout_ms + grace + tgrace;
+	return cmk_loop_throttle_window_ms(cfg) + cfg->check_timeout_ms +
+	       ((uint64_t)cfg->grace_s + cfg->throttle_grace_s) * 1000;
 }
 
 /* Uniform in [@w / 4, 3 @w / 4]: a mean of half the window, spread out. */

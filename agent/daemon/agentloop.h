@@ -406,6 +406,20 @@ int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e);
  */
 uint64_t cmk_loop_wipe_bound_ms(const struct cmk_config *cfg);
 
+/*
+ * cmk_loop_throttle_window_ms() - the backoff window after a throttled
+ * answer: CMK_THROTTLE_MAX_INTERVALS intervals, at most a quarter of
+ * grace_s + throttle_grace_s, at least two intervals.  The next check
+ * falls in its middle half (a mean of half of it).
+ */
+uint64_t cmk_loop_throttle_window_ms(const struct cmk_config *cfg);
+
+/*
+ * cmk_loop_failure_window_max_ms() - the largest backoff window of a
+ * failing run (not throttled): the next check falls anywhere in it.
+ */
+uint64_t cmk_loop_failure_window_max_ms(const struct cmk_config *cfg);
+
 /* cmk_loop_backoff_ms() - delay before retry @n (1-based), jitter included. */
 uint64_t cmk_loop_backoff_ms(const struct cmk_loop *l, unsigned int n,
 			     uint64_t cap_ms);

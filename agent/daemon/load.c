@@ -20,17 +20,31 @@ const struct cmk_quota cmk_quotas[] = {
 };
 const size_t cmk_n_quotas = sizeof(cmk_quotas) / sizeof(cmk_quotas[0]);
 
+/* Requests per hour at a mean gap of @gap_ms. */
+static double per_hour(double gap_ms)
+{
+	return gap_ms > 0 ? 3600000.0 / gap_ms : 0;
+}
+
 void cmk_load_of(const struct cmk_config *cfg, struct cmk_load *out)
 {
 	double gap = cfg->check_interval_ms * (1.0 + cfg->jitter_pct / 200.0);
+	uint64_t fail_w = cmk_loop_failure_window_max_ms(cfg);
 
 	out->mean_gap_ms = gap;
-	out->steady = 3600000.0 / gap;
-	/* Full jitter over [0, 2 x interval]: a mean of one interval. */
-	out->failing = 3600000.0 / cfg->check_interval_ms;
-	/* Full jitter over [0, 8 x interval] once capped: 4 intervals. */
-	out->throttled = 3600000.0 /
-			 (cfg->check_interval_ms * (CMK_THROTTLE_MAX_INTERVALS / 2.0));
+	out->steady = per_hour(gap);
+	/* Full jitter over the failure window: a mean of half of it. */
+	out->failing = per_hour(fail_w / 2.0);
+	/* The middle half of the throttle window: a mean of half of it. */
+	out->throttle_window_ms = cmk_loop_throttle_window_ms(cfg);
+	out->throttled = per_hour(out->throttle_window_ms / 2.0);
+	/* The upper half of windows up to CMK_REVOKED_MAX_INTERVALS. */
+	out->revoked = per_hour(cfg->check_interval_ms * CMK_REVOKED_MAX_INTERVALS * 0.75);
+	/* Hints: paced CMK_HINT_MIN_GAP_MS apart; backing off, once a window. */
+	out->hint_flood_healthy = per_hour(CMK_HINT_MIN_GAP_MS);
+	out->hint_flood_throttled = out->throttled + per_hour(out->throttle_window_ms);
+	out->hint_flood_failing = out->failing + per_hour(fail_w);
+	out->hint_retries = CMK_HINT_RETRIES;
 }
 
 double cmk_load_fleet(const struct cmk_quota *q, double per_vm_h)
@@ -45,8 +59,13 @@ void cmk_load_print(FILE *f, const struct cmk_config *cfg)
 	cmk_load_of(cfg, &l);
 	fprintf(f, "check every %u ms + up to %u %% jitter: a check (one KMS request) every %.1f s on average\n",
 		cfg->check_interval_ms, cfg->jitter_pct, l.mean_gap_ms / 1000);
-	fprintf(f, "KMS requests per VM per hour: %.1f steady; %.1f while checks fail; %.1f while the KMS throttles; +1 per agent start\n",
-		l.steady, l.failing, l.throttled);
+	fprintf(f, "KMS requests per VM per hour: %.1f steady; %.1f while checks fail; %.1f while the KMS throttles (window %.0f s); %.1f while revoked; +1 per agent start\n",
+		l.steady, l.failing, l.throttled, l.throttle_window_ms / 1000.0, l.revoked);
+	fprintf(f, "each hint: +1 request (hints coalesce until their check starts; +up to %u quick retries while the KMS throttles it)\n",
+		l.hint_retries);
+	fprintf(f, "a flood of hints at most: %.1f per hour healthy or revoked (one per %.0f s); %.1f while the KMS throttles; %.1f while checks fail (the schedule + one per backoff window)\n",
+		l.hint_flood_healthy, CMK_HINT_MIN_GAP_MS / 1000.0, l.hint_flood_throttled,
+		l.hint_flood_failing);
 	fprintf(f, "a revocation while the KMS throttles every check wipes the keys within %.0f s (policy wipe or poweroff)\n",
 		cmk_loop_wipe_bound_ms(cfg) / 1000.0);
 	fprintf(f, "largest fleet on one CMK within its quota (steady):\n");

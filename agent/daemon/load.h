@@ -5,15 +5,20 @@
  *
  * One check is one KMS request (a Decrypt of the wrapped KEK, http.h's one
  * attempt per check), so the rate follows from the schedule of
- * agentloop.h: the mean gap between checks is the interval plus half the
- * jitter.  While checks fail the mean gap is the interval again after the
- * first quick retries; while the KMS throttles it grows to half of
- * CMK_THROTTLE_MAX_INTERVALS intervals.  A boot (or agent start) adds one
- * unseal.
+ * agentloop.h, computed with its own windows (cmk_loop_throttle_window_ms(),
+ * cmk_loop_failure_window_max_ms()) rather than a copy of its formulas:
+ * the mean gap between checks is the interval plus half the jitter; while
+ * checks fail, half the largest failure window (one interval); while the
+ * KMS throttles, half the throttle window; revoked, three quarters of
+ * CMK_REVOKED_MAX_INTERVALS intervals.  Hints add one check each, at most
+ * one per CMK_HINT_MIN_GAP_MS, and while the checks back off at most one
+ * per backoff window (plus CMK_HINT_RETRIES quick retries of a throttled
+ * hint).  A boot (or agent start) adds one unseal.
  */
 #ifndef CMK_LOAD_H
 #define CMK_LOAD_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "format/config.h"
@@ -23,13 +28,26 @@
  * @mean_gap_ms: the mean time between two checks in steady state
  * @steady: requests per hour while the KMS says yes
  * @failing: while checks fail (not throttled), after the quick retries
- * @throttled: while the KMS throttles, once the backoff reached its cap
+ * @throttled: while the KMS throttles every check
+ * @revoked: while every answer is no, once the backoff reached its cap
+ * @throttle_window_ms: the backoff window after a throttled answer
+ * @hint_flood_healthy: the most a flood of hints costs, KMS healthy
+ * @hint_flood_throttled: ... while the KMS throttles (its schedule + one
+ *	hint check per throttle window)
+ * @hint_flood_failing: ... while checks fail (not throttled)
+ * @hint_retries: quick retries of a throttled hint check, per throttle
  */
 struct cmk_load {
 	double mean_gap_ms;
 	double steady;
 	double failing;
 	double throttled;
+	double revoked;
+	uint64_t throttle_window_ms;
+	double hint_flood_healthy;
+	double hint_flood_throttled;
+	double hint_flood_failing;
+	unsigned int hint_retries;
 };
 
 /* A provider's request quota shared by a fleet on one CMK (per second). */
