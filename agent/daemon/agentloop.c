@@ -534,6 +534,28 @@ static void record(struct cmk_loop *l, int ret, const struct cmk_err *e,
 		cmk_err_clear(&l->last_err);
 }
 
+/*
+ * After throttled boot answer @n (1-based): full jitter over a window of
+ * CMK_BOOT_THROTTLE_MS doubling up to CMK_BOOT_THROTTLE_MAX_MS, never
+ * sooner than the answer's Retry-After.  A retry that falls past
+ * boot_deadline_s is not made: the boot fails at its deadline
+ * (boot_answer()).  A region that restarts over its quota then asks a few
+ * unseals per VM in boot_deadline_s, not one every few seconds
+ * (agentloop.h, "Boot").
+ */
+static uint64_t boot_throttle_ms(const struct cmk_loop *l, unsigned int n,
+				 uint64_t retry_after_ms)
+{
+	uint64_t w = CMK_BOOT_THROTTLE_MS, d;
+
+	while (n-- > 1 && w < CMK_BOOT_THROTTLE_MAX_MS)
+		w *= 2;
+	if (w > CMK_BOOT_THROTTLE_MAX_MS)
+		w = CMK_BOOT_THROTTLE_MAX_MS;
+	d = full_jitter(l, w);
+	return d > retry_after_ms ? d : retry_after_ms;
+}
+
 static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
 			uint64_t now)
 {
@@ -556,11 +578,25 @@ static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
 		l->boot_ret = ret;
 		return;
 	}
-	delay = cmk_loop_backoff_ms(l, ++l->boot_tries, CMK_BACKOFF_BOOT_MAX_MS);
-	/* A throttled boot waits what the KMS asked (up to the boot backoff cap). */
-	if (e->reason == CMK_R_THROTTLED && e->retry_after_ms > delay)
-		delay = e->retry_after_ms < CMK_BACKOFF_BOOT_MAX_MS ?
-			e->retry_after_ms : CMK_BACKOFF_BOOT_MAX_MS;
+	++l->boot_tries;
+	if (e->reason == CMK_R_THROTTLED)
+		delay = boot_throttle_ms(l, ++l->boot_throttles, e->retry_after_ms);
+	else
+		delay = cmk_loop_backoff_ms(l, l->boot_tries, CMK_BACKOFF_BOOT_MAX_MS);
+	if (e->reason == CMK_R_THROTTLED &&
+	    now + delay - l->boot_start_ms > l->boot_deadline_ms) {
+		/*
+		 * The next try (Retry-After, or the backoff) falls past the
+		 * boot deadline: no more requests; the boot fails at its
+		 * deadline (not now: a restart would ask sooner than that).
+		 */
+		l->boot_hold = true;
+		l->next_check_ms = l->boot_start_ms + l->boot_deadline_ms;
+		l->ops->note(l->ctx, "unseal_retry",
+			     "KMS throttles at boot; the next try falls past boot_deadline_s: no retry, the boot fails at its deadline",
+			     e);
+		return;
+	}
 	if (now + delay - l->boot_start_ms > l->boot_deadline_ms) {
 		cmk_err_prefix(&l->boot_err, "boot deadline (%llu s) passed after %u attempts",
 			       (unsigned long long)l->boot_deadline_ms / 1000,
@@ -850,6 +886,12 @@ uint64_t cmk_loop_tick(struct cmk_loop *l)
 	if (l->boot_ret == -EINPROGRESS && l->job != CMK_JOB_NONE && l->job_overdue &&
 	    now - l->boot_start_ms >= l->boot_deadline_ms) {
 		cmk_err_prefix(&l->boot_err, "boot deadline (%llu s) passed after %u attempts",
+			       (unsigned long long)l->boot_deadline_ms / 1000,
+			       l->boot_tries);
+		l->boot_ret = -ETIMEDOUT;
+	}
+	if (l->boot_hold && l->boot_ret == -EINPROGRESS && now >= l->next_check_ms) {
+		cmk_err_prefix(&l->boot_err, "boot deadline (%llu s) passed after %u attempts, the KMS throttling",
 			       (unsigned long long)l->boot_deadline_ms / 1000,
 			       l->boot_tries);
 		l->boot_ret = -ETIMEDOUT;

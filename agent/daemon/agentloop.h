@@ -173,7 +173,15 @@
  * Boot (state starting): unseal, retrying transient errors (and deadlines)
  * with capped exponential backoff and jitter until boot_deadline_s; a
  * definitive or local error fails at once.  Once unsealed, every device is
- * opened (ops->maintain with restore) and the state is active.
+ * opened (ops->maintain with restore) and the state is active.  A
+ * throttled answer (a region restarting over its quota) spaces the
+ * retries out instead: full jitter over a window of CMK_BOOT_THROTTLE_MS
+ * doubling up to CMK_BOOT_THROTTLE_MAX_MS, never sooner than its
+ * Retry-After (honoured up to the boot deadline); a retry that would fall
+ * past boot_deadline_s is not made, and the boot fails at it.  The
+ * boot deadline stays boot_deadline_s: systemd's start timeout and what
+ * waits for the volumes bound it, and a boot that gives up is restarted
+ * (RestartSec) - one more spaced-out request, not a burst.
  */
 #ifndef CMK_AGENTLOOP_H
 #define CMK_AGENTLOOP_H
@@ -261,6 +269,8 @@ struct cmk_loop {
 	struct cmk_err boot_err;
 	uint64_t boot_start_ms;
 	unsigned int boot_tries;
+	unsigned int boot_throttles;	/* throttled boot answers */
+	bool boot_hold;			/* throttled: no retry before boot_deadline_s */
 
 	/* The KMS job under way. */
 	enum cmk_job job;
@@ -318,6 +328,9 @@ struct cmk_loop {
 /* Bounds of the retry backoff (ms). */
 #define CMK_BACKOFF_MIN_MS	50
 #define CMK_BACKOFF_BOOT_MAX_MS	5000
+/* A throttled boot unseal: full jitter over this, doubling up to the max. */
+#define CMK_BOOT_THROTTLE_MS	1000
+#define CMK_BOOT_THROTTLE_MAX_MS 30000
 /* After a throttled answer the backoff window is this many intervals. */
 #define CMK_THROTTLE_MAX_INTERVALS 8
 /* ... and each yes after it shrinks the window by this much (percent). */

@@ -1696,6 +1696,89 @@ static struct cmk_config throttle_cfg(uint32_t grace, uint32_t tgrace)
 }
 
 /*
+ * A throttled boot unseal honours Retry-After up to boot_deadline_s (it
+ * was capped at 5 s).  Oracle: the fake clock - the second unseal starts
+ * no sooner than 20 s after a Retry-After of 20 s, and the boot then
+ * succeeds; a Retry-After longer than the boot has left sends no more
+ * requests, and the boot fails (transient, "boot deadline") at its
+ * deadline, not at once (a restart would ask sooner than it was told).
+ */
+static void agentloop_throttle_boot_honours_retry_after(void **state)
+{
+	struct fake f = { .unseal_script = "Yo", .retry_after_ms = 20000 };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	struct cmk_err e;
+
+	(void)state;
+	c.boot_deadline_s = 60;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	run_until(&l, &f, 1000 + 19999);
+	assert_int_equal(f.unseals_started, 1);
+	run_until(&l, &f, 1000 + 23000);
+	assert_int_equal(f.unseals_started, 2);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
+
+	memset(&f, 0, sizeof(f));
+	f.unseal_script = "Y";
+	f.retry_after_ms = 120000;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	run_until(&l, &f, 1000 + 59000);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
+	run_until(&l, &f, 1000 + 61000);
+	assert_int_equal(f.unseals_started, 1);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), -ETIMEDOUT);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_contains(e.msg, "boot deadline");
+}
+
+/*
+ * A region restarts over its quota: every boot unseal is throttled (no
+ * Retry-After, as AWS's ThrottlingException).  Oracle: 200 agents with
+ * their own random numbers over boot_deadline_s = 60 s - a mean of at
+ * most 10 unseals each (full jitter over 1, 2, 4 .. 30 s: about 9; the
+ * old 50 ms .. 5 s equal-jitter backoff asked about 20), none more than
+ * 16, every boot ends with a transient "boot deadline" error, and no
+ * agent asks after its deadline.
+ */
+static void agentloop_throttle_boot_spreads_unseals(void **state)
+{
+	static char many_y[64];
+	struct cmk_config c = throttle_cfg(300, 900);
+	unsigned long total = 0;
+	int most = 0;
+
+	(void)state;
+	memset(many_y, 'y', sizeof(many_y) - 1);
+	c.boot_deadline_s = 60;
+	for (uint32_t i = 0; i < 200; i++) {
+		struct fake f = { .unseal_script = many_y, .rng = 0x2545f491u + i * 7919 };
+		struct cmk_loop l;
+		struct cmk_err e;
+
+		f.now = 1000;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		run_until(&l, &f, 1000 + 60000);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), -ETIMEDOUT);
+		assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+		assert_contains(e.msg, "boot deadline");
+		run_until(&l, &f, 1000 + 120000);
+		total += f.unseals_started;
+		if (f.unseals_started > most)
+			most = f.unseals_started;
+	}
+	print_message("# throttled boot: %.1f unseals per agent in 60 s (most %d)\n",
+		      total / 200.0, most);
+	assert_true(most <= 16);
+	assert_true(total <= 200 * 10);
+}
+
+/*
  * A fleet that boots together: each agent's first check falls anywhere in
  * one whole interval after its unseal (not all at interval + 10 %), while
  * the boot unseal itself is not delayed.  Oracle: 200 agents with
@@ -2549,6 +2632,8 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_revoked_backs_off_far),
 		cmocka_unit_test(agentloop_throttle_fleet_half_quota_load_and_revocation_bound),
 		cmocka_unit_test(agentloop_throttle_wipe_bound_formula),
+		cmocka_unit_test(agentloop_throttle_boot_honours_retry_after),
+		cmocka_unit_test(agentloop_throttle_boot_spreads_unseals),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
 	};
 
