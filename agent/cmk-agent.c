@@ -47,6 +47,7 @@
 #include "daemon/agentloop.h"
 #include "format/audit.h"
 #include "daemon/checklog.h"
+#include "daemon/checknow.h"
 #include "core/codec.h"
 #include "format/config.h"
 #include "core/deadline.h"
@@ -131,11 +132,7 @@ struct agent {
 	bool fws_open;
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
 	struct cmk_wake *hint;		/* hint sources on other threads post here */
-	struct {			/* cmkctl check-now's tokens (sigqueue) */
-		int token;
-		unsigned long seq;	/* the hint's number (loop.hints) */
-	} hint_tokens[8];
-	unsigned int n_hint_tokens;
+	struct cmk_checknow checknow;	/* cmkctl check-now's tokens (sigqueue) */
 	struct cmk_sqs_hint *sqs_hint;	/* NULL: no hint queue configured */
 	struct cmk_keyserver *keys;	/* the key socket; NULL: not served */
 	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
@@ -868,12 +865,8 @@ static void write_state(struct agent *a)
 	json_object_object_add(c, "received", json_object_new_int64((int64_t)l->hints));
 	json_object_object_add(c, "answered", json_object_new_int64((int64_t)l->hints_answered));
 	json_object_object_add(c, "checks", json_object_new_int64((int64_t)l->hint_checks));
-	/* The tokens of cmkctl check-now whose hint has had its answer. */
-	k = json_object_new_array();
-	for (unsigned int i = 0; i < a->n_hint_tokens && i < 8; i++)
-		if (a->hint_tokens[i].seq <= l->hints_answered)
-			json_object_array_add(k, json_object_new_int(a->hint_tokens[i].token));
-	json_object_object_add(c, "answered_tokens", k);
+	/* cmkctl check-now's tokens: answered, and still waiting. */
+	cmk_checknow_json(&a->checknow, l->hints_answered, c);
 	json_object_object_add(o, "hints", c);
 	json_object_object_add(o, "throttled", json_object_new_boolean(l->throttled));
 	k = json_object_new_object();
@@ -1096,6 +1089,7 @@ static int run(struct agent *a, uint64_t t0)
 	uint64_t wd_every = watchdog_period_ms(), wd_next = 0;
 	enum cmk_loop_state written = CMK_LS_STARTING;
 	unsigned long written_checks = 0, written_hints = 0;
+	uint64_t written_tokens = 0;
 	int stop_after = -1;	/* exit status, once the power-off was fired */
 	bool up = false;
 	struct cmk_err e;
@@ -1155,10 +1149,12 @@ static int run(struct agent *a, uint64_t t0)
 				break;
 		}
 		if (up && (a->loop.state != written || a->loop.checks != written_checks ||
-			   a->loop.hints_answered != written_hints)) {
+			   a->loop.hints_answered != written_hints ||
+			   a->checknow.received != written_tokens)) {
 			written = a->loop.state;
 			written_checks = a->loop.checks;
 			written_hints = a->loop.hints_answered;
+			written_tokens = a->checknow.received;
 			write_state(a);
 			write_metrics(a);
 			sd_notifyf(0, "STATUS=%s, %lu checks",
@@ -1209,12 +1205,9 @@ static int run(struct agent *a, uint64_t t0)
 			}
 			if (cmk_loop_hint(&a->loop, CMK_HINT_OPERATOR)) {
 				note(a, "hint", "SIGHUP (cmkctl check-now): checking the CMK now", NULL);
-				if (si.ssi_code == SI_QUEUE && si.ssi_int) {
-					unsigned int i = a->n_hint_tokens++ % 8;
-
-					a->hint_tokens[i].token = si.ssi_int;
-					a->hint_tokens[i].seq = a->loop.hints;
-				}
+				if (si.ssi_code == SI_QUEUE && si.ssi_int)
+					cmk_checknow_add(&a->checknow, si.ssi_int, a->loop.hints,
+							 a->loop.hints_answered);
 			}
 		}
 		/* Hints posted by other threads: one check for all of them. */

@@ -186,6 +186,22 @@ admin iam delete-user-policy --user-name agent --policy-name deny >"$T/last" 2>&
 admin sqs send-message --queue-url "$q1" --message-body "$(event EnableKey)" >"$T/last" 2>&1
 check aws_hint_restore_only_on_kms_yes wait_for 30 is_active vm1
 
+# ---- 20 operators at once: every cmkctl check-now gets its check's answer ---
+# Oracle: each caller's exit status (0: the check that answers its token
+# said yes) and the KMS calls it cost (hints coalesce: far fewer than 20).
+# SIGHUPs sent while one is pending merge in the kernel; the old ring of 8
+# tokens and no resend left callers waiting until --wait ran out (exit 3).
+c0=$(checks vm1)
+for i in $(seq 20); do
+	"$cmkctl" --config "$T/vm1/agent.conf" check-now --wait 60 >"$T/cn.$i" 2>&1 &
+	pids[i]=$!
+done
+cn_ok=0
+for i in $(seq 20); do wait "${pids[i]}" && cn_ok=$((cn_ok + 1)); done
+echo "# hint: 20 concurrent check-now: $cn_ok answered, $(($(checks vm1) - c0)) KMS check(s)"
+if [ "$cn_ok" -eq 20 ]; then ok aws_hint_check_now_twenty_concurrent_callers_answered "$cn_ok/20"
+else nok aws_hint_check_now_twenty_concurrent_callers_answered "$cn_ok/20: $(cat "$T"/cn.* | sort | uniq -c | head -3)"; fi
+
 # ---- a failing queue never touches the keys or the schedule ------------------
 bad=${q2%/*}/no-such-queue
 start_agent vm3 "$bad" 1
