@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/auditlimit.h"
 #include "format/esdk_keyring.h"
 
 /* Groups of a peer read at once (SO_PEERGROUPS); more: a second read. */
@@ -27,21 +28,12 @@
 
 /*
  * Refusals (not permitted, bad request, timeout) are audited one by one
- * only NOISE_BURST times per uid and NOISE_WINDOW_MS; the rest are counted
- * and written as one "suppressed" line when the window ends, so a flood
- * of connects cannot fill the audit log's disk.  NOISE_UIDS uids tracked
- * at once (a new one past that ends the oldest window early).
+ * only CMK_AUDITLIMIT_BURST times per uid and NOISE_WINDOW_MS; the rest
+ * are counted and written as one "suppressed" line when the window ends,
+ * so a flood of connects cannot fill the audit log's disk
+ * (daemon/auditlimit.h).
  */
 #define NOISE_WINDOW_MS	10000
-#define NOISE_BURST	10
-#define NOISE_UIDS	16
-
-struct noise {
-	bool used;
-	uid_t uid;
-	uint64_t since_ms;
-	unsigned long logged, dropped;
-};
 
 struct client {
 	int fd;
@@ -74,7 +66,7 @@ struct cmk_keyserver {
 	size_t n_clients;
 	uint64_t now_ms;
 	uint32_t retired_wanted;	/* cmk_keyserver_retired_wanted() */
-	struct noise noise[NOISE_UIDS];
+	struct cmk_auditlimit noise;	/* refusals audited per uid */
 };
 
 /* ---- the answer ------------------------------------------------------------ */
@@ -244,9 +236,11 @@ enum cmk_keysock_status cmk_keyserver_answer(const struct cmk_loop *loop,
 
 /* ---- audit ------------------------------------------------------------------ */
 
-/* The "suppressed" line of a window that dropped lines; frees the slot. */
-static void noise_end(struct cmk_keyserver *ks, struct noise *n)
+/* The "suppressed" line of a uid's window that dropped lines. */
+static void noise_summary(void *ctx, uint64_t uid, unsigned long logged,
+			  unsigned long dropped, unsigned int window_s)
 {
+	struct cmk_keyserver *ks = ctx;
 	struct cmk_audit_event ev = {
 		.event = "key_socket",
 		.operation = "suppressed",
@@ -256,77 +250,20 @@ static void noise_end(struct cmk_keyserver *ks, struct noise *n)
 		.latency_ms = -1,
 		.request_id = "suppressed",
 		.has_peer = true,
-		.peer_uid = (long)n->uid,
+		.peer_uid = (long)uid,
 		.peer_pid = 0,
 	};
 	char msg[160];
 	struct cmk_err ae;
 
-	if (n->dropped && ks->audit) {
-		snprintf(msg, sizeof(msg),
-			 "%lu more refused or bad requests from uid %u not logged one by one (%lu logged) in %d s",
-			 n->dropped, (unsigned int)n->uid, n->logged,
-			 NOISE_WINDOW_MS / 1000);
-		ev.message = msg;
-		if (cmk_audit_log(ks->audit, &ev, &ae))
-			fprintf(stderr, "cmk-agent: audit: %s\n", ae.msg);
-	}
-	n->used = false;
-}
-
-/* May a refusal of @uid be audited now?  Otherwise it is counted. */
-static bool noise_admit(struct cmk_keyserver *ks, uid_t uid)
-{
-	struct noise *n = NULL;
-
-	for (size_t i = 0; i < NOISE_UIDS && !n; i++)
-		if (ks->noise[i].used && ks->noise[i].uid == uid)
-			n = &ks->noise[i];
-	if (n && ks->now_ms - n->since_ms >= NOISE_WINDOW_MS) {
-		noise_end(ks, n);
-		n = NULL;
-	}
-	if (!n) {
-		/* a free slot, else the oldest window ends now */
-		for (size_t i = 0; i < NOISE_UIDS; i++) {
-			struct noise *x = &ks->noise[i];
-
-			if (!n || (n->used && (!x->used || x->since_ms < n->since_ms)))
-				n = x;
-		}
-		if (n->used)
-			noise_end(ks, n);
-		memset(n, 0, sizeof(*n));
-		n->used = true;
-		n->uid = uid;
-		n->since_ms = ks->now_ms;
-	}
-	if (n->logged < NOISE_BURST) {
-		n->logged++;
-		return true;
-	}
-	n->dropped++;
-	return false;
-}
-
-/* Windows that ended: their summaries.  Returns ms to the next end. */
-static uint64_t noise_tick(struct cmk_keyserver *ks)
-{
-	uint64_t next = UINT64_MAX;
-
-	for (size_t i = 0; i < NOISE_UIDS; i++) {
-		struct noise *n = &ks->noise[i];
-		uint64_t end;
-
-		if (!n->used)
-			continue;
-		end = n->since_ms + NOISE_WINDOW_MS;
-		if (ks->now_ms >= end)
-			noise_end(ks, n);
-		else if (end - ks->now_ms < next)
-			next = end - ks->now_ms;
-	}
-	return next;
+	if (!ks->audit)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "%lu more refused or bad requests from uid %u not logged one by one (%lu logged) in %u s",
+		 dropped, (unsigned int)uid, logged, window_s);
+	ev.message = msg;
+	if (cmk_audit_log(ks->audit, &ev, &ae))
+		fprintf(stderr, "cmk-agent: audit: %s\n", ae.msg);
 }
 
 static void audit(struct cmk_keyserver *ks, const struct client *c,
@@ -355,7 +292,7 @@ static void audit(struct cmk_keyserver *ks, const struct client *c,
 	struct cmk_err ae;
 
 	if ((st == CMK_KS_NOT_PERMITTED || st == CMK_KS_BAD_REQUEST) &&
-	    !noise_admit(ks, c->uid))
+	    !cmk_auditlimit_admit(&ks->noise, c->uid, ks->now_ms))
 		return;
 	if (ev.cls != CMK_EC_NONE && ev.reason == CMK_R_NONE)
 		ev.reason = CMK_R_LOCAL;
@@ -704,7 +641,7 @@ uint64_t cmk_keyserver_run(struct cmk_keyserver *ks, uint64_t now_ms, bool serve
 			next = c->deadline_ms - now_ms;
 		i++;
 	}
-	noise = noise_tick(ks);
+	noise = cmk_auditlimit_tick(&ks->noise, now_ms);
 	return noise < next ? noise : next;
 }
 
@@ -882,6 +819,7 @@ int cmk_keyserver_open(struct cmk_keyserver **out, const struct cmk_config *cfg,
 	ks->audit = audit;
 	ks->loop = loop;
 	ks->keks = keks;
+	cmk_auditlimit_init(&ks->noise, NOISE_WINDOW_MS, noise_summary, ks);
 	ret = cmk_keysock_allow_parse(cfg->key_socket_allow, &ks->allow, e);
 	if (!ret)
 		ret = listen_on(ks, cfg, e);
@@ -911,9 +849,7 @@ void cmk_keyserver_close(struct cmk_keyserver **p)
 		return;
 	while (ks->n_clients)
 		client_close(ks, ks->n_clients - 1);
-	for (size_t i = 0; i < NOISE_UIDS; i++)
-		if (ks->noise[i].used)
-			noise_end(ks, &ks->noise[i]);
+	cmk_auditlimit_flush(&ks->noise);
 	if (ks->lfd >= 0) {
 		struct stat st;
 
