@@ -45,6 +45,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "daemon/agentloop.h"
+#include "daemon/auditlimit.h"
 #include "format/audit.h"
 #include "daemon/checklog.h"
 #include "daemon/checknow.h"
@@ -133,6 +134,7 @@ struct agent {
 	struct cmk_poweroff *poweroff;	/* begun: sync, then power off (once) */
 	struct cmk_wake *hint;		/* hint sources on other threads post here */
 	struct cmk_checknow checknow;	/* cmkctl check-now's tokens (sigqueue) */
+	struct cmk_auditlimit hint_noise; /* hint lines, per enum cmk_hint */
 	struct cmk_sqs_hint *sqs_hint;	/* NULL: no hint queue configured */
 	struct cmk_keyserver *keys;	/* the key socket; NULL: not served */
 	char bad_note[CMK_ERR_MSG_MAX];	/* the bad envelope file reason last noted */
@@ -160,6 +162,33 @@ static void note(void *ctx, const char *event, const char *msg,
 	fprintf(stderr, "cmk-agent: %s: %s%s%s\n", event, msg,
 		e && e->cls != CMK_EC_NONE ? ": " : "",
 		e && e->cls != CMK_EC_NONE ? e->msg : "");
+}
+
+/*
+ * A flood of hints (SIGHUPs, queue messages) writes its first
+ * CMK_AUDITLIMIT_BURST lines per HINT_AUDIT_WINDOW_MS and source, then
+ * one "suppressed" line for the rest (daemon/auditlimit.h), as the key
+ * socket does for refusals.
+ */
+#define HINT_AUDIT_WINDOW_MS	10000
+
+static void hint_noise_summary(void *ctx, uint64_t from, unsigned long logged,
+			       unsigned long dropped, unsigned int window_s)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof(msg),
+		 "%lu hints suppressed: %lu more %s hints not logged one by one (%lu logged) in %u s",
+		 dropped, dropped, from == CMK_HINT_OPERATOR ? "operator (SIGHUP)" : "event",
+		 logged, window_s);
+	note(ctx, "hint", msg, NULL);
+}
+
+/* One hint's audit line, unless its source floods. */
+static void note_hint(struct agent *a, enum cmk_hint from, const char *msg)
+{
+	if (cmk_auditlimit_admit(&a->hint_noise, from, cmk_deadline_now_ms()))
+		note(a, "hint", msg, NULL);
 }
 
 /* Time spent suspended counts (intervals, leases), as for kernel leases. */
@@ -1182,6 +1211,13 @@ static int run(struct agent *a, uint64_t t0)
 			break;
 		}
 		delay = retired_next(a, delay);
+		{
+			/* a flood's "suppressed" line when its window ends */
+			uint64_t hd = cmk_auditlimit_tick(&a->hint_noise, now_ms(NULL));
+
+			if (hd < delay)
+				delay = hd;
+		}
 		pfd[FD_EVENTS].fd = a->events ? cmk_genl_fd(a->events) : -1;
 		/* Only while pending: once fired its eventfd stays readable. */
 		pfd[FD_POWEROFF].fd = cmk_poweroff_pending(a->poweroff) ?
@@ -1204,7 +1240,8 @@ static int run(struct agent *a, uint64_t t0)
 				continue;
 			}
 			if (cmk_loop_hint(&a->loop, CMK_HINT_OPERATOR)) {
-				note(a, "hint", "SIGHUP (cmkctl check-now): checking the CMK now", NULL);
+				note_hint(a, CMK_HINT_OPERATOR,
+					  "SIGHUP (cmkctl check-now): checking the CMK now");
 				if (si.ssi_code == SI_QUEUE && si.ssi_int)
 					cmk_checknow_add(&a->checknow, si.ssi_int, a->loop.hints,
 							 a->loop.hints_answered);
@@ -1213,7 +1250,8 @@ static int run(struct agent *a, uint64_t t0)
 		/* Hints posted by other threads: one check for all of them. */
 		if ((pfd[FD_HINT].revents & POLLIN) && cmk_wake_take(a->hint) &&
 		    cmk_loop_hint(&a->loop, CMK_HINT_EVENT)) {
-			note(a, "hint", "revocation hint: checking the CMK within hint_spread_ms", NULL);
+			note_hint(a, CMK_HINT_EVENT,
+				  "revocation hint: checking the CMK within hint_spread_ms");
 			cmk_sqs_hint_asked(a->sqs_hint, &a->loop);
 		}
 		/*
@@ -1332,6 +1370,7 @@ int main(int argc, char **argv)
 	a.vol.keks = &a.keks;
 	cmk_config_warnings(&a.cfg, config_warning, &a);
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
+	cmk_auditlimit_init(&a.hint_noise, HINT_AUDIT_WINDOW_MS, hint_noise_summary, &a);
 	/*
 	 * The key socket (keyserver.h) serves sealed objects only; a socket
 	 * that cannot be made is reported and the block devices go on.
@@ -1343,6 +1382,7 @@ int main(int argc, char **argv)
 	}
 	sd_notify(0, "STATUS=unsealing the KEK");
 	ret = run(&a, t0);
+	cmk_auditlimit_flush(&a.hint_noise);
 out:
 	cmk_sqs_hint_stop(&a.sqs_hint);	/* before the wake it posts to */
 	cmk_keyserver_close(&a.keys);	/* before the KEKs it reads */

@@ -15,8 +15,11 @@
 #include <time.h>
 
 #include "core/deadline.h"
+#include "daemon/auditlimit.h"
 #include "kms/aws/sqs.h"
 
+/* Message lines: CMK_AUDITLIMIT_BURST per window, then one summary. */
+#define CMK_SQS_HINT_AUDIT_WINDOW_MS	10000
 /* An empty long poll quicker than this did not wait: pause before the next. */
 #define EMPTY_POLL_MIN_MS	1000
 
@@ -36,6 +39,7 @@ struct cmk_sqs_hint {
 	unsigned long base;		/* the loop's hint_checks when asked */
 
 	/* The thread's own. */
+	struct cmk_auditlimit noise;	/* message lines of a flood */
 	unsigned int fails;		/* failed requests in a row */
 	char noted[CMK_ERR_MSG_MAX];	/* the failure last audited */
 	uint64_t noted_ms;
@@ -56,6 +60,19 @@ static void audit(struct cmk_sqs_hint *h, const char *msg, const struct cmk_err 
 	fprintf(stderr, "cmk-agent: hint: %s\n", msg);
 	if (h->audit && cmk_audit_log(h->audit, &ev, &ae))
 		fprintf(stderr, "cmk-agent: audit: %s\n", ae.msg);
+}
+
+/* A flood's "suppressed" line (daemon/auditlimit.h). */
+static void noise_summary(void *ctx, uint64_t source, unsigned long logged,
+			  unsigned long dropped, unsigned int window_s)
+{
+	char msg[160];
+
+	(void)source;
+	snprintf(msg, sizeof(msg),
+		 "SQS: %lu hints suppressed: %lu more receives with messages not logged one by one (%lu logged) in %u s",
+		 dropped, dropped, logged, window_s);
+	audit(ctx, msg, NULL);
 }
 
 /* Wait until @ms have passed or the thread is stopped (lock held). */
@@ -148,7 +165,8 @@ static void handle(struct cmk_sqs_hint *h, struct cmk_sqs_msg *msgs, size_t n)
 	if (sent)
 		ago = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (long long)sent;
 	snprintf(msg, sizeof(msg), "SQS: %zu message(s) (%s), sent %lld ms ago", n, what, ago);
-	audit(h, msg, NULL);
+	if (cmk_auditlimit_admit(&h->noise, 0, cmk_deadline_now_ms()))
+		audit(h, msg, NULL);
 
 	pthread_mutex_lock(&h->lock);
 	seq = ++h->posted;
@@ -178,6 +196,8 @@ static void *hint_thread(void *arg)
 		struct cmk_err e;
 		size_t n = 0;
 
+		/* a flood's "suppressed" line once its window ended */
+		cmk_auditlimit_tick(&h->noise, t0);
 		if (cmk_sqs_receive(&h->q, CMK_SQS_WAIT_S, msgs, CMK_SQS_MAX_MESSAGES, &n, &e)) {
 			if (!atomic_load(&h->stop))
 				failed(h, &e);
@@ -213,6 +233,7 @@ int cmk_sqs_hint_start(struct cmk_sqs_hint **out, const struct cmk_config *cfg,
 		return cmk_errf(e, -ENOMEM, "hint: out of memory");
 	h->audit = audit;
 	h->wake = wake;
+	cmk_auditlimit_init(&h->noise, CMK_SQS_HINT_AUDIT_WINDOW_MS, noise_summary, h);
 	ret = cmk_sqs_open(&h->q, cfg->hint_sqs_queue_url, cfg->hint_sqs_region, e);
 	if (ret) {
 		cmk_err_prefix(e, "hint");
@@ -249,6 +270,7 @@ void cmk_sqs_hint_stop(struct cmk_sqs_hint **hp)
 	pthread_cond_broadcast(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 	pthread_join(h->thread, NULL);
+	cmk_auditlimit_flush(&h->noise);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
 	cmk_sqs_close(&h->q);

@@ -202,6 +202,26 @@ echo "# hint: 20 concurrent check-now: $cn_ok answered, $(($(checks vm1) - c0)) 
 if [ "$cn_ok" -eq 20 ]; then ok aws_hint_check_now_twenty_concurrent_callers_answered "$cn_ok/20"
 else nok aws_hint_check_now_twenty_concurrent_callers_answered "$cn_ok/20: $(cat "$T"/cn.* | sort | uniq -c | head -3)"; fi
 
+# ---- a flood of hints: bounded audit lines, and a "suppressed" count --------
+# Oracle: the audit log.  100 SIGHUPs in 2 s (kill, as an operator's script
+# might) write at most 10 lines per 10 s window one by one (a flood across
+# a window's end: 20), and one "N hints suppressed" line says how many
+# more came; before, every hint wrote its own line.
+sighup_lines() { grep -c '"event":"hint".*SIGHUP (cmkctl check-now)' "$T/vm1/audit.log"; }
+sleep 11	# the check-now callers' 10 s window ends: a fresh burst of 10
+h0=$(sighup_lines)
+summaries() { grep -c '"event":"hint".*hints suppressed' "$T/vm1/audit.log"; }
+s0=$(summaries)
+vm1_pid=$(state vm1 "d['pid']")
+for _ in $(seq 100); do kill -HUP "$vm1_pid"; sleep 0.02; done
+suppressed() { [ "$(summaries)" -gt "$s0" ]; }
+wait_for 30 suppressed
+h1=$(sighup_lines)
+echo "# hint: 100 SIGHUPs -> $((h1 - h0)) hint line(s); $(grep -o '[0-9]* hints suppressed' "$T/vm1/audit.log" | tail -1)"
+if [ $((h1 - h0)) -le 20 ] && suppressed; then ok aws_hint_flood_audit_lines_limited "$((h1 - h0)) lines"
+else nok aws_hint_flood_audit_lines_limited "$((h1 - h0)) SIGHUP lines for 100 hints; suppressed line: $(suppressed && echo yes || echo no)"; fi
+check aws_hint_flood_agent_still_active is_active vm1
+
 # ---- a failing queue never touches the keys or the schedule ------------------
 bad=${q2%/*}/no-such-queue
 start_agent vm3 "$bad" 1
