@@ -1663,6 +1663,59 @@ static void agentloop_hint_no_authority_answer_decides(void **state)
 	assert_true(f.kernel_keys);
 }
 
+/*
+ * A revoked agent and a re-enabled key (fleet.rst: the EventBridge rule
+ * also matches EnableKey and CancelKeyDeletion).  Oracle: the fake clock
+ * and the fake kernel.  300 s checks, revoked for a while: the backoff
+ * has reached windows of 8 intervals (up to 40 min).  A forged EnableKey
+ * event (the KMS still says no) costs one check and restores nothing;
+ * the key really re-enabled, nothing happens without a hint for 20 min
+ * (the bound the hint removes), and the EnableKey event's hint brings
+ * the check within hint_spread_ms: its yes restores the keys.
+ */
+static void agentloop_hint_revoked_reenable_event_checks_at_once(void **state)
+{
+	struct fake f = { .script = "dddddd" "do" "oooooooo" };
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
+	struct cmk_loop l;
+	uint64_t t;
+	int n;
+
+	(void)state;
+	c.check_interval_ms = 300000;
+	c.jitter_pct = 10;
+	c.lease_ms = 600000;
+	c.hint_spread_ms = 2000;
+	boot_with(&l, &f, &c);
+	while (f.checks_started < 6)
+		run_until(&l, &f, f.now + 1000);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kernel_keys);
+	run_until(&l, &f, f.now + 1);
+	t = f.now;
+	n = f.checks_started;
+	/* A forged (or early) EnableKey: the KMS still says no. */
+	assert_true(cmk_loop_hint(&l, CMK_HINT_EVENT));
+	run_until(&l, &f, t + c.hint_spread_ms);
+	assert_int_equal(f.checks_started, n + 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kernel_keys);
+	assert_false(f.kek);
+	/* Re-enabled now: no check for 20 min without a hint ... */
+	t = f.now;
+	run_until(&l, &f, t + 1200000);
+	assert_int_equal(f.checks_started, n + 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	/* ... and within hint_spread_ms (+ the unseal) of the EnableKey hint. */
+	t = f.now;
+	assert_true(cmk_loop_hint(&l, CMK_HINT_EVENT));
+	run_until(&l, &f, t + c.hint_spread_ms + 1);
+	assert_int_equal(f.checks_started, n + 2);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_true(f.kernel_keys);
+	assert_true(f.kek);
+}
+
 /* While the boot unseal runs the hint does nothing: the unseal is the check. */
 static void agentloop_hint_ignored_while_booting(void **state)
 {
@@ -2613,6 +2666,7 @@ int main(void)
 		cmocka_unit_test(agentloop_hint_during_check_checks_again_after),
 		cmocka_unit_test(agentloop_hint_no_authority_answer_decides),
 		cmocka_unit_test(agentloop_hint_ignored_while_booting),
+		cmocka_unit_test(agentloop_hint_revoked_reenable_event_checks_at_once),
 		cmocka_unit_test(agentloop_throttle_first_check_spread_over_interval),
 		cmocka_unit_test(agentloop_throttle_backs_off_beyond_the_interval),
 		cmocka_unit_test(agentloop_throttle_failures_cost_no_more_than_healthy),
