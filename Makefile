@@ -15,6 +15,10 @@
 #   make kfuzz          the kernel fuzzer in a QEMU guest for FUZZ_MINUTES
 #                       (2) on KVER (default: Debian 6.12); KFUZZ_SEED=N
 #                       repeats a run (Documentation/fuzzing.rst)
+#   make mutate         deliberate one-line mutations (tests/mutate/
+#                       mutations.txt), each built in a scratch copy and run
+#                       through its suite: caught / survived per mutation
+#                       (MUTATE_ONLY="name ..." runs those; not in check)
 #   make bench          dm-cmk vs dm-crypt/linear/the cipher in QEMU (not a
 #                       test; BENCH_QUICK=1, BENCH_RUNS=N, KVER=<kver>|all)
 #   make bench-storage  cmkctl seal/unseal of 16 MiB vs openssl speed and the
@@ -59,7 +63,7 @@ HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
 	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
-	version demo-storage
+	version demo-storage mutate
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -110,6 +114,14 @@ kfuzz: modules-all kselftest
 	tests/kselftest/kfuzz.sh --minutes $(FUZZ_MINUTES) \
 		$(if $(filter command line,$(origin KVER)),--kver $(KVER)) \
 		$(if $(KFUZZ_SEED),--seed $(KFUZZ_SEED))
+
+# Do the tests guard their promises?  Each mutation in tests/mutate/
+# mutations.txt is applied to a scratch copy of the tree, built and run
+# through its suite (kernel ones: the module for KVER, default the Debian
+# 6.12, in a QEMU guest).  Slow (minutes per kernel mutation): not part of
+# 'make check'.
+mutate:
+	scripts/mutate.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
 
 # Timings, not tests: never part of 'make check'.  See
 # Documentation/benchmarks.rst.
@@ -222,4 +234,4 @@ clean:
 	$(if $(HAVE_KSFT),-$(MAKE) -C tests/kselftest clean O=$(KSFT_OUT))
 
 help:
-	@sed -n '3,29p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,/^$$/p' Makefile | sed '$$d; s/^# \{0,1\}//'
