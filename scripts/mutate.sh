@@ -199,7 +199,7 @@ run_suite() {
 				rc=1
 			fi
 		done
-		failed=$(grep -E '^not ok' "$log" | sed 's/^not ok [0-9]* - //' | head -n 4 | paste -sd, || true)
+		failed=$(grep -E '^not ok' "$log" | sed -E 's/^not ok [0-9]+ (- )?//' | head -n 4 | paste -sd, || true)
 		[ "$rc" -eq 0 ] || [ -n "$failed" ] || failed="(test exited non-zero)"
 		return "$rc" ;;
 	host)
@@ -211,7 +211,7 @@ run_suite() {
 		for t in "$@"; do
 			(cd "$tree" && timeout 1200 "$t") >>"$log" 2>&1 || rc=1
 		done
-		failed=$(grep -E '^not ok' "$log" | sed 's/^not ok [0-9]* - //' | head -n 4 | paste -sd, || true)
+		failed=$(grep -E '^not ok' "$log" | sed -E 's/^not ok [0-9]+ (- )?//' | head -n 4 | paste -sd, || true)
 		[ "$rc" -eq 0 ] || [ -n "$failed" ] || failed="(test exited non-zero)"
 		return "$rc" ;;
 	kernel)
@@ -224,7 +224,7 @@ run_suite() {
 		local rc=0
 		(cd "$tree" && scripts/qemu/run-guest.sh --kver "$kver" \
 			--out "$scratch/results/$tag" "${tests[@]}") >>"$log" 2>&1 || rc=1
-		failed=$(grep -E '^not ok' "$log" | sed 's/^not ok [0-9]* - //' | head -n 4 | paste -sd, || true)
+		failed=$(grep -E '^not ok' "$log" | sed -E 's/^not ok [0-9]+ (- )?//' | head -n 4 | paste -sd, || true)
 		[ "$rc" -eq 0 ] || [ -n "$failed" ] ||
 			failed="($(grep '^# verdict' "$log" | tail -n1 || echo 'guest run failed'))"
 		return "$rc" ;;
