@@ -141,6 +141,8 @@ done
 
 # ---- the scratch tree ----------------------------------------------------------
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cmk-mutate.XXXXXX")
+# Host tests run helpers as other users (seal_socket.sh: nobody).
+chmod 0755 "$scratch"
 cleanup() {
 	if [ "$keep" -eq 1 ]; then
 		echo "# scratch tree kept: $scratch"
@@ -169,10 +171,22 @@ done
 ksft=
 if [ "$need_kernel" -eq 1 ]; then
 	[ -n "$kver" ] || die "no Debian 6.12 kernel for the kernel mutations (--kver)"
-	# The kselftests do not depend on kernel/: build them once.
+	# The kselftests do not depend on kernel/: build the ones the
+	# selected mutations need, once.
 	ksft=$tree/build/tests/kselftest
-	echo "# building the kselftests"
-	make -C "$tree" kselftest >"$logs/kselftest-build.log" 2>&1 ||
+	declare -A kt=()
+	for n in "${selected[@]}"; do
+		read -r -a words <<<"${m_suite[$n]}"
+		[ "${words[0]}" = kernel ] || continue
+		for t in "${words[@]:1}"; do kt[$ksft/$t]=1; done
+	done
+	echo "# building the kselftests: ${!kt[*]}"
+	ksrc=$tree/build/ksrc/linux-source-6.1
+	{ make -C "$tree" ksrc &&
+	  make -C "$tree/tests/kselftest" O="$ksft" \
+		KSFT_INC="$ksrc/tools/testing/selftests" \
+		TESTMGR_H="$ksrc/crypto/testmgr.h" "${!kt[@]}"; } \
+		>"$logs/kselftest-build.log" 2>&1 ||
 		die "the kselftests do not build: $logs/kselftest-build.log"
 fi
 
@@ -221,10 +235,23 @@ run_suite() {
 		fi
 		local tests=()
 		for t in "$@"; do tests+=("$ksft/$t"); done
-		local rc=0
-		(cd "$tree" && scripts/qemu/run-guest.sh --kver "$kver" \
-			--out "$scratch/results/$tag" "${tests[@]}") >>"$log" 2>&1 || rc=1
-		failed=$(grep -E '^not ok' "$log" | sed -E 's/^not ok [0-9]+ (- )?//' | head -n 4 | paste -sd, || true)
+		local rc try
+		# A guest that ran none of the tests (it died booting under
+		# load, ...) says nothing about the mutation: once more, then
+		# an error.  A guest that dies during the tests caught it.
+		for try in 1 2; do
+			rc=0
+			(cd "$tree" && scripts/qemu/run-guest.sh --kver "$kver" \
+				--out "$scratch/results/$tag" "${tests[@]}") >>"$log" 2>&1 || rc=1
+			[ "$rc" -eq 1 ] || break
+			grep -Eq '^(not )?ok [0-9]+ [^ ]*:[a-z0-9_]+[.:]' \
+				"$scratch/results/$tag/tap.txt" 2>/dev/null && break
+			echo "# try $try: the guest ran no test" >>"$log"
+			rc=2
+		done
+		failed=$(grep -E '^not ok' "$scratch/results/$tag/tap.txt" 2>/dev/null |
+			sed -E 's/^not ok [0-9]+ (- )?//' | head -n 4 | paste -sd, || true)
+		[ "$rc" -ne 2 ] || failed="(the guest ran no test: $(grep '^# verdict' "$log" | tail -n1 || true))"
 		[ "$rc" -eq 0 ] || [ -n "$failed" ] ||
 			failed="($(grep '^# verdict' "$log" | tail -n1 || echo 'guest run failed'))"
 		return "$rc" ;;
