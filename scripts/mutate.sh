@@ -3,8 +3,10 @@
 #
 # Mutation check: do the tests guard the promises they claim to?
 #
-# Usage: scripts/mutate.sh [--list FILE] [--kver KVER] [--keep] [NAME...]
+# Usage: scripts/mutate.sh [--list FILE] [--kver KVER] [--keep] [--check]
+#            [NAME...]
 #
+#   --check       only check that every mutation still fits the code
 #   --list FILE   the mutations (default tests/mutate/mutations.txt)
 #   --kver KVER   kernel for kernel mutations (default: the Debian 6.12)
 #   --keep        keep the scratch tree (its path is printed)
@@ -39,6 +41,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 list=$top/tests/mutate/mutations.txt
 kver=
 keep=0
+check_only=0
 only=()
 read -r -a only <<<"${MUTATE_ONLY:-}"
 baseline=${MUTATE_BASELINE:-1}
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
 	--list) list=$2; shift 2 ;;
 	--kver) kver=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
+	--check) check_only=1; shift ;;
 	-h|--help) sed -n '3,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option $1" ;;
 	*) only+=("$1"); shift ;;
@@ -138,6 +142,10 @@ for n in "${selected[@]}"; do
 	find_line "$n" "$top/${m_file[$n]}" "${m_find[$n]}" >/dev/null || stale=1
 done
 [ "$stale" -eq 0 ] || exit 2
+if [ "$check_only" -eq 1 ]; then
+	echo "# mutate: ${#selected[@]} mutations fit the code"
+	exit 0
+fi
 
 # ---- the scratch tree ----------------------------------------------------------
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/cmk-mutate.XXXXXX")
