@@ -8,6 +8,9 @@
 #   make deps           install the Debian packages we need (idempotent)
 #   make lint           checkpatch --strict, kernel-doc, sparse, W=1 builds
 #   make guest-test     run the kselftests in QEMU (KVER=<kver>|all)
+#   make debug-test     the kselftests on the debug kernel (KASAN, lockdep,
+#                       kmemleak, ...; built once into /var/cache/dm-cmk by
+#                       scripts/debug-kernel.sh, ~25 min of 2 cores cold)
 #   make check          all of the above; ends with "N passed, N failed"
 #   make fuzz           every libFuzzer target in tests/fuzz for FUZZ_SECONDS
 #                       (20) each; exec/s, coverage, crash inputs
@@ -63,7 +66,8 @@ HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
 	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
-	version demo-storage mutate
+	version demo-storage mutate \
+	debug-kernel debug-module debug-test
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -99,6 +103,17 @@ lint:
 # KVER=all (the default) runs every installed Debian kernel in turn.
 guest-test: modules-all $(if $(HAVE_KSFT),kselftest)
 	scripts/qemu/run-all.sh $(if $(filter command line,$(origin KVER)),$(KVER),all)
+
+# The debug kernel (cached) and the module for it, warning-free.
+debug-kernel:
+	scripts/debug-kernel.sh
+
+debug-module: debug-kernel
+	@d=$$(scripts/debug-kernel.sh --print-dir) && \
+		scripts/kbuild.sh --werror --kdir $$d/build $$(cat $$d/release)
+
+debug-test: debug-module $(if $(HAVE_KSFT),kselftest)
+	scripts/qemu/run-guest.sh --kver debug
 
 check:
 	scripts/check.sh

@@ -6,7 +6,11 @@
 # Usage: scripts/qemu/mkinitramfs.sh --kver KVER --out FILE
 #            [--kmod KO] [--tests DIR] [--fio] [--net] [--disk]
 #            [--module NAME]... [--add SRC[:DST]]... [--tool NAME]...
-#            [TEST...]
+#            [--modroot DIR] [TEST...]
+#
+#   --modroot DIR  take the modules from DIR/lib/modules/KVER instead of
+#                  the host's /lib/modules/KVER (the debug kernel's, see
+#                  scripts/debug-kernel.sh)
 #
 # Contents:
 #   /init                   scripts/qemu/init
@@ -43,6 +47,7 @@ net=0
 disk=0
 tests=()
 adds=()
+modroot=
 modules=(brd dm-mod dm-crypt null_blk xts aesni_intel loop dm-flakey dm-delay)
 
 die() { echo "mkinitramfs: $*" >&2; exit 1; }
@@ -58,6 +63,7 @@ while [ $# -gt 0 ]; do
 	--disk) disk=1; shift ;;
 	--module) modules+=("$2"); shift 2 ;;
 	--add) adds+=("$2"); shift 2 ;;
+	--modroot) modroot=$(realpath "$2"); shift 2 ;;
 	--tool)
 		t=$(PATH=$PATH:/usr/sbin:/sbin command -v "$2") ||
 			die "tool $2 not found on the host (see scripts/deps.sh)"
@@ -69,7 +75,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$kver" ] || die "--kver is required"
 [ -n "$out" ] || die "--out is required"
-[ -d "/lib/modules/$kver/kernel" ] || die "no modules for $kver in /lib/modules"
+[ -d "$modroot/lib/modules/$kver/kernel" ] ||
+	die "no modules for $kver in ${modroot:-}/lib/modules"
 kmod_ko=${kmod_ko:-$top/build/kmod/$kver/kernel/dm-cmk.ko}
 [ "$net" = 1 ] && modules+=(virtio_pci virtio_net)
 [ "$disk" = 1 ] && modules+=(virtio_pci virtio_blk)
@@ -135,20 +142,22 @@ fi
 	ln -s /bin/busybox "$root/$applet"
 done
 
-# Kernel modules: the same paths as on the host, then depmod.
+# Kernel modules: the same paths as on the host (or under --modroot), then
+# depmod.
 moddir=/lib/modules/$kver
 for m in "${modules[@]}"; do
-	if ! deps=$(modprobe -S "$kver" --show-depends "$m" 2>/dev/null); then
+	if ! deps=$(modprobe -d "${modroot:-/}" -S "$kver" --show-depends "$m" 2>/dev/null); then
 		echo "mkinitramfs: $kver: module $m not found, skipped" >&2
 		continue
 	fi
 	while read -r verb path _; do
 		[ "$verb" = insmod ] || continue   # "builtin X" needs no file
-		[ -e "$root/$path" ] || copy_file "$path" "$path"
+		path=${path#"$modroot"}
+		[ -e "$root/$path" ] || copy_file "$modroot$path" "$path"
 	done <<<"$deps"
 done
 for f in modules.order modules.builtin modules.builtin.modinfo; do
-	[ -f "$moddir/$f" ] && copy_file "$moddir/$f" "$moddir/$f"
+	[ -f "$modroot$moddir/$f" ] && copy_file "$modroot$moddir/$f" "$moddir/$f"
 done
 if [ -f "$kmod_ko" ]; then
 	copy_file "$kmod_ko" "$moddir/updates/dm-cmk.ko"

@@ -11,9 +11,17 @@
 #            [--qmp SOCKET] [--vmgenid GUID|auto] [--savevm-restore]
 #            [--show-console] [TEST...]
 #
-#   --kver KVER         a kernel with /boot/vmlinuz-KVER and modules
-#   --timeout S         bound on the whole guest run (default 900)
-#   --test-timeout S    bound on each test binary inside the guest (600)
+#   --kver KVER         a kernel with /boot/vmlinuz-KVER and modules, or
+#                       "debug": the debug kernel of scripts/debug-kernel.sh
+#                       (KASAN, lockdep, kmemleak, UBSAN, ...; build it and
+#                       the module for it first, see scripts/kbuild.sh
+#                       --kdir).  On it a WARN does not panic (every report
+#                       of the run is collected), kmemleak is scanned after
+#                       the suite, and test names start with "6.12-debug:"
+#   --timeout S         bound on the whole guest run (default 900; 5400 on
+#                       the debug kernel, several times slower under TCG)
+#   --test-timeout S    bound on each test binary inside the guest (600;
+#                       1800 on the debug kernel)
 #   --out DIR           results directory (default build/results/KVER)
 #   --fio               put fio (and its ~80 MB of libraries) in the guest
 #   --net-fwd G=H       give the guest a NIC (10.0.2.15/24) whose connections
@@ -60,8 +68,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 
 kver=
-timeout=${GUEST_TIMEOUT:-900}
-test_timeout=${GUEST_TEST_TIMEOUT:-600}
+timeout=${GUEST_TIMEOUT:-}
+test_timeout=${GUEST_TEST_TIMEOUT:-}
 out=
 show_console=0
 mk_args=()
@@ -102,9 +110,26 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$kver" ] || die "--kver is required"
+debug=0
+modroot=
+if [ "$kver" = debug ]; then
+	dbg=$("$top/scripts/debug-kernel.sh" --print-dir) ||
+		die "the debug kernel is not built: run scripts/debug-kernel.sh"
+	debug=1
+	kver=$(cat "$dbg/release")
+	kernel=$dbg/bzImage
+	modroot=$dbg/modroot
+	mk_args+=(--modroot "$modroot")
+	short=$(echo "$kver" | cut -d. -f1-2)-debug
+	timeout=${timeout:-5400}
+	test_timeout=${test_timeout:-1800}
+else
+	kernel=/boot/vmlinuz-$kver
+	short=$(echo "$kver" | cut -d. -f1-2)
+fi
+timeout=${timeout:-900}
+test_timeout=${test_timeout:-600}
 out=${out:-$top/build/results/$kver}
-short=$(echo "$kver" | cut -d. -f1-2)
-kernel=/boot/vmlinuz-$kver
 
 if [ "$savevm_restore" = 1 ] && [[ ${disks[0]:-} != *.qcow2 ]]; then
 	die "--savevm-restore needs a first --disk FILE.qcow2 to hold the snapshot"
@@ -169,6 +194,12 @@ t1=$(date +%s.%N)
 
 cmdline="console=ttyS0 panic_on_warn=1 panic=-1 oops=panic softlockup_panic=1"
 cmdline+=" hung_task_panic=1 cmk.timeout=$test_timeout"
+if [ "$debug" = 1 ]; then
+	# Collect every report of the run rather than stop at the first: a
+	# WARN, KASAN or UBSAN report fails guest_no_kernel_splat instead.
+	# kmemleak is scanned by /init after the suite (cmk.kmemleak=1).
+	cmdline+=" panic_on_warn=0 kasan.fault=report cmk.kmemleak=1"
+fi
 [ ${#disks[@]} -gt 0 ] && cmdline+=" cmk.disks=${#disks[@]}"
 
 # Both serial files are opened for appending (and were removed above), so
@@ -399,6 +430,54 @@ else
 	emit not-ok guest_no_kernel_splat "${during:+during $during: }$splat (see $console)"
 	while IFS= read -r l; do say "#     $l"; done < <(grep -m 1 -E -A 24 "$splat_re" "$out/console.search")
 	[ -n "$reason" ] || reason="kernel splat${during:+ during $during}: $splat"
+fi
+
+# Every splat of the run (the debug kernel goes on after a report), with
+# the test that was running, also kept in DIR/splats.txt.
+awk -v re="$splat_re" '
+	/[Cc]ommand line:/ { next }
+	/cmk-guest: begin / { t = $0; sub(/.*cmk-guest: begin /, "", t); next }
+	/cmk-guest: end / { t = ""; next }
+	/cmk-guest: kmemleak scan/ { t = "kmemleak scan"; next }
+	$0 ~ re { sub(/^\[ *[0-9.]+\] /, ""); print "[" (t == "" ? "-" : t) "] " $0 }' \
+	"$console" >"$out/splats.txt"
+if [ -s "$out/splats.txt" ]; then
+	say "# $(wc -l <"$out/splats.txt") kernel log line(s) match a splat, by test:"
+	while IFS= read -r l; do say "#   $l"; done < <(head -n 60 "$out/splats.txt")
+fi
+
+# kmemleak (debug kernel): leaked objects whose allocation backtrace runs
+# through dm-cmk or the crypto API it uses fail the run; the others (the
+# kernel's own, e.g. from early boot) are only counted.
+if [ "$debug" = 1 ]; then
+	sed -n '/^### kmemleak begin$/,/^### kmemleak end$/p' "$results" |
+		sed '1d;$d' >"$out/kmemleak.txt"
+	awk '
+		/^unreferenced object/ { if (rec != "") flush(); rec = $0 "\n"; next }
+		{ rec = rec $0 "\n" }
+		END { if (rec != "") flush() }
+		function flush() {
+			if (rec ~ /\[dm_cmk\]|[ <]cmk_|crypto_|skcipher|xts|aesni|aes_/)
+				printf "%s", rec > ours
+			else
+				other++
+			rec = ""
+		}
+		END { print other + 0 > count }' \
+		ours="$out/kmemleak-dm-cmk.txt" count="$out/kmemleak-other.count" \
+		"$out/kmemleak.txt"
+	touch "$out/kmemleak-dm-cmk.txt"
+	ours=$(grep -c '^unreferenced object' "$out/kmemleak-dm-cmk.txt" || true)
+	if ! grep -q '^### kmemleak begin$' "$results"; then
+		emit not-ok guest_kmemleak_dm_cmk "no kmemleak scan (the run did not finish, or no /sys/kernel/debug/kmemleak)"
+	elif [ "$ours" -eq 0 ]; then
+		emit ok guest_kmemleak_dm_cmk
+	else
+		emit not-ok guest_kmemleak_dm_cmk "$ours leaked object(s) allocated by dm-cmk or its crypto (see $out/kmemleak-dm-cmk.txt)"
+		while IFS= read -r l; do say "#     $l"; done < <(head -n 40 "$out/kmemleak-dm-cmk.txt")
+		[ -n "$reason" ] || reason="kmemleak: $ours object(s) of dm-cmk leaked"
+	fi
+	say "# kmemleak: $(cat "$out/kmemleak-other.count") other unreferenced object(s), not dm-cmk's (see $out/kmemleak.txt)"
 fi
 
 taint=$(sed -n 's/^### tainted \([0-9]*\)$/\1/p' "$results")

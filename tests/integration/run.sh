@@ -7,7 +7,8 @@
 #
 # Usage: tests/integration/run.sh [--kver KVER] [TEST...]
 #
-# KVER defaults to the installed Debian 6.1 kernel.  Output: TAP (the guest
+# KVER defaults to the installed Debian 6.1 kernel ("debug": the debug
+# kernel of scripts/debug-kernel.sh).  Output: TAP (the guest
 # runner's, names prefixed "6.1:<test>:"), results in
 # build/results/integration-KVER/.  Without a built cmk-agent the tests
 # cannot run: one "# SKIP" line says so, which neither passes nor fails.
@@ -47,8 +48,14 @@ make -s -C "$here" O="$top/build/tests/integration" >&2
 helpers=$top/build/tests/integration
 mkfs=$(command -v mkfs.ext4 || echo /sbin/mkfs.ext4)
 
-args=(--kver "$kver" --out "$top/build/results/integration-$kver"
-	--timeout "${GUEST_TIMEOUT:-900}" --test-timeout 300
+# The debug kernel (--kver debug, scripts/debug-kernel.sh) is several times
+# slower under TCG.
+if [ "$kver" = debug ]; then
+	bounds=(--timeout "${GUEST_TIMEOUT:-5400}" --test-timeout 1200)
+else
+	bounds=(--timeout "${GUEST_TIMEOUT:-900}" --test-timeout 300)
+fi
+args=(--kver "$kver" --out "$top/build/results/integration-$kver" "${bounds[@]}"
 	--module ext4 --fio
 	--add "$agent:/usr/sbin/cmk-agent"
 	--add "$cmkctl:/usr/sbin/cmkctl"
