@@ -402,11 +402,14 @@ reason=
 # Kernel log lines that mean the kernel is broken.  The command line and
 # /init's own markers are not searched (they name options and tests).
 splat_re='WARNING:|BUG:|Oops|Kernel panic|general protection fault|lockdep|possible circular locking|KASAN|UBSAN|hung_task|blocked for more than|soft lockup|rcu_sched self-detected stall|rcu: INFO'
-grep -v -i -e 'command line:' -e 'cmk-guest: ' "$console" >"$out/console.search" || true
+# Nor are the debug kernel's own banners ("rcu: RCU lockdep checking is
+# enabled.").
+benign_re='[Cc]ommand line:|RCU lockdep checking is enabled'
+grep -v -E -e "$benign_re" -e 'cmk-guest: ' "$console" >"$out/console.search" || true
 splat=$(grep -m 1 -E "$splat_re" "$out/console.search" || true)
 # The test that was running at the first splat, from /init's kmsg markers.
-during=$(awk -v re="$splat_re" '
-	/[Cc]ommand line:/ { next }
+during=$(awk -v re="$splat_re" -v benign="$benign_re" '
+	$0 ~ benign { next }
 	/cmk-guest: begin / { t = $0; sub(/.*cmk-guest: begin /, "", t); next }
 	/cmk-guest: end / { t = ""; next }
 	$0 ~ re { print t; exit }' "$console")
@@ -434,8 +437,8 @@ fi
 
 # Every splat of the run (the debug kernel goes on after a report), with
 # the test that was running, also kept in DIR/splats.txt.
-awk -v re="$splat_re" '
-	/[Cc]ommand line:/ { next }
+awk -v re="$splat_re" -v benign="$benign_re" '
+	$0 ~ benign { next }
 	/cmk-guest: begin / { t = $0; sub(/.*cmk-guest: begin /, "", t); next }
 	/cmk-guest: end / { t = ""; next }
 	/cmk-guest: kmemleak scan/ { t = "kmemleak scan"; next }
