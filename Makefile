@@ -11,6 +11,9 @@
 #   make debug-test     the kselftests on the debug kernel (KASAN, lockdep,
 #                       kmemleak, ...; built once into /var/cache/dm-cmk by
 #                       scripts/debug-kernel.sh, ~25 min of 2 cores cold)
+#   make debug-fault    the fault tests on the debug kernel (dm-flakey,
+#                       dm-dust, failslab, fail_page_alloc)
+#   make debug-harness  show the debug run fails on each kind of report
 #   make check          all of the above; ends with "N passed, N failed"
 #   make fuzz           every libFuzzer target in tests/fuzz for FUZZ_SECONDS
 #                       (20) each; exec/s, coverage, crash inputs
@@ -67,7 +70,7 @@ HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
 	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
 	version demo-storage mutate \
-	debug-kernel debug-module debug-test
+	debug-kernel debug-module debug-test debug-fault debug-harness
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -115,6 +118,15 @@ debug-module: debug-kernel
 debug-test: debug-module $(if $(HAVE_KSFT),kselftest)
 	scripts/qemu/run-guest.sh --kver debug
 
+# Section 3 of issue 14: backing-device errors and failed allocations.
+debug-fault: debug-module $(if $(HAVE_KSFT),kselftest)
+	tests/debug-kernel/fault.sh --kver debug
+
+# The harness itself: a test-only module makes each kind of report and
+# the run must fail on each.
+debug-harness: debug-kernel
+	tests/debug-kernel/harness_selftest.sh
+
 check:
 	scripts/check.sh
 
@@ -125,7 +137,7 @@ fuzz:
 # The kernel fuzzer (tests/kselftest/kfuzz.sh): the module for every
 # kernel, the fuzzer, then FUZZ_MINUTES of fuzzing in a guest.
 FUZZ_MINUTES ?= 2
-kfuzz: modules-all kselftest
+kfuzz: modules-all kselftest $(if $(filter debug,$(KVER)),debug-module)
 	tests/kselftest/kfuzz.sh --minutes $(FUZZ_MINUTES) \
 		$(if $(filter command line,$(origin KVER)),--kver $(KVER)) \
 		$(if $(KFUZZ_SEED),--seed $(KFUZZ_SEED))
