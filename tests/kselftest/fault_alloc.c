@@ -33,6 +33,7 @@
 #define KEY_NAME	"falloc-key"
 #define FI_ROOT		"/sys/kernel/debug"
 #define MAX_STEPS	160
+#define FI_SPACE_ALL	(1LL << 30)	/* more than any operation uses */
 
 static int fi_write(const char *fi, const char *knob, const char *val)
 {
@@ -109,28 +110,50 @@ static int cmk_text_range(uint64_t *start, uint64_t *end)
 	return 0;
 }
 
+/*
+ * Without CONFIG_FAULT_INJECTION_STACKTRACE_FILTER (no require-start) the
+ * KEY_SET sweep falls back to the task filter: every allocation of this
+ * task while it sends the request and reads the reply can fail, dm-cmk's
+ * among them.  The other tests need the stack filter.
+ */
+static bool fi_by_task;
+
+static int make_it_fail(bool on)
+{
+	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, on ? "1" : "0", 1) != 1)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
 /* Arm @fi for dm-cmk's text: the first allocation past @space fails. */
 static int fi_arm(const char *fi, long long space, long long times,
 		  int probability)
 {
 	uint64_t s, e;
-	int err = cmk_text_range(&s, &e);
+	int err = 0;
 	char b[32];
 
-	if (err)
-		return err;
 	err = fi_write(fi, "probability", "0");
-	err = err ?: fi_write(fi, "task-filter", "N");
+	err = err ?: fi_write(fi, "task-filter", fi_by_task ? "Y" : "N");
 	err = err ?: fi_write(fi, "verbose", "0");
 	err = err ?: fi_write(fi, "interval", "1");
 	err = err ?: fi_write(fi, "ignore-gfp-wait", "N");
-	err = err ?: fi_write(fi, "stacktrace-depth", "32");
-	snprintf(b, sizeof(b), "0x%" PRIx64, s);
-	err = err ?: fi_write(fi, "require-start", b);
-	snprintf(b, sizeof(b), "0x%" PRIx64, e);
-	err = err ?: fi_write(fi, "require-end", b);
-	err = err ?: fi_write(fi, "reject-start", "0");
-	err = err ?: fi_write(fi, "reject-end", "0");
+	if (!err && !fi_by_task) {
+		err = cmk_text_range(&s, &e);
+		err = err ?: fi_write(fi, "stacktrace-depth", "32");
+		snprintf(b, sizeof(b), "0x%" PRIx64, s);
+		err = err ?: fi_write(fi, "require-start", b);
+		snprintf(b, sizeof(b), "0x%" PRIx64, e);
+		err = err ?: fi_write(fi, "require-end", b);
+		err = err ?: fi_write(fi, "reject-start", "0");
+		err = err ?: fi_write(fi, "reject-end", "0");
+	}
 	if (!err && !strcmp(fi, "fail_page_alloc")) {
 		err = fi_write(fi, "ignore-gfp-highmem", "N");
 		err = err ?: fi_write(fi, "min-order", "0");
@@ -148,11 +171,11 @@ static void fi_disarm(const char *fi)
 	fi_write(fi, "space", "0");
 }
 
-static bool fi_present(const char *fi)
+static bool fi_knob(const char *fi, const char *knob)
 {
 	char path[256];
 
-	snprintf(path, sizeof(path), FI_ROOT "/%s/require-start", fi);
+	snprintf(path, sizeof(path), FI_ROOT "/%s/%s", fi, knob);
 	return access(path, W_OK) == 0;
 }
 
@@ -180,7 +203,8 @@ FIXTURE_VARIANT_ADD(fault_alloc, fail_page_alloc) {
 FIXTURE_SETUP(fault_alloc)
 {
 	CMK_SETUP_CLEAN();
-	self->no_fi = !fi_present(variant->fi);
+	self->no_fi = !fi_knob(variant->fi, "task-filter");
+	fi_by_task = !fi_knob(variant->fi, "require-start");
 	ASSERT_NL_OPEN(&self->nl);
 	self->t = (struct cmk_table){
 		.len = DEV_SECTORS, .key_name = KEY_NAME, .dev = CMK_RAM(0),
@@ -189,10 +213,13 @@ FIXTURE_SETUP(fault_alloc)
 	cmk_dm_path(self->path, sizeof(self->path), DM_NAME);
 }
 
-/* at the start of each test */
-#define SKIP_WITHOUT_FI() do {						\
+/* at the start of each test; @need_stack: needs require-start */
+#define SKIP_WITHOUT_FI(need_stack) do {				\
 	if (self->no_fi)						\
-		SKIP(return, "no %s/%s with require-start (debug kernel only)",\
+		SKIP(return, "no %s/%s (debug kernel only)", FI_ROOT,	\
+		     variant->fi);					\
+	if ((need_stack) && fi_by_task)					\
+		SKIP(return, "no %s/%s/require-start (kernel without CONFIG_FAULT_INJECTION_STACKTRACE_FILTER)",\
 		     FI_ROOT, variant->fi);				\
 } while (0)
 
@@ -230,16 +257,17 @@ struct sweep {
 static int sweep_run(struct __test_metadata *_metadata, const char *fi,
 		     const struct sweep *sw, const char *what)
 {
-	long long total, space, step, left, times, last = -1;
+	long long total, space, step, left = 0, times = 1, last = -1;
 	int injected = 0, points = 0, failed = 0, ret;
 
-	/* Measure: everything passes, "space" counts it down. */
-	if (fi_arm(fi, 1LL << 40, 1, 100))
+	/* Measure: everything passes, "space" (an atomic_t) counts it down. */
+	if (fi_arm(fi, FI_SPACE_ALL, 1, 100))
 		return -EIO;
 	ret = sw->op(sw->self);
-	fi_read_ll(fi, "space", &left);
+	if (fi_read_ll(fi, "space", &left))
+		left = FI_SPACE_ALL;
 	fi_disarm(fi);
-	total = (1LL << 40) - left;
+	total = FI_SPACE_ALL - left;
 	if (sw->check(sw->self, ret, false))
 		return -EINVAL;
 	TH_LOG("%s: %lld %s of allocations under dm-cmk", what, total,
@@ -257,8 +285,9 @@ static int sweep_run(struct __test_metadata *_metadata, const char *fi,
 		if (fi_arm(fi, space, 1, 100))
 			return -EIO;
 		ret = sw->op(sw->self);
-		fi_read_ll(fi, "times", &times);
-		fi_read_ll(fi, "space", &left);
+		if (fi_read_ll(fi, "times", &times) ||
+		    fi_read_ll(fi, "space", &left))
+			return -EIO;
 		fi_disarm(fi);
 		if (times == 0) {
 			injected++;
@@ -291,9 +320,15 @@ static int key_set_op(void *p)
 {
 	FIXTURE_DATA(fault_alloc) *self = p;
 	char ext[256];
+	int ret;
 
-	return cmk_key_set(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1,
-			   ext, sizeof(ext));
+	if (fi_by_task && make_it_fail(true))
+		return -EPERM;
+	ret = cmk_key_set(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1,
+			  ext, sizeof(ext));
+	if (fi_by_task)
+		make_it_fail(false);
+	return ret;
 }
 
 /* Failed: still sealed.  Succeeded: active; back to a sealed device. */
@@ -305,10 +340,23 @@ static int key_set_check(void *p, int op_ret, bool injected)
 	int err;
 
 	(void)injected;
+	if (fi_by_task && op_ret) {
+		/* the failure may have hit the socket: start afresh */
+		cmk_nl_close(&self->nl);
+		err = cmk_nl_open(&self->nl);
+		if (err)
+			return err;
+	}
 	err = cmk_get(&self->nl, KEY_NAME, &in, ext, sizeof(ext));
 	if (err || !in.has_state) {
 		fprintf(stderr, "# GET after KEY_SET: %s\n", strerror(-err));
 		return -EIO;
+	}
+	if (op_ret && fi_by_task && op_ret == -ENOBUFS &&
+	    in.state == DM_CMK_STATE_ACTIVE) {
+		/* task filter: the ACK after a KEY_SET done was lost */
+		fprintf(stderr, "# KEY_SET done, its ACK lost (ENOBUFS)\n");
+		return cmk_dm_remove(DM_NAME) || create_dev(&self->t) ? -EIO : 0;
 	}
 	if (op_ret) {
 		if (in.state != DM_CMK_STATE_SEALED) {
@@ -333,7 +381,9 @@ TEST_F_TIMEOUT(fault_alloc, fault_key_set_fails_cleanly, 900)
 	struct sweep sw = { key_set_op, key_set_check, self };
 	int ret;
 
-	SKIP_WITHOUT_FI();
+	SKIP_WITHOUT_FI(false);
+	if (fi_by_task)
+		TH_LOG("no stack filter: every allocation of the request fails in turn");
 
 	ASSERT_EQ(0, create_dev(&self->t));
 	ret = sweep_run(_metadata, variant->fi, &sw, "KEY_SET");
@@ -394,7 +444,7 @@ TEST_F_TIMEOUT(fault_alloc, fault_table_load_fails_cleanly, 1500)
 	struct sweep sw = { table_op, table_check, self };
 	int ret;
 
-	SKIP_WITHOUT_FI();
+	SKIP_WITHOUT_FI(true);
 
 	ret = sweep_run(_metadata, variant->fi, &sw, "table load");
 	if (ret == -ENODATA)
@@ -411,7 +461,7 @@ TEST_F_TIMEOUT(fault_alloc, fault_data_path_io_fails_cleanly, 900)
 	long long left = 0;
 	const long long times = 100000;
 
-	SKIP_WITHOUT_FI();
+	SKIP_WITHOUT_FI(true);
 	ASSERT_NE(NULL, model);
 	ASSERT_NE(NULL, buf);
 	ASSERT_EQ(0, create_dev(&self->t));
