@@ -441,6 +441,7 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 {
 	bool throttled = l->last_err.reason == CMK_R_THROTTLED;
 
+	l->last_no = false;
 	if (!l->fails++) {
 		l->first_fail_ms = started;
 		l->run_kms_throttled = false;
@@ -488,6 +489,7 @@ static void on_definitive(struct cmk_loop *l, uint64_t now)
 	uint64_t gap;
 
 	not_throttled(l);
+	l->last_no = true;
 	l->fails++;
 	gap = revoked_gap_ms(l, ++l->revokes);
 	l->next_check_ms = now + (gap ? gap : next_check_ms(l));
@@ -510,6 +512,7 @@ static void on_success(struct cmk_loop *l, uint64_t now)
 	l->fails = 0;
 	l->first_fail_ms = 0;
 	l->revokes = 0;
+	l->last_no = false;
 	not_throttled(l);
 	l->next_check_ms = now + (paced ? paced : next_check_ms(l));
 	if (!l->kek_held) {
@@ -669,27 +672,19 @@ static void repend_hints(struct cmk_loop *l)
 }
 
 /*
- * A check that answered a hint was throttled: the hint (a revocation
- * notice, whose queue message is gone) stays pending and is asked again
- * in a short full-jitter window, CMK_HINT_RETRY_MS doubling up to
+ * A check that answered a hint failed (throttled, 5xx, no answer by its
+ * deadline, a local error): the hint (a revocation notice, whose queue
+ * message is gone) stays pending and is asked again in a short
+ * full-jitter window, CMK_HINT_RETRY_MS doubling up to
  * CMK_HINT_RETRY_MAX_MS, never inside a Retry-After hold, at most
- * CMK_HINT_RETRIES times until the KMS gives an answer that is not
- * "throttled" (then a fresh series may follow); after that the hint waits
- * for the throttle schedule.  Any other answer ends the series.
+ * CMK_HINT_RETRIES times until the KMS says yes or no (hint_answer());
+ * after that the hint waits for the budget or the schedule.  Revoked or
+ * wiped, no quick retries: no key is left to wipe.
  */
-static void hint_throttled(struct cmk_loop *l, bool hinted, bool throttled,
-			   uint64_t now)
+static void hint_failed(struct cmk_loop *l, uint64_t now)
 {
 	uint64_t w = CMK_HINT_RETRY_MS;
 
-	if (!throttled) {
-		l->hint_retries = 0;
-		l->hint_retrying = false;
-		return;
-	}
-	if (!hinted)
-		return;
-	l->hint_retrying = false;
 	l->hint_pending = true;
 	if (l->hint_retries >= CMK_HINT_RETRIES || l->boot_ret ||
 	    l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE)
@@ -700,6 +695,20 @@ static void hint_throttled(struct cmk_loop *l, bool hinted, bool throttled,
 		w = CMK_HINT_RETRY_MAX_MS;
 	l->hint_retrying = true;
 	l->hint_retry_ms = now + full_jitter(l, w);
+}
+
+/*
+ * Job answer @ret (@e) came, wanted: a yes or a no from the KMS ends a
+ * series of quick hint retries (a fresh one may follow); any other
+ * failure of a check that answered a hint keeps the hint (hint_failed()).
+ */
+static void hint_answer(struct cmk_loop *l, bool hinted, int ret,
+			const struct cmk_err *e, uint64_t now)
+{
+	if (!ret || (e && e->cls == CMK_EC_DEFINITIVE))
+		l->hint_retries = 0;
+	else if (hinted)
+		hint_failed(l, now);
 }
 
 bool cmk_loop_job_wanted(const struct cmk_loop *l, uint64_t id)
@@ -741,22 +750,53 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 		return;
 	}
 	answer(l, job, l->job_start_ms, ret, e, now);
-	hint_throttled(l, hinted, ret && e && e->reason == CMK_R_THROTTLED, now);
+	hint_answer(l, hinted, ret, e, now);
 }
 
 /*
  * The backoff window the KMS load is held to while the run of checks is
  * throttled (or paced back up after a throttle) or failing; 0 when it is
- * healthy or revoked (a revoked agent's hint checks at once: it may be
- * the key coming back).
+ * healthy, or when the last answer was a no (a revoked agent's hint
+ * checks at once: it may be the key coming back; once the KMS throttles
+ * or fails it, the window holds again).
  */
 static uint64_t hint_window_ms(const struct cmk_loop *l)
 {
+	if (l->last_no)
+		return 0;
 	if (l->pace_ms)
 		return l->pace_ms;
-	if (l->fails && !l->revokes)
+	if (l->fails)
 		return failure_window_ms(l, l->fails);
 	return 0;
+}
+
+/*
+ * The hint budget while backing off, a token bucket of CMK_HINT_BURST
+ * tokens refilled at one per window (the window of the moment: it shrinks
+ * with yes answers): a check that answers a hint (a quick retry too)
+ * takes one.  A burst, not one per window, so that a junk hint (a
+ * RetireGrant of a detached volume) does not make the revocation's own
+ * hint seconds later wait for the schedule; a flood still costs one
+ * check per window.  In thousandths of a token.
+ */
+#define HINT_TOKEN	1000ULL
+
+static uint64_t hint_tokens_used(const struct cmk_loop *l, uint64_t now, uint64_t w)
+{
+	uint64_t back = (now - l->hint_used_ms) * HINT_TOKEN / w;
+
+	return l->hint_used > back ? l->hint_used - back : 0;
+}
+
+static void hint_spend(struct cmk_loop *l, uint64_t now)
+{
+	uint64_t w = hint_window_ms(l);
+
+	if (!w)
+		return;
+	l->hint_used = hint_tokens_used(l, now, w) + HINT_TOKEN;
+	l->hint_used_ms = now;
 }
 
 static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
@@ -781,11 +821,8 @@ static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
 		l->hint_check_ms = now;
 		l->hint_checks++;
 		l->job_hints = l->hints;
-		if (hint_window_ms(l)) {
-			/* Backing off: this window's hint is spent. */
-			l->hint_budget_used = true;
-			l->hint_budget_ms = now;
-		}
+		l->hint_retrying = false;
+		hint_spend(l, now);
 	}
 	l->ops->start(l->ctx, job, l->job_id, deadline);
 }
@@ -797,6 +834,7 @@ static void start_job(struct cmk_loop *l, enum cmk_job job, uint64_t now)
  */
 static void job_overdue(struct cmk_loop *l, uint64_t now)
 {
+	bool hinted = l->job_hints;
 	struct cmk_err e;
 
 	l->job_overdue = true;
@@ -810,10 +848,13 @@ static void job_overdue(struct cmk_loop *l, uint64_t now)
 		record(l, -ETIMEDOUT, &e, now);
 	else
 		l->last_err = e;
-	if (l->boot_ret == -EINPROGRESS)
+	if (l->boot_ret == -EINPROGRESS) {
 		boot_answer(l, -ETIMEDOUT, &e, now);
-	else
-		on_failure(l, l->job_start_ms, now);
+		return;
+	}
+	on_failure(l, l->job_start_ms, now);
+	if (hinted)
+		hint_failed(l, now);	/* asked again once the worker is free */
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -828,19 +869,20 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 /*
  * The earliest a check a hint asks for may start: paced, spread (an
- * event's), never in a hold; and within a backoff window, once per window
- * (the budget: a flood of hints must not undo the backoff).
+ * event's), never in a hold; and while backing off, within the budget
+ * (hint_spend(): a flood of hints must not undo the backoff).
  */
 static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
 {
 	uint64_t t = now, w = hint_window_ms(l);
+	uint64_t spare = (CMK_HINT_BURST - 1) * HINT_TOKEN;
 
 	if (l->hint_checks)
 		t = max_u64(t, l->hint_check_ms + CMK_HINT_MIN_GAP_MS);
 	if (l->hint_retrying)
-		t = max_u64(t, l->hint_retry_ms);	/* the window's hint, again */
-	else if (w && l->hint_budget_used)
-		t = max_u64(t, l->hint_budget_ms + w);
+		t = max_u64(t, l->hint_retry_ms);	/* a failed hint, again */
+	else if (w && l->hint_used > spare)	/* one token back */
+		t = max_u64(t, l->hint_used_ms + (l->hint_used - spare) * w / HINT_TOKEN);
 	t = max_u64(t, l->hint_not_before_ms);
 	return max_u64(t, l->hold_until_ms);
 }

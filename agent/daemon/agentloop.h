@@ -308,17 +308,18 @@ struct cmk_loop {
 	uint64_t hold_until_ms;		/* no check before (Retry-After) */
 	uint64_t pace_ms;		/* backoff window after throttling; 0: regular */
 	unsigned int revokes;		/* definitive answers in a row */
+	bool last_no;			/* the last KMS answer was a definitive no */
 
 	/* Hints (cmk_loop_hint()). */
 	bool hint_pending;		/* a hint waits for its check to start */
 	bool hint_after_job;		/* ... for the job under way to end first */
 	uint64_t hint_check_ms;		/* start of the last check a hint caused */
 	uint64_t hint_not_before_ms;	/* an event hint's check starts here */
-	bool hint_retrying;		/* a throttled hint is asked again ... */
-	uint64_t hint_retry_ms;		/* ... from here (hint_throttled()) */
-	unsigned int hint_retries;	/* quick retries since a non-throttled answer */
-	bool hint_budget_used;		/* a hint checked while backing off ... */
-	uint64_t hint_budget_ms;	/* ... then: the next one a window later */
+	bool hint_retrying;		/* a failed hint is asked again ... */
+	uint64_t hint_retry_ms;		/* ... from here (hint_failed()) */
+	unsigned int hint_retries;	/* quick retries since a yes or a no */
+	uint64_t hint_used;		/* hint budget tokens taken (x 1000) ... */
+	uint64_t hint_used_ms;		/* ... as of then (hint_spend()) */
 	unsigned long hints;		/* hints received */
 	unsigned long hint_checks;	/* checks they caused */
 	unsigned long job_hints;	/* the job under way answers hints up to this */
@@ -347,8 +348,10 @@ struct cmk_loop {
 /* A throttled hint check is asked again within this, doubling ... */
 #define CMK_HINT_RETRY_MS	1000
 #define CMK_HINT_RETRY_MAX_MS	8000
-/* ... this many times until the KMS answers something else. */
+/* ... this many times until the KMS says yes or no. */
 #define CMK_HINT_RETRIES	4
+/* While backing off, this many hint checks at once, then one per window. */
+#define CMK_HINT_BURST		3
 /* A gap between the two clocks smaller than this is no system sleep. */
 #define CMK_SLEEP_MIN_MS	1000
 

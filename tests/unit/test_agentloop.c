@@ -2142,15 +2142,16 @@ static void agentloop_throttle_grace_zero_is_plain_grace(void **state)
 
 /*
  * A throttled answer without Retry-After backs the next check off by up
- * to the throttle window; the first hint in that window (a revocation
- * notice) still checks at once (its answer, a yes, leaves the window
- * paced), a second one does not: it waits for the next check of the
- * schedule or the window's end.  Only a Retry-After is the KMS's word;
- * the window is the budget a hint flood must respect.
+ * to the throttle window; the first CMK_HINT_BURST hints in that window
+ * (a junk event, then the revocation notice) still check at once (their
+ * answers, yes, leave the window paced), the next one does not: it waits
+ * for the next check of the schedule (or the budget's next token, a
+ * window on).  Only a Retry-After is the KMS's word; the window is the
+ * budget a hint flood must respect.  Oracle: the fake clock.
  */
-static void agentloop_throttle_hint_once_per_backoff_window(void **state)
+static void agentloop_throttle_hint_budget_burst_per_backoff_window(void **state)
 {
-	struct fake f = { .rng = 3, .script = "yod" };
+	struct fake f = { .rng = 3, .script = "yoood" };
 	struct cmk_config c = throttle_cfg(300, 900);
 	struct cmk_loop l;
 	uint64_t t, t2, sched;
@@ -2160,21 +2161,24 @@ static void agentloop_throttle_hint_once_per_backoff_window(void **state)
 	run_answers(&l, &f, 1);		/* throttled */
 	t = f.now;
 	assert_true(l.next_check_ms > t + 100);	/* backed off */
-	cmk_loop_hint(&l, CMK_HINT_EVENT);
-	run_until(&l, &f, t);
-	assert_int_equal(f.checks_started, 2);
-	assert_int_equal(f.check_started_at[1], t);	/* the first: at once */
-	assert_true(l.pace_ms > 0);			/* still paced */
-	t2 = t + 5000;
-	run_until(&l, &f, t2);
+	for (int i = 0; i < CMK_HINT_BURST; i++) {
+		run_until(&l, &f, t + i * 5000);
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t + i * 5000);
+		assert_int_equal(f.checks_started, 2 + i);
+		assert_int_equal(f.check_started_at[1 + i], t + i * 5000);	/* at once */
+		assert_true(l.pace_ms > 0);		/* still paced */
+	}
+	run_until(&l, &f, f.now + 4000);
+	t2 = f.now;
 	sched = l.next_check_ms;
 	assert_true(sched > t2 + CMK_HINT_MIN_GAP_MS);
 	cmk_loop_hint(&l, CMK_HINT_EVENT);
 	run_until(&l, &f, sched - 1);
-	assert_int_equal(f.checks_started, 2);		/* the second: not yet */
+	assert_int_equal(f.checks_started, 1 + CMK_HINT_BURST);	/* not yet */
 	run_until(&l, &f, sched);
-	assert_int_equal(f.checks_started, 3);		/* with the schedule */
-	assert_int_equal(l.hint_checks, 2);
+	assert_int_equal(f.checks_started, 2 + CMK_HINT_BURST);	/* with the schedule */
+	assert_int_equal(l.hint_checks, 1 + CMK_HINT_BURST);
 	assert_int_equal(l.state, CMK_LS_REVOKED);	/* its answer: a no */
 }
 
@@ -2195,10 +2199,11 @@ static char always_healthy(struct fake *f)
  * A flood of hints (one a second for 10 minutes: anyone who may publish to
  * the hint queue) against a KMS that throttles every check.  Oracle: the
  * throttle schedule starts checks at least a quarter window (60 s at 30 s
- * checks) apart, and the budget allows one hint check per window (240 s),
- * plus the CMK_HINT_RETRIES quick retries of a throttled hint once (until
- * the KMS answers something else): at most 600/60 + 1 + 600/240 + 1 + 4 =
- * 18 checks, where a hint that bypassed the backoff cost ~600.  The same flood against a healthy KMS
+ * checks) apart, and the budget allows CMK_HINT_BURST hint checks, then
+ * one per window (240 s), plus the CMK_HINT_RETRIES quick retries of a
+ * failed hint once (until the KMS says yes or no): at most 600/60 + 1 +
+ * 3 + 600/240 + 4 = 20 checks, where a hint that bypassed the backoff
+ * cost ~600.  The same flood against a healthy KMS
  * still checks within hint_spread_ms of the first hint.
  */
 static void agentloop_throttle_hint_flood_keeps_the_backoff(void **state)
@@ -2222,7 +2227,7 @@ static void agentloop_throttle_hint_flood_keeps_the_backoff(void **state)
 	n = f.checks_started - 1;
 	print_message("1 hint/s for 10 min, KMS throttling: %d checks (%lu hint checks)\n",
 		      n, l.hint_checks);
-	assert_in_range(n, 1, 18);
+	assert_in_range(n, 1, 600 / 60 + 1 + CMK_HINT_BURST + 600 / 240 + CMK_HINT_RETRIES);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
 
 	/* Healthy: the hint checks within hint_spread_ms. */
@@ -2609,6 +2614,453 @@ static void agentloop_hint_event_checks_spread_within_hint_spread_ms(void **stat
 	assert_in_range(sum / 200, 700, 1300);
 }
 
+/* ---- hint retries and budget under failures (review 16b) ------------------- */
+
+static unsigned int mix_state;
+
+/* Throttled or 5xx at random, from a stream of its own (not the loop's). */
+static char throttled_or_5xx(struct fake *f)
+{
+	(void)f;
+	mix_state ^= mix_state << 13;
+	mix_state ^= mix_state >> 17;
+	mix_state ^= mix_state << 5;
+	return mix_state % 100 < 50 ? 'y' : 't';
+}
+
+/* The first check throttled, the second (the first hint's) too, then timeouts. */
+static char throttled_twice_then_timeouts(struct fake *f)
+{
+	return f->checks_started < 2 ? 'y' : 's';
+}
+
+static char always_5xx(struct fake *f)
+{
+	(void)f;
+	return 't';
+}
+
+/*
+ * 10 min after the first check (30 s checks, grace_s 900, throttle_grace_s
+ * 3600), with or without one event hint a second: the checks started.
+ */
+static int flood_checks(char (*decide)(struct fake *), bool flood, uint64_t slow_ms,
+			uint32_t seed)
+{
+	struct fake f = { .rng = seed * 2654435761u, .decide = decide, .slow_ms = slow_ms };
+	struct cmk_config c = throttle_cfg(900, 3600);
+	struct cmk_loop l;
+	uint64_t t0;
+
+	c.hint_spread_ms = 2000;
+	mix_state = seed * 2246822519u;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	t0 = f.now;
+	for (int i = 0; i < 600; i++) {
+		if (flood)
+			cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t0 + (uint64_t)(i + 1) * 1000);
+	}
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	return f.checks_started - 1;
+}
+
+/*
+ * What a flood of hints may add to the checks of 10 minutes while backing
+ * off with window @w_ms: the budget (CMK_HINT_BURST, then one per window),
+ * one series of quick retries, and one for the edge.
+ */
+static int flood_extra(uint64_t w_ms)
+{
+	return CMK_HINT_BURST + (int)(600000 / w_ms) + CMK_HINT_RETRIES + 1;
+}
+
+/*
+ * The checks of 10 runs (random streams) of 10 minutes with a flood of
+ * hints, and without: the schedules differ from run to run, the sums
+ * much less.  Oracle: the flood adds no more than flood_extra() a run.
+ */
+static void flood_costs_at_most_the_budget(const char *what, char (*decide)(struct fake *),
+					   uint64_t slow_ms, uint64_t w_ms)
+{
+	int a = 0, b = 0;
+
+	for (uint32_t seed = 1; seed <= 10; seed++) {
+		a += flood_checks(decide, true, slow_ms, seed);
+		b += flood_checks(decide, false, slow_ms, seed);
+	}
+	print_message("%s, 10 x 10 min: flood %d checks, no flood %d (at most %d more)\n",
+		      what, a, b, 10 * flood_extra(w_ms));
+	assert_true(a <= b + 10 * flood_extra(w_ms));
+}
+
+/*
+ * A hint check times out during a series of quick retries (an overloaded
+ * KMS throttles and times out).  Oracle: a flood of hints (one a second,
+ * 10 min) costs no more than the budget and one retry series over the
+ * same KMS without hints (window 240 s).  Before, the timeout left the
+ * series marked as running, which skipped the budget: a check every
+ * deadline + 1 s, 47 checks against 11 (review 16b H-A).
+ */
+static void agentloop_hint_timeout_in_retry_series_keeps_the_budget(void **state)
+{
+	(void)state;
+	flood_costs_at_most_the_budget("throttled, hint throttled, then timeouts",
+				       throttled_twice_then_timeouts, 13000, 240000);
+}
+
+/*
+ * Half the answers throttled, half 5xx, and a flood of hints.  Oracle: the
+ * flood costs no more than the budget and ONE series of quick retries over
+ * the same KMS without hints: only a yes or a no ends a series, so a 5xx
+ * does not start a fresh one.  Before, every 5xx reset the series: 32
+ * checks against 5 (review 16b M-B).
+ */
+static void agentloop_hint_retry_series_ends_only_on_yes_or_no(void **state)
+{
+	(void)state;
+	flood_costs_at_most_the_budget("50 % throttled, 50 % 5xx", throttled_or_5xx, 0, 240000);
+}
+
+/*
+ * A KMS failing with 5xx (not throttling) and a flood of hints.  Oracle:
+ * the flood costs no more than the budget of the failure backoff (its
+ * window: up to 2 intervals, 60 s) and one retry series over the same KMS
+ * without hints; a flood that bypassed the failure backoff cost ~600.
+ */
+static void agentloop_hint_flood_failing_kms_keeps_the_backoff(void **state)
+{
+	(void)state;
+	flood_costs_at_most_the_budget("5xx", always_5xx, 0, 60000);
+}
+
+/*
+ * Quick retries come again for the next hint once the KMS said yes or
+ * no: a VM whose first hint used up its retries (five throttled answers),
+ * then a yes, then, later, a revocation whose hint check is throttled once.
+ * Oracle: the fake clock - the second hint -> wipe within 2 s (the 1 s
+ * retry window after the 1 s hint gap), not at the next scheduled check
+ * (150 to 450 s).
+ */
+static void agentloop_hint_retries_again_after_a_yes(void **state)
+{
+	for (uint32_t seed = 1; seed <= 20; seed++) {
+		struct fake f = { .rng = seed * 2654435761u, .script = "yyyyyoyd" };
+		struct cmk_config c = throttle_cfg(900, 900);
+		struct cmk_loop l;
+		uint64_t t;
+
+		(void)state;
+		c.check_interval_ms = 300000;
+		c.lease_ms = 600000;
+		c.hint_spread_ms = 0;
+		boot_with(&l, &f, &c);
+		l.next_check_ms = f.now + 300000;	/* no periodic check in the way */
+		t = f.now + 5000;
+		run_until(&l, &f, t);
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_answers(&l, &f, 6);		/* 1 + 4 retries throttled, then a yes */
+		assert_int_equal(l.state, CMK_LS_ACTIVE);
+		t = f.now + 10000;
+		run_until(&l, &f, t);
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t + 60000);
+		assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+		assert_true(f.first_wipe_at - t <= 2000);
+	}
+}
+
+/*
+ * A VM revoked after a throttle (the window still paced) checks at once
+ * on a hint (an EnableKey event, cmkctl check-now): the last answer was a
+ * no, so no budget applies.  Oracle: the fake clock, 300 s checks (window
+ * 600 s).  Before, the hint waited for the budget: 272 s (review 16b M-C).
+ */
+static void agentloop_hint_revoked_after_throttle_checks_at_once(void **state)
+{
+	struct fake f = { .rng = 5, .script = "yddo" };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t;
+
+	(void)state;
+	c.check_interval_ms = 300000;
+	c.lease_ms = 600000;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);			/* throttled */
+	assert_true(l.pace_ms > 0);
+	cmk_loop_hint(&l, CMK_HINT_OPERATOR);	/* DisableKey event */
+	run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	run_answers(&l, &f, 1);			/* a scheduled no */
+	assert_true(l.pace_ms > 0);
+	t = f.now + 10000;
+	run_until(&l, &f, t);
+	cmk_loop_hint(&l, CMK_HINT_OPERATOR);	/* EnableKey: cmkctl check-now */
+	run_until(&l, &f, t);
+	assert_int_equal(f.checks_started, 4);
+	assert_int_equal(f.check_started_at[3], t);
+	run_answers(&l, &f, 1);			/* the unseal */
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_true(f.kernel_keys);
+}
+
+/*
+ * Revoked, and the KMS then throttles (a revoked fleet among VMs still
+ * waiting for their no): a hint flood is held to the budget again, and a
+ * throttled hint is not retried quickly (no key left to wipe).  Oracle:
+ * one hint a second for 10 min costs at most the throttle schedule (a
+ * check at least 60 s apart) plus the budget (window 240 s); without the
+ * budget it was a check a second.
+ */
+static void agentloop_throttle_revoked_hint_flood_keeps_the_backoff(void **state)
+{
+	struct fake f = { .rng = 41, .script = "dd" };
+	struct cmk_config c = throttle_cfg(900, 3600);
+	struct cmk_loop l;
+	uint64_t t0;
+	int n0, n;
+
+	(void)state;
+	c.hint_spread_ms = 0;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 2);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	f.decide = always_throttled;
+	n0 = f.checks_started;
+	t0 = f.now;
+	for (int i = 0; i < 600; i++) {
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t0 + (uint64_t)(i + 1) * 1000);
+	}
+	n = f.checks_started - n0;
+	print_message("revoked, KMS throttling, 1 hint/s for 10 min: %d checks\n", n);
+	assert_in_range(n, 1, 600 / 60 + 1 + CMK_HINT_BURST + 600 / 240 + 1);
+	assert_int_equal(l.hint_retries, 0);
+}
+
+/*
+ * Paced back up after one throttle (the KMS says yes again), a junk hint
+ * (a RetireGrant of a detached volume) checks; the revocation's own hint
+ * 10 s later must not wait for the schedule.  Oracle: 50 random streams,
+ * hint -> wipe at most 1 s (the hint gap).  Before, the first hint spent
+ * the window: 131 s (review 16b M-D).
+ */
+static void agentloop_hint_paced_junk_hint_does_not_delay_the_real_one(void **state)
+{
+	uint64_t worst = 0;
+
+	(void)state;
+	for (uint32_t seed = 1; seed <= 50; seed++) {
+		struct fake f = { .rng = seed * 2654435761u, .script = "yoodddd" };
+		struct cmk_config c = throttle_cfg(300, 900);
+		struct cmk_loop l;
+		uint64_t t;
+
+		c.hint_spread_ms = 0;
+		boot_with(&l, &f, &c);
+		run_answers(&l, &f, 2);		/* throttled, then a yes: paced */
+		assert_true(l.pace_ms > 0);
+		cmk_loop_hint(&l, CMK_HINT_EVENT);	/* junk */
+		run_answers(&l, &f, 1);
+		t = f.now + 10000;
+		run_until(&l, &f, t);
+		assert_int_equal(l.state, CMK_LS_ACTIVE);
+		cmk_loop_hint(&l, CMK_HINT_EVENT);	/* DisableKey */
+		run_until(&l, &f, t + 3600000);
+		assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+		if (f.first_wipe_at - t > worst)
+			worst = f.first_wipe_at - t;
+	}
+	print_message("paced, junk hint then the real one 10 s later: hint -> wipe worst %llu ms of 50\n",
+		      (unsigned long long)worst);
+	assert_true(worst <= CMK_HINT_MIN_GAP_MS);
+}
+
+/*
+ * A hint's check fails other than throttled - no answer by its deadline
+ * (s: 13 s, the deadline 12 s), a 5xx (t), a local error (l) - after the
+ * KMS failed twice (300 s checks: the failure backoff's window is 300 s).
+ * The hint stays pending and is asked again quickly.  Oracle: 50 random
+ * streams each, hint -> wipe on the Deny within 14 s (timeout: the worker
+ * is busy until 13 s, then the retry) or 2 s.  Before, the hint was lost
+ * with the failure: up to 306 s (review 16b M-E).
+ */
+static void agentloop_hint_check_failure_keeps_the_hint(void **state)
+{
+	static const char *const scripts[] = { "ttsd", "tttd", "ttld" };
+	static const uint64_t bound[] = { 14000, 2000, 2000 };
+
+	(void)state;
+	for (int k = 0; k < 3; k++) {
+		uint64_t worst = 0;
+
+		for (uint32_t seed = 1; seed <= 50; seed++) {
+			struct fake f = { .rng = seed * 2654435761u, .script = scripts[k],
+					  .slow_ms = 13000 };
+			struct cmk_config c = throttle_cfg(900, 900);
+			struct cmk_loop l;
+			uint64_t t;
+
+			c.check_interval_ms = 300000;
+			c.lease_ms = 600000;
+			c.hint_spread_ms = 0;
+			boot_with(&l, &f, &c);
+			run_answers(&l, &f, 2);		/* two 5xx */
+			t = f.now;
+			l.next_check_ms = t + 2000000;	/* the hint decides */
+			cmk_loop_hint(&l, CMK_HINT_EVENT);
+			run_until(&l, &f, t + 3600000);
+			assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+			if (f.first_wipe_at - t > worst)
+				worst = f.first_wipe_at - t;
+		}
+		print_message("hint check %c, then Deny: hint -> wipe worst %llu ms of 50\n",
+			      scripts[k][2], (unsigned long long)worst);
+		assert_true(worst <= bound[k]);
+	}
+}
+
+/*
+ * One throttled answer early in a run, then 5xx: the throttle extension
+ * ends a window + deadline after it, but never before grace_s itself.
+ * Oracle: grace_s 900 (window 240 s): no wipe before the first failure +
+ * 900 s, the kms_unreachable wipe exactly then.
+ */
+static void agentloop_throttle_then_5xx_keeps_full_grace_s(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 9, .script = script };
+	struct cmk_config c = throttle_cfg(900, 900);
+	struct cmk_loop l;
+	uint64_t first;
+
+	(void)state;
+	memset(script, 't', sizeof(script) - 1);
+	script[0] = 'y';
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	run_until(&l, &f, first + 900000 - 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	run_until(&l, &f, first + 900000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, first + 900000);
+}
+
+/*
+ * The machine sleeps 10 min during a throttled run, past grace_s (in the
+ * throttle extension).  Oracle: agentloop.h "sleep" - the time slept does
+ * not count, so the extension goes on after the wake-up (no wipe then),
+ * and the run meets the policy no later than grace_s + throttle_grace_s
+ * after its first failure, the time slept added.
+ */
+static void agentloop_sleep_during_throttle_keeps_the_extension(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 13, .script = script };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+	uint64_t first;
+
+	(void)state;
+	memset(script, 'y', sizeof(script) - 1);
+	script[sizeof(script) - 1] = '\0';
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	while (f.now < first + 90000)
+		run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	assert_false(f.busy);
+	f.now += 600000;
+	f.slept += 600000;
+	cmk_loop_tick(&l);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	run_until(&l, &f, first + 600000 + 660000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+}
+
+/*
+ * The fleet run of agentloop_throttle_fleet_half_quota_load_and_
+ * revocation_bound with a hint flood during (b): one event hint a second
+ * to every agent (one SNS publish a second: anyone with sns:Publish, or an
+ * unfiltered rule), hint_spread_ms 2000.  Oracles as there: at most 1.2 x
+ * the quota asked, no wipe before the revocation, every agent wiped on
+ * the KMS's no within cmk_loop_wipe_bound_ms().
+ */
+static void agentloop_throttle_fleet_half_quota_with_hint_flood(void **state)
+{
+	static struct fake f[FLEET_N];
+	static struct cmk_loop l[FLEET_N];
+	static uint64_t due[FLEET_N], ttw[FLEET_N], hint_due[FLEET_N];
+	struct cmk_config c = throttle_cfg(120, 900);
+	uint64_t bound = cmk_loop_wipe_bound_ms(&c), end;
+	double ratio;
+	int wiped = 0, revoked = 0;
+	unsigned long hc = 0;
+
+	(void)state;
+	c.hint_spread_ms = 2000;
+	memset(&q, 0, sizeof(q));
+	q.tb = 1000 + FLEET_A_MS;
+	q.tr = q.tb + FLEET_B_MS;
+	q.t = 1000;
+	end = q.tr + bound + 1;
+	for (int i = 0; i < FLEET_N; i++) {
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].rng = (uint32_t)(i + 1) * 2654435761u;
+		f[i].decide = quota_decide;
+		boot_with(&l[i], &f[i], &c);
+		due[i] = fleet_step(&l[i], &f[i]);
+		hint_due[i] = q.tb;
+		ttw[i] = 0;
+	}
+	for (;;) {
+		int k = 0;
+		uint64_t tk;
+
+		for (int i = 1; i < FLEET_N; i++)
+			if ((due[i] < hint_due[i] ? due[i] : hint_due[i]) <
+			    (due[k] < hint_due[k] ? due[k] : hint_due[k]))
+				k = i;
+		tk = due[k] < hint_due[k] ? due[k] : hint_due[k];
+		if (tk > end)
+			break;
+		advance_to(&f[k], tk);
+		if (hint_due[k] <= tk) {
+			cmk_loop_hint(&l[k], CMK_HINT_EVENT);
+			hint_due[k] = tk + 1000 < q.tr ? tk + 1000 : NEVER;
+		}
+		due[k] = fleet_step(&l[k], &f[k]);
+		if (f[k].first_wipe_at && !ttw[k]) {
+			assert_true(f[k].first_wipe_at >= q.tr);	/* self-inflicted */
+			ttw[k] = f[k].first_wipe_at - q.tr + 1;
+			if (++wiped == FLEET_N)
+				break;
+		}
+	}
+	for (int i = 0; i < FLEET_N; i++) {
+		hc += l[i].hint_checks;
+		revoked += f[i].wipes[DM_CMK_REASON_REVOKED] == 1 &&
+			   !f[i].wipes[DM_CMK_REASON_KMS_UNREACHABLE];
+	}
+	ratio = (double)q.b_req / ((double)FLEET_B_MS / FLEET_IV_MS * FLEET_N * 0.5);
+	qsort(ttw, FLEET_N, sizeof(ttw[0]), cmp_u64);
+	print_message("fleet, (b) with 1 hint/s: %lu requests = %.2f x the quota, %.0f %% throttled, %lu hint checks; "
+		      "(c) %d wiped (%d on the no), p50 %.1f s max %.1f s, bound %.0f s\n",
+		      q.b_req, ratio, 100.0 * q.b_thr / q.b_req, hc, wiped, revoked,
+		      ttw[FLEET_N / 2] / 1000.0, ttw[FLEET_N - 1] / 1000.0, bound / 1000.0);
+	assert_true(ratio <= 1.2);
+	assert_int_equal(wiped, FLEET_N);
+	assert_int_equal(revoked, FLEET_N);
+	assert_true(ttw[FLEET_N - 1] <= bound);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2678,7 +3130,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_then_unreachable_after_grace_wipes),
 		cmocka_unit_test(agentloop_throttle_timeout_then_no_revokes_at_once),
 		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
-		cmocka_unit_test(agentloop_throttle_hint_once_per_backoff_window),
+		cmocka_unit_test(agentloop_throttle_hint_budget_burst_per_backoff_window),
 		cmocka_unit_test(agentloop_throttle_hint_flood_keeps_the_backoff),
 		cmocka_unit_test(agentloop_throttle_hint_retried_when_throttled),
 		cmocka_unit_test(agentloop_throttle_metadata_429_does_not_extend_grace),
@@ -2689,6 +3141,17 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_boot_honours_retry_after),
 		cmocka_unit_test(agentloop_throttle_boot_spreads_unseals),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
+		cmocka_unit_test(agentloop_hint_timeout_in_retry_series_keeps_the_budget),
+		cmocka_unit_test(agentloop_hint_retry_series_ends_only_on_yes_or_no),
+		cmocka_unit_test(agentloop_hint_flood_failing_kms_keeps_the_backoff),
+		cmocka_unit_test(agentloop_hint_retries_again_after_a_yes),
+		cmocka_unit_test(agentloop_hint_revoked_after_throttle_checks_at_once),
+		cmocka_unit_test(agentloop_throttle_revoked_hint_flood_keeps_the_backoff),
+		cmocka_unit_test(agentloop_hint_paced_junk_hint_does_not_delay_the_real_one),
+		cmocka_unit_test(agentloop_hint_check_failure_keeps_the_hint),
+		cmocka_unit_test(agentloop_throttle_then_5xx_keeps_full_grace_s),
+		cmocka_unit_test(agentloop_sleep_during_throttle_keeps_the_extension),
+		cmocka_unit_test(agentloop_throttle_fleet_half_quota_with_hint_flood),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
