@@ -2071,7 +2071,8 @@ static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 	first = f.check_started_at[0];
 	while (f.now < first + 90000)
 		run_answers(&l, &f, 1);
-	last_y = f.now;
+	assert_true(f.checks_started < 64);
+	last_y = f.check_started_at[f.checks_started - 1];	/* answered at once */
 	assert_int_equal(l.state, CMK_LS_DEGRADED);
 	memset(script, 't', sizeof(script) - 1);
 	f.pos = 0;
@@ -2086,7 +2087,47 @@ static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 		      (unsigned long long)(f.first_wipe_at - last_y) / 1000,
 		      (unsigned long long)(f.first_wipe_at - first) / 1000);
 	assert_true(f.first_wipe_at <= last_y + w + c.check_timeout_ms);
+	assert_true(f.first_wipe_at >= last_y + w + c.check_timeout_ms);	/* not sooner */
 	assert_true(f.first_wipe_at <= first + 480000);
+}
+
+/*
+ * The throttle extension belongs to the run of failures that had the
+ * throttled answer: a yes ends that run, and a new run of 5xx right after
+ * it meets the policy at grace_s.  Oracle: grace_s 60 (window 165 s): a
+ * throttled answer, a yes and the first 5xx within 2 s (hints bring the
+ * checks forward); the kms_unreachable wipe exactly 60 s after the first
+ * 5xx, not a window after the throttled answer.
+ */
+static void agentloop_throttle_new_run_after_a_yes_has_plain_grace_s(void **state)
+{
+	char script[64];
+	struct fake f = { .rng = 21, .script = script };
+	struct cmk_config c = throttle_cfg(60, 600);
+	struct cmk_loop l;
+	uint64_t t1;
+
+	(void)state;
+	memset(script, 't', sizeof(script) - 1);
+	script[0] = 'y';
+	script[1] = 'o';
+	script[sizeof(script) - 1] = '\0';
+	c.hint_spread_ms = 0;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);		/* throttled */
+	cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+	run_answers(&l, &f, 1);		/* yes */
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	run_until(&l, &f, f.now + CMK_HINT_MIN_GAP_MS);
+	cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+	run_answers(&l, &f, 1);		/* 5xx: a new run */
+	t1 = f.check_started_at[2];
+	assert_true(t1 - f.check_started_at[0] <= 2000);
+	run_until(&l, &f, t1 + 60000 - 1);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+	run_until(&l, &f, t1 + 60000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, t1 + 60000);
 }
 
 /*
@@ -2180,6 +2221,57 @@ static void agentloop_throttle_hint_budget_burst_per_backoff_window(void **state
 	assert_int_equal(f.checks_started, 2 + CMK_HINT_BURST);	/* with the schedule */
 	assert_int_equal(l.hint_checks, 1 + CMK_HINT_BURST);
 	assert_int_equal(l.state, CMK_LS_REVOKED);	/* its answer: a no */
+}
+
+/*
+ * The budget's tokens come back at one per window (the window of the
+ * moment), not faster.  Oracle: the fake clock - after CMK_HINT_BURST
+ * hint checks 5 s apart (each answered yes: the window shrinks from 240 s
+ * to 175 s) and with no scheduled check in the way, the next hint's check
+ * starts 0.9 to 1 window after the last one (the bucket lost about 5 % of
+ * a token meanwhile; 1.01: thousandths of a token are rounded), not
+ * earlier, and the one after that a window later again (not two: the
+ * bucket refilled while it waited).
+ */
+static void agentloop_throttle_hint_budget_refills_one_per_window(void **state)
+{
+	struct fake f = { .rng = 3, .script = "yoooo" };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t, t3, w;
+
+	(void)state;
+	c.hint_spread_ms = 0;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);		/* throttled */
+	t = f.now;
+	for (int i = 0; i < CMK_HINT_BURST; i++) {
+		run_until(&l, &f, t + i * 5000);
+		cmk_loop_hint(&l, CMK_HINT_EVENT);
+		run_until(&l, &f, t + i * 5000);
+	}
+	assert_int_equal(f.checks_started, 1 + CMK_HINT_BURST);
+	t3 = f.check_started_at[CMK_HINT_BURST];
+	w = l.pace_ms;
+	assert_true(w > 0);
+	run_until(&l, &f, t3 + 1000);
+	l.next_check_ms = t3 + 10 * w;	/* no scheduled check in the way */
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_answers(&l, &f, 1);
+	assert_int_equal(f.checks_started, 2 + CMK_HINT_BURST);
+	print_message("budget spent: next hint check %llu ms after the last, window %llu ms\n",
+		      (unsigned long long)(f.check_started_at[1 + CMK_HINT_BURST] - t3),
+		      (unsigned long long)w);
+	assert_in_range(f.check_started_at[1 + CMK_HINT_BURST] - t3, w * 9 / 10, w + w / 100);
+	/* ... and the one after it a window later again, not two. */
+	t3 = f.check_started_at[1 + CMK_HINT_BURST];
+	run_until(&l, &f, t3 + 1000);
+	w = l.pace_ms;
+	l.next_check_ms = t3 + 10 * w;
+	cmk_loop_hint(&l, CMK_HINT_EVENT);
+	run_answers(&l, &f, 1);
+	assert_int_equal(f.checks_started, 3 + CMK_HINT_BURST);
+	assert_in_range(f.check_started_at[2 + CMK_HINT_BURST] - t3, w * 9 / 10, w + w / 100);
 }
 
 /* A KMS that answers "throttled" forever, from the fake's script. */
@@ -2284,6 +2376,8 @@ static void agentloop_throttle_hint_retried_when_throttled(void **state)
 		print_message("hint, %s then Deny: hint -> wipe worst %llu ms of 50\n",
 			      scripts[k], (unsigned long long)worst[k]);
 	}
+	/* The windows double: four retries 1 s apart would all be done by 5 s. */
+	assert_true(worst[1] > 8000);
 	{
 		struct fake f = { .rng = 7, .script = "Yd", .retry_after_ms = 5000 };
 		struct cmk_config c = throttle_cfg(900, 900);
@@ -2762,6 +2856,8 @@ static void agentloop_hint_retries_again_after_a_yes(void **state)
 		cmk_loop_hint(&l, CMK_HINT_EVENT);
 		run_answers(&l, &f, 6);		/* 1 + 4 retries throttled, then a yes */
 		assert_int_equal(l.state, CMK_LS_ACTIVE);
+		/* The hint outlived its retries: the sixth check answered it too. */
+		assert_int_equal(l.hint_checks, 6);
 		t = f.now + 10000;
 		run_until(&l, &f, t);
 		cmk_loop_hint(&l, CMK_HINT_EVENT);
@@ -2773,13 +2869,14 @@ static void agentloop_hint_retries_again_after_a_yes(void **state)
 
 /*
  * A VM revoked after a throttle (the window still paced) checks at once
- * on a hint (an EnableKey event, cmkctl check-now): the last answer was a
- * no, so no budget applies.  Oracle: the fake clock, 300 s checks (window
- * 600 s).  Before, the hint waited for the budget: 272 s (review 16b M-C).
+ * on a hint (an EnableKey event, cmkctl check-now), however many hints
+ * came before: the last answer was a no, so no budget applies.  Oracle:
+ * the fake clock, 300 s checks (window 600 s).  Before, the hint waited
+ * for the budget: 272 s (review 16b M-C).
  */
 static void agentloop_hint_revoked_after_throttle_checks_at_once(void **state)
 {
-	struct fake f = { .rng = 5, .script = "yddo" };
+	struct fake f = { .rng = 5, .script = "ydd" "ddd" "o" };
 	struct cmk_config c = throttle_cfg(300, 900);
 	struct cmk_loop l;
 	uint64_t t;
@@ -2795,12 +2892,19 @@ static void agentloop_hint_revoked_after_throttle_checks_at_once(void **state)
 	assert_int_equal(l.state, CMK_LS_REVOKED);
 	run_answers(&l, &f, 1);			/* a scheduled no */
 	assert_true(l.pace_ms > 0);
+	for (int i = 1; i <= CMK_HINT_BURST; i++) {	/* junk, each a no */
+		t = f.now + 2000;
+		run_until(&l, &f, t);
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, t);
+		assert_int_equal(f.checks_started, 3 + i);
+	}
 	t = f.now + 10000;
 	run_until(&l, &f, t);
 	cmk_loop_hint(&l, CMK_HINT_OPERATOR);	/* EnableKey: cmkctl check-now */
 	run_until(&l, &f, t);
-	assert_int_equal(f.checks_started, 4);
-	assert_int_equal(f.check_started_at[3], t);
+	assert_int_equal(f.checks_started, 4 + CMK_HINT_BURST);
+	assert_int_equal(f.check_started_at[3 + CMK_HINT_BURST], t);
 	run_answers(&l, &f, 1);			/* the unseal */
 	assert_int_equal(l.state, CMK_LS_ACTIVE);
 	assert_true(f.kernel_keys);
@@ -3131,6 +3235,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_timeout_then_no_revokes_at_once),
 		cmocka_unit_test(agentloop_throttle_grace_zero_is_plain_grace),
 		cmocka_unit_test(agentloop_throttle_hint_budget_burst_per_backoff_window),
+		cmocka_unit_test(agentloop_throttle_hint_budget_refills_one_per_window),
 		cmocka_unit_test(agentloop_throttle_hint_flood_keeps_the_backoff),
 		cmocka_unit_test(agentloop_throttle_hint_retried_when_throttled),
 		cmocka_unit_test(agentloop_throttle_metadata_429_does_not_extend_grace),
@@ -3150,6 +3255,7 @@ int main(void)
 		cmocka_unit_test(agentloop_hint_paced_junk_hint_does_not_delay_the_real_one),
 		cmocka_unit_test(agentloop_hint_check_failure_keeps_the_hint),
 		cmocka_unit_test(agentloop_throttle_then_5xx_keeps_full_grace_s),
+		cmocka_unit_test(agentloop_throttle_new_run_after_a_yes_has_plain_grace_s),
 		cmocka_unit_test(agentloop_sleep_during_throttle_keeps_the_extension),
 		cmocka_unit_test(agentloop_throttle_fleet_half_quota_with_hint_flood),
 	};
