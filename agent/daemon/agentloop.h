@@ -145,24 +145,29 @@
  *                      CMK_HINT_MIN_GAP_MS; a hint inside the gap is kept
  *                      and served when the gap ends.
  *   backoff            while the run is throttled (or paced back up after
- *                      a throttle) or failing, a hint brings the next
- *                      check forward at most once per backoff window (the
- *                      throttle window, or the failure backoff's current
- *                      window), counted from the last check that answered
- *                      a hint: a flood of hints costs the backoff schedule
- *                      plus one check per window, not one a second.  A
- *                      hint inside a spent window is kept and served by
- *                      the next check (scheduled, or at the window's
- *                      end).  Never inside a hold the KMS asked for
- *                      (Retry-After): the check starts when it ends.
- *                      Revoked, a hint checks at once (the key may be
- *                      back).
- *   throttled          a hint whose check the KMS throttles stays pending
- *                      (its queue message is gone) and is asked again in a
- *                      full-jitter window of CMK_HINT_RETRY_MS doubling up
- *                      to CMK_HINT_RETRY_MAX_MS, never inside a hold, at
- *                      most CMK_HINT_RETRIES times until an answer that is
- *                      not "throttled"; then it waits for the schedule.
+ *                      a throttle) or failing, checks that answer hints
+ *                      take tokens from a budget: CMK_HINT_BURST at once,
+ *                      refilled at one per backoff window (the throttle
+ *                      window, or the failure backoff's current window):
+ *                      a flood of hints costs the backoff schedule plus
+ *                      CMK_HINT_BURST and one check per window, not one a
+ *                      second, and a junk hint does not make a real one
+ *                      seconds later wait for the schedule.  A hint with
+ *                      no token left is kept and served by the next check
+ *                      (scheduled, or when a token is back).  Never
+ *                      inside a hold the KMS asked for (Retry-After): the
+ *                      check starts when it ends.  While the last answer
+ *                      is a no (revoked) a hint checks at once, unbudgeted
+ *                      (the key may be back).
+ *   failed             a hint whose check fails - throttled, a 5xx, a
+ *                      local error, no answer by its deadline - stays
+ *                      pending (its queue message is gone) and is asked
+ *                      again in a full-jitter window of CMK_HINT_RETRY_MS
+ *                      doubling up to CMK_HINT_RETRY_MAX_MS (once the
+ *                      worker is free), never inside a hold, at most
+ *                      CMK_HINT_RETRIES times until the KMS says yes or
+ *                      no; then it waits for the budget or the schedule.
+ *                      Revoked or wiped, no quick retries.
  *   boot               while the boot unseal runs (or after it failed) a
  *                      hint does nothing: the unseal is the check.
  *
