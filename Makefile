@@ -222,6 +222,17 @@ install: $(if $(filter updates,$(INSTALL_MODULE)),module) agent man
 	$(INSTALL) -m 0755 agent/build/cmk-agent agent/build/cmkctl $(DESTDIR)$(SBINDIR)/
 	$(INSTALL) -m 0644 $(MAN) $(DESTDIR)$(MANDIR)/man8/
 	$(INSTALL) -m 0755 scripts/systemd/cmk-ephemeral $(DESTDIR)$(LIBEXECDIR)/dm-cmk/
+	# PostgreSQL's archive_command, restore_command and the base backup
+	# helpers: run by PostgreSQL or an operator with their full path
+	# (storage.rst), next to the library they source; bash by its path.
+	$(INSTALL) -d $(DESTDIR)$(LIBEXECDIR)/dm-cmk/pg
+	for f in cmk-wal-archive cmk-wal-restore cmk-pg-basebackup cmk-pg-restore-backup \
+		cmk-pg-temp-tablespace; do \
+		sed '1s|^#!/usr/bin/env bash$$|#!/bin/bash|' scripts/pg/$$f \
+			>$(DESTDIR)$(LIBEXECDIR)/dm-cmk/pg/$$f && \
+		chmod 0755 $(DESTDIR)$(LIBEXECDIR)/dm-cmk/pg/$$f || exit 1; \
+	done
+	$(INSTALL) -m 0644 scripts/pg/cmk-pg-lib.sh $(DESTDIR)$(LIBEXECDIR)/dm-cmk/pg/
 	for u in cmk-agent.service cmk-ephemeral@.service; do \
 		sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/usr/libexec/|$(LIBEXECDIR)/|g' \
 			-e 's|/usr/share/doc/dm-cmk/|$(DOCDIR)/|g' \
