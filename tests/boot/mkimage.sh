@@ -4,8 +4,8 @@
 # Build (or find in the cache) the Debian bookworm root tree the boot test
 # runs: debootstrap minbase + systemd, udev, cloud-init, ifupdown, the
 # agent's runtime libraries, DKMS with gcc and make, and the Debian kernel
-# and headers packages of KVER (the same kernel whose headers our module is
-# built against, so it loads).  The guest has no route to a Debian
+# and headers packages of KVER (the same kernel whose headers our module
+# is built against, so it loads), and PostgreSQL 15.  The guest has no route to a Debian
 # mirror: everything the dm-cmk-dkms and cmk-agent packages depend on is
 # here, so "apt install ./*.deb" resolves offline.
 #
@@ -47,6 +47,8 @@ pkgs=(
 	linux-base initramfs-tools zstd gcc-12 libelf1
 	# apt install ./*.deb in the guest
 	apt
+	# the database (tests/boot/guest/pgsetup.sh makes its cluster)
+	postgresql-15
 )
 
 dbs_ver=$(dpkg-query -W -f='${Version}' debootstrap)
@@ -101,6 +103,16 @@ if ! (cd "$root/tmp/kernel" && apt-get download $kpkgs) >>"$dir/debootstrap.log"
 	exit 1
 fi
 rm -rf "$root/tmp/kernel"
+# The package made a cluster "main" on the root disk; the test makes its
+# own on a dm-cmk device, and no later install may make one.
+if ! chroot "$root" sh -c 'if [ -d /etc/postgresql/15/main ]; then pg_dropcluster 15 main; fi
+	sed -i "s/^#* *create_main_cluster *=.*/create_main_cluster = false/" \
+		/etc/postgresql-common/createcluster.conf' >>"$dir/debootstrap.log" 2>&1 ||
+   [ -e "$root/etc/postgresql/15/main" ] || [ -e "$root/var/lib/postgresql/15/main" ]; then
+	tail -n 30 "$dir/debootstrap.log" >&2
+	echo "mkimage: dropping the packaged cluster 15/main failed, log: $dir/debootstrap.log" >&2
+	exit 1
+fi
 # Small, and nothing of the host leaks in.
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 echo "cmk-guest" >"$root/etc/hostname"

@@ -86,7 +86,8 @@ scripts/kbuild.sh "$kver" >"$T/build.log" 2>&1 || bail boot_module_builds "$(tai
 stage=$T/stage
 check boot_make_install_lays_out_everything bash -c "
 	make -s install DESTDIR=$stage KVER=$kver >$T/install.log 2>&1 || { cat $T/install.log; exit 1; }
-	for f in usr/sbin/cmk-agent usr/sbin/cmkctl usr/libexec/dm-cmk/cmk-ephemeral; do
+	for f in usr/sbin/cmk-agent usr/sbin/cmkctl usr/libexec/dm-cmk/cmk-ephemeral \
+		usr/libexec/dm-cmk/pg/cmk-wal-archive usr/libexec/dm-cmk/pg/cmk-pg-temp-tablespace; do
 		[ -x $stage/\$f ] || { echo \"missing \$f\"; exit 1; }
 	done
 	for f in usr/lib/systemd/system/cmk-agent.service usr/lib/systemd/system/cmk-ephemeral@.service \
@@ -187,13 +188,12 @@ for b in v1 v2; do
 	install -D -m 0644 -t "$root/var/cache/cmk-boot-test/debs/$b" \
 		"$T/deb-$b"/dm-cmk-dkms_*.deb "$T/deb-$b"/cmk-agent_*.deb
 done
-# The test's own pieces: the checks, the stand-in database (not enabled:
-# the user-data enables it, as it would a real one).
+# The test's own pieces: the checks, the database's set-up (the
+# user-data runs it, as an operator would).
 install -D -m 0755 "$here/guest/check.sh" "$root/usr/lib/cmk-boot-test/check.sh"
 install -D -m 0755 "$here/guest/apt.sh" "$root/usr/lib/cmk-boot-test/apt.sh"
-install -D -m 0755 "$here/guest/testdb.sh" "$root/usr/lib/cmk-boot-test/testdb.sh"
-install -m 0644 "$here/guest/cmk-boot-test.service" "$here/guest/cmk-testdb.service" \
-	"$root/etc/systemd/system/"
+install -D -m 0755 "$here/guest/pgsetup.sh" "$root/usr/lib/cmk-boot-test/pgsetup.sh"
+install -m 0644 "$here/guest/cmk-boot-test.service" "$root/etc/systemd/system/"
 ln -sf /etc/systemd/system/cmk-boot-test.service \
 	"$root/etc/systemd/system/multi-user.target.wants/cmk-boot-test.service"
 # Image settings a cloud image has, and timers a three-minute VM does not need.
@@ -288,7 +288,8 @@ indent() { sed 's/^/      /'; }
 #cloud-config
 # tests/boot: scripts/cloud-init/cloud-config.yaml with the test's KMS
 # (moto through guestfwd, the instance role from an IMDSv2 fake), the
-# ephemeral disk /dev/vdb and a stand-in database.
+# ephemeral disk /dev/vdb, a persistent one /dev/vdd and PostgreSQL 15
+# (tests/boot/guest/pgsetup.sh).
 write_files:
   - path: /etc/cmk/agent.conf
     owner: root:root
@@ -303,6 +304,9 @@ write_files:
       policy = wipe
       audit_log = /var/log/cmk/audit.log
       boot_deadline_s = 60
+      key_socket = /run/cmk/keys.sock
+      key_socket_allow = user:postgres
+      key_socket_group = postgres
 
       [provider "aws"]
       region = us-east-1
@@ -352,23 +356,36 @@ EOF
       FSTYPE=ext4
       MKFS_OPTIONS=-E lazy_itable_init=1,nodiscard
       MOUNT_OPTIONS=nodev,nosuid,noatime
+      DIR_MODE=0711
+  - path: /etc/cmk/ephemeral/pgdata.conf
+    owner: root:root
+    permissions: "0644"
+    content: |
+      MOUNTPOINT=/var/lib/pgdata
+      OWNER=postgres:postgres
       DIR_MODE=0700
-  - path: /etc/systemd/system/cmk-testdb.service.d/cmk.conf
+  # PostgreSQL only on the dm-cmk devices: data on pgdata, temp
+  # tablespace on scratch, whose directory every boot's new file system
+  # lacks (cmk-pg-temp-tablespace, storage.rst).
+  - path: /etc/systemd/system/postgresql@15-main.service.d/cmk.conf
     owner: root:root
     permissions: "0644"
     content: |
       [Unit]
-      BindsTo=cmk-ephemeral@scratch.service
-      After=cmk-ephemeral@scratch.service
+      BindsTo=cmk-ephemeral@pgdata.service cmk-ephemeral@scratch.service
+      After=cmk-ephemeral@pgdata.service cmk-ephemeral@scratch.service
+      AssertPathIsMountPoint=/var/lib/pgdata
       AssertPathIsMountPoint=/var/lib/cmktest
+      [Service]
+      ExecStartPre=+/usr/libexec/dm-cmk/pg/cmk-pg-temp-tablespace /var/lib/pgdata/15-main /var/lib/cmktest/pgtemp
 # The packages from the image's local directory, offline; their postinst
 # enables and starts cmk-agent (the configuration is written above).
 runcmd:
   - [systemctl, daemon-reload]
   - [systemctl, enable, --now, cmk-test-relay@8080.socket, cmk-test-relay@8082.socket]
   - /usr/lib/cmk-boot-test/apt.sh install-v1 install /var/cache/cmk-boot-test/debs/v1/*.deb
-  - [systemctl, enable, cmk-ephemeral@scratch.service, cmk-testdb.service]
-  - [systemctl, start, --no-block, cmk-testdb.service]
+  - [systemctl, enable, cmk-ephemeral@scratch.service, cmk-ephemeral@pgdata.service]
+  - /usr/lib/cmk-boot-test/pgsetup.sh
 EOF
 } >"$T/seed/user-data"
 genisoimage -quiet -output "$T/seed.iso" -volid cidata -joliet -rock \
@@ -376,8 +393,8 @@ genisoimage -quiet -output "$T/seed.iso" -volid cidata -joliet -rock \
 	bail boot_seed_iso "$(cat "$T/iso.log")"
 # The ephemeral disk: all zero, as a new cloud instance-store disk is.
 truncate -s 160M "$T/eph.img"
-# The persistent disk of boot 4 (cmkctl format in the guest).
-truncate -s 64M "$T/pers.img"
+# The persistent disk: PostgreSQL's data (cmkctl format in the guest).
+truncate -s 256M "$T/pers.img"
 marker=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 
 # ---- three boots of the same image ---------------------------------------------------

@@ -41,6 +41,14 @@ ALOG=/var/log/cmk-boot-test
 MNT=/var/lib/cmktest
 KEEP=/var/lib/cmk-boot-test
 CTL=10.0.2.100/8081
+# The database (tests/boot/guest/pgsetup.sh set it up in boot 1).
+PGUNIT=postgresql@15-main.service
+PGDATA=$PMNT/15-main
+PGTEMP=$MNT/pgtemp
+PGLOG=/var/log/postgresql/postgresql-15-main.log
+ARCHIVE=$KEEP/wal-archive
+PGLIB=/usr/libexec/dm-cmk/pg
+SOCK=/run/cmk/keys.sock
 mkdir -p "$KEEP"
 
 ok() { echo "ok $1" >&3; }
@@ -105,12 +113,48 @@ apt_ok() {
 	diag "apt $1: exit $rc, $secs s"
 	[ "$rc" = 0 ] || { tail -n 15 "$ALOG/$1.log"; return 1; }
 }
+# psql_ ARGS...: psql as postgres, one value a line, unaligned.
+psql_() { timeout 120 runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
+pg_sysid() {
+	/usr/lib/postgresql/15/bin/pg_controldata -D "$PGDATA" 2>/dev/null |
+		sed -n 's/^Database system identifier: *//p'
+}
+# pg_sum: md5 over every row of the table pgsetup.sh made, in order.
+pg_sum() { psql_ -c "SELECT md5(string_agg(id || ':' || v, ',' ORDER BY id)) FROM cmk_data"; }
+# pg_spill: a sort with work_mem far below its input spills to temp
+# files; while the cursor is open they exist: list every temp file
+# under both mounts, as the file system has them ("tempfile PATH SIZE").
+pg_spill() {
+	timeout 300 runuser -u postgres -- psql -X -A -t -q -v ON_ERROR_STOP=1 <<EOF
+SET work_mem = '64kB';
+BEGIN;
+DECLARE c CURSOR FOR SELECT g FROM generate_series(1, 200000) g ORDER BY g DESC;
+FETCH 1 FROM c;
+\\! find $PGTEMP $PMNT -name 'pgsql_tmp*' -type f -printf 'tempfile %p %s\\n'
+COMMIT;
+EOF
+}
+# pg_archive_one TAG: a row with TAG written and its segment switched
+# out; prints the segment's name once its sealed object is in the
+# archive (cmk-wal-archive, archive_command), 1 after 300 s.
+pg_archive_one() {
+	local seg
+	seg=$(psql_ -c "CREATE TABLE IF NOT EXISTS cmk_wal_marker (t text)" \
+		-c "INSERT INTO cmk_wal_marker VALUES ('$1')" \
+		-c "SELECT pg_walfile_name(pg_switch_wal())") || return 1
+	wait_until 300 test -f "$ARCHIVE/$seg.esdk" || return 1
+	echo "$seg"
+}
+pg_diag() {
+	diag "postgresql: $(systemctl is-active $PGUNIT), log tail:" \
+		"$(tail -n 12 "$PGLOG" 2>&1)"
+}
 pkg_version() { dpkg-query -W -f='${db:Status-Abbrev}${Version}' "$1" 2>/dev/null; }
 finish() {
-	diag "units: $(systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service cmk-testdb.service | tr '\n' ' ')"
+	diag "units: $(systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service $PGUNIT | tr '\n' ' ')"
 	diag "$(cmkctl status 2>&1)"
 	diag "$(journalctl -b -u cmk-agent.service -u cmk-ephemeral@scratch.service \
-		-u cmk-testdb.service --no-pager -o cat 2>&1 | tail -n 25)"
+		-u $PGUNIT --no-pager -o cat 2>&1 | tail -n 25)"
 	# The agent's first start, where a boot goes wrong first.
 	diag "first agent lines: $(journalctl -b -u cmk-agent.service --no-pager -o cat 2>&1 | head -n 12)"
 	diag "dm: $(dmsetup info -c 2>&1 | tail -n +2 | tr '\n' ';')"
@@ -125,24 +169,32 @@ trap finish EXIT
 CMKCTL=cmkctl
 cmk_tables() { dmsetup table --target cmk 2>/dev/null | grep -v '^No devices found'; }
 deb_phase4() {
-	local ver kv pid0 pid1 tdb0 sha0 sha1 uuid out
+	local ver kv pid0 pid1 tdb0 sha0 sha1 uuid sum seg
 	ver=$(basename "$DEBS"/v1/dm-cmk-dkms_*_all.deb | cut -d_ -f2)
 	kv=$(uname -r)
-	wait_until 300 unit_settled cmk-testdb.service
+	wait_until 300 unit_settled $PGUNIT
 	wait_until 60 unit_settled cmk-ephemeral@scratch.service
 	check deb4_agent_up_after_deny_lifted bash -c "
 		systemctl is-active cmk-agent.service && [ \"\$(cmkctl status | awk -v d=$DM '\$2 == d { print \$3 }')\" = active ]"
-	# A persistent device, as an operator adds one (deployment.rst).
-	if ! out=$(cmkctl format --kek /etc/cmk/kek.json --mode persistent --sector-size 4096 "$PERS" 2>&1); then
-		not_ok deb4_persistent_device_set_up "cmkctl format: $out"
-		return
+	# The deny lifted: the database starts again on its persistent
+	# device (crash recovery after boot 2's stop) with every row boot 1
+	# wrote, and archives again.
+	sum=$(pg_sum 2>&1)
+	check boot4_postgres_data_intact_after_revocation bash -c "
+		systemctl is-active $PGUNIT && [ -n '$sum' ] && [ '$sum' = \"\$(cat $KEEP/pg.sum)\" ]"
+	diag "table checksum after the revocation: $sum (boot 1: $(cat "$KEEP/pg.sum" 2>&1))"
+	if seg=$(pg_archive_one "CMKWAL-$marker-4"); then
+		ok boot4_postgres_archiving_resumes_after_revocation
+		diag "archived sealed: $seg"
+	else
+		not_ok boot4_postgres_archiving_resumes_after_revocation
+		pg_diag
 	fi
-	uuid=$(sed -n 's/^uuid = //p' <<<"$out")
-	printf '\n[device "pgdata"]\nbacking = %s\nmode = persistent\nsector_size = 4096\nuuid = %s\n' \
-		"$PERS" "$uuid" >>/etc/cmk/agent.conf
-	printf 'MOUNTPOINT=%s\nDIR_MODE=0700\n' "$PMNT" >/etc/cmk/ephemeral/pgdata.conf
+	# The persistent device boot 1 formatted (pgsetup.sh) holds the
+	# database; a file of our own next to it.
+	uuid=$(sed -n '/^\[device "pgdata"\]/,/^\[/s/^uuid = //p' /etc/cmk/agent.conf)
 	check deb4_persistent_device_set_up bash -c "
-		systemctl restart cmk-agent.service && systemctl start cmk-ephemeral@pgdata.service &&
+		[ -n '$uuid' ] &&
 		[ \"\$(findmnt -rn -o SOURCE --mountpoint $PMNT)\" = /dev/mapper/cmk-pgdata ] &&
 		head -c 4M /dev/urandom >$PMNT/data && echo scratch-$marker >$MNT/upgrade-marker && sync"
 	sha0=$(sha256sum "$PMNT/data" | cut -d' ' -f1)
@@ -154,7 +206,7 @@ deb_phase4() {
 	# the postinst says how to restart it; DKMS builds the new module
 	# source.
 	pid0=$(systemctl show -p MainPID --value cmk-agent.service)
-	tdb0=$(systemctl show -p MainPID --value cmk-testdb.service)
+	tdb0=$(systemctl show -p MainPID --value $PGUNIT)
 	/usr/lib/cmk-boot-test/apt.sh upgrade install "$DEBS"/v2/*.deb
 	pid1=$(systemctl show -p MainPID --value cmk-agent.service)
 	check deb4_upgrade_installs_newer_version bash -c "
@@ -176,7 +228,7 @@ deb_phase4() {
 		[ \"\$(cmkctl status | awk '\$2 == \"$DM\" { print \$3 }')\" = active ] &&
 		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
 		[ \"\$(cat $MNT/upgrade-marker)\" = scratch-$marker ] &&
-		[ \"\$(systemctl show -p MainPID --value cmk-testdb.service)\" = '$tdb0' ] &&
+		[ \"\$(systemctl show -p MainPID --value $PGUNIT)\" = '$tdb0' ] &&
 		[ \"\$(sha256sum $PMNT/data | cut -d' ' -f1)\" = $sha0 ]"
 	diag "agent pid $pid0 -> $pid1; $(cmkctl status 2>&1 | head -n 4 | tr '\n' ';')"
 	# What the postinst says to do: the new agent takes over the keys.
@@ -188,7 +240,7 @@ deb_phase4() {
 		! readlink /proc/$pid1/exe | grep -q deleted &&
 		[ \"\$(cmkctl status | awk '\$2 == \"$DM\" { print \$3 }')\" = active ] &&
 		[ \"\$(cmkctl status | awk '\$2 == \"cmk-pgdata\" { print \$3 }')\" = active ] &&
-		[ \"\$(systemctl show -p MainPID --value cmk-testdb.service)\" = '$tdb0' ] &&
+		[ \"\$(systemctl show -p MainPID --value $PGUNIT)\" = '$tdb0' ] &&
 		[ \"\$(sha256sum $PMNT/data | cut -d' ' -f1)\" = $sha0 ]"
 
 	# apt remove while the persistent file system cannot be unmounted (a
@@ -213,7 +265,7 @@ deb_phase4() {
 	# instances and the database bound to scratch.
 	check deb4_remove_busy_restarts_stopped_units bash -c "
 		grep -q 'started again what the removal had stopped:' $ALOG/remove-busy.log &&
-		systemctl is-active cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service cmk-testdb.service &&
+		systemctl is-active cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service $PGUNIT &&
 		mountpoint -q $MNT && mountpoint -q $PMNT"
 	kill "$holder" 2>/dev/null
 	wait "$holder" 2>/dev/null
@@ -237,10 +289,10 @@ deb_phase4() {
 	# apt remove: units stopped, keys wiped, devices closed; the kernel's
 	# view through a copy of cmkctl (the package's is gone).  First the
 	# units are up and mounted, so that the removal is what stops them.
-	systemctl start cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service cmk-testdb.service
+	systemctl start cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service $PGUNIT
 	check deb4_units_up_before_remove bash -c "
 		systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service \
-			cmk-ephemeral@pgdata.service cmk-testdb.service &&
+			cmk-ephemeral@pgdata.service $PGUNIT &&
 		[ \"\$(findmnt -rn -o SOURCE --mountpoint $MNT)\" = $DEV ] &&
 		[ \"\$(findmnt -rn -o SOURCE --mountpoint $PMNT)\" = /dev/mapper/cmk-pgdata ]"
 	cp /usr/sbin/cmkctl /usr/lib/cmk-boot-test/cmkctl
@@ -251,7 +303,7 @@ deb_phase4() {
 		apt_ok remove &&
 		[ \"\$(dpkg-query -W -f='\${db:Status-Abbrev}' cmk-agent)\" = 'rc ' ] &&
 		! systemctl is-active cmk-agent.service cmk-ephemeral@scratch.service \
-			cmk-ephemeral@pgdata.service cmk-testdb.service &&
+			cmk-ephemeral@pgdata.service $PGUNIT &&
 		! mountpoint -q $MNT && ! mountpoint -q $PMNT"
 	# No key left active, and none that only its lease took away (the
 	# test's lease is 15 s: apt remove alone can take longer than that).
@@ -280,7 +332,7 @@ deb_phase4() {
 
 	# An upgrade (the same version again: postinst configure VERSION)
 	# does not start an agent the operator stopped.
-	systemctl stop cmk-testdb.service cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service \
+	systemctl stop $PGUNIT cmk-ephemeral@scratch.service cmk-ephemeral@pgdata.service \
 		cmk-agent.service >/dev/null 2>&1
 	/usr/lib/cmk-boot-test/apt.sh upgrade-stopped install --reinstall "$DEBS"/v2/cmk-agent_*.deb
 	check deb4_upgrade_leaves_stopped_agent_stopped bash -c "
@@ -322,7 +374,7 @@ fi
 
 case $phase in
 1|2)
-	wait_until 300 unit_settled cmk-testdb.service
+	wait_until 300 unit_settled $PGUNIT
 	wait_until 60 unit_settled cmk-ephemeral@scratch.service
 	if [ "$phase" = 1 ]; then
 		# write_files and runcmd of our user-data: only cloud-init made
@@ -332,7 +384,7 @@ case $phase in
 			[ -s /etc/cmk/agent.conf ] && [ -s /etc/cmk/kek.json ] &&
 			[ \"\$(stat -c %a /etc/cmk/agent.conf)\" = 600 ] &&
 			[ -s /etc/cmk/ephemeral/scratch.conf ] &&
-			[ -f /etc/systemd/system/cmk-testdb.service.d/cmk.conf ] &&
+			[ -f /etc/systemd/system/$PGUNIT.d/cmk.conf ] &&
 			systemctl is-enabled cmk-agent.service &&
 			systemctl is-enabled cmk-ephemeral@scratch.service"
 		# The packages, installed by the user-data's apt install.
@@ -364,6 +416,8 @@ case $phase in
 			[ -s /usr/share/man/man8/cmk-agent.8.gz ] && [ -s /usr/share/man/man8/cmkctl.8.gz ] &&
 			[ -x /usr/sbin/cmk-agent ] && [ -x /usr/sbin/cmkctl ] &&
 			[ -x /usr/libexec/dm-cmk/cmk-ephemeral ] &&
+			[ -x $PGLIB/cmk-wal-archive ] && [ -x $PGLIB/cmk-wal-restore ] &&
+			[ -x $PGLIB/cmk-pg-temp-tablespace ] && [ -f $PGLIB/cmk-pg-lib.sh ] &&
 			[ \"\$(stat -c %a /var/lib/cmk /var/lib/cmk/pins /var/log/cmk /etc/cmk /etc/cmk/ephemeral | tr '\n' ' ')\" = '700 700 700 755 755 ' ] &&
 			[ -f /usr/share/doc/cmk-agent/deployment.rst ]"
 		# (--man=no: the image has no man-db; the pages are checked above)
@@ -390,10 +444,75 @@ case $phase in
 		[ \"\$(cmkctl status | awk -v d=$DM '\$2 == d { print \$3 }')\" = active ]"
 	check "${p}_ext4_mounted_from_dm_cmk" bash -c "
 		[ \"\$(findmnt -rn -o SOURCE,FSTYPE --mountpoint $MNT)\" = '$DEV ext4' ]"
-	check "${p}_database_runs_on_the_encrypted_disk" bash -c "
-		systemctl is-active cmk-testdb.service &&
-		[ -s $MNT/db-alive ] &&
-		grep -q \"^\$(cat /proc/sys/kernel/random/boot_id) $DEV ext4\$\" /var/log/cmk-testdb.starts"
+	if [ "$phase" = 1 ]; then
+		read -r rc secs < <(cat "$ALOG/pgsetup.result" 2>/dev/null || echo "none -")
+		diag "pgsetup.sh (format, initdb, first start, tablespace, 50000 rows): exit $rc, $secs s"
+		[ "$rc" = 0 ] || diag "$(tail -n 15 "$ALOG/pgsetup.log")"
+	fi
+	# PostgreSQL itself says where its data and its temp tablespace are;
+	# the kernel says what is mounted there.
+	tsoid=$(psql_ -c "SELECT oid FROM pg_tablespace WHERE spcname = 'ephemeral_temp'" 2>&1)
+	check "${p}_postgres_runs_on_dm_cmk_devices" bash -c "
+		systemctl is-active $PGUNIT &&
+		[ \"\$(timeout 60 runuser -u postgres -- psql -X -A -t -q -c 'SHOW data_directory')\" = $PGDATA ] &&
+		[ \"\$(findmnt -rn -o SOURCE,FSTYPE --target $PGDATA)\" = '/dev/mapper/cmk-pgdata ext4' ] &&
+		[ \"\$(readlink -f $PGDATA/pg_tblspc/$tsoid)\" = $PGTEMP ] &&
+		[ \"\$(findmnt -rn -o SOURCE,FSTYPE --target $PGTEMP)\" = '$DEV ext4' ]"
+	[ "$(systemctl is-active $PGUNIT)" = active ] || pg_diag
+	# A sort that spills: its temp files are on the ephemeral device's
+	# file system, in the tablespace's directory, and nowhere under the
+	# data directory.  On a new ephemeral file system (every boot)
+	# PostgreSQL would put them in the data directory without a word
+	# if cmk-pg-temp-tablespace had not made the directory.
+	spill=$(pg_spill 2>&1)
+	check "${p}_postgres_temp_spills_into_ephemeral_tablespace" bash -c "
+		grep -q '^tempfile $PGTEMP/PG_15_[0-9]*/pgsql_tmp/pgsql_tmp' <<<'$spill' &&
+		! grep '^tempfile' <<<'$spill' | grep -qv '^tempfile $PGTEMP/'"
+	diag "temp files while the sort's cursor is open:" "$(grep -m 4 . <<<"$spill")"
+	# The table boot 1 wrote: on the persistent device, across boots.
+	sum=$(pg_sum 2>&1)
+	if [ "$phase" = 1 ]; then
+		echo "$sum" >"$KEEP/pg.sum"
+		check boot1_postgres_table_written bash -c "[[ '$sum' =~ ^[0-9a-f]{32}\$ ]]"
+	else
+		check boot2_postgres_data_persists_across_reboot bash -c "
+			[[ '$sum' =~ ^[0-9a-f]{32}\$ ]] && [ '$sum' = \"\$(cat $KEEP/pg.sum)\" ]"
+	fi
+	diag "table checksum: $sum"
+	# WAL archived sealed: a row with a marker, its segment switched out;
+	# archive_command (the package's cmk-wal-archive, key socket) seals
+	# it.  Oracle: an ESDK message (version 2, suite 0x0478), the marker
+	# not in it; cmkctl unseal with the cluster and the segment's name
+	# gives a WAL segment of this cluster (page magic of PostgreSQL 15,
+	# the system identifier and the 1 MiB segment size of its long page
+	# header) with the marker in it; the context of another name is
+	# refused.
+	sysid=$(pg_sysid)
+	if seg=$(pg_archive_one "CMKWAL-$marker-$phase"); then
+		f=$ARCHIVE/$seg.esdk
+		u=$KEEP/$seg.unsealed
+		rm -f "$u" "$u.other"
+		cmkctl unseal --socket $SOCK --context "cluster=$sysid" --context "segment=$seg" "$f" "$u" \
+			>"$KEEP/unseal.log" 2>&1
+		other=$(printf '%s%08X' "${seg:0:16}" $((16#${seg:16:8} + 1)))
+		cmkctl unseal --socket $SOCK --context "cluster=$sysid" --context "segment=$other" "$f" "$u.other" \
+			>"$KEEP/unseal-other.log" 2>&1
+		rc_other=$?
+		check "${p}_postgres_wal_archived_sealed" bash -c "
+			[ \"\$(od -An -N3 -tx1 $f | tr -d ' ')\" = 020478 ] &&
+			! grep -aq CMKWAL-$marker-$phase $f &&
+			[ \"\$(stat -c %s $u)\" = 1048576 ] &&
+			[ \"\$(od -An -N2 -tx2 $u | tr -d ' ')\" = d110 ] &&
+			[ \"\$(od -An -j24 -N8 -tu8 $u | tr -d ' ')\" = '$sysid' ] &&
+			[ \"\$(od -An -j32 -N4 -tu4 $u | tr -d ' ')\" = 1048576 ] &&
+			grep -aq CMKWAL-$marker-$phase $u &&
+			[ $rc_other != 0 ] && [ ! -e $u.other ]" 
+		diag "archived $seg: $(stat -c %s "$f") bytes sealed, header $(od -An -N3 -tx1 "$f");" \
+			"$(cat "$KEEP/unseal.log")" "another name's context: exit $rc_other, $(head -c 300 "$KEEP/unseal-other.log")"
+	else
+		not_ok "${p}_postgres_wal_archived_sealed" "no sealed segment in $ARCHIVE after 300 s"
+		pg_diag
+	fi
 	seq_now=$(header_field sequence)
 	boot_now=$(header_field boot_id)
 	diag "header: sequence $seq_now, boot id $boot_now"
@@ -445,6 +564,36 @@ case $phase in
 	else
 		not_ok boot2_revoke_while_running_wipes_key "key state $(key_state) 120 s after the deny"
 	fi
+	# Archiving while revoked: the agent refuses data keys; the package's
+	# cmk-wal-archive (as archive_command runs it) fails saying so and
+	# leaves nothing in the archive.
+	ra=$KEEP/revoked-archive
+	install -d -o postgres -g postgres -m 0700 "$ra"
+	if [ -n "${seg:-}" ] && [ -f "$KEEP/$seg.unsealed" ]; then
+		install -o postgres -g postgres -m 0600 "$KEEP/$seg.unsealed" "$ra.src"
+		out=$(runuser -u postgres -- "$PGLIB/cmk-wal-archive" --socket $SOCK --cluster "$sysid" \
+			--archive "$ra" "$ra.src" "$seg" 2>&1)
+		rc=$?
+		check boot2_revoke_wal_archiving_fails_clearly bash -c "
+			[ $rc = 1 ] && [ -z \"\$(ls -A $ra)\" ] &&
+			grep -q '$seg: sealing failed (cmkctl seal exit 2): .*revoked' <<<'$out' &&
+			grep -q '$seg: not archived; it stays in pg_wal' <<<'$out'"
+		diag "cmk-wal-archive while revoked: exit $rc:" "$out"
+	else
+		not_ok boot2_revoke_wal_archiving_fails_clearly "no segment archived before the deny"
+	fi
+	# The database stops: its next commit cannot reach its disk (EIO);
+	# PostgreSQL stops rather than run on (PANIC, then its crash recovery
+	# fails too).  What it committed before is checked in boot 4.
+	out=$(psql_ -c "INSERT INTO cmk_wal_marker VALUES ('after the revocation')" 2>&1)
+	diag "a commit after the revocation: $(tr '\n' ' ' <<<"$out" | cut -c1-300)"
+	if wait_until 240 bash -c "! systemctl is-active --quiet $PGUNIT"; then
+		ok boot2_revoke_stops_postgres
+	else
+		not_ok boot2_revoke_stops_postgres "$PGUNIT still $(systemctl is-active $PGUNIT) 240 s after the wipe"
+	fi
+	diag "postgresql after the revocation: $(systemctl is-active $PGUNIT);" \
+		"$(grep -E 'PANIC|FATAL|terminated|shut down|aborting' "$PGLOG" | tail -n 6)"
 	# Unmounting a file system whose disk fails every I/O can take long;
 	# nothing on it matters any more.
 	trap - EXIT
@@ -460,16 +609,19 @@ case $phase in
 		[ \"\$(systemctl is-active cmk-agent.service)\" = failed ] && [ '$status' = 2 ] &&
 		journalctl -b -u cmk-agent.service -o cat | grep -q 'cannot unseal the KEK'"
 	wait_until 120 unit_settled cmk-ephemeral@scratch.service
-	wait_until 60 unit_settled cmk-testdb.service
+	wait_until 60 unit_settled $PGUNIT
 	check boot3_revoked_cmk_disk_stays_closed bash -c "
 		[ ! -e $DEV ] && ! dmsetup info $DM &&
 		! mountpoint -q $MNT &&
 		! findmnt -rn -S $BACKING &&
 		[ \"\$(systemctl is-active cmk-ephemeral@scratch.service)\" != active ]"
-	check boot3_revoked_cmk_database_not_started bash -c "
-		[ \"\$(systemctl is-active cmk-testdb.service)\" != active ] &&
-		! grep -q \"^\$(cat /proc/sys/kernel/random/boot_id)\" /var/log/cmk-testdb.starts"
-	diag "cmk-ephemeral@scratch: $(systemctl is-active cmk-ephemeral@scratch.service), cmk-testdb: $(systemctl is-active cmk-testdb.service)"
+	# Never started in this boot: systemd ran no start of it, and its
+	# data's device was never opened.
+	check boot3_revoked_cmk_postgres_not_started bash -c "
+		[ \"\$(systemctl is-active $PGUNIT)\" != active ] &&
+		[ \"\$(systemctl show -p ExecMainStartTimestampMonotonic --value $PGUNIT)\" = 0 ] &&
+		[ ! -e /dev/mapper/cmk-pgdata ] && ! mountpoint -q $PMNT"
+	diag "cmk-ephemeral@scratch: $(systemctl is-active cmk-ephemeral@scratch.service), cmk-ephemeral@pgdata: $(systemctl is-active cmk-ephemeral@pgdata.service), postgresql: $(systemctl is-active $PGUNIT)"
 	;;
 4)
 	deb_phase4
