@@ -43,6 +43,9 @@
 #                   revoked while PostgreSQL archives; nothing lost, no gap
 #   storage_postgres_{pitr,revoke}_socket the same with the scripts' keys
 #                   from cmk-agent's key socket (--socket)
+#   storage_postgres_temp_tablespace tests/storage/postgres_temp_tablespace.sh:
+#                   a temp tablespace's directory gone (a re-key) and
+#                   scripts/pg/cmk-pg-temp-tablespace (about 10 s)
 #   storage_esdk_io tests/storage/esdk_io.sh: seal/unseal move 16 MiB in
 #                   batches, reads aligned, constant memory (strace)
 #   storage_postgres_demo tests/storage/demo_storage.sh: make demo-storage's
@@ -267,6 +270,9 @@ for t in pitr revoke; do
 			env PG_KEY_SOURCE=socket "tests/storage/postgres_$t.sh"
 	fi
 done
+if [ -x tests/storage/postgres_temp_tablespace.sh ]; then
+	run_suite storage_postgres_temp_tablespace tap tests/storage/postgres_temp_tablespace.sh
+fi
 if [ -x tests/storage/esdk_io.sh ]; then
 	run_suite storage_esdk_io tap tests/storage/esdk_io.sh
 fi
