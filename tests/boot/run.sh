@@ -23,15 +23,19 @@
 #   1 cloud-init runs our user-data, which installs the packages with
 #     "apt install" (offline: the image holds their dependencies) and DKMS
 #     builds the module in the guest; the agent runs hardened; the disk is
-#     dm-cmk with ext4 mounted; the stand-in database runs on it; its data
-#     is ciphertext on the backing disk (checked in the guest and on the
-#     host's disk file);
-#   2 a new header and DEK; the old data is gone; a Deny on kms:Decrypt
-#     while running wipes the key;
-#   3 with the Deny in place at boot: the agent fails, the disk stays
+#     dm-cmk with ext4 mounted; its data is ciphertext on the backing disk
+#     (checked in the guest and on the host's disk file); PostgreSQL 15
+#     (guest/pgsetup.sh) runs with its data on a persistent dm-cmk device,
+#     temp_tablespaces on the ephemeral one, WAL sealed by the package's
+#     cmk-wal-archive through the agent's key socket;
+#   2 a new header and DEK; the old data is gone; PostgreSQL's temp
+#     tablespace on the new file system, its table unchanged; a Deny on
+#     kms:Decrypt while running wipes the keys, archiving fails, the
+#     database stops;
+#   3 with the Deny in place at boot: the agent fails, the disks stay
 #     closed, the database is never started;
-#   4 the Deny lifted: the packages' life cycle with a persistent device
-#     open - upgrade to VERSION+test1, apt remove, install again (the
+#   4 the Deny lifted: the database's data intact; the packages' life
+#     cycle with a persistent device open - upgrade to VERSION+test1, apt remove, install again (the
 #     persistent data is read back), apt purge.
 # tests/boot/guest/check.sh has the guest side.
 #

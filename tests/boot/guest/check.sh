@@ -9,14 +9,18 @@
 #
 #   1 first boot: cloud-init ran our hook, which installed the packages
 #     with apt (offline), DKMS built the module, the package enabled and
-#     started cmk-agent; cmk-agent runs under its hardening; the disk is dm-cmk with ext4 mounted; the database runs
-#     on it; what it writes is ciphertext on the backing disk.
+#     started cmk-agent; cmk-agent runs under its hardening; the disk is dm-cmk with ext4 mounted;
+#     what it writes is ciphertext on the backing disk; PostgreSQL runs on
+#     the persistent (data) and ephemeral (temp tablespace) dm-cmk
+#     devices and archives sealed WAL.
 #   2 second boot: a new header (boot id, sequence) and so a new DEK; the
-#     first boot's data is gone; then the host denies kms:Decrypt while we
-#     run and the agent wipes the key.
-#   3 third boot, the deny still in place: the agent fails, the disk stays
+#     first boot's data is gone, PostgreSQL's table is not; then the host
+#     denies kms:Decrypt while we run: the agent wipes the keys, archiving
+#     fails, PostgreSQL stops.
+#   3 third boot, the deny still in place: the agent fails, the disks stay
 #     closed, the database never starts.
-#   4 fourth boot, the deny lifted: the packages' life cycle with an
+#   4 fourth boot, the deny lifted: the database's table as boot 1 wrote
+#     it, archiving again; the packages' life cycle with an
 #     ephemeral and a persistent device open - upgrade (VERSION+test1:
 #     the old agent keeps running, then restarted by hand), apt remove
 #     refused (a busy mount: the stopped units start again; then an agent
