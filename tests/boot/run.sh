@@ -409,7 +409,7 @@ boot() {
 	timeout "$tmo" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1536 \
 		-display none -no-reboot -monitor none \
 		-kernel "$T/vmlinuz" -initrd "$T/initrd" \
-		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 modprobe.blacklist=floppy panic=-1 oops=panic cmk_test.phase=$phase cmk_test.marker=$marker" \
+		-append "root=/dev/vda rw console=ttyS0 net.ifnames=0 modprobe.blacklist=floppy no_timer_check panic=-1 oops=panic cmk_test.phase=$phase cmk_test.marker=$marker" \
 		-drive "file=$T/root.img,if=virtio,format=raw" \
 		-drive "file=$T/eph.img,if=virtio,format=raw" \
 		-drive "file=$T/seed.iso,if=virtio,format=raw,readonly=on" \
