@@ -93,22 +93,33 @@ static enum cmk_keysock_status kek_usable(const struct cmk_loop *loop,
 					  const struct cmk_kek_store *keks,
 					  struct cmk_err *why)
 {
+	/*
+	 * Peers are not root: they get the reason's name, never the KMS's
+	 * text (it names the CMK's ARN and account, the endpoint, the
+	 * credentials' source and access key id, local paths). The full
+	 * error is in the root-only audit log.
+	 */
 	switch (loop->state) {
 	case CMK_LS_REVOKED:
 		return refuse(why, CMK_KS_REVOKED, -EKEYREVOKED,
-			      "the CMK refused (%s): data keys are refused until it allows again: %s",
-			      cmk_reason_name(loop->last_err.reason), loop->last_err.msg);
+			      "the CMK refused (%s): data keys are refused until it allows again; details in the agent's audit log",
+			      cmk_reason_name(loop->last_err.reason));
 	case CMK_LS_UNREACHABLE:
 		return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
-			      "the KMS has not answered for longer than grace_s, so the KEK was wiped (policy %s); retry when it answers: %s",
-			      cmk_policy_name(loop->policy), loop->last_err.msg);
+			      "the KMS has not answered for longer than grace_s, so the KEK was wiped (policy %s, %s); retry when it answers; details in the agent's audit log",
+			      cmk_policy_name(loop->policy),
+			      cmk_reason_name(loop->last_err.reason));
 	case CMK_LS_STARTING:
+		if (loop->boot_ret && loop->boot_ret != -EINPROGRESS)
+			return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
+				      "the agent failed to unseal the KEK (%s) and serves no keys; details in the agent's audit log",
+				      cmk_reason_name(loop->boot_err.reason));
 		/* a KMS that is slow or away at boot: say what it did so far */
 		if (loop->boot_tries)
 			return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
-				      "the agent is still unsealing the KEK (%u attempt%s failed so far, the last: %s); retry shortly",
+				      "the agent is still unsealing the KEK (%u attempt%s failed so far, the last: %s); retry shortly; details in the agent's audit log",
 				      loop->boot_tries, loop->boot_tries == 1 ? "" : "s",
-				      loop->boot_err.msg);
+				      cmk_reason_name(loop->boot_err.reason));
 		return refuse(why, CMK_KS_UNAVAILABLE, -EAGAIN,
 			      "the agent is still unsealing the KEK (its first KMS call has not answered yet); retry shortly");
 	case CMK_LS_ACTIVE:

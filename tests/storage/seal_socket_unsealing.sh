@@ -15,7 +15,10 @@
 #  - the socket answers status 4 (unavailable) with the reason, spoken to
 #    by keysock_client.py (the documented protocol, not dm-cmk's code):
 #    "still unsealing", and once an attempt timed out, that attempt's
-#    error quoted;
+#    reason named ("timeout");
+#  - that answer goes to any peer (not root): it names no CMK ARN, no
+#    account id, no access key id, no endpoint, no local path; the full
+#    error is in the root-only audit log;
 #  - cmkctl seal --socket exits 3 (transient), quotes that reason, and
 #    writes nothing: no OUT file, not one byte on stdout;
 #  - the gate opened, the agent becomes active and the same seal
@@ -111,8 +114,18 @@ for _ in $(seq 300); do
 done
 $KSC "$SOCK" new cluster=c0ffee >"$T/ans2" 2>&1
 sed 's/^/# /' "$T/ans2"
-check seal_socket_unsealing_reason_quotes_the_failed_attempt \
-	grep -q '^status 4 msg .*still unsealing the KEK (1 attempt failed so far, the last: .*timed out' "$T/ans2"
+check seal_socket_unsealing_reason_names_the_failed_attempt \
+	grep -q '^status 4 msg .*still unsealing the KEK (1 attempt failed so far, the last: timeout)' "$T/ans2"
+acct=$(printf '%s' "$key" | cut -d: -f5)
+for leak in "$key" "$acct" "$AWS_ACCESS_KEY_ID" "$T" "127.0.0.1"; do
+	if grep -qF -- "$leak" "$T/ans" "$T/ans2" "$T/err.file"; then
+		echo "# peer answer leaks: $leak"
+		touch "$T/leaked"
+	fi
+done
+check seal_socket_unsealing_peer_answer_leaks_no_arn_key_id_path [ ! -e "$T/leaked" ]
+check seal_socket_unsealing_audit_log_keeps_the_details \
+	grep -q 'timed out' "$T/audit.log"
 
 # The KMS answers: the held request goes through, the agent unseals.
 echo up >"$T/gate.mode"
