@@ -38,6 +38,10 @@
 #    (now retired) still opens through the agent, new objects name v3;
 #    the agent unwrapped that retired version only when asked (its first
 #    open_edk was refused "not unwrapped yet", cmkctl's retry succeeded).
+#  - unseal --socket --suite of an object of the other suite: exit 6, no
+#    byte on stdout, and no new open_edk audit line (refused on the
+#    header, before the agent was asked for a data key); the pinned suite
+#    reads, and that adds an open_edk line.
 #  - the audit log holds no wrapped KEK (raw, hex or base64), and neither
 #    it nor the agent's output holds any of 50 data keys the agent handed
 #    out (raw, hex, base64; the same search finds them in the client's
@@ -50,7 +54,7 @@ set -u
 
 AGENT=${AGENT:-$top/agent/build/cmk-agent}
 KSC="python3 $top/tests/storage/keysock_client.py"
-PLAN=30
+PLAN=32
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
@@ -140,6 +144,22 @@ else
 	notok seal_socket_esdk_peer_opens_agent_sealed_both_suites "no npm peer"
 	notok seal_socket_unseal_agent_opens_esdk_peer_sealed "no npm peer"
 fi
+# unseal --socket --suite: the pin is checked on the header, before the
+# agent is asked to open the EDK (no open_edk audit line: the agent gave
+# out no data key), exit 6, not one byte on stdout.
+opens() { grep '"event":"key_socket"' audit.log | grep -c '"operation":"open_edk"'; }
+opens_before=$(opens)
+"$CMKCTL" unseal --socket "$SOCK" "${CTX[@]}" --suite 0x0578 s.agent - >o.pin 2>err.pin
+rc=$?
+opens_after=$(opens)
+echo "# unseal --socket --suite 0x0578 of a 0x0478 object: exit $rc, $(stat -c %s o.pin) bytes, open_edk lines $opens_before -> $opens_after"
+sed 's/^/# /' err.pin
+check seal_socket_unseal_suite_pin_refused_before_open_edk \
+	bash -c "[ $rc = 6 ] && [ ! -s o.pin ] && [ '$opens_before' = '$opens_after' ] &&
+		 grep -q 'Algorithm Suite ID' err.pin"
+check seal_socket_unseal_suite_pin_reads_pinned_suite \
+	bash -c "'$CMKCTL' unseal --socket '$SOCK' ${CTX[*]} --suite 0x0578 s.578 - | cmp -s in - &&
+		 [ \$(grep '\"event\":\"key_socket\"' audit.log | grep -c '\"operation\":\"open_edk\"') -gt $opens_after ]"
 "$CMKCTL" unseal --socket "$SOCK" --context cluster=c0ffee \
 	--context segment=000000010000000000000043 s.agent o.swap 2>err.swap
 rc=$?
