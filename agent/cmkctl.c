@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -664,9 +665,12 @@ static int do_seal(int argc, char **argv, bool unseal)
 			break;
 		}
 		case 's':
-			so.suite = (uint16_t)strtoul(optarg, &end, 16);
-			if (*end || (so.suite != CMK_ESDK_SUITE_COMMIT &&
-				     so.suite != CMK_ESDK_SUITE_COMMIT_ECDSA)) {
+			/* the exact names: strtoul would take 0x10478 or " 478" */
+			if (!strcasecmp(optarg, "0x0478")) {
+				so.suite = CMK_ESDK_SUITE_COMMIT;
+			} else if (!strcasecmp(optarg, "0x0578")) {
+				so.suite = CMK_ESDK_SUITE_COMMIT_ECDSA;
+			} else {
 				fprintf(stderr, "cmkctl: --suite is 0x0478 or 0x0578\n");
 				goto out;
 			}

@@ -24,7 +24,7 @@ trap 'rm -rf "$dir"' EXIT
 chmod 700 "$dir"
 cd "$dir" || exit 1
 
-echo "1..8"
+echo "1..9"
 ctl() { "$CMKCTL" --config "$dir/none.conf" "$@"; }
 C=(--context cluster=c1 --context segment=000000010000000000000001)
 # more than one 64 KiB frame, so a late check would have written some
@@ -84,6 +84,29 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 6 ] && [ ! -e bad ] && grep -q "0x0478 or 0x05
 	ok "seal_unseal_suite_unknown_is_usage_error"
 else
 	notok "seal_unseal_suite_unknown_is_usage_error" "exit $rc: $(head -n 1 err)"
+fi
+
+# only the exact spellings: a value that truncates or wraps to 0x0478 in
+# 16 bits, or lacks the 0x, is a usage error too (seal and unseal)
+loose=""
+for v in 0x10478 -0xfb88 478 " 0x0478" "0x0478 " 0x00478 0x0478x; do
+	rm -f bad
+	if ctl seal --kek kek.json "${C[@]}" --suite "$v" in bad 2>err ||
+	   [ -s bad ] || ! grep -q "0x0478 or 0x0578" err; then
+		loose="$loose seal'$v'"
+	fi
+	if ctl unseal --kek kek.json "${C[@]}" --suite "$v" obj4 bad 2>err ||
+	   [ -e bad ] || ! grep -q "0x0478 or 0x0578" err; then
+		loose="$loose unseal'$v'"
+	fi
+done
+# the exact spellings, either case of the hex prefix, still work
+rm -f p4x
+ctl unseal --kek kek.json "${C[@]}" --suite 0X0478 obj4 p4x && cmp -s in p4x || loose="$loose 0X0478-refused"
+if [ -z "$loose" ]; then
+	ok "seal_unseal_suite_strict_parsing"
+else
+	notok "seal_unseal_suite_strict_parsing" "accepted:$loose"
 fi
 
 exit $failed
