@@ -636,7 +636,7 @@ static int do_seal(int argc, char **argv, bool unseal)
 	struct cmk_esdk_keysource src = { .get = env_keys_get, .arg = &keys,
 					   .holds = keys.holds };
 	struct cmk_outfile of = { .fd = -1 };
-	struct cmk_esdk_info info;
+	struct cmk_esdk_info info = { 0 };
 	struct cmk_encctx ctx;
 	struct cmk_err e;
 	const char *kek_path = NULL, *in = "-", *out = "-", *sock = NULL;
@@ -761,7 +761,7 @@ static int do_seal(int argc, char **argv, bool unseal)
 		      EXIT_REFUSED : fail(&e);
 		if (ret == EXIT_REFUSED)
 			fprintf(stderr, "cmkctl: %s\n", e.msg);
-		if (!strcmp(out, "-") && unseal)
+		if (!strcmp(out, "-") && unseal && info.wrote)
 			fprintf(stderr, "cmkctl: discard what was written to stdout\n");
 		goto out;
 	}

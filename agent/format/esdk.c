@@ -989,13 +989,17 @@ struct opener {
 	struct iovec *pend;
 	int npend;
 	int out_fd;
+	bool wrote;		/* a write to out_fd was tried */
 };
 
 /* Write the frames that verified and are still in the input buffer. */
 static int flush_pending_e(struct opener *o, struct cmk_err *e)
 {
-	int ret = writev_full(o->out_fd, o->pend, o->npend, o->name, e);
+	int ret;
 
+	if (o->npend)
+		o->wrote = true;
+	ret = writev_full(o->out_fd, o->pend, o->npend, o->name, e);
 	o->npend = 0;
 	return ret;
 }
@@ -1658,6 +1662,7 @@ int cmk_esdk_open_from(int in_fd, int out_fd,
 	}
 	/* A signed message's final frame, now that everything verified. */
 	if (held) {
+		o.wrote = true;
 		ret = write_full(out_fd, pt, held, o.name, e);
 		if (ret)
 			goto out;
@@ -1666,6 +1671,8 @@ int cmk_esdk_open_from(int in_fd, int out_fd,
 		*info = inf;
 	ret = 0;
 out:
+	if (info)
+		info->wrote = o.wrote;
 	if (pt)
 		OPENSSL_cleanse(pt, inf.frame_len);
 	free(pt);

@@ -75,6 +75,8 @@ struct cmk_esdk_seal_opts {
  * @plaintext_len: bytes of plaintext
  * @message_id: Message ID
  * @key_name: the raw AES keyring key name whose EDK was used
+ * @wrote: an open tried to write plaintext to its output; set on failure
+ *	too (the other fields are not): the caller must discard that output
  */
 struct cmk_esdk_info {
 	uint16_t suite;
@@ -83,6 +85,7 @@ struct cmk_esdk_info {
 	uint64_t plaintext_len;
 	uint8_t message_id[CMK_ESDK_MESSAGE_ID_LEN];
 	char key_name[CMK_ESDK_KEY_NAME_MAX];
+	bool wrote;
 };
 
 /*

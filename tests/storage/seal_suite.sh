@@ -8,7 +8,8 @@
 # the input).  With --suite, an object of the other suite is refused with
 # exit 6 and a message naming the Algorithm Suite ID, and nothing is
 # written: no OUT file, not one byte on stdout.  An object of the pinned
-# suite unseals.
+# suite unseals.  "discard what was written" is printed only when plaintext
+# was written (a body tampered past its first frames), not after a refusal.
 set -u
 # shellcheck source=tests/storage/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +25,7 @@ trap 'rm -rf "$dir"' EXIT
 chmod 700 "$dir"
 cd "$dir" || exit 1
 
-echo "1..9"
+echo "1..11"
 ctl() { "$CMKCTL" --config "$dir/none.conf" "$@"; }
 C=(--context cluster=c1 --context segment=000000010000000000000001)
 # more than one 64 KiB frame, so a late check would have written some
@@ -68,6 +69,26 @@ if [ "$rc" -eq 6 ] && [ -e stdout ] && [ ! -s stdout ]; then
 else
 	notok "seal_unseal_suite_refused_writes_nothing_to_stdout" \
 		"exit $rc, $(stat -c %s stdout) bytes on stdout: $(head -n 1 err)"
+fi
+
+# "discard what was written" only when something was: not after a
+# refusal on the header (0 bytes), but after a body tampered past its
+# first frames (the frames before it verified and were written)
+if ! grep -q "discard what was written" err; then
+	ok "seal_unseal_suite_refused_says_no_discard"
+else
+	notok "seal_unseal_suite_refused_says_no_discard" "$(grep discard err)"
+fi
+cp obj4 tampered
+size=$(stat -c %s tampered)
+printf '\377' | dd of=tampered bs=1 seek=$((size - 40)) conv=notrunc 2>/dev/null
+ctl unseal --kek kek.json "${C[@]}" tampered >stdout 2>err
+rc=$?
+if [ "$rc" -eq 6 ] && [ -s stdout ] && grep -q "discard what was written to stdout" err; then
+	ok "seal_unseal_tampered_after_output_says_discard"
+else
+	notok "seal_unseal_tampered_after_output_says_discard" \
+		"exit $rc, $(stat -c %s stdout) bytes on stdout: $(tail -n 1 err)"
 fi
 
 # the pinned suite is read
