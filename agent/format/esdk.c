@@ -284,10 +284,15 @@ static void advise_sequential(int fd)
 	 * writer of small blocks (8 KiB: dd, pg_basebackup) wakes us for
 	 * each.  A batch's worth lets the writer fill it while we encrypt
 	 * the last one, and one read() take it.  Best effort (the limit is
-	 * /proc/sys/fs/pipe-max-size, 1 MiB by default).
+	 * /proc/sys/fs/pipe-max-size, 1 MiB by default).  Only grown: a
+	 * writer may have made it larger.
 	 */
-	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode))
-		(void)fcntl(fd, F_SETPIPE_SZ, (int)IO_BATCH_BYTES);
+	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode)) {
+		int sz = fcntl(fd, F_GETPIPE_SZ);
+
+		if (sz >= 0 && (unsigned int)sz < IO_BATCH_BYTES)
+			(void)fcntl(fd, F_SETPIPE_SZ, (int)IO_BATCH_BYTES);
+	}
 }
 
 /* ---- keys ------------------------------------------------------------------ */

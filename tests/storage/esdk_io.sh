@@ -22,6 +22,11 @@
 #     cannot hand over more than 64 KiB per read().  The count for a
 #     writer of 8 KiB blocks (dd bs=8k) is printed: it depends on how the
 #     two processes are scheduled.
+#   - a larger pipe is not shrunk: stdin a 4 MiB pipe (its writer grew
+#     it), seal leaves it 4 MiB (F_GETPIPE_SZ on the writer's end, once
+#     seal has drained what was written); skipped where growing a pipe
+#     past pipe-max-size is not permitted (no CAP_SYS_RESOURCE).  And
+#     strace: a pipe of 1 MiB already gets F_GETPIPE_SZ, no F_SETPIPE_SZ.
 set -u
 # shellcheck source=tests/storage/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -31,13 +36,14 @@ failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; failed=1; }
 
-echo "1..11"
+echo "1..13"
 if ! command -v strace >/dev/null; then
 	for t in seal_reads_batches seal_reads_aligned seal_writes_batches \
 		 unseal_reads_batches unseal_reads_aligned unseal_writes_batches \
 		 seal_unseal_round_trip seal_unseal_constant_memory \
 		 seal_pipe_grown_to_a_batch seal_pipe_1m_writer_reads_batches \
-		 unseal_pipe_1m_writer_reads_batches; do
+		 unseal_pipe_1m_writer_reads_batches seal_pipe_larger_not_shrunk \
+		 seal_pipe_of_a_batch_not_set; do
 		n=$((n + 1)); echo "ok $n - esdk_io_$t # SKIP strace not installed"
 	done
 	exit 0
@@ -174,4 +180,56 @@ else
 fi
 piped 8k big64 pipe8k.log "$CMKCTL" --config none seal --kek kek.json "${CTX[@]}" - -
 echo "# seal from a pipe, 64 MiB: $(reads0 pipe1m.log) read() calls from a 1 MiB writer, $(reads0 pipe8k.log) from an 8 KiB writer"
+
+# A pipe its writer grew to 4 MiB (root may pass pipe-max-size) is left so.
+size=$(python3 - "$CMKCTL" "${CTX[@]}" <<'PY'
+import fcntl, os, subprocess, sys, termios, time
+F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+r, w = os.pipe()
+try:
+    fcntl.fcntl(w, F_SETPIPE_SZ, 4 << 20)
+except OSError as err:
+    print("skip: cannot grow a pipe to 4 MiB: %s" % err)
+    sys.exit(0)
+p = subprocess.Popen([sys.argv[1], "--config", "none", "seal", "--kek", "kek.json"] +
+                     sys.argv[2:] + ["-", "-"], stdin=r, stdout=subprocess.DEVNULL)
+os.close(r)
+os.write(w, b"x" * 4096)
+# seal has read it (so it ran its F_SETPIPE_SZ before): the pipe's size now
+for _ in range(200):
+    if int.from_bytes(fcntl.ioctl(w, termios.FIONREAD, b"\0\0\0\0"), "little") == 0:
+        break
+    time.sleep(0.05)
+print(fcntl.fcntl(w, F_GETPIPE_SZ))
+os.close(w)
+p.wait()
+PY
+)
+if [ "$size" = $((4 << 20)) ]; then
+	ok esdk_io_seal_pipe_larger_not_shrunk
+elif [ "${size#skip: }" != "$size" ]; then
+	ok "esdk_io_seal_pipe_larger_not_shrunk # SKIP ${size#skip: }"
+else
+	notok esdk_io_seal_pipe_larger_not_shrunk "a 4 MiB pipe is now: $size"
+fi
+# A pipe its writer grew to a batch (1 MiB) already: asked, not set.
+# (the pipe sized before seal starts: no race with its fcntl)
+python3 - "$CMKCTL" "${CTX[@]}" <<'PY'
+import fcntl, os, subprocess, sys
+r, w = os.pipe()
+fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+p = subprocess.Popen(["strace", "-o", "pipeset.log", "-e", "trace=fcntl", sys.argv[1],
+                      "--config", "none", "seal", "--kek", "kek.json"] + sys.argv[2:] +
+                     ["-", "-"], stdin=r, stdout=subprocess.DEVNULL)
+os.close(r)
+os.write(w, b"x" * 4096)
+os.close(w)
+p.wait()
+PY
+if grep -q '^fcntl(0, F_GETPIPE_SZ) *= 1048576' pipeset.log && ! grep -q 'F_SETPIPE_SZ' pipeset.log; then
+	ok esdk_io_seal_pipe_of_a_batch_not_set
+else
+	notok esdk_io_seal_pipe_of_a_batch_not_set "$(grep PIPE_SZ pipeset.log | tr '\n' ' ')"
+fi
 exit $failed
