@@ -85,13 +85,22 @@ int cmk_http_global_init(struct cmk_err *e)
  * OpenSSL decrypts a TLS record in place and keeps the plaintext in its
  * read buffer until the next record overwrites it: have it wiped as soon
  * as libcurl has taken the bytes.
+ *
+ * libcurl calls this on the thread of curl_easy_perform(), for each new
+ * TLS connection, after DNS and TCP and right before the handshake: the
+ * place to reseed this thread's DRBGs, so the client random and key share
+ * are fresh after a VM clone (random.h).  A reused connection has no
+ * handshake and no reseed.
  */
 static CURLcode on_ssl_ctx(CURL *c, void *ssl_ctx, void *arg)
 {
+	struct cmk_http_response *resp = arg;
+	struct cmk_err e;
+
 	(void)c;
-	(void)arg;
 	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
-	return CURLE_OK;
+	resp->tls_reseed_err = cmk_random_reseed_openssl("http: TLS handshake", &e);
+	return resp->tls_reseed_err ? CURLE_SSL_CONNECT_ERROR : CURLE_OK;
 }
 
 /* Append to a buffer that may hold secrets: wipe the old one on regrowth. */
@@ -788,6 +797,7 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	SET(CURLOPT_SSL_VERIFYPEER, 1L);
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	SET(CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	SET(CURLOPT_SSL_CTX_DATA, resp);
 	/*
 	 * HTTP/1.1 only: with HTTP/2, nghttp2 keeps header blocks (the
 	 * Authorization header among them) in memory libcurl's allocators do
@@ -912,12 +922,7 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 				       req->url);
 			break;
 		}
-		/* a TLS handshake may follow: fresh DRBG after a VM clone */
-		ret = cmk_random_reseed_openssl("http: TLS handshake", e);
-		if (ret) {
-			curl_easy_cleanup(c);
-			break;
-		}
+		resp->tls_reseed_err = 0;
 		rc = curl_easy_perform(c);
 		if (rc == CURLE_OK)
 			curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -960,6 +965,11 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 				    "%s %s: the answer is larger than %zu bytes (HTTP %ld)",
 				    req->method, req->url, resp->max_body, resp->status);
 			ret = -EMSGSIZE;
+			break;
+		} else if (resp->tls_reseed_err) {
+			ret = cmk_errf(e, resp->tls_reseed_err,
+				       "%s %s: reseeding OpenSSL's DRBG before the TLS handshake failed; nothing was sent",
+				       req->method, req->url);
 			break;
 		} else if (resp->sink_err) {
 			ret = cmk_errf(e, resp->sink_err, "%s %s: writing the answer failed after %llu bytes: %s",

@@ -162,6 +162,7 @@ struct cmk_http_response {
 	/* cmk_http_do_sink(): bytes the sink took, the error it returned */
 	unsigned long long sunk;
 	int sink_err;
+	int tls_reseed_err;		/* on_ssl_ctx(): the DRBG reseed failed */
 	cmk_http_sink_fn sink;
 	void *sink_arg;
 	size_t max_body;		/* the call's cap; hit: too_large */

@@ -619,13 +619,19 @@ static int tls_connect(struct kmip *k, struct cmk_err *e)
 	X509_VERIFY_PARAM *vp;
 	int ret, r;
 
-	/* the handshake's random and key share: fresh after a VM clone */
-	ret = cmk_random_reseed_openssl("kmip: TLS handshake", e);
-	if (ret)
-		return ret;
 	ret = tcp_connect(k, e);
 	if (ret)
 		return ret;
+	/*
+	 * The handshake's random and key share: fresh after a VM clone.
+	 * After the connect, which may wait for seconds (a clone taken then
+	 * still reseeds).
+	 */
+	ret = cmk_random_reseed_openssl("kmip: TLS handshake", e);
+	if (ret) {
+		conn_close(k);
+		return ret;
+	}
 	ERR_clear_error();
 	k->ssl = SSL_new(k->ctx);
 	if (!k->ssl || SSL_set_fd(k->ssl, k->fd) != 1) {
