@@ -39,7 +39,10 @@ int cmk_random_fill(void *buf, size_t len, const char *what, struct cmk_err *e)
  * makes every one of them depend on fresh OS entropy, in one place.
  * The public DRBG serves RAND_bytes() (TLS), the private one
  * RAND_priv_bytes() (keys, ECDSA nonces); both are per thread, so the
- * caller's thread is the one that is reseeded.
+ * caller's thread is the one that is reseeded directly.  Prediction
+ * resistance reseeds their parent, the primary DRBG, first: the other
+ * threads' DRBGs, children of the same primary, reseed from it on their
+ * next draw, so they follow too.
  */
 int cmk_random_reseed_openssl(const char *what, struct cmk_err *e)
 {

@@ -25,8 +25,10 @@ int cmk_random_fill(void *buf, size_t len, const char *what, struct cmk_err *e);
  * before anything that makes OpenSSL draw a secret from its DRBG (an
  * ECDSA key or signature, a TLS handshake): OpenSSL notices a fork (the
  * pid changes) but not a VM clone, whose copies share the DRBG state and
- * so would draw the same "random" keys and nonces.  Costs two 32-byte
- * getrandom() calls.  Returns 0, or -EIO with "@what: ..." in @e.
+ * so would draw the same "random" keys and nonces.  The primary is shared:
+ * reseeding it here makes every other thread's DRBGs reseed from it when
+ * they next draw.  Costs two 32-byte getrandom() calls.  Returns 0, or
+ * -EIO with "@what: ..." in @e.
  */
 int cmk_random_reseed_openssl(const char *what, struct cmk_err *e);
 

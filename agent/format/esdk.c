@@ -533,7 +533,11 @@ out:
 static int sig_final(EVP_MD_CTX *md, unsigned char *sig, size_t *len,
 		     struct cmk_err *e)
 {
-	/* The nonce k draws on the private DRBG too: fresh after a VM clone. */
+	/*
+	 * The nonce k mixes the key and the digest with the private DRBG
+	 * (OpenSSL 3.0), so a clone signing other data gets another k: this
+	 * reseed is defence in depth (storage.rst, "Randomness").
+	 */
 	int ret = cmk_random_reseed_openssl("ECDSA P-384 signature", e);
 
 	if (ret)
