@@ -37,6 +37,17 @@
 
 #include "core/deadline.h"
 #include "kms/http.h"
+#include "core/random.h"
+
+/* Reseeds of OpenSSL's DRBGs (linked with --wrap, agent/Makefile). */
+static atomic_int reseeds;
+int __real_cmk_random_reseed_openssl(const char *what, struct cmk_err *e);
+int __wrap_cmk_random_reseed_openssl(const char *what, struct cmk_err *e);
+int __wrap_cmk_random_reseed_openssl(const char *what, struct cmk_err *e)
+{
+	reseeds++;
+	return __real_cmk_random_reseed_openssl(what, e);
+}
 
 static void http_backoff_is_capped_exponential_with_jitter(void **state)
 {
@@ -706,6 +717,12 @@ static void *ka_peer_serve(void *arg)
  * first only (CURLINFO_NUM_CONNECTS).  Dropping the kept connections (a
  * provider reset: revocation, wipe, VM fork) makes the next request open
  * a new one.  Oracle: the peer's accept count.
+ *
+ * http_tls_reseed_per_handshake: each new TLS connection reseeds
+ * OpenSSL's DRBGs right before its handshake (on_ssl_ctx: the client
+ * random and key share fresh after a VM clone), a reused one does not.
+ * Oracle: cmk_random_reseed_openssl() calls during each request
+ * (wrapped, agent/Makefile): 1 for a new connection, 0 otherwise.
  */
 static void http_reuse_one_tls_connection_for_n_checks(void **state)
 {
@@ -718,7 +735,7 @@ static void http_reuse_one_tls_connection_for_n_checks(void **state)
 	pthread_t th;
 	EVP_PKEY *pk;
 	X509 *x;
-	int connects[7];
+	int connects[7], rnd[7];
 
 	(void)state;
 	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
@@ -736,7 +753,9 @@ static void http_reuse_one_tls_connection_for_n_checks(void **state)
 	for (int i = 0; i < 7; i++) {
 		if (i == 5)
 			cmk_http_drop_connections();
+		rnd[i] = reseeds;
 		assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+		rnd[i] = reseeds - rnd[i];
 		assert_int_equal(r.status, 200);
 		connects[i] = r.connects;
 		cmk_http_response_free(&r);
@@ -754,6 +773,10 @@ static void http_reuse_one_tls_connection_for_n_checks(void **state)
 		assert_int_equal(connects[i], 0);
 	assert_int_equal(connects[5], 1);
 	assert_int_equal(connects[6], 0);
+	print_message("http_tls_reseed_per_handshake: reseeds per request: %d %d %d %d %d %d %d\n",
+		      rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6]);
+	for (int i = 0; i < 7; i++)
+		assert_int_equal(rnd[i], connects[i] ? 1 : 0);
 }
 
 static _Atomic int64_t fake_epoch;
