@@ -7,8 +7,12 @@ of `rate` requests/s (burst: one second's worth); beyond it they are
 answered as AWS KMS answers a caller over its quota - HTTP 400,
 x-amzn-ErrorType and __type ThrottlingException - without reaching moto.
 SQS and everything else pass unlimited.  Every request is recorded:
-(time, kind, operation, status, throttled, client port); fleet.py maps the
-client port (each agent keeps its connection) to the agent.
+(answer time, kind, operation, status, throttled, client port, arrival
+time, proxy port).  fleet.py maps the client port (each agent keeps its
+connection) to the agent; or, exactly, the proxy port: listen(n) opens n
+more ports, one per agent, served by the same handler, so the port a
+request came in on says whose it is (SigV4 signs the host and port the
+agent was given, which reach moto unchanged in the Host header).
 
 The quota can be changed while it runs (set_rate); rate None: no quota.
 """
@@ -16,6 +20,8 @@ import http.client
 import http.server
 import json
 import queue
+import selectors
+import socket
 import socketserver
 import threading
 import time
@@ -51,7 +57,10 @@ class Proxy:
     def __init__(self, upstream_port, rate=None):
         self.upstream_port = upstream_port
         self.bucket = Bucket(rate)
-        self.records = []           # (t, kind, op, status, throttled, port)
+        self.records = []           # see record()
+        self.sel = selectors.DefaultSelector()
+        self.extra = []             # listen()'s sockets
+        self.acceptor = None
         self.rec_lock = threading.Lock()
         self.pool = queue.LifoQueue()
         self.errors = 0
@@ -64,6 +73,8 @@ class Proxy:
                 pass
 
             def _any(self):
+                t_in = time.time()
+                me = (t_in, self.request.getsockname()[1])
                 n = int(self.headers.get('Content-Length') or 0)
                 body = self.rfile.read(n) if n else b''
                 target = self.headers.get('X-Amz-Target') or ''
@@ -71,7 +82,7 @@ class Proxy:
                         'sqs' if target.startswith('AmazonSQS.') else 'other')
                 op = target.split('.', 1)[1] if '.' in target else self.command
                 if kind == 'kms' and not proxy.bucket.take():
-                    proxy.record(kind, op, 400, True, self.client_address[1])
+                    proxy.record(kind, op, 400, True, self.client_address[1], *me)
                     out = json.dumps({'__type': 'ThrottlingException',
                                       'message': 'Rate exceeded'}).encode()
                     self.send_response(400)
@@ -83,7 +94,7 @@ class Proxy:
                     return
                 status, headers, data = proxy.forward(self.command, self.path,
                                                       self.headers, body)
-                proxy.record(kind, op, status, False, self.client_address[1])
+                proxy.record(kind, op, status, False, self.client_address[1], *me)
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() not in ('content-length', 'transfer-encoding',
@@ -108,9 +119,42 @@ class Proxy:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def record(self, kind, op, status, throttled, port=0):
+    def record(self, kind, op, status, throttled, port=0, t_in=None, lport=0):
+        """(answer time, kind, op, status, throttled, client port,
+        arrival time (request headers read), proxy port)."""
+        now = time.time()
         with self.rec_lock:
-            self.records.append((time.time(), kind, op, status, throttled, port))
+            self.records.append((now, kind, op, status, throttled, port,
+                                 now if t_in is None else t_in, lport))
+
+    def listen(self, n):
+        """Open @n more ports on 127.0.0.1, served like the first; their numbers."""
+        ports = []
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(('127.0.0.1', 0))
+            s.listen(128)
+            s.setblocking(False)
+            self.extra.append(s)
+            self.sel.register(s, selectors.EVENT_READ)
+            ports.append(s.getsockname()[1])
+        if not self.acceptor:
+            # One thread accepts on all of them (not a serve_forever each:
+            # 1,000 threads polling twice a second on a busy machine).
+            self.acceptor = threading.Thread(target=self._accept, daemon=True)
+            self.acceptor.start()
+        return ports
+
+    def _accept(self):
+        while self.extra:
+            for key, _ in self.sel.select(0.5):
+                try:
+                    conn, addr = key.fileobj.accept()
+                except OSError:
+                    continue
+                conn.setblocking(True)
+                self.server.process_request(conn, addr)
 
     def forward(self, method, path, headers, body):
         try:
@@ -140,3 +184,10 @@ class Proxy:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+        socks, self.extra = self.extra, []
+        if self.acceptor:
+            self.acceptor.join()
+        for s in socks:
+            self.sel.unregister(s)
+            s.close()
+        self.sel.close()
