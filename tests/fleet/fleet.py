@@ -203,8 +203,12 @@ class PortMap(threading.Thread):
 class Fleet:
     """N agents, each in tmp/<name>/<i>: agent.conf, state/, audit.log."""
 
-    def __init__(self, h, name, n, interval_s, grace_s, hint_urls=None):
+    def __init__(self, h, name, n, interval_s, grace_s, hint_urls=None, ports=None):
         self.h, self.name, self.n = h, name, n
+        # ports: each agent's own proxy port (Proxy.listen), else the shared one
+        self.urls = ['http://127.0.0.1:%d' % p for p in ports] if ports else [h.proxy_url] * n
+        for i, p in enumerate(ports or []):
+            h.port_owner[p] = (name, i)
         self.dir = os.path.join(h.tmp, name)
         self.procs = []
         h.fleets.append(self)
@@ -237,9 +241,10 @@ class Fleet:
         for i in range(self.n):
             d = os.path.join(self.dir, str(i))
             err = open(os.path.join(d, 'stderr'), 'w')
+            env['AWS_ENDPOINT_URL_KMS'] = self.urls[i]
             self.procs.append(subprocess.Popen(
                 [self.h.agentbin, '--no-kernel', '--config', os.path.join(d, 'agent.conf')],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=dict(env),
                 start_new_session=True))
             err.close()
             self.h.portmap.add(self.procs[-1].pid, (self.name, i))
@@ -379,6 +384,7 @@ class Harness:
         self.proxy_url = 'http://127.0.0.1:%d' % self.proxy.port
         self.portmap = PortMap(self.proxy.port)
         self.portmap.start()
+        self.port_owner = {}        # an agent's own proxy port -> (fleet name, index)
         self.report = []
         self.series = {}
         self.fleets = []
@@ -411,7 +417,7 @@ class Harness:
         for r in self.proxy.records:
             if not (t0 <= r[0] < t1 and r[1] == 'kms'):
                 continue
-            who = self.portmap.who(r[5])
+            who = self.who(r)
             if not who or who[0] != fleet.name:
                 lost += 1
                 continue
@@ -419,6 +425,22 @@ class Harness:
             c[0] += 1
             c[1] += r[4]
         return out, lost
+
+    def who(self, r):
+        """The agent of record @r: by its own proxy port, else by client port."""
+        return self.port_owner.get(r[7]) or self.portmap.who(r[5])
+
+    def first_kms(self, fleet, t):
+        """Per agent of @fleet: the record of its first KMS request to arrive
+        at the proxy from @t on, or None.  Needs the agents' own ports."""
+        out = [None] * fleet.n
+        for r in list(self.proxy.records):
+            who = self.port_owner.get(r[7])
+            if r[1] != 'kms' or r[6] < t or not who or who[0] != fleet.name:
+                continue
+            if out[who[1]] is None or r[6] < out[who[1]][6]:
+                out[who[1]] = r
+        return out
 
     def per_second(self, name, t0, t1, marks, quota=None):
         """Per-second series from t0; @quota(second) the quota then, or None."""
@@ -577,6 +599,7 @@ class Harness:
         iv = a.hint_interval if hint else a.poll_interval
         name = 'hint' if hint else 'poll'
         urls = None
+        ports = self.proxy.listen(n)
         if hint:
             # moto's Publish reaches the first 100 subscriptions of a topic
             # (it reads one page of them): one topic per 100 agents, all
@@ -592,8 +615,9 @@ class Harness:
                 self.sns.subscribe(TopicArn=topics[i // SUBS_PER_TOPIC], Protocol='sqs', Endpoint=arn,
                                    Attributes={'RawMessageDelivery': 'true'})
                 # Through the proxy, so its requests are counted too.
-                urls.append(self.proxy_url + u[u.index('/', 8):])
-        fleet = Fleet(self, name, n, iv, a.grace, urls)
+                # Through the agent's own port of the proxy, as its KMS requests.
+                urls.append('http://127.0.0.1:%d' % ports[i] + u[u.index('/', 8):])
+        fleet = Fleet(self, name, n, iv, a.grace, urls, ports)
         self.proxy.set_rate(None)
         self.say('== (d) %s: %d agents, check_interval_s %d%s' % (
             name, n, iv, ', an SQS queue each, fed by one SNS topic' if hint else ', no hint'))
@@ -640,6 +664,7 @@ class Harness:
             q = [x[0] - s0 for x, s0 in zip(w, hs) if x and s0]
             self.say('(d) hint: SQS SentTimestamp -> wipe (per agent, its own queue) p50 %.3f s, p99 %.3f s, max %.3f s (%d agents)'
                      % (pct(q, 50), pct(q, 99), max(q) if q else float('nan'), len(q)))
+            self.d_breakdown(fleet, w, hs, tp)
         early = sum(1 for x in w if x and x[0] < tr)
         missing = sum(1 for x in w if x is None)
         rows = self.per_second(name, t0, time.time(), {'revoke': tr - t0})
@@ -658,6 +683,36 @@ class Harness:
             for i in range(n):
                 self.sqs.delete_queue(QueueUrl=self.sqs.get_queue_url(QueueName='cmk-vm-%d' % i)['QueueUrl'])
         return rate, late
+
+    def d_breakdown(self, fleet, w, hs, tp):
+        """The agent's part of publish -> wipe against the KMS's (moto's):
+        per agent, its first KMS request to arrive at the proxy after the
+        publish (its own proxy port says whose): publish and its message's
+        SentTimestamp -> that arrival (SQS delivery, the long poll's
+        return, hint_spread_ms, the agent's scheduling); arrival -> the
+        proxy's answer (moto's queue and work); answer -> the wipe in the
+        audit log (the agent again)."""
+        first = self.first_kms(fleet, tp)
+        got = [(i, r) for i, r in enumerate(first) if r]
+        pub = [r[6] - tp for _, r in got]
+        sent = [r[6] - hs[i] for i, r in got if hs[i]]
+        kms = [r[0] - r[6] for _, r in got]
+        after = [w[i][0] - r[0] for i, r in got if w[i] and w[i][0] >= r[6]]
+        ops = {}
+        for _, r in got:
+            k = '%s %s' % (r[2], r[3])
+            ops[k] = ops.get(k, 0) + 1
+
+        def s3(xs):
+            return 'p50 %.3f s, p99 %.3f s, max %.3f s' % (pct(xs, 50), pct(xs, 99),
+                                                           max(xs) if xs else float('nan'))
+        self.say("(d) hint: publish -> agent's KMS request %s; request arrival -> answer %s "
+                 '(per agent, its first KMS request at the proxy after the publish; %d of %d agents; %s)'
+                 % (s3(pub), s3(kms), len(got), fleet.n,
+                    ', '.join('%s: %d' % kv for kv in sorted(ops.items()))))
+        self.say("(d) hint: SQS SentTimestamp -> agent's KMS request %s (%d agents); answer -> wipe %s "
+                 '(%d agents, audit log times in ms; hint_spread_ms %d is in the agent\'s part)'
+                 % (s3(sent), len(sent), s3(after), len(after), self.args.hint_spread))
 
     def charts(self):
         if not shutil.which('gnuplot'):
@@ -723,11 +778,12 @@ def main():
                   % (a.hint_interval, hr, pct(hl, 50), pct(hl, 99), a.poll_interval, pr,
                      pct(pl, 50), pct(pl, 99), hr / pr if pr else float('nan')))
         with open(os.path.join(a.out, 'requests.csv'), 'w') as f:
-            f.write('# unix_time kind operation status throttled client_port agent(fleet/index, - unknown)\n')
+            f.write('# unix_time kind operation status throttled client_port agent(fleet/index, - unknown)'
+                    ' arrival_unix_time proxy_port\n')
             for r in h.proxy.records:
-                who = h.portmap.who(r[5])
-                f.write('%.3f %s %s %d %d %d %s\n' % (r[0], r[1], r[2], r[3], r[4], r[5],
-                                                       '%s/%d' % who if who else '-'))
+                who = h.who(r)
+                f.write('%.3f %s %s %d %d %d %s %.3f %d\n' % (r[0], r[1], r[2], r[3], r[4], r[5],
+                                                               '%s/%d' % who if who else '-', r[6], r[7]))
         with open(os.path.join(a.out, 'report.txt'), 'w') as f:
             f.write('\n'.join(h.report) + '\n')
         h.charts()
