@@ -24,7 +24,10 @@
 # - archive_command safety: archiving a segment again with the same
 #   content succeeds, with other content fails and leaves the archived
 #   object as it was; nothing but published objects is left in the
-#   archive.
+#   archive.  The "already archived" success is durable: the object and
+#   the archive directory are fsynced (strace -y sees both) before exit 0.
+# - restore_command: an archive the postgres user cannot search (EACCES,
+#   not ENOENT) stops recovery (exit 255), it is not "no such segment".
 set -u
 # shellcheck source=tests/storage/pg_lib.sh
 . "$(dirname "$0")/pg_lib.sh"
@@ -36,7 +39,7 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || echo "# $2"; fail
 check() { local name=$1; shift; if "$@"; then ok "$name"; else notok "$name"; fi; }
 # verdict NAME: ok if the command just before the call succeeded.
 verdict() { if [ $? -eq 0 ]; then ok "$1"; else notok "$1"; fi; }
-plan=19
+plan=21
 trap pg_cleanup EXIT
 echo "1..$plan"
 
@@ -197,6 +200,33 @@ else
 fi
 leftover=$(find "$arc" -mindepth 1 ! -name '*.esdk')
 check "postgres_pitr_archive_leaves_no_temporary_files" [ -z "$leftover" ]
+# The "already archived" path acknowledges a segment PostgreSQL then
+# deletes: the object and the directory entry must be on disk first.
+as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$arc" "$b" "$pg_dir/seg-same"
+as_pg strace -f -qq -y -e trace=fsync,fdatasync -o "$pg_dir/sync.trace" \
+	"$PG_SCRIPTS/cmk-wal-archive" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$arc" \
+	"$pg_dir/seg-same" "$b" 2>"$pg_dir/sync.err"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "sync([0-9]*<$arc/$b.esdk>)" "$pg_dir/sync.trace" &&
+   grep -q "sync([0-9]*<$arc>)" "$pg_dir/sync.trace"; then
+	ok "postgres_pitr_archive_again_syncs_object_and_dir"
+else
+	notok "postgres_pitr_archive_again_syncs_object_and_dir" "rc=$rc $(tr '\n' ' ' <"$pg_dir/sync.err") $(grep sync "$pg_dir/sync.trace" | tr '\n' ' ')"
+fi
+# An archive directory postgres cannot search: the lookup fails with
+# EACCES, which is not "not archived" (exit 1 would end recovery early).
+mode=$(stat -c %a "$arc")
+chmod 0600 "$arc"
+as_pg "$PG_SCRIPTS/cmk-wal-restore" "${PG_KEYARGS[@]}" --cluster "$sysid" --archive "$arc" \
+	"$a" "$pg_dir/eacces-seg" 2>"$pg_dir/eacces.err"
+rc=$?
+chmod "$mode" "$arc"
+if [ $rc -eq 255 ] && [ ! -e "$pg_dir/eacces-seg" ]; then
+	ok "postgres_pitr_restore_stops_on_unreadable_archive_eacces"
+	sed 's/^/# /' "$pg_dir/eacces.err"
+else
+	notok "postgres_pitr_restore_stops_on_unreadable_archive_eacces" "rc=$rc $(tr '\n' ' ' <"$pg_dir/eacces.err")"
+fi
 
 # 13-14: the objects are bound to the cluster: the same segment under
 # another cluster id is refused, and the base backup under another name.
