@@ -26,9 +26,11 @@
 #   of root's (it stays root's, nothing made in it), the version
 #   directory a symlink (dangling, or to root's directory: refused, not
 #   followed), PG_VERSION a symlink to a file only root can read (its
-#   content never in the output), a missing LOCATION whose parent
-#   postgres can write (refused: root makes nothing there); and a
-#   LOCATION spelt with a trailing slash is the same tablespace.
+#   content never in the output), DATADIR a symlink (refused), a
+#   missing LOCATION whose parent postgres can write (refused: root
+#   makes nothing there); a LOCATION spelt with a trailing slash is the
+#   same tablespace; a cluster with no tablespace yet (first start) is
+#   let through.
 # "The ephemeral device's mount root" ($eph) is root's, mode 0711, as
 # cmk-ephemeral DIR_MODE=0711 makes it in tests/boot.  There is no
 # dm-cmk device on the host: CMK_PG_TEST_NO_DM_CHECK=1 skips that check,
@@ -41,7 +43,7 @@ n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; [ $# -lt 2 ] || printf '%s\n' "$2" | sed 's/^/# /'; failed=1; }
-plan=14
+plan=16
 cleanup() {
 	pg_cleanup
 	[ -z "${root_dir:-}" ] || rm -rf "$root_dir"
@@ -130,6 +132,21 @@ else
 	notok postgres_temp_tablespace_script_idempotent "exit $rc: $msg"
 fi
 
+# A cluster with no tablespace yet (its first start, before CREATE
+# TABLESPACE, as tests/boot's pgsetup.sh starts it): let through, with a
+# message, nothing created.  (A copy of what the script reads.)
+fresh=$pg_dir/fresh
+as_pg mkdir -m 0700 "$fresh" "$fresh/global" "$fresh/pg_tblspc"
+as_pg cp "$data/PG_VERSION" "$fresh/"
+as_pg cp "$data/global/pg_control" "$fresh/global/"
+msg=$(tool "$fresh" "$eph/first" 2>&1)
+rc=$?
+if [ $rc -eq 0 ] && grep -q 'has no tablespace yet' <<<"$msg" && [ ! -e "$eph/first" ]; then
+	ok postgres_temp_tablespace_script_first_start_no_tablespace
+else
+	notok postgres_temp_tablespace_script_first_start_no_tablespace "exit $rc: $msg"
+fi
+
 # A LOCATION no tablespace links to: the server would silently put its
 # temp files in the data directory, so the start fails.
 msg=$(tool "$data" "$eph/elsewhere" 2>&1)
@@ -212,6 +229,17 @@ if [ $rc -eq 1 ] && ! grep -q SECRET <<<"$msg"; then
 	ok postgres_temp_tablespace_script_pg_version_symlink_no_leak
 else
 	notok postgres_temp_tablespace_script_pg_version_symlink_no_leak "exit $rc: $msg"
+fi
+
+# DATADIR a symlink (postgres can replace the data directory's name when
+# it owns the mount root): its target could be anybody's; refused.
+ln -s "$data" "$pg_dir/datalink"
+msg=$(tool "$pg_dir/datalink" "$loc" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && grep -q 'symbolic link is refused' <<<"$msg"; then
+	ok postgres_temp_tablespace_script_datadir_symlink_refused
+else
+	notok postgres_temp_tablespace_script_datadir_symlink_refused "exit $rc: $msg"
 fi
 
 # A missing LOCATION whose parent postgres can write (a mount root with
