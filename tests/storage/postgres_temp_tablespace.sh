@@ -233,10 +233,14 @@ fi
 
 # DATADIR a symlink (postgres can replace the data directory's name when
 # it owns the mount root): its target could be anybody's; refused.
+# Also as "LINK/" (stat would follow it) and as a path through it.
 ln -s "$data" "$pg_dir/datalink"
-msg=$(tool "$pg_dir/datalink" "$loc" 2>&1)
-rc=$?
-if [ $rc -eq 1 ] && grep -q 'symbolic link is refused' <<<"$msg"; then
+ln -s "$pg_dir" "$pg_dir/dirlink"
+msg=$(tool "$pg_dir/datalink" "$loc" 2>&1; echo "exit $?"
+	tool "$pg_dir/datalink/" "$loc" 2>&1; echo "exit $?"
+	tool "$pg_dir/dirlink/data" "$loc" 2>&1; echo "exit $?")
+rc=$(grep -c '^exit 1$' <<<"$msg")
+if [ "$rc" -eq 3 ] && [ "$(grep -c 'symbolic link' <<<"$msg")" -eq 3 ]; then
 	ok postgres_temp_tablespace_script_datadir_symlink_refused
 else
 	notok postgres_temp_tablespace_script_datadir_symlink_refused "exit $rc: $msg"
