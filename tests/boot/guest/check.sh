@@ -473,6 +473,9 @@ case $phase in
 		grep -q '^tempfile $PGTEMP/PG_15_[0-9]*/pgsql_tmp/pgsql_tmp' <<<'$spill' &&
 		! grep '^tempfile' <<<'$spill' | grep -qv '^tempfile $PGTEMP/'"
 	diag "temp files while the sort's cursor is open:" "$(grep -m 4 . <<<"$spill")"
+	diag "cmk-pg-temp-tablespace this boot:" \
+		"$(journalctl -b -u $PGUNIT --no-pager -o cat 2>&1 | grep -m 4 'cmk-pg-temp-tablespace')" \
+		"$(stat -c '%U %a %n' $PGTEMP $PGTEMP/PG_15_* 2>&1)"
 	# The table boot 1 wrote: on the persistent device, across boots.
 	sum=$(pg_sum 2>&1)
 	if [ "$phase" = 1 ]; then
