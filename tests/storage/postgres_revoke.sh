@@ -73,7 +73,7 @@ check "postgres_revoke_pgbench_completes_while_archiving_fails" [ $rc -eq 0 ]
 # The last segment written while revoked: from here on it is .ready.
 last=$(pg_switch $P)
 
-if grep -q "cmk-wal-archive: [0-9A-F]\{24\}: sealing failed (cmkctl seal exit 2): .*key disabled" "$src.log" &&
+if grep -q "cmk-wal-archive: [0-9A-F]\{24\}: sealing failed (cmkctl seal exit 2): .*\(key disabled\|CMK refused (disabled)\)" "$src.log" &&
    grep -q 'archive command failed with exit code 1' "$src.log"; then
 	ok "postgres_revoke_archive_command_fails_clearly_in_server_log"
 	grep -m 2 'cmk-wal-archive: .*: \(sealing failed\|not archived\)' "$src.log" | sed 's/^/# /'
