@@ -581,10 +581,13 @@ case $phase in
 		out=$(runuser -u postgres -- "$PGLIB/cmk-wal-archive" --socket $SOCK --cluster "$sysid" \
 			--archive "$ra" "$ra.src" "$seg" 2>&1)
 		rc=$?
-		check boot2_revoke_wal_archiving_fails_clearly bash -c "
-			[ $rc = 1 ] && [ -z \"\$(ls -A $ra)\" ] &&
-			grep -q '$seg: sealing failed (cmkctl seal exit 2): .*revoked' <<<'$out' &&
-			grep -q '$seg: not archived; it stays in pg_wal' <<<'$out'"
+		# The message goes through the environment, not into the script's
+		# text: it may hold any character (the agent's own has a quote).
+		check boot2_revoke_wal_archiving_fails_clearly \
+			env OUT="$out" RC="$rc" RA="$ra" SEG="$seg" bash -c '
+			[ "$RC" = 1 ] && [ -z "$(ls -A "$RA")" ] &&
+			grep -q "$SEG: sealing failed (cmkctl seal exit 2): .*revoked" <<<"$OUT" &&
+			grep -q "$SEG: not archived; it stays in pg_wal" <<<"$OUT"'
 		diag "cmk-wal-archive while revoked: exit $rc:" "$out"
 	else
 		not_ok boot2_revoke_wal_archiving_fails_clearly "no segment archived before the deny"
