@@ -194,10 +194,10 @@ check aws_hint_restore_only_on_kms_yes wait_for 30 is_active vm1
 c0=$(checks vm1)
 for i in $(seq 20); do
 	"$cmkctl" --config "$T/vm1/agent.conf" check-now --wait 60 >"$T/cn.$i" 2>&1 &
-	pids[i]=$!
+	cn_pids[i]=$!
 done
 cn_ok=0
-for i in $(seq 20); do wait "${pids[i]}" && cn_ok=$((cn_ok + 1)); done
+for i in $(seq 20); do wait "${cn_pids[i]}" && cn_ok=$((cn_ok + 1)); done
 echo "# hint: 20 concurrent check-now: $cn_ok answered, $(($(checks vm1) - c0)) KMS check(s)"
 if [ "$cn_ok" -eq 20 ]; then ok aws_hint_check_now_twenty_concurrent_callers_answered "$cn_ok/20"
 else nok aws_hint_check_now_twenty_concurrent_callers_answered "$cn_ok/20: $(cat "$T"/cn.* | sort | uniq -c | head -3)"; fi
