@@ -88,8 +88,10 @@ static uint64_t loop_now(struct cmk_loop *l)
 	}
 	if (l->fails)
 		l->first_fail_ms += d;
-	if (l->fails && l->run_kms_throttled)
+	if (l->fails && l->run_kms_throttled) {
 		l->last_kms_throttled_ms += d;
+		l->bridge_fail_ms += d;
+	}
 	if (l->boot_ret == -EINPROGRESS)
 		l->boot_start_ms += d;
 	return now;
@@ -300,7 +302,11 @@ static uint64_t first_check_ms(const struct cmk_loop *l)
  * the longest wait between two checks of a throttled run (the window)
  * plus one check's deadline, so that a timeout or a 5xx among throttled
  * answers does not wipe a fleet that overloads its KMS, while a KMS that
- * stopped answering "throttled" meets the policy one window later.
+ * stopped answering "throttled" meets the policy one window later.  A
+ * single other failure right after a throttled answer (bridge_fail_ms)
+ * counts as one: it is followed by a paced gap, not the failure backoff,
+ * so the check after it answers within that window too; a second one in
+ * a row does not.
  */
 static uint64_t grace_end_ms(const struct cmk_loop *l)
 {
@@ -309,7 +315,9 @@ static uint64_t grace_end_ms(const struct cmk_loop *l)
 
 	if (!l->run_kms_throttled)
 		return end;
-	ext = l->last_kms_throttled_ms + throttle_cap_ms(l) + l->check_timeout_ms;
+	ext = l->last_kms_throttled_ms > l->bridge_fail_ms ?
+	      l->last_kms_throttled_ms : l->bridge_fail_ms;
+	ext += throttle_cap_ms(l) + l->check_timeout_ms;
 	if (ext <= end)
 		return end;
 	return ext < cap ? ext : cap;
@@ -445,6 +453,7 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 	if (!l->fails++) {
 		l->first_fail_ms = started;
 		l->run_kms_throttled = false;
+		l->bridge_fail_ms = 0;
 	}
 	if (throttled) {
 		uint64_t ra = l->last_err.retry_after_ms;
@@ -457,6 +466,16 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 		l->throttled_total++;
 		l->hold_until_ms = now + (ra < cap ? ra : cap);
 		l->next_check_ms = now + throttle_backoff_ms(l, ra);
+	} else if (l->throttled && l->run_kms_throttled) {
+		/*
+		 * A 5xx or a timeout right after the KMS's own "throttled":
+		 * still paced as throttled (not the failure backoff, up to two
+		 * intervals), and the extension runs a window past it
+		 * (grace_end_ms()), so the next answer comes within it.
+		 */
+		l->throttles = 0;
+		l->bridge_fail_ms = now;
+		l->next_check_ms = now + paced_gap_ms(l, throttle_cap_ms(l));
 	} else {
 		l->throttles = 0;
 		l->next_check_ms = now + failure_backoff_ms(l, l->fails);

@@ -2049,11 +2049,12 @@ static void agentloop_throttle_definitive_revokes_at_once(void **state)
  * One timeout (or 5xx) among throttled answers, after grace_s, does not
  * wipe: a KMS throttled answer came within the last throttle window +
  * check_timeout_ms.  Once the KMS stops answering "throttled" (every check
- * times out), the policy applies that long after the last throttled answer.
- * Oracle: no wipe at the first timeout past grace_s; a wipe
- * (kms_unreachable) later, no later than the last throttled answer + window
- * (2 min: a quarter of grace_s + throttle_grace_s) + 12 s, and no later
- * than grace_s + throttle_grace_s after the first failure.
+ * times out), the policy applies that long after the first of those
+ * failures (it bridges one gap: agentloop.h "grace").  Oracle: no wipe at
+ * the first timeout past grace_s; a wipe (kms_unreachable) later, exactly
+ * the window (2 min: a quarter of grace_s + throttle_grace_s) + 12 s after
+ * the first failure that was not throttled, and no later than grace_s +
+ * throttle_grace_s after the first failure.
  */
 static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 {
@@ -2061,7 +2062,7 @@ static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 	struct fake f = { .rng = 31, .script = script };
 	struct cmk_config c = throttle_cfg(60, 420);
 	struct cmk_loop l;
-	uint64_t first, last_y, w = 120000;
+	uint64_t first, last_y, last_t, w = 120000;
 
 	(void)state;
 	memset(script, 'y', sizeof(script) - 1);
@@ -2080,14 +2081,16 @@ static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 	assert_true(f.now > first + 60000);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
 	assert_int_equal(l.state, CMK_LS_DEGRADED);
+	last_t = f.check_started_at[f.checks_started - 1];	/* answered at once */
 	run_until(&l, &f, first + 480000);
 	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
 	assert_int_equal(l.state, CMK_LS_UNREACHABLE);
-	print_message("last throttled answer +%llu s, first failure +%llu s: wiped\n",
+	print_message("last throttled answer +%llu s, first 5xx +%llu s, first failure +%llu s: wiped\n",
 		      (unsigned long long)(f.first_wipe_at - last_y) / 1000,
+		      (unsigned long long)(f.first_wipe_at - last_t) / 1000,
 		      (unsigned long long)(f.first_wipe_at - first) / 1000);
-	assert_true(f.first_wipe_at <= last_y + w + c.check_timeout_ms);
-	assert_true(f.first_wipe_at >= last_y + w + c.check_timeout_ms);	/* not sooner */
+	assert_true(f.first_wipe_at <= last_t + w + c.check_timeout_ms);
+	assert_true(f.first_wipe_at >= last_t + w + c.check_timeout_ms);	/* not sooner */
 	assert_true(f.first_wipe_at <= first + 480000);
 }
 
@@ -3165,6 +3168,67 @@ static void agentloop_throttle_fleet_half_quota_with_hint_flood(void **state)
 	assert_true(ttw[FLEET_N - 1] <= bound);
 }
 
+/*
+ * Every check of a run throttled by the KMS but one, a 5xx ('t') or a
+ * timeout ('T') after grace_s, in the throttle extension; 120 s and 300 s
+ * checks (throttle window clamped to two intervals: a plain failure
+ * backoff of up to two intervals after a paced gap of up to 3/4 of it
+ * went past the extension).  Oracle: agentloop.h "grace" - a fleet that
+ * overloads its KMS must not wipe itself because one timeout or 5xx came
+ * among its throttled answers: over 100 random streams, no wipe before
+ * grace_s + throttle_grace_s.  Before the fix (review 16c H1) 27 of 100
+ * wiped at 300 s checks.  And a KMS that keeps throttling still meets the
+ * policy at grace_s + throttle_grace_s (the wipe bound).
+ */
+static int one_fail_k;
+static char one_fail_letter;
+
+static char throttled_but_one(struct fake *f)
+{
+	return f->checks_started == one_fail_k ? one_fail_letter : 'y';
+}
+
+static void one_failure_in_throttle(uint32_t iv_ms, char letter)
+{
+	int wiped = 0, late = 0;
+
+	for (uint32_t seed = 1; seed <= 100; seed++) {
+		struct fake f = { .rng = seed * 2654435761u, .decide = throttled_but_one };
+		struct cmk_config c = throttle_cfg(300, 900);
+		struct cmk_loop l;
+		uint64_t first;
+
+		c.check_interval_ms = iv_ms;
+		c.lease_ms = 2 * iv_ms + 40000;
+		one_fail_letter = letter;
+		one_fail_k = 1000;
+		boot_with(&l, &f, &c);
+		run_answers(&l, &f, 1);
+		first = f.check_started_at[0];
+		while (f.now < first + 300000)	/* past grace_s */
+			run_answers(&l, &f, 1);
+		one_fail_k = f.checks_started;	/* the next check fails */
+		run_until(&l, &f, first + 1200000 - 1);
+		wiped += f.wipes[DM_CMK_REASON_KMS_UNREACHABLE] > 0;
+		run_until(&l, &f, first + 1200000);
+		late += f.wipes[DM_CMK_REASON_KMS_UNREACHABLE] == 0;
+	}
+	print_message("%u s checks, all throttled but one '%c' past grace_s: %d of 100 wiped before grace_s + throttle_grace_s, %d not at it\n",
+		      iv_ms / 1000, letter, wiped, late);
+	assert_int_equal(wiped, 0);
+	assert_int_equal(late, 0);
+}
+
+static void agentloop_throttle_one_5xx_in_extension_no_early_wipe(void **state)
+{
+	(void)state;
+	one_failure_in_throttle(30000, 't');
+	one_failure_in_throttle(120000, 't');
+	one_failure_in_throttle(300000, 't');
+	one_failure_in_throttle(300000, 'T');
+	one_failure_in_throttle(120000, 'T');
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3258,6 +3322,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_new_run_after_a_yes_has_plain_grace_s),
 		cmocka_unit_test(agentloop_sleep_during_throttle_keeps_the_extension),
 		cmocka_unit_test(agentloop_throttle_fleet_half_quota_with_hint_flood),
+		cmocka_unit_test(agentloop_throttle_one_5xx_in_extension_no_early_wipe),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
