@@ -275,17 +275,22 @@ static uint64_t pace_after_yes(struct cmk_loop *l)
  * to the agents still waiting for their answer.  A hint (an EnableKey
  * event, cmkctl check-now) still checks at once.
  */
-static uint64_t revoked_gap_ms(const struct cmk_loop *l, unsigned int n)
+static uint64_t revoked_window_ms(const struct cmk_loop *l, unsigned int n)
 {
 	uint64_t cap = (uint64_t)l->interval_ms * CMK_REVOKED_MAX_INTERVALS;
 	uint64_t w = l->interval_ms;
 
-	if (n <= 1)
-		return 0;
 	while (n-- > 1 && w < cap)
 		w *= 2;
-	if (w > cap)
-		w = cap;
+	return w < cap ? w : cap;
+}
+
+static uint64_t revoked_gap_ms(const struct cmk_loop *l, unsigned int n)
+{
+	uint64_t w = revoked_window_ms(l, n);
+
+	if (n <= 1)
+		return 0;
 	return w / 2 + l->ops->random(l->ctx) % (w / 2 + 1);
 }
 
@@ -774,15 +779,17 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 
 /*
  * The backoff window the KMS load is held to while the run of checks is
- * throttled (or paced back up after a throttle) or failing; 0 when it is
- * healthy, or when the last answer was a no (a revoked agent's hint
- * checks at once: it may be the key coming back; once the KMS throttles
- * or fails it, the window holds again).
+ * throttled (or paced back up after a throttle) or failing, or while the
+ * last answer was a no: the revoked schedule's window, one interval after
+ * the first no, doubling with each no up to CMK_REVOKED_MAX_INTERVALS (a
+ * revoked agent's hint checks at once while tokens are left - it may be
+ * the key coming back - but a flood of them must not ask a no a second,
+ * nor once an interval: review 16c M1).  0 when healthy.
  */
 static uint64_t hint_window_ms(const struct cmk_loop *l)
 {
 	if (l->last_no)
-		return 0;
+		return revoked_window_ms(l, l->revokes);
 	if (l->pace_ms)
 		return l->pace_ms;
 	if (l->fails)

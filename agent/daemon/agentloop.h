@@ -160,8 +160,11 @@
  *                      (scheduled, or when a token is back).  Never
  *                      inside a hold the KMS asked for (Retry-After): the
  *                      check starts when it ends.  While the last answer
- *                      is a no (revoked) a hint checks at once, unbudgeted
- *                      (the key may be back).
+ *                      is a no (revoked) the window is the revoked
+ *                      schedule's (one interval after the first no,
+ *                      doubling up to CMK_REVOKED_MAX_INTERVALS): a hint
+ *                      checks at once while a token is left (the key may
+ *                      be back), a flood costs one check per window.
  *   failed             a hint whose check fails - throttled, a 5xx, a
  *                      local error, no answer by its deadline - stays
  *                      pending (its queue message is gone) and is asked

@@ -44,6 +44,9 @@ void cmk_load_of(const struct cmk_config *cfg, struct cmk_load *out)
 	out->hint_flood_healthy = per_hour(CMK_HINT_MIN_GAP_MS);
 	out->hint_flood_throttled = out->throttled + per_hour(out->throttle_window_ms);
 	out->hint_flood_failing = out->failing + per_hour(fail_w);
+	/* Revoked: the budget refills once a revoked window (at its cap). */
+	out->hint_flood_revoked = out->revoked +
+		per_hour((double)cfg->check_interval_ms * CMK_REVOKED_MAX_INTERVALS);
 	out->hint_retries = CMK_HINT_RETRIES;
 }
 
@@ -61,11 +64,11 @@ void cmk_load_print(FILE *f, const struct cmk_config *cfg)
 		cfg->check_interval_ms, cfg->jitter_pct, l.mean_gap_ms / 1000);
 	fprintf(f, "KMS requests per VM per hour: %.1f steady; %.1f while checks fail; %.1f while the KMS throttles (window %.0f s); %.1f while revoked; +1 per agent start\n",
 		l.steady, l.failing, l.throttled, l.throttle_window_ms / 1000.0, l.revoked);
-	fprintf(f, "each hint: +1 request (hints coalesce until their check starts; +up to %u quick retries while the KMS throttles it)\n",
+	fprintf(f, "each hint: +1 request (hints coalesce until their check starts; +up to %u quick retries while its check fails: throttled, 5xx, timeout)\n",
 		l.hint_retries);
-	fprintf(f, "a flood of hints at most: %.1f per hour healthy or revoked (one per %.0f s); %.1f while the KMS throttles; %.1f while checks fail (the schedule + one per backoff window)\n",
+	fprintf(f, "a flood of hints at most: %.1f per hour healthy (one per %.0f s); %.1f while the KMS throttles; %.1f while checks fail; %.1f while revoked (the schedule + one per backoff window)\n",
 		l.hint_flood_healthy, CMK_HINT_MIN_GAP_MS / 1000.0, l.hint_flood_throttled,
-		l.hint_flood_failing);
+		l.hint_flood_failing, l.hint_flood_revoked);
 	fprintf(f, "a revocation while the KMS throttles every check wipes the keys within %.0f s (policy wipe or poweroff)\n",
 		cmk_loop_wipe_bound_ms(cfg) / 1000.0);
 	fprintf(f, "largest fleet on one CMK within its quota (steady):\n");

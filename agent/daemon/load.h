@@ -11,9 +11,9 @@
  * checks fail, half the largest failure window (one interval); while the
  * KMS throttles, half the throttle window; revoked, three quarters of
  * CMK_REVOKED_MAX_INTERVALS intervals.  Hints add one check each, at most
- * one per CMK_HINT_MIN_GAP_MS, and while the checks back off at most one
- * per backoff window (plus CMK_HINT_RETRIES quick retries of a throttled
- * hint).  A boot (or agent start) adds one unseal.
+ * one per CMK_HINT_MIN_GAP_MS, and while the checks back off (revoked
+ * too) at most one per backoff window (plus CMK_HINT_RETRIES quick
+ * retries of a hint whose check failed: throttled, 5xx, timeout).  A boot (or agent start) adds one unseal.
  */
 #ifndef CMK_LOAD_H
 #define CMK_LOAD_H
@@ -35,7 +35,10 @@
  * @hint_flood_throttled: ... while the KMS throttles (its schedule + one
  *	hint check per throttle window)
  * @hint_flood_failing: ... while checks fail (not throttled)
- * @hint_retries: quick retries of a throttled hint check, per throttle
+ * @hint_flood_revoked: ... while every answer is no (its schedule + one
+ *	hint check per revoked window, at its cap)
+ * @hint_retries: quick retries of a hint whose check failed (throttled,
+ *	5xx, timeout), until the KMS says yes or no
  */
 struct cmk_load {
 	double mean_gap_ms;
@@ -47,6 +50,7 @@ struct cmk_load {
 	double hint_flood_healthy;
 	double hint_flood_throttled;
 	double hint_flood_failing;
+	double hint_flood_revoked;
 	unsigned int hint_retries;
 };
 

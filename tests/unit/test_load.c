@@ -103,6 +103,8 @@ static void fleet_load_throttled_five_minute_checks(void **state)
 	near(l.hint_flood_healthy, 3600.0);
 	near(l.hint_flood_throttled, 12.0 + 6.0);
 	near(l.hint_flood_failing, 12.0 + 6.0);
+	/* Revoked, the budget refills once per 8 intervals (review 16c M1). */
+	near(l.hint_flood_revoked, 2.0 + 1.5);
 	assert_int_equal(l.hint_retries, 4);
 }
 
