@@ -66,6 +66,7 @@ struct fake {
 	int renews, restores, actions, forgets;
 	int checks_started, unseals_started, answered, cancels;
 	uint64_t check_started_at[64];
+	uint64_t unseal_started_at[8];
 	int maintain_busy;	/* the next restores answer -EBUSY */
 	char log[1024];		/* C U: job started; K: KEK adopted; F: forget; R: KEY_SET; W: wipe */
 	size_t nlog;
@@ -134,6 +135,8 @@ static void f_start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline)
 		f->checks_started++;
 		logc(f, 'C');
 	} else {
+		if (f->unseals_started < 8)
+			f->unseal_started_at[f->unseals_started] = f->now;
 		f->unseals_started++;
 		logc(f, 'U');
 	}
@@ -1803,7 +1806,7 @@ static void agentloop_throttle_boot_spreads_unseals(void **state)
 	static char many_y[64];
 	struct cmk_config c = throttle_cfg(300, 900);
 	unsigned long total = 0;
-	int most = 0;
+	int most = 0, same[5] = { 0 }, crowded = 0;
 
 	(void)state;
 	memset(many_y, 'y', sizeof(many_y) - 1);
@@ -1824,11 +1827,20 @@ static void agentloop_throttle_boot_spreads_unseals(void **state)
 		total += f.unseals_started;
 		if (f.unseals_started > most)
 			most = f.unseals_started;
+		/* The first retry, 50-1000 ms after the unseal: which fifth. */
+		assert_true(f.unseals_started >= 2);
+		same[(f.unseal_started_at[1] - f.unseal_started_at[0]) * 5 / 1001]++;
 	}
-	print_message("# throttled boot: %.1f unseals per agent in 60 s (most %d)\n",
-		      total / 200.0, most);
+	for (int i = 0; i < 5; i++)
+		crowded = same[i] > crowded ? same[i] : crowded;
+	print_message("# throttled boot: %.1f unseals per agent in 60 s (most %d); first retries per fifth of 1 s: %d %d %d %d %d\n",
+		      total / 200.0, most, same[0], same[1], same[2], same[3], same[4]);
 	assert_true(most <= 16);
 	assert_true(total <= 200 * 10);
+	/* Spread in time, not all at once (review 16c B7): each fifth has some. */
+	for (int i = 0; i < 5; i++)
+		assert_true(same[i] >= 10);
+	assert_true(crowded <= 80);
 }
 
 /*
@@ -2919,6 +2931,42 @@ static void agentloop_hint_revoked_after_throttle_checks_at_once(void **state)
 }
 
 /*
+ * A yes after a no clears "the last answer was a no": the VM is healthy
+ * again, and its hints are no longer held to the revoked budget.  Oracle:
+ * agentloop.h "backoff" - healthy, hint checks are only paced
+ * CMK_HINT_MIN_GAP_MS apart: after a no and a yes, 2 * CMK_HINT_BURST
+ * operator hints 2 s apart each check at once (review 16c M23: a mutant
+ * keeping last_no survived; with it the hints past the burst waited).
+ */
+static void agentloop_hint_yes_after_no_clears_revoked_budget(void **state)
+{
+	struct fake f = { .rng = 17, .script = "do" };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t;
+	int n0;
+
+	(void)state;
+	c.check_interval_ms = 300000;
+	c.lease_ms = 600000;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);			/* no */
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_true(l.last_no);
+	run_answers(&l, &f, 2);			/* yes (EnableKey), the unseal */
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_false(l.last_no);
+	n0 = f.checks_started;
+	for (int i = 1; i <= 2 * CMK_HINT_BURST; i++) {
+		t = f.now + 2000;
+		run_until(&l, &f, t);
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, t);
+		assert_int_equal(f.checks_started, n0 + i);
+	}
+}
+
+/*
  * Revoked, and the KMS then throttles (a revoked fleet among VMs still
  * waiting for their no): a hint flood is held to the budget again, and a
  * throttled hint is not retried quickly (no key left to wipe).  Oracle:
@@ -3440,6 +3488,7 @@ int main(void)
 		cmocka_unit_test(agentloop_sleep_during_throttle_keeps_the_extension),
 		cmocka_unit_test(agentloop_throttle_fleet_half_quota_with_hint_flood),
 		cmocka_unit_test(agentloop_throttle_one_5xx_in_extension_no_early_wipe),
+		cmocka_unit_test(agentloop_hint_yes_after_no_clears_revoked_budget),
 		cmocka_unit_test(agentloop_throttle_fleet_revoked_hint_flood_keeps_the_budget),
 	};
 
