@@ -300,9 +300,18 @@ static void *epoch_arg;
  * the usual way sends a close_notify alert, one record under the parent's
  * keys and nonces.  Before such a share is cleaned up, each socket is
  * replaced (dup2) by an unconnected one, so the alert goes nowhere and
- * libcurl closes what it believes is its socket.
+ * libcurl closes what it believes is its socket; where that cannot be
+ * done, the socket is shut down, so the alert fails to send.
+ *
+ * So only a socket in this table may be kept.  An attempt keeps its
+ * connection only if it could reserve SHARE_SOCKS_PER_ATTEMPT slots
+ * first (the most it holds at once: one IPv4 and one IPv6 connect under
+ * happy eyeballs); otherwise it runs outside the share, and its
+ * connection is closed when it ends, as with an unknown epoch.  A full
+ * table costs a handshake, never the request.
  */
 #define SHARE_SOCKS_MAX 32
+#define SHARE_SOCKS_PER_ATTEMPT 2
 /* Its own lock: libcurl closes sockets from inside curl_share_cleanup(). */
 static pthread_mutex_t socks_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -310,6 +319,15 @@ static struct {
 	CURLSH *sh;
 } share_socks[SHARE_SOCKS_MAX];
 static unsigned int n_share_socks;
+/* Slots promised to attempts under way, not yet filled (socks_mu). */
+static unsigned int n_share_reserved;
+
+/* One attempt's use of the share (CURLOPT_OPENSOCKETDATA). */
+struct share_attempt {
+	CURLSH *sh;		/* NULL: this attempt keeps nothing */
+	unsigned int reserved;	/* its slots not yet filled */
+	bool untracked;		/* it opened a socket past its reservation */
+};
 static bool share_forked;	/* retired for a VM-fork epoch change */
 
 static void share_data_init(void)
@@ -360,13 +378,14 @@ static void share_mute(CURLSH *sh)
 		if (share_socks[i].sh != sh)
 			continue;
 		nfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (nfd < 0) {
-			/* No fd to spare: shut it, an alert then fails (EPIPE). */
+		/*
+		 * No fd to spare, or no dup2: shut it, an alert then fails
+		 * (EPIPE) instead of reaching the peer.
+		 */
+		if (nfd < 0 || dup2(nfd, share_socks[i].fd) < 0)
 			shutdown(share_socks[i].fd, SHUT_RDWR);
-			continue;
-		}
-		dup2(nfd, share_socks[i].fd);
-		close(nfd);
+		if (nfd >= 0)
+			close(nfd);
 	}
 	pthread_mutex_unlock(&socks_mu);
 }
@@ -384,10 +403,47 @@ static void share_reap(void)
 	}
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION of a request that keeps its connection. */
+/*
+ * May the attempt @at keep its connection in @sh?  Reserves its slots if
+ * so; share_attempt_end() gives back what it did not use.
+ */
+static bool share_attempt_begin(struct share_attempt *at, CURLSH *sh)
+{
+	memset(at, 0, sizeof(*at));
+	if (!sh)
+		return false;
+	pthread_mutex_lock(&socks_mu);
+	if (n_share_socks + n_share_reserved + SHARE_SOCKS_PER_ATTEMPT <= SHARE_SOCKS_MAX) {
+		n_share_reserved += SHARE_SOCKS_PER_ATTEMPT;
+		at->reserved = SHARE_SOCKS_PER_ATTEMPT;
+		at->sh = sh;
+	}
+	pthread_mutex_unlock(&socks_mu);
+	return at->sh != NULL;
+}
+
+static void share_attempt_end(struct share_attempt *at)
+{
+	if (!at->sh)
+		return;
+	pthread_mutex_lock(&socks_mu);
+	n_share_reserved -= at->reserved;
+	at->reserved = 0;
+	pthread_mutex_unlock(&socks_mu);
+	/*
+	 * A connection that could not be tracked may be kept in the share:
+	 * retire the share now, so it is closed (in this epoch) once its
+	 * last user is done, rather than muted in a later one.
+	 */
+	if (at->untracked)
+		cmk_http_drop_connections();
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION of an attempt that keeps its connection. */
 static curl_socket_t share_sock_open(void *clientp, curlsocktype purpose,
 				     struct curl_sockaddr *a)
 {
+	struct share_attempt *at = clientp;
 	curl_socket_t fd;
 
 	(void)purpose;
@@ -395,14 +451,20 @@ static curl_socket_t share_sock_open(void *clientp, curlsocktype purpose,
 	if (fd < 0)
 		return CURL_SOCKET_BAD;
 	pthread_mutex_lock(&socks_mu);
-	if (n_share_socks == SHARE_SOCKS_MAX) {
-		/* Not one that could be muted: not one to keep either. */
+	if (at->reserved) {
+		at->reserved--;
+		n_share_reserved--;
+	} else if (n_share_socks + n_share_reserved >= SHARE_SOCKS_MAX) {
+		/*
+		 * Past its reservation (a third address after two failed
+		 * connects) and no slot left: proceed, but untracked.
+		 */
+		at->untracked = true;
 		pthread_mutex_unlock(&socks_mu);
-		close(fd);
-		return CURL_SOCKET_BAD;
+		return fd;
 	}
 	share_socks[n_share_socks].fd = fd;
-	share_socks[n_share_socks].sh = clientp;
+	share_socks[n_share_socks].sh = at->sh;
 	n_share_socks++;
 	pthread_mutex_unlock(&socks_mu);
 	return fd;
@@ -463,6 +525,7 @@ static CURLSH *share_get(void)
 		share_forked = false;
 		pthread_mutex_lock(&socks_mu);
 		n_share_socks = 0;
+		n_share_reserved = 0;
 		pthread_mutex_unlock(&socks_mu);
 	}
 	if (share && !share_retired && share_epoch != epoch) {
@@ -768,7 +831,7 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 			 const struct cmk_http_request *req,
 			 struct curl_slist *hl, struct cmk_http_response *resp,
 			 const enum cmk_url_use *plain_use, char *errbuf,
-			 CURLSH *sh)
+			 struct share_attempt *at)
 {
 	CURL *c = curl_easy_init();
 	CURLcode rc = CURLE_OK;
@@ -813,12 +876,13 @@ static CURL *make_handle(const struct cmk_http_opts *o,
 	if (!resp->sink)
 		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)resp->max_body);
 	/* The connection outlives the handle: the next check reuses it. */
-	if (sh) {
-		SET(CURLOPT_SHARE, sh);
+	if (at->sh) {
+		SET(CURLOPT_SHARE, at->sh);
 		SET(CURLOPT_OPENSOCKETFUNCTION, share_sock_open);
-		SET(CURLOPT_OPENSOCKETDATA, (void *)sh);
+		SET(CURLOPT_OPENSOCKETDATA, (void *)at);
+		/* Kept with the connection: must outlive this attempt. */
 		SET(CURLOPT_CLOSESOCKETFUNCTION, share_sock_close);
-		SET(CURLOPT_CLOSESOCKETDATA, (void *)sh);
+		SET(CURLOPT_CLOSESOCKETDATA, (void *)at->sh);
 	}
 	if (o->ca_bundle)
 		SET(CURLOPT_CAINFO, o->ca_bundle);
@@ -862,6 +926,7 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 	int max = o->max_attempts > 0 ? o->max_attempts : 3;
 	enum cmk_url_use use = o->no_proxy ? CMK_URL_METADATA : CMK_URL_KMS;
 	struct curl_slist *hl = NULL;
+	struct share_attempt at;
 	CURLSH *sh = NULL;
 	bool plain;
 	char errbuf[CURL_ERROR_SIZE];
@@ -916,8 +981,10 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 					  req->method, req->url, attempt);
 			break;
 		}
-		c = make_handle(o, req, hl, resp, plain ? &use : NULL, errbuf, sh);
+		share_attempt_begin(&at, sh);
+		c = make_handle(o, req, hl, resp, plain ? &use : NULL, errbuf, &at);
 		if (!c) {
+			share_attempt_end(&at);
 			ret = cmk_errf(e, -EINVAL, "http: cannot set up a request to %s",
 				       req->url);
 			break;
@@ -933,6 +1000,7 @@ int cmk_http_do_sink(const struct cmk_http_opts *o,
 				resp->connects += (int)nc;
 		}
 		curl_easy_cleanup(c);
+		share_attempt_end(&at);
 		resp->retry_after_ms = rc == CURLE_OK ? retry_after(resp) : 0;
 		if (resp->body == NULL && rc == CURLE_OK &&
 		    grow_append(&resp->body, &resp->body_len, &resp->body_cap,

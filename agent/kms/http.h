@@ -20,7 +20,9 @@
  * buffers are still freed and wiped after every request.
  * cmk_http_drop_connections() closes them (every provider reset: a
  * revocation, a wipe, a VM fork), and none is reused across a change of
- * the VM-fork epoch (cmk_http_set_epoch_source()).
+ * the VM-fork epoch (cmk_http_set_epoch_source()).  Only a connection
+ * whose socket http.c tracks is kept; a request made while its table is
+ * full still goes out, on a connection closed when the request ends.
  * The calling thread's deadline (deadline.h: one budget for a whole CMK
  * check) bounds it all: each attempt's timeouts are clamped to what is
  * left, no retry starts once the backoff would reach it, and a transfer

@@ -862,6 +862,287 @@ static void http_vmfork_epoch_change_never_reuses_connection(void **state)
 	assert_true(k.notified[4]);
 }
 
+/* ---- a full socket table, a failed dup2 ------------------------------------ */
+
+/*
+ * A plain HTTP peer that holds every request it accepts unanswered until
+ * released, so that many requests are under way at once.
+ */
+#define HOLD_MAX 48
+
+struct hold_peer {
+	int lfd;
+	int port;
+	int fds[HOLD_MAX];
+	atomic_int accepted;
+	atomic_bool release;
+};
+
+/* Read one request (head + Content-Length body) from @fd; best effort. */
+static void hold_read_request(int fd)
+{
+	char buf[4096];
+	size_t len = 0;
+
+	while (len < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		char *end, *cl;
+
+		if (n <= 0)
+			return;
+		len += (size_t)n;
+		buf[len] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+		if (!end)
+			continue;
+		cl = strcasestr(buf, "\r\nContent-Length:");
+		if (len >= (size_t)(end + 4 - buf) + (cl ? strtoul(cl + 17, NULL, 10) : 0))
+			return;
+	}
+}
+
+static void *hold_peer_serve(void *arg)
+{
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+				     "Connection: close\r\n\r\n{}";
+	struct hold_peer *h = arg;
+	int n = 0;
+
+	while (!atomic_load(&h->release)) {
+		struct pollfd pfd = { .fd = h->lfd, .events = POLLIN };
+		int fd;
+
+		if (poll(&pfd, 1, 50) != 1 || n == HOLD_MAX)
+			continue;
+		fd = accept(h->lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		h->fds[n++] = fd;
+		atomic_store(&h->accepted, n);
+	}
+	for (int i = 0; i < n; i++) {
+		hold_read_request(h->fds[i]);
+		if (write(h->fds[i], answer, sizeof(answer) - 1) < 0)
+			print_message("# hold peer: answer %d not sent\n", i);
+		shutdown(h->fds[i], SHUT_WR);
+		close(h->fds[i]);
+	}
+	return NULL;
+}
+
+struct holder {
+	const char *url;
+	int ret;
+	long status;
+	pthread_t t;
+};
+
+static void *holder_run(void *arg)
+{
+	struct holder *hd = arg;
+	struct cmk_http_request req = { "POST", hd->url, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1, .timeout_ms = 120000,
+				   .connect_timeout_ms = 60000 };
+	struct cmk_http_response r;
+	struct cmk_err e;
+
+	hd->ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+	if (hd->ret)
+		print_message("# holder: %s\n", e.msg);
+	else
+		hd->status = r.status;
+	if (!hd->ret)
+		cmk_http_response_free(&r);
+	return NULL;
+}
+
+/*
+ * A fleet agent's threads (checks, the hint queue's long poll, credential
+ * fetches) can have more requests under way than the share's socket table
+ * (32) has slots.  Such a request must still be made: on a connection
+ * that is not kept (closed when the request ends), since only a tracked
+ * socket can be muted at a VM-fork epoch change.  40 requests held open
+ * by a peer, then two to a TLS peer while they are: both succeed and the
+ * second needs a new connection (the first was not kept); once the 40
+ * are done, connections are kept again.
+ * Oracle: every request's result, CURLINFO_NUM_CONNECTS per request and
+ * the TLS peer's accept count.
+ */
+static void http_fleet_share_table_full_request_proceeds_unkept(void **state)
+{
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	enum { HOLDERS = 40 };
+	static const int want[] = { 1, 1, 1, 0 };
+	struct holder hd[HOLDERS];
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	struct hold_peer h = { 0 };
+	char hurl[64], url[64], cert[512];
+	struct cmk_http_response r;
+	struct ka_peer k = { .want = 4 };
+	struct cmk_err e;
+	int connects[4], rets[4], failed = 0;
+	pthread_t th, hth;
+	EVP_PKEY *pk;
+	X509 *x;
+
+	(void)state;
+	h.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(h.lfd >= 0);
+	assert_int_equal(bind(h.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(h.lfd, HOLD_MAX), 0);
+	assert_int_equal(getsockname(h.lfd, (struct sockaddr *)&a, &al), 0);
+	h.port = ntohs(a.sin_port);
+	snprintf(hurl, sizeof(hurl), "http://127.0.0.1:%d/", h.port);
+	assert_int_equal(pthread_create(&hth, NULL, hold_peer_serve, &h), 0);
+
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	peer_listen(&k.t.p, NULL);
+	k.t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(k.t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(k.t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(k.t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, ka_peer_serve, &k), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", k.t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+
+	cmk_http_drop_connections();	/* none kept from other tests */
+	for (int i = 0; i < HOLDERS; i++) {
+		hd[i].url = hurl;
+		hd[i].ret = -1;
+		hd[i].status = 0;
+		assert_int_equal(pthread_create(&hd[i].t, NULL, holder_run, &hd[i]), 0);
+	}
+	/* All 40 under way (or, before the fix, as many as got a socket). */
+	for (int i = 0; i < 600 && atomic_load(&h.accepted) < HOLDERS; i++)
+		usleep(50000);
+	print_message("# %d requests held open by the peer\n", atomic_load(&h.accepted));
+	for (int i = 0; i < 4; i++) {
+		if (i == 2) {
+			atomic_store(&h.release, true);
+			for (int j = 0; j < HOLDERS; j++)
+				pthread_join(hd[j].t, NULL);
+		}
+		rets[i] = cmk_http_do(&o, &req, NULL, NULL, &r, &e);
+		connects[i] = rets[i] ? -1 : r.connects;
+		if (rets[i])
+			print_message("# request %d: %s\n", i, e.msg);
+		else
+			cmk_http_response_free(&r);
+	}
+	if (!atomic_load(&h.release)) {
+		atomic_store(&h.release, true);
+		for (int j = 0; j < HOLDERS; j++)
+			pthread_join(hd[j].t, NULL);
+	}
+	pthread_join(hth, NULL);
+	close(h.lfd);
+	cmk_http_drop_connections();
+	/* ka_peer_serve waits for 4 requests: unblock it if some failed. */
+	k.want = k.served;
+	shutdown(k.t.p.lfd, SHUT_RDWR);
+	pthread_join(th, NULL);
+	close(k.t.p.lfd);
+	SSL_CTX_free(k.t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	for (int i = 0; i < HOLDERS; i++)
+		failed += hd[i].ret != 0 || hd[i].status != 200;
+	print_message("# %d held requests, %d failed; then 2 while held, 2 after: results %d %d %d %d, connects %d %d %d %d, %d TLS connections accepted\n",
+		      HOLDERS, failed, rets[0], rets[1], rets[2], rets[3], connects[0],
+		      connects[1], connects[2], connects[3], k.accepted);
+	assert_int_equal(failed, 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(rets[i], 0);
+		assert_int_equal(connects[i], want[i]);
+	}
+	assert_int_equal(k.accepted, 3);
+}
+
+/* dup2() fails while this is set (linked with --wrap, agent/Makefile). */
+static atomic_bool dup2_fails;
+static atomic_int dup2_failed;
+int __real_dup2(int oldfd, int newfd);
+int __wrap_dup2(int oldfd, int newfd);
+int __wrap_dup2(int oldfd, int newfd)
+{
+	if (atomic_load(&dup2_fails)) {
+		atomic_fetch_add(&dup2_failed, 1);
+		errno = EMFILE;
+		return -1;
+	}
+	return __real_dup2(oldfd, newfd);
+}
+
+/*
+ * A VM-fork epoch change retires the kept connection: its socket is to be
+ * replaced (dup2) by an unconnected one so libcurl's close_notify goes
+ * nowhere.  When dup2 fails (no fd left, EMFILE), the socket must be shut
+ * down instead: still no TLS record under the parent VM's keys reaches
+ * the peer.  The next connection, dropped in its own epoch, ends with a
+ * close_notify: the peer tells the two apart.
+ * Oracle: the peer's SSL_RECEIVED_SHUTDOWN per connection, and that the
+ * failing dup2 was called.
+ */
+static void http_fleet_vmfork_dup2_fails_still_no_close_notify(void **state)
+{
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	char url[64], cert[512];
+	struct cmk_http_response r;
+	struct ka_peer k = { .want = 2 };
+	struct cmk_err e;
+	pthread_t th;
+	EVP_PKEY *pk;
+	X509 *x;
+	int connects[2];
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	peer_listen(&k.t.p, NULL);
+	k.t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(k.t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(k.t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(k.t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, ka_peer_serve, &k), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", k.t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+	cmk_http_drop_connections();	/* none kept from other tests */
+	cmk_http_set_epoch_source(read_fake_epoch, NULL);
+	for (int i = 0; i < 2; i++) {
+		atomic_store(&fake_epoch, i);
+		/* the epoch change retires the first connection here */
+		atomic_store(&dup2_fails, i == 1);
+		assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+		atomic_store(&dup2_fails, false);
+		assert_int_equal(r.status, 200);
+		connects[i] = r.connects;
+		cmk_http_response_free(&r);
+	}
+	cmk_http_set_epoch_source(NULL, NULL);
+	cmk_http_drop_connections();
+	pthread_join(th, NULL);
+	close(k.t.p.lfd);
+	SSL_CTX_free(k.t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	print_message("# epochs 0 1, dup2 failing at the change: connects %d %d, %d accepted, %d failed dup2, close_notify %d %d\n",
+		      connects[0], connects[1], k.accepted, atomic_load(&dup2_failed),
+		      k.notified[0], k.notified[1]);
+	assert_int_equal(connects[0], 1);
+	assert_int_equal(connects[1], 1);
+	assert_int_equal(k.accepted, 2);
+	assert_true(atomic_load(&dup2_failed) >= 1);
+	assert_false(k.notified[0]);
+	assert_true(k.notified[1]);
+}
+
 /* ---- throttling: Retry-After and one attempt per check --------------------- */
 
 /*
@@ -1052,6 +1333,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(http_reuse_one_tls_connection_for_n_checks,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(http_vmfork_epoch_change_never_reuses_connection,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(http_fleet_share_table_full_request_proceeds_unkept,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(http_fleet_vmfork_dup2_fails_still_no_close_notify,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test(http_throttle_retry_after_seconds),
 		cmocka_unit_test(http_throttle_retry_after_date),
