@@ -165,22 +165,21 @@ static void note(void *ctx, const char *event, const char *msg,
 }
 
 /*
- * A flood of hints (SIGHUPs, queue messages) writes its first
- * CMK_AUDITLIMIT_BURST lines per HINT_AUDIT_WINDOW_MS and source, then
- * one "suppressed" line for the rest (daemon/auditlimit.h), as the key
- * socket does for refusals.
+ * A flood of hints (SIGHUPs, queue messages) writes CMK_AUDITLIMIT_BURST
+ * lines per source, then one a minute, and a "suppressed" line a minute at
+ * most for the rest (daemon/auditlimit.h), as the key socket does for
+ * refusals.
  */
-#define HINT_AUDIT_WINDOW_MS	10000
 
 static void hint_noise_summary(void *ctx, uint64_t from, unsigned long logged,
-			       unsigned long dropped, unsigned int window_s)
+			       unsigned long dropped, unsigned int span_s)
 {
 	char msg[200];
 
 	snprintf(msg, sizeof(msg),
 		 "%lu hints suppressed: %lu more %s hints not logged one by one (%lu logged) in %u s",
 		 dropped, dropped, from == CMK_HINT_OPERATOR ? "operator (SIGHUP)" : "event",
-		 logged, window_s);
+		 logged, span_s);
 	note(ctx, "hint", msg, NULL);
 }
 
@@ -1212,7 +1211,7 @@ static int run(struct agent *a, uint64_t t0)
 		}
 		delay = retired_next(a, delay);
 		{
-			/* a flood's "suppressed" line when its window ends */
+			/* a flood's "suppressed" line when it is due */
 			uint64_t hd = cmk_auditlimit_tick(&a->hint_noise, now_ms(NULL));
 
 			if (hd < delay)
@@ -1370,7 +1369,7 @@ int main(int argc, char **argv)
 	a.vol.keks = &a.keks;
 	cmk_config_warnings(&a.cfg, config_warning, &a);
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
-	cmk_auditlimit_init(&a.hint_noise, HINT_AUDIT_WINDOW_MS, hint_noise_summary, &a);
+	cmk_auditlimit_init(&a.hint_noise, CMK_AUDITLIMIT_PERIOD_MS, hint_noise_summary, &a);
 	/*
 	 * The key socket (keyserver.h) serves sealed objects only; a socket
 	 * that cannot be made is reported and the block devices go on.

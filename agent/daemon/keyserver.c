@@ -28,12 +28,11 @@
 
 /*
  * Refusals (not permitted, bad request, timeout) are audited one by one
- * only CMK_AUDITLIMIT_BURST times per uid and NOISE_WINDOW_MS; the rest
- * are counted and written as one "suppressed" line when the window ends,
- * so a flood of connects cannot fill the audit log's disk
+ * CMK_AUDITLIMIT_BURST times per uid, then one a minute; the rest are
+ * counted and written as one "suppressed" line a minute at most, so a
+ * flood of connects cannot fill the audit log's disk
  * (daemon/auditlimit.h).
  */
-#define NOISE_WINDOW_MS	10000
 
 struct client {
 	int fd;
@@ -247,9 +246,9 @@ enum cmk_keysock_status cmk_keyserver_answer(const struct cmk_loop *loop,
 
 /* ---- audit ------------------------------------------------------------------ */
 
-/* The "suppressed" line of a uid's window that dropped lines. */
+/* The "suppressed" line of a uid whose refusals were held back. */
 static void noise_summary(void *ctx, uint64_t uid, unsigned long logged,
-			  unsigned long dropped, unsigned int window_s)
+			  unsigned long dropped, unsigned int span_s)
 {
 	struct cmk_keyserver *ks = ctx;
 	struct cmk_audit_event ev = {
@@ -271,7 +270,7 @@ static void noise_summary(void *ctx, uint64_t uid, unsigned long logged,
 		return;
 	snprintf(msg, sizeof(msg),
 		 "%lu more refused or bad requests from uid %u not logged one by one (%lu logged) in %u s",
-		 dropped, (unsigned int)uid, logged, window_s);
+		 dropped, (unsigned int)uid, logged, span_s);
 	ev.message = msg;
 	if (cmk_audit_log(ks->audit, &ev, &ae))
 		fprintf(stderr, "cmk-agent: audit: %s\n", ae.msg);
@@ -830,7 +829,7 @@ int cmk_keyserver_open(struct cmk_keyserver **out, const struct cmk_config *cfg,
 	ks->audit = audit;
 	ks->loop = loop;
 	ks->keks = keks;
-	cmk_auditlimit_init(&ks->noise, NOISE_WINDOW_MS, noise_summary, ks);
+	cmk_auditlimit_init(&ks->noise, CMK_AUDITLIMIT_PERIOD_MS, noise_summary, ks);
 	ret = cmk_keysock_allow_parse(cfg->key_socket_allow, &ks->allow, e);
 	if (!ret)
 		ret = listen_on(ks, cfg, e);

@@ -18,8 +18,6 @@
 #include "daemon/auditlimit.h"
 #include "kms/aws/sqs.h"
 
-/* Message lines: CMK_AUDITLIMIT_BURST per window, then one summary. */
-#define CMK_SQS_HINT_AUDIT_WINDOW_MS	10000
 /* An empty long poll quicker than this did not wait: pause before the next. */
 #define EMPTY_POLL_MIN_MS	1000
 
@@ -64,14 +62,14 @@ static void audit(struct cmk_sqs_hint *h, const char *msg, const struct cmk_err 
 
 /* A flood's "suppressed" line (daemon/auditlimit.h). */
 static void noise_summary(void *ctx, uint64_t source, unsigned long logged,
-			  unsigned long dropped, unsigned int window_s)
+			  unsigned long dropped, unsigned int span_s)
 {
 	char msg[160];
 
 	(void)source;
 	snprintf(msg, sizeof(msg),
 		 "SQS: %lu hints suppressed: %lu more receives with messages not logged one by one (%lu logged) in %u s",
-		 dropped, dropped, logged, window_s);
+		 dropped, dropped, logged, span_s);
 	audit(ctx, msg, NULL);
 }
 
@@ -196,7 +194,7 @@ static void *hint_thread(void *arg)
 		struct cmk_err e;
 		size_t n = 0;
 
-		/* a flood's "suppressed" line once its window ended */
+		/* a flood's "suppressed" line once it is due */
 		cmk_auditlimit_tick(&h->noise, t0);
 		if (cmk_sqs_receive(&h->q, CMK_SQS_WAIT_S, msgs, CMK_SQS_MAX_MESSAGES, &n, &e)) {
 			if (!atomic_load(&h->stop))
@@ -233,7 +231,7 @@ int cmk_sqs_hint_start(struct cmk_sqs_hint **out, const struct cmk_config *cfg,
 		return cmk_errf(e, -ENOMEM, "hint: out of memory");
 	h->audit = audit;
 	h->wake = wake;
-	cmk_auditlimit_init(&h->noise, CMK_SQS_HINT_AUDIT_WINDOW_MS, noise_summary, h);
+	cmk_auditlimit_init(&h->noise, CMK_AUDITLIMIT_PERIOD_MS, noise_summary, h);
 	ret = cmk_sqs_open(&h->q, cfg->hint_sqs_queue_url, cfg->hint_sqs_region, e);
 	if (ret) {
 		cmk_err_prefix(e, "hint");
