@@ -3,7 +3,8 @@
 #
 # Static checks of the kernel module, one TAP line each:
 #
-#   lint_checkpatch_strict   checkpatch.pl --strict on kernel/ and the UAPI header
+#   lint_checkpatch_strict   checkpatch.pl --strict on kernel/, the UAPI header and
+#                            the test-only modules (bench, cryptfault)
 #   lint_kernel_doc          kernel-doc finds no malformed comment
 #   lint_shellcheck          shellcheck on scripts/, the test scripts, .ci/run and
 #                            the packages' maintainer scripts
@@ -45,7 +46,8 @@ fi
 ksrc=$top/build/ksrc/linux-source-6.1
 
 files=()
-for f in kernel/*.c kernel/*.h include/uapi/linux/dm-cmk.h tests/bench/kmod/*.c; do
+for f in kernel/*.c kernel/*.h include/uapi/linux/dm-cmk.h tests/bench/kmod/*.c \
+	tests/debug-kernel/cryptfault/*.c; do
 	[ -f "$f" ] && files+=("$f")
 done
 
