@@ -342,4 +342,85 @@ TEST_F_TIMEOUT(sleep_suspend, sleep_key_set_refused_from_prepare_to_post, 240)
 	ASSERT_STATE(&self->nl, KEY_NAME, DM_CMK_STATE_ACTIVE);
 }
 
+/*
+ * Hibernation through the deeper pm_test levels.  "platform" adds the
+ * late and noirq freeze callbacks and the platform's (ACPI S4) preparation,
+ * "processors" also takes the second CPU offline, and "core" also runs the
+ * syscore callbacks with interrupts off: everything but the snapshot copy
+ * and writing it.  No level writes an image, so none needs a swap device.
+ * At each: the key is wiped with reason SUSPEND, I/O without a key fails
+ * (hold_ms:0), a KEY_SET after it works with its new lease and generation,
+ * and the data written before reads back.
+ */
+TEST_F_TIMEOUT(sleep_suspend, sleep_hibernation_pm_test_levels, 600)
+{
+	static const char *const levels[] = { "platform", "processors",
+					      "core" };
+	unsigned char *back = cmk_alloc(IO_BYTES);
+	char mark[96], disk[64] = "", *log, *p;
+	unsigned int i, gen = 5, wipes;
+	struct cmk_info in;
+	uint64_t t0;
+	int ret, fd;
+
+	ASSERT_NE(NULL, back);
+	create(_metadata, "sector_size:4096 hold_ms:0");
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, gen);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->buf, IO_BYTES, 0, true));
+	fd = open("/sys/power/disk", O_RDONLY);
+	if (fd >= 0) {
+		ret = read(fd, disk, sizeof(disk) - 1);
+		disk[ret > 0 ? ret - 1 : 0] = '\0';
+		close(fd);
+	}
+	TH_LOG("/sys/power/disk: %s", disk);
+
+	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		ASSERT_EQ(0, cmk_klog_mark(mark, sizeof(mark)));
+		if (write_sysfs("/sys/power/pm_test", levels[i]))
+			SKIP(return, "no /sys/power/pm_test level %s",
+			     levels[i]);
+		t0 = cmk_now_ms();
+		ret = write_sysfs("/sys/power/state", "disk");
+		write_sysfs("/sys/power/pm_test", "none");
+		if (ret == -EPERM || ret == -ENODEV)
+			SKIP(return, "no hibernation here: %s", strerror(-ret));
+		ASSERT_EQ(0, ret)
+			TH_LOG("pm_test=%s: disk: %s", levels[i],
+			       strerror(-ret));
+		TH_LOG("pm_test=%s: hibernation test cycle %llu ms", levels[i],
+		       (unsigned long long)(cmk_now_ms() - t0));
+
+		ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+		EXPECT_EQ((uint32_t)DM_CMK_STATE_WIPED, in.state)
+			TH_LOG("pm_test=%s: key not wiped", levels[i]);
+		EXPECT_EQ((uint32_t)DM_CMK_REASON_SUSPEND, in.reason);
+		EXPECT_EQ(-EIO, cmk_dev_read(self->path, back, IO_BYTES, 0,
+					     true));
+		log = cmk_klog_since(mark);
+		ASSERT_NE(NULL, log);
+		wipes = 0;
+		for (p = log; (p = strstr(p, KEY_NAME ": key wiped (suspend)"));
+		     p++)
+			wipes++;
+		EXPECT_EQ(1U, wipes)
+			TH_LOG("pm_test=%s: %u wipes logged", levels[i], wipes);
+		free(log);
+
+		gen++;
+		ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG,
+			       gen);
+		ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+		EXPECT_EQ((uint32_t)DM_CMK_STATE_ACTIVE, in.state);
+		EXPECT_EQ((uint64_t)gen, in.generation);
+		ASSERT_TRUE(in.has_lease_left);
+		EXPECT_GE((uint32_t)CMK_LEASE_LONG, in.lease_left_ms);
+		EXPECT_LT(0U, in.lease_left_ms);
+		ASSERT_EQ(0, cmk_dev_read(self->path, back, IO_BYTES, 0, true));
+		EXPECT_EQ(0, memcmp(self->buf, back, IO_BYTES))
+			TH_LOG("pm_test=%s: data lost", levels[i]);
+	}
+	free(back);
+}
+
 TEST_HARNESS_MAIN
