@@ -12,7 +12,10 @@
 #                       kmemleak, ...; built once into /var/cache/dm-cmk by
 #                       scripts/debug-kernel.sh, ~25 min of 2 cores cold)
 #   make debug-fault    the fault tests on the debug kernel (dm-flakey,
-#                       dm-dust, failslab, fail_page_alloc)
+#                       dm-dust, failslab, fail_page_alloc, a failing
+#                       crypto driver)
+#   make debug-hibernate  a real hibernation image (test_resume, swap on a
+#                       virtio disk) on the debug kernel holds no key
 #   make debug-harness  show the debug run fails on each kind of report
 #   make check          all of the above; ends with "N passed, N failed"
 #   make fuzz           every libFuzzer target in tests/fuzz for FUZZ_SECONDS
@@ -70,7 +73,8 @@ HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
 	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
 	version demo-storage mutate \
-	debug-kernel debug-module debug-test debug-fault debug-harness
+	debug-kernel debug-module debug-test debug-fault debug-harness \
+	debug-hibernate
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
 
@@ -121,6 +125,10 @@ debug-test: debug-module $(if $(HAVE_KSFT),kselftest)
 # Section 3 of issue 14: backing-device errors and failed allocations.
 debug-fault: debug-module $(if $(HAVE_KSFT),kselftest)
 	tests/debug-kernel/fault.sh --kver debug
+
+# A real hibernation image, written to swap and restored (test_resume).
+debug-hibernate: debug-module $(if $(HAVE_KSFT),kselftest)
+	tests/debug-kernel/hibernate.sh --kver debug
 
 # The harness itself: a test-only module makes each kind of report and
 # the run must fail on each.
