@@ -452,6 +452,10 @@ static int cmk_nl_dump(struct sk_buff *skb, struct netlink_callback *cb)
  * @event: what happened
  * @reason: why a key was wiped (%DM_CMK_EVENT_KEY_WIPED only)
  *
+ * An event that cannot be built is not dropped unawares: every listener
+ * gets ENOBUFS, as after an overrun of its socket, and reads the state of
+ * every device again (cmk-agent does).
+ *
  * Context: process context, the slot's lock held.
  */
 void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
@@ -468,7 +472,7 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 	 */
 	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_NOIO);
 	if (!skb)
-		return;
+		goto lost;
 	hdr = genlmsg_put(skb, 0, 0, &cmk_family, 0, DM_CMK_CMD_EVENT);
 	if (!hdr)
 		goto fail;
@@ -489,6 +493,8 @@ void cmk_netlink_notify(struct cmk_slot *slot, enum dm_cmk_event event,
 
 fail:
 	nlmsg_free(skb);
+lost:
+	genl_set_err(&cmk_family, &init_net, 0, 0, -ENOBUFS);
 }
 
 static const struct genl_ops cmk_ops[] = {
