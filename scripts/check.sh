@@ -62,9 +62,17 @@
 #   pressure_<kver> tests/kselftest/pressure.sh: a 512 MiB guest with swap
 #                   on a virtio disk, forced async crypto, wipes under load
 #                   (issue 12 s5)
+#   debug_module    make debug-module: the module against the debug kernel
+#                   (scripts/debug-kernel.sh, cached by key in
+#                   /var/cache/dm-cmk/debug-kernel; when not cached it is
+#                   built in the background from the start, ~19 min of one
+#                   core; CHECK_DEBUG_KERNEL=skip leaves this out)
+#   debug_fault     tests/debug-kernel/fault.sh on the debug kernel:
+#                   fault_backing, fault_crypto, fault_event (issue 14 s3)
 #   kernel_fuzz     tests/kselftest/kfuzz.sh: the kernel fuzzer for
-#                   KFUZZ_SECONDS (120) on the Debian 6.12 kernel (TAP
-#                   6.12:kfuzz:kernel_fuzz_*; make kfuzz runs it longer)
+#                   KFUZZ_SECONDS (120) on the debug kernel (else Debian's
+#                   6.12; TAP <kver>:kfuzz:kernel_fuzz_*; make kfuzz runs it
+#                   longer)
 #   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
 #                   for every Debian kernel
 #   agent_vmfork_<kver> tests/integration/vmfork.sh: the agent in a guest
@@ -215,6 +223,22 @@ rm -f "$results"/*.tap
 if [ "$deps" = 1 ]; then
 	run_suite deps build "$make_cmd" -s deps
 fi
+# The debug kernel (issue 14; tests/debug-kernel): built once per key into
+# /var/cache/dm-cmk/debug-kernel (~19 min cold on 2 cores).  When this key
+# is not cached, the build starts here, in the background at nice 19 with
+# one job, and overlaps the host suites; the debug suites at the end wait
+# for it.  CHECK_DEBUG_KERNEL=skip leaves the debug suites out.
+dbgk_pid=''
+dbgk_log=$results/debug_kernel_build.log
+if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; then
+	if scripts/debug-kernel.sh --print-dir >/dev/null 2>&1; then
+		echo "== debug kernel: cached in $(scripts/debug-kernel.sh --print-dir)"
+	else
+		echo "== debug kernel: not cached; building in the background (log: $dbgk_log)"
+		scripts/debug-kernel.sh --jobs 1 >"$dbgk_log" 2>&1 </dev/null &
+		dbgk_pid=$!
+	fi
+fi
 run_suite build_modules build "$make_cmd" -s modules-all
 if [ -f agent/Makefile ]; then
 	run_suite build_agent build "$make_cmd" -C agent all
@@ -322,10 +346,37 @@ for k in "${kvers[@]}"; do
 	done
 done
 
-# The kernel fuzzer, bounded (Documentation/fuzzing.rst); 6.12 when it is
-# one of the kernels under test, else the first of them.
+# The debug kernel's suites (issue 14): the module built warning-free
+# against it, the fault tests that fit the hour (backing-device errors, a
+# failing crypto driver, an event that cannot be allocated; the failslab
+# sweep and hibernation take 10-30 minutes: make debug-fault,
+# make debug-hibernate) and the kernel fuzzer.  Any KASAN, lockdep, UBSAN,
+# hung-task or WARN report, or a kmemleak report of dm-cmk, fails them.
+kf_kver=
+if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; then
+	if [ -n "$dbgk_pid" ]; then
+		t0=$(date +%s)
+		wait "$dbgk_pid"
+		echo "== debug kernel: background build done (rc $?), waited $(($(date +%s) - t0))s"
+		grep -h '^wall' "$(scripts/debug-kernel.sh --print-dir)/build-time" 2>/dev/null | sed 's/^/   /'
+	fi
+	if scripts/debug-kernel.sh --print-dir >/dev/null 2>&1; then
+		run_suite debug_module build "$make_cmd" -s debug-module
+		run_suite debug_fault tap tests/debug-kernel/fault.sh --kver debug \
+			fault_backing fault_crypto fault_event
+		kf_kver=debug
+	else
+		echo "not ok 1 debug_kernel_built # see $dbgk_log" >"$results/debug_kernel.tap"
+		tail -n 30 "$dbgk_log" 2>/dev/null | sed 's/^/   | /'
+		suites+=("$results/debug_kernel.tap")
+	fi
+fi
+# The kernel fuzzer, bounded (Documentation/fuzzing.rst): on the debug
+# kernel when it is there (KASAN, lockdep), else 6.12 when it is one of the
+# kernels under test, else the first of them.
 if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
-	kf_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
+	[ -n "$kf_kver" ] ||
+		kf_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
 	run_suite kernel_fuzz tap tests/kselftest/kfuzz.sh --kver "$kf_kver" \
 		--seconds "${KFUZZ_SECONDS:-120}"
 	grep -h -e '^# kfuzz: seed' -e 'ops/min$' -e '^# verdict' \

@@ -34,8 +34,10 @@ pkgs=(
 	# make bench: charts, and perf for the in-guest profiles;
 	# tests/storage/esdk_io.sh: strace
 	gnuplot-nox linux-perf strace
-	# agent unit tests
-	libcmocka-dev
+	# agent unit tests; the libFuzzer targets (make fuzz)
+	libcmocka-dev clang
+	# the debug kernel (scripts/debug-kernel.sh, issue 14)
+	linux-source-6.12 flex bison bc libelf-dev
 	# tests/kms (a TLS certificate for the custom CA bundle test)
 	openssl
 	# tests/kms: Azure SDK for Python (conformance of the Key Vault
