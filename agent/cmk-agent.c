@@ -48,6 +48,7 @@
 #include "daemon/auditlimit.h"
 #include "format/audit.h"
 #include "daemon/checklog.h"
+#include "daemon/bootstate.h"
 #include "daemon/checknow.h"
 #include "core/codec.h"
 #include "format/config.h"
@@ -149,6 +150,9 @@ struct agent {
 	time_t last_success_wall;
 	struct cmk_kekfile kekfile;	/* the envelope file as last loaded */
 	char state_path[4096];
+	char boot_path[4096];		/* the throttled boot's backoff */
+	unsigned int boot_saved;	/* throttles as that file has them */
+	uint64_t boot_extended_ms;	/* start timeout asked of systemd, until */
 };
 
 static void note(void *ctx, const char *event, const char *msg,
@@ -1069,8 +1073,36 @@ static uint64_t watchdog_period_ms(void)
 	return usec / 2000 ? usec / 2000 : 1;
 }
 
+/*
+ * While unsealing at boot: keep a throttled boot's backoff for a restart
+ * (bootstate.h), and tell systemd the start may take until boot_deadline_s
+ * plus a margin (EXTEND_TIMEOUT_USEC): TimeoutStartSec= is only its floor,
+ * so a throttled but healthy start is never killed (cmk-agent.rst).
+ */
+static void booting(struct agent *a)
+{
+	uint64_t left = cmk_loop_boot_left_ms(&a->loop), now = now_ms(NULL);
+	struct cmk_boot_backoff b;
+	struct cmk_err e;
+
+	if (left && (now + left > a->boot_extended_ms + 1000 ||
+		     now + left + 1000 < a->boot_extended_ms)) {
+		a->boot_extended_ms = now + left;
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)left * 1000);
+	}
+	if (a->loop.boot_throttles == a->boot_saved)
+		return;
+	cmk_loop_boot_backoff(&a->loop, &b);
+	mkdir(a->cfg.state_dir, 0700);	/* as write_state() makes it */
+	if (cmk_bootstate_save(a->boot_path, &b, &e))
+		fprintf(stderr, "cmk-agent: boot backoff: %s; a restart asks the KMS at once\n", e.msg);
+	a->boot_saved = b.throttles;
+}
+
 static void booted(struct agent *a, uint64_t t0)
 {
+	struct cmk_boot_backoff none = { 0 };
+	struct cmk_err e;
 	int opened = 0;
 
 	for (size_t i = 0; i < a->cfg.n_devices; i++)
@@ -1085,6 +1117,8 @@ static void booted(struct agent *a, uint64_t t0)
 		fprintf(stderr, "cmk-agent: KMS load of this configuration: %.1f requests per hour (at most %.1f while checks fail, %.1f while the KMS throttles); cmk-agent --print-load tables the largest fleet per quota\n",
 			l.steady, l.failing, l.throttled);
 	}
+	if (a->boot_saved && !cmk_bootstate_save(a->boot_path, &none, &e))
+		a->boot_saved = 0;	/* booted: nothing to continue */
 	sd_notifyf(0, "READY=1\nSTATUS=active, %d of %zu devices", opened,
 		   a->cfg.n_devices);
 }
@@ -1154,6 +1188,8 @@ static int run(struct agent *a, uint64_t t0)
 			ret = exit_code(&e);
 			break;
 		}
+		if (ret == -EINPROGRESS)
+			booting(a);
 		if (!ret && !up) {
 			up = true;
 			booted(a, t0);
@@ -1369,6 +1405,17 @@ int main(int argc, char **argv)
 	a.vol.keks = &a.keks;
 	cmk_config_warnings(&a.cfg, config_warning, &a);
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
+	{
+		/* A restart of a throttled boot continues its backoff. */
+		struct cmk_boot_backoff b;
+
+		snprintf(a.boot_path, sizeof(a.boot_path), "%s/%s", a.cfg.state_dir,
+			 CMK_BOOTSTATE_FILE);
+		if (cmk_bootstate_load(a.boot_path, &b, &e))
+			fprintf(stderr, "cmk-agent: %s\n", e.msg);
+		cmk_loop_boot_resume(&a.loop, &b);
+		a.boot_saved = b.throttles;
+	}
 	cmk_auditlimit_init(&a.hint_noise, CMK_AUDITLIMIT_PERIOD_MS, hint_noise_summary, &a);
 	/*
 	 * The key socket (keyserver.h) serves sealed objects only; a socket

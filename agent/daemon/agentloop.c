@@ -127,6 +127,16 @@ static uint64_t restore_retry_ms(const struct cmk_loop *l, unsigned int n)
 	return d + l->ops->random(l->ctx) % (d / 2 + 1);
 }
 
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
 /* Uniform in [0, @w] ("full jitter"), but never below CMK_BACKOFF_MIN_MS. */
 static uint64_t full_jitter(const struct cmk_loop *l, uint64_t w)
 {
@@ -570,17 +580,35 @@ static void record(struct cmk_loop *l, int ret, const struct cmk_err *e,
  * unseals per VM in boot_deadline_s, not one every few seconds
  * (agentloop.h, "Boot").
  */
-static uint64_t boot_throttle_ms(const struct cmk_loop *l, unsigned int n,
-				 uint64_t retry_after_ms)
+static uint64_t boot_throttle_window_ms(unsigned int n)
 {
-	uint64_t w = CMK_BOOT_THROTTLE_MS, d;
+	uint64_t w = CMK_BOOT_THROTTLE_MS;
 
 	while (n-- > 1 && w < CMK_BOOT_THROTTLE_MAX_MS)
 		w *= 2;
-	if (w > CMK_BOOT_THROTTLE_MAX_MS)
-		w = CMK_BOOT_THROTTLE_MAX_MS;
-	d = full_jitter(l, w);
+	return w > CMK_BOOT_THROTTLE_MAX_MS ? CMK_BOOT_THROTTLE_MAX_MS : w;
+}
+
+static uint64_t boot_throttle_ms(const struct cmk_loop *l, unsigned int n,
+				 uint64_t retry_after_ms)
+{
+	uint64_t d = full_jitter(l, boot_throttle_window_ms(n));
+
 	return d > retry_after_ms ? d : retry_after_ms;
+}
+
+/*
+ * The throttled boot's next try at @at is past boot_deadline_s: no more
+ * requests; the boot fails at its deadline (not now: a restart would ask
+ * sooner than that).
+ */
+static void boot_hold(struct cmk_loop *l, const struct cmk_err *e)
+{
+	l->boot_hold = true;
+	l->next_check_ms = l->boot_start_ms + l->boot_deadline_ms;
+	l->ops->note(l->ctx, "unseal_retry",
+		     "KMS throttles at boot; the next try falls past boot_deadline_s: no retry, the boot fails at its deadline",
+		     e);
 }
 
 static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
@@ -606,22 +634,16 @@ static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
 		return;
 	}
 	++l->boot_tries;
-	if (e->reason == CMK_R_THROTTLED)
+	if (e->reason == CMK_R_THROTTLED) {
 		delay = boot_throttle_ms(l, ++l->boot_throttles, e->retry_after_ms);
-	else
+		l->boot_throttled_ms = now;
+		l->boot_not_before_ms = now + delay;
+	} else {
 		delay = cmk_loop_backoff_ms(l, l->boot_tries, CMK_BACKOFF_BOOT_MAX_MS);
+	}
 	if (e->reason == CMK_R_THROTTLED &&
 	    now + delay - l->boot_start_ms > l->boot_deadline_ms) {
-		/*
-		 * The next try (Retry-After, or the backoff) falls past the
-		 * boot deadline: no more requests; the boot fails at its
-		 * deadline (not now: a restart would ask sooner than that).
-		 */
-		l->boot_hold = true;
-		l->next_check_ms = l->boot_start_ms + l->boot_deadline_ms;
-		l->ops->note(l->ctx, "unseal_retry",
-			     "KMS throttles at boot; the next try falls past boot_deadline_s: no retry, the boot fails at its deadline",
-			     e);
+		boot_hold(l, e);
 		return;
 	}
 	if (now + delay - l->boot_start_ms > l->boot_deadline_ms) {
@@ -633,6 +655,56 @@ static void boot_answer(struct cmk_loop *l, int ret, const struct cmk_err *e,
 	}
 	l->ops->note(l->ctx, "unseal_retry", "KMS unreachable at boot, retrying", e);
 	l->next_check_ms = now + delay;
+}
+
+bool cmk_loop_boot_backoff(const struct cmk_loop *l, struct cmk_boot_backoff *b)
+{
+	memset(b, 0, sizeof(*b));
+	if (l->boot_ret == 0 || !l->boot_throttles)
+		return false;
+	b->throttles = l->boot_throttles;
+	b->not_before_ms = l->boot_not_before_ms;
+	b->saved_ms = l->boot_throttled_ms;
+	return true;
+}
+
+void cmk_loop_boot_resume(struct cmk_loop *l, const struct cmk_boot_backoff *b)
+{
+	uint64_t now = l->boot_start_ms, at;
+	struct cmk_err e;
+
+	if (!b->throttles || b->saved_ms > now ||
+	    now - b->saved_ms > CMK_BOOT_RESUME_MAX_MS ||
+	    l->boot_ret != -EINPROGRESS || l->job != CMK_JOB_NONE)
+		return;
+	l->boot_throttles = b->throttles;
+	l->boot_throttled_ms = b->saved_ms;
+	at = now + full_jitter(l, boot_throttle_window_ms(b->throttles));
+	at = max_u64(at, min_u64(b->not_before_ms,
+				 b->saved_ms + CMK_BOOT_RESUME_MAX_MS));
+	l->boot_not_before_ms = at;
+	cmk_err_kms(&e, CMK_R_THROTTLED,
+		    "the KMS throttled the previous agent's unseal %u times; continuing its backoff",
+		    b->throttles);
+	l->boot_err = e;
+	if (at - l->boot_start_ms > l->boot_deadline_ms) {
+		boot_hold(l, &e);
+		return;
+	}
+	l->next_check_ms = at;
+	l->ops->note(l->ctx, "unseal_retry",
+		     "KMS throttled the previous agent's boot: continuing its backoff", &e);
+}
+
+uint64_t cmk_loop_boot_left_ms(const struct cmk_loop *l)
+{
+	uint64_t now = l->ops->now_ms(l->ctx), end;
+
+	if (l->boot_ret != -EINPROGRESS)
+		return 0;
+	end = l->boot_start_ms + unseen_sleep_ms(l, now) + l->boot_deadline_ms +
+	      CMK_BOOT_START_MARGIN_MS;
+	return end > now ? end - now : 0;
 }
 
 /* An answer of the current job (a KMS answer, or its deadline passing). */
@@ -881,16 +953,6 @@ static void job_overdue(struct cmk_loop *l, uint64_t now)
 	on_failure(l, l->job_start_ms, now);
 	if (hinted)
 		hint_failed(l, now);	/* asked again once the worker is free */
-}
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
 }
 
 /*

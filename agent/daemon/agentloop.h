@@ -193,6 +193,15 @@
  * boot deadline stays boot_deadline_s: systemd's start timeout and what
  * waits for the volumes bound it, and a boot that gives up is restarted
  * (RestartSec) - one more spaced-out request, not a burst.
+ *
+ * The throttled boot's backoff outlives the process: the agent keeps it
+ * (cmk_loop_boot_backoff()) in a file of the per-boot state directory
+ * (daemon/bootstate.h) and the restarted agent continues it
+ * (cmk_loop_boot_resume()): its first unseal waits, with full jitter,
+ * over the window of the last throttled answer and never before the time
+ * the backoff (or Retry-After) allowed next, instead of asking at once
+ * with a 1 s window.  A state older than CMK_BOOT_RESUME_MAX_MS is no
+ * restart loop's and is ignored.
  */
 #ifndef CMK_AGENTLOOP_H
 #define CMK_AGENTLOOP_H
@@ -282,6 +291,8 @@ struct cmk_loop {
 	unsigned int boot_tries;
 	unsigned int boot_throttles;	/* throttled boot answers */
 	bool boot_hold;			/* throttled: no retry before boot_deadline_s */
+	uint64_t boot_not_before_ms;	/* the backoff's next try (even if held) */
+	uint64_t boot_throttled_ms;	/* the last throttled boot answer */
 
 	/* The KMS job under way. */
 	enum cmk_job job;
@@ -344,6 +355,10 @@ struct cmk_loop {
 /* A throttled boot unseal: full jitter over this, doubling up to the max. */
 #define CMK_BOOT_THROTTLE_MS	1000
 #define CMK_BOOT_THROTTLE_MAX_MS 30000
+/* A throttled boot's backoff older than this is not continued. */
+#define CMK_BOOT_RESUME_MAX_MS	600000
+/* systemd's start timeout covers the boot deadline and this much more. */
+#define CMK_BOOT_START_MARGIN_MS 30000
 /* After a throttled answer the backoff window is this many intervals. */
 #define CMK_THROTTLE_MAX_INTERVALS 8
 /* ... and each yes after it shrinks the window by this much (percent). */
@@ -425,6 +440,46 @@ bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from);
  * refused; transient: boot_deadline_s passed).
  */
 int cmk_loop_boot_result(const struct cmk_loop *l, struct cmk_err *e);
+
+/*
+ * struct cmk_boot_backoff - a throttled boot's backoff, kept across agent
+ * restarts (the times are on the loop's clock, ops->now_ms: CLOCK_BOOTTIME,
+ * which a restart does not reset and a reboot does, with /run)
+ * @throttles: throttled boot answers so far (0: nothing to continue)
+ * @not_before_ms: the backoff (or Retry-After) allows the next unseal here
+ * @saved_ms: the last throttled answer
+ */
+struct cmk_boot_backoff {
+	unsigned int throttles;
+	uint64_t not_before_ms;
+	uint64_t saved_ms;
+};
+
+/*
+ * cmk_loop_boot_backoff() - the boot's backoff into @b; false (and @b
+ * zeroed) unless the boot is still unsealing after a throttled answer.
+ */
+bool cmk_loop_boot_backoff(const struct cmk_loop *l, struct cmk_boot_backoff *b);
+
+/*
+ * cmk_loop_boot_resume() - right after cmk_loop_init(): continue the
+ * backoff @b a previous agent kept (agentloop.h, "Boot").  The first
+ * unseal waits, full jitter over the window of @b->throttles throttled
+ * answers, and not before @b->not_before_ms (at most
+ * CMK_BOOT_RESUME_MAX_MS after @b->saved_ms); if that falls past
+ * boot_deadline_s no unseal is made and the boot fails at its deadline.
+ * A @b from the future or older than CMK_BOOT_RESUME_MAX_MS is ignored.
+ */
+void cmk_loop_boot_resume(struct cmk_loop *l, const struct cmk_boot_backoff *b);
+
+/*
+ * cmk_loop_boot_left_ms() - while unsealing at boot, how long the start
+ * may still take: to boot_deadline_s (sleep excluded) plus
+ * CMK_BOOT_START_MARGIN_MS to open the devices; 0 once the boot ended.
+ * The agent sends it to systemd (EXTEND_TIMEOUT_USEC), so the unit's
+ * TimeoutStartSec= never ends a boot that is still within its deadline.
+ */
+uint64_t cmk_loop_boot_left_ms(const struct cmk_loop *l);
 
 /*
  * cmk_loop_wipe_bound_ms() - the longest a revocation takes to wipe the
