@@ -44,6 +44,7 @@ struct fake {
 	unsigned int retry_after_ms;	/* of a 'Y' answer */
 	bool cancellable;		/* ops->cancel ends the job */
 	char (*decide)(struct fake *f);	/* not NULL: answers checks instead of script */
+	char (*decide_unseal)(struct fake *f);	/* ... and unseals */
 	uint32_t rng;			/* not 0: random numbers vary (xorshift) */
 	uint64_t now;
 	uint64_t slept;			/* of now, time the system slept */
@@ -115,6 +116,10 @@ static void f_start(void *ctx, enum cmk_job job, uint64_t id, uint64_t deadline)
 
 	if (job == CMK_JOB_CHECK && f->decide) {
 		c = f->decide(f);
+		sc = NULL;
+	}
+	if (job == CMK_JOB_UNSEAL && f->decide_unseal) {
+		c = f->decide_unseal(f);
 		sc = NULL;
 	}
 	assert_false(f->busy);		/* one job at a time */
@@ -3394,6 +3399,213 @@ static void agentloop_throttle_fleet_revoked_hint_flood_keeps_the_budget(void **
 	assert_int_equal(rev_kept, 0);
 }
 
+/*
+ * Review 16c M3: a restarted agent continues the throttled boot's backoff
+ * its predecessor kept.  Oracles, on the fake clock: with 5 throttles
+ * kept (a 16 s window) and the next try allowed 3 s from now, the first
+ * unseal comes no sooner than 3 s and no later than 16 s (200 random
+ * streams: not all at the same time); a backoff older than
+ * CMK_BOOT_RESUME_MAX_MS is ignored (unseal at once); a next try past
+ * boot_deadline_s makes no request and fails the boot (transient) at the
+ * deadline; the start may take the deadline plus the margin
+ * (cmk_loop_boot_left_ms(), EXTEND_TIMEOUT_USEC).
+ */
+static void agentloop_throttle_boot_resume_continues_backoff(void **state)
+{
+	struct cmk_config c = throttle_cfg(300, 900);
+	uint64_t t0 = 2000000, lo = NEVER, hi = 0;
+	struct cmk_boot_backoff b;
+	struct cmk_err e;
+
+	(void)state;
+	c.boot_deadline_s = 60;
+	for (uint32_t seed = 1; seed <= 200; seed++) {
+		struct fake f = { .rng = seed * 2654435761u };
+		struct cmk_loop l;
+
+		f.now = t0;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		b = (struct cmk_boot_backoff){ 5, t0 + 3000, t0 - 5000 };
+		cmk_loop_boot_resume(&l, &b);
+		assert_true(cmk_loop_boot_left_ms(&l) == 60000 + CMK_BOOT_START_MARGIN_MS);
+		run_until(&l, &f, t0 + 2999);
+		assert_int_equal(f.unseals_started, 0);
+		run_until(&l, &f, t0 + 16001);
+		assert_int_equal(f.unseals_started, 1);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
+		assert_true(cmk_loop_boot_left_ms(&l) == 0);
+		lo = f.unseal_started_at[0] < lo ? f.unseal_started_at[0] : lo;
+		hi = f.unseal_started_at[0] > hi ? f.unseal_started_at[0] : hi;
+	}
+	print_message("# resumed boot backoff: first unseal %llu..%llu ms after start\n",
+		      (unsigned long long)(lo - t0), (unsigned long long)(hi - t0));
+	assert_true(hi - lo >= 8000);
+	{
+		struct fake f = { .rng = 7 };
+		struct cmk_loop l;
+
+		f.now = t0;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		b = (struct cmk_boot_backoff){ 5, t0 + 3000, t0 - CMK_BOOT_RESUME_MAX_MS - 1 };
+		cmk_loop_boot_resume(&l, &b);
+		run_until(&l, &f, t0 + 1);
+		assert_int_equal(f.unseals_started, 1);		/* stale: at once */
+	}
+	{
+		struct fake f = { .rng = 7 };
+		struct cmk_loop l;
+
+		f.now = t0;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		b = (struct cmk_boot_backoff){ 9, t0 + 120000, t0 - 1000 };
+		cmk_loop_boot_resume(&l, &b);
+		run_until(&l, &f, t0 + 59000);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
+		run_until(&l, &f, t0 + 61000);
+		assert_int_equal(f.unseals_started, 0);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), -ETIMEDOUT);
+		assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+		assert_contains(e.msg, "boot deadline");
+	}
+}
+
+/* ---- a region restarting over its quota (boot unseals, agent restarts) ----- */
+
+#define REGION_N	500
+
+/* The unseal quota: a token bucket of rr.rate per second, one second's burst (one at least). */
+static struct {
+	double rate, tokens;
+	uint64_t t;
+	unsigned long req;
+} rr;
+
+static char region_decide(struct fake *f)
+{
+	rr.tokens += (double)(f->now - rr.t) * rr.rate / 1000.0;
+	if (rr.tokens > (rr.rate > 1.0 ? rr.rate : 1.0))
+		rr.tokens = rr.rate > 1.0 ? rr.rate : 1.0;
+	rr.t = f->now;
+	rr.req++;
+	if (rr.tokens < 1.0)
+		return 'y';
+	rr.tokens -= 1.0;
+	return 'o';
+}
+
+struct region_result {
+	double unseals_per_vm;
+	int late, never;	/* up only after 180 s; not within the hour */
+	uint64_t all_up_ms;	/* the last VM up, after the first boot */
+};
+
+/*
+ * REGION_N agents boot within 10 s (a region restart) and share an unseal
+ * quota of @per_min x N per minute.  An agent whose boot fails (exit 3)
+ * is started again by systemd RestartSec = 15 s later, with a fresh loop:
+ * @keep: continuing the backoff the previous process kept (what
+ * daemon/bootstate.c's file carries across the restart), else from
+ * scratch.  The fake clock runs one hour.
+ */
+static void region_restart(double per_min, bool keep, struct region_result *res)
+{
+	static struct fake f[REGION_N];
+	static struct cmk_loop l[REGION_N];
+	static uint64_t due[REGION_N], up_at[REGION_N];
+	struct cmk_config c = throttle_cfg(300, 900);
+	uint64_t end = 1000 + 3600000;
+
+	c.boot_deadline_s = 60;
+	memset(res, 0, sizeof(*res));
+	rr.rate = per_min * REGION_N / 60.0;
+	rr.tokens = rr.rate;
+	rr.t = 1000;
+	rr.req = 0;
+	for (int i = 0; i < REGION_N; i++) {
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].rng = (uint32_t)(i + 1) * 2654435761u;
+		f[i].decide_unseal = region_decide;
+		f[i].now = 1000 + (uint64_t)i * 10000 / REGION_N;
+		f[i].lease_ms = c.lease_ms;
+		up_at[i] = 0;
+		cmk_loop_init(&l[i], &fake_ops, &f[i], &c);
+		due[i] = f[i].now;
+	}
+	for (;;) {
+		struct cmk_boot_backoff b;
+		struct cmk_err e;
+		int k = -1, r;
+
+		for (int i = 0; i < REGION_N; i++)
+			if (!up_at[i] && (k < 0 || due[i] < due[k]))
+				k = i;
+		if (k < 0 || due[k] > end)
+			break;
+		advance_to(&f[k], due[k]);
+		due[k] = fleet_step(&l[k], &f[k]);
+		r = cmk_loop_boot_result(&l[k], &e);
+		if (r == 0) {
+			up_at[k] = f[k].now;
+		} else if (r != -EINPROGRESS) {
+			assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+			cmk_loop_boot_backoff(&l[k], &b);
+			f[k].now += 15000;	/* RestartSec */
+			f[k].busy = false;
+			cmk_loop_init(&l[k], &fake_ops, &f[k], &c);
+			if (keep)
+				cmk_loop_boot_resume(&l[k], &b);
+			due[k] = f[k].now;
+		}
+	}
+	for (int i = 0; i < REGION_N; i++) {
+		uint64_t t0 = 1000 + (uint64_t)i * 10000 / REGION_N;
+
+		if (!up_at[i])
+			res->never++;
+		else if (up_at[i] - t0 > 180000)
+			res->late++;
+		if (up_at[i] && up_at[i] - 1000 > res->all_up_ms)
+			res->all_up_ms = up_at[i] - 1000;
+	}
+	res->unseals_per_vm = (double)rr.req / REGION_N;
+}
+
+/*
+ * Review 16c M3: a region restarts over its unseal quota; agents whose
+ * boot runs out are restarted by systemd.  Oracle: the restarted agent
+ * continues the throttled backoff (cmk_loop_boot_resume()), so the
+ * requests per VM stay near the quota's need, not a fresh 1 s window's
+ * burst at every restart: at quotas of 0.3 and 0.1 x N per minute, at
+ * most 3/4 of the unseals per VM of a fresh backoff at every restart
+ * (measured: 14.6 -> 10.3 and 41.1 -> 22.4; the review's PoC 14.5-33),
+ * every VM up, and the last within 1.5 x the quota's floor (N / rate:
+ * 200 s, 600 s).  The numbers of both are printed.
+ */
+static void agentloop_throttle_fleet_region_restart_keeps_boot_backoff(void **state)
+{
+	static const double quota[] = { 0.3, 0.1 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(quota) / sizeof(quota[0]); i++) {
+		struct region_result fresh, kept;
+
+		region_restart(quota[i], false, &fresh);
+		region_restart(quota[i], true, &kept);
+		print_message("# region restart, %d VMs, unseal quota %.1f x N/min: fresh backoff at every restart %.1f unseals/VM, %d up after 180 s, %d never, all up at %llu s; backoff kept %.1f unseals/VM, %d up after 180 s, %d never, all up at %llu s\n",
+			      REGION_N, quota[i], fresh.unseals_per_vm, fresh.late,
+			      fresh.never, (unsigned long long)fresh.all_up_ms / 1000,
+			      kept.unseals_per_vm, kept.late, kept.never,
+			      (unsigned long long)kept.all_up_ms / 1000);
+		assert_int_equal(kept.never, 0);
+		assert_true(kept.unseals_per_vm <= 0.75 * fresh.unseals_per_vm);
+		/* The quota's floor is N / rate; not much later than that. */
+		assert_true(kept.all_up_ms <= 1.5 * 60000 / quota[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3474,6 +3686,8 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_wipe_bound_formula),
 		cmocka_unit_test(agentloop_throttle_boot_honours_retry_after),
 		cmocka_unit_test(agentloop_throttle_boot_spreads_unseals),
+		cmocka_unit_test(agentloop_throttle_fleet_region_restart_keeps_boot_backoff),
+		cmocka_unit_test(agentloop_throttle_boot_resume_continues_backoff),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
 		cmocka_unit_test(agentloop_hint_timeout_in_retry_series_keeps_the_budget),
 		cmocka_unit_test(agentloop_hint_retry_series_ends_only_on_yes_or_no),
