@@ -53,6 +53,8 @@
 #   kms_aws         tests/kms/aws_moto.sh: aws provider vs moto on loopback
 #   kms_aws_hint    tests/kms/aws_hint.sh: the SQS revocation hint, real
 #                   agents (--no-kernel) vs moto's SQS, SNS and KMS
+#   fleet_boot_throttle tests/fleet/boot_throttle_units.sh: the units and
+#                   cmk-ephemeral wait for a throttled boot (stubs, ~40 s)
 #   fleet           tests/fleet/run.sh --short: 200 agents against moto
 #                   behind a KMS quota, about 4 minutes; safety only
 #                   (make fleet runs the full 1,000-agent version)
@@ -308,6 +310,9 @@ if [ -x tests/kms/aws_moto.sh ]; then
 fi
 if [ -x tests/kms/aws_hint.sh ]; then
 	run_suite kms_aws_hint tap tests/kms/aws_hint.sh
+fi
+if [ -x tests/fleet/boot_throttle_units.sh ]; then
+	run_suite fleet_boot_throttle tap tests/fleet/boot_throttle_units.sh
 fi
 if [ -x tests/fleet/run.sh ]; then
 	run_suite fleet tap tests/fleet/run.sh --short
