@@ -1089,7 +1089,12 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 		l->kek_held = false;
 		l->want_unseal = true;
 		l->want_restore = true;
-		l->next_check_ms = now;
+		/*
+		 * Booting with no unseal under way, none holds a KEK yet: the
+		 * next one, when the backoff allows, is fresh.
+		 */
+		if (l->boot_ret != -EINPROGRESS || l->job != CMK_JOB_NONE)
+			l->next_check_ms = now;
 		/* Every job running now began before this fork, even a second one. */
 		stale_job(l);
 		break;
@@ -1098,6 +1103,14 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 	case DM_CMK_REASON_POLICY:
 		if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE)
 			break;	/* our own wipe stands until the KMS says yes */
+		/*
+		 * Booting (a restarted agent finds its leases run out, one
+		 * event per device): the boot unseal restores every device
+		 * when it succeeds.  Neither cancel it nor ask sooner than
+		 * its backoff or a hold the KMS asked for.
+		 */
+		if (l->boot_ret == -EINPROGRESS)
+			break;
 		if (!l->want_restore) {
 			l->ops->note(l->ctx, "key_lost", reason == DM_CMK_REASON_SUSPEND ?
 				     "keys wiped by a system sleep: checking the CMK now to restore them" :

@@ -76,6 +76,11 @@
  *                      check the CMK at once (ignoring a job under way)
  *                      and restore the keys on success: the kernel holds I/O
  *                      for hold_ms meanwhile.
+ *   while the boot unseals, suspend, lease_expired and policy do nothing
+ *                      (its success restores every device; a restarted
+ *                      agent gets one per device), and a vmfork only
+ *                      replaces an unseal under way: neither cancels the
+ *                      boot's backoff or a hold the KMS asked for.
  *   after any of these, the job under way is cancelled (ops->cancel), so
  *   the fresh one starts within about a second, not up to
  *   check_timeout_ms later.
