@@ -3472,6 +3472,83 @@ static void agentloop_throttle_boot_resume_continues_backoff(void **state)
 	}
 }
 
+/*
+ * Review 16c L6: kernel events while the boot unseals (a restarted agent
+ * finds its devices' leases run out, one event per device).  The boot
+ * unseal restores every device when it succeeds, so an event changes
+ * nothing then.  Oracles, on the fake clock:
+ *   - a boot held by a long Retry-After does not fail at the first
+ *     lease_expired, and makes no request: it fails at its deadline;
+ *   - an unseal under way is neither cancelled nor repeated by four
+ *     lease_expired events and a suspend: one unseal, the boot succeeds;
+ *   - a throttled boot waiting for its retry does not retry sooner
+ *     because of an event (same random stream with and without).
+ */
+static void agentloop_throttle_boot_ignores_kernel_events(void **state)
+{
+	struct cmk_config c = throttle_cfg(300, 900);
+	uint64_t quiet_at = 0;
+	struct cmk_err e;
+
+	(void)state;
+	c.boot_deadline_s = 60;
+	{
+		struct fake f = { .unseal_script = "Y", .retry_after_ms = 120000 };
+		struct cmk_loop l;
+
+		f.now = 1000;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		run_until(&l, &f, 5000);
+		cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
+		cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
+		run_until(&l, &f, 6000);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
+		run_until(&l, &f, 1000 + 61000);
+		assert_int_equal(f.unseals_started, 1);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), -ETIMEDOUT);
+		assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	}
+	{
+		struct fake f = { .unseal_script = "s", .slow_ms = 3000, .cancellable = true };
+		struct cmk_loop l;
+
+		f.now = 1000;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		run_until(&l, &f, 1500);
+		assert_true(f.busy);
+		for (int i = 0; i < 4; i++)
+			cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
+		cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+		run_until(&l, &f, 10000);
+		assert_int_equal(f.cancels, 0);
+		assert_int_equal(f.unseals_started, 1);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
+		assert_true(f.kernel_keys);
+	}
+	for (int events = 0; events < 2; events++) {
+		struct fake f = { .unseal_script = "yyyyo", .rng = 4242 };
+		struct cmk_loop l;
+
+		f.now = 1000;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		run_until(&l, &f, 1000 + 16);	/* throttled, waiting */
+		while (f.unseals_started < 4)
+			run_until(&l, &f, f.now + 1);
+		assert_false(f.busy);
+		if (events)
+			cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
+		run_until(&l, &f, 1000 + 60000);
+		assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
+		if (!events)
+			quiet_at = f.unseal_started_at[4];
+		else
+			assert_true(f.unseal_started_at[4] == quiet_at);
+	}
+}
+
 /* ---- a region restarting over its quota (boot unseals, agent restarts) ----- */
 
 #define REGION_N	500
@@ -3688,6 +3765,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_boot_spreads_unseals),
 		cmocka_unit_test(agentloop_throttle_fleet_region_restart_keeps_boot_backoff),
 		cmocka_unit_test(agentloop_throttle_boot_resume_continues_backoff),
+		cmocka_unit_test(agentloop_throttle_boot_ignores_kernel_events),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
 		cmocka_unit_test(agentloop_hint_timeout_in_retry_series_keeps_the_budget),
 		cmocka_unit_test(agentloop_hint_retry_series_ends_only_on_yes_or_no),
