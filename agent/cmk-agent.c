@@ -899,6 +899,16 @@ static void write_state(struct agent *a)
 	json_object_object_add(c, "checks", json_object_new_int64((int64_t)l->hint_checks));
 	/* cmkctl check-now's tokens: answered, and still waiting. */
 	cmk_checknow_json(&a->checknow, l->hints_answered, c);
+	{
+		/* ... and what a pending one waits for, so it can say. */
+		uint64_t until, now = now_ms(NULL);
+		enum cmk_hint_wait why = cmk_loop_hint_wait(l, &until);
+
+		json_object_object_add(c, "waiting_for",
+				       json_object_new_string(cmk_hint_wait_name(why)));
+		json_object_object_add(c, "check_in_ms", json_object_new_int64(
+			(int64_t)(until > now ? until - now : 0)));
+	}
 	json_object_object_add(o, "hints", c);
 	json_object_object_add(o, "throttled", json_object_new_boolean(l->throttled));
 	k = json_object_new_object();

@@ -1346,6 +1346,46 @@ static int agent_pidfd(long pid)
 }
 
 /*
+ * Why the agent has not run the check yet, from its state file's
+ * hints.waiting_for (agentloop.h, cmk_loop_hint_wait()), as of the last
+ * time it wrote it.
+ */
+static const char *hint_wait_text(json_object *st)
+{
+	static char buf[320];
+	json_object *h = NULL, *v;
+	const char *why = NULL;
+	long in_s = -1;
+
+	if (st && json_object_object_get_ex(st, "hints", &h) &&
+	    json_object_object_get_ex(h, "waiting_for", &v))
+		why = json_object_get_string(v);
+	if (h && json_object_object_get_ex(h, "check_in_ms", &v))
+		in_s = (long)((json_object_get_int64(v) + 999) / 1000);
+	if (!why)
+		return "its state file does not say why (an older agent: the hint budget while checks back off, a KMS hold (Retry-After) or a check under way)";
+	if (!strcmp(why, "budget"))
+		snprintf(buf, sizeof(buf), "the KMS checks are backing off (throttled or failing) and this VM's hint budget is spent - check-now is budgeted like any hint; the check runs in about %ld s, or at the next scheduled check (Documentation/fleet.rst)",
+			 in_s);
+	else if (!strcmp(why, "retry_after"))
+		snprintf(buf, sizeof(buf), "the KMS asked to wait (Retry-After); the check runs in about %ld s",
+			 in_s);
+	else if (!strcmp(why, "schedule"))
+		snprintf(buf, sizeof(buf), "the KMS checks are backing off and the hint budget is spent; the next scheduled check runs in about %ld s",
+			 in_s);
+	else if (!strcmp(why, "paced"))
+		snprintf(buf, sizeof(buf), "checks for hints are paced (at least 1 s apart, an event's spread, a failed hint's retry); the check runs in about %ld s",
+			 in_s);
+	else if (!strcmp(why, "check_under_way"))
+		return "a check is under way (up to check_timeout_ms); one more follows it";
+	else if (!strcmp(why, "boot"))
+		return "the agent is still unsealing at boot (the unseal is the check)";
+	else
+		return "the check has not started yet";
+	return buf;
+}
+
+/*
  * check-now [--wait SECONDS | --no-wait]: ask the running agent for a real
  * CMK check now - SIGHUP with a random token (sigqueue through a pidfd),
  * the agent's hint entry (agentloop.h) - and wait until its state file
@@ -1446,8 +1486,8 @@ static int do_check_now(int argc, char **argv)
 			(void)syscall(SYS_pidfd_send_signal, pfd, SIGHUP, &si, 0);
 		}
 		if (ms > wait_ms) {
-			fprintf(stderr, "cmkctl: the agent (pid %ld) gave no answer to the check within %ld s (still unsealing at boot, a KMS hold (Retry-After) or a check under way); see cmkctl status\n",
-				pid, wait_ms / 1000);
+			fprintf(stderr, "cmkctl: the agent (pid %ld) gave no answer to the check within %ld s: %s; see cmkctl status\n",
+				pid, wait_ms / 1000, hint_wait_text(st));
 			ret = EXIT_TRANSIENT;
 			goto out;
 		}

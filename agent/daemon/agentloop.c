@@ -975,6 +975,72 @@ static uint64_t hint_earliest(const struct cmk_loop *l, uint64_t now)
 	return max_u64(t, l->hold_until_ms);
 }
 
+enum cmk_hint_wait cmk_loop_hint_wait(const struct cmk_loop *l, uint64_t *until_ms)
+{
+	uint64_t now = l->ops->now_ms(l->ctx), t, w = hint_window_ms(l);
+	uint64_t spare = (CMK_HINT_BURST - 1) * HINT_TOKEN;
+	enum cmk_hint_wait why = CMK_HINT_WAIT_NONE;
+
+	*until_ms = now;
+	if (l->boot_ret != 0)
+		return CMK_HINT_WAIT_BOOT;
+	if (!l->hint_pending && !l->hint_after_job)
+		return CMK_HINT_WAIT_NONE;
+	if (l->job != CMK_JOB_NONE)
+		return CMK_HINT_WAIT_JOB;
+	/* The constraint that ends last is the one the hint waits for. */
+	if (l->hint_checks &&
+	    (t = l->hint_check_ms + CMK_HINT_MIN_GAP_MS) > *until_ms) {
+		*until_ms = t;
+		why = CMK_HINT_WAIT_PACED;
+	}
+	if (l->hint_retrying && l->hint_retry_ms > *until_ms) {
+		*until_ms = l->hint_retry_ms;
+		why = CMK_HINT_WAIT_PACED;
+	} else if (!l->hint_retrying && w && l->hint_used > spare &&
+		   (t = l->hint_used_ms + (l->hint_used - spare) * w / HINT_TOKEN) > *until_ms) {
+		*until_ms = t;
+		why = CMK_HINT_WAIT_BUDGET;
+	}
+	if (l->hint_not_before_ms > *until_ms) {
+		*until_ms = l->hint_not_before_ms;
+		why = CMK_HINT_WAIT_PACED;
+	}
+	if (l->hold_until_ms > *until_ms) {
+		*until_ms = l->hold_until_ms;
+		why = CMK_HINT_WAIT_HOLD;
+	}
+	/* The schedule's own check (never inside a hold) comes sooner. */
+	if (why != CMK_HINT_WAIT_NONE && why != CMK_HINT_WAIT_HOLD &&
+	    l->next_check_ms < *until_ms &&
+	    l->next_check_ms > now) {
+		*until_ms = l->next_check_ms;
+		why = CMK_HINT_WAIT_SCHEDULE;
+	}
+	return why;
+}
+
+const char *cmk_hint_wait_name(enum cmk_hint_wait w)
+{
+	switch (w) {
+	case CMK_HINT_WAIT_NONE:
+		return "none";
+	case CMK_HINT_WAIT_BOOT:
+		return "boot";
+	case CMK_HINT_WAIT_JOB:
+		return "check_under_way";
+	case CMK_HINT_WAIT_PACED:
+		return "paced";
+	case CMK_HINT_WAIT_BUDGET:
+		return "budget";
+	case CMK_HINT_WAIT_HOLD:
+		return "retry_after";
+	case CMK_HINT_WAIT_SCHEDULE:
+		return "schedule";
+	}
+	return "unknown";
+}
+
 /*
  * A job an event made stale (its answer is not wanted) passed its
  * deadline: no KMS failure - the fresh job has not even been asked.  But

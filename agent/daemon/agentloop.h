@@ -439,6 +439,28 @@ enum cmk_hint {
  */
 bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from);
 
+/* What a pending hint's check waits for (cmkctl check-now says it). */
+enum cmk_hint_wait {
+	CMK_HINT_WAIT_NONE,	/* nothing pending, or it starts now */
+	CMK_HINT_WAIT_BOOT,	/* unsealing at boot: hints do nothing */
+	CMK_HINT_WAIT_JOB,	/* a check under way; one more follows it */
+	CMK_HINT_WAIT_PACED,	/* CMK_HINT_MIN_GAP_MS, hint_spread_ms, a retry */
+	CMK_HINT_WAIT_BUDGET,	/* backing off and the hint budget is spent */
+	CMK_HINT_WAIT_HOLD,	/* the KMS's Retry-After */
+	CMK_HINT_WAIT_SCHEDULE,	/* the scheduled check comes first */
+};
+
+/*
+ * cmk_loop_hint_wait() - why the check a pending hint asked for has not
+ * started, and (@until_ms, the loop's clock) when it will at the latest
+ * by that reason.  An operator's hint (cmkctl check-now) is budgeted
+ * like any other: SIGHUP from root is also what an orchestrator running
+ * check-now on every VM sends, and the budget is what keeps such a loop
+ * from undoing the backoff of a throttled fleet.
+ */
+enum cmk_hint_wait cmk_loop_hint_wait(const struct cmk_loop *l, uint64_t *until_ms);
+const char *cmk_hint_wait_name(enum cmk_hint_wait w);
+
 /*
  * cmk_loop_boot_result() - -EINPROGRESS while unsealing at boot, 0 once
  * booted, else why the boot failed (@e filled; e->cls definitive: the KMS
