@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..21"
+echo "1..22"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -258,6 +258,23 @@ if [ "$rc" = 0 ] && grep -q 'no answer' last && [ "$st" = $((128 + 1)) ]; then
 	ok cmkctl_check_now_signals_the_agent_and_waits
 else
 	notok cmkctl_check_now_signals_the_agent_and_waits "exit status of the fake agent: $st (want 129: SIGHUP)"
+fi
+# Review 16c L1: an agent whose hint budget holds the check (throttled
+# run) says so in its state file; check-now names that cause, not the
+# boot or a Retry-After.  The fake agent ignores SIGHUP and never answers.
+env --ignore-signal=HUP ./cmk-agent 30 &
+fake=$!
+printf '{ "state": "degraded", "pid": %s, "hints": { "answered_tokens": [], "pending_tokens": [],
+  "waiting_for": "budget", "check_in_ms": 41500 } }\n' "$fake" >run/agent.json
+run 3 --config agent.conf check-now --wait 1
+rc=$?
+kill "$fake" 2>/dev/null
+wait "$fake" 2>/dev/null
+if [ "$rc" = 0 ] && grep -q 'hint budget is spent' last && grep -q 'about 42 s' last &&
+   ! grep -q 'unsealing at boot' last; then
+	ok cmkctl_check_now_hint_budget_named
+else
+	notok cmkctl_check_now_hint_budget_named "see above"
 fi
 
 if run 0 local-key destroy cmk.key && run 2 kek check kek.json && grep -q 'key destroyed' last &&

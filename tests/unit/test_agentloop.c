@@ -3549,6 +3549,55 @@ static void agentloop_throttle_boot_ignores_kernel_events(void **state)
 	}
 }
 
+/*
+ * Review 16c L1: cmkctl check-now waited up to 22 s and blamed the boot
+ * or a Retry-After when the operator's hint was held by the hint budget.
+ * cmk_loop_hint_wait() names the real cause, which cmkctl prints.
+ * Oracles: booting -> "boot"; after CMK_HINT_BURST hint checks in a
+ * throttled run, an operator's hint waits for "budget" or, if the
+ * scheduled check comes first, "schedule", until no later than that
+ * check; a Retry-After longer than both -> "retry_after" until its end;
+ * nothing pending -> "none".
+ */
+static void agentloop_hint_wait_names_the_budget(void **state)
+{
+	struct fake f = { .rng = 3, .script = "yooooo" };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	enum cmk_hint_wait why;
+	uint64_t t, until;
+
+	(void)state;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	assert_int_equal(cmk_loop_hint_wait(&l, &until), CMK_HINT_WAIT_BOOT);
+	assert_string_equal(cmk_hint_wait_name(CMK_HINT_WAIT_BOOT), "boot");
+	run_until(&l, &f, 1001);
+	assert_int_equal(cmk_loop_boot_result(&l, NULL), 0);
+	run_answers(&l, &f, 1);		/* throttled */
+	t = f.now;
+	assert_int_equal(cmk_loop_hint_wait(&l, &until), CMK_HINT_WAIT_NONE);
+	for (int i = 0; i < CMK_HINT_BURST; i++) {
+		run_until(&l, &f, t + i * 5000);
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, t + i * 5000);
+	}
+	run_until(&l, &f, f.now + 4000);
+	cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+	cmk_loop_tick(&l);
+	why = cmk_loop_hint_wait(&l, &until);
+	print_message("# operator hint in a throttled run: waits for %s, %llu ms\n",
+		      cmk_hint_wait_name(why), (unsigned long long)(until - f.now));
+	assert_true(why == CMK_HINT_WAIT_BUDGET || why == CMK_HINT_WAIT_SCHEDULE);
+	assert_true(until > f.now + CMK_HINT_MIN_GAP_MS);
+	assert_true(until <= l.next_check_ms);
+	l.hold_until_ms = f.now + 900000;	/* as a Retry-After sets it */
+	assert_int_equal(cmk_loop_hint_wait(&l, &until), CMK_HINT_WAIT_HOLD);
+	assert_true(until == l.hold_until_ms);
+	assert_string_equal(cmk_hint_wait_name(CMK_HINT_WAIT_BUDGET), "budget");
+}
+
 /* ---- a region restarting over its quota (boot unseals, agent restarts) ----- */
 
 #define REGION_N	500
@@ -3766,6 +3815,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_fleet_region_restart_keeps_boot_backoff),
 		cmocka_unit_test(agentloop_throttle_boot_resume_continues_backoff),
 		cmocka_unit_test(agentloop_throttle_boot_ignores_kernel_events),
+		cmocka_unit_test(agentloop_hint_wait_names_the_budget),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
 		cmocka_unit_test(agentloop_hint_timeout_in_retry_series_keeps_the_budget),
 		cmocka_unit_test(agentloop_hint_retry_series_ends_only_on_yes_or_no),
