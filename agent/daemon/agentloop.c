@@ -841,8 +841,22 @@ void cmk_loop_job_done(struct cmk_loop *l, uint64_t id, int ret,
 		 * (a slow HSM or XKS proxy) or whatever made the job stale.
 		 * A late or stale yes proves nothing.
 		 */
-		if (ret && e && e->cls == CMK_EC_DEFINITIVE)
+		if (ret && e && e->cls == CMK_EC_DEFINITIVE) {
+			/*
+			 * Its timeout left its hints pending for a retry and
+			 * none came since: this no is the answer the retry
+			 * would ask for, not a reason for one more request.
+			 */
+			bool answers_retry = l->job_overdue && l->hint_pending &&
+					     l->hints == l->hints_answered;
+
 			answer(l, job, l->job_start_ms, ret, e, now);
+			if (answers_retry) {
+				l->hint_pending = false;
+				l->hint_retrying = false;
+				l->hint_retries = 0;
+			}
+		}
 		return;
 	}
 	answer(l, job, l->job_start_ms, ret, e, now);

@@ -178,7 +178,9 @@
  *                      worker is free), never inside a hold, at most
  *                      CMK_HINT_RETRIES times until the KMS says yes or
  *                      no; then it waits for the budget or the schedule.
- *                      Revoked or wiped, no quick retries.
+ *                      Revoked or wiped, no quick retries.  A timed-out
+ *                      check's late definitive no answers its hints (no
+ *                      retry follows) unless more came since.
  *   boot               while the boot unseal runs (or after it failed) a
  *                      hint does nothing: the unseal is the check.
  *
