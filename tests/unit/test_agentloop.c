@@ -3598,6 +3598,42 @@ static void agentloop_hint_wait_names_the_budget(void **state)
 	assert_string_equal(cmk_hint_wait_name(CMK_HINT_WAIT_BUDGET), "budget");
 }
 
+/*
+ * Review 16c L5: a hinted check that times out leaves its hint pending
+ * for a quick retry; when that check's answer then comes late and is a
+ * definitive no, the no is the answer the retry would have asked for:
+ * it revokes, and no extra check starts at once.  Oracles, on the fake
+ * clock: one check until 5 s after the late no (the revoked schedule's
+ * next check is an interval later), the keys wiped; a hint that arrives
+ * after the timeout still gets its own check.
+ */
+static void agentloop_hint_late_no_after_timeout_is_the_answer(void **state)
+{
+	struct cmk_config c = throttle_cfg(300, 900);
+
+	(void)state;
+	for (int later_hint = 0; later_hint < 2; later_hint++) {
+		struct fake f = { .rng = 5, .script = "Sd", .slow_ms = 15000 };
+		struct cmk_loop l;
+		uint64_t t;
+
+		boot_with(&l, &f, &c);
+		l.next_check_ms = f.now + 1000000;	/* only the hint checks */
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, f.now);
+		assert_int_equal(f.checks_started, 1);
+		t = f.now;
+		run_until(&l, &f, t + 12500);		/* timed out, degraded */
+		assert_int_equal(l.state, CMK_LS_DEGRADED);
+		if (later_hint)
+			cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, t + 15000 + 5000);	/* the late no, +5 s */
+		assert_int_equal(l.state, CMK_LS_REVOKED);
+		assert_true(f.wipes[DM_CMK_REASON_REVOKED] > 0);
+		assert_int_equal(f.checks_started, later_hint ? 2 : 1);
+	}
+}
+
 /* ---- a region restarting over its quota (boot unseals, agent restarts) ----- */
 
 #define REGION_N	500
@@ -3816,6 +3852,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_boot_resume_continues_backoff),
 		cmocka_unit_test(agentloop_throttle_boot_ignores_kernel_events),
 		cmocka_unit_test(agentloop_hint_wait_names_the_budget),
+		cmocka_unit_test(agentloop_hint_late_no_after_timeout_is_the_answer),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
 		cmocka_unit_test(agentloop_hint_timeout_in_retry_series_keeps_the_budget),
 		cmocka_unit_test(agentloop_hint_retry_series_ends_only_on_yes_or_no),
