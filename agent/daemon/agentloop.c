@@ -684,7 +684,7 @@ void cmk_loop_boot_resume(struct cmk_loop *l, const struct cmk_boot_backoff *b)
 				 b->saved_ms + CMK_BOOT_RESUME_MAX_MS));
 	l->boot_not_before_ms = at;
 	cmk_err_kms(&e, CMK_R_THROTTLED,
-		    "the KMS throttled the previous agent's unseal %u times; continuing its backoff",
+		    "the KMS throttled the previous agent's unseal %u times",
 		    b->throttles);
 	l->boot_err = e;
 	if (at - l->boot_start_ms > l->boot_deadline_ms) {

@@ -22,6 +22,15 @@
 #       never opened: fails after OPEN_TIMEOUT (5) seconds, naming it.
 #   fleet_throttle_ephemeral_agent_failed   agent failed for good: fails at
 #       once (2 polls), naming the agent's state.
+#   fleet_throttle_agent_resumes_backoff_and_extends_start   the real
+#       cmk-agent (--no-kernel, a local-key KEK), NOTIFY_SOCKET a socket of
+#       this script, a boot-backoff.json saying 5 throttles and "not before
+#       4 s from now": EXTEND_TIMEOUT_USEC of boot_deadline_s + 30 s (85 to
+#       90 s: less the time since the agent's start) comes
+#       before READY=1, READY=1 not sooner than 4 s (nor later than the
+#       16 s window + slack), the file is gone once booted, the audit log
+#       says the backoff was continued.  (Before: READY at once, no
+#       EXTEND_TIMEOUT_USEC.)  Skipped without agent/build.
 #
 # Usage: tests/fleet/boot_throttle_units.sh     Output: TAP on stdout.
 set -uo pipefail
@@ -34,7 +43,7 @@ failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; echo "# $2"; failed=1; }
 
-echo "1..4"
+echo "1..5"
 
 unit=$top/scripts/systemd/cmk-agent.service
 eph=$top/scripts/systemd/cmk-ephemeral@.service
@@ -120,5 +129,68 @@ if grep -q 'cmk-agent.service is failed' "$dir/out" && [ "$(slept)" -le 2 ]; the
 	ok fleet_throttle_ephemeral_agent_failed
 else
 	notok fleet_throttle_ephemeral_agent_failed "slept $(slept) s: $(tail -n 1 "$dir/out")"
+fi
+
+agentbin=$top/agent/build/cmk-agent
+ctlbin=$top/agent/build/cmkctl
+if [ ! -x "$agentbin" ] || [ ! -x "$ctlbin" ]; then
+	ok "fleet_throttle_agent_resumes_backoff_and_extends_start # SKIP no agent/build (make -C agent)"
+	exit $failed
+fi
+a=$dir/agent
+mkdir -p "$a/state"
+chmod 700 "$a" "$a/state"
+"$ctlbin" local-key create "$a/cmk.key" >/dev/null &&
+	"$ctlbin" kek create --provider local --key-ref "$a/cmk.key" --out "$a/kek.json" >/dev/null
+cat >"$a/agent.conf" <<CONF
+[agent]
+kek_envelope = $a/kek.json
+check_interval_s = 30
+audit_log = $a/audit.log
+syslog = no
+state_dir = $a/state
+CONF
+res=$(python3 - "$agentbin" "$a" <<'PY'
+import json, os, socket, subprocess, sys, time
+agent, d = sys.argv[1], sys.argv[2]
+now = int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000)
+f = d + "/state/boot-backoff.json"
+with open(f, "w") as o:
+    json.dump({"throttles": 5, "not_before_boottime_ms": now + 4000,
+               "saved_boottime_ms": now - 2000}, o)
+os.chmod(f, 0o600)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(d + "/notify")
+s.settimeout(60)
+t0 = time.monotonic()
+p = subprocess.Popen([agent, "--no-kernel", "--config", d + "/agent.conf"],
+                     env=dict(os.environ, NOTIFY_SOCKET=d + "/notify"),
+                     stderr=open(d + "/stderr", "w"))
+extend = ready = None
+try:
+    while ready is None:
+        m = s.recv(4096).decode()
+        for kv in m.split("\n"):
+            if kv.startswith("EXTEND_TIMEOUT_USEC=") and extend is None:
+                extend = int(kv.split("=")[1])
+            if kv == "READY=1":
+                ready = time.monotonic() - t0
+    time.sleep(0.5)
+    print(extend, "%.1f" % ready, int(os.path.exists(f)))
+except Exception as e:
+    print("none none 1", e)
+finally:
+    p.terminate()
+    p.wait()
+PY
+)
+read -r ext rdy left _ <<<"$res"
+echo "# agent with a kept backoff: EXTEND_TIMEOUT_USEC=$ext, READY=1 after $rdy s, file left: $left"
+if [ "$left" = 0 ] &&
+   python3 -c "import sys; sys.exit(not (85e6 <= int('$ext') <= 90e6 and 4.0 <= float('$rdy') <= 25.0))" 2>/dev/null &&
+   grep -q "throttled the previous agent's unseal 5 times" "$a/audit.log"; then
+	ok fleet_throttle_agent_resumes_backoff_and_extends_start
+else
+	notok fleet_throttle_agent_resumes_backoff_and_extends_start "$res; $(tail -n 3 "$a/stderr")"
 fi
 exit $failed
