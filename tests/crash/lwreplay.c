@@ -15,6 +15,10 @@
  *                                     any byte of DEV change (a write of
  *                                     what DEV already held, or a flush,
  *                                     leaves the same state)
+ *   cmk-lwreplay replay LOG DEV FROM TO SECTORS
+ *                                     the same, but of entry TO-1 only its
+ *                                     first SECTORS blocks: a write torn by
+ *                                     the power cut
  *
  * Log layout: sector 0 (of the logged device's logical block size) holds
  * the super block; entries follow, each one block with struct
@@ -131,10 +135,12 @@ static int lw_open(struct lw_log *lw, const char *path)
 }
 
 /*
- * Read the next entry into @en; its data (nr_sectors blocks, none for a
- * discard or a mark) is then at lw->buf, its mark text at lw->buf + 32.
+ * Read the next entry into @en; with @data, its data (nr_sectors blocks,
+ * none for a discard or a mark) is then at lw->buf, its mark text at
+ * lw->buf + 32 (without, the data is skipped).
  */
-static int lw_next(struct lw_log *lw, struct lw_entry *en, uint64_t index)
+static int lw_next(struct lw_log *lw, struct lw_entry *en, uint64_t index,
+		   int data)
 {
 	uint64_t len;
 
@@ -155,7 +161,7 @@ static int lw_next(struct lw_log *lw, struct lw_entry *en, uint64_t index)
 		return 1;
 	}
 	len = en->nr_sectors * lw->bs;
-	if (len && lw_read(lw, lw->pos, (size_t)len))
+	if (data && len && lw_read(lw, lw->pos, (size_t)len))
 		return 1;
 	lw->pos += len;
 	return 0;
@@ -176,7 +182,7 @@ static int cmd_list(struct lw_log *lw)
 	char fl[64];
 
 	for (uint64_t i = 0; i < lw->n; i++) {
-		if (lw_next(lw, &en, i))
+		if (lw_next(lw, &en, i, 0))
 			return 1;
 		flags_str(en.flags, fl, sizeof(fl));
 		printf("%" PRIu64 " %s sector=%" PRIu64 " sectors=%" PRIu64, i, fl,
@@ -228,7 +234,7 @@ static int write_full(int fd, const uint8_t *p, size_t len, uint64_t off,
 }
 
 static int cmd_replay(struct lw_log *lw, const char *dev, uint64_t from,
-		      uint64_t to)
+		      uint64_t to, uint64_t torn)
 {
 	static const uint8_t zero[65536];
 	struct lw_entry en;
@@ -240,7 +246,7 @@ static int cmd_replay(struct lw_log *lw, const char *dev, uint64_t from,
 	if (fd < 0)
 		return fail("%s: %s", dev, strerror(errno));
 	for (uint64_t i = 0; i < to; i++) {
-		if (lw_next(lw, &en, i))
+		if (lw_next(lw, &en, i, i >= from))
 			goto out;
 		if (i < from || (en.flags & LW_MARK))
 			continue;
@@ -258,7 +264,8 @@ static int cmd_replay(struct lw_log *lw, const char *dev, uint64_t from,
 				left -= c;
 			}
 		} else if (en.nr_sectors) {
-			size_t len = (size_t)(en.nr_sectors * lw->bs);
+			uint64_t ns = i + 1 == to && torn < en.nr_sectors ? torn : en.nr_sectors;
+			size_t len = (size_t)(ns * lw->bs);
 
 			changed |= differs(fd, lw->buf, len, en.sector * lw->bs);
 			if (write_full(fd, lw->buf, len, en.sector * lw->bs, dev))
@@ -282,7 +289,7 @@ out:
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: cmk-lwreplay count LOG | list LOG | replay LOG DEV FROM TO\n");
+	fprintf(stderr, "usage: cmk-lwreplay count LOG | list LOG | replay LOG DEV FROM TO [SECTORS]\n");
 	return 2;
 }
 
@@ -290,13 +297,13 @@ int main(int argc, char **argv)
 {
 	struct lw_log lw;
 	char *end;
-	unsigned long long from = 0, to = 0;
+	unsigned long long from = 0, to = 0, torn = UINT64_MAX;
 	int ret;
 
 	if (argc < 3)
 		return usage();
 	if (!strcmp(argv[1], "replay")) {
-		if (argc != 6)
+		if (argc != 6 && argc != 7)
 			return usage();
 		errno = 0;
 		from = strtoull(argv[4], &end, 10);
@@ -305,6 +312,11 @@ int main(int argc, char **argv)
 		to = strtoull(argv[5], &end, 10);
 		if (errno || *end || end == argv[5])
 			return usage();
+		if (argc == 7) {
+			torn = strtoull(argv[6], &end, 10);
+			if (errno || *end || end == argv[6])
+				return usage();
+		}
 	} else if (argc != 3) {
 		return usage();
 	}
@@ -315,7 +327,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[1], "list"))
 			ret = cmd_list(&lw);
 		else if (!strcmp(argv[1], "replay"))
-			ret = cmd_replay(&lw, argv[3], from, to);
+			ret = cmd_replay(&lw, argv[3], from, to, torn);
 		else
 			ret = usage();
 	}
