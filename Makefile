@@ -24,6 +24,11 @@
 #   make kfuzz          the kernel fuzzer in a QEMU guest for FUZZ_MINUTES
 #                       (2) on KVER (default: Debian 6.12); KFUZZ_SEED=N
 #                       repeats a run (Documentation/fuzzing.rst)
+#   make crash          crash consistency of the header writes: every prefix
+#                       of their dm-log-writes log replayed (tests/crash/
+#                       run.sh), then CRASH_POINTS (20) power cuts during
+#                       KEK rotation under I/O (tests/crash/powercut.sh;
+#                       CRASH_SEED=N repeats the delays; make check runs 2)
 #   make mutate         deliberate one-line mutations (tests/mutate/
 #                       mutations.txt), each built in a scratch copy and run
 #                       through its suite: caught / survived per mutation
@@ -72,7 +77,7 @@ HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
 	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
-	version demo-storage mutate \
+	version demo-storage mutate crash \
 	debug-kernel debug-module debug-test debug-fault debug-harness \
 	debug-hibernate
 
@@ -149,6 +154,13 @@ kfuzz: modules-all kselftest $(if $(filter debug,$(KVER)),debug-module)
 	tests/kselftest/kfuzz.sh --minutes $(FUZZ_MINUTES) \
 		$(if $(filter command line,$(origin KVER)),--kver $(KVER)) \
 		$(if $(KFUZZ_SEED),--seed $(KFUZZ_SEED))
+
+CRASH_POINTS ?= 20
+crash: modules-all agent
+	tests/crash/run.sh $(if $(filter command line,$(origin KVER)),--kver $(KVER))
+	tests/crash/powercut.sh --points $(CRASH_POINTS) \
+		$(if $(filter command line,$(origin KVER)),--kver $(KVER)) \
+		$(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 # Do the tests guard their promises?  Each mutation in tests/mutate/
 # mutations.txt is applied to a scratch copy of the tree, built and run

@@ -75,6 +75,13 @@
 #                   KFUZZ_SECONDS (120) on the debug kernel (else Debian's
 #                   6.12; TAP <kver>:kfuzz:kernel_fuzz_*; make kfuzz runs it
 #                   longer)
+#   crash_replay    tests/crash/run.sh: dm-log-writes under dm-cmk's backing
+#                   device; every prefix of the log of cmkctl format, kek
+#                   rotate and the ephemeral re-key replayed and opened
+#                   (issue 14 s4; Debian 6.12, about 3 minutes)
+#   crash_powercut  tests/crash/powercut.sh: QEMU killed at seeded random
+#                   moments of KEK rotations under I/O, CRASH_POINTS (2)
+#                   points here, the seed printed (make crash: 20)
 #   integration_<kver> tests/integration/run.sh: agent + kernel in QEMU,
 #                   for every Debian kernel
 #   agent_vmfork_<kver> tests/integration/vmfork.sh: the agent in a guest
@@ -386,6 +393,18 @@ if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
 		--seconds "${KFUZZ_SECONDS:-120}"
 	grep -h -e '^# kfuzz: seed' -e 'ops/min$' -e '^# verdict' \
 		"$results/kernel_fuzz.log" | sed 's/^# /   /'
+fi
+
+# Crash consistency of the header writes, on 6.12 (its module set has
+# dm-log-writes) or else the first kernel under test.
+if [ -x tests/crash/run.sh ] && [ ${#kvers[@]} -gt 0 ]; then
+	cr_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
+	run_suite crash_replay tap tests/crash/run.sh --kver "$cr_kver"
+	grep -h -e 'prefixes checked' -e 'torn-write states' -e 'FINDING' \
+		"$results/crash_replay.log" | sed 's/^# /   /'
+	run_suite crash_powercut tap tests/crash/powercut.sh --kver "$cr_kver" \
+		--points "${CRASH_POINTS:-2}"
+	grep -h -e '^# crash_powercut' -e '^# point' "$results/crash_powercut.log" | sed 's/^# /   /'
 fi
 
 for k in "${kvers[@]}"; do

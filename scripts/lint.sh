@@ -76,8 +76,8 @@ result $rc lint_kernel_doc "$log"
 log=$logs/shellcheck.log
 if command -v shellcheck >/dev/null; then
 	shellcheck -S warning -x scripts/*.sh scripts/qemu/*.sh scripts/pg/* tests/boot/*.sh tests/boot/guest/*.sh tests/deb/*.sh \
-		tests/kms/*.sh tests/fleet/*.sh tests/integration/*.sh tests/kselftest/*.sh tests/debug-kernel/*.sh tests/fuzz/*.sh tests/storage/*.sh .ci/run >"$log" 2>&1 &&
-		shellcheck -S warning -s sh scripts/qemu/init scripts/systemd/cmk-ephemeral \
+		tests/kms/*.sh tests/fleet/*.sh tests/integration/*.sh tests/kselftest/*.sh tests/debug-kernel/*.sh tests/fuzz/*.sh tests/storage/*.sh tests/crash/*.sh .ci/run >"$log" 2>&1 &&
+		shellcheck -S warning -s sh scripts/qemu/init scripts/systemd/cmk-ephemeral tests/crash/crash_replay tests/crash/crash_powercut \
 			debian/*.postinst debian/*.prerm debian/*.postrm >>"$log" 2>&1
 	rc=$?
 else

@@ -14,7 +14,7 @@
 # Usage: tests/crash/powercut.sh [--kver KVER] [--points N] [--seed S]
 #                                [--max-delay-ms MS]
 #
-# POINTS (default CRASH_POINTS or 3: make check runs a few; make crash
+# POINTS (default CRASH_POINTS or 2: make check runs a few; make crash
 # CRASH_POINTS=20 runs the issue's 20), SEED (default CRASH_SEED or the
 # time; printed, so a run can be repeated: the delays repeat, the guest's
 # timing under TCG does not exactly), MAX_DELAY_MS (default 6000: the
@@ -25,7 +25,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 kver=
-points=${CRASH_POINTS:-3}
+points=${CRASH_POINTS:-2}
 seed=${CRASH_SEED:-$(date +%s)}
 max_delay=6000
 while [ $# -gt 0 ]; do

@@ -43,5 +43,8 @@ start=$(date +%s)
 	--add "$out/cmk-lwreplay:/usr/bin/cmk-lwreplay" \
 	"$top/tests/crash/crash_replay"
 rc=$?
+# The counts per operation (the guest's own "#" lines).
+grep -E '^# (format|rotate|rekey|crash_replay):' \
+	"$top/build/results/crash-$kver/results.log" 2>/dev/null
 echo "# crash_replay on $kver: $(($(date +%s) - start)) s wall"
 exit $rc
