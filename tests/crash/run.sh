@@ -12,7 +12,7 @@
 # dm-log-writes; "debug" is the debug kernel, which has it too).  Needs
 # make -C agent all and the module for KVER.  Output: the guest runner's
 # TAP (names contain "crash"), results in build/results/crash-KVER/; the
-# wall time is printed.
+# wall time is printed.  CMKCTL=PATH tests another cmkctl build.
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$kver" ] || kver=$("$top/scripts/kvers.sh" | grep -m 1 '^6\.12\.' || true)
 [ -n "$kver" ] || kver=$("$top/scripts/kvers.sh" --default)
-cmkctl=$top/agent/build/cmkctl
+cmkctl=${CMKCTL:-$top/agent/build/cmkctl}
 if [ ! -x "$cmkctl" ]; then
 	echo "not ok 1 crash_replay_built # run 'make -C agent all'"
 	echo "1..1"
