@@ -88,10 +88,8 @@ static uint64_t loop_now(struct cmk_loop *l)
 	}
 	if (l->fails)
 		l->first_fail_ms += d;
-	if (l->fails && l->run_kms_throttled) {
+	if (l->fails && l->run_kms_throttled)
 		l->last_kms_throttled_ms += d;
-		l->bridge_fail_ms += d;
-	}
 	if (l->boot_ret == -EINPROGRESS)
 		l->boot_start_ms += d;
 	return now;
@@ -317,11 +315,10 @@ static uint64_t first_check_ms(const struct cmk_loop *l)
  * the longest wait between two checks of a throttled run (the window)
  * plus one check's deadline, so that a timeout or a 5xx among throttled
  * answers does not wipe a fleet that overloads its KMS, while a KMS that
- * stopped answering "throttled" meets the policy one window later.  A
- * single other failure right after a throttled answer (bridge_fail_ms)
- * counts as one: it is followed by a paced gap, not the failure backoff,
- * so the check after it answers within that window too; a second one in
- * a row does not.
+ * stopped answering "throttled" meets the policy one window later.  Only
+ * the KMS's own throttled answers extend it (a 5xx or a timeout is what a
+ * network attacker who drops the "no" answers makes); that one such
+ * failure does not wipe early is clamp_to_grace()'s work.
  */
 static uint64_t grace_end_ms(const struct cmk_loop *l)
 {
@@ -330,9 +327,7 @@ static uint64_t grace_end_ms(const struct cmk_loop *l)
 
 	if (!l->run_kms_throttled)
 		return end;
-	ext = l->last_kms_throttled_ms > l->bridge_fail_ms ?
-	      l->last_kms_throttled_ms : l->bridge_fail_ms;
-	ext += throttle_cap_ms(l) + l->check_timeout_ms;
+	ext = l->last_kms_throttled_ms + throttle_cap_ms(l) + l->check_timeout_ms;
 	if (ext <= end)
 		return end;
 	return ext < cap ? ext : cap;
@@ -454,6 +449,33 @@ static void grace_over(struct cmk_loop *l)
 }
 
 /*
+ * In a run the KMS throttled, the next check starts no later than one
+ * deadline before the grace ends, so that its answer - a throttled one
+ * extends the grace - comes before the policy does: a backoff (the
+ * failure backoff after a 5xx, up to two intervals; after a metadata
+ * service's 429, up to the window) must not let the run meet the policy
+ * without a check (review 16d M-b, L-a).  Never sooner than the KMS's own
+ * Retry-After.  Load: after a throttled answer the gap (at most 3/4 of
+ * the window, or Retry-After up to the window) already starts before
+ * that, except at the cap grace_s + throttle_grace_s; after any other
+ * failure the clamp moves one check to the window's end, and a failure
+ * of that one finds the point passed: at most one more check per
+ * throttled answer, and never a burst.
+ */
+static void clamp_to_grace(struct cmk_loop *l, uint64_t now)
+{
+	uint64_t end = grace_end_ms(l), latest;
+
+	if (!l->run_kms_throttled || end <= now + l->check_timeout_ms)
+		return;
+	latest = end - l->check_timeout_ms;
+	if (l->throttled && latest < l->hold_until_ms)
+		latest = l->hold_until_ms;
+	if (l->next_check_ms > latest)
+		l->next_check_ms = latest;
+}
+
+/*
  * A transient or local failure, or no answer by the deadline (l->last_err
  * says which).  A throttled answer is neither a yes nor a no: it backs the
  * checks off (throttle_backoff_ms()), holds them for what Retry-After
@@ -468,7 +490,6 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 	if (!l->fails++) {
 		l->first_fail_ms = started;
 		l->run_kms_throttled = false;
-		l->bridge_fail_ms = 0;
 	}
 	if (throttled) {
 		uint64_t ra = l->last_err.retry_after_ms;
@@ -481,16 +502,6 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 		l->throttled_total++;
 		l->hold_until_ms = now + (ra < cap ? ra : cap);
 		l->next_check_ms = now + throttle_backoff_ms(l, ra);
-	} else if (l->throttled && l->run_kms_throttled) {
-		/*
-		 * A 5xx or a timeout right after the KMS's own "throttled":
-		 * still paced as throttled (not the failure backoff, up to two
-		 * intervals), and the extension runs a window past it
-		 * (grace_end_ms()), so the next answer comes within it.
-		 */
-		l->throttles = 0;
-		l->bridge_fail_ms = now;
-		l->next_check_ms = now + paced_gap_ms(l, throttle_cap_ms(l));
 	} else {
 		l->throttles = 0;
 		l->next_check_ms = now + failure_backoff_ms(l, l->fails);
@@ -504,11 +515,13 @@ static void on_failure(struct cmk_loop *l, uint64_t started, uint64_t now)
 	if (l->state == CMK_LS_REVOKED || l->state == CMK_LS_UNREACHABLE ||
 	    l->state == CMK_LS_FAIL_OPEN)
 		return;		/* nothing left to decide; wait for the KMS */
-	if (now < grace_end_ms(l))
+	if (now < grace_end_ms(l)) {
 		set_state(l, CMK_LS_DEGRADED,
 			  "KMS unreachable: degraded, keys kept within grace_s", &l->last_err);
-	else
+		clamp_to_grace(l, now);
+	} else {
 		grace_over(l);
+	}
 }
 
 /* An answer from the KMS that is not "throttled" ends a throttle. */

@@ -119,9 +119,10 @@
  *             KMS itself, so the KMS is reachable and answering, and a
  *             fleet that overloads its own KMS must not wipe itself - nor
  *             because one timeout or 5xx came among its throttled
- *             answers: such a failure right after a throttled answer is
- *             paced as throttled (not the failure backoff) and the window
- *             runs from it too; a second one in a row does not extend it.
+ *             answers: while the grace runs, the next check starts no later
+ *             than check_timeout_ms before its end, whatever the backoff
+ *             (so an answer that extends it can still come); a failure
+ *             itself extends nothing (a network attacker can make those).
  *             Once no throttled answer came for that long, the
  *             policy applies (at grace_s, or at once if past it); never
  *             later than grace_s + throttle_grace_s after the first
@@ -332,7 +333,6 @@ struct cmk_loop {
 	bool throttled;			/* the last failure was a throttled answer */
 	bool run_kms_throttled;		/* the KMS said "throttled" in this run ... */
 	uint64_t last_kms_throttled_ms;	/* ... last at this time */
-	uint64_t bridge_fail_ms;	/* another failure right after it, then */
 	unsigned int throttles;		/* throttled answers in a row */
 	unsigned long throttled_total;	/* since start */
 	uint64_t hold_until_ms;		/* no check before (Retry-After) */

@@ -2066,12 +2066,13 @@ static void agentloop_throttle_definitive_revokes_at_once(void **state)
  * One timeout (or 5xx) among throttled answers, after grace_s, does not
  * wipe: a KMS throttled answer came within the last throttle window +
  * check_timeout_ms.  Once the KMS stops answering "throttled" (every check
- * times out), the policy applies that long after the first of those
- * failures (it bridges one gap: agentloop.h "grace").  Oracle: no wipe at
- * the first timeout past grace_s; a wipe (kms_unreachable) later, exactly
- * the window (2 min: a quarter of grace_s + throttle_grace_s) + 12 s after
- * the first failure that was not throttled, and no later than grace_s +
- * throttle_grace_s after the first failure.
+ * times out), the policy applies that long after the last throttled
+ * answer: a failure does not extend it (review 16d M-a: a network
+ * attacker makes those).  Oracle: no wipe at the first timeout past
+ * grace_s; a wipe (kms_unreachable) later, exactly the window (2 min: a
+ * quarter of grace_s + throttle_grace_s) + 12 s after the last throttled
+ * answer, and no later than grace_s + throttle_grace_s after the first
+ * failure.
  */
 static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 {
@@ -2106,8 +2107,9 @@ static void agentloop_throttle_then_unreachable_after_grace_wipes(void **state)
 		      (unsigned long long)(f.first_wipe_at - last_y) / 1000,
 		      (unsigned long long)(f.first_wipe_at - last_t) / 1000,
 		      (unsigned long long)(f.first_wipe_at - first) / 1000);
-	assert_true(f.first_wipe_at <= last_t + w + c.check_timeout_ms);
-	assert_true(f.first_wipe_at >= last_t + w + c.check_timeout_ms);	/* not sooner */
+	assert_true(last_t > last_y);
+	assert_true(f.first_wipe_at <= last_y + w + c.check_timeout_ms);
+	assert_true(f.first_wipe_at >= last_y + w + c.check_timeout_ms);	/* not sooner */
 	assert_true(f.first_wipe_at <= first + 480000);
 }
 
@@ -3768,6 +3770,374 @@ static void agentloop_throttle_fleet_region_restart_keeps_boot_backoff(void **st
 	}
 }
 
+/*
+ * A stream of answers for the review 16d tests, each check's start and
+ * letter recorded: a genuine throttled answer ('y') and a 5xx ('t') come
+ * at once, a timeout ('T') at the deadline.
+ */
+static uint32_t mix_rng;
+static unsigned int mix_5xx_pm, mix_to_pm, mix_thr_pm;	/* per mille */
+static uint64_t mix_revoke_at;		/* NEVER: no revocation */
+static char mix_attack;			/* what a dropped "no" becomes */
+static char ck_letter[4096];
+static uint64_t ck_at[4096];
+static int ck_n;
+
+static uint32_t mix_rand(void)
+{
+	mix_rng ^= mix_rng << 13;
+	mix_rng ^= mix_rng >> 17;
+	mix_rng ^= mix_rng << 5;
+	return mix_rng;
+}
+
+static char mix_record(struct fake *f, char c)
+{
+	if (ck_n < 4096) {
+		ck_letter[ck_n] = c;
+		ck_at[ck_n++] = f->now;
+	}
+	return c;
+}
+
+/* An overloaded KMS: throttled, 5xx or no answer, at random. */
+static char mixed_decide(struct fake *f)
+{
+	unsigned int r = mix_rand() % 1000;
+
+	return mix_record(f, r < mix_5xx_pm ? 't' : r < mix_5xx_pm + mix_to_pm ? 'T' : 'y');
+}
+
+/*
+ * The key revoked at mix_revoke_at; the KMS (over its quota) throttles
+ * mix_thr_pm of the requests, and a network attacker drops every other
+ * answer - each a "no" - as a timeout ('T') or a reset ('t').
+ */
+static char attacked_decide(struct fake *f)
+{
+	if (f->now < mix_revoke_at)
+		return mix_record(f, 'o');
+	return mix_record(f, mix_rand() % 1000 < mix_thr_pm ? 'y' : mix_attack);
+}
+
+/* When the run that started at @first meets the policy (agentloop.h "grace"). */
+static uint64_t doc_grace_end(const struct cmk_config *c, uint64_t first, uint64_t before)
+{
+	uint64_t end = first + (uint64_t)c->grace_s * 1000;
+	uint64_t cap = end + (uint64_t)c->throttle_grace_s * 1000;
+	uint64_t w = cmk_loop_throttle_window_ms(c), last_y = 0;
+
+	for (int i = 0; i < ck_n && ck_at[i] < before; i++)
+		if (ck_letter[i] == 'y' && ck_at[i] >= first)
+			last_y = ck_at[i];
+	if (last_y && last_y + w + c->check_timeout_ms > end)
+		end = last_y + w + c->check_timeout_ms;
+	return end < cap ? end : cap;
+}
+
+/* A throttled answer came in the run (@first to @t): the extension applies. */
+static bool throttled_before(uint64_t first, uint64_t t)
+{
+	for (int i = 0; i < ck_n && ck_at[i] < t; i++)
+		if (ck_letter[i] == 'y' && ck_at[i] >= first)
+			return true;
+	return false;
+}
+
+/* When the last check started before @t had its answer (or its deadline). */
+static uint64_t last_answer_before(const struct cmk_config *c, uint64_t t)
+{
+	uint64_t at = 0;
+
+	for (int i = 0; i < ck_n && ck_at[i] < t; i++)
+		at = ck_at[i] + (ck_letter[i] == 'T' ? c->check_timeout_ms : 0);
+	return at;
+}
+
+/*
+ * Review 16d M-b: an overloaded KMS answers "throttled", 5xx and timeouts
+ * at random.  Oracle: agentloop.h "grace" - the run meets the policy
+ * exactly a window + check_timeout_ms after the last throttled answer (or
+ * at grace_s, or at the cap grace_s + throttle_grace_s): no sooner, and a
+ * failure does not extend it; and it never meets it without a check whose
+ * answer came no sooner than check_timeout_ms before that end (the agent
+ * asked as late as an answer could still extend the grace, once the KMS
+ * throttled in the run: the failure
+ * backoff, up to two intervals, used to schedule the next check past it,
+ * so two failures in a row wiped a throttled fleet).  Before the fix
+ * (5c58c29's bridge): 120 s checks, 10 % 5xx + 5 % timeouts, 6 of 200
+ * wiped with no such check.  Prints the wipes before the cap (each one
+ * after a window with no throttled answer) and the checks per hour.
+ */
+static void mixed_failures_in_throttle(uint32_t iv_ms, unsigned int p5, unsigned int pto)
+{
+	int wiped = 0, unchecked = 0, off = 0;
+	uint64_t checks = 0, span = 0;
+
+	for (uint32_t seed = 1; seed <= 200; seed++) {
+		struct fake f = { .rng = seed * 2654435761u, .decide = mixed_decide };
+		struct cmk_config c = throttle_cfg(300, 900);
+		struct cmk_loop l;
+		uint64_t first, cap, end;
+
+		c.check_interval_ms = iv_ms;
+		c.lease_ms = 2 * iv_ms + 4 * c.check_timeout_ms;
+		mix_rng = seed * 7919u + 1;
+		mix_5xx_pm = p5;
+		mix_to_pm = pto;
+		ck_n = 0;
+		boot_with(&l, &f, &c);
+		run_answers(&l, &f, 1);
+		first = ck_at[0];
+		cap = first + 1200000;
+		run_until(&l, &f, cap);
+		assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+		checks += f.checks_started;
+		span += f.first_wipe_at - first;
+		if (f.first_wipe_at >= cap)
+			continue;
+		wiped++;
+		end = doc_grace_end(&c, first, f.first_wipe_at);
+		if (f.first_wipe_at != end)
+			off++;
+		if (throttled_before(first, f.first_wipe_at) &&
+		    last_answer_before(&c, f.first_wipe_at) + c.check_timeout_ms < end)
+			unchecked++;
+	}
+	print_message("%u s checks, %u %% 5xx + %u %% timeouts among throttled answers: %d of 200 wiped before the cap (no throttled answer for a window + check_timeout_ms), %d without a late enough check, %d not at the documented end; %.1f checks per hour\n",
+		      iv_ms / 1000, p5 / 10, pto / 10, wiped, unchecked, off,
+		      checks * 3600000.0 / (double)span);
+	assert_int_equal(unchecked, 0);
+	assert_int_equal(off, 0);
+}
+
+static void agentloop_throttle_mixed_failures_check_before_extension_ends(void **state)
+{
+	static const uint32_t ivs[] = { 30000, 120000, 300000 };
+	static const unsigned int mix[][2] = { { 50, 0 }, { 0, 50 }, { 100, 50 }, { 200, 100 } };
+
+	(void)state;
+	for (unsigned int i = 0; i < 3; i++)
+		for (unsigned int m = 0; m < 4; m++)
+			mixed_failures_in_throttle(ivs[i], mix[m][0], mix[m][1]);
+}
+
+/*
+ * Review 16d M-a: the key is revoked while the KMS throttles part of the
+ * requests; a network attacker drops every "no" (a TLS record's length
+ * tells it from "throttled"), as a timeout or a reset.  Oracle:
+ * agentloop.h "grace" - only the KMS's own throttled answers extend
+ * grace_s: every run meets the policy exactly a window + check_timeout_ms
+ * after the last throttled answer (or at grace_s, or at the cap), never
+ * past the wipe bound after the revocation.  Before the fix each dropped
+ * answer right after a throttled one ran the extension a window further
+ * (120 s checks, 30 % throttled: revoke -> wipe mean 765 s, 575 s before
+ * 5c58c29).
+ */
+static void attacker_drops_no(uint32_t iv_ms, unsigned int thr, char att)
+{
+	int off = 0;
+	uint64_t sum = 0, max = 0;
+
+	for (uint32_t seed = 1; seed <= 200; seed++) {
+		struct fake f = { .rng = seed * 2654435761u, .decide = attacked_decide };
+		struct cmk_config c = throttle_cfg(300, 900);
+		struct cmk_loop l;
+		uint64_t first = NEVER, bound;
+
+		c.check_interval_ms = iv_ms;
+		c.lease_ms = 2 * iv_ms + 4 * c.check_timeout_ms;
+		bound = cmk_loop_wipe_bound_ms(&c);
+		mix_rng = seed * 104729u + 3;
+		mix_thr_pm = thr;
+		mix_attack = att;
+		mix_revoke_at = 5ULL * iv_ms + 1234;
+		ck_n = 0;
+		boot_with(&l, &f, &c);
+		run_until(&l, &f, mix_revoke_at + bound);
+		assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+		assert_true(f.first_wipe_at <= mix_revoke_at + bound);
+		for (int i = 0; i < ck_n && first == NEVER; i++)
+			if (ck_at[i] >= mix_revoke_at)
+				first = ck_at[i];
+		if (f.first_wipe_at != doc_grace_end(&c, first, f.first_wipe_at))
+			off++;
+		sum += f.first_wipe_at - mix_revoke_at;
+		if (f.first_wipe_at - mix_revoke_at > max)
+			max = f.first_wipe_at - mix_revoke_at;
+	}
+	print_message("%u s checks, %u %% throttled, every no dropped ('%c'): revoke -> wipe mean %.0f s, max %.0f s; %d of 200 not at the documented end\n",
+		      iv_ms / 1000, thr / 10, att, sum / 200000.0, max / 1000.0, off);
+	assert_int_equal(off, 0);
+}
+
+static void agentloop_throttle_attacker_dropping_no_does_not_extend(void **state)
+{
+	static const uint32_t ivs[] = { 30000, 120000, 300000 };
+
+	(void)state;
+	for (unsigned int i = 0; i < 3; i++) {
+		attacker_drops_no(ivs[i], 300, 'T');
+		attacker_drops_no(ivs[i], 300, 't');
+		attacker_drops_no(ivs[i], 700, 'T');
+	}
+}
+
+/*
+ * Review 16d L-a: one metadata service 429 (plain HTTP: not the KMS's
+ * word, so it extends nothing) among the KMS's throttled answers.  Its
+ * backoff (up to 3/4 of the window, or a Retry-After up to the window)
+ * used to schedule the next check past the extension.  Oracle:
+ * agentloop.h "grace" - a run the KMS keeps throttling meets the policy
+ * at grace_s + throttle_grace_s, not sooner, wherever the 429 falls.
+ * Before the fix: 30 s checks, 86 of 289 runs wiped early.
+ */
+static void one_imds_429_in_throttle(uint32_t iv_ms, uint32_t grace, uint32_t tg)
+{
+	int early = 0, runs = 0;
+
+	for (int k = 1; k < 40; k++)
+		for (uint32_t seed = 1; seed <= 8; seed++) {
+			struct fake f = { .rng = seed * 2654435761u, .decide = throttled_but_one };
+			struct cmk_config c = throttle_cfg(grace, tg);
+			struct cmk_loop l;
+			uint64_t first;
+
+			c.check_interval_ms = iv_ms;
+			c.lease_ms = 2 * iv_ms + 4 * c.check_timeout_ms;
+			one_fail_k = k;
+			one_fail_letter = 'm';
+			boot_with(&l, &f, &c);
+			run_answers(&l, &f, 1);
+			first = f.check_started_at[0];
+			run_until(&l, &f, first + ((uint64_t)grace + tg) * 1000 - 1);
+			if (f.checks_started <= k)
+				continue;	/* the cap came first */
+			runs++;
+			early += f.wipes[DM_CMK_REASON_KMS_UNREACHABLE] || f.expired;
+		}
+	print_message("%u s checks, grace_s %u + %u, one metadata 429 among throttled answers: %d of %d runs wiped early\n",
+		      iv_ms / 1000, grace, tg, early, runs);
+	assert_int_equal(early, 0);
+}
+
+static void agentloop_throttle_one_metadata_429_no_early_wipe(void **state)
+{
+	static const uint32_t ivs[] = { 30000, 120000, 300000 };
+
+	(void)state;
+	for (unsigned int i = 0; i < 3; i++) {
+		one_imds_429_in_throttle(ivs[i], 300, 900);
+		one_imds_429_in_throttle(ivs[i], 120, 900);
+	}
+}
+
+/*
+ * Review 16d L-b: a system sleep of an hour right after a 5xx in the
+ * extension (300 s checks).  Oracle: agentloop.h "sleep" - the time slept
+ * counts toward no failure timer, the extension's included: the run meets
+ * the policy at grace_s + throttle_grace_s awake (the hour added), not
+ * at the first check after the wake.
+ */
+static void agentloop_throttle_sleep_after_5xx_keeps_the_extension(void **state)
+{
+	int early = 0, late = 0;
+
+	(void)state;
+	for (uint32_t seed = 1; seed <= 100; seed++) {
+		struct fake f = { .rng = seed * 2654435761u, .decide = throttled_but_one };
+		struct cmk_config c = throttle_cfg(300, 900);
+		struct cmk_loop l;
+		uint64_t first;
+
+		c.check_interval_ms = 300000;
+		c.lease_ms = 2 * 300000 + 40000;
+		one_fail_letter = 't';
+		one_fail_k = 1000;
+		boot_with(&l, &f, &c);
+		run_answers(&l, &f, 1);
+		first = f.check_started_at[0];
+		while (f.now < first + 300000)
+			run_answers(&l, &f, 1);
+		one_fail_k = f.checks_started;
+		run_answers(&l, &f, 1);		/* the 5xx */
+		assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 0);
+		f.now += 3600000;
+		f.slept += 3600000;
+		run_until(&l, &f, first + 3600000 + 1200000 - 1);
+		early += f.wipes[DM_CMK_REASON_KMS_UNREACHABLE] > 0;
+		run_until(&l, &f, first + 3600000 + 1200000);
+		late += f.wipes[DM_CMK_REASON_KMS_UNREACHABLE] == 0;
+	}
+	print_message("300 s checks, 1 h sleep right after a 5xx in the extension: %d of 100 wiped early, %d not at grace_s + throttle_grace_s awake\n",
+		      early, late);
+	assert_int_equal(early, 0);
+	assert_int_equal(late, 0);
+}
+
+/*
+ * Review 16d N6/N7: a revoked agent's hint budget refills at one token
+ * per revoked window - one interval after the first no, doubling with
+ * each no up to CMK_REVOKED_MAX_INTERVALS - not at the cap from the
+ * first no, nor slower than the cap.  A hint a second for two hours (an
+ * operator's: no spread), 30 s checks, every answer a no.  Oracle:
+ * agentloop.h "backoff" (hint_window_ms()) - once the CMK_HINT_BURST
+ * tokens are spent, the gap between two checks is never longer than the
+ * window after the no's so far (a token is back by then, and the flood
+ * asks at once), nor shorter than half the window (one token per window,
+ * the regular check a second); and the gaps reach the cap's 240 s.
+ */
+static char always_no(struct fake *f)
+{
+	(void)f;
+	return 'd';
+}
+
+static void agentloop_throttle_revoked_hint_budget_refills_per_window(void **state)
+{
+	struct fake f = { .rng = 77, .decide = always_no };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t t, stop, prev = 0, cap = 30000ULL * CMK_REVOKED_MAX_INTERVALS, maxgap = 0;
+	int nos = 0, bad = 0;
+
+	(void)state;
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	nos = 1;
+	prev = f.now;
+	stop = f.now + 7200000;
+	for (t = f.now; t < stop; t += 1000) {
+		int before = f.answered;
+		uint64_t w = 30000, gap;
+
+		run_until(&l, &f, t);
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		if (f.answered == before)
+			continue;
+		gap = f.now - prev;
+		for (int n = nos; n > 1 && w < cap; n--)
+			w *= 2;
+		if (w > cap)
+			w = cap;
+		if (nos > CMK_HINT_BURST + 1 && (gap > w + 1000 || gap + 1000 < w / 2)) {
+			if (bad++ < 5)
+				print_message("after %d no's (window %llu s): gap %llu s\n", nos,
+					      (unsigned long long)w / 1000, (unsigned long long)gap / 1000);
+		}
+		if (gap > maxgap)
+			maxgap = gap;
+		nos += f.answered - before;
+		prev = f.now;
+	}
+	print_message("revoked, a hint a second for 2 h: %d checks (all no), longest gap %llu s, %d gaps off the window\n",
+		      nos, (unsigned long long)maxgap / 1000, bad);
+	assert_int_equal(bad, 0);
+	assert_true(maxgap + 1000 >= cap / 2);
+	assert_true(maxgap <= cap + 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3869,6 +4239,11 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_one_5xx_in_extension_no_early_wipe),
 		cmocka_unit_test(agentloop_hint_yes_after_no_clears_revoked_budget),
 		cmocka_unit_test(agentloop_throttle_fleet_revoked_hint_flood_keeps_the_budget),
+		cmocka_unit_test(agentloop_throttle_mixed_failures_check_before_extension_ends),
+		cmocka_unit_test(agentloop_throttle_attacker_dropping_no_does_not_extend),
+		cmocka_unit_test(agentloop_throttle_one_metadata_429_no_early_wipe),
+		cmocka_unit_test(agentloop_throttle_sleep_after_5xx_keeps_the_extension),
+		cmocka_unit_test(agentloop_throttle_revoked_hint_budget_refills_per_window),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
