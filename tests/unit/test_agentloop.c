@@ -4085,7 +4085,9 @@ static void agentloop_throttle_sleep_after_5xx_keeps_the_extension(void **state)
  * tokens are spent, the gap between two checks is never longer than the
  * window after the no's so far (a token is back by then, and the flood
  * asks at once), nor shorter than half the window (one token per window,
- * the regular check a second); and the gaps reach the cap's 240 s.
+ * the regular check a second); and the gaps reach the cap's 240 s; 16
+ * quiet windows at the cap later (the flood ran up about 13 tokens of
+ * debt) the whole burst is back (one token per window, not per 4).
  */
 static char always_no(struct fake *f)
 {
@@ -4136,6 +4138,16 @@ static void agentloop_throttle_revoked_hint_budget_refills_per_window(void **sta
 	assert_int_equal(bad, 0);
 	assert_true(maxgap + 1000 >= cap / 2);
 	assert_true(maxgap <= cap + 1000);
+	/* The flood's debt (a token per check) paid at one per window. */
+	run_until(&l, &f, f.now + 16 * cap + 1000);
+	nos = f.answered;
+	stop = f.now + 5000;
+	for (t = f.now; t < stop; t += 1000) {
+		cmk_loop_hint(&l, CMK_HINT_OPERATOR);
+		run_until(&l, &f, t + 1000);
+	}
+	print_message("after 16 quiet windows, hints for 5 s: %d checks\n", f.answered - nos);
+	assert_true(f.answered - nos >= CMK_HINT_BURST);
 }
 
 int main(void)
