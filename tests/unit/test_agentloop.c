@@ -4150,6 +4150,37 @@ static void agentloop_throttle_revoked_hint_budget_refills_per_window(void **sta
 	assert_true(f.answered - nos >= CMK_HINT_BURST);
 }
 
+/*
+ * Review 16d: the clamp (a check before the extension ends) never
+ * overrides the KMS's own Retry-After, not even just before the cap
+ * grace_s + throttle_grace_s, where the extension ends sooner than a
+ * window after the last answer.  Oracle: agentloop.h "backoff" - every
+ * check waits what the KMS asked (capped at the window): with every
+ * answer throttled with a Retry-After of an hour, no two checks are
+ * closer than the window, up to the wipe at the cap.
+ */
+static void agentloop_throttle_clamp_keeps_the_kms_retry_after(void **state)
+{
+	static char script[64];
+	struct fake f = { .rng = 3, .script = script, .retry_after_ms = 3600000 };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	uint64_t w = cmk_loop_throttle_window_ms(&c), first;
+
+	(void)state;
+	memset(script, 'Y', sizeof(script) - 1);
+	boot_with(&l, &f, &c);
+	run_answers(&l, &f, 1);
+	first = f.check_started_at[0];
+	run_until(&l, &f, first + 1200000);
+	assert_int_equal(f.wipes[DM_CMK_REASON_KMS_UNREACHABLE], 1);
+	assert_int_equal(f.first_wipe_at, first + 1200000);
+	for (int i = 1; i < f.checks_started && i < 64; i++)
+		assert_true(f.check_started_at[i] - f.check_started_at[i - 1] >= w);
+	print_message("throttled, Retry-After 1 h: %d checks in grace_s + throttle_grace_s, window %llu s\n",
+		      f.checks_started, (unsigned long long)w / 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -4256,6 +4287,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_one_metadata_429_no_early_wipe),
 		cmocka_unit_test(agentloop_throttle_sleep_after_5xx_keeps_the_extension),
 		cmocka_unit_test(agentloop_throttle_revoked_hint_budget_refills_per_window),
+		cmocka_unit_test(agentloop_throttle_clamp_keeps_the_kms_retry_after),
 	};
 
 	return cmocka_run_group_tests_name("agentloop", tests, NULL, NULL);
