@@ -62,6 +62,11 @@ fi
 mkdir -p "$dir/bin"
 cat >"$dir/bin/systemctl" <<'STUB'
 #!/bin/sh
+# show: $STUBS/agent_show (the agent's restart count and last exit)
+if [ "$1" = show ]; then
+	cat "$STUBS/agent_show"
+	exit 0
+fi
 # is-active: the next line of $STUBS/agent_states (the last one sticks)
 n=$(cat "$STUBS/polls" 2>/dev/null || echo 0)
 n=$((n + 1))
@@ -91,14 +96,18 @@ sed "s|^PATH=|PATH=$dir/bin:|" "$top/scripts/systemd/cmk-ephemeral" >"$dir/cmk-e
 printf '[device "scratch"]\ndm_name = cmk-scratch\n' >"$dir/agent.conf"
 
 # run_eph OPEN_AFTER OPEN_TIMEOUT STATE...: one start, agent states per poll
+# (systemctl show: $show, default a first start)
+show='NRestarts=0 ExecMainCode=0 ExecMainStatus=0'
 run_eph() {
 	local after=$1 to=$2
 	shift 2
 	rm -f "$dir/polls" "$dir/slept"
+	# shellcheck disable=SC2086 # one property per word
+	printf '%s\n' $show >"$dir/agent_show"
 	printf '%s\n' "$@" >"$dir/agent_states"
 	echo "$after" >"$dir/open_after"
 	STUBS=$dir CMK_AGENT_CONF=$dir/agent.conf MOUNTPOINT=$dir/mnt OPEN_TIMEOUT=$to \
-		sh "$dir/cmk-ephemeral" start scratch >"$dir/out" 2>&1
+		timeout 120 sh "$dir/cmk-ephemeral" start scratch >"$dir/out" 2>&1
 }
 slept() { cat "$dir/slept" 2>/dev/null || echo 0; }
 
@@ -109,12 +118,34 @@ for _ in $(seq 300); do states+=(activating); done
 states+=(failed)
 for _ in $(seq 299); do states+=(activating); done
 states+=(active)
+# The agent restarted after "KMS throttled until boot_deadline_s" (exit 3).
+show='NRestarts=1 ExecMainCode=1 ExecMainStatus=3'
 run_eph 605 120 "${states[@]}"
-if grep -q 'has no device node' "$dir/out" && [ "$(slept)" -eq 605 ]; then
+if grep -q 'has no device node' "$dir/out" && [ "$(slept)" -eq 605 ] &&
+   [ "$(grep -c 'waiting for cmk-agent to unseal' "$dir/out")" -ge 9 ]; then
 	ok fleet_throttle_ephemeral_waits_for_a_long_boot
 else
-	notok fleet_throttle_ephemeral_waits_for_a_long_boot "slept $(slept) s: $(tail -n 1 "$dir/out")"
+	notok fleet_throttle_ephemeral_waits_for_a_long_boot "slept $(slept) s, $(grep -c 'waiting for' "$dir/out") progress lines: $(tail -n 1 "$dir/out")"
 fi
+
+# A restart loop after a local error (exit 1: a bad agent.conf, no
+# netlink) or a crash does not end by waiting: fail at once and say why,
+# rather than hold the boot (and, Before=remote-fs.target, every login).
+show='NRestarts=3 ExecMainCode=1 ExecMainStatus=1'
+run_eph 100000 120 failed activating activating activating
+if grep -q 'keeps restarting (restart 3, last exit status 1' "$dir/out" && [ "$(slept)" -le 2 ]; then
+	ok fleet_throttle_ephemeral_agent_restart_loop_fails
+else
+	notok fleet_throttle_ephemeral_agent_restart_loop_fails "slept $(slept) s: $(tail -n 1 "$dir/out")"
+fi
+show='NRestarts=1 ExecMainCode=3 ExecMainStatus=11'
+run_eph 100000 120 activating
+if grep -q 'killed by signal 11' "$dir/out" && [ "$(slept)" -le 1 ]; then
+	ok fleet_throttle_ephemeral_agent_crash_loop_fails
+else
+	notok fleet_throttle_ephemeral_agent_crash_loop_fails "slept $(slept) s: $(tail -n 1 "$dir/out")"
+fi
+show='NRestarts=0 ExecMainCode=0 ExecMainStatus=0'
 
 run_eph 100000 5 activating activating active
 if grep -q 'not mounting' "$dir/out" && grep -q '5 s after cmk-agent booted' "$dir/out" &&
