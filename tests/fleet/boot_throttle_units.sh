@@ -145,6 +145,15 @@ if grep -q 'killed by signal 11' "$dir/out" && [ "$(slept)" -le 1 ]; then
 else
 	notok fleet_throttle_ephemeral_agent_crash_loop_fails "slept $(slept) s: $(tail -n 1 "$dir/out")"
 fi
+# A restarted agent running again (systemd resets the main status of a
+# new run): it is unsealing, so wait.
+show='NRestarts=4 ExecMainCode=0 ExecMainStatus=0'
+run_eph 30 120 activating
+if grep -q 'has no device node' "$dir/out" && [ "$(slept)" -eq 30 ]; then
+	ok fleet_throttle_ephemeral_restarted_agent_running_waits
+else
+	notok fleet_throttle_ephemeral_restarted_agent_running_waits "slept $(slept) s: $(tail -n 1 "$dir/out")"
+fi
 show='NRestarts=0 ExecMainCode=0 ExecMainStatus=0'
 
 run_eph 100000 5 activating activating active
