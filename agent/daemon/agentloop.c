@@ -1199,11 +1199,17 @@ void cmk_loop_key_wiped(struct cmk_loop *l, enum dm_cmk_reason reason)
 		/*
 		 * Booting (a restarted agent finds its leases run out, one
 		 * event per device): the boot unseal restores every device
-		 * when it succeeds.  Neither cancel it nor ask sooner than
-		 * its backoff or a hold the KMS asked for.
+		 * when it succeeds.  Never ask sooner than its backoff or a
+		 * hold the KMS asked for.  A lease or a table: keep the unseal
+		 * under way.  A system sleep: the CMK may have been revoked
+		 * while the machine was off, so a yes sent before it restores
+		 * nothing; the fresh unseal starts once the stale one ends.
 		 */
-		if (l->boot_ret == -EINPROGRESS)
+		if (l->boot_ret == -EINPROGRESS) {
+			if (reason == DM_CMK_REASON_SUSPEND)
+				stale_job(l);
 			break;
+		}
 		if (!l->want_restore) {
 			l->ops->note(l->ctx, "key_lost", reason == DM_CMK_REASON_SUSPEND ?
 				     "keys wiped by a system sleep: checking the CMK now to restore them" :

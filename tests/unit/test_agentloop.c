@@ -3482,9 +3482,11 @@ static void agentloop_throttle_boot_resume_continues_backoff(void **state)
  *   - a boot held by a long Retry-After does not fail at the first
  *     lease_expired, and makes no request: it fails at its deadline;
  *   - an unseal under way is neither cancelled nor repeated by four
- *     lease_expired events and a suspend: one unseal, the boot succeeds;
+ *     lease_expired events: one unseal, the boot succeeds (a suspend
+ *     does cancel it: agentloop_throttle_boot_suspend_stales_unseal);
  *   - a throttled boot waiting for its retry does not retry sooner
- *     because of an event (same random stream with and without).
+ *     because of an event, lease_expired or suspend (same random stream
+ *     with and without).
  */
 static void agentloop_throttle_boot_ignores_kernel_events(void **state)
 {
@@ -3522,14 +3524,13 @@ static void agentloop_throttle_boot_ignores_kernel_events(void **state)
 		assert_true(f.busy);
 		for (int i = 0; i < 4; i++)
 			cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
-		cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
 		run_until(&l, &f, 10000);
 		assert_int_equal(f.cancels, 0);
 		assert_int_equal(f.unseals_started, 1);
 		assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
 		assert_true(f.kernel_keys);
 	}
-	for (int events = 0; events < 2; events++) {
+	for (int events = 0; events < 3; events++) {
 		struct fake f = { .unseal_script = "yyyyo", .rng = 4242 };
 		struct cmk_loop l;
 
@@ -3541,13 +3542,66 @@ static void agentloop_throttle_boot_ignores_kernel_events(void **state)
 			run_until(&l, &f, f.now + 1);
 		assert_false(f.busy);
 		if (events)
-			cmk_loop_key_wiped(&l, DM_CMK_REASON_LEASE_EXPIRED);
+			cmk_loop_key_wiped(&l, events == 1 ? DM_CMK_REASON_LEASE_EXPIRED :
+					   DM_CMK_REASON_SUSPEND);
 		run_until(&l, &f, 1000 + 60000);
 		assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
 		if (!events)
 			quiet_at = f.unseal_started_at[4];
 		else
 			assert_true(f.unseal_started_at[4] == quiet_at);
+	}
+}
+
+/*
+ * Review 16e M1: a boot unseal sent before a system sleep must not vouch
+ * for the keys after it (the steady-state rule:
+ * agentloop_sleep_suspend_ignores_check_begun_before); the CMK may have
+ * been revoked while the machine was off.  Oracles, on the fake clock,
+ * an unseal under way (slow, cancellable) across an 8 h sleep:
+ *   - the suspend cancels it (cancels == 1) and its yes restores nothing;
+ *   - a fresh unseal starts after the resume, not before the stale one
+ *     ended; CMK revoked meanwhile (it says no): the boot fails
+ *     definitively and no key is ever set; CMK still enabled: the boot
+ *     succeeds on the fresh yes, the keys restored once.
+ */
+static void agentloop_throttle_boot_suspend_stales_unseal(void **state)
+{
+	struct cmk_config c = throttle_cfg(300, 900);
+
+	(void)state;
+	c.boot_deadline_s = 60;
+	for (int revoked = 0; revoked < 2; revoked++) {
+		/* s: a slow yes; then the fresh unseal's d (no) or o (yes) */
+		struct fake f = { .unseal_script = revoked ? "sd" : "so", .slow_ms = 3000,
+				  .cancellable = true };
+		struct cmk_loop l;
+		struct cmk_err e;
+		uint64_t resume;
+
+		f.now = 1000;
+		f.lease_ms = c.lease_ms;
+		cmk_loop_init(&l, &fake_ops, &f, &c);
+		run_until(&l, &f, 1500);
+		assert_true(f.busy);			/* sent before the sleep */
+		f.now += 8ULL * 3600 * 1000;
+		f.slept += 8ULL * 3600 * 1000;
+		resume = f.now;
+		cmk_loop_key_wiped(&l, DM_CMK_REASON_SUSPEND);
+		run_until(&l, &f, resume + 60000);
+		assert_int_equal(f.cancels, 1);
+		assert_int_equal(f.unseals_started, 2);
+		assert_true(f.unseal_started_at[1] >= resume);
+		if (revoked) {
+			assert_int_equal(cmk_loop_boot_result(&l, &e), -EKEYREVOKED);
+			assert_int_equal(e.cls, CMK_EC_DEFINITIVE);
+			assert_int_equal(f.restores, 0);
+			assert_false(f.kernel_keys);
+		} else {
+			assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
+			assert_int_equal(f.restores, 1);
+			assert_true(f.kernel_keys);
+		}
 	}
 }
 
@@ -4264,6 +4318,7 @@ int main(void)
 		cmocka_unit_test(agentloop_throttle_fleet_region_restart_keeps_boot_backoff),
 		cmocka_unit_test(agentloop_throttle_boot_resume_continues_backoff),
 		cmocka_unit_test(agentloop_throttle_boot_ignores_kernel_events),
+		cmocka_unit_test(agentloop_throttle_boot_suspend_stales_unseal),
 		cmocka_unit_test(agentloop_hint_wait_names_the_budget),
 		cmocka_unit_test(agentloop_hint_late_no_after_timeout_is_the_answer),
 		cmocka_unit_test(agentloop_hint_event_checks_spread_within_hint_spread_ms),
