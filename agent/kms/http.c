@@ -491,6 +491,24 @@ void cmk_http_set_epoch_source(cmk_http_epoch_fn fn, void *arg)
 	pthread_mutex_unlock(&share_mu);
 }
 
+/* The VM-fork epoch now (read outside share_mu: it may block on a read). */
+static int64_t share_epoch_now(void)
+{
+	int64_t epoch = CMK_HTTP_EPOCH_NONE;
+	cmk_http_epoch_fn fn;
+	void *arg;
+
+	pthread_mutex_lock(&share_mu);
+	fn = epoch_fn;
+	arg = epoch_arg;
+	pthread_mutex_unlock(&share_mu);
+	if (fn)
+		epoch = fn(arg);
+	if (epoch < CMK_HTTP_EPOCH_NONE)
+		epoch = CMK_HTTP_EPOCH_UNKNOWN;
+	return epoch;
+}
+
 /*
  * The share for one request, or NULL: none could be made, the retired
  * one is still in use, or the VM-fork epoch is unknown (then this
@@ -502,20 +520,9 @@ void cmk_http_set_epoch_source(cmk_http_epoch_fn fn, void *arg)
  */
 static CURLSH *share_get(void)
 {
-	int64_t epoch = CMK_HTTP_EPOCH_NONE;
+	int64_t epoch = share_epoch_now();
 	pid_t pid = getpid();
-	cmk_http_epoch_fn fn;
-	void *arg;
 	CURLSH *sh;
-
-	pthread_mutex_lock(&share_mu);
-	fn = epoch_fn;
-	arg = epoch_arg;
-	pthread_mutex_unlock(&share_mu);
-	if (fn)
-		epoch = fn(arg);
-	if (epoch < CMK_HTTP_EPOCH_NONE)
-		epoch = CMK_HTTP_EPOCH_UNKNOWN;
 
 	pthread_mutex_lock(&share_mu);
 	if (share && share_pid != pid) {
@@ -557,9 +564,19 @@ static void share_put(CURLSH *sh)
 
 void cmk_http_drop_connections(void)
 {
+	int64_t epoch = share_epoch_now();
+
 	pthread_mutex_lock(&share_mu);
 	if (share)
 		share_retired = true;
+	/*
+	 * Called for the VM-fork event (a provider reset), before any
+	 * request saw the new epoch: the share's connections are the parent
+	 * VM's TLS sessions, to be muted, not closed with a close_notify.
+	 * An epoch that cannot be read may have moved too.
+	 */
+	if (share && share_epoch != epoch)
+		share_forked = true;
 	share_reap();
 	pthread_mutex_unlock(&share_mu);
 }

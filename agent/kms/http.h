@@ -240,7 +240,9 @@ void cmk_http_last_answer_forget(void);
 
 /*
  * cmk_http_drop_connections() - close every kept connection (those in use
- * when their request ends).  Any thread.
+ * when their request ends).  Any thread.  Connections made in another
+ * VM-fork epoch than the source tells now (or when it cannot tell) are
+ * closed without a TLS close_notify: they are the parent VM's sessions.
  */
 void cmk_http_drop_connections(void);
 

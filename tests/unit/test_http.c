@@ -835,8 +835,8 @@ static void http_vmfork_epoch_change_never_reuses_connection(void **state)
 		connects[i] = r.connects;
 		cmk_http_response_free(&r);
 	}
+	cmk_http_drop_connections();	/* in its own epoch: close_notify */
 	cmk_http_set_epoch_source(NULL, NULL);
-	cmk_http_drop_connections();
 	pthread_join(th, NULL);
 	close(k.t.p.lfd);
 	SSL_CTX_free(k.t.ctx);
@@ -1125,8 +1125,8 @@ static void http_fleet_vmfork_dup2_fails_still_no_close_notify(void **state)
 		connects[i] = r.connects;
 		cmk_http_response_free(&r);
 	}
+	cmk_http_drop_connections();	/* in its own epoch: close_notify */
 	cmk_http_set_epoch_source(NULL, NULL);
-	cmk_http_drop_connections();
 	pthread_join(th, NULL);
 	close(k.t.p.lfd);
 	SSL_CTX_free(k.t.ctx);
@@ -1139,6 +1139,63 @@ static void http_fleet_vmfork_dup2_fails_still_no_close_notify(void **state)
 	assert_int_equal(connects[1], 1);
 	assert_int_equal(k.accepted, 2);
 	assert_true(atomic_load(&dup2_failed) >= 1);
+	assert_false(k.notified[0]);
+	assert_true(k.notified[1]);
+}
+
+/*
+ * Review 16e M2: the VM-fork event's handler (loop forget ->
+ * cmk_kek_store_forget() -> cmk_provider_reset() ->
+ * cmk_http_drop_connections()) retires the share in the new epoch before
+ * any request has seen it.  Oracle, at the TLS peer: the connection kept
+ * in epoch 0 and dropped after the fork ends with no close_notify (a
+ * record under the parent VM's keys and nonces); the one made in epoch 1
+ * and dropped in epoch 1 ends with one (a drop in the share's own epoch
+ * still closes cleanly: not every close is muted).
+ */
+static void http_vmfork_drop_at_fork_event_sends_no_close_notify(void **state)
+{
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	char url[64], cert[512];
+	struct cmk_http_response r;
+	struct ka_peer k = { .want = 2 };
+	struct cmk_err e;
+	pthread_t th;
+	EVP_PKEY *pk;
+	X509 *x;
+
+	(void)state;
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	peer_listen(&k.t.p, NULL);
+	k.t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(k.t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(k.t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(k.t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, ka_peer_serve, &k), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", k.t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+	cmk_http_drop_connections();
+	cmk_http_set_epoch_source(read_fake_epoch, NULL);
+	atomic_store(&fake_epoch, 0);
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);	/* kept, epoch 0 */
+	cmk_http_response_free(&r);
+	atomic_store(&fake_epoch, 1);		/* VM fork */
+	cmk_http_drop_connections();		/* the vmfork event's provider reset */
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);
+	cmk_http_response_free(&r);
+	cmk_http_drop_connections();	/* in its own epoch: close_notify */
+	cmk_http_set_epoch_source(NULL, NULL);
+	pthread_join(th, NULL);
+	close(k.t.p.lfd);
+	SSL_CTX_free(k.t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	print_message("# close_notify: parent-epoch connection dropped at the fork event %d (must be 0), own-epoch drop %d (must be 1)\n",
+		      k.notified[0], k.notified[1]);
+	assert_int_equal(k.accepted, 2);
 	assert_false(k.notified[0]);
 	assert_true(k.notified[1]);
 }
@@ -1331,6 +1388,8 @@ int main(void)
 		cmocka_unit_test(http_hang_deadline_passed_no_attempt),
 		cmocka_unit_test(http_hang_cancel_is_named_in_the_error),
 		cmocka_unit_test_setup_teardown(http_reuse_one_tls_connection_for_n_checks,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(http_vmfork_drop_at_fork_event_sends_no_close_notify,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(http_vmfork_epoch_change_never_reuses_connection,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
