@@ -53,6 +53,7 @@
 #include "core/codec.h"
 #include "format/config.h"
 #include "core/deadline.h"
+#include "device/binding.h"
 #include "device/dm.h"
 #include "core/fileio.h"
 #include "device/forkwatch.h"
@@ -152,6 +153,8 @@ struct agent {
 	char state_path[4096];
 	char boot_path[4096];		/* the throttled boot's backoff */
 	unsigned int boot_saved;	/* throttles as that file has them */
+	uint8_t boot_id[CMK_UUID_LEN];	/* the kernel's, named in that file */
+	bool boot_id_ok;		/* else that file is neither read nor written */
 	uint64_t boot_extended_ms;	/* start timeout asked of systemd, until */
 };
 
@@ -1100,11 +1103,11 @@ static void booting(struct agent *a)
 		a->boot_extended_ms = now + left;
 		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu", (unsigned long long)left * 1000);
 	}
-	if (a->loop.boot_throttles == a->boot_saved)
+	if (a->loop.boot_throttles == a->boot_saved || !a->boot_id_ok)
 		return;
 	cmk_loop_boot_backoff(&a->loop, &b);
 	mkdir(a->cfg.state_dir, 0700);	/* as write_state() makes it */
-	if (cmk_bootstate_save(a->boot_path, &b, &e))
+	if (cmk_bootstate_save(a->boot_path, a->boot_id, &b, &e))
 		fprintf(stderr, "cmk-agent: boot backoff: %s; a restart asks the KMS at once\n", e.msg);
 	a->boot_saved = b.throttles;
 }
@@ -1127,7 +1130,7 @@ static void booted(struct agent *a, uint64_t t0)
 		fprintf(stderr, "cmk-agent: KMS load of this configuration: %.1f requests per hour (at most %.1f while checks fail, %.1f while the KMS throttles); cmk-agent --print-load tables the largest fleet per quota\n",
 			l.steady, l.failing, l.throttled);
 	}
-	if (a->boot_saved && !cmk_bootstate_save(a->boot_path, &none, &e))
+	if (a->boot_saved && !cmk_bootstate_save(a->boot_path, a->boot_id, &none, &e))
 		a->boot_saved = 0;	/* booted: nothing to continue */
 	sd_notifyf(0, "READY=1\nSTATUS=active, %d of %zu devices", opened,
 		   a->cfg.n_devices);
@@ -1417,11 +1420,15 @@ int main(int argc, char **argv)
 	cmk_loop_init(&a.loop, &agent_ops, &a, &a.cfg);
 	{
 		/* A restart of a throttled boot continues its backoff. */
-		struct cmk_boot_backoff b;
+		struct cmk_boot_backoff b = { 0 };
 
 		snprintf(a.boot_path, sizeof(a.boot_path), "%s/%s", a.cfg.state_dir,
 			 CMK_BOOTSTATE_FILE);
-		if (cmk_bootstate_load(a.boot_path, &b, &e))
+		a.boot_id_ok = !cmk_boot_id(a.boot_id, &e);
+		if (!a.boot_id_ok)
+			fprintf(stderr, "cmk-agent: %s; a throttled boot's backoff is not kept across restarts\n",
+				e.msg);
+		else if (cmk_bootstate_load(a.boot_path, a.boot_id, &b, &e))
 			fprintf(stderr, "cmk-agent: %s\n", e.msg);
 		cmk_loop_boot_resume(&a.loop, &b);
 		a.boot_saved = b.throttles;

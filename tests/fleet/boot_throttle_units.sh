@@ -196,7 +196,9 @@ agent, d = sys.argv[1], sys.argv[2]
 now = int(time.clock_gettime(time.CLOCK_BOOTTIME) * 1000)
 f = d + "/state/boot-backoff.json"
 with open(f, "w") as o:
-    json.dump({"throttles": 5, "not_before_boottime_ms": now + 4000,
+    boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    json.dump({"kernel_boot_id": boot, "throttles": 5,
+               "not_before_boottime_ms": now + 4000,
                "saved_boottime_ms": now - 2000}, o)
 os.chmod(f, 0o600)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
