@@ -298,10 +298,11 @@ static void *epoch_arg;
  * The sockets of the share's connections.  A share retired because the
  * VM-fork epoch moved holds the parent VM's TLS sessions: closing them
  * the usual way sends a close_notify alert, one record under the parent's
- * keys and nonces.  Before such a share is cleaned up, each socket is
- * replaced (dup2) by an unconnected one, so the alert goes nowhere and
- * libcurl closes what it believes is its socket; where that cannot be
- * done, the socket is shut down, so the alert fails to send.
+ * keys and nonces.  As soon as the share is retired for that, each socket
+ * is replaced (dup2) by an unconnected one, also under a transfer still
+ * running on it, so the alert goes nowhere and libcurl closes what it
+ * believes is its socket; where that cannot be done, the socket is shut
+ * down, so the alert fails to send.
  *
  * So only a socket in this table may be kept.  An attempt keeps its
  * connection only if it could reserve SHARE_SOCKS_PER_ATTEMPT slots
@@ -390,10 +391,29 @@ static void share_mute(CURLSH *sh)
 	pthread_mutex_unlock(&socks_mu);
 }
 
+/*
+ * Called with share_mu held: the share holds the parent VM's sessions.
+ * Muted at once, even while a transfer still runs on one of them: it
+ * would otherwise close its connection itself (aborted by the stale-job
+ * cancel, or at its timeout: the SQS long poll) with a close_notify
+ * under the parent's keys.  dup2() swaps what the fd number refers to
+ * atomically, so the transfer's reads and writes fail (it ends as a
+ * transient failure, at the cancel or its timeout) and its alert goes
+ * nowhere.  socks_mu keeps the fd from being closed (and its number
+ * reused) while it is swapped.
+ */
+static void share_fork_retire(void)
+{
+	share_retired = true;
+	share_forked = true;
+	share_mute(share);
+}
+
 /* Called with share_mu held: close the retired share if nobody uses it. */
 static void share_reap(void)
 {
 	if (share && share_retired && !share_users) {
+		/* again: for any socket opened since */
 		if (share_forked)
 			share_mute(share);
 		curl_share_cleanup(share);
@@ -535,10 +555,8 @@ static CURLSH *share_get(void)
 		n_share_reserved = 0;
 		pthread_mutex_unlock(&socks_mu);
 	}
-	if (share && !share_retired && share_epoch != epoch) {
-		share_retired = true;
-		share_forked = true;
-	}
+	if (share && !share_forked && share_epoch != epoch)
+		share_fork_retire();
 	share_reap();
 	if (!share && epoch != CMK_HTTP_EPOCH_UNKNOWN) {
 		share = share_new();
@@ -572,11 +590,12 @@ void cmk_http_drop_connections(void)
 	/*
 	 * Called for the VM-fork event (a provider reset), before any
 	 * request saw the new epoch: the share's connections are the parent
-	 * VM's TLS sessions, to be muted, not closed with a close_notify.
-	 * An epoch that cannot be read may have moved too.
+	 * VM's TLS sessions, to be muted now (even those in use), not
+	 * closed with a close_notify.  An epoch that cannot be read may
+	 * have moved too.
 	 */
 	if (share && share_epoch != epoch)
-		share_forked = true;
+		share_fork_retire();
 	share_reap();
 	pthread_mutex_unlock(&share_mu);
 }

@@ -242,7 +242,8 @@ void cmk_http_last_answer_forget(void);
  * cmk_http_drop_connections() - close every kept connection (those in use
  * when their request ends).  Any thread.  Connections made in another
  * VM-fork epoch than the source tells now (or when it cannot tell) are
- * closed without a TLS close_notify: they are the parent VM's sessions.
+ * the parent VM's sessions: muted at once, those in use too (their
+ * request then fails, transient), so none sends a TLS close_notify.
  */
 void cmk_http_drop_connections(void);
 
@@ -263,7 +264,8 @@ typedef int64_t (*cmk_http_epoch_fn)(void *arg);
  * fork's event reached the agent.  @fn is called from any thread.  NULL:
  * none (connections are then dropped only by cmk_http_drop_connections()).
  * Limit: a fork between @fn's answer and the send, or during a transfer,
- * is not seen; the kernel's event (a provider reset) drops it then.
+ * is not seen; the kernel's event (a provider reset) drops it then, and a
+ * transfer still on it fails without sending (no close_notify either).
  */
 void cmk_http_set_epoch_source(cmk_http_epoch_fn fn, void *arg);
 
