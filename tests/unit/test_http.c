@@ -1200,6 +1200,137 @@ static void http_vmfork_drop_at_fork_event_sends_no_close_notify(void **state)
 	assert_true(k.notified[1]);
 }
 
+/*
+ * Review 16f M1: a request in flight on a kept connection when the VM
+ * forks.  A TLS peer answers request 1 (its connection kept, epoch 0) and
+ * holds request 2; once it is held the epoch moves to 1 and the vmfork
+ * event's handler drops the connections; then either the stale-job
+ * cancel aborts the request, or it runs into its own timeout (the SQS
+ * long poll, never cancelled at a fork).  Oracle, at the TLS peer: the
+ * connection ends with no close_notify (a record under the parent VM's
+ * keys and nonces); the request fails as transient, so its caller
+ * retries after a backoff.
+ */
+struct inflight_peer {
+	struct tls_peer t;
+	atomic_bool held;	/* request 2 arrived (and was not answered) */
+	bool notified;		/* a close_notify came after it */
+};
+
+static void *inflight_peer_serve(void *arg)
+{
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+				     "Content-Length: 2\r\n\r\n{}";
+	struct inflight_peer *k = arg;
+	int fd = accept(k->t.p.lfd, NULL, NULL);
+	char buf[4096];
+	SSL *ssl;
+
+	if (fd < 0)
+		return NULL;
+	ssl = SSL_new(k->t.ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) == 1 && ka_read_request(ssl, buf, sizeof(buf)) &&
+	    SSL_write(ssl, answer, (int)sizeof(answer) - 1) > 0 &&
+	    ka_read_request(ssl, buf, sizeof(buf))) {
+		atomic_store(&k->held, true);
+		SSL_read(ssl, buf, 1);	/* until the client closes */
+		k->notified = SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN;
+	}
+	SSL_free(ssl);
+	close(fd);
+	return NULL;
+}
+
+static bool inflight_cancel;
+
+/* The VM forks once request 2 is held (not on a timer: under load). */
+static void *vmfork_later(void *arg)
+{
+	struct inflight_peer *k = arg;
+
+	for (int i = 0; i < 1000 && !atomic_load(&k->held); i++)
+		usleep(10000);
+	usleep(100000);		/* the client waits for the answer */
+	atomic_store(&fake_epoch, 1);		/* VM fork */
+	cmk_http_drop_connections();		/* the vmfork event's provider reset */
+	if (inflight_cancel)
+		atomic_store(&cancel_flag, true);	/* the loop's stale_job() */
+	return NULL;
+}
+
+static void vmfork_inflight(bool cancel)
+{
+	struct cmk_http_request req = { "POST", NULL, NULL, 0, "{}", 2 };
+	struct cmk_http_opts o = { .max_attempts = 1 };
+	char url[64], cert[512];
+	struct cmk_http_response r;
+	struct inflight_peer k = { 0 };
+	struct cmk_err e;
+	pthread_t th, tf;
+	int64_t t0, ms;
+	EVP_PKEY *pk;
+	X509 *x;
+	int ret;
+
+	snprintf(cert, sizeof(cert), "%s", tu_path("peer.pem"));
+	pk = make_ip_cert(cert, &x);
+	peer_listen(&k.t.p, NULL);
+	k.t.ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(k.t.ctx);
+	assert_int_equal(SSL_CTX_use_certificate(k.t.ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(k.t.ctx, pk), 1);
+	assert_int_equal(pthread_create(&th, NULL, inflight_peer_serve, &k), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", k.t.p.port);
+	req.url = url;
+	o.ca_bundle = cert;
+	cmk_http_drop_connections();	/* none kept from other tests */
+	cmk_http_set_epoch_source(read_fake_epoch, NULL);
+	atomic_store(&fake_epoch, 0);
+	assert_int_equal(cmk_http_do(&o, &req, NULL, NULL, &r, &e), 0);	/* kept, epoch 0 */
+	cmk_http_response_free(&r);
+	/* cancel: a KMS check (long deadline); else the SQS poll's timeout */
+	o.timeout_ms = cancel ? 20000 : 1500;
+	inflight_cancel = cancel;
+	atomic_store(&cancel_flag, false);
+	cmk_deadline_set(cmk_deadline_now_ms() + 20000);
+	cmk_deadline_watch(&cancel_flag);
+	assert_int_equal(pthread_create(&tf, NULL, vmfork_later, &k), 0);
+	t0 = cmk_deadline_now_ms();
+	ret = cmk_http_do(&o, &req, NULL, NULL, &r, &e);	/* across the fork */
+	ms = cmk_deadline_now_ms() - t0;
+	pthread_join(tf, NULL);
+	cmk_deadline_watch(NULL);
+	cmk_deadline_set(0);
+	cmk_http_drop_connections();
+	cmk_http_set_epoch_source(NULL, NULL);
+	pthread_join(th, NULL);
+	close(k.t.p.lfd);
+	SSL_CTX_free(k.t.ctx);
+	X509_free(x);
+	EVP_PKEY_free(pk);
+	print_message("# in flight across a VM fork (%s): ret %d after %lld ms (%s: %s), peer held it %d, close_notify %d (must be 0)\n",
+		      cancel ? "stale job cancelled" : "own timeout", ret, (long long)ms,
+		      ret ? cmk_reason_name(e.reason) : "-", ret ? e.msg : "-",
+		      atomic_load(&k.held), k.notified);
+	assert_true(atomic_load(&k.held));
+	assert_true(ret < 0);
+	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
+	assert_false(k.notified);
+}
+
+static void http_vmfork_inflight_cancel_sends_no_close_notify(void **state)
+{
+	(void)state;
+	vmfork_inflight(true);
+}
+
+static void http_vmfork_inflight_timeout_sends_no_close_notify(void **state)
+{
+	(void)state;
+	vmfork_inflight(false);
+}
+
 /* ---- throttling: Retry-After and one attempt per check --------------------- */
 
 /*
@@ -1392,6 +1523,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(http_vmfork_drop_at_fork_event_sends_no_close_notify,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(http_vmfork_epoch_change_never_reuses_connection,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(http_vmfork_inflight_cancel_sends_no_close_notify,
+						tu_setup_tmpdir, tu_teardown_tmpdir),
+		cmocka_unit_test_setup_teardown(http_vmfork_inflight_timeout_sends_no_close_notify,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
 		cmocka_unit_test_setup_teardown(http_fleet_share_table_full_request_proceeds_unkept,
 						tu_setup_tmpdir, tu_teardown_tmpdir),
