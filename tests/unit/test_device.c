@@ -573,6 +573,173 @@ static void device_adversarial_ephemeral_rekey_new_uuid_on_request(void **state)
 	assert_memory_not_equal(h1.device_uuid, h2.device_uuid, 16);
 }
 
+/*
+ * What a first format cut by a power failure leaves (Documentation/
+ * formats.rst): the header area zeroed, then only the first @keep bytes of
+ * the first header copy it writes (at @copy) reached the disk, with
+ * sequence @seq.  Built from a real first format's header, so the fields
+ * the tear kept are the ones cmk_header_write() writes.
+ */
+static void torn_first_format(struct fx *fx, off_t copy, size_t keep, uint64_t seq)
+{
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	uint8_t b[CMK_HDR_SIZE];
+	struct cmk_err e;
+
+	assert_int_equal(ftruncate(fx->fd, 0), 0);
+	assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	assert_int_equal(h.sequence, 1);	/* what a first format writes */
+	assert_int_equal(pread(fx->fd, b, sizeof(b), copy), CMK_HDR_SIZE);
+	assert_int_equal(ftruncate(fx->fd, 0), 0);
+	assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+	memset(b + keep, 0, sizeof(b) - keep);
+	if (keep > CMK_HDR_OFF_SEQUENCE)
+		cmk_put_le64(b + CMK_HDR_OFF_SEQUENCE, seq);
+	assert_int_equal(pwrite(fx->fd, b, sizeof(b), copy), CMK_HDR_SIZE);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
+}
+
+/* Formatting without force is refused and leaves the disk as it was. */
+static void assert_format_refused(struct fx *fx)
+{
+	uint8_t before[2][CMK_HDR_SIZE], after[CMK_HDR_SIZE];
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	struct cmk_err e;
+
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pread(fx->fd, before[i], CMK_HDR_SIZE, i * 65536),
+				 CMK_HDR_SIZE);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), -EEXIST);
+	assert_contains(e.msg, "already has a dm-cmk header");
+	assert_null(d);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(pread(fx->fd, after, CMK_HDR_SIZE, i * 65536),
+				 CMK_HDR_SIZE);
+		assert_memory_equal(after, before[i], CMK_HDR_SIZE);
+	}
+}
+
+/*
+ * Oracle: a first format cut inside the first copy it writes (the first
+ * 512-byte sector of it, sequence 1; or only the first 32 bytes, sequence
+ * still 0), the other copy and the rest of the area zero, is formatted
+ * again without force, and the new header opens with the DEK it returned.
+ */
+static void device_format_crash_torn_first_copy_continues(void **state)
+{
+	static const struct {
+		off_t copy;
+		size_t keep;
+		uint64_t seq;
+	} cut[] = {
+		{ 0, 512, 1 }, { 65536, 512, 1 }, { 0, 32, 0 }, { 65536, 512, 0 },
+		{ 0, 4064, 1 },
+	};
+	struct fx *fx = *state;
+	struct cmk_header h, h2;
+	struct cmk_secret *d = NULL, *d2 = NULL;
+	struct cmk_err e;
+
+	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		torn_first_format(fx, cut[i].copy, cut[i].keep, cut[i].seq);
+		assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+		assert_int_equal(h.sequence, 1);
+		assert_int_equal(open_persistent(&fx->k, fx->fd, &h2, &d2, &e), 0);
+		assert_memory_equal(h.device_uuid, h2.device_uuid, CMK_UUID_LEN);
+		assert_true(cmk_secret_equal(d, d2));
+		cmk_secret_free(&d);
+		cmk_secret_free(&d2);
+	}
+}
+
+/* The other copy is not entirely zero: one byte past its (absent) magic. */
+static void device_format_crash_torn_refused_other_copy_not_zero(void **state)
+{
+	static const size_t where[] = { 8, 200, CMK_HDR_SIZE - 1 };
+	struct fx *fx = *state;
+	uint8_t one = 1;
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		torn_first_format(fx, 0, 512, 1);
+		assert_int_equal(pwrite(fx->fd, &one, 1, 65536 + (off_t)where[i]), 1);
+		assert_format_refused(fx);
+	}
+}
+
+/* A torn copy with sequence 2 (a header that was once written before). */
+static void device_format_crash_torn_refused_sequence_2(void **state)
+{
+	struct fx *fx = *state;
+
+	torn_first_format(fx, 0, 512, 2);
+	assert_format_refused(fx);
+	torn_first_format(fx, 65536, 512, 1ULL << 40);
+	assert_format_refused(fx);
+}
+
+/* The magic with another version: a newer agent's header is never overwritten. */
+static void device_format_crash_torn_refused_other_version(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h;
+	struct cmk_err e;
+
+	torn_first_format(fx, 0, 512, 1);
+	assert_int_equal(pwrite(fx->fd, "\x02\0\0\0", 4, CMK_HDR_OFF_VERSION), 4);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
+	assert_contains(e.msg, "not supported");
+	assert_format_refused(fx);
+}
+
+/* A byte elsewhere in the first 1 MiB: not the area a format zeroed. */
+static void device_format_crash_torn_refused_area_not_zero(void **state)
+{
+	static const off_t where[] = {
+		CMK_HDR_SIZE, 8192, 65536 - 1, 65536 + CMK_HDR_SIZE,
+		CMK_HDR_AREA - 1,
+	};
+	struct fx *fx = *state;
+	uint8_t one = 0x80;
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		torn_first_format(fx, 0, 512, 1);
+		assert_int_equal(pwrite(fx->fd, &one, 1, where[i]), 1);
+		assert_format_refused(fx);
+	}
+}
+
+/*
+ * The copy was written to its end (the checksum is there) but does not
+ * verify: a complete header damaged since, not a torn one.  And both
+ * copies torn: a format never leaves two.
+ */
+static void device_format_crash_torn_refused_complete_or_two_copies(void **state)
+{
+	struct fx *fx = *state;
+	uint8_t b[CMK_HDR_SIZE];
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	struct cmk_err e;
+
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	fill(fx->fd, 65536, 0, CMK_HDR_SIZE);		/* copy B wiped ... */
+	assert_int_equal(pread(fx->fd, b, sizeof(b), 0), CMK_HDR_SIZE);
+	b[CMK_HDR_OFF_RESERVED] ^= 1;			/* ... and A damaged */
+	assert_int_equal(pwrite(fx->fd, b, sizeof(b), 0), CMK_HDR_SIZE);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
+	assert_format_refused(fx);
+
+	torn_first_format(fx, 0, 512, 1);
+	assert_int_equal(pread(fx->fd, b, sizeof(b), 0), CMK_HDR_SIZE);
+	assert_int_equal(pwrite(fx->fd, b, sizeof(b), 65536), CMK_HDR_SIZE);
+	assert_format_refused(fx);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -593,6 +760,12 @@ int main(void)
 		T(device_adversarial_running_header_of_other_device_refused),
 		T(device_adversarial_sector_size_or_iv_mismatch_refused),
 		T(device_adversarial_ephemeral_rekey_new_uuid_on_request),
+		T(device_format_crash_torn_first_copy_continues),
+		T(device_format_crash_torn_refused_other_copy_not_zero),
+		T(device_format_crash_torn_refused_sequence_2),
+		T(device_format_crash_torn_refused_other_version),
+		T(device_format_crash_torn_refused_area_not_zero),
+		T(device_format_crash_torn_refused_complete_or_two_copies),
 	};
 
 	return cmocka_run_group_tests_name("device", tests, NULL, NULL);
