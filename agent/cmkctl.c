@@ -414,9 +414,9 @@ static int do_format(int argc, char **argv)
 	enum cmk_mode mode = 0;
 	unsigned long sector = 4096;
 	uint32_t flags = 0;
-	bool force = false, cfg_loaded = false;
+	bool force = false, cfg_loaded = false, interrupted;
 	char u[CMK_UUID_STR];
-	int c, fd = -1, ret = EXIT_LOCAL;
+	int c, rc, fd = -1, ret = EXIT_LOCAL;
 
 	cmk_envelope_init(&env);
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -450,10 +450,20 @@ static int do_format(int argc, char **argv)
 		return EXIT_LOCAL;
 	}
 	/* Before any KMS call: a refusal costs nothing. */
-	if (!force && cmk_header_read(fd, &h, NULL, &e) != -ENODATA) {
-		fprintf(stderr, "cmkctl: %s already has a dm-cmk header (or a damaged one); formatting destroys its data (use --force)\n",
-			dev);
-		goto out;
+	if (!force) {
+		rc = cmk_device_may_format(fd, &interrupted, &e);
+		if (rc == -EEXIST) {
+			fprintf(stderr, "cmkctl: %s already has a dm-cmk header (or a damaged one); formatting destroys its data (use --force)\n",
+				dev);
+			goto out;
+		}
+		if (rc) {
+			ret = fail(&e);
+			goto out;
+		}
+		if (interrupted)
+			fprintf(stderr, "cmkctl: %s: continuing an interrupted first format (one torn header copy, nothing stored under it)\n",
+				dev);
 	}
 	if (cmk_boot_id(boot, &e) ||
 	    cmk_envelope_read(kek_path, &env, &e) ||

@@ -44,12 +44,20 @@ static int fresh_header(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode
 	return 0;
 }
 
-/* Is the whole 1 MiB header area zero (a fresh, never-used disk)? */
-static int header_area_zero(int fd, bool *zero, struct cmk_err *e)
+/*
+ * Is the whole 1 MiB header area zero (a fresh, never-used disk)?  With
+ * @but_copies, the bytes of the two header copies are not looked at.
+ */
+static int header_area_zero(int fd, bool but_copies, bool *zero,
+			    struct cmk_err *e)
 {
+	static const off_t copy[2] = { CMK_HDR_COPY_A, CMK_HDR_COPY_B };
 	uint8_t buf[65536];
 	int ret;
 
+	/* Each copy lies inside one 64 KiB chunk. */
+	_Static_assert(CMK_HDR_COPY_A % 65536 == 0 && CMK_HDR_COPY_B % 65536 == 0,
+		       "header copies are not 64 KiB aligned");
 	*zero = false;
 	for (off_t off = 0; off < CMK_HDR_AREA; off += (off_t)sizeof(buf)) {
 		uint8_t acc = 0;
@@ -57,6 +65,9 @@ static int header_area_zero(int fd, bool *zero, struct cmk_err *e)
 		ret = cmk_pread_full(fd, buf, sizeof(buf), off, "device header area", e);
 		if (ret)
 			return ret;
+		for (int i = 0; but_copies && i < 2; i++)
+			if (copy[i] >= off && copy[i] < off + (off_t)sizeof(buf))
+				memset(buf + (copy[i] - off), 0, CMK_HDR_SIZE);
 		for (size_t i = 0; i < sizeof(buf); i++)
 			acc |= buf[i];
 		if (acc)
@@ -64,6 +75,96 @@ static int header_area_zero(int fd, bool *zero, struct cmk_err *e)
 	}
 	*zero = true;
 	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < len; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+/*
+ * Is @fd what a first format cut inside the first header copy it wrote
+ * leaves?  cmk_device_format() zeroes the 1 MiB header area, then
+ * cmk_header_write() writes one copy with sequence 1, syncs, and writes the
+ * other.  A power cut inside that first copy leaves exactly this
+ * (Documentation/formats.rst, "An interrupted first format"):
+ *
+ *  - one copy with the magic and version 1 that does not validate
+ *    (-EUCLEAN; another version, a newer agent's header, never counts),
+ *    whose sequence is 1, or 0 if the tear came before that field, and
+ *    whose checksum field is still zero: the write did not reach the end
+ *    of the copy.  (Torn at 512-byte sectors, a copy that got its last
+ *    sector but not its first has no magic: it is blank.)
+ *  - the other copy zero in all 4096 bytes, not merely without magic;
+ *  - the rest of the header area zero.
+ *
+ * A header with no valid copy was never opened (no open path accepts
+ * one), so nothing was written under it.  That alone is not enough: the
+ * torn copy's wrapped DEK is in its first sector and may well unwrap, and
+ * a header that was complete and protected data can be damaged later.
+ * What makes this a first format, and not such a header, is the sequence
+ * of 0 or 1 (a header written again since, by a re-key or a KEK rotation,
+ * has 2 or more), the other copy all zero and the checksum not written (a
+ * header that was ever complete had the magic and the checksum in both
+ * copies).  Turning one into this takes zeroing one whole copy and the
+ * other's last sector; wipefs and stray writes of data leave non-zero
+ * bytes.
+ */
+static int interrupted_first_format(int fd, bool *yes, struct cmk_err *e)
+{
+	static const off_t off[2] = { CMK_HDR_COPY_A, CMK_HDR_COPY_B };
+	uint8_t b[2][CMK_HDR_SIZE];
+	struct cmk_header h;
+	int rc[2], ret, t;
+
+	*yes = false;
+	for (int i = 0; i < 2; i++) {
+		ret = cmk_pread_full(fd, b[i], CMK_HDR_SIZE, off[i], "device header", e);
+		if (ret)
+			return ret;
+		rc[i] = cmk_header_decode(b[i], i ? "B" : "A", &h, NULL);
+	}
+	if (rc[0] == -EUCLEAN && all_zero(b[1], CMK_HDR_SIZE))
+		t = 0;
+	else if (rc[1] == -EUCLEAN && all_zero(b[0], CMK_HDR_SIZE))
+		t = 1;
+	else
+		return 0;
+	if (memcmp(b[t] + CMK_HDR_OFF_MAGIC, CMK_HDR_MAGIC, 8) ||
+	    cmk_get_le32(b[t] + CMK_HDR_OFF_VERSION) != CMK_HDR_VERSION ||
+	    cmk_get_le64(b[t] + CMK_HDR_OFF_SEQUENCE) > 1 ||
+	    !all_zero(b[t] + CMK_HDR_OFF_CHECKSUM, CMK_HDR_SIZE - CMK_HDR_OFF_CHECKSUM))
+		return 0;
+	return header_area_zero(fd, true, yes, e);
+}
+
+int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e)
+{
+	struct cmk_header h;
+	struct cmk_err re;
+	int ret;
+
+	*interrupted = false;
+	ret = cmk_header_read(fd, &h, NULL, &re);
+	if (ret == -ENODATA)
+		return 0;
+	if (ret == -EUCLEAN) {
+		ret = interrupted_first_format(fd, interrupted, e);
+		if (ret || *interrupted)
+			return ret;
+		ret = -EUCLEAN;
+	} else if (ret) {
+		if (e)
+			*e = re;
+		return ret;
+	}
+	return cmk_errf(e, -EEXIST,
+			"device already has a dm-cmk header%s; formatting would destroy its data",
+			ret ? " (damaged)" : "");
 }
 
 /*
@@ -201,7 +302,7 @@ int cmk_device_rekey_ephemeral(int fd, const struct cmk_kek_pair *k,
 			return cmk_errf(e, -EEXIST,
 					"not re-keyed: damaged dm-cmk header that does not say ephemeral; check backing, or set format = always");
 	} else if (ret == -ENODATA && !force) {
-		ret = header_area_zero(fd, &zero, e);
+		ret = header_area_zero(fd, false, &zero, e);
 		if (ret)
 			return ret;
 		if (!zero)
@@ -225,16 +326,15 @@ int cmk_device_format(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 		      struct cmk_header *h, struct cmk_secret **dek,
 		      struct cmk_err *e)
 {
-	struct cmk_header old;
-	struct cmk_err re;
+	bool interrupted;
 	int ret;
 
 	*dek = NULL;
-	ret = cmk_header_read(fd, &old, NULL, &re);
-	if (ret != -ENODATA && !force)
-		return cmk_errf(e, -EEXIST,
-				"device already has a dm-cmk header%s; formatting would destroy its data",
-				ret ? " (damaged)" : "");
+	if (!force) {
+		ret = cmk_device_may_format(fd, &interrupted, e);
+		if (ret)
+			return ret;
+	}
 	ret = cmk_header_zero_area(fd, e);
 	if (ret)
 		return ret;

@@ -170,9 +170,18 @@ int cmk_device_read_authentic(int fd, const struct cmk_kek_pair *k,
 			      struct cmk_err *e);
 
 /*
+ * cmk_device_may_format() - may @fd be formatted without --force?  0 if
+ * no copy of its header has the magic, or if it holds exactly what a first
+ * format cut inside the first copy it wrote leaves (*@interrupted; the
+ * conditions and why they are safe are in device.c).  -EEXIST for any
+ * other header, valid or damaged; another -errno if it cannot be read.
+ */
+int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e);
+
+/*
  * cmk_device_format() - first header of a device: @mode, @sector_size,
- * @flags, boot_id @this_boot, a new device UUID and DEK (refused if it
- * already has a header, valid or not, unless @force).
+ * @flags, boot_id @this_boot, a new device UUID and DEK (unless @force,
+ * only where cmk_device_may_format() allows it).
  */
 int cmk_device_format(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 		      uint32_t sector_size, uint32_t flags,
