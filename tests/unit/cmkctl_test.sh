@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..22"
+echo "1..24"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -90,6 +90,37 @@ if run 0 header dump dev.img && grep -q 'copy A         invalid: header copy A: 
 	ok cmkctl_header_dump_reports_each_copy
 else
 	notok cmkctl_header_dump_reports_each_copy "see above"
+fi
+
+# A first format cut inside the first header copy it wrote (tear_first_copy
+# IMG: only the first 512-byte sector of copy A of a real first format, the
+# rest of the first 1 MiB zero).  Oracle: format goes ahead without
+# --force, says so on stderr, and leaves a valid header; with one byte of
+# copy B not zero the same state is refused as a damaged header.
+tear_first_copy() {
+	dd if="$1" of=torn.sec bs=512 count=1 status=none &&
+	dd if=/dev/zero of="$1" bs=1M count=1 conv=notrunc status=none &&
+	dd if=torn.sec of="$1" conv=notrunc status=none
+}
+truncate -s 4M torn.img
+if run 0 format --kek kek.json --mode persistent torn.img && ! grep -q continuing last &&
+   tear_first_copy torn.img && run 4 header dump torn.img &&
+   run 0 format --kek kek.json --mode persistent torn.img &&
+   grep -q 'torn.img: continuing an interrupted first format' last &&
+   run 0 header dump torn.img && grep -q 'copy B         valid, sequence 1' last; then
+	ok cmkctl_format_crash_continues_interrupted_first_format
+else
+	notok cmkctl_format_crash_continues_interrupted_first_format "see above"
+fi
+
+if tear_first_copy torn.img &&
+   printf '\x01' | dd of=torn.img bs=1 seek=65636 conv=notrunc status=none &&
+   run 1 format --kek kek.json --mode persistent torn.img &&
+   grep -q 'already has a dm-cmk header (or a damaged one)' last &&
+   ! grep -q continuing last; then
+	ok cmkctl_format_crash_refuses_torn_copy_next_to_nonzero_copy
+else
+	notok cmkctl_format_crash_refuses_torn_copy_next_to_nonzero_copy "see above"
 fi
 
 # ---- verbs that use the agent configuration ----
