@@ -400,7 +400,7 @@ fi
 if [ -x tests/crash/run.sh ] && [ ${#kvers[@]} -gt 0 ]; then
 	cr_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
 	run_suite crash_replay tap tests/crash/run.sh --kver "$cr_kver"
-	grep -h -e 'prefixes checked' -e 'torn-write states' -e 'FINDING' \
+	grep -h -e 'prefixes checked' -e 'torn-write states' -e 'interrupted-format state' \
 		"$results/crash_replay.log" | sed 's/^# /   /'
 	run_suite crash_powercut tap tests/crash/powercut.sh --kver "$cr_kver" \
 		--points "${CRASH_POINTS:-2}"
