@@ -389,9 +389,16 @@ fi
 if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
 	[ -n "$kf_kver" ] ||
 		kf_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
+	# A fixed seed, as for the libFuzzer targets: every make check runs
+	# the same operations (I/O timing still varies); KFUZZ_SEED=random
+	# (or another number) explores, as make kfuzz does by default.
+	kf_seed=${KFUZZ_SEED:-1}
+	[ "$kf_seed" = random ] && kf_seed=
 	run_suite kernel_fuzz tap tests/kselftest/kfuzz.sh --kver "$kf_kver" \
-		--seconds "${KFUZZ_SECONDS:-120}"
+		--seconds "${KFUZZ_SECONDS:-120}" ${kf_seed:+--seed "$kf_seed"}
+	# a finding's own lines too: a hang names the threads' kernel stacks
 	grep -h -e '^# kfuzz: seed' -e 'ops/min$' -e '^# verdict' \
+		-e '^# kfuzz: FINDING' -e '^# kfuzz: stack of' -e '^# kfuzz: kf-' \
 		"$results/kernel_fuzz.log" | sed 's/^# /   /'
 fi
 

@@ -36,6 +36,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -181,6 +182,58 @@ static void print_log(const struct kf_rec *r, uint32_t n, const char *title)
 	fflush(stdout);
 }
 
+/*
+ * For a hang report: where each of our threads is in the kernel (its
+ * /proc stack, one line), and the blocked tasks of the whole guest on the
+ * console (sysrq w), so a hang seen only in CI can be read from its log.
+ */
+static void print_thread_stacks(void)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *de;
+	int fd;
+
+	while (dir && (de = readdir(dir))) {
+		char path[300], buf[4096], comm[64] = "?", *p;
+		ssize_t n;
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(path, "r");
+		if (f) {
+			if (fgets(comm, sizeof(comm), f))
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		snprintf(path, sizeof(path), "/proc/self/task/%s/stack", de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n < 0)
+			n = 0;
+		buf[n] = '\0';
+		/* "[<0>] func+0x1/0x2\n" lines -> "func+0x1/0x2 < ..." */
+		for (p = buf; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		printf("# kfuzz: stack of thread %s (%s): %s\n", de->d_name,
+		       comm, n ? buf : "(none)");
+	}
+	if (dir)
+		closedir(dir);
+	fflush(stdout);
+	fd = open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "w", 1) < 0) {
+			/* the console dump is an aid only */
+		}
+		close(fd);
+	}
+}
+
 static void *watchdog_main(void *arg)
 {
 	(void)arg;
@@ -201,9 +254,18 @@ static void *watchdog_main(void *arg)
 					 what, now - io);
 			printf("# kfuzz: FINDING (hang): %s\n", finding_text);
 			klog_write("FINDING (hang): %s\n", finding_text);
+			print_thread_stacks();
+			/* after the stacks: a dm ioctl may block here too */
+			kf_print_slots();
 			print_log(ops, nops, "operation log up to the hang");
 			print_results(KF_HANG, nops, false, -1);
-			/* a thread stuck in the kernel cannot be joined */
+			/*
+			 * A thread stuck in the kernel cannot be joined, and
+			 * the process cannot exit while one waits for a
+			 * suspended device: resume them, so that the guest
+			 * ends now instead of at its timeout.
+			 */
+			kf_resume_all();
 			_exit(1);
 		}
 		cmk_sleep_ms(1000);

@@ -97,6 +97,8 @@ void kf_op_describe(uint64_t sub, char *desc, size_t sz);
  * Resuming a loaded inactive table changes the mapping: epochs move.
  */
 void kf_resume_all(void);
+/* For a hang report: the state of each kf- device, as # lines. */
+void kf_print_slots(void);
 /*
  * Back to a known state: resume and remove every kf- device, wipe every
  * key.  Returns 0, or -errno if a device could not be removed.

@@ -890,6 +890,53 @@ void kf_resume_all(void)
 	}
 }
 
+/*
+ * For a hang report: each kf- device's dm flags, open count and active
+ * table status (one line per target), printed as "# kfuzz: ..." lines.
+ */
+void kf_print_slots(void)
+{
+	char *buf = calloc(1, KF_DM_BUF);
+	int s;
+
+	if (!buf)
+		return;
+	for (s = 0; s < KF_SLOTS; s++) {
+		struct dm_ioctl *io = dm_init(buf, s, 0);
+		uint32_t i, off;
+		int err;
+
+		err = dm_ioctl_run(DM_DEV_STATUS, io);
+		if (err) {
+			printf("# kfuzz: kf-%d: no device (%d)\n", s, err);
+			continue;
+		}
+		printf("# kfuzz: kf-%d: %s%s%s open %d event %u targets %u\n", s,
+		       io->flags & DM_SUSPEND_FLAG ? "suspended" : "live",
+		       io->flags & DM_ACTIVE_PRESENT_FLAG ? " active-table" : "",
+		       io->flags & DM_INACTIVE_PRESENT_FLAG ? " inactive-table" : "",
+		       io->open_count, io->event_nr, io->target_count);
+		io = dm_init(buf, s, 0);
+		if (dm_ioctl_run(DM_TABLE_STATUS, io))
+			continue;
+		off = io->data_start;
+		for (i = 0; i < io->target_count && off < io->data_size; i++) {
+			struct dm_target_spec *sp = (void *)(buf + off);
+
+			printf("# kfuzz: kf-%d:   %s %llu+%llu: %s\n", s,
+			       sp->target_type,
+			       (unsigned long long)sp->sector_start,
+			       (unsigned long long)sp->length,
+			       (const char *)(sp + 1));
+			if (!sp->next)
+				break;
+			off += sp->next;
+		}
+	}
+	fflush(stdout);
+	free(buf);
+}
+
 int kf_reset(void)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
