@@ -399,6 +399,7 @@ if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
 	# a finding's own lines too: a hang names the threads' kernel stacks
 	grep -h -e '^# kfuzz: seed' -e 'ops/min$' -e '^# verdict' \
 		-e '^# kfuzz: FINDING' -e '^# kfuzz: stack of' -e '^# kfuzz: kf-' \
+		-e '^# kfuzz: slowest' \
 		"$results/kernel_fuzz.log" | sed 's/^# /   /'
 fi
 

@@ -286,6 +286,9 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 	uint64_t start = cmk_now_ms(), minute_start = start;
 	uint64_t end = start + (uint64_t)seconds * 1000;
 	uint64_t per_class[KF_OP_CLASSES] = { 0 }, minute_ops = 0;
+	uint64_t op_start, slowest_ms = 0;
+	uint32_t slowest_idx = 0;
+	char slowest_desc[200] = "";
 	enum kf_finding f = KF_NONE;
 	unsigned int minute = 0;
 	char desc[1024];
@@ -307,9 +310,15 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 			klog_write("op %u %016" PRIx64 " %s\n", r.idx, r.sub, desc);
 		}
 		atomic_store(&op_cur, r.idx);
-		atomic_store(&op_since, cmk_now_ms());
+		op_start = cmk_now_ms();
+		atomic_store(&op_since, op_start);
 		c = kf_op_run(r.sub, desc, sizeof(desc));
 		atomic_store(&op_since, 0);
+		if (cmk_now_ms() - op_start > slowest_ms) {
+			slowest_ms = cmk_now_ms() - op_start;
+			slowest_idx = r.idx;
+			snprintf(slowest_desc, sizeof(slowest_desc), "%.150s", desc);
+		}
 		if (replay)
 			cmk_sleep_ms(KF_REPLAY_PACE_MS);
 		per_class[c]++;
@@ -357,6 +366,10 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 
 		printf("# kfuzz: %u ops in %.1f s: %.0f ops/min\n", nops,
 		       (double)ms / 1000, ms ? (double)nops * 60000 / (double)ms : 0);
+		/* how close the run came to the hang bound (KF_HANG_MS) */
+		printf("# kfuzz: slowest op %" PRIu64 " ms (op %u: %s); slowest I/O %" PRIu64 " ms; hang bound %u ms\n",
+		       slowest_ms, slowest_idx, slowest_desc,
+		       kf_io_slowest_ms(), KF_HANG_MS);
 	}
 	return f;
 }

@@ -114,6 +114,8 @@ struct kf_io_stats {
 int kf_io_start(uint64_t seed);
 void kf_io_stop(void);
 void kf_io_get_stats(struct kf_io_stats *st);
+/* The longest single pread/pwrite of the run so far, in ms. */
+uint64_t kf_io_slowest_ms(void);
 /* The first mismatch's description, or "" when there was none. */
 const char *kf_io_mismatch(void);
 /*

@@ -45,6 +45,7 @@ static bool io_started;
 static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct kf_io_stats io_stats;
 static char io_mismatch[512];
+static _Atomic uint64_t io_slowest_ms;	/* the longest pread/pwrite */
 
 static void stat_add(uint64_t *field)
 {
@@ -128,6 +129,23 @@ static void io_error(void)
 	cmk_sleep_ms(2);
 }
 
+/* The I/O call of @t returned: note how long it took. */
+static void idle(struct kf_io_thread *t)
+{
+	uint64_t took = cmk_now_ms() - atomic_load(&t->busy_since);
+	uint64_t prev = atomic_load(&io_slowest_ms);
+
+	while (took > prev &&
+	       !atomic_compare_exchange_weak(&io_slowest_ms, &prev, took))
+		;
+	atomic_store(&t->busy_since, 0);
+}
+
+uint64_t kf_io_slowest_ms(void)
+{
+	return atomic_load(&io_slowest_ms);
+}
+
 static void busy(struct kf_io_thread *t, const char *what, int blk)
 {
 	snprintf(t->busy_what, sizeof(t->busy_what), "%s kf-%d block %d",
@@ -168,7 +186,7 @@ static void io_batch(struct kf_io_thread *t, unsigned char *wbuf,
 			fill_block(wbuf, t->slot, blk, seed);
 			busy(t, "write", blk);
 			r = pwrite(fd, wbuf, KF_BLOCK, off);
-			atomic_store(&t->busy_since, 0);
+			idle(t);
 			e1 = atomic_load(&sl->epoch);
 			if (r != KF_BLOCK) {
 				io_error();
@@ -183,7 +201,7 @@ static void io_batch(struct kf_io_thread *t, unsigned char *wbuf,
 		} else {
 			busy(t, "read", blk);
 			r = pread(fd, rbuf, KF_BLOCK, off);
-			atomic_store(&t->busy_since, 0);
+			idle(t);
 			e1 = atomic_load(&sl->epoch);
 			if (r != KF_BLOCK) {
 				io_error();
@@ -223,6 +241,7 @@ int kf_io_start(uint64_t seed)
 
 	memset(&io_stats, 0, sizeof(io_stats));
 	io_mismatch[0] = '\0';
+	atomic_store(&io_slowest_ms, 0);
 	atomic_store(&io_running, true);
 	for (s = 0; s < KF_SLOTS; s++) {
 		struct kf_io_thread *t = &io_threads[s];
