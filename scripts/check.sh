@@ -71,6 +71,8 @@
 #                   core; CHECK_DEBUG_KERNEL=skip leaves this out)
 #   debug_fault     tests/debug-kernel/fault.sh on the debug kernel:
 #                   fault_backing, fault_crypto, fault_event (issue 14 s3)
+#   debug_kselftest the kselftests of the key's life cycle and the hold
+#                   (DEBUG_KSELFTESTS, or "all") on the debug kernel
 #   kernel_fuzz     tests/kselftest/kfuzz.sh: the kernel fuzzer for
 #                   KFUZZ_SECONDS (120) on the debug kernel (else Debian's
 #                   6.12; TAP <kver>:kfuzz:kernel_fuzz_*; make kfuzz runs it
@@ -376,6 +378,19 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 		run_suite debug_module build "$make_cmd" -s debug-module
 		run_suite debug_fault tap tests/debug-kernel/fault.sh --kver debug \
 			fault_backing fault_crypto fault_event
+		# The kselftests of the key's life cycle and the hold, where a
+		# race or a leak would be (~3 min); all 19 take ~16 min:
+		# make debug-test, or DEBUG_KSELFTESTS=all here.
+		dk_tests=${DEBUG_KSELFTESTS:-hold key_states suspend_reload wipe_under_io lease module_unload bad_table}
+		dk_bins=()
+		if [ "$dk_tests" != all ]; then
+			for t in $dk_tests; do
+				dk_bins+=("build/tests/kselftest/$t")
+			done
+		fi
+		run_suite debug_kselftest tap scripts/qemu/run-guest.sh --kver debug \
+			--out "$top/build/results/debug-kselftest" "${dk_bins[@]}"
+		grep -h '^# verdict' "$results/debug_kselftest.log" | sed 's/^# /   /'
 		kf_kver=debug
 	else
 		echo "not ok 1 debug_kernel_built # see $dbgk_log" >"$results/debug_kernel.tap"
