@@ -35,6 +35,14 @@
 struct kf_slot {
 	atomic_uint epoch;
 	atomic_uint minor;
+	/*
+	 * When a noflush suspend or a resume of the slot's device last ran
+	 * (ms).  A noflush suspend hands held bios back to device-mapper,
+	 * which issues them again after the resume, where they may be held
+	 * afresh for their table's hold_ms (Documentation/dm-cmk.rst): an
+	 * I/O's hang clock starts again then.
+	 */
+	_Atomic uint64_t requeued_ms;
 };
 
 extern struct kf_slot kf_slots[KF_SLOTS];

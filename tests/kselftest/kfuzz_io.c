@@ -295,7 +295,11 @@ uint64_t kf_io_busy_since(char *what, size_t sz)
 		return 0;
 	for (s = 0; s < KF_SLOTS; s++) {
 		uint64_t b = atomic_load(&io_threads[s].busy_since);
+		uint64_t rq = atomic_load(&kf_slots[s].requeued_ms);
 
+		/* held again afresh after a noflush suspend and resume */
+		if (b && rq > b)
+			b = rq;
 		if (b && (!oldest || b < oldest)) {
 			oldest = b;
 			snprintf(what, sz, "%s", io_threads[s].busy_what);

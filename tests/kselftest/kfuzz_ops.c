@@ -759,6 +759,7 @@ static enum kf_op_class op_dm(uint64_t *r, enum kf_kind kind, int slot,
 			err = dm_load(slot, &t);
 			if (!err)
 				err = dm_simple(slot, DM_DEV_SUSPEND, 0, NULL);
+			atomic_store(&kf_slots[slot].requeued_ms, cmk_now_ms());
 		}
 		kf_mapping_end(slot);
 		break;
@@ -775,6 +776,7 @@ static enum kf_op_class op_dm(uint64_t *r, enum kf_kind kind, int slot,
 			break;
 		kf_mapping_begin(slot);
 		err = dm_simple(slot, DM_DEV_SUSPEND, 0, NULL);
+		atomic_store(&kf_slots[slot].requeued_ms, cmk_now_ms());
 		kf_mapping_end(slot);
 		break;
 	case K_DM_SUSPEND:
@@ -783,9 +785,14 @@ static enum kf_op_class op_dm(uint64_t *r, enum kf_kind kind, int slot,
 		if (kf_below(r, 3) == 0)
 			flags |= DM_SKIP_LOCKFS_FLAG;
 		dprint(d, "DM_SUSPEND kf-%d flags=%#x", slot, flags);
-		if (run)
-			err = dm_simple(slot, DM_DEV_SUSPEND,
-					flags | DM_SUSPEND_FLAG, NULL);
+		if (!run)
+			break;
+		if (flags & DM_NOFLUSH_FLAG)
+			atomic_store(&kf_slots[slot].requeued_ms, cmk_now_ms());
+		err = dm_simple(slot, DM_DEV_SUSPEND, flags | DM_SUSPEND_FLAG,
+				NULL);
+		if (flags & DM_NOFLUSH_FLAG)
+			atomic_store(&kf_slots[slot].requeued_ms, cmk_now_ms());
 		break;
 	case K_DM_REMOVE:
 		if (kf_below(r, 4) == 0)
