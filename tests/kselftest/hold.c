@@ -255,6 +255,60 @@ TEST_F_TIMEOUT(hold, hold_times_out_with_eio, 120)
 	EXPECT_TRUE(r.match);
 }
 
+/*
+ * A bio released by a KEY_SET whose key is gone again before the bio can
+ * use it waits again, but only for the rest of its first hold_ms: "at most
+ * hold_ms" (dm-cmk.rst) in all, however often the key comes and goes.
+ * Made deterministic with dm-delay (3 s) under the backing device: a read
+ * held before it was mapped is released by a KEY_SET with a 1 ms lease 1 s
+ * into its 5 s hold, goes to dm-delay, and comes back at ~4 s to a key long
+ * gone.  It must fail at ~5 s; a bio whose second wait started afresh
+ * would fail at ~9 s.
+ */
+TEST_F_TIMEOUT(hold, hold_deadline_counts_from_first_wait, 180)
+{
+	const uint64_t hold_ms = 5000;
+	char line[512], out[1024];
+	struct cmk_table t = {
+		.len = 16384, .key_name = KEY_NAME,
+		.dev = "/dev/mapper/" CMK_DM_PREFIX "slow", .opts = "hold_ms:5000",
+	};
+	struct cmk_info in;
+	struct io_job r;
+	uint64_t waited;
+
+	if (cmk_modprobe("dm-delay"))
+		SKIP(return, "no dm-delay module");
+	snprintf(line, sizeof(line), "0 16384 delay %s 0 3000 %s 0 0",
+		 CMK_RAM(1), CMK_RAM(1));
+	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slow", line, out, sizeof(out)))
+		TH_LOG("dm-delay: %s", out);
+	ASSERT_CMK_CREATE(DM_NAME, &t);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES, 0, true));
+	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
+				  DM_CMK_REASON_KMS_UNREACHABLE, NULL, 0));
+	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
+	ASSERT_EQ(1U, wait_held(&self->nl, 1, 20000));
+	while (cmk_now_ms() - r.start_ms < 1000)
+		cmk_sleep_ms(20);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, 1, 2);
+	pthread_join(r.th, NULL);
+	waited = r.end_ms - r.start_ms;
+	TH_LOG("the read returned %s after %llu ms (hold_ms %llu)",
+	       r.ret ? strerror(-r.ret) : "its data", (unsigned long long)waited,
+	       (unsigned long long)hold_ms);
+	EXPECT_EQ(-EIO, r.ret) TH_LOG("it used a key whose 1 ms lease had run out");
+	EXPECT_LE(hold_ms - 100, waited) TH_LOG("it failed before its hold_ms");
+	/* TCG slack of 2.5 s; a second wait started afresh ends at ~9 s */
+	EXPECT_GT(hold_ms + 2500, waited)
+		TH_LOG("its second wait started a new hold_ms");
+	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
+	EXPECT_EQ(0U, in.held);
+	ASSERT_DM_REMOVE(DM_NAME);
+	ASSERT_DM_REMOVE(CMK_DM_PREFIX "slow");
+}
+
 /* The customer's "no" (and an operator's close) fail what waits, at once. */
 static void revoke_fails_held(struct __test_metadata *_metadata,
 			      FIXTURE_DATA(hold) *self, uint32_t reason,
