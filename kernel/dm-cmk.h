@@ -65,11 +65,14 @@ enum cmk_slot_flags {
  * struct cmk_held - a bio waiting for its slot's key, see hold.c
  * @node: entry in &cmk_slot.held
  * @until: jiffies at which it gives up and fails; jiffies, not boottime,
- *	so that time the system slept does not count against it
+ *	so that time the system slept does not count against it.  Set by the
+ *	bio's first wait and kept by later ones, see cmk_hold()
+ * @waited: @until is set
  */
 struct cmk_held {
 	struct list_head node;
 	unsigned long until;
+	bool waited;
 };
 
 /**

@@ -48,7 +48,19 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 		/* A key replaced under us: go on, even without a hold. */
 		ret = CMK_HOLD_RETRY;
 	} else if (slot->hold_ok && hold_ms && !slot->hold_requeue) {
-		h->until = jiffies + msecs_to_jiffies(hold_ms);
+		/*
+		 * A bio released by a KEY_SET whose key was gone again before
+		 * the bio could take it (a lease that ran out at once, another
+		 * wipe) waits again, but only for what is left of its first
+		 * hold_ms: a bio waits at most hold_ms in all, however the key
+		 * comes and goes.
+		 */
+		if (!h->waited) {
+			h->until = jiffies + msecs_to_jiffies(hold_ms);
+			h->waited = true;
+		} else if (time_after_eq(jiffies, h->until)) {
+			goto out;
+		}
 		list_add_tail(&h->node, &slot->held);
 		/*
 		 * The expiry runs for the earliest entry: targets of one
@@ -57,13 +69,14 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 		if (!slot->nr_held || time_before(h->until, slot->hold_next)) {
 			slot->hold_next = h->until;
 			mod_delayed_work(cmk_wq, &slot->hold_work,
-					 msecs_to_jiffies(hold_ms));
+					 h->until - jiffies);
 		}
 		WRITE_ONCE(slot->nr_held, slot->nr_held + 1);
 		ret = CMK_HOLD_HELD;
 	} else if (slot->hold_requeue) {
 		ret = CMK_HOLD_REQUEUE;
 	}
+out:
 	spin_unlock_irqrestore(&slot->hold_lock, flags);
 	return ret;
 }

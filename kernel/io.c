@@ -587,6 +587,7 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	io->status = BLK_STS_OK;
 	INIT_WORK(&io->work, cmk_io_work);
 	INIT_LIST_HEAD(&io->held.node);
+	io->held.waited = false;
 	atomic_inc(&ct->inflight);
 
 	/* No key: wait for one before touching the backing device. */
