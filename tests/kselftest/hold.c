@@ -256,6 +256,32 @@ TEST_F_TIMEOUT(hold, hold_times_out_with_eio, 120)
 }
 
 /*
+ * The device over dm-delay (3 s on every bio) on ram1, with @opts, its key
+ * installed and the data written at 0.  False when dm-delay is missing
+ * (the test is skipped).
+ */
+static bool create_over_delay(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(hold) *self, const char *opts)
+{
+	char line[512], out[1024];
+	struct cmk_table t = {
+		.len = 16384, .key_name = KEY_NAME,
+		.dev = "/dev/mapper/" CMK_DM_PREFIX "slow", .opts = opts,
+	};
+
+	if (cmk_modprobe("dm-delay"))
+		SKIP(return false, "no dm-delay module");
+	snprintf(line, sizeof(line), "0 16384 delay %s 0 3000 %s 0 0",
+		 CMK_RAM(1), CMK_RAM(1));
+	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slow", line, out, sizeof(out)))
+		TH_LOG("dm-delay: %s", out);
+	ASSERT_CMK_CREATE(DM_NAME, &t);
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
+	ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES, 0, true));
+	return true;
+}
+
+/*
  * A bio released by a KEY_SET whose key is gone again before the bio can
  * use it waits again, but only for the rest of its first hold_ms: "at most
  * hold_ms" (dm-cmk.rst) in all, however often the key comes and goes.
@@ -268,24 +294,12 @@ TEST_F_TIMEOUT(hold, hold_times_out_with_eio, 120)
 TEST_F_TIMEOUT(hold, hold_deadline_counts_from_first_wait, 180)
 {
 	const uint64_t hold_ms = 5000;
-	char line[512], out[1024];
-	struct cmk_table t = {
-		.len = 16384, .key_name = KEY_NAME,
-		.dev = "/dev/mapper/" CMK_DM_PREFIX "slow", .opts = "hold_ms:5000",
-	};
 	struct cmk_info in;
 	struct io_job r;
 	uint64_t waited;
 
-	if (cmk_modprobe("dm-delay"))
-		SKIP(return, "no dm-delay module");
-	snprintf(line, sizeof(line), "0 16384 delay %s 0 3000 %s 0 0",
-		 CMK_RAM(1), CMK_RAM(1));
-	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slow", line, out, sizeof(out)))
-		TH_LOG("dm-delay: %s", out);
-	ASSERT_CMK_CREATE(DM_NAME, &t);
-	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
-	ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES, 0, true));
+	if (!create_over_delay(_metadata, self, "hold_ms:5000"))
+		return;
 	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
 				  DM_CMK_REASON_KMS_UNREACHABLE, NULL, 0));
 	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
@@ -482,23 +496,11 @@ TEST_F_TIMEOUT(hold, hold_each_target_its_own_hold_ms, 180)
  */
 TEST_F_TIMEOUT(hold, hold_read_completed_without_key_waits, 180)
 {
-	char line[512], out[1024];
-	struct cmk_table t = {
-		.len = 16384, .key_name = KEY_NAME,
-		.dev = "/dev/mapper/" CMK_DM_PREFIX "slow", .opts = "hold_ms:60000",
-	};
 	struct io_job r;
 	uint32_t held;
 
-	if (cmk_modprobe("dm-delay"))
-		SKIP(return, "no dm-delay module");
-	snprintf(line, sizeof(line), "0 16384 delay %s 0 3000 %s 0 0",
-		 CMK_RAM(1), CMK_RAM(1));
-	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slow", line, out, sizeof(out)))
-		TH_LOG("dm-delay: %s", out);
-	ASSERT_CMK_CREATE(DM_NAME, &t);
-	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
-	ASSERT_EQ(0, cmk_dev_write(self->path, self->data, IO_BYTES, 0, true));
+	if (!create_over_delay(_metadata, self, "hold_ms:60000"))
+		return;
 	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
 	cmk_sleep_ms(1000);	/* the read sits in dm-delay now */
 	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
