@@ -41,7 +41,8 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 			      u32 hold_ms)
 {
 	enum cmk_hold_result ret = CMK_HOLD_REFUSE;
-	unsigned long flags;
+	unsigned long flags, now = jiffies;
+	bool expired = false;
 
 	spin_lock_irqsave(&slot->hold_lock, flags);
 	if (cmk_slot_usable(slot)) {
@@ -51,14 +52,15 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 		/*
 		 * A bio released by a KEY_SET whose key was gone again before
 		 * the bio could take it (a lease that ran out at once, another
-		 * wipe) waits again, but only for what is left of its first
-		 * hold_ms: a bio waits at most hold_ms in all, however the key
-		 * comes and goes.
+		 * wipe, a read back from the disk after the key went) waits
+		 * again, but only until the deadline of its first wait: at
+		 * most hold_ms from then, however the key comes and goes.
 		 */
 		if (!h->waited) {
-			h->until = jiffies + msecs_to_jiffies(hold_ms);
+			h->until = now + msecs_to_jiffies(hold_ms);
 			h->waited = true;
-		} else if (time_after_eq(jiffies, h->until)) {
+		} else if (time_after_eq(now, h->until)) {
+			expired = true;
 			goto out;
 		}
 		list_add_tail(&h->node, &slot->held);
@@ -68,8 +70,7 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 		 */
 		if (!slot->nr_held || time_before(h->until, slot->hold_next)) {
 			slot->hold_next = h->until;
-			mod_delayed_work(cmk_wq, &slot->hold_work,
-					 h->until - jiffies);
+			mod_delayed_work(cmk_wq, &slot->hold_work, h->until - now);
 		}
 		WRITE_ONCE(slot->nr_held, slot->nr_held + 1);
 		ret = CMK_HOLD_HELD;
@@ -78,6 +79,10 @@ enum cmk_hold_result cmk_hold(struct cmk_slot *slot, struct cmk_held *h,
 	}
 out:
 	spin_unlock_irqrestore(&slot->hold_lock, flags);
+	/* As the expiry says it: hold_ms was too short, not a "no". */
+	if (expired)
+		DMERR_LIMIT("%s: I/O held for the key timed out, device is %s",
+			    slot->name, cmk_state_name(READ_ONCE(slot->state)));
 	return ret;
 }
 

@@ -42,6 +42,7 @@ FIXTURE_TEARDOWN(hold)
 {
 	cmk_nl_close(&self->nl);
 	cmk_dm_remove(DM_NAME);
+	cmk_dm_remove(CMK_DM_PREFIX "slow");
 }
 
 static void create(struct __test_metadata *_metadata, const char *opts)
@@ -256,12 +257,13 @@ TEST_F_TIMEOUT(hold, hold_times_out_with_eio, 120)
 }
 
 /*
- * The device over dm-delay (3 s on every bio) on ram1, with @opts, its key
- * installed and the data written at 0.  False when dm-delay is missing
- * (the test is skipped).
+ * The device over dm-delay (@delay_ms on every bio) on ram1, with @opts,
+ * its key installed and the data written at 0.  False when dm-delay is
+ * missing (the test is skipped).
  */
 static bool create_over_delay(struct __test_metadata *_metadata,
-			      FIXTURE_DATA(hold) *self, const char *opts)
+			      FIXTURE_DATA(hold) *self, unsigned int delay_ms,
+			      const char *opts)
 {
 	char line[512], out[1024];
 	struct cmk_table t = {
@@ -271,8 +273,8 @@ static bool create_over_delay(struct __test_metadata *_metadata,
 
 	if (cmk_modprobe("dm-delay"))
 		SKIP(return false, "no dm-delay module");
-	snprintf(line, sizeof(line), "0 16384 delay %s 0 3000 %s 0 0",
-		 CMK_RAM(1), CMK_RAM(1));
+	snprintf(line, sizeof(line), "0 16384 delay %s 0 %u %s 0 0",
+		 CMK_RAM(1), delay_ms, CMK_RAM(1));
 	ASSERT_EQ(0, cmk_dm_create(CMK_DM_PREFIX "slow", line, out, sizeof(out)))
 		TH_LOG("dm-delay: %s", out);
 	ASSERT_CMK_CREATE(DM_NAME, &t);
@@ -298,7 +300,7 @@ TEST_F_TIMEOUT(hold, hold_deadline_counts_from_first_wait, 180)
 	struct io_job r;
 	uint64_t waited;
 
-	if (!create_over_delay(_metadata, self, "hold_ms:5000"))
+	if (!create_over_delay(_metadata, self, 3000, "hold_ms:5000"))
 		return;
 	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
 				  DM_CMK_REASON_KMS_UNREACHABLE, NULL, 0));
@@ -319,6 +321,36 @@ TEST_F_TIMEOUT(hold, hold_deadline_counts_from_first_wait, 180)
 		TH_LOG("its second wait started a new hold_ms");
 	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
 	EXPECT_EQ(0U, in.held);
+	ASSERT_DM_REMOVE(DM_NAME);
+	ASSERT_DM_REMOVE(CMK_DM_PREFIX "slow");
+}
+
+/*
+ * The same with dm-delay at 6 s: the read comes back after its deadline
+ * and fails at once, ~6 s after the KEY_SET that released it; a bio whose
+ * second wait started afresh would fail only 5 s later.
+ */
+TEST_F_TIMEOUT(hold, hold_deadline_passed_fails_at_once, 180)
+{
+	struct io_job r;
+	uint64_t t_set, after;
+
+	if (!create_over_delay(_metadata, self, 6000, "hold_ms:5000"))
+		return;
+	ASSERT_EQ(0, cmk_key_wipe(&self->nl, KEY_NAME,
+				  DM_CMK_REASON_KMS_UNREACHABLE, NULL, 0));
+	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
+	ASSERT_EQ(1U, wait_held(&self->nl, 1, 20000));
+	t_set = cmk_now_ms();
+	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, 1, 2);
+	pthread_join(r.th, NULL);
+	after = r.end_ms - t_set;
+	TH_LOG("the read returned %s %llu ms after the KEY_SET that released it",
+	       r.ret ? strerror(-r.ret) : "its data", (unsigned long long)after);
+	EXPECT_EQ(-EIO, r.ret);
+	/* the 6 s at dm-delay, 2.5 s of TCG slack; afresh it is ~11 s */
+	EXPECT_GT(6000 + 2500ULL, after)
+		TH_LOG("a bio past its deadline waited again");
 	ASSERT_DM_REMOVE(DM_NAME);
 	ASSERT_DM_REMOVE(CMK_DM_PREFIX "slow");
 }
@@ -499,7 +531,7 @@ TEST_F_TIMEOUT(hold, hold_read_completed_without_key_waits, 180)
 	struct io_job r;
 	uint32_t held;
 
-	if (!create_over_delay(_metadata, self, "hold_ms:60000"))
+	if (!create_over_delay(_metadata, self, 3000, "hold_ms:60000"))
 		return;
 	ASSERT_EQ(0, io_start(&r, self->path, false, 0, self->data));
 	cmk_sleep_ms(1000);	/* the read sits in dm-delay now */
