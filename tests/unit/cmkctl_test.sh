@@ -116,11 +116,41 @@ fi
 if tear_first_copy torn.img &&
    printf '\x01' | dd of=torn.img bs=1 seek=65636 conv=notrunc status=none &&
    run 1 format --kek kek.json --mode persistent torn.img &&
-   grep -q 'already has a dm-cmk header (or a damaged one)' last &&
+   grep -q 'torn.img: already has a damaged dm-cmk header' last &&
    ! grep -q continuing last; then
 	ok cmkctl_format_crash_refuses_torn_copy_next_to_nonzero_copy
 else
 	notok cmkctl_format_crash_refuses_torn_copy_next_to_nonzero_copy "see above"
+fi
+
+# A file system and no dm-cmk header (M1): format without --force must not
+# destroy it.  Oracle: exit 1, the message says the first 1 MiB is not zero
+# and names --force, the ext4 superblock is unchanged; --force formats.
+mkfs_ext4=$(PATH=$PATH:/sbin:/usr/sbin command -v mkfs.ext4 || true)
+if [ -z "$mkfs_ext4" ]; then
+	ok "cmkctl_format_refuses_file_system_without_force # SKIP no mkfs.ext4"
+elif rm -f fs.img && truncate -s 64M fs.img && "$mkfs_ext4" -q -F fs.img >/dev/null 2>&1 &&
+   dd if=fs.img of=fs.before bs=4096 count=1 status=none &&
+   run 1 format --kek kek.json --mode persistent fs.img &&
+   grep -q 'fs.img: no dm-cmk header, but the first 1 MiB is not zero' last &&
+   grep -q -- '--force' last && ! grep -q continuing last &&
+   dd if=fs.img of=fs.after bs=4096 count=1 status=none && cmp -s fs.before fs.after &&
+   run 0 format --force --kek kek.json --mode persistent fs.img; then
+	ok cmkctl_format_refuses_file_system_without_force
+else
+	notok cmkctl_format_refuses_file_system_without_force "see above"
+fi
+
+# L5: the "continuing" line only once the format has succeeded (here the
+# envelope cannot be read: nothing was formatted), and a device too small
+# for the header area is named in the error.
+if tear_first_copy torn.img && run 1 format --kek nosuch.json --mode persistent torn.img &&
+   ! grep -q continuing last && run 4 header dump torn.img &&
+   truncate -s 512K small.img && run 1 format --kek kek.json --mode persistent small.img &&
+   grep -q 'small.img: .*too small' last; then
+	ok cmkctl_format_crash_continuing_only_after_success
+else
+	notok cmkctl_format_crash_continuing_only_after_success "see above"
 fi
 
 # ---- verbs that use the agent configuration ----

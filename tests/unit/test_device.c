@@ -602,6 +602,74 @@ static void torn_first_format(struct fx *fx, off_t copy, size_t keep, uint64_t s
 	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -EUCLEAN);
 }
 
+/*
+ * Formatting without force is refused with a message that says @why, and
+ * leaves the first 1 MiB as it was.
+ */
+static void assert_format_refused_because(struct fx *fx, const char *why)
+{
+	static uint8_t before[CMK_HDR_AREA], after[CMK_HDR_AREA];
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	bool interrupted = true;
+	struct cmk_err e;
+
+	assert_int_equal(pread(fx->fd, before, sizeof(before), 0), CMK_HDR_AREA);
+	assert_int_equal(cmk_device_may_format(fx->fd, &interrupted, &e), -EEXIST);
+	assert_false(interrupted);
+	assert_contains(e.msg, why);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), -EEXIST);
+	assert_contains(e.msg, why);
+	assert_contains(e.msg, "--force");
+	assert_null(d);
+	assert_int_equal(pread(fx->fd, after, sizeof(after), 0), CMK_HDR_AREA);
+	assert_memory_equal(after, before, CMK_HDR_AREA);
+}
+
+/*
+ * No magic in either copy, but the first 1 MiB is not zero: a file system,
+ * a partition table, or a used dm-cmk device with only its two magics
+ * wiped.  Oracle: -EEXIST naming the non-zero area and --force, nothing
+ * written; an all-zero device still formats.
+ */
+static void device_format_refuses_nonzero_area_without_header(void **state)
+{
+	static const off_t where[] = {
+		0, 510, 1080, 8, 65536 + 8, 4096, CMK_HDR_AREA - 1,
+	};
+	struct fx *fx = *state;
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	uint8_t one = 0x53;
+	bool interrupted;
+	struct cmk_err e;
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		assert_int_equal(ftruncate(fx->fd, 0), 0);
+		assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+		assert_int_equal(pwrite(fx->fd, &one, 1, where[i]), 1);
+		assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -ENODATA);
+		assert_format_refused_because(fx, "first 1 MiB is not zero");
+	}
+	/* a used device: formatted, then both magics zeroed */
+	assert_int_equal(ftruncate(fx->fd, 0), 0);
+	assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pwrite(fx->fd, "\0\0\0\0\0\0\0\0", 8,
+					i * 65536 + CMK_HDR_OFF_MAGIC), 8);
+	assert_int_equal(cmk_header_read(fx->fd, &h, NULL, &e), -ENODATA);
+	assert_format_refused_because(fx, "first 1 MiB is not zero");
+	/* control: the zeroed device formats without force */
+	assert_int_equal(ftruncate(fx->fd, 0), 0);
+	assert_int_equal(ftruncate(fx->fd, 2 << 20), 0);
+	assert_int_equal(cmk_device_may_format(fx->fd, &interrupted, &e), 0);
+	assert_false(interrupted);
+	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+	cmk_secret_free(&d);
+}
+
 /* Formatting without force is refused and leaves the disk as it was. */
 static void assert_format_refused(struct fx *fx)
 {
@@ -624,28 +692,30 @@ static void assert_format_refused(struct fx *fx)
 }
 
 /*
- * Oracle: a first format cut inside the first copy it writes (the first
- * 512-byte sector of it, sequence 1; or only the first 32 bytes, sequence
- * still 0), the other copy and the rest of the area zero, is formatted
- * again without force, and the new header opens with the DEK it returned.
+ * Oracle: a first format cut inside the first copy it writes (copy A: the
+ * first 512-byte sector of it, sequence 1; only the first 32 bytes,
+ * sequence still 0; all but the checksum), copy B and the rest of the area
+ * zero, is formatted again without force, and the new header opens with
+ * the DEK it returned.
  */
 static void device_format_crash_torn_first_copy_continues(void **state)
 {
 	static const struct {
-		off_t copy;
 		size_t keep;
 		uint64_t seq;
 	} cut[] = {
-		{ 0, 512, 1 }, { 65536, 512, 1 }, { 0, 32, 0 }, { 65536, 512, 0 },
-		{ 0, 4064, 1 },
+		{ 512, 1 }, { 32, 0 }, { 512, 0 }, { 4064, 1 },
 	};
 	struct fx *fx = *state;
 	struct cmk_header h, h2;
 	struct cmk_secret *d = NULL, *d2 = NULL;
+	bool interrupted;
 	struct cmk_err e;
 
 	for (size_t i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
-		torn_first_format(fx, cut[i].copy, cut[i].keep, cut[i].seq);
+		torn_first_format(fx, 0, cut[i].keep, cut[i].seq);
+		assert_int_equal(cmk_device_may_format(fx->fd, &interrupted, &e), 0);
+		assert_true(interrupted);
 		assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
 		assert_int_equal(h.sequence, 1);
 		assert_int_equal(open_persistent(&fx->k, fx->fd, &h2, &d2, &e), 0);
@@ -654,6 +724,84 @@ static void device_format_crash_torn_first_copy_continues(void **state)
 		cmk_secret_free(&d);
 		cmk_secret_free(&d2);
 	}
+}
+
+/*
+ * A torn copy B next to an all-zero copy A: a first format writes A first
+ * (cmk_header_write() on a zeroed area), so this is not what one leaves.
+ */
+static void device_format_crash_torn_refused_copy_b(void **state)
+{
+	static const uint64_t seq[] = { 1, 0 };
+	struct fx *fx = *state;
+
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		torn_first_format(fx, 65536, 512, seq[i]);
+		assert_format_refused(fx);
+	}
+}
+
+/*
+ * Bytes of the torn copy after its last defined field (reserved and
+ * checksum, 236..4095) that are not zero: a first format writes zeros
+ * there, so something else wrote them.  Includes one non-zero checksum
+ * byte other than the first (M9).
+ */
+static void device_format_crash_torn_refused_tail_not_zero(void **state)
+{
+	static const size_t where[] = {
+		CMK_HDR_OFF_RESERVED, 300, 511, 512, 2048, CMK_HDR_OFF_CHECKSUM - 1,
+		CMK_HDR_OFF_CHECKSUM, CMK_HDR_OFF_CHECKSUM + 1,
+		CMK_HDR_OFF_CHECKSUM + 17, CMK_HDR_SIZE - 1,
+	};
+	struct fx *fx = *state;
+	uint8_t one = 0x40;
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+		torn_first_format(fx, 0, 512, 1);
+		assert_int_equal(pwrite(fx->fd, &one, 1, (off_t)where[i]), 1);
+		assert_format_refused(fx);
+	}
+}
+
+/*
+ * A torn state whose header area cannot be read in full (a file shorter
+ * than 1 MiB) or a device that cannot be read: an error, never "may
+ * format".  Oracle: a non-zero return other than -EEXIST, interrupted
+ * false, and the format writes nothing.
+ */
+static void device_format_crash_torn_short_or_unreadable_is_error(void **state)
+{
+	struct fx *fx = *state;
+	struct cmk_header h;
+	struct cmk_secret *d = NULL;
+	uint8_t before[CMK_HDR_SIZE], after[CMK_HDR_SIZE];
+	bool interrupted = true;
+	struct cmk_err e;
+	int wfd, ret;
+
+	torn_first_format(fx, 0, 512, 1);
+	assert_int_equal(ftruncate(fx->fd, 65536 + CMK_HDR_SIZE), 0);
+	ret = cmk_device_may_format(fx->fd, &interrupted, &e);
+	assert_int_not_equal(ret, 0);
+	assert_int_not_equal(ret, -EEXIST);
+	assert_false(interrupted);
+	assert_contains(e.msg, "too small");
+	assert_int_equal(pread(fx->fd, before, sizeof(before), 0), CMK_HDR_SIZE);
+	assert_int_not_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), 0);
+	assert_null(d);
+	assert_int_equal(pread(fx->fd, after, sizeof(after), 0), CMK_HDR_SIZE);
+	assert_memory_equal(after, before, CMK_HDR_SIZE);
+
+	torn_first_format(fx, 0, 512, 1);
+	wfd = open(tu_path("dev.img"), O_WRONLY);
+	assert_true(wfd >= 0);
+	interrupted = true;
+	ret = cmk_device_may_format(wfd, &interrupted, &e);
+	close(wfd);
+	assert_int_equal(ret, -EBADF);
+	assert_false(interrupted);
+	assert_contains(e.msg, "read");
 }
 
 /* The other copy is not entirely zero: one byte past its (absent) magic. */
@@ -677,7 +825,7 @@ static void device_format_crash_torn_refused_sequence_2(void **state)
 
 	torn_first_format(fx, 0, 512, 2);
 	assert_format_refused(fx);
-	torn_first_format(fx, 65536, 512, 1ULL << 40);
+	torn_first_format(fx, 0, 512, 1ULL << 40);
 	assert_format_refused(fx);
 }
 
@@ -760,7 +908,11 @@ int main(void)
 		T(device_adversarial_running_header_of_other_device_refused),
 		T(device_adversarial_sector_size_or_iv_mismatch_refused),
 		T(device_adversarial_ephemeral_rekey_new_uuid_on_request),
+		T(device_format_refuses_nonzero_area_without_header),
 		T(device_format_crash_torn_first_copy_continues),
+		T(device_format_crash_torn_refused_copy_b),
+		T(device_format_crash_torn_refused_tail_not_zero),
+		T(device_format_crash_torn_short_or_unreadable_is_error),
 		T(device_format_crash_torn_refused_other_copy_not_zero),
 		T(device_format_crash_torn_refused_sequence_2),
 		T(device_format_crash_torn_refused_other_version),
