@@ -391,6 +391,34 @@ static int header_dump(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * The device to format, read-write; a block device also exclusively
+ * (O_EXCL), so that a mounted one or one held by device-mapper (an open
+ * dm-cmk mapping) is refused by the kernel rather than overwritten under
+ * its user.  Says what failed; -1 then.
+ */
+static int open_for_format(const char *dev)
+{
+	struct stat st;
+	int fd, err;
+
+	fd = open(dev, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "cmkctl: %s: %s\n", dev, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISBLK(st.st_mode))
+		return fd;
+	close(fd);
+	fd = open(dev, O_RDWR | O_CLOEXEC | O_EXCL);
+	if (fd < 0) {
+		err = errno;
+		fprintf(stderr, "cmkctl: %s: exclusive open: %s%s\n", dev, strerror(err),
+			err == EBUSY ? " (in use: mounted, or held by device-mapper such as an open dm-cmk device; unmount or close it first)" : "");
+	}
+	return fd;
+}
+
 static int do_format(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -414,7 +442,7 @@ static int do_format(int argc, char **argv)
 	enum cmk_mode mode = 0;
 	unsigned long sector = 4096;
 	uint32_t flags = 0;
-	bool force = false, cfg_loaded = false, interrupted;
+	bool force = false, cfg_loaded = false, interrupted = false;
 	char u[CMK_UUID_STR];
 	int c, rc, fd = -1, ret = EXIT_LOCAL;
 
@@ -444,26 +472,16 @@ static int do_format(int argc, char **argv)
 	if (!kek_path || !mode || optind != argc - 1)
 		return usage();
 	dev = argv[optind];
-	fd = open(dev, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "cmkctl: %s: %s\n", dev, strerror(errno));
+	fd = open_for_format(dev);
+	if (fd < 0)
 		return EXIT_LOCAL;
-	}
 	/* Before any KMS call: a refusal costs nothing. */
 	if (!force) {
 		rc = cmk_device_may_format(fd, &interrupted, &e);
-		if (rc == -EEXIST) {
-			fprintf(stderr, "cmkctl: %s already has a dm-cmk header (or a damaged one); formatting destroys its data (use --force)\n",
-				dev);
-			goto out;
-		}
 		if (rc) {
-			ret = fail(&e);
+			fprintf(stderr, "cmkctl: %s: %s\n", dev, e.msg);
 			goto out;
 		}
-		if (interrupted)
-			fprintf(stderr, "cmkctl: %s: continuing an interrupted first format (one torn header copy, nothing stored under it)\n",
-				dev);
 	}
 	if (cmk_boot_id(boot, &e) ||
 	    cmk_envelope_read(kek_path, &env, &e) ||
@@ -473,11 +491,17 @@ static int do_format(int argc, char **argv)
 		goto out;
 	}
 	k = (struct cmk_kek_pair){ .env = &env, .cur = kek };
-	if (cmk_device_format(fd, &k, mode, (uint32_t)sector, flags, boot, true,
-			      &h, &dek, &e)) {
+	/* force again: the device is checked once more just before zeroing. */
+	rc = cmk_device_format(fd, &k, mode, (uint32_t)sector, flags, boot, force,
+			       &h, &dek, &e);
+	if (rc) {
+		cmk_err_prefix(&e, "%s", dev);
 		ret = fail(&e);
 		goto out;
 	}
+	if (interrupted)
+		fprintf(stderr, "cmkctl: %s: continuing an interrupted first format (one torn header copy, nothing stored under it)\n",
+			dev);
 	printf("formatted %s: %s, sector size %u%s, data at sector %d\n", dev,
 	       cmk_mode_name(h.mode), h.sector_size,
 	       flags ? ", iv_large_sectors" : "", CMK_HDR_DATA_OFFSET);

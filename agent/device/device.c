@@ -89,55 +89,55 @@ static bool all_zero(const uint8_t *p, size_t len)
 /*
  * Is @fd what a first format cut inside the first header copy it wrote
  * leaves?  cmk_device_format() zeroes the 1 MiB header area, then
- * cmk_header_write() writes one copy with sequence 1, syncs, and writes the
- * other.  A power cut inside that first copy leaves exactly this
- * (Documentation/formats.rst, "An interrupted first format"):
+ * cmk_header_write() writes copy A (on a zeroed area no copy is chosen, so
+ * A goes first) with sequence 1, syncs, and writes copy B.  A power cut
+ * inside copy A leaves exactly this (Documentation/formats.rst, "An
+ * interrupted first format"):
  *
- *  - one copy with the magic and version 1 that does not validate
+ *  - copy A with the magic and version 1 that does not validate
  *    (-EUCLEAN; another version, a newer agent's header, never counts),
  *    whose sequence is 1, or 0 if the tear came before that field, and
- *    whose checksum field is still zero: the write did not reach the end
- *    of the copy.  (Torn at 512-byte sectors, a copy that got its last
- *    sector but not its first has no magic: it is blank.)
- *  - the other copy zero in all 4096 bytes, not merely without magic;
+ *    whose bytes after its last defined field (reserved and checksum,
+ *    CMK_HDR_OFF_RESERVED to the end) are still zero: the write did not
+ *    reach the end of the copy, and a format writes zeros in reserved.
+ *    (Torn at 512-byte sectors, a copy that got its last sector but not
+ *    its first has no magic, and its checksum makes the area not zero: it
+ *    is refused, see cmk_device_may_format().)
+ *  - copy B zero in all 4096 bytes, not merely without magic;
  *  - the rest of the header area zero.
  *
  * A header with no valid copy was never opened (no open path accepts
  * one), so nothing was written under it.  That alone is not enough: the
  * torn copy's wrapped DEK is in its first sector and may well unwrap, and
  * a header that was complete and protected data can be damaged later.
- * What makes this a first format, and not such a header, is the sequence
- * of 0 or 1 (a header written again since, by a re-key or a KEK rotation,
- * has 2 or more), the other copy all zero and the checksum not written (a
- * header that was ever complete had the magic and the checksum in both
- * copies).  Turning one into this takes zeroing one whole copy and the
- * other's last sector; wipefs and stray writes of data leave non-zero
- * bytes.
+ * What makes this a first format, and not such a header, is copy B all
+ * zero and copy A's checksum not written (a header that was ever complete
+ * had the magic and the checksum in both copies).  Turning one into this
+ * takes zeroing all of copy B and copy A's last sector; wipefs and stray
+ * writes of data leave non-zero bytes.  The sequence of 0 or 1 adds
+ * little: a persistent header written again (KEK rotation, set-flags) has
+ * 2 or more, but an ephemeral re-key at a new boot writes 1 again; an
+ * ephemeral device's data is shredded at every boot anyway.
  */
 static int interrupted_first_format(int fd, bool *yes, struct cmk_err *e)
 {
-	static const off_t off[2] = { CMK_HDR_COPY_A, CMK_HDR_COPY_B };
-	uint8_t b[2][CMK_HDR_SIZE];
+	uint8_t a[CMK_HDR_SIZE], b[CMK_HDR_SIZE];
 	struct cmk_header h;
-	int rc[2], ret, t;
+	int ret;
 
 	*yes = false;
-	for (int i = 0; i < 2; i++) {
-		ret = cmk_pread_full(fd, b[i], CMK_HDR_SIZE, off[i], "device header", e);
-		if (ret)
-			return ret;
-		rc[i] = cmk_header_decode(b[i], i ? "B" : "A", &h, NULL);
-	}
-	if (rc[0] == -EUCLEAN && all_zero(b[1], CMK_HDR_SIZE))
-		t = 0;
-	else if (rc[1] == -EUCLEAN && all_zero(b[0], CMK_HDR_SIZE))
-		t = 1;
-	else
-		return 0;
-	if (memcmp(b[t] + CMK_HDR_OFF_MAGIC, CMK_HDR_MAGIC, 8) ||
-	    cmk_get_le32(b[t] + CMK_HDR_OFF_VERSION) != CMK_HDR_VERSION ||
-	    cmk_get_le64(b[t] + CMK_HDR_OFF_SEQUENCE) > 1 ||
-	    !all_zero(b[t] + CMK_HDR_OFF_CHECKSUM, CMK_HDR_SIZE - CMK_HDR_OFF_CHECKSUM))
+	ret = cmk_pread_full(fd, a, CMK_HDR_SIZE, CMK_HDR_COPY_A, "device header", e);
+	if (!ret)
+		ret = cmk_pread_full(fd, b, CMK_HDR_SIZE, CMK_HDR_COPY_B,
+				     "device header", e);
+	if (ret)
+		return ret;
+	if (cmk_header_decode(a, "A", &h, NULL) != -EUCLEAN ||
+	    !all_zero(b, CMK_HDR_SIZE) ||
+	    memcmp(a + CMK_HDR_OFF_MAGIC, CMK_HDR_MAGIC, 8) ||
+	    cmk_get_le32(a + CMK_HDR_OFF_VERSION) != CMK_HDR_VERSION ||
+	    cmk_get_le64(a + CMK_HDR_OFF_SEQUENCE) > 1 ||
+	    !all_zero(a + CMK_HDR_OFF_RESERVED, CMK_HDR_SIZE - CMK_HDR_OFF_RESERVED))
 		return 0;
 	return header_area_zero(fd, true, yes, e);
 }
@@ -146,12 +146,19 @@ int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e)
 {
 	struct cmk_header h;
 	struct cmk_err re;
+	bool zero;
 	int ret;
 
 	*interrupted = false;
 	ret = cmk_header_read(fd, &h, NULL, &re);
-	if (ret == -ENODATA)
-		return 0;
+	if (ret == -ENODATA) {
+		/* No magic is not a blank disk: a file system has none either. */
+		ret = header_area_zero(fd, false, &zero, e);
+		if (ret || zero)
+			return ret;
+		return cmk_errf(e, -EEXIST,
+				"no dm-cmk header, but the first 1 MiB is not zero (a file system? a partition table?); formatting would destroy it: check the device, or use --force");
+	}
 	if (ret == -EUCLEAN) {
 		ret = interrupted_first_format(fd, interrupted, e);
 		if (ret || *interrupted)
@@ -163,8 +170,8 @@ int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e)
 		return ret;
 	}
 	return cmk_errf(e, -EEXIST,
-			"device already has a dm-cmk header%s; formatting would destroy its data",
-			ret ? " (damaged)" : "");
+			"already has a %sdm-cmk header; formatting would destroy its data: check the device, or use --force",
+			ret ? "damaged " : "");
 }
 
 /*

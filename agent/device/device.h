@@ -171,17 +171,20 @@ int cmk_device_read_authentic(int fd, const struct cmk_kek_pair *k,
 
 /*
  * cmk_device_may_format() - may @fd be formatted without --force?  0 if
- * no copy of its header has the magic, or if it holds exactly what a first
- * format cut inside the first copy it wrote leaves (*@interrupted; the
- * conditions and why they are safe are in device.c).  -EEXIST for any
- * other header, valid or damaged; another -errno if it cannot be read.
+ * no copy of its header has the magic and its whole first 1 MiB is zero (a
+ * fresh disk), or if it holds exactly what a first format cut inside copy A
+ * leaves (*@interrupted; the conditions and why they are safe are in
+ * device.c).  -EEXIST, saying why, for any header, valid or damaged, and
+ * for a header area that is not zero (a file system, a partition table);
+ * another -errno if it cannot be read in full.
  */
 int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e);
 
 /*
  * cmk_device_format() - first header of a device: @mode, @sector_size,
  * @flags, boot_id @this_boot, a new device UUID and DEK (unless @force,
- * only where cmk_device_may_format() allows it).
+ * only where cmk_device_may_format() allows it, checked just before the
+ * header area is zeroed).
  */
 int cmk_device_format(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 		      uint32_t sector_size, uint32_t flags,

@@ -670,25 +670,10 @@ static void device_format_refuses_nonzero_area_without_header(void **state)
 	cmk_secret_free(&d);
 }
 
-/* Formatting without force is refused and leaves the disk as it was. */
+/* Formatting without force is refused: the device has a (damaged) header. */
 static void assert_format_refused(struct fx *fx)
 {
-	uint8_t before[2][CMK_HDR_SIZE], after[CMK_HDR_SIZE];
-	struct cmk_header h;
-	struct cmk_secret *d = NULL;
-	struct cmk_err e;
-
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(pread(fx->fd, before[i], CMK_HDR_SIZE, i * 65536),
-				 CMK_HDR_SIZE);
-	assert_int_equal(format_persistent(&fx->k, fx->fd, 4096, &h, &d, &e), -EEXIST);
-	assert_contains(e.msg, "already has a dm-cmk header");
-	assert_null(d);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(pread(fx->fd, after, CMK_HDR_SIZE, i * 65536),
-				 CMK_HDR_SIZE);
-		assert_memory_equal(after, before[i], CMK_HDR_SIZE);
-	}
+	assert_format_refused_because(fx, "dm-cmk header; formatting would destroy its data");
 }
 
 /*
