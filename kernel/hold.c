@@ -27,6 +27,13 @@
 
 #include "dm-cmk.h"
 
+/* hold_ms was too short: said the same way by the expiry and a re-hold. */
+static void cmk_hold_log_timeout(struct cmk_slot *slot)
+{
+	DMERR_LIMIT("%s: I/O held for the key timed out, device is %s",
+		    slot->name, cmk_state_name(READ_ONCE(slot->state)));
+}
+
 /**
  * cmk_hold() - wait for a key, if the slot's state allows it
  * @slot: the slot that had no usable key for the bio
@@ -81,8 +88,7 @@ out:
 	spin_unlock_irqrestore(&slot->hold_lock, flags);
 	/* As the expiry says it: hold_ms was too short, not a "no". */
 	if (expired)
-		DMERR_LIMIT("%s: I/O held for the key timed out, device is %s",
-			    slot->name, cmk_state_name(READ_ONCE(slot->state)));
+		cmk_hold_log_timeout(slot);
 	return ret;
 }
 
@@ -168,8 +174,7 @@ void cmk_hold_expire_work(struct work_struct *work)
 
 	cmk_hold_take(slot, &list, true);
 	if (!list_empty(&list))
-		DMERR_LIMIT("%s: I/O held for the key timed out, device is %s",
-			    slot->name, cmk_state_name(READ_ONCE(slot->state)));
+		cmk_hold_log_timeout(slot);
 	cmk_hold_finish(&list, CMK_UNHOLD_FAIL);
 }
 

@@ -44,6 +44,15 @@ static int fresh_header(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode
 	return 0;
 }
 
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < len; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
 /*
  * Is the whole 1 MiB header area zero (a fresh, never-used disk)?  With
  * @but_copies, the bytes of the two header copies are not looked at.
@@ -60,30 +69,17 @@ static int header_area_zero(int fd, bool but_copies, bool *zero,
 		       "header copies are not 64 KiB aligned");
 	*zero = false;
 	for (off_t off = 0; off < CMK_HDR_AREA; off += (off_t)sizeof(buf)) {
-		uint8_t acc = 0;
-
 		ret = cmk_pread_full(fd, buf, sizeof(buf), off, "device header area", e);
 		if (ret)
 			return ret;
 		for (int i = 0; but_copies && i < 2; i++)
 			if (copy[i] >= off && copy[i] < off + (off_t)sizeof(buf))
 				memset(buf + (copy[i] - off), 0, CMK_HDR_SIZE);
-		for (size_t i = 0; i < sizeof(buf); i++)
-			acc |= buf[i];
-		if (acc)
+		if (!all_zero(buf, sizeof(buf)))
 			return 0;
 	}
 	*zero = true;
 	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t len)
-{
-	uint8_t acc = 0;
-
-	for (size_t i = 0; i < len; i++)
-		acc |= p[i];
-	return acc == 0;
 }
 
 /*

@@ -215,7 +215,7 @@ static void print_thread_stacks(void)
 		if (n < 0)
 			n = 0;
 		buf[n] = '\0';
-		/* "[<0>] func+0x1/0x2\n" lines -> "func+0x1/0x2 < ..." */
+		/* its "[<0>] func+0x1/0x2" lines, on one line */
 		for (p = buf; *p; p++)
 			if (*p == '\n')
 				*p = ' ';
@@ -286,7 +286,7 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 	uint64_t start = cmk_now_ms(), minute_start = start;
 	uint64_t end = start + (uint64_t)seconds * 1000;
 	uint64_t per_class[KF_OP_CLASSES] = { 0 }, minute_ops = 0;
-	uint64_t op_start, slowest_ms = 0;
+	uint64_t op_start, took, slowest_ms = 0;
 	uint32_t slowest_idx = 0;
 	char slowest_desc[200] = "";
 	enum kf_finding f = KF_NONE;
@@ -314,8 +314,9 @@ static enum kf_finding run_sequence(const struct kf_rec *replay, uint32_t n,
 		atomic_store(&op_since, op_start);
 		c = kf_op_run(r.sub, desc, sizeof(desc));
 		atomic_store(&op_since, 0);
-		if (cmk_now_ms() - op_start > slowest_ms) {
-			slowest_ms = cmk_now_ms() - op_start;
+		took = cmk_now_ms() - op_start;
+		if (took > slowest_ms) {
+			slowest_ms = took;
 			slowest_idx = r.idx;
 			snprintf(slowest_desc, sizeof(slowest_desc), "%.150s", desc);
 		}
