@@ -419,6 +419,40 @@ static int open_for_format(const char *dev)
 	return fd;
 }
 
+/*
+ * A torn copy A next to a blank copy B is what a first format cut short
+ * leaves, but a used disk whose copy B and the end of copy A were zeroed
+ * looks the same.  Its device_uuid tells them apart where this host pins
+ * the device: a first format's uuid was never pinned (format prints it
+ * only once it has succeeded).
+ */
+static int torn_header_unpinned(int fd, struct cmk_err *e)
+{
+	const struct cmk_config_device *d;
+	struct cmk_config cfg;
+	uint8_t uuid[CMK_UUID_LEN];
+	char from[4200], u[CMK_UUID_STR];
+	int ret;
+
+	if (access(config_path, F_OK) != 0)
+		return 0;
+	ret = cmk_device_torn_uuid(fd, uuid, e);
+	if (ret)
+		return ret;
+	ret = cmk_config_load(config_path, &cfg, e);
+	if (ret)
+		return ret;
+	ret = cmk_pin_owner(&cfg, uuid, &d, from, sizeof(from), e);
+	if (!ret && d) {
+		cmk_uuid_format(uuid, u);
+		ret = cmk_errf(e, -EEXIST,
+			       "has a damaged dm-cmk header of device_uuid %s, which is device %s's (%s): a used disk, not an interrupted first format; formatting would destroy its data: check the device, or use --force",
+			       u, d->name, from);
+	}
+	cmk_config_free(&cfg);
+	return ret;
+}
+
 static int do_format(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -478,6 +512,8 @@ static int do_format(int argc, char **argv)
 	/* Before any KMS call: a refusal costs nothing. */
 	if (!force) {
 		rc = cmk_device_may_format(fd, &interrupted, &e);
+		if (!rc && interrupted)
+			rc = torn_header_unpinned(fd, &e);
 		if (rc) {
 			fprintf(stderr, "cmkctl: %s: %s\n", dev, e.msg);
 			goto out;

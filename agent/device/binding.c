@@ -228,6 +228,29 @@ int cmk_pin_read(const struct cmk_config *cfg, const struct cmk_config_device *d
 	return 0;
 }
 
+int cmk_pin_owner(const struct cmk_config *cfg, const uint8_t uuid[CMK_UUID_LEN],
+		  const struct cmk_config_device **d, char *from, size_t n,
+		  struct cmk_err *e)
+{
+	uint8_t pin[CMK_UUID_LEN];
+	bool have;
+	int ret;
+
+	*d = NULL;
+	for (size_t i = 0; i < cfg->n_devices; i++) {
+		if (cfg->devices[i].mode != CMK_MODE_PERSISTENT)
+			continue;
+		ret = cmk_pin_read(cfg, &cfg->devices[i], &have, pin, from, n, e);
+		if (ret)
+			return ret;
+		if (have && !memcmp(pin, uuid, CMK_UUID_LEN)) {
+			*d = &cfg->devices[i];
+			return 0;
+		}
+	}
+	return 0;
+}
+
 bool cmk_pin_dir_volatile(const struct cmk_config *cfg)
 {
 	struct statfs sf;

@@ -61,6 +61,15 @@ int cmk_pin_read(const struct cmk_config *cfg, const struct cmk_config_device *d
 		 struct cmk_err *e);
 
 /*
+ * cmk_pin_owner() - the persistent device of @cfg pinned to @uuid (by its
+ * uuid setting or its pin file) in *@d, NULL if none; @from as for
+ * cmk_pin_read().  An unreadable pin file is an error.
+ */
+int cmk_pin_owner(const struct cmk_config *cfg, const uint8_t uuid[CMK_UUID_LEN],
+		  const struct cmk_config_device **d, char *from, size_t n,
+		  struct cmk_err *e);
+
+/*
  * cmk_pin_dir_volatile() - is pin_dir on tmpfs or ramfs?  Its pins are
  * then gone at the next boot, and every persistent device is trusted on
  * first use again: worth a warning (the agent's audit line says so).

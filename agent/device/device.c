@@ -113,7 +113,10 @@ static int header_area_zero(int fd, bool but_copies, bool *zero,
  * writes of data leave non-zero bytes.  The sequence of 0 or 1 adds
  * little: a persistent header written again (KEK rotation, set-flags) has
  * 2 or more, but an ephemeral re-key at a new boot writes 1 again; an
- * ephemeral device's data is shredded at every boot anyway.
+ * ephemeral device's data is shredded at every boot anyway.  A used,
+ * never rotated persistent disk zeroed over exactly 3584..69631 does look
+ * like this: cmkctl also refuses a torn copy whose device_uuid a
+ * configured device is pinned to (cmk_device_torn_uuid()).
  */
 static int interrupted_first_format(int fd, bool *yes, struct cmk_err *e)
 {
@@ -168,6 +171,13 @@ int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e)
 	return cmk_errf(e, -EEXIST,
 			"already has a %sdm-cmk header; formatting would destroy its data: check the device, or use --force",
 			ret ? "damaged " : "");
+}
+
+int cmk_device_torn_uuid(int fd, uint8_t uuid[CMK_UUID_LEN], struct cmk_err *e)
+{
+	return cmk_pread_full(fd, uuid, CMK_UUID_LEN,
+			      CMK_HDR_COPY_A + CMK_HDR_OFF_DEV_UUID,
+			      "device header", e);
 }
 
 /*

@@ -181,6 +181,14 @@ int cmk_device_read_authentic(int fd, const struct cmk_kek_pair *k,
 int cmk_device_may_format(int fd, bool *interrupted, struct cmk_err *e);
 
 /*
+ * cmk_device_torn_uuid() - the device_uuid in copy A of an interrupted
+ * first format (cmk_device_may_format() said *interrupted): the caller
+ * checks that no configured device is pinned to it, for a used disk whose
+ * header was damaged into that state is not a first format.
+ */
+int cmk_device_torn_uuid(int fd, uint8_t uuid[CMK_UUID_LEN], struct cmk_err *e);
+
+/*
  * cmk_device_format() - first header of a device: @mode, @sector_size,
  * @flags, boot_id @this_boot, a new device UUID and DEK (unless @force,
  * only where cmk_device_may_format() allows it, checked just before the

@@ -29,7 +29,7 @@ run() {
 	[ "$rc" -eq "$want" ] || { echo "# cmkctl $*: exit $rc, want $want"; sed 's/^/#   /' last; return 1; }
 }
 
-echo "1..24"
+echo "1..27"
 
 if run 0 local-key create cmk.key &&
    [ "$(stat -c %a cmk.key)" = 600 ] &&
@@ -220,6 +220,36 @@ if run 0 --config agentpin.conf pin d1 && grep -q "^d1: pinned to device_uuid $u
 	ok cmkctl_pin_binds_persistent_device
 else
 	notok cmkctl_pin_binds_persistent_device "see above"
+fi
+
+# L1: a used persistent disk whose copy B and the end of copy A were
+# zeroed (bytes 3584..69631) looks like an interrupted first format; the
+# device's pin tells them apart.  Oracle: with its device_uuid pinned (by
+# a pin file, or by the uuid setting) format without --force is refused,
+# naming the device and the pin, and the first 1 MiB is unchanged; with a
+# configuration that pins nothing to it, it goes ahead.
+truncate -s 4M used.img
+sed -n '/^\[agent\]/,/^state_dir/p' agent.conf >agentl1.conf
+printf 'pin_dir = %s/pinsl1\n\n[device "u"]\nbacking = %s/used.img\nmode = persistent\n' \
+	"$dir" "$dir" >>agentl1.conf
+if run 0 format --kek kek.json --mode persistent used.img &&
+   uu=$(awk '$1 == "device_uuid" { print $2 }' <("$ctl" header dump used.img)) &&
+   run 0 --config agentl1.conf pin u &&
+   dd if=/dev/zero of=used.img bs=512 seek=7 count=129 conv=notrunc status=none &&
+   dd if=used.img of=used.before bs=1M count=1 status=none &&
+   run 1 --config agentl1.conf format --kek kek.json --mode persistent used.img &&
+   grep -q "used.img: has a damaged dm-cmk header of device_uuid $uu, which is device u's (pin file" last &&
+   ! grep -q continuing last &&
+   sed "s|^pin_dir = .*|pin_dir = $dir/pinsnone|; /^mode = persistent/a uuid = $uu" \
+	agentl1.conf >agentl1u.conf &&
+   run 1 --config agentl1u.conf format --kek kek.json --mode persistent used.img &&
+   grep -q "which is device u's (uuid in its \[device\] section)" last &&
+   dd if=used.img of=used.after bs=1M count=1 status=none && cmp -s used.before used.after &&
+   run 0 --config agent.conf format --kek kek.json --mode persistent used.img &&
+   grep -q 'used.img: continuing an interrupted first format' last; then
+	ok cmkctl_format_refuses_torn_header_of_pinned_device
+else
+	notok cmkctl_format_refuses_torn_header_of_pinned_device "see above"
 fi
 
 truncate -s 4M iv.img
