@@ -275,6 +275,8 @@ static void cmk_crypt_async_done(CMK_ASYNC_ARG, int err)
 	if (err == -EINPROGRESS)
 		return;
 	if (err) {
+		/* as loud as a synchronous failure in cmk_crypt_step() */
+		DMERR_LIMIT("%s: crypto error %d", io->ct->slot->name, err);
 		io->status = BLK_STS_IOERR;
 		io->iter_in.bi_size = 0;
 	} else {

@@ -267,9 +267,12 @@ TEST_F_TIMEOUT(fault_crypto, fault_crypto_request_fails_its_bio_only, 900)
 	uint64_t err0;
 	struct cmk_info in;
 	unsigned int i;
+	char mark[96];
+	char *klog;
 
 	SKIP_WITHOUT_MOD();
 	start(_metadata, self);
+	ASSERT_EQ(0, cmk_klog_mark(mark, sizeof(mark)));
 	ASSERT_EQ(0, cmk_get(&self->nl, KEY_NAME, &in, NULL, 0));
 	err0 = in.io_errors;
 	inj0 = param_read("injected");
@@ -305,6 +308,13 @@ TEST_F_TIMEOUT(fault_crypto, fault_crypto_request_fails_its_bio_only, 900)
 	/* one request per bio: each failure fails its own bio, no other */
 	EXPECT_EQ((unsigned long)(inj1 - inj0), eio);
 	EXPECT_EQ((uint64_t)(inj1 - inj0), in.io_errors - err0);
+	/* the operator is told, whichever way the driver reported it */
+	klog = cmk_klog_since(mark);
+	ASSERT_NE(NULL, klog);
+	EXPECT_NE(NULL, strstr(klog, KEY_NAME ": crypto error -5"))
+		TH_LOG("%s: no \"crypto error\" line in the kernel log",
+		       variant->async[0] == 'Y' ? "async" : "sync");
+	free(klog);
 	finish(_metadata, self);
 }
 
