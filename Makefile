@@ -11,6 +11,8 @@
 #   make debug-test     the kselftests on the debug kernel (KASAN, lockdep,
 #                       kmemleak, ...; built once into /var/cache/dm-cmk by
 #                       scripts/debug-kernel.sh, ~25 min of 2 cores cold)
+#   make debug-integration  every integration test (agent + kernel) on the
+#                       debug kernel (~11 min; make check runs two)
 #   make debug-fault    the fault tests on the debug kernel (dm-flakey,
 #                       dm-dust, failslab, fail_page_alloc, a failing
 #                       crypto driver)
@@ -78,7 +80,7 @@ HAVE_KSFT := $(wildcard tests/kselftest/Makefile)
 .PHONY: all module modules-all agent kselftest ksrc deps lint guest-test \
 	check clean help bench bench-storage fleet install fuzz kfuzz man deb \
 	version demo-storage mutate crash \
-	debug-kernel debug-module debug-test debug-fault debug-harness \
+	debug-kernel debug-module debug-test debug-integration debug-fault debug-harness \
 	debug-hibernate
 
 all: module $(if $(HAVE_AGENT),agent) $(if $(HAVE_KSFT),kselftest)
@@ -126,6 +128,10 @@ debug-module: debug-kernel
 
 debug-test: debug-module $(if $(HAVE_KSFT),kselftest)
 	scripts/qemu/run-guest.sh --kver debug
+
+debug-integration: debug-module
+	$(MAKE) -C agent all
+	tests/integration/run.sh --kver debug
 
 # Section 3 of issue 14: backing-device errors and failed allocations.
 debug-fault: debug-module $(if $(HAVE_KSFT),kselftest)

@@ -73,6 +73,9 @@
 #                   fault_backing, fault_crypto, fault_event (issue 14 s3)
 #   debug_kselftest the kselftests of the key's life cycle and the hold
 #                   (DEBUG_KSELFTESTS, or "all") on the debug kernel
+#   debug_integration tests/integration/run.sh --kver debug: the lease
+#                   expiry and the hold under ext4 with the real agent
+#                   (DEBUG_INTEGRATION, or "all")
 #   kernel_fuzz     tests/kselftest/kfuzz.sh: the kernel fuzzer for
 #                   KFUZZ_SECONDS (120) on the debug kernel (else Debian's
 #                   6.12; TAP <kver>:kfuzz:kernel_fuzz_*; make kfuzz runs it
@@ -391,6 +394,20 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 		run_suite debug_kselftest tap scripts/qemu/run-guest.sh --kver debug \
 			--out "$top/build/results/debug-kselftest" "${dk_bins[@]}"
 		grep -h '^# verdict' "$results/debug_kselftest.log" | sed 's/^# /   /'
+		# The agent and the kernel together: a lease that runs out
+		# under I/O and a hold that carries ext4 across an agent
+		# restart (~2.5 min); all 11 take ~11 min:
+		# make debug-integration, or DEBUG_INTEGRATION=all here.
+		di_tests=${DEBUG_INTEGRATION:-agent_sigkill_lease_expiry_wipes agent_hold_ext4_survives_agent_restart}
+		di_paths=()
+		if [ "$di_tests" != all ]; then
+			for t in $di_tests; do
+				di_paths+=("tests/integration/$t")
+			done
+		fi
+		run_suite debug_integration tap tests/integration/run.sh --kver debug \
+			"${di_paths[@]}"
+		grep -h '^# verdict' "$results/debug_integration.log" | sed 's/^# /   /'
 		kf_kver=debug
 	else
 		echo "not ok 1 debug_kernel_built # see $dbgk_log" >"$results/debug_kernel.tap"
