@@ -426,28 +426,29 @@ static int open_for_format(const char *dev)
  * the device: a first format's uuid was never pinned (format prints it
  * only once it has succeeded).
  */
-static int torn_header_unpinned(int fd, struct cmk_err *e)
+static int torn_header_unpinned(const char *dev, int fd, struct cmk_err *e)
 {
-	const struct cmk_config_device *d;
 	struct cmk_config cfg;
 	uint8_t uuid[CMK_UUID_LEN];
-	char from[4200], u[CMK_UUID_STR];
+	char name[256], from[4200], u[CMK_UUID_STR];
 	int ret;
 
-	if (access(config_path, F_OK) != 0)
+	if (access(config_path, F_OK) != 0) {
+		fprintf(stderr, "cmkctl: %s: no %s: the damaged header's device_uuid is not checked against this host's pinned devices\n",
+			dev, config_path);
 		return 0;
+	}
 	ret = cmk_device_torn_uuid(fd, uuid, e);
 	if (ret)
 		return ret;
 	ret = cmk_config_load(config_path, &cfg, e);
 	if (ret)
 		return ret;
-	ret = cmk_pin_owner(&cfg, uuid, &d, from, sizeof(from), e);
-	if (!ret && d) {
+	if (cmk_pin_owner(&cfg, uuid, name, sizeof(name), from, sizeof(from))) {
 		cmk_uuid_format(uuid, u);
 		ret = cmk_errf(e, -EEXIST,
 			       "has a damaged dm-cmk header of device_uuid %s, which is device %s's (%s): a used disk, not an interrupted first format; formatting would destroy its data: check the device, or use --force",
-			       u, d->name, from);
+			       u, name, from);
 	}
 	cmk_config_free(&cfg);
 	return ret;
@@ -513,7 +514,7 @@ static int do_format(int argc, char **argv)
 	if (!force) {
 		rc = cmk_device_may_format(fd, &interrupted, &e);
 		if (!rc && interrupted)
-			rc = torn_header_unpinned(fd, &e);
+			rc = torn_header_unpinned(dev, fd, &e);
 		if (rc) {
 			fprintf(stderr, "cmkctl: %s: %s\n", dev, e.msg);
 			goto out;

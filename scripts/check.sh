@@ -396,7 +396,7 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 		grep -h '^# verdict' "$results/debug_kselftest.log" | sed 's/^# /   /'
 		# The agent and the kernel together: a lease that runs out
 		# under I/O and a hold that carries ext4 across an agent
-		# restart (~2.5 min); all 11 take ~11 min:
+		# restart (~2 min); all 11 take ~11 min:
 		# make debug-integration, or DEBUG_INTEGRATION=all here.
 		di_tests=${DEBUG_INTEGRATION:-agent_sigkill_lease_expiry_wipes agent_hold_ext4_survives_agent_restart}
 		di_paths=()

@@ -4,6 +4,7 @@
  */
 #include "device/binding.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,27 +229,54 @@ int cmk_pin_read(const struct cmk_config *cfg, const struct cmk_config_device *d
 	return 0;
 }
 
-int cmk_pin_owner(const struct cmk_config *cfg, const uint8_t uuid[CMK_UUID_LEN],
-		  const struct cmk_config_device **d, char *from, size_t n,
-		  struct cmk_err *e)
+/* Is the pin file @name in pin_dir readable and pinned to @uuid? */
+static bool pin_file_is(const struct cmk_config *cfg, const char *name,
+			const uint8_t uuid[CMK_UUID_LEN])
 {
 	uint8_t pin[CMK_UUID_LEN];
-	bool have;
-	int ret;
+	char path[4096];
+	json_object *o;
+	struct cmk_err ignored;
+	bool yes;
 
-	*d = NULL;
+	if (path_of(path, sizeof(path), cfg->pin_dir, "", name, &ignored) ||
+	    doc_read(path, PIN_FORMAT, name, &o, &ignored))
+		return false;
+	yes = !get_uuid(o, "device_uuid", path, pin, &ignored) &&
+	      !memcmp(pin, uuid, CMK_UUID_LEN);
+	json_object_put(o);
+	return yes;
+}
+
+int cmk_pin_owner(const struct cmk_config *cfg, const uint8_t uuid[CMK_UUID_LEN],
+		  char *name, size_t name_n, char *from, size_t from_n)
+{
+	struct dirent *de;
+	DIR *dir;
+	bool found = false;
+
 	for (size_t i = 0; i < cfg->n_devices; i++) {
-		if (cfg->devices[i].mode != CMK_MODE_PERSISTENT)
-			continue;
-		ret = cmk_pin_read(cfg, &cfg->devices[i], &have, pin, from, n, e);
-		if (ret)
-			return ret;
-		if (have && !memcmp(pin, uuid, CMK_UUID_LEN)) {
-			*d = &cfg->devices[i];
-			return 0;
+		const struct cmk_config_device *d = &cfg->devices[i];
+
+		if (d->has_uuid && !memcmp(d->uuid, uuid, CMK_UUID_LEN)) {
+			snprintf(name, name_n, "%s", d->name);
+			snprintf(from, from_n, "uuid in its [device] section");
+			return 1;
 		}
 	}
-	return 0;
+	/* Every pin file: one whose section was renamed or removed too. */
+	dir = opendir(cfg->pin_dir);
+	if (!dir)
+		return 0;
+	while (!found && (de = readdir(dir))) {
+		if (de->d_name[0] == '.' || !pin_file_is(cfg, de->d_name, uuid))
+			continue;
+		snprintf(name, name_n, "%s", de->d_name);
+		snprintf(from, from_n, "pin file %s/%s", cfg->pin_dir, de->d_name);
+		found = true;
+	}
+	closedir(dir);
+	return found;
 }
 
 bool cmk_pin_dir_volatile(const struct cmk_config *cfg)

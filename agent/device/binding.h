@@ -61,13 +61,16 @@ int cmk_pin_read(const struct cmk_config *cfg, const struct cmk_config_device *d
 		 struct cmk_err *e);
 
 /*
- * cmk_pin_owner() - the persistent device of @cfg pinned to @uuid (by its
- * uuid setting or its pin file) in *@d, NULL if none; @from as for
- * cmk_pin_read().  An unreadable pin file is an error.
+ * cmk_pin_owner() - is any device pinned to @uuid on this host?  1, with
+ * its name in @name and how (its uuid setting, or its pin file) in @from,
+ * if a [device] section of @cfg has that uuid setting or any pin file in
+ * pin_dir names it, whatever its device's name or mode in @cfg now (a
+ * section may have been renamed or removed); 0 if none.  An unreadable
+ * pin file counts as no pin here: the question is whether the uuid was
+ * ever pinned, not whether a device may open.
  */
 int cmk_pin_owner(const struct cmk_config *cfg, const uint8_t uuid[CMK_UUID_LEN],
-		  const struct cmk_config_device **d, char *from, size_t n,
-		  struct cmk_err *e);
+		  char *name, size_t name_n, char *from, size_t from_n);
 
 /*
  * cmk_pin_dir_volatile() - is pin_dir on tmpfs or ramfs?  Its pins are

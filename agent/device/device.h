@@ -192,7 +192,9 @@ int cmk_device_torn_uuid(int fd, uint8_t uuid[CMK_UUID_LEN], struct cmk_err *e);
  * cmk_device_format() - first header of a device: @mode, @sector_size,
  * @flags, boot_id @this_boot, a new device UUID and DEK (unless @force,
  * only where cmk_device_may_format() allows it, checked just before the
- * header area is zeroed).
+ * header area is zeroed).  The device layer knows no configuration: that
+ * an interrupted first format's uuid is pinned to no device is the
+ * caller's check (cmkctl format, with cmk_device_torn_uuid()).
  */
 int cmk_device_format(int fd, const struct cmk_kek_pair *k, enum cmk_mode mode,
 		      uint32_t sector_size, uint32_t flags,

@@ -410,10 +410,11 @@ fi
 reason=
 # Kernel log lines that mean the kernel is broken.  The command line and
 # /init's own markers are not searched (they name options and tests).
-# Lockdep's reports are "WARNING:" or "BUG:" lines; the three below are
-# its others.  Not the bare word: a stack dump (sysrq w) has lockdep_*
-# frames and "INFO: lockdep is turned off." where nothing is wrong.
-splat_re='WARNING:|BUG:|Oops|Kernel panic|general protection fault|DEBUG_LOCKS_WARN_ON|trying to register non-static key|turning off the locking correctness validator|possible circular locking|KASAN|UBSAN|hung_task|blocked for more than|soft lockup|rcu_sched self-detected stall|rcu: INFO'
+# Lockdep's reports are "WARNING:" or "BUG:" lines; the three after
+# them are its others, and the last two say lock debugging went off (a
+# taint), after which a run would pass unchecked.  Not the bare word: a
+# stack dump (sysrq w) has lockdep_* frames where nothing is wrong.
+splat_re='WARNING:|BUG:|Oops|Kernel panic|general protection fault|DEBUG_LOCKS_WARN_ON|trying to register non-static key|turning off the locking correctness validator|Disabling lock debugging|lock debugging disabled|possible circular locking|KASAN|UBSAN|hung_task|blocked for more than|soft lockup|rcu_sched self-detected stall|rcu: INFO'
 # Nor are the debug kernel's own banners ("rcu: RCU lockdep checking is
 # enabled.").
 benign_re='[Cc]ommand line:|RCU lockdep checking is enabled'

@@ -225,9 +225,10 @@ fi
 # L1: a used persistent disk whose copy B and the end of copy A were
 # zeroed (bytes 3584..69631) looks like an interrupted first format; the
 # device's pin tells them apart.  Oracle: with its device_uuid pinned (by
-# a pin file, or by the uuid setting) format without --force is refused,
-# naming the device and the pin, and the first 1 MiB is unchanged; with a
-# configuration that pins nothing to it, it goes ahead.
+# a pin file, also after its section was renamed or made ephemeral, or by
+# the uuid setting) format without --force is refused, naming the device
+# and the pin, and the first 1 MiB is unchanged; with a configuration
+# that pins nothing to it, it goes ahead.
 truncate -s 4M used.img
 sed -n '/^\[agent\]/,/^state_dir/p' agent.conf >agentl1.conf
 printf 'pin_dir = %s/pinsl1\n\n[device "u"]\nbacking = %s/used.img\nmode = persistent\n' \
@@ -244,6 +245,12 @@ if run 0 format --kek kek.json --mode persistent used.img &&
 	agentl1.conf >agentl1u.conf &&
    run 1 --config agentl1u.conf format --kek kek.json --mode persistent used.img &&
    grep -q "which is device u's (uuid in its \[device\] section)" last &&
+   sed 's/^\[device "u"\]/[device "u2"]/' agentl1.conf >agentl1r.conf &&
+   run 1 --config agentl1r.conf format --kek kek.json --mode persistent used.img &&
+   grep -q "which is device u's (pin file $dir/pinsl1/u)" last &&
+   sed 's/^mode = persistent/mode = ephemeral/' agentl1.conf >agentl1e.conf &&
+   run 1 --config agentl1e.conf format --kek kek.json --mode persistent used.img &&
+   grep -q "which is device u's (pin file" last &&
    dd if=used.img of=used.after bs=1M count=1 status=none && cmp -s used.before used.after &&
    run 0 --config agent.conf format --kek kek.json --mode persistent used.img &&
    grep -q 'used.img: continuing an interrupted first format' last; then
