@@ -183,18 +183,29 @@ if [ "$sum_only" = 1 ]; then
 	exit $?
 fi
 
-suites=()
+# Every suite's TAP file, in the order the suites finished; a file, not an
+# array, so that the suites of the second lane (below) count too.
+suites_list=$results/.suites
+add_tap() {
+	echo "$1" >>"$suites_list"
+}
 
-# run_suite NAME KIND CMD...
+# run_suite NAME KIND [--show ERE] CMD...
 #   KIND "build": no TAP of its own; one line "ok/not ok NAME" from its rc.
 #   KIND "tap":   its TAP lines count; a non-zero rc without any "not ok",
 #                 or no result line at all, adds "not ok NAME_...".
+#   --show ERE:   the log's lines matching ERE are printed after the result
+#                 (a "# " in front dropped), e.g. the guest's verdict.
+# What it prints ("== NAME: CMD", the counts and time, failures) is one
+# block, printed when the suite ends, so two lanes do not mix their lines.
 run_suite() {
-	local name=$1 kind=$2
+	local name=$1 kind=$2 show=''
 	shift 2
-	local log=$results/$name.log tap=$results/$name.tap rc t0 t1 nok nfail
-	suites+=("$tap")
-	echo "== $name: $*"
+	if [ "$1" = --show ]; then
+		show=$2
+		shift 2
+	fi
+	local log=$results/$name.log tap=$results/$name.tap rc t0 t1 nok nfail block
 	t0=$(date +%s)
 	"$@" >"$log" 2>&1 </dev/null
 	rc=$?
@@ -215,24 +226,32 @@ run_suite() {
 			echo "not ok 1 ${name}_ran_no_tests # log: $log" >>"$tap"
 		fi
 	fi
+	add_tap "$tap"
 	nok=$(grep -cE '^ok\b' "$tap")
 	nfail=$(grep -cE '^not ok\b' "$tap")
-	echo "   $nok ok, $nfail not ok, $((t1 - t0))s"
-	if [ "$nfail" -gt 0 ]; then
-		# The failing lines with their diagnostics, or the log's tail.
-		if [ "$kind" = build ] || ! grep -qE '^not ok\b' "$log"; then
-			tail -n 30 "$log" | sed 's/^/   | /'
-		else
-			awk '/^not ok/ { p = 1; print; next }
-			     /^(ok|not ok) / { p = 0 }
-			     p && /^#/ { print }' "$log" | head -n 60 | sed 's/^/   | /'
+	block=$(
+		echo "== $name: $*"
+		echo "   $nok ok, $nfail not ok, $((t1 - t0))s (ended at +$((t1 - start))s)"
+		if [ -n "$show" ]; then
+			grep -hE "$show" "$log" | sed 's/^# /   /'
 		fi
-	fi
+		if [ "$nfail" -gt 0 ]; then
+			# The failing lines with their diagnostics, or the log's tail.
+			if [ "$kind" = build ] || ! grep -qE '^not ok\b' "$log"; then
+				tail -n 30 "$log" | sed 's/^/   | /'
+			else
+				awk '/^not ok/ { p = 1; print; next }
+				     /^(ok|not ok) / { p = 0 }
+				     p && /^#/ { print }' "$log" | head -n 60 | sed 's/^/   | /'
+			fi
+		fi
+	)
+	printf '%s\n' "$block"
 	return 0
 }
 
 start=$(date +%s)
-rm -f "$results"/*.tap
+rm -f "$results"/*.tap "$suites_list"
 
 if [ "$deps" = 1 ]; then
 	run_suite deps build "$make_cmd" -s deps
@@ -260,6 +279,11 @@ fi
 if [ -f tests/kselftest/Makefile ]; then
 	run_suite build_kselftest build "$make_cmd" kselftest
 fi
+# The integration tests' guest helpers, here: both lanes use them.
+if [ -f tests/integration/Makefile ]; then
+	run_suite build_integration build "$make_cmd" -s -C tests/integration \
+		O="$top/build/tests/integration"
+fi
 if [ -x debian/rules ]; then
 	run_suite deb build "$make_cmd" -s deb
 	sed -n '/^deb: lintian/,$p' "$results/deb.log" | sed 's/^/   /'
@@ -273,70 +297,6 @@ run_suite lint tap scripts/lint.sh
 if [ -x tests/bench/report_test.sh ]; then
 	run_suite bench_report tap tests/bench/report_test.sh
 fi
-if [ -f agent/Makefile ]; then
-	CMOCKA_MESSAGE_OUTPUT=TAP run_suite agent_unit tap \
-		env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
-fi
-if [ -f agent/Makefile ] && [ -x tests/fuzz/run.sh ]; then
-	# Bounded: ~80 s of fuzzing on 2 cores (make fuzz runs longer), plus the clang build.
-	run_suite agent_fuzz tap "$make_cmd" -C agent fuzz \
-		FUZZ_SECONDS="${FUZZ_SECONDS:-5}"
-	grep -h '^# fuzz_' "$results/agent_fuzz.log" | sed 's/^# /   /'
-fi
-if [ -x tests/storage/esdk_interop.sh ]; then
-	run_suite storage_esdk tap tests/storage/esdk_interop.sh
-fi
-if [ -x tests/storage/esdk_rotation.sh ]; then
-	run_suite storage_seal_rotation tap tests/storage/esdk_rotation.sh
-fi
-if [ -x tests/storage/seal_suite.sh ]; then
-	run_suite storage_seal_suite tap tests/storage/seal_suite.sh
-fi
-if [ -x tests/storage/seal_socket.sh ]; then
-	run_suite storage_seal_socket tap tests/storage/seal_socket.sh
-fi
-if [ -x tests/storage/seal_socket_unsealing.sh ]; then
-	run_suite storage_seal_socket_unsealing tap tests/storage/seal_socket_unsealing.sh
-fi
-if [ -x tests/storage/seal_s3.sh ]; then
-	run_suite storage_seal_s3 tap tests/storage/seal_s3.sh
-fi
-for t in pitr revoke; do
-	if [ -x "tests/storage/postgres_$t.sh" ]; then
-		run_suite "storage_postgres_$t" tap "tests/storage/postgres_$t.sh"
-		run_suite "storage_postgres_${t}_socket" tap \
-			env PG_KEY_SOURCE=socket "tests/storage/postgres_$t.sh"
-	fi
-done
-if [ -x tests/storage/postgres_temp_tablespace.sh ]; then
-	run_suite storage_postgres_temp_tablespace tap tests/storage/postgres_temp_tablespace.sh
-fi
-if [ -x tests/storage/esdk_io.sh ]; then
-	run_suite storage_esdk_io tap tests/storage/esdk_io.sh
-fi
-if [ -x tests/storage/demo_storage.sh ]; then
-	run_suite storage_postgres_demo tap tests/storage/demo_storage.sh
-fi
-if [ -x tests/kms/aws_moto.sh ]; then
-	run_suite kms_aws tap tests/kms/aws_moto.sh
-fi
-if [ -x tests/kms/aws_hint.sh ]; then
-	run_suite kms_aws_hint tap tests/kms/aws_hint.sh
-fi
-if [ -x tests/fleet/boot_throttle_units.sh ]; then
-	run_suite fleet_boot_throttle tap tests/fleet/boot_throttle_units.sh
-fi
-if [ -x tests/fleet/run.sh ]; then
-	run_suite fleet tap tests/fleet/run.sh --short
-fi
-# Other providers against their real peers or emulators on the host:
-# tests/kms/<provider>.sh, TAP on stdout.
-for p in azure gcp kmip pkcs11; do
-	if [ -x "tests/kms/$p.sh" ]; then
-		run_suite "kms_$p" tap "tests/kms/$p.sh"
-	fi
-done
-
 if [ "$kver" = all ]; then
 	mapfile -t kvers < <(scripts/kvers.sh)
 else
@@ -344,31 +304,126 @@ else
 fi
 if [ ${#kvers[@]} -eq 0 ]; then
 	echo "not ok 1 guest_kernels_installed # no Debian kernel with headers" >"$results/guest.tap"
-	suites+=("$results/guest.tap")
+	add_tap "$results/guest.tap"
 fi
-for k in "${kvers[@]}"; do
-	run_suite "guest_$k" tap scripts/qemu/run-guest.sh --kver "$k"
-	grep -h '^# verdict' "$results/guest_$k.log" | sed 's/^# /   /'
-done
-# Kernel tests that need a guest of their own (tests/kselftest/*.sh).
-# The memory-pressure suite (~3 min a kernel) runs on 6.12 only, to keep
-# make check within its hour; tests/kselftest/pressure.sh --kver KVER
-# runs it on any other.
-pr_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]:-}")
-for k in "${kvers[@]}"; do
-	for s in vmfork pressure; do
-		[ "$s" = pressure ] && [ "$k" != "$pr_kver" ] && continue
-		run_suite "${s}_$k" tap "tests/kselftest/$s.sh" --kver "$k"
-		grep -h '^# verdict' "$results/${s}_$k.log" | sed 's/^# /   /'
+# The 6.12 kernel, where one kernel is enough (its module set has
+# dm-log-writes), else the first kernel under test.
+k612=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]:-}")
+
+# From here on two lanes run side by side, each one suite at a time: the
+# QEMU guests leave much of the two cores idle (they sleep through leases
+# and timeouts), so the two kselftest guests together take ~280 s of wall
+# clock against ~520 s one after the other.  Everything both lanes build is
+# built above; what they share at run time (the module, the test binaries,
+# the agent) they only read; each suite has its own results directory and
+# temporary directory, and servers take free ports.
+#
+# The second lane: the suites on the host, the Debian boot test, the
+# integration tests on the Debian kernels, the crash tests and the
+# memory-pressure guest (~47 min of one lane).
+lane_b() {
+	if [ -f agent/Makefile ]; then
+		run_suite agent_unit tap env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
+	fi
+	if [ -f agent/Makefile ] && [ -x tests/fuzz/run.sh ]; then
+		# Bounded: ~80 s of fuzzing (make fuzz runs longer), plus the clang build.
+		run_suite agent_fuzz tap --show '^# fuzz_' "$make_cmd" -C agent fuzz \
+			FUZZ_SECONDS="${FUZZ_SECONDS:-5}"
+	fi
+	local t p
+	for t in esdk_interop:esdk esdk_rotation:seal_rotation seal_suite:seal_suite \
+		seal_socket:seal_socket seal_socket_unsealing:seal_socket_unsealing \
+		seal_s3:seal_s3; do
+		if [ -x "tests/storage/${t%%:*}.sh" ]; then
+			run_suite "storage_${t#*:}" tap "tests/storage/${t%%:*}.sh"
+		fi
 	done
+	for t in pitr revoke; do
+		if [ -x "tests/storage/postgres_$t.sh" ]; then
+			run_suite "storage_postgres_$t" tap "tests/storage/postgres_$t.sh"
+			run_suite "storage_postgres_${t}_socket" tap \
+				env PG_KEY_SOURCE=socket "tests/storage/postgres_$t.sh"
+		fi
+	done
+	if [ -x tests/storage/postgres_temp_tablespace.sh ]; then
+		run_suite storage_postgres_temp_tablespace tap tests/storage/postgres_temp_tablespace.sh
+	fi
+	if [ -x tests/storage/esdk_io.sh ]; then
+		run_suite storage_esdk_io tap tests/storage/esdk_io.sh
+	fi
+	if [ -x tests/storage/demo_storage.sh ]; then
+		run_suite storage_postgres_demo tap tests/storage/demo_storage.sh
+	fi
+	if [ -x tests/kms/aws_moto.sh ]; then
+		run_suite kms_aws tap tests/kms/aws_moto.sh
+	fi
+	if [ -x tests/kms/aws_hint.sh ]; then
+		run_suite kms_aws_hint tap tests/kms/aws_hint.sh
+	fi
+	if [ -x tests/fleet/boot_throttle_units.sh ]; then
+		run_suite fleet_boot_throttle tap tests/fleet/boot_throttle_units.sh
+	fi
+	if [ -x tests/fleet/run.sh ]; then
+		run_suite fleet tap tests/fleet/run.sh --short
+	fi
+	# Other providers against their real peers or emulators on the
+	# host: tests/kms/<provider>.sh, TAP on stdout.
+	for p in azure gcp kmip pkcs11; do
+		if [ -x "tests/kms/$p.sh" ]; then
+			run_suite "kms_$p" tap "tests/kms/$p.sh"
+		fi
+	done
+	# A real Debian guest (systemd, cloud-init, our packages through apt).
+	if [ -x tests/boot/run.sh ]; then
+		run_suite boot_debian tap tests/boot/run.sh
+	fi
+	for t in "${kvers[@]}"; do
+		run_suite "integration_$t" tap tests/integration/run.sh --kver "$t"
+		run_suite "agent_vmfork_$t" tap tests/integration/vmfork.sh --kver "$t"
+	done
+	# Crash consistency of the header writes.
+	if [ -x tests/crash/run.sh ] && [ -n "$k612" ]; then
+		run_suite crash_replay tap \
+			--show 'prefixes checked|torn-write states|interrupted-format state' \
+			tests/crash/run.sh --kver "$k612"
+		run_suite crash_powercut tap --show '^# (crash_powercut|point)' \
+			tests/crash/powercut.sh --kver "$k612" --points "${CRASH_POINTS:-2}"
+	fi
+	# The memory-pressure guest (~3 min a kernel) runs on one kernel;
+	# tests/kselftest/pressure.sh --kver KVER runs it on any other.
+	if [ -n "$k612" ]; then
+		run_suite "pressure_$k612" tap --show '^# verdict' \
+			tests/kselftest/pressure.sh --kver "$k612"
+	fi
+}
+
+lane_b_t0=$(date +%s)
+echo "== lane b: started beside the main lane (host suites, boot, integration, crash, pressure)"
+lane_b &
+lane_b_pid=$!
+
+# The main lane: the kselftest guests, the providers in guests, then the
+# debug kernel's suites and the kernel fuzzer (~47 min).
+for k in "${kvers[@]}"; do
+	run_suite "guest_$k" tap --show '^# verdict' scripts/qemu/run-guest.sh --kver "$k"
+	run_suite "vmfork_$k" tap --show '^# verdict' tests/kselftest/vmfork.sh --kver "$k"
+done
+if [ -x tests/kms/aws_guest.sh ]; then
+	run_suite kms_aws_guest tap tests/kms/aws_guest.sh
+fi
+for p in azure gcp kmip pkcs11; do
+	if [ -x "tests/kms/${p}_guest.sh" ]; then
+		run_suite "kms_${p}_guest" tap "tests/kms/${p}_guest.sh"
+	fi
 done
 
 # The debug kernel's suites (issue 14): the module built warning-free
 # against it, the fault tests that fit the hour (backing-device errors, a
 # failing crypto driver, an event that cannot be allocated; the failslab
 # sweep and hibernation take 10-30 minutes: make debug-fault,
-# make debug-hibernate) and the kernel fuzzer.  Any KASAN, lockdep, UBSAN,
-# hung-task or WARN report, or a kmemleak report of dm-cmk, fails them.
+# make debug-hibernate), every kselftest and every integration test.  Any
+# KASAN, lockdep, UBSAN, hung-task or WARN report, or a kmemleak report of
+# dm-cmk, fails them.
 kf_kver=
 if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; then
 	if [ -n "$dbgk_pid" ]; then
@@ -381,87 +436,56 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 		run_suite debug_module build "$make_cmd" -s debug-module
 		run_suite debug_fault tap tests/debug-kernel/fault.sh --kver debug \
 			fault_backing fault_crypto fault_event
-		# The kselftests of the key's life cycle and the hold, where a
-		# race or a leak would be (~3 min); all 19 take ~16 min:
-		# make debug-test, or DEBUG_KSELFTESTS=all here.
-		dk_tests=${DEBUG_KSELFTESTS:-hold key_states suspend_reload wipe_under_io lease module_unload bad_table}
+		# Every kselftest (~16 min); DEBUG_KSELFTESTS="name ..." runs
+		# those only.
+		dk_tests=${DEBUG_KSELFTESTS:-all}
 		dk_bins=()
 		if [ "$dk_tests" != all ]; then
 			for t in $dk_tests; do
 				dk_bins+=("build/tests/kselftest/$t")
 			done
 		fi
-		run_suite debug_kselftest tap scripts/qemu/run-guest.sh --kver debug \
+		run_suite debug_kselftest tap --show '^# verdict' \
+			scripts/qemu/run-guest.sh --kver debug \
 			--out "$top/build/results/debug-kselftest" "${dk_bins[@]}"
-		grep -h '^# verdict' "$results/debug_kselftest.log" | sed 's/^# /   /'
-		# The agent and the kernel together: a lease that runs out
-		# under I/O and a hold that carries ext4 across an agent
-		# restart (~2 min); all 11 take ~11 min:
-		# make debug-integration, or DEBUG_INTEGRATION=all here.
-		di_tests=${DEBUG_INTEGRATION:-agent_sigkill_lease_expiry_wipes agent_hold_ext4_survives_agent_restart}
+		# Every integration test, the agent and the kernel together
+		# (~11 min); DEBUG_INTEGRATION="name ..." runs those only.
+		di_tests=${DEBUG_INTEGRATION:-all}
 		di_paths=()
 		if [ "$di_tests" != all ]; then
 			for t in $di_tests; do
 				di_paths+=("tests/integration/$t")
 			done
 		fi
-		run_suite debug_integration tap tests/integration/run.sh --kver debug \
-			"${di_paths[@]}"
-		grep -h '^# verdict' "$results/debug_integration.log" | sed 's/^# /   /'
+		run_suite debug_integration tap --show '^# verdict' \
+			tests/integration/run.sh --kver debug "${di_paths[@]}"
 		kf_kver=debug
 	else
 		echo "not ok 1 debug_kernel_built # see $dbgk_log" >"$results/debug_kernel.tap"
 		tail -n 30 "$dbgk_log" 2>/dev/null | sed 's/^/   | /'
-		suites+=("$results/debug_kernel.tap")
+		add_tap "$results/debug_kernel.tap"
 	fi
 fi
 # The kernel fuzzer, bounded (Documentation/fuzzing.rst): on the debug
 # kernel when it is there (KASAN, lockdep), else 6.12 when it is one of the
 # kernels under test, else the first of them.
 if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
-	[ -n "$kf_kver" ] ||
-		kf_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
+	kf_kver=${kf_kver:-$k612}
 	# A fixed seed, as for the libFuzzer targets: every make check runs
 	# the same operations (I/O timing still varies); KFUZZ_SEED=random
 	# (or another number) explores, as make kfuzz does by default.
 	kf_seed=${KFUZZ_SEED:-1}
 	[ "$kf_seed" = random ] && kf_seed=
-	run_suite kernel_fuzz tap tests/kselftest/kfuzz.sh --kver "$kf_kver" \
-		--seconds "${KFUZZ_SECONDS:-120}" ${kf_seed:+--seed "$kf_seed"}
 	# a finding's own lines too: a hang names the threads' kernel stacks
-	grep -h -e '^# kfuzz: seed' -e 'ops/min$' -e '^# verdict' \
-		-e '^# kfuzz: FINDING' -e '^# kfuzz: stack of' -e '^# kfuzz: kf-' \
-		-e '^# kfuzz: slowest' \
-		"$results/kernel_fuzz.log" | sed 's/^# /   /'
+	run_suite kernel_fuzz tap \
+		--show '^# kfuzz: (seed|FINDING|stack of|kf-|slowest)|ops/min$|^# verdict' \
+		tests/kselftest/kfuzz.sh --kver "$kf_kver" \
+		--seconds "${KFUZZ_SECONDS:-120}" ${kf_seed:+--seed "$kf_seed"}
 fi
-
-# Crash consistency of the header writes, on 6.12 (its module set has
-# dm-log-writes) or else the first kernel under test.
-if [ -x tests/crash/run.sh ] && [ ${#kvers[@]} -gt 0 ]; then
-	cr_kver=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]}")
-	run_suite crash_replay tap tests/crash/run.sh --kver "$cr_kver"
-	grep -h -e 'prefixes checked' -e 'torn-write states' -e 'interrupted-format state' \
-		"$results/crash_replay.log" | sed 's/^# /   /'
-	run_suite crash_powercut tap tests/crash/powercut.sh --kver "$cr_kver" \
-		--points "${CRASH_POINTS:-2}"
-	grep -h -e '^# crash_powercut' -e '^# point' "$results/crash_powercut.log" | sed 's/^# /   /'
-fi
-
-for k in "${kvers[@]}"; do
-	run_suite "integration_$k" tap tests/integration/run.sh --kver "$k"
-	run_suite "agent_vmfork_$k" tap tests/integration/vmfork.sh --kver "$k"
-done
-if [ -x tests/kms/aws_guest.sh ]; then
-	run_suite kms_aws_guest tap tests/kms/aws_guest.sh
-fi
-for p in azure gcp kmip pkcs11; do
-	if [ -x "tests/kms/${p}_guest.sh" ]; then
-		run_suite "kms_${p}_guest" tap "tests/kms/${p}_guest.sh"
-	fi
-done
-# A real Debian guest (systemd, cloud-init, our packages through apt).
-if [ -x tests/boot/run.sh ]; then
-	run_suite boot_debian tap tests/boot/run.sh
-fi
+main_t1=$(date +%s)
+echo "== main lane: done at +$((main_t1 - start))s; waiting for lane b"
+wait "$lane_b_pid"
+echo "== lane b: done (rc $?) at +$(($(date +%s) - start))s, $(($(date +%s) - lane_b_t0))s after it started"
 echo "== total $(($(date +%s) - start))s; logs in $results/"
+mapfile -t suites <"$suites_list"
 sum "${suites[@]}"
