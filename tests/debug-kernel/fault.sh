@@ -8,9 +8,11 @@
 # tests/debug-kernel/cryptfault/, built here for the debug kernel and put
 # in the guest as /cmk_cryptfault.ko).
 #
-# Usage: tests/debug-kernel/fault.sh [--kver KVER] [TEST...]
+# Usage: tests/debug-kernel/fault.sh [--kver KVER] [--steps N] [TEST...]
 #
 # TEST: names of fault tests to run (default all), e.g. fault_crypto.
+# --steps N: fault_alloc's sweeps take N steps each instead of 160
+# (cmk.fault_steps=N on the guest's command line; make check: 16).
 #
 # KVER defaults to "debug", the debug kernel of scripts/debug-kernel.sh
 # (build it and its module first: make debug-module); there a WARN, KASAN,
@@ -23,9 +25,13 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 kver=debug
 bins=()
+append=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kver) kver=$2; shift 2 ;;
+	--steps)
+		[[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "fault: --steps wants a number, not '$2'" >&2; exit 2; }
+		append=(--append "cmk.fault_steps=$2"); shift 2 ;;
 	fault_*) bins+=("$top/build/tests/kselftest-fault/$1"); shift ;;
 	*) echo "fault: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -58,7 +64,7 @@ if [ "$kver" = debug ]; then
 fi
 start=$(date +%s)
 "$top/scripts/qemu/run-guest.sh" --kver "$kver" --out "$top/build/results/fault-$kver" \
-	--module dm-dust "${extra[@]}" "${bins[@]}"
+	--module dm-dust "${extra[@]}" "${append[@]}" "${bins[@]}"
 rc=$?
 echo "# fault tests on $kver: $(($(date +%s) - start)) s wall"
 exit $rc

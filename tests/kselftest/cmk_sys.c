@@ -62,6 +62,19 @@ int cmk_read_str(const char *path, char *buf, size_t sz)
 	return 0;
 }
 
+unsigned int cmk_cmdline_uint(const char *key, unsigned int def)
+{
+	char cmdline[1024], *p;
+	unsigned int v;
+
+	if (cmk_read_str("/proc/cmdline", cmdline, sizeof(cmdline)))
+		return def;
+	p = strstr(cmdline, key);
+	if (!p || sscanf(p + strlen(key), "%u", &v) != 1 || !v)
+		return def;
+	return v;
+}
+
 int cmk_write_str(const char *path, const char *val)
 {
 	size_t len = strlen(val);

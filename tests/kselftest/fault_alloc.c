@@ -21,8 +21,13 @@
  * succeeded reads back the model.  No WARN and no leak: the debug kernel's
  * splat and kmemleak checks of scripts/qemu/run-guest.sh.  Without the
  * debugfs knobs (a stock kernel) every test skips.
+ *
+ * A sweep takes MAX_STEPS steps; "cmk.fault_steps=N" on the kernel command
+ * line takes N (make check's shorter sweep: still from the first
+ * allocation to past the last, with fewer of those between failed).
  */
 #include "cmk_test.h"
+#include "cmk_sys.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -32,6 +37,7 @@
 #define DM_NAME		CMK_DM_PREFIX "falloc"
 #define KEY_NAME	"falloc-key"
 #define FI_ROOT		"/sys/kernel/debug"
+/* Steps of a sweep; "cmk.fault_steps=N" (fault.sh --steps) sets fewer. */
 #define MAX_STEPS	160
 #define FI_SPACE_ALL	(1LL << 30)	/* more than any operation uses */
 
@@ -259,6 +265,7 @@ static int sweep_run(struct __test_metadata *_metadata, const char *fi,
 {
 	long long total, space, step, left = 0, times = 1, last = -1;
 	int injected = 0, points = 0, failed = 0, ret;
+	unsigned int steps = cmk_cmdline_uint("cmk.fault_steps=", MAX_STEPS);
 
 	/* Measure: everything passes, "space" (an atomic_t) counts it down. */
 	if (fi_arm(fi, FI_SPACE_ALL, 1, 100))
@@ -277,9 +284,11 @@ static int sweep_run(struct __test_metadata *_metadata, const char *fi,
 		       strerror(-ret));
 		return -EINVAL;
 	}
-	step = total / MAX_STEPS;
+	step = total / steps;
 	if (step < 1)
 		step = 1;
+	if (steps != MAX_STEPS)
+		TH_LOG("%s: %u steps of %lld (cmk.fault_steps)", what, steps, step);
 
 	for (space = 0; space <= total; space += step) {
 		if (fi_arm(fi, space, 1, 100))

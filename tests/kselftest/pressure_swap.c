@@ -103,20 +103,6 @@ FIXTURE_TEARDOWN(pressure_swap)
 			      self->hung_old);
 }
 
-/* A number from the kernel command line ("cmk.pressure_s="), or @def. */
-static unsigned int cmdline_uint(const char *key, unsigned int def)
-{
-	char cmdline[1024], *p;
-	unsigned int v;
-
-	if (cmk_read_str("/proc/cmdline", cmdline, sizeof(cmdline)))
-		return def;
-	p = strstr(cmdline, key);
-	if (!p || sscanf(p + strlen(key), "%u", &v) != 1 || !v)
-		return def;
-	return v;
-}
-
 /* The vm stressor's bogo ops from stress-ng's --metrics-brief, or -1. */
 static long long bogo_ops(const char *file)
 {
@@ -163,8 +149,8 @@ static void swap_run(struct __test_metadata *_metadata,
 		.dev = CMK_VDISK, .opts = "sector_size:4096",
 	};
 	uint64_t out0 = 0, in0 = 0, oom0 = 0, out1 = 0, in1 = 0, oom1 = 0;
-	unsigned int secs = cmdline_uint("cmk.pressure_s=", STRESS_S);
-	unsigned int pct = cmdline_uint("cmk.pressure_pct=", 0);
+	unsigned int secs = cmk_cmdline_uint("cmk.pressure_s=", STRESS_S);
+	unsigned int pct = cmk_cmdline_uint("cmk.pressure_pct=", 0);
 	char vmb[32], tmo[32], log[64], mark[96], oomers[256], hung[256];
 	char out[512];
 	uint64_t t0, t1, mem_kb = 0;
