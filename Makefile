@@ -12,7 +12,7 @@
 #                       kmemleak, ...; built once into /var/cache/dm-cmk by
 #                       scripts/debug-kernel.sh, ~25 min of 2 cores cold)
 #   make debug-integration  every integration test (agent + kernel) on the
-#                       debug kernel (~11 min; make check runs two)
+#                       debug kernel (~11 min; make check runs them all)
 #   make debug-fault    the fault tests on the debug kernel (dm-flakey,
 #                       dm-dust, failslab, fail_page_alloc, a failing
 #                       crypto driver)

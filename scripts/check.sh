@@ -6,12 +6,18 @@
 # Usage: scripts/check.sh [--no-deps] [--kver KVER|all]
 #        scripts/check.sh --sum [FILE.tap...]   (only sum TAP files)
 #
-# Suites, in order (each one runs even if an earlier one failed, so a red
-# run shows everything that is wrong):
+# Suites (each one runs even if an earlier one failed, so a red run shows
+# everything that is wrong).  The builds, deb, deb_maint and lint run first,
+# one after the other; then two lanes run side by side, one suite at a time
+# each: lane b has the host suites (agent_unit to kms_<p>), boot_debian,
+# integration_<kver>, agent_vmfork_<kver>, crash_* and pressure; the main
+# lane has guest_<kver>, vmfork_<kver>, kms_*_guest, the debug suites and
+# kernel_fuzz.  The suites are:
 #   deps            scripts/deps.sh (apt-get, only when something is missing)
 #   build_modules   the module for every Debian kernel, no warnings
 #   build_agent     make -C agent all                 (if agent/Makefile)
 #   build_kselftest make kselftest                    (if tests/kselftest/Makefile)
+#   build_integration the integration tests' guest helpers
 #   deb             make deb: the Debian packages in build/deb, lintian clean
 #                   (its output is printed)                (if debian/rules)
 #   deb_maint       tests/deb/maint_scripts.sh: the cmk-agent prerm and
@@ -69,13 +75,13 @@
 #                   /var/cache/dm-cmk/debug-kernel; when not cached it is
 #                   built in the background from the start, ~19 min of one
 #                   core; CHECK_DEBUG_KERNEL=skip leaves this out)
-#   debug_fault     tests/debug-kernel/fault.sh on the debug kernel:
-#                   fault_backing, fault_crypto, fault_event (issue 14 s3)
-#   debug_kselftest the kselftests of the key's life cycle and the hold
-#                   (DEBUG_KSELFTESTS, or "all") on the debug kernel
-#   debug_integration tests/integration/run.sh --kver debug: the lease
-#                   expiry and the hold under ext4 with the real agent
-#                   (DEBUG_INTEGRATION, or "all")
+#   debug_fault     tests/debug-kernel/fault.sh on the debug kernel: every
+#                   fault test, fault_alloc's sweeps in FAULT_STEPS (16)
+#                   steps (issue 14 s3; make debug-fault: 160)
+#   debug_kselftest every kselftest on the debug kernel (~16 min;
+#                   DEBUG_KSELFTESTS="name ..." runs those)
+#   debug_integration tests/integration/run.sh --kver debug: every
+#                   integration test (~11 min; DEBUG_INTEGRATION="name ...")
 #   kernel_fuzz     tests/kselftest/kfuzz.sh: the kernel fuzzer for
 #                   KFUZZ_SECONDS (120) on the debug kernel (else Debian's
 #                   6.12; TAP <kver>:kfuzz:kernel_fuzz_*; make kfuzz runs it
@@ -397,10 +403,26 @@ lane_b() {
 	fi
 }
 
+# tree PID: PID and every process under it, parents first.
+tree() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1"); do
+		tree "$c"
+	done
+}
+
 lane_b_t0=$(date +%s)
 echo "== lane b: started beside the main lane (host suites, boot, integration, crash, pressure)"
 lane_b &
 lane_b_pid=$!
+# Interrupted (^C, a CI timeout): lane b and the debug kernel's build run
+# in the background, where SIGINT is ignored, so stop everything this
+# script started (guests, servers; the test scripts' own EXIT traps clean
+# up after them on SIGTERM).  A SIGTERM waits for the main lane's suite.
+# shellcheck disable=SC2046
+trap 'echo "check: interrupted: stopping every suite" >&2
+      kill -TERM $(tree $$ | tail -n +2) 2>/dev/null; exit 130' INT TERM
 
 # The main lane: the kselftest guests, the providers in guests, then the
 # debug kernel's suites and the kernel fuzzer (~47 min).
@@ -418,12 +440,12 @@ for p in azure gcp kmip pkcs11; do
 done
 
 # The debug kernel's suites (issue 14): the module built warning-free
-# against it, the fault tests that fit the hour (backing-device errors, a
-# failing crypto driver, an event that cannot be allocated; the failslab
-# sweep and hibernation take 10-30 minutes: make debug-fault,
-# make debug-hibernate), every kselftest and every integration test.  Any
-# KASAN, lockdep, UBSAN, hung-task or WARN report, or a kmemleak report of
-# dm-cmk, fails them.
+# against it, every fault test (backing-device errors, failslab and
+# fail_page_alloc swept through dm-cmk's allocations, a failing crypto
+# driver, an event that cannot be allocated), every kselftest and every
+# integration test.  Any KASAN, lockdep, UBSAN, hung-task or WARN report,
+# or a kmemleak report of dm-cmk, fails them.  A real hibernation image
+# (~10 min) stays out: make debug-hibernate.
 kf_kver=
 if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; then
 	if [ -n "$dbgk_pid" ]; then
@@ -434,8 +456,10 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 	fi
 	if scripts/debug-kernel.sh --print-dir >/dev/null 2>&1; then
 		run_suite debug_module build "$make_cmd" -s debug-module
+		# Every fault test; fault_alloc's sweeps in FAULT_STEPS (16)
+		# steps, not 160 (make debug-fault: ~30 min).
 		run_suite debug_fault tap tests/debug-kernel/fault.sh --kver debug \
-			fault_backing fault_crypto fault_event
+			--steps "${FAULT_STEPS:-16}"
 		# Every kselftest (~16 min); DEBUG_KSELFTESTS="name ..." runs
 		# those only.
 		dk_tests=${DEBUG_KSELFTESTS:-all}
