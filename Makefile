@@ -15,11 +15,13 @@
 #                       debug kernel (~11 min; make check runs them all)
 #   make debug-fault    the fault tests on the debug kernel (dm-flakey,
 #                       dm-dust, failslab, fail_page_alloc, a failing
-#                       crypto driver)
+#                       crypto driver; ~30 min; make check sweeps the
+#                       allocations in 16 steps, not 160)
 #   make debug-hibernate  a real hibernation image (test_resume, swap on a
 #                       virtio disk) on the debug kernel holds no key
 #   make debug-harness  show the debug run fails on each kind of report
-#   make check          all of the above; ends with "N passed, N failed"
+#   make check          all of the above but debug-hibernate and
+#                       debug-harness; ends with "N passed, N failed"
 #   make fuzz           every libFuzzer target in tests/fuzz for FUZZ_SECONDS
 #                       (20) each; exec/s, coverage, crash inputs
 #                       (Documentation/fuzzing.rst)

@@ -9,7 +9,8 @@
 # Suites (each one runs even if an earlier one failed, so a red run shows
 # everything that is wrong).  The builds, deb, deb_maint and lint run first,
 # one after the other; then two lanes run side by side, one suite at a time
-# each: lane b has the host suites (agent_unit to kms_<p>), boot_debian,
+# each, and print each suite's lines when it ends: lane b has the host
+# suites (agent_unit to kms_<p>), boot_debian,
 # integration_<kver>, agent_vmfork_<kver>, crash_* and pressure; the main
 # lane has guest_<kver>, vmfork_<kver>, kms_*_guest, the debug suites and
 # kernel_fuzz.  The suites are:
@@ -23,6 +24,8 @@
 #   deb_maint       tests/deb/maint_scripts.sh: the cmk-agent prerm and
 #                   postinst against stub dmsetup/systemd on the host (~2 s)
 #   lint            scripts/lint.sh: checkpatch, kernel-doc, sparse, W=1
+#   bench_report    tests/bench/report_test.sh: the bench's report on a
+#                   fixed log (dm-crypt runs that did not decrypt kept apart)
 #   agent_unit      make -C agent test, cmocka TAP    (if agent/Makefile)
 #   agent_fuzz      make -C agent fuzz: every libFuzzer target in tests/fuzz
 #                   for FUZZ_SECONDS (5) each, after its regression inputs
@@ -213,7 +216,10 @@ run_suite() {
 	fi
 	local log=$results/$name.log tap=$results/$name.tap rc t0 t1 nok nfail block
 	t0=$(date +%s)
-	"$@" >"$log" 2>&1 </dev/null
+	# In the background and waited for: a signal's trap runs at once,
+	# not after the suite (bash defers traps until a foreground job ends).
+	"$@" >"$log" 2>&1 </dev/null &
+	wait $!
 	rc=$?
 	t1=$(date +%s)
 	if [ "$kind" = build ]; then
@@ -252,12 +258,40 @@ run_suite() {
 			fi
 		fi
 	)
-	printf '%s\n' "$block"
+	# One writer at a time: a block over PIPE_BUF is not written at once.
+	{
+		flock 8
+		printf '%s\n' "$block"
+	} 8>>"$results/.print.lock"
 	return 0
 }
 
+# tree PID: PID and every process under it, parents first.
+tree() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1"); do
+		tree "$c"
+	done
+}
+
+# stop_all STATUS: on ^C, SIGTERM (a CI timeout) or SIGHUP, stop everything
+# this script started and exit.  Lane b and the debug kernel's build run in
+# the background, where SIGINT is ignored, so a ^C alone would leave them
+# (and their guests and servers) running.  The test scripts' own EXIT
+# traps clean up after them on SIGTERM.
+stop_all() {
+	echo "check: interrupted: stopping every suite" >&2
+	# shellcheck disable=SC2046
+	kill -TERM $(tree $$ | tail -n +2) 2>/dev/null
+	exit "$1"
+}
+trap 'stop_all 129' HUP
+trap 'stop_all 130' INT
+trap 'stop_all 143' TERM
+
 start=$(date +%s)
-rm -f "$results"/*.tap "$suites_list"
+rm -f "$results"/*.tap "$suites_list" "$results/.lane_b_done"
 
 if [ "$deps" = 1 ]; then
 	run_suite deps build "$make_cmd" -s deps
@@ -401,28 +435,15 @@ lane_b() {
 		run_suite "pressure_$k612" tap --show '^# verdict' \
 			tests/kselftest/pressure.sh --kver "$k612"
 	fi
-}
-
-# tree PID: PID and every process under it, parents first.
-tree() {
-	local c
-	echo "$1"
-	for c in $(pgrep -P "$1"); do
-		tree "$c"
-	done
+	# The lane got to its end: checked after it, so a lane that died
+	# (a shell error, the OOM killer) cannot lose its later suites.
+	touch "$results/.lane_b_done"
 }
 
 lane_b_t0=$(date +%s)
 echo "== lane b: started beside the main lane (host suites, boot, integration, crash, pressure)"
 lane_b &
 lane_b_pid=$!
-# Interrupted (^C, a CI timeout): lane b and the debug kernel's build run
-# in the background, where SIGINT is ignored, so stop everything this
-# script started (guests, servers; the test scripts' own EXIT traps clean
-# up after them on SIGTERM).  A SIGTERM waits for the main lane's suite.
-# shellcheck disable=SC2046
-trap 'echo "check: interrupted: stopping every suite" >&2
-      kill -TERM $(tree $$ | tail -n +2) 2>/dev/null; exit 130' INT TERM
 
 # The main lane: the kselftest guests, the providers in guests, then the
 # debug kernel's suites and the kernel fuzzer (~47 min).
@@ -509,7 +530,13 @@ fi
 main_t1=$(date +%s)
 echo "== main lane: done at +$((main_t1 - start))s; waiting for lane b"
 wait "$lane_b_pid"
-echo "== lane b: done (rc $?) at +$(($(date +%s) - start))s, $(($(date +%s) - lane_b_t0))s after it started"
+lane_b_rc=$?
+echo "== lane b: done (rc $lane_b_rc) at +$(($(date +%s) - start))s, $(($(date +%s) - lane_b_t0))s after it started"
+if [ "$lane_b_rc" -ne 0 ] || [ ! -e "$results/.lane_b_done" ]; then
+	echo "not ok 1 lane_b_ran_to_its_end # rc=$lane_b_rc; the suites after the last one above did not run" \
+		>"$results/lane_b.tap"
+	add_tap "$results/lane_b.tap"
+fi
 echo "== total $(($(date +%s) - start))s; logs in $results/"
 mapfile -t suites <"$suites_list"
 sum "${suites[@]}"

@@ -30,7 +30,10 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--kver) kver=$2; shift 2 ;;
 	--steps)
-		[[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "fault: --steps wants a number, not '$2'" >&2; exit 2; }
+		if ! [[ $2 =~ ^[1-9][0-9]{0,2}$ ]] || [ "$2" -gt 160 ]; then
+			echo "fault: --steps wants a number from 1 to 160, not '$2'" >&2
+			exit 2
+		fi
 		append=(--append "cmk.fault_steps=$2"); shift 2 ;;
 	fault_*) bins+=("$top/build/tests/kselftest-fault/$1"); shift ;;
 	*) echo "fault: unknown argument $1" >&2; exit 2 ;;

@@ -64,13 +64,20 @@ int cmk_read_str(const char *path, char *buf, size_t sz)
 
 unsigned int cmk_cmdline_uint(const char *key, unsigned int def)
 {
-	char cmdline[1024], *p;
-	unsigned int v;
+	char cmdline[1024], *p, *end;
+	unsigned long v;
 
 	if (cmk_read_str("/proc/cmdline", cmdline, sizeof(cmdline)))
 		return def;
 	p = strstr(cmdline, key);
-	if (!p || sscanf(p + strlen(key), "%u", &v) != 1 || !v)
+	if (!p)
+		return def;
+	p += strlen(key);
+	if (*p < '0' || *p > '9')	/* strtoul takes "-1" and " 1" */
+		return def;
+	errno = 0;
+	v = strtoul(p, &end, 10);
+	if (errno || (*end && *end != ' ') || !v || v > UINT_MAX)
 		return def;
 	return v;
 }

@@ -47,7 +47,7 @@ int cmk_vmstat(const char *key, uint64_t *val);
 int cmk_meminfo_kb(const char *key, uint64_t *kb);
 /* Is @name an executable in $PATH (or an absolute path)? */
 bool cmk_have_tool(const char *name);
-/* A number from the kernel command line ("cmk.pressure_s="), or @def. */
+/* A number > 0 from the kernel command line ("cmk.pressure_s="), or @def. */
 unsigned int cmk_cmdline_uint(const char *key, unsigned int def);
 
 /* ------------------------------------------------------------------ */

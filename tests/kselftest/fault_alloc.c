@@ -23,8 +23,8 @@
  * debugfs knobs (a stock kernel) every test skips.
  *
  * A sweep takes MAX_STEPS steps; "cmk.fault_steps=N" on the kernel command
- * line takes N (make check's shorter sweep: still from the first
- * allocation to past the last, with fewer of those between failed).
+ * line takes N, at most MAX_STEPS (make check's shorter sweep: still the
+ * first allocation and the last, with fewer of those between failed).
  */
 #include "cmk_test.h"
 #include "cmk_sys.h"
@@ -260,12 +260,26 @@ struct sweep {
 	void *self;
 };
 
+/*
+ * The sweep's next "space": @step further, but never past @total without
+ * stopping at it, where the last allocation fails whatever the step.
+ */
+static long long next_space(long long space, long long step, long long total)
+{
+	if (space < total && space + step > total)
+		return total;
+	return space + step;
+}
+
 static int sweep_run(struct __test_metadata *_metadata, const char *fi,
 		     const struct sweep *sw, const char *what)
 {
 	long long total, space, step, left = 0, times = 1, last = -1;
 	int injected = 0, points = 0, failed = 0, ret;
 	unsigned int steps = cmk_cmdline_uint("cmk.fault_steps=", MAX_STEPS);
+
+	if (steps > MAX_STEPS)
+		steps = MAX_STEPS;
 
 	/* Measure: everything passes, "space" (an atomic_t) counts it down. */
 	if (fi_arm(fi, FI_SPACE_ALL, 1, 100))
@@ -290,7 +304,7 @@ static int sweep_run(struct __test_metadata *_metadata, const char *fi,
 	if (steps != MAX_STEPS)
 		TH_LOG("%s: %u steps of %lld (cmk.fault_steps)", what, steps, step);
 
-	for (space = 0; space <= total; space += step) {
+	for (space = 0; space <= total; space = next_space(space, step, total)) {
 		if (fi_arm(fi, space, 1, 100))
 			return -EIO;
 		ret = sw->op(sw->self);
