@@ -9,6 +9,8 @@
 #   lint_shellcheck          shellcheck on scripts/, the test scripts, .ci/run and
 #                            the packages' maintainer scripts
 #   lint_docs                every Documentation/*.rst parses (docutils), no warning
+#   lint_mutations_fit_the_code  every mutation of tests/mutate/mutations.txt
+#                            still finds its one line (scripts/mutate.sh --check)
 #   build_noWarn_<x.y>       W=1 -Werror build for each Debian kernel
 #   lint_sparse_<x.y>        sparse (C=2) reports nothing in our sources
 #
@@ -90,6 +92,12 @@ result $rc lint_shellcheck "$log"
 log=$logs/agent-layers.log
 scripts/agent-layers.sh >"$log" 2>&1
 result $? lint_agent_layers "$log"
+
+# make mutate's list: every mutation still finds its line, once (it is
+# not run here; a list that no longer fits the code would fail make mutate).
+log=$logs/mutations.log
+scripts/mutate.sh --check >"$log" 2>&1
+result $? lint_mutations_fit_the_code "$log"
 
 # Documentation: a table cell past its column or an unclosed literal is an
 # rst error that renders as garbage; docutils reports both.
