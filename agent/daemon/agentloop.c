@@ -281,7 +281,8 @@ static uint64_t pace_after_yes(struct cmk_loop *l)
  * undoes at once); then a window of 2, 4, up to CMK_REVOKED_MAX_INTERVALS
  * intervals, the gap in its upper half: a revoked fleet leaves the quota
  * to the agents still waiting for their answer.  A hint (an EnableKey
- * event, cmkctl check-now) still checks at once.
+ * event, cmkctl check-now) checks at once while the hint budget has a
+ * token left (hint_window_ms(): review 16c M1).
  */
 static uint64_t revoked_window_ms(const struct cmk_loop *l, unsigned int n)
 {
