@@ -26,7 +26,7 @@ set -u
 RUNS=3 RUNTIME=400ms RAMP=50ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
 PROFILE=1
 PROF_CONFIGS="crypt crypt-nowq cmk"
-PROF_WORKLOADS="seqwrite-1m-qd32 seqread-128k-qd1 randread-4k-qd32-j1"
+PROF_WORKLOADS="seqwrite-1m-qd32 seqread-1m-qd32 seqread-128k-qd1 randread-4k-qd32-j1"
 CONFIGS="linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k"
 # shellcheck disable=SC1091
 [ -r /etc/cmk-bench.conf ] && . /etc/cmk-bench.conf
