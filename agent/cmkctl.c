@@ -1450,7 +1450,7 @@ static const char *hint_wait_text(json_object *st)
 	else if (!strcmp(why, "check_under_way"))
 		return "a check is under way (up to check_timeout_ms); one more follows it";
 	else if (!strcmp(why, "boot"))
-		return "the agent is still unsealing at boot (the unseal is the check)";
+		return "the agent is still unsealing at boot; the check runs right after the boot unseal succeeds";
 	else
 		return "the check has not started yet";
 	return buf;

@@ -1243,8 +1243,8 @@ bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from)
 	uint64_t now = loop_now(l);
 	bool waiting = l->hint_pending || l->hint_after_job;
 
-	if (l->boot_ret != 0)
-		return false;	/* the boot unseal is the check */
+	if (l->boot_ret != 0 && l->boot_ret != -EINPROGRESS)
+		return false;	/* the boot failed: no key to keep or wipe */
 	l->hints++;
 	if (from != CMK_HINT_EVENT || !l->hint_spread_ms)
 		l->hint_not_before_ms = now;	/* an operator: at once */
@@ -1252,7 +1252,13 @@ bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from)
 		/* One event reaches the whole fleet: spread its checks. */
 		l->hint_not_before_ms = now + l->ops->random(l->ctx) %
 					      ((uint64_t)l->hint_spread_ms + 1);
-	if (l->job != CMK_JOB_NONE)
+	/*
+	 * Booting: the unseal under way may have been answered before the
+	 * revocation this hint reports, so its check follows the boot (only
+	 * a check after it counts: start_job() and cmk_loop_tick() serve
+	 * pending hints once boot_ret is 0).
+	 */
+	if (l->job != CMK_JOB_NONE && l->boot_ret == 0)
 		l->hint_after_job = true;
 	else
 		l->hint_pending = true;

@@ -182,8 +182,13 @@
  *                      Revoked or wiped, no quick retries.  A timed-out
  *                      check's late definitive no answers its hints (no
  *                      retry follows) unless more came since.
- *   boot               while the boot unseal runs (or after it failed) a
- *                      hint does nothing: the unseal is the check.
+ *   boot               while the boot unseal runs a hint is kept, and its
+ *                      check starts as soon as the boot has opened the
+ *                      devices (hint_spread_ms and the budget as above):
+ *                      the unseal's answer may predate the revocation the
+ *                      hint reports, so the keys it loaded must not wait
+ *                      for the schedule.  After a failed boot a hint does
+ *                      nothing: there is no key to keep or wipe.
  *
  * Threads other than the main one never call the loop: they post to a
  * struct cmk_wake (daemon/wake.h), whose fd the main loop polls and turns
@@ -436,15 +441,16 @@ enum cmk_hint {
 /*
  * cmk_loop_hint() - ask for a real CMK check now (the contract is in the
  * "Hints" paragraph above).  Returns true if a check will follow (now, at
- * the end of the job under way, or when the pacing gap or a hold the KMS
- * asked for ends), false if the hint was ignored (booting, boot failed).
+ * the end of the job under way or of the boot unseal, or when the pacing
+ * gap or a hold the KMS asked for ends), false if the hint was ignored
+ * (the boot failed).
  */
 bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from);
 
 /* What a pending hint's check waits for (cmkctl check-now says it). */
 enum cmk_hint_wait {
 	CMK_HINT_WAIT_NONE,	/* nothing pending, or it starts now */
-	CMK_HINT_WAIT_BOOT,	/* unsealing at boot: hints do nothing */
+	CMK_HINT_WAIT_BOOT,	/* unsealing at boot (or the boot failed) */
 	CMK_HINT_WAIT_JOB,	/* a check under way; one more follows it */
 	CMK_HINT_WAIT_PACED,	/* CMK_HINT_MIN_GAP_MS, hint_spread_ms, a retry */
 	CMK_HINT_WAIT_BUDGET,	/* backing off and the hint budget is spent */

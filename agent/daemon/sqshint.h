@@ -16,9 +16,11 @@
  *              event names, how long ago SQS took them), then posted.  The
  *              thread waits until the main loop has started the check they
  *              asked for (cmk_sqs_hint_asked(), cmk_sqs_hint_tick()), then
- *              deletes them (DeleteMessageBatch).  Messages not deleted
- *              (the agent stopped, the boot unseal ran: no check followed
- *              within CMK_SQS_HINT_ACK_MS) come back after the queue's
+ *              deletes them (DeleteMessageBatch); messages received
+ *              while the boot unseal runs are answered by the check that
+ *              follows the boot.  Messages not deleted (the agent
+ *              stopped, the boot failed or outlasted CMK_SQS_HINT_ACK_MS:
+ *              no check started within it) come back after the queue's
  *              visibility timeout: one more check, no harm.
  *   failures   a queue that fails (network, throttling, credentials, a bad
  *              answer) is polled again after a backoff that doubles from

@@ -157,12 +157,11 @@ done
 start_agent vm4 "$q4"
 big_hint() { grep -qs '"event":"hint".*SQS: [0-9]* message' "$T/vm4/audit.log"; }
 # The messages are there before the agent starts, so its first receive
-# often lands while the boot unseal runs: that batch is not deleted (the
-# unseal may predate the messages: agent/daemon/sqshint.h).  The thread
-# waits CMK_SQS_HINT_ACK_MS (60 s; the queue's 30 s visibility timeout
-# runs out meanwhile), the next receive gets them again, and a check
-# (hint_spread_ms, check_timeout_ms 10 s) and the delete follow: ~75 s.
-# With the boot unseal done first it takes seconds.
+# often lands while the boot unseal runs: that batch asks for a check right
+# after the boot (the unseal may predate the messages: agentloop.h, "boot"),
+# and is deleted once it starts: seconds.  The waits are generous for a
+# loaded machine; before that fix the batch waited CMK_SQS_HINT_ACK_MS
+# (60 s) and came back (~75 s).
 check aws_hint_large_messages_still_hint wait_for 30 big_hint
 check aws_hint_large_messages_drained wait_for 150 queue_empty "$q4"
 check aws_hint_large_messages_agent_active wait_for 150 bash -c "

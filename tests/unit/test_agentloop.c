@@ -1724,10 +1724,95 @@ static void agentloop_hint_revoked_reenable_event_checks_at_once(void **state)
 	assert_true(f.kek);
 }
 
-/* While the boot unseal runs the hint does nothing: the unseal is the check. */
-static void agentloop_hint_ignored_while_booting(void **state)
+/*
+ * Review (stop 27) L2: a revocation notice that came while the boot unseal
+ * ran was dropped (its SQS batch came back a minute later), so the keys
+ * that unseal loaded - its answer may predate the revocation - stayed until
+ * then.  Oracles (fake clock): the hint is taken during a slow boot unseal
+ * and waits for the boot ("boot"); no check starts before the boot has
+ * opened the devices; one starts within hint_spread_ms of the boot's end,
+ * long before the scheduled one (check_interval_ms 10 min), and counts as
+ * the hint's check (what the SQS thread acknowledges: hint_checks); its no
+ * wipes the keys the boot loaded and answers the hint.
+ */
+static void agentloop_hint_during_boot_checks_right_after(void **state)
 {
-	struct fake f = { .unseal_script = "t" };
+	struct fake f = { .slow_ms = 2000, .unseal_script = "s", .script = "d" };
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
+	struct cmk_loop l;
+	uint64_t until, booted;
+
+	(void)state;
+	c.check_interval_ms = 600000;
+	c.lease_ms = 1200000;
+	c.check_timeout_ms = 2000;
+	c.hint_spread_ms = 500;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	run_until(&l, &f, 1500);
+	assert_true(f.busy);
+	assert_int_equal(f.job, CMK_JOB_UNSEAL);
+	assert_true(cmk_loop_hint(&l, CMK_HINT_EVENT));
+	assert_int_equal(l.hints, 1);
+	assert_int_equal(cmk_loop_hint_wait(&l, &until), CMK_HINT_WAIT_BOOT);
+	log_reset(&f);
+	run_until(&l, &f, 2999);
+	assert_int_equal(f.checks_started, 0);	/* still booting */
+	run_until(&l, &f, 3000);	/* the unseal answers yes at 3000 */
+	assert_int_equal(cmk_loop_boot_result(&l, NULL), 0);
+	booted = 3000;
+	run_until(&l, &f, booted + c.hint_spread_ms + 1);
+	assert_int_equal(f.restores, 1);	/* the boot opened the devices */
+	assert_int_equal(f.checks_started, 1);
+	assert_true(f.check_started_at[0] >= booted);
+	assert_true(f.check_started_at[0] <= booted + c.hint_spread_ms);
+	/* KEK adopted, devices opened; then the check, whose no wipes */
+	assert_string_equal(f.log, "KRCWF");
+	assert_int_equal(l.hint_checks, 1);
+	assert_int_equal(l.state, CMK_LS_REVOKED);
+	assert_false(f.kernel_keys);
+	assert_false(f.kek);
+	assert_int_equal(f.wipes[DM_CMK_REASON_REVOKED], 1);
+	assert_int_equal(l.hints_answered, 1);
+}
+
+/*
+ * An operator's check-now during the boot unseal: the same, at once after
+ * the boot (no spread), and a yes keeps the keys.  Oracle: one check, right
+ * at the boot's end, answered; the state stays active.
+ */
+static void agentloop_operator_hint_during_boot_answered_after(void **state)
+{
+	struct fake f = { .slow_ms = 2000, .unseal_script = "s", .script = "o" };
+	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
+	struct cmk_loop l;
+	uint64_t booted;
+
+	(void)state;
+	c.check_interval_ms = 600000;
+	c.lease_ms = 1200000;
+	c.hint_spread_ms = 5000;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	run_until(&l, &f, 1500);
+	assert_true(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
+	run_until(&l, &f, 3000);
+	assert_int_equal(cmk_loop_boot_result(&l, NULL), 0);
+	booted = f.now;
+	run_until(&l, &f, booted + 1);
+	assert_int_equal(f.checks_started, 1);
+	assert_int_equal(f.check_started_at[0], booted);
+	assert_int_equal(l.hints_answered, 1);
+	assert_int_equal(l.state, CMK_LS_ACTIVE);
+	assert_true(f.kernel_keys);
+}
+
+/* After a failed boot a hint does nothing: there is no key to keep or wipe. */
+static void agentloop_hint_ignored_after_failed_boot(void **state)
+{
+	struct fake f = { .unseal_script = "d" };
 	struct cmk_config c = test_cfg(CMK_POLICY_WIPE, 300);
 	struct cmk_loop l;
 
@@ -1735,8 +1820,12 @@ static void agentloop_hint_ignored_while_booting(void **state)
 	f.now = 1000;
 	f.lease_ms = c.lease_ms;
 	cmk_loop_init(&l, &fake_ops, &f, &c);
+	run_until(&l, &f, 2000);
+	assert_true(cmk_loop_boot_result(&l, NULL) < 0);
 	assert_false(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
 	assert_int_equal(l.hints, 0);
+	run_until(&l, &f, 10000);
+	assert_int_equal(f.checks_started, 0);
 }
 
 /* ---- throttling ------------------------------------------------------------- */
@@ -4291,7 +4380,9 @@ int main(void)
 		cmocka_unit_test(agentloop_hint_flood_is_paced),
 		cmocka_unit_test(agentloop_hint_during_check_checks_again_after),
 		cmocka_unit_test(agentloop_hint_no_authority_answer_decides),
-		cmocka_unit_test(agentloop_hint_ignored_while_booting),
+		cmocka_unit_test(agentloop_hint_during_boot_checks_right_after),
+		cmocka_unit_test(agentloop_operator_hint_during_boot_answered_after),
+		cmocka_unit_test(agentloop_hint_ignored_after_failed_boot),
 		cmocka_unit_test(agentloop_hint_revoked_reenable_event_checks_at_once),
 		cmocka_unit_test(agentloop_throttle_first_check_spread_over_interval),
 		cmocka_unit_test(agentloop_throttle_backs_off_beyond_the_interval),
