@@ -190,6 +190,12 @@ static void hint_noise_summary(void *ctx, uint64_t from, unsigned long logged,
 	note(ctx, "hint", msg, NULL);
 }
 
+/* Still unsealing at boot: a hint's check waits for the boot. */
+static bool still_booting(const struct agent *a)
+{
+	return cmk_loop_boot_result(&a->loop, NULL) == -EINPROGRESS;
+}
+
 /* One hint's audit line, unless its source floods. */
 static void note_hint(struct agent *a, enum cmk_hint from, const char *msg)
 {
@@ -1288,7 +1294,8 @@ static int run(struct agent *a, uint64_t t0)
 				continue;
 			}
 			if (cmk_loop_hint(&a->loop, CMK_HINT_OPERATOR)) {
-				note_hint(a, CMK_HINT_OPERATOR,
+				note_hint(a, CMK_HINT_OPERATOR, still_booting(a) ?
+					  "SIGHUP (cmkctl check-now) during the boot unseal: checking the CMK right after it" :
 					  "SIGHUP (cmkctl check-now): checking the CMK now");
 				if (si.ssi_code == SI_QUEUE && si.ssi_int)
 					cmk_checknow_add(&a->checknow, si.ssi_int, a->loop.hints,
@@ -1298,7 +1305,8 @@ static int run(struct agent *a, uint64_t t0)
 		/* Hints posted by other threads: one check for all of them. */
 		if ((pfd[FD_HINT].revents & POLLIN) && cmk_wake_take(a->hint) &&
 		    cmk_loop_hint(&a->loop, CMK_HINT_EVENT)) {
-			note_hint(a, CMK_HINT_EVENT,
+			note_hint(a, CMK_HINT_EVENT, still_booting(a) ?
+				  "revocation hint during the boot unseal: checking the CMK right after it (within hint_spread_ms of the hint)" :
 				  "revocation hint: checking the CMK within hint_spread_ms");
 			cmk_sqs_hint_asked(a->sqs_hint, &a->loop);
 		}

@@ -1243,7 +1243,7 @@ bool cmk_loop_hint(struct cmk_loop *l, enum cmk_hint from)
 	uint64_t now = loop_now(l);
 	bool waiting = l->hint_pending || l->hint_after_job;
 
-	if (l->boot_ret != 0 && l->boot_ret != -EINPROGRESS)
+	if (l->boot_ret && l->boot_ret != -EINPROGRESS)
 		return false;	/* the boot failed: no key to keep or wipe */
 	l->hints++;
 	if (from != CMK_HINT_EVENT || !l->hint_spread_ms)

@@ -183,12 +183,15 @@
  *                      check's late definitive no answers its hints (no
  *                      retry follows) unless more came since.
  *   boot               while the boot unseal runs a hint is kept, and its
- *                      check starts as soon as the boot has opened the
- *                      devices (hint_spread_ms and the budget as above):
- *                      the unseal's answer may predate the revocation the
- *                      hint reports, so the keys it loaded must not wait
- *                      for the schedule.  After a failed boot a hint does
- *                      nothing: there is no key to keep or wipe.
+ *                      check starts as soon as the boot unseal succeeded
+ *                      (an event's hint_spread_ms counts from the hint;
+ *                      pacing and budget as above): the unseal's answer
+ *                      may predate the revocation the hint reports, so
+ *                      the keys it loaded must not wait for the schedule.
+ *                      A hint never brings the boot's next unseal forward
+ *                      (its backoff, Retry-After or hold) and the boot
+ *                      unseal never answers it.  After a failed boot a
+ *                      hint does nothing: there is no key to keep or wipe.
  *
  * Threads other than the main one never call the loop: they post to a
  * struct cmk_wake (daemon/wake.h), whose fd the main loop polls and turns

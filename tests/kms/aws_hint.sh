@@ -159,12 +159,13 @@ big_hint() { grep -qs '"event":"hint".*SQS: [0-9]* message' "$T/vm4/audit.log"; 
 # The messages are there before the agent starts, so its first receive
 # often lands while the boot unseal runs: that batch asks for a check right
 # after the boot (the unseal may predate the messages: agentloop.h, "boot"),
-# and is deleted once it starts: seconds.  The waits are generous for a
-# loaded machine; before that fix the batch waited CMK_SQS_HINT_ACK_MS
-# (60 s) and came back (~75 s).
+# and is deleted once it starts: seconds.  The 60 s waits are generous
+# for a loaded machine and still fail the old way: a batch left for
+# CMK_SQS_HINT_ACK_MS (60 s) to come back after the visibility timeout
+# (~75 s).
 check aws_hint_large_messages_still_hint wait_for 30 big_hint
-check aws_hint_large_messages_drained wait_for 150 queue_empty "$q4"
-check aws_hint_large_messages_agent_active wait_for 150 bash -c "
+check aws_hint_large_messages_drained wait_for 60 queue_empty "$q4"
+check aws_hint_large_messages_agent_active wait_for 60 bash -c "
 	$(declare -f state jq_ checks is_active); T=$T
 	is_active vm4 && [ \"\$(checks vm4)\" -ge 1 ]"
 grep '"event":"hint"' "$T/vm4/audit.log" | sed 's/^/# vm4: /' | cut -c1-200 | head -5

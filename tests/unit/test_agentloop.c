@@ -1729,8 +1729,8 @@ static void agentloop_hint_revoked_reenable_event_checks_at_once(void **state)
  * ran was dropped (its SQS batch came back a minute later), so the keys
  * that unseal loaded - its answer may predate the revocation - stayed until
  * then.  Oracles (fake clock): the hint is taken during a slow boot unseal
- * and waits for the boot ("boot"); no check starts before the boot has
- * opened the devices; one starts within hint_spread_ms of the boot's end,
+ * and waits for the boot ("boot"); no check starts before the boot unseal
+ * succeeded; one starts within hint_spread_ms of the hint (after the boot),
  * long before the scheduled one (check_interval_ms 10 min), and counts as
  * the hint's check (what the SQS thread acknowledges: hint_checks); its no
  * wipes the keys the boot loaded and answers the hint.
@@ -1759,6 +1759,7 @@ static void agentloop_hint_during_boot_checks_right_after(void **state)
 	log_reset(&f);
 	run_until(&l, &f, 2999);
 	assert_int_equal(f.checks_started, 0);	/* still booting */
+	assert_int_equal(l.hint_checks, 0);	/* the unseal did not take it */
 	run_until(&l, &f, 3000);	/* the unseal answers yes at 3000 */
 	assert_int_equal(cmk_loop_boot_result(&l, NULL), 0);
 	booted = 3000;
@@ -1884,6 +1885,63 @@ static void agentloop_throttle_boot_honours_retry_after(void **state)
 	assert_int_equal(cmk_loop_boot_result(&l, &e), -ETIMEDOUT);
 	assert_int_equal(e.cls, CMK_EC_TRANSIENT);
 	assert_contains(e.msg, "boot deadline");
+}
+
+/*
+ * Review of agentloop_hint_during_boot_checks_right_after's fix, M1: a hint while the boot waits between unseals
+ * never brings the next unseal forward - not past a Retry-After, not
+ * through a boot hold - and the boot unseal never takes it.  Oracles: with
+ * hints every 100 ms, a Retry-After of 20 s still holds the second unseal
+ * until 21000 (as without hints), then one check follows the boot and
+ * answers every hint; with a Retry-After past the deadline, one unseal
+ * and the boot fails at its deadline, no check.
+ */
+static void agentloop_hint_during_boot_backoff_waits(void **state)
+{
+	struct fake f = { .unseal_script = "Yo", .retry_after_ms = 20000, .script = "o" };
+	struct cmk_config c = throttle_cfg(300, 900);
+	struct cmk_loop l;
+	struct cmk_err e;
+
+	(void)state;
+	c.boot_deadline_s = 60;
+	c.hint_spread_ms = 0;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	for (uint64_t t = 1100; t < 1000 + 19999; t += 100) {
+		run_until(&l, &f, t);
+		assert_true(cmk_loop_hint(&l, t & 1 ? CMK_HINT_EVENT : CMK_HINT_OPERATOR));
+	}
+	run_until(&l, &f, 1000 + 19999);
+	assert_int_equal(f.unseals_started, 1);
+	assert_int_equal(f.checks_started, 0);
+	assert_int_equal(l.hint_checks, 0);
+	run_until(&l, &f, 1000 + 23000);
+	assert_int_equal(f.unseals_started, 2);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), 0);
+	assert_int_equal(f.checks_started, 1);
+	assert_true(f.check_started_at[0] >= 1000 + 20000);
+	assert_int_equal(l.hint_checks, 1);
+	assert_int_equal(l.hints_answered, l.hints);
+
+	memset(&f, 0, sizeof(f));
+	f.unseal_script = "Y";
+	f.retry_after_ms = 120000;
+	f.now = 1000;
+	f.lease_ms = c.lease_ms;
+	cmk_loop_init(&l, &fake_ops, &f, &c);
+	for (uint64_t t = 1100; t < 1000 + 59000; t += 100) {
+		run_until(&l, &f, t);
+		assert_true(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
+	}
+	run_until(&l, &f, 1000 + 59000);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), -EINPROGRESS);
+	run_until(&l, &f, 1000 + 61000);
+	assert_int_equal(f.unseals_started, 1);
+	assert_int_equal(f.checks_started, 0);
+	assert_int_equal(cmk_loop_boot_result(&l, &e), -ETIMEDOUT);
+	assert_false(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
 }
 
 /*
@@ -4382,6 +4440,7 @@ int main(void)
 		cmocka_unit_test(agentloop_hint_no_authority_answer_decides),
 		cmocka_unit_test(agentloop_hint_during_boot_checks_right_after),
 		cmocka_unit_test(agentloop_operator_hint_during_boot_answered_after),
+		cmocka_unit_test(agentloop_hint_during_boot_backoff_waits),
 		cmocka_unit_test(agentloop_hint_ignored_after_failed_boot),
 		cmocka_unit_test(agentloop_hint_revoked_reenable_event_checks_at_once),
 		cmocka_unit_test(agentloop_throttle_first_check_spread_over_interval),
