@@ -361,6 +361,12 @@ k612=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]:-}
 # The second lane: the suites on the host, the Debian boot test, the
 # integration tests on the Debian kernels, the crash tests and the
 # memory-pressure guest (~47 min of one lane).
+# run_if NAME SCRIPT [ARG...]: the TAP suite NAME, if SCRIPT is there.
+run_if() {
+	[ -x "$2" ] || return 0
+	run_suite "$1" tap "${@:2}"
+}
+
 lane_b() {
 	if [ -f agent/Makefile ]; then
 		run_suite agent_unit tap env CMOCKA_MESSAGE_OUTPUT=TAP "$make_cmd" -C agent test
@@ -374,49 +380,29 @@ lane_b() {
 	for t in esdk_interop:esdk esdk_rotation:seal_rotation seal_suite:seal_suite \
 		seal_socket:seal_socket seal_socket_unsealing:seal_socket_unsealing \
 		seal_s3:seal_s3; do
-		if [ -x "tests/storage/${t%%:*}.sh" ]; then
-			run_suite "storage_${t#*:}" tap "tests/storage/${t%%:*}.sh"
-		fi
+		run_if "storage_${t#*:}" "tests/storage/${t%%:*}.sh"
 	done
 	for t in pitr revoke; do
+		run_if "storage_postgres_$t" "tests/storage/postgres_$t.sh"
 		if [ -x "tests/storage/postgres_$t.sh" ]; then
-			run_suite "storage_postgres_$t" tap "tests/storage/postgres_$t.sh"
 			run_suite "storage_postgres_${t}_socket" tap \
 				env PG_KEY_SOURCE=socket "tests/storage/postgres_$t.sh"
 		fi
 	done
-	if [ -x tests/storage/postgres_temp_tablespace.sh ]; then
-		run_suite storage_postgres_temp_tablespace tap tests/storage/postgres_temp_tablespace.sh
-	fi
-	if [ -x tests/storage/esdk_io.sh ]; then
-		run_suite storage_esdk_io tap tests/storage/esdk_io.sh
-	fi
-	if [ -x tests/storage/demo_storage.sh ]; then
-		run_suite storage_postgres_demo tap tests/storage/demo_storage.sh
-	fi
-	if [ -x tests/kms/aws_moto.sh ]; then
-		run_suite kms_aws tap tests/kms/aws_moto.sh
-	fi
-	if [ -x tests/kms/aws_hint.sh ]; then
-		run_suite kms_aws_hint tap tests/kms/aws_hint.sh
-	fi
-	if [ -x tests/fleet/boot_throttle_units.sh ]; then
-		run_suite fleet_boot_throttle tap tests/fleet/boot_throttle_units.sh
-	fi
-	if [ -x tests/fleet/run.sh ]; then
-		run_suite fleet tap tests/fleet/run.sh --short
-	fi
+	run_if storage_postgres_temp_tablespace tests/storage/postgres_temp_tablespace.sh
+	run_if storage_esdk_io tests/storage/esdk_io.sh
+	run_if storage_postgres_demo tests/storage/demo_storage.sh
+	run_if kms_aws tests/kms/aws_moto.sh
+	run_if kms_aws_hint tests/kms/aws_hint.sh
+	run_if fleet_boot_throttle tests/fleet/boot_throttle_units.sh
+	run_if fleet tests/fleet/run.sh --short
 	# Other providers against their real peers or emulators on the
 	# host: tests/kms/<provider>.sh, TAP on stdout.
 	for p in azure gcp kmip pkcs11; do
-		if [ -x "tests/kms/$p.sh" ]; then
-			run_suite "kms_$p" tap "tests/kms/$p.sh"
-		fi
+		run_if "kms_$p" "tests/kms/$p.sh"
 	done
 	# A real Debian guest (systemd, cloud-init, our packages through apt).
-	if [ -x tests/boot/run.sh ]; then
-		run_suite boot_debian tap tests/boot/run.sh
-	fi
+	run_if boot_debian tests/boot/run.sh
 	for t in "${kvers[@]}"; do
 		run_suite "integration_$t" tap tests/integration/run.sh --kver "$t"
 		run_suite "agent_vmfork_$t" tap tests/integration/vmfork.sh --kver "$t"
