@@ -621,8 +621,9 @@ def main():
               "better of dm-crypt no_*_workqueue and sector_size:4096;\n"
               "/ceil = dm-cmk MiB/s / (xts(aes) alone in the kernel, one-vCPU "
               "rate, same sector size, x vCPUs); /linear = dm-cmk / dm-linear."
-              "\nmode: decrypting = dm-crypt's dd read called the cipher "
-              "for every sector (or, uncounted, was within what the cipher "
+              "\nmode: decrypting = dm-crypt's device called the cipher "
+              "for every sector it read (counted in a re-read of its first "
+              "MiBs; or, uncounted, its dd read was within what the cipher "
               "can do); any other mode is reported apart.\n")
     moto = parse_moto(os.path.join(a.out, "moto.log"))
     if moto:
