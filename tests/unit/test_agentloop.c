@@ -1725,6 +1725,22 @@ static void agentloop_hint_revoked_reenable_event_checks_at_once(void **state)
 }
 
 /*
+ * Start a loop whose boot unseal (the fake's "s", slow_ms 2000) runs from
+ * 1000 to 3000, checks every 10 min, and stop it at 1500, mid-unseal.
+ */
+static void boot_slowly(struct cmk_loop *l, struct fake *f, struct cmk_config *c,
+			uint32_t hint_spread_ms)
+{
+	c->check_interval_ms = 600000;
+	c->lease_ms = 1200000;
+	c->hint_spread_ms = hint_spread_ms;
+	f->now = 1000;
+	f->lease_ms = c->lease_ms;
+	cmk_loop_init(l, &fake_ops, f, c);
+	run_until(l, f, 1500);
+}
+
+/*
  * Review (stop 27) L2: a revocation notice that came while the boot unseal
  * ran was dropped (its SQS batch came back a minute later), so the keys
  * that unseal loaded - its answer may predate the revocation - stayed until
@@ -1743,14 +1759,8 @@ static void agentloop_hint_during_boot_checks_right_after(void **state)
 	uint64_t until, booted;
 
 	(void)state;
-	c.check_interval_ms = 600000;
-	c.lease_ms = 1200000;
 	c.check_timeout_ms = 2000;
-	c.hint_spread_ms = 500;
-	f.now = 1000;
-	f.lease_ms = c.lease_ms;
-	cmk_loop_init(&l, &fake_ops, &f, &c);
-	run_until(&l, &f, 1500);
+	boot_slowly(&l, &f, &c, 500);
 	assert_true(f.busy);
 	assert_int_equal(f.job, CMK_JOB_UNSEAL);
 	assert_true(cmk_loop_hint(&l, CMK_HINT_EVENT));
@@ -1791,13 +1801,7 @@ static void agentloop_operator_hint_during_boot_answered_after(void **state)
 	uint64_t booted;
 
 	(void)state;
-	c.check_interval_ms = 600000;
-	c.lease_ms = 1200000;
-	c.hint_spread_ms = 5000;
-	f.now = 1000;
-	f.lease_ms = c.lease_ms;
-	cmk_loop_init(&l, &fake_ops, &f, &c);
-	run_until(&l, &f, 1500);
+	boot_slowly(&l, &f, &c, 5000);
 	assert_true(cmk_loop_hint(&l, CMK_HINT_OPERATOR));
 	run_until(&l, &f, 3000);
 	assert_int_equal(cmk_loop_boot_result(&l, NULL), 0);
@@ -1888,9 +1892,9 @@ static void agentloop_throttle_boot_honours_retry_after(void **state)
 }
 
 /*
- * Review of agentloop_hint_during_boot_checks_right_after's fix, M1: a hint while the boot waits between unseals
- * never brings the next unseal forward - not past a Retry-After, not
- * through a boot hold - and the boot unseal never takes it.  Oracles: with
+ * Review of the boot-hint fix (stop 28), M1: a hint while the boot waits
+ * between unseals never brings the next unseal forward - not past a
+ * Retry-After, not through a boot hold - and the boot unseal never takes it.  Oracles: with
  * hints every 100 ms, a Retry-After of 20 s still holds the second unseal
  * until 21000 (as without hints), then one check follows the boot and
  * answers every hint; with a Retry-After past the deadline, one unseal
