@@ -12,7 +12,9 @@
 #   BENCH_TIME=T      fio runtime per point (default 400ms)
 #   BENCH_RAMP=T      fio ramp_time per point (default 50ms)
 #   BENCH_QUICK=1     smoke run: brd only, 1 run, 300 ms points, 1 agent run
-#   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists
+#   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists;
+#                     devices: brd nullb (default) and nbtimer (null_blk
+#                     completing from a timer, as a disk from its IRQ)
 #   BENCH_PROFILE=0   skip the perf profiles (default 1; 0 in BENCH_QUICK)
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
 #   BENCH_MOTO_RUNS=N runs of tests/kms/aws_guest.sh (agent with the AWS
@@ -52,6 +54,12 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	profile=${BENCH_PROFILE:-0}
 fi
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
+for d in $devs; do
+	case $d in
+	brd|nullb|nbtimer) ;;
+	*) die "BENCH_DEVS: unknown device '$d' (brd, nullb, nbtimer)" ;;
+	esac
+done
 
 # --- dependencies and builds ----------------------------------------------
 

@@ -25,7 +25,8 @@ COLOURS = {"linear": "#7f7f7f", "crypt": "#1b7837", "crypt-nowq": "#5aae61",
            "cmk": "#d7301f", "cmk-4k": "#fc8d59", "cmk-nowq": "#762a83",
            "cmk-nowq-4k": "#c2a5cf", "cmk-wq": "#2166ac",
            "cmk-wq-4k": "#92c5de"}
-DEV_NAME = {"brd": "brd ramdisk", "nullb": "null_blk memory_backed=1"}
+DEV_NAME = {"brd": "brd ramdisk", "nullb": "null_blk memory_backed=1",
+            "nbtimer": "null_blk memory_backed=1 irqmode=2 (timer completion)"}
 
 
 def fail(msg):
