@@ -295,6 +295,11 @@ COUNT_MB=8
 T=/sys/kernel/tracing
 [ -d $T/events ] || mount -t tracefs tracefs $T 2>/dev/null
 echo 0 >$T/tracing_on 2>/dev/null
+# No task names recorded: that registers (and on disarm removes) hooks on
+# the scheduler's tracepoints, which patches __schedule() while the other
+# vCPU runs it; under TCG that once left a vCPU looping in the int3 handler
+# and the guest in a soft lockup (2026-12-06).
+echo 0 >$T/options/record-cmd 2>/dev/null
 KP=$T/events/kprobes/kp_bench_dec/enable
 if echo 'p:kp_bench_dec crypto_skcipher_decrypt' >>$T/kprobe_events 2>/dev/null &&
 	echo 1 >$KP 2>/dev/null && echo 0 >$KP; then
