@@ -1725,8 +1725,9 @@ static void agentloop_hint_revoked_reenable_event_checks_at_once(void **state)
 }
 
 /*
- * Start a loop whose boot unseal (the fake's "s", slow_ms 2000) runs from
- * 1000 to 3000, checks every 10 min, and stop it at 1500, mid-unseal.
+ * Start a loop that checks every 10 min and stop it at 1500, mid-unseal:
+ * the caller's fake has unseal_script "s" and slow_ms 2000, so the boot
+ * unseal runs from 1000 to 3000.
  */
 static void boot_slowly(struct cmk_loop *l, struct fake *f, struct cmk_config *c,
 			uint32_t hint_spread_ms)
@@ -1894,11 +1895,11 @@ static void agentloop_throttle_boot_honours_retry_after(void **state)
 /*
  * Review of the boot-hint fix (stop 28), M1: a hint while the boot waits
  * between unseals never brings the next unseal forward - not past a
- * Retry-After, not through a boot hold - and the boot unseal never takes it.  Oracles: with
- * hints every 100 ms, a Retry-After of 20 s still holds the second unseal
- * until 21000 (as without hints), then one check follows the boot and
- * answers every hint; with a Retry-After past the deadline, one unseal
- * and the boot fails at its deadline, no check.
+ * Retry-After, not through a boot hold - and the boot unseal never takes
+ * it.  Oracles: with hints every 100 ms, a Retry-After of 20 s still
+ * holds the second unseal until 21000 (as without hints), then one check
+ * follows the boot and answers every hint; with a Retry-After past the
+ * deadline, one unseal and the boot fails at its deadline, no check.
  */
 static void agentloop_hint_during_boot_backoff_waits(void **state)
 {
