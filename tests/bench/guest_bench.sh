@@ -64,7 +64,7 @@ drop_dev() {	# drop_dev NAME: leave a device that did not load out of DEVS
 	DEVS=$(echo " $DEVS " | sed "s/ $1 / /; s/^ *//; s/ *\$//")
 }
 # nbtimer: a second null_blk, made through configfs, that completes every
-# bio from a timer 10 us later (irqmode=2), as a real disk completes from
+# bio from a timer set to 10 us (irqmode=2), as a real disk completes from
 # its interrupt: the queue depth shows as bios in flight, and reads
 # complete in hard-irq context.  brd and nullb complete inside
 # submit_bio().  Opt-in (BENCH_DEVS="brd nullb nbtimer").
