@@ -2,7 +2,9 @@
 /*
  * The few kernel API differences between Debian's 6.1 and 6.12 kernels
  * that dm-cmk touches.  Kbuild probes the headers and sets the CMK_HAVE_*
- * flags (see kernel/Kbuild); every difference is bridged in this file.
+ * flags (see kernel/Kbuild); every difference is bridged in this file,
+ * except CMK_HAVE_BH_WQ (BH workqueue or tasklet), which io.c's softirq
+ * decryption of reads tests where it sets up its per-CPU drain.
  */
 #ifndef DM_CMK_COMPAT_H
 #define DM_CMK_COMPAT_H

@@ -279,6 +279,8 @@ void cmk_hold_resume(struct cmk_slot *slot);
 unsigned int cmk_hold_count(struct cmk_slot *slot);
 
 /* io.c */
+void cmk_io_init(void);
+void cmk_io_exit(void);
 unsigned int cmk_io_data_size(struct cmk_target *ct, unsigned int reqsize);
 int cmk_map(struct dm_target *ti, struct bio *bio);
 void cmk_io_unhold(struct cmk_held *h, enum cmk_unhold how);

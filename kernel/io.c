@@ -24,9 +24,13 @@
  */
 
 #include <linux/blkdev.h>
+#include <linux/interrupt.h>
+#include <linux/llist.h>
 #include <linux/mm.h>
 #include <linux/scatterlist.h>
+#include <linux/workqueue.h>
 #include <crypto/skcipher.h>
+#include <asm/simd.h>
 
 #include "compat.h"
 #include "dm-cmk.h"
@@ -68,6 +72,7 @@ static atomic_t cmk_nr_targets = ATOMIC_INIT(0);
  *	&enum cmk_phase
  * @work: runs the next phase in the target's workqueue
  * @held: the bio's place while it waits for a key (hold.c)
+ * @bh_node: on this CPU's list of reads to decrypt in softirq context
  * @iv: IV of the request in flight
  * @sg_in: source of the request in flight
  * @sg_out: destination of the request in flight
@@ -88,6 +93,7 @@ struct cmk_io {
 	enum cmk_phase phase;
 	struct work_struct work;
 	struct cmk_held held;
+	struct llist_node bh_node;
 	u8 iv[CMK_IV_SIZE] __aligned(__alignof__(u64));
 	struct scatterlist sg_in;
 	struct scatterlist sg_out;
@@ -155,7 +161,8 @@ static void cmk_io_continue(struct cmk_io *io)
 /*
  * Where to do a bio's crypto when the table leaves the choice to dm-cmk:
  * inline (in the submitter's context for writes, the completion's for
- * reads) or in the target's workqueue.
+ * reads, softirq context after a hard interrupt: cmk_read_bh()) or in the
+ * target's workqueue.
  *
  * A bio smaller than a piece is done inline: for 4 KiB I/O the hop to a
  * worker costs more than the cipher, and with several submitters each
@@ -422,6 +429,132 @@ static void cmk_read_crypt(struct cmk_io *io)
 	cmk_crypt_step(io);
 }
 
+/*
+ * A small read that completes in hard-interrupt context (NVMe and
+ * multi-queue virtio-blk completing on the submitting CPU; single-queue
+ * devices complete in BLOCK_SOFTIRQ, where reads are decrypted inline
+ * anyway) while it is alone in flight on the target is decrypted in
+ * softirq context on the same CPU: no worker to wake for a 4 KiB read at
+ * queue depth 1.  With more in flight, the workqueue: softirq runs on the
+ * CPU the disk interrupted, usually the submitter's, and would leave the
+ * other CPUs idle (one fio job at queue depth 32 did not gain from it,
+ * Documentation/benchmarks.rst).  Larger reads too: their
+ * workers are awake for the stream anyway, and their cipher would hold
+ * up other softirq work (the network's).  Each CPU keeps a list of these
+ * reads (one per target at a time, more with several targets) and drains
+ * it from a BH work item (Linux >= 6.9) or a tasklet, both in module
+ * data: dm-crypt kept its tasklet in the per-bio data, where the bio that
+ * ends in the handler frees it before the tasklet code is done with it,
+ * and gave tasklets up (Linux 6.8) for that.
+ */
+struct cmk_bh {
+	struct llist_head ios;
+#ifdef CMK_HAVE_BH_WQ
+	struct work_struct work;
+#else
+	struct tasklet_struct tasklet;
+#endif
+};
+
+/*
+ * Bytes one drain decrypts, the rest of its list goes to the workqueue: a
+ * bound on the softirq time it adds, even with a generic (non-SIMD) XTS.
+ */
+#define CMK_BH_BUDGET	(64 * 1024)
+
+static DEFINE_PER_CPU(struct cmk_bh, cmk_bh);
+
+static void cmk_bh_drain(struct cmk_bh *bh)
+{
+	struct llist_node *first = llist_del_all(&bh->ios);
+	unsigned int budget = CMK_BH_BUDGET;
+	struct cmk_io *io, *next;
+
+	/* oldest first; cmk_read_crypt() may end the bio and free @io */
+	first = llist_reverse_order(first);
+	llist_for_each_entry_safe(io, next, first, bh_node) {
+		/*
+		 * Where the FPU is taken (a hard interrupt came in the middle
+		 * of kernel FPU use), a SIMD cipher would pass the request to
+		 * cryptd: two hops instead of the workqueue's one.
+		 */
+		if (io->iter_in.bi_size <= budget && may_use_simd()) {
+			budget -= io->iter_in.bi_size;
+			cmk_read_crypt(io);
+		} else {
+			budget = 0;
+			cmk_io_queue(io, CMK_PHASE_READ);
+		}
+	}
+}
+
+#ifdef CMK_HAVE_BH_WQ
+static void cmk_bh_fn(struct work_struct *work)
+{
+	cmk_bh_drain(container_of(work, struct cmk_bh, work));
+}
+
+static void cmk_bh_kick(struct cmk_bh *bh)
+{
+	queue_work(system_bh_wq, &bh->work);
+}
+#else
+static void cmk_bh_fn(struct tasklet_struct *t)
+{
+	struct cmk_bh *bh = from_tasklet(bh, t, tasklet);
+
+	cmk_bh_drain(bh);
+}
+
+static void cmk_bh_kick(struct cmk_bh *bh)
+{
+	tasklet_schedule(&bh->tasklet);
+}
+#endif
+
+/* Called in hard-interrupt context, or at least with interrupts off. */
+static void cmk_read_bh(struct cmk_io *io)
+{
+	struct cmk_bh *bh = this_cpu_ptr(&cmk_bh);
+
+	/* A list that was not empty has its drain on the way. */
+	if (llist_add(&io->bh_node, &bh->ios))
+		cmk_bh_kick(bh);
+}
+
+void __init cmk_io_init(void)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct cmk_bh *bh = per_cpu_ptr(&cmk_bh, cpu);
+
+		init_llist_head(&bh->ios);
+#ifdef CMK_HAVE_BH_WQ
+		INIT_WORK(&bh->work, cmk_bh_fn);
+#else
+		tasklet_setup(&bh->tasklet, cmk_bh_fn);
+#endif
+	}
+}
+
+/* Every target is gone, so no read can be queued any more. */
+void cmk_io_exit(void)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct cmk_bh *bh = per_cpu_ptr(&cmk_bh, cpu);
+
+#ifdef CMK_HAVE_BH_WQ
+		flush_work(&bh->work);
+#else
+		tasklet_kill(&bh->tasklet);
+#endif
+		WARN_ON_ONCE(!llist_empty(&bh->ios));
+	}
+}
+
 static void cmk_read_endio(struct bio *bio)
 {
 	struct cmk_io *io = bio->bi_private;
@@ -433,12 +566,15 @@ static void cmk_read_endio(struct bio *bio)
 		cmk_read_finish(io);
 		return;
 	}
-	if (!in_hardirq() && !irqs_disabled() &&
-	    cmk_inline(io, CMK_NO_READ_WORKQUEUE)) {
+	if (!cmk_inline(io, CMK_NO_READ_WORKQUEUE))
+		cmk_io_queue(io, CMK_PHASE_READ);
+	else if (!in_hardirq() && !irqs_disabled())
 		cmk_read_crypt(io);
-		return;
-	}
-	cmk_io_queue(io, CMK_PHASE_READ);
+	else if (io->iter_in.bi_size < CMK_PIECE_BYTES &&
+		 atomic_read(&ct->inflight) == 1)
+		cmk_read_bh(io);
+	else
+		cmk_io_queue(io, CMK_PHASE_READ);
 }
 
 /*

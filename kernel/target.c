@@ -354,7 +354,7 @@ static void cmk_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type cmk_target = {
 	.name = "cmk",
-	.version = {1, 2, 0},
+	.version = {1, 3, 0},
 	.module = THIS_MODULE,
 	.ctr = cmk_ctr,
 	.dtr = cmk_dtr,
@@ -371,6 +371,7 @@ static int __init dm_cmk_init(void)
 {
 	int ret;
 
+	cmk_io_init();
 	ret = cmk_key_init();
 	if (ret)
 		return ret;
@@ -394,6 +395,7 @@ static void __exit dm_cmk_exit(void)
 	dm_unregister_target(&cmk_target);
 	cmk_netlink_exit();
 	cmk_key_exit();
+	cmk_io_exit();
 }
 
 module_init(dm_cmk_init);

@@ -1301,8 +1301,9 @@ static int nullb_attr(const char *cfgname, const char *attr,
 	return write_small(path, v);
 }
 
-int cmk_nullb_create(const char *cfgname, unsigned int size_mb, bool discard,
-		     unsigned int cache_mb, char *path, size_t pathsz)
+static int nullb_make(const char *cfgname, unsigned int size_mb,
+		      bool discard, unsigned int cache_mb, int irqmode,
+		      unsigned long completion_nsec, char *path, size_t pathsz)
 {
 	char dir[256], idx[32];
 	int err;
@@ -1332,6 +1333,10 @@ int cmk_nullb_create(const char *cfgname, unsigned int size_mb, bool discard,
 		err = nullb_attr(cfgname, "discard", discard);
 	if (!err && cache_mb)
 		err = nullb_attr(cfgname, "cache_size", cache_mb);
+	if (!err && irqmode >= 0)
+		err = nullb_attr(cfgname, "irqmode", irqmode);
+	if (!err && irqmode == 2)
+		err = nullb_attr(cfgname, "completion_nsec", completion_nsec);
 	if (!err)
 		err = nullb_attr(cfgname, "power", 1);
 	if (!err) {
@@ -1350,6 +1355,21 @@ int cmk_nullb_create(const char *cfgname, unsigned int size_mb, bool discard,
 		return 0;
 	snprintf(path, pathsz, "/dev/nullb%s", idx);
 	return access(path, F_OK) ? -ENODEV : 0;
+}
+
+int cmk_nullb_create(const char *cfgname, unsigned int size_mb, bool discard,
+		     unsigned int cache_mb, char *path, size_t pathsz)
+{
+	return nullb_make(cfgname, size_mb, discard, cache_mb, -1, 0, path,
+			  pathsz);
+}
+
+int cmk_nullb_create_irq(const char *cfgname, unsigned int size_mb,
+			 int irqmode, unsigned long completion_nsec,
+			 char *path, size_t pathsz)
+{
+	return nullb_make(cfgname, size_mb, false, 0, irqmode,
+			  completion_nsec, path, pathsz);
 }
 
 int cmk_nullb_destroy(const char *cfgname)

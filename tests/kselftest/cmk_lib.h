@@ -258,6 +258,15 @@ int cmk_ensure_module(void);
  */
 int cmk_nullb_create(const char *cfgname, unsigned int size_mb, bool discard,
 		     unsigned int cache_mb, char *path, size_t pathsz);
+/*
+ * The same, without discard or cache, completing each bio the way
+ * @irqmode says (null_blk's irqmode: 0 in the submitter's context, 1 in
+ * softirq context, 2 from a timer in hard-interrupt context,
+ * @completion_nsec after it was queued).
+ */
+int cmk_nullb_create_irq(const char *cfgname, unsigned int size_mb,
+			 int irqmode, unsigned long completion_nsec,
+			 char *path, size_t pathsz);
 int cmk_nullb_destroy(const char *cfgname);
 
 /* ------------------------------------------------------------------ */
