@@ -438,14 +438,14 @@ static void cmk_read_crypt(struct cmk_io *io)
  * queue depth 1.  With more in flight, the workqueue: softirq runs on the
  * CPU the disk interrupted, usually the submitter's, and would leave the
  * other CPUs idle (one fio job at queue depth 32 did not gain from it,
- * Documentation/benchmarks.rst).  Larger reads too: their
- * workers are awake for the stream anyway, and their cipher would hold
- * up other softirq work (the network's).  Each CPU keeps a list of these
- * reads (one per target at a time, more with several targets) and drains
- * it from a BH work item (Linux >= 6.9) or a tasklet, both in module
- * data: dm-crypt kept its tasklet in the per-bio data, where the bio that
- * ends in the handler frees it before the tasklet code is done with it,
- * and gave tasklets up (Linux 6.8) for that.
+ * Documentation/benchmarks.rst).  Larger reads too: their workers are
+ * awake for the stream anyway, and their cipher would hold up other
+ * softirq work (the network's).  Each CPU keeps a list of these reads (one
+ * per target at a time, more with several targets) and drains it from a
+ * BH work item (Linux >= 6.9) or a tasklet, both in module data: dm-crypt
+ * kept its tasklet in the per-bio data, where the bio that ends in the
+ * handler frees it before the tasklet code is done with it, and gave
+ * tasklets up (Linux 6.8) for that.
  */
 struct cmk_bh {
 	struct llist_head ios;
