@@ -170,12 +170,14 @@ static void cmk_io_continue(struct cmk_io *io)
  * bios are in flight than there are CPUs.
  *
  * Larger bios arrive cut into pieces (cmk_map()).  A piece goes to the
- * workqueue while fewer pieces wait there than there are other CPUs, and
- * is done inline once the workers are behind.  So one large bio, or a
- * stream of them from one submitter, keeps every CPU encrypting, with the
- * submitter taking the share its own fio or database work leaves it, even
- * on a device that completes bios before submit_bio() returns (brd,
- * null_blk), where the in-flight count never shows the queue depth.
+ * workqueue while fewer than two per CPU wait there, and is done inline
+ * once the workers are that far behind.  So one large bio, or a stream of
+ * them from one submitter, keeps every CPU encrypting, with the submitter
+ * taking the share its own fio or database work leaves it, even on a
+ * device that completes bios before submit_bio() returns (brd, null_blk),
+ * where the in-flight count never shows the queue depth.  A shorter queue
+ * (one piece per other CPU) measured slower at queue depth 32.  With one
+ * CPU there is no one to share with: every piece is done inline.
  * Documentation/benchmarks.rst has the measurements and profiles.
  */
 static bool cmk_inline(struct cmk_io *io, enum cmk_target_flags no_wq)
@@ -188,7 +190,7 @@ static bool cmk_inline(struct cmk_io *io, enum cmk_target_flags no_wq)
 	if (test_bit(CMK_FORCE_WORKQUEUE, &ct->flags))
 		return false;
 	if (io->iter_in.bi_size >= CMK_PIECE_BYTES)
-		return atomic_read(&ct->queued) >= cpus - 1;
+		return cpus == 1 || atomic_read(&ct->queued) >= 2 * cpus;
 	return atomic_read(&ct->inflight) <= cpus;
 }
 

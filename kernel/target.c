@@ -354,7 +354,7 @@ static void cmk_io_hints(struct dm_target *ti, struct queue_limits *limits)
 
 static struct target_type cmk_target = {
 	.name = "cmk",
-	.version = {1, 3, 0},
+	.version = {1, 4, 0},
 	.module = THIS_MODULE,
 	.ctr = cmk_ctr,
 	.dtr = cmk_dtr,
