@@ -193,6 +193,8 @@ enum cmk_target_flags {
  *	memory, so it drains even while every @wq worker waits for pages
  * @inflight: data bios mapped and not yet completed, for the choice
  *	between inline crypto and @wq (see io.c)
+ * @cpu_inflight: the same, per CPU the bio was mapped on: whether a read
+ *	completed by an interrupt is alone among the bios of its CPU (io.c)
  * @queued: bios waiting in @wq for a worker to start on them
  * @page_pool: bounce pages for the ciphertext of writes
  * @pages: bounce pages allocated beyond @page_pool's reserve, see io.c
@@ -215,6 +217,7 @@ struct cmk_target {
 	struct workqueue_struct *wq;
 	struct workqueue_struct *cont_wq;
 	atomic_t inflight;
+	atomic_t __percpu *cpu_inflight;
 	atomic_t queued;
 	mempool_t page_pool;
 	atomic_long_t pages;

@@ -68,6 +68,8 @@ static atomic_t cmk_nr_targets = ATOMIC_INIT(0);
  * @end_io: for reads, @bio's completion handler, restored before ending it
  * @private: for reads, @bio's bi_private, restored likewise
  * @status: result so far
+ * @cpu: the CPU cmk_map() ran on, whose &cmk_target.cpu_inflight counts
+ *	the bio (no kernel configuration allows more than 8192 CPUs)
  * @phase: what @work does next, or where a held bio goes on,
  *	&enum cmk_phase
  * @work: runs the next phase in the target's workqueue
@@ -90,6 +92,7 @@ struct cmk_io {
 	bio_end_io_t *end_io;
 	void *private;
 	blk_status_t status;
+	u16 cpu;
 	enum cmk_phase phase;
 	struct work_struct work;
 	struct cmk_held held;
@@ -194,12 +197,27 @@ static bool cmk_inline(struct cmk_io *io, enum cmk_target_flags no_wq)
 	return atomic_read(&ct->inflight) <= cpus;
 }
 
+/* The bio counts as in flight from cmk_map() until it ends. */
+static void cmk_inflight_inc(struct cmk_io *io)
+{
+	/* a hint: the count stays right if the submitter moves on */
+	io->cpu = raw_smp_processor_id();
+	atomic_inc(&io->ct->inflight);
+	atomic_inc(per_cpu_ptr(io->ct->cpu_inflight, io->cpu));
+}
+
+static void cmk_inflight_dec(struct cmk_io *io)
+{
+	atomic_dec(per_cpu_ptr(io->ct->cpu_inflight, io->cpu));
+	atomic_dec(&io->ct->inflight);
+}
+
 /* Complete the bio dm-cmk was given; @io is gone after this. */
 static void cmk_bio_done(struct cmk_io *io, blk_status_t status)
 {
 	struct bio *bio = io->bio;
 
-	atomic_dec(&io->ct->inflight);
+	cmk_inflight_dec(io);
 	bio->bi_status = status;
 	bio_endio(bio);
 }
@@ -432,22 +450,24 @@ static void cmk_read_crypt(struct cmk_io *io)
 }
 
 /*
- * A small read that completes in hard-interrupt context (NVMe and
- * multi-queue virtio-blk completing on the submitting CPU; single-queue
- * devices complete in BLOCK_SOFTIRQ, where reads are decrypted inline
- * anyway) while it is alone in flight on the target is decrypted in
- * softirq context on the same CPU: no worker to wake for a 4 KiB read at
- * queue depth 1.  With more in flight, the workqueue: softirq runs on the
- * CPU the disk interrupted, usually the submitter's, and would leave the
- * other CPUs idle (one fio job at queue depth 32 did not gain from it,
- * Documentation/benchmarks.rst).  Larger reads too: their workers are
- * awake for the stream anyway, and their cipher would hold up other
- * softirq work (the network's).  Each CPU keeps a list of these reads (one
- * per target at a time, more with several targets) and drains it from a
- * BH work item (Linux >= 6.9) or a tasklet, both in module data: dm-crypt
- * kept its tasklet in the per-bio data, where the bio that ends in the
- * handler frees it before the tasklet code is done with it, and gave
- * tasklets up (Linux 6.8) for that.
+ * A small read that completes in hard-interrupt context on the CPU that
+ * mapped it (NVMe and multi-queue virtio-blk completing on the submitting
+ * CPU; single-queue devices complete in BLOCK_SOFTIRQ, where reads are
+ * decrypted inline anyway) while it is alone among the bios mapped on
+ * that CPU is decrypted in softirq context there: no worker to wake for a
+ * 4 KiB read at queue depth 1, one submitter per CPU.  With more in
+ * flight from that CPU, the workqueue: softirq runs on the CPU the disk
+ * interrupted and would leave the other CPUs idle (one fio job at queue
+ * depth 32 did not gain from it, Documentation/benchmarks.rst).  A read
+ * completed on another CPU goes to the workqueue too: that CPU may take
+ * the interrupts of many submitters.  So do larger reads: their workers
+ * are awake for the stream anyway, and their cipher would hold up other
+ * softirq work (the network's).  Each CPU keeps a list of these reads (in
+ * all the lists, at most one per target and CPU of mapping) and drains it
+ * from a BH work item (Linux >= 6.9) or a tasklet, both in module data:
+ * dm-crypt kept its tasklet in the per-bio data, where the bio that ends
+ * in the handler frees it before the tasklet code is done with it, and
+ * gave tasklets up (Linux 6.8) for that.
  */
 struct cmk_bh {
 	struct llist_head ios;
@@ -573,7 +593,8 @@ static void cmk_read_endio(struct bio *bio)
 	else if (!in_hardirq() && !irqs_disabled())
 		cmk_read_crypt(io);
 	else if (io->iter_in.bi_size < CMK_PIECE_BYTES &&
-		 atomic_read(&ct->inflight) == 1)
+		 io->cpu == smp_processor_id() &&
+		 atomic_read(per_cpu_ptr(ct->cpu_inflight, io->cpu)) == 1)
 		cmk_read_bh(io);
 	else
 		cmk_io_queue(io, CMK_PHASE_READ);
@@ -728,7 +749,7 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 	INIT_WORK(&io->work, cmk_io_work);
 	INIT_LIST_HEAD(&io->held.node);
 	io->held.waited = false;
-	atomic_inc(&ct->inflight);
+	cmk_inflight_inc(io);
 
 	/* No key: wait for one before touching the backing device. */
 	if (unlikely(READ_ONCE(ct->slot->state) != DM_CMK_STATE_ACTIVE)) {
@@ -736,11 +757,11 @@ int cmk_map(struct dm_target *ti, struct bio *bio)
 		case CMK_HOLD_HELD:
 			return DM_MAPIO_SUBMITTED;
 		case CMK_HOLD_REFUSE:
-			atomic_dec(&ct->inflight);
+			cmk_inflight_dec(io);
 			cmk_refuse(ct);
 			return DM_MAPIO_KILL;
 		case CMK_HOLD_REQUEUE:
-			atomic_dec(&ct->inflight);
+			cmk_inflight_dec(io);
 			return DM_MAPIO_REQUEUE;
 		case CMK_HOLD_RETRY:
 			break;

@@ -107,6 +107,7 @@ static void cmk_dtr(struct dm_target *ti)
 	mutex_destroy(&ct->bounce_lock);
 	if (ct->dev)
 		dm_put_device(ti, ct->dev);
+	free_percpu(ct->cpu_inflight);
 	kfree(ct);
 	ti->private = NULL;
 }
@@ -217,6 +218,12 @@ static int cmk_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 				      0, ct->slot->name);
 	if (!ct->wq || !ct->cont_wq) {
 		ti->error = "Cannot allocate crypto workqueue";
+		ret = -ENOMEM;
+		goto bad;
+	}
+	ct->cpu_inflight = alloc_percpu(atomic_t);
+	if (!ct->cpu_inflight) {
+		ti->error = "Cannot allocate in-flight counters";
 		ret = -ENOMEM;
 		goto bad;
 	}

@@ -12,13 +12,15 @@
  * virtio-blk), where dm-cmk decrypts small reads in softirq context on the
  * same CPU (kernel/io.c, cmk_read_bh()).  That path is shown taken by the
  * TASKLET softirq count of /proc/softirqs (BH work items run from it
- * too, Linux >= 6.9): one per read here, none without the path (the
- * other variants count 0 in the same guest).  The hold contract is
- * Documentation/dm-cmk.rst's hold_ms.
+ * too, Linux >= 6.9): one per read here, also with a reader on each of
+ * two CPUs (the rule counts the bios in flight per CPU of mapping), none
+ * without the path (the other variants count 0 in the same guest).  The
+ * hold contract is Documentation/dm-cmk.rst's hold_ms.
  */
 #include "cmk_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 
 #define DM_NAME		CMK_DM_PREFIX "cc"
 #define CRYPT_NAME	CMK_DM_PREFIX "cc-crypt"
@@ -112,32 +114,46 @@ static void plaintext_by_dmcrypt(struct __test_metadata *_metadata,
 	ASSERT_KEY_SET(&self->nl, KEY_NAME, self->key, CMK_LEASE_LONG, 1);
 }
 
-/* The TASKLET softirqs run so far, summed over the CPUs. */
-static uint64_t tasklet_softirqs(void)
+/*
+ * The TASKLET softirqs run so far on @cpu, or summed over the CPUs if @cpu
+ * is -1.  /proc/softirqs has a header of CPU names, one column each.
+ */
+static uint64_t tasklet_softirqs_on(int cpu)
 {
-	char line[4096];
+	char line[4096], name[16];
+	int col = -1, i = 0;
 	uint64_t sum = 0;
 	FILE *f = fopen("/proc/softirqs", "r");
+	char *p, *end;
 
 	if (!f)
 		return 0;
+	snprintf(name, sizeof(name), "CPU%d", cpu);
+	if (fgets(line, sizeof(line), f))
+		for (p = strtok(line, " \t\n"); p; p = strtok(NULL, " \t\n"), i++)
+			if (!strcmp(p, name))
+				col = i;
 	while (fgets(line, sizeof(line), f)) {
-		char *p = strstr(line, "TASKLET:"), *end;
-
+		p = strstr(line, "TASKLET:");
 		if (!p)
 			continue;
 		p += strlen("TASKLET:");
-		for (;;) {
+		for (i = 0;; i++, p = end) {
 			unsigned long long v = strtoull(p, &end, 10);
 
 			if (end == p)
 				break;
-			sum += v;
-			p = end;
+			if (cpu < 0 || i == col)
+				sum += v;
 		}
 	}
 	fclose(f);
 	return sum;
+}
+
+static uint64_t tasklet_softirqs(void)
+{
+	return tasklet_softirqs_on(-1);
 }
 
 static bool preempt_rt(void)
@@ -259,6 +275,110 @@ TEST_F_TIMEOUT(completion_context, concurrent_small_reads, 240)
 		bad |= r[i].bad;
 	}
 	EXPECT_EQ(0, bad);
+}
+
+/*
+ * One queue-depth-1 reader pinned to each of two CPUs: each read is alone
+ * among the reads mapped on its CPU, though two are in flight on the
+ * target most of the time (the premise, sampled on the backing device,
+ * with null_blk's timer at 1 ms),
+ * so each must take the softirq path: one TASKLET softirq per read on
+ * each reader's CPU, not only for those reads that happened to be alone
+ * on the target (the rule before dm-cmk 1.4.0).
+ */
+struct pinned_reader {
+	pthread_t th;
+	pthread_barrier_t *start;
+	const char *path;
+	const unsigned char *plain;
+	int cpu;
+	int bad;	/* reads that failed or differed, -1: no setup */
+};
+
+static void *pinned_reader_main(void *arg)
+{
+	struct pinned_reader *r = arg;
+	unsigned char *buf = cmk_alloc(SMALL);
+	int fd = cmk_open(r->path, true), i;
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(r->cpu, &set);
+	if (!buf || fd < 0 || sched_setaffinity(0, sizeof(set), &set))
+		r->bad = -1;
+	pthread_barrier_wait(r->start);
+	for (i = 0; i < NSMALL && r->bad >= 0; i++) {
+		off_t off = (off_t)((i * 37 + r->cpu * 512) %
+				    (DATA_BYTES / SMALL)) * SMALL;
+
+		if (cmk_pread(fd, buf, SMALL, off) ||
+		    memcmp(buf, r->plain + off, SMALL))
+			r->bad++;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static long backing_reads_in_flight(const char *dev);
+
+TEST_F_TIMEOUT(completion_context, one_reader_per_cpu_each_alone, 240)
+{
+	struct pinned_reader r[2];
+	pthread_barrier_t start;
+	uint64_t t0[2], t1[2];
+	int i, n = 0, polls = 0, both = 0;
+	cpu_set_t set;
+
+	if (variant->irqmode != 2 || variant->opts)
+		SKIP(return, "the path is for hard-interrupt completions");
+	if (preempt_rt())
+		SKIP(return, "PREEMPT_RT completes null_blk's timer in softirq");
+	/* the first two CPUs this test may run on */
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(set), &set));
+	for (i = 0; i < CPU_SETSIZE && n < 2; i++)
+		if (CPU_ISSET(i, &set))
+			r[n++].cpu = i;
+	if (n < 2)
+		SKIP(return, "needs two CPUs");
+	/* reads 1 ms in flight: the two readers' reads overlap */
+	cmk_nullb_destroy(NULLB_NAME);
+	ASSERT_EQ(0, cmk_nullb_create_irq(NULLB_NAME, SIZE_MB, 2, 1000000UL,
+					  self->dev, sizeof(self->dev)));
+	plaintext_by_dmcrypt(_metadata, self, NULL);
+	ASSERT_EQ(0, pthread_barrier_init(&start, NULL, 3));
+	for (i = 0; i < 2; i++) {
+		r[i] = (struct pinned_reader){ .start = &start,
+			.path = self->path, .plain = self->plain,
+			.cpu = r[i].cpu };
+		t0[i] = tasklet_softirqs_on(r[i].cpu);
+		ASSERT_EQ(0, pthread_create(&r[i].th, NULL, pinned_reader_main,
+					    &r[i]));
+	}
+	pthread_barrier_wait(&start);
+	/* while they read: how often are two reads in flight at once? */
+	while (pthread_tryjoin_np(r[0].th, NULL) == EBUSY) {
+		polls++;
+		both += backing_reads_in_flight(self->dev) >= 2;
+		cmk_sleep_ms(1);
+	}
+	pthread_join(r[1].th, NULL);
+	for (i = 0; i < 2; i++)
+		t1[i] = tasklet_softirqs_on(r[i].cpu);
+	pthread_barrier_destroy(&start);
+	TH_LOG("two reads in flight in %d of %d samples", both, polls);
+	ASSERT_LE(polls, 4 * both)
+		TH_LOG("the readers rarely overlapped: nothing shown");
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(0, r[i].bad) TH_LOG("reader on CPU %d: %d bad reads",
+					      r[i].cpu, r[i].bad);
+		TH_LOG("CPU %d: %llu TASKLET softirqs during %d reads of 4 KiB",
+		       r[i].cpu, (unsigned long long)(t1[i] - t0[i]), NSMALL);
+		EXPECT_LE((uint64_t)NSMALL, t1[i] - t0[i])
+			TH_LOG("reads alone on CPU %d went to the workqueue",
+			       r[i].cpu);
+	}
 }
 
 /* Reads in flight on the backing device (its /sys/block/<dev>/inflight). */
