@@ -63,7 +63,7 @@ def decide_mode(m, cheap=False):
 def parse(path):
     info, cipher, fio, agent, prof = {}, {}, {}, [], {}
     info["drivers"], info["dd"], info["mode"] = {}, [], {}
-    info["tcrypt"], info["devs"] = {}, {}
+    info["tcrypt"], info["devs"], info["busy"] = {}, {}, {}
     try:
         lines = open(path, errors="replace").read().splitlines()
     except OSError as e:
@@ -120,6 +120,10 @@ def parse(path):
                 p["kib_s"].append(int(f[6]))
                 p["iops"].append(int(f[7]))
                 p["run"].append(run)
+            elif f[1] == "busy":
+                # busy <dev> <cfg> <run> <wl> <busy vCPUs>
+                info["busy"]["%s %s %s %d" % (f[2], f[3], f[5], int(f[4]))] = \
+                    float(f[6])
             elif f[1] == "agent":
                 agent.append({"boot_to_usable_ms": int(f[3]),
                               "revoke_to_wipe_ms": int(f[4])})
@@ -258,7 +262,22 @@ def of_ceiling(p, ceil, cfg, vcpus):
     return statistics.median(fr) if fr else None
 
 
-def analyse_mode(fio, ceil, vcpus):
+def busy_cost(p, busy, dev, cfg, wl):
+    """Medians over the repeats of the busy vCPUs in fio's steady window
+    and of each repeat's vCPU ms per MiB (its busy vCPUs / its MiB/s)."""
+    b, cost = [], []
+    for k, run in zip(p["kib_s"], p["run"]):
+        v = busy.get("%s %s %s %d" % (dev, cfg, wl, run))
+        if v is None:
+            continue
+        b.append(v)
+        if k > 0:
+            cost.append(v * 1000 / (k / 1024))
+    return (statistics.median(b) if b else None,
+            statistics.median(cost) if cost else None)
+
+
+def analyse_mode(fio, ceil, vcpus, busy):
     summary = {}
     for dev, cfgs in fio.items():
         sd = summary.setdefault(dev, {})
@@ -267,6 +286,8 @@ def analyse_mode(fio, ceil, vcpus):
                 s = stats(metric(wl, p))
                 s["mib_s_median"] = statistics.median(p["kib_s"]) / 1024
                 s["of_ceiling"] = of_ceiling(p, ceil, cfg, vcpus)
+                s["busy_vcpus"], s["vcpu_ms_per_mib"] = busy_cost(
+                    p, busy, dev, cfg, wl)
                 s["runs"] = sorted(set(p["run"]))
                 sd.setdefault(wl, {})[cfg] = s
     ratios = {}
@@ -299,7 +320,7 @@ def analyse_mode(fio, ceil, vcpus):
 def analyse(kver, info, cipher, fio, agent):
     vcpus = int(info.get("vcpus", "2"))
     ceil = ceilings(cipher)
-    modes = {m: analyse_mode(f, ceil, vcpus)
+    modes = {m: analyse_mode(f, ceil, vcpus, info["busy"])
              for m, f in split_modes(info, fio).items()}
     ag = None
     if agent:
@@ -465,6 +486,22 @@ def print_mode(mres, out):
         if fast:
             w("WARNING: faster than the cipher alone can decrypt (timer "
               "noise, or not decrypting): %s\n" % ", ".join(fast))
+        if any(s.get("busy_vcpus") is not None
+               for v in wls.values() for s in v.values()):
+            w("\n-- %s: busy vCPUs in fio's steady window / vCPU ms per "
+              "MiB (medians; /proc/stat) --\n" % DEV_NAME.get(dev, dev))
+            w("%-20s" % "workload" + "".join("%16s" % c for c in cfgs)
+              + "\n")
+            for wl in sorted(wls, key=wl_order):
+                row = "%-20s" % wl
+                for c in cfgs:
+                    s = wls[wl].get(c, {})
+                    row += "%16s" % ("-" if s.get("busy_vcpus") is None
+                                     else "%.2f/%s" % (
+                                         s["busy_vcpus"],
+                                         "-" if s["vcpu_ms_per_mib"] is None
+                                         else "%.1f" % s["vcpu_ms_per_mib"]))
+                w(row + "\n")
         rat = mres["ratios"].get(dev, {})
         w("\n-- %s: ratios (>1 means dm-cmk is faster) --\n"
           % DEV_NAME.get(dev, dev))

@@ -12,6 +12,7 @@
 #   BENCH dd <run> <config> <MiB/s> <busy vCPUs> <ctxsw/MiB>
 #   BENCH mode <run> <decrypting|not-decrypting|unchecked> <crypt MiB/s> <bound MiB/s> <cipher calls/MiB|->
 #   BENCH fio <dev> <config> <run> <workload> <KiB/s> <IOPS>
+#   BENCH busy <dev> <config> <run> <workload> <busy vCPUs>   in fio's steady window
 #   BENCH agent <run> <boot_to_usable_ms> <revoke_to_wipe_ms>
 #   BENCH prof <dev> <config> <workload> mib_s <MiB/s>
 #   BENCH prof <dev> <config> <workload> cat <idle|cipher|copy|fio|kernel> <%>
@@ -392,6 +393,56 @@ for rw in write read; do
 	done
 done
 
+# Busy vCPUs in each job's steady window: fio runs /tmp/busy_mark just
+# before a job starts (exec_prerun), and it reads /proc/stat twice in the
+# background, after the ramp and a margin, and a margin before the job
+# ends, so fio's start-up, ramp and exit stay outside.  With fio's rate
+# over the runtime (the window lies inside it) this gives the vCPU time
+# per MiB, measured apart from the rate's own clock.  busy = user, nice, system, irq and softirq
+# time; one sampler per workload (the first job of a numjobs=2 group).
+secs() { awk -v t="$1" 'BEGIN { m = 1; if (t ~ /ms$/) m = 0.001
+	else if (t ~ /us$/) m = 0.000001; else if (t ~ /m$/) m = 60
+	else if (t ~ /h$/) m = 3600; printf "%.3f\n", (t + 0) * m }'; }
+busy_setup() {
+	rt=$(secs "$RUNTIME")
+	margin=$(awk -v r="$rt" 'BEGIN { m = r / 10; if (m < 0.05) m = 0.05; print m }')
+	start=$(awk -v a="$(secs "$RAMP")" -v m="$margin" 'BEGIN { print a + m }')
+	len=$(awk -v r="$rt" -v m="$margin" 'BEGIN { print r - 2 * m }')
+	cat >/tmp/busy_mark <<-EOF
+	#!/bin/sh
+	mkdir /tmp/busy.d/\$1 2>/dev/null || exit 0
+	s() {
+		read -r _ u n y i w q sq _ </proc/stat
+		read -r t _ </proc/uptime
+		echo "\$1 \$t \$((u + n + y + q + sq))"
+	}
+	(sleep $start; s "\$1"; sleep $len; s "\$1") </dev/null >>/tmp/busy.log 2>>/tmp/busy.err &
+	EOF
+	chmod +x /tmp/busy_mark
+}
+busy_reset() { rm -rf /tmp/busy.d /tmp/busy.log /tmp/busy.err; mkdir /tmp/busy.d; }
+busy_lines() {	# busy_lines DEV CONFIG RUN: BENCH busy lines, after fio
+	# the last job's second reading is due a margin before fio ended
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		[ "$(wc -l </tmp/busy.log 2>/dev/null || echo 0)" -ge \
+		  $((2 * $(echo "$WORKLOADS" | wc -w))) ] && break
+		sleep 0.5
+	done
+	[ -s /tmp/busy.err ] && sed 's/^/# busy_mark: /' /tmp/busy.err | head -n 3
+	# a window much shorter than asked for (a sleep that failed) or
+	# longer by more than the margin (a stalled guest: it may reach past
+	# the job) gives no reading rather than a wrong one
+	awk -v d="$1" -v c="$2" -v r="$3" -v len="$len" -v m="$margin" 'NF == 3 {
+		if (!($1 in t0)) { t0[$1] = $2; b0[$1] = $3; next }
+		if (done[$1]++) next
+		dt = $2 - t0[$1]
+		if (dt < 0.8 * len || dt > len + m) next
+		printf "BENCH busy %s %s %s %s %.2f\n", d, c, r, $1,
+			($3 - b0[$1]) / 100 / dt
+	}' /tmp/busy.log 2>/dev/null
+}
+busy_setup
+
 jobfile() {	# jobfile: one fio job file with every workload, on stdout
 	printf '[global]\nfilename=/dev/mapper/%s\nioengine=libaio\ndirect=1\n' "$DM"
 	printf 'time_based=1\nruntime=%s\nramp_time=%s\ngroup_reporting=1\nrandrepeat=0\n' \
@@ -412,6 +463,9 @@ jobfile() {	# jobfile: one fio job file with every workload, on stdout
 		esac
 		printf '[%s]\nstonewall\nrw=%s\nbs=%s\niodepth=%s\nnumjobs=%s\n' \
 			"$wl" "$rw" "$bs" "$qd" "$nj"
+		if [ "${BUSY:-0}" = 1 ]; then
+			printf 'exec_prerun=/tmp/busy_mark %s\n' "$wl"
+		fi
 	done
 }
 
@@ -457,6 +511,8 @@ fi
 fio_fail=
 mode_fail=
 probed=
+nfio=0
+nbusy=0
 for r in $(seq 1 "$RUNS"); do
 	ceil_run "$r"
 	tcrypt_run "$r" || tcrypt_ok=0
@@ -490,13 +546,18 @@ for r in $(seq 1 "$RUNS"); do
 				dmsetup remove "$DM"
 				continue
 			fi
-			jobfile >/tmp/bench.fio
-			if timeout 300 fio --output-format=terse --terse-version=3 \
-				/tmp/bench.fio >/tmp/fio.out 2>/tmp/fio.err; then
+			BUSY=1 jobfile >/tmp/bench.fio
+			busy_reset
+			# in /tmp: fio leaves each job's exec_prerun output in the cwd
+			if (cd /tmp && timeout 300 fio --output-format=terse --terse-version=3 \
+				/tmp/bench.fio >/tmp/fio.out 2>/tmp/fio.err); then
 				awk -F';' -v d="$d" -v c="$c" -v r="$r" 'NF > 50 {
 					bw = $7 + $48; io = $8 + $49
 					printf "BENCH fio %s %s %s %s %d %d\n", d, c, r, $3, bw, io
 				}' /tmp/fio.out
+				busy_lines "$d" "$c" "$r" | tee /tmp/busy.out
+				nfio=$((nfio + $(echo "$WORKLOADS" | wc -w)))
+				nbusy=$((nbusy + $(grep -c '^BENCH busy' /tmp/busy.out)))
 			else
 				fio_fail="$fio_fail $d/$c"
 				sed 's/^/# fio: /' /tmp/fio.err | head -n 5
@@ -510,6 +571,11 @@ for r in $(seq 1 "$RUNS"); do
 	[ "${k0:-0}" = "${k1:-0}" ] || probed="$probed $r:$((k1 - k0))"
 done
 if [ -z "$fio_fail" ]; then ok bench_fio_all_configs; else nok bench_fio_all_configs "failed:$fio_fail"; fi
+if [ "$nbusy" = "$nfio" ] && [ "$nfio" -gt 0 ]; then
+	ok bench_busy_sampled
+else
+	nok bench_busy_sampled "busy vCPUs sampled for $nbusy of $nfio fio points (/tmp/busy_mark via exec_prerun)"
+fi
 # The decryption kprobe counted nothing during the timed fio runs: none
 # of them paid for it.
 if [ -z "$probed" ] && [ "$(cat "$KP" 2>/dev/null || echo 0)" = 0 ]; then

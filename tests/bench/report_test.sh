@@ -29,7 +29,10 @@
 # the cipher alone, which no decrypting read can be: a warning.  Repeat 5
 # (dd only) had neither a call count nor a cipher meter, but its dm-crypt
 # read cost 2.2 ms/MiB against tcrypt's 12.5: not-decrypting, not
-# "unchecked".
+# "unchecked".  Busy vCPUs in fio's steady window are paired with the
+# rate of the same repeat: dm-crypt 1.20 vCPUs at 50 MiB/s = 24.0 vCPU ms
+# per MiB and dm-cmk 1.60 at 80 = 20.0 in repeat 1; dm-crypt's 1.00 at
+# 450 MiB/s of repeat 2 (2.2 ms/MiB) stays in its own mode's table.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -93,6 +96,17 @@ check bench_report_tcrypt_fraction \
 		END { exit !f }' "$tmp/table.txt"
 check bench_report_tcrypt_ceiling grep -q '^  run 1  1024 B 12.50 ms/MiB (80 MiB/s)  4096 B 10.00 ms/MiB (100 MiB/s)  xts-aes-aesni-avx$' "$tmp/table.txt"
 check bench_report_devs_checked grep -q '^devices timed, checked as dm devices of their target: cmk aes-xts-plain64 x1, crypt aes-xts-plain64 x1, linear x1$' "$tmp/table.txt"
+busy_of() {	# busy_of MODE WORKLOAD CONFIG: "busy/ms per MiB" in that mode
+	awk -v m="##### mode: $1 " -v w="$2" -v c="$3" '
+		index($0, m) == 1 { on = 1; next }
+		/^##### mode: / { on = 0 }
+		on && /busy vCPUs in fio/ { t = 1; next }
+		on && t && $1 == "workload" { for (i = 2; i <= NF; i++) if ($i == c) col = i; next }
+		on && t && $1 == w { print $col; exit }' "$tmp/table.txt"
+}
+check bench_report_busy_crypt test "$(busy_of decrypting seqread-1m-qd1 crypt)" = 1.20/24.0
+check bench_report_busy_cmk test "$(busy_of decrypting seqread-1m-qd1 cmk)" = 1.60/20.0
+check bench_report_busy_per_mode test "$(busy_of not-decrypting seqread-1m-qd1 crypt)" = 1.00/2.2
 if [ "$failed" -gt 0 ]; then
 	sed 's/^/# /' "$tmp/table.txt" "$tmp/err"
 fi
