@@ -282,9 +282,9 @@ TEST_F_TIMEOUT(completion_context, concurrent_small_reads, 240)
  * among the reads mapped on its CPU, though two are in flight on the
  * target most of the time (the premise, sampled on the backing device,
  * with null_blk's timer at 5 ms),
- * so each must take the softirq path: one TASKLET softirq per read on
- * each reader's CPU, not only for those reads that happened to be alone
- * on the target (the rule before dm-cmk 1.4.0).
+ * so each must take the softirq path: about one TASKLET softirq per read
+ * on each reader's CPU, not only for those reads that happened to be
+ * alone on the target (the rule before dm-cmk 1.4.0).
  */
 struct pinned_reader {
 	pthread_t th;
@@ -370,17 +370,28 @@ TEST_F_TIMEOUT(completion_context, one_reader_per_cpu_each_alone, 240)
 	for (i = 0; i < 2; i++)
 		t1[i] = tasklet_softirqs_on(r[i].cpu);
 	pthread_barrier_destroy(&start);
+	ASSERT_EQ(0, r[0].bad) TH_LOG("reader on CPU %d: %d bad reads",
+				      r[0].cpu, r[0].bad);
+	ASSERT_EQ(0, r[1].bad) TH_LOG("reader on CPU %d: %d bad reads",
+				      r[1].cpu, r[1].bad);
 	TH_LOG("two reads in flight in %d of %d samples", both, polls);
 	ASSERT_LE(4, both) TH_LOG("the readers rarely overlapped: nothing shown");
 	ASSERT_LE(polls, 4 * both)
 		TH_LOG("the readers rarely overlapped: nothing shown");
+	/*
+	 * Nearly one per read: with one hardware queue, a request now and
+	 * then is started by the other CPU's dispatch, so its read
+	 * completes there and rightly goes to the workqueue.  The rule
+	 * before counted 13 and 3 here.
+	 */
 	for (i = 0; i < 2; i++) {
-		EXPECT_EQ(0, r[i].bad) TH_LOG("reader on CPU %d: %d bad reads",
-					      r[i].cpu, r[i].bad);
 		TH_LOG("CPU %d: %llu TASKLET softirqs during %d reads of 4 KiB",
 		       r[i].cpu, (unsigned long long)(t1[i] - t0[i]), NSMALL);
-		EXPECT_LE((uint64_t)NSMALL, t1[i] - t0[i])
+		EXPECT_LE((uint64_t)NSMALL * 7 / 8, t1[i] - t0[i])
 			TH_LOG("reads alone on CPU %d went to the workqueue",
+			       r[i].cpu);
+		EXPECT_GE((uint64_t)NSMALL * 5 / 4, t1[i] - t0[i])
+			TH_LOG("other TASKLET work on CPU %d: the count cannot show it",
 			       r[i].cpu);
 	}
 }
