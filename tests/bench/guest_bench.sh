@@ -431,8 +431,8 @@ busy_reset() { rm -rf /tmp/busy.d /tmp/busy.log /tmp/busy.err; mkdir /tmp/busy.d
 busy_lines() {	# busy_lines DEV CONFIG RUN: BENCH busy lines, after fio
 	# the last job's second reading is due a margin before fio ended
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		[ "$(grep -c '^S ' /tmp/busy.log 2>/dev/null || echo 0)" -ge \
-		  $((2 * $(echo "$WORKLOADS" | wc -w))) ] && break
+		got=$(grep -c '^S ' /tmp/busy.log 2>/dev/null)
+		[ "${got:-0}" -ge $((2 * $(echo "$WORKLOADS" | wc -w))) ] && break
 		sleep 0.5
 	done
 	[ -s /tmp/busy.err ] && sed 's/^/# busy_mark: /' /tmp/busy.err | head -n 3
