@@ -179,7 +179,8 @@ static void cmk_io_continue(struct cmk_io *io)
  * taking the share its own fio or database work leaves it, even on a
  * device that completes bios before submit_bio() returns (brd, null_blk),
  * where the in-flight count never shows the queue depth.  A shorter queue
- * (one piece per other CPU) measured slower at queue depth 32.  With one
+ * (one piece per other CPU) measured slower at queue depth 32 in the runs
+ * that chose this rule, though not yet in an independent one.  With one
  * CPU there is no one to share with: every piece is done inline.
  * Documentation/benchmarks.rst has the measurements and profiles.
  */
