@@ -12,6 +12,7 @@
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -277,6 +278,27 @@ def busy_cost(p, busy, dev, cfg, wl):
             statistics.median(cost) if cost else None)
 
 
+def paired(wls, wl, a, b):
+    """A's rate / B's rate repeat by repeat, for the repeats that measured
+    both (None where B measured 0).  Within a repeat every configuration
+    runs on a device in BENCH_CONFIGS order, a fio run each, so a pair is
+    measured within a minute or so: drift of the host slower than that
+    moves both sides alike, and one slow fio run moves one pair only."""
+    if a not in wls or b not in wls:
+        return {}
+    rates = []
+    for c in (a, b):
+        runs = wls[c]["run"]
+        if len(set(runs)) != len(runs):
+            print("bench: report: %s %s measured more than once in a "
+                  "repeat; the last one is paired" % (c, wl),
+                  file=sys.stderr)
+        rates.append(dict(zip(runs, metric(wl, wls[c]))))
+    va, vb = rates
+    return {run: va[run] / vb[run] if vb[run] else None
+            for run in sorted(va) if run in vb}
+
+
 def analyse_mode(fio, ceil, vcpus, busy):
     summary = {}
     for dev, cfgs in fio.items():
@@ -314,7 +336,17 @@ def analyse_mode(fio, ceil, vcpus, busy):
                                           if "nowq" not in cmk else None)),
                 }
                 ratios.setdefault(dev, {}).setdefault(wl, {})[cmk] = r
-    return {"summary": summary, "ratios": ratios}
+    pairs = {}
+    for dev, cfgs in fio.items():
+        for wl in {w for v in cfgs.values() for w in v}:
+            pr = paired({c: v[wl] for c, v in cfgs.items() if wl in v},
+                        wl, "cmk", "crypt")
+            v = [r for r in pr.values() if r is not None]
+            if v:
+                pairs.setdefault(dev, {})[wl] = {
+                    "by_run": pr, "median": statistics.median(v),
+                    "at_least_1": sum(r >= 1.0 for r in v), "n": len(v)}
+    return {"summary": summary, "ratios": ratios, "paired": pairs}
 
 
 def analyse(kver, info, cipher, fio, agent):
@@ -446,6 +478,8 @@ def print_tables(kver, res, out):
     w("\n=== kernel %s, %s vCPUs, %s run(s) per point, fio runtime %s (ramp %s) "
       "===\n" % (kver, res["vcpus"], info.get("runs", "?"),
                  info.get("runtime", "?"), info.get("ramp", "?")))
+    if info.get("workloads"):
+        w("workloads (BENCH_WORKLOADS): %s\n" % info["workloads"])
     print_check(res, out)
     for mode, mres in sorted(res["modes"].items()):
         runs = sorted({r for wls in mres["summary"].values()
@@ -522,6 +556,22 @@ def print_mode(mres, out):
                     for k in ("vs_crypt_default", "vs_crypt_best",
                               "vs_ceiling", "vs_linear"))
             w("%-20s| %s | %-12s%s\n" % (wl, four(d), bc, four(b)))
+        pr = mres.get("paired", {}).get(dev, {})
+        if pr:
+            runs = sorted({r for v in pr.values() for r in v["by_run"]})
+            w("\n-- %s: dm-cmk default / dm-crypt default, repeat by "
+              "repeat --\n" % DEV_NAME.get(dev, dev))
+            w("%-20s" % "workload" + "".join("%7s" % ("r%d" % r)
+                                              for r in runs)
+              + "%8s%8s\n" % ("median", ">=1.0"))
+            for wl in sorted(pr, key=wl_order):
+                v = pr[wl]
+                w("%-20s" % wl + "".join(
+                    "%7s" % ("-" if r not in v["by_run"] else "n/a"
+                             if v["by_run"][r] is None
+                             else "%.2f" % v["by_run"][r]) for r in runs)
+                  + "%8.2f%8s\n" % (v["median"], "%d/%d" % (
+                      v["at_least_1"], v["n"])))
         if any(r.get("cmk", {}).get("vs_force_workqueue") is not None
                for r in rat.values()):
             w("\n-- %s: dm-cmk's per-bio choice / force_workqueue (the "
@@ -549,6 +599,10 @@ def print_agent(res, out):
 
 def gnuplot(outdir, kver, res):
     made = []
+    if not shutil.which("gnuplot"):
+        print("bench: report: gnuplot not found (scripts/deps.sh installs "
+              "gnuplot-nox): tables only, no charts", file=sys.stderr)
+        return made
     for mode, mres in sorted(res["modes"].items()):
         made += gnuplot_mode(outdir, kver, mode, mres)
     return made
