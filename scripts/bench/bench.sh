@@ -15,6 +15,10 @@
 #   BENCH_DEVS, BENCH_CONFIGS   override the device / config lists;
 #                     devices: brd nullb (default) and nbtimer (null_blk
 #                     completing from a timer, as a disk from its IRQ)
+#   BENCH_WORKLOADS   only these fio workloads (default: all 16), e.g.
+#                     "seqread-1m-qd32 seqwrite-128k-qd32"; names as in
+#                     the tables: seq{read,write}-{1m,128k}-qd{1,32},
+#                     rand{read,write}-4k-qd{1,32}-j{1,2}
 #   BENCH_PROFILE=0   skip the perf profiles (default 1; 0 in BENCH_QUICK)
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
 #   BENCH_MOTO_RUNS=N runs of tests/kms/aws_guest.sh (agent with the AWS
@@ -54,6 +58,18 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	profile=${BENCH_PROFILE:-0}
 fi
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
+# Checked word by word (no globbing) before it is written to the guest's
+# config, which the guest sources; duplicates dropped.
+read -r -d '' -a wls <<<"${BENCH_WORKLOADS:-}" || true
+workloads=
+for w in "${wls[@]}"; do
+	[[ $w =~ ^(seq(read|write)-(1m|128k)-qd(1|32)|rand(read|write)-4k-qd(1|32)-j(1|2))$ ]] ||
+		die "BENCH_WORKLOADS: unknown workload '$w' (seq{read,write}-{1m,128k}-qd{1,32}, rand{read,write}-4k-qd{1,32}-j{1,2})"
+	case " $workloads " in
+	*" $w "*) ;;
+	*) workloads="${workloads:+$workloads }$w" ;;
+	esac
+done
 for d in $devs; do
 	case $d in
 	brd|nullb|nbtimer) ;;
@@ -115,6 +131,7 @@ CONFIGS="$configs"
 AGENT_RUNS=$agent_runs
 SIZE_MB=64
 PROFILE=$profile
+ONLY_WORKLOADS="$workloads"
 EOF
 prof_args=()
 if [ "$profile" = 1 ]; then
@@ -123,21 +140,28 @@ if [ "$profile" = 1 ]; then
 	prof_args=(--add "$perf:/usr/bin/perf")
 fi
 
-# A generous bound: one fio run of 16 workloads per (device, config,
-# repeat), each workload ~0.5 s plus its runtime under TCG, and setup.
+# A generous bound: one fio run of 16 workloads (or BENCH_WORKLOADS') per
+# (device, config, repeat), each workload ~0.5 s plus its runtime under
+# TCG, ~10 s per fio run for dmsetup and the busy readings, per repeat the
+# cipher meter (4 runtimes), tcrypt and the mode check (~60 s), and the
+# profiles (12 points of 2 s with perf).
 ndev=$(echo "$devs" | wc -w)
 ncfg=$(echo "$configs" | wc -w)
 case $runtime in
 *ms) tsec=1 ;;
 *) tsec=${runtime%%[.s]*}; tsec=$((${tsec:-0} + 1)) ;;
 esac
-bound=$((runs * ndev * ncfg * 16 * (tsec + 5) + 600))
+nwl=16
+[ -z "$workloads" ] || nwl=$(echo "$workloads" | wc -w)
+bound=$((runs * (ndev * ncfg * (nwl * (tsec + 5) + 10) + 4 * tsec + 60) + 600))
+[ "$profile" != 1 ] || bound=$((bound + 300))
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 others=$(pgrep -c qemu-system || true)
 start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 t0=$(date +%s)
 echo "bench: $runs run(s) x {$devs} x {$configs}, fio runtime $runtime per point (ramp $ramp)"
+[ -z "$workloads" ] || echo "bench: workloads: $workloads"
 echo "bench: host load average $load, other QEMUs running: $others; results in $out"
 for k in $kvers; do
 	echo "bench: guest $k (up to ${bound}s)"

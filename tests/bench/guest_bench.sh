@@ -21,8 +21,8 @@
 #   BENCH time <phase> <ms>           wall time of a phase, for tuning
 #
 # Settings come from /etc/cmk-bench.conf (shell variables, written by the
-# host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB PROFILE.  Every dm
-# device this script creates is removed again.
+# host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB PROFILE
+# ONLY_WORKLOADS.  Every dm device this script creates is removed again.
 set -u
 RUNS=3 RUNTIME=400ms RAMP=50ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
 PROFILE=1
@@ -392,6 +392,20 @@ for rw in write read; do
 		done
 	done
 done
+# BENCH_WORKLOADS on the host: a subset, in the order above
+if [ -n "${ONLY_WORKLOADS:-}" ]; then
+	sel=
+	for wl in $WORKLOADS; do
+		case " $ONLY_WORKLOADS " in
+		*" $wl "*) sel="$sel $wl" ;;
+		esac
+	done
+	WORKLOADS=$sel
+	echo "BENCH info workloads$WORKLOADS"
+	if [ -z "$sel" ]; then
+		nok bench_workloads_known "none of ONLY_WORKLOADS ($ONLY_WORKLOADS) is a workload of this script"
+	fi
+fi
 
 # Busy vCPUs in each job's steady window: fio runs /tmp/busy_mark just
 # before a job starts (exec_prerun), and it reads /proc/stat twice in the
