@@ -12,9 +12,8 @@
 # each, and print each suite's lines when it ends: lane b has the host
 # suites (agent_unit to kms_<p>), boot_debian,
 # integration_<kver>, agent_vmfork_<kver>, crash_* and pressure; the main
-# lane has guest_<kver>, vmfork_<kver>, kms_*_guest and the debug suites;
-# kernel_fuzz runs at the end of whichever lane gets there first.  The
-# suites are:
+# lane has guest_<kver>, vmfork_<kver>, kms_*_guest, the debug suites and
+# kernel_fuzz.  The suites are:
 #   deps            scripts/deps.sh (apt-get, only when something is missing)
 #   build_modules   the module for every Debian kernel, no warnings
 #   build_agent     make -C agent all                 (if agent/Makefile)
@@ -292,8 +291,7 @@ trap 'stop_all 130' INT
 trap 'stop_all 143' TERM
 
 start=$(date +%s)
-rm -f "$results"/*.tap "$suites_list" "$results/.lane_b_done" "$results/.kfuzz_kver"
-rm -rf "$results/.kfuzz_claimed"
+rm -f "$results"/*.tap "$suites_list" "$results/.lane_b_done"
 
 if [ "$deps" = 1 ]; then
 	run_suite deps build "$make_cmd" -s deps
@@ -362,49 +360,11 @@ k612=$(printf '%s\n' "${kvers[@]}" | grep -m 1 '^6\.12\.' || echo "${kvers[0]:-}
 #
 # The second lane: the suites on the host, the Debian boot test, the
 # integration tests on the Debian kernels, the crash tests and the
-# memory-pressure guest (~69 min of one lane on a fresh machine, ~58 with
-# the debug kernel cached); then the kernel fuzzer if it gets there first.
+# memory-pressure guest (~47 min of one lane).
 # run_if NAME SCRIPT [ARG...]: the TAP suite NAME, if SCRIPT is there.
 run_if() {
 	[ -x "$2" ] || return 0
 	run_suite "$1" tap "${@:2}"
-}
-
-# The kernel fuzzer (Documentation/fuzzing.rst), bounded: on the debug
-# kernel when it is there (KASAN, lockdep), else 6.12 when it is one of the
-# kernels under test, else the first of them.  It runs at the end of
-# whichever lane gets there first (mkdir is the claim), once the main lane
-# has named the kernel in .kfuzz_kver: at the start when there is no debug
-# kernel to wait for, else once the debug module's build was attempted.
-# On a fresh machine the main lane waits for the debug kernel's build and
-# ends last; lane b then runs the fuzzer beside the last debug suite.
-kfuzz_kver_file=$results/.kfuzz_kver
-kfuzz_publish() {	# kfuzz_publish KVER: once, the first call wins
-	[ -e "$kfuzz_kver_file" ] && return 0
-	echo "$1" >"$kfuzz_kver_file.tmp" && mv "$kfuzz_kver_file.tmp" "$kfuzz_kver_file"
-}
-kfuzz_claim_and_run() {
-	[ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ] || return 0
-	# Wait for the name, not for a bound: the main lane always names a
-	# kernel before it claims, so this ends; and if this run is gone
-	# (the main shell killed), a leftover lane b stops here.
-	while [ ! -e "$kfuzz_kver_file" ] && [ ! -d "$results/.kfuzz_claimed" ]; do
-		kill -0 $$ 2>/dev/null || return 0
-		sleep 5
-	done
-	mkdir "$results/.kfuzz_claimed" 2>/dev/null || return 0
-	local kf_kver kf_seed
-	kf_kver=$(cat "$kfuzz_kver_file")
-	# A fixed seed, as for the libFuzzer targets: every make check runs
-	# the same operations (I/O timing still varies); KFUZZ_SEED=random
-	# (or another number) explores, as make kfuzz does by default.
-	kf_seed=${KFUZZ_SEED:-1}
-	[ "$kf_seed" = random ] && kf_seed=
-	# a finding's own lines too: a hang names the threads' kernel stacks
-	run_suite kernel_fuzz tap \
-		--show '^# kfuzz: (seed|FINDING|stack of|kf-|slowest)|ops/min$|^# verdict' \
-		tests/kselftest/kfuzz.sh --kver "$kf_kver" \
-		--seconds "${KFUZZ_SECONDS:-120}" ${kf_seed:+--seed "$kf_seed"}
 }
 
 lane_b() {
@@ -461,23 +421,18 @@ lane_b() {
 		run_suite "pressure_$k612" tap --show '^# verdict' \
 			tests/kselftest/pressure.sh --kver "$k612"
 	fi
-	kfuzz_claim_and_run
 	# The lane got to its end: checked after it, so a lane that died
 	# (a shell error, the OOM killer) cannot lose its later suites.
 	touch "$results/.lane_b_done"
 }
 
-if [ "${CHECK_DEBUG_KERNEL:-auto}" = skip ] || [ ! -x scripts/debug-kernel.sh ]; then
-	kfuzz_publish "$k612"
-fi
 lane_b_t0=$(date +%s)
 echo "== lane b: started beside the main lane (host suites, boot, integration, crash, pressure)"
 lane_b &
 lane_b_pid=$!
 
 # The main lane: the kselftest guests, the providers in guests, then the
-# debug kernel's suites (~72 min on a fresh machine, with a wait for the
-# debug kernel's build); then the kernel fuzzer if it gets there first.
+# debug kernel's suites and the kernel fuzzer (~47 min).
 for k in "${kvers[@]}"; do
 	run_suite "guest_$k" tap --show '^# verdict' scripts/qemu/run-guest.sh --kver "$k"
 	run_suite "vmfork_$k" tap --show '^# verdict' tests/kselftest/vmfork.sh --kver "$k"
@@ -508,7 +463,6 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 	fi
 	if scripts/debug-kernel.sh --print-dir >/dev/null 2>&1; then
 		run_suite debug_module build "$make_cmd" -s debug-module
-		kfuzz_publish debug
 		# Every fault test; fault_alloc's sweeps in FAULT_STEPS (16)
 		# steps, not 160 (make debug-fault: ~30 min).
 		run_suite debug_fault tap tests/debug-kernel/fault.sh --kver debug \
@@ -538,14 +492,27 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 			tests/integration/run.sh --kver debug "${di_paths[@]}"
 		kf_kver=debug
 	else
-		kfuzz_publish "$k612"
 		echo "not ok 1 debug_kernel_built # see $dbgk_log" >"$results/debug_kernel.tap"
 		tail -n 30 "$dbgk_log" 2>/dev/null | sed 's/^/   | /'
 		add_tap "$results/debug_kernel.tap"
 	fi
 fi
-kfuzz_publish "${kf_kver:-$k612}"
-kfuzz_claim_and_run
+# The kernel fuzzer, bounded (Documentation/fuzzing.rst): on the debug
+# kernel when it is there (KASAN, lockdep), else 6.12 when it is one of the
+# kernels under test, else the first of them.
+if [ -x tests/kselftest/kfuzz.sh ] && [ ${#kvers[@]} -gt 0 ]; then
+	kf_kver=${kf_kver:-$k612}
+	# A fixed seed, as for the libFuzzer targets: every make check runs
+	# the same operations (I/O timing still varies); KFUZZ_SEED=random
+	# (or another number) explores, as make kfuzz does by default.
+	kf_seed=${KFUZZ_SEED:-1}
+	[ "$kf_seed" = random ] && kf_seed=
+	# a finding's own lines too: a hang names the threads' kernel stacks
+	run_suite kernel_fuzz tap \
+		--show '^# kfuzz: (seed|FINDING|stack of|kf-|slowest)|ops/min$|^# verdict' \
+		tests/kselftest/kfuzz.sh --kver "$kf_kver" \
+		--seconds "${KFUZZ_SECONDS:-120}" ${kf_seed:+--seed "$kf_seed"}
+fi
 main_t1=$(date +%s)
 echo "== main lane: done at +$((main_t1 - start))s; waiting for lane b"
 wait "$lane_b_pid"
