@@ -59,8 +59,10 @@
 #   TEST...             test binaries (default: build/tests/kselftest/*)
 #
 # Output: TAP on stdout (also DIR/tap.txt), test names prefixed with the
-# kernel's major.minor ("6.1:"), and one "# verdict" line that names the
-# reason when the run fails.  DIR keeps console.log (kernel log, ttyS0),
+# kernel's major.minor ("6.1:"), a "# KVER: test times: ..." line (each
+# binary's time in the guest, longest first; one that never ended shows
+# ">Ns unfinished") and one "# verdict" line that names the reason when
+# the run fails.  DIR keeps console.log (kernel log, ttyS0),
 # results.log (test output, ttyS1) and the initramfs.  Exit status 0 only
 # when every TAP line is "ok".
 set -euo pipefail
@@ -454,6 +456,7 @@ awk -v re="$splat_re" -v benign="$benign_re" '
 	$0 ~ benign { next }
 	/cmk-guest: begin / { t = $0; sub(/.*cmk-guest: begin /, "", t); next }
 	/cmk-guest: end / { t = ""; next }
+	/cmk-guest: kmemleak scanned/ { t = "after the kmemleak scan"; next }
 	/cmk-guest: kmemleak scan/ { t = "kmemleak scan"; next }
 	$0 ~ re { sub(/^\[ *[0-9.]+\] /, ""); print "[" (t == "" ? "-" : t) "] " $0 }' \
 	"$console" >"$out/splats.txt"
@@ -505,6 +508,20 @@ else
 	emit not-ok guest_taint_clean "tainted=$taint (bits other than O=4096, E=8192)"
 	[ -n "$reason" ] || reason="kernel tainted $taint"
 fi
+
+# Each test binary's time, from /init's kmsg markers and the kernel's
+# timestamps, longest first: where the guest's minutes go.
+# A test that never ended (the guest died or timed out in it) gets the
+# time up to the last timestamp seen, marked unfinished.
+times=$(awk '
+	function ts(l) { return match(l, /^\[ *[0-9]+\.[0-9]+\]/) ? substr(l, 2, RLENGTH - 2) + 0 : -1 }
+	function open_end() { if (t != "" && s >= 0 && last >= s) printf "%s %.0f unfinished\n", t, last - s }
+	{ x = ts($0); if (x >= 0) last = x }
+	/cmk-guest: begin / { open_end(); t = $0; sub(/.*cmk-guest: begin /, "", t); s = x; next }
+	/cmk-guest: end / && t != "" { if (s >= 0 && x >= 0) printf "%s %.0f\n", t, x - s; t = "" }
+	END { open_end() }' "$console" | sort -k2,2nr -k1,1 |
+	awk '{ printf "%s%s %s%ss%s", (NR > 1 ? ", " : ""), $1, ($3 == "" ? "" : ">"), $2, ($3 == "" ? "" : " unfinished") }')
+[ -z "$times" ] || say "# $kver: test times: $times"
 
 boot=$(sed -n 's/^### init \([0-9.]*\)$/\1/p' "$results")
 build_s=$(awk "BEGIN{printf \"%.1f\", $t1 - $t0}")
