@@ -110,6 +110,13 @@
 #                   and brings the ephemeral disk up; the packages' upgrade,
 #                   remove and purge
 #
+# Each suite prints its counts, its wall time, the CPU time of its
+# processes that were waited for (QEMU included; "cpu") and how many of the host's CPUs were busy
+# while it ran (both lanes and the debug kernel's build together); the
+# guest suites add each test binary's time ("test times"), and the last
+# line before the verdict the whole run's average: where make check's time
+# goes is measured, not guessed (README.md, "make check").
+#
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
 # build/results/<suite>.tap.  A suite that fails without a "not ok" line of
 # its own (a build error, a crash) gets one, so its failure is counted.
@@ -199,6 +206,33 @@ add_tap() {
 	echo "$1" >>"$suites_list"
 }
 
+# host_busy: the host's busy and total CPU time so far, in clock ticks
+# (/proc/stat: busy = user + nice + system + irq + softirq + steal), and
+# its number of CPUs (the cpuN lines: what the totals add up).  %.0f, not
+# print: mawk prints numbers over 2^31 with six digits.
+host_busy() {
+	awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; t = b + $5 + $6 }
+	     /^cpu[0-9]/ { n++ }
+	     END { printf "%.0f %.0f %d\n", b, t, n }' /proc/stat
+}
+
+# busy_cores "B0 T0 N" "B1 T1 N": how many of the host's CPUs were busy on
+# average between two host_busy readings, e.g. 1.7 (of 2).
+busy_cores() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x); split(b, y)
+		d = y[2] - x[2]; printf "%.1f", (d > 0 ? y[3] * (y[1] - x[1]) / d : 0) }'
+}
+
+# suite_cpu FILE: user + system seconds of the children in a `times`
+# output ("0m1.500s 0m0.200s" lines, C locale; the second is the
+# children's), or "?" if there is none (the suite was killed first).
+suite_cpu() {
+	awk 'NR == 2 { t = 0
+		for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60 + p[2] }
+		printf "%.0f", t; f = 1 }
+	     END { if (!f) printf "?" }' "$1" 2>/dev/null || printf '?'
+}
+
 # run_suite NAME KIND [--show ERE] CMD...
 #   KIND "build": no TAP of its own; one line "ok/not ok NAME" from its rc.
 #   KIND "tap":   its TAP lines count; a non-zero rc without any "not ok",
@@ -215,13 +249,27 @@ run_suite() {
 		shift 2
 	fi
 	local log=$results/$name.log tap=$results/$name.tap rc t0 t1 nok nfail block
+	local h0 h1 cpu
 	t0=$(date +%s)
+	h0=$(host_busy)
 	# In the background and waited for: a signal's trap runs at once,
 	# not after the suite (bash defers traps until a foreground job ends).
-	"$@" >"$log" 2>&1 </dev/null &
+	# The subshell's `times` is the CPU of every process of the suite that
+	# was waited for (QEMU included; not a daemon left to init), written to
+	# a file of its own.
+	rm -f "$log.cpu"
+	(
+		"$@"
+		rc=$?
+		LC_ALL=C
+		times >"$log.cpu"
+		exit "$rc"
+	) >"$log" 2>&1 </dev/null &
 	wait $!
 	rc=$?
 	t1=$(date +%s)
+	h1=$(host_busy)
+	cpu=$(suite_cpu "$log.cpu")
 	if [ "$kind" = build ]; then
 		if [ "$rc" -eq 0 ]; then
 			echo "ok 1 $name" >"$tap"
@@ -243,7 +291,8 @@ run_suite() {
 	nfail=$(grep -cE '^not ok\b' "$tap")
 	block=$(
 		echo "== $name: $*"
-		echo "   $nok ok, $nfail not ok, $((t1 - t0))s (ended at +$((t1 - start))s)"
+		echo "   $nok ok, $nfail not ok, $((t1 - t0))s (ended at +$((t1 - start))s;" \
+			"cpu ${cpu}s; host $(busy_cores "$h0" "$h1") cores busy)"
 		if [ -n "$show" ]; then
 			grep -hE "$show" "$log" | sed 's/^# /   /'
 		fi
@@ -291,6 +340,7 @@ trap 'stop_all 130' INT
 trap 'stop_all 143' TERM
 
 start=$(date +%s)
+start_busy=$(host_busy)
 rm -f "$results"/*.tap "$suites_list" "$results/.lane_b_done"
 
 if [ "$deps" = 1 ]; then
@@ -404,7 +454,7 @@ lane_b() {
 	# A real Debian guest (systemd, cloud-init, our packages through apt).
 	run_if boot_debian tests/boot/run.sh
 	for t in "${kvers[@]}"; do
-		run_suite "integration_$t" tap tests/integration/run.sh --kver "$t"
+		run_suite "integration_$t" tap --show '^# (verdict|.*: test times:)' tests/integration/run.sh --kver "$t"
 		run_suite "agent_vmfork_$t" tap tests/integration/vmfork.sh --kver "$t"
 	done
 	# Crash consistency of the header writes.
@@ -434,7 +484,7 @@ lane_b_pid=$!
 # The main lane: the kselftest guests, the providers in guests, then the
 # debug kernel's suites and the kernel fuzzer (~47 min).
 for k in "${kvers[@]}"; do
-	run_suite "guest_$k" tap --show '^# verdict' scripts/qemu/run-guest.sh --kver "$k"
+	run_suite "guest_$k" tap --show '^# (verdict|.*: test times:)' scripts/qemu/run-guest.sh --kver "$k"
 	run_suite "vmfork_$k" tap --show '^# verdict' tests/kselftest/vmfork.sh --kver "$k"
 done
 if [ -x tests/kms/aws_guest.sh ]; then
@@ -476,7 +526,7 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 				dk_bins+=("build/tests/kselftest/$t")
 			done
 		fi
-		run_suite debug_kselftest tap --show '^# verdict' \
+		run_suite debug_kselftest tap --show '^# (verdict|.*: test times:)' \
 			scripts/qemu/run-guest.sh --kver debug \
 			--out "$top/build/results/debug-kselftest" "${dk_bins[@]}"
 		# Every integration test, the agent and the kernel together
@@ -488,7 +538,7 @@ if [ "${CHECK_DEBUG_KERNEL:-auto}" != skip ] && [ -x scripts/debug-kernel.sh ]; 
 				di_paths+=("tests/integration/$t")
 			done
 		fi
-		run_suite debug_integration tap --show '^# verdict' \
+		run_suite debug_integration tap --show '^# (verdict|.*: test times:)' \
 			tests/integration/run.sh --kver debug "${di_paths[@]}"
 		kf_kver=debug
 	else
@@ -523,6 +573,6 @@ if [ "$lane_b_rc" -ne 0 ] || [ ! -e "$results/.lane_b_done" ]; then
 		>"$results/lane_b.tap"
 	add_tap "$results/lane_b.tap"
 fi
-echo "== total $(($(date +%s) - start))s; logs in $results/"
+echo "== total $(($(date +%s) - start))s, host $(busy_cores "$start_busy" "$(host_busy)") cores busy on average; logs in $results/"
 mapfile -t suites <"$suites_list"
 sum "${suites[@]}"
