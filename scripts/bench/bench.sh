@@ -20,6 +20,10 @@
 #                     the tables: seq{read,write}-{1m,128k}-qd{1,32},
 #                     rand{read,write}-4k-qd{1,32}-j{1,2}
 #   BENCH_PROFILE=0   skip the perf profiles (default 1; 0 in BENCH_QUICK)
+#   BENCH_PROF_DEVS, BENCH_PROF_WORKLOADS   profile on these devices (default
+#                     brd; each one of BENCH_DEVS) and workloads (default
+#                     seqwrite-1m-qd32 seqread-1m-qd32 seqread-128k-qd1
+#                     randread-4k-qd32-j1), as crypt, crypt-nowq and cmk
 #   BENCH_OUT=DIR     results folder (default build/bench/<UTC timestamp>)
 #   BENCH_MOTO_RUNS=N runs of tests/kms/aws_guest.sh (agent with the AWS
 #                     provider against moto) for its boot -> usable and
@@ -58,22 +62,48 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	profile=${BENCH_PROFILE:-0}
 fi
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
-# Checked word by word (no globbing) before it is written to the guest's
-# config, which the guest sources; duplicates dropped.
-read -r -d '' -a wls <<<"${BENCH_WORKLOADS:-}" || true
-workloads=
-for w in "${wls[@]}"; do
-	[[ $w =~ ^(seq(read|write)-(1m|128k)-qd(1|32)|rand(read|write)-4k-qd(1|32)-j(1|2))$ ]] ||
-		die "BENCH_WORKLOADS: unknown workload '$w' (seq{read,write}-{1m,128k}-qd{1,32}, rand{read,write}-4k-qd{1,32}-j{1,2})"
-	case " $workloads " in
-	*" $w "*) ;;
-	*) workloads="${workloads:+$workloads }$w" ;;
-	esac
-done
+# workload_list VAR VALUE: VALUE's workload names, checked word by word (no
+# globbing) before they are written to the guest's config, which the guest
+# sources; duplicates dropped.
+workload_list() {
+	local w list='' wls=()
+	read -r -d '' -a wls <<<"$2" || true
+	for w in "${wls[@]}"; do
+		[[ $w =~ ^(seq(read|write)-(1m|128k)-qd(1|32)|rand(read|write)-4k-qd(1|32)-j(1|2))$ ]] ||
+			die "$1: unknown workload '$w' (seq{read,write}-{1m,128k}-qd{1,32}, rand{read,write}-4k-qd{1,32}-j{1,2})"
+		case " $list " in
+		*" $w "*) ;;
+		*) list="${list:+$list }$w" ;;
+		esac
+	done
+	echo "$list"
+}
+workloads=$(workload_list BENCH_WORKLOADS "${BENCH_WORKLOADS:-}") || exit 1
 for d in $devs; do
 	case $d in
 	brd|nullb|nbtimer) ;;
 	*) die "BENCH_DEVS: unknown device '$d' (brd, nullb, nbtimer)" ;;
+	esac
+done
+# The profiles: on brd (when it is one of BENCH_DEVS) and four workloads
+# unless told otherwise; a device asked for must be one of BENCH_DEVS (the
+# guest sets up only those).
+prof_workloads=$(workload_list BENCH_PROF_WORKLOADS "${BENCH_PROF_WORKLOADS:-}") || exit 1
+prof_devs=
+pds=()
+if [ "$profile" = 1 ] && [ -n "${BENCH_PROF_DEVS:-}" ]; then
+	read -r -d '' -a pds <<<"$BENCH_PROF_DEVS" || true
+elif [ "$profile" = 1 ] && [[ " $devs " == *" brd "* ]]; then
+	pds=(brd)
+fi
+for d in "${pds[@]}"; do
+	case " $devs " in
+	*" $d "*) ;;
+	*) die "BENCH_PROF_DEVS: '$d' is not one of BENCH_DEVS ($devs)" ;;
+	esac
+	case " $prof_devs " in
+	*" $d "*) ;;
+	*) prof_devs="${prof_devs:+$prof_devs }$d" ;;
 	esac
 done
 
@@ -132,7 +162,9 @@ AGENT_RUNS=$agent_runs
 SIZE_MB=64
 PROFILE=$profile
 ONLY_WORKLOADS="$workloads"
+PROF_DEVS="$prof_devs"
 EOF
+[ -z "$prof_workloads" ] || echo "PROF_WORKLOADS=\"$prof_workloads\"" >>"$conf"
 prof_args=()
 if [ "$profile" = 1 ]; then
 	# Debian's perf, the same binary for both guest kernels
@@ -144,7 +176,8 @@ fi
 # (device, config, repeat), each workload ~0.5 s plus its runtime under
 # TCG, ~10 s per fio run for dmsetup and the busy readings, per repeat the
 # cipher meter (4 runtimes), tcrypt and the mode check (~60 s), and the
-# profiles (12 points of 2 s with perf).
+# profiles (3 configs x 4 workloads, or BENCH_PROF_WORKLOADS', x the
+# profiled devices: 2 s with perf and ~23 s of setup and perf report each).
 ndev=$(echo "$devs" | wc -w)
 ncfg=$(echo "$configs" | wc -w)
 case $runtime in
@@ -154,7 +187,10 @@ esac
 nwl=16
 [ -z "$workloads" ] || nwl=$(echo "$workloads" | wc -w)
 bound=$((runs * (ndev * ncfg * (nwl * (tsec + 5) + 10) + 4 * tsec + 60) + 600))
-[ "$profile" != 1 ] || bound=$((bound + 300))
+# 3 and the four default workloads: PROF_CONFIGS and PROF_WORKLOADS in
+# tests/bench/guest_bench.sh.
+nprof=$(($(echo "$prof_devs" | wc -w) * 3 * $(echo "${prof_workloads:-a b c d}" | wc -w)))
+[ "$profile" != 1 ] || bound=$((bound + 25 * nprof))
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 others=$(pgrep -c qemu-system || true)

@@ -167,15 +167,17 @@ def print_prof(kver, prof, out, path):
     """The category table on @out, every profile's top symbols in @path."""
     cats = ("idle", "cipher", "copy", "fio", "kernel")
     out.write("\n-- where the CPU time goes: perf cpu-clock samples of the "
-              "whole guest, brd, 2 s each; % of all vCPU time --\n")
-    out.write("%-22s %-11s %7s" % ("workload", "config", "MiB/s")
+              "whole guest, 2 s each; % of all vCPU time --\n")
+    out.write("%-22s %-8s %-11s %7s" % ("workload", "device", "config",
+                                        "MiB/s")
               + "".join(" %7s" % c for c in cats) + "\n")
     with open(path, "w") as top:
         for key in sorted(prof, key=lambda k: (prof[k]["workload"],
+                                               prof[k]["dev"],
                                                prof[k]["config"])):
             p = prof[key]
-            out.write("%-22s %-11s %7s" % (
-                p["workload"], p["config"],
+            out.write("%-22s %-8s %-11s %7s" % (
+                p["workload"], p["dev"], p["config"],
                 "%.1f" % p["mib_s"] if p["mib_s"] is not None else "-")
                 + "".join(" %6.1f%%" % p["cat"].get(c, 0.0) for c in cats)
                 + "\n")

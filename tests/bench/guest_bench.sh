@@ -22,11 +22,13 @@
 #
 # Settings come from /etc/cmk-bench.conf (shell variables, written by the
 # host): RUNS RUNTIME RAMP DEVS CONFIGS AGENT_RUNS SIZE_MB PROFILE
-# ONLY_WORKLOADS.  Every dm device this script creates is removed again.
+# ONLY_WORKLOADS PROF_DEVS PROF_WORKLOADS.  Every dm device this script
+# creates is removed again.
 set -u
 RUNS=3 RUNTIME=400ms RAMP=50ms DEVS="brd nullb" AGENT_RUNS=5 SIZE_MB=64
 PROFILE=1
-PROF_CONFIGS="crypt crypt-nowq cmk"
+PROF_CONFIGS="crypt crypt-nowq cmk"	# bench.sh's time bound counts 3
+PROF_DEVS=brd
 PROF_WORKLOADS="seqwrite-1m-qd32 seqread-1m-qd32 seqread-128k-qd1 randread-4k-qd32-j1"
 CONFIGS="linear crypt crypt-nowq crypt-4k cmk cmk-4k cmk-nowq cmk-nowq-4k"
 # shellcheck disable=SC1091
@@ -621,27 +623,29 @@ if [ -z "$mode_fail" ]; then ok bench_mode_check; else nok bench_mode_check "dd 
 # --- profiles -------------------------------------------------------------
 
 # Where the guest's CPU time goes while one workload runs: perf samples the
-# whole guest on cpu-clock (TCG has no PMU), 2 s per workload on brd.  The
+# whole guest on cpu-clock (TCG has no PMU), 2 s per workload on each of
+# PROF_DEVS (default brd) that was set up.  The
 # categories sum every sampled symbol: idle is the idle task (a vCPU with
 # nothing to do), cipher the AES/XTS code, copy the page clearing and
-# copying (brd's and the bounce pages'), fio the user-space samples.
-prof_one() {	# prof_one CONFIG WORKLOAD
+# copying (brd's, null_blk's and the bounce pages'), fio the user-space
+# samples.
+prof_one() {	# prof_one DEV CONFIG WORKLOAD
 	if ! perf record -q -o /tmp/prof.data -a -F 499 -- \
 		fio --output-format=terse --terse-version=3 /tmp/prof.fio \
 		>/tmp/fio.out 2>/tmp/prof.err; then
 		echo "# perf/fio: $(tail -n 2 /tmp/prof.err)"
 		return 1
 	fi
-	awk -F';' -v p="BENCH prof brd $1 $2" 'NF > 50 {
+	awk -F';' -v p="BENCH prof $1 $2 $3" 'NF > 50 {
 		printf "%s mib_s %.1f\n", p, ($7 + $48) / 1024 }' /tmp/fio.out
 	perf report -i /tmp/prof.data --stdio --no-children --sort comm,sym \
-		2>/dev/null | awk -v p="BENCH prof brd $1 $2" '
+		2>/dev/null | awk -v p="BENCH prof $1 $2 $3" '
 		$1 ~ /%$/ {
 			pct = $1 + 0; comm = $2; kind = $3; sym = $4
 			if (comm == "swapper") c = "idle"
 			else if (kind == "[.]") c = "fio"
 			else if (sym ~ /aes|xts|gf128/) c = "cipher"
-			else if (sym ~ /clear_page|memcpy|memset|copy_user|copy_page|brd_do_bvec|rep_movs/) c = "copy"
+			else if (sym ~ /clear_page|memcpy|memset|copy_user|copy_page|brd_do_bvec|copy_(to|from)_nullb|rep_movs/) c = "copy"
 			else c = "kernel"
 			cat[c] += pct
 			if (comm != "swapper") s[sym] += pct
@@ -653,29 +657,41 @@ prof_one() {	# prof_one CONFIG WORKLOAD
 			for (k in s) printf "%s sym %.2f %s\n", p, s[k], k
 		}' | sort -t' ' -k1,6 -k7,7nr | awk '$6 != "sym" || ++n[$5] <= 12'
 }
-if [ "$PROFILE" = 1 ] && command -v perf >/dev/null && echo " $DEVS " | grep -q ' brd '; then
-	tc=$(ms)
-	prof_fail=
+prof_dev() {	# prof_dev DEV: every PROF_CONFIGS x PROF_WORKLOADS on DEV
 	for c in $PROF_CONFIGS; do
-		if ! table "$c" /dev/ram0 | dmsetup create "$DM" --noudevsync >/tmp/dm.err 2>&1; then
-			prof_fail="$prof_fail $c:create"
+		if ! table "$c" "$(backing "$1")" | dmsetup create "$DM" --noudevsync >/tmp/dm.err 2>&1; then
+			prof_fail="$prof_fail $1/$c:create"
 			continue
 		fi
 		dmsetup mknodes "$DM" 2>/dev/null
 		if ! dm_check "$c" "/dev/mapper/$DM"; then
-			prof_fail="$prof_fail $c:node"
+			prof_fail="$prof_fail $1/$c:node"
 			dmsetup remove "$DM"
 			continue
 		fi
 		case $c in
 		cmk*) cmk_bench setkey bench /run/bench.key >/tmp/dm.err 2>&1 ||
-			prof_fail="$prof_fail $c:setkey" ;;
+			prof_fail="$prof_fail $1/$c:setkey" ;;
 		esac
 		for wl in $PROF_WORKLOADS; do
 			(WORKLOADS=$wl RUNTIME=2s RAMP=100ms BUSY=0; jobfile) >/tmp/prof.fio
-			prof_one "$c" "$wl" || prof_fail="$prof_fail $c/$wl"
+			prof_one "$1" "$c" "$wl" || prof_fail="$prof_fail $1/$c/$wl"
 		done
 		dmsetup remove "$DM" >/dev/null 2>&1 || { sleep 1; dmsetup remove "$DM"; }
+	done
+}
+# Only the devices that were set up (one that did not load left DEVS).
+pdevs=
+for d in $PROF_DEVS; do
+	case " $DEVS " in *" $d "*) pdevs="$pdevs $d" ;; esac
+done
+if [ "$PROFILE" = 1 ] && [ -n "$PROF_DEVS" ] && [ -z "$pdevs" ]; then
+	nok bench_profiles "none of PROF_DEVS ($PROF_DEVS) was set up"
+elif [ "$PROFILE" = 1 ] && command -v perf >/dev/null && [ -n "$pdevs" ]; then
+	tc=$(ms)
+	prof_fail=
+	for d in $pdevs; do
+		prof_dev "$d"
 	done
 	echo "BENCH time profiles $(($(ms) - tc))"
 	if [ -z "$prof_fail" ]; then ok bench_profiles; else nok bench_profiles "failed:$prof_fail"; fi

@@ -137,6 +137,15 @@ pairs_of() {	# pairs_of MODE: the repeats in that mode's repeat-by-repeat header
 }
 check bench_report_paired_in_mode_decrypting test "$(pairs_of decrypting)" = " r1 median >=1.0"
 check bench_report_paired_in_mode_not_decrypting test "$(pairs_of not-decrypting)" = " r2 median >=1.0"
+# Profiles on two devices (BENCH_PROF_DEVS="brd nullb"): a row each, named
+# by device, and each profile's top symbols under its own device.
+check bench_report_profile_rows_by_device grep -Eq '^seqread-1m-qd32 +nullb +cmk +80\.0 +3\.0% +60\.0%' "$tmp/paired.txt"
+check bench_report_profile_rows_brd grep -Eq '^seqread-1m-qd32 +brd +cmk +90\.0 +5\.0% +70\.0%' "$tmp/paired.txt"
+# shellcheck disable=SC2016
+check bench_report_profile_symbols_by_device \
+	awk 'f { ok = /12\.50% +copy_to_nullb$/; exit }
+	     $0 == "== nullb cmk seqread-1m-qd32 (kernel P)" { f = 1 }
+	     END { exit !ok }' "$tmp/P/profiles.txt"
 if [ "$failed" -gt 0 ]; then
 	sed 's/^/# /' "$tmp/table.txt" "$tmp/paired.txt" "$tmp/err"
 fi
