@@ -61,7 +61,7 @@
 # Output: TAP on stdout (also DIR/tap.txt), test names prefixed with the
 # kernel's major.minor ("6.1:"), a "# KVER: test times: ..." line (each
 # binary's time in the guest, longest first; one that never ended shows
-# ">Ns unfinished") and one "# verdict" line that names the reason when
+# ">Ns unfinished", one without a kernel timestamp "?") and one "# verdict" line that names the reason when
 # the run fails.  DIR keeps console.log (kernel log, ttyS0),
 # results.log (test output, ttyS1) and the initramfs.  Exit status 0 only
 # when every TAP line is "ok".
@@ -515,12 +515,17 @@ fi
 # time up to the last timestamp seen, marked unfinished.
 times=$(awk '
 	function ts(l) { return match(l, /^\[ *[0-9]+\.[0-9]+\]/) ? substr(l, 2, RLENGTH - 2) + 0 : -1 }
-	function open_end() { if (t != "" && s >= 0 && last >= s) printf "%s %.0f unfinished\n", t, last - s }
+	function open_end() {
+		if (t == "") return
+		if (s >= 0 && last >= s) printf "%s %.0f unfinished\n", t, last - s
+		else printf "%s ? unfinished\n", t
+	}
 	{ x = ts($0); if (x >= 0) last = x }
 	/cmk-guest: begin / { open_end(); t = $0; sub(/.*cmk-guest: begin /, "", t); s = x; next }
-	/cmk-guest: end / && t != "" { if (s >= 0 && x >= 0) printf "%s %.0f\n", t, x - s; t = "" }
+	/cmk-guest: end / && t != "" { if (s >= 0 && x >= 0) printf "%s %.0f\n", t, x - s; else printf "%s ?\n", t; t = "" }
 	END { open_end() }' "$console" | sort -k2,2nr -k1,1 |
-	awk '{ printf "%s%s %s%ss%s", (NR > 1 ? ", " : ""), $1, ($3 == "" ? "" : ">"), $2, ($3 == "" ? "" : " unfinished") }')
+	awk '{ printf "%s%s %s%s%s%s", (NR > 1 ? ", " : ""), $1, ($3 == "" || $2 == "?" ? "" : ">"), $2,
+		($2 == "?" ? "" : "s"), ($3 == "" ? "" : " unfinished") }')
 [ -z "$times" ] || say "# $kver: test times: $times"
 
 boot=$(sed -n 's/^### init \([0-9.]*\)$/\1/p' "$results")
