@@ -58,6 +58,13 @@
 #   --show-console      copy the guest console to stderr while it runs
 #   TEST...             test binaries (default: build/tests/kselftest/*)
 #
+# Environment: GUEST_TIMEOUT and GUEST_TEST_TIMEOUT (the two bounds above),
+# GUEST_TCG_THREAD=single|multi (default multi: a host thread per vCPU;
+# single runs both vCPUs in turn on one, cheaper when the host's cores are
+# taken by other work, as in make check, but the vCPUs then never run at
+# the same time: QEMU switches them at a 100 ms kick, HLT and IPIs, so not
+# for a run that looks for SMP races or memory-ordering bugs).
+#
 # Output: TAP on stdout (also DIR/tap.txt), test names prefixed with the
 # kernel's major.minor ("6.1:"), a "# KVER: test times: ..." line (each
 # binary's time in the guest, longest first; one that never ended shows
@@ -215,8 +222,15 @@ fi
 
 # Both serial files are opened for appending (and were removed above), so
 # a guest restored from a snapshot writes on where its parent stopped.
+# GUEST_TCG_THREAD=single runs both vCPUs on one host thread, in turn
+# (QEMU's default, multi, gives each its own).
+tcg_thread=${GUEST_TCG_THREAD:-multi}
+case $tcg_thread in
+single|multi) ;;
+*) die "GUEST_TCG_THREAD must be single or multi, not '$tcg_thread'" ;;
+esac
 qemu=(qemu-system-x86_64
-	-accel tcg -cpu max -smp 2 -m "$mem"
+	-accel "tcg,thread=$tcg_thread" -cpu max -smp 2 -m "$mem"
 	-nographic -nodefaults -no-user-config -no-reboot -monitor none
 	-kernel "$kernel" -initrd "$initrd"
 	-chardev "file,id=ttyS0,path=$console,append=on"
