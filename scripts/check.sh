@@ -113,11 +113,12 @@
 #                   remove and purge
 #
 # Each suite prints its counts, its wall time, the CPU time of its
-# processes that were waited for (QEMU included; "cpu") and how many of the host's CPUs were busy
-# while it ran (both lanes and the debug kernel's build together); the
-# guest suites add each test binary's time ("test times"), and the last
-# line before the verdict the whole run's average: where make check's time
-# goes is measured, not guessed (README.md, "make check").
+# processes that were waited for (QEMU included; "cpu") and how many of
+# the host's CPUs were busy while it ran (both lanes and the debug
+# kernel's build together); the guest suites add each test binary's time
+# ("test times"), and the last line before the verdict gives the whole
+# run's average: where make check's time goes is measured, not guessed
+# (README.md, "make check").
 #
 # Each suite's raw output is build/results/<suite>.log and its TAP lines
 # build/results/<suite>.tap.  A suite that fails without a "not ok" line of

@@ -68,10 +68,10 @@
 # Output: TAP on stdout (also DIR/tap.txt), test names prefixed with the
 # kernel's major.minor ("6.1:"), a "# KVER: test times: ..." line (each
 # binary's time in the guest, longest first; one that never ended shows
-# ">Ns unfinished", one without a kernel timestamp "?") and one "# verdict" line that names the reason when
-# the run fails.  DIR keeps console.log (kernel log, ttyS0),
-# results.log (test output, ttyS1) and the initramfs.  Exit status 0 only
-# when every TAP line is "ok".
+# ">Ns unfinished", one without a kernel timestamp "?") and one "# verdict"
+# line that names the reason when the run fails.  DIR keeps console.log
+# (kernel log, ttyS0), results.log (test output, ttyS1) and the
+# initramfs.  Exit status 0 only when every TAP line is "ok".
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -222,8 +222,7 @@ fi
 
 # Both serial files are opened for appending (and were removed above), so
 # a guest restored from a snapshot writes on where its parent stopped.
-# GUEST_TCG_THREAD=single runs both vCPUs on one host thread, in turn
-# (QEMU's default, multi, gives each its own).
+# GUEST_TCG_THREAD: see the top of this file.
 tcg_thread=${GUEST_TCG_THREAD:-multi}
 case $tcg_thread in
 single|multi) ;;

@@ -624,11 +624,10 @@ if [ -z "$mode_fail" ]; then ok bench_mode_check; else nok bench_mode_check "dd 
 
 # Where the guest's CPU time goes while one workload runs: perf samples the
 # whole guest on cpu-clock (TCG has no PMU), 2 s per workload on each of
-# PROF_DEVS (default brd) that was set up.  The
-# categories sum every sampled symbol: idle is the idle task (a vCPU with
-# nothing to do), cipher the AES/XTS code, copy the page clearing and
-# copying (brd's, null_blk's and the bounce pages'), fio the user-space
-# samples.
+# PROF_DEVS (default brd) that was set up.  The categories sum every
+# sampled symbol: idle is the idle task (a vCPU with nothing to do),
+# cipher the AES/XTS code, copy the page clearing and copying (brd's,
+# null_blk's and the bounce pages'), fio the user-space samples.
 prof_one() {	# prof_one DEV CONFIG WORKLOAD
 	if ! perf record -q -o /tmp/prof.data -a -F 499 -- \
 		fio --output-format=terse --terse-version=3 /tmp/prof.fio \
