@@ -69,7 +69,7 @@ static atomic_t cmk_nr_targets = ATOMIC_INIT(0);
  * @private: for reads, @bio's bi_private, restored likewise
  * @status: result so far
  * @cpu: the CPU cmk_map() ran on, whose &cmk_target.cpu_inflight counts
- *	the bio (no kernel configuration allows more than 8192 CPUs)
+ *	the bio (its width checked against CONFIG_NR_CPUS below)
  * @phase: what @work does next, or where a held bio goes on,
  *	&enum cmk_phase
  * @work: runs the next phase in the target's workqueue
@@ -101,6 +101,10 @@ struct cmk_io {
 	struct scatterlist sg_in;
 	struct scatterlist sg_out;
 };
+
+/* CPU numbers run up to NR_CPUS - 1: &cmk_io.cpu must hold them all. */
+static_assert(CONFIG_NR_CPUS <=
+	      1UL << (BITS_PER_BYTE * sizeof_field(struct cmk_io, cpu)));
 
 unsigned int cmk_io_data_size(struct cmk_target *ct, unsigned int reqsize)
 {
